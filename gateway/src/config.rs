@@ -1,0 +1,57 @@
+//! Configuration of the gateway.
+
+use serde::{Deserialize, Serialize};
+
+/// The `[gateway]` section of `nuage.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Regions this installation serves; any other region in a path is refused.
+    pub regions: Vec<String>,
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How long a verified API key stays cached. A revoked key keeps working at most this long.
+    pub auth_cache_ttl_seconds: u64,
+    /// How many verified API keys are cached at most.
+    pub auth_cache_capacity: u64,
+    /// Failed authentications one client address may make per window before it gets 429.
+    pub auth_failure_limit: u32,
+    /// The window of `auth_failure_limit`, in seconds.
+    pub auth_failure_window_seconds: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            regions: vec![
+                "fr-par".to_owned(),
+                "nl-ams".to_owned(),
+                "pl-waw".to_owned(),
+            ],
+            max_body_bytes: 1024 * 1024,
+            auth_cache_ttl_seconds: 5,
+            auth_cache_capacity: 10_000,
+            auth_failure_limit: 20,
+            auth_failure_window_seconds: 60,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Returns a description of the first invalid setting, if any.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.regions.is_empty() {
+            return Err("gateway.regions must list at least one region".to_owned());
+        }
+        if self.auth_cache_ttl_seconds > 10 {
+            return Err("gateway.auth_cache_ttl_seconds must be at most 10, so revoked keys stop working within 10 s".to_owned());
+        }
+        if self.auth_failure_limit == 0 || self.auth_failure_window_seconds == 0 {
+            return Err(
+                "gateway.auth_failure_limit and auth_failure_window_seconds must be positive"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! Extractors that validate the HTTP surface and name the offending argument on failure:
+//! the region and ids in the path, query parameters, and JSON bodies.
+
+use crate::GatewayState;
+use crate::error::{HttpError, invalid};
+use crate::request_id::RequestId;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use nuage_core::Caller;
+use nuage_core::error::Reason;
+use nuage_core::internal::REQUEST_ID_HEADER;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+/// The tenant, region and request id of an authenticated API call.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    pub caller: Caller,
+    pub region: String,
+    pub request_id: String,
+}
+
+impl Scope {
+    /// Returns a gRPC request carrying `message` and this request's id.
+    pub fn grpc<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Ok(value) = self.request_id.parse() {
+            request.metadata_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        request
+    }
+}
+
+impl FromRequestParts<GatewayState> for Scope {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &GatewayState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = *parts
+            .extensions
+            .get::<Caller>()
+            .ok_or_else(|| HttpError::Api(nuage_core::ApiError::unauthenticated()))?;
+        let region = path_param(parts, state, "region").await?;
+        let regions = &state.config().regions;
+        if !regions.iter().any(|r| *r == region) {
+            return Err(invalid(
+                "region",
+                Reason::Constraint,
+                format!(
+                    "unknown region `{region}`; valid regions are {}",
+                    regions.join(", ")
+                ),
+            ));
+        }
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
+        Ok(Self {
+            caller,
+            region,
+            request_id,
+        })
+    }
+}
+
+async fn path_param(
+    parts: &mut Parts,
+    state: &GatewayState,
+    name: &str,
+) -> Result<String, HttpError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| invalid(name, Reason::Format, "is not valid UTF-8"))?;
+    params
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+        .ok_or_else(|| invalid(name, Reason::Required, "is required"))
+}
+
+/// The `{namespace_id}` path parameter, a UUID.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NamespaceId(pub Uuid);
+
+impl FromRequestParts<GatewayState> for NamespaceId {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &GatewayState,
+    ) -> Result<Self, Self::Rejection> {
+        let value = path_param(parts, state, "namespace_id").await?;
+        Ok(Self(nuage_core::ids::parse_id("namespace_id", &value)?))
+    }
+}
+
+/// Query parameters as name/value pairs; the last of repeated names wins.
+#[derive(Debug, Default)]
+pub(crate) struct QueryParams(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(Self)
+            .map_err(|error| {
+                invalid(
+                    "query",
+                    Reason::Format,
+                    format!("the query string does not parse: {error}"),
+                )
+            })
+    }
+}
+
+impl QueryParams {
+    /// Returns the raw value of `name`, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Returns the value of `name` as a whole number in `min..=max`, or `default` when absent.
+    pub fn number(&self, name: &str, default: u32, min: u32, max: u32) -> Result<u32, HttpError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let value: u32 = raw.parse().map_err(|_| {
+            invalid(
+                name,
+                Reason::Format,
+                format!("`{raw}` is not a whole number"),
+            )
+        })?;
+        if value < min || value > max {
+            return Err(invalid(
+                name,
+                Reason::Constraint,
+                format!("must be between {min} and {max}, got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// Returns the value of `name` as one of `allowed`, or the first of them when absent.
+    pub fn choice<'a>(&self, name: &str, allowed: &[&'a str]) -> Result<&'a str, HttpError> {
+        let Some(raw) = self.get(name).filter(|raw| !raw.is_empty()) else {
+            return Ok(allowed[0]);
+        };
+        allowed
+            .iter()
+            .find(|candidate| **candidate == raw)
+            .copied()
+            .ok_or_else(|| {
+                invalid(
+                    name,
+                    Reason::Constraint,
+                    format!("`{raw}` is not one of {}", allowed.join(", ")),
+                )
+            })
+    }
+
+    /// Returns the value of `name` as a UUID, if given and not empty.
+    pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, HttpError> {
+        match self.get(name).filter(|raw| !raw.is_empty()) {
+            None => Ok(None),
+            Some(raw) => Ok(Some(nuage_core::ids::parse_id(name, raw)?)),
+        }
+    }
+}
+
+/// A JSON request body. Any content type is accepted (curl sends a form type by default); an
+/// empty body reads as `{}`; errors name the offending field.
+#[derive(Debug)]
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<GatewayState> for JsonBody<T> {
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, state: &GatewayState) -> Result<Self, Self::Rejection> {
+        let limit = state.config().max_body_bytes;
+        let too_large = HttpError::PayloadTooLarge { limit };
+        let declared = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            return Err(too_large);
+        }
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| too_large)?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        parse_json(bytes).map(Self)
+    }
+}
+
+/// Returns `bytes` parsed as `T`, or an error naming the field that did not fit.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
+    if !bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+    {
+        return Err(invalid(
+            "body",
+            Reason::Format,
+            "the request body must be a JSON object",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let argument = if path == "." || path.is_empty() || inner.is_syntax() || inner.is_eof() {
+            "body".to_owned()
+        } else {
+            path
+        };
+        invalid(
+            &argument,
+            Reason::Format,
+            format!("{}", strip_position(&inner)),
+        )
+    })?;
+    deserializer.end().map_err(|_| {
+        invalid(
+            "body",
+            Reason::Format,
+            "unexpected data after the JSON object",
+        )
+    })?;
+    Ok(value)
+}
+
+/// Returns serde's message without its "at line 1 column 9" suffix for type errors, which
+/// adds nothing once the field is named; syntax errors keep it.
+fn strip_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if error.is_data() {
+        if let Some(at) = text.rfind(" at line ") {
+            return text[..at].to_owned();
+        }
+    }
+    text
+}

@@ -1,0 +1,84 @@
+//! The REST facade of nuage: Scaleway Functions v1alpha2 JSON over the internal gRPC services.
+//!
+//! Owns no data. It authenticates `X-Auth-Token` (through iam, with a short-lived cache and a
+//! per-address throttle on failures), validates the HTTP surface (regions, path ids, query
+//! parameters, JSON bodies), calls services through generated gRPC clients, and renders
+//! Scaleway's exact success and error bodies. It imports no service crate.
+
+mod auth;
+mod clients;
+mod config;
+mod error;
+mod extract;
+mod health;
+mod metrics;
+mod namespaces;
+mod request_id;
+
+pub use clients::ServiceClients;
+pub use config::GatewayConfig;
+pub use error::HttpError;
+
+use axum::Router;
+use axum::routing::get;
+use std::sync::Arc;
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct GatewayState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GatewayConfig,
+    clients: ServiceClients,
+    auth: auth::Authenticator,
+    metrics: metrics::Metrics,
+}
+
+impl GatewayState {
+    /// Returns the state of a gateway that reaches services through `clients`.
+    pub fn new(config: GatewayConfig, clients: ServiceClients) -> Self {
+        let auth = auth::Authenticator::new(&config, clients.clone());
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                clients,
+                auth,
+                metrics: metrics::Metrics::new(),
+            }),
+        }
+    }
+
+    fn config(&self) -> &GatewayConfig {
+        &self.inner.config
+    }
+
+    fn clients(&self) -> &ServiceClients {
+        &self.inner.clients
+    }
+}
+
+/// The API prefix, before the region.
+pub const API_PREFIX: &str = "/functions/v1alpha2/regions";
+
+/// Returns the gateway's HTTP routes. Serve it with `into_make_service_with_connect_info`
+/// so the failure throttle sees client addresses.
+pub fn router(state: GatewayState) -> Router {
+    let api = namespaces::routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_caller,
+    ));
+    Router::new()
+        .nest(&format!("{API_PREFIX}/{{region}}"), api)
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::render))
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
+        .layer(axum::middleware::from_fn(request_id::handle))
+        .with_state(state)
+}

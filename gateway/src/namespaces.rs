@@ -1,0 +1,266 @@
+//! `/namespaces`: Scaleway v1alpha2 namespaces over the namespaces gRPC service.
+
+use crate::GatewayState;
+use crate::error::{HttpError, invalid};
+use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use nuage_core::error::Reason;
+use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use nuage_core::{ApiError, Caller};
+use nuage_proto::namespaces::v1 as pb;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// `order_by` values, the default first.
+const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "name_asc", "name_desc"];
+
+pub(crate) fn routes() -> Router<GatewayState> {
+    Router::new()
+        .route("/namespaces", get(list).post(create))
+        .route(
+            "/namespaces/{namespace_id}",
+            get(read).patch(update).delete(delete),
+        )
+}
+
+/// The v1alpha2 `Namespace`, fields in the spec's order.
+#[derive(Debug, Serialize)]
+struct NamespaceJson {
+    id: String,
+    name: String,
+    environment_variables: BTreeMap<String, String>,
+    organization_id: String,
+    status: &'static str,
+    registry_namespace_id: String,
+    error_message: String,
+    registry_endpoint: String,
+    description: String,
+    region: String,
+}
+
+impl From<pb::Namespace> for NamespaceJson {
+    fn from(namespace: pb::Namespace) -> Self {
+        let status = match namespace.status() {
+            pb::NamespaceStatus::Ready | pb::NamespaceStatus::Unspecified => "ready",
+            pb::NamespaceStatus::Deleting => "deleting",
+            pb::NamespaceStatus::Error => "error",
+            pb::NamespaceStatus::Locked => "locked",
+            pb::NamespaceStatus::Creating => "creating",
+            pb::NamespaceStatus::Pending => "pending",
+        };
+        Self {
+            id: namespace.id,
+            name: namespace.name,
+            environment_variables: namespace.environment_variables.into_iter().collect(),
+            organization_id: namespace.organization_id,
+            status,
+            registry_namespace_id: namespace.registry_namespace_id,
+            error_message: namespace.error_message,
+            registry_endpoint: namespace.registry_endpoint,
+            description: namespace.description,
+            region: namespace.region,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ListJson {
+    namespaces: Vec<NamespaceJson>,
+    total_count: u64,
+}
+
+fn answer(namespace: Option<pb::Namespace>) -> Result<Json<NamespaceJson>, HttpError> {
+    namespace
+        .map(|namespace| Json(namespace.into()))
+        .ok_or_else(|| {
+            HttpError::Api(ApiError::internal(
+                &"namespaces service answered without a namespace",
+            ))
+        })
+}
+
+/// Checks that an `organization_id` or `project_id` a client sent is the caller's own.
+fn own(argument: &str, sent: Option<&str>, mine: Uuid) -> Result<(), HttpError> {
+    match sent.filter(|value| !value.is_empty()) {
+        None => Ok(()),
+        Some(value) if nuage_core::ids::parse_id(argument, value)? == mine => Ok(()),
+        Some(_) => {
+            Err(ApiError::permission_denied(argument.trim_end_matches("_id"), "write").into())
+        }
+    }
+}
+
+fn environment(values: Option<HashMap<String, String>>) -> Option<pb::EnvironmentVariables> {
+    values.map(|values| pb::EnvironmentVariables { values })
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateBody {
+    name: Option<String>,
+    environment_variables: Option<HashMap<String, String>>,
+    organization_id: Option<String>,
+    project_id: Option<String>,
+    description: Option<String>,
+}
+
+async fn create(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<Json<NamespaceJson>, HttpError> {
+    own(
+        "organization_id",
+        body.organization_id.as_deref(),
+        scope.caller.organization_id,
+    )?;
+    own(
+        "project_id",
+        body.project_id.as_deref(),
+        scope.caller.project_id,
+    )?;
+    let name = body
+        .name
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| invalid("name", Reason::Required, "is required"))?;
+    let request = pb::CreateNamespaceRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        name,
+        description: body.description,
+        environment_variables: environment(body.environment_variables),
+    };
+    let response = state
+        .clients()
+        .namespaces
+        .clone()
+        .create_namespace(scope.grpc(request))
+        .await?;
+    answer(response.into_inner().namespace)
+}
+
+async fn read(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    NamespaceId(id): NamespaceId,
+) -> Result<Json<NamespaceJson>, HttpError> {
+    let request = pb::GetNamespaceRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        namespace_id: id.to_string(),
+    };
+    let response = state
+        .clients()
+        .namespaces
+        .clone()
+        .get_namespace(scope.grpc(request))
+        .await?;
+    answer(response.into_inner().namespace)
+}
+
+fn is_other_tenant(query: &QueryParams, caller: &Caller) -> Result<bool, HttpError> {
+    let other_organization = query
+        .uuid("organization_id")?
+        .is_some_and(|id| id != caller.organization_id);
+    let other_project = query
+        .uuid("project_id")?
+        .is_some_and(|id| id != caller.project_id);
+    Ok(other_organization || other_project)
+}
+
+async fn list(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    query: QueryParams,
+) -> Result<Json<ListJson>, HttpError> {
+    let page = query.number("page", 1, 1, u32::MAX)?;
+    let page_size = query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
+    let order = match query.choice("order_by", &ORDERS)? {
+        "created_at_desc" => pb::NamespaceOrder::CreatedAtDesc,
+        "name_asc" => pb::NamespaceOrder::NameAsc,
+        "name_desc" => pb::NamespaceOrder::NameDesc,
+        _ => pb::NamespaceOrder::CreatedAtAsc,
+    };
+    // Filtering on another tenant matches nothing, exactly as if it had nothing.
+    if is_other_tenant(&query, &scope.caller)? {
+        return Ok(Json(ListJson {
+            namespaces: Vec::new(),
+            total_count: 0,
+        }));
+    }
+    let request = pb::ListNamespacesRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        page,
+        page_size,
+        order_by: order as i32,
+        name: query
+            .get("name")
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned),
+    };
+    let response = state
+        .clients()
+        .namespaces
+        .clone()
+        .list_namespaces(scope.grpc(request))
+        .await?
+        .into_inner();
+    Ok(Json(ListJson {
+        namespaces: response
+            .namespaces
+            .into_iter()
+            .map(NamespaceJson::from)
+            .collect(),
+        total_count: response.total_count,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateBody {
+    environment_variables: Option<HashMap<String, String>>,
+    description: Option<String>,
+}
+
+async fn update(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    NamespaceId(id): NamespaceId,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> Result<Json<NamespaceJson>, HttpError> {
+    let request = pb::UpdateNamespaceRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        namespace_id: id.to_string(),
+        description: body.description,
+        environment_variables: environment(body.environment_variables),
+    };
+    let response = state
+        .clients()
+        .namespaces
+        .clone()
+        .update_namespace(scope.grpc(request))
+        .await?;
+    answer(response.into_inner().namespace)
+}
+
+async fn delete(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    NamespaceId(id): NamespaceId,
+) -> Result<Json<NamespaceJson>, HttpError> {
+    let request = pb::DeleteNamespaceRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        namespace_id: id.to_string(),
+    };
+    let response = state
+        .clients()
+        .namespaces
+        .clone()
+        .delete_namespace(scope.grpc(request))
+        .await?;
+    answer(response.into_inner().namespace)
+}

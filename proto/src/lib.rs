@@ -1,0 +1,28 @@
+//! gRPC contracts between nuage services, generated at build time from `proto/nuage`.
+//!
+//! Prost types stop at each service's `convert.rs`; nothing else should build them by hand.
+#![allow(missing_docs, clippy::all, clippy::pedantic)]
+
+/// Messages shared by every service.
+pub mod common {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.common.v1");
+    }
+}
+
+/// Identity: organizations, projects, API keys.
+pub mod iam {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.iam.v1");
+    }
+}
+
+/// Namespaces.
+pub mod namespaces {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.namespaces.v1");
+    }
+}

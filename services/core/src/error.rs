@@ -1,0 +1,366 @@
+//! The one error table shared by gRPC and HTTP, and the error every service returns.
+//!
+//! A service turns its own error enum into an [`ApiError`]; that travels to the gateway inside
+//! a `tonic::Status` (prost-encoded in its details) and becomes a Scaleway-style JSON body there.
+
+use nuage_proto::common::v1 as pb;
+use prost::Message;
+use tonic::Code;
+
+/// The closed set of error classes. Every failure a client can see is one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request is malformed or a value breaks a rule.
+    InvalidArgument,
+    /// The resource does not exist, or belongs to another tenant.
+    NotFound,
+    /// A resource with the same identity exists.
+    AlreadyExists,
+    /// The resource is not in a state that allows the operation.
+    FailedPrecondition,
+    /// No valid credentials.
+    Unauthenticated,
+    /// Credentials are valid but do not allow the operation.
+    PermissionDenied,
+    /// A rate limit or quota is exhausted.
+    ResourceExhausted,
+    /// A dependency is down; retrying later may work.
+    Unavailable,
+    /// A bug or an unexpected failure; its detail is logged, never shown.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Returns the gRPC status code for this class.
+    pub fn grpc_code(self) -> Code {
+        match self {
+            Self::InvalidArgument => Code::InvalidArgument,
+            Self::NotFound => Code::NotFound,
+            Self::AlreadyExists => Code::AlreadyExists,
+            Self::FailedPrecondition => Code::FailedPrecondition,
+            Self::Unauthenticated => Code::Unauthenticated,
+            Self::PermissionDenied => Code::PermissionDenied,
+            Self::ResourceExhausted => Code::ResourceExhausted,
+            Self::Unavailable => Code::Unavailable,
+            Self::Internal => Code::Internal,
+        }
+    }
+
+    /// Returns the HTTP status for this class (Scaleway's choices: 409 for conflicts, 412 for
+    /// preconditions, 429 for rate limits).
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidArgument => 400,
+            Self::NotFound => 404,
+            Self::AlreadyExists => 409,
+            Self::FailedPrecondition => 412,
+            Self::Unauthenticated => 401,
+            Self::PermissionDenied => 403,
+            Self::ResourceExhausted => 429,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+
+    /// Returns the class for a gRPC code that arrived without nuage details.
+    pub fn from_grpc(code: Code) -> Self {
+        match code {
+            Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument,
+            Code::NotFound => Self::NotFound,
+            Code::AlreadyExists => Self::AlreadyExists,
+            Code::FailedPrecondition | Code::Aborted => Self::FailedPrecondition,
+            Code::Unauthenticated => Self::Unauthenticated,
+            Code::PermissionDenied => Self::PermissionDenied,
+            Code::ResourceExhausted => Self::ResourceExhausted,
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::Unavailable,
+            _ => Self::Internal,
+        }
+    }
+
+    fn to_proto(self) -> pb::ErrorCode {
+        match self {
+            Self::InvalidArgument => pb::ErrorCode::InvalidArgument,
+            Self::NotFound => pb::ErrorCode::NotFound,
+            Self::AlreadyExists => pb::ErrorCode::AlreadyExists,
+            Self::FailedPrecondition => pb::ErrorCode::FailedPrecondition,
+            Self::Unauthenticated => pb::ErrorCode::Unauthenticated,
+            Self::PermissionDenied => pb::ErrorCode::PermissionDenied,
+            Self::ResourceExhausted => pb::ErrorCode::ResourceExhausted,
+            Self::Unavailable => pb::ErrorCode::Unavailable,
+            Self::Internal => pb::ErrorCode::Internal,
+        }
+    }
+
+    fn from_proto(code: pb::ErrorCode) -> Option<Self> {
+        Some(match code {
+            pb::ErrorCode::Unspecified => return None,
+            pb::ErrorCode::InvalidArgument => Self::InvalidArgument,
+            pb::ErrorCode::NotFound => Self::NotFound,
+            pb::ErrorCode::AlreadyExists => Self::AlreadyExists,
+            pb::ErrorCode::FailedPrecondition => Self::FailedPrecondition,
+            pb::ErrorCode::Unauthenticated => Self::Unauthenticated,
+            pb::ErrorCode::PermissionDenied => Self::PermissionDenied,
+            pb::ErrorCode::ResourceExhausted => Self::ResourceExhausted,
+            pb::ErrorCode::Unavailable => Self::Unavailable,
+            pb::ErrorCode::Internal => Self::Internal,
+        })
+    }
+}
+
+/// Why an argument was refused, in Scaleway's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The argument is missing.
+    Required,
+    /// The argument does not parse.
+    Format,
+    /// The argument parses but breaks a rule.
+    Constraint,
+    /// Anything else.
+    Unknown,
+}
+
+impl Reason {
+    /// Returns the wire name (`required`, `format`, `constraint`, `unknown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Format => "format",
+            Self::Constraint => "constraint",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// One refused argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The argument as the client named it.
+    pub argument_name: String,
+    /// `required`, `format`, `constraint` or `unknown`.
+    pub reason: String,
+    /// What is wrong and what would be accepted.
+    pub help_message: String,
+}
+
+/// An error a client may see, with everything needed to build a typed Scaleway error body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The class.
+    pub code: ErrorCode,
+    /// A short lowercase sentence for people.
+    pub message: String,
+    /// The kind of resource concerned, if any (`namespace`).
+    pub resource: Option<String>,
+    /// The id of the resource concerned, if any.
+    pub resource_id: Option<String>,
+    /// Advice for the client, if any.
+    pub help_message: Option<String>,
+    /// Refused arguments (for `InvalidArgument`).
+    pub violations: Vec<Violation>,
+    /// The state a resource is stuck in (for transient-state conflicts).
+    pub current_state: Option<String>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        for violation in &self.violations {
+            write!(
+                f,
+                "; `{}`: {}",
+                violation.argument_name, violation.help_message
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// Returns a bare error of the given class.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            resource: None,
+            resource_id: None,
+            help_message: None,
+            violations: Vec::new(),
+            current_state: None,
+        }
+    }
+
+    /// Returns an `InvalidArgument` error naming one argument.
+    pub fn invalid_argument(
+        argument: impl Into<String>,
+        reason: Reason,
+        help: impl Into<String>,
+    ) -> Self {
+        Self::invalid_arguments(vec![Violation {
+            argument_name: argument.into(),
+            reason: reason.as_str().to_owned(),
+            help_message: help.into(),
+        }])
+    }
+
+    /// Returns an `InvalidArgument` error naming several arguments.
+    pub fn invalid_arguments(violations: Vec<Violation>) -> Self {
+        Self {
+            violations,
+            ..Self::new(ErrorCode::InvalidArgument, "invalid argument(s)")
+        }
+    }
+
+    /// Returns a `NotFound` error for one resource.
+    pub fn not_found(resource: &str, resource_id: impl Into<String>) -> Self {
+        Self {
+            resource: Some(resource.to_owned()),
+            resource_id: Some(resource_id.into()),
+            ..Self::new(ErrorCode::NotFound, format!("{resource} was not found"))
+        }
+    }
+
+    /// Returns an `AlreadyExists` error with advice.
+    pub fn already_exists(
+        resource: &str,
+        resource_id: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
+        Self {
+            resource: Some(resource.to_owned()),
+            resource_id: Some(resource_id.into()),
+            help_message: Some(help.into()),
+            ..Self::new(ErrorCode::AlreadyExists, "resource already exists")
+        }
+    }
+
+    /// Returns a `PermissionDenied` error for an action on a kind of resource.
+    pub fn permission_denied(resource: &str, action: &str) -> Self {
+        Self {
+            resource: Some(resource.to_owned()),
+            help_message: Some(action.to_owned()),
+            ..Self::new(ErrorCode::PermissionDenied, "insufficient permissions")
+        }
+    }
+
+    /// Returns an `Unauthenticated` error.
+    pub fn unauthenticated() -> Self {
+        Self::new(ErrorCode::Unauthenticated, "authentication is denied")
+    }
+
+    /// Returns a `FailedPrecondition` error for a resource in a transient state.
+    pub fn transient_state(resource: &str, resource_id: impl Into<String>, state: &str) -> Self {
+        Self {
+            resource: Some(resource.to_owned()),
+            resource_id: Some(resource_id.into()),
+            current_state: Some(state.to_owned()),
+            ..Self::new(
+                ErrorCode::FailedPrecondition,
+                "resource is in a transient state",
+            )
+        }
+    }
+
+    /// Returns an `Internal` error. The detail is logged here, once, and never sent on.
+    pub fn internal(detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+
+    /// Returns an `Unavailable` error.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    /// Returns this error as a gRPC status carrying its details.
+    pub fn to_status(&self) -> tonic::Status {
+        let detail = pb::ErrorDetail {
+            code: self.code.to_proto() as i32,
+            message: self.message.clone(),
+            resource: self.resource.clone().unwrap_or_default(),
+            resource_id: self.resource_id.clone().unwrap_or_default(),
+            help_message: self.help_message.clone().unwrap_or_default(),
+            violations: self
+                .violations
+                .iter()
+                .map(|v| pb::FieldViolation {
+                    argument_name: v.argument_name.clone(),
+                    reason: v.reason.clone(),
+                    help_message: v.help_message.clone(),
+                })
+                .collect(),
+            current_state: self.current_state.clone().unwrap_or_default(),
+        };
+        tonic::Status::with_details(
+            self.code.grpc_code(),
+            self.to_string(),
+            detail.encode_to_vec().into(),
+        )
+    }
+
+    /// Returns the error a status describes: its nuage details when present, otherwise a
+    /// generic error of the matching class (transport failures become `Unavailable`).
+    pub fn from_status(status: &tonic::Status) -> Self {
+        if let Ok(detail) = pb::ErrorDetail::decode(status.details())
+            && let Some(code) = pb::ErrorCode::try_from(detail.code)
+                .ok()
+                .and_then(ErrorCode::from_proto)
+        {
+            let non_empty = |s: String| (!s.is_empty()).then_some(s);
+            return Self {
+                code,
+                message: detail.message,
+                resource: non_empty(detail.resource),
+                resource_id: non_empty(detail.resource_id),
+                help_message: non_empty(detail.help_message),
+                violations: detail
+                    .violations
+                    .into_iter()
+                    .map(|v| Violation {
+                        argument_name: v.argument_name,
+                        reason: v.reason,
+                        help_message: v.help_message,
+                    })
+                    .collect(),
+                current_state: non_empty(detail.current_state),
+            };
+        }
+        match ErrorCode::from_grpc(status.code()) {
+            ErrorCode::Internal => Self::new(ErrorCode::Internal, "internal error"),
+            ErrorCode::Unavailable => Self::unavailable("service unavailable"),
+            code => Self::new(code, status.message()),
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(error: ApiError) -> Self {
+        error.to_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_survive_a_round_trip_through_grpc_status() {
+        let error = ApiError::invalid_argument("name", Reason::Format, "must be lowercase");
+        let back = ApiError::from_status(&error.to_status());
+        assert_eq!(back, error);
+        let error = ApiError::not_found("namespace", "abc");
+        assert_eq!(ApiError::from_status(&error.to_status()), error);
+    }
+
+    #[test]
+    fn statuses_without_details_keep_their_class_but_not_internal_text() {
+        let status = tonic::Status::internal("database password is hunter2");
+        let error = ApiError::from_status(&status);
+        assert_eq!(error.code, ErrorCode::Internal);
+        assert!(!error.message.contains("hunter2"));
+        let status = tonic::Status::unavailable("connection refused");
+        assert_eq!(ApiError::from_status(&status).code, ErrorCode::Unavailable);
+    }
+}

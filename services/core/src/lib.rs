@@ -1,0 +1,21 @@
+//! Shared foundations of nuage, used by every service and by the gateway.
+//!
+//! Owns: the closed [`ErrorCode`] table and the [`ApiError`] carried over gRPC, ids, the
+//! [`Caller`] a request acts for, pagination, the database pool and its migrator, the master
+//! key and the internal gRPC credential. It holds no business logic and no tables of its own.
+
+pub mod caller;
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod ids;
+pub mod internal;
+pub mod pagination;
+pub mod secret;
+pub mod validate;
+
+pub use caller::Caller;
+pub use db::Database;
+pub use error::{ApiError, ErrorCode, Violation};
+pub use pagination::Page;
+pub use secret::{MasterKey, Secret};

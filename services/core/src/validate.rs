@@ -1,0 +1,164 @@
+//! Validation rules shared by several resources (namespaces, functions, containers).
+
+use crate::error::{ApiError, Reason, Violation};
+use std::collections::HashMap;
+
+/// The most environment variables one resource may carry.
+pub const MAX_ENVIRONMENT_VARIABLES: usize = 100;
+/// The longest environment variable value.
+pub const MAX_ENVIRONMENT_VALUE_LENGTH: usize = 1000;
+/// The longest environment variable name.
+pub const MAX_ENVIRONMENT_NAME_LENGTH: usize = 256;
+
+/// Checks a set of environment variables and returns every violation at once: names
+/// `[A-Za-z_][A-Za-z0-9_]*`, at most 100 entries, values at most 1000 characters, and the `SCW_`
+/// prefix reserved for the platform.
+pub fn environment_variables(
+    argument: &str,
+    variables: &HashMap<String, String>,
+) -> Result<(), ApiError> {
+    let mut violations = Vec::new();
+    if variables.len() > MAX_ENVIRONMENT_VARIABLES {
+        violations.push(Violation {
+            argument_name: argument.to_owned(),
+            reason: Reason::Constraint.as_str().to_owned(),
+            help_message: format!(
+                "at most {MAX_ENVIRONMENT_VARIABLES} environment variables are allowed, {} were given",
+                variables.len()
+            ),
+        });
+    }
+    let mut names: Vec<&String> = variables.keys().collect();
+    names.sort();
+    for name in names {
+        let value = &variables[name];
+        let argument_name = format!("{argument}.{name}");
+        let mut refuse = |reason: Reason, help: String| {
+            violations.push(Violation {
+                argument_name: argument_name.clone(),
+                reason: reason.as_str().to_owned(),
+                help_message: help,
+            })
+        };
+        if !is_environment_name(name) {
+            refuse(
+                Reason::Format,
+                format!(
+                    "variable name `{name}` must match [A-Za-z_][A-Za-z0-9_]* and be at most {MAX_ENVIRONMENT_NAME_LENGTH} characters"
+                ),
+            );
+        } else if name.to_ascii_uppercase().starts_with("SCW_") {
+            refuse(
+                Reason::Constraint,
+                format!("variable name `{name}` uses the reserved prefix `SCW_`"),
+            );
+        }
+        let length = value.chars().count();
+        if length > MAX_ENVIRONMENT_VALUE_LENGTH {
+            refuse(
+                Reason::Constraint,
+                format!(
+                    "value of `{name}` is {length} characters long; at most {MAX_ENVIRONMENT_VALUE_LENGTH} are allowed"
+                ),
+            );
+        }
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_arguments(violations))
+    }
+}
+
+fn is_environment_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_ENVIRONMENT_NAME_LENGTH
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Checks that `value` can be a DNS label, or part of one: lowercase letters, digits and
+/// hyphens, starting with a letter, not ending with a hyphen, at most `max_length` long.
+pub fn dns_label(argument: &str, value: &str, max_length: usize) -> Result<(), ApiError> {
+    let refuse =
+        |reason: Reason, help: String| Err(ApiError::invalid_argument(argument, reason, help));
+    if value.is_empty() {
+        return refuse(Reason::Required, "must not be empty".to_owned());
+    }
+    if value.len() > max_length {
+        return refuse(
+            Reason::Constraint,
+            format!(
+                "must be at most {max_length} characters, `{value}` has {}",
+                value.len()
+            ),
+        );
+    }
+    let valid_chars = value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let valid_ends = value.starts_with(|c: char| c.is_ascii_lowercase()) && !value.ends_with('-');
+    if !valid_chars || !valid_ends {
+        return refuse(
+            Reason::Format,
+            format!(
+                "`{value}` must contain only lowercase letters, digits and hyphens, start with a letter and not end with a hyphen"
+            ),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variables(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_rules_name_each_offending_variable() {
+        assert!(
+            environment_variables(
+                "environment_variables",
+                &variables(&[("A_1", "x"), ("_b", "")])
+            )
+            .is_ok()
+        );
+        let long = "x".repeat(1001);
+        let error = environment_variables(
+            "environment_variables",
+            &variables(&[("1BAD", "x"), ("SCW_X", "x"), ("LONG", &long), ("OK", "y")]),
+        )
+        .unwrap_err();
+        let names: Vec<_> = error
+            .violations
+            .iter()
+            .map(|v| v.argument_name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "environment_variables.1BAD",
+                "environment_variables.LONG",
+                "environment_variables.SCW_X"
+            ]
+        );
+        let many: HashMap<_, _> = (0..101).map(|i| (format!("V{i}"), String::new())).collect();
+        assert!(environment_variables("environment_variables", &many).is_err());
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert!(dns_label("name", "my-ns-1", 34).is_ok());
+        for bad in ["", "My", "-a", "a-", "a_b", "1abc", &"a".repeat(35)] {
+            assert!(dns_label("name", bad, 34).is_err(), "{bad} accepted");
+        }
+    }
+}

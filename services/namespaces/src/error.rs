@@ -1,0 +1,84 @@
+//! Errors of the namespaces service.
+
+use nuage_core::error::Reason;
+use nuage_core::{ApiError, ErrorCode};
+
+/// Everything that can go wrong in namespaces.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespacesError {
+    /// A request value breaks a rule.
+    #[error(transparent)]
+    Invalid(ApiError),
+    /// No such namespace for this caller.
+    #[error("namespace `{0}` not found")]
+    NotFound(String),
+    /// The name is taken in this organization and region.
+    #[error("a namespace named `{name}` already exists")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The namespace that has it.
+        existing_id: String,
+    },
+    /// The namespace is being deleted and cannot change.
+    #[error("namespace `{0}` is being deleted")]
+    Deleting(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored row does not decode.
+    #[error("corrupt namespace row: {0}")]
+    Corrupt(String),
+}
+
+impl NamespacesError {
+    /// Returns the error class.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(error) => error.code,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::NameTaken { .. } => ErrorCode::AlreadyExists,
+            Self::Deleting(_) => ErrorCode::FailedPrecondition,
+            Self::Database(_) | Self::Corrupt(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<ApiError> for NamespacesError {
+    fn from(error: ApiError) -> Self {
+        Self::Invalid(error)
+    }
+}
+
+impl From<NamespacesError> for ApiError {
+    fn from(error: NamespacesError) -> Self {
+        match error {
+            NamespacesError::Invalid(error) => error,
+            NamespacesError::NotFound(id) => ApiError::not_found("namespace", id),
+            NamespacesError::NameTaken { name, existing_id } => ApiError::already_exists(
+                "namespace",
+                existing_id,
+                format!("a namespace named `{name}` already exists in this region"),
+            ),
+            NamespacesError::Deleting(id) => ApiError::transient_state("namespace", id, "deleting"),
+            error @ (NamespacesError::Database(_) | NamespacesError::Corrupt(_)) => {
+                ApiError::internal(&error)
+            }
+        }
+    }
+}
+
+impl From<NamespacesError> for tonic::Status {
+    fn from(error: NamespacesError) -> Self {
+        ApiError::from(error).to_status()
+    }
+}
+
+/// Returns an `InvalidArgument` error for a missing argument.
+pub(crate) fn required(argument: &str) -> NamespacesError {
+    NamespacesError::Invalid(ApiError::invalid_argument(
+        argument,
+        Reason::Required,
+        "is required",
+    ))
+}

@@ -1,0 +1,133 @@
+//! The namespaces gRPC service: each RPC validates, calls the store, maps.
+
+use crate::convert::{namespace_to_proto, order_from_proto};
+use crate::error::{NamespacesError, required};
+use crate::model::{Description, EnvironmentVariables, NamespaceName};
+use crate::reconciler::Reconciler;
+use crate::store::{NamespaceChanges, NamespaceStore, NewNamespace};
+use nuage_core::ids::parse_id;
+use nuage_core::{Caller, Page};
+use nuage_proto::common::v1 as common;
+use nuage_proto::namespaces::v1::{self as pb, namespaces_server::Namespaces};
+use tonic::{Request, Response, Status};
+
+/// Serves `nuage.namespaces.v1.Namespaces`.
+#[derive(Debug, Clone)]
+pub struct NamespacesService {
+    store: NamespaceStore,
+    reconciler: Reconciler,
+}
+
+impl NamespacesService {
+    /// Returns a service over `store` that wakes `reconciler` when work appears.
+    pub fn new(store: NamespaceStore, reconciler: Reconciler) -> Self {
+        Self { store, reconciler }
+    }
+}
+
+/// Returns the caller and region every request carries.
+fn scope(
+    caller: Option<&common::Caller>,
+    region: &str,
+) -> Result<(Caller, String), NamespacesError> {
+    let caller = Caller::from_proto(caller)?;
+    if region.is_empty() {
+        return Err(required("region"));
+    }
+    Ok((caller, region.to_owned()))
+}
+
+fn environment(
+    variables: Option<pb::EnvironmentVariables>,
+) -> Result<Option<EnvironmentVariables>, NamespacesError> {
+    variables
+        .map(|v| EnvironmentVariables::parse(v.values))
+        .transpose()
+}
+
+#[tonic::async_trait]
+impl Namespaces for NamespacesService {
+    async fn create_namespace(
+        &self,
+        request: Request<pb::CreateNamespaceRequest>,
+    ) -> Result<Response<pb::CreateNamespaceResponse>, Status> {
+        let request = request.into_inner();
+        let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
+        let new = NewNamespace {
+            name: NamespaceName::parse(&request.name)?,
+            description: Description::parse(request.description.as_deref().unwrap_or_default())?,
+            environment_variables: environment(request.environment_variables)?.unwrap_or_default(),
+        };
+        let namespace = self.store.insert(&caller, &region, new).await?;
+        self.reconciler.wake();
+        Ok(Response::new(pb::CreateNamespaceResponse {
+            namespace: Some(namespace_to_proto(namespace)),
+        }))
+    }
+
+    async fn get_namespace(
+        &self,
+        request: Request<pb::GetNamespaceRequest>,
+    ) -> Result<Response<pb::GetNamespaceResponse>, Status> {
+        let request = request.into_inner();
+        let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("namespace_id", &request.namespace_id)?;
+        let namespace = self.store.get(&caller, &region, id).await?;
+        Ok(Response::new(pb::GetNamespaceResponse {
+            namespace: Some(namespace_to_proto(namespace)),
+        }))
+    }
+
+    async fn list_namespaces(
+        &self,
+        request: Request<pb::ListNamespacesRequest>,
+    ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
+        let request = request.into_inner();
+        let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
+        let page = Page::new(request.page, request.page_size)?;
+        let order = order_from_proto(request.order_by);
+        let (namespaces, total_count) = self
+            .store
+            .list(&caller, &region, request.name.as_deref(), order, page)
+            .await?;
+        Ok(Response::new(pb::ListNamespacesResponse {
+            namespaces: namespaces.into_iter().map(namespace_to_proto).collect(),
+            total_count,
+        }))
+    }
+
+    async fn update_namespace(
+        &self,
+        request: Request<pb::UpdateNamespaceRequest>,
+    ) -> Result<Response<pb::UpdateNamespaceResponse>, Status> {
+        let request = request.into_inner();
+        let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("namespace_id", &request.namespace_id)?;
+        let changes = NamespaceChanges {
+            description: request
+                .description
+                .as_deref()
+                .map(Description::parse)
+                .transpose()?,
+            environment_variables: environment(request.environment_variables)?,
+        };
+        let namespace = self.store.update(&caller, &region, id, changes).await?;
+        Ok(Response::new(pb::UpdateNamespaceResponse {
+            namespace: Some(namespace_to_proto(namespace)),
+        }))
+    }
+
+    async fn delete_namespace(
+        &self,
+        request: Request<pb::DeleteNamespaceRequest>,
+    ) -> Result<Response<pb::DeleteNamespaceResponse>, Status> {
+        let request = request.into_inner();
+        let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("namespace_id", &request.namespace_id)?;
+        let namespace = self.store.mark_deleting(&caller, &region, id).await?;
+        self.reconciler.wake();
+        Ok(Response::new(pb::DeleteNamespaceResponse {
+            namespace: Some(namespace_to_proto(namespace)),
+        }))
+    }
+}

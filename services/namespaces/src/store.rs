@@ -1,0 +1,394 @@
+//! All SQL of the namespaces service.
+
+use crate::error::NamespacesError;
+use crate::model::{
+    Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceOrder, NamespaceStatus,
+};
+use nuage_core::clock::now_micros;
+use nuage_core::db::is_unique_violation;
+use nuage_core::{Caller, Database, Page};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+const COLUMNS: &str = "id, organization_id, project_id, region, name, description, environment_variables, \
+                       status, error_message, registry_namespace_id, registry_endpoint, created_at, updated_at";
+
+/// Namespaces in the database. Every tenant-facing query filters by organization and region.
+#[derive(Debug, Clone)]
+pub struct NamespaceStore {
+    database: Database,
+}
+
+/// The fields a new namespace starts with.
+#[derive(Debug, Clone)]
+pub struct NewNamespace {
+    /// Its name.
+    pub name: NamespaceName,
+    /// Its description.
+    pub description: Description,
+    /// Its variables.
+    pub environment_variables: EnvironmentVariables,
+}
+
+/// A sparse change: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceChanges {
+    /// A new description.
+    pub description: Option<Description>,
+    /// A new, complete set of variables.
+    pub environment_variables: Option<EnvironmentVariables>,
+}
+
+impl NamespaceStore {
+    /// Returns a store over `database`.
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// Stores a new `pending` namespace.
+    pub async fn insert(
+        &self,
+        caller: &Caller,
+        region: &str,
+        new: NewNamespace,
+    ) -> Result<Namespace, NamespacesError> {
+        let now = now_micros();
+        let namespace = Namespace {
+            id: Uuid::new_v4(),
+            organization_id: caller.organization_id,
+            project_id: caller.project_id,
+            region: region.to_owned(),
+            name: new.name,
+            description: new.description,
+            environment_variables: new.environment_variables,
+            status: NamespaceStatus::Pending,
+            error_message: String::new(),
+            registry_namespace_id: String::new(),
+            registry_endpoint: String::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        let inserted = sqlx::query(&format!(
+            "insert into namespaces ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(namespace.id.to_string())
+        .bind(namespace.organization_id.to_string())
+        .bind(namespace.project_id.to_string())
+        .bind(&namespace.region)
+        .bind(namespace.name.as_str())
+        .bind(namespace.description.as_str())
+        .bind(namespace.environment_variables.to_json())
+        .bind(namespace.status.as_str())
+        .bind(&namespace.error_message)
+        .bind(&namespace.registry_namespace_id)
+        .bind(&namespace.registry_endpoint)
+        .bind(namespace.created_at)
+        .bind(namespace.updated_at)
+        .execute(self.database.pool())
+        .await;
+        match inserted {
+            Ok(_) => Ok(namespace),
+            Err(error) if is_unique_violation(&error) => {
+                let existing_id = self
+                    .find_id_by_name(caller, region, namespace.name.as_str())
+                    .await?
+                    .map(|id| id.to_string())
+                    .unwrap_or_default();
+                Err(NamespacesError::NameTaken {
+                    name: namespace.name.as_str().to_owned(),
+                    existing_id,
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn find_id_by_name(
+        &self,
+        caller: &Caller,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<Uuid>, NamespacesError> {
+        let row = sqlx::query(
+            "select id from namespaces where organization_id = $1 and region = $2 and name = $3",
+        )
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(name)
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.map(|row| parse_uuid(&row.try_get::<String, _>("id")?))
+            .transpose()
+    }
+
+    /// Returns one namespace of the caller in `region`.
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        region: &str,
+        id: Uuid,
+    ) -> Result<Namespace, NamespacesError> {
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from namespaces where organization_id = $1 and region = $2 and id = $3"
+        ))
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?
+        .ok_or_else(|| NamespacesError::NotFound(id.to_string()))?;
+        decode(&row)
+    }
+
+    /// Returns one page of the caller's namespaces in `region` and the count of all matches.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        region: &str,
+        name: Option<&str>,
+        order: NamespaceOrder,
+        page: Page,
+    ) -> Result<(Vec<Namespace>, u64), NamespacesError> {
+        let filter = "organization_id = $1 and region = $2 and ($3 = '' or name = $3)";
+        let organization_id = caller.organization_id.to_string();
+        let name = name.unwrap_or_default();
+        let total: i64 = sqlx::query(&format!(
+            "select count(*) as n from namespaces where {filter}"
+        ))
+        .bind(&organization_id)
+        .bind(region)
+        .bind(name)
+        .fetch_one(self.database.pool())
+        .await?
+        .try_get("n")?;
+        let rows = sqlx::query(&format!(
+            "select {COLUMNS} from namespaces where {filter} order by {} limit $4 offset $5",
+            order.sql()
+        ))
+        .bind(&organization_id)
+        .bind(region)
+        .bind(name)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.database.pool())
+        .await?;
+        let namespaces = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        Ok((namespaces, u64::try_from(total).unwrap_or_default()))
+    }
+
+    /// Applies a sparse change; a namespace being deleted cannot change.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        region: &str,
+        id: Uuid,
+        changes: NamespaceChanges,
+    ) -> Result<Namespace, NamespacesError> {
+        let current = self.get(caller, region, id).await?;
+        if current.status == NamespaceStatus::Deleting {
+            return Err(NamespacesError::Deleting(id.to_string()));
+        }
+        let description = changes.description.unwrap_or(current.description);
+        let environment_variables = changes
+            .environment_variables
+            .unwrap_or(current.environment_variables);
+        let result = sqlx::query(
+            "update namespaces set description = $1, environment_variables = $2, updated_at = $3 \
+             where organization_id = $4 and region = $5 and id = $6 and status <> 'deleting'",
+        )
+        .bind(description.as_str())
+        .bind(environment_variables.to_json())
+        .bind(now_micros())
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(id.to_string())
+        .execute(self.database.pool())
+        .await?;
+        if result.rows_affected() == 0 {
+            // Deleted or marked deleting between the read and the write.
+            return Err(NamespacesError::Deleting(id.to_string()));
+        }
+        self.get(caller, region, id).await
+    }
+
+    /// Marks a namespace `deleting` and returns it; deleting twice is not an error.
+    pub async fn mark_deleting(
+        &self,
+        caller: &Caller,
+        region: &str,
+        id: Uuid,
+    ) -> Result<Namespace, NamespacesError> {
+        sqlx::query(
+            "update namespaces set status = 'deleting', updated_at = $1 \
+             where organization_id = $2 and region = $3 and id = $4 and status <> 'deleting'",
+        )
+        .bind(now_micros())
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(id.to_string())
+        .execute(self.database.pool())
+        .await?;
+        self.get(caller, region, id).await
+    }
+
+    /// Returns up to `limit` namespaces in `status`, oldest first, across all tenants (for the
+    /// reconciler).
+    pub async fn in_status(
+        &self,
+        status: NamespaceStatus,
+        limit: i64,
+    ) -> Result<Vec<Namespace>, NamespacesError> {
+        let rows = sqlx::query(&format!(
+            "select {COLUMNS} from namespaces where status = $1 order by updated_at asc limit $2"
+        ))
+        .bind(status.as_str())
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Records a pending namespace's registry namespace and makes it `ready`. Returns whether
+    /// this call did it (another reconciler, or a delete, may have been first).
+    pub async fn mark_ready(
+        &self,
+        id: Uuid,
+        registry_namespace_id: &str,
+        registry_endpoint: &str,
+    ) -> Result<bool, NamespacesError> {
+        let result = sqlx::query(
+            "update namespaces set status = 'ready', registry_namespace_id = $1, registry_endpoint = $2, \
+             error_message = '', updated_at = $3 where id = $4 and status = 'pending'",
+        )
+        .bind(registry_namespace_id)
+        .bind(registry_endpoint)
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(self.database.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Removes a namespace that is `deleting`.
+    pub async fn remove_deleted(&self, id: Uuid) -> Result<bool, NamespacesError> {
+        let result = sqlx::query("delete from namespaces where id = $1 and status = 'deleting'")
+            .bind(id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
+
+fn parse_uuid(value: &str) -> Result<Uuid, NamespacesError> {
+    Uuid::try_parse(value).map_err(|_| NamespacesError::Corrupt(format!("bad id `{value}`")))
+}
+
+fn decode(row: &AnyRow) -> Result<Namespace, NamespacesError> {
+    let text = |column: &str| row.try_get::<String, _>(column);
+    Ok(Namespace {
+        id: parse_uuid(&text("id")?)?,
+        organization_id: parse_uuid(&text("organization_id")?)?,
+        project_id: parse_uuid(&text("project_id")?)?,
+        region: text("region")?,
+        name: NamespaceName::parse(&text("name")?)?,
+        description: Description::parse(&text("description")?)?,
+        environment_variables: EnvironmentVariables::from_json(&text("environment_variables")?)?,
+        status: NamespaceStatus::parse(&text("status")?)?,
+        error_message: text("error_message")?,
+        registry_namespace_id: text("registry_namespace_id")?,
+        registry_endpoint: text("registry_endpoint")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (NamespaceStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::connect(&format!("sqlite://{}/ns.db", dir.path().display()))
+            .await
+            .unwrap();
+        database.migrate().await.unwrap();
+        (NamespaceStore::new(database), dir)
+    }
+
+    fn new(name: &str) -> NewNamespace {
+        NewNamespace {
+            name: NamespaceName::parse(name).unwrap(),
+            description: Description::default(),
+            environment_variables: EnvironmentVariables::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn names_are_unique_per_tenant_and_region_and_tenants_are_isolated() {
+        let (store, _dir) = store().await;
+        let alice = Caller {
+            organization_id: Uuid::new_v4(),
+            project_id: Uuid::new_v4(),
+        };
+        let bob = Caller {
+            organization_id: Uuid::new_v4(),
+            project_id: Uuid::new_v4(),
+        };
+        let first = store.insert(&alice, "fr-par", new("one")).await.unwrap();
+        match store.insert(&alice, "fr-par", new("one")).await {
+            Err(NamespacesError::NameTaken { existing_id, .. }) => {
+                assert_eq!(existing_id, first.id.to_string())
+            }
+            other => panic!("expected NameTaken, got {other:?}"),
+        }
+        store.insert(&alice, "nl-ams", new("one")).await.unwrap();
+        store.insert(&bob, "fr-par", new("one")).await.unwrap();
+        assert!(matches!(
+            store.get(&bob, "fr-par", first.id).await,
+            Err(NamespacesError::NotFound(_))
+        ));
+        let (page, total) = store
+            .list(
+                &alice,
+                "fr-par",
+                None,
+                NamespaceOrder::NameAsc,
+                Page::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((page.len(), total), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn lifecycle_pending_ready_deleting_gone() {
+        let (store, _dir) = store().await;
+        let caller = Caller {
+            organization_id: Uuid::new_v4(),
+            project_id: Uuid::new_v4(),
+        };
+        let namespace = store.insert(&caller, "fr-par", new("life")).await.unwrap();
+        assert_eq!(namespace.status, NamespaceStatus::Pending);
+        assert!(store.mark_ready(namespace.id, "r", "host/r").await.unwrap());
+        assert!(!store.mark_ready(namespace.id, "r", "host/r").await.unwrap());
+        let deleting = store
+            .mark_deleting(&caller, "fr-par", namespace.id)
+            .await
+            .unwrap();
+        assert_eq!(deleting.status, NamespaceStatus::Deleting);
+        let changes = NamespaceChanges {
+            description: Some(Description::parse("x").unwrap()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            store.update(&caller, "fr-par", namespace.id, changes).await,
+            Err(NamespacesError::Deleting(_))
+        ));
+        assert!(store.remove_deleted(namespace.id).await.unwrap());
+        assert!(matches!(
+            store.get(&caller, "fr-par", namespace.id).await,
+            Err(NamespacesError::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,243 @@
+//! The one configuration of nuage: defaults, then `nuage.toml`, then `NUAGE_*` environment
+//! variables (`__` separates sections: `NUAGE_GATEWAY__REGIONS`), then command-line flags.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use nuage_core::Secret;
+use nuage_gateway::GatewayConfig;
+use nuage_namespaces::NamespacesConfig;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A part of nuage that a process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The REST API.
+    Gateway,
+    /// Organizations, projects, API keys.
+    Iam,
+    /// Namespaces.
+    Namespaces,
+}
+
+impl Role {
+    /// Every role, in start-up order.
+    pub const ALL: [Role; 3] = [Role::Iam, Role::Namespaces, Role::Gateway];
+}
+
+/// Where the gateway reaches services that this process does not run (split mode).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceUrls {
+    /// iam's gRPC URL, e.g. `http://iam:9090`.
+    pub iam: Option<String>,
+    /// namespaces' gRPC URL.
+    pub namespaces: Option<String>,
+}
+
+/// Everything `nuage serve` and `nuage admin` read.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Holds the SQLite database, the master key, `endpoints.json` and `credentials.json`.
+    pub data_dir: PathBuf,
+    /// The REST API listener.
+    pub listen: SocketAddr,
+    /// The internal gRPC listener (port 0 picks a free port).
+    pub grpc_listen: SocketAddr,
+    /// `sqlite://...` or `postgres://...`; default: `nuage.db` in the data dir.
+    pub database_url: Option<String>,
+    /// The roles this process runs; default: all of them.
+    pub roles: Vec<Role>,
+    /// The master key as 64 hex characters; default: read from `master_key_file`.
+    pub master_key: Option<Secret>,
+    /// The file holding the master key; default: `master.key` in the data dir, created on
+    /// first start.
+    pub master_key_file: Option<PathBuf>,
+    /// The secret internal gRPC calls carry. Required when roles are split across
+    /// processes; a single process makes its own.
+    pub internal_secret: Option<Secret>,
+    /// A file holding `internal_secret`.
+    pub internal_secret_file: Option<PathBuf>,
+    /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
+    pub shutdown_grace_seconds: u64,
+    /// gRPC URLs of services run elsewhere.
+    pub services: ServiceUrls,
+    /// The REST gateway.
+    pub gateway: GatewayConfig,
+    /// The namespaces service.
+    pub namespaces: NamespacesConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./.nuage"),
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            grpc_listen: "127.0.0.1:0".parse().expect("valid address"),
+            database_url: None,
+            roles: Role::ALL.to_vec(),
+            master_key: None,
+            master_key_file: None,
+            internal_secret: None,
+            internal_secret_file: None,
+            shutdown_grace_seconds: 30,
+            services: ServiceUrls::default(),
+            gateway: GatewayConfig::default(),
+            namespaces: NamespacesConfig::default(),
+        }
+    }
+}
+
+/// Command-line settings that override the other layers when given.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--grpc-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--roles`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<Role>>,
+}
+
+impl Config {
+    /// Returns the configuration from every layer; `file` defaults to `nuage.toml` in the
+    /// working directory, which may be absent.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Self> {
+        let file = file.map_or_else(|| PathBuf::from("nuage.toml"), Path::to_path_buf);
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            // NUAGE_TEST_* variables belong to the test suite, not to the server.
+            .merge(
+                Env::prefixed("NUAGE_")
+                    .split("__")
+                    .filter(|key| !key.as_str().starts_with("test_")),
+            )
+            .merge(Serialized::defaults(overrides))
+            .extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks settings that depend on each other.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.roles.is_empty() {
+            anyhow::bail!("roles must name at least one of gateway, iam, namespaces");
+        }
+        self.gateway.validate().map_err(anyhow::Error::msg)?;
+        if self.runs(Role::Gateway) {
+            if !self.runs(Role::Iam) && self.services.iam.is_none() {
+                anyhow::bail!(
+                    "the gateway role needs iam: run the iam role too, or set services.iam"
+                );
+            }
+            if !self.runs(Role::Namespaces) && self.services.namespaces.is_none() {
+                anyhow::bail!(
+                    "the gateway role needs namespaces: run that role too, or set services.namespaces"
+                );
+            }
+        }
+        if !self.is_all_in_one()
+            && self.internal_secret.is_none()
+            && self.internal_secret_file.is_none()
+        {
+            anyhow::bail!("split roles need a shared internal_secret (or internal_secret_file)");
+        }
+        Ok(())
+    }
+
+    /// Returns whether this process runs `role`.
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Returns whether this process runs every role.
+    pub fn is_all_in_one(&self) -> bool {
+        Role::ALL.iter().all(|role| self.runs(*role))
+    }
+
+    /// Returns the database URL, defaulting to SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("nuage.db").display()))
+    }
+
+    /// Returns the master key file path.
+    pub fn master_key_file(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_and_unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "nuage.toml",
+                "listen = \"127.0.0.1:9000\"\n[gateway]\nregions = [\"fr-par\"]\n",
+            )?;
+            jail.set_env("NUAGE_GATEWAY__AUTH_FAILURE_LIMIT", "7");
+            jail.set_env("NUAGE_TEST_DATABASE_URL", "postgres://ignored");
+            let config = Config::load(
+                None,
+                Overrides {
+                    data_dir: Some("/tmp/x".into()),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 9000);
+            assert_eq!(config.gateway.regions, ["fr-par"]);
+            assert_eq!(config.gateway.auth_failure_limit, 7);
+            assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+            let overridden = Config::load(
+                None,
+                Overrides {
+                    listen: Some("127.0.0.1:1".parse().unwrap()),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(overridden.listen.port(), 1);
+            jail.create_file("nuage.toml", "lisen = \"x\"\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn split_roles_need_peers_and_a_shared_secret() {
+        let config = Config {
+            roles: vec![Role::Gateway],
+            ..Config::default()
+        };
+        assert!(config.validate().is_err());
+        let config = Config {
+            roles: vec![Role::Gateway],
+            services: ServiceUrls {
+                iam: Some("http://iam".into()),
+                namespaces: Some("http://ns".into()),
+            },
+            internal_secret: Some(Secret::new("s")),
+            ..Config::default()
+        };
+        config.validate().unwrap();
+    }
+}

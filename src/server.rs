@@ -1,0 +1,296 @@
+//! Starting and stopping the roles of one process.
+
+use crate::admin::open_iam;
+use crate::config::{Config, Role};
+use anyhow::Context;
+use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
+use nuage_core::secret::create_private_file;
+use nuage_core::{Database, Secret};
+use nuage_gateway::{GatewayState, ServiceClients};
+use nuage_iam::{IamService, NewApiKey};
+use nuage_namespaces::{NamespaceStore, NamespacesService, Reconciler};
+use nuage_proto::iam::v1::iam_server::{self, IamServer};
+use nuage_proto::namespaces::v1::namespaces_server::{self, NamespacesServer};
+use serde::Serialize;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic_health::ServingStatus;
+
+/// The addresses a running server bound, as written to `<data-dir>/endpoints.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoints {
+    /// The REST API, when the gateway role runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<SocketAddr>,
+    /// The internal gRPC listener, when any service role runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<SocketAddr>,
+}
+
+/// A started server; stop it with [`RunningServer::shutdown`].
+pub struct RunningServer {
+    endpoints: Endpoints,
+    /// The tenant created on first start, if this start created it.
+    bootstrap: Option<NewApiKey>,
+    http_stop: watch::Sender<bool>,
+    grpc_stop: watch::Sender<bool>,
+    http: Option<JoinHandle<std::io::Result<()>>>,
+    grpc: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    background: Vec<JoinHandle<()>>,
+    database: Option<Database>,
+    grace: Duration,
+}
+
+impl RunningServer {
+    /// Returns the bound addresses.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Returns the default tenant's key if this start created it.
+    pub fn bootstrap_key(&self) -> Option<&NewApiKey> {
+        self.bootstrap.as_ref()
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish (up to the grace period), then
+    /// stops the services they depend on.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.http_stop.send(true);
+        if let Some(http) = self.http.take() {
+            match tokio::time::timeout(self.grace, http).await {
+                Ok(joined) => joined.context("http server task")?.context("http server")?,
+                Err(_) => {
+                    tracing::warn!("in-flight requests did not finish within the grace period")
+                }
+            }
+        }
+        let _ = self.grpc_stop.send(true);
+        if let Some(grpc) = self.grpc.take() {
+            match tokio::time::timeout(self.grace, grpc).await {
+                Ok(joined) => joined.context("grpc server task")?.context("grpc server")?,
+                Err(_) => tracing::warn!("grpc calls did not finish within the grace period"),
+            }
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        if let Some(database) = self.database.take() {
+            database.close().await;
+        }
+        tracing::info!("nuage stopped");
+        Ok(())
+    }
+}
+
+/// Returns when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received, draining"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received, draining"),
+    }
+}
+
+fn internal_auth(config: &Config) -> anyhow::Result<InternalAuth> {
+    let secret = match (&config.internal_secret, &config.internal_secret_file) {
+        (Some(secret), _) => secret.clone(),
+        (None, Some(path)) => Secret::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading internal_secret_file `{}`", path.display()))?
+                .trim(),
+        ),
+        (None, None) => return Ok(InternalAuth::random()),
+    };
+    InternalAuth::new(&secret).map_err(anyhow::Error::msg)
+}
+
+/// Starts every role `config` names and returns once all listeners are bound and
+/// `endpoints.json` is written.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir `{}`", config.data_dir.display()))?;
+    let auth = internal_auth(&config)?;
+    let runs_service = config.runs(Role::Iam) || config.runs(Role::Namespaces);
+    let (http_stop, http_stopped) = watch::channel(false);
+    let (grpc_stop, grpc_stopped) = watch::channel(false);
+    let mut background = Vec::new();
+
+    let database = if runs_service {
+        let url = config.database_url();
+        let database = Database::connect(&url)
+            .await
+            .with_context(|| format!("connecting to `{}`", nuage_core::db::redact_url(&url)))?;
+        database.migrate().await.context("applying migrations")?;
+        Some(database)
+    } else {
+        None
+    };
+
+    let mut bootstrap = None;
+    let mut grpc = None;
+    let mut grpc_address = None;
+    if let Some(database) = &database {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let mut router = tonic::transport::Server::builder()
+            .trace_fn(|request| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                tracing::info_span!("grpc", path = %request.uri().path(), request_id)
+            })
+            .add_service(health_service);
+        let mut served = Vec::new();
+        if config.runs(Role::Iam) {
+            let store = open_iam(&config, database.clone())?;
+            if store.is_empty().await? {
+                let key = store.create_tenant("default").await?;
+                write_credentials(&config.data_dir, &key)?;
+                bootstrap = Some(key);
+            }
+            let service = IamServer::with_interceptor(
+                IamService::new(store),
+                RequireInternalAuth(auth.clone()),
+            );
+            router = router.add_service(service);
+            served.push(iam_server::SERVICE_NAME);
+        }
+        if config.runs(Role::Namespaces) {
+            let store = NamespaceStore::new(database.clone());
+            let reconciler = Reconciler::new(store.clone(), config.namespaces.clone());
+            background.push(tokio::spawn(reconciler.clone().run()));
+            let service = NamespacesServer::with_interceptor(
+                NamespacesService::new(store, reconciler),
+                RequireInternalAuth(auth.clone()),
+            );
+            router = router.add_service(service);
+            served.push(namespaces_server::SERVICE_NAME);
+        }
+        // Services report SERVING only while their database answers.
+        background.push(tokio::spawn(watch_database(
+            database.clone(),
+            reporter,
+            served,
+        )));
+        let listener = TcpListener::bind(config.grpc_listen)
+            .await
+            .with_context(|| format!("binding gRPC listener {}", config.grpc_listen))?;
+        grpc_address = Some(listener.local_addr()?);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let mut stopped = grpc_stopped;
+        grpc = Some(tokio::spawn(router.serve_with_incoming_shutdown(
+            incoming,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        )));
+    }
+
+    let mut http = None;
+    let mut api_address = None;
+    if config.runs(Role::Gateway) {
+        let local = grpc_address.map(|address| format!("http://{address}"));
+        let url = |role: Role, configured: &Option<String>| {
+            if config.runs(role) {
+                local.clone()
+            } else {
+                configured.clone()
+            }
+            .context("no gRPC URL for a service the gateway calls")
+        };
+        let clients = ServiceClients::connect_lazy(
+            &url(Role::Iam, &config.services.iam)?,
+            &url(Role::Namespaces, &config.services.namespaces)?,
+            auth.clone(),
+        )?;
+        let app = nuage_gateway::router(GatewayState::new(config.gateway.clone(), clients));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding the API listener {}", config.listen))?;
+        api_address = Some(listener.local_addr()?);
+        let mut stopped = http_stopped;
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        });
+        http = Some(tokio::spawn(server.into_future()));
+    }
+
+    let endpoints = Endpoints {
+        api: api_address,
+        grpc: grpc_address,
+    };
+    write_atomically(
+        &config.data_dir.join("endpoints.json"),
+        &serde_json::to_vec_pretty(&endpoints)?,
+    )?;
+    tracing::info!(api = ?endpoints.api, grpc = ?endpoints.grpc, roles = ?config.roles, "nuage ready");
+    Ok(RunningServer {
+        endpoints,
+        bootstrap,
+        http_stop,
+        grpc_stop,
+        http,
+        grpc,
+        background,
+        database,
+        grace: Duration::from_secs(config.shutdown_grace_seconds),
+    })
+}
+
+async fn watch_database(
+    database: Database,
+    reporter: tonic_health::server::HealthReporter,
+    services: Vec<&'static str>,
+) {
+    let mut last = None;
+    loop {
+        let status = if database.ping().await {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            if status == ServingStatus::NotServing {
+                tracing::warn!("database does not answer; services report NOT_SERVING");
+            }
+            for service in &services {
+                reporter.set_service_status(*service, status).await;
+            }
+            last = Some(status);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Writes the first tenant's credentials to `credentials.json` (mode 0600).
+fn write_credentials(data_dir: &Path, key: &NewApiKey) -> anyhow::Result<()> {
+    let path = data_dir.join("credentials.json");
+    // A file left from an earlier, now empty, database is stale.
+    let _ = std::fs::remove_file(&path);
+    let mut file =
+        create_private_file(&path).with_context(|| format!("creating `{}`", path.display()))?;
+    file.write_all(&serde_json::to_vec_pretty(&crate::admin::key_json(key))?)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("writing `{}`", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("writing `{}`", path.display()))?;
+    Ok(())
+}
