@@ -122,7 +122,7 @@ impl Config {
             .merge(
                 Env::prefixed("NUAGE_")
                     .split("__")
-                    .filter(|key| !key.as_str().starts_with("test_")),
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
             )
             .merge(Serialized::defaults(overrides))
             .extract()?;
@@ -138,20 +138,13 @@ impl Config {
         self.gateway.validate().map_err(anyhow::Error::msg)?;
         if self.runs(Role::Gateway) {
             if !self.runs(Role::Iam) && self.services.iam.is_none() {
-                anyhow::bail!(
-                    "the gateway role needs iam: run the iam role too, or set services.iam"
-                );
+                anyhow::bail!("the gateway role needs iam: run the iam role too, or set services.iam");
             }
             if !self.runs(Role::Namespaces) && self.services.namespaces.is_none() {
-                anyhow::bail!(
-                    "the gateway role needs namespaces: run that role too, or set services.namespaces"
-                );
+                anyhow::bail!("the gateway role needs namespaces: run that role too, or set services.namespaces");
             }
         }
-        if !self.is_all_in_one()
-            && self.internal_secret.is_none()
-            && self.internal_secret_file.is_none()
-        {
+        if !self.is_all_in_one() && self.internal_secret.is_none() && self.internal_secret_file.is_none() {
             anyhow::bail!("split roles need a shared internal_secret (or internal_secret_file)");
         }
         Ok(())

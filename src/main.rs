@@ -122,11 +122,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ..Overrides::default()
                 },
             )?;
+            let stop = nuage::shutdown_signal()?;
             let server = nuage::start(config.clone()).await?;
             if let Some(api) = server.endpoints().api {
                 print_welcome(&config, api, server.bootstrap_key());
             }
-            nuage::shutdown_signal().await;
+            stop.await;
             server.shutdown().await
         }
         Command::Admin { common, command } => {
@@ -137,9 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 } => nuage::admin::key_json(&nuage::admin::create_tenant(&config, &name).await?),
                 AdminCommand::Key {
                     command: KeyCommand::Create { organization },
-                } => {
-                    nuage::admin::key_json(&nuage::admin::create_key(&config, organization).await?)
-                }
+                } => nuage::admin::key_json(&nuage::admin::create_key(&config, organization).await?),
                 AdminCommand::Key {
                     command: KeyCommand::Revoke { access_key },
                 } => {
@@ -155,11 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn print_welcome(config: &Config, api: SocketAddr, key: Option<&nuage_iam::NewApiKey>) {
     let credentials = config.data_dir.join("credentials.json");
-    let region = config
-        .gateway
-        .regions
-        .first()
-        .map_or("fr-par", String::as_str);
+    let region = config.gateway.regions.first().map_or("fr-par", String::as_str);
     match key {
         Some(key) => println!(
             "nuage is ready on http://{api}\nA default tenant was created; its key is in {}.\nTry:\n  curl -H 'X-Auth-Token: {}' http://{api}/functions/v1alpha2/regions/{region}/namespaces",
@@ -175,10 +170,7 @@ fn print_welcome(config: &Config, api: SocketAddr, key: Option<&nuage_iam::NewAp
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NUAGE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NUAGE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -87,15 +87,18 @@ impl RunningServer {
     }
 }
 
-/// Returns when the process receives SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Installs SIGINT and SIGTERM handlers now and returns a future that resolves when either
+/// arrives. Installing before awaiting means a signal sent in between is not lost.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM received, draining"),
-        _ = interrupt.recv() => tracing::info!("SIGINT received, draining"),
-    }
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received, draining"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received, draining"),
+        }
+    })
 }
 
 fn internal_auth(config: &Config) -> anyhow::Result<InternalAuth> {
@@ -157,10 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 write_credentials(&config.data_dir, &key)?;
                 bootstrap = Some(key);
             }
-            let service = IamServer::with_interceptor(
-                IamService::new(store),
-                RequireInternalAuth(auth.clone()),
-            );
+            let service = IamServer::with_interceptor(IamService::new(store), RequireInternalAuth(auth.clone()));
             router = router.add_service(service);
             served.push(iam_server::SERVICE_NAME);
         }
@@ -176,11 +176,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             served.push(namespaces_server::SERVICE_NAME);
         }
         // Services report SERVING only while their database answers.
-        background.push(tokio::spawn(watch_database(
-            database.clone(),
-            reporter,
-            served,
-        )));
+        background.push(tokio::spawn(watch_database(database.clone(), reporter, served)));
         let listener = TcpListener::bind(config.grpc_listen)
             .await
             .with_context(|| format!("binding gRPC listener {}", config.grpc_listen))?;
@@ -218,13 +214,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .with_context(|| format!("binding the API listener {}", config.listen))?;
         api_address = Some(listener.local_addr()?);
         let mut stopped = http_stopped;
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        });
+        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            });
         http = Some(tokio::spawn(server.into_future()));
     }
 
@@ -280,8 +273,7 @@ fn write_credentials(data_dir: &Path, key: &NewApiKey) -> anyhow::Result<()> {
     let path = data_dir.join("credentials.json");
     // A file left from an earlier, now empty, database is stale.
     let _ = std::fs::remove_file(&path);
-    let mut file =
-        create_private_file(&path).with_context(|| format!("creating `{}`", path.display()))?;
+    let mut file = create_private_file(&path).with_context(|| format!("creating `{}`", path.display()))?;
     file.write_all(&serde_json::to_vec_pretty(&crate::admin::key_json(key))?)?;
     file.sync_all()?;
     Ok(())
@@ -289,8 +281,7 @@ fn write_credentials(data_dir: &Path, key: &NewApiKey) -> anyhow::Result<()> {
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, bytes)
-        .with_context(|| format!("writing `{}`", temporary.display()))?;
+    std::fs::write(&temporary, bytes).with_context(|| format!("writing `{}`", temporary.display()))?;
     std::fs::rename(&temporary, path).with_context(|| format!("writing `{}`", path.display()))?;
     Ok(())
 }

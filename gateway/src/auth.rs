@@ -50,11 +50,7 @@ impl Authenticator {
     }
 
     /// Returns the caller a token belongs to.
-    async fn authenticate(
-        &self,
-        address: IpAddr,
-        token: Option<&str>,
-    ) -> Result<Caller, HttpError> {
+    async fn authenticate(&self, address: IpAddr, token: Option<&str>) -> Result<Caller, HttpError> {
         if let Some(failures) = self.failures.get(&address).await
             && failures.load(Ordering::Relaxed) >= self.failure_limit
         {
@@ -115,10 +111,7 @@ pub(crate) async fn require_caller(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let token = request
-        .headers()
-        .get(AUTH_HEADER)
-        .and_then(|value| value.to_str().ok());
+    let token = request.headers().get(AUTH_HEADER).and_then(|value| value.to_str().ok());
     let caller = state.inner.auth.authenticate(address, token).await?;
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)

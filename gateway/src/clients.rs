@@ -23,11 +23,7 @@ pub struct ServiceClients {
 impl ServiceClients {
     /// Returns clients that dial `iam` and `namespaces` (URLs such as `http://127.0.0.1:9090`)
     /// lazily, so a gateway can start before the services it calls.
-    pub fn connect_lazy(
-        iam: &str,
-        namespaces: &str,
-        auth: InternalAuth,
-    ) -> Result<Self, tonic::transport::Error> {
+    pub fn connect_lazy(iam: &str, namespaces: &str, auth: InternalAuth) -> Result<Self, tonic::transport::Error> {
         let iam_channel = Endpoint::from_shared(iam.to_owned())?.connect_lazy();
         let namespaces_channel = Endpoint::from_shared(namespaces.to_owned())?.connect_lazy();
         Ok(Self {

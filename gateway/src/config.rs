@@ -23,11 +23,7 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
-            regions: vec![
-                "fr-par".to_owned(),
-                "nl-ams".to_owned(),
-                "pl-waw".to_owned(),
-            ],
+            regions: vec!["fr-par".to_owned(), "nl-ams".to_owned(), "pl-waw".to_owned()],
             max_body_bytes: 1024 * 1024,
             auth_cache_ttl_seconds: 5,
             auth_cache_capacity: 10_000,
@@ -44,13 +40,13 @@ impl GatewayConfig {
             return Err("gateway.regions must list at least one region".to_owned());
         }
         if self.auth_cache_ttl_seconds > 10 {
-            return Err("gateway.auth_cache_ttl_seconds must be at most 10, so revoked keys stop working within 10 s".to_owned());
-        }
-        if self.auth_failure_limit == 0 || self.auth_failure_window_seconds == 0 {
             return Err(
-                "gateway.auth_failure_limit and auth_failure_window_seconds must be positive"
+                "gateway.auth_cache_ttl_seconds must be at most 10, so revoked keys stop working within 10 s"
                     .to_owned(),
             );
+        }
+        if self.auth_failure_limit == 0 || self.auth_failure_window_seconds == 0 {
+            return Err("gateway.auth_failure_limit and auth_failure_window_seconds must be positive".to_owned());
         }
         Ok(())
     }

@@ -66,10 +66,7 @@ impl HttpError {
                     "type": "invalid_arguments",
                 }),
             ),
-            Self::TooManyRequests {
-                quota,
-                window_seconds,
-            } => (
+            Self::TooManyRequests { quota, window_seconds } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({
                     "help_message": "too many failed authentications from this address, retry later",
@@ -84,8 +81,7 @@ impl HttpError {
 }
 
 fn api_error_body(error: &ApiError) -> (StatusCode, Value) {
-    let status =
-        StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
     let body = match error.code {
         ErrorCode::InvalidArgument => json!({
@@ -175,18 +171,12 @@ pub(crate) async fn route_not_found(uri: axum::http::Uri) -> HttpError {
     HttpError::Api(ApiError {
         resource: Some("route".to_owned()),
         resource_id: Some(uri.path().to_owned()),
-        ..ApiError::new(
-            ErrorCode::NotFound,
-            format!("no route for `{}`", uri.path()),
-        )
+        ..ApiError::new(ErrorCode::NotFound, format!("no route for `{}`", uri.path()))
     })
 }
 
 /// Answers requests with a method the path does not support.
-pub(crate) async fn method_not_allowed(
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-) -> Response {
+pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     let body = json!({
         "message": format!("method {method} is not allowed on `{}`", uri.path()),
         "type": "method_not_allowed",

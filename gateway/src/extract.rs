@@ -34,24 +34,18 @@ impl Scope {
 impl FromRequestParts<GatewayState> for Scope {
     type Rejection = HttpError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &GatewayState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
         let caller = *parts
             .extensions
             .get::<Caller>()
             .ok_or_else(|| HttpError::Api(nuage_core::ApiError::unauthenticated()))?;
         let region = path_param(parts, state, "region").await?;
         let regions = &state.config().regions;
-        if !regions.iter().any(|r| *r == region) {
+        if !regions.contains(&region) {
             return Err(invalid(
                 "region",
                 Reason::Constraint,
-                format!(
-                    "unknown region `{region}`; valid regions are {}",
-                    regions.join(", ")
-                ),
+                format!("unknown region `{region}`; valid regions are {}", regions.join(", ")),
             ));
         }
         let request_id = parts
@@ -67,11 +61,7 @@ impl FromRequestParts<GatewayState> for Scope {
     }
 }
 
-async fn path_param(
-    parts: &mut Parts,
-    state: &GatewayState,
-    name: &str,
-) -> Result<String, HttpError> {
+async fn path_param(parts: &mut Parts, state: &GatewayState, name: &str) -> Result<String, HttpError> {
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|_| invalid(name, Reason::Format, "is not valid UTF-8"))?;
@@ -89,10 +79,7 @@ pub(crate) struct NamespaceId(pub Uuid);
 impl FromRequestParts<GatewayState> for NamespaceId {
     type Rejection = HttpError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &GatewayState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
         let value = path_param(parts, state, "namespace_id").await?;
         Ok(Self(nuage_core::ids::parse_id("namespace_id", &value)?))
     }
@@ -107,15 +94,13 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str(query)
-            .map(Self)
-            .map_err(|error| {
-                invalid(
-                    "query",
-                    Reason::Format,
-                    format!("the query string does not parse: {error}"),
-                )
-            })
+        serde_urlencoded::from_str(query).map(Self).map_err(|error| {
+            invalid(
+                "query",
+                Reason::Format,
+                format!("the query string does not parse: {error}"),
+            )
+        })
     }
 }
 
@@ -134,13 +119,9 @@ impl QueryParams {
         let Some(raw) = self.get(name) else {
             return Ok(default);
         };
-        let value: u32 = raw.parse().map_err(|_| {
-            invalid(
-                name,
-                Reason::Format,
-                format!("`{raw}` is not a whole number"),
-            )
-        })?;
+        let value: u32 = raw
+            .parse()
+            .map_err(|_| invalid(name, Reason::Format, format!("`{raw}` is not a whole number")))?;
         if value < min || value > max {
             return Err(invalid(
                 name,
@@ -187,19 +168,7 @@ impl<T: DeserializeOwned> FromRequest<GatewayState> for JsonBody<T> {
     type Rejection = HttpError;
 
     async fn from_request(request: Request, state: &GatewayState) -> Result<Self, Self::Rejection> {
-        let limit = state.config().max_body_bytes;
-        let too_large = HttpError::PayloadTooLarge { limit };
-        let declared = request
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok());
-        if declared.is_some_and(|length| length > limit) {
-            return Err(too_large);
-        }
-        let bytes = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|_| too_large)?;
+        let bytes = read_limited(request.into_body(), state.config().max_body_bytes).await?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -209,13 +178,36 @@ impl<T: DeserializeOwned> FromRequest<GatewayState> for JsonBody<T> {
     }
 }
 
+/// How much of an oversized body is read and thrown away before answering 413. Answering
+/// while a client is still sending makes it see a reset connection instead of the answer.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Returns the body if it is at most `limit` bytes, else a 413 (after draining it, bounded).
+async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, HttpError> {
+    use tokio_stream::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| invalid("body", Reason::Format, "the request body could not be read"))?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            bytes.extend_from_slice(&chunk);
+        } else if total > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if total > limit {
+        Err(HttpError::PayloadTooLarge { limit })
+    } else {
+        Ok(bytes)
+    }
+}
+
 /// Returns `bytes` parsed as `T`, or an error naming the field that did not fit.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
-    if !bytes
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b'{')
-    {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
         return Err(invalid(
             "body",
             Reason::Format,
@@ -231,19 +223,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpErr
         } else {
             path
         };
-        invalid(
-            &argument,
-            Reason::Format,
-            format!("{}", strip_position(&inner)),
-        )
+        invalid(&argument, Reason::Format, strip_position(&inner))
     })?;
-    deserializer.end().map_err(|_| {
-        invalid(
-            "body",
-            Reason::Format,
-            "unexpected data after the JSON object",
-        )
-    })?;
+    deserializer
+        .end()
+        .map_err(|_| invalid("body", Reason::Format, "unexpected data after the JSON object"))?;
     Ok(value)
 }
 
@@ -251,10 +235,10 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpErr
 /// adds nothing once the field is named; syntax errors keep it.
 fn strip_position(error: &serde_json::Error) -> String {
     let text = error.to_string();
-    if error.is_data() {
-        if let Some(at) = text.rfind(" at line ") {
-            return text[..at].to_owned();
-        }
+    if error.is_data()
+        && let Some(at) = text.rfind(" at line ")
+    {
+        return text[..at].to_owned();
     }
     text
 }

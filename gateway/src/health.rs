@@ -2,24 +2,23 @@
 //! does only while its database answers.
 
 use crate::GatewayState;
+use crate::error::ErrorBody;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-pub(crate) async fn healthz(State(state): State<GatewayState>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn healthz(State(state): State<GatewayState>) -> Response {
     let mut services = Map::new();
     let mut ready = true;
     for (name, client) in &state.clients().health {
         let mut client = client.clone();
-        let request = HealthCheckRequest {
-            service: name.clone(),
-        };
-        let status = match tokio::time::timeout(Duration::from_secs(2), client.check(request)).await
-        {
+        let request = HealthCheckRequest { service: name.clone() };
+        let status = match tokio::time::timeout(Duration::from_secs(2), client.check(request)).await {
             Ok(Ok(response)) if response.get_ref().status() == ServingStatus::Serving => "serving",
             Ok(Ok(_)) => "not_serving",
             Ok(Err(_)) | Err(_) => "unreachable",
@@ -28,16 +27,12 @@ pub(crate) async fn healthz(State(state): State<GatewayState>) -> (StatusCode, J
         services.insert(name.clone(), Value::String(status.to_owned()));
     }
     if ready {
-        (
-            StatusCode::OK,
-            Json(json!({"services": services, "status": "ready"})),
-        )
+        (StatusCode::OK, Json(json!({"services": services, "status": "ready"}))).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"message": "not ready", "services": services, "type": "service_unavailable"}),
-            ),
-        )
+        let body = json!({"message": "not ready", "services": services, "type": "service_unavailable"});
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body.clone())).into_response();
+        // Keeps this body (with `services`) when the request-id middleware finishes 5xx bodies.
+        response.extensions_mut().insert(ErrorBody(body));
+        response
     }
 }

@@ -75,10 +75,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/metrics", get(metrics::render))
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::observe,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
         .layer(axum::middleware::from_fn(request_id::handle))
         .with_state(state)
 }

@@ -40,11 +40,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_25, 2.0, 16)));
-        registry.register(
-            "requests",
-            "HTTP requests by route and status",
-            requests.clone(),
-        );
+        registry.register("requests", "HTTP requests by route and status", requests.clone());
         registry.register(
             "request_duration_seconds",
             "HTTP request latency by route",
@@ -59,11 +55,7 @@ impl Metrics {
 }
 
 /// Counts and times every request.
-pub(crate) async fn observe(
-    State(state): State<GatewayState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn observe(State(state): State<GatewayState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()

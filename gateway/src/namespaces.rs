@@ -20,10 +20,7 @@ const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "name_asc", "nam
 pub(crate) fn routes() -> Router<GatewayState> {
     Router::new()
         .route("/namespaces", get(list).post(create))
-        .route(
-            "/namespaces/{namespace_id}",
-            get(read).patch(update).delete(delete),
-        )
+        .route("/namespaces/{namespace_id}", get(read).patch(update).delete(delete))
 }
 
 /// The v1alpha2 `Namespace`, fields in the spec's order.
@@ -75,11 +72,7 @@ struct ListJson {
 fn answer(namespace: Option<pb::Namespace>) -> Result<Json<NamespaceJson>, HttpError> {
     namespace
         .map(|namespace| Json(namespace.into()))
-        .ok_or_else(|| {
-            HttpError::Api(ApiError::internal(
-                &"namespaces service answered without a namespace",
-            ))
-        })
+        .ok_or_else(|| HttpError::Api(ApiError::internal(&"namespaces service answered without a namespace")))
 }
 
 /// Checks that an `organization_id` or `project_id` a client sent is the caller's own.
@@ -87,9 +80,7 @@ fn own(argument: &str, sent: Option<&str>, mine: Uuid) -> Result<(), HttpError> 
     match sent.filter(|value| !value.is_empty()) {
         None => Ok(()),
         Some(value) if nuage_core::ids::parse_id(argument, value)? == mine => Ok(()),
-        Some(_) => {
-            Err(ApiError::permission_denied(argument.trim_end_matches("_id"), "write").into())
-        }
+        Some(_) => Err(ApiError::permission_denied(argument.trim_end_matches("_id"), "write").into()),
     }
 }
 
@@ -116,11 +107,7 @@ async fn create(
         body.organization_id.as_deref(),
         scope.caller.organization_id,
     )?;
-    own(
-        "project_id",
-        body.project_id.as_deref(),
-        scope.caller.project_id,
-    )?;
+    own("project_id", body.project_id.as_deref(), scope.caller.project_id)?;
     let name = body
         .name
         .filter(|name| !name.is_empty())
@@ -164,9 +151,7 @@ fn is_other_tenant(query: &QueryParams, caller: &Caller) -> Result<bool, HttpErr
     let other_organization = query
         .uuid("organization_id")?
         .is_some_and(|id| id != caller.organization_id);
-    let other_project = query
-        .uuid("project_id")?
-        .is_some_and(|id| id != caller.project_id);
+    let other_project = query.uuid("project_id")?.is_some_and(|id| id != caller.project_id);
     Ok(other_organization || other_project)
 }
 
@@ -196,10 +181,7 @@ async fn list(
         page,
         page_size,
         order_by: order as i32,
-        name: query
-            .get("name")
-            .filter(|name| !name.is_empty())
-            .map(str::to_owned),
+        name: query.get("name").filter(|name| !name.is_empty()).map(str::to_owned),
     };
     let response = state
         .clients()
@@ -209,11 +191,7 @@ async fn list(
         .await?
         .into_inner();
     Ok(Json(ListJson {
-        namespaces: response
-            .namespaces
-            .into_iter()
-            .map(NamespaceJson::from)
-            .collect(),
+        namespaces: response.namespaces.into_iter().map(NamespaceJson::from).collect(),
         total_count: response.total_count,
     }))
 }

@@ -19,7 +19,8 @@ pub(crate) struct RequestId(pub String);
 pub(crate) async fn handle(mut request: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
     request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     if status.is_server_error() {
@@ -28,9 +29,7 @@ pub(crate) async fn handle(mut request: Request, next: Next) -> Response {
             .extensions()
             .get::<ErrorBody>()
             .map(|body| body.0.clone())
-            .unwrap_or_else(
-                || serde_json::json!({"message": "internal error", "type": "internal_error"}),
-            );
+            .unwrap_or_else(|| serde_json::json!({"message": "internal error", "type": "internal_error"}));
         tracing::error!(status = status.as_u16(), body = %body, "request failed");
         body["request_id"] = serde_json::Value::String(id.clone());
         response = (status, Json(body)).into_response();

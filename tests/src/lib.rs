@@ -1,1 +1,272 @@
-//! stub
+//! Harness for the end-to-end suites: boots the real nuage server in-process on ephemeral
+//! ports, with a fresh database (SQLite in a temporary directory, or a new PostgreSQL database
+//! when `NUAGE_TEST_DATABASE_URL` is set), and drives its REST API with reqwest.
+
+use nuage::{Config, RunningServer};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::Connection;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The environment variable that selects PostgreSQL: a URL whose server may create databases.
+pub const DATABASE_URL_VARIABLE: &str = "NUAGE_TEST_DATABASE_URL";
+
+/// A server running for one test.
+pub struct TestServer {
+    /// Its configuration (the data dir and database it uses).
+    pub config: Config,
+    /// `http://127.0.0.1:port`.
+    pub base_url: String,
+    server: Option<RunningServer>,
+    postgres: Option<(String, String)>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Returns `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (head, query) = url
+        .split_once('?')
+        .map_or((url, None), |(head, query)| (head, Some(query)));
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let base = match head[scheme_end..].find('/') {
+        Some(slash) => &head[..scheme_end + slash],
+        None => head,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+impl TestServer {
+    /// Starts a server with the default configuration.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary data dir");
+        let mut config = Config {
+            data_dir: data_dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            grpc_listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        let mut postgres = None;
+        if let Ok(admin_url) = std::env::var(DATABASE_URL_VARIABLE) {
+            let name = format!("nuage_t_{}", Uuid::new_v4().simple());
+            let mut connection = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("PostgreSQL reachable");
+            sqlx::query(&format!("create database {name}"))
+                .execute(&mut connection)
+                .await
+                .expect("create database");
+            connection.close().await.ok();
+            config.database_url = Some(with_database(&admin_url, &name));
+            postgres = Some((admin_url, name));
+        }
+        adjust(&mut config);
+        let server = nuage::start(config.clone()).await.expect("server starts");
+        let api = server.endpoints().api.expect("gateway runs");
+        Self {
+            config,
+            base_url: format!("http://{api}"),
+            server: Some(server),
+            postgres,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// Returns the running server.
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("server running")
+    }
+
+    /// Takes the running server out, e.g. to shut it down by hand.
+    pub fn take_server(&mut self) -> RunningServer {
+        self.server.take().expect("server running")
+    }
+
+    /// Creates a new tenant through the admin code path, with its own client.
+    pub async fn tenant(&self) -> Tenant {
+        let key = nuage::admin::create_tenant(&self.config, "test tenant")
+            .await
+            .expect("tenant created");
+        Tenant::new(&self.base_url, key)
+    }
+
+    /// Returns the database URL the server uses.
+    pub fn database_url(&self) -> String {
+        self.config.database_url()
+    }
+
+    /// Stops the server and drops its PostgreSQL database.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        if let Some((admin_url, name)) = self.postgres.take() {
+            let mut connection = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("PostgreSQL reachable");
+            sqlx::query(&format!("drop database if exists {name} with (force)"))
+                .execute(&mut connection)
+                .await
+                .expect("drop database");
+        }
+    }
+}
+
+/// A tenant and an HTTP client that authenticates as it.
+#[derive(Clone)]
+pub struct Tenant {
+    /// The organization.
+    pub organization_id: Uuid,
+    /// Its default project.
+    pub project_id: Uuid,
+    /// The API key's access key.
+    pub access_key: String,
+    /// The API key's secret, sent as `X-Auth-Token`.
+    pub secret_key: String,
+    /// The API prefix up to the region: `http://.../functions/v1alpha2/regions/fr-par`.
+    pub api: String,
+    /// `http://127.0.0.1:port`.
+    pub base_url: String,
+    client: reqwest::Client,
+}
+
+/// An answer: status, headers and the body parsed as JSON.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The JSON body.
+    pub body: Value,
+}
+
+impl Tenant {
+    /// Returns a client for `key` on the server at `base_url`.
+    pub fn new(base_url: &str, key: nuage_iam::NewApiKey) -> Self {
+        Self {
+            organization_id: key.organization_id,
+            project_id: key.project_id,
+            access_key: key.access_key.as_str().to_owned(),
+            secret_key: key.secret_key.expose(),
+            api: format!("{base_url}/functions/v1alpha2/regions/fr-par"),
+            base_url: base_url.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request to `path` (relative to the region prefix unless it starts with
+    /// `http`), with `body` as JSON when given, and checks the answer is a JSON object with a
+    /// request id.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.api)
+        };
+        let mut request = self
+            .client
+            .request(method, url)
+            .header("X-Auth-Token", &self.secret_key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request).await
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// PATCH with a JSON body.
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Creates a namespace and returns the create answer's body, asserting success.
+    pub async fn create_namespace(&self, name: &str) -> Value {
+        let answer = self.post("/namespaces", serde_json::json!({"name": name})).await;
+        assert_eq!(answer.status, StatusCode::OK, "create {name}: {}", answer.body);
+        answer.body
+    }
+
+    /// Polls a resource until `done` holds for its answer, for at most `timeout`.
+    pub async fn poll_until(&self, path: &str, timeout: Duration, done: impl Fn(&Answer) -> bool) -> Answer {
+        let started = Instant::now();
+        loop {
+            let answer = self.get(path).await;
+            if done(&answer) {
+                return answer;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{path} did not converge in {timeout:?}; last: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until a namespace is `ready` and returns it.
+    pub async fn wait_ready(&self, namespace_id: &str) -> Value {
+        self.poll_until(&format!("/namespaces/{namespace_id}"), Duration::from_secs(10), |a| {
+            a.body["status"] == "ready"
+        })
+        .await
+        .body
+    }
+}
+
+/// Sends a prepared request and returns its answer, asserting the invariants of every answer:
+/// a JSON object body and an `x-request-id` header.
+pub async fn answer(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.expect("request sent");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body read");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: body is not JSON: {text:?}"));
+    assert!(body.is_object(), "{status}: body is not a JSON object: {text}");
+    assert!(headers.contains_key("x-request-id"), "{status}: no x-request-id");
+    assert!(
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json")),
+        "{status}: content type is not JSON"
+    );
+    Answer { status, headers, body }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_are_replaced_in_urls() {
+        assert_eq!(
+            super::with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            super::with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(super::with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+}

@@ -166,11 +166,7 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)?;
         for violation in &self.violations {
-            write!(
-                f,
-                "; `{}`: {}",
-                violation.argument_name, violation.help_message
-            )?;
+            write!(f, "; `{}`: {}", violation.argument_name, violation.help_message)?;
         }
         Ok(())
     }
@@ -193,11 +189,7 @@ impl ApiError {
     }
 
     /// Returns an `InvalidArgument` error naming one argument.
-    pub fn invalid_argument(
-        argument: impl Into<String>,
-        reason: Reason,
-        help: impl Into<String>,
-    ) -> Self {
+    pub fn invalid_argument(argument: impl Into<String>, reason: Reason, help: impl Into<String>) -> Self {
         Self::invalid_arguments(vec![Violation {
             argument_name: argument.into(),
             reason: reason.as_str().to_owned(),
@@ -223,11 +215,7 @@ impl ApiError {
     }
 
     /// Returns an `AlreadyExists` error with advice.
-    pub fn already_exists(
-        resource: &str,
-        resource_id: impl Into<String>,
-        help: impl Into<String>,
-    ) -> Self {
+    pub fn already_exists(resource: &str, resource_id: impl Into<String>, help: impl Into<String>) -> Self {
         Self {
             resource: Some(resource.to_owned()),
             resource_id: Some(resource_id.into()),
@@ -256,10 +244,7 @@ impl ApiError {
             resource: Some(resource.to_owned()),
             resource_id: Some(resource_id.into()),
             current_state: Some(state.to_owned()),
-            ..Self::new(
-                ErrorCode::FailedPrecondition,
-                "resource is in a transient state",
-            )
+            ..Self::new(ErrorCode::FailedPrecondition, "resource is in a transient state")
         }
     }
 
@@ -293,11 +278,7 @@ impl ApiError {
                 .collect(),
             current_state: self.current_state.clone().unwrap_or_default(),
         };
-        tonic::Status::with_details(
-            self.code.grpc_code(),
-            self.to_string(),
-            detail.encode_to_vec().into(),
-        )
+        tonic::Status::with_details(self.code.grpc_code(), self.to_string(), detail.encode_to_vec().into())
     }
 
     /// Returns the error a status describes: its nuage details when present, otherwise a

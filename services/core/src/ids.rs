@@ -10,11 +10,6 @@ pub fn new_id() -> Uuid {
 
 /// Returns the UUID in `value`, or an `InvalidArgument` error naming `argument`.
 pub fn parse_id(argument: &str, value: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(value).map_err(|_| {
-        ApiError::invalid_argument(
-            argument,
-            Reason::Format,
-            format!("`{value}` is not a valid UUID"),
-        )
-    })
+    Uuid::try_parse(value)
+        .map_err(|_| ApiError::invalid_argument(argument, Reason::Format, format!("`{value}` is not a valid UUID")))
 }

@@ -47,9 +47,7 @@ impl InternalAuth {
         if bool::from(presented.ct_eq(self.header.as_bytes())) {
             Ok(request)
         } else {
-            Err(Status::unauthenticated(
-                "internal credential missing or wrong",
-            ))
+            Err(Status::unauthenticated("internal credential missing or wrong"))
         }
     }
 }
@@ -57,9 +55,7 @@ impl InternalAuth {
 impl tonic::service::Interceptor for InternalAuth {
     /// On a client, adds the credential; on a server, use [`InternalAuth::check`].
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.header.clone());
+        request.metadata_mut().insert("authorization", self.header.clone());
         Ok(request)
     }
 }

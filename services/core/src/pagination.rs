@@ -29,11 +29,7 @@ impl Page {
     /// Returns a page from raw values, where 0 means "the default".
     pub fn new(page: u32, page_size: u32) -> Result<Self, ApiError> {
         let page = if page == 0 { 1 } else { page };
-        let page_size = if page_size == 0 {
-            DEFAULT_PAGE_SIZE
-        } else {
-            page_size
-        };
+        let page_size = if page_size == 0 { DEFAULT_PAGE_SIZE } else { page_size };
         if page_size > MAX_PAGE_SIZE {
             return Err(ApiError::invalid_argument(
                 "page_size",

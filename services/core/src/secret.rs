@@ -145,9 +145,6 @@ mod tests {
         assert_ne!(first.derive("x"), first.derive("y"));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(matches!(
-            MasterKey::from_hex("abcd"),
-            Err(MasterKeyError::Malformed)
-        ));
+        assert!(matches!(MasterKey::from_hex("abcd"), Err(MasterKeyError::Malformed)));
     }
 }

@@ -13,10 +13,7 @@ pub const MAX_ENVIRONMENT_NAME_LENGTH: usize = 256;
 /// Checks a set of environment variables and returns every violation at once: names
 /// `[A-Za-z_][A-Za-z0-9_]*`, at most 100 entries, values at most 1000 characters, and the `SCW_`
 /// prefix reserved for the platform.
-pub fn environment_variables(
-    argument: &str,
-    variables: &HashMap<String, String>,
-) -> Result<(), ApiError> {
+pub fn environment_variables(argument: &str, variables: &HashMap<String, String>) -> Result<(), ApiError> {
     let mut violations = Vec::new();
     if variables.len() > MAX_ENVIRONMENT_VARIABLES {
         violations.push(Violation {
@@ -73,27 +70,21 @@ pub fn environment_variables(
 fn is_environment_name(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= MAX_ENVIRONMENT_NAME_LENGTH
-        && chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Checks that `value` can be a DNS label, or part of one: lowercase letters, digits and
 /// hyphens, starting with a letter, not ending with a hyphen, at most `max_length` long.
 pub fn dns_label(argument: &str, value: &str, max_length: usize) -> Result<(), ApiError> {
-    let refuse =
-        |reason: Reason, help: String| Err(ApiError::invalid_argument(argument, reason, help));
+    let refuse = |reason: Reason, help: String| Err(ApiError::invalid_argument(argument, reason, help));
     if value.is_empty() {
         return refuse(Reason::Required, "must not be empty".to_owned());
     }
     if value.len() > max_length {
         return refuse(
             Reason::Constraint,
-            format!(
-                "must be at most {max_length} characters, `{value}` has {}",
-                value.len()
-            ),
+            format!("must be at most {max_length} characters, `{value}` has {}", value.len()),
         );
     }
     let valid_chars = value
@@ -116,32 +107,19 @@ mod tests {
     use super::*;
 
     fn variables(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn environment_rules_name_each_offending_variable() {
-        assert!(
-            environment_variables(
-                "environment_variables",
-                &variables(&[("A_1", "x"), ("_b", "")])
-            )
-            .is_ok()
-        );
+        assert!(environment_variables("environment_variables", &variables(&[("A_1", "x"), ("_b", "")])).is_ok());
         let long = "x".repeat(1001);
         let error = environment_variables(
             "environment_variables",
             &variables(&[("1BAD", "x"), ("SCW_X", "x"), ("LONG", &long), ("OK", "y")]),
         )
         .unwrap_err();
-        let names: Vec<_> = error
-            .violations
-            .iter()
-            .map(|v| v.argument_name.as_str())
-            .collect();
+        let names: Vec<_> = error.violations.iter().map(|v| v.argument_name.as_str()).collect();
         assert_eq!(
             names,
             [

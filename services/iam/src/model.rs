@@ -22,9 +22,7 @@ impl AccessKey {
     pub fn parse(value: &str) -> Option<Self> {
         let valid = value.len() == 20
             && value.starts_with("SCW")
-            && value[3..]
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            && value[3..].bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         valid.then(|| Self(value.to_owned()))
     }
 
@@ -82,11 +80,7 @@ mod tests {
     fn generated_keys_have_the_forms_clients_check() {
         for _ in 0..100 {
             let access = AccessKey::generate();
-            assert!(
-                AccessKey::parse(access.as_str()).is_some(),
-                "{}",
-                access.as_str()
-            );
+            assert!(AccessKey::parse(access.as_str()).is_some(), "{}", access.as_str());
             let secret = SecretKey::generate().expose();
             assert_eq!(secret.len(), 36);
         }

@@ -27,8 +27,6 @@ impl Iam for IamService {
     ) -> Result<Response<pb::VerifyTokenResponse>, Status> {
         let secret = request.into_inner().secret_key;
         let (caller, access_key) = self.store.verify(&secret).await.map_err(ApiError::from)?;
-        Ok(Response::new(convert::verify_token_response(
-            caller, access_key,
-        )))
+        Ok(Response::new(convert::verify_token_response(caller, access_key)))
     }
 }

@@ -3,9 +3,7 @@
 use crate::error::IamError;
 use crate::model::{AccessKey, NewApiKey, SecretKey};
 use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use nuage_core::clock::now_micros;
 use nuage_core::secret::keyed_digest;
 use nuage_core::{Caller, Database, MasterKey};
@@ -56,11 +54,7 @@ impl IamStore {
         let exposed = secret.expose();
         let matches = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(exposed.as_bytes(), &parsed)
-                        .is_ok()
-                })
+                .map(|parsed| Argon2::default().verify_password(exposed.as_bytes(), &parsed).is_ok())
                 .map_err(|error| IamError::Hash(error.to_string()))
         })
         .await
@@ -104,14 +98,12 @@ impl IamStore {
         };
         let hash = hash_secret(&key.secret_key).await?;
         let mut transaction = self.database.pool().begin().await?;
-        sqlx::query(
-            "insert into organizations (id, name, created_at, updated_at) values ($1, $2, $3, $3)",
-        )
-        .bind(organization_id.to_string())
-        .bind(name)
-        .bind(now)
-        .execute(&mut *transaction)
-        .await?;
+        sqlx::query("insert into organizations (id, name, created_at, updated_at) values ($1, $2, $3, $3)")
+            .bind(organization_id.to_string())
+            .bind(name)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
         sqlx::query(
             "insert into projects (id, organization_id, name, created_at, updated_at) values ($1, $2, $3, $4, $4)",
         )
@@ -128,13 +120,11 @@ impl IamStore {
 
     /// Creates another API key for an existing organization, in its default project.
     pub async fn create_key(&self, organization_id: Uuid) -> Result<NewApiKey, IamError> {
-        let row = sqlx::query(
-            "select id from projects where organization_id = $1 order by created_at asc limit 1",
-        )
-        .bind(organization_id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| IamError::OrganizationNotFound(organization_id.to_string()))?;
+        let row = sqlx::query("select id from projects where organization_id = $1 order by created_at asc limit 1")
+            .bind(organization_id.to_string())
+            .fetch_optional(self.database.pool())
+            .await?
+            .ok_or_else(|| IamError::OrganizationNotFound(organization_id.to_string()))?;
         let project_id: String = row.try_get("id")?;
         let key = NewApiKey {
             organization_id,
@@ -144,8 +134,7 @@ impl IamStore {
         };
         let hash = hash_secret(&key.secret_key).await?;
         let mut transaction = self.database.pool().begin().await?;
-        self.insert_key(&mut transaction, &key, &hash, now_micros())
-            .await?;
+        self.insert_key(&mut transaction, &key, &hash, now_micros()).await?;
         transaction.commit().await?;
         Ok(key)
     }
@@ -250,10 +239,7 @@ mod tests {
             store.verify(&Uuid::new_v4().to_string()).await,
             Err(IamError::Unauthenticated)
         ));
-        assert!(matches!(
-            store.verify("garbage").await,
-            Err(IamError::Unauthenticated)
-        ));
+        assert!(matches!(store.verify("garbage").await, Err(IamError::Unauthenticated)));
         assert!(matches!(
             store.revoke_key("SCWNOPE").await,
             Err(IamError::KeyNotFound(_))

@@ -61,9 +61,7 @@ impl From<NamespacesError> for ApiError {
                 format!("a namespace named `{name}` already exists in this region"),
             ),
             NamespacesError::Deleting(id) => ApiError::transient_state("namespace", id, "deleting"),
-            error @ (NamespacesError::Database(_) | NamespacesError::Corrupt(_)) => {
-                ApiError::internal(&error)
-            }
+            error @ (NamespacesError::Database(_) | NamespacesError::Corrupt(_)) => ApiError::internal(&error),
         }
     }
 }
@@ -76,9 +74,5 @@ impl From<NamespacesError> for tonic::Status {
 
 /// Returns an `InvalidArgument` error for a missing argument.
 pub(crate) fn required(argument: &str) -> NamespacesError {
-    NamespacesError::Invalid(ApiError::invalid_argument(
-        argument,
-        Reason::Required,
-        "is required",
-    ))
+    NamespacesError::Invalid(ApiError::invalid_argument(argument, Reason::Required, "is required"))
 }

@@ -63,9 +63,7 @@ pub struct EnvironmentVariables(BTreeMap<String, String>);
 
 impl EnvironmentVariables {
     /// Returns the variables in `values`, or an error naming each offending variable.
-    pub fn parse(
-        values: std::collections::HashMap<String, String>,
-    ) -> Result<Self, NamespacesError> {
+    pub fn parse(values: std::collections::HashMap<String, String>) -> Result<Self, NamespacesError> {
         validate::environment_variables("environment_variables", &values)?;
         Ok(Self(values.into_iter().collect()))
     }
@@ -120,9 +118,7 @@ impl NamespaceStatus {
             "deleting" => Self::Deleting,
             "error" => Self::Error,
             other => {
-                return Err(NamespacesError::Corrupt(format!(
-                    "unknown status `{other}`"
-                )));
+                return Err(NamespacesError::Corrupt(format!("unknown status `{other}`")));
             }
         })
     }
@@ -195,8 +191,7 @@ mod tests {
         assert!(NamespaceName::parse("Demo").is_err());
         assert!(Description::parse(&"x".repeat(255)).is_ok());
         assert!(Description::parse(&"x".repeat(256)).is_err());
-        let variables =
-            EnvironmentVariables::parse([("A".to_owned(), "1".to_owned())].into()).unwrap();
+        let variables = EnvironmentVariables::parse([("A".to_owned(), "1".to_owned())].into()).unwrap();
         assert_eq!(
             EnvironmentVariables::from_json(&variables.to_json()).unwrap(),
             variables

@@ -55,18 +55,10 @@ impl Reconciler {
 
     /// Handles every namespace currently in a transient state once.
     pub async fn sweep(&self) -> Result<(), NamespacesError> {
-        for namespace in self
-            .store
-            .in_status(NamespaceStatus::Pending, BATCH)
-            .await?
-        {
+        for namespace in self.store.in_status(NamespaceStatus::Pending, BATCH).await? {
             self.provision(&namespace).await?;
         }
-        for namespace in self
-            .store
-            .in_status(NamespaceStatus::Deleting, BATCH)
-            .await?
-        {
+        for namespace in self.store.in_status(NamespaceStatus::Deleting, BATCH).await? {
             // TODO(#3): delete the namespace's functions, containers and crons over gRPC first.
             if self.store.remove_deleted(namespace.id).await? {
                 tracing::info!(namespace_id = %namespace.id, "namespace deleted");
@@ -89,11 +81,7 @@ impl Reconciler {
         );
         if self
             .store
-            .mark_ready(
-                namespace.id,
-                &registry_namespace_id.to_string(),
-                &registry_endpoint,
-            )
+            .mark_ready(namespace.id, &registry_namespace_id.to_string(), &registry_endpoint)
             .await?
         {
             tracing::info!(namespace_id = %namespace.id, registry_endpoint, "namespace ready");

@@ -26,10 +26,7 @@ impl NamespacesService {
 }
 
 /// Returns the caller and region every request carries.
-fn scope(
-    caller: Option<&common::Caller>,
-    region: &str,
-) -> Result<(Caller, String), NamespacesError> {
+fn scope(caller: Option<&common::Caller>, region: &str) -> Result<(Caller, String), NamespacesError> {
     let caller = Caller::from_proto(caller)?;
     if region.is_empty() {
         return Err(required("region"));
@@ -37,12 +34,8 @@ fn scope(
     Ok((caller, region.to_owned()))
 }
 
-fn environment(
-    variables: Option<pb::EnvironmentVariables>,
-) -> Result<Option<EnvironmentVariables>, NamespacesError> {
-    variables
-        .map(|v| EnvironmentVariables::parse(v.values))
-        .transpose()
+fn environment(variables: Option<pb::EnvironmentVariables>) -> Result<Option<EnvironmentVariables>, NamespacesError> {
+    variables.map(|v| EnvironmentVariables::parse(v.values)).transpose()
 }
 
 #[tonic::async_trait]
@@ -104,11 +97,7 @@ impl Namespaces for NamespacesService {
         let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
         let id = parse_id("namespace_id", &request.namespace_id)?;
         let changes = NamespaceChanges {
-            description: request
-                .description
-                .as_deref()
-                .map(Description::parse)
-                .transpose()?,
+            description: request.description.as_deref().map(Description::parse).transpose()?,
             environment_variables: environment(request.environment_variables)?,
         };
         let namespace = self.store.update(&caller, &region, id, changes).await?;

@@ -1,9 +1,7 @@
 //! All SQL of the namespaces service.
 
 use crate::error::NamespacesError;
-use crate::model::{
-    Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceOrder, NamespaceStatus,
-};
+use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceOrder, NamespaceStatus};
 use nuage_core::clock::now_micros;
 use nuage_core::db::is_unique_violation;
 use nuage_core::{Caller, Database, Page};
@@ -47,12 +45,7 @@ impl NamespaceStore {
     }
 
     /// Stores a new `pending` namespace.
-    pub async fn insert(
-        &self,
-        caller: &Caller,
-        region: &str,
-        new: NewNamespace,
-    ) -> Result<Namespace, NamespacesError> {
+    pub async fn insert(&self, caller: &Caller, region: &str, new: NewNamespace) -> Result<Namespace, NamespacesError> {
         let now = now_micros();
         let namespace = Namespace {
             id: Uuid::new_v4(),
@@ -110,25 +103,17 @@ impl NamespaceStore {
         region: &str,
         name: &str,
     ) -> Result<Option<Uuid>, NamespacesError> {
-        let row = sqlx::query(
-            "select id from namespaces where organization_id = $1 and region = $2 and name = $3",
-        )
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(name)
-        .fetch_optional(self.database.pool())
-        .await?;
-        row.map(|row| parse_uuid(&row.try_get::<String, _>("id")?))
-            .transpose()
+        let row = sqlx::query("select id from namespaces where organization_id = $1 and region = $2 and name = $3")
+            .bind(caller.organization_id.to_string())
+            .bind(region)
+            .bind(name)
+            .fetch_optional(self.database.pool())
+            .await?;
+        row.map(|row| parse_uuid(&row.try_get::<String, _>("id")?)).transpose()
     }
 
     /// Returns one namespace of the caller in `region`.
-    pub async fn get(
-        &self,
-        caller: &Caller,
-        region: &str,
-        id: Uuid,
-    ) -> Result<Namespace, NamespacesError> {
+    pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Namespace, NamespacesError> {
         let row = sqlx::query(&format!(
             "select {COLUMNS} from namespaces where organization_id = $1 and region = $2 and id = $3"
         ))
@@ -153,15 +138,13 @@ impl NamespaceStore {
         let filter = "organization_id = $1 and region = $2 and ($3 = '' or name = $3)";
         let organization_id = caller.organization_id.to_string();
         let name = name.unwrap_or_default();
-        let total: i64 = sqlx::query(&format!(
-            "select count(*) as n from namespaces where {filter}"
-        ))
-        .bind(&organization_id)
-        .bind(region)
-        .bind(name)
-        .fetch_one(self.database.pool())
-        .await?
-        .try_get("n")?;
+        let total: i64 = sqlx::query(&format!("select count(*) as n from namespaces where {filter}"))
+            .bind(&organization_id)
+            .bind(region)
+            .bind(name)
+            .fetch_one(self.database.pool())
+            .await?
+            .try_get("n")?;
         let rows = sqlx::query(&format!(
             "select {COLUMNS} from namespaces where {filter} order by {} limit $4 offset $5",
             order.sql()
@@ -190,9 +173,7 @@ impl NamespaceStore {
             return Err(NamespacesError::Deleting(id.to_string()));
         }
         let description = changes.description.unwrap_or(current.description);
-        let environment_variables = changes
-            .environment_variables
-            .unwrap_or(current.environment_variables);
+        let environment_variables = changes.environment_variables.unwrap_or(current.environment_variables);
         let result = sqlx::query(
             "update namespaces set description = $1, environment_variables = $2, updated_at = $3 \
              where organization_id = $4 and region = $5 and id = $6 and status <> 'deleting'",
@@ -213,12 +194,7 @@ impl NamespaceStore {
     }
 
     /// Marks a namespace `deleting` and returns it; deleting twice is not an error.
-    pub async fn mark_deleting(
-        &self,
-        caller: &Caller,
-        region: &str,
-        id: Uuid,
-    ) -> Result<Namespace, NamespacesError> {
+    pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Namespace, NamespacesError> {
         sqlx::query(
             "update namespaces set status = 'deleting', updated_at = $1 \
              where organization_id = $2 and region = $3 and id = $4 and status <> 'deleting'",
@@ -234,11 +210,7 @@ impl NamespaceStore {
 
     /// Returns up to `limit` namespaces in `status`, oldest first, across all tenants (for the
     /// reconciler).
-    pub async fn in_status(
-        &self,
-        status: NamespaceStatus,
-        limit: i64,
-    ) -> Result<Vec<Namespace>, NamespacesError> {
+    pub async fn in_status(&self, status: NamespaceStatus, limit: i64) -> Result<Vec<Namespace>, NamespacesError> {
         let rows = sqlx::query(&format!(
             "select {COLUMNS} from namespaces where status = $1 order by updated_at asc limit $2"
         ))
@@ -349,13 +321,7 @@ mod tests {
             Err(NamespacesError::NotFound(_))
         ));
         let (page, total) = store
-            .list(
-                &alice,
-                "fr-par",
-                None,
-                NamespaceOrder::NameAsc,
-                Page::default(),
-            )
+            .list(&alice, "fr-par", None, NamespaceOrder::NameAsc, Page::default())
             .await
             .unwrap();
         assert_eq!((page.len(), total), (1, 1));
@@ -372,10 +338,7 @@ mod tests {
         assert_eq!(namespace.status, NamespaceStatus::Pending);
         assert!(store.mark_ready(namespace.id, "r", "host/r").await.unwrap());
         assert!(!store.mark_ready(namespace.id, "r", "host/r").await.unwrap());
-        let deleting = store
-            .mark_deleting(&caller, "fr-par", namespace.id)
-            .await
-            .unwrap();
+        let deleting = store.mark_deleting(&caller, "fr-par", namespace.id).await.unwrap();
         assert_eq!(deleting.status, NamespaceStatus::Deleting);
         let changes = NamespaceChanges {
             description: Some(Description::parse("x").unwrap()),

@@ -1,0 +1,204 @@
+//! The binary's contract: first-start bootstrap, endpoints.json, admin commands, health,
+//! metrics, and draining on SIGTERM.
+
+use nuage_tests::{Tenant, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::os::unix::fs::PermissionsExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_bootstraps_a_tenant_and_writes_its_files() {
+    let mut server = TestServer::start().await;
+    let path = server.config.data_dir.join("credentials.json");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let credentials: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let access_key = credentials["access_key"].as_str().unwrap();
+    assert!(access_key.len() == 20 && access_key.starts_with("SCW"), "{access_key}");
+    assert!(
+        access_key[3..]
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    );
+    let secret_key = credentials["secret_key"].as_str().unwrap();
+    assert_eq!(secret_key.len(), 36);
+    let bootstrap = server.server().bootstrap_key().unwrap().clone();
+    assert_eq!(credentials["organization_id"], bootstrap.organization_id.to_string());
+    assert_eq!(credentials["project_id"], bootstrap.project_id.to_string());
+
+    // The bootstrap key works.
+    let tenant = Tenant::new(&server.base_url, bootstrap.clone());
+    assert_eq!(tenant.get("/namespaces").await.status, StatusCode::OK);
+
+    // endpoints.json names the listeners actually bound.
+    let endpoints: Value =
+        serde_json::from_slice(&std::fs::read(server.config.data_dir.join("endpoints.json")).unwrap()).unwrap();
+    let bound = server.server().endpoints();
+    assert_eq!(endpoints["api"], bound.api.unwrap().to_string());
+    assert_eq!(endpoints["grpc"], bound.grpc.unwrap().to_string());
+    assert_ne!(bound.grpc.unwrap().port(), 0);
+
+    // A second start on the same database creates no other tenant.
+    let config = server.config.clone();
+    server.take_server().shutdown().await.unwrap();
+    let again = nuage::start(config).await.unwrap();
+    assert!(again.bootstrap_key().is_none());
+    let tenant = Tenant::new(&format!("http://{}", again.endpoints().api.unwrap()), bootstrap.clone());
+    assert_eq!(tenant.get("/namespaces").await.status, StatusCode::OK);
+    again.shutdown().await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_work_while_the_server_runs() {
+    let server = TestServer::start().await;
+    let key = nuage::admin::create_tenant(&server.config, "acme").await.unwrap();
+    let printed = nuage::admin::key_json(&key);
+    let mut fields: Vec<_> = printed.as_object().unwrap().keys().cloned().collect();
+    fields.sort();
+    assert_eq!(fields, ["access_key", "organization_id", "project_id", "secret_key"]);
+    let tenant = Tenant::new(&server.base_url, key.clone());
+    tenant.create_namespace("from-admin").await;
+
+    let extra = nuage::admin::create_key(&server.config, key.organization_id)
+        .await
+        .unwrap();
+    assert_eq!(extra.organization_id, key.organization_id);
+    assert_ne!(extra.access_key, key.access_key);
+    let extra = Tenant::new(&server.base_url, extra);
+    assert_eq!(extra.get("/namespaces").await.body["total_count"], 1);
+
+    assert!(
+        nuage::admin::create_key(&server.config, uuid::Uuid::new_v4())
+            .await
+            .is_err()
+    );
+    assert!(
+        nuage::admin::revoke_key(&server.config, "SCWNOSUCHKEY00000000")
+            .await
+            .is_err()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let health = nuage_tests::answer(reqwest::Client::new().get(format!("{}/healthz", server.base_url))).await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.body);
+    assert_eq!(health.body["status"], "ready");
+    assert_eq!(health.body["services"]["nuage.namespaces.v1.Namespaces"], "serving");
+    assert_eq!(health.body["services"]["nuage.iam.v1.Iam"], "serving");
+
+    tenant.get("/namespaces").await;
+    tenant.get(&format!("/namespaces/{}", uuid::Uuid::new_v4())).await;
+    let metrics = reqwest::get(format!("{}/metrics", server.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let route = "route=\"/functions/v1alpha2/regions/{region}/namespaces/{namespace_id}\"";
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("nuage_http_requests_total") && l.contains(route) && l.contains("status=\"404\"")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("nuage_http_request_duration_seconds_bucket") && l.contains(route)),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_not_ready_when_the_services_are_unreachable() {
+    let server = TestServer::start_with(|config| {
+        config.roles = vec![nuage::Role::Gateway];
+        config.services.iam = Some("http://127.0.0.1:9".to_owned());
+        config.services.namespaces = Some("http://127.0.0.1:9".to_owned());
+        config.internal_secret = Some(nuage_core::Secret::new("shared"));
+    })
+    .await;
+    let health = nuage_tests::answer(reqwest::Client::new().get(format!("{}/healthz", server.base_url))).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.body);
+    assert_eq!(health.body["services"]["nuage.iam.v1.Iam"], "unreachable");
+    // An API call then fails cleanly: 503, a JSON body, no internals.
+    let answer = nuage_tests::answer(
+        reqwest::Client::new()
+            .get(format!(
+                "{}/functions/v1alpha2/regions/fr-par/namespaces",
+                server.base_url
+            ))
+            .header("X-Auth-Token", uuid::Uuid::new_v4().to_string()),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{}", answer.body);
+    assert!(answer.body["request_id"].is_string());
+    assert!(!answer.body.to_string().contains("127.0.0.1"), "{}", answer.body);
+    server.stop().await;
+}
+
+/// Sends the head and part of the body of a create request, and returns the stream with the
+/// rest still to send.
+async fn start_slow_create(tenant: &Tenant, body: &[u8], sent: usize) -> tokio::net::TcpStream {
+    let address = tenant.base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /functions/v1alpha2/regions/fr-par/namespaces HTTP/1.1\r\nhost: {address}\r\nx-auth-token: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        tenant.secret_key,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..sent]).await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_then_stops() {
+    let mut server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    // Authenticate once so the in-flight request needs no more than the namespaces service.
+    assert_eq!(tenant.get("/namespaces").await.status, StatusCode::OK);
+    let body = json!({"name": "in-flight"}).to_string().into_bytes();
+    let mut stream = start_slow_create(&tenant, &body, 5).await;
+
+    let stop = nuage::shutdown_signal().unwrap();
+    let running = server.take_server();
+    let stopped = tokio::spawn(async move {
+        stop.await;
+        running.shutdown().await
+    });
+    let pid = std::process::id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // Once draining, the listener refuses new connections...
+    let address = tenant.base_url.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(&address).await.is_ok() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "listener still accepting"
+        );
+        tokio::task::yield_now().await;
+    }
+    // ...but the request already in flight completes.
+    stream.write_all(&body[5..]).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"name\":\"in-flight\""), "{response}");
+    stopped.await.unwrap().unwrap();
+    server.stop().await;
+}
