@@ -169,7 +169,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let reconciler = Reconciler::new(store.clone(), config.namespaces.clone());
             background.push(tokio::spawn(reconciler.clone().run()));
             let service = NamespacesServer::with_interceptor(
-                NamespacesService::new(store, reconciler),
+                NamespacesService::new(store, reconciler, config.namespaces.clone()),
                 RequireInternalAuth(auth.clone()),
             );
             router = router.add_service(service);

@@ -135,6 +135,18 @@ fn api_error_body(error: &ApiError) -> (StatusCode, Value) {
             "message": "insufficient permissions",
             "type": "permissions_denied",
         }),
+        ErrorCode::ResourceExhausted if error.quota.is_some() => {
+            // Scaleway answers exhausted quotas with 403, not 429.
+            let quota = error.quota.unwrap_or(nuage_core::error::Quota { limit: 0, current: 0 });
+            return (
+                StatusCode::FORBIDDEN,
+                json!({
+                    "details": [{"current": quota.current, "quota": quota.limit, "resource": text(&error.resource)}],
+                    "message": error.message,
+                    "type": "quotas_exceeded",
+                }),
+            );
+        }
         ErrorCode::ResourceExhausted => json!({
             "help_message": text(&error.help_message),
             "message": error.message,

@@ -424,3 +424,34 @@ async fn tenants_cannot_see_or_touch_each_others_namespaces() {
     assert_eq!(alice.get("/namespaces").await.body["total_count"], 1);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_namespace_quota_gets_quotas_exceeded() {
+    let server = TestServer::start_with(|config| config.namespaces.max_per_organization = 2).await;
+    let tenant = server.tenant().await;
+    let first = tenant.create_namespace("one").await;
+    tenant.create_namespace("two").await;
+    let refused = tenant.post("/namespaces", json!({"name": "three"})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(
+        refused.body,
+        json!({
+            "details": [{"current": 2, "quota": 2, "resource": "namespaces"}],
+            "message": "quota(s) exceeded for this resource",
+            "type": "quotas_exceeded",
+        })
+    );
+    assert_eq!(tenant.get("/namespaces").await.body["total_count"], 2);
+    // The quota is per tenant.
+    server.tenant().await.create_namespace("three").await;
+    // Once a namespace is gone, its slot is free again.
+    let id = first["id"].as_str().unwrap();
+    tenant.delete(&format!("/namespaces/{id}")).await;
+    tenant
+        .poll_until(&format!("/namespaces/{id}"), Duration::from_secs(10), |a| {
+            a.status == StatusCode::NOT_FOUND
+        })
+        .await;
+    tenant.create_namespace("three").await;
+    server.stop().await;
+}

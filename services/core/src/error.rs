@@ -160,6 +160,17 @@ pub struct ApiError {
     pub violations: Vec<Violation>,
     /// The state a resource is stuck in (for transient-state conflicts).
     pub current_state: Option<String>,
+    /// The exhausted quota (for `ResourceExhausted` on a tenant's limit).
+    pub quota: Option<Quota>,
+}
+
+/// A tenant's limit on a resource, and how many it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// How many may exist.
+    pub limit: u64,
+    /// How many exist.
+    pub current: u64,
 }
 
 impl std::fmt::Display for ApiError {
@@ -185,6 +196,7 @@ impl ApiError {
             help_message: None,
             violations: Vec::new(),
             current_state: None,
+            quota: None,
         }
     }
 
@@ -248,6 +260,16 @@ impl ApiError {
         }
     }
 
+    /// Returns a `ResourceExhausted` error for a tenant that has `current` of at most `limit`
+    /// `resource`s.
+    pub fn quota_exceeded(resource: &str, limit: u64, current: u64) -> Self {
+        Self {
+            resource: Some(resource.to_owned()),
+            quota: Some(Quota { limit, current }),
+            ..Self::new(ErrorCode::ResourceExhausted, "quota(s) exceeded for this resource")
+        }
+    }
+
     /// Returns an `Internal` error. The detail is logged here, once, and never sent on.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
@@ -277,6 +299,10 @@ impl ApiError {
                 })
                 .collect(),
             current_state: self.current_state.clone().unwrap_or_default(),
+            quota: self.quota.map(|quota| pb::Quota {
+                limit: quota.limit,
+                current: quota.current,
+            }),
         };
         tonic::Status::with_details(self.code.grpc_code(), self.to_string(), detail.encode_to_vec().into())
     }
@@ -306,6 +332,10 @@ impl ApiError {
                     })
                     .collect(),
                 current_state: non_empty(detail.current_state),
+                quota: detail.quota.map(|quota| Quota {
+                    limit: quota.limit,
+                    current: quota.current,
+                }),
             };
         }
         match ErrorCode::from_grpc(status.code()) {
@@ -332,6 +362,8 @@ mod tests {
         let back = ApiError::from_status(&error.to_status());
         assert_eq!(back, error);
         let error = ApiError::not_found("namespace", "abc");
+        assert_eq!(ApiError::from_status(&error.to_status()), error);
+        let error = ApiError::quota_exceeded("namespaces", 3, 3);
         assert_eq!(ApiError::from_status(&error.to_status()), error);
     }
 

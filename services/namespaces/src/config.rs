@@ -13,6 +13,8 @@ pub struct NamespacesConfig {
     /// Seconds between two sweeps for namespaces stuck in a transient state (a sweep also
     /// runs at once whenever a namespace is created or deleted).
     pub reconcile_interval_seconds: u64,
+    /// How many namespaces one organization may have, across regions.
+    pub max_per_organization: u64,
 }
 
 impl Default for NamespacesConfig {
@@ -20,6 +22,7 @@ impl Default for NamespacesConfig {
         Self {
             registry_host: "registry.nuage.localhost".to_owned(),
             reconcile_interval_seconds: 5,
+            max_per_organization: 100,
         }
     }
 }

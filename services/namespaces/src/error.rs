@@ -20,6 +20,14 @@ pub enum NamespacesError {
         /// The namespace that has it.
         existing_id: String,
     },
+    /// The organization has as many namespaces as it may.
+    #[error("namespace quota of {limit} reached")]
+    QuotaExceeded {
+        /// The quota.
+        limit: u64,
+        /// How many exist.
+        current: u64,
+    },
     /// The namespace is being deleted and cannot change.
     #[error("namespace `{0}` is being deleted")]
     Deleting(String),
@@ -38,6 +46,7 @@ impl NamespacesError {
             Self::Invalid(error) => error.code,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::NameTaken { .. } => ErrorCode::AlreadyExists,
+            Self::QuotaExceeded { .. } => ErrorCode::ResourceExhausted,
             Self::Deleting(_) => ErrorCode::FailedPrecondition,
             Self::Database(_) | Self::Corrupt(_) => ErrorCode::Internal,
         }
@@ -60,6 +69,7 @@ impl From<NamespacesError> for ApiError {
                 existing_id,
                 format!("a namespace named `{name}` already exists in this region"),
             ),
+            NamespacesError::QuotaExceeded { limit, current } => ApiError::quota_exceeded("namespaces", limit, current),
             NamespacesError::Deleting(id) => ApiError::transient_state("namespace", id, "deleting"),
             error @ (NamespacesError::Database(_) | NamespacesError::Corrupt(_)) => ApiError::internal(&error),
         }

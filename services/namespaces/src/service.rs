@@ -1,5 +1,6 @@
 //! The namespaces gRPC service: each RPC validates, calls the store, maps.
 
+use crate::config::NamespacesConfig;
 use crate::convert::{namespace_to_proto, order_from_proto};
 use crate::error::{NamespacesError, required};
 use crate::model::{Description, EnvironmentVariables, NamespaceName};
@@ -16,12 +17,17 @@ use tonic::{Request, Response, Status};
 pub struct NamespacesService {
     store: NamespaceStore,
     reconciler: Reconciler,
+    config: NamespacesConfig,
 }
 
 impl NamespacesService {
     /// Returns a service over `store` that wakes `reconciler` when work appears.
-    pub fn new(store: NamespaceStore, reconciler: Reconciler) -> Self {
-        Self { store, reconciler }
+    pub fn new(store: NamespaceStore, reconciler: Reconciler, config: NamespacesConfig) -> Self {
+        Self {
+            store,
+            reconciler,
+            config,
+        }
     }
 }
 
@@ -51,7 +57,10 @@ impl Namespaces for NamespacesService {
             description: Description::parse(request.description.as_deref().unwrap_or_default())?,
             environment_variables: environment(request.environment_variables)?.unwrap_or_default(),
         };
-        let namespace = self.store.insert(&caller, &region, new).await?;
+        let namespace = self
+            .store
+            .insert(&caller, &region, new, self.config.max_per_organization)
+            .await?;
         self.reconciler.wake();
         Ok(Response::new(pb::CreateNamespaceResponse {
             namespace: Some(namespace_to_proto(namespace)),

@@ -44,8 +44,23 @@ impl NamespaceStore {
         Self { database }
     }
 
-    /// Stores a new `pending` namespace.
-    pub async fn insert(&self, caller: &Caller, region: &str, new: NewNamespace) -> Result<Namespace, NamespacesError> {
+    /// Stores a new `pending` namespace, unless the organization already has `quota` of them.
+    pub async fn insert(
+        &self,
+        caller: &Caller,
+        region: &str,
+        new: NewNamespace,
+        quota: u64,
+    ) -> Result<Namespace, NamespacesError> {
+        let current: i64 = sqlx::query("select count(*) as n from namespaces where organization_id = $1")
+            .bind(caller.organization_id.to_string())
+            .fetch_one(self.database.pool())
+            .await?
+            .try_get("n")?;
+        let current = u64::try_from(current).unwrap_or_default();
+        if current >= quota {
+            return Err(NamespacesError::QuotaExceeded { limit: quota, current });
+        }
         let now = now_micros();
         let namespace = Namespace {
             id: Uuid::new_v4(),
@@ -307,15 +322,15 @@ mod tests {
             organization_id: Uuid::new_v4(),
             project_id: Uuid::new_v4(),
         };
-        let first = store.insert(&alice, "fr-par", new("one")).await.unwrap();
-        match store.insert(&alice, "fr-par", new("one")).await {
+        let first = store.insert(&alice, "fr-par", new("one"), 10).await.unwrap();
+        match store.insert(&alice, "fr-par", new("one"), 10).await {
             Err(NamespacesError::NameTaken { existing_id, .. }) => {
                 assert_eq!(existing_id, first.id.to_string())
             }
             other => panic!("expected NameTaken, got {other:?}"),
         }
-        store.insert(&alice, "nl-ams", new("one")).await.unwrap();
-        store.insert(&bob, "fr-par", new("one")).await.unwrap();
+        store.insert(&alice, "nl-ams", new("one"), 10).await.unwrap();
+        store.insert(&bob, "fr-par", new("one"), 10).await.unwrap();
         assert!(matches!(
             store.get(&bob, "fr-par", first.id).await,
             Err(NamespacesError::NotFound(_))
@@ -334,7 +349,7 @@ mod tests {
             organization_id: Uuid::new_v4(),
             project_id: Uuid::new_v4(),
         };
-        let namespace = store.insert(&caller, "fr-par", new("life")).await.unwrap();
+        let namespace = store.insert(&caller, "fr-par", new("life"), 10).await.unwrap();
         assert_eq!(namespace.status, NamespaceStatus::Pending);
         assert!(store.mark_ready(namespace.id, "r", "host/r").await.unwrap());
         assert!(!store.mark_ready(namespace.id, "r", "host/r").await.unwrap());
