@@ -47,6 +47,9 @@ run_case() {
     >"$WORK/$engine.out" 2>"$WORK/$engine.err" &
   PID=$!
   for _ in $(seq 1 300); do [ -f "$dir/endpoints.json" ] && break; sleep 0.1; done
+  if [ ! -f "$dir/endpoints.json" ]; then
+    echo "nuage did not start:" >&2; cat "$WORK/$engine.err" >&2; exit 1
+  fi
   local api token base id
   api="$(json "$dir/endpoints.json" '["api"]')"
   token="$(json "$dir/credentials.json" '["secret_key"]')"

@@ -118,12 +118,12 @@ impl Config {
         let file = file.map_or_else(|| PathBuf::from("nuage.toml"), Path::to_path_buf);
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            // NUAGE_TEST_* variables belong to the test suite, not to the server.
-            .merge(
-                Env::prefixed("NUAGE_")
-                    .split("__")
-                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
-            )
+            // NUAGE_LOG is the log filter and NUAGE_TEST_* belong to the test suite: neither is
+            // a setting.
+            .merge(Env::prefixed("NUAGE_").split("__").filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                key != "log" && !key.starts_with("test_")
+            }))
             .merge(Serialized::defaults(overrides))
             .extract()?;
         config.validate()?;
@@ -188,6 +188,7 @@ mod tests {
             )?;
             jail.set_env("NUAGE_GATEWAY__AUTH_FAILURE_LIMIT", "7");
             jail.set_env("NUAGE_TEST_DATABASE_URL", "postgres://ignored");
+            jail.set_env("NUAGE_LOG", "debug");
             let config = Config::load(
                 None,
                 Overrides {

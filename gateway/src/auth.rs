@@ -1,12 +1,15 @@
 //! `X-Auth-Token` authentication.
 //!
-//! Verified tokens are cached (keyed by their SHA-256, bounded, with a TTL of at most 10 s), so
-//! the request path pays no argon2 verification and a revoked key stops working within the TTL.
+//! Verified tokens are cached (keyed by their SHA-256, bounded), so the request path pays no
+//! argon2 verification. An entry older than `auth_cache_ttl_seconds` is still served but
+//! re-verified in the background (a revoked key is then dropped at once), and no entry lives
+//! past twice that TTL (at most 10 s): a revoked key stops working within 10 s, and a key in
+//! steady use never waits for argon2 again.
 //! Failed attempts are counted per client address; past a limit the address gets 429 without
 //! reaching iam, so the API cannot be used to burn CPU.
 
 use crate::GatewayState;
-use crate::clients::ServiceClients;
+use crate::clients::{Authed, ServiceClients};
 use crate::config::GatewayConfig;
 use crate::error::HttpError;
 use axum::extract::{ConnectInfo, Request, State};
@@ -15,17 +18,27 @@ use axum::response::Response;
 use moka::future::Cache;
 use nuage_core::{ApiError, Caller, ErrorCode};
 use nuage_proto::iam::v1::VerifyTokenRequest;
+use nuage_proto::iam::v1::iam_client::IamClient;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The header clients authenticate with (matched case-insensitively).
 pub(crate) const AUTH_HEADER: &str = "x-auth-token";
 
+/// A verified token.
+struct Verified {
+    caller: Caller,
+    verified_at: Instant,
+    refreshing: AtomicBool,
+}
+
 pub(crate) struct Authenticator {
-    verified: Cache<[u8; 32], Caller>,
+    verified: Cache<[u8; 32], Arc<Verified>>,
+    refresh_after: Duration,
     failures: Cache<IpAddr, Arc<AtomicU32>>,
     failure_limit: u32,
     failure_window_seconds: u64,
@@ -37,8 +50,9 @@ impl Authenticator {
         Self {
             verified: Cache::builder()
                 .max_capacity(config.auth_cache_capacity)
-                .time_to_live(Duration::from_secs(config.auth_cache_ttl_seconds))
+                .time_to_live(Duration::from_secs(config.auth_cache_ttl_seconds * 2))
                 .build(),
+            refresh_after: Duration::from_secs(config.auth_cache_ttl_seconds),
             failures: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(config.auth_failure_window_seconds))
@@ -64,28 +78,36 @@ impl Authenticator {
             return Err(ApiError::unauthenticated().into());
         };
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut iam = self.clients.iam.clone();
-        let verified = self
-            .verified
-            .try_get_with(key, async move {
-                let response = iam
-                    .verify_token(VerifyTokenRequest {
-                        secret_key: token.to_owned(),
-                    })
-                    .await
-                    .map_err(|status| ApiError::from_status(&status))?
-                    .into_inner();
-                Caller::from_proto(response.caller.as_ref())
-            })
-            .await;
+        let iam = self.clients.iam.clone();
+        let verified = self.verified.try_get_with(key, verify(iam, token.to_owned())).await;
         match verified {
-            Ok(caller) => Ok(caller),
+            Ok(entry) => {
+                if entry.verified_at.elapsed() >= self.refresh_after && !entry.refreshing.swap(true, Ordering::Relaxed)
+                {
+                    self.refresh(key, token.to_owned());
+                }
+                Ok(entry.caller)
+            }
             Err(error) if error.code == ErrorCode::Unauthenticated => {
                 self.record_failure(address).await;
                 Err(ApiError::unauthenticated().into())
             }
             Err(error) => Err(HttpError::Api((*error).clone())),
         }
+    }
+
+    /// Re-verifies a cached token in the background: replaces the entry if the key is still
+    /// valid, drops it if it was revoked, and leaves it to expire if iam cannot answer.
+    fn refresh(&self, key: [u8; 32], token: String) {
+        let cache = self.verified.clone();
+        let iam = self.clients.iam.clone();
+        tokio::spawn(async move {
+            match verify(iam, token).await {
+                Ok(entry) => cache.insert(key, entry).await,
+                Err(error) if error.code == ErrorCode::Unauthenticated => cache.invalidate(&key).await,
+                Err(error) => tracing::warn!(error = %error, "token re-verification failed"),
+            }
+        });
     }
 
     async fn record_failure(&self, address: IpAddr) {
@@ -98,6 +120,20 @@ impl Authenticator {
             tracing::warn!(client = %address, "authentication failures over the limit; throttling");
         }
     }
+}
+
+/// Asks iam who a token belongs to.
+async fn verify(mut iam: IamClient<Authed>, token: String) -> Result<Arc<Verified>, ApiError> {
+    let response = iam
+        .verify_token(VerifyTokenRequest { secret_key: token })
+        .await
+        .map_err(|status| ApiError::from_status(&status))?
+        .into_inner();
+    Ok(Arc::new(Verified {
+        caller: Caller::from_proto(response.caller.as_ref())?,
+        verified_at: Instant::now(),
+        refreshing: AtomicBool::new(false),
+    }))
 }
 
 /// Middleware on API routes: resolves the caller or answers 401/429.

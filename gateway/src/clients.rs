@@ -7,7 +7,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 
-type Authed = InterceptedService<Channel, InternalAuth>;
+/// A channel whose calls carry the internal credential.
+pub(crate) type Authed = InterceptedService<Channel, InternalAuth>;
 
 /// One client per service; cheap to clone (channels multiplex one connection).
 #[derive(Clone, Debug)]

@@ -10,7 +10,8 @@ pub struct GatewayConfig {
     pub regions: Vec<String>,
     /// Largest accepted request body, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
-    /// How long a verified API key stays cached. A revoked key keeps working at most this long.
+    /// After this long a cached API key is re-verified in the background; no entry outlives
+    /// twice this. A revoked key keeps working at most twice this long (at most 10 s).
     pub auth_cache_ttl_seconds: u64,
     /// How many verified API keys are cached at most.
     pub auth_cache_capacity: u64,
@@ -39,10 +40,9 @@ impl GatewayConfig {
         if self.regions.is_empty() {
             return Err("gateway.regions must list at least one region".to_owned());
         }
-        if self.auth_cache_ttl_seconds > 10 {
+        if self.auth_cache_ttl_seconds == 0 || self.auth_cache_ttl_seconds > 5 {
             return Err(
-                "gateway.auth_cache_ttl_seconds must be at most 10, so revoked keys stop working within 10 s"
-                    .to_owned(),
+                "gateway.auth_cache_ttl_seconds must be 1 to 5, so revoked keys stop working within 10 s".to_owned(),
             );
         }
         if self.auth_failure_limit == 0 || self.auth_failure_window_seconds == 0 {

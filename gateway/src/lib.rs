@@ -57,6 +57,11 @@ impl GatewayState {
     fn clients(&self) -> &ServiceClients {
         &self.inner.clients
     }
+
+    /// Returns a client of the namespaces service (clones share one connection).
+    fn namespaces(&self) -> nuage_proto::namespaces::v1::namespaces_client::NamespacesClient<clients::Authed> {
+        self.inner.clients.namespaces.clone()
+    }
 }
 
 /// The API prefix, before the region.

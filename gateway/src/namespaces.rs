@@ -119,12 +119,7 @@ async fn create(
         description: body.description,
         environment_variables: environment(body.environment_variables),
     };
-    let response = state
-        .clients()
-        .namespaces
-        .clone()
-        .create_namespace(scope.grpc(request))
-        .await?;
+    let response = state.namespaces().create_namespace(scope.grpc(request)).await?;
     answer(response.into_inner().namespace)
 }
 
@@ -138,12 +133,7 @@ async fn read(
         region: scope.region.clone(),
         namespace_id: id.to_string(),
     };
-    let response = state
-        .clients()
-        .namespaces
-        .clone()
-        .get_namespace(scope.grpc(request))
-        .await?;
+    let response = state.namespaces().get_namespace(scope.grpc(request)).await?;
     answer(response.into_inner().namespace)
 }
 
@@ -184,9 +174,7 @@ async fn list(
         name: query.get("name").filter(|name| !name.is_empty()).map(str::to_owned),
     };
     let response = state
-        .clients()
-        .namespaces
-        .clone()
+        .namespaces()
         .list_namespaces(scope.grpc(request))
         .await?
         .into_inner();
@@ -215,12 +203,7 @@ async fn update(
         description: body.description,
         environment_variables: environment(body.environment_variables),
     };
-    let response = state
-        .clients()
-        .namespaces
-        .clone()
-        .update_namespace(scope.grpc(request))
-        .await?;
+    let response = state.namespaces().update_namespace(scope.grpc(request)).await?;
     answer(response.into_inner().namespace)
 }
 
@@ -234,11 +217,6 @@ async fn delete(
         region: scope.region.clone(),
         namespace_id: id.to_string(),
     };
-    let response = state
-        .clients()
-        .namespaces
-        .clone()
-        .delete_namespace(scope.grpc(request))
-        .await?;
+    let response = state.namespaces().delete_namespace(scope.grpc(request)).await?;
     answer(response.into_inner().namespace)
 }

@@ -16,7 +16,7 @@ pub const DATABASE_URL_VARIABLE: &str = "NUAGE_TEST_DATABASE_URL";
 pub struct TestServer {
     /// Its configuration (the data dir and database it uses).
     pub config: Config,
-    /// `http://127.0.0.1:port`.
+    /// `http://127.0.0.1:port` of the REST API, or empty without the gateway role.
     pub base_url: String,
     server: Option<RunningServer>,
     postgres: Option<(String, String)>,
@@ -70,10 +70,15 @@ impl TestServer {
         }
         adjust(&mut config);
         let server = nuage::start(config.clone()).await.expect("server starts");
-        let api = server.endpoints().api.expect("gateway runs");
+        // Empty when this server runs no gateway role.
+        let base_url = server
+            .endpoints()
+            .api
+            .map(|api| format!("http://{api}"))
+            .unwrap_or_default();
         Self {
             config,
-            base_url: format!("http://{api}"),
+            base_url,
             server: Some(server),
             postgres,
             _data_dir: data_dir,

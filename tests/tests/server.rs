@@ -202,3 +202,44 @@ async fn sigterm_drains_in_flight_requests_then_stops() {
     stopped.await.unwrap().unwrap();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_split_across_processes_share_one_internal_secret() {
+    // The services in one "process"...
+    let mut backend = TestServer::start_with(|config| {
+        config.roles = vec![nuage::Role::Iam, nuage::Role::Namespaces];
+        config.internal_secret = Some(nuage_core::Secret::new("shared-secret"));
+    })
+    .await;
+    let grpc = format!("http://{}", backend.server().endpoints().grpc.unwrap());
+    assert!(backend.server().endpoints().api.is_none());
+    // ...and gateways in others, reaching them over gRPC.
+    let gateway = |secret: &'static str| {
+        let grpc = grpc.clone();
+        move |config: &mut nuage::Config| {
+            config.roles = vec![nuage::Role::Gateway];
+            config.services.iam = Some(grpc.clone());
+            config.services.namespaces = Some(grpc);
+            config.internal_secret = Some(nuage_core::Secret::new(secret));
+        }
+    };
+    let front = TestServer::start_with(gateway("shared-secret")).await;
+    let key = nuage::admin::create_tenant(&backend.config, "split").await.unwrap();
+    let tenant = Tenant::new(&front.base_url, key.clone());
+    let created = tenant.create_namespace("split-ns").await;
+    tenant.wait_ready(created["id"].as_str().unwrap()).await;
+    let health = nuage_tests::answer(reqwest::Client::new().get(format!("{}/healthz", front.base_url))).await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.body);
+
+    // A gateway with the wrong secret is refused by the services: a server fault (500 with a
+    // request id), not the tenant's bad key.
+    let rogue = TestServer::start_with(gateway("wrong-secret")).await;
+    let answer = Tenant::new(&rogue.base_url, key).get("/namespaces").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", answer.body);
+    assert_eq!(answer.body["message"], "internal error");
+    assert!(answer.body["request_id"].is_string());
+    rogue.stop().await;
+    front.stop().await;
+    backend.take_server().shutdown().await.unwrap();
+    backend.stop().await;
+}

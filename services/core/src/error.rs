@@ -340,6 +340,11 @@ impl ApiError {
         }
         match ErrorCode::from_grpc(status.code()) {
             ErrorCode::Internal => Self::new(ErrorCode::Internal, "internal error"),
+            // Services put details on every error they return; a bare UNAUTHENTICATED comes from
+            // the internal-credential check, so it is a deployment fault, not the client's.
+            ErrorCode::Unauthenticated => {
+                Self::internal(&format!("internal gRPC credential refused: {}", status.message()))
+            }
             ErrorCode::Unavailable => Self::unavailable("service unavailable"),
             code => Self::new(code, status.message()),
         }
@@ -373,6 +378,8 @@ mod tests {
         let error = ApiError::from_status(&status);
         assert_eq!(error.code, ErrorCode::Internal);
         assert!(!error.message.contains("hunter2"));
+        let status = tonic::Status::unauthenticated("internal credential missing or wrong");
+        assert_eq!(ApiError::from_status(&status).code, ErrorCode::Internal);
         let status = tonic::Status::unavailable("connection refused");
         assert_eq!(ApiError::from_status(&status).code, ErrorCode::Unavailable);
     }

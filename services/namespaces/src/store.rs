@@ -153,15 +153,10 @@ impl NamespaceStore {
         let filter = "organization_id = $1 and region = $2 and ($3 = '' or name = $3)";
         let organization_id = caller.organization_id.to_string();
         let name = name.unwrap_or_default();
-        let total: i64 = sqlx::query(&format!("select count(*) as n from namespaces where {filter}"))
-            .bind(&organization_id)
-            .bind(region)
-            .bind(name)
-            .fetch_one(self.database.pool())
-            .await?
-            .try_get("n")?;
+        // One round trip: the window count rides along with the page. Only a page past the end
+        // (no rows to carry it) needs a separate count.
         let rows = sqlx::query(&format!(
-            "select {COLUMNS} from namespaces where {filter} order by {} limit $4 offset $5",
+            "select {COLUMNS}, count(*) over () as total from namespaces where {filter} order by {} limit $4 offset $5",
             order.sql()
         ))
         .bind(&organization_id)
@@ -171,6 +166,17 @@ impl NamespaceStore {
         .bind(page.offset())
         .fetch_all(self.database.pool())
         .await?;
+        let total: i64 = match rows.first() {
+            Some(row) => row.try_get("total")?,
+            None if page.offset() == 0 => 0,
+            None => sqlx::query(&format!("select count(*) as n from namespaces where {filter}"))
+                .bind(&organization_id)
+                .bind(region)
+                .bind(name)
+                .fetch_one(self.database.pool())
+                .await?
+                .try_get("n")?,
+        };
         let namespaces = rows.iter().map(decode).collect::<Result<_, _>>()?;
         Ok((namespaces, u64::try_from(total).unwrap_or_default()))
     }
