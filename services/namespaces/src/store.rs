@@ -195,38 +195,43 @@ impl NamespaceStore {
         }
         let description = changes.description.unwrap_or(current.description);
         let environment_variables = changes.environment_variables.unwrap_or(current.environment_variables);
-        let result = sqlx::query(
+        // The answer comes from the write itself: a re-read could race with a removal.
+        let row = sqlx::query(&format!(
             "update namespaces set description = $1, environment_variables = $2, updated_at = $3 \
-             where organization_id = $4 and region = $5 and id = $6 and status <> 'deleting'",
-        )
+             where organization_id = $4 and region = $5 and id = $6 and status <> 'deleting' returning {COLUMNS}"
+        ))
         .bind(description.as_str())
         .bind(environment_variables.to_json())
         .bind(now_micros())
         .bind(caller.organization_id.to_string())
         .bind(region)
         .bind(id.to_string())
-        .execute(self.database.pool())
-        .await?;
-        if result.rows_affected() == 0 {
-            // Deleted or marked deleting between the read and the write.
-            return Err(NamespacesError::Deleting(id.to_string()));
-        }
-        self.get(caller, region, id).await
+        .fetch_optional(self.database.pool())
+        .await?
+        // Marked deleting (or removed) between the read and the write.
+        .ok_or_else(|| NamespacesError::Deleting(id.to_string()))?;
+        decode(&row)
     }
 
     /// Marks a namespace `deleting` and returns it; deleting twice is not an error.
     pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Namespace, NamespacesError> {
-        sqlx::query(
+        // The answer comes from the write itself: once `deleting`, the reconciler may remove the
+        // row at any moment, so a re-read could miss it.
+        let row = sqlx::query(&format!(
             "update namespaces set status = 'deleting', updated_at = $1 \
-             where organization_id = $2 and region = $3 and id = $4 and status <> 'deleting'",
-        )
+             where organization_id = $2 and region = $3 and id = $4 and status <> 'deleting' returning {COLUMNS}"
+        ))
         .bind(now_micros())
         .bind(caller.organization_id.to_string())
         .bind(region)
         .bind(id.to_string())
-        .execute(self.database.pool())
+        .fetch_optional(self.database.pool())
         .await?;
-        self.get(caller, region, id).await
+        match row {
+            Some(row) => decode(&row),
+            // Already deleting: answer as it is now, or 404 once it is gone.
+            None => self.get(caller, region, id).await,
+        }
     }
 
     /// Returns up to `limit` namespaces in `status`, oldest first, across all tenants (for the
