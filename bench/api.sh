@@ -65,8 +65,8 @@ run_case() {
   local auth=(-H "X-Auth-Token: $token")
   wrk -t2 -c32 -d"${DURATION}s" --latency "${auth[@]}" "$base/namespaces/$id" | summarise "GET /namespaces/{id}, 32 connections"
   wrk -t2 -c32 -d"${DURATION}s" --latency "${auth[@]}" "$base/namespaces?page_size=20" | summarise "GET /namespaces?page_size=20, 32 connections"
-  PAUSE_MS=10 wrk -t2 -c10 -d"${DURATION}s" --latency -s bench/paced.lua "${auth[@]}" "$base/namespaces/$id" | summarise "GET /namespaces/{id}, paced ~1000 req/s"
-  PAUSE_MS=10 wrk -t2 -c10 -d"${DURATION}s" --latency -s bench/paced.lua "${auth[@]}" "$base/namespaces?page_size=20" | summarise "GET /namespaces?page_size=20, paced ~1000 req/s"
+  PAUSE_MS=15 wrk -t2 -c16 -d"${DURATION}s" --latency -s bench/paced.lua "${auth[@]}" "$base/namespaces/$id" | summarise "GET /namespaces/{id}, paced ~1000 req/s"
+  PAUSE_MS=15 wrk -t2 -c16 -d"${DURATION}s" --latency -s bench/paced.lua "${auth[@]}" "$base/namespaces?page_size=20" | summarise "GET /namespaces?page_size=20, paced ~1000 req/s"
   echo "  resident memory after load: $(rss_mib "$PID")"
   kill -TERM "$PID"
   wait "$PID" && echo "  SIGTERM: clean exit (0)" || echo "  SIGTERM: exit code $?"

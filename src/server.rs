@@ -181,7 +181,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .await
             .with_context(|| format!("binding gRPC listener {}", config.grpc_listen))?;
         grpc_address = Some(listener.local_addr()?);
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Accepted sockets need TCP_NODELAY: without it a reply that spans two writes
+        // waits for the peer's delayed ACK (about 40 ms) before its tail leaves.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut stopped = grpc_stopped;
         grpc = Some(tokio::spawn(router.serve_with_incoming_shutdown(
             incoming,
