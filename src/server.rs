@@ -6,7 +6,7 @@ use anyhow::Context;
 use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
 use nuage_core::secret::create_private_file;
 use nuage_core::{Database, Secret};
-use nuage_gateway::{GatewayState, ServiceClients};
+use nuage_gateway::{GatewayState, ServiceClients, Transport};
 use nuage_iam::{IamService, NewApiKey};
 use nuage_namespaces::{NamespaceStore, NamespacesService, Reconciler};
 use nuage_proto::iam::v1::iam_server::{self, IamServer};
@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 /// The addresses a running server bound, as written to `<data-dir>/endpoints.json`.
@@ -139,19 +140,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let mut bootstrap = None;
     let mut grpc = None;
     let mut grpc_address = None;
+    let mut grpc_routes = None;
     if let Some(database) = &database {
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        let mut router = tonic::transport::Server::builder()
-            .trace_fn(|request| {
-                let request_id = request
-                    .headers()
-                    .get(REQUEST_ID_HEADER)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                tracing::info_span!("grpc", path = %request.uri().path(), request_id)
-            })
-            .add_service(health_service);
+        let mut builder = Routes::builder();
+        builder.add_service(health_service);
         let mut served = Vec::new();
         if config.runs(Role::Iam) {
             let store = open_iam(&config, database.clone())?;
@@ -161,7 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 bootstrap = Some(key);
             }
             let service = IamServer::with_interceptor(IamService::new(store), RequireInternalAuth(auth.clone()));
-            router = router.add_service(service);
+            builder.add_service(service);
             served.push(iam_server::SERVICE_NAME);
         }
         if config.runs(Role::Namespaces) {
@@ -172,7 +165,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 NamespacesService::new(store, reconciler, config.namespaces.clone()),
                 RequireInternalAuth(auth.clone()),
             );
-            router = router.add_service(service);
+            builder.add_service(service);
             served.push(namespaces_server::SERVICE_NAME);
         }
         // Services report SERVING only while their database answers.
@@ -184,6 +177,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         // Accepted sockets need TCP_NODELAY: without it a reply that spans two writes
         // waits for the peer's delayed ACK (about 40 ms) before its tail leaves.
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let routes = builder.routes();
+        grpc_routes = Some(routes.clone());
+        let router = tonic::transport::Server::builder()
+            .trace_fn(|request| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                tracing::info_span!("grpc", path = %request.uri().path(), request_id)
+            })
+            .add_routes(routes);
         let mut stopped = grpc_stopped;
         grpc = Some(tokio::spawn(router.serve_with_incoming_shutdown(
             incoming,
@@ -196,20 +202,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let mut http = None;
     let mut api_address = None;
     if config.runs(Role::Gateway) {
-        let local = grpc_address.map(|address| format!("http://{address}"));
-        let url = |role: Role, configured: &Option<String>| {
-            if config.runs(role) {
-                local.clone()
-            } else {
-                configured.clone()
+        // A service of this process is called in process; another process's over gRPC.
+        let transport = |role: Role, configured: &Option<String>| -> anyhow::Result<Transport> {
+            match (&grpc_routes, configured) {
+                (Some(routes), _) if config.runs(role) => Ok(nuage_gateway::in_process(routes.clone())),
+                (_, Some(url)) => Ok(nuage_gateway::dial(url)?),
+                _ => anyhow::bail!("no gRPC URL for the {role:?} service the gateway calls"),
             }
-            .context("no gRPC URL for a service the gateway calls")
         };
-        let clients = ServiceClients::connect_lazy(
-            &url(Role::Iam, &config.services.iam)?,
-            &url(Role::Namespaces, &config.services.namespaces)?,
+        let clients = ServiceClients::new(
+            transport(Role::Iam, &config.services.iam)?,
+            transport(Role::Namespaces, &config.services.namespaces)?,
             auth.clone(),
-        )?;
+        );
         let app = nuage_gateway::router(GatewayState::new(config.gateway.clone(), clients));
         let listener = TcpListener::bind(config.listen)
             .await

@@ -15,7 +15,7 @@ mod metrics;
 mod namespaces;
 mod request_id;
 
-pub use clients::ServiceClients;
+pub use clients::{ServiceClients, Transport, dial, in_process};
 pub use config::GatewayConfig;
 pub use error::HttpError;
 
