@@ -3,7 +3,10 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use nuage_containers::ContainersConfig;
 use nuage_core::Secret;
+use nuage_core::application::ApplicationsConfig;
+use nuage_functions::FunctionsConfig;
 use nuage_gateway::GatewayConfig;
 use nuage_namespaces::NamespacesConfig;
 use serde::{Deserialize, Serialize};
@@ -20,11 +23,45 @@ pub enum Role {
     Iam,
     /// Namespaces.
     Namespaces,
+    /// Functions and the runtimes they run in.
+    Functions,
+    /// Containers.
+    Containers,
+    /// Crons.
+    Crons,
 }
 
 impl Role {
     /// Every role, in start-up order.
-    pub const ALL: [Role; 3] = [Role::Iam, Role::Namespaces, Role::Gateway];
+    pub const ALL: [Role; 6] = [
+        Role::Iam,
+        Role::Namespaces,
+        Role::Functions,
+        Role::Containers,
+        Role::Crons,
+        Role::Gateway,
+    ];
+
+    /// Returns the name used in `--roles` and in `services.<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Iam => "iam",
+            Role::Namespaces => "namespaces",
+            Role::Functions => "functions",
+            Role::Containers => "containers",
+            Role::Crons => "crons",
+        }
+    }
+
+    /// The roles that serve gRPC (every one but the gateway).
+    pub const SERVICES: [Role; 5] = [
+        Role::Iam,
+        Role::Namespaces,
+        Role::Functions,
+        Role::Containers,
+        Role::Crons,
+    ];
 }
 
 /// Where the gateway reaches services that this process does not run (split mode).
@@ -35,6 +72,26 @@ pub struct ServiceUrls {
     pub iam: Option<String>,
     /// namespaces' gRPC URL.
     pub namespaces: Option<String>,
+    /// functions' gRPC URL.
+    pub functions: Option<String>,
+    /// containers' gRPC URL.
+    pub containers: Option<String>,
+    /// crons' gRPC URL.
+    pub crons: Option<String>,
+}
+
+impl ServiceUrls {
+    /// Returns the configured URL of `role`'s service.
+    pub fn get(&self, role: Role) -> Option<&str> {
+        match role {
+            Role::Iam => self.iam.as_deref(),
+            Role::Namespaces => self.namespaces.as_deref(),
+            Role::Functions => self.functions.as_deref(),
+            Role::Containers => self.containers.as_deref(),
+            Role::Crons => self.crons.as_deref(),
+            Role::Gateway => None,
+        }
+    }
 }
 
 /// Everything `nuage serve` and `nuage admin` read.
@@ -69,6 +126,12 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The namespaces service.
     pub namespaces: NamespacesConfig,
+    /// Settings functions and containers share (endpoints, scale cap).
+    pub applications: ApplicationsConfig,
+    /// The functions service.
+    pub functions: FunctionsConfig,
+    /// The containers service.
+    pub containers: ContainersConfig,
 }
 
 impl Default for Config {
@@ -87,6 +150,9 @@ impl Default for Config {
             services: ServiceUrls::default(),
             gateway: GatewayConfig::default(),
             namespaces: NamespacesConfig::default(),
+            applications: ApplicationsConfig::default(),
+            functions: FunctionsConfig::default(),
+            containers: ContainersConfig::default(),
         }
     }
 }
@@ -133,15 +199,30 @@ impl Config {
     /// Checks settings that depend on each other.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.roles.is_empty() {
-            anyhow::bail!("roles must name at least one of gateway, iam, namespaces");
+            anyhow::bail!("roles must name at least one of gateway, iam, namespaces, functions, containers, crons");
         }
         self.gateway.validate().map_err(anyhow::Error::msg)?;
-        if self.runs(Role::Gateway) {
-            if !self.runs(Role::Iam) && self.services.iam.is_none() {
-                anyhow::bail!("the gateway role needs iam: run the iam role too, or set services.iam");
+        // Who calls whom: the gateway calls every service; namespaces cascades to functions
+        // and containers; those check namespaces and cascade to crons; crons checks both.
+        let needs: [(Role, &[Role]); 5] = [
+            (Role::Gateway, &Role::SERVICES),
+            (Role::Namespaces, &[Role::Functions, Role::Containers]),
+            (Role::Functions, &[Role::Namespaces, Role::Crons]),
+            (Role::Containers, &[Role::Namespaces, Role::Crons]),
+            (Role::Crons, &[Role::Functions, Role::Containers]),
+        ];
+        for (caller, callees) in needs {
+            if !self.runs(caller) {
+                continue;
             }
-            if !self.runs(Role::Namespaces) && self.services.namespaces.is_none() {
-                anyhow::bail!("the gateway role needs namespaces: run that role too, or set services.namespaces");
+            for callee in callees {
+                if !self.runs(*callee) && self.services.get(*callee).is_none() {
+                    let name = callee.name();
+                    anyhow::bail!(
+                        "the {} role needs {name}: run the {name} role too, or set services.{name}",
+                        caller.name()
+                    );
+                }
             }
         }
         if !self.is_all_in_one() && self.internal_secret.is_none() && self.internal_secret_file.is_none() {
@@ -228,9 +309,20 @@ mod tests {
             services: ServiceUrls {
                 iam: Some("http://iam".into()),
                 namespaces: Some("http://ns".into()),
+                functions: Some("http://fn".into()),
+                containers: Some("http://ct".into()),
+                crons: None,
             },
             internal_secret: Some(Secret::new("s")),
             ..Config::default()
+        };
+        assert!(config.validate().unwrap_err().to_string().contains("services.crons"));
+        let config = Config {
+            services: ServiceUrls {
+                crons: Some("http://cr".into()),
+                ..config.services
+            },
+            ..config
         };
         config.validate().unwrap();
     }

@@ -3,13 +3,24 @@
 use crate::admin::open_iam;
 use crate::config::{Config, Role};
 use anyhow::Context;
+use nuage_containers::{ContainerStore, ContainersService};
 use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
 use nuage_core::secret::create_private_file;
+use nuage_core::transport::{self, Transport};
 use nuage_core::{Database, Secret};
-use nuage_gateway::{GatewayState, ServiceClients, Transport};
+use nuage_crons::{CronStore, CronsService};
+use nuage_functions::{FunctionStore, FunctionsService};
+use nuage_gateway::{GatewayState, ServiceClients, ServiceTransports};
 use nuage_iam::{IamService, NewApiKey};
 use nuage_namespaces::{NamespaceStore, NamespacesService, Reconciler};
+use nuage_proto::containers::v1::containers_client::ContainersClient;
+use nuage_proto::containers::v1::containers_server::{self, ContainersServer};
+use nuage_proto::crons::v1::crons_client::CronsClient;
+use nuage_proto::crons::v1::crons_server::{self, CronsServer};
+use nuage_proto::functions::v1::functions_client::FunctionsClient;
+use nuage_proto::functions::v1::functions_server::{self, FunctionsServer};
 use nuage_proto::iam::v1::iam_server::{self, IamServer};
+use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::namespaces_server::{self, NamespacesServer};
 use serde::Serialize;
 use std::io::Write;
@@ -21,6 +32,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
+
+/// Seconds between two sweeps of crons stuck in a transient state.
+const CRON_RECONCILE_SECONDS: u64 = 5;
 
 /// The addresses a running server bound, as written to `<data-dir>/endpoints.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -121,7 +135,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir `{}`", config.data_dir.display()))?;
     let auth = internal_auth(&config)?;
-    let runs_service = config.runs(Role::Iam) || config.runs(Role::Namespaces);
+    let runs_service = Role::SERVICES.iter().any(|role| config.runs(*role));
     let (http_stop, http_stopped) = watch::channel(false);
     let (grpc_stop, grpc_stopped) = watch::channel(false);
     let mut background = Vec::new();
@@ -145,6 +159,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut builder = Routes::builder();
         builder.add_service(health_service);
+        let listener = TcpListener::bind(config.grpc_listen)
+            .await
+            .with_context(|| format!("binding gRPC listener {}", config.grpc_listen))?;
+        // Services call each other over gRPC: this process's own listener for the roles it
+        // runs, the configured URL for the others.
+        let local_url = format!("http://{}", listener.local_addr()?);
+        let peer = |role: Role| -> anyhow::Result<transport::Authed> {
+            let url = if config.runs(role) {
+                local_url.as_str()
+            } else {
+                config
+                    .services
+                    .get(role)
+                    .with_context(|| format!("no gRPC URL for the {} service (set services.{0})", role.name()))?
+            };
+            Ok(transport::authed(transport::dial(url)?, auth.clone()))
+        };
         let mut served = Vec::new();
         if config.runs(Role::Iam) {
             let store = open_iam(&config, database.clone())?;
@@ -159,7 +190,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         }
         if config.runs(Role::Namespaces) {
             let store = NamespaceStore::new(database.clone());
-            let reconciler = Reconciler::new(store.clone(), config.namespaces.clone());
+            let peers = nuage_namespaces::Peers {
+                functions: FunctionsClient::new(peer(Role::Functions)?),
+                containers: ContainersClient::new(peer(Role::Containers)?),
+            };
+            let reconciler = Reconciler::new(store.clone(), config.namespaces.clone(), peers);
             background.push(tokio::spawn(reconciler.clone().run()));
             let service = NamespacesServer::with_interceptor(
                 NamespacesService::new(store, reconciler, config.namespaces.clone()),
@@ -168,11 +203,65 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             builder.add_service(service);
             served.push(namespaces_server::SERVICE_NAME);
         }
+        if config.runs(Role::Functions) {
+            let store = FunctionStore::new(database.clone());
+            let crons = CronsClient::new(peer(Role::Crons)?);
+            let reconciler = nuage_functions::Reconciler::new(
+                store.clone(),
+                crons.clone(),
+                config.functions.reconcile_interval_seconds,
+            );
+            background.push(tokio::spawn(reconciler.clone().run()));
+            let peers = nuage_functions::Peers {
+                namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
+                crons,
+            };
+            let runtimes = nuage_functions::detect_runtimes();
+            tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
+            let service = FunctionsService::new(store, reconciler, peers, runtimes, config.applications.clone());
+            builder.add_service(FunctionsServer::with_interceptor(
+                service,
+                RequireInternalAuth(auth.clone()),
+            ));
+            served.push(functions_server::SERVICE_NAME);
+        }
+        if config.runs(Role::Containers) {
+            let store = ContainerStore::new(database.clone());
+            let crons = CronsClient::new(peer(Role::Crons)?);
+            let reconciler = nuage_containers::Reconciler::new(
+                store.clone(),
+                crons.clone(),
+                config.containers.reconcile_interval_seconds,
+            );
+            background.push(tokio::spawn(reconciler.clone().run()));
+            let peers = nuage_containers::Peers {
+                namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
+                crons,
+            };
+            let service = ContainersService::new(store, reconciler, peers, config.applications.clone());
+            builder.add_service(ContainersServer::with_interceptor(
+                service,
+                RequireInternalAuth(auth.clone()),
+            ));
+            served.push(containers_server::SERVICE_NAME);
+        }
+        if config.runs(Role::Crons) {
+            let store = CronStore::new(database.clone());
+            let reconciler = nuage_crons::Reconciler::new(store.clone(), CRON_RECONCILE_SECONDS);
+            background.push(tokio::spawn(reconciler.clone().run()));
+            let peers = nuage_crons::Peers {
+                functions: FunctionsClient::new(peer(Role::Functions)?),
+                containers: ContainersClient::new(peer(Role::Containers)?),
+            };
+            let service = CronsService::new(store, reconciler, peers);
+            builder.add_service(CronsServer::with_interceptor(
+                service,
+                RequireInternalAuth(auth.clone()),
+            ));
+            served.push(crons_server::SERVICE_NAME);
+        }
         // Services report SERVING only while their database answers.
         background.push(tokio::spawn(watch_database(database.clone(), reporter, served)));
-        let listener = TcpListener::bind(config.grpc_listen)
-            .await
-            .with_context(|| format!("binding gRPC listener {}", config.grpc_listen))?;
         grpc_address = Some(listener.local_addr()?);
         // Accepted sockets need TCP_NODELAY: without it a reply that spans two writes
         // waits for the peer's delayed ACK (about 40 ms) before its tail leaves.
@@ -203,16 +292,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let mut api_address = None;
     if config.runs(Role::Gateway) {
         // A service of this process is called in process; another process's over gRPC.
-        let transport = |role: Role, configured: &Option<String>| -> anyhow::Result<Transport> {
-            match (&grpc_routes, configured) {
-                (Some(routes), _) if config.runs(role) => Ok(nuage_gateway::in_process(routes.clone())),
-                (_, Some(url)) => Ok(nuage_gateway::dial(url)?),
-                _ => anyhow::bail!("no gRPC URL for the {role:?} service the gateway calls"),
+        let transport = |role: Role| -> anyhow::Result<Transport> {
+            match (&grpc_routes, config.services.get(role)) {
+                (Some(routes), _) if config.runs(role) => Ok(transport::in_process(routes.clone())),
+                (_, Some(url)) => Ok(transport::dial(url)?),
+                _ => anyhow::bail!("no gRPC URL for the {} service the gateway calls", role.name()),
             }
         };
         let clients = ServiceClients::new(
-            transport(Role::Iam, &config.services.iam)?,
-            transport(Role::Namespaces, &config.services.namespaces)?,
+            ServiceTransports {
+                iam: transport(Role::Iam)?,
+                namespaces: transport(Role::Namespaces)?,
+                functions: transport(Role::Functions)?,
+                containers: transport(Role::Containers)?,
+                crons: transport(Role::Crons)?,
+            },
             auth.clone(),
         );
         let app = nuage_gateway::router(GatewayState::new(config.gateway.clone(), clients));

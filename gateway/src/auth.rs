@@ -9,13 +9,14 @@
 //! reaching iam, so the API cannot be used to burn CPU.
 
 use crate::GatewayState;
-use crate::clients::{Authed, ServiceClients};
+use crate::clients::ServiceClients;
 use crate::config::GatewayConfig;
 use crate::error::HttpError;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use moka::future::Cache;
+use nuage_core::transport::Authed;
 use nuage_core::{ApiError, Caller, ErrorCode};
 use nuage_proto::iam::v1::VerifyTokenRequest;
 use nuage_proto::iam::v1::iam_client::IamClient;

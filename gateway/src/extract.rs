@@ -72,17 +72,33 @@ async fn path_param(parts: &mut Parts, state: &GatewayState, name: &str) -> Resu
         .ok_or_else(|| invalid(name, Reason::Required, "is required"))
 }
 
-/// The `{namespace_id}` path parameter, a UUID.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct NamespaceId(pub Uuid);
+/// Declares an extractor for a UUID path parameter; a malformed one is a 400 naming it.
+macro_rules! path_id {
+    ($(#[$doc:meta] $name:ident = $param:literal;)*) => {$(
+        #[$doc]
+        #[derive(Debug, Clone, Copy)]
+        pub(crate) struct $name(pub Uuid);
 
-impl FromRequestParts<GatewayState> for NamespaceId {
-    type Rejection = HttpError;
+        impl FromRequestParts<GatewayState> for $name {
+            type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
-        let value = path_param(parts, state, "namespace_id").await?;
-        Ok(Self(nuage_core::ids::parse_id("namespace_id", &value)?))
-    }
+            async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
+                let value = path_param(parts, state, $param).await?;
+                Ok(Self(nuage_core::ids::parse_id($param, &value)?))
+            }
+        }
+    )*};
+}
+
+path_id! {
+    /// The `{namespace_id}` path parameter.
+    NamespaceId = "namespace_id";
+    /// The `{function_id}` path parameter.
+    FunctionId = "function_id";
+    /// The `{container_id}` path parameter.
+    ContainerId = "container_id";
+    /// The `{cron_id}` path parameter.
+    CronId = "cron_id";
 }
 
 /// Query parameters as name/value pairs; the last of repeated names wins.

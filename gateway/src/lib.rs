@@ -5,17 +5,21 @@
 //! parameters, JSON bodies), calls services through generated gRPC clients, and renders
 //! Scaleway's exact success and error bodies. It imports no service crate.
 
+mod applications;
 mod auth;
 mod clients;
 mod config;
+mod containers;
+mod crons;
 mod error;
 mod extract;
+mod functions;
 mod health;
 mod metrics;
 mod namespaces;
 mod request_id;
 
-pub use clients::{ServiceClients, Transport, dial, in_process};
+pub use clients::{ServiceClients, ServiceTransports};
 pub use config::GatewayConfig;
 pub use error::HttpError;
 
@@ -59,7 +63,9 @@ impl GatewayState {
     }
 
     /// Returns a client of the namespaces service (clones share one connection).
-    fn namespaces(&self) -> nuage_proto::namespaces::v1::namespaces_client::NamespacesClient<clients::Authed> {
+    fn namespaces(
+        &self,
+    ) -> nuage_proto::namespaces::v1::namespaces_client::NamespacesClient<nuage_core::transport::Authed> {
         self.inner.clients.namespaces.clone()
     }
 }
@@ -70,10 +76,14 @@ pub const API_PREFIX: &str = "/functions/v1alpha2/regions";
 /// Returns the gateway's HTTP routes. Serve it with `into_make_service_with_connect_info`
 /// so the failure throttle sees client addresses.
 pub fn router(state: GatewayState) -> Router {
-    let api = namespaces::routes().route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_caller,
-    ));
+    let api = namespaces::routes()
+        .merge(functions::routes())
+        .merge(containers::routes())
+        .merge(crons::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_caller,
+        ));
     Router::new()
         .nest(&format!("{API_PREFIX}/{{region}}"), api)
         .route("/healthz", get(health::healthz))

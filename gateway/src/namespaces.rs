@@ -76,7 +76,7 @@ fn answer(namespace: Option<pb::Namespace>) -> Result<Json<NamespaceJson>, HttpE
 }
 
 /// Checks that an `organization_id` or `project_id` a client sent is the caller's own.
-fn own(argument: &str, sent: Option<&str>, mine: Uuid) -> Result<(), HttpError> {
+pub(crate) fn own(argument: &str, sent: Option<&str>, mine: Uuid) -> Result<(), HttpError> {
     match sent.filter(|value| !value.is_empty()) {
         None => Ok(()),
         Some(value) if nuage_core::ids::parse_id(argument, value)? == mine => Ok(()),
@@ -137,7 +137,7 @@ async fn read(
     answer(response.into_inner().namespace)
 }
 
-fn is_other_tenant(query: &QueryParams, caller: &Caller) -> Result<bool, HttpError> {
+pub(crate) fn is_other_tenant(query: &QueryParams, caller: &Caller) -> Result<bool, HttpError> {
     let other_organization = query
         .uuid("organization_id")?
         .is_some_and(|id| id != caller.organization_id);

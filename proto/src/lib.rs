@@ -26,3 +26,27 @@ pub mod namespaces {
         tonic::include_proto!("nuage.namespaces.v1");
     }
 }
+
+/// Functions.
+pub mod functions {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.functions.v1");
+    }
+}
+
+/// Containers.
+pub mod containers {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.containers.v1");
+    }
+}
+
+/// Crons.
+pub mod crons {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.crons.v1");
+    }
+}

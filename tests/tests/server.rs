@@ -120,8 +120,12 @@ async fn health_and_metrics() {
 async fn health_is_not_ready_when_the_services_are_unreachable() {
     let server = TestServer::start_with(|config| {
         config.roles = vec![nuage::Role::Gateway];
-        config.services.iam = Some("http://127.0.0.1:9".to_owned());
-        config.services.namespaces = Some("http://127.0.0.1:9".to_owned());
+        let nowhere = Some("http://127.0.0.1:9".to_owned());
+        config.services.iam = nowhere.clone();
+        config.services.namespaces = nowhere.clone();
+        config.services.functions = nowhere.clone();
+        config.services.containers = nowhere.clone();
+        config.services.crons = nowhere;
         config.internal_secret = Some(nuage_core::Secret::new("shared"));
     })
     .await;
@@ -207,7 +211,7 @@ async fn sigterm_drains_in_flight_requests_then_stops() {
 async fn roles_split_across_processes_share_one_internal_secret() {
     // The services in one "process"...
     let mut backend = TestServer::start_with(|config| {
-        config.roles = vec![nuage::Role::Iam, nuage::Role::Namespaces];
+        config.roles = nuage::Role::SERVICES.to_vec();
         config.internal_secret = Some(nuage_core::Secret::new("shared-secret"));
     })
     .await;
@@ -219,7 +223,10 @@ async fn roles_split_across_processes_share_one_internal_secret() {
         move |config: &mut nuage::Config| {
             config.roles = vec![nuage::Role::Gateway];
             config.services.iam = Some(grpc.clone());
-            config.services.namespaces = Some(grpc);
+            config.services.namespaces = Some(grpc.clone());
+            config.services.functions = Some(grpc.clone());
+            config.services.containers = Some(grpc.clone());
+            config.services.crons = Some(grpc);
             config.internal_secret = Some(nuage_core::Secret::new(secret));
         }
     };

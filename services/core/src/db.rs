@@ -129,6 +129,12 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+impl From<sqlx::Error> for crate::ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(&format_args!("database: {error}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

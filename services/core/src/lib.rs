@@ -4,6 +4,7 @@
 //! [`Caller`] a request acts for, pagination, the database pool and its migrator, the master
 //! key and the internal gRPC credential. It holds no business logic and no tables of its own.
 
+pub mod application;
 pub mod caller;
 pub mod clock;
 pub mod db;
@@ -12,6 +13,7 @@ pub mod ids;
 pub mod internal;
 pub mod pagination;
 pub mod secret;
+pub mod transport;
 pub mod validate;
 
 pub use caller::Caller;
@@ -19,3 +21,4 @@ pub use db::Database;
 pub use error::{ApiError, ErrorCode, Violation};
 pub use pagination::Page;
 pub use secret::{MasterKey, Secret};
+pub use transport::Transport;

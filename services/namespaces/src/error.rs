@@ -34,6 +34,9 @@ pub enum NamespacesError {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// A service this one calls failed.
+    #[error("peer service: {0}")]
+    Peer(ApiError),
     /// A stored row does not decode.
     #[error("corrupt namespace row: {0}")]
     Corrupt(String),
@@ -49,6 +52,7 @@ impl NamespacesError {
             Self::QuotaExceeded { .. } => ErrorCode::ResourceExhausted,
             Self::Deleting(_) => ErrorCode::FailedPrecondition,
             Self::Database(_) | Self::Corrupt(_) => ErrorCode::Internal,
+            Self::Peer(error) => error.code,
         }
     }
 }
@@ -64,6 +68,7 @@ impl From<NamespacesError> for ApiError {
         match error {
             NamespacesError::Invalid(error) => error,
             NamespacesError::NotFound(id) => ApiError::not_found("namespace", id),
+            NamespacesError::Peer(error) => error,
             NamespacesError::NameTaken { name, existing_id } => ApiError::already_exists(
                 "namespace",
                 existing_id,

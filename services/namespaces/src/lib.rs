@@ -16,6 +16,6 @@ mod store;
 
 pub use config::NamespacesConfig;
 pub use error::NamespacesError;
-pub use reconciler::Reconciler;
+pub use reconciler::{Peers, Reconciler};
 pub use service::NamespacesService;
 pub use store::NamespaceStore;

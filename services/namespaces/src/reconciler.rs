@@ -8,6 +8,12 @@ use crate::config::NamespacesConfig;
 use crate::error::NamespacesError;
 use crate::model::{Namespace, NamespaceStatus};
 use crate::store::NamespaceStore;
+use nuage_core::ApiError;
+use nuage_core::transport::Authed;
+use nuage_proto::containers::v1::DeleteNamespaceContainersRequest;
+use nuage_proto::containers::v1::containers_client::ContainersClient;
+use nuage_proto::functions::v1::DeleteNamespaceFunctionsRequest;
+use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -15,21 +21,34 @@ use uuid::Uuid;
 
 /// How many namespaces one sweep handles per state.
 const BATCH: i64 = 100;
+/// How soon to sweep again while children are still being deleted.
+const FOLLOW_UP: Duration = Duration::from_millis(200);
+
+/// The services that own a namespace's children.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// Owns functions.
+    pub functions: FunctionsClient<Authed>,
+    /// Owns containers.
+    pub containers: ContainersClient<Authed>,
+}
 
 /// Drives `pending` namespaces to `ready` and `deleting` ones out of existence.
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     store: NamespaceStore,
     config: NamespacesConfig,
+    peers: Peers,
     wake: Arc<Notify>,
 }
 
 impl Reconciler {
     /// Returns a reconciler; call [`Reconciler::run`] to start it.
-    pub fn new(store: NamespaceStore, config: NamespacesConfig) -> Self {
+    pub fn new(store: NamespaceStore, config: NamespacesConfig, peers: Peers) -> Self {
         Self {
             store,
             config,
+            peers,
             wake: Arc::new(Notify::new()),
         }
     }
@@ -43,28 +62,68 @@ impl Reconciler {
     pub async fn run(self) {
         let interval = Duration::from_secs(self.config.reconcile_interval_seconds.max(1));
         loop {
-            if let Err(error) = self.sweep().await {
-                tracing::warn!(error = %error, "namespace sweep failed; retrying");
-            }
+            let wait = match self.sweep().await {
+                Ok(true) => FOLLOW_UP,
+                Ok(false) => interval,
+                Err(error) => {
+                    tracing::warn!(error = %error, "namespace sweep failed; retrying");
+                    interval.min(Duration::from_secs(1))
+                }
+            };
             tokio::select! {
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(interval) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
-    /// Handles every namespace currently in a transient state once.
-    pub async fn sweep(&self) -> Result<(), NamespacesError> {
+    /// Handles every namespace currently in a transient state once; returns whether some
+    /// deleted namespace still waits for its children to go.
+    pub async fn sweep(&self) -> Result<bool, NamespacesError> {
+        let mut waiting = false;
         for namespace in self.store.in_status(NamespaceStatus::Pending, BATCH).await? {
             self.provision(&namespace).await?;
         }
         for namespace in self.store.in_status(NamespaceStatus::Deleting, BATCH).await? {
-            // TODO(#3): delete the namespace's functions, containers and crons over gRPC first.
-            if self.store.remove_deleted(namespace.id).await? {
+            // Children first: functions and containers, which take their crons with them.
+            if self.children_remaining(&namespace).await? > 0 {
+                waiting = true;
+            } else if self.store.remove_deleted(namespace.id).await? {
                 tracing::info!(namespace_id = %namespace.id, "namespace deleted");
             }
         }
-        Ok(())
+        Ok(waiting)
+    }
+
+    /// Asks the owners of a namespace's functions and containers to delete them; returns how
+    /// many still exist.
+    async fn children_remaining(&self, namespace: &Namespace) -> Result<u64, NamespacesError> {
+        let unavailable = |status: tonic::Status| NamespacesError::Peer(ApiError::from_status(&status));
+        let functions = self
+            .peers
+            .functions
+            .clone()
+            .delete_namespace_functions(DeleteNamespaceFunctionsRequest {
+                organization_id: namespace.organization_id.to_string(),
+                namespace_id: namespace.id.to_string(),
+            })
+            .await
+            .map_err(unavailable)?
+            .into_inner()
+            .remaining;
+        let containers = self
+            .peers
+            .containers
+            .clone()
+            .delete_namespace_containers(DeleteNamespaceContainersRequest {
+                organization_id: namespace.organization_id.to_string(),
+                namespace_id: namespace.id.to_string(),
+            })
+            .await
+            .map_err(unavailable)?
+            .into_inner()
+            .remaining;
+        Ok(functions + containers)
     }
 
     /// Creates the namespace's registry namespace and marks it ready.

@@ -1,0 +1,292 @@
+//! Rules that functions and containers share: sizes, scale bounds, timeouts, names, privacy,
+//! status, sort orders and endpoints. Both services apply them; neither owns them.
+
+use crate::error::{ApiError, Reason};
+use crate::validate;
+use nuage_proto::common::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+/// Memory sizes (MB) and the mvCPU each comes with.
+pub const MEMORY_LIMITS: [(u32, u32); 7] = [
+    (128, 70),
+    (256, 140),
+    (512, 280),
+    (1024, 560),
+    (2048, 1120),
+    (3072, 1680),
+    (4096, 2240),
+];
+/// Memory when none is asked for (MB).
+pub const DEFAULT_MEMORY_LIMIT: u32 = 256;
+/// Instances kept when idle, when none is asked for.
+pub const DEFAULT_MIN_SCALE: u32 = 0;
+/// Most instances, when none is asked for.
+pub const DEFAULT_MAX_SCALE: u32 = 20;
+/// Request timeout when none is asked for: 300 s.
+pub const DEFAULT_TIMEOUT_MS: u64 = 300_000;
+/// Shortest timeout: 1 s.
+pub const MIN_TIMEOUT_MS: u64 = 1_000;
+/// Longest timeout: 15 min.
+pub const MAX_TIMEOUT_MS: u64 = 900_000;
+/// Longest description.
+pub const MAX_DESCRIPTION_LENGTH: usize = 255;
+/// A host name label: `<namespace>-<application>` must fit in one.
+pub const MAX_DNS_LABEL: usize = 63;
+
+/// The `[applications]` section of `nuage.toml`: settings functions and containers share.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApplicationsConfig {
+    /// Where function and container endpoints answer when no `domain` is set: each gets the
+    /// path `/<namespace>-<name>` under it, which works without wildcard DNS.
+    // TODO(#6): default to the router's bound address once the router lands.
+    pub endpoint_base_url: String,
+    /// When set, endpoints are host-based, as Scaleway's: `<scheme>://<namespace>-<name>.<domain>`,
+    /// with the scheme of `endpoint_base_url`.
+    pub domain: Option<String>,
+    /// The installation's cap on `max_scale`.
+    pub max_scale_cap: u32,
+}
+
+impl Default for ApplicationsConfig {
+    fn default() -> Self {
+        Self {
+            endpoint_base_url: "http://127.0.0.1:8081".to_owned(),
+            domain: None,
+            max_scale_cap: 50,
+        }
+    }
+}
+
+impl ApplicationsConfig {
+    /// Returns the endpoint of application `name` in namespace `namespace`.
+    pub fn endpoint(&self, namespace: &str, name: &str) -> String {
+        let base = self.endpoint_base_url.trim_end_matches('/');
+        match self.domain.as_deref().filter(|domain| !domain.is_empty()) {
+            Some(domain) => {
+                let scheme = base.split_once("://").map_or("https", |(scheme, _)| scheme);
+                format!("{scheme}://{namespace}-{name}.{}", domain.trim_matches('.'))
+            }
+            None => format!("{base}/{namespace}-{name}"),
+        }
+    }
+
+    /// Checks `0 <= min_scale <= max_scale <= max_scale_cap`.
+    pub fn check_scale(&self, min_scale: u32, max_scale: u32) -> Result<(), ApiError> {
+        if max_scale > self.max_scale_cap {
+            return Err(ApiError::invalid_argument(
+                "max_scale",
+                Reason::Constraint,
+                format!("must be at most {}, got {max_scale}", self.max_scale_cap),
+            ));
+        }
+        if min_scale > max_scale {
+            return Err(ApiError::invalid_argument(
+                "min_scale",
+                Reason::Constraint,
+                format!("must not exceed max_scale ({max_scale}), got {min_scale}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Returns the mvCPU that comes with `memory_limit` MB, or an error if it is not a size offered.
+pub fn cpu_limit(memory_limit: u32) -> Result<u32, ApiError> {
+    MEMORY_LIMITS
+        .iter()
+        .find(|(memory, _)| *memory == memory_limit)
+        .map(|(_, cpu)| *cpu)
+        .ok_or_else(|| {
+            let sizes: Vec<String> = MEMORY_LIMITS.iter().map(|(memory, _)| memory.to_string()).collect();
+            ApiError::invalid_argument(
+                "memory_limit",
+                Reason::Constraint,
+                format!("must be one of {} (MB), got {memory_limit}", sizes.join(", ")),
+            )
+        })
+}
+
+/// Checks a timeout in milliseconds: between 1 s and 15 min.
+pub fn check_timeout(timeout_ms: u64) -> Result<(), ApiError> {
+    if (MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_argument(
+            "timeout",
+            Reason::Constraint,
+            format!("must be between 1s and 900s (1000 to 900000 ms), got {timeout_ms} ms"),
+        ))
+    }
+}
+
+/// Checks an application name: a DNS label that, after `<namespace>-`, still fits in one.
+pub fn check_name(name: &str, namespace: &str) -> Result<(), ApiError> {
+    let room = MAX_DNS_LABEL.saturating_sub(namespace.len() + 1);
+    validate::dns_label("name", name, room).map_err(|mut error| {
+        if name.len() > room
+            && let Some(violation) = error.violations.first_mut()
+        {
+            violation.help_message = format!(
+                "must be at most {room} characters so that `{namespace}-{name}` fits in a {MAX_DNS_LABEL}-character host name"
+            );
+        }
+        error
+    })
+}
+
+/// Checks a description: at most 255 characters.
+pub fn check_description(description: &str) -> Result<(), ApiError> {
+    let length = description.chars().count();
+    if length > MAX_DESCRIPTION_LENGTH {
+        return Err(ApiError::invalid_argument(
+            "description",
+            Reason::Constraint,
+            format!("must be at most {MAX_DESCRIPTION_LENGTH} characters, {length} were given"),
+        ));
+    }
+    Ok(())
+}
+
+/// Who may call an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Privacy {
+    /// Anyone.
+    #[default]
+    Public,
+    /// Callers with a token the namespace signed.
+    Private,
+}
+
+impl Privacy {
+    /// Returns the stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+
+    /// Returns the privacy stored as `value`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "public" => Some(Self::Public),
+            "private" => Some(Self::Private),
+            _ => None,
+        }
+    }
+
+    /// Returns the privacy a request sets, `None` when it leaves it unset.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::Privacy::try_from(value) {
+            Ok(pb::Privacy::Public) => Some(Self::Public),
+            Ok(pb::Privacy::Private) => Some(Self::Private),
+            _ => None,
+        }
+    }
+
+    /// Returns the wire form.
+    pub fn to_proto(self) -> pb::Privacy {
+        match self {
+            Self::Public => pb::Privacy::Public,
+            Self::Private => pb::Privacy::Private,
+        }
+    }
+}
+
+/// Where a function or container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplicationStatus {
+    /// Stored, never deployed.
+    Created,
+    /// A deploy is under way.
+    Pending,
+    /// Deployed and answering.
+    Ready,
+    /// Being deleted with its crons.
+    Deleting,
+    /// The last deploy failed; `error_message` says why.
+    Error,
+}
+
+impl ApplicationStatus {
+    /// Returns the stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+            Self::Deleting => "deleting",
+            Self::Error => "error",
+        }
+    }
+
+    /// Returns the status stored as `value`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "created" => Self::Created,
+            "pending" => Self::Pending,
+            "ready" => Self::Ready,
+            "deleting" => Self::Deleting,
+            "error" => Self::Error,
+            _ => return None,
+        })
+    }
+
+    /// Returns the wire form.
+    pub fn to_proto(self) -> pb::ApplicationStatus {
+        match self {
+            Self::Created => pb::ApplicationStatus::Created,
+            Self::Pending => pb::ApplicationStatus::Pending,
+            Self::Ready => pb::ApplicationStatus::Ready,
+            Self::Deleting => pb::ApplicationStatus::Deleting,
+            Self::Error => pb::ApplicationStatus::Error,
+        }
+    }
+}
+
+/// Returns the SQL `order by` clause of a function or container list; ids break ties so
+/// pages never overlap.
+pub fn order_sql(order: i32) -> &'static str {
+    match pb::ApplicationOrder::try_from(order).unwrap_or(pb::ApplicationOrder::CreatedAtAsc) {
+        pb::ApplicationOrder::CreatedAtAsc => "created_at asc, id asc",
+        pb::ApplicationOrder::CreatedAtDesc => "created_at desc, id desc",
+        pb::ApplicationOrder::NameAsc => "name asc, id asc",
+        pb::ApplicationOrder::NameDesc => "name desc, id desc",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_come_with_their_cpu() {
+        assert_eq!(cpu_limit(128).unwrap(), 70);
+        assert_eq!(cpu_limit(4096).unwrap(), 2240);
+        assert_eq!(cpu_limit(100).unwrap_err().violations[0].argument_name, "memory_limit");
+    }
+
+    #[test]
+    fn scale_timeout_and_names() {
+        let config = ApplicationsConfig::default();
+        assert!(config.check_scale(0, 50).is_ok());
+        assert!(config.check_scale(0, 51).is_err());
+        assert_eq!(
+            config.check_scale(3, 2).unwrap_err().violations[0].argument_name,
+            "min_scale"
+        );
+        assert!(check_timeout(999).is_err() && check_timeout(1000).is_ok() && check_timeout(900_001).is_err());
+        assert!(check_name(&"a".repeat(30), &"n".repeat(32)).is_ok());
+        assert!(check_name(&"a".repeat(31), &"n".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn endpoints_are_path_based_unless_a_domain_is_set() {
+        let mut config = ApplicationsConfig::default();
+        assert_eq!(config.endpoint("ns", "fn"), "http://127.0.0.1:8081/ns-fn");
+        config.domain = Some("functions.example.com".to_owned());
+        config.endpoint_base_url = "https://x".to_owned();
+        assert_eq!(config.endpoint("ns", "fn"), "https://ns-fn.functions.example.com");
+    }
+}

@@ -1,0 +1,58 @@
+//! A cron as stored.
+
+use uuid::Uuid;
+
+/// Where a cron is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CronStatus {
+    /// Stored, not yet scheduled.
+    Pending,
+    /// Scheduled.
+    Ready,
+    /// Being deleted.
+    Deleting,
+}
+
+impl CronStatus {
+    /// Returns the stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Ready => "ready",
+            Self::Deleting => "deleting",
+        }
+    }
+
+    /// Returns the status stored as `value`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "pending" => Some(Self::Pending),
+            "ready" => Some(Self::Ready),
+            "deleting" => Some(Self::Deleting),
+            _ => None,
+        }
+    }
+}
+
+/// A cron as stored. Values were validated on the way in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron {
+    /// Its id.
+    pub id: Uuid,
+    /// The owning tenant.
+    pub organization_id: Uuid,
+    /// The region it lives in.
+    pub region: String,
+    /// The function or container it calls.
+    pub application_id: Uuid,
+    /// Five-field UNIX cron.
+    pub schedule: String,
+    /// The JSON object it sends.
+    pub args: String,
+    /// Where it is in its life.
+    pub status: CronStatus,
+    /// Unix microseconds.
+    pub created_at: i64,
+    /// Unix microseconds.
+    pub updated_at: i64,
+}

@@ -1,0 +1,276 @@
+//! The crons gRPC service: each RPC validates, calls the store, maps.
+
+use crate::model::{Cron, CronStatus};
+use crate::reconciler::Reconciler;
+use crate::schedule;
+use crate::store::CronStore;
+use nuage_core::application::ApplicationStatus;
+use nuage_core::clock::now_micros;
+use nuage_core::error::Reason;
+use nuage_core::ids::parse_id;
+use nuage_core::transport::Authed;
+use nuage_core::{ApiError, Caller, ErrorCode, Page};
+use nuage_proto::common::v1 as common;
+use nuage_proto::containers::v1::GetContainerRequest;
+use nuage_proto::containers::v1::containers_client::ContainersClient;
+use nuage_proto::crons::v1::{self as pb, crons_server::Crons};
+use nuage_proto::functions::v1::GetFunctionRequest;
+use nuage_proto::functions::v1::functions_client::FunctionsClient;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+/// Largest `args`, as JSON text.
+pub const MAX_ARGS_BYTES: usize = 64 * 1024;
+
+/// The services crons calls.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// To check that an application is a function of the caller.
+    pub functions: FunctionsClient<Authed>,
+    /// To check that an application is a container of the caller.
+    pub containers: ContainersClient<Authed>,
+}
+
+/// Serves `nuage.crons.v1.Crons`.
+#[derive(Debug, Clone)]
+pub struct CronsService {
+    store: CronStore,
+    reconciler: Reconciler,
+    peers: Peers,
+}
+
+impl CronsService {
+    /// Returns a service over `store`.
+    pub fn new(store: CronStore, reconciler: Reconciler, peers: Peers) -> Self {
+        Self {
+            store,
+            reconciler,
+            peers,
+        }
+    }
+
+    /// Checks that `application_id` is a function or container of the caller that is not
+    /// being deleted, and returns its id.
+    async fn application(&self, caller: &Caller, region: &str, application_id: &str) -> Result<Uuid, ApiError> {
+        if application_id.is_empty() {
+            return Err(ApiError::invalid_argument(
+                "application_id",
+                Reason::Required,
+                "is required",
+            ));
+        }
+        let id = parse_id("application_id", application_id)?;
+        let function = self
+            .peers
+            .functions
+            .clone()
+            .get_function(GetFunctionRequest {
+                caller: Some(caller.to_proto()),
+                region: region.to_owned(),
+                function_id: application_id.to_owned(),
+            })
+            .await;
+        let status = match function {
+            Ok(response) => response.into_inner().function.map(|function| function.status),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                let container = self
+                    .peers
+                    .containers
+                    .clone()
+                    .get_container(GetContainerRequest {
+                        caller: Some(caller.to_proto()),
+                        region: region.to_owned(),
+                        container_id: application_id.to_owned(),
+                    })
+                    .await;
+                match container {
+                    Ok(response) => response.into_inner().container.map(|container| container.status),
+                    Err(status) => {
+                        let error = ApiError::from_status(&status);
+                        return Err(if error.code == ErrorCode::NotFound {
+                            ApiError {
+                                help_message: Some("no function or container of yours has this id".to_owned()),
+                                ..ApiError::not_found("application", application_id)
+                            }
+                        } else {
+                            error
+                        });
+                    }
+                }
+            }
+            Err(status) => return Err(ApiError::from_status(&status)),
+        };
+        if status == Some(ApplicationStatus::Deleting.to_proto() as i32) {
+            return Err(ApiError::transient_state("application", application_id, "deleting"));
+        }
+        Ok(id)
+    }
+}
+
+fn scope(caller: Option<&common::Caller>, region: &str) -> Result<Caller, ApiError> {
+    let caller = Caller::from_proto(caller)?;
+    if region.is_empty() {
+        return Err(ApiError::invalid_argument("region", Reason::Required, "is required"));
+    }
+    Ok(caller)
+}
+
+/// Checks `args`: a JSON object of at most 64 KiB.
+fn check_args(args: &str) -> Result<(), ApiError> {
+    if args.len() > MAX_ARGS_BYTES {
+        return Err(ApiError::invalid_argument(
+            "args",
+            Reason::Constraint,
+            format!("must be at most {MAX_ARGS_BYTES} bytes of JSON, got {}", args.len()),
+        ));
+    }
+    match serde_json::from_str::<serde_json::Value>(args) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        _ => Err(ApiError::invalid_argument(
+            "args",
+            Reason::Format,
+            "must be a JSON object",
+        )),
+    }
+}
+
+fn to_proto(cron: Cron) -> pb::Cron {
+    let status = match cron.status {
+        CronStatus::Pending => pb::CronStatus::Pending,
+        CronStatus::Ready => pb::CronStatus::Ready,
+        CronStatus::Deleting => pb::CronStatus::Deleting,
+    };
+    pb::Cron {
+        id: cron.id.to_string(),
+        application_id: cron.application_id.to_string(),
+        schedule: cron.schedule,
+        args: cron.args,
+        status: status as i32,
+        region: cron.region,
+        organization_id: cron.organization_id.to_string(),
+        created_at: cron.created_at,
+        updated_at: cron.updated_at,
+    }
+}
+
+fn answer(cron: Cron) -> Response<pb::CronResponse> {
+    Response::new(pb::CronResponse {
+        cron: Some(to_proto(cron)),
+    })
+}
+
+#[tonic::async_trait]
+impl Crons for CronsService {
+    async fn create_cron(&self, request: Request<pb::CreateCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        if request.schedule.is_empty() {
+            return Err(ApiError::invalid_argument("schedule", Reason::Required, "is required").into());
+        }
+        schedule::check(&request.schedule)?;
+        let args = request.args.unwrap_or_else(|| "{}".to_owned());
+        check_args(&args)?;
+        let application_id = self
+            .application(&caller, &request.region, &request.application_id)
+            .await?;
+        let now = now_micros();
+        let cron = Cron {
+            id: Uuid::new_v4(),
+            organization_id: caller.organization_id,
+            region: request.region,
+            application_id,
+            schedule: request.schedule.split_whitespace().collect::<Vec<_>>().join(" "),
+            args,
+            status: CronStatus::Pending,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert(&cron).await?;
+        self.reconciler.wake();
+        Ok(answer(cron))
+    }
+
+    async fn get_cron(&self, request: Request<pb::GetCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("cron_id", &request.cron_id)?;
+        Ok(answer(self.store.get(&caller, &request.region, id).await?))
+    }
+
+    async fn list_crons(
+        &self,
+        request: Request<pb::ListCronsRequest>,
+    ) -> Result<Response<pb::ListCronsResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let page = Page::new(request.page, request.page_size)?;
+        let application_id = request
+            .application_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .map(|id| parse_id("application_id", id))
+            .transpose()?;
+        let newest_first = request.order_by == pb::CronOrder::CreatedAtDesc as i32;
+        let (crons, total_count) = self
+            .store
+            .list(&caller, &request.region, application_id, newest_first, page)
+            .await?;
+        Ok(Response::new(pb::ListCronsResponse {
+            crons: crons.into_iter().map(to_proto).collect(),
+            total_count,
+        }))
+    }
+
+    async fn update_cron(&self, request: Request<pb::UpdateCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("cron_id", &request.cron_id)?;
+        let mut cron = self.store.get(&caller, &request.region, id).await?;
+        if cron.status == CronStatus::Deleting {
+            return Err(ApiError::transient_state("cron", id.to_string(), "deleting").into());
+        }
+        if let Some(schedule) = request.schedule.filter(|schedule| !schedule.is_empty()) {
+            schedule::check(&schedule)?;
+            cron.schedule = schedule.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+        if let Some(args) = request.args {
+            check_args(&args)?;
+            cron.args = args;
+        }
+        if let Some(application_id) = request.application_id.filter(|id| !id.is_empty()) {
+            cron.application_id = self.application(&caller, &request.region, &application_id).await?;
+        }
+        let cron = self
+            .store
+            .update(&cron)
+            .await?
+            .ok_or_else(|| ApiError::transient_state("cron", id.to_string(), "deleting"))?;
+        Ok(answer(cron))
+    }
+
+    async fn delete_cron(&self, request: Request<pb::GetCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("cron_id", &request.cron_id)?;
+        let cron = self.store.mark_deleting(&caller, &request.region, id).await?;
+        self.reconciler.wake();
+        Ok(answer(cron))
+    }
+
+    async fn delete_application_crons(
+        &self,
+        request: Request<pb::DeleteApplicationCronsRequest>,
+    ) -> Result<Response<pb::DeleteApplicationCronsResponse>, Status> {
+        let request = request.into_inner();
+        let organization_id = parse_id("organization_id", &request.organization_id)?;
+        let application_id = parse_id("application_id", &request.application_id)?;
+        let remaining = self
+            .store
+            .mark_application_deleting(organization_id, application_id)
+            .await?;
+        if remaining > 0 {
+            self.reconciler.wake();
+        }
+        Ok(Response::new(pb::DeleteApplicationCronsResponse { remaining }))
+    }
+}

@@ -1,0 +1,214 @@
+//! All SQL of the crons service. Every tenant-facing query filters by organization and region.
+
+use crate::model::{Cron, CronStatus};
+use nuage_core::clock::now_micros;
+use nuage_core::{ApiError, Caller, Database, Page};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+const COLUMNS: &str = "id, organization_id, region, application_id, schedule, args, status, created_at, updated_at";
+
+/// Crons in the database.
+#[derive(Debug, Clone)]
+pub struct CronStore {
+    database: Database,
+}
+
+impl CronStore {
+    /// Returns a store over `database`.
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// Stores a new cron.
+    pub async fn insert(&self, cron: &Cron) -> Result<(), ApiError> {
+        sqlx::query(&format!(
+            "insert into crons ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(cron.id.to_string())
+        .bind(cron.organization_id.to_string())
+        .bind(&cron.region)
+        .bind(cron.application_id.to_string())
+        .bind(&cron.schedule)
+        .bind(&cron.args)
+        .bind(cron.status.as_str())
+        .bind(cron.created_at)
+        .bind(cron.updated_at)
+        .execute(self.database.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Returns one cron of the caller in `region`.
+    pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Cron, ApiError> {
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from crons where organization_id = $1 and region = $2 and id = $3"
+        ))
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?
+        .ok_or_else(|| ApiError::not_found("cron", id.to_string()))?;
+        decode(&row)
+    }
+
+    /// Returns one page of the caller's crons in `region` and the count of all matches.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        region: &str,
+        application_id: Option<Uuid>,
+        newest_first: bool,
+        page: Page,
+    ) -> Result<(Vec<Cron>, u64), ApiError> {
+        let condition = "organization_id = $1 and region = $2 and ($3 = '' or application_id = $3)";
+        let order = if newest_first {
+            "created_at desc, id desc"
+        } else {
+            "created_at asc, id asc"
+        };
+        let organization_id = caller.organization_id.to_string();
+        let application_id = application_id.map(|id| id.to_string()).unwrap_or_default();
+        let rows = sqlx::query(&format!(
+            "select {COLUMNS}, count(*) over () as total from crons where {condition} \
+             order by {order} limit $4 offset $5"
+        ))
+        .bind(&organization_id)
+        .bind(region)
+        .bind(&application_id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(self.database.pool())
+        .await?;
+        let total: i64 = match rows.first() {
+            Some(row) => row.try_get("total")?,
+            None if page.offset() == 0 => 0,
+            None => {
+                sqlx::query_scalar(&format!("select count(*) from crons where {condition}"))
+                    .bind(&organization_id)
+                    .bind(region)
+                    .bind(&application_id)
+                    .fetch_one(self.database.pool())
+                    .await?
+            }
+        };
+        let crons = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        Ok((crons, u64::try_from(total).unwrap_or_default()))
+    }
+
+    /// Writes the changeable fields of `cron` unless it is being deleted; `None` if it is
+    /// (or is gone).
+    pub async fn update(&self, cron: &Cron) -> Result<Option<Cron>, ApiError> {
+        let row = sqlx::query(&format!(
+            "update crons set application_id = $1, schedule = $2, args = $3, updated_at = $4 \
+             where id = $5 and organization_id = $6 and status <> 'deleting' returning {COLUMNS}"
+        ))
+        .bind(cron.application_id.to_string())
+        .bind(&cron.schedule)
+        .bind(&cron.args)
+        .bind(now_micros())
+        .bind(cron.id.to_string())
+        .bind(cron.organization_id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Marks a cron `deleting` and returns it; deleting twice is not an error.
+    pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Cron, ApiError> {
+        let row = sqlx::query(&format!(
+            "update crons set status = 'deleting', updated_at = $1 \
+             where organization_id = $2 and region = $3 and id = $4 returning {COLUMNS}"
+        ))
+        .bind(now_micros())
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?
+        .ok_or_else(|| ApiError::not_found("cron", id.to_string()))?;
+        decode(&row)
+    }
+
+    /// Marks every cron of an application `deleting`; returns how many still exist.
+    pub async fn mark_application_deleting(
+        &self,
+        organization_id: Uuid,
+        application_id: Uuid,
+    ) -> Result<u64, ApiError> {
+        sqlx::query(
+            "update crons set status = 'deleting', updated_at = $1 \
+             where organization_id = $2 and application_id = $3 and status <> 'deleting'",
+        )
+        .bind(now_micros())
+        .bind(organization_id.to_string())
+        .bind(application_id.to_string())
+        .execute(self.database.pool())
+        .await?;
+        let remaining: i64 =
+            sqlx::query_scalar("select count(*) from crons where organization_id = $1 and application_id = $2")
+                .bind(organization_id.to_string())
+                .bind(application_id.to_string())
+                .fetch_one(self.database.pool())
+                .await?;
+        Ok(u64::try_from(remaining).unwrap_or_default())
+    }
+
+    /// Returns up to `limit` crons in `status`, least recently changed first.
+    pub async fn in_status(&self, status: CronStatus, limit: i64) -> Result<Vec<Cron>, ApiError> {
+        let rows = sqlx::query(&format!(
+            "select {COLUMNS} from crons where status = $1 order by updated_at asc limit $2"
+        ))
+        .bind(status.as_str())
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Makes a `pending` cron `ready`.
+    pub async fn mark_ready(&self, id: Uuid) -> Result<bool, ApiError> {
+        let result =
+            sqlx::query("update crons set status = 'ready', updated_at = $1 where id = $2 and status = 'pending'")
+                .bind(now_micros())
+                .bind(id.to_string())
+                .execute(self.database.pool())
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Removes a cron that is `deleting`.
+    pub async fn remove_deleted(&self, id: Uuid) -> Result<bool, ApiError> {
+        let result = sqlx::query("delete from crons where id = $1 and status = 'deleting'")
+            .bind(id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> ApiError {
+    ApiError::internal(&format_args!("corrupt cron row: bad {what} `{value}`"))
+}
+
+fn decode(row: &AnyRow) -> Result<Cron, ApiError> {
+    let text = |column: &str| row.try_get::<String, _>(column);
+    let uuid = |column: &str| -> Result<Uuid, ApiError> {
+        let value = text(column)?;
+        Uuid::try_parse(&value).map_err(|_| corrupt(column, &value))
+    };
+    let status = text("status")?;
+    Ok(Cron {
+        id: uuid("id")?,
+        organization_id: uuid("organization_id")?,
+        region: text("region")?,
+        application_id: uuid("application_id")?,
+        schedule: text("schedule")?,
+        args: text("args")?,
+        status: CronStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

@@ -1,0 +1,20 @@
+//! Configuration of the functions service.
+
+use serde::{Deserialize, Serialize};
+
+/// The `[functions]` section of `nuage.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionsConfig {
+    /// Seconds between two sweeps for functions stuck in a transient state (a sweep also runs
+    /// at once whenever a function is deleted).
+    pub reconcile_interval_seconds: u64,
+}
+
+impl Default for FunctionsConfig {
+    fn default() -> Self {
+        Self {
+            reconcile_interval_seconds: 5,
+        }
+    }
+}

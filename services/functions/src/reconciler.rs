@@ -1,0 +1,86 @@
+//! Converges functions out of their transient states. State lives in the database and every
+//! step is idempotent, so a crash or two replicas sweeping at once are harmless.
+
+use crate::store::FunctionStore;
+use nuage_core::ApiError;
+use nuage_core::application::ApplicationStatus;
+use nuage_core::transport::Authed;
+use nuage_proto::crons::v1::DeleteApplicationCronsRequest;
+use nuage_proto::crons::v1::crons_client::CronsClient;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How many functions one sweep handles.
+const BATCH: i64 = 100;
+/// How soon to sweep again while children are still being deleted.
+const FOLLOW_UP: Duration = Duration::from_millis(200);
+
+/// Removes `deleting` functions once their crons are gone.
+#[derive(Debug, Clone)]
+pub struct Reconciler {
+    store: FunctionStore,
+    crons: CronsClient<Authed>,
+    interval: Duration,
+    wake: Arc<Notify>,
+}
+
+impl Reconciler {
+    /// Returns a reconciler that sweeps every `interval_seconds`; call [`Reconciler::run`].
+    pub fn new(store: FunctionStore, crons: CronsClient<Authed>, interval_seconds: u64) -> Self {
+        Self {
+            store,
+            crons,
+            interval: Duration::from_secs(interval_seconds.max(1)),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Asks for a sweep now rather than at the next interval.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Sweeps forever: at once, whenever woken, and every interval.
+    pub async fn run(self) {
+        loop {
+            let wait = match self.sweep().await {
+                Ok(true) => FOLLOW_UP,
+                Ok(false) => self.interval,
+                Err(error) => {
+                    tracing::warn!(%error, "function sweep failed; retrying");
+                    self.interval.min(Duration::from_secs(1))
+                }
+            };
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Handles every function being deleted once; returns whether some still wait on crons.
+    pub async fn sweep(&self) -> Result<bool, ApiError> {
+        let mut waiting = false;
+        for function in self.store.in_status(ApplicationStatus::Deleting, BATCH).await? {
+            let request = DeleteApplicationCronsRequest {
+                organization_id: function.organization_id.to_string(),
+                application_id: function.id.to_string(),
+            };
+            let remaining = self
+                .crons
+                .clone()
+                .delete_application_crons(request)
+                .await
+                .map_err(|status| ApiError::from_status(&status))?
+                .into_inner()
+                .remaining;
+            if remaining > 0 {
+                waiting = true;
+            } else if self.store.remove_deleted(function.id).await? {
+                tracing::info!(function_id = %function.id, "function deleted");
+            }
+        }
+        Ok(waiting)
+    }
+}

@@ -1,0 +1,159 @@
+//! Which runtimes this installation can build and run: those whose toolchain is installed.
+
+use std::process::Command;
+
+/// Node.js majors with a runtime name; a name is offered when the installed Node.js is at
+/// least that major (Node keeps running code written for older majors).
+const NODE_MAJORS: [u32; 8] = [8, 10, 12, 14, 16, 18, 20, 22];
+
+/// The runtimes offered, in the order `GET /runtimes` lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Runtimes(Vec<String>);
+
+impl Runtimes {
+    /// Returns a fixed set (for an installation that names its runtimes itself).
+    pub fn new(names: Vec<String>) -> Self {
+        Self(names)
+    }
+
+    /// Returns the names.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Returns whether `name` is offered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|offered| offered == name)
+    }
+}
+
+/// Returns the runtimes whose toolchain answers on this machine: `golang` (and `go1NN`) when
+/// `go` runs, `python3` and `python3NN` for the installed Python 3, `python` when a Python 2
+/// runs, and `node8` ... `nodeNN` up to the installed Node.js major.
+pub fn detect_runtimes() -> Runtimes {
+    let mut names = Vec::new();
+    if let Some(version) = version_of("go", &["version"]) {
+        names.push("golang".to_owned());
+        if let Some((major, minor)) = major_minor(&version, " go") {
+            names.push(format!("go{major}{minor}"));
+        }
+    }
+    if version_of("python2", &["--version"]).is_some() {
+        names.push("python".to_owned());
+    }
+    if let Some(version) = version_of("python3", &["--version"])
+        && let Some((3, minor)) = major_minor(&version, "Python ")
+    {
+        names.push("python3".to_owned());
+        names.push(format!("python3{minor}"));
+    }
+    if let Some(version) = version_of("node", &["--version"])
+        && let Some((major, _)) = major_minor(&version, "v")
+    {
+        names.extend(
+            NODE_MAJORS
+                .iter()
+                .filter(|offered| **offered <= major)
+                .map(|offered| format!("node{offered}")),
+        );
+    }
+    Runtimes(names)
+}
+
+/// Returns what `program args` prints (stdout, else stderr: Python 2 prints its version
+/// there), or `None` when it does not run.
+fn version_of(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = if output.stdout.is_empty() {
+        output.stderr
+    } else {
+        output.stdout
+    };
+    Some(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// Returns the `major.minor` that follows `prefix` in `text`.
+fn major_minor(text: &str, prefix: &str) -> Option<(u32, u32)> {
+    let start = text.find(prefix)? + prefix.len();
+    let mut parts = text[start..].split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Returns the handler a runtime uses when none is given.
+pub(crate) fn default_handler(runtime: &str) -> &'static str {
+    if is_go(runtime) { "." } else { "handler.handle" }
+}
+
+fn is_go(runtime: &str) -> bool {
+    runtime == "golang" || runtime.starts_with("go")
+}
+
+/// Checks that `handler` fits `runtime`: `path/file.function` for Node.js and Python, a
+/// package directory (`.` or a relative path) for Go.
+pub(crate) fn check_handler(runtime: &str, handler: &str) -> Result<(), String> {
+    const MAX: usize = 100;
+    if handler.is_empty() || handler.len() > MAX {
+        return Err(format!("must be 1 to {MAX} characters"));
+    }
+    let segment_ok = |segment: &str| {
+        !segment.is_empty()
+            && segment != ".."
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    if is_go(runtime) {
+        if handler == "." || (!handler.starts_with('/') && handler.split('/').all(segment_ok)) {
+            return Ok(());
+        }
+        return Err(format!(
+            "`{handler}` is not a Go package directory: use `.` or a relative path such as `handlers/hello`"
+        ));
+    }
+    let shape = format!("`{handler}` must be `<file>.<function>`, optionally under a folder, such as `handler.handle`");
+    let (path, function) = handler.rsplit_once('.').ok_or_else(|| shape.clone())?;
+    let function_ok = function.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && function.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !function_ok || path.starts_with('/') || !path.split('/').all(segment_ok) {
+        return Err(shape);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(major_minor("go version go1.19.8 linux/amd64", " go"), Some((1, 19)));
+        assert_eq!(major_minor("Python 3.11.7\n", "Python "), Some((3, 11)));
+        assert_eq!(major_minor("v20.20.2\n", "v"), Some((20, 20)));
+    }
+
+    #[test]
+    fn handlers_fit_their_runtime() {
+        assert!(check_handler("node20", "handler.handle").is_ok());
+        assert!(check_handler("python3", "src/app.main").is_ok());
+        for bad in [
+            "handler",
+            "handler.",
+            ".handle",
+            "../x.handle",
+            "/abs.handle",
+            "a b.handle",
+        ] {
+            assert!(check_handler("python3", bad).is_err(), "{bad} accepted");
+        }
+        assert!(check_handler("golang", ".").is_ok());
+        assert!(check_handler("golang", "handlers/hello").is_ok());
+        assert!(check_handler("golang", "../up").is_err());
+        assert_eq!(default_handler("golang"), ".");
+        assert_eq!(default_handler("node8"), "handler.handle");
+    }
+}

@@ -1,0 +1,353 @@
+//! The functions gRPC service: each RPC validates, calls the store, maps.
+
+use crate::model::Function;
+use crate::reconciler::Reconciler;
+use crate::runtimes::{Runtimes, check_handler, default_handler};
+use crate::store::{FunctionStore, ListFilter};
+use nuage_core::application::{
+    self, ApplicationStatus, ApplicationsConfig, DEFAULT_MAX_SCALE, DEFAULT_MEMORY_LIMIT, DEFAULT_MIN_SCALE,
+    DEFAULT_TIMEOUT_MS, Privacy,
+};
+use nuage_core::clock::now_micros;
+use nuage_core::error::Reason;
+use nuage_core::ids::parse_id;
+use nuage_core::transport::Authed;
+use nuage_core::{ApiError, Caller, Page, validate};
+use nuage_proto::common::v1 as common;
+use nuage_proto::crons::v1::crons_client::CronsClient;
+use nuage_proto::functions::v1::{self as pb, functions_server::Functions};
+use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
+use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
+use std::collections::BTreeMap;
+use tonic::{Request, Response, Status};
+
+/// The services functions calls.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// To check that a namespace exists, is the caller's and is ready.
+    pub namespaces: NamespacesClient<Authed>,
+    /// To delete a deleted function's crons.
+    pub crons: CronsClient<Authed>,
+}
+
+/// Serves `nuage.functions.v1.Functions`.
+#[derive(Debug, Clone)]
+pub struct FunctionsService {
+    store: FunctionStore,
+    reconciler: Reconciler,
+    peers: Peers,
+    runtimes: Runtimes,
+    applications: ApplicationsConfig,
+}
+
+impl FunctionsService {
+    /// Returns a service over `store` offering `runtimes`.
+    pub fn new(
+        store: FunctionStore,
+        reconciler: Reconciler,
+        peers: Peers,
+        runtimes: Runtimes,
+        applications: ApplicationsConfig,
+    ) -> Self {
+        Self {
+            store,
+            reconciler,
+            peers,
+            runtimes,
+            applications,
+        }
+    }
+
+    /// Returns the caller's namespace `namespace_id`, which must be ready.
+    async fn ready_namespace(&self, caller: &Caller, region: &str, namespace_id: &str) -> Result<Namespace, ApiError> {
+        let request = GetNamespaceRequest {
+            caller: Some(caller.to_proto()),
+            region: region.to_owned(),
+            namespace_id: namespace_id.to_owned(),
+        };
+        let namespace = self
+            .peers
+            .namespaces
+            .clone()
+            .get_namespace(request)
+            .await
+            .map_err(|status| ApiError::from_status(&status))?
+            .into_inner()
+            .namespace
+            .ok_or_else(|| ApiError::internal(&"namespaces answered without a namespace"))?;
+        if namespace.status() != NamespaceStatus::Ready {
+            let state = namespace
+                .status()
+                .as_str_name()
+                .trim_start_matches("NAMESPACE_STATUS_")
+                .to_lowercase();
+            return Err(ApiError {
+                help_message: Some(format!(
+                    "namespace `{}` is {state}; functions can be created once it is ready",
+                    namespace.name
+                )),
+                ..ApiError::transient_state("namespace", namespace_id, &state)
+            });
+        }
+        Ok(namespace)
+    }
+}
+
+/// Returns the caller and region every request carries.
+fn scope(caller: Option<&common::Caller>, region: &str) -> Result<Caller, ApiError> {
+    let caller = Caller::from_proto(caller)?;
+    if region.is_empty() {
+        return Err(ApiError::invalid_argument("region", Reason::Required, "is required"));
+    }
+    Ok(caller)
+}
+
+fn environment(variables: Option<common::Environment>) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    variables
+        .map(|variables| {
+            validate::environment_variables("environment_variables", &variables.values)?;
+            Ok(variables.values.into_iter().collect())
+        })
+        .transpose()
+}
+
+fn handler_error(help: String) -> ApiError {
+    ApiError::invalid_argument("handler", Reason::Format, help)
+}
+
+fn to_proto(function: Function) -> pb::Function {
+    pb::Function {
+        id: function.id.to_string(),
+        name: function.name,
+        namespace_id: function.namespace_id.to_string(),
+        status: function.status.to_proto() as i32,
+        environment_variables: function.environment_variables.into_iter().collect(),
+        min_scale: function.min_scale,
+        max_scale: function.max_scale,
+        runtime: function.runtime,
+        cpu_limit: application::cpu_limit(function.memory_limit).unwrap_or_default(),
+        memory_limit: function.memory_limit,
+        endpoint: function.endpoint,
+        timeout_ms: function.timeout_ms,
+        handler: function.handler,
+        error_message: function.error_message,
+        privacy: function.privacy.to_proto() as i32,
+        description: function.description,
+        region: function.region,
+        organization_id: function.organization_id.to_string(),
+        project_id: function.project_id.to_string(),
+        redeploy_due: function.redeploy_due,
+        created_at: function.created_at,
+        updated_at: function.updated_at,
+    }
+}
+
+fn answer(function: Function) -> Response<pb::FunctionResponse> {
+    Response::new(pb::FunctionResponse {
+        function: Some(to_proto(function)),
+    })
+}
+
+#[tonic::async_trait]
+impl Functions for FunctionsService {
+    async fn create_function(
+        &self,
+        request: Request<pb::CreateFunctionRequest>,
+    ) -> Result<Response<pb::FunctionResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        if request.namespace_id.is_empty() {
+            return Err(ApiError::invalid_argument("namespace_id", Reason::Required, "is required").into());
+        }
+        let namespace_id = parse_id("namespace_id", &request.namespace_id)?;
+        if request.name.is_empty() {
+            return Err(ApiError::invalid_argument("name", Reason::Required, "is required").into());
+        }
+        if request.runtime.is_empty() {
+            return Err(ApiError::invalid_argument("runtime", Reason::Required, "is required").into());
+        }
+        if !self.runtimes.contains(&request.runtime) {
+            return Err(ApiError::invalid_argument(
+                "runtime",
+                Reason::Constraint,
+                format!(
+                    "`{}` is not a runtime of this installation; GET /runtimes lists them: {}",
+                    request.runtime,
+                    self.runtimes.names().join(", ")
+                ),
+            )
+            .into());
+        }
+        let environment_variables = environment(request.environment_variables)?.unwrap_or_default();
+        let memory_limit = request.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT);
+        application::cpu_limit(memory_limit)?;
+        let min_scale = request.min_scale.unwrap_or(DEFAULT_MIN_SCALE);
+        let max_scale = request.max_scale.unwrap_or(DEFAULT_MAX_SCALE.max(min_scale));
+        self.applications.check_scale(min_scale, max_scale)?;
+        let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        application::check_timeout(timeout_ms)?;
+        let handler = request
+            .handler
+            .filter(|handler| !handler.is_empty())
+            .unwrap_or_else(|| default_handler(&request.runtime).to_owned());
+        check_handler(&request.runtime, &handler).map_err(handler_error)?;
+        let description = request.description.unwrap_or_default();
+        application::check_description(&description)?;
+        let privacy = Privacy::from_proto(request.privacy).unwrap_or_default();
+        let namespace = self
+            .ready_namespace(&caller, &request.region, &request.namespace_id)
+            .await?;
+        application::check_name(&request.name, &namespace.name)?;
+        let now = now_micros();
+        let function = Function {
+            id: uuid::Uuid::new_v4(),
+            organization_id: caller.organization_id,
+            project_id: caller.project_id,
+            endpoint: self.applications.endpoint(&namespace.name, &request.name),
+            region: request.region,
+            namespace_id,
+            name: request.name,
+            description,
+            environment_variables,
+            min_scale,
+            max_scale,
+            runtime: request.runtime,
+            memory_limit,
+            timeout_ms,
+            handler,
+            privacy,
+            status: ApplicationStatus::Created,
+            error_message: String::new(),
+            redeploy_due: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert(&function).await?;
+        Ok(answer(function))
+    }
+
+    async fn get_function(
+        &self,
+        request: Request<pb::GetFunctionRequest>,
+    ) -> Result<Response<pb::FunctionResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("function_id", &request.function_id)?;
+        Ok(answer(self.store.get(&caller, &request.region, id).await?))
+    }
+
+    async fn list_functions(
+        &self,
+        request: Request<pb::ListFunctionsRequest>,
+    ) -> Result<Response<pb::ListFunctionsResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let page = Page::new(request.page, request.page_size)?;
+        let filter = ListFilter {
+            namespace_id: request
+                .namespace_id
+                .as_deref()
+                .filter(|id| !id.is_empty())
+                .map(|id| parse_id("namespace_id", id))
+                .transpose()?,
+            name: request.name.filter(|name| !name.is_empty()),
+        };
+        let (functions, total_count) = self
+            .store
+            .list(&caller, &request.region, &filter, request.order_by, page)
+            .await?;
+        Ok(Response::new(pb::ListFunctionsResponse {
+            functions: functions.into_iter().map(to_proto).collect(),
+            total_count,
+        }))
+    }
+
+    async fn update_function(
+        &self,
+        request: Request<pb::UpdateFunctionRequest>,
+    ) -> Result<Response<pb::FunctionResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("function_id", &request.function_id)?;
+        let environment_variables = environment(request.environment_variables)?;
+        if let Some(memory_limit) = request.memory_limit {
+            application::cpu_limit(memory_limit)?;
+        }
+        if let Some(timeout_ms) = request.timeout_ms {
+            application::check_timeout(timeout_ms)?;
+        }
+        if let Some(description) = &request.description {
+            application::check_description(description)?;
+        }
+        // Optimistic: re-read and re-apply if someone else wrote in between.
+        for _ in 0..3 {
+            let current = self.store.get(&caller, &request.region, id).await?;
+            if current.status == ApplicationStatus::Deleting {
+                return Err(ApiError::transient_state("function", id.to_string(), "deleting").into());
+            }
+            let mut next = current.clone();
+            if let Some(variables) = &environment_variables {
+                next.environment_variables = variables.clone();
+            }
+            next.min_scale = request.min_scale.unwrap_or(next.min_scale);
+            next.max_scale = request.max_scale.unwrap_or(next.max_scale);
+            self.applications.check_scale(next.min_scale, next.max_scale)?;
+            next.memory_limit = request.memory_limit.unwrap_or(next.memory_limit);
+            next.timeout_ms = request.timeout_ms.unwrap_or(next.timeout_ms);
+            if let Some(handler) = request.handler.as_ref().filter(|handler| !handler.is_empty()) {
+                check_handler(&next.runtime, handler).map_err(handler_error)?;
+                next.handler = handler.clone();
+            }
+            next.privacy = Privacy::from_proto(request.privacy).unwrap_or(next.privacy);
+            if let Some(description) = &request.description {
+                next.description = description.clone();
+            }
+            let changed = next != current;
+            let deployed = current.status != ApplicationStatus::Created;
+            next.redeploy_due = current.redeploy_due || (changed && deployed && request.redeploy != Some(false));
+            next.updated_at = now_micros();
+            if let Some(stored) = self.store.update(&next, current.updated_at).await? {
+                return Ok(answer(stored));
+            }
+        }
+        Err(ApiError::transient_state("function", id.to_string(), "updating").into())
+    }
+
+    async fn delete_function(
+        &self,
+        request: Request<pb::GetFunctionRequest>,
+    ) -> Result<Response<pb::FunctionResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("function_id", &request.function_id)?;
+        let function = self.store.mark_deleting(&caller, &request.region, id).await?;
+        self.reconciler.wake();
+        Ok(answer(function))
+    }
+
+    async fn list_runtimes(
+        &self,
+        _request: Request<pb::ListRuntimesRequest>,
+    ) -> Result<Response<pb::ListRuntimesResponse>, Status> {
+        Ok(Response::new(pb::ListRuntimesResponse {
+            runtimes: self.runtimes.names().to_vec(),
+        }))
+    }
+
+    async fn delete_namespace_functions(
+        &self,
+        request: Request<pb::DeleteNamespaceFunctionsRequest>,
+    ) -> Result<Response<pb::DeleteNamespaceFunctionsResponse>, Status> {
+        let request = request.into_inner();
+        let organization_id = parse_id("organization_id", &request.organization_id)?;
+        let namespace_id = parse_id("namespace_id", &request.namespace_id)?;
+        let remaining = self
+            .store
+            .mark_namespace_deleting(organization_id, namespace_id)
+            .await?;
+        if remaining > 0 {
+            self.reconciler.wake();
+        }
+        Ok(Response::new(pb::DeleteNamespaceFunctionsResponse { remaining }))
+    }
+}

@@ -1,0 +1,541 @@
+//! Functions, containers, crons and runtimes over REST: every verb, the defaults, the
+//! validation rules, the cascades and isolation between tenants.
+
+use nuage_tests::{Tenant, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use std::time::Duration;
+
+const FUNCTION_FIELDS: [&str; 17] = [
+    "id",
+    "name",
+    "namespace_id",
+    "status",
+    "environment_variables",
+    "min_scale",
+    "max_scale",
+    "runtime",
+    "memory_limit",
+    "cpu_limit",
+    "endpoint",
+    "timeout",
+    "handler",
+    "error_message",
+    "privacy",
+    "description",
+    "region",
+];
+
+fn keys(value: &Value) -> Vec<String> {
+    value.as_object().expect("an object").keys().cloned().collect()
+}
+
+/// Returns the argument a 400 names.
+fn refused_argument(answer: &nuage_tests::Answer) -> String {
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(answer.body["type"], "invalid_arguments", "{}", answer.body);
+    answer.body["details"][0]["argument_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn ready_namespace(tenant: &Tenant, name: &str) -> String {
+    let namespace = tenant.create_namespace(name).await;
+    let id = namespace["id"].as_str().unwrap().to_owned();
+    tenant.wait_ready(&id).await;
+    id
+}
+
+/// Returns the first Node.js runtime the installation offers (this machine has Node.js).
+async fn node_runtime(tenant: &Tenant) -> String {
+    let answer = tenant.get("/runtimes").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let runtimes: Vec<String> = serde_json::from_value(answer.body["runtimes"].clone()).unwrap();
+    runtimes
+        .into_iter()
+        .find(|runtime| runtime.starts_with("node"))
+        .expect("a node runtime: Node.js is installed here")
+}
+
+fn installed(program: &str, arg: &str) -> Option<String> {
+    let output = std::process::Command::new(program).arg(arg).output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtimes_are_those_whose_toolchain_is_installed() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let answer = tenant.get("/runtimes").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(keys(&answer.body), ["runtimes"]);
+    let runtimes: Vec<String> = serde_json::from_value(answer.body["runtimes"].clone()).unwrap();
+    let node_major: Option<u32> = installed("node", "--version")
+        .and_then(|version| version.trim().trim_start_matches('v').split('.').next()?.parse().ok());
+    match node_major {
+        Some(major) => {
+            assert!(runtimes.contains(&"node8".to_owned()) && runtimes.contains(&"node10".to_owned()));
+            assert!(runtimes.contains(&format!("node{major}")), "{runtimes:?}");
+            assert!(!runtimes.contains(&format!("node{}", major + 2)), "{runtimes:?}");
+        }
+        None => assert!(!runtimes.iter().any(|r| r.starts_with("node")), "{runtimes:?}"),
+    }
+    assert_eq!(
+        runtimes.contains(&"python3".to_owned()),
+        installed("python3", "--version").is_some()
+    );
+    assert_eq!(
+        runtimes.contains(&"golang".to_owned()),
+        installed("go", "version").is_some()
+    );
+    // A runtime the installation cannot run is refused by name.
+    let namespace_id = ready_namespace(&tenant, "rt").await;
+    let answer = tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": "f", "runtime": "cobol85"}),
+        )
+        .await;
+    assert_eq!(refused_argument(&answer), "runtime");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_round_trip_with_defaults_and_sparse_updates() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let runtime = node_runtime(&tenant).await;
+    let namespace_id = ready_namespace(&tenant, "shop").await;
+    let created = tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": "hello", "runtime": runtime,
+                   "environment_variables": {"GREETING": "hi"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let function = created.body;
+    let mut fields = keys(&function);
+    fields.sort();
+    let mut expected: Vec<String> = FUNCTION_FIELDS.iter().map(|f| f.to_string()).collect();
+    expected.sort();
+    assert_eq!(fields, expected);
+    assert_eq!(function["status"], "created");
+    assert_eq!(function["min_scale"], 0);
+    assert_eq!(function["max_scale"], 20);
+    assert_eq!(function["memory_limit"], 256);
+    assert_eq!(function["cpu_limit"], 140);
+    assert_eq!(function["timeout"], 300_000);
+    assert_eq!(function["privacy"], "public");
+    assert_eq!(function["handler"], "handler.handle");
+    assert_eq!(function["region"], "fr-par");
+    assert_eq!(function["endpoint"], "http://127.0.0.1:8081/shop-hello");
+    let id = function["id"].as_str().unwrap();
+
+    let read = tenant.get(&format!("/functions/{id}")).await;
+    assert_eq!(read.body, function);
+
+    // Only the fields sent change; a duration string is a timeout too.
+    let updated = tenant
+        .patch(
+            &format!("/functions/{id}"),
+            json!({"memory_limit": 1024, "timeout": "30s", "privacy": "private"}),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.body["memory_limit"], 1024);
+    assert_eq!(updated.body["cpu_limit"], 560);
+    assert_eq!(updated.body["timeout"], 30_000);
+    assert_eq!(updated.body["privacy"], "private");
+    assert_eq!(updated.body["environment_variables"], json!({"GREETING": "hi"}));
+    assert_eq!(updated.body["min_scale"], 0);
+    for immutable in ["name", "runtime", "namespace_id"] {
+        let answer = tenant
+            .patch(&format!("/functions/{id}"), json!({immutable: "other"}))
+            .await;
+        assert_eq!(refused_argument(&answer), immutable);
+    }
+
+    // Lists: filters, the nested route the Serverless plugin uses, and total_count.
+    tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": "second", "runtime": runtime, "timeout": 2000}),
+        )
+        .await;
+    let other_namespace = ready_namespace(&tenant, "other").await;
+    tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": other_namespace, "name": "third", "runtime": runtime}),
+        )
+        .await;
+    let all = tenant.get("/functions?order_by=name_desc").await;
+    assert_eq!(all.body["total_count"], 3);
+    let names: Vec<&str> = all.body["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["third", "second", "hello"]);
+    let nested = tenant.get(&format!("/namespaces/{namespace_id}/functions")).await;
+    assert_eq!(nested.status, StatusCode::OK, "{}", nested.body);
+    assert_eq!(nested.body["total_count"], 2);
+    let filtered = tenant
+        .get(&format!("/functions?namespace_id={namespace_id}&name=second"))
+        .await;
+    assert_eq!(filtered.body["total_count"], 1);
+    assert_eq!(filtered.body["functions"][0]["timeout"], 2000);
+    let paged = tenant.get("/functions?page=2&page_size=2").await;
+    assert_eq!(paged.body["functions"].as_array().unwrap().len(), 1);
+    assert_eq!(paged.body["total_count"], 3);
+
+    // Delete answers `deleting`, then the function is gone.
+    let deleted = tenant.delete(&format!("/functions/{id}")).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert_eq!(deleted.body["status"], "deleting");
+    tenant
+        .poll_until(&format!("/functions/{id}"), Duration::from_secs(10), |a| {
+            a.status == StatusCode::NOT_FOUND
+        })
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_arguments_are_validated_by_name() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let runtime = node_runtime(&tenant).await;
+    let namespace_id = ready_namespace(&tenant, "checks").await;
+    let base = json!({"namespace_id": namespace_id, "name": "ok", "runtime": runtime});
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let cases = [
+        (json!({"memory_limit": 300}), "memory_limit"),
+        (json!({"min_scale": 5, "max_scale": 2}), "min_scale"),
+        (json!({"max_scale": 51}), "max_scale"),
+        (json!({"min_scale": -1}), "min_scale"),
+        (json!({"timeout": 500}), "timeout"),
+        (json!({"timeout": "16m"}), "timeout"),
+        (json!({"timeout": 900_001}), "timeout"),
+        (json!({"handler": "no_function"}), "handler"),
+        (json!({"privacy": "secret"}), "privacy"),
+        (json!({"name": "Bad_Name"}), "name"),
+        (json!({"name": "x".repeat(57)}), "name"),
+        (
+            json!({"environment_variables": {"SCW_X": "1"}}),
+            "environment_variables.SCW_X",
+        ),
+        (json!({"description": "d".repeat(256)}), "description"),
+        (json!({"namespace_id": "nope"}), "namespace_id"),
+        (json!({"runtime": ""}), "runtime"),
+    ];
+    for (extra, argument) in cases {
+        let answer = tenant.post("/functions", with(extra.clone())).await;
+        assert_eq!(refused_argument(&answer), argument, "{extra}");
+    }
+    // The longest name that still fits `checks-<name>` in one DNS label is accepted.
+    let answer = tenant.post("/functions", with(json!({"name": "x".repeat(56)}))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // Names are unique in a namespace.
+    let first = tenant.post("/functions", base.clone()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let again = tenant.post("/functions", base.clone()).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.body["type"], "already_exists");
+    assert_eq!(again.body["resource_id"], first.body["id"]);
+    // A namespace that does not exist (or is another tenant's) is a 404.
+    let missing = tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": uuid::Uuid::new_v4(), "name": "f", "runtime": runtime}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    assert_eq!(missing.body["resource"], "namespace");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_round_trip_with_a_default_image() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let namespace_id = ready_namespace(&tenant, "boxes").await;
+    let namespace = tenant.get(&format!("/namespaces/{namespace_id}")).await.body;
+    let created = tenant
+        .post("/containers", json!({"namespace_id": namespace_id, "name": "web"}))
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let container = created.body;
+    assert_eq!(
+        container["registry_image"],
+        format!("{}/web:latest", namespace["registry_endpoint"].as_str().unwrap())
+    );
+    assert_eq!(container["status"], "created");
+    assert_eq!(container["memory_limit"], 256);
+    assert_eq!(container["cpu_limit"], 140);
+    assert!(container.get("runtime").is_none() && container.get("handler").is_none());
+    let id = container["id"].as_str().unwrap();
+    let refused = tenant
+        .post(
+            "/containers",
+            json!({"namespace_id": namespace_id, "name": "bad", "registry_image": "UPPER CASE::"}),
+        )
+        .await;
+    assert_eq!(refused_argument(&refused), "registry_image");
+    let updated = tenant
+        .patch(
+            &format!("/containers/{id}"),
+            json!({"registry_image": "registry.example.com/team/web:2.0", "max_scale": 3}),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.body["registry_image"], "registry.example.com/team/web:2.0");
+    assert_eq!(updated.body["max_scale"], 3);
+    let nested = tenant.get(&format!("/namespaces/{namespace_id}/containers")).await;
+    assert_eq!(nested.body["total_count"], 1);
+    let deleted = tenant.delete(&format!("/containers/{id}")).await;
+    assert_eq!(deleted.body["status"], "deleting");
+    tenant
+        .poll_until(&format!("/containers/{id}"), Duration::from_secs(10), |a| {
+            a.status == StatusCode::NOT_FOUND
+        })
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crons_are_validated_and_become_ready() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let runtime = node_runtime(&tenant).await;
+    let namespace_id = ready_namespace(&tenant, "timed").await;
+    let function = tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": "tick", "runtime": runtime}),
+        )
+        .await
+        .body;
+    let function_id = function["id"].as_str().unwrap();
+    let created = tenant
+        .post(
+            "/crons",
+            json!({"application_id": function_id, "schedule": "*/5 1-3,7 * JAN-MAR MON-FRI", "args": {"k": "v"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    assert_eq!(created.body["status"], "pending");
+    assert_eq!(created.body["args"], json!({"k": "v"}));
+    let mut fields = keys(&created.body);
+    fields.sort();
+    assert_eq!(fields, ["application_id", "args", "id", "schedule", "status"]);
+    let id = created.body["id"].as_str().unwrap();
+    tenant
+        .poll_until(&format!("/crons/{id}"), Duration::from_secs(10), |a| {
+            a.body["status"] == "ready"
+        })
+        .await;
+
+    let bad = |schedule: &str| json!({"application_id": function_id, "schedule": schedule});
+    for (schedule, says) in [
+        ("61 * * * *", "minute field"),
+        ("* * * 13 *", "month field"),
+        ("* * *", "3 fields"),
+    ] {
+        let answer = tenant.post("/crons", bad(schedule)).await;
+        assert_eq!(refused_argument(&answer), "schedule");
+        let help = answer.body["details"][0]["help_message"].as_str().unwrap();
+        assert!(help.contains(says), "{schedule}: {help}");
+    }
+    let big = json!({"application_id": function_id, "schedule": "0 0 * * *", "args": {"x": "y".repeat(70_000)}});
+    assert_eq!(refused_argument(&tenant.post("/crons", big).await), "args");
+    let list = json!({"application_id": function_id, "schedule": "0 0 * * *", "args": [1]});
+    assert_eq!(refused_argument(&tenant.post("/crons", list).await), "args");
+    let nobody = tenant
+        .post(
+            "/crons",
+            json!({"application_id": uuid::Uuid::new_v4(), "schedule": "0 0 * * *"}),
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND, "{}", nobody.body);
+
+    let updated = tenant
+        .patch(&format!("/crons/{id}"), json!({"schedule": "0 13 * * *"}))
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.body["schedule"], "0 13 * * *");
+    assert_eq!(updated.body["args"], json!({"k": "v"}));
+    let filtered = tenant.get(&format!("/crons?application_id={function_id}")).await;
+    assert_eq!(filtered.body["total_count"], 1);
+    assert_eq!(
+        refused_argument(&tenant.get("/crons?order_by=name_asc").await),
+        "order_by"
+    );
+    let deleted = tenant.delete(&format!("/crons/{id}")).await;
+    assert_eq!(deleted.body["status"], "deleting");
+    tenant
+        .poll_until(&format!("/crons/{id}"), Duration::from_secs(10), |a| {
+            a.status == StatusCode::NOT_FOUND
+        })
+        .await;
+    server.stop().await;
+}
+
+/// Counts the rows of `table` that mention `id` in `column`.
+async fn rows(database_url: &str, table: &str, column: &str, id: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(database_url).await.unwrap();
+    sqlx::query_scalar(&format!("select count(*) from {table} where {column} = $1"))
+        .bind(id)
+        .fetch_one(&mut connection)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_namespace_deletes_its_functions_containers_and_crons() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let runtime = node_runtime(&tenant).await;
+    let namespace_id = ready_namespace(&tenant, "doomed").await;
+    let function = tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": "f", "runtime": runtime}),
+        )
+        .await
+        .body;
+    let container = tenant
+        .post("/containers", json!({"namespace_id": namespace_id, "name": "c"}))
+        .await
+        .body;
+    for application in [&function, &container] {
+        let cron = tenant
+            .post(
+                "/crons",
+                json!({"application_id": application["id"], "schedule": "0 0 * * *"}),
+            )
+            .await;
+        assert_eq!(cron.status, StatusCode::OK, "{}", cron.body);
+    }
+    // Deleting a function takes its crons with it.
+    let function_id = function["id"].as_str().unwrap();
+    let lone = tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": "lone", "runtime": runtime}),
+        )
+        .await
+        .body;
+    let lone_id = lone["id"].as_str().unwrap();
+    let lone_cron = tenant
+        .post("/crons", json!({"application_id": lone_id, "schedule": "0 0 * * *"}))
+        .await
+        .body;
+    tenant.delete(&format!("/functions/{lone_id}")).await;
+    tenant
+        .poll_until(
+            &format!("/crons/{}", lone_cron["id"].as_str().unwrap()),
+            Duration::from_secs(10),
+            |a| a.status == StatusCode::NOT_FOUND,
+        )
+        .await;
+
+    let deleted = tenant.delete(&format!("/namespaces/{namespace_id}")).await;
+    assert_eq!(deleted.body["status"], "deleting");
+    tenant
+        .poll_until(&format!("/namespaces/{namespace_id}"), Duration::from_secs(15), |a| {
+            a.status == StatusCode::NOT_FOUND
+        })
+        .await;
+    for path in [
+        format!("/functions/{function_id}"),
+        format!("/containers/{}", container["id"].as_str().unwrap()),
+    ] {
+        assert_eq!(tenant.get(&path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert_eq!(tenant.get("/crons").await.body["total_count"], 0);
+    // No orphan rows anywhere.
+    let url = server.database_url();
+    assert_eq!(rows(&url, "functions", "namespace_id", &namespace_id).await, 0);
+    assert_eq!(rows(&url, "containers", "namespace_id", &namespace_id).await, 0);
+    assert_eq!(rows(&url, "crons", "application_id", function_id).await, 0);
+    assert_eq!(
+        rows(&url, "crons", "application_id", container["id"].as_str().unwrap()).await,
+        0
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_functions_containers_and_crons_are_not_found() {
+    let server = TestServer::start().await;
+    let alice = server.tenant().await;
+    let bob = server.tenant().await;
+    let runtime = node_runtime(&alice).await;
+    let namespace_id = ready_namespace(&alice, "private").await;
+    let function = alice
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": "f", "runtime": runtime}),
+        )
+        .await
+        .body;
+    let container = alice
+        .post("/containers", json!({"namespace_id": namespace_id, "name": "c"}))
+        .await
+        .body;
+    let cron = alice
+        .post(
+            "/crons",
+            json!({"application_id": function["id"], "schedule": "0 0 * * *"}),
+        )
+        .await
+        .body;
+    for (kind, id) in [
+        ("functions", &function["id"]),
+        ("containers", &container["id"]),
+        ("crons", &cron["id"]),
+    ] {
+        let path = format!("/{kind}/{}", id.as_str().unwrap());
+        assert_eq!(bob.get(&path).await.status, StatusCode::NOT_FOUND, "GET {path}");
+        assert_eq!(
+            bob.patch(&path, json!({"description": "x"})).await.status,
+            StatusCode::NOT_FOUND,
+            "PATCH {path}"
+        );
+        assert_eq!(bob.delete(&path).await.status, StatusCode::NOT_FOUND, "DELETE {path}");
+        assert_eq!(bob.get(&format!("/{kind}")).await.body["total_count"], 0);
+    }
+    // Bob cannot create in Alice's namespace, nor point a cron at Alice's function.
+    let answer = bob
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": "g", "runtime": runtime}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    let answer = bob
+        .post(
+            "/crons",
+            json!({"application_id": function["id"], "schedule": "0 0 * * *"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    let answer = bob.get(&format!("/namespaces/{namespace_id}/functions")).await;
+    assert_eq!(answer.body["total_count"], 0);
+    // Alice still has everything.
+    assert_eq!(alice.get("/functions").await.body["total_count"], 1);
+    server.stop().await;
+}
