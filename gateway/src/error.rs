@@ -81,7 +81,13 @@ impl HttpError {
 }
 
 fn api_error_body(error: &ApiError) -> (StatusCode, Value) {
-    let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = if error.code == ErrorCode::FailedPrecondition && error.current_state.is_some() {
+        // A resource in a transient state is a conflict for Scaleway (reference C.5), not a
+        // failed precondition.
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    };
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
     let body = match error.code {
         ErrorCode::InvalidArgument => json!({

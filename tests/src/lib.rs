@@ -2,6 +2,8 @@
 //! ports, with a fresh database (SQLite in a temporary directory, or a new PostgreSQL database
 //! when `NUAGE_TEST_DATABASE_URL` is set), and drives its REST API with reqwest.
 
+pub mod conformance;
+
 use nuage::{Config, RunningServer};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -170,7 +172,7 @@ impl Tenant {
 
     /// Sends a request to `path` (relative to the region prefix unless it starts with
     /// `http`), with `body` as JSON when given, and checks the answer is a JSON object with a
-    /// request id.
+    /// request id, and that a 200 body fits the v1alpha2 spec's schema for the route.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
         let url = if path.starts_with("http") {
             path.to_owned()
@@ -179,12 +181,22 @@ impl Tenant {
         };
         let mut request = self
             .client
-            .request(method, url)
+            .request(method.clone(), url)
             .header("X-Auth-Token", &self.secret_key);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        answer(request).await
+        let answer = answer(request).await;
+        if answer.status == StatusCode::OK
+            && !path.starts_with("http")
+            && let Err(problem) = conformance::check_response(method.as_str(), path, &answer.body)
+        {
+            panic!(
+                "{method} {path}: the answer breaks the v1alpha2 spec: {problem}\n{}",
+                answer.body
+            );
+        }
+        answer
     }
 
     /// GET.

@@ -1,0 +1,228 @@
+//! Checks success bodies against the schemas of the Scaleway Functions v1alpha2 OpenAPI spec
+//! (`tests/spec/`, a copy of `shared/reference/scaleway-functions-v1alpha2.openapi.yaml`).
+//!
+//! [`Tenant::send`](crate::Tenant::send) runs every 200 answer of the suite through
+//! [`check_response`], so each test is also a conformance test. The check is strict where the
+//! spec is loose: every property the schema lists must be present and no other may appear.
+//!
+//! Two documented departures, both asked for by the reference (section A.3) or the issues:
+//! - `google.protobuf.Struct` (cron `args`) is a generator artefact; on the wire it is a plain
+//!   JSON object, so any object is accepted.
+//! - `Function.Runtime` lists only the 2019 names; newer ones (`node20`, `python311`...) are
+//!   accepted as long as they are strings.
+
+use serde_json::Value;
+use std::sync::OnceLock;
+
+const SPEC: &str = include_str!("../spec/scaleway-functions-v1alpha2.openapi.yaml");
+const PREFIX: &str = "/functions/v1alpha2/regions/{region}";
+const SCHEMAS: &str = "#/components/schemas/";
+
+/// Routes real clients call that the spec does not list, and the schema they answer with.
+const EXTRA_ROUTES: [(&str, &str, &str); 2] = [
+    (
+        "get",
+        "/namespaces/{namespace_id}/functions",
+        "scaleway.functions.v1alpha2.ListFunctionsResponse",
+    ),
+    (
+        "get",
+        "/namespaces/{namespace_id}/containers",
+        "scaleway.functions.v1alpha2.ListContainersResponse",
+    ),
+];
+
+fn spec() -> &'static Value {
+    static SPEC_JSON: OnceLock<Value> = OnceLock::new();
+    SPEC_JSON.get_or_init(|| serde_yaml_ng::from_str(SPEC).expect("the v1alpha2 spec parses"))
+}
+
+/// Returns the name of the schema of the 200 answer to `method path`, where `path` follows
+/// the region (`/functions/{id}`), or `None` for a route the spec does not describe.
+pub fn response_schema(method: &str, path: &str) -> Option<String> {
+    let method = method.to_ascii_lowercase();
+    let path = path.split('?').next().unwrap_or_default();
+    let matches = |template: &str| {
+        let template: Vec<&str> = template.trim_matches('/').split('/').collect();
+        let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
+        template.len() == actual.len()
+            && template
+                .iter()
+                .zip(&actual)
+                .all(|(t, a)| (t.starts_with('{') && !a.is_empty()) || t == a)
+    };
+    for (extra_method, template, schema) in EXTRA_ROUTES {
+        if extra_method == method && matches(template) {
+            return Some(schema.to_owned());
+        }
+    }
+    let paths = spec()["paths"].as_object()?;
+    paths.iter().find_map(|(template, operations)| {
+        let template = template.strip_prefix(PREFIX)?;
+        if !matches(template) {
+            return None;
+        }
+        let reference =
+            operations[&method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].as_str()?;
+        reference.strip_prefix(SCHEMAS).map(str::to_owned)
+    })
+}
+
+/// Checks `body`, the 200 answer to `method path`, against the spec. Routes the spec does not
+/// describe pass.
+pub fn check_response(method: &str, path: &str, body: &Value) -> Result<(), String> {
+    match response_schema(method, path) {
+        Some(schema) => check(&schema, body),
+        None => Ok(()),
+    }
+}
+
+/// Checks `value` against the named schema of the spec.
+pub fn check(schema: &str, value: &Value) -> Result<(), String> {
+    let definition = &spec()["components"]["schemas"][schema];
+    if definition.is_null() {
+        return Err(format!("the spec has no schema `{schema}`"));
+    }
+    check_value(definition, value, schema)
+}
+
+fn resolve(schema: &Value) -> (&Value, Option<&str>) {
+    match schema["$ref"].as_str().and_then(|r| r.strip_prefix(SCHEMAS)) {
+        Some(name) => (&spec()["components"]["schemas"][name], Some(name)),
+        None => (schema, None),
+    }
+}
+
+fn check_value(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    let (schema, name) = resolve(schema);
+    match name {
+        Some("google.protobuf.Struct") => {
+            return if value.is_object() {
+                Ok(())
+            } else {
+                Err(format!("{at}: expected a JSON object, got {value}"))
+            };
+        }
+        Some("scaleway.functions.v1alpha2.Function.Runtime") => {
+            return if value.is_string() {
+                Ok(())
+            } else {
+                Err(format!("{at}: expected a runtime name, got {value}"))
+            };
+        }
+        _ => {}
+    }
+    if value.is_null() {
+        return if schema["nullable"] == true {
+            Ok(())
+        } else {
+            Err(format!("{at}: null where the spec does not allow it"))
+        };
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {}", Value::Array(allowed.clone())));
+    }
+    match schema["type"].as_str() {
+        Some("string") if !value.is_string() => Err(format!("{at}: expected a string, got {value}")),
+        Some("number") if !value.is_number() => Err(format!("{at}: expected a number, got {value}")),
+        Some("boolean") if !value.is_boolean() => Err(format!("{at}: expected a boolean, got {value}")),
+        Some("array") => {
+            let items = value
+                .as_array()
+                .ok_or_else(|| format!("{at}: expected an array, got {value}"))?;
+            items
+                .iter()
+                .enumerate()
+                .try_for_each(|(index, item)| check_value(&schema["items"], item, &format!("{at}[{index}]")))
+        }
+        Some("object") => check_object(schema, value, at),
+        _ => Ok(()),
+    }
+}
+
+fn check_object(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| format!("{at}: expected an object, got {value}"))?;
+    let properties = schema["properties"].as_object().cloned().unwrap_or_default();
+    // `<key>`-style property names are the generator's way of writing a map's value schema.
+    let placeholder = properties.iter().find(|(key, _)| key.starts_with('<'));
+    if let Some((_, values)) = placeholder {
+        return object
+            .iter()
+            .try_for_each(|(key, item)| check_value(values, item, &format!("{at}.{key}")));
+    }
+    if let Some(unknown) = object.keys().find(|key| !properties.contains_key(*key)) {
+        return Err(format!("{at}: `{unknown}` is not a property of the spec's schema"));
+    }
+    for (key, property) in &properties {
+        let item = object.get(key).ok_or_else(|| format!("{at}: `{key}` is missing"))?;
+        check_value(property, item, &format!("{at}.{key}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn function() -> Value {
+        json!({"id": "i", "name": "n", "namespace_id": "ns", "status": "created",
+               "environment_variables": {"A": "1"}, "min_scale": 0, "max_scale": 20,
+               "runtime": "node20", "memory_limit": 256, "cpu_limit": 140, "endpoint": "e",
+               "timeout": 300000, "handler": "handler.handle", "error_message": "",
+               "privacy": "public", "description": "", "region": "fr-par"})
+    }
+
+    #[test]
+    fn routes_map_to_their_response_schemas() {
+        let schema = |method: &str, path: &str| response_schema(method, path).unwrap_or_default();
+        assert_eq!(
+            schema("GET", "/functions/abc?x=1"),
+            "scaleway.functions.v1alpha2.Function"
+        );
+        assert_eq!(
+            schema("GET", "/functions"),
+            "scaleway.functions.v1alpha2.ListFunctionsResponse"
+        );
+        assert_eq!(schema("DELETE", "/crons/x"), "scaleway.functions.v1alpha2.Cron");
+        assert_eq!(
+            schema("GET", "/runtimes"),
+            "scaleway.functions.v1alpha2.ListFunctionRuntimesResponse"
+        );
+        assert_eq!(
+            schema("GET", "/namespaces/x/containers"),
+            "scaleway.functions.v1alpha2.ListContainersResponse"
+        );
+        assert_eq!(response_schema("GET", "/nothing/here"), None);
+    }
+
+    #[test]
+    fn bodies_that_break_the_spec_are_refused() {
+        let name = "scaleway.functions.v1alpha2.Function";
+        check(name, &function()).unwrap();
+        let mut extra = function();
+        extra["project_id"] = json!("p");
+        assert!(check(name, &extra).unwrap_err().contains("project_id"));
+        let mut missing = function();
+        missing.as_object_mut().unwrap().remove("cpu_limit");
+        assert!(check(name, &missing).unwrap_err().contains("cpu_limit"));
+        let mut status = function();
+        status["status"] = json!("sleeping");
+        assert!(check(name, &status).is_err());
+        let mut number = function();
+        number["timeout"] = json!("300s");
+        assert!(check(name, &number).is_err());
+        let mut environment = function();
+        environment["environment_variables"] = json!({"A": 1});
+        assert!(check(name, &environment).is_err());
+        let cron =
+            json!({"id": "c", "application_id": "a", "schedule": "* * * * *", "args": {"k": [1]}, "status": "ready"});
+        check("scaleway.functions.v1alpha2.Cron", &cron).unwrap();
+        let cron = json!({"id": "c", "application_id": "a", "schedule": "* * * * *", "args": [1], "status": "ready"});
+        assert!(check("scaleway.functions.v1alpha2.Cron", &cron).is_err());
+    }
+}
