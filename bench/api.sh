@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks a release build of nuage: throughput and p50/p99 latency of authenticated
 # `GET /namespaces/{id}` and `GET /namespaces?page_size=20` on SQLite and PostgreSQL, p99 at a
-# paced ~1,000 requests per second, and resident memory idle and after load.
+# paced ~1,000 requests per second, `GET /functions/{id}/upload-url` (presigned locally), and
+# resident memory idle and after load.
 # Needs wrk (apt-get install wrk). Usage: bench/api.sh [sqlite|postgres]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,12 @@ run_case() {
   done
   id="$(curl -sf -H "X-Auth-Token: $token" "$base/namespaces?name=bench-01" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["namespaces"][0]["id"])')"
+  sleep 1
+  local function_id
+  function_id="$(curl -sf -H "X-Auth-Token: $token" \
+    -d "{\"namespace_id\": \"$id\", \"name\": \"bench\", \"runtime\": \"$(curl -sf -H "X-Auth-Token: $token" "$base/runtimes" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["runtimes"][0])')\"}" "$base/functions" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
   sleep 2
   echo "$engine (release build, wrk on the same 2-core machine, ${DURATION}s per run)"
   echo "  idle resident memory: $(rss_mib "$PID")"
@@ -67,6 +74,8 @@ run_case() {
   wrk -t2 -c32 -d"${DURATION}s" --latency "${auth[@]}" "$base/namespaces?page_size=20" | summarise "GET /namespaces?page_size=20, 32 connections"
   PAUSE_MS=15 wrk -t2 -c16 -d"${DURATION}s" --latency -s bench/paced.lua "${auth[@]}" "$base/namespaces/$id" | summarise "GET /namespaces/{id}, paced ~1000 req/s"
   PAUSE_MS=15 wrk -t2 -c16 -d"${DURATION}s" --latency -s bench/paced.lua "${auth[@]}" "$base/namespaces?page_size=20" | summarise "GET /namespaces?page_size=20, paced ~1000 req/s"
+  # Signed locally: no round trip to the object store.
+  wrk -t2 -c32 -d"${DURATION}s" --latency "${auth[@]}" "$base/functions/$function_id/upload-url?content_length=1048576" | summarise "GET /functions/{id}/upload-url, 32 connections"
   echo "  resident memory after load: $(rss_mib "$PID")"
   kill -TERM "$PID"
   wait "$PID" && echo "  SIGTERM: clean exit (0)" || echo "  SIGTERM: exit code $?"

@@ -6,6 +6,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use nuage_containers::ContainersConfig;
 use nuage_core::Secret;
 use nuage_core::application::ApplicationsConfig;
+use nuage_core::storage::StorageConfig;
 use nuage_functions::FunctionsConfig;
 use nuage_gateway::GatewayConfig;
 use nuage_namespaces::NamespacesConfig;
@@ -132,6 +133,8 @@ pub struct Config {
     pub functions: FunctionsConfig,
     /// The containers service.
     pub containers: ContainersConfig,
+    /// Where source archives are stored.
+    pub storage: StorageConfig,
 }
 
 impl Default for Config {
@@ -153,6 +156,7 @@ impl Default for Config {
             applications: ApplicationsConfig::default(),
             functions: FunctionsConfig::default(),
             containers: ContainersConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -224,6 +228,9 @@ impl Config {
                     );
                 }
             }
+        }
+        if self.storage.endpoint.is_some() && (self.storage.access_key.is_none() || self.storage.secret_key.is_none()) {
+            anyhow::bail!("an external storage.endpoint needs storage.access_key and storage.secret_key");
         }
         if !self.is_all_in_one() && self.internal_secret.is_none() && self.internal_secret_file.is_none() {
             anyhow::bail!("split roles need a shared internal_secret (or internal_secret_file)");

@@ -1,11 +1,13 @@
 //! The nuage binary's library: configuration, role composition, bootstrap and admin commands.
 //!
 //! Every role is a tonic service; the gateway reaches them through gRPC clients even when they
-//! run in the same process (they then dial loopback). This crate wires them together and owns
-//! nothing else.
+//! run in the same process (it then hands calls to their gRPC routes in process; services call
+//! each other over the loopback listener). This crate wires them together, runs the embedded S3
+//! endpoint of the all-in-one shape, and owns nothing else.
 
 pub mod admin;
 pub mod config;
+mod s3;
 mod server;
 
 pub use config::{Config, Overrides, Role};

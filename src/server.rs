@@ -1,15 +1,16 @@
 //! Starting and stopping the roles of one process.
 
-use crate::admin::open_iam;
+use crate::admin::{master_key, open_iam};
 use crate::config::{Config, Role};
 use anyhow::Context;
 use nuage_containers::{ContainerStore, ContainersService};
 use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
 use nuage_core::secret::create_private_file;
+use nuage_core::storage::StorageAccess;
 use nuage_core::transport::{self, Transport};
 use nuage_core::{Database, Secret};
 use nuage_crons::{CronStore, CronsService};
-use nuage_functions::{FunctionStore, FunctionsService};
+use nuage_functions::{Archives, FunctionStore, FunctionsService};
 use nuage_gateway::{GatewayState, ServiceClients, ServiceTransports};
 use nuage_iam::{IamService, NewApiKey};
 use nuage_namespaces::{NamespaceStore, NamespacesService, Reconciler};
@@ -45,6 +46,9 @@ pub struct Endpoints {
     /// The internal gRPC listener, when any service role runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc: Option<SocketAddr>,
+    /// The embedded S3 endpoint, when the functions role runs without an external store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<SocketAddr>,
 }
 
 /// A started server; stop it with [`RunningServer::shutdown`].
@@ -56,6 +60,7 @@ pub struct RunningServer {
     grpc_stop: watch::Sender<bool>,
     http: Option<JoinHandle<std::io::Result<()>>>,
     grpc: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    s3: Option<JoinHandle<std::io::Result<()>>>,
     background: Vec<JoinHandle<()>>,
     database: Option<Database>,
     grace: Duration,
@@ -89,6 +94,12 @@ impl RunningServer {
             match tokio::time::timeout(self.grace, grpc).await {
                 Ok(joined) => joined.context("grpc server task")?.context("grpc server")?,
                 Err(_) => tracing::warn!("grpc calls did not finish within the grace period"),
+            }
+        }
+        if let Some(s3) = self.s3.take() {
+            match tokio::time::timeout(self.grace, s3).await {
+                Ok(joined) => joined.context("S3 endpoint task")?.context("S3 endpoint")?,
+                Err(_) => tracing::warn!("S3 requests did not finish within the grace period"),
             }
         }
         for task in self.background.drain(..) {
@@ -155,6 +166,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let mut grpc = None;
     let mut grpc_address = None;
     let mut grpc_routes = None;
+    let mut s3 = None;
+    let mut s3_address = None;
     if let Some(database) = &database {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut builder = Routes::builder();
@@ -204,11 +217,46 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             served.push(namespaces_server::SERVICE_NAME);
         }
         if config.runs(Role::Functions) {
+            let access = match &config.storage.endpoint {
+                Some(endpoint) => StorageAccess {
+                    endpoint: endpoint.clone(),
+                    access_key: config.storage.access_key.clone().unwrap_or_default(),
+                    secret_key: config.storage.secret_key.clone().unwrap_or_else(|| Secret::new("")),
+                },
+                None => {
+                    let embedded = crate::s3::start(
+                        &config.storage,
+                        &config.data_dir,
+                        &master_key(&config)?,
+                        grpc_stopped.clone(),
+                    )
+                    .await?;
+                    s3_address = Some(embedded.address);
+                    s3 = Some(embedded.task);
+                    embedded.access
+                }
+            };
+            let archives = Archives::new(&config.storage, &access);
+            // Ready before the first upload when the store answers; an unreachable store holds
+            // up start-up for at most a few seconds, then the check goes on in the background.
+            match tokio::time::timeout(Duration::from_secs(3), archives.ensure_bucket()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    tracing::warn!("the archive bucket is not usable yet; uploads fail until it is");
+                    let bucket = archives.clone();
+                    background.push(tokio::spawn(async move {
+                        if let Err(error) = bucket.ensure_bucket().await {
+                            tracing::warn!(%error, "the archive bucket is still not usable");
+                        }
+                    }));
+                }
+            }
             let store = FunctionStore::new(database.clone());
             let crons = CronsClient::new(peer(Role::Crons)?);
             let reconciler = nuage_functions::Reconciler::new(
                 store.clone(),
                 crons.clone(),
+                archives.clone(),
                 config.functions.reconcile_interval_seconds,
             );
             background.push(tokio::spawn(reconciler.clone().run()));
@@ -218,7 +266,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             };
             let runtimes = nuage_functions::detect_runtimes();
             tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
-            let service = FunctionsService::new(store, reconciler, peers, runtimes, config.applications.clone());
+            let service = FunctionsService::new(
+                store,
+                reconciler,
+                peers,
+                runtimes,
+                config.applications.clone(),
+                archives,
+            );
             builder.add_service(FunctionsServer::with_interceptor(
                 service,
                 RequireInternalAuth(auth.clone()),
@@ -332,12 +387,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let endpoints = Endpoints {
         api: api_address,
         grpc: grpc_address,
+        s3: s3_address,
     };
     write_atomically(
         &config.data_dir.join("endpoints.json"),
         &serde_json::to_vec_pretty(&endpoints)?,
     )?;
-    tracing::info!(api = ?endpoints.api, grpc = ?endpoints.grpc, roles = ?config.roles, "nuage ready");
+    tracing::info!(api = ?endpoints.api, grpc = ?endpoints.grpc, s3 = ?endpoints.s3, roles = ?config.roles, "nuage ready");
     Ok(RunningServer {
         endpoints,
         bootstrap,
@@ -345,6 +401,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         grpc_stop,
         http,
         grpc,
+        s3,
         background,
         database,
         grace: Duration::from_secs(config.shutdown_grace_seconds),

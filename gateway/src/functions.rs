@@ -1,5 +1,6 @@
-//! `/functions` and `/runtimes`: Scaleway v1alpha2 functions over the functions gRPC service,
-//! and `/namespaces/{id}/functions`, which the Serverless plugin calls.
+//! `/functions` (with their upload and download URLs) and `/runtimes`: Scaleway v1alpha2
+//! functions over the functions gRPC service, and `/namespaces/{id}/functions`, which the
+//! Serverless plugin calls.
 
 use crate::GatewayState;
 use crate::applications::{ListParams, Timeout, privacy, privacy_name, status_name, timeout_ms};
@@ -21,6 +22,8 @@ pub(crate) fn routes() -> Router<GatewayState> {
     Router::new()
         .route("/functions", get(list).post(create))
         .route("/functions/{function_id}", get(read).patch(update).delete(delete))
+        .route("/functions/{function_id}/upload-url", get(upload_url))
+        .route("/functions/{function_id}/download-url", get(download_url))
         .route("/namespaces/{namespace_id}/functions", get(list_in_namespace))
         .route("/runtimes", get(runtimes))
 }
@@ -307,4 +310,81 @@ async fn runtimes(State(state): State<GatewayState>, scope: Scope) -> Result<Jso
     Ok(Json(RuntimesJson {
         runtimes: response.runtimes,
     }))
+}
+
+/// The v1alpha2 `UploadURL` and `DownloadURL`: a URL and the headers to send with it, each a
+/// list of values.
+#[derive(Debug, Serialize)]
+struct PresignedJson {
+    url: String,
+    headers: BTreeMap<String, Vec<String>>,
+}
+
+impl From<pb::PresignedUrl> for PresignedJson {
+    fn from(presigned: pb::PresignedUrl) -> Self {
+        Self {
+            url: presigned.url,
+            headers: presigned
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name, vec![value]))
+                .collect(),
+        }
+    }
+}
+
+async fn upload_url(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    FunctionId(id): FunctionId,
+    query: QueryParams,
+) -> Result<Json<PresignedJson>, HttpError> {
+    let content_length = match query.get("content_length").filter(|raw| !raw.is_empty()) {
+        None => 0,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(0) => {
+                return Err(invalid("content_length", Reason::Constraint, "must be at least 1 byte"));
+            }
+            Ok(length) => length,
+            Err(_) => {
+                return Err(invalid(
+                    "content_length",
+                    Reason::Format,
+                    format!("`{raw}` is not a positive whole number of bytes"),
+                ));
+            }
+        },
+    };
+    let request = pb::GetUploadUrlRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        function_id: id.to_string(),
+        content_length,
+    };
+    let response = state
+        .clients()
+        .functions
+        .clone()
+        .get_upload_url(scope.grpc(request))
+        .await?;
+    Ok(Json(response.into_inner().into()))
+}
+
+async fn download_url(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    FunctionId(id): FunctionId,
+) -> Result<Json<PresignedJson>, HttpError> {
+    let request = pb::GetFunctionRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        function_id: id.to_string(),
+    };
+    let response = state
+        .clients()
+        .functions
+        .clone()
+        .get_download_url(scope.grpc(request))
+        .await?;
+    Ok(Json(response.into_inner().into()))
 }

@@ -14,6 +14,12 @@ use uuid::Uuid;
 /// The environment variable that selects PostgreSQL: a URL whose server may create databases.
 pub const DATABASE_URL_VARIABLE: &str = "NUAGE_TEST_DATABASE_URL";
 
+/// The environment variable that selects an external S3 store (`http://127.0.0.1:8333`);
+/// `NUAGE_TEST_S3_ACCESS_KEY` and `NUAGE_TEST_S3_SECRET_KEY` give its credentials. Servers
+/// share one bucket (`nuage-tests`; object keys hold function ids, so they never collide):
+/// SeaweedFS gives each bucket volumes of its own and runs out of them.
+pub const S3_ENDPOINT_VARIABLE: &str = "NUAGE_TEST_S3_ENDPOINT";
+
 /// A server running for one test.
 pub struct TestServer {
     /// Its configuration (the data dir and database it uses).
@@ -69,6 +75,15 @@ impl TestServer {
             connection.close().await.ok();
             config.database_url = Some(with_database(&admin_url, &name));
             postgres = Some((admin_url, name));
+        }
+        if let Ok(endpoint) = std::env::var(S3_ENDPOINT_VARIABLE) {
+            let variable = |name: &str| {
+                std::env::var(name).unwrap_or_else(|_| panic!("{name} is required with {S3_ENDPOINT_VARIABLE}"))
+            };
+            config.storage.endpoint = Some(endpoint);
+            config.storage.access_key = Some(variable("NUAGE_TEST_S3_ACCESS_KEY"));
+            config.storage.secret_key = Some(nuage_core::Secret::new(variable("NUAGE_TEST_S3_SECRET_KEY")));
+            config.storage.bucket = "nuage-tests".to_owned();
         }
         adjust(&mut config);
         let server = nuage::start(config.clone()).await.expect("server starts");

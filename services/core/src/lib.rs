@@ -13,6 +13,7 @@ pub mod ids;
 pub mod internal;
 pub mod pagination;
 pub mod secret;
+pub mod storage;
 pub mod transport;
 pub mod validate;
 

@@ -1,6 +1,7 @@
 //! Converges functions out of their transient states. State lives in the database and every
 //! step is idempotent, so a crash or two replicas sweeping at once are harmless.
 
+use crate::archives::Archives;
 use crate::store::FunctionStore;
 use nuage_core::ApiError;
 use nuage_core::application::ApplicationStatus;
@@ -16,21 +17,23 @@ const BATCH: i64 = 100;
 /// How soon to sweep again while children are still being deleted.
 const FOLLOW_UP: Duration = Duration::from_millis(200);
 
-/// Removes `deleting` functions once their crons are gone.
+/// Removes `deleting` functions once their crons and their archive are gone.
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     store: FunctionStore,
     crons: CronsClient<Authed>,
+    archives: Archives,
     interval: Duration,
     wake: Arc<Notify>,
 }
 
 impl Reconciler {
     /// Returns a reconciler that sweeps every `interval_seconds`; call [`Reconciler::run`].
-    pub fn new(store: FunctionStore, crons: CronsClient<Authed>, interval_seconds: u64) -> Self {
+    pub fn new(store: FunctionStore, crons: CronsClient<Authed>, archives: Archives, interval_seconds: u64) -> Self {
         Self {
             store,
             crons,
+            archives,
             interval: Duration::from_secs(interval_seconds.max(1)),
             wake: Arc::new(Notify::new()),
         }
@@ -77,7 +80,10 @@ impl Reconciler {
                 .remaining;
             if remaining > 0 {
                 waiting = true;
-            } else if self.store.remove_deleted(function.id).await? {
+                continue;
+            }
+            self.archives.delete(function.id).await?;
+            if self.store.remove_deleted(function.id).await? {
                 tracing::info!(function_id = %function.id, "function deleted");
             }
         }

@@ -1,5 +1,6 @@
 //! The functions gRPC service: each RPC validates, calls the store, maps.
 
+use crate::archives::{Archives, Presigned};
 use crate::model::Function;
 use crate::reconciler::Reconciler;
 use crate::runtimes::{Runtimes, check_handler, default_handler};
@@ -38,6 +39,7 @@ pub struct FunctionsService {
     peers: Peers,
     runtimes: Runtimes,
     applications: ApplicationsConfig,
+    archives: Archives,
 }
 
 impl FunctionsService {
@@ -48,6 +50,7 @@ impl FunctionsService {
         peers: Peers,
         runtimes: Runtimes,
         applications: ApplicationsConfig,
+        archives: Archives,
     ) -> Self {
         Self {
             store,
@@ -55,6 +58,7 @@ impl FunctionsService {
             peers,
             runtimes,
             applications,
+            archives,
         }
     }
 
@@ -140,6 +144,13 @@ fn to_proto(function: Function) -> pb::Function {
         created_at: function.created_at,
         updated_at: function.updated_at,
     }
+}
+
+fn presigned(presigned: Presigned) -> Response<pb::PresignedUrl> {
+    Response::new(pb::PresignedUrl {
+        url: presigned.url,
+        headers: presigned.headers,
+    })
 }
 
 fn answer(function: Function) -> Response<pb::FunctionResponse> {
@@ -332,6 +343,31 @@ impl Functions for FunctionsService {
         Ok(Response::new(pb::ListRuntimesResponse {
             runtimes: self.runtimes.names().to_vec(),
         }))
+    }
+
+    async fn get_upload_url(
+        &self,
+        request: Request<pb::GetUploadUrlRequest>,
+    ) -> Result<Response<pb::PresignedUrl>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("function_id", &request.function_id)?;
+        let function = self.store.get(&caller, &request.region, id).await?;
+        if function.status == ApplicationStatus::Deleting {
+            return Err(ApiError::transient_state("function", id.to_string(), "deleting").into());
+        }
+        Ok(presigned(self.archives.upload_url(id, request.content_length).await?))
+    }
+
+    async fn get_download_url(
+        &self,
+        request: Request<pb::GetFunctionRequest>,
+    ) -> Result<Response<pb::PresignedUrl>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("function_id", &request.function_id)?;
+        self.store.get(&caller, &request.region, id).await?;
+        Ok(presigned(self.archives.download_url(id).await?))
     }
 
     async fn delete_namespace_functions(

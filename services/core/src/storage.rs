@@ -1,0 +1,57 @@
+//! Where source archives live: the embedded S3 endpoint by default, or any S3 service.
+
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// The `[storage]` section of `nuage.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// An external S3 endpoint (`https://s3.fr-par.scw.cloud`, `http://127.0.0.1:8333`...).
+    /// Unset: `nuage serve` runs its own S3 endpoint on `listen`, storing objects in the data dir.
+    pub endpoint: Option<String>,
+    /// The embedded endpoint's listener (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The region requests are signed for.
+    pub region: String,
+    /// The bucket that holds archives; the embedded endpoint creates it.
+    pub bucket: String,
+    /// The access key of an external endpoint (the embedded one derives its own).
+    pub access_key: Option<String>,
+    /// The secret key of an external endpoint.
+    pub secret_key: Option<Secret>,
+    /// Address buckets in the path (`endpoint/bucket/key`) rather than the host name.
+    pub path_style: bool,
+    /// The largest archive a tenant may upload.
+    pub max_upload_bytes: u64,
+    /// How long a presigned URL stays valid.
+    pub url_ttl_seconds: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            region: "us-east-1".to_owned(),
+            bucket: "nuage-archives".to_owned(),
+            access_key: None,
+            secret_key: None,
+            path_style: true,
+            max_upload_bytes: 100 * 1024 * 1024,
+            url_ttl_seconds: 3600,
+        }
+    }
+}
+
+/// The endpoint and credentials the functions service signs and calls with.
+#[derive(Debug, Clone)]
+pub struct StorageAccess {
+    /// The S3 endpoint URL.
+    pub endpoint: String,
+    /// The access key.
+    pub access_key: String,
+    /// The secret key.
+    pub secret_key: Secret,
+}

@@ -1,0 +1,232 @@
+//! Source archives: presigned upload and download URLs against the embedded S3 endpoint (or
+//! the external store `NUAGE_TEST_S3_ENDPOINT` names), with real HTTP PUTs and GETs.
+
+use nuage_tests::{Tenant, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn function(tenant: &Tenant, namespace: &str, name: &str) -> String {
+    let created = tenant.create_namespace(namespace).await;
+    let namespace_id = created["id"].as_str().unwrap().to_owned();
+    tenant.wait_ready(&namespace_id).await;
+    let runtimes = tenant.get("/runtimes").await.body;
+    let runtime = runtimes["runtimes"][0].as_str().expect("a runtime").to_owned();
+    let function = tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": name, "runtime": runtime}),
+        )
+        .await;
+    assert_eq!(function.status, StatusCode::OK, "{}", function.body);
+    function.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn upload_url(tenant: &Tenant, function_id: &str, length: usize) -> Value {
+    let answer = tenant
+        .get(&format!("/functions/{function_id}/upload-url?content_length={length}"))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.body
+}
+
+/// PUTs `body` to `url` as an archive and returns the status and the store's answer.
+async fn put(url: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, String) {
+    let response = reqwest::Client::new()
+        .put(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("the store answers");
+    (response.status(), response.text().await.unwrap_or_default())
+}
+
+async fn download(tenant: &Tenant, function_id: &str) -> Vec<u8> {
+    let answer = tenant.get(&format!("/functions/{function_id}/download-url")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["headers"], json!({}));
+    let response = reqwest::get(answer.body["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.bytes().await.unwrap().to_vec()
+}
+
+fn archive(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_goes_up_through_a_presigned_url_and_comes_back_byte_for_byte() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let function_id = function(&tenant, "uploads", "hello").await;
+    let bytes = archive(70_000);
+    let upload = upload_url(&tenant, &function_id, bytes.len()).await;
+    assert_eq!(
+        upload["headers"],
+        json!({"content-length": [bytes.len().to_string()], "content-type": ["application/octet-stream"]})
+    );
+    let url = upload["url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    assert!(url.contains(&format!("functions/{function_id}.zip")), "{url}");
+    assert!(url.contains("X-Amz-Expires=3600"), "{url}");
+    let (status, text) = put(url, "application/octet-stream", bytes.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(download(&tenant, &function_id).await, bytes);
+
+    // The Serverless plugin's PUT: a non-standard `content_length` header and no auth header.
+    let second = archive(1234);
+    let upload = upload_url(&tenant, &function_id, second.len()).await;
+    let response = reqwest::Client::new()
+        .put(upload["url"].as_str().unwrap())
+        .header("content-type", "application/octet-stream")
+        .header("content_length", second.len().to_string())
+        .body(second.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(download(&tenant, &function_id).await, second);
+
+    // curl --upload-file with the returned headers.
+    let third = archive(4321);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &third).unwrap();
+    let upload = upload_url(&tenant, &function_id, third.len()).await;
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--upload-file"])
+        .arg(file.path());
+    for (name, values) in upload["headers"].as_object().unwrap() {
+        curl.arg("-H").arg(format!("{name}: {}", values[0].as_str().unwrap()));
+    }
+    let output = curl.arg(upload["url"].as_str().unwrap()).output().expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "200", "{output:?}");
+    assert_eq!(download(&tenant, &function_id).await, third);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_refuses_what_the_signature_does_not_cover() {
+    let server = TestServer::start_with(|config| config.storage.url_ttl_seconds = 2).await;
+    let tenant = server.tenant().await;
+    let function_id = function(&tenant, "strict", "a").await;
+    let other_id = function(&tenant, "strict-b", "b").await;
+    let bytes = archive(1000);
+    let url = upload_url(&tenant, &function_id, bytes.len()).await["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = |(status, text): (StatusCode, String), what: &str| {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {text}");
+        assert!(text.contains("<Error>"), "{what}: not S3's XML error: {text}");
+    };
+    refused(
+        put(&url, "application/octet-stream", archive(999)).await,
+        "wrong length",
+    );
+    refused(put(&url, "text/plain", bytes.clone()).await, "wrong type");
+    let signature_at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let mut tampered = url.clone();
+    let flipped = if &url[signature_at..=signature_at] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    tampered.replace_range(signature_at..=signature_at, flipped);
+    refused(
+        put(&tampered, "application/octet-stream", bytes.clone()).await,
+        "tampered",
+    );
+    let elsewhere = url.replace(&function_id, &other_id);
+    refused(
+        put(&elsewhere, "application/octet-stream", bytes.clone()).await,
+        "other key",
+    );
+    // Nothing was stored by the refused attempts.
+    let answer = tenant.get(&format!("/functions/{function_id}/download-url")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    // The right upload works until the URL expires.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    refused(put(&url, "application/octet-stream", bytes).await, "expired");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_url_arguments_and_missing_archives_are_clear_errors() {
+    let server = TestServer::start_with(|config| config.storage.max_upload_bytes = 1000).await;
+    let tenant = server.tenant().await;
+    let function_id = function(&tenant, "limits", "f").await;
+    for (query, reason) in [
+        ("", "required"),
+        ("?content_length=", "required"),
+        ("?content_length=abc", "format"),
+        ("?content_length=-5", "format"),
+        ("?content_length=0", "constraint"),
+        ("?content_length=1001", "constraint"),
+    ] {
+        let answer = tenant.get(&format!("/functions/{function_id}/upload-url{query}")).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}: {}", answer.body);
+        assert_eq!(answer.body["details"][0]["argument_name"], "content_length");
+        assert_eq!(answer.body["details"][0]["reason"], reason, "{query}");
+    }
+    let over = tenant
+        .get(&format!("/functions/{function_id}/upload-url?content_length=5000"))
+        .await;
+    let help = over.body["details"][0]["help_message"].as_str().unwrap();
+    assert!(help.contains("1000"), "the limit is named: {help}");
+    upload_url(&tenant, &function_id, 1000).await;
+    let none = tenant.get(&format!("/functions/{function_id}/download-url")).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.body);
+    assert_eq!(none.body["resource"], "archive");
+    // Another tenant gets no URL for this function, either way.
+    let other = server.tenant().await;
+    for path in [
+        format!("/functions/{function_id}/upload-url?content_length=10"),
+        format!("/functions/{function_id}/download-url"),
+    ] {
+        let answer = other.get(&path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}: {}", answer.body);
+        assert_eq!(answer.body["resource"], "function");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_function_or_its_namespace_deletes_its_archive() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let mut kept = Vec::new();
+    for (namespace, name) in [("arch-one", "f"), ("arch-two", "g")] {
+        let function_id = function(&tenant, namespace, name).await;
+        let bytes = archive(100);
+        let url = upload_url(&tenant, &function_id, bytes.len()).await["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, text) = put(&url, "application/octet-stream", bytes).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let download = tenant.get(&format!("/functions/{function_id}/download-url")).await;
+        kept.push((function_id, download.body["url"].as_str().unwrap().to_owned()));
+    }
+    // One goes with its function, the other with its namespace.
+    tenant.delete(&format!("/functions/{}", kept[0].0)).await;
+    let namespace_id = tenant.get(&format!("/functions/{}", kept[1].0)).await.body["namespace_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tenant.delete(&format!("/namespaces/{namespace_id}")).await;
+    for (function_id, url) in &kept {
+        tenant
+            .poll_until(&format!("/functions/{function_id}"), Duration::from_secs(15), |a| {
+                a.status == StatusCode::NOT_FOUND
+            })
+            .await;
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "archive of {function_id} survived"
+        );
+    }
+    server.stop().await;
+}
