@@ -70,6 +70,14 @@ async fn an_archive_goes_up_through_a_presigned_url_and_comes_back_byte_for_byte
     assert!(url.contains("X-Amz-Signature="), "{url}");
     assert!(url.contains(&format!("functions/{function_id}.zip")), "{url}");
     assert!(url.contains("X-Amz-Expires=3600"), "{url}");
+    // Without an external store, URLs point at the embedded endpoint named in endpoints.json.
+    if std::env::var(nuage_tests::S3_ENDPOINT_VARIABLE).is_err() {
+        let s3 = server.server().endpoints().s3.expect("an embedded S3 endpoint");
+        assert!(url.starts_with(&format!("http://{s3}/")), "{url}");
+        let written: Value =
+            serde_json::from_slice(&std::fs::read(server.config.data_dir.join("endpoints.json")).unwrap()).unwrap();
+        assert_eq!(written["s3"], s3.to_string());
+    }
     let (status, text) = put(url, "application/octet-stream", bytes.clone()).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(download(&tenant, &function_id).await, bytes);
