@@ -3,6 +3,7 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use nuage_builder::BuilderConfig;
 use nuage_containers::ContainersConfig;
 use nuage_core::Secret;
 use nuage_core::application::ApplicationsConfig;
@@ -30,16 +31,19 @@ pub enum Role {
     Containers,
     /// Crons.
     Crons,
+    /// Builds function images.
+    Builder,
 }
 
 impl Role {
     /// Every role, in start-up order.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Iam,
         Role::Namespaces,
         Role::Functions,
         Role::Containers,
         Role::Crons,
+        Role::Builder,
         Role::Gateway,
     ];
 
@@ -52,16 +56,18 @@ impl Role {
             Role::Functions => "functions",
             Role::Containers => "containers",
             Role::Crons => "crons",
+            Role::Builder => "builder",
         }
     }
 
     /// The roles that serve gRPC (every one but the gateway).
-    pub const SERVICES: [Role; 5] = [
+    pub const SERVICES: [Role; 6] = [
         Role::Iam,
         Role::Namespaces,
         Role::Functions,
         Role::Containers,
         Role::Crons,
+        Role::Builder,
     ];
 }
 
@@ -79,6 +85,8 @@ pub struct ServiceUrls {
     pub containers: Option<String>,
     /// crons' gRPC URL.
     pub crons: Option<String>,
+    /// builder's gRPC URL.
+    pub builder: Option<String>,
 }
 
 impl ServiceUrls {
@@ -90,6 +98,7 @@ impl ServiceUrls {
             Role::Functions => self.functions.as_deref(),
             Role::Containers => self.containers.as_deref(),
             Role::Crons => self.crons.as_deref(),
+            Role::Builder => self.builder.as_deref(),
             Role::Gateway => None,
         }
     }
@@ -135,6 +144,8 @@ pub struct Config {
     pub containers: ContainersConfig,
     /// Where source archives are stored.
     pub storage: StorageConfig,
+    /// The builder.
+    pub builder: BuilderConfig,
 }
 
 impl Default for Config {
@@ -157,6 +168,7 @@ impl Default for Config {
             functions: FunctionsConfig::default(),
             containers: ContainersConfig::default(),
             storage: StorageConfig::default(),
+            builder: BuilderConfig::default(),
         }
     }
 }
@@ -203,15 +215,28 @@ impl Config {
     /// Checks settings that depend on each other.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.roles.is_empty() {
-            anyhow::bail!("roles must name at least one of gateway, iam, namespaces, functions, containers, crons");
+            anyhow::bail!(
+                "roles must name at least one of gateway, iam, namespaces, functions, containers, crons, builder"
+            );
         }
         self.gateway.validate().map_err(anyhow::Error::msg)?;
-        // Who calls whom: the gateway calls every service; namespaces cascades to functions
-        // and containers; those check namespaces and cascade to crons; crons checks both.
-        let needs: [(Role, &[Role]); 5] = [
-            (Role::Gateway, &Role::SERVICES),
+        // Who calls whom: the gateway calls every service but the builder; namespaces cascades to
+        // functions and containers; those check namespaces and cascade to crons; functions queues
+        // builds, which report back; crons checks functions and containers.
+        let needs: [(Role, &[Role]); 6] = [
+            (
+                Role::Gateway,
+                &[
+                    Role::Iam,
+                    Role::Namespaces,
+                    Role::Functions,
+                    Role::Containers,
+                    Role::Crons,
+                ],
+            ),
             (Role::Namespaces, &[Role::Functions, Role::Containers]),
-            (Role::Functions, &[Role::Namespaces, Role::Crons]),
+            (Role::Functions, &[Role::Namespaces, Role::Crons, Role::Builder]),
+            (Role::Builder, &[Role::Functions]),
             (Role::Containers, &[Role::Namespaces, Role::Crons]),
             (Role::Crons, &[Role::Functions, Role::Containers]),
         ];
@@ -319,6 +344,7 @@ mod tests {
                 functions: Some("http://fn".into()),
                 containers: Some("http://ct".into()),
                 crons: None,
+                builder: None,
             },
             internal_secret: Some(Secret::new("s")),
             ..Config::default()
@@ -327,6 +353,7 @@ mod tests {
         let config = Config {
             services: ServiceUrls {
                 crons: Some("http://cr".into()),
+                builder: Some("http://b".into()),
                 ..config.services
             },
             ..config

@@ -3,6 +3,7 @@
 use crate::admin::{master_key, open_iam};
 use crate::config::{Config, Role};
 use anyhow::Context;
+use nuage_builder::{BuilderService, JobStore, Worker};
 use nuage_containers::{ContainerStore, ContainersService};
 use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
 use nuage_core::secret::create_private_file;
@@ -10,10 +11,12 @@ use nuage_core::storage::StorageAccess;
 use nuage_core::transport::{self, Transport};
 use nuage_core::{Database, Secret};
 use nuage_crons::{CronStore, CronsService};
-use nuage_functions::{Archives, FunctionStore, FunctionsService};
+use nuage_functions::{Archives, DeploymentStore, FunctionStore, FunctionsService};
 use nuage_gateway::{GatewayState, ServiceClients, ServiceTransports};
 use nuage_iam::{IamService, NewApiKey};
 use nuage_namespaces::{NamespaceStore, NamespacesService, Reconciler};
+use nuage_proto::builder::v1::builder_client::BuilderClient;
+use nuage_proto::builder::v1::builder_server::{self, BuilderServer};
 use nuage_proto::containers::v1::containers_client::ContainersClient;
 use nuage_proto::containers::v1::containers_server::{self, ContainersServer};
 use nuage_proto::crons::v1::crons_client::CronsClient;
@@ -168,6 +171,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let mut grpc_routes = None;
     let mut s3 = None;
     let mut s3_address = None;
+    let mut storage_access = None;
     if let Some(database) = &database {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut builder = Routes::builder();
@@ -236,6 +240,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                     embedded.access
                 }
             };
+            storage_access = Some(access.clone());
             let archives = Archives::new(&config.storage, &access);
             // Ready before the first upload when the store answers; an unreachable store holds
             // up start-up for at most a few seconds, then the check goes on in the background.
@@ -252,17 +257,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 }
             }
             let store = FunctionStore::new(database.clone());
+            let deployments = DeploymentStore::new(database.clone());
             let crons = CronsClient::new(peer(Role::Crons)?);
             let reconciler = nuage_functions::Reconciler::new(
                 store.clone(),
                 crons.clone(),
                 archives.clone(),
+                deployments.clone(),
                 config.functions.reconcile_interval_seconds,
             );
             background.push(tokio::spawn(reconciler.clone().run()));
             let peers = nuage_functions::Peers {
                 namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
                 crons,
+                builder: BuilderClient::new(peer(Role::Builder)?),
             };
             let runtimes = nuage_functions::detect_runtimes();
             tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
@@ -273,6 +281,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 runtimes,
                 config.applications.clone(),
                 archives,
+                deployments,
             );
             builder.add_service(FunctionsServer::with_interceptor(
                 service,
@@ -299,6 +308,41 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 RequireInternalAuth(auth.clone()),
             ));
             served.push(containers_server::SERVICE_NAME);
+        }
+        if config.runs(Role::Builder) {
+            // The builder reads archives from the same store the functions service signs for.
+            let access = match (&storage_access, &config.storage.endpoint) {
+                (Some(access), _) => access.clone(),
+                (None, Some(endpoint)) => StorageAccess {
+                    endpoint: endpoint.clone(),
+                    access_key: config.storage.access_key.clone().unwrap_or_default(),
+                    secret_key: config.storage.secret_key.clone().unwrap_or_else(|| Secret::new("")),
+                },
+                (None, None) => {
+                    anyhow::bail!("the builder role without the functions role needs an external storage.endpoint")
+                }
+            };
+            let registry = config
+                .builder
+                .registry_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("registry"));
+            let jobs = JobStore::new(database.clone());
+            let worker = Worker::new(
+                jobs.clone(),
+                nuage_core::storage::client(&config.storage, &access),
+                config.storage.bucket.clone(),
+                FunctionsClient::new(peer(Role::Functions)?),
+                registry,
+                config.builder.clone(),
+            );
+            background.push(tokio::spawn(worker.clone().run()));
+            let service = BuilderService::new(jobs, worker);
+            builder.add_service(BuilderServer::with_interceptor(
+                service,
+                RequireInternalAuth(auth.clone()),
+            ));
+            served.push(builder_server::SERVICE_NAME);
         }
         if config.runs(Role::Crons) {
             let store = CronStore::new(database.clone());

@@ -22,6 +22,7 @@ pub(crate) fn routes() -> Router<GatewayState> {
     Router::new()
         .route("/functions", get(list).post(create))
         .route("/functions/{function_id}", get(read).patch(update).delete(delete))
+        .route("/functions/{function_id}/deploy", axum::routing::post(deploy))
         .route("/functions/{function_id}/upload-url", get(upload_url))
         .route("/functions/{function_id}/download-url", get(download_url))
         .route("/namespaces/{namespace_id}/functions", get(list_in_namespace))
@@ -290,6 +291,27 @@ async fn delete(
             .functions
             .clone()
             .delete_function(scope.grpc(request))
+            .await?,
+    )
+}
+
+async fn deploy(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    FunctionId(id): FunctionId,
+    JsonBody(_body): JsonBody<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Json<FunctionJson>, HttpError> {
+    let request = pb::GetFunctionRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        function_id: id.to_string(),
+    };
+    answer(
+        state
+            .clients()
+            .functions
+            .clone()
+            .deploy_function(scope.grpc(request))
             .await?,
     )
 }

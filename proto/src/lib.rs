@@ -50,3 +50,11 @@ pub mod crons {
         tonic::include_proto!("nuage.crons.v1");
     }
 }
+
+/// The builder.
+pub mod builder {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.builder.v1");
+    }
+}

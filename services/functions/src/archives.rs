@@ -3,7 +3,6 @@
 //! URLs are signed locally (SigV4 with aws-sdk-s3): issuing one costs no round trip to the
 //! store. The store checks the signature, the expiry and the signed headers (length, type).
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::presigning::PresigningConfig;
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
@@ -36,31 +35,16 @@ pub struct Archives {
 impl Archives {
     /// Returns archives stored through `access` as `config` describes.
     pub fn new(config: &StorageConfig, access: &StorageAccess) -> Self {
-        let credentials = Credentials::new(
-            access.access_key.clone(),
-            access.secret_key.expose().to_owned(),
-            None,
-            None,
-            "nuage",
-        );
-        let s3 = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .endpoint_url(access.endpoint.trim_end_matches('/'))
-            .credentials_provider(credentials)
-            .force_path_style(config.path_style)
-            // A checksum would be computed over an empty body when presigning.
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .build();
         Self {
-            client: aws_sdk_s3::Client::from_conf(s3),
+            client: nuage_core::storage::client(config, access),
             bucket: config.bucket.clone(),
             ttl: Duration::from_secs(config.url_ttl_seconds.max(1)),
             max_upload_bytes: config.max_upload_bytes,
         }
     }
 
-    fn key(function_id: Uuid) -> String {
+    /// Returns the object key of the archive of `function_id`.
+    pub fn key(function_id: Uuid) -> String {
         format!("functions/{function_id}.zip")
     }
 
@@ -175,6 +159,31 @@ impl Archives {
                     )))
                 }
             }
+        }
+    }
+
+    /// Returns whether an archive of `function_id` was uploaded.
+    pub async fn exists(&self, function_id: Uuid) -> Result<bool, ApiError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(Self::key(function_id))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(aws_sdk_s3::operation::head_object::HeadObjectError::is_not_found) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(ApiError::unavailable(format!(
+                "the object store did not answer: {}",
+                error_text(&error)
+            ))),
         }
     }
 

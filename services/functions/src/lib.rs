@@ -9,6 +9,7 @@
 
 mod archives;
 mod config;
+mod deployments;
 mod model;
 mod reconciler;
 mod runtimes;
@@ -17,6 +18,7 @@ mod store;
 
 pub use archives::{ARCHIVE_CONTENT_TYPE, Archives, Presigned};
 pub use config::FunctionsConfig;
+pub use deployments::DeploymentStore;
 pub use reconciler::Reconciler;
 pub use runtimes::{Runtimes, detect_runtimes};
 pub use service::{FunctionsService, Peers};

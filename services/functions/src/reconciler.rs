@@ -2,6 +2,7 @@
 //! step is idempotent, so a crash or two replicas sweeping at once are harmless.
 
 use crate::archives::Archives;
+use crate::deployments::DeploymentStore;
 use crate::store::FunctionStore;
 use nuage_core::ApiError;
 use nuage_core::application::ApplicationStatus;
@@ -23,17 +24,25 @@ pub struct Reconciler {
     store: FunctionStore,
     crons: CronsClient<Authed>,
     archives: Archives,
+    deployments: DeploymentStore,
     interval: Duration,
     wake: Arc<Notify>,
 }
 
 impl Reconciler {
     /// Returns a reconciler that sweeps every `interval_seconds`; call [`Reconciler::run`].
-    pub fn new(store: FunctionStore, crons: CronsClient<Authed>, archives: Archives, interval_seconds: u64) -> Self {
+    pub fn new(
+        store: FunctionStore,
+        crons: CronsClient<Authed>,
+        archives: Archives,
+        deployments: DeploymentStore,
+        interval_seconds: u64,
+    ) -> Self {
         Self {
             store,
             crons,
             archives,
+            deployments,
             interval: Duration::from_secs(interval_seconds.max(1)),
             wake: Arc::new(Notify::new()),
         }
@@ -83,6 +92,7 @@ impl Reconciler {
                 continue;
             }
             self.archives.delete(function.id).await?;
+            self.deployments.remove_for(function.id).await?;
             if self.store.remove_deleted(function.id).await? {
                 tracing::info!(function_id = %function.id, "function deleted");
             }

@@ -1,6 +1,7 @@
 //! The functions gRPC service: each RPC validates, calls the store, maps.
 
 use crate::archives::{Archives, Presigned};
+use crate::deployments::{BuildResult, DeploymentStore};
 use crate::model::Function;
 use crate::reconciler::Reconciler;
 use crate::runtimes::{Runtimes, check_handler, default_handler};
@@ -14,6 +15,8 @@ use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::transport::Authed;
 use nuage_core::{ApiError, Caller, Page, validate};
+use nuage_proto::builder::v1::SubmitBuildRequest;
+use nuage_proto::builder::v1::builder_client::BuilderClient;
 use nuage_proto::common::v1 as common;
 use nuage_proto::crons::v1::crons_client::CronsClient;
 use nuage_proto::functions::v1::{self as pb, functions_server::Functions};
@@ -29,6 +32,8 @@ pub struct Peers {
     pub namespaces: NamespacesClient<Authed>,
     /// To delete a deleted function's crons.
     pub crons: CronsClient<Authed>,
+    /// To build deployed functions.
+    pub builder: BuilderClient<Authed>,
 }
 
 /// Serves `nuage.functions.v1.Functions`.
@@ -40,6 +45,7 @@ pub struct FunctionsService {
     runtimes: Runtimes,
     applications: ApplicationsConfig,
     archives: Archives,
+    deployments: DeploymentStore,
 }
 
 impl FunctionsService {
@@ -51,6 +57,7 @@ impl FunctionsService {
         runtimes: Runtimes,
         applications: ApplicationsConfig,
         archives: Archives,
+        deployments: DeploymentStore,
     ) -> Self {
         Self {
             store,
@@ -59,7 +66,60 @@ impl FunctionsService {
             runtimes,
             applications,
             archives,
+            deployments,
         }
+    }
+
+    /// Records a deployment of `function`, makes it `pending` and queues its build.
+    async fn deploy(&self, caller: &Caller, function: &Function) -> Result<Function, ApiError> {
+        if !self.archives.exists(function.id).await? {
+            return Err(ApiError {
+                help_message: Some(
+                    "no archive was uploaded for this function: GET its upload-url and PUT the zip there, then deploy"
+                        .to_owned(),
+                ),
+                ..ApiError::new(
+                    nuage_core::ErrorCode::FailedPrecondition,
+                    "precondition is not respected",
+                )
+            });
+        }
+        let namespace = self
+            .ready_namespace(caller, &function.region, &function.namespace_id.to_string())
+            .await?;
+        let deployment_id = self.deployments.insert(function.id, function.organization_id).await?;
+        let pending = self
+            .store
+            .set_status(function.id, ApplicationStatus::Pending, "")
+            .await?
+            .ok_or_else(|| ApiError::transient_state("function", function.id.to_string(), "deleting"))?;
+        let repository = namespace
+            .registry_endpoint
+            .split_once('/')
+            .map_or(namespace.registry_endpoint.as_str(), |(_, path)| path)
+            .to_owned();
+        let request = SubmitBuildRequest {
+            deployment_id: deployment_id.to_string(),
+            function_id: function.id.to_string(),
+            organization_id: function.organization_id.to_string(),
+            namespace_id: function.namespace_id.to_string(),
+            runtime: function.runtime.clone(),
+            handler: function.handler.clone(),
+            archive_key: Archives::key(function.id),
+            repository: format!("{repository}/{}", function.name),
+        };
+        if let Err(status) = self.peers.builder.clone().submit_build(request).await {
+            let error = ApiError::from_status(&status);
+            self.store
+                .set_status(
+                    function.id,
+                    ApplicationStatus::Error,
+                    "the build could not be queued; deploy again",
+                )
+                .await?;
+            return Err(error);
+        }
+        Ok(pending)
     }
 
     /// Returns the caller's namespace `namespace_id`, which must be ready.
@@ -318,6 +378,10 @@ impl Functions for FunctionsService {
             next.redeploy_due = current.redeploy_due || (changed && deployed && request.redeploy != Some(false));
             next.updated_at = now_micros();
             if let Some(stored) = self.store.update(&next, current.updated_at).await? {
+                // A change to a deployed function redeploys it, unless the client said not to.
+                if stored.redeploy_due && request.redeploy != Some(false) && self.archives.exists(id).await? {
+                    return Ok(answer(self.deploy(&caller, &stored).await?));
+                }
                 return Ok(answer(stored));
             }
         }
@@ -343,6 +407,48 @@ impl Functions for FunctionsService {
         Ok(Response::new(pb::ListRuntimesResponse {
             runtimes: self.runtimes.names().to_vec(),
         }))
+    }
+
+    async fn deploy_function(
+        &self,
+        request: Request<pb::GetFunctionRequest>,
+    ) -> Result<Response<pb::FunctionResponse>, Status> {
+        let request = request.into_inner();
+        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("function_id", &request.function_id)?;
+        let function = self.store.get(&caller, &request.region, id).await?;
+        if function.status == ApplicationStatus::Deleting {
+            return Err(ApiError::transient_state("function", id.to_string(), "deleting").into());
+        }
+        Ok(answer(self.deploy(&caller, &function).await?))
+    }
+
+    async fn report_build(
+        &self,
+        request: Request<pb::ReportBuildRequest>,
+    ) -> Result<Response<pb::ReportBuildResponse>, Status> {
+        let request = request.into_inner();
+        let deployment_id = parse_id("deployment_id", &request.deployment_id)?;
+        let function_id = parse_id("function_id", &request.function_id)?;
+        let result = BuildResult {
+            succeeded: request.succeeded,
+            error_message: request.error_message,
+            archive_digest: request.archive_digest,
+            image_reference: request.image_reference,
+            image_digest: request.image_digest,
+        };
+        let newest = self.deployments.finish(deployment_id, function_id, &result).await?;
+        if newest {
+            // TODO(#6): roll the image out before `ready`.
+            let (status, message) = if result.succeeded {
+                (ApplicationStatus::Ready, String::new())
+            } else {
+                (ApplicationStatus::Error, result.error_message.clone())
+            };
+            self.store.set_status(function_id, status, &message).await?;
+            tracing::info!(%function_id, %deployment_id, status = status.as_str(), "deployment finished");
+        }
+        Ok(Response::new(pb::ReportBuildResponse {}))
     }
 
     async fn get_upload_url(

@@ -166,6 +166,35 @@ impl FunctionStore {
         row.as_ref().map(decode).transpose()
     }
 
+    /// Sets the status (and error message) of a function that is not being deleted.
+    pub async fn set_status(
+        &self,
+        id: Uuid,
+        status: ApplicationStatus,
+        error_message: &str,
+    ) -> Result<Option<Function>, ApiError> {
+        let row = sqlx::query(&format!(
+            "update functions set status = $1, error_message = $2, redeploy_due = 0, updated_at = $3              where id = $4 and status <> 'deleting' returning {COLUMNS}"
+        ))
+        .bind(status.as_str())
+        .bind(error_message)
+        .bind(nuage_core::clock::now_micros())
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Returns a function by id alone (for the builder's reports, which carry no caller).
+    pub async fn get_any(&self, id: Uuid) -> Result<Function, ApiError> {
+        let row = sqlx::query(&format!("select {COLUMNS} from functions where id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.database.pool())
+            .await?
+            .ok_or_else(|| ApiError::not_found("function", id.to_string()))?;
+        decode(&row)
+    }
+
     /// Marks a function `deleting` and returns it; deleting twice is not an error.
     pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Function, ApiError> {
         // The answer comes from the write itself: once `deleting`, the reconciler may remove

@@ -1,0 +1,331 @@
+//! Archive checks: what a tenant's zip must be before anything is built from it. Each refusal
+//! names the rule, for the function's `error_message`.
+
+use std::io::Read;
+
+/// Bounds on an archive.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest archive, compressed.
+    pub max_compressed_bytes: u64,
+    /// Largest archive, expanded.
+    pub max_expanded_bytes: u64,
+    /// Most entries.
+    pub max_entries: usize,
+    /// Largest expansion ratio of one entry (expanded / compressed) for entries over 1 MiB.
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_compressed_bytes: 100 * 1024 * 1024,
+            max_expanded_bytes: 500 * 1024 * 1024,
+            max_entries: 20_000,
+            max_ratio: 200,
+        }
+    }
+}
+
+/// One entry of an accepted archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A regular file.
+    File {
+        /// Relative, `/`-separated.
+        path: String,
+        /// 0o644 or 0o755.
+        mode: u32,
+        /// The content.
+        data: Vec<u8>,
+    },
+    /// A directory.
+    Directory {
+        /// Relative, `/`-separated.
+        path: String,
+    },
+    /// A symbolic link that stays inside the code directory.
+    Link {
+        /// Relative, `/`-separated.
+        path: String,
+        /// Where it points, relative.
+        target: String,
+    },
+}
+
+impl Entry {
+    /// Returns the entry's path.
+    pub fn path(&self) -> &str {
+        match self {
+            Self::File { path, .. } | Self::Directory { path } | Self::Link { path, .. } => path,
+        }
+    }
+}
+
+/// Returns the entries of `archive`, or why it is refused.
+pub fn read_archive(archive: &[u8], limits: &Limits) -> Result<Vec<Entry>, String> {
+    const MIB: u64 = 1024 * 1024;
+    if archive.len() as u64 > limits.max_compressed_bytes {
+        return Err(format!(
+            "the archive is {} bytes; at most {} MiB are accepted",
+            archive.len(),
+            limits.max_compressed_bytes / MIB
+        ));
+    }
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(archive)).map_err(|_| "the archive is not a zip file".to_owned())?;
+    if zip.len() > limits.max_entries {
+        return Err(format!(
+            "the archive has {} entries; at most {} are accepted",
+            zip.len(),
+            limits.max_entries
+        ));
+    }
+    let mut expanded = 0u64;
+    let mut entries = Vec::with_capacity(zip.len());
+    for index in 0..zip.len() {
+        let mut file = zip
+            .by_index(index)
+            .map_err(|error| format!("entry {index} of the archive cannot be read: {error}"))?;
+        let name = file.name().replace('\\', "/");
+        let path = checked_path(&name)?;
+        let declared = file.size();
+        expanded = expanded.saturating_add(declared);
+        if expanded > limits.max_expanded_bytes {
+            return Err(format!(
+                "the archive expands beyond {} MiB",
+                limits.max_expanded_bytes / MIB
+            ));
+        }
+        let compressed = file.compressed_size().max(1);
+        if declared > MIB && declared / compressed > limits.max_ratio {
+            return Err(format!(
+                "entry `{path}` expands {} times; at most {} times is accepted (zip bomb?)",
+                declared / compressed,
+                limits.max_ratio
+            ));
+        }
+        if file.is_dir() {
+            if !path.is_empty() {
+                entries.push(Entry::Directory { path });
+            }
+            continue;
+        }
+        // Never trust the declared size: read at most one byte more than it.
+        let mut data = Vec::with_capacity(usize::try_from(declared.min(MIB)).unwrap_or_default());
+        (&mut file)
+            .take(declared + 1)
+            .read_to_end(&mut data)
+            .map_err(|error| format!("entry `{path}` cannot be expanded: {error}"))?;
+        if data.len() as u64 > declared {
+            return Err(format!("entry `{path}` is larger than the archive declares"));
+        }
+        if file.is_symlink() {
+            let target = String::from_utf8(data).map_err(|_| format!("link `{path}` has a target that is not text"))?;
+            check_link(&path, &target)?;
+            entries.push(Entry::Link { path, target });
+        } else {
+            let mode = file
+                .unix_mode()
+                .map_or(0o644, |mode| if mode & 0o111 != 0 { 0o755 } else { 0o644 });
+            entries.push(Entry::File { path, mode, data });
+        }
+    }
+    Ok(entries)
+}
+
+/// Returns `name` as a clean relative path, or refuses absolute paths and `..`.
+fn checked_path(name: &str) -> Result<String, String> {
+    if name.starts_with('/') || name.contains(':') {
+        return Err(format!(
+            "entry `{name}` has an absolute path; archives hold relative paths only"
+        ));
+    }
+    let mut parts = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "entry `{name}` contains `..`; archives cannot write outside their folder"
+                ));
+            }
+            part => parts.push(part),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Refuses a link whose target leaves the code directory.
+fn check_link(path: &str, target: &str) -> Result<(), String> {
+    if target.starts_with('/') {
+        return Err(format!(
+            "link `{path}` points to the absolute path `{target}`, outside the code directory"
+        ));
+    }
+    let mut depth: i64 = path.matches('/').count() as i64;
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return Err(format!(
+                "link `{path}` points to `{target}`, outside the code directory"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the handler `runtime` will call exists in `entries`.
+pub fn check_handler(runtime: &str, handler: &str, entries: &[Entry]) -> Result<(), String> {
+    let file = |candidates: &[String]| {
+        entries.iter().find_map(|entry| match entry {
+            Entry::File { path, data, .. } if candidates.contains(path) => Some((path.clone(), data.clone())),
+            _ => None,
+        })
+    };
+    if runtime == "golang" || runtime.starts_with("go") {
+        let directory = handler.trim_start_matches("./").trim_end_matches('/');
+        let has_go = entries.iter().any(|entry| {
+            let path = entry.path();
+            let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+            path.ends_with(".go") && (parent == directory || (directory == "." && !path.contains('/')))
+        });
+        return if has_go {
+            Ok(())
+        } else {
+            Err(format!(
+                "no Go package in `{handler}`: the archive has no .go file there"
+            ))
+        };
+    }
+    let (module, function) = handler
+        .rsplit_once('.')
+        .ok_or_else(|| format!("handler `{handler}` is not `<file>.<function>`"))?;
+    let (candidates, shown): (Vec<String>, String) = if runtime.starts_with("node") {
+        (
+            ["js", "mjs", "cjs"]
+                .iter()
+                .map(|ext| format!("{module}.{ext}"))
+                .collect(),
+            format!("{module}.js"),
+        )
+    } else {
+        (vec![format!("{module}.py")], format!("{module}.py"))
+    };
+    let (path, data) = file(&candidates).ok_or_else(|| format!("handler file `{shown}` not found in the archive"))?;
+    let source = String::from_utf8_lossy(&data);
+    let defined = if runtime.starts_with("node") {
+        node_exports(&source, function)
+    } else {
+        source.lines().any(|line| {
+            let line = line.trim_start_matches("async ");
+            line.starts_with(&format!("def {function}(")) || line.starts_with(&format!("{function} ="))
+        })
+    };
+    if defined {
+        Ok(())
+    } else {
+        Err(format!("`{path}` does not define the handler function `{function}`"))
+    }
+}
+
+/// Returns whether a Node.js module appears to export `name` (CommonJS or ESM).
+fn node_exports(source: &str, name: &str) -> bool {
+    let compact: String = source.split_whitespace().collect::<Vec<_>>().join(" ");
+    [
+        format!("exports.{name} "),
+        format!("exports.{name}="),
+        format!("exports[\"{name}\"]"),
+        format!("exports['{name}']"),
+        format!("export function {name}("),
+        format!("export async function {name}("),
+        format!("export const {name} "),
+        format!("export let {name} "),
+    ]
+    .iter()
+    .any(|pattern| compact.contains(pattern.as_str()))
+        || (compact.contains("module.exports") && compact.contains(name))
+        || (compact.contains("export {") && compact.contains(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default();
+        for (name, data) in files {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(data).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn archives_are_checked_rule_by_rule() {
+        let limits = Limits::default();
+        let good = zip(&[("handler.js", b"exports.handle = () => 'hi';"), ("lib/a.js", b"x")]);
+        let entries = read_archive(&good, &limits).unwrap();
+        check_handler("node20", "handler.handle", &entries).unwrap();
+        assert!(
+            check_handler("node20", "handler.other", &entries)
+                .unwrap_err()
+                .contains("`other`")
+        );
+        assert!(
+            check_handler("node20", "src/handler.handle", &entries)
+                .unwrap_err()
+                .contains("handler file `src/handler.js` not found")
+        );
+        assert_eq!(
+            read_archive(b"not a zip", &limits).unwrap_err(),
+            "the archive is not a zip file"
+        );
+        assert!(
+            read_archive(&zip(&[("../evil", b"x")]), &limits)
+                .unwrap_err()
+                .contains("`..`")
+        );
+        assert!(
+            read_archive(&zip(&[("/etc/passwd", b"x")]), &limits)
+                .unwrap_err()
+                .contains("absolute")
+        );
+        let small = Limits {
+            max_expanded_bytes: 10,
+            ..limits
+        };
+        assert!(
+            read_archive(&zip(&[("big", &[0u8; 11])]), &small)
+                .unwrap_err()
+                .contains("expands beyond")
+        );
+        let few = Limits {
+            max_entries: 1,
+            ..limits
+        };
+        assert!(read_archive(&good, &few).unwrap_err().contains("2 entries"));
+        let bomb = zip(&[("zeros", &vec![0u8; 4 * 1024 * 1024])]);
+        assert!(read_archive(&bomb, &limits).unwrap_err().contains("zip bomb"));
+        let python = read_archive(
+            &zip(&[("src/app.py", b"import os\n\ndef main(event, context):\n    return 1\n")]),
+            &limits,
+        )
+        .unwrap();
+        check_handler("python3", "src/app.main", &python).unwrap();
+        assert!(check_handler("python3", "src/app.handle", &python).is_err());
+    }
+
+    #[test]
+    fn links_stay_inside() {
+        assert!(check_link("a/b", "../c").is_ok());
+        assert!(check_link("a/b", "../../c").is_err());
+        assert!(check_link("a", "/etc/passwd").is_err());
+    }
+}

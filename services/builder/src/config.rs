@@ -1,0 +1,29 @@
+//! Configuration of the builder.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The `[builder]` section of `nuage.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuilderConfig {
+    /// Where OCI image layouts are written (one per repository); default `<data-dir>/registry`.
+    pub registry_dir: Option<PathBuf>,
+    /// Claims of one job before it is given up.
+    pub max_attempts: i64,
+    /// Seconds a claimed job belongs to its worker; a worker that dies loses it after this.
+    pub lease_seconds: i64,
+    /// Milliseconds between two looks at an empty queue (a submit wakes the worker at once).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for BuilderConfig {
+    fn default() -> Self {
+        Self {
+            registry_dir: None,
+            max_attempts: 3,
+            lease_seconds: 60,
+            poll_interval_ms: 1000,
+        }
+    }
+}

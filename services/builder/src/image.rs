@@ -1,0 +1,254 @@
+//! Function images as OCI image layouts: one repository per namespace under the registry
+//! directory, a wrapper layer and a code layer, a config with entrypoint, env, working
+//! directory and user 1000, a manifest tagged with the deployment id.
+
+use crate::checks::Entry;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use oci_spec::image::{
+    Arch, ConfigBuilder, Descriptor, Digest, ImageConfigurationBuilder, ImageIndex, ImageIndexBuilder,
+    ImageManifestBuilder, MediaType, OciLayoutBuilder, Os, RootFsBuilder, Sha256Digest,
+};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Mutex;
+
+/// Where the wrapper goes in the image, and where the code goes.
+pub const WRAPPER_DIR: &str = "opt/nuage/wrapper";
+/// The tenant's code directory in the image.
+pub const CODE_DIR: &str = "code";
+/// The annotation that names a tag in an image layout's index.
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+const NODE_WRAPPER: &str = include_str!("../wrappers/node/server.js");
+const PYTHON_WRAPPER: &str = include_str!("../wrappers/python/nuage_wrapper.py");
+
+/// Serialises index updates: two builds for one repository must not lose a tag.
+static INDEX_LOCK: Mutex<()> = Mutex::new(());
+
+/// A written image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// `<repository>:<tag>`.
+    pub reference: String,
+    /// `sha256:...` of the manifest.
+    pub digest: String,
+}
+
+/// A wrapper's files (name and content), then the image's entrypoint.
+type Wrapper = (Vec<(&'static str, &'static str)>, Vec<String>);
+
+/// The wrapper files and entrypoint of a runtime.
+fn wrapper(runtime: &str) -> Result<Wrapper, String> {
+    if runtime.starts_with("node") {
+        Ok((
+            vec![("server.js", NODE_WRAPPER)],
+            vec!["node".to_owned(), format!("/{WRAPPER_DIR}/server.js")],
+        ))
+    } else if runtime.starts_with("python") {
+        Ok((
+            vec![("nuage_wrapper.py", PYTHON_WRAPPER)],
+            vec!["python3".to_owned(), format!("/{WRAPPER_DIR}/nuage_wrapper.py")],
+        ))
+    } else {
+        Err(format!("the `{runtime}` runtime cannot be built on this installation"))
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A gzip-compressed tar layer: the blob, its digest and the digest of the plain tar.
+struct Layer {
+    blob: Vec<u8>,
+    digest: String,
+    diff_id: String,
+}
+
+fn layer(build: impl FnOnce(&mut tar::Builder<Vec<u8>>) -> std::io::Result<()>) -> Result<Layer, String> {
+    let mut tar = tar::Builder::new(Vec::new());
+    build(&mut tar).map_err(|error| format!("writing a layer: {error}"))?;
+    let plain = tar.into_inner().map_err(|error| format!("writing a layer: {error}"))?;
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
+    std::io::Write::write_all(&mut gzip, &plain).map_err(|error| format!("compressing a layer: {error}"))?;
+    let blob = gzip.finish().map_err(|error| format!("compressing a layer: {error}"))?;
+    Ok(Layer {
+        digest: sha256(&blob),
+        diff_id: sha256(&plain),
+        blob,
+    })
+}
+
+fn header(size: u64, mode: u32, kind: tar::EntryType) -> tar::Header {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(size);
+    header.set_mode(mode);
+    header.set_entry_type(kind);
+    header.set_uid(1000);
+    header.set_gid(1000);
+    header.set_mtime(0);
+    header
+}
+
+fn add_file(tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8]) -> std::io::Result<()> {
+    let mut header = header(data.len() as u64, mode, tar::EntryType::Regular);
+    tar.append_data(&mut header, path, data)
+}
+
+fn descriptor(media_type: MediaType, size: usize, hex_digest: &str) -> Result<Descriptor, String> {
+    let digest: Digest = Sha256Digest::from_str(hex_digest)
+        .map_err(|error| format!("digest: {error}"))?
+        .into();
+    Ok(Descriptor::new(media_type, size as u64, digest))
+}
+
+fn write_blob(layout: &Path, hex_digest: &str, bytes: &[u8]) -> Result<(), String> {
+    let path = layout.join("blobs/sha256").join(hex_digest);
+    if path.exists() {
+        return Ok(());
+    }
+    let temporary = path.with_extension("partial");
+    std::fs::write(&temporary, bytes)
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|error| format!("writing blob {hex_digest}: {error}"))
+}
+
+/// Returns the image layout directory of `repository` under `registry`.
+pub fn layout_dir(registry: &Path, repository: &str) -> PathBuf {
+    registry.join(repository.replace(':', "_"))
+}
+
+/// Writes the image of `entries` for `runtime` and `handler` into the layout of `repository`
+/// under `registry`, tagged `tag`.
+pub fn write_image(
+    registry: &Path,
+    repository: &str,
+    tag: &str,
+    runtime: &str,
+    handler: &str,
+    entries: &[Entry],
+) -> Result<Image, String> {
+    let (files, entrypoint) = wrapper(runtime)?;
+    let wrapper_layer = layer(|tar| {
+        for (name, source) in &files {
+            add_file(tar, &format!("{WRAPPER_DIR}/{name}"), 0o644, source.as_bytes())?;
+        }
+        Ok(())
+    })?;
+    let code_layer = layer(|tar| {
+        let mut directory = header(0, 0o755, tar::EntryType::Directory);
+        tar.append_data(&mut directory, format!("{CODE_DIR}/"), std::io::empty())?;
+        for entry in entries {
+            let path = format!("{CODE_DIR}/{}", entry.path());
+            match entry {
+                Entry::File { mode, data, .. } => add_file(tar, &path, *mode, data)?,
+                Entry::Directory { .. } => {
+                    let mut header = header(0, 0o755, tar::EntryType::Directory);
+                    tar.append_data(&mut header, format!("{path}/"), std::io::empty())?;
+                }
+                Entry::Link { target, .. } => {
+                    let mut header = header(0, 0o777, tar::EntryType::Symlink);
+                    tar.append_link(&mut header, &path, target)?;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let invalid = |error: oci_spec::OciSpecError| format!("image metadata: {error}");
+    let config = ImageConfigurationBuilder::default()
+        .architecture(Arch::Amd64)
+        .os(Os::Linux)
+        .config(
+            ConfigBuilder::default()
+                .user("1000")
+                .env(vec![
+                    format!("NUAGE_CODE_DIR=/{CODE_DIR}"),
+                    format!("NUAGE_HANDLER={handler}"),
+                    "PORT=8080".to_owned(),
+                ])
+                .entrypoint(entrypoint)
+                .working_dir(format!("/{CODE_DIR}"))
+                .build()
+                .map_err(invalid)?,
+        )
+        .rootfs(
+            RootFsBuilder::default()
+                .typ("layers")
+                .diff_ids(vec![
+                    format!("sha256:{}", wrapper_layer.diff_id),
+                    format!("sha256:{}", code_layer.diff_id),
+                ])
+                .build()
+                .map_err(invalid)?,
+        )
+        .build()
+        .map_err(invalid)?;
+    let config_json = config.to_string().map_err(invalid)?;
+    let config_digest = sha256(config_json.as_bytes());
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(MediaType::ImageConfig, config_json.len(), &config_digest)?)
+        .layers(vec![
+            descriptor(
+                MediaType::ImageLayerGzip,
+                wrapper_layer.blob.len(),
+                &wrapper_layer.digest,
+            )?,
+            descriptor(MediaType::ImageLayerGzip, code_layer.blob.len(), &code_layer.digest)?,
+        ])
+        .build()
+        .map_err(invalid)?;
+    let manifest_json = manifest.to_string().map_err(invalid)?;
+    let manifest_digest = sha256(manifest_json.as_bytes());
+
+    let layout = layout_dir(registry, repository);
+    std::fs::create_dir_all(layout.join("blobs/sha256")).map_err(|error| format!("creating the layout: {error}"))?;
+    for (digest, bytes) in [
+        (&wrapper_layer.digest, &wrapper_layer.blob[..]),
+        (&code_layer.digest, &code_layer.blob[..]),
+        (&config_digest, config_json.as_bytes()),
+        (&manifest_digest, manifest_json.as_bytes()),
+    ] {
+        write_blob(&layout, digest, bytes)?;
+    }
+    let _guard = INDEX_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    OciLayoutBuilder::default()
+        .image_layout_version("1.0.0")
+        .build()
+        .map_err(invalid)?
+        .to_file(layout.join("oci-layout"))
+        .map_err(invalid)?;
+    let index_path = layout.join("index.json");
+    let mut manifests = if index_path.exists() {
+        ImageIndex::from_file(&index_path).map_err(invalid)?.manifests().clone()
+    } else {
+        Vec::new()
+    };
+    manifests.retain(|existing| {
+        existing
+            .annotations()
+            .as_ref()
+            .and_then(|annotations| annotations.get(REF_NAME))
+            .is_none_or(|name| name != tag)
+    });
+    let mut tagged = descriptor(MediaType::ImageManifest, manifest_json.len(), &manifest_digest)?;
+    tagged.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), tag.to_owned())])));
+    manifests.push(tagged);
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .map_err(invalid)?;
+    let temporary = index_path.with_extension("partial");
+    index.to_file(&temporary).map_err(invalid)?;
+    std::fs::rename(&temporary, &index_path).map_err(|error| format!("writing the index: {error}"))?;
+    Ok(Image {
+        reference: format!("{repository}:{tag}"),
+        digest: format!("sha256:{manifest_digest}"),
+    })
+}

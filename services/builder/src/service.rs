@@ -1,0 +1,56 @@
+//! The builder gRPC service: queues builds.
+
+use crate::jobs::{Job, JobStore};
+use crate::worker::Worker;
+use nuage_core::ApiError;
+use nuage_core::error::Reason;
+use nuage_proto::builder::v1::{self as pb, builder_server::Builder};
+use tonic::{Request, Response, Status};
+
+/// Serves `nuage.builder.v1.Builder`.
+#[derive(Debug, Clone)]
+pub struct BuilderService {
+    jobs: JobStore,
+    worker: Worker,
+}
+
+impl BuilderService {
+    /// Returns a service that queues into `jobs` and wakes `worker`.
+    pub fn new(jobs: JobStore, worker: Worker) -> Self {
+        Self { jobs, worker }
+    }
+}
+
+#[tonic::async_trait]
+impl Builder for BuilderService {
+    async fn submit_build(
+        &self,
+        request: Request<pb::SubmitBuildRequest>,
+    ) -> Result<Response<pb::SubmitBuildResponse>, Status> {
+        let request = request.into_inner();
+        for (name, value) in [
+            ("deployment_id", &request.deployment_id),
+            ("function_id", &request.function_id),
+            ("archive_key", &request.archive_key),
+            ("repository", &request.repository),
+        ] {
+            if value.is_empty() {
+                return Err(ApiError::invalid_argument(name, Reason::Required, "is required").into());
+            }
+        }
+        let job = Job {
+            id: request.deployment_id,
+            function_id: request.function_id,
+            organization_id: request.organization_id,
+            namespace_id: request.namespace_id,
+            runtime: request.runtime,
+            handler: request.handler,
+            archive_key: request.archive_key,
+            repository: request.repository,
+            attempts: 0,
+        };
+        self.jobs.submit(&job).await?;
+        self.worker.wake();
+        Ok(Response::new(pb::SubmitBuildResponse {}))
+    }
+}

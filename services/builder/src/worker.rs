@@ -1,0 +1,216 @@
+//! The build worker: claims jobs, fetches and checks the archive, writes the image, and
+//! reports the result to the functions service. Each step goes to the job's log.
+
+use crate::checks::{Limits, check_handler, read_archive};
+use crate::config::BuilderConfig;
+use crate::image::write_image;
+use crate::jobs::{Job, JobStore};
+use aws_sdk_s3::primitives::ByteStream;
+use nuage_core::ApiError;
+use nuage_core::transport::Authed;
+use nuage_proto::functions::v1::ReportBuildRequest;
+use nuage_proto::functions::v1::functions_client::FunctionsClient;
+use sha2::{Digest as _, Sha256};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// How a build ended.
+enum Outcome {
+    /// An image was written.
+    Built {
+        reference: String,
+        digest: String,
+        archive_digest: String,
+    },
+    /// The tenant's input is refused; retrying cannot help.
+    Refused(String),
+    /// Something that may pass (the store did not answer); retry later.
+    Transient(String),
+}
+
+/// Builds queued jobs, one at a time per worker.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    jobs: JobStore,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    functions: FunctionsClient<Authed>,
+    registry: PathBuf,
+    config: BuilderConfig,
+    limits: Limits,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// Returns a worker; call [`Worker::run`].
+    pub fn new(
+        jobs: JobStore,
+        s3: aws_sdk_s3::Client,
+        bucket: String,
+        functions: FunctionsClient<Authed>,
+        registry: PathBuf,
+        config: BuilderConfig,
+    ) -> Self {
+        Self {
+            jobs,
+            s3,
+            bucket,
+            functions,
+            registry,
+            config,
+            limits: Limits::default(),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Asks for a look at the queue now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Builds forever.
+    pub async fn run(self) {
+        let idle = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        loop {
+            match self.jobs.claim(self.config.lease_seconds.max(1) * 1_000_000).await {
+                Ok(Some(job)) => {
+                    if let Err(error) = self.handle(job).await {
+                        tracing::warn!(%error, "build bookkeeping failed; the job will be retried");
+                    }
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(idle) => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim build jobs");
+                    tokio::time::sleep(idle).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, job: Job) -> Result<(), ApiError> {
+        let started = Instant::now();
+        let mut log = String::new();
+        let _ = writeln!(
+            log,
+            "build {} of function {} (attempt {})",
+            job.id, job.function_id, job.attempts
+        );
+        if job.attempts > self.config.max_attempts {
+            let message = format!(
+                "the build did not finish after {} attempts; deploy again, or contact the operator if it keeps failing",
+                self.config.max_attempts
+            );
+            let _ = writeln!(log, "giving up: {message}");
+            self.report(&job, Err(message)).await?;
+            return self.jobs.finish(&job.id, false, &log).await;
+        }
+        let outcome = self.build(&job, &mut log).await;
+        let _ = writeln!(log, "took {} ms", started.elapsed().as_millis());
+        match outcome {
+            Outcome::Built {
+                reference,
+                digest,
+                archive_digest,
+            } => {
+                let _ = writeln!(log, "image {reference} ({digest})");
+                self.report(&job, Ok((reference, digest, archive_digest))).await?;
+                self.jobs.finish(&job.id, true, &log).await
+            }
+            Outcome::Refused(message) => {
+                let _ = writeln!(log, "refused: {message}");
+                self.report(&job, Err(message)).await?;
+                self.jobs.finish(&job.id, false, &log).await
+            }
+            Outcome::Transient(message) => {
+                let _ = writeln!(log, "will retry: {message}");
+                tracing::warn!(job = %job.id, %message, "build will be retried");
+                self.jobs.retry_later(&job.id, 2_000_000, &log).await
+            }
+        }
+    }
+
+    async fn build(&self, job: &Job, log: &mut String) -> Outcome {
+        let archive = match self.fetch(&job.archive_key).await {
+            Ok(Some(archive)) => archive,
+            Ok(None) => {
+                return Outcome::Refused("no archive was uploaded: GET the upload-url and PUT the zip first".to_owned());
+            }
+            Err(message) => return Outcome::Transient(message),
+        };
+        let archive_digest = format!("sha256:{}", hex::encode(Sha256::digest(&archive)));
+        let _ = writeln!(log, "fetched the archive: {} bytes, {archive_digest}", archive.len());
+        let (limits, runtime, handler) = (self.limits, job.runtime.clone(), job.handler.clone());
+        let (registry, repository, tag) = (self.registry.clone(), job.repository.clone(), job.id.clone());
+        let result = tokio::task::spawn_blocking(move || {
+            let entries = read_archive(&archive, &limits)?;
+            check_handler(&runtime, &handler, &entries)?;
+            let image = write_image(&registry, &repository, &tag, &runtime, &handler, &entries)?;
+            Ok::<_, String>((entries.len(), image))
+        })
+        .await;
+        match result {
+            Ok(Ok((count, image))) => {
+                let _ = writeln!(log, "checked {count} entries and the handler `{}`", job.handler);
+                Outcome::Built {
+                    reference: image.reference,
+                    digest: image.digest,
+                    archive_digest,
+                }
+            }
+            Ok(Err(message)) => Outcome::Refused(message),
+            Err(error) => Outcome::Transient(format!("the build task failed: {error}")),
+        }
+    }
+
+    /// Returns the archive at `key`, `None` when there is none.
+    async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let object = self.s3.get_object().bucket(&self.bucket).key(key).send().await;
+        let object = match object {
+            Ok(object) => object,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(format!("the object store did not answer: {error}")),
+        };
+        let body: ByteStream = object.body;
+        body.collect()
+            .await
+            .map(|bytes| Some(bytes.into_bytes().to_vec()))
+            .map_err(|error| format!("reading the archive: {error}"))
+    }
+
+    async fn report(&self, job: &Job, result: Result<(String, String, String), String>) -> Result<(), ApiError> {
+        let mut request = ReportBuildRequest {
+            deployment_id: job.id.clone(),
+            function_id: job.function_id.clone(),
+            ..Default::default()
+        };
+        match result {
+            Ok((reference, digest, archive_digest)) => {
+                request.succeeded = true;
+                request.image_reference = reference;
+                request.image_digest = digest;
+                request.archive_digest = archive_digest;
+            }
+            Err(message) => request.error_message = message,
+        }
+        self.functions
+            .clone()
+            .report_build(request)
+            .await
+            .map(drop)
+            .map_err(|status| ApiError::from_status(&status))
+    }
+}

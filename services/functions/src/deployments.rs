@@ -1,0 +1,84 @@
+//! Deployments: each deploy of a function, its build's result and its image.
+
+use nuage_core::clock::now_micros;
+use nuage_core::{ApiError, Database};
+use uuid::Uuid;
+
+/// Deployments in the database.
+#[derive(Debug, Clone)]
+pub struct DeploymentStore {
+    database: Database,
+}
+
+/// How a build ended, as the builder reports it.
+#[derive(Debug, Clone, Default)]
+pub struct BuildResult {
+    /// Whether an image was built.
+    pub succeeded: bool,
+    /// Why not.
+    pub error_message: String,
+    /// The archive built.
+    pub archive_digest: String,
+    /// The image.
+    pub image_reference: String,
+    /// The image's manifest digest.
+    pub image_digest: String,
+}
+
+impl DeploymentStore {
+    /// Returns a store over `database`.
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// Records a new, queued deployment of `function_id` and returns its id.
+    pub async fn insert(&self, function_id: Uuid, organization_id: Uuid) -> Result<Uuid, ApiError> {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "insert into deployments (id, function_id, organization_id, status, error_message, archive_digest, \
+             image_reference, image_digest, created_at, finished_at) values ($1, $2, $3, 'queued', '', '', '', '', $4, 0)",
+        )
+        .bind(id.to_string())
+        .bind(function_id.to_string())
+        .bind(organization_id.to_string())
+        .bind(now_micros())
+        .execute(self.database.pool())
+        .await?;
+        Ok(id)
+    }
+
+    /// Records a build's result; returns whether `id` is the function's newest deployment
+    /// (an older one's result must not change the function).
+    pub async fn finish(&self, id: Uuid, function_id: Uuid, result: &BuildResult) -> Result<bool, ApiError> {
+        sqlx::query(
+            "update deployments set status = $1, error_message = $2, archive_digest = $3, image_reference = $4, \
+             image_digest = $5, finished_at = $6 where id = $7 and function_id = $8",
+        )
+        .bind(if result.succeeded { "succeeded" } else { "failed" })
+        .bind(&result.error_message)
+        .bind(&result.archive_digest)
+        .bind(&result.image_reference)
+        .bind(&result.image_digest)
+        .bind(now_micros())
+        .bind(id.to_string())
+        .bind(function_id.to_string())
+        .execute(self.database.pool())
+        .await?;
+        let newest: Option<String> = sqlx::query_scalar(
+            "select id from deployments where function_id = $1 order by created_at desc, id desc limit 1",
+        )
+        .bind(function_id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?;
+        Ok(newest.as_deref() == Some(id.to_string().as_str()))
+    }
+
+    /// Removes the deployments of a function being deleted.
+    pub async fn remove_for(&self, function_id: Uuid) -> Result<(), ApiError> {
+        sqlx::query("delete from deployments where function_id = $1")
+            .bind(function_id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+}

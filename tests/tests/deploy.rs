@@ -1,0 +1,305 @@
+//! Deploys: from an uploaded zip to an OCI image through the builder's durable queue, with
+//! statuses, archive checks, recovery of a build whose worker died, and redeploys.
+
+use nuage_tests::{Tenant, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in files {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(data).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+async fn runtime(tenant: &Tenant, prefix: &str) -> String {
+    let runtimes = tenant.get("/runtimes").await.body;
+    runtimes["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|name| name.starts_with(prefix))
+        .unwrap_or_else(|| panic!("a {prefix} runtime is installed here"))
+        .to_owned()
+}
+
+/// Creates a namespace and a function in it; returns the function.
+async fn function(tenant: &Tenant, namespace: &str, body: Value) -> Value {
+    let created = tenant.create_namespace(namespace).await;
+    let namespace_id = created["id"].as_str().unwrap().to_owned();
+    tenant.wait_ready(&namespace_id).await;
+    let mut body = body;
+    body["namespace_id"] = json!(namespace_id);
+    let answer = tenant.post("/functions", body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.body
+}
+
+async fn upload(tenant: &Tenant, function_id: &str, archive: Vec<u8>) {
+    let answer = tenant
+        .get(&format!(
+            "/functions/{function_id}/upload-url?content_length={}",
+            archive.len()
+        ))
+        .await;
+    let response = reqwest::Client::new()
+        .put(answer.body["url"].as_str().unwrap())
+        .header("content-type", "application/octet-stream")
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn deploy(tenant: &Tenant, function_id: &str) -> Value {
+    let answer = tenant
+        .post(&format!("/functions/{function_id}/deploy"), json!({}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["status"], "pending");
+    answer.body
+}
+
+async fn settled(tenant: &Tenant, function_id: &str) -> Value {
+    tenant
+        .poll_until(&format!("/functions/{function_id}"), Duration::from_secs(20), |a| {
+            a.body["status"] == "ready" || a.body["status"] == "error"
+        })
+        .await
+        .body
+}
+
+/// Returns the paths in each layer of the newest image of the layout at `layout`.
+fn layer_paths(layout: &Path) -> Vec<Vec<String>> {
+    let blob =
+        |digest: &str| std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap();
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let newest = index["manifests"].as_array().unwrap().last().unwrap();
+    let manifest: Value = serde_json::from_slice(&blob(newest["digest"].as_str().unwrap())).unwrap();
+    let config: Value = serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(config["config"]["User"], "1000");
+    assert_eq!(config["config"]["WorkingDir"], "/code");
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&blob(layer["digest"].as_str().unwrap())[..])
+                .read_to_end(&mut plain)
+                .unwrap();
+            let mut archive = tar::Archive::new(&plain[..]);
+            archive
+                .entries()
+                .unwrap()
+                .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn layout_of(server: &TestServer, namespace: &Value, function: &Value) -> std::path::PathBuf {
+    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+    let repository = endpoint.split_once('/').unwrap().1;
+    server
+        .config
+        .data_dir
+        .join("registry")
+        .join(repository)
+        .join(function["name"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let python = runtime(&tenant, "python3").await;
+    for (namespace, body, files) in [
+        (
+            "build-node",
+            json!({"name": "hello", "runtime": node}),
+            vec![("handler.js", &b"exports.handle = (event, context) => 'hello';"[..])],
+        ),
+        (
+            "build-python",
+            json!({"name": "hello", "runtime": python, "handler": "src/app.main"}),
+            vec![
+                (
+                    "src/app.py",
+                    &b"def main(event, context):\n    return {'hello': 'world'}\n"[..],
+                ),
+                ("package/dep.py", &b"X = 1\n"[..]),
+            ],
+        ),
+    ] {
+        let function = function(&tenant, namespace, body).await;
+        let id = function["id"].as_str().unwrap();
+        upload(&tenant, id, zip(&files)).await;
+        deploy(&tenant, id).await;
+        let done = settled(&tenant, id).await;
+        assert_eq!(done["status"], "ready", "{done}");
+        let namespace = tenant
+            .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
+            .await
+            .body;
+        let layers = layer_paths(&layout_of(&server, &namespace, &function));
+        assert_eq!(layers.len(), 2);
+        assert!(
+            layers[0].iter().any(|path| path.starts_with("opt/nuage/wrapper/")),
+            "{layers:?}"
+        );
+        for (name, _) in &files {
+            assert!(layers[1].contains(&format!("code/{name}")), "{name} not in {layers:?}");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_archives_end_in_error_naming_the_rule() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let function = function(&tenant, "bad-archives", json!({"name": "f", "runtime": node})).await;
+    let id = function["id"].as_str().unwrap();
+    // No archive yet: a clear error at once, not a hang.
+    let answer = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
+    assert_eq!(answer.status, StatusCode::PRECONDITION_FAILED, "{}", answer.body);
+    assert!(answer.body["help_message"].as_str().unwrap().contains("upload-url"));
+    for (archive, says) in [
+        (b"this is not a zip".to_vec(), "the archive is not a zip file"),
+        (zip(&[("../escape.js", b"x")]), "`..`"),
+        (zip(&[("/abs.js", b"x")]), "absolute path"),
+        (
+            zip(&[("other.js", b"exports.handle = 1")]),
+            "handler file `handler.js` not found in the archive",
+        ),
+        (
+            zip(&[("handler.js", b"exports.other = 1")]),
+            "does not define the handler function `handle`",
+        ),
+        (zip(&[("handler.js", &vec![0u8; 8 * 1024 * 1024][..])]), "zip bomb"),
+    ] {
+        upload(&tenant, id, archive).await;
+        deploy(&tenant, id).await;
+        let done = settled(&tenant, id).await;
+        assert_eq!(done["status"], "error", "{done}");
+        let message = done["error_message"].as_str().unwrap();
+        assert!(message.contains(says), "expected `{says}` in `{message}`");
+    }
+    // A good archive recovers the function.
+    upload(&tenant, id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
+    deploy(&tenant, id).await;
+    assert_eq!(settled(&tenant, id).await["status"], "ready");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_whose_worker_died_is_retried_then_given_up() {
+    let server = TestServer::start_with(|config| config.builder.poll_interval_ms = 50).await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let function = function(&tenant, "crashes", json!({"name": "f", "runtime": node})).await;
+    let id = function["id"].as_str().unwrap().to_owned();
+    upload(&tenant, &id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    // As a worker killed with -9 mid-build leaves things: the deployment queued, the job
+    // `running` under a lease that has run out, the function `pending`.
+    let url = server.database_url();
+    let organization_id = tenant.organization_id.to_string();
+    let deployment = crashed(&url, &id, &organization_id, &node, 1).await;
+    assert_eq!(settled(&tenant, &id).await["status"], "ready");
+    let (status, attempts): (String, i64) = sqlx::query_as("select status, attempts from build_jobs where id = $1")
+        .bind(&deployment)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!((status.as_str(), attempts), ("done", 2));
+    // A job that has used up its attempts stops with a clear error.
+    crashed(&url, &id, &organization_id, &node, 3).await;
+    let done = settled(&tenant, &id).await;
+    assert_eq!(done["status"], "error", "{done}");
+    assert!(
+        done["error_message"].as_str().unwrap().contains("after 3 attempts"),
+        "{done}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_deployed_function_redeploys_it_unless_told_not_to() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let function = function(&tenant, "redeploys", json!({"name": "f", "runtime": node})).await;
+    let id = function["id"].as_str().unwrap();
+    upload(&tenant, id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
+    deploy(&tenant, id).await;
+    assert_eq!(settled(&tenant, id).await["status"], "ready");
+    let held = tenant
+        .patch(
+            &format!("/functions/{id}"),
+            json!({"memory_limit": 512, "redeploy": false}),
+        )
+        .await;
+    assert_eq!(held.body["status"], "ready", "{}", held.body);
+    let changed = tenant
+        .patch(&format!("/functions/{id}"), json!({"memory_limit": 1024}))
+        .await;
+    assert_eq!(changed.body["status"], "pending", "{}", changed.body);
+    assert_eq!(settled(&tenant, id).await["status"], "ready");
+    // Two deploys in a row: the newest wins and the function settles.
+    deploy(&tenant, id).await;
+    deploy(&tenant, id).await;
+    assert_eq!(settled(&tenant, id).await["status"], "ready");
+    server.stop().await;
+}
+
+/// Leaves the rows a builder killed mid-build would leave; returns the deployment id.
+async fn crashed(url: &str, function_id: &str, organization_id: &str, runtime: &str, attempts: i64) -> String {
+    let deployment = uuid::Uuid::new_v4().to_string();
+    let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "insert into deployments (id, function_id, organization_id, status, error_message, archive_digest, \
+         image_reference, image_digest, created_at, finished_at) values ($1, $2, $3, 'queued', '', '', '', '', $4, 0)",
+    )
+    .bind(&deployment)
+    .bind(function_id)
+    .bind(organization_id)
+    .bind(nuage_core::clock::now_micros())
+    .execute(&mut db)
+    .await
+    .unwrap();
+    sqlx::query("update functions set status = 'pending' where id = $1")
+        .bind(function_id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into build_jobs (id, function_id, organization_id, namespace_id, runtime, handler, archive_key, \
+         repository, status, attempts, lease_until, log, created_at, updated_at) \
+         values ($1, $2, $3, '', $4, 'handler.handle', $5, 'crashes/f', 'running', $6, 1, '', 1, 1)",
+    )
+    .bind(&deployment)
+    .bind(function_id)
+    .bind(organization_id)
+    .bind(runtime)
+    .bind(format!("functions/{function_id}.zip"))
+    .bind(attempts)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    deployment
+}
