@@ -141,7 +141,9 @@ impl Worker {
         let archive = match self.fetch(&job.archive_key).await {
             Ok(Some(archive)) => archive,
             Ok(None) => {
-                return Outcome::Refused("no archive was uploaded: GET the upload-url and PUT the zip first".to_owned());
+                return Outcome::Refused(
+                    "no archive was uploaded: GET the upload-url and PUT the zip first".to_owned(),
+                );
             }
             Err(message) => return Outcome::Transient(message),
         };
