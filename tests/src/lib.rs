@@ -20,6 +20,10 @@ pub const DATABASE_URL_VARIABLE: &str = "NUAGE_TEST_DATABASE_URL";
 /// SeaweedFS gives each bucket volumes of its own and runs out of them.
 pub const S3_ENDPOINT_VARIABLE: &str = "NUAGE_TEST_S3_ENDPOINT";
 
+/// The environment variable that names a registry (`127.0.0.1:5000`, plain HTTP) the builder
+/// also pushes images to.
+pub const REGISTRY_VARIABLE: &str = "NUAGE_TEST_REGISTRY";
+
 /// A server running for one test.
 pub struct TestServer {
     /// Its configuration (the data dir and database it uses).
@@ -84,6 +88,10 @@ impl TestServer {
             config.storage.access_key = Some(variable("NUAGE_TEST_S3_ACCESS_KEY"));
             config.storage.secret_key = Some(nuage_core::Secret::new(variable("NUAGE_TEST_S3_SECRET_KEY")));
             config.storage.bucket = "nuage-tests".to_owned();
+        }
+        if let Ok(registry) = std::env::var(REGISTRY_VARIABLE) {
+            config.builder.registry = Some(registry);
+            config.builder.registry_insecure = true;
         }
         adjust(&mut config);
         let server = nuage::start(config.clone()).await.expect("server starts");

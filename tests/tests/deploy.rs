@@ -162,6 +162,48 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
         for (name, _) in &files {
             assert!(layers[1].contains(&format!("code/{name}")), "{name} not in {layers:?}");
         }
+        // With a registry configured, the same image is there: skopeo can inspect it.
+        if let Ok(registry) = std::env::var(nuage_tests::REGISTRY_VARIABLE) {
+            let layout = layout_of(&server, &namespace, &function);
+            let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+            let newest = index["manifests"].as_array().unwrap().last().unwrap().clone();
+            let tag = newest["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap();
+            let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+            let repository = format!(
+                "{}/{}",
+                endpoint.split_once('/').unwrap().1,
+                function["name"].as_str().unwrap()
+            );
+            let output = std::process::Command::new("skopeo")
+                .args(["inspect", "--raw", "--tls-verify=false"])
+                .arg(format!("docker://{registry}/{repository}:{tag}"))
+                .output()
+                .expect("skopeo runs");
+            assert!(
+                output.status.success(),
+                "skopeo: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let pushed: Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(pushed["layers"].as_array().unwrap().len(), 2, "{pushed}");
+            let output = std::process::Command::new("skopeo")
+                .args(["inspect", "--tls-verify=false"])
+                .arg(format!("docker://{registry}/{repository}:{tag}"))
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "skopeo: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let inspected: Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(
+                inspected["Digest"], newest["digest"],
+                "the registry holds the image that was built"
+            );
+        }
     }
     server.stop().await;
 }

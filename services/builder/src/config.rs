@@ -1,5 +1,6 @@
 //! Configuration of the builder.
 
+use nuage_core::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -15,6 +16,15 @@ pub struct BuilderConfig {
     pub lease_seconds: i64,
     /// Milliseconds between two looks at an empty queue (a submit wakes the worker at once).
     pub poll_interval_ms: u64,
+    /// A registry (`host[:port]`) images are also pushed to over the OCI distribution API;
+    /// unset, images stay in the local layouts only.
+    pub registry: Option<String>,
+    /// Speak plain HTTP to `registry` (a registry on loopback).
+    pub registry_insecure: bool,
+    /// Basic-auth user of `registry`.
+    pub registry_username: Option<String>,
+    /// Basic-auth password of `registry`.
+    pub registry_password: Option<Secret>,
 }
 
 impl Default for BuilderConfig {
@@ -24,6 +34,10 @@ impl Default for BuilderConfig {
             max_attempts: 3,
             lease_seconds: 60,
             poll_interval_ms: 1000,
+            registry: None,
+            registry_insecure: false,
+            registry_username: None,
+            registry_password: None,
         }
     }
 }

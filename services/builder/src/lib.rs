@@ -10,6 +10,7 @@ mod checks;
 mod config;
 mod image;
 mod jobs;
+mod registry;
 mod service;
 mod worker;
 
@@ -17,5 +18,6 @@ pub use checks::{Entry, Limits, check_handler, read_archive};
 pub use config::BuilderConfig;
 pub use image::{CODE_DIR, Image, WRAPPER_DIR, layout_dir, write_image};
 pub use jobs::{Job, JobStore};
+pub use registry::Registry;
 pub use service::BuilderService;
 pub use worker::Worker;

@@ -5,6 +5,7 @@ use crate::checks::{Limits, check_handler, read_archive};
 use crate::config::BuilderConfig;
 use crate::image::write_image;
 use crate::jobs::{Job, JobStore};
+use crate::registry::Registry;
 use aws_sdk_s3::primitives::ByteStream;
 use nuage_core::ApiError;
 use nuage_core::transport::Authed;
@@ -41,6 +42,7 @@ pub struct Worker {
     registry: PathBuf,
     config: BuilderConfig,
     limits: Limits,
+    registry_push: Option<Registry>,
     wake: Arc<Notify>,
 }
 
@@ -55,6 +57,7 @@ impl Worker {
         config: BuilderConfig,
     ) -> Self {
         Self {
+            registry_push: Registry::from_config(&config),
             jobs,
             s3,
             bucket,
@@ -161,8 +164,21 @@ impl Worker {
         match result {
             Ok(Ok((count, image))) => {
                 let _ = writeln!(log, "checked {count} entries and the handler `{}`", job.handler);
+                let mut reference = image.reference;
+                if let Some(registry) = &self.registry_push {
+                    match registry
+                        .push(&self.registry, &job.repository, &job.id, &image.digest)
+                        .await
+                    {
+                        Ok(pushed) => {
+                            let _ = writeln!(log, "pushed {pushed}");
+                            reference = pushed;
+                        }
+                        Err(message) => return Outcome::Transient(message),
+                    }
+                }
                 Outcome::Built {
-                    reference: image.reference,
+                    reference,
                     digest: image.digest,
                     archive_digest,
                 }
