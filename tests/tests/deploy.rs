@@ -345,3 +345,52 @@ async fn crashed(url: &str, function_id: &str, organization_id: &str, runtime: &
     .unwrap();
     deployment
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builder_replicas_never_claim_the_same_job() {
+    let server = TestServer::start_with(|config| {
+        // No builder role: only this test's claimers take jobs (the server migrates the database).
+        config.roles = vec![nuage::Role::Iam];
+        config.internal_secret = Some(nuage_core::Secret::new("replicas"));
+    })
+    .await;
+    let database = nuage_core::Database::connect(&server.database_url()).await.unwrap();
+    let jobs = nuage_builder::JobStore::new(database);
+    let count = 40;
+    for index in 0..count {
+        jobs.submit(&nuage_builder::Job {
+            id: uuid::Uuid::new_v4().to_string(),
+            function_id: format!("function-{index}"),
+            organization_id: String::new(),
+            namespace_id: String::new(),
+            runtime: "node20".to_owned(),
+            handler: "handler.handle".to_owned(),
+            archive_key: String::new(),
+            repository: String::new(),
+            attempts: 0,
+        })
+        .await
+        .unwrap();
+    }
+    // Four replicas claim as fast as they can, all at once.
+    let claimers: Vec<_> = (0..4)
+        .map(|_| {
+            let jobs = jobs.clone();
+            tokio::spawn(async move {
+                let mut claimed = Vec::new();
+                while let Some(job) = jobs.claim(60_000_000).await.unwrap() {
+                    claimed.push(job.id);
+                }
+                claimed
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    let unique: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), count, "every job claimed once");
+    assert_eq!(unique.len(), count, "no job claimed twice");
+    server.stop().await;
+}
