@@ -71,8 +71,12 @@ async fn deploy(tenant: &Tenant, function_id: &str) -> Value {
 }
 
 async fn settled(tenant: &Tenant, function_id: &str) -> Value {
+    settled_within(tenant, function_id, Duration::from_secs(20)).await
+}
+
+async fn settled_within(tenant: &Tenant, function_id: &str, limit: Duration) -> Value {
     tenant
-        .poll_until(&format!("/functions/{function_id}"), Duration::from_secs(20), |a| {
+        .poll_until(&format!("/functions/{function_id}"), limit, |a| {
             a.body["status"] == "ready" || a.body["status"] == "error"
         })
         .await
@@ -392,5 +396,67 @@ async fn builder_replicas_never_claim_the_same_job() {
     let unique: std::collections::HashSet<_> = all.iter().collect();
     assert_eq!(all.len(), count, "every job claimed once");
     assert_eq!(unique.len(), count, "no job claimed twice");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_functions_are_compiled_where_a_go_toolchain_is_installed() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let runtimes = tenant.get("/runtimes").await.body;
+    let offered = runtimes["runtimes"].as_array().unwrap().contains(&json!("golang"));
+    let installed = std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert_eq!(offered, installed, "golang is offered exactly when Go is installed");
+    if !installed {
+        server.stop().await;
+        return;
+    }
+    let function = function(&tenant, "build-go", json!({"name": "hello", "runtime": "golang"})).await;
+    assert_eq!(function["handler"], ".");
+    let id = function["id"].as_str().unwrap();
+    let go_mod = b"module example.com/hello\n\ngo 1.19\n";
+    upload(
+        &tenant,
+        id,
+        zip(&[
+            ("go.mod", go_mod),
+            (
+                "handler.go",
+                b"package hello\n\nimport \"net/http\"\n\nfunc Handle(w http.ResponseWriter, r *http.Request) {\n\tw.Write([]byte(\"hello\"))\n}\n",
+            ),
+        ]),
+    )
+    .await;
+    deploy(&tenant, id).await;
+    // The first build on a machine also compiles Go's standard library into the build cache.
+    let done = settled_within(&tenant, id, Duration::from_secs(300)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let namespace = tenant
+        .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
+        .await
+        .body;
+    let layers = layer_paths(&layout_of(&server, &namespace, &function));
+    assert!(
+        layers[0].contains(&"opt/nuage/wrapper/handler".to_owned()),
+        "{layers:?}"
+    );
+    // A compile error is the function's error, with the compiler's first lines.
+    upload(
+        &tenant,
+        id,
+        zip(&[("go.mod", go_mod), ("handler.go", b"package hello\n\nfunc Handle( {\n")]),
+    )
+    .await;
+    deploy(&tenant, id).await;
+    let done = settled_within(&tenant, id, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "error", "{done}");
+    let message = done["error_message"].as_str().unwrap();
+    assert!(
+        message.starts_with("`go build` failed:") && message.contains("handler.go"),
+        "{message}"
+    );
     server.stop().await;
 }

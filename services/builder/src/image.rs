@@ -37,20 +37,26 @@ pub struct Image {
     pub digest: String,
 }
 
-/// A wrapper's files (name and content), then the image's entrypoint.
-type Wrapper = (Vec<(&'static str, &'static str)>, Vec<String>);
+/// What the image runs: the wrapper's files (name, content, mode) and the entrypoint.
+type Wrapper = (Vec<(&'static str, Vec<u8>, u32)>, Vec<String>);
 
-/// The wrapper files and entrypoint of a runtime.
-fn wrapper(runtime: &str) -> Result<Wrapper, String> {
+/// The wrapper files and entrypoint of a runtime; for Go, `binary` is the compiled handler
+/// (already wrapped in its HTTP server).
+fn wrapper(runtime: &str, binary: Option<Vec<u8>>) -> Result<Wrapper, String> {
     if runtime.starts_with("node") {
         Ok((
-            vec![("server.js", NODE_WRAPPER)],
+            vec![("server.js", NODE_WRAPPER.as_bytes().to_vec(), 0o644)],
             vec!["node".to_owned(), format!("/{WRAPPER_DIR}/server.js")],
         ))
     } else if runtime.starts_with("python") {
         Ok((
-            vec![("nuage_wrapper.py", PYTHON_WRAPPER)],
+            vec![("nuage_wrapper.py", PYTHON_WRAPPER.as_bytes().to_vec(), 0o644)],
             vec!["python3".to_owned(), format!("/{WRAPPER_DIR}/nuage_wrapper.py")],
+        ))
+    } else if let Some(binary) = binary {
+        Ok((
+            vec![("handler", binary, 0o755)],
+            vec![format!("/{WRAPPER_DIR}/handler")],
         ))
     } else {
         Err(format!("the `{runtime}` runtime cannot be built on this installation"))
@@ -122,7 +128,7 @@ pub fn layout_dir(registry: &Path, repository: &str) -> PathBuf {
 }
 
 /// Writes the image of `entries` for `runtime` and `handler` into the layout of `repository`
-/// under `registry`, tagged `tag`.
+/// under `registry`, tagged `tag`; `binary` is a compiled Go handler.
 pub fn write_image(
     registry: &Path,
     repository: &str,
@@ -130,11 +136,12 @@ pub fn write_image(
     runtime: &str,
     handler: &str,
     entries: &[Entry],
+    binary: Option<Vec<u8>>,
 ) -> Result<Image, String> {
-    let (files, entrypoint) = wrapper(runtime)?;
+    let (files, entrypoint) = wrapper(runtime, binary)?;
     let wrapper_layer = layer(|tar| {
-        for (name, source) in &files {
-            add_file(tar, &format!("{WRAPPER_DIR}/{name}"), 0o644, source.as_bytes())?;
+        for (name, content, mode) in &files {
+            add_file(tar, &format!("{WRAPPER_DIR}/{name}"), *mode, content)?;
         }
         Ok(())
     })?;

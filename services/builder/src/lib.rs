@@ -8,6 +8,7 @@
 
 mod checks;
 mod config;
+mod golang;
 mod image;
 mod jobs;
 mod registry;

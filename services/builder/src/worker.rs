@@ -157,7 +157,12 @@ impl Worker {
         let result = tokio::task::spawn_blocking(move || {
             let entries = read_archive(&archive, &limits)?;
             check_handler(&runtime, &handler, &entries)?;
-            let image = write_image(&registry, &repository, &tag, &runtime, &handler, &entries)?;
+            let binary = if runtime == "golang" || runtime.starts_with("go1") {
+                Some(crate::golang::build(&entries, &handler, &registry.join(".go-cache"))?)
+            } else {
+                None
+            };
+            let image = write_image(&registry, &repository, &tag, &runtime, &handler, &entries, binary)?;
             Ok::<_, String>((entries.len(), image))
         })
         .await;
