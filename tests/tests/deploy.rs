@@ -166,6 +166,22 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
         for (name, _) in &files {
             assert!(layers[1].contains(&format!("code/{name}")), "{name} not in {layers:?}");
         }
+        // The build's output is kept, for the logs: what was checked, what was written, how long.
+        sqlx::any::install_default_drivers();
+        let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+        let log: String = sqlx::query_scalar("select log from build_jobs where function_id = $1")
+            .bind(id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        for says in [
+            "fetched the archive",
+            &format!("checked {} entries", files.len()),
+            "image ",
+            "took ",
+        ] {
+            assert!(log.contains(says), "`{says}` not in the build log:\n{log}");
+        }
         // With a registry configured, the same image is there: skopeo can inspect it.
         if let Ok(registry) = std::env::var(nuage_tests::REGISTRY_VARIABLE) {
             let layout = layout_of(&server, &namespace, &function);
@@ -458,5 +474,35 @@ async fn go_functions_are_compiled_where_a_go_toolchain_is_installed() {
         message.starts_with("`go build` failed:") && message.contains("handler.go"),
         "{message}"
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_recent_images_are_kept() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let function = function(&tenant, "retention", json!({"name": "f", "runtime": node})).await;
+    let id = function["id"].as_str().unwrap();
+    for version in 0..7 {
+        let source = format!("exports.handle = () => {version};");
+        upload(&tenant, id, zip(&[("handler.js", source.as_bytes())])).await;
+        deploy(&tenant, id).await;
+        assert_eq!(settled(&tenant, id).await["status"], "ready");
+    }
+    let namespace = tenant
+        .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
+        .await
+        .body;
+    let layout = layout_of(&server, &namespace, &function);
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"].as_array().unwrap().len(),
+        5,
+        "the newest 5 images are kept"
+    );
+    // Blobs: the shared wrapper layer, then a code layer, a config and a manifest per image.
+    let blobs = std::fs::read_dir(layout.join("blobs/sha256")).unwrap().count();
+    assert_eq!(blobs, 1 + 5 * 3, "older images' blobs are removed");
     server.stop().await;
 }

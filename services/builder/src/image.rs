@@ -25,7 +25,34 @@ const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const NODE_WRAPPER: &str = include_str!("../wrappers/node/server.js");
 const PYTHON_WRAPPER: &str = include_str!("../wrappers/python/nuage_wrapper.py");
 
-/// Serialises index updates: two builds for one repository must not lose a tag.
+/// Images kept per repository (per function): the newest, which the current deployment
+/// runs, and the ones before it.
+pub const KEEP_IMAGES: usize = 5;
+
+/// Deletes the blobs no manifest of `index` refers to (images that aged out).
+fn remove_unreferenced_blobs(layout: &Path, index: &ImageIndex) -> Result<(), String> {
+    let blobs = layout.join("blobs/sha256");
+    let mut referenced = std::collections::HashSet::new();
+    for descriptor in index.manifests() {
+        let digest = descriptor.digest().digest().to_owned();
+        let manifest = oci_spec::image::ImageManifest::from_file(blobs.join(&digest))
+            .map_err(|error| format!("reading manifest {digest}: {error}"))?;
+        referenced.insert(digest);
+        referenced.insert(manifest.config().digest().digest().to_owned());
+        referenced.extend(manifest.layers().iter().map(|layer| layer.digest().digest().to_owned()));
+    }
+    for entry in std::fs::read_dir(&blobs).map_err(|error| format!("listing blobs: {error}"))? {
+        let entry = entry.map_err(|error| format!("listing blobs: {error}"))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !referenced.contains(&name) && !name.ends_with(".partial") {
+            std::fs::remove_file(entry.path()).map_err(|error| format!("removing blob {name}: {error}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Serialises layout updates: two builds for one repository must not lose a tag, and pruning
+/// must not remove a blob another build just wrote.
 static INDEX_LOCK: Mutex<()> = Mutex::new(());
 
 /// A written image.
@@ -213,6 +240,9 @@ pub fn write_image(
     let manifest_digest = sha256(manifest_json.as_bytes());
 
     let layout = layout_dir(registry, repository);
+    // Blobs, index and pruning under one lock: pruning must not see a new image's blobs
+    // before its manifest is in the index.
+    let _guard = INDEX_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     std::fs::create_dir_all(layout.join("blobs/sha256")).map_err(|error| format!("creating the layout: {error}"))?;
     for (digest, bytes) in [
         (&wrapper_layer.digest, &wrapper_layer.blob[..]),
@@ -222,7 +252,6 @@ pub fn write_image(
     ] {
         write_blob(&layout, digest, bytes)?;
     }
-    let _guard = INDEX_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
         .build()
@@ -245,6 +274,10 @@ pub fn write_image(
     let mut tagged = descriptor(MediaType::ImageManifest, manifest_json.len(), &manifest_digest)?;
     tagged.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), tag.to_owned())])));
     manifests.push(tagged);
+    // Keep the newest images only: the current deployment's and a few before it (rollbacks).
+    if manifests.len() > KEEP_IMAGES {
+        manifests.drain(..manifests.len() - KEEP_IMAGES);
+    }
     let index = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
@@ -254,6 +287,7 @@ pub fn write_image(
     let temporary = index_path.with_extension("partial");
     index.to_file(&temporary).map_err(invalid)?;
     std::fs::rename(&temporary, &index_path).map_err(|error| format!("writing the index: {error}"))?;
+    remove_unreferenced_blobs(&layout, &index)?;
     Ok(Image {
         reference: format!("{repository}:{tag}"),
         digest: format!("sha256:{manifest_digest}"),
