@@ -126,16 +126,6 @@ impl JobStore {
         .await?;
         Ok(())
     }
-
-    /// Returns a job's status and log.
-    pub async fn status(&self, id: &str) -> Result<Option<(String, String)>, ApiError> {
-        let row = sqlx::query("select status, log from build_jobs where id = $1")
-            .bind(id)
-            .fetch_optional(self.database.pool())
-            .await?;
-        row.map(|row| Ok((row.try_get("status")?, row.try_get("log")?)))
-            .transpose()
-    }
 }
 
 fn decode(row: &AnyRow) -> Result<Job, ApiError> {

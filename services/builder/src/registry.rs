@@ -48,11 +48,6 @@ impl Registry {
         })
     }
 
-    /// Returns the registry's host (and port).
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
     /// Pushes the image `tag` of `repository` from the layout under `registry_dir`: its
     /// blobs, then its manifest (`manifest_digest`). Returns `<host>/<repository>:<tag>`.
     pub async fn push(

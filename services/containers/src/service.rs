@@ -11,13 +11,11 @@ use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::transport::Authed;
-use nuage_core::{ApiError, Caller, Page, validate};
-use nuage_proto::common::v1 as common;
+use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::containers::v1::{self as pb, containers_server::Containers};
 use nuage_proto::crons::v1::crons_client::CronsClient;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
-use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
 /// The services containers calls.
@@ -84,24 +82,6 @@ impl ContainersService {
     }
 }
 
-/// Returns the caller and region every request carries.
-fn scope(caller: Option<&common::Caller>, region: &str) -> Result<Caller, ApiError> {
-    let caller = Caller::from_proto(caller)?;
-    if region.is_empty() {
-        return Err(ApiError::invalid_argument("region", Reason::Required, "is required"));
-    }
-    Ok(caller)
-}
-
-fn environment(variables: Option<common::Environment>) -> Result<Option<BTreeMap<String, String>>, ApiError> {
-    variables
-        .map(|variables| {
-            validate::environment_variables("environment_variables", &variables.values)?;
-            Ok(variables.values.into_iter().collect())
-        })
-        .transpose()
-}
-
 /// Checks that `image` parses as an image reference (`[registry/]repository[:tag][@digest]`).
 fn check_image(image: &str) -> Result<(), ApiError> {
     image
@@ -155,7 +135,7 @@ impl Containers for ContainersService {
         request: Request<pb::CreateContainerRequest>,
     ) -> Result<Response<pb::ContainerResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         if request.namespace_id.is_empty() {
             return Err(ApiError::invalid_argument("namespace_id", Reason::Required, "is required").into());
         }
@@ -163,7 +143,7 @@ impl Containers for ContainersService {
         if request.name.is_empty() {
             return Err(ApiError::invalid_argument("name", Reason::Required, "is required").into());
         }
-        let environment_variables = environment(request.environment_variables)?.unwrap_or_default();
+        let environment_variables = application::environment(request.environment_variables)?.unwrap_or_default();
         let memory_limit = request.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT);
         application::cpu_limit(memory_limit)?;
         let min_scale = request.min_scale.unwrap_or(DEFAULT_MIN_SCALE);
@@ -216,7 +196,7 @@ impl Containers for ContainersService {
         request: Request<pb::GetContainerRequest>,
     ) -> Result<Response<pb::ContainerResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("container_id", &request.container_id)?;
         Ok(answer(self.store.get(&caller, &request.region, id).await?))
     }
@@ -226,7 +206,7 @@ impl Containers for ContainersService {
         request: Request<pb::ListContainersRequest>,
     ) -> Result<Response<pb::ListContainersResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let page = Page::new(request.page, request.page_size)?;
         let filter = ListFilter {
             namespace_id: request
@@ -252,9 +232,9 @@ impl Containers for ContainersService {
         request: Request<pb::UpdateContainerRequest>,
     ) -> Result<Response<pb::ContainerResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("container_id", &request.container_id)?;
-        let environment_variables = environment(request.environment_variables)?;
+        let environment_variables = application::environment(request.environment_variables)?;
         if let Some(memory_limit) = request.memory_limit {
             application::cpu_limit(memory_limit)?;
         }
@@ -303,7 +283,7 @@ impl Containers for ContainersService {
         request: Request<pb::GetContainerRequest>,
     ) -> Result<Response<pb::ContainerResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("container_id", &request.container_id)?;
         let container = self.store.mark_deleting(&caller, &request.region, id).await?;
         self.reconciler.wake();

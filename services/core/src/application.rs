@@ -91,6 +91,18 @@ impl ApplicationsConfig {
     }
 }
 
+/// Returns the environment variables a request sets, checked; `None` when it leaves them.
+pub fn environment(
+    variables: Option<pb::Environment>,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, ApiError> {
+    variables
+        .map(|variables| {
+            validate::environment_variables("environment_variables", &variables.values)?;
+            Ok(variables.values.into_iter().collect())
+        })
+        .transpose()
+}
+
 /// Returns the mvCPU that comes with `memory_limit` MB, or an error if it is not a size offered.
 pub fn cpu_limit(memory_limit: u32) -> Result<u32, ApiError> {
     MEMORY_LIMITS

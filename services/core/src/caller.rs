@@ -24,6 +24,20 @@ impl Caller {
         })
     }
 
+    /// Returns the caller of a gRPC request together with the region it names, which must
+    /// not be empty: what every tenant-facing RPC starts with.
+    pub fn in_region(caller: Option<&pb::Caller>, region: &str) -> Result<Self, ApiError> {
+        let caller = Self::from_proto(caller)?;
+        if region.is_empty() {
+            return Err(ApiError::invalid_argument(
+                "region",
+                crate::error::Reason::Required,
+                "is required",
+            ));
+        }
+        Ok(caller)
+    }
+
     /// Returns the caller as a proto message.
     pub fn to_proto(&self) -> pb::Caller {
         pb::Caller {

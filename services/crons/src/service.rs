@@ -10,7 +10,6 @@ use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::transport::Authed;
 use nuage_core::{ApiError, Caller, ErrorCode, Page};
-use nuage_proto::common::v1 as common;
 use nuage_proto::containers::v1::GetContainerRequest;
 use nuage_proto::containers::v1::containers_client::ContainersClient;
 use nuage_proto::crons::v1::{self as pb, crons_server::Crons};
@@ -107,14 +106,6 @@ impl CronsService {
     }
 }
 
-fn scope(caller: Option<&common::Caller>, region: &str) -> Result<Caller, ApiError> {
-    let caller = Caller::from_proto(caller)?;
-    if region.is_empty() {
-        return Err(ApiError::invalid_argument("region", Reason::Required, "is required"));
-    }
-    Ok(caller)
-}
-
 /// Checks `args`: a JSON object of at most 64 KiB.
 fn check_args(args: &str) -> Result<(), ApiError> {
     if args.len() > MAX_ARGS_BYTES {
@@ -163,7 +154,7 @@ fn answer(cron: Cron) -> Response<pb::CronResponse> {
 impl Crons for CronsService {
     async fn create_cron(&self, request: Request<pb::CreateCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         if request.schedule.is_empty() {
             return Err(ApiError::invalid_argument("schedule", Reason::Required, "is required").into());
         }
@@ -192,7 +183,7 @@ impl Crons for CronsService {
 
     async fn get_cron(&self, request: Request<pb::GetCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("cron_id", &request.cron_id)?;
         Ok(answer(self.store.get(&caller, &request.region, id).await?))
     }
@@ -202,7 +193,7 @@ impl Crons for CronsService {
         request: Request<pb::ListCronsRequest>,
     ) -> Result<Response<pb::ListCronsResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let page = Page::new(request.page, request.page_size)?;
         let application_id = request
             .application_id
@@ -223,7 +214,7 @@ impl Crons for CronsService {
 
     async fn update_cron(&self, request: Request<pb::UpdateCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("cron_id", &request.cron_id)?;
         let mut cron = self.store.get(&caller, &request.region, id).await?;
         if cron.status == CronStatus::Deleting {
@@ -250,7 +241,7 @@ impl Crons for CronsService {
 
     async fn delete_cron(&self, request: Request<pb::GetCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("cron_id", &request.cron_id)?;
         let cron = self.store.mark_deleting(&caller, &request.region, id).await?;
         self.reconciler.wake();

@@ -14,15 +14,13 @@ use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::transport::Authed;
-use nuage_core::{ApiError, Caller, Page, validate};
+use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::builder::v1::SubmitBuildRequest;
 use nuage_proto::builder::v1::builder_client::BuilderClient;
-use nuage_proto::common::v1 as common;
 use nuage_proto::crons::v1::crons_client::CronsClient;
 use nuage_proto::functions::v1::{self as pb, functions_server::Functions};
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
-use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 
 /// The services functions calls.
@@ -157,24 +155,6 @@ impl FunctionsService {
     }
 }
 
-/// Returns the caller and region every request carries.
-fn scope(caller: Option<&common::Caller>, region: &str) -> Result<Caller, ApiError> {
-    let caller = Caller::from_proto(caller)?;
-    if region.is_empty() {
-        return Err(ApiError::invalid_argument("region", Reason::Required, "is required"));
-    }
-    Ok(caller)
-}
-
-fn environment(variables: Option<common::Environment>) -> Result<Option<BTreeMap<String, String>>, ApiError> {
-    variables
-        .map(|variables| {
-            validate::environment_variables("environment_variables", &variables.values)?;
-            Ok(variables.values.into_iter().collect())
-        })
-        .transpose()
-}
-
 fn handler_error(help: String) -> ApiError {
     ApiError::invalid_argument("handler", Reason::Format, help)
 }
@@ -226,7 +206,7 @@ impl Functions for FunctionsService {
         request: Request<pb::CreateFunctionRequest>,
     ) -> Result<Response<pb::FunctionResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         if request.namespace_id.is_empty() {
             return Err(ApiError::invalid_argument("namespace_id", Reason::Required, "is required").into());
         }
@@ -249,7 +229,7 @@ impl Functions for FunctionsService {
             )
             .into());
         }
-        let environment_variables = environment(request.environment_variables)?.unwrap_or_default();
+        let environment_variables = application::environment(request.environment_variables)?.unwrap_or_default();
         let memory_limit = request.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT);
         application::cpu_limit(memory_limit)?;
         let min_scale = request.min_scale.unwrap_or(DEFAULT_MIN_SCALE);
@@ -302,7 +282,7 @@ impl Functions for FunctionsService {
         request: Request<pb::GetFunctionRequest>,
     ) -> Result<Response<pb::FunctionResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("function_id", &request.function_id)?;
         Ok(answer(self.store.get(&caller, &request.region, id).await?))
     }
@@ -312,7 +292,7 @@ impl Functions for FunctionsService {
         request: Request<pb::ListFunctionsRequest>,
     ) -> Result<Response<pb::ListFunctionsResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let page = Page::new(request.page, request.page_size)?;
         let filter = ListFilter {
             namespace_id: request
@@ -338,9 +318,9 @@ impl Functions for FunctionsService {
         request: Request<pb::UpdateFunctionRequest>,
     ) -> Result<Response<pb::FunctionResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("function_id", &request.function_id)?;
-        let environment_variables = environment(request.environment_variables)?;
+        let environment_variables = application::environment(request.environment_variables)?;
         if let Some(memory_limit) = request.memory_limit {
             application::cpu_limit(memory_limit)?;
         }
@@ -393,7 +373,7 @@ impl Functions for FunctionsService {
         request: Request<pb::GetFunctionRequest>,
     ) -> Result<Response<pb::FunctionResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("function_id", &request.function_id)?;
         let function = self.store.mark_deleting(&caller, &request.region, id).await?;
         self.reconciler.wake();
@@ -414,7 +394,7 @@ impl Functions for FunctionsService {
         request: Request<pb::GetFunctionRequest>,
     ) -> Result<Response<pb::FunctionResponse>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("function_id", &request.function_id)?;
         let function = self.store.get(&caller, &request.region, id).await?;
         if function.status == ApplicationStatus::Deleting {
@@ -456,7 +436,7 @@ impl Functions for FunctionsService {
         request: Request<pb::GetUploadUrlRequest>,
     ) -> Result<Response<pb::PresignedUrl>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("function_id", &request.function_id)?;
         let function = self.store.get(&caller, &request.region, id).await?;
         if function.status == ApplicationStatus::Deleting {
@@ -470,7 +450,7 @@ impl Functions for FunctionsService {
         request: Request<pb::GetFunctionRequest>,
     ) -> Result<Response<pb::PresignedUrl>, Status> {
         let request = request.into_inner();
-        let caller = scope(request.caller.as_ref(), &request.region)?;
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("function_id", &request.function_id)?;
         self.store.get(&caller, &request.region, id).await?;
         Ok(presigned(self.archives.download_url(id).await?))
