@@ -6,6 +6,7 @@
 //! endpoint of the all-in-one shape, and owns nothing else.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 mod s3;
 mod server;

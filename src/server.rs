@@ -66,6 +66,7 @@ pub struct RunningServer {
     s3: Option<JoinHandle<std::io::Result<()>>>,
     background: Vec<JoinHandle<()>>,
     database: Option<Database>,
+    storage: Option<StorageAccess>,
     grace: Duration,
 }
 
@@ -73,6 +74,12 @@ impl RunningServer {
     /// Returns the bound addresses.
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
+    }
+
+    /// Returns the object store and the credentials the functions role signs with (the
+    /// embedded endpoint's when no external store is configured), when that role runs here.
+    pub fn storage_access(&self) -> Option<&StorageAccess> {
+        self.storage.as_ref()
     }
 
     /// Returns the default tenant's key if this start created it.
@@ -211,10 +218,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 functions: FunctionsClient::new(peer(Role::Functions)?),
                 containers: ContainersClient::new(peer(Role::Containers)?),
             };
-            let reconciler = Reconciler::new(store.clone(), config.namespaces.clone(), peers);
+            // Namespaces name the registry the builder pushes to, unless told otherwise.
+            let mut namespaces = config.namespaces.clone();
+            if namespaces.registry_host.is_none() {
+                namespaces.registry_host = config.builder.registry.clone();
+            }
+            let reconciler = Reconciler::new(store.clone(), namespaces.clone(), peers);
             background.push(tokio::spawn(reconciler.clone().run()));
             let service = NamespacesServer::with_interceptor(
-                NamespacesService::new(store, reconciler, config.namespaces.clone()),
+                NamespacesService::new(store, reconciler, namespaces),
                 RequireInternalAuth(auth.clone()),
             );
             builder.add_service(service);
@@ -448,6 +460,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         s3,
         background,
         database,
+        storage: storage_access,
         grace: Duration::from_secs(config.shutdown_grace_seconds),
     })
 }

@@ -2,6 +2,7 @@
 //! ports, with a fresh database (SQLite in a temporary directory, or a new PostgreSQL database
 //! when `NUAGE_TEST_DATABASE_URL` is set), and drives its REST API with reqwest.
 
+pub mod apps;
 pub mod conformance;
 
 use nuage::{Config, RunningServer};
@@ -293,6 +294,50 @@ pub async fn answer(request: reqwest::RequestBuilder) -> Answer {
         "{status}: content type is not JSON"
     );
     Answer { status, headers, body }
+}
+
+/// A `nuage serve` child process, killed (SIGKILL) when dropped.
+pub struct Process(pub std::process::Child);
+
+impl Process {
+    /// Starts `binary serve` with `args` and `NUAGE_*` settings from `env`, in `dir` (which
+    /// also serves as its data dir). `binary` is `env!("CARGO_BIN_EXE_nuage")` of the suite.
+    pub fn serve(binary: &str, dir: &std::path::Path, args: &[&str], env: &[(String, String)]) -> Self {
+        let mut command = std::process::Command::new(binary);
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .current_dir(dir)
+            .env("NUAGE_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).expect("log file"));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Self(command.spawn().expect("nuage serve starts"))
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Returns a loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 #[cfg(test)]

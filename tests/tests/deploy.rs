@@ -1,87 +1,14 @@
 //! Deploys: from an uploaded zip to an OCI image through the builder's durable queue, with
 //! statuses, archive checks, recovery of a build whose worker died, and redeploys.
 
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::TestServer;
+use nuage_tests::apps::{deploy, function, runtime, settled, settled_within, upload, zip};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
-
-fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, data) in files {
-        writer
-            .start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(data).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
-}
-
-async fn runtime(tenant: &Tenant, prefix: &str) -> String {
-    let runtimes = tenant.get("/runtimes").await.body;
-    runtimes["runtimes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .find(|name| name.starts_with(prefix))
-        .unwrap_or_else(|| panic!("a {prefix} runtime is installed here"))
-        .to_owned()
-}
-
-/// Creates a namespace and a function in it; returns the function.
-async fn function(tenant: &Tenant, namespace: &str, body: Value) -> Value {
-    let created = tenant.create_namespace(namespace).await;
-    let namespace_id = created["id"].as_str().unwrap().to_owned();
-    tenant.wait_ready(&namespace_id).await;
-    let mut body = body;
-    body["namespace_id"] = json!(namespace_id);
-    let answer = tenant.post("/functions", body).await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    answer.body
-}
-
-async fn upload(tenant: &Tenant, function_id: &str, archive: Vec<u8>) {
-    let answer = tenant
-        .get(&format!(
-            "/functions/{function_id}/upload-url?content_length={}",
-            archive.len()
-        ))
-        .await;
-    let response = reqwest::Client::new()
-        .put(answer.body["url"].as_str().unwrap())
-        .header("content-type", "application/octet-stream")
-        .body(archive)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-}
-
-async fn deploy(tenant: &Tenant, function_id: &str) -> Value {
-    let answer = tenant
-        .post(&format!("/functions/{function_id}/deploy"), json!({}))
-        .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    assert_eq!(answer.body["status"], "pending");
-    answer.body
-}
-
-async fn settled(tenant: &Tenant, function_id: &str) -> Value {
-    settled_within(tenant, function_id, Duration::from_secs(20)).await
-}
-
-async fn settled_within(tenant: &Tenant, function_id: &str, limit: Duration) -> Value {
-    tenant
-        .poll_until(&format!("/functions/{function_id}"), limit, |a| {
-            a.body["status"] == "ready" || a.body["status"] == "error"
-        })
-        .await
-        .body
-}
 
 /// Returns the paths in each layer of the newest image of the layout at `layout`.
 fn layer_paths(layout: &Path) -> Vec<Vec<String>> {
@@ -190,15 +117,13 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
             let tag = newest["annotations"]["org.opencontainers.image.ref.name"]
                 .as_str()
                 .unwrap();
+            // The namespace's registry_endpoint names its repository in that registry.
             let endpoint = namespace["registry_endpoint"].as_str().unwrap();
-            let repository = format!(
-                "{}/{}",
-                endpoint.split_once('/').unwrap().1,
-                function["name"].as_str().unwrap()
-            );
+            assert!(endpoint.starts_with(&format!("{registry}/")), "{endpoint}");
+            let image = format!("{endpoint}/{}:{tag}", function["name"].as_str().unwrap());
             let output = std::process::Command::new("skopeo")
                 .args(["inspect", "--raw", "--tls-verify=false"])
-                .arg(format!("docker://{registry}/{repository}:{tag}"))
+                .arg(format!("docker://{image}"))
                 .output()
                 .expect("skopeo runs");
             assert!(
@@ -210,7 +135,7 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
             assert_eq!(pushed["layers"].as_array().unwrap().len(), 2, "{pushed}");
             let output = std::process::Command::new("skopeo")
                 .args(["inspect", "--tls-verify=false"])
-                .arg(format!("docker://{registry}/{repository}:{tag}"))
+                .arg(format!("docker://{image}"))
                 .output()
                 .unwrap();
             assert!(
@@ -504,5 +429,122 @@ async fn only_recent_images_are_kept() {
     // Blobs: the shared wrapper layer, then a code layer, a config and a manifest per image.
     let blobs = std::fs::read_dir(layout.join("blobs/sha256")).unwrap().count();
     assert_eq!(blobs, 1 + 5 * 3, "older images' blobs are removed");
+    server.stop().await;
+}
+
+/// Bytes that do not compress, so that building them takes a while.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_builder_process_killed_mid_build_loses_nothing() {
+    // The builder runs as its own `nuage serve --roles builder` process, so it can be killed
+    // with -9; this server runs every other role and reaches it over gRPC.
+    let builder_port = nuage_tests::free_port();
+    let server = TestServer::start_with(|config| {
+        config.roles = nuage::Role::ALL
+            .into_iter()
+            .filter(|role| *role != nuage::Role::Builder)
+            .collect();
+        config.services.builder = Some(format!("http://127.0.0.1:{builder_port}"));
+        config.internal_secret = Some(nuage_core::Secret::new("killed-builder"));
+    })
+    .await;
+    let storage = server.server().storage_access().unwrap().clone();
+    let env: Vec<(String, String)> = [
+        ("NUAGE_DATABASE_URL", server.database_url()),
+        ("NUAGE_INTERNAL_SECRET", "killed-builder".to_owned()),
+        (
+            "NUAGE_SERVICES__FUNCTIONS",
+            format!("http://{}", server.server().endpoints().grpc.unwrap()),
+        ),
+        ("NUAGE_STORAGE__ENDPOINT", storage.endpoint.clone()),
+        ("NUAGE_STORAGE__ACCESS_KEY", storage.access_key.clone()),
+        ("NUAGE_STORAGE__SECRET_KEY", storage.secret_key.expose().to_owned()),
+        ("NUAGE_STORAGE__BUCKET", server.config.storage.bucket.clone()),
+        ("NUAGE_BUILDER__LEASE_SECONDS", "2".to_owned()),
+        ("NUAGE_BUILDER__POLL_INTERVAL_MS", "50".to_owned()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    let builder_dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--roles",
+        "builder",
+        "--grpc-listen",
+        &format!("127.0.0.1:{builder_port}"),
+    ];
+    let mut first = nuage_tests::Process::serve(env!("CARGO_BIN_EXE_nuage"), builder_dir.path(), &args, &env);
+
+    let tenant = server.tenant().await;
+    let python = runtime(&tenant, "python").await;
+    let function = function(&tenant, "killed", json!({"name": "f", "runtime": python})).await;
+    let id = function["id"].as_str().unwrap().to_owned();
+    let big = noise(12 << 20);
+    upload(
+        &tenant,
+        &id,
+        zip(&[
+            ("handler.py", b"def handle(event, context):\n    return 1\n"),
+            ("data.bin", &big),
+        ]),
+    )
+    .await;
+    deploy(&tenant, &id).await;
+    // Kill the builder the moment it holds the job.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let running: Option<(i64,)> =
+            sqlx::query_as("select attempts from build_jobs where function_id = $1 and status = 'running'")
+                .bind(&id)
+                .fetch_optional(&mut db)
+                .await
+                .unwrap();
+        if running.is_some() {
+            first.kill();
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the builder process never claimed the job: {}",
+            std::fs::read_to_string(builder_dir.path().join("stderr.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Killed mid-build: the job is still leased to the dead worker and nothing was reported.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, attempts): (String, i64) =
+        sqlx::query_as("select status, attempts from build_jobs where function_id = $1")
+            .bind(&id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("running", 1));
+    assert_eq!(tenant.get(&format!("/functions/{id}")).await.body["status"], "pending");
+
+    // A new builder process takes the job over once the dead one's lease runs out.
+    let second_dir = tempfile::tempdir().unwrap();
+    let _second = nuage_tests::Process::serve(env!("CARGO_BIN_EXE_nuage"), second_dir.path(), &args, &env);
+    let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let (status, attempts): (String, i64) =
+        sqlx::query_as("select status, attempts from build_jobs where function_id = $1")
+            .bind(&id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("done", 2));
     server.stop().await;
 }

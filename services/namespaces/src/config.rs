@@ -2,14 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The registry host namespaces name when no registry is configured: images then live in OCI
+/// image layouts in the data dir, under the same repository paths.
+pub const EMBEDDED_REGISTRY_HOST: &str = "registry.nuage.localhost";
+
 /// The `[namespaces]` section of `nuage.toml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NamespacesConfig {
     /// Host (and port) of the image registry that namespaces get a registry namespace in;
-    /// `registry_endpoint` is this host followed by the registry namespace's name.
-    // TODO(#5): default to the registry that `nuage serve` embeds once the builder lands.
-    pub registry_host: String,
+    /// `registry_endpoint` is this host followed by the registry namespace's name. Default: the
+    /// registry the builder pushes to (`builder.registry`), else [`EMBEDDED_REGISTRY_HOST`],
+    /// the name of the OCI image layouts in the data dir.
+    pub registry_host: Option<String>,
     /// Seconds between two sweeps for namespaces stuck in a transient state (a sweep also
     /// runs at once whenever a namespace is created or deleted).
     pub reconcile_interval_seconds: u64,
@@ -20,7 +25,7 @@ pub struct NamespacesConfig {
 impl Default for NamespacesConfig {
     fn default() -> Self {
         Self {
-            registry_host: "registry.nuage.localhost".to_owned(),
+            registry_host: None,
             reconcile_interval_seconds: 5,
             max_per_organization: 100,
         }

@@ -14,7 +14,7 @@ mod reconciler;
 mod service;
 mod store;
 
-pub use config::NamespacesConfig;
+pub use config::{EMBEDDED_REGISTRY_HOST, NamespacesConfig};
 pub use error::NamespacesError;
 pub use reconciler::{Peers, Reconciler};
 pub use service::NamespacesService;

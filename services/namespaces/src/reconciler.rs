@@ -4,7 +4,7 @@
 //! the last one stopped, and every step is idempotent, so two replicas sweeping at once are
 //! harmless.
 
-use crate::config::NamespacesConfig;
+use crate::config::{EMBEDDED_REGISTRY_HOST, NamespacesConfig};
 use crate::error::NamespacesError;
 use crate::model::{Namespace, NamespaceStatus};
 use crate::store::NamespaceStore;
@@ -134,7 +134,11 @@ impl Reconciler {
         let simple = registry_namespace_id.simple().to_string();
         let registry_endpoint = format!(
             "{}/funcscw{}-{}",
-            self.config.registry_host.trim_end_matches('/'),
+            self.config
+                .registry_host
+                .as_deref()
+                .unwrap_or(EMBEDDED_REGISTRY_HOST)
+                .trim_end_matches('/'),
             namespace.name.as_str(),
             &simple[..8]
         );

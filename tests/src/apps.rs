@@ -1,0 +1,87 @@
+//! Functions from zip to deployed: the steps every suite that runs code goes through.
+
+use crate::Tenant;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::time::Duration;
+
+/// Returns a zip archive holding `files` (path, content).
+pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in files {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(data).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// Returns the first installed runtime whose name starts with `prefix` (`node`, `python`, `go`).
+pub async fn runtime(tenant: &Tenant, prefix: &str) -> String {
+    let runtimes = tenant.get("/runtimes").await.body;
+    runtimes["runtimes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|name| name.starts_with(prefix))
+        .unwrap_or_else(|| panic!("a {prefix} runtime is installed here"))
+        .to_owned()
+}
+
+/// Creates a namespace and a function in it; returns the function.
+pub async fn function(tenant: &Tenant, namespace: &str, body: Value) -> Value {
+    let created = tenant.create_namespace(namespace).await;
+    let namespace_id = created["id"].as_str().unwrap().to_owned();
+    tenant.wait_ready(&namespace_id).await;
+    let mut body = body;
+    body["namespace_id"] = json!(namespace_id);
+    let answer = tenant.post("/functions", body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.body
+}
+
+/// Uploads `archive` as the function's code through its presigned URL.
+pub async fn upload(tenant: &Tenant, function_id: &str, archive: Vec<u8>) {
+    let answer = tenant
+        .get(&format!(
+            "/functions/{function_id}/upload-url?content_length={}",
+            archive.len()
+        ))
+        .await;
+    let response = reqwest::Client::new()
+        .put(answer.body["url"].as_str().unwrap())
+        .header("content-type", "application/octet-stream")
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Deploys the function; returns it, `pending`.
+pub async fn deploy(tenant: &Tenant, function_id: &str) -> Value {
+    let answer = tenant
+        .post(&format!("/functions/{function_id}/deploy"), json!({}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["status"], "pending");
+    answer.body
+}
+
+/// Waits (up to 20 s) until the function is `ready` or `error`; returns it.
+pub async fn settled(tenant: &Tenant, function_id: &str) -> Value {
+    settled_within(tenant, function_id, Duration::from_secs(20)).await
+}
+
+/// Waits up to `limit` until the function is `ready` or `error`; returns it.
+pub async fn settled_within(tenant: &Tenant, function_id: &str, limit: Duration) -> Value {
+    tenant
+        .poll_until(&format!("/functions/{function_id}"), limit, |a| {
+            a.body["status"] == "ready" || a.body["status"] == "error"
+        })
+        .await
+        .body
+}
