@@ -11,6 +11,8 @@ use nuage_core::storage::StorageConfig;
 use nuage_functions::FunctionsConfig;
 use nuage_gateway::GatewayConfig;
 use nuage_namespaces::NamespacesConfig;
+use nuage_router::RouterConfig;
+use nuage_runner::RunnerConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,17 +35,23 @@ pub enum Role {
     Crons,
     /// Builds function images.
     Builder,
+    /// Runs instances of functions and containers.
+    Runner,
+    /// Answers function and container endpoints.
+    Router,
 }
 
 impl Role {
     /// Every role, in start-up order.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 9] = [
         Role::Iam,
         Role::Namespaces,
         Role::Functions,
         Role::Containers,
         Role::Crons,
         Role::Builder,
+        Role::Runner,
+        Role::Router,
         Role::Gateway,
     ];
 
@@ -57,17 +65,20 @@ impl Role {
             Role::Containers => "containers",
             Role::Crons => "crons",
             Role::Builder => "builder",
+            Role::Runner => "runner",
+            Role::Router => "router",
         }
     }
 
-    /// The roles that serve gRPC (every one but the gateway).
-    pub const SERVICES: [Role; 6] = [
+    /// The roles that serve gRPC (every one but the gateway and the router, which serve HTTP).
+    pub const SERVICES: [Role; 7] = [
         Role::Iam,
         Role::Namespaces,
         Role::Functions,
         Role::Containers,
         Role::Crons,
         Role::Builder,
+        Role::Runner,
     ];
 }
 
@@ -87,6 +98,8 @@ pub struct ServiceUrls {
     pub crons: Option<String>,
     /// builder's gRPC URL.
     pub builder: Option<String>,
+    /// runner's gRPC URL.
+    pub runner: Option<String>,
 }
 
 impl ServiceUrls {
@@ -99,7 +112,8 @@ impl ServiceUrls {
             Role::Containers => self.containers.as_deref(),
             Role::Crons => self.crons.as_deref(),
             Role::Builder => self.builder.as_deref(),
-            Role::Gateway => None,
+            Role::Runner => self.runner.as_deref(),
+            Role::Gateway | Role::Router => None,
         }
     }
 }
@@ -146,6 +160,10 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The builder.
     pub builder: BuilderConfig,
+    /// The runner.
+    pub runner: RunnerConfig,
+    /// The router.
+    pub router: RouterConfig,
 }
 
 impl Default for Config {
@@ -169,6 +187,8 @@ impl Default for Config {
             containers: ContainersConfig::default(),
             storage: StorageConfig::default(),
             builder: BuilderConfig::default(),
+            runner: RunnerConfig::default(),
+            router: RouterConfig::default(),
         }
     }
 }
@@ -216,14 +236,16 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.roles.is_empty() {
             anyhow::bail!(
-                "roles must name at least one of gateway, iam, namespaces, functions, containers, crons, builder"
+                "roles must name at least one of gateway, iam, namespaces, functions, containers, crons, builder, \
+                 runner, router"
             );
         }
         self.gateway.validate().map_err(anyhow::Error::msg)?;
         // Who calls whom: the gateway calls every service but the builder; namespaces cascades to
         // functions and containers; those check namespaces and cascade to crons; functions queues
-        // builds, which report back; crons checks functions and containers.
-        let needs: [(Role, &[Role]); 6] = [
+        // builds, which report back and are rolled out by the runner; crons checks functions and
+        // containers; the router routes to functions and containers and scales with the runner.
+        let needs: [(Role, &[Role]); 7] = [
             (
                 Role::Gateway,
                 &[
@@ -235,10 +257,14 @@ impl Config {
                 ],
             ),
             (Role::Namespaces, &[Role::Functions, Role::Containers]),
-            (Role::Functions, &[Role::Namespaces, Role::Crons, Role::Builder]),
+            (
+                Role::Functions,
+                &[Role::Namespaces, Role::Crons, Role::Builder, Role::Runner],
+            ),
             (Role::Builder, &[Role::Functions]),
             (Role::Containers, &[Role::Namespaces, Role::Crons]),
             (Role::Crons, &[Role::Functions, Role::Containers]),
+            (Role::Router, &[Role::Functions, Role::Containers, Role::Runner]),
         ];
         for (caller, callees) in needs {
             if !self.runs(caller) {
@@ -345,6 +371,7 @@ mod tests {
                 containers: Some("http://ct".into()),
                 crons: None,
                 builder: None,
+                runner: None,
             },
             internal_secret: Some(Secret::new("s")),
             ..Config::default()

@@ -12,7 +12,7 @@ use nuage_core::transport::{self, Transport};
 use nuage_core::{Database, Secret};
 use nuage_crons::{CronStore, CronsService};
 use nuage_functions::{Archives, DeploymentStore, FunctionStore, FunctionsService};
-use nuage_gateway::{GatewayState, ServiceClients, ServiceTransports};
+use nuage_gateway::{GatewayExtras, GatewayState, ServiceClients, ServiceTransports};
 use nuage_iam::{IamService, NewApiKey};
 use nuage_namespaces::{NamespaceStore, NamespacesService, Reconciler};
 use nuage_proto::builder::v1::builder_client::BuilderClient;
@@ -26,6 +26,9 @@ use nuage_proto::functions::v1::functions_server::{self, FunctionsServer};
 use nuage_proto::iam::v1::iam_server::{self, IamServer};
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::namespaces_server::{self, NamespacesServer};
+use nuage_proto::runner::v1::runner_client::RunnerClient;
+use nuage_proto::runner::v1::runner_server::{self, RunnerServer};
+use nuage_runner::{LocalBackend, RunnerService, SpecStore};
 use serde::Serialize;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -52,6 +55,9 @@ pub struct Endpoints {
     /// The embedded S3 endpoint, when the functions role runs without an external store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<SocketAddr>,
+    /// The router: where function and container endpoints answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub functions: Option<SocketAddr>,
 }
 
 /// A started server; stop it with [`RunningServer::shutdown`].
@@ -67,6 +73,8 @@ pub struct RunningServer {
     background: Vec<JoinHandle<()>>,
     database: Option<Database>,
     storage: Option<StorageAccess>,
+    router: Option<nuage_router::Router>,
+    runner: Option<RunnerService<LocalBackend>>,
     grace: Duration,
 }
 
@@ -98,6 +106,18 @@ impl RunningServer {
                     tracing::warn!("in-flight requests did not finish within the grace period")
                 }
             }
+        }
+        if let Some(router) = self.router.take() {
+            // Its listener stopped with the gateway's (same signal): wait for invocations.
+            if tokio::time::timeout(self.grace, router.task).await.is_err() {
+                tracing::warn!("invocations did not finish within the grace period");
+            }
+            for task in router.background {
+                task.abort();
+            }
+        }
+        if let Some(runner) = self.runner.take() {
+            runner.stop_all().await;
         }
         let _ = self.grpc_stop.send(true);
         if let Some(grpc) = self.grpc.take() {
@@ -160,6 +180,27 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let (http_stop, http_stopped) = watch::channel(false);
     let (grpc_stop, grpc_stopped) = watch::channel(false);
     let mut background = Vec::new();
+    let mut warnings = Vec::new();
+
+    // The router's listener comes first: endpoints name its address.
+    let router_listener = if config.runs(Role::Router) {
+        Some(
+            TcpListener::bind(config.router.listen)
+                .await
+                .with_context(|| format!("binding the router listener {}", config.router.listen))?,
+        )
+    } else {
+        None
+    };
+    let router_address = match &router_listener {
+        Some(listener) => listener.local_addr()?,
+        None => config.router.listen,
+    };
+    let mut applications = config.applications.clone();
+    if applications.endpoint_base_url.is_none() {
+        applications.endpoint_base_url = Some(format!("http://{router_address}"));
+    }
+    let mut runner = None;
 
     let database = if runs_service {
         let url = config.database_url();
@@ -271,9 +312,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let store = FunctionStore::new(database.clone());
             let deployments = DeploymentStore::new(database.clone());
             let crons = CronsClient::new(peer(Role::Crons)?);
+            let runner_client = RunnerClient::new(peer(Role::Runner)?);
             let reconciler = nuage_functions::Reconciler::new(
                 store.clone(),
                 crons.clone(),
+                runner_client.clone(),
                 archives.clone(),
                 deployments.clone(),
                 config.functions.reconcile_interval_seconds,
@@ -283,6 +326,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
                 crons,
                 builder: BuilderClient::new(peer(Role::Builder)?),
+                runner: runner_client,
             };
             let runtimes = nuage_functions::detect_runtimes();
             tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
@@ -291,7 +335,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 reconciler,
                 peers,
                 runtimes,
-                config.applications.clone(),
+                applications.clone(),
                 archives,
                 deployments,
             );
@@ -314,7 +358,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
                 crons,
             };
-            let service = ContainersService::new(store, reconciler, peers, config.applications.clone());
+            let service = ContainersService::new(store, reconciler, peers, applications.clone(), &config.containers);
             builder.add_service(ContainersServer::with_interceptor(
                 service,
                 RequireInternalAuth(auth.clone()),
@@ -355,6 +399,36 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 RequireInternalAuth(auth.clone()),
             ));
             served.push(builder_server::SERVICE_NAME);
+        }
+        if config.runs(Role::Runner) {
+            if config.runner.backend != "local" {
+                anyhow::bail!(
+                    "runner.backend `{}` is not available: only `local` is built in",
+                    config.runner.backend
+                );
+            }
+            let work_dir = config
+                .runner
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("runner"));
+            let registry_dir = config
+                .runner
+                .registry_dir
+                .clone()
+                .or_else(|| config.builder.registry_dir.clone())
+                .unwrap_or_else(|| config.data_dir.join("registry"));
+            let output = tokio::sync::broadcast::channel(4096).0;
+            let backend = LocalBackend::new(&config.runner, work_dir, registry_dir, output.clone())
+                .map_err(anyhow::Error::msg)?;
+            warnings.extend(backend.warnings());
+            let service = RunnerService::new(backend, SpecStore::new(database.clone()), output);
+            runner = Some(service.clone());
+            builder.add_service(RunnerServer::with_interceptor(
+                service,
+                RequireInternalAuth(auth.clone()),
+            ));
+            served.push(runner_server::SERVICE_NAME);
         }
         if config.runs(Role::Crons) {
             let store = CronStore::new(database.clone());
@@ -399,17 +473,35 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )));
     }
 
+    // The gateway and the router call a service of this process in process, another
+    // process's over gRPC.
+    let transport = |role: Role| -> anyhow::Result<Transport> {
+        match (&grpc_routes, config.services.get(role)) {
+            (Some(routes), _) if config.runs(role) => Ok(transport::in_process(routes.clone())),
+            (_, Some(url)) => Ok(transport::dial(url)?),
+            _ => anyhow::bail!("no gRPC URL for the {} service", role.name()),
+        }
+    };
+    let mut router = None;
+    if let Some(listener) = router_listener {
+        let peers = nuage_router::Peers {
+            functions: FunctionsClient::new(transport::authed(transport(Role::Functions)?, auth.clone())),
+            containers: ContainersClient::new(transport::authed(transport(Role::Containers)?, auth.clone())),
+            runner: RunnerClient::new(transport::authed(transport(Role::Runner)?, auth.clone())),
+        };
+        router = Some(nuage_router::start(
+            &config.router,
+            applications.domain.clone().filter(|domain| !domain.is_empty()),
+            listener,
+            peers,
+            http_stopped.clone(),
+            Duration::from_secs(config.shutdown_grace_seconds),
+        ));
+    }
+
     let mut http = None;
     let mut api_address = None;
     if config.runs(Role::Gateway) {
-        // A service of this process is called in process; another process's over gRPC.
-        let transport = |role: Role| -> anyhow::Result<Transport> {
-            match (&grpc_routes, config.services.get(role)) {
-                (Some(routes), _) if config.runs(role) => Ok(transport::in_process(routes.clone())),
-                (_, Some(url)) => Ok(transport::dial(url)?),
-                _ => anyhow::bail!("no gRPC URL for the {} service the gateway calls", role.name()),
-            }
-        };
         let clients = ServiceClients::new(
             ServiceTransports {
                 iam: transport(Role::Iam)?,
@@ -420,7 +512,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             },
             auth.clone(),
         );
-        let app = nuage_gateway::router(GatewayState::new(config.gateway.clone(), clients));
+        let mut extras = GatewayExtras {
+            warnings: warnings.clone(),
+            ..GatewayExtras::default()
+        };
+        if let Some(router) = &router {
+            extras.metrics.push(Box::new(router.metrics_renderer()));
+        }
+        let app = nuage_gateway::router(GatewayState::with_extras(config.gateway.clone(), clients, extras));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding the API listener {}", config.listen))?;
@@ -444,12 +543,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         api: api_address,
         grpc: grpc_address,
         s3: s3_address,
+        functions: router.as_ref().map(|_| router_address),
     };
     write_atomically(
         &config.data_dir.join("endpoints.json"),
         &serde_json::to_vec_pretty(&endpoints)?,
     )?;
-    tracing::info!(api = ?endpoints.api, grpc = ?endpoints.grpc, s3 = ?endpoints.s3, roles = ?config.roles, "nuage ready");
+    tracing::info!(api = ?endpoints.api, grpc = ?endpoints.grpc, s3 = ?endpoints.s3, functions = ?endpoints.functions, roles = ?config.roles, "nuage ready");
     Ok(RunningServer {
         endpoints,
         bootstrap,
@@ -461,6 +561,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         background,
         database,
         storage: storage_access,
+        router,
+        runner,
         grace: Duration::from_secs(config.shutdown_grace_seconds),
     })
 }

@@ -26,8 +26,13 @@ pub(crate) async fn healthz(State(state): State<GatewayState>) -> Response {
         ready &= status == "serving";
         services.insert(name.clone(), Value::String(status.to_owned()));
     }
+    let warnings = &state.inner.extras.warnings;
     if ready {
-        (StatusCode::OK, Json(json!({"services": services, "status": "ready"}))).into_response()
+        let mut body = json!({"services": services, "status": "ready"});
+        if !warnings.is_empty() {
+            body["warnings"] = json!(warnings);
+        }
+        (StatusCode::OK, Json(body)).into_response()
     } else {
         let body = json!({"message": "not ready", "services": services, "type": "service_unavailable"});
         let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body.clone())).into_response();

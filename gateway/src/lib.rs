@@ -38,11 +38,38 @@ struct Inner {
     clients: ServiceClients,
     auth: auth::Authenticator,
     metrics: metrics::Metrics,
+    extras: GatewayExtras,
+}
+
+/// Renders more figures for `/metrics` (OpenMetrics text without the closing `# EOF`).
+pub type MetricsRenderer = Box<dyn Fn() -> String + Send + Sync>;
+
+/// What other parts of the process add to the gateway's `/healthz` and `/metrics`.
+#[derive(Default)]
+pub struct GatewayExtras {
+    /// Shown on `/healthz`: why this installation is less safe than it should be.
+    pub warnings: Vec<String>,
+    /// Appended to `/metrics` (the router's invocation figures, say).
+    pub metrics: Vec<MetricsRenderer>,
+}
+
+impl std::fmt::Debug for GatewayExtras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayExtras")
+            .field("warnings", &self.warnings)
+            .field("metrics", &self.metrics.len())
+            .finish()
+    }
 }
 
 impl GatewayState {
     /// Returns the state of a gateway that reaches services through `clients`.
     pub fn new(config: GatewayConfig, clients: ServiceClients) -> Self {
+        Self::with_extras(config, clients, GatewayExtras::default())
+    }
+
+    /// Returns the state of a gateway that also shows `extras`.
+    pub fn with_extras(config: GatewayConfig, clients: ServiceClients, extras: GatewayExtras) -> Self {
         let auth = auth::Authenticator::new(&config, clients.clone());
         Self {
             inner: Arc::new(Inner {
@@ -50,6 +77,7 @@ impl GatewayState {
                 clients,
                 auth,
                 metrics: metrics::Metrics::new(),
+                extras,
             }),
         }
     }

@@ -85,14 +85,24 @@ pub(crate) async fn observe(State(state): State<GatewayState>, request: Request,
 pub(crate) async fn render(State(state): State<GatewayState>) -> Response {
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &state.inner.metrics.registry) {
-        Ok(()) => (
-            [(
-                CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Ok(()) => {
+            if !state.inner.extras.metrics.is_empty() {
+                let end = text.rfind("# EOF").unwrap_or(text.len());
+                text.truncate(end);
+                for render in &state.inner.extras.metrics {
+                    text.push_str(&render());
+                }
+                text.push_str("# EOF\n");
+            }
+            (
+                [(
+                    CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response()
+        }
         Err(error) => crate::HttpError::Api(nuage_core::ApiError::internal(&error)).into_response(),
     }
 }

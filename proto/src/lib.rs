@@ -58,3 +58,11 @@ pub mod builder {
         tonic::include_proto!("nuage.builder.v1");
     }
 }
+
+/// The runner.
+pub mod runner {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.runner.v1");
+    }
+}

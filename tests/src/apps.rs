@@ -85,3 +85,30 @@ pub async fn settled_within(tenant: &Tenant, function_id: &str, limit: Duration)
         .await
         .body
 }
+
+/// Creates a function in a new namespace, uploads `files` and deploys it; returns it `ready`.
+pub async fn deployed(tenant: &Tenant, namespace: &str, body: Value, files: &[(&str, &[u8])]) -> Value {
+    let created = function(tenant, namespace, body).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    upload(tenant, &id, zip(files)).await;
+    deploy(tenant, &id).await;
+    let done = settled_within(tenant, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    done
+}
+
+/// Returns the pids of the processes whose environment says they run application `id`.
+pub fn processes_of(id: &str) -> Vec<u32> {
+    let needle = format!("SCW_APPLICATION_ID={id}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|environ| environ.split(|byte| *byte == 0).any(|pair| pair == needle.as_bytes()))
+        })
+        .collect()
+}

@@ -31,6 +31,8 @@ pub struct TestServer {
     pub config: Config,
     /// `http://127.0.0.1:port` of the REST API, or empty without the gateway role.
     pub base_url: String,
+    /// `http://127.0.0.1:port` of the router (function endpoints), or empty without it.
+    pub functions_url: String,
     server: Option<RunningServer>,
     postgres: Option<(String, String)>,
     _data_dir: tempfile::TempDir,
@@ -67,6 +69,7 @@ impl TestServer {
             grpc_listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
+        config.router.listen = "127.0.0.1:0".parse().unwrap();
         let mut postgres = None;
         if let Ok(admin_url) = std::env::var(DATABASE_URL_VARIABLE) {
             let name = format!("nuage_t_{}", Uuid::new_v4().simple());
@@ -102,9 +105,15 @@ impl TestServer {
             .api
             .map(|api| format!("http://{api}"))
             .unwrap_or_default();
+        let functions_url = server
+            .endpoints()
+            .functions
+            .map(|address| format!("http://{address}"))
+            .unwrap_or_default();
         Self {
             config,
             base_url,
+            functions_url,
             server: Some(server),
             postgres,
             _data_dir: data_dir,

@@ -134,7 +134,8 @@ async fn functions_round_trip_with_defaults_and_sparse_updates() {
     assert_eq!(function["privacy"], "public");
     assert_eq!(function["handler"], "handler.handle");
     assert_eq!(function["region"], "fr-par");
-    assert_eq!(function["endpoint"], "http://127.0.0.1:8081/shop-hello");
+    // The default endpoint is the router's bound address, with the path form.
+    assert_eq!(function["endpoint"], format!("{}/shop-hello", server.functions_url));
     let id = function["id"].as_str().unwrap();
 
     let read = tenant.get(&format!("/functions/{id}")).await;
@@ -575,7 +576,7 @@ async fn functions_and_containers_need_a_ready_namespace() {
 async fn endpoints_are_host_based_under_a_configured_domain() {
     let server = TestServer::start_with(|config| {
         config.applications.domain = Some("fn.example.test".to_owned());
-        config.applications.endpoint_base_url = "https://gateway.example.test".to_owned();
+        config.applications.endpoint_base_url = Some("https://gateway.example.test".to_owned());
     })
     .await;
     let tenant = server.tenant().await;

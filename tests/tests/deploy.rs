@@ -471,6 +471,11 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
         ("NUAGE_STORAGE__ACCESS_KEY", storage.access_key.clone()),
         ("NUAGE_STORAGE__SECRET_KEY", storage.secret_key.expose().to_owned()),
         ("NUAGE_STORAGE__BUCKET", server.config.storage.bucket.clone()),
+        // Images go where the runner of the server finds them (a shared registry in production).
+        (
+            "NUAGE_BUILDER__REGISTRY_DIR",
+            server.config.data_dir.join("registry").display().to_string(),
+        ),
         ("NUAGE_BUILDER__LEASE_SECONDS", "2".to_owned()),
         ("NUAGE_BUILDER__POLL_INTERVAL_MS", "50".to_owned()),
     ]

@@ -1,5 +1,6 @@
 //! The containers gRPC service: each RPC validates, calls the store, maps.
 
+use crate::config::ContainersConfig;
 use crate::model::Container;
 use crate::reconciler::Reconciler;
 use crate::store::{ContainerStore, ListFilter};
@@ -12,6 +13,7 @@ use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::transport::Authed;
 use nuage_core::{ApiError, Caller, Page};
+use nuage_proto::common::v1 as common;
 use nuage_proto::containers::v1::{self as pb, containers_server::Containers};
 use nuage_proto::crons::v1::crons_client::CronsClient;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
@@ -34,16 +36,24 @@ pub struct ContainersService {
     reconciler: Reconciler,
     peers: Peers,
     applications: ApplicationsConfig,
+    concurrency: u32,
 }
 
 impl ContainersService {
     /// Returns a service over `store`.
-    pub fn new(store: ContainerStore, reconciler: Reconciler, peers: Peers, applications: ApplicationsConfig) -> Self {
+    pub fn new(
+        store: ContainerStore,
+        reconciler: Reconciler,
+        peers: Peers,
+        applications: ApplicationsConfig,
+        config: &ContainersConfig,
+    ) -> Self {
         Self {
             store,
             reconciler,
             peers,
             applications,
+            concurrency: config.concurrency.max(1),
         }
     }
 
@@ -288,6 +298,31 @@ impl Containers for ContainersService {
         let container = self.store.mark_deleting(&caller, &request.region, id).await?;
         self.reconciler.wake();
         Ok(answer(container))
+    }
+
+    async fn list_routes(
+        &self,
+        _request: Request<common::ListRoutesRequest>,
+    ) -> Result<Response<common::ListRoutesResponse>, Status> {
+        let routes = self
+            .store
+            .all()
+            .await?
+            .into_iter()
+            .map(|container| common::Route {
+                application_id: container.id.to_string(),
+                namespace_id: container.namespace_id.to_string(),
+                endpoint: container.endpoint,
+                status: container.status.to_proto().into(),
+                error_message: container.error_message,
+                privacy: container.privacy.to_proto().into(),
+                timeout_ms: container.timeout_ms,
+                min_scale: container.min_scale,
+                max_scale: container.max_scale,
+                concurrency: self.concurrency,
+            })
+            .collect();
+        Ok(Response::new(common::ListRoutesResponse { routes }))
     }
 
     async fn delete_namespace_containers(

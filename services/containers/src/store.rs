@@ -218,6 +218,14 @@ impl ContainerStore {
         rows.iter().map(decode).collect()
     }
 
+    /// Returns every container of every tenant (for the router's route table).
+    pub async fn all(&self) -> Result<Vec<Container>, ApiError> {
+        let rows = sqlx::query(&format!("select {COLUMNS} from containers"))
+            .fetch_all(self.database.pool())
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
     /// Removes a container that is `deleting`.
     pub async fn remove_deleted(&self, id: Uuid) -> Result<bool, ApiError> {
         let result = sqlx::query("delete from containers where id = $1 and status = 'deleting'")

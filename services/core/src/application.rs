@@ -33,14 +33,17 @@ pub const MAX_DESCRIPTION_LENGTH: usize = 255;
 /// A host name label: `<namespace>-<application>` must fit in one.
 pub const MAX_DNS_LABEL: usize = 63;
 
+/// Where endpoints answer when nothing else says: the router's default listener.
+pub const DEFAULT_ENDPOINT_BASE_URL: &str = "http://127.0.0.1:8081";
+
 /// The `[applications]` section of `nuage.toml`: settings functions and containers share.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApplicationsConfig {
     /// Where function and container endpoints answer when no `domain` is set: each gets the
-    /// path `/<namespace>-<name>` under it, which works without wildcard DNS.
-    // TODO(#6): default to the router's bound address once the router lands.
-    pub endpoint_base_url: String,
+    /// path `/<namespace>-<name>` under it, which works without wildcard DNS. Default: the
+    /// router's address (`http://<router.listen>`, the bound one when it runs in this process).
+    pub endpoint_base_url: Option<String>,
     /// When set, endpoints are host-based, as Scaleway's: `<scheme>://<namespace>-<name>.<domain>`,
     /// with the scheme of `endpoint_base_url`.
     pub domain: Option<String>,
@@ -51,7 +54,7 @@ pub struct ApplicationsConfig {
 impl Default for ApplicationsConfig {
     fn default() -> Self {
         Self {
-            endpoint_base_url: "http://127.0.0.1:8081".to_owned(),
+            endpoint_base_url: None,
             domain: None,
             max_scale_cap: 50,
         }
@@ -61,7 +64,11 @@ impl Default for ApplicationsConfig {
 impl ApplicationsConfig {
     /// Returns the endpoint of application `name` in namespace `namespace`.
     pub fn endpoint(&self, namespace: &str, name: &str) -> String {
-        let base = self.endpoint_base_url.trim_end_matches('/');
+        let base = self
+            .endpoint_base_url
+            .as_deref()
+            .unwrap_or(DEFAULT_ENDPOINT_BASE_URL)
+            .trim_end_matches('/');
         match self.domain.as_deref().filter(|domain| !domain.is_empty()) {
             Some(domain) => {
                 let scheme = base.split_once("://").map_or("https", |(scheme, _)| scheme);
@@ -298,7 +305,43 @@ mod tests {
         let mut config = ApplicationsConfig::default();
         assert_eq!(config.endpoint("ns", "fn"), "http://127.0.0.1:8081/ns-fn");
         config.domain = Some("functions.example.com".to_owned());
-        config.endpoint_base_url = "https://x".to_owned();
+        config.endpoint_base_url = Some("https://x".to_owned());
         assert_eq!(config.endpoint("ns", "fn"), "https://ns-fn.functions.example.com");
     }
+}
+
+/// What the platform tells an application about itself.
+#[derive(Debug, Clone)]
+pub struct Platform<'a> {
+    /// Whether anyone may call it.
+    pub public: bool,
+    /// Its namespace's public key (PKCS#1 PEM), to check tokens itself.
+    pub public_key: &'a str,
+    /// Its namespace.
+    pub namespace_id: uuid::Uuid,
+    /// Its id.
+    pub application_id: uuid::Uuid,
+    /// Its name.
+    pub name: &'a str,
+    /// Its memory (MB).
+    pub memory_limit: u32,
+    /// The deployment running.
+    pub version: &'a str,
+}
+
+/// Returns the `SCW_*` variables an application receives, as Scaleway sets them; they override
+/// the namespace's and the application's own (`PORT` is the runner's).
+pub fn platform_environment(platform: &Platform<'_>) -> Vec<(String, String)> {
+    [
+        ("SCW_PUBLIC", platform.public.to_string()),
+        ("SCW_PUBLIC_KEY", platform.public_key.to_owned()),
+        ("SCW_NAMESPACE_ID", platform.namespace_id.to_string()),
+        ("SCW_APPLICATION_ID", platform.application_id.to_string()),
+        ("SCW_APPLICATION_NAME", platform.name.to_owned()),
+        ("SCW_APPLICATION_MEMORY", platform.memory_limit.to_string()),
+        ("SCW_APPLICATION_VERSION", platform.version.to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
 }

@@ -64,6 +64,11 @@ impl DeploymentStore {
         .bind(function_id.to_string())
         .execute(self.database.pool())
         .await?;
+        self.is_newest(id, function_id).await
+    }
+
+    /// Returns whether `id` is the newest deployment of `function_id`.
+    pub async fn is_newest(&self, id: Uuid, function_id: Uuid) -> Result<bool, ApiError> {
         let newest: Option<String> = sqlx::query_scalar(
             "select id from deployments where function_id = $1 order by created_at desc, id desc limit 1",
         )

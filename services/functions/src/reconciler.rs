@@ -9,6 +9,8 @@ use nuage_core::application::ApplicationStatus;
 use nuage_core::transport::Authed;
 use nuage_proto::crons::v1::DeleteApplicationCronsRequest;
 use nuage_proto::crons::v1::crons_client::CronsClient;
+use nuage_proto::runner::v1::RemoveRequest;
+use nuage_proto::runner::v1::runner_client::RunnerClient;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -18,11 +20,12 @@ const BATCH: i64 = 100;
 /// How soon to sweep again while children are still being deleted.
 const FOLLOW_UP: Duration = Duration::from_millis(200);
 
-/// Removes `deleting` functions once their crons and their archive are gone.
+/// Removes `deleting` functions once their crons, instances and archive are gone.
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     store: FunctionStore,
     crons: CronsClient<Authed>,
+    runner: RunnerClient<Authed>,
     archives: Archives,
     deployments: DeploymentStore,
     interval: Duration,
@@ -34,6 +37,7 @@ impl Reconciler {
     pub fn new(
         store: FunctionStore,
         crons: CronsClient<Authed>,
+        runner: RunnerClient<Authed>,
         archives: Archives,
         deployments: DeploymentStore,
         interval_seconds: u64,
@@ -41,6 +45,7 @@ impl Reconciler {
         Self {
             store,
             crons,
+            runner,
             archives,
             deployments,
             interval: Duration::from_secs(interval_seconds.max(1)),
@@ -91,6 +96,14 @@ impl Reconciler {
                 waiting = true;
                 continue;
             }
+            // Every instance stops before the function is gone.
+            self.runner
+                .clone()
+                .remove(RemoveRequest {
+                    application_id: function.id.to_string(),
+                })
+                .await
+                .map_err(|status| ApiError::from_status(&status))?;
             self.archives.delete(function.id).await?;
             self.deployments.remove_for(function.id).await?;
             if self.store.remove_deleted(function.id).await? {

@@ -17,11 +17,16 @@ use nuage_core::transport::Authed;
 use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::builder::v1::SubmitBuildRequest;
 use nuage_proto::builder::v1::builder_client::BuilderClient;
+use nuage_proto::common::v1 as common;
 use nuage_proto::crons::v1::crons_client::CronsClient;
 use nuage_proto::functions::v1::{self as pb, functions_server::Functions};
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
+use nuage_proto::runner::v1::runner_client::RunnerClient;
+use nuage_proto::runner::v1::{DeployRequest, Kind, Spec};
+use std::collections::HashMap;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 /// The services functions calls.
 #[derive(Debug, Clone)]
@@ -32,6 +37,8 @@ pub struct Peers {
     pub crons: CronsClient<Authed>,
     /// To build deployed functions.
     pub builder: BuilderClient<Authed>,
+    /// To run built ones.
+    pub runner: RunnerClient<Authed>,
 }
 
 /// Serves `nuage.functions.v1.Functions`.
@@ -66,6 +73,90 @@ impl FunctionsService {
             archives,
             deployments,
         }
+    }
+
+    /// Hands the built image of deployment `deployment_id` to the runner, which answers once an
+    /// instance of it answered; then the function is `ready`, or in `error` with why.
+    async fn roll_out(&self, function_id: Uuid, deployment_id: Uuid, image: &str) {
+        let outcome = match self.store.get_any(function_id).await {
+            Ok(function) => self.spec(&function, deployment_id, image).await,
+            Err(error) => Err(error.message),
+        };
+        let outcome = match outcome {
+            Ok(spec) => self
+                .peers
+                .runner
+                .clone()
+                .deploy(DeployRequest { spec: Some(spec) })
+                .await
+                .map(|_| ())
+                .map_err(|status| status.message().to_owned()),
+            Err(message) => Err(message),
+        };
+        // A newer deployment may have started meanwhile: only the newest sets the status.
+        match self.deployments.is_newest(deployment_id, function_id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(%function_id, %error, "cannot tell whether a deployment is the newest");
+                return;
+            }
+        }
+        let (status, message) = match outcome {
+            Ok(()) => (ApplicationStatus::Ready, String::new()),
+            Err(message) => (
+                ApplicationStatus::Error,
+                format!("the new version did not start: {message}"),
+            ),
+        };
+        if let Err(error) = self.store.set_status(function_id, status, &message).await {
+            tracing::warn!(%function_id, %error, "cannot record the end of a deployment");
+        }
+        tracing::info!(%function_id, %deployment_id, status = status.as_str(), "deployment finished");
+    }
+
+    /// What the runner runs for `function`: its image and environment (the namespace's, then
+    /// the function's, then the platform's).
+    async fn spec(&self, function: &Function, deployment_id: Uuid, image: &str) -> Result<Spec, String> {
+        let owner = Caller {
+            organization_id: function.organization_id,
+            project_id: function.project_id,
+        };
+        let namespace = self
+            .peers
+            .namespaces
+            .clone()
+            .get_namespace(GetNamespaceRequest {
+                caller: Some(owner.to_proto()),
+                region: function.region.clone(),
+                namespace_id: function.namespace_id.to_string(),
+            })
+            .await
+            .map_err(|status| format!("its namespace could not be read: {}", status.message()))?
+            .into_inner();
+        let mut environment: HashMap<String, String> = namespace
+            .namespace
+            .map(|namespace| namespace.environment_variables)
+            .unwrap_or_default();
+        environment.extend(function.environment_variables.clone());
+        environment.extend(application::platform_environment(&application::Platform {
+            public: function.privacy == Privacy::Public,
+            public_key: "",
+            namespace_id: function.namespace_id,
+            application_id: function.id,
+            name: &function.name,
+            memory_limit: function.memory_limit,
+            version: &deployment_id.to_string(),
+        }));
+        Ok(Spec {
+            application_id: function.id.to_string(),
+            version: deployment_id.to_string(),
+            kind: Kind::Function.into(),
+            image: image.to_owned(),
+            environment,
+            memory_limit_mb: function.memory_limit,
+            port: 0,
+        })
     }
 
     /// Records a deployment of `function`, makes it `pending` and queues its build.
@@ -418,15 +509,19 @@ impl Functions for FunctionsService {
             image_digest: request.image_digest,
         };
         let newest = self.deployments.finish(deployment_id, function_id, &result).await?;
-        if newest {
-            // TODO(#6): roll the image out before `ready`.
-            let (status, message) = if result.succeeded {
-                (ApplicationStatus::Ready, String::new())
-            } else {
-                (ApplicationStatus::Error, result.error_message.clone())
-            };
-            self.store.set_status(function_id, status, &message).await?;
-            tracing::info!(%function_id, %deployment_id, status = status.as_str(), "deployment finished");
+        if newest && result.succeeded {
+            // `ready` once an instance of the new image answered; the builder need not wait.
+            let service = self.clone();
+            tokio::spawn(async move {
+                service
+                    .roll_out(function_id, deployment_id, &result.image_reference)
+                    .await;
+            });
+        } else if newest {
+            self.store
+                .set_status(function_id, ApplicationStatus::Error, &result.error_message)
+                .await?;
+            tracing::info!(%function_id, %deployment_id, "deployment failed to build");
         }
         Ok(Response::new(pb::ReportBuildResponse {}))
     }
@@ -454,6 +549,31 @@ impl Functions for FunctionsService {
         let id = parse_id("function_id", &request.function_id)?;
         self.store.get(&caller, &request.region, id).await?;
         Ok(presigned(self.archives.download_url(id).await?))
+    }
+
+    async fn list_routes(
+        &self,
+        _request: Request<common::ListRoutesRequest>,
+    ) -> Result<Response<common::ListRoutesResponse>, Status> {
+        let routes = self
+            .store
+            .all()
+            .await?
+            .into_iter()
+            .map(|function| common::Route {
+                application_id: function.id.to_string(),
+                namespace_id: function.namespace_id.to_string(),
+                endpoint: function.endpoint,
+                status: function.status.to_proto().into(),
+                error_message: function.error_message,
+                privacy: function.privacy.to_proto().into(),
+                timeout_ms: function.timeout_ms,
+                min_scale: function.min_scale,
+                max_scale: function.max_scale,
+                concurrency: 1,
+            })
+            .collect();
+        Ok(Response::new(common::ListRoutesResponse { routes }))
     }
 
     async fn delete_namespace_functions(

@@ -245,6 +245,14 @@ impl FunctionStore {
         rows.iter().map(decode).collect()
     }
 
+    /// Returns every function of every tenant (for the router's route table).
+    pub async fn all(&self) -> Result<Vec<Function>, ApiError> {
+        let rows = sqlx::query(&format!("select {COLUMNS} from functions"))
+            .fetch_all(self.database.pool())
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
     /// Removes a function that is `deleting`.
     pub async fn remove_deleted(&self, id: Uuid) -> Result<bool, ApiError> {
         let result = sqlx::query("delete from functions where id = $1 and status = 'deleting'")

@@ -1,0 +1,35 @@
+//! Configuration of the router.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// The `[router]` section of `nuage.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// The listener function and container endpoints answer on (`functions` in
+    /// `endpoints.json`); port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Seconds an instance may stay idle before it is stopped (down to `min_scale`).
+    pub idle_seconds: u64,
+    /// Requests that may wait for an instance, per application, once `max_scale` instances are
+    /// busy; more get 503.
+    pub queue_limit: usize,
+    /// Largest request body; larger ones get 413.
+    pub max_body_bytes: u64,
+    /// Milliseconds between two refreshes of the route table (an unknown address also
+    /// triggers one).
+    pub routes_refresh_ms: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8081".parse().expect("valid address"),
+            idle_seconds: 900,
+            queue_limit: 100,
+            max_body_bytes: 6 * 1024 * 1024,
+            routes_refresh_ms: 1000,
+        }
+    }
+}

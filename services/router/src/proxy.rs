@@ -1,0 +1,385 @@
+//! One invocation: find the application, hold an instance, forward the request, stream the
+//! answer back. Every failure is a JSON answer; none hangs.
+
+use crate::metrics::Metrics;
+use crate::pool::{AcquireError, Lease, Pools};
+use crate::routes::Routes;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use nuage_proto::common::v1::ApplicationStatus;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Errors of bodies passed through.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body of every answer.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// Most bytes of a refused body read before answering (the rest resets the connection).
+const DRAIN_CAP: u64 = 64 * 1024 * 1024;
+
+/// Headers that concern one connection, never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// What a request needs from the router.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    pub(crate) routes: Routes,
+    pub(crate) pools: Pools,
+    pub(crate) client: Client<HttpConnector, ProxyBody>,
+    pub(crate) domain: Option<String>,
+    pub(crate) max_body_bytes: u64,
+    pub(crate) metrics: Metrics,
+}
+
+/// A JSON error answer, Scaleway-style.
+pub fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response<ProxyBody> {
+    let body = serde_json::json!({"message": message.into(), "type": kind}).to_string();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
+        .expect("valid response")
+}
+
+/// The response body of an instance; holds the instance until it is read to the end.
+struct Leased {
+    body: Incoming,
+    lease: Option<Lease>,
+}
+
+impl Body for Leased {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                self.lease.take();
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(lease) = self.lease.take() {
+                    lease.broken();
+                }
+            }
+            _ => {}
+        }
+        polled.map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Splits a request's target into the route key and the path the application sees.
+fn target(domain: Option<&str>, host: Option<&str>, uri: &Uri) -> Option<(String, String)> {
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    if let (Some(domain), Some(host)) = (domain, host) {
+        let host = host.split(':').next().unwrap_or(host);
+        if let Some(label) = host.strip_suffix(domain).and_then(|rest| rest.strip_suffix('.'))
+            && !label.is_empty()
+            && !label.contains('.')
+        {
+            return Some((label.to_owned(), path_and_query.to_owned()));
+        }
+    }
+    let trimmed = path_and_query.strip_prefix('/')?;
+    let end = trimmed.find(['/', '?']).unwrap_or(trimmed.len());
+    let key = &trimmed[..end];
+    if key.is_empty() {
+        return None;
+    }
+    let rest = &trimmed[end..];
+    let rest = if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    };
+    Some((key.to_owned(), rest))
+}
+
+/// Copies end-to-end headers, dropping hop-by-hop ones and those `Connection` names.
+fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let lower = name.as_str();
+        if HOP_BY_HOP.contains(&lower) || lower == "upgrade" || named.iter().any(|named| named == lower) {
+            continue;
+        }
+        kept.append(name.clone(), value.clone());
+    }
+    kept
+}
+
+impl Proxy {
+    /// Answers one request that arrived from `peer`.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .or_else(|| request.uri().host())
+            .map(str::to_owned);
+        let Some((key, path)) = target(self.domain.as_deref(), host.as_deref(), request.uri()) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no function or container answers here",
+            );
+        };
+        let route = match self.routes.get(&key) {
+            Some(route) => route,
+            None => {
+                // Created a moment ago, perhaps: look again before saying no.
+                self.routes.refresh_soon().await;
+                match self.routes.get(&key) {
+                    Some(route) => route,
+                    None => {
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            "not_found",
+                            format!("no function or container answers at `{key}`"),
+                        );
+                    }
+                }
+            }
+        };
+        if route.status == ApplicationStatus::Deleting {
+            return error(StatusCode::NOT_FOUND, "not_found", format!("`{key}` is being deleted"));
+        }
+        let too_large = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .is_some_and(|length| length > self.max_body_bytes);
+        if too_large {
+            // Read what the client sends (up to a cap) so that it sees the answer rather than
+            // a connection reset mid-upload.
+            let mut body = request.into_body();
+            let mut read = 0_u64;
+            while read <= DRAIN_CAP {
+                match body.frame().await {
+                    Some(Ok(frame)) => read += frame.data_ref().map_or(0, |data| data.len() as u64),
+                    _ => break,
+                }
+            }
+            self.metrics.invoked(&route.application_id, 413, None);
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body exceeds {} bytes", self.max_body_bytes),
+            );
+        }
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + route.timeout;
+        let lease = match self
+            .pools
+            .acquire(&route.application_id, route.concurrency, route.max_scale, deadline)
+            .await
+        {
+            Ok(lease) => lease,
+            Err(failure) => {
+                let answer = match failure {
+                    AcquireError::NotDeployed(_) => match route.status {
+                        ApplicationStatus::Pending => error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not_ready",
+                            format!("`{key}` is being deployed; try again in a moment"),
+                        ),
+                        ApplicationStatus::Error => error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "deployment_failed",
+                            format!("`{key}` failed to deploy: {}", route.error_message),
+                        ),
+                        _ => error(
+                            StatusCode::NOT_FOUND,
+                            "not_deployed",
+                            format!("`{key}` has never been deployed: deploy it first"),
+                        ),
+                    },
+                    AcquireError::StartFailed(message) => error(
+                        StatusCode::BAD_GATEWAY,
+                        "instance_failed",
+                        format!("`{key}` could not start: {message}"),
+                    ),
+                    AcquireError::Overloaded => error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded",
+                        format!(
+                            "`{key}` is at max_scale ({}) and its queue is full; retry later",
+                            route.max_scale
+                        ),
+                    ),
+                    AcquireError::Timeout => timed_out(&key, route.timeout),
+                };
+                self.metrics
+                    .invoked(&route.application_id, answer.status().as_u16(), Some(started.elapsed()));
+                return answer;
+            }
+        };
+        if lease.cold {
+            self.metrics.cold_start(&route.application_id);
+        }
+        let upstream = match self.upstream(request, &lease.address, &path, peer) {
+            Ok(upstream) => upstream,
+            Err(answer) => return answer,
+        };
+        let answer = match tokio::time::timeout_at(deadline, self.client.request(upstream)).await {
+            Err(_) => {
+                // The instance is still busy with it: replace it rather than queue behind it.
+                lease.broken();
+                tracing::warn!(application_id = %route.application_id, "invocation timed out");
+                timed_out(&key, route.timeout)
+            }
+            Ok(Err(failure)) => {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&failure);
+                let mut over_limit = false;
+                while let Some(error) = source {
+                    over_limit |= error.is::<LengthLimitError>();
+                    source = error.source();
+                }
+                if over_limit {
+                    drop(lease);
+                    error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("the request body exceeds {} bytes", self.max_body_bytes),
+                    )
+                } else {
+                    lease.broken();
+                    tracing::warn!(application_id = %route.application_id, error = %failure, "instance failed mid-request");
+                    error(
+                        StatusCode::BAD_GATEWAY,
+                        "instance_failed",
+                        format!("`{key}` failed while handling the request (it crashed or closed the connection)"),
+                    )
+                }
+            }
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                parts.headers = end_to_end(&parts.headers);
+                Response::from_parts(
+                    parts,
+                    Leased {
+                        body,
+                        lease: Some(lease),
+                    }
+                    .boxed(),
+                )
+            }
+        };
+        self.metrics
+            .invoked(&route.application_id, answer.status().as_u16(), Some(started.elapsed()));
+        answer
+    }
+
+    /// The request as the instance gets it.
+    fn upstream(
+        &self,
+        request: Request<Incoming>,
+        address: &str,
+        path: &str,
+        peer: SocketAddr,
+    ) -> Result<Request<ProxyBody>, Response<ProxyBody>> {
+        let (parts, body) = request.into_parts();
+        let uri: Uri = format!("http://{address}{path}").parse().map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request path is not valid",
+            )
+        })?;
+        let mut headers = end_to_end(&parts.headers);
+        let forwarded_for = match headers.get("x-forwarded-for").and_then(|value| value.to_str().ok()) {
+            Some(earlier) => format!("{earlier}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+        }
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
+        if !headers.contains_key("x-request-id")
+            && let Ok(value) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+        {
+            headers.insert(HeaderName::from_static("x-request-id"), value);
+        }
+        let body = Limited::new(body, usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX)).boxed();
+        let mut upstream = Request::new(body);
+        *upstream.method_mut() = parts.method;
+        *upstream.uri_mut() = uri;
+        *upstream.headers_mut() = headers;
+        Ok(upstream)
+    }
+}
+
+fn timed_out(key: &str, timeout: std::time::Duration) -> Response<ProxyBody> {
+    error(
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        format!("`{key}` did not answer within its timeout ({} ms)", timeout.as_millis()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target;
+
+    #[test]
+    fn targets_come_from_the_host_or_the_first_path_segment() {
+        let uri = |text: &str| text.parse::<http::Uri>().unwrap();
+        assert_eq!(
+            target(None, Some("127.0.0.1:8081"), &uri("/ns-f/a/b?x=1")),
+            Some(("ns-f".into(), "/a/b?x=1".into()))
+        );
+        assert_eq!(
+            target(None, None, &uri("/ns-f?x=1")),
+            Some(("ns-f".into(), "/?x=1".into()))
+        );
+        assert_eq!(target(None, None, &uri("/ns-f")), Some(("ns-f".into(), "/".into())));
+        assert_eq!(target(None, None, &uri("/")), None);
+        assert_eq!(
+            target(Some("fn.example.com"), Some("ns-f.fn.example.com:80"), &uri("/a")),
+            Some(("ns-f".into(), "/a".into()))
+        );
+        // Another host falls back to the path form.
+        assert_eq!(
+            target(Some("fn.example.com"), Some("localhost"), &uri("/ns-f/a")),
+            Some(("ns-f".into(), "/a".into()))
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! The route table: which function or container answers at which address. Kept in memory and
+//! refreshed from the functions and containers services, so a request costs no query.
+
+use nuage_core::transport::Authed;
+use nuage_proto::common::v1::{ApplicationStatus, ListRoutesRequest, Privacy, Route as RouteProto};
+use nuage_proto::containers::v1::containers_client::ContainersClient;
+use nuage_proto::functions::v1::functions_client::FunctionsClient;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// What the router knows of one application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The function's or container's id.
+    pub application_id: String,
+    /// What its endpoint is reached by: `<namespace>-<name>`.
+    pub key: String,
+    /// Where it is in its life.
+    pub status: ApplicationStatus,
+    /// Why it is in `error`.
+    pub error_message: String,
+    /// Whether callers need a token.
+    pub private: bool,
+    /// The one timeout of a request.
+    pub timeout: Duration,
+    /// Instances kept warm.
+    pub min_scale: u32,
+    /// Most instances.
+    pub max_scale: u32,
+    /// Requests one instance takes at once.
+    pub concurrency: u32,
+}
+
+/// Returns what an endpoint is reached by: its last path segment (`http://host/ns-f`) or,
+/// for host-based endpoints (`https://ns-f.domain`), its first host label.
+pub fn key_of(endpoint: &str) -> Option<String> {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        host.split('.')
+            .next()
+            .filter(|label| !label.is_empty())
+            .map(str::to_owned)
+    } else {
+        path.rsplit('/').next().map(str::to_owned)
+    }
+}
+
+fn route(proto: RouteProto) -> Option<Route> {
+    Some(Route {
+        key: key_of(&proto.endpoint)?,
+        status: proto.status(),
+        private: proto.privacy() == Privacy::Private,
+        application_id: proto.application_id,
+        error_message: proto.error_message,
+        timeout: Duration::from_millis(proto.timeout_ms.max(1)),
+        min_scale: proto.min_scale,
+        max_scale: proto.max_scale.max(1),
+        concurrency: proto.concurrency.max(1),
+    })
+}
+
+/// The route table.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    table: Arc<RwLock<HashMap<String, Arc<Route>>>>,
+    functions: FunctionsClient<Authed>,
+    containers: ContainersClient<Authed>,
+    refreshing: Arc<tokio::sync::Mutex<Instant>>,
+}
+
+impl Routes {
+    /// Returns an empty table filled from `functions` and `containers`.
+    pub fn new(functions: FunctionsClient<Authed>, containers: ContainersClient<Authed>) -> Self {
+        Self {
+            table: Arc::default(),
+            functions,
+            containers,
+            refreshing: Arc::new(tokio::sync::Mutex::new(Instant::now() - Duration::from_secs(60))),
+        }
+    }
+
+    /// Returns the route reached by `key`.
+    pub fn get(&self, key: &str) -> Option<Arc<Route>> {
+        self.table.read().expect("routes lock").get(key).cloned()
+    }
+
+    /// Returns every route.
+    pub fn all(&self) -> Vec<Arc<Route>> {
+        self.table.read().expect("routes lock").values().cloned().collect()
+    }
+
+    /// Reloads the table now.
+    pub async fn refresh(&self) -> Result<(), tonic::Status> {
+        let functions = self
+            .functions
+            .clone()
+            .list_routes(ListRoutesRequest {})
+            .await?
+            .into_inner();
+        let containers = self
+            .containers
+            .clone()
+            .list_routes(ListRoutesRequest {})
+            .await?
+            .into_inner();
+        let table: HashMap<String, Arc<Route>> = functions
+            .routes
+            .into_iter()
+            .chain(containers.routes)
+            .filter_map(route)
+            .map(|route| (route.key.clone(), Arc::new(route)))
+            .collect();
+        *self.table.write().expect("routes lock") = table;
+        Ok(())
+    }
+
+    /// Reloads the table unless it was reloaded in the last 100 ms; one reload at a time.
+    pub async fn refresh_soon(&self) {
+        let mut last = self.refreshing.lock().await;
+        if last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        if let Err(status) = self.refresh().await {
+            tracing::warn!(%status, "cannot load the route table");
+        }
+        *last = Instant::now();
+    }
+
+    /// Reloads the table every `interval`, forever.
+    pub async fn run(self, interval: Duration) {
+        loop {
+            self.refresh_soon().await;
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_of;
+
+    #[test]
+    fn keys_come_from_the_path_or_the_first_host_label() {
+        assert_eq!(key_of("http://127.0.0.1:8081/ns-f").as_deref(), Some("ns-f"));
+        assert_eq!(key_of("http://127.0.0.1:8081/base/ns-f/").as_deref(), Some("ns-f"));
+        assert_eq!(key_of("https://ns-f.functions.example.com").as_deref(), Some("ns-f"));
+        assert_eq!(key_of("https://ns-f.functions.example.com/").as_deref(), Some("ns-f"));
+    }
+}

@@ -1,0 +1,27 @@
+//! The seam between the runner and what runs instances: local processes today, Kubernetes
+//! later.
+
+use nuage_proto::runner::v1::Spec;
+use tokio::sync::oneshot;
+
+/// A started instance, answering on `address`.
+#[derive(Debug)]
+pub struct Running {
+    /// `127.0.0.1:port` (or whatever address reaches it).
+    pub address: String,
+    /// Send (or drop) to stop it.
+    pub stop: oneshot::Sender<()>,
+    /// Receives why it ended, once it has, whether asked to or not.
+    pub exited: oneshot::Receiver<String>,
+}
+
+/// Starts instances.
+pub trait Backend: Send + Sync + 'static {
+    /// Starts an instance of `spec` named `instance_id`; answers once it accepts connections,
+    /// or with why it could not (a message a person can act on).
+    fn start(
+        &self,
+        spec: &Spec,
+        instance_id: &str,
+    ) -> impl std::future::Future<Output = Result<Running, String>> + Send;
+}

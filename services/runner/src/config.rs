@@ -1,0 +1,50 @@
+//! Configuration of the runner.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How instances are isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sandbox {
+    /// bubblewrap when installed, else plain processes (with a warning).
+    Auto,
+    /// bubblewrap; start-up fails without it.
+    Bubblewrap,
+    /// Plain processes: no isolation. For development machines only.
+    None,
+}
+
+/// The `[runner]` section of `nuage.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunnerConfig {
+    /// Where instances run: `local` (sandboxed processes on this machine).
+    pub backend: String,
+    /// How local instances are isolated.
+    pub sandbox: Sandbox,
+    /// Where images are unpacked; default `<data-dir>/runner`.
+    pub work_dir: Option<PathBuf>,
+    /// The OCI image layouts the builder writes; default `<data-dir>/registry` (the builder's).
+    pub registry_dir: Option<PathBuf>,
+    /// Speak plain HTTP to registries images are pulled from (a registry on loopback).
+    pub registry_insecure: bool,
+    /// Seconds an instance has to answer on its port before it counts as failed.
+    pub start_timeout_seconds: u64,
+    /// Cap memory with cgroups when they are writable.
+    pub memory_limits: bool,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            backend: "local".to_owned(),
+            sandbox: Sandbox::Auto,
+            work_dir: None,
+            registry_dir: None,
+            registry_insecure: false,
+            start_timeout_seconds: 30,
+            memory_limits: true,
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Images instances run: found in the builder's OCI image layouts or pulled from a registry,
+//! then unpacked once per manifest into a root directory.
+
+use flate2::read::GzDecoder;
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// The annotation that names a tag in an image layout's index.
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// An unpacked image: its root and what its config says to run.
+#[derive(Debug)]
+pub struct Unpacked {
+    /// The image's root file system.
+    pub root: PathBuf,
+    /// Entrypoint followed by cmd.
+    pub command: Vec<String>,
+    /// `KEY=value` pairs of the config.
+    pub environment: Vec<(String, String)>,
+    /// The working directory inside the image (`/` when unset).
+    pub working_dir: String,
+    /// The user and group to run as (1000 when the image names none or a name).
+    pub user: (u32, u32),
+}
+
+/// Finds, fetches and unpacks images; each manifest is unpacked once.
+#[derive(Debug)]
+pub struct Images {
+    work_dir: PathBuf,
+    registry_dir: PathBuf,
+    insecure: bool,
+    unpacked: Mutex<HashMap<String, Arc<Unpacked>>>,
+}
+
+impl Images {
+    /// Unpacks under `<work_dir>/images`, reading layouts under `registry_dir`.
+    pub fn new(work_dir: PathBuf, registry_dir: PathBuf, insecure: bool) -> Self {
+        Self {
+            work_dir,
+            registry_dir,
+            insecure,
+            unpacked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns the unpacked image `reference` (`[host/]repository:tag`).
+    pub async fn get(&self, reference: &str) -> Result<Arc<Unpacked>, String> {
+        // One unpack at a time: two instances of a new version must not unpack it twice.
+        let mut unpacked = self.unpacked.lock().await;
+        if let Some(image) = unpacked.get(reference) {
+            return Ok(image.clone());
+        }
+        let (repository, tag) = split_reference(reference)?;
+        let layout = self.local_layout(repository);
+        let work_dir = self.work_dir.clone();
+        let image = match layout {
+            Some(layout) => {
+                let tag = tag.to_owned();
+                tokio::task::spawn_blocking(move || unpack_layout(&layout, &tag, &work_dir))
+                    .await
+                    .map_err(|error| format!("unpacking `{reference}`: {error}"))??
+            }
+            None if !names_registry(repository) => {
+                return Err(format!(
+                    "the image `{reference}` is not in the image layouts under `{}` and names no registry",
+                    self.registry_dir.display()
+                ));
+            }
+            None => self.pull(reference).await?,
+        };
+        let image = Arc::new(image);
+        unpacked.insert(reference.to_owned(), image.clone());
+        Ok(image)
+    }
+
+    /// Returns the layout holding `repository`, when the builder wrote one here.
+    fn local_layout(&self, repository: &str) -> Option<PathBuf> {
+        let candidates = [
+            Some(repository),
+            // `host/path` of the installation's own registry: the layout is under `path`.
+            repository.split_once('/').map(|(_, path)| path),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .map(|path| self.registry_dir.join(path.replace(':', "_")))
+            .find(|layout| layout.join("index.json").is_file())
+    }
+
+    async fn pull(&self, reference: &str) -> Result<Unpacked, String> {
+        let parsed: oci_client::Reference = reference
+            .parse()
+            .map_err(|error| format!("`{reference}` is not an image reference: {error}"))?;
+        let client = oci_client::Client::new(oci_client::client::ClientConfig {
+            protocol: if self.insecure {
+                oci_client::client::ClientProtocol::Http
+            } else {
+                oci_client::client::ClientProtocol::Https
+            },
+            ..Default::default()
+        });
+        let image = client
+            .pull(
+                &parsed,
+                &oci_client::secrets::RegistryAuth::Anonymous,
+                vec![
+                    oci_client::manifest::IMAGE_LAYER_GZIP_MEDIA_TYPE,
+                    oci_client::manifest::IMAGE_DOCKER_LAYER_GZIP_MEDIA_TYPE,
+                    oci_client::manifest::IMAGE_LAYER_MEDIA_TYPE,
+                ],
+            )
+            .await
+            .map_err(|error| format!("pulling `{reference}`: {error}"))?;
+        let digest = image
+            .digest
+            .clone()
+            .unwrap_or_else(|| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&image.config.data)));
+        let work_dir = self.work_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let config = ImageConfiguration::from_reader(&image.config.data[..])
+                .map_err(|error| format!("the image config is not valid: {error}"))?;
+            let layers: Vec<(bool, Vec<u8>)> = image
+                .layers
+                .into_iter()
+                .map(|layer| (layer.media_type.contains("gzip"), layer.data.to_vec()))
+                .collect();
+            unpack(
+                &work_dir,
+                &digest,
+                &config,
+                layers.iter().map(|(gz, data)| (*gz, &data[..])),
+            )
+        })
+        .await
+        .map_err(|error| format!("unpacking `{reference}`: {error}"))?
+    }
+}
+
+/// Whether the first part of `repository` is a registry host (`host.name`, `host:port`,
+/// `localhost`), as distribution references tell them apart.
+fn names_registry(repository: &str) -> bool {
+    repository
+        .split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
+}
+
+/// Splits `[host/]repository:tag` (a digest is not supported here).
+fn split_reference(reference: &str) -> Result<(&str, &str), String> {
+    let slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[slash..].rfind(':') {
+        Some(colon) => Ok((&reference[..slash + colon], &reference[slash + colon + 1..])),
+        None => Ok((reference, "latest")),
+    }
+}
+
+fn blob(layout: &Path, digest: &str) -> Result<Vec<u8>, String> {
+    let (_, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+    std::fs::read(layout.join("blobs/sha256").join(hex)).map_err(|error| format!("reading blob {digest}: {error}"))
+}
+
+fn unpack_layout(layout: &Path, tag: &str, work_dir: &Path) -> Result<Unpacked, String> {
+    let index = ImageIndex::from_file(layout.join("index.json"))
+        .map_err(|error| format!("reading the image index of `{}`: {error}", layout.display()))?;
+    let descriptor = index
+        .manifests()
+        .iter()
+        .rev()
+        .find(|manifest| {
+            manifest
+                .annotations()
+                .as_ref()
+                .and_then(|annotations| annotations.get(REF_NAME))
+                .is_some_and(|name| name == tag)
+        })
+        .ok_or_else(|| format!("the image `{tag}` is not in `{}` (pruned?)", layout.display()))?;
+    let manifest_digest = descriptor.digest().to_string();
+    let manifest = ImageManifest::from_reader(&blob(layout, &manifest_digest)?[..])
+        .map_err(|error| format!("the image manifest is not valid: {error}"))?;
+    let config = ImageConfiguration::from_reader(&blob(layout, manifest.config().digest().as_ref())?[..])
+        .map_err(|error| format!("the image config is not valid: {error}"))?;
+    let layers = manifest
+        .layers()
+        .iter()
+        .map(|layer| {
+            Ok((
+                layer.media_type().to_string().contains("gzip"),
+                blob(layout, layer.digest().as_ref())?,
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    unpack(
+        work_dir,
+        &manifest_digest,
+        &config,
+        layers.iter().map(|(gz, data)| (*gz, &data[..])),
+    )
+}
+
+/// Unpacks `layers` in order into `<work_dir>/images/<digest>/rootfs` (once: an existing
+/// root is reused).
+fn unpack<'a>(
+    work_dir: &Path,
+    digest: &str,
+    config: &ImageConfiguration,
+    layers: impl Iterator<Item = (bool, &'a [u8])>,
+) -> Result<Unpacked, String> {
+    let name = digest.replace(':', "-");
+    let directory = work_dir.join("images").join(&name);
+    let root = directory.join("rootfs");
+    if !root.is_dir() {
+        let staging = work_dir.join("images").join(format!("{name}.partial"));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(staging.join("rootfs"))
+            .map_err(|error| format!("creating `{}`: {error}", staging.display()))?;
+        for (gzipped, data) in layers {
+            let reader: Box<dyn Read> = if gzipped {
+                Box::new(GzDecoder::new(data))
+            } else {
+                Box::new(data)
+            };
+            apply_layer(reader, &staging.join("rootfs"))?;
+        }
+        std::fs::rename(&staging, &directory).map_err(|error| format!("keeping the unpacked image: {error}"))?;
+    }
+    let image_config = config.config().clone().unwrap_or_default();
+    let mut command = image_config.entrypoint().clone().unwrap_or_default();
+    command.extend(image_config.cmd().clone().unwrap_or_default());
+    if command.is_empty() {
+        return Err("the image has neither an entrypoint nor a command".to_owned());
+    }
+    let environment = image_config
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|pair| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    Ok(Unpacked {
+        root,
+        command,
+        environment,
+        working_dir: image_config.working_dir().clone().unwrap_or_else(|| "/".to_owned()),
+        user: parse_user(image_config.user().as_deref().unwrap_or("")),
+    })
+}
+
+/// Applies one layer: whiteouts remove what lower layers put there; paths cannot escape.
+fn apply_layer(reader: impl Read, root: &Path) -> Result<(), String> {
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    let entries = archive.entries().map_err(|error| format!("reading a layer: {error}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|error| format!("reading a layer: {error}"))?;
+        let path = entry
+            .path()
+            .map_err(|error| format!("reading a layer: {error}"))?
+            .into_owned();
+        if let Some(name) = path.file_name().and_then(|name| name.to_str())
+            && let Some(hidden) = name.strip_prefix(".wh.")
+        {
+            if path
+                .components()
+                .any(|part| matches!(part, std::path::Component::ParentDir))
+            {
+                continue;
+            }
+            let target = root.join(path.with_file_name(hidden));
+            let _ = std::fs::remove_dir_all(&target).or_else(|_| std::fs::remove_file(&target));
+            continue;
+        }
+        entry
+            .unpack_in(root)
+            .map_err(|error| format!("unpacking `{}`: {error}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `uid[:gid]`; names cannot be looked up without the image's /etc/passwd: 1000.
+fn parse_user(user: &str) -> (u32, u32) {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, user));
+    let uid = uid.parse().unwrap_or(1000);
+    (uid, gid.parse().unwrap_or(uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        assert_eq!(split_reference("ns/f:abc").unwrap(), ("ns/f", "abc"));
+        assert_eq!(
+            split_reference("127.0.0.1:5000/ns/f:abc").unwrap(),
+            ("127.0.0.1:5000/ns/f", "abc")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/ns/f").unwrap(),
+            ("127.0.0.1:5000/ns/f", "latest")
+        );
+        assert!(names_registry("127.0.0.1:5000/ns/f"));
+        assert!(names_registry("registry.example.com/ns/f"));
+        assert!(!names_registry("ns/f"));
+        assert_eq!(parse_user("1000"), (1000, 1000));
+        assert_eq!(parse_user("33:44"), (33, 44));
+        assert_eq!(parse_user("www"), (1000, 1000));
+    }
+}

@@ -1,0 +1,21 @@
+//! The runner: runs instances of functions and containers, shaped like OpenFaaS's
+//! faas-provider (deploy a spec, remove, scale, resolve, list instances, stream output).
+//!
+//! It obeys the router, which decides how many instances each application needs. Owns the
+//! `runner_applications` table (each application's current spec). The `local` backend runs
+//! instances as processes of this machine, sandboxed with bubblewrap where installed and
+//! memory-capped with cgroups where writable; the [`Backend`] trait is where a Kubernetes
+//! backend goes.
+
+mod backend;
+mod config;
+mod images;
+mod local;
+mod service;
+mod specs;
+
+pub use backend::{Backend, Running};
+pub use config::{RunnerConfig, Sandbox};
+pub use local::LocalBackend;
+pub use service::RunnerService;
+pub use specs::SpecStore;

@@ -1,0 +1,314 @@
+//! The runner gRPC service: keeps the instances of each application and obeys the router.
+
+use crate::backend::Backend;
+use crate::specs::SpecStore;
+use nuage_core::error::Reason;
+use nuage_core::{ApiError, ErrorCode};
+use nuage_proto::runner::v1::{self as pb, InstanceState, event::Change, runner_server::Runner};
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, oneshot};
+use tokio_stream::{Stream, StreamExt, wrappers::BroadcastStream};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+/// One instance as the runner keeps it.
+#[derive(Debug)]
+struct Entry {
+    instance: pb::Instance,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+type Instances = Arc<Mutex<HashMap<String, Vec<Entry>>>>;
+
+/// Serves `nuage.runner.v1.Runner` over a [`Backend`].
+#[derive(Debug)]
+pub struct RunnerService<B> {
+    backend: Arc<B>,
+    specs: SpecStore,
+    instances: Instances,
+    events: broadcast::Sender<pb::Event>,
+    output: broadcast::Sender<pb::OutputLine>,
+}
+
+impl<B> Clone for RunnerService<B> {
+    fn clone(&self) -> Self {
+        Self {
+            backend: self.backend.clone(),
+            specs: self.specs.clone(),
+            instances: self.instances.clone(),
+            events: self.events.clone(),
+            output: self.output.clone(),
+        }
+    }
+}
+
+fn required(name: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid_argument(name, Reason::Required, "is required"));
+    }
+    Ok(())
+}
+
+impl<B: Backend> RunnerService<B> {
+    /// Returns a service that starts instances with `backend`; `output` carries what they print.
+    pub fn new(backend: B, specs: SpecStore, output: broadcast::Sender<pb::OutputLine>) -> Self {
+        Self {
+            backend: Arc::new(backend),
+            specs,
+            instances: Arc::default(),
+            events: broadcast::channel(1024).0,
+            output,
+        }
+    }
+
+    /// Stops every instance of every application and waits until they are gone.
+    pub async fn stop_all(&self) {
+        let stops: Vec<_> = self
+            .instances
+            .lock()
+            .expect("instances lock")
+            .drain()
+            .flat_map(|(_, entries)| entries)
+            .filter_map(|mut entry| entry.stop.take())
+            .collect();
+        drop(stops);
+        // The supervisors kill and reap on their own; give them a moment.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    async fn spec(&self, application_id: &str) -> Result<pb::Spec, ApiError> {
+        self.specs.get(application_id).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::FailedPrecondition,
+                format!("application {application_id} has no deployed version"),
+            )
+        })
+    }
+
+    /// Starts one instance of `spec` and keeps it; answers once it answers.
+    async fn start(&self, spec: &pb::Spec) -> Result<pb::Instance, ApiError> {
+        let id = Uuid::new_v4().to_string();
+        let mut instance = pb::Instance {
+            id: id.clone(),
+            application_id: spec.application_id.clone(),
+            version: spec.version.clone(),
+            address: String::new(),
+            state: InstanceState::Starting.into(),
+            started_at: nuage_core::clock::now_micros(),
+            exit_reason: String::new(),
+        };
+        let started = self.backend.start(spec, &id).await.map_err(|message| {
+            tracing::warn!(application_id = %spec.application_id, %message, "an instance failed to start");
+            ApiError::new(ErrorCode::FailedPrecondition, message)
+        })?;
+        instance.address = started.address;
+        instance.state = InstanceState::Ready.into();
+        self.instances
+            .lock()
+            .expect("instances lock")
+            .entry(spec.application_id.clone())
+            .or_default()
+            .push(Entry {
+                instance: instance.clone(),
+                stop: Some(started.stop),
+            });
+        let (instances, events, ended) = (self.instances.clone(), self.events.clone(), instance.clone());
+        let exited = started.exited;
+        tokio::spawn(async move {
+            let reason = exited.await.unwrap_or_else(|_| "stopped".to_owned());
+            // Still listed: it ended without being asked to.
+            let unasked = {
+                let mut instances = instances.lock().expect("instances lock");
+                let entries = instances.entry(ended.application_id.clone()).or_default();
+                let before = entries.len();
+                entries.retain(|entry| entry.instance.id != ended.id);
+                let unasked = entries.len() < before;
+                if entries.is_empty() {
+                    instances.remove(&ended.application_id);
+                }
+                unasked
+            };
+            if unasked {
+                tracing::warn!(application_id = %ended.application_id, instance_id = %ended.id, %reason, "instance ended");
+                let mut instance = ended;
+                instance.state = InstanceState::Exited.into();
+                instance.exit_reason = reason;
+                let _ = events.send(pb::Event {
+                    application_id: instance.application_id.clone(),
+                    change: Some(Change::Exited(instance)),
+                });
+            }
+        });
+        tracing::info!(application_id = %spec.application_id, instance_id = %id, address = %instance.address, "instance ready");
+        Ok(instance)
+    }
+
+    fn listed(&self, application_id: &str, version: Option<&str>) -> Vec<pb::Instance> {
+        self.instances
+            .lock()
+            .expect("instances lock")
+            .get(application_id)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|entry| entry.instance.clone())
+                    .filter(|instance| version.is_none_or(|version| instance.version == version))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops the instances `pick` selects; returns how many.
+    fn stop_where(&self, application_id: &str, pick: impl Fn(&pb::Instance) -> bool) -> u32 {
+        let mut instances = self.instances.lock().expect("instances lock");
+        let Some(entries) = instances.get_mut(application_id) else {
+            return 0;
+        };
+        let mut stopped = 0;
+        entries.retain_mut(|entry| {
+            if pick(&entry.instance) {
+                drop(entry.stop.take());
+                stopped += 1;
+                false
+            } else {
+                true
+            }
+        });
+        if entries.is_empty() {
+            instances.remove(application_id);
+        }
+        stopped
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+type OutputStream = Pin<Box<dyn Stream<Item = Result<pb::OutputLine, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<B: Backend> Runner for RunnerService<B> {
+    async fn deploy(&self, request: Request<pb::DeployRequest>) -> Result<Response<pb::DeployResponse>, Status> {
+        let spec = request
+            .into_inner()
+            .spec
+            .ok_or_else(|| ApiError::invalid_argument("spec", Reason::Required, "is required"))?;
+        required("spec.application_id", &spec.application_id)?;
+        required("spec.version", &spec.version)?;
+        required("spec.image", &spec.image)?;
+        // The new version becomes current only once an instance of it answered: a version that
+        // cannot start leaves the previous one serving.
+        let instance = self.start(&spec).await?;
+        self.specs.put(&spec).await?;
+        let _ = self.events.send(pb::Event {
+            application_id: spec.application_id.clone(),
+            change: Some(Change::Deployed(instance.clone())),
+        });
+        Ok(Response::new(pb::DeployResponse {
+            instance: Some(instance),
+        }))
+    }
+
+    async fn remove(&self, request: Request<pb::RemoveRequest>) -> Result<Response<pb::RemoveResponse>, Status> {
+        let application_id = request.into_inner().application_id;
+        required("application_id", &application_id)?;
+        self.specs.remove(&application_id).await?;
+        let stopped = self.stop_where(&application_id, |_| true);
+        let _ = self.events.send(pb::Event {
+            application_id,
+            change: Some(Change::Removed(true)),
+        });
+        Ok(Response::new(pb::RemoveResponse { stopped }))
+    }
+
+    async fn start_instance(
+        &self,
+        request: Request<pb::StartInstanceRequest>,
+    ) -> Result<Response<pb::Instance>, Status> {
+        let request = request.into_inner();
+        required("application_id", &request.application_id)?;
+        let spec = self.spec(&request.application_id).await?;
+        if !request.version.is_empty() && request.version != spec.version {
+            return Err(ApiError::new(
+                ErrorCode::FailedPrecondition,
+                format!("version {} is not current (current: {})", request.version, spec.version),
+            )
+            .into());
+        }
+        Ok(Response::new(self.start(&spec).await?))
+    }
+
+    async fn stop_instance(
+        &self,
+        request: Request<pb::StopInstanceRequest>,
+    ) -> Result<Response<pb::StopInstanceResponse>, Status> {
+        let request = request.into_inner();
+        self.stop_where(&request.application_id, |instance| instance.id == request.instance_id);
+        Ok(Response::new(pb::StopInstanceResponse {}))
+    }
+
+    async fn scale(&self, request: Request<pb::ScaleRequest>) -> Result<Response<pb::ScaleResponse>, Status> {
+        let request = request.into_inner();
+        required("application_id", &request.application_id)?;
+        let spec = self.spec(&request.application_id).await?;
+        let current = self.listed(&request.application_id, Some(&spec.version));
+        let wanted = request.replicas as usize;
+        if current.len() > wanted {
+            let surplus: std::collections::HashSet<String> =
+                current[wanted..].iter().map(|instance| instance.id.clone()).collect();
+            self.stop_where(&request.application_id, |instance| surplus.contains(&instance.id));
+        } else {
+            for _ in current.len()..wanted {
+                self.start(&spec).await?;
+            }
+        }
+        Ok(Response::new(pb::ScaleResponse {
+            instances: self.listed(&request.application_id, Some(&spec.version)),
+        }))
+    }
+
+    async fn resolve(&self, request: Request<pb::ResolveRequest>) -> Result<Response<pb::ResolveResponse>, Status> {
+        let application_id = request.into_inner().application_id;
+        let version = self.specs.get(&application_id).await?.map(|spec| spec.version);
+        let instances = match version {
+            Some(version) => self.listed(&application_id, Some(&version)),
+            None => Vec::new(),
+        };
+        Ok(Response::new(pb::ResolveResponse { instances }))
+    }
+
+    async fn list_instances(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let application_id = request.into_inner().application_id;
+        Ok(Response::new(pb::ResolveResponse {
+            instances: self.listed(&application_id, None),
+        }))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        _request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let stream = BroadcastStream::new(self.events.subscribe()).filter_map(|event| event.ok().map(Ok));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type StreamOutputStream = OutputStream;
+
+    async fn stream_output(
+        &self,
+        request: Request<pb::StreamOutputRequest>,
+    ) -> Result<Response<Self::StreamOutputStream>, Status> {
+        let application_id = request.into_inner().application_id;
+        let stream = BroadcastStream::new(self.output.subscribe()).filter_map(move |line| {
+            line.ok()
+                .filter(|line| application_id.is_empty() || line.application_id == application_id)
+                .map(Ok)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,74 @@
+//! The specs of applications' current versions, kept in the database so that instances can be
+//! started again after a restart without a redeploy.
+
+use nuage_core::clock::now_micros;
+use nuage_core::{ApiError, Database};
+use nuage_proto::runner::v1::Spec;
+use sqlx::Row;
+
+/// Specs in the database.
+#[derive(Debug, Clone)]
+pub struct SpecStore {
+    database: Database,
+}
+
+impl SpecStore {
+    /// Returns a store over `database`.
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// Records `spec` as its application's current version.
+    pub async fn put(&self, spec: &Spec) -> Result<(), ApiError> {
+        let environment = serde_json::to_string(&spec.environment).map_err(|error| ApiError::internal(&error))?;
+        sqlx::query(
+            "insert into runner_applications (application_id, version, kind, image, environment, memory_limit_mb, \
+             port, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+             on conflict (application_id) do update set version = excluded.version, kind = excluded.kind, \
+             image = excluded.image, environment = excluded.environment, \
+             memory_limit_mb = excluded.memory_limit_mb, port = excluded.port, updated_at = excluded.updated_at",
+        )
+        .bind(&spec.application_id)
+        .bind(&spec.version)
+        .bind(spec.kind)
+        .bind(&spec.image)
+        .bind(environment)
+        .bind(i64::from(spec.memory_limit_mb))
+        .bind(i64::from(spec.port))
+        .bind(now_micros())
+        .execute(self.database.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Returns the current spec of `application_id`.
+    pub async fn get(&self, application_id: &str) -> Result<Option<Spec>, ApiError> {
+        let row = sqlx::query(
+            "select application_id, version, kind, image, environment, memory_limit_mb, port \
+             from runner_applications where application_id = $1",
+        )
+        .bind(application_id)
+        .fetch_optional(self.database.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let environment: String = row.try_get("environment")?;
+        Ok(Some(Spec {
+            application_id: row.try_get("application_id")?,
+            version: row.try_get("version")?,
+            kind: i32::try_from(row.try_get::<i64, _>("kind")?).unwrap_or_default(),
+            image: row.try_get("image")?,
+            environment: serde_json::from_str(&environment).map_err(|error| ApiError::internal(&error))?,
+            memory_limit_mb: u32::try_from(row.try_get::<i64, _>("memory_limit_mb")?).unwrap_or_default(),
+            port: u32::try_from(row.try_get::<i64, _>("port")?).unwrap_or_default(),
+        }))
+    }
+
+    /// Forgets `application_id`.
+    pub async fn remove(&self, application_id: &str) -> Result<(), ApiError> {
+        sqlx::query("delete from runner_applications where application_id = $1")
+            .bind(application_id)
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+}
