@@ -262,7 +262,7 @@ impl Config {
                 &[Role::Namespaces, Role::Crons, Role::Builder, Role::Runner],
             ),
             (Role::Builder, &[Role::Functions]),
-            (Role::Containers, &[Role::Namespaces, Role::Crons]),
+            (Role::Containers, &[Role::Namespaces, Role::Crons, Role::Runner]),
             (Role::Crons, &[Role::Functions, Role::Containers]),
             (Role::Router, &[Role::Functions, Role::Containers, Role::Runner]),
         ];

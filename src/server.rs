@@ -348,15 +348,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         if config.runs(Role::Containers) {
             let store = ContainerStore::new(database.clone());
             let crons = CronsClient::new(peer(Role::Crons)?);
+            let runner_client = RunnerClient::new(peer(Role::Runner)?);
             let reconciler = nuage_containers::Reconciler::new(
                 store.clone(),
                 crons.clone(),
+                runner_client.clone(),
                 config.containers.reconcile_interval_seconds,
             );
             background.push(tokio::spawn(reconciler.clone().run()));
             let peers = nuage_containers::Peers {
                 namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
                 crons,
+                runner: runner_client,
             };
             let service = ContainersService::new(store, reconciler, peers, applications.clone(), &config.containers);
             builder.add_service(ContainersServer::with_interceptor(

@@ -21,6 +21,7 @@ pub(crate) fn routes() -> Router<GatewayState> {
     Router::new()
         .route("/containers", get(list).post(create))
         .route("/containers/{container_id}", get(read).patch(update).delete(delete))
+        .route("/containers/{container_id}/deploy", axum::routing::post(deploy))
         .route("/namespaces/{namespace_id}/containers", get(list_in_namespace))
 }
 
@@ -277,6 +278,27 @@ async fn delete(
             .containers
             .clone()
             .delete_container(scope.grpc(request))
+            .await?,
+    )
+}
+
+async fn deploy(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    ContainerId(id): ContainerId,
+    JsonBody(_body): JsonBody<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Json<ContainerJson>, HttpError> {
+    let request = pb::GetContainerRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        container_id: id.to_string(),
+    };
+    answer(
+        state
+            .clients()
+            .containers
+            .clone()
+            .deploy_container(scope.grpc(request))
             .await?,
     )
 }

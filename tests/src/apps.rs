@@ -112,3 +112,50 @@ pub fn processes_of(id: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Writes a one-layer OCI image (`files`: path, content, mode) into the image layout at
+/// `layout`, tagged `tag`, that runs `entrypoint` as user 1000.
+pub fn write_image_layout(layout: &std::path::Path, tag: &str, files: &[(&str, &[u8], u32)], entrypoint: &[&str]) {
+    use sha2::Digest;
+    let sha = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data, mode) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, path, *data).unwrap();
+    }
+    let plain = tar.into_inner().unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&plain).unwrap();
+    let layer = gzip.finish().unwrap();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"User": "1000", "Entrypoint": entrypoint, "Env": ["PATH=/"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha(&plain))]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(),
+                   "digest": format!("sha256:{}", sha(&config))},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": layer.len(),
+                    "digest": format!("sha256:{}", sha(&layer))}],
+    }))
+    .unwrap();
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    for blob in [&layer, &config, &manifest] {
+        std::fs::write(blobs.join(sha(blob)), blob).unwrap();
+    }
+    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": manifest.len(),
+                       "digest": format!("sha256:{}", sha(&manifest)),
+                       "annotations": {"org.opencontainers.image.ref.name": tag}}],
+    });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}

@@ -13,6 +13,7 @@ const ECHO_JS: &[u8] = br#"
 const me = Math.random().toString(36).slice(2);
 exports.handle = async (event, context) => {
   if (event.path === "/crash") process.exit(3);
+  if (event.path === "/hog") return String(Buffer.alloc(400 * 1024 * 1024, 1).length);
   if (event.path === "/sleep") await new Promise((r) => setTimeout(r, Number(event.queryStringParameters.ms)));
   if (event.path === "/print") { console.log("to stdout"); console.error("to stderr"); }
   return {
@@ -346,4 +347,286 @@ async fn deleting_a_function_or_stopping_nuage_stops_every_process() {
     assert!(!processes_of(&second_id).is_empty());
     server.stop().await;
     assert!(processes_of(&second_id).is_empty(), "nothing runs after nuage stops");
+}
+
+/// A static HTTP server for a container image: answers with its uid, path and `GREETING`.
+const SERVER_GO: &str = r#"package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"uid":%d,"path":%q,"greeting":%q}`, os.Getuid(), r.URL.Path, os.Getenv("GREETING"))
+	})
+	if err := http.ListenAndServe(":"+os.Getenv("PORT"), nil); err != nil {
+		panic(err)
+	}
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_image_runs_on_port_as_user_1000() {
+    let Ok(version) = std::process::Command::new("go").arg("version").output() else {
+        // The container image is a Go static binary; .ci/run installs Go.
+        eprintln!("skipped: no Go toolchain to build the test container image");
+        return;
+    };
+    assert!(version.status.success());
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("main.go"), SERVER_GO).unwrap();
+    std::fs::write(source.path().join("go.mod"), "module server\n\ngo 1.19\n").unwrap();
+    let built = std::process::Command::new("go")
+        .args(["build", "-o", "server", "."])
+        .current_dir(source.path())
+        .env("CGO_ENABLED", "0")
+        .env("GOPROXY", "off")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let binary = std::fs::read(source.path().join("server")).unwrap();
+
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let client = reqwest::Client::new();
+    let namespace = tenant.create_namespace("boxes").await;
+    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
+    let namespace = tenant.wait_ready(&namespace_id).await;
+    // The image goes to the namespace's repository (an OCI layout of the embedded registry).
+    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+    let repository = endpoint.split_once('/').unwrap().1;
+    let layout = server.config.data_dir.join("registry").join(repository).join("app");
+    nuage_tests::apps::write_image_layout(&layout, "latest", &[("server", &binary, 0o755)], &["/server"]);
+
+    let created = tenant
+        .post(
+            "/containers",
+            json!({"name": "app", "namespace_id": namespace_id, "environment_variables": {"GREETING": "hi"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
+    assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
+    assert_eq!(deploying.body["status"], "pending");
+    let ready = tenant
+        .poll_until(&format!("/containers/{id}"), Duration::from_secs(30), |answer| {
+            answer.body["status"] != "pending"
+        })
+        .await
+        .body;
+    assert_eq!(ready["status"], "ready", "{ready}");
+
+    let (status, body) = call(
+        &client,
+        client.get(format!("{}/hello", ready["endpoint"].as_str().unwrap())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["path"], "/hello");
+    assert_eq!(body["greeting"], "hi");
+    if std::path::Path::new("/usr/bin/bwrap").exists() {
+        assert_eq!(body["uid"], 1000);
+    }
+
+    // An image that is not there: the container ends in error, saying so.
+    let missing = tenant
+        .post("/containers", json!({"name": "missing", "namespace_id": namespace_id}))
+        .await
+        .body;
+    let missing_id = missing["id"].as_str().unwrap();
+    tenant
+        .post(&format!("/containers/{missing_id}/deploy"), json!({}))
+        .await;
+    let failed = tenant
+        .poll_until(
+            &format!("/containers/{missing_id}"),
+            Duration::from_secs(30),
+            |answer| answer.body["status"] != "pending",
+        )
+        .await
+        .body;
+    assert_eq!(failed["status"], "error", "{failed}");
+    assert!(
+        failed["error_message"].as_str().unwrap().contains("missing"),
+        "{failed}"
+    );
+
+    let deleted = tenant.delete(&format!("/containers/{id}")).await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    let started = Instant::now();
+    while !processes_of(&id).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "a deleted container's processes stop"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeploy_under_load_fails_no_request() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let version = |v: &str| {
+        format!("exports.handle = async () => {{ await new Promise((r) => setTimeout(r, 5)); return '{v}'; }};")
+    };
+    let first = version("v1");
+    let ready = deployed(
+        &tenant,
+        "rolling",
+        json!({"name": "f", "runtime": node, "max_scale": 4}),
+        &[("handler.js", first.as_bytes())],
+    )
+    .await;
+    let id = ready["id"].as_str().unwrap().to_owned();
+    let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loops: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, endpoint, stop) = (reqwest::Client::new(), endpoint.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let response = client.get(&endpoint).send().await.unwrap();
+                    answers.push((response.status(), response.text().await.unwrap()));
+                }
+                answers
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = version("v2");
+    nuage_tests::apps::upload(
+        &tenant,
+        &id,
+        nuage_tests::apps::zip(&[("handler.js", second.as_bytes())]),
+    )
+    .await;
+    nuage_tests::apps::deploy(&tenant, &id).await;
+    let done = nuage_tests::apps::settled_within(&tenant, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for handle in loops {
+        answers.extend(handle.await.unwrap());
+    }
+    let failed: Vec<_> = answers.iter().filter(|(status, _)| *status != StatusCode::OK).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        answers.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(answers.iter().any(|(_, body)| body == "v1"));
+    assert_eq!(answers.last().unwrap().1, "v2", "the new version serves once ready");
+    // The old version's instances are gone.
+    let (status, body) = call(&reqwest::Client::new(), reqwest::Client::new().get(&endpoint)).await;
+    assert_eq!((status, body), (StatusCode::OK, Value::String("v2".into())));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_over_its_memory_limit_is_stopped_and_replaced() {
+    let server = TestServer::start().await;
+    let health: Value = reqwest::get(format!("{}/healthz", server.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let warnings = health["warnings"].as_array().cloned().unwrap_or_default();
+    if warnings
+        .iter()
+        .any(|warning| warning.as_str().unwrap_or("").contains("memory"))
+    {
+        // /healthz says instances have no memory cap here: nothing to test.
+        eprintln!("skipped: {warnings:?}");
+        return;
+    }
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let client = reqwest::Client::new();
+    let ready = deployed(
+        &tenant,
+        "hog",
+        json!({"name": "f", "runtime": node, "memory_limit": 128}),
+        &[("handler.js", ECHO_JS)],
+    )
+    .await;
+    let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
+    let (status, body) = call(&client, client.get(format!("{endpoint}/hog"))).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "400 MB in a 128 MB instance: {body}");
+    let (status, body) = call(&client, client.get(&endpoint)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // With room enough, the same code runs.
+    let roomy = tenant
+        .patch(
+            &format!("/functions/{}", ready["id"].as_str().unwrap()),
+            json!({"memory_limit": 1024}),
+        )
+        .await;
+    assert_eq!(roomy.status, StatusCode::OK);
+    let done = nuage_tests::apps::settled_within(&tenant, ready["id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready");
+    let (status, body) = call(&client, client.get(format!("{endpoint}/hog"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_warns_when_instances_run_unsandboxed() {
+    let server = TestServer::start_with(|config| config.runner.sandbox = nuage_runner::Sandbox::None).await;
+    let health: Value = reqwest::get(format!("{}/healthz", server.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let warnings = health["warnings"].to_string();
+    assert!(warnings.contains("no sandbox"), "{health}");
+    // Still runs: a plain process.
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let ready = deployed(
+        &tenant,
+        "plain",
+        json!({"name": "f", "runtime": node}),
+        &[("handler.js", ECHO_JS)],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (status, body) = call(
+        &client,
+        client.get(format!("{}/x", ready["endpoint"].as_str().unwrap())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["path"], "/x");
+    // Invocation figures are on /metrics.
+    let metrics = reqwest::get(format!("{}/metrics", server.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let id = ready["id"].as_str().unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "nuage_router_invocations_total{{application_id=\"{id}\",status=\"200\"}} 1"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("nuage_router_instances{"), "{metrics}");
+    server.stop().await;
 }

@@ -7,6 +7,8 @@ use nuage_core::application::ApplicationStatus;
 use nuage_core::transport::Authed;
 use nuage_proto::crons::v1::DeleteApplicationCronsRequest;
 use nuage_proto::crons::v1::crons_client::CronsClient;
+use nuage_proto::runner::v1::RemoveRequest;
+use nuage_proto::runner::v1::runner_client::RunnerClient;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -16,21 +18,28 @@ const BATCH: i64 = 100;
 /// How soon to sweep again while children are still being deleted.
 const FOLLOW_UP: Duration = Duration::from_millis(200);
 
-/// Removes `deleting` containers once their crons are gone.
+/// Removes `deleting` containers once their crons and instances are gone.
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     store: ContainerStore,
     crons: CronsClient<Authed>,
+    runner: RunnerClient<Authed>,
     interval: Duration,
     wake: Arc<Notify>,
 }
 
 impl Reconciler {
     /// Returns a reconciler that sweeps every `interval_seconds`; call [`Reconciler::run`].
-    pub fn new(store: ContainerStore, crons: CronsClient<Authed>, interval_seconds: u64) -> Self {
+    pub fn new(
+        store: ContainerStore,
+        crons: CronsClient<Authed>,
+        runner: RunnerClient<Authed>,
+        interval_seconds: u64,
+    ) -> Self {
         Self {
             store,
             crons,
+            runner,
             interval: Duration::from_secs(interval_seconds.max(1)),
             wake: Arc::new(Notify::new()),
         }
@@ -77,7 +86,16 @@ impl Reconciler {
                 .remaining;
             if remaining > 0 {
                 waiting = true;
-            } else if self.store.remove_deleted(container.id).await? {
+                continue;
+            }
+            self.runner
+                .clone()
+                .remove(RemoveRequest {
+                    application_id: container.id.to_string(),
+                })
+                .await
+                .map_err(|status| ApiError::from_status(&status))?;
+            if self.store.remove_deleted(container.id).await? {
                 tracing::info!(container_id = %container.id, "container deleted");
             }
         }

@@ -18,7 +18,12 @@ use nuage_proto::containers::v1::{self as pb, containers_server::Containers};
 use nuage_proto::crons::v1::crons_client::CronsClient;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
+use nuage_proto::runner::v1::runner_client::RunnerClient;
+use nuage_proto::runner::v1::{DeployRequest, Kind, Spec};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 /// The services containers calls.
 #[derive(Debug, Clone)]
@@ -27,6 +32,8 @@ pub struct Peers {
     pub namespaces: NamespacesClient<Authed>,
     /// To delete a deleted container's crons.
     pub crons: CronsClient<Authed>,
+    /// To run deployed containers.
+    pub runner: RunnerClient<Authed>,
 }
 
 /// Serves `nuage.containers.v1.Containers`.
@@ -37,6 +44,8 @@ pub struct ContainersService {
     peers: Peers,
     applications: ApplicationsConfig,
     concurrency: u32,
+    /// The newest roll-out of each container: an older one that ends later changes nothing.
+    latest: Arc<Mutex<HashMap<Uuid, String>>>,
 }
 
 impl ContainersService {
@@ -54,6 +63,7 @@ impl ContainersService {
             peers,
             applications,
             concurrency: config.concurrency.max(1),
+            latest: Arc::default(),
         }
     }
 
@@ -104,6 +114,78 @@ fn check_image(image: &str) -> Result<(), ApiError> {
                 format!("`{image}` is not an image reference such as `registry.example.com/team/app:1.0`: {error}"),
             )
         })
+}
+
+impl ContainersService {
+    /// Makes `container` `pending` and rolls its image out in the background.
+    async fn deploy(&self, container: &Container) -> Result<Container, ApiError> {
+        let pending = self
+            .store
+            .set_status(container.id, ApplicationStatus::Pending, "")
+            .await?
+            .ok_or_else(|| ApiError::transient_state("container", container.id.to_string(), "deleting"))?;
+        let service = self.clone();
+        let version = Uuid::new_v4().to_string();
+        self.latest
+            .lock()
+            .expect("latest lock")
+            .insert(container.id, version.clone());
+        let deployed = pending.clone();
+        tokio::spawn(async move { service.roll_out(deployed, version).await });
+        Ok(pending)
+    }
+
+    /// Hands `container`'s image to the runner, which answers once an instance of it answered;
+    /// then the container is `ready`, or in `error` with why.
+    async fn roll_out(&self, container: Container, version: String) {
+        let runnable = application::Runnable {
+            organization_id: container.organization_id,
+            project_id: container.project_id,
+            region: &container.region,
+            namespace_id: container.namespace_id,
+            id: container.id,
+            name: &container.name,
+            memory_limit: container.memory_limit,
+            privacy: container.privacy,
+            variables: &container.environment_variables,
+        };
+        let outcome = match application::runtime_environment(&self.peers.namespaces, &runnable, &version).await {
+            Ok(environment) => {
+                let spec = Spec {
+                    application_id: container.id.to_string(),
+                    version: version.clone(),
+                    kind: Kind::Container.into(),
+                    image: container.registry_image.clone(),
+                    environment,
+                    memory_limit_mb: container.memory_limit,
+                    port: 0,
+                };
+                self.peers
+                    .runner
+                    .clone()
+                    .deploy(DeployRequest { spec: Some(spec) })
+                    .await
+                    .map(drop)
+                    .map_err(|status| status.message().to_owned())
+            }
+            Err(message) => Err(message),
+        };
+        // A newer deploy may have started meanwhile: only the newest sets the status.
+        if self.latest.lock().expect("latest lock").get(&container.id) != Some(&version) {
+            return;
+        }
+        let (status, message) = match outcome {
+            Ok(()) => (ApplicationStatus::Ready, String::new()),
+            Err(message) => (
+                ApplicationStatus::Error,
+                format!("the container did not start: {message}"),
+            ),
+        };
+        if let Err(error) = self.store.set_status(container.id, status, &message).await {
+            tracing::warn!(container_id = %container.id, %error, "cannot record the end of a deployment");
+        }
+        tracing::info!(container_id = %container.id, status = status.as_str(), "container deployment finished");
+    }
 }
 
 fn to_proto(container: Container) -> pb::Container {
@@ -282,10 +364,30 @@ impl Containers for ContainersService {
             next.redeploy_due = current.redeploy_due || (changed && deployed && request.redeploy != Some(false));
             next.updated_at = now_micros();
             if let Some(stored) = self.store.update(&next, current.updated_at).await? {
+                // A change to a deployed container redeploys it, unless the client said not to.
+                if stored.redeploy_due && request.redeploy != Some(false) {
+                    return Ok(answer(self.deploy(&stored).await?));
+                }
                 return Ok(answer(stored));
             }
         }
         Err(ApiError::transient_state("container", id.to_string(), "updating").into())
+    }
+
+    async fn deploy_container(
+        &self,
+        request: Request<pb::GetContainerRequest>,
+    ) -> Result<Response<pb::ContainerResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("container_id", &request.container_id)?;
+        let container = self.store.get(&caller, &request.region, id).await?;
+        if container.status == ApplicationStatus::Deleting {
+            return Err(ApiError::transient_state("container", id.to_string(), "deleting").into());
+        }
+        self.ready_namespace(&caller, &container.region, &container.namespace_id.to_string())
+            .await?;
+        Ok(answer(self.deploy(&container).await?))
     }
 
     async fn delete_container(

@@ -218,6 +218,36 @@ impl ContainerStore {
         rows.iter().map(decode).collect()
     }
 
+    /// Sets a container's status (and clears `redeploy_due`); `None` when it is being deleted.
+    pub async fn set_status(
+        &self,
+        id: Uuid,
+        status: ApplicationStatus,
+        error_message: &str,
+    ) -> Result<Option<Container>, ApiError> {
+        let row = sqlx::query(&format!(
+            "update containers set status = $1, error_message = $2, redeploy_due = 0, updated_at = $3 \
+             where id = $4 and status <> 'deleting' returning {COLUMNS}"
+        ))
+        .bind(status.as_str())
+        .bind(error_message)
+        .bind(nuage_core::clock::now_micros())
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Returns a container by id alone (for its roll-out, which carries no caller).
+    pub async fn get_any(&self, id: Uuid) -> Result<Container, ApiError> {
+        let row = sqlx::query(&format!("select {COLUMNS} from containers where id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.database.pool())
+            .await?
+            .ok_or_else(|| ApiError::not_found("container", id.to_string()))?;
+        decode(&row)
+    }
+
     /// Returns every container of every tenant (for the router's route table).
     pub async fn all(&self) -> Result<Vec<Container>, ApiError> {
         let rows = sqlx::query(&format!("select {COLUMNS} from containers"))

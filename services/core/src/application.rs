@@ -2,8 +2,11 @@
 //! status, sort orders and endpoints. Both services apply them; neither owns them.
 
 use crate::error::{ApiError, Reason};
+use crate::transport::Authed;
 use crate::validate;
 use nuage_proto::common::v1 as pb;
+use nuage_proto::namespaces::v1::GetNamespaceRequest;
+use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use serde::{Deserialize, Serialize};
 
 /// Memory sizes (MB) and the mvCPU each comes with.
@@ -308,6 +311,67 @@ mod tests {
         config.endpoint_base_url = Some("https://x".to_owned());
         assert_eq!(config.endpoint("ns", "fn"), "https://ns-fn.functions.example.com");
     }
+}
+
+/// A function or container about to run, as its environment is made from.
+#[derive(Debug, Clone)]
+pub struct Runnable<'a> {
+    /// Its tenant.
+    pub organization_id: uuid::Uuid,
+    /// Its tenant's project.
+    pub project_id: uuid::Uuid,
+    /// Its region.
+    pub region: &'a str,
+    /// Its namespace.
+    pub namespace_id: uuid::Uuid,
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Its name.
+    pub name: &'a str,
+    /// Its memory (MB).
+    pub memory_limit: u32,
+    /// Who may call it.
+    pub privacy: Privacy,
+    /// Its own variables.
+    pub variables: &'a std::collections::BTreeMap<String, String>,
+}
+
+/// Returns the environment `application` runs with as version `version`: its namespace's
+/// variables, overridden by its own, overridden by the platform's `SCW_*`.
+pub async fn runtime_environment(
+    namespaces: &NamespacesClient<Authed>,
+    application: &Runnable<'_>,
+    version: &str,
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let owner = crate::Caller {
+        organization_id: application.organization_id,
+        project_id: application.project_id,
+    };
+    let namespace = namespaces
+        .clone()
+        .get_namespace(GetNamespaceRequest {
+            caller: Some(owner.to_proto()),
+            region: application.region.to_owned(),
+            namespace_id: application.namespace_id.to_string(),
+        })
+        .await
+        .map_err(|status| format!("its namespace could not be read: {}", status.message()))?
+        .into_inner();
+    let mut environment: std::collections::HashMap<String, String> = namespace
+        .namespace
+        .map(|namespace| namespace.environment_variables)
+        .unwrap_or_default();
+    environment.extend(application.variables.clone());
+    environment.extend(platform_environment(&Platform {
+        public: application.privacy == Privacy::Public,
+        public_key: "",
+        namespace_id: application.namespace_id,
+        application_id: application.id,
+        name: application.name,
+        memory_limit: application.memory_limit,
+        version,
+    }));
+    Ok(environment)
 }
 
 /// What the platform tells an application about itself.

@@ -24,7 +24,6 @@ use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::runner::v1::{DeployRequest, Kind, Spec};
-use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -115,42 +114,24 @@ impl FunctionsService {
         tracing::info!(%function_id, %deployment_id, status = status.as_str(), "deployment finished");
     }
 
-    /// What the runner runs for `function`: its image and environment (the namespace's, then
-    /// the function's, then the platform's).
+    /// What the runner runs for `function`: its image and environment.
     async fn spec(&self, function: &Function, deployment_id: Uuid, image: &str) -> Result<Spec, String> {
-        let owner = Caller {
+        let runnable = application::Runnable {
             organization_id: function.organization_id,
             project_id: function.project_id,
-        };
-        let namespace = self
-            .peers
-            .namespaces
-            .clone()
-            .get_namespace(GetNamespaceRequest {
-                caller: Some(owner.to_proto()),
-                region: function.region.clone(),
-                namespace_id: function.namespace_id.to_string(),
-            })
-            .await
-            .map_err(|status| format!("its namespace could not be read: {}", status.message()))?
-            .into_inner();
-        let mut environment: HashMap<String, String> = namespace
-            .namespace
-            .map(|namespace| namespace.environment_variables)
-            .unwrap_or_default();
-        environment.extend(function.environment_variables.clone());
-        environment.extend(application::platform_environment(&application::Platform {
-            public: function.privacy == Privacy::Public,
-            public_key: "",
+            region: &function.region,
             namespace_id: function.namespace_id,
-            application_id: function.id,
+            id: function.id,
             name: &function.name,
             memory_limit: function.memory_limit,
-            version: &deployment_id.to_string(),
-        }));
+            privacy: function.privacy,
+            variables: &function.environment_variables,
+        };
+        let version = deployment_id.to_string();
+        let environment = application::runtime_environment(&self.peers.namespaces, &runnable, &version).await?;
         Ok(Spec {
             application_id: function.id.to_string(),
-            version: deployment_id.to_string(),
+            version,
             kind: Kind::Function.into(),
             image: image.to_owned(),
             environment,
