@@ -630,3 +630,69 @@ async fn healthz_warns_when_instances_run_unsandboxed() {
     assert!(metrics.contains("nuage_router_instances{"), "{metrics}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_based_endpoints_and_dead_warm_instances_are_replaced() {
+    let server = TestServer::start_with(|config| {
+        config.applications.domain = Some("functions.nuage.test".to_owned());
+        config.router.idle_seconds = 1;
+    })
+    .await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let ready = deployed(
+        &tenant,
+        "hosted",
+        json!({"name": "f", "runtime": node, "min_scale": 1}),
+        &[("handler.js", ECHO_JS)],
+    )
+    .await;
+    let id = ready["id"].as_str().unwrap().to_owned();
+    let endpoint = ready["endpoint"].as_str().unwrap();
+    assert_eq!(endpoint, "http://hosted-f.functions.nuage.test");
+    // No wildcard DNS here: reach the router and name the host.
+    let client = reqwest::Client::new();
+    let (status, body) = call(
+        &client,
+        client
+            .get(format!("{}/path?x=1", server.functions_url))
+            .header("Host", "hosted-f.functions.nuage.test"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["path"], "/path",
+        "with host-based endpoints the whole path is the function's"
+    );
+
+    // min_scale 1: an instance killed from outside is noticed and replaced.
+    let before = processes_of(&id);
+    assert!(!before.is_empty());
+    for pid in &before {
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    let started = Instant::now();
+    loop {
+        let now = processes_of(&id);
+        if !now.is_empty() && now.iter().all(|pid| !before.contains(pid)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "a new warm instance starts"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = call(
+        &client,
+        client
+            .get(format!("{}/again", server.functions_url))
+            .header("Host", "hosted-f.functions.nuage.test"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.stop().await;
+}

@@ -211,6 +211,23 @@ impl Proxy {
         {
             Ok(lease) => lease,
             Err(failure) => {
+                // Nothing to run: the table may be behind (deleted, redeployed); look again.
+                let route = match failure {
+                    AcquireError::NotDeployed(_) => {
+                        self.routes.refresh_soon().await;
+                        match self.routes.get(&key) {
+                            Some(route) if route.status != ApplicationStatus::Deleting => route,
+                            _ => {
+                                return error(
+                                    StatusCode::NOT_FOUND,
+                                    "not_found",
+                                    format!("no function or container answers at `{key}`"),
+                                );
+                            }
+                        }
+                    }
+                    _ => route,
+                };
                 let answer = match failure {
                     AcquireError::NotDeployed(_) => match route.status {
                         ApplicationStatus::Pending => error(

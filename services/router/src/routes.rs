@@ -117,16 +117,18 @@ impl Routes {
         Ok(())
     }
 
-    /// Reloads the table unless it was reloaded in the last 100 ms; one reload at a time.
+    /// Reloads the table unless a reload started after this call did (callers that arrive
+    /// during a reload share the next one); one reload at a time.
     pub async fn refresh_soon(&self) {
-        let mut last = self.refreshing.lock().await;
-        if last.elapsed() < Duration::from_millis(100) {
+        let asked = Instant::now();
+        let mut last_started = self.refreshing.lock().await;
+        if *last_started >= asked {
             return;
         }
+        *last_started = Instant::now();
         if let Err(status) = self.refresh().await {
             tracing::warn!(%status, "cannot load the route table");
         }
-        *last = Instant::now();
     }
 
     /// Reloads the table every `interval`, forever.

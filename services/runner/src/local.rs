@@ -476,7 +476,7 @@ impl Backend for LocalBackend {
                 ));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(10));
+            pause = (pause * 2).min(Duration::from_millis(1));
         }
         let (stop, stopped) = oneshot::channel::<()>();
         let (exited_tx, exited) = oneshot::channel();

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Benchmarks the router on a release build, side by side in one run on loopback:
+#   - a deployed node function's instance hit directly (its own port),
+#   - nginx in front of the same instances (keepalive to the upstream),
+#   - the router in front of them (the function's endpoint),
+# and prints warm p50 latency at 1 connection (the router's added latency over direct), warm
+# throughput at 32 connections (router over nginx), and cold-start p50 over the time to spawn
+# the same node with a bare HTTP server and get its first answer.
+# Needs wrk and nginx (apt-get install wrk nginx). Usage: bench/invoke.sh
+#   DURATION=10 (seconds per wrk run), RUNS=20 (cold starts), INSTANCES=4 (warm instances).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-10}"
+RUNS="${RUNS:-20}"
+INSTANCES="${INSTANCES:-4}"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+command -v nginx >/dev/null || { echo "nginx is needed: apt-get install nginx" >&2; exit 1; }
+cargo build --release --locked -q
+BIN="$PWD/target/release/nuage"
+WORK="$(mktemp -d)"
+PID=""
+NGINX_PID=""
+cleanup() {
+  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null || true
+  [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+NUAGE_LOG=warn NUAGE_ROUTER__LISTEN=127.0.0.1:0 NUAGE_ROUTER__IDLE_SECONDS=1 \
+  "$BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
+PID=$!
+for _ in $(seq 1 300); do [ -f "$WORK/data/endpoints.json" ] && break; sleep 0.1; done
+
+# Deploys a warm function (INSTANCES instances kept) and a cold one (scaled to zero when idle);
+# writes the warm endpoint, its instances' ports and the cold endpoint.
+INSTANCES="$INSTANCES" DATA="$WORK/data" python3 - >"$WORK/setup" <<'PY'
+import io, json, os, time, urllib.request, zipfile
+
+data = os.environ["DATA"]
+endpoints = json.load(open(f"{data}/endpoints.json"))
+token = json.load(open(f"{data}/credentials.json"))["secret_key"]
+base = f"http://{endpoints['api']}/functions/v1alpha2/regions/fr-par"
+
+def call(method, path, body=None, raw=None, url=None):
+    request = urllib.request.Request(url or base + path, method=method, headers={"X-Auth-Token": token},
+                                     data=raw if raw is not None else None if body is None else json.dumps(body).encode())
+    if raw is not None:
+        request.add_header("Content-Type", "application/octet-stream")
+    with urllib.request.urlopen(request) as response:
+        text = response.read()
+        return json.loads(text) if text else None
+
+archive = io.BytesIO()
+with zipfile.ZipFile(archive, "w") as z:
+    z.writestr("handler.js", "exports.handle = () => 'hello';\n")
+runtimes = call("GET", "/runtimes")["runtimes"]
+node = next(r for r in runtimes if r.startswith("node"))
+namespace = call("POST", "/namespaces", {"name": "bench-invoke"})["id"]
+while call("GET", f"/namespaces/{namespace}")["status"] != "ready":
+    time.sleep(0.01)
+found = {}
+for name, scale in (("warm", int(os.environ["INSTANCES"])), ("cold", 0)):
+    function = call("POST", "/functions", {"namespace_id": namespace, "name": name, "runtime": node,
+                                           "min_scale": scale, "max_scale": max(scale, 1)})
+    upload = call("GET", f"/functions/{function['id']}/upload-url?content_length={len(archive.getvalue())}")
+    call("PUT", None, raw=archive.getvalue(), url=upload["url"])
+    call("POST", f"/functions/{function['id']}/deploy", {})
+    while (state := call("GET", f"/functions/{function['id']}"))["status"] == "pending":
+        time.sleep(0.05)
+    assert state["status"] == "ready", state
+    found[name] = function
+
+def ports(application_id):
+    """The ports of the instances of an application, from their environment."""
+    result = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if f"SCW_APPLICATION_ID={application_id}".encode() in environ:
+            result += [e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"PORT=")]
+    return sorted(set(result))
+
+warm = found["warm"]
+urllib.request.urlopen(warm["endpoint"]).read()
+deadline = time.time() + 30
+while len(ports(warm["id"])) < int(os.environ["INSTANCES"]) and time.time() < deadline:
+    time.sleep(0.1)
+print(warm["endpoint"])
+print(",".join(ports(warm["id"])))
+print(found["cold"]["endpoint"])
+print(found["cold"]["id"])
+PY
+WARM="$(sed -n 1p "$WORK/setup")"
+PORTS="$(sed -n 2p "$WORK/setup")"
+COLD="$(sed -n 3p "$WORK/setup")"
+COLD_ID="$(sed -n 4p "$WORK/setup")"
+DIRECT="http://127.0.0.1:${PORTS%%,*}/"
+
+# nginx in front of the same instances, keeping connections to them open.
+NGINX_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+mkdir -p "$WORK/nginx"
+{
+  echo "worker_processes 1; pid $WORK/nginx/pid; error_log $WORK/nginx/error.log; daemon off;"
+  echo "events { worker_connections 1024; }"
+  echo "http { access_log off;"
+  echo "  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;"
+  echo "  fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;"
+  echo "  upstream fn {"
+  for port in ${PORTS//,/ }; do echo "    server 127.0.0.1:$port;"; done
+  echo "    keepalive 64; }"
+  echo "  server { listen 127.0.0.1:$NGINX_PORT;"
+  echo "    location / { proxy_pass http://fn; proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }"
+} >"$WORK/nginx/nginx.conf"
+nginx -c "$WORK/nginx/nginx.conf" &
+NGINX_PID=$!
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null && break; sleep 0.1; done
+
+# Prints "<req/s> <p50 in µs>" of a wrk run.
+measure() {
+  wrk -t"$1" -c"$2" -d"${DURATION}s" --latency "$3" >"$WORK/wrk" 2>&1
+  awk '
+    function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
+    /Requests\/sec/ { rps = $2 }
+    /^ +50%/ { p50 = us($2) }
+    / Non-2xx/ { bad = $NF }
+    END { printf "%s %s %s\n", rps, p50, bad + 0 }' "$WORK/wrk"
+}
+
+echo "== warm, 1 connection (p50 latency)"
+read -r direct_rps direct_p50 direct_bad < <(measure 1 1 "$DIRECT")
+read -r nginx_rps nginx_p50 nginx_bad < <(measure 1 1 "http://127.0.0.1:$NGINX_PORT/")
+read -r router_rps router_p50 router_bad < <(measure 1 1 "$WARM")
+printf '  direct %8.0f req/s  p50 %6.0f us\n' "$direct_rps" "$direct_p50"
+printf '  nginx  %8.0f req/s  p50 %6.0f us\n' "$nginx_rps" "$nginx_p50"
+printf '  router %8.0f req/s  p50 %6.0f us\n' "$router_rps" "$router_p50"
+echo "== warm, 32 connections (throughput)"
+read -r nginx32_rps nginx32_p50 nginx32_bad < <(measure 2 32 "http://127.0.0.1:$NGINX_PORT/")
+read -r router32_rps router32_p50 router32_bad < <(measure 2 32 "$WARM")
+printf '  nginx  %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$nginx32_rps" "$nginx32_p50" "$nginx32_bad"
+printf '  router %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$router32_rps" "$router32_p50" "$router32_bad"
+
+echo "== cold starts ($RUNS each)"
+RUNS="$RUNS" COLD="$COLD" COLD_ID="$COLD_ID" python3 - <<'PY'
+import os, socket, statistics, subprocess, time, urllib.request
+
+runs = int(os.environ["RUNS"])
+
+def alive(application_id):
+    needle = f"SCW_APPLICATION_ID={application_id}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if needle in open(f"/proc/{pid}/environ", "rb").read().split(b"\0"):
+                return True
+        except OSError:
+            pass
+    return False
+
+cold = []
+for _ in range(runs):
+    while alive(os.environ["COLD_ID"]):
+        time.sleep(0.05)
+    started = time.perf_counter()
+    urllib.request.urlopen(os.environ["COLD"]).read()
+    cold.append(time.perf_counter() - started)
+
+# The floor: spawn the same node with a bare HTTP server and wait for its first answer.
+node = subprocess.run(["node", "-e", "process.stdout.write(process.execPath)"], capture_output=True, text=True).stdout
+bare = []
+for _ in range(runs):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    started = time.perf_counter()
+    process = subprocess.Popen([node, "-e", f"require('http').createServer((q, r) => r.end('hi')).listen({port})"])
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/").read()
+            break
+        except OSError:
+            time.sleep(0.0005)
+    bare.append(time.perf_counter() - started)
+    process.kill(); process.wait()
+
+p50_cold, p50_bare = statistics.median(cold) * 1000, statistics.median(bare) * 1000
+print(f"  router cold start p50 {p50_cold:.1f} ms (max {max(cold) * 1000:.1f})")
+print(f"  bare node server p50 {p50_bare:.1f} ms (max {max(bare) * 1000:.1f})")
+print(f"  ratio {p50_cold / p50_bare:.2f} (target <= 1.3)")
+PY
+
+echo "== summary"
+awk -v d="$direct_p50" -v r="$router_p50" -v n32="$nginx32_rps" -v r32="$router32_rps" 'BEGIN {
+  printf "  latency added by the router (p50): %.0f us (target <= 100)\n", r - d
+  printf "  router / nginx throughput at 32 connections: %.2f (target >= 0.8)\n", r32 / n32
+}'
