@@ -289,7 +289,8 @@ impl Pools {
             self.stop(&pool.application_id, slot.id);
         }
         drop(state);
-        pool.changed.notify_waiters();
+        // One request's place is free: wake one waiter, not the whole queue.
+        pool.changed.notify_one();
     }
 
     fn stop(&self, application_id: &str, instance_id: String) {
