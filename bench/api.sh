@@ -14,7 +14,7 @@ CASES=("$@")
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 cargo build --release --locked -q
-BIN="$PWD/target/release/nuage"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/nuage"
 WORK="$(mktemp -d)"
 PID=""
 cleanup() {

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 RUNS="${RUNS:-20}"
 cargo build --release --locked -q
-BIN="$PWD/target/release/nuage"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/nuage"
 WORK="$(mktemp -d)"
 PID=""
 cleanup() {
