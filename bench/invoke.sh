@@ -17,7 +17,7 @@ INSTANCES="${INSTANCES:-4}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is needed: apt-get install nginx" >&2; exit 1; }
 cargo build --release --locked -q
-BIN="$PWD/target/release/nuage"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/nuage"
 WORK="$(mktemp -d)"
 PID=""
 NGINX_PID=""
@@ -61,9 +61,10 @@ namespace = call("POST", "/namespaces", {"name": "bench-invoke"})["id"]
 while call("GET", f"/namespaces/{namespace}")["status"] != "ready":
     time.sleep(0.01)
 found = {}
-for name, scale in (("warm", int(os.environ["INSTANCES"])), ("cold", 0)):
+for name, scale, privacy in (("warm", int(os.environ["INSTANCES"]), "public"), ("cold", 0, "public"),
+                             ("public", 1, "public"), ("private", 1, "private")):
     function = call("POST", "/functions", {"namespace_id": namespace, "name": name, "runtime": node,
-                                           "min_scale": scale, "max_scale": max(scale, 1)})
+                                           "min_scale": scale, "max_scale": max(scale, 1), "privacy": privacy})
     upload = call("GET", f"/functions/{function['id']}/upload-url?content_length={len(archive.getvalue())}")
     call("PUT", None, raw=archive.getvalue(), url=upload["url"])
     call("POST", f"/functions/{function['id']}/deploy", {})
@@ -93,11 +94,17 @@ print(warm["endpoint"])
 print(",".join(ports(warm["id"])))
 print(found["cold"]["endpoint"])
 print(found["cold"]["id"])
+print(found["public"]["endpoint"])
+print(found["private"]["endpoint"])
+print(call("GET", f"/jwt/issue?function_id={found['private']['id']}")["token"])
 PY
 WARM="$(sed -n 1p "$WORK/setup")"
 PORTS="$(sed -n 2p "$WORK/setup")"
 COLD="$(sed -n 3p "$WORK/setup")"
 COLD_ID="$(sed -n 4p "$WORK/setup")"
+PUBLIC="$(sed -n 5p "$WORK/setup")"
+PRIVATE="$(sed -n 6p "$WORK/setup")"
+JWT="$(sed -n 7p "$WORK/setup")"
 DIRECT="http://127.0.0.1:${PORTS%%,*}/"
 
 # nginx in front of the same instances, keeping connections to them open.
@@ -121,7 +128,7 @@ for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null && 
 
 # Prints "<req/s> <p50 in µs>" of a wrk run.
 measure() {
-  wrk -t"$1" -c"$2" -d"${DURATION}s" --latency "$3" >"$WORK/wrk" 2>&1
+  wrk -t"$1" -c"$2" -d"${DURATION}s" --latency "$3" ${4:+-H "$4"} >"$WORK/wrk" 2>&1
   awk '
     function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
     /Requests\/sec/ { rps = $2 }
@@ -142,6 +149,12 @@ read -r nginx32_rps nginx32_p50 nginx32_bad < <(measure 2 32 "http://127.0.0.1:$
 read -r router32_rps router32_p50 router32_bad < <(measure 2 32 "$WARM")
 printf '  nginx  %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$nginx32_rps" "$nginx32_p50" "$nginx32_bad"
 printf '  router %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$router32_rps" "$router32_p50" "$router32_bad"
+
+echo "== private call (token checked on every request), 1 connection"
+read -r public_rps public_p50 public_bad < <(measure 1 1 "$PUBLIC")
+read -r private_rps private_p50 private_bad < <(measure 1 1 "$PRIVATE" "X-Auth-Token: $JWT")
+printf '  public  %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$public_rps" "$public_p50" "$public_bad"
+printf '  private %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$private_rps" "$private_p50" "$private_bad"
 
 echo "== cold starts ($RUNS each)"
 RUNS="$RUNS" COLD="$COLD" COLD_ID="$COLD_ID" python3 - <<'PY'
@@ -190,7 +203,9 @@ print(f"  ratio {p50_cold / p50_bare:.2f} (target <= 1.3)")
 PY
 
 echo "== summary"
-awk -v d="$direct_p50" -v r="$router_p50" -v n32="$nginx32_rps" -v r32="$router32_rps" 'BEGIN {
+awk -v d="$direct_p50" -v r="$router_p50" -v n32="$nginx32_rps" -v r32="$router32_rps" \
+  -v pub="$public_p50" -v pri="$private_p50" 'BEGIN {
   printf "  latency added by the router (p50): %.0f us (target <= 100)\n", r - d
   printf "  router / nginx throughput at 32 connections: %.2f (target >= 0.8)\n", r32 / n32
+  printf "  private call p50 over a public one: %.0f us (target <= 30)\n", pri - pub
 }'

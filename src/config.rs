@@ -13,6 +13,7 @@ use nuage_gateway::GatewayConfig;
 use nuage_namespaces::NamespacesConfig;
 use nuage_router::RouterConfig;
 use nuage_runner::RunnerConfig;
+use nuage_tokens::TokensConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,12 +40,15 @@ pub enum Role {
     Runner,
     /// Answers function and container endpoints.
     Router,
+    /// Namespace key pairs and the tokens they sign.
+    Tokens,
 }
 
 impl Role {
     /// Every role, in start-up order.
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Iam,
+        Role::Tokens,
         Role::Namespaces,
         Role::Functions,
         Role::Containers,
@@ -67,12 +71,14 @@ impl Role {
             Role::Builder => "builder",
             Role::Runner => "runner",
             Role::Router => "router",
+            Role::Tokens => "tokens",
         }
     }
 
     /// The roles that serve gRPC (every one but the gateway and the router, which serve HTTP).
-    pub const SERVICES: [Role; 7] = [
+    pub const SERVICES: [Role; 8] = [
         Role::Iam,
+        Role::Tokens,
         Role::Namespaces,
         Role::Functions,
         Role::Containers,
@@ -100,6 +106,8 @@ pub struct ServiceUrls {
     pub builder: Option<String>,
     /// runner's gRPC URL.
     pub runner: Option<String>,
+    /// tokens' gRPC URL.
+    pub tokens: Option<String>,
 }
 
 impl ServiceUrls {
@@ -113,6 +121,7 @@ impl ServiceUrls {
             Role::Crons => self.crons.as_deref(),
             Role::Builder => self.builder.as_deref(),
             Role::Runner => self.runner.as_deref(),
+            Role::Tokens => self.tokens.as_deref(),
             Role::Gateway | Role::Router => None,
         }
     }
@@ -164,6 +173,8 @@ pub struct Config {
     pub runner: RunnerConfig,
     /// The router.
     pub router: RouterConfig,
+    /// Namespace key pairs.
+    pub tokens: TokensConfig,
 }
 
 impl Default for Config {
@@ -189,6 +200,7 @@ impl Default for Config {
             builder: BuilderConfig::default(),
             runner: RunnerConfig::default(),
             router: RouterConfig::default(),
+            tokens: TokensConfig::default(),
         }
     }
 }
@@ -236,8 +248,8 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.roles.is_empty() {
             anyhow::bail!(
-                "roles must name at least one of gateway, iam, namespaces, functions, containers, crons, builder, \
-                 runner, router"
+                "roles must name at least one of gateway, iam, tokens, namespaces, functions, containers, crons, \
+                 builder, runner, router"
             );
         }
         self.gateway.validate().map_err(anyhow::Error::msg)?;
@@ -254,17 +266,24 @@ impl Config {
                     Role::Functions,
                     Role::Containers,
                     Role::Crons,
+                    Role::Tokens,
                 ],
             ),
-            (Role::Namespaces, &[Role::Functions, Role::Containers]),
+            (Role::Namespaces, &[Role::Functions, Role::Containers, Role::Tokens]),
             (
                 Role::Functions,
-                &[Role::Namespaces, Role::Crons, Role::Builder, Role::Runner],
+                &[Role::Namespaces, Role::Crons, Role::Builder, Role::Runner, Role::Tokens],
             ),
             (Role::Builder, &[Role::Functions]),
-            (Role::Containers, &[Role::Namespaces, Role::Crons, Role::Runner]),
+            (
+                Role::Containers,
+                &[Role::Namespaces, Role::Crons, Role::Runner, Role::Tokens],
+            ),
             (Role::Crons, &[Role::Functions, Role::Containers]),
-            (Role::Router, &[Role::Functions, Role::Containers, Role::Runner]),
+            (
+                Role::Router,
+                &[Role::Functions, Role::Containers, Role::Runner, Role::Tokens],
+            ),
         ];
         for (caller, callees) in needs {
             if !self.runs(caller) {
@@ -372,6 +391,7 @@ mod tests {
                 crons: None,
                 builder: None,
                 runner: None,
+                tokens: None,
             },
             internal_secret: Some(Secret::new("s")),
             ..Config::default()
@@ -381,6 +401,7 @@ mod tests {
             services: ServiceUrls {
                 crons: Some("http://cr".into()),
                 builder: Some("http://b".into()),
+                tokens: Some("http://t".into()),
                 ..config.services
             },
             ..config

@@ -28,7 +28,10 @@ use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::namespaces_server::{self, NamespacesServer};
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::runner::v1::runner_server::{self, RunnerServer};
+use nuage_proto::tokens::v1::tokens_client::TokensClient;
+use nuage_proto::tokens::v1::tokens_server::{self, TokensServer};
 use nuage_runner::{LocalBackend, RunnerService, SpecStore};
+use nuage_tokens::{KeyStore, TokensService};
 use serde::Serialize;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -253,11 +256,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             builder.add_service(service);
             served.push(iam_server::SERVICE_NAME);
         }
+        if config.runs(Role::Tokens) {
+            let keys = KeyStore::new(database.clone(), &master_key(&config)?, config.tokens.key_bits);
+            builder.add_service(TokensServer::with_interceptor(
+                TokensService::new(keys),
+                RequireInternalAuth(auth.clone()),
+            ));
+            served.push(tokens_server::SERVICE_NAME);
+        }
         if config.runs(Role::Namespaces) {
             let store = NamespaceStore::new(database.clone());
             let peers = nuage_namespaces::Peers {
                 functions: FunctionsClient::new(peer(Role::Functions)?),
                 containers: ContainersClient::new(peer(Role::Containers)?),
+                tokens: TokensClient::new(peer(Role::Tokens)?),
             };
             // Namespaces name the registry the builder pushes to, unless told otherwise.
             let mut namespaces = config.namespaces.clone();
@@ -327,6 +339,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 crons,
                 builder: BuilderClient::new(peer(Role::Builder)?),
                 runner: runner_client,
+                tokens: TokensClient::new(peer(Role::Tokens)?),
             };
             let runtimes = nuage_functions::detect_runtimes();
             tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
@@ -360,6 +373,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
                 crons,
                 runner: runner_client,
+                tokens: TokensClient::new(peer(Role::Tokens)?),
             };
             let service = ContainersService::new(store, reconciler, peers, applications.clone(), &config.containers);
             builder.add_service(ContainersServer::with_interceptor(
@@ -491,6 +505,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             functions: FunctionsClient::new(transport::authed(transport(Role::Functions)?, auth.clone())),
             containers: ContainersClient::new(transport::authed(transport(Role::Containers)?, auth.clone())),
             runner: RunnerClient::new(transport::authed(transport(Role::Runner)?, auth.clone())),
+            tokens: TokensClient::new(transport::authed(transport(Role::Tokens)?, auth.clone())),
         };
         router = Some(nuage_router::start(
             &config.router,
@@ -512,6 +527,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 functions: transport(Role::Functions)?,
                 containers: transport(Role::Containers)?,
                 crons: transport(Role::Crons)?,
+                tokens: transport(Role::Tokens)?,
             },
             auth.clone(),
         );

@@ -12,6 +12,8 @@ use nuage_proto::iam::v1::iam_client::IamClient;
 use nuage_proto::iam::v1::iam_server;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::namespaces_server;
+use nuage_proto::tokens::v1::tokens_client::TokensClient;
+use nuage_proto::tokens::v1::tokens_server;
 use tonic_health::pb::health_client::HealthClient;
 
 /// One client per service; cheap to clone.
@@ -27,6 +29,8 @@ pub struct ServiceClients {
     pub containers: ContainersClient<Authed>,
     /// crons.
     pub crons: CronsClient<Authed>,
+    /// tokens.
+    pub tokens: TokensClient<Authed>,
     /// The health endpoints of each, with the gRPC service name to ask about.
     pub health: Vec<(String, HealthClient<Transport>)>,
 }
@@ -44,6 +48,8 @@ pub struct ServiceTransports {
     pub containers: Transport,
     /// crons.
     pub crons: Transport,
+    /// tokens.
+    pub tokens: Transport,
 }
 
 impl ServiceClients {
@@ -57,12 +63,14 @@ impl ServiceClients {
             functions: FunctionsClient::new(authed(&transports.functions)),
             containers: ContainersClient::new(authed(&transports.containers)),
             crons: CronsClient::new(authed(&transports.crons)),
+            tokens: TokensClient::new(authed(&transports.tokens)),
             health: vec![
                 health(iam_server::SERVICE_NAME, &transports.iam),
                 health(namespaces_server::SERVICE_NAME, &transports.namespaces),
                 health(functions_server::SERVICE_NAME, &transports.functions),
                 health(containers_server::SERVICE_NAME, &transports.containers),
                 health(crons_server::SERVICE_NAME, &transports.crons),
+                health(tokens_server::SERVICE_NAME, &transports.tokens),
             ],
         }
     }

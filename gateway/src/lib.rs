@@ -15,6 +15,7 @@ mod error;
 mod extract;
 mod functions;
 mod health;
+mod jwt;
 mod metrics;
 mod namespaces;
 mod request_id;
@@ -108,6 +109,7 @@ pub fn router(state: GatewayState) -> Router {
         .merge(functions::routes())
         .merge(containers::routes())
         .merge(crons::routes())
+        .merge(jwt::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_caller,

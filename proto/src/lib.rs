@@ -66,3 +66,11 @@ pub mod runner {
         tonic::include_proto!("nuage.runner.v1");
     }
 }
+
+/// Namespace key pairs and tokens.
+pub mod tokens {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.tokens.v1");
+    }
+}

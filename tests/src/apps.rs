@@ -159,3 +159,44 @@ pub fn write_image_layout(layout: &std::path::Path, tag: &str, files: &[(&str, &
     });
     std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
 }
+
+/// A static HTTP server for a container image: answers with its uid, path, `GREETING`, the
+/// token headers it received and `SCW_PUBLIC`/`SCW_PUBLIC_KEY`.
+pub const SERVER_GO: &str = r#"package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		tokens := r.Header.Get("X-Auth-Token") + r.Header.Get("Scw-Functions-Token") + r.Header.Get("Scw_functions_token")
+		fmt.Fprintf(w, `{"uid":%d,"path":%q,"greeting":%q,"tokens":%q,"public":%q,"public_key":%q}`,
+			os.Getuid(), r.URL.Path, os.Getenv("GREETING"), tokens, os.Getenv("SCW_PUBLIC"), os.Getenv("SCW_PUBLIC_KEY"))
+	})
+	if err := http.ListenAndServe(":"+os.Getenv("PORT"), nil); err != nil {
+		panic(err)
+	}
+}
+"#;
+
+/// Builds [`SERVER_GO`] as a static binary; `None` where no Go toolchain is installed.
+pub fn go_server_binary() -> Option<Vec<u8>> {
+    let version = std::process::Command::new("go").arg("version").output().ok()?;
+    assert!(version.status.success());
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("main.go"), SERVER_GO).unwrap();
+    std::fs::write(source.path().join("go.mod"), "module server\n\ngo 1.19\n").unwrap();
+    let built = std::process::Command::new("go")
+        .args(["build", "-o", "server", "."])
+        .current_dir(source.path())
+        .env("CGO_ENABLED", "0")
+        .env("GOPROXY", "off")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    Some(std::fs::read(source.path().join("server")).unwrap())
+}

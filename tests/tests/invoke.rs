@@ -349,46 +349,13 @@ async fn deleting_a_function_or_stopping_nuage_stops_every_process() {
     assert!(processes_of(&second_id).is_empty(), "nothing runs after nuage stops");
 }
 
-/// A static HTTP server for a container image: answers with its uid, path and `GREETING`.
-const SERVER_GO: &str = r#"package main
-
-import (
-	"fmt"
-	"net/http"
-	"os"
-)
-
-func main() {
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"uid":%d,"path":%q,"greeting":%q}`, os.Getuid(), r.URL.Path, os.Getenv("GREETING"))
-	})
-	if err := http.ListenAndServe(":"+os.Getenv("PORT"), nil); err != nil {
-		panic(err)
-	}
-}
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_image_runs_on_port_as_user_1000() {
-    let Ok(version) = std::process::Command::new("go").arg("version").output() else {
+    let Some(binary) = nuage_tests::apps::go_server_binary() else {
         // The container image is a Go static binary; .ci/run installs Go.
         eprintln!("skipped: no Go toolchain to build the test container image");
         return;
     };
-    assert!(version.status.success());
-    let source = tempfile::tempdir().unwrap();
-    std::fs::write(source.path().join("main.go"), SERVER_GO).unwrap();
-    std::fs::write(source.path().join("go.mod"), "module server\n\ngo 1.19\n").unwrap();
-    let built = std::process::Command::new("go")
-        .args(["build", "-o", "server", "."])
-        .current_dir(source.path())
-        .env("CGO_ENABLED", "0")
-        .env("GOPROXY", "off")
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    let binary = std::fs::read(source.path().join("server")).unwrap();
 
     let server = TestServer::start().await;
     let tenant = server.tenant().await;

@@ -125,7 +125,8 @@ async fn health_is_not_ready_when_the_services_are_unreachable() {
         config.services.namespaces = nowhere.clone();
         config.services.functions = nowhere.clone();
         config.services.containers = nowhere.clone();
-        config.services.crons = nowhere;
+        config.services.crons = nowhere.clone();
+        config.services.tokens = nowhere;
         config.internal_secret = Some(nuage_core::Secret::new("shared"));
     })
     .await;
@@ -226,7 +227,8 @@ async fn roles_split_across_processes_share_one_internal_secret() {
             config.services.namespaces = Some(grpc.clone());
             config.services.functions = Some(grpc.clone());
             config.services.containers = Some(grpc.clone());
-            config.services.crons = Some(grpc);
+            config.services.crons = Some(grpc.clone());
+            config.services.tokens = Some(grpc);
             config.internal_secret = Some(nuage_core::Secret::new(secret));
         }
     };

@@ -20,6 +20,7 @@ use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::runner::v1::{DeployRequest, Kind, Spec};
+use nuage_proto::tokens::v1::tokens_client::TokensClient;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tonic::{Request, Response, Status};
@@ -34,6 +35,8 @@ pub struct Peers {
     pub crons: CronsClient<Authed>,
     /// To run deployed containers.
     pub runner: RunnerClient<Authed>,
+    /// To give them their namespace's public key.
+    pub tokens: TokensClient<Authed>,
 }
 
 /// Serves `nuage.containers.v1.Containers`.
@@ -46,6 +49,7 @@ pub struct ContainersService {
     concurrency: u32,
     /// The newest roll-out of each container: an older one that ends later changes nothing.
     latest: Arc<Mutex<HashMap<Uuid, String>>>,
+    route_changes: tokio::sync::broadcast::Sender<common::Route>,
 }
 
 impl ContainersService {
@@ -64,6 +68,7 @@ impl ContainersService {
             applications,
             concurrency: config.concurrency.max(1),
             latest: Arc::default(),
+            route_changes: tokio::sync::broadcast::channel(1024).0,
         }
     }
 
@@ -117,6 +122,27 @@ fn check_image(image: &str) -> Result<(), ApiError> {
 }
 
 impl ContainersService {
+    /// What the router needs of `container`.
+    fn route(&self, container: &Container) -> common::Route {
+        common::Route {
+            application_id: container.id.to_string(),
+            namespace_id: container.namespace_id.to_string(),
+            endpoint: container.endpoint.clone(),
+            status: container.status.to_proto().into(),
+            error_message: container.error_message.clone(),
+            privacy: container.privacy.to_proto().into(),
+            timeout_ms: container.timeout_ms,
+            min_scale: container.min_scale,
+            max_scale: container.max_scale,
+            concurrency: self.concurrency,
+        }
+    }
+
+    /// Tells routers that `container` changed.
+    fn changed(&self, container: &Container) {
+        let _ = self.route_changes.send(self.route(container));
+    }
+
     /// Makes `container` `pending` and rolls its image out in the background.
     async fn deploy(&self, container: &Container) -> Result<Container, ApiError> {
         let pending = self
@@ -149,27 +175,30 @@ impl ContainersService {
             privacy: container.privacy,
             variables: &container.environment_variables,
         };
-        let outcome = match application::runtime_environment(&self.peers.namespaces, &runnable, &version).await {
-            Ok(environment) => {
-                let spec = Spec {
-                    application_id: container.id.to_string(),
-                    version: version.clone(),
-                    kind: Kind::Container.into(),
-                    image: container.registry_image.clone(),
-                    environment,
-                    memory_limit_mb: container.memory_limit,
-                    port: 0,
-                };
-                self.peers
-                    .runner
-                    .clone()
-                    .deploy(DeployRequest { spec: Some(spec) })
-                    .await
-                    .map(drop)
-                    .map_err(|status| status.message().to_owned())
-            }
-            Err(message) => Err(message),
-        };
+        let outcome =
+            match application::runtime_environment(&self.peers.namespaces, &self.peers.tokens, &runnable, &version)
+                .await
+            {
+                Ok(environment) => {
+                    let spec = Spec {
+                        application_id: container.id.to_string(),
+                        version: version.clone(),
+                        kind: Kind::Container.into(),
+                        image: container.registry_image.clone(),
+                        environment,
+                        memory_limit_mb: container.memory_limit,
+                        port: 0,
+                    };
+                    self.peers
+                        .runner
+                        .clone()
+                        .deploy(DeployRequest { spec: Some(spec) })
+                        .await
+                        .map(drop)
+                        .map_err(|status| status.message().to_owned())
+                }
+                Err(message) => Err(message),
+            };
         // A newer deploy may have started meanwhile: only the newest sets the status.
         if self.latest.lock().expect("latest lock").get(&container.id) != Some(&version) {
             return;
@@ -364,6 +393,7 @@ impl Containers for ContainersService {
             next.redeploy_due = current.redeploy_due || (changed && deployed && request.redeploy != Some(false));
             next.updated_at = now_micros();
             if let Some(stored) = self.store.update(&next, current.updated_at).await? {
+                self.changed(&stored);
                 // A change to a deployed container redeploys it, unless the client said not to.
                 if stored.redeploy_due && request.redeploy != Some(false) {
                     return Ok(answer(self.deploy(&stored).await?));
@@ -398,6 +428,7 @@ impl Containers for ContainersService {
         let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("container_id", &request.container_id)?;
         let container = self.store.mark_deleting(&caller, &request.region, id).await?;
+        self.changed(&container);
         self.reconciler.wake();
         Ok(answer(container))
     }
@@ -411,20 +442,18 @@ impl Containers for ContainersService {
             .all()
             .await?
             .into_iter()
-            .map(|container| common::Route {
-                application_id: container.id.to_string(),
-                namespace_id: container.namespace_id.to_string(),
-                endpoint: container.endpoint,
-                status: container.status.to_proto().into(),
-                error_message: container.error_message,
-                privacy: container.privacy.to_proto().into(),
-                timeout_ms: container.timeout_ms,
-                min_scale: container.min_scale,
-                max_scale: container.max_scale,
-                concurrency: self.concurrency,
-            })
+            .map(|container| self.route(&container))
             .collect();
         Ok(Response::new(common::ListRoutesResponse { routes }))
+    }
+
+    type WatchRoutesStream = application::RouteStream;
+
+    async fn watch_routes(
+        &self,
+        _request: Request<common::ListRoutesRequest>,
+    ) -> Result<Response<Self::WatchRoutesStream>, Status> {
+        Ok(Response::new(application::route_stream(&self.route_changes)))
     }
 
     async fn delete_namespace_containers(

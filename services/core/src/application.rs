@@ -7,6 +7,8 @@ use crate::validate;
 use nuage_proto::common::v1 as pb;
 use nuage_proto::namespaces::v1::GetNamespaceRequest;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
+use nuage_proto::tokens::v1::KeyPairRequest;
+use nuage_proto::tokens::v1::tokens_client::TokensClient;
 use serde::{Deserialize, Serialize};
 
 /// Memory sizes (MB) and the mvCPU each comes with.
@@ -340,6 +342,7 @@ pub struct Runnable<'a> {
 /// variables, overridden by its own, overridden by the platform's `SCW_*`.
 pub async fn runtime_environment(
     namespaces: &NamespacesClient<Authed>,
+    tokens: &TokensClient<Authed>,
     application: &Runnable<'_>,
     version: &str,
 ) -> Result<std::collections::HashMap<String, String>, String> {
@@ -362,9 +365,19 @@ pub async fn runtime_environment(
         .map(|namespace| namespace.environment_variables)
         .unwrap_or_default();
     environment.extend(application.variables.clone());
+    // The namespace's public key, so that code that checks tokens itself keeps working.
+    let public_key = tokens
+        .clone()
+        .get_public_key(KeyPairRequest {
+            namespace_id: application.namespace_id.to_string(),
+        })
+        .await
+        .map_err(|status| format!("its namespace's key could not be read: {}", status.message()))?
+        .into_inner()
+        .pem;
     environment.extend(platform_environment(&Platform {
         public: application.privacy == Privacy::Public,
-        public_key: "",
+        public_key: &public_key,
         namespace_id: application.namespace_id,
         application_id: application.id,
         name: application.name,
@@ -408,4 +421,16 @@ pub fn platform_environment(platform: &Platform<'_>) -> Vec<(String, String)> {
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
     .collect()
+}
+
+/// Route changes as the functions and containers services stream them to routers.
+pub type RouteStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::RouteChange, tonic::Status>> + Send>>;
+
+/// Streams what `changes` carries from now on (a router that lags reloads its table anyway).
+pub fn route_stream(changes: &tokio::sync::broadcast::Sender<pb::Route>) -> RouteStream {
+    use tokio_stream::StreamExt;
+    let stream = tokio_stream::wrappers::BroadcastStream::new(changes.subscribe())
+        .filter_map(|route| route.ok().map(|route| Ok(pb::RouteChange { route: Some(route) })));
+    Box::pin(stream)
 }

@@ -2,7 +2,7 @@
 //!
 //! Owns: the closed [`ErrorCode`] table and the [`ApiError`] carried over gRPC, ids, the
 //! [`Caller`] a request acts for, pagination, the database pool and its migrator, the master
-//! key and the internal gRPC credential. It holds no business logic and no tables of its own.
+//! key, sealing of secrets at rest, the namespace tokens (JWT) and the internal gRPC credential. It holds no business logic and no tables of its own.
 
 pub mod application;
 pub mod caller;
@@ -11,7 +11,9 @@ pub mod db;
 pub mod error;
 pub mod ids;
 pub mod internal;
+pub mod jwt;
 pub mod pagination;
+pub mod seal;
 pub mod secret;
 pub mod storage;
 pub mod transport;

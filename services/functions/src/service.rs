@@ -10,6 +10,7 @@ use nuage_core::application::{
     self, ApplicationStatus, ApplicationsConfig, DEFAULT_MAX_SCALE, DEFAULT_MEMORY_LIMIT, DEFAULT_MIN_SCALE,
     DEFAULT_TIMEOUT_MS, Privacy,
 };
+use nuage_core::application::{RouteStream, route_stream};
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
@@ -24,6 +25,8 @@ use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::runner::v1::{DeployRequest, Kind, Spec};
+use nuage_proto::tokens::v1::tokens_client::TokensClient;
+use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -38,6 +41,8 @@ pub struct Peers {
     pub builder: BuilderClient<Authed>,
     /// To run built ones.
     pub runner: RunnerClient<Authed>,
+    /// To give them their namespace's public key.
+    pub tokens: TokensClient<Authed>,
 }
 
 /// Serves `nuage.functions.v1.Functions`.
@@ -50,6 +55,7 @@ pub struct FunctionsService {
     applications: ApplicationsConfig,
     archives: Archives,
     deployments: DeploymentStore,
+    route_changes: broadcast::Sender<common::Route>,
 }
 
 impl FunctionsService {
@@ -71,7 +77,13 @@ impl FunctionsService {
             applications,
             archives,
             deployments,
+            route_changes: broadcast::channel(1024).0,
         }
+    }
+
+    /// Tells routers that `function` changed.
+    fn changed(&self, function: &Function) {
+        let _ = self.route_changes.send(route(function));
     }
 
     /// Hands the built image of deployment `deployment_id` to the runner, which answers once an
@@ -128,7 +140,8 @@ impl FunctionsService {
             variables: &function.environment_variables,
         };
         let version = deployment_id.to_string();
-        let environment = application::runtime_environment(&self.peers.namespaces, &runnable, &version).await?;
+        let environment =
+            application::runtime_environment(&self.peers.namespaces, &self.peers.tokens, &runnable, &version).await?;
         Ok(Spec {
             application_id: function.id.to_string(),
             version,
@@ -263,6 +276,22 @@ fn presigned(presigned: Presigned) -> Response<pb::PresignedUrl> {
         url: presigned.url,
         headers: presigned.headers,
     })
+}
+
+/// What the router needs of `function`.
+fn route(function: &Function) -> common::Route {
+    common::Route {
+        application_id: function.id.to_string(),
+        namespace_id: function.namespace_id.to_string(),
+        endpoint: function.endpoint.clone(),
+        status: function.status.to_proto().into(),
+        error_message: function.error_message.clone(),
+        privacy: function.privacy.to_proto().into(),
+        timeout_ms: function.timeout_ms,
+        min_scale: function.min_scale,
+        max_scale: function.max_scale,
+        concurrency: 1,
+    }
 }
 
 fn answer(function: Function) -> Response<pb::FunctionResponse> {
@@ -430,6 +459,7 @@ impl Functions for FunctionsService {
             next.redeploy_due = current.redeploy_due || (changed && deployed && request.redeploy != Some(false));
             next.updated_at = now_micros();
             if let Some(stored) = self.store.update(&next, current.updated_at).await? {
+                self.changed(&stored);
                 // A change to a deployed function redeploys it, unless the client said not to.
                 if stored.redeploy_due && request.redeploy != Some(false) && self.archives.exists(id).await? {
                     return Ok(answer(self.deploy(&caller, &stored).await?));
@@ -448,6 +478,7 @@ impl Functions for FunctionsService {
         let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let id = parse_id("function_id", &request.function_id)?;
         let function = self.store.mark_deleting(&caller, &request.region, id).await?;
+        self.changed(&function);
         self.reconciler.wake();
         Ok(answer(function))
     }
@@ -541,20 +572,18 @@ impl Functions for FunctionsService {
             .all()
             .await?
             .into_iter()
-            .map(|function| common::Route {
-                application_id: function.id.to_string(),
-                namespace_id: function.namespace_id.to_string(),
-                endpoint: function.endpoint,
-                status: function.status.to_proto().into(),
-                error_message: function.error_message,
-                privacy: function.privacy.to_proto().into(),
-                timeout_ms: function.timeout_ms,
-                min_scale: function.min_scale,
-                max_scale: function.max_scale,
-                concurrency: 1,
-            })
+            .map(|function| route(&function))
             .collect();
         Ok(Response::new(common::ListRoutesResponse { routes }))
+    }
+
+    type WatchRoutesStream = RouteStream;
+
+    async fn watch_routes(
+        &self,
+        _request: Request<common::ListRoutesRequest>,
+    ) -> Result<Response<Self::WatchRoutesStream>, Status> {
+        Ok(Response::new(route_stream(&self.route_changes)))
     }
 
     async fn delete_namespace_functions(

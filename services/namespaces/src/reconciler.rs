@@ -14,6 +14,8 @@ use nuage_proto::containers::v1::DeleteNamespaceContainersRequest;
 use nuage_proto::containers::v1::containers_client::ContainersClient;
 use nuage_proto::functions::v1::DeleteNamespaceFunctionsRequest;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
+use nuage_proto::tokens::v1::KeyPairRequest;
+use nuage_proto::tokens::v1::tokens_client::TokensClient;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -31,6 +33,8 @@ pub struct Peers {
     pub functions: FunctionsClient<Authed>,
     /// Owns containers.
     pub containers: ContainersClient<Authed>,
+    /// Owns namespace key pairs.
+    pub tokens: TokensClient<Authed>,
 }
 
 /// Drives `pending` namespaces to `ready` and `deleting` ones out of existence.
@@ -88,7 +92,19 @@ impl Reconciler {
             // Children first: functions and containers, which take their crons with them.
             if self.children_remaining(&namespace).await? > 0 {
                 waiting = true;
-            } else if self.store.remove_deleted(namespace.id).await? {
+                continue;
+            }
+            // Its key goes with it: tokens it signed stop working, and a namespace recreated
+            // with the same name gets a key of its own.
+            self.peers
+                .tokens
+                .clone()
+                .delete_key_pair(KeyPairRequest {
+                    namespace_id: namespace.id.to_string(),
+                })
+                .await
+                .map_err(|status| NamespacesError::Peer(ApiError::from_status(&status)))?;
+            if self.store.remove_deleted(namespace.id).await? {
                 tracing::info!(namespace_id = %namespace.id, "namespace deleted");
             }
         }
@@ -126,8 +142,16 @@ impl Reconciler {
         Ok(functions + containers)
     }
 
-    /// Creates the namespace's registry namespace and marks it ready.
+    /// Makes the namespace's key pair and registry namespace, then marks it ready.
     async fn provision(&self, namespace: &Namespace) -> Result<(), NamespacesError> {
+        self.peers
+            .tokens
+            .clone()
+            .create_key_pair(KeyPairRequest {
+                namespace_id: namespace.id.to_string(),
+            })
+            .await
+            .map_err(|status| NamespacesError::Peer(ApiError::from_status(&status)))?;
         // The registry namespace id is derived from the namespace id, so a retried provision
         // after a crash names the same registry namespace.
         let registry_namespace_id = Uuid::new_v5(&namespace.id, b"registry-namespace");

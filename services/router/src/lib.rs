@@ -10,12 +10,14 @@
 mod config;
 mod metrics;
 mod pool;
+mod privacy;
 mod proxy;
 mod routes;
 
 pub use config::RouterConfig;
 pub use metrics::Metrics;
 pub use pool::Pools;
+pub use privacy::{Privacy, TOKEN_HEADERS};
 pub use proxy::{Proxy, ProxyBody, error};
 pub use routes::{Route, Routes, key_of};
 
@@ -30,6 +32,7 @@ use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use nuage_proto::runner::v1::WatchEventsRequest;
 use nuage_proto::runner::v1::event::Change;
 use nuage_proto::runner::v1::runner_client::RunnerClient;
+use nuage_proto::tokens::v1::tokens_client::TokensClient;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -46,6 +49,8 @@ pub struct Peers {
     pub containers: ContainersClient<Authed>,
     /// Instances.
     pub runner: RunnerClient<Authed>,
+    /// Namespace public keys, to check tokens of private applications.
+    pub tokens: TokensClient<Authed>,
 }
 
 /// A running router.
@@ -94,11 +99,13 @@ pub fn start(
         domain: domain.map(|domain| domain.trim_matches('.').to_owned()),
         max_body_bytes: config.max_body_bytes,
         metrics: Metrics::default(),
+        privacy: Privacy::new(peers.tokens),
     };
     let refresh = Duration::from_millis(config.routes_refresh_ms.max(10));
     let idle = Duration::from_secs(config.idle_seconds);
     let background = vec![
         tokio::spawn(routes.clone().run(refresh)),
+        tokio::spawn(routes.clone().follow()),
         tokio::spawn(watch_runner(peers.runner, pools.clone())),
         tokio::spawn(reap(routes, pools, idle)),
     ];

@@ -3,6 +3,7 @@
 
 use crate::metrics::Metrics;
 use crate::pool::{AcquireError, Lease, Pools};
+use crate::privacy::{Privacy, Refusal, TOKEN_HEADERS};
 use crate::routes::Routes;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -48,6 +49,7 @@ pub struct Proxy {
     pub(crate) domain: Option<String>,
     pub(crate) max_body_bytes: u64,
     pub(crate) metrics: Metrics,
+    pub(crate) privacy: Privacy,
 }
 
 /// A JSON error answer, Scaleway-style.
@@ -177,6 +179,36 @@ impl Proxy {
         };
         if route.status == ApplicationStatus::Deleting {
             return error(StatusCode::NOT_FOUND, "not_found", format!("`{key}` is being deleted"));
+        }
+        if route.private {
+            match self.privacy.check(&route, request.headers()).await {
+                Ok(()) => {}
+                // As Scaleway documents it: a private function without a token is not there.
+                Err(Refusal::Missing) => {
+                    self.metrics.invoked(&route.application_id, 404, None);
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        format!("no function or container answers at `{key}`"),
+                    );
+                }
+                Err(Refusal::Invalid(reason)) => {
+                    self.metrics.invoked(&route.application_id, 403, None);
+                    return error(
+                        StatusCode::FORBIDDEN,
+                        "permissions_denied",
+                        format!("`{key}` is private and the token does not open it: {reason}"),
+                    );
+                }
+                Err(Refusal::Unavailable(reason)) => {
+                    tracing::warn!(application_id = %route.application_id, %reason, "cannot read a namespace key");
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "service_unavailable",
+                        "the token cannot be checked now; retry shortly",
+                    );
+                }
+            }
         }
         let too_large = request
             .headers()
@@ -339,6 +371,10 @@ impl Proxy {
             )
         })?;
         let mut headers = end_to_end(&parts.headers);
+        // The token opened the door; the code does not get it.
+        for name in TOKEN_HEADERS {
+            headers.remove(name);
+        }
         let forwarded_for = match headers.get("x-forwarded-for").and_then(|value| value.to_str().ok()) {
             Some(earlier) => format!("{earlier}, {}", peer.ip()),
             None => peer.ip().to_string(),

@@ -2,7 +2,7 @@
 //! refreshed from the functions and containers services, so a request costs no query.
 
 use nuage_core::transport::Authed;
-use nuage_proto::common::v1::{ApplicationStatus, ListRoutesRequest, Privacy, Route as RouteProto};
+use nuage_proto::common::v1::{ApplicationStatus, ListRoutesRequest, Privacy, Route as RouteProto, RouteChange};
 use nuage_proto::containers::v1::containers_client::ContainersClient;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use std::collections::HashMap;
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Route {
     /// The function's or container's id.
     pub application_id: String,
+    /// Its namespace (whose key signs its tokens).
+    pub namespace_id: String,
     /// What its endpoint is reached by: `<namespace>-<name>`.
     pub key: String,
     /// Where it is in its life.
@@ -54,6 +56,7 @@ fn route(proto: RouteProto) -> Option<Route> {
         status: proto.status(),
         private: proto.privacy() == Privacy::Private,
         application_id: proto.application_id,
+        namespace_id: proto.namespace_id,
         error_message: proto.error_message,
         timeout: Duration::from_millis(proto.timeout_ms.max(1)),
         min_scale: proto.min_scale,
@@ -128,6 +131,44 @@ impl Routes {
         *last_started = Instant::now();
         if let Err(status) = self.refresh().await {
             tracing::warn!(%status, "cannot load the route table");
+        }
+    }
+
+    /// Applies changes as the functions and containers services stream them, forever (a
+    /// privacy switch reaches the table before the next request does).
+    pub async fn follow(self) {
+        let functions = {
+            let routes = self.clone();
+            async move {
+                loop {
+                    if let Ok(stream) = routes.functions.clone().watch_routes(ListRoutesRequest {}).await {
+                        routes.apply_all(stream.into_inner()).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        let containers = async move {
+            loop {
+                if let Ok(stream) = self.containers.clone().watch_routes(ListRoutesRequest {}).await {
+                    self.apply_all(stream.into_inner()).await;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::join!(functions, containers);
+    }
+
+    async fn apply_all(&self, mut stream: tonic::Streaming<RouteChange>) {
+        // Changes missed while the stream was down are in the next full reload.
+        self.refresh_soon().await;
+        while let Ok(Some(change)) = stream.message().await {
+            if let Some(route) = change.route.and_then(route) {
+                self.table
+                    .write()
+                    .expect("routes lock")
+                    .insert(route.key.clone(), Arc::new(route));
+            }
         }
     }
 

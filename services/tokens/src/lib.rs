@@ -1,0 +1,15 @@
+//! Tokens: each namespace's RSA key pair and the JWTs it signs.
+//!
+//! Owns the `namespace_keys` table. A key pair is generated when a namespace is created (off
+//! the request path: the namespace stays `pending` meanwhile), its private half sealed with
+//! AES-256-GCM under the installation's master key; deleting the namespace destroys it. Tokens
+//! are RS256 JWTs with the claims of a real Scaleway token, signed with aws-lc (the `rsa` crate
+//! only generates keys).
+
+mod config;
+mod keys;
+mod service;
+
+pub use config::TokensConfig;
+pub use keys::KeyStore;
+pub use service::TokensService;
