@@ -166,16 +166,13 @@ impl Pools {
     ) -> Result<Lease, AcquireError> {
         let pool = self.pool(application_id);
         loop {
-            let resolved = pool.state.lock().expect("pool lock").resolved;
-            if !resolved {
-                self.resolve(&pool).await;
-            }
             let notified = pool.changed.notified();
             tokio::pin!(notified);
             let start = {
                 let mut state = pool.state.lock().expect("pool lock");
-                notified.as_mut().enable();
-                if let Some(slot) = state
+                if !state.resolved {
+                    None
+                } else if let Some(slot) = state
                     .slots
                     .iter_mut()
                     .filter(|slot| !slot.draining && slot.in_flight < concurrency)
@@ -183,17 +180,21 @@ impl Pools {
                 {
                     slot.in_flight += 1;
                     return Ok(self.lease(&pool, slot, false));
-                }
-                let live = state.slots.iter().filter(|slot| !slot.draining).count() as u32 + state.starting;
-                if live < max_scale {
+                } else if state.slots.iter().filter(|slot| !slot.draining).count() as u32 + state.starting < max_scale {
                     state.starting += 1;
-                    true
+                    Some(true)
                 } else if state.waiting >= self.queue_limit {
                     return Err(AcquireError::Overloaded);
                 } else {
                     state.waiting += 1;
-                    false
+                    // Registered under the lock: a release (which takes it) cannot slip by.
+                    notified.as_mut().enable();
+                    Some(false)
                 }
+            };
+            let Some(start) = start else {
+                self.resolve(&pool).await;
+                continue;
             };
             if start {
                 let (claim, claimed) = oneshot::channel();
