@@ -7,7 +7,8 @@
 # throughput at 32 connections (router over nginx), and cold-start p50 over the time to spawn
 # the same node with a bare HTTP server and get its first answer.
 # Needs wrk and nginx (apt-get install wrk nginx). Usage: bench/invoke.sh
-#   DURATION=10 (seconds per wrk run), RUNS=20 (cold starts), INSTANCES=4 (warm instances).
+#   DURATION=10 (seconds per wrk run), RUNS=20 (cold starts), INSTANCES=4 (warm instances),
+#   PERF_OUT=file (perf record of nuage during the router's 32-connection run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -146,7 +147,14 @@ printf '  nginx  %8.0f req/s  p50 %6.0f us\n' "$nginx_rps" "$nginx_p50"
 printf '  router %8.0f req/s  p50 %6.0f us\n' "$router_rps" "$router_p50"
 echo "== warm, 32 connections (throughput)"
 read -r nginx32_rps nginx32_p50 nginx32_bad < <(measure 2 32 "http://127.0.0.1:$NGINX_PORT/")
+# PERF_OUT=file records where nuage spends its time during this run (perf record -g).
+PERF_PID=""
+if [ -n "${PERF_OUT:-}" ]; then
+  perf record -q -g -p "$PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
+  PERF_PID=$!
+fi
 read -r router32_rps router32_p50 router32_bad < <(measure 2 32 "$WARM")
+[ -n "$PERF_PID" ] && wait "$PERF_PID" 2>/dev/null || true
 printf '  nginx  %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$nginx32_rps" "$nginx32_p50" "$nginx32_bad"
 printf '  router %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$router32_rps" "$router32_p50" "$router32_bad"
 

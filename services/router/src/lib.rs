@@ -109,7 +109,7 @@ pub fn start(
         tokio::spawn(watch_runner(peers.runner, pools.clone())),
         tokio::spawn(reap(routes, pools, idle)),
     ];
-    let serving = proxy.clone();
+    let serving = std::sync::Arc::new(proxy.clone());
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
@@ -128,6 +128,7 @@ pub fn start(
             let _ = stream.set_nodelay(true);
             let proxy = serving.clone();
             let service = service_fn(move |request| {
+                // One reference count per request, not a copy of every client.
                 let proxy = proxy.clone();
                 async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
             });
