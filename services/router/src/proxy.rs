@@ -75,7 +75,12 @@ impl Body for Leased {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
+            // The instance is done with this request once its body is all read: free it now,
+            // not after the last bytes reach the client.
             Poll::Ready(None) => {
+                self.lease.take();
+            }
+            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => {
                 self.lease.take();
             }
             Poll::Ready(Some(Err(_))) => {
