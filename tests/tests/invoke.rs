@@ -60,8 +60,7 @@ def handle(event, context):
     }
 "#;
 
-async fn call(client: &reqwest::Client, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let _ = client;
+async fn call(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let response = request.send().await.expect("the router answers");
     let status = response.status();
     let text = response.text().await.unwrap();
@@ -106,7 +105,6 @@ async fn node_and_python_functions_answer_on_their_endpoint() {
     assert!(!processes_of(&id).is_empty(), "an instance runs after the deploy");
 
     let (status, body) = call(
-        &client,
         client
             .post(format!("{endpoint}/some/path?a=1&b=two"))
             .header("X-Custom", "value")
@@ -156,7 +154,7 @@ async fn node_and_python_functions_answer_on_their_endpoint() {
     assert_eq!(response.headers()["x-echo"], "yes");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["headers"]["X-Request-Id"], "given-id");
-    let (_, body) = call(&client, client.post(&endpoint).body("aGVsbG8=")).await;
+    let (_, body) = call(client.post(&endpoint).body("aGVsbG8=")).await;
     assert_eq!(body["isBase64Encoded"], true);
 
     let function = function(&tenant, "invoke-python", json!({"name": "echo", "runtime": python})).await;
@@ -166,7 +164,6 @@ async fn node_and_python_functions_answer_on_their_endpoint() {
     let ready = nuage_tests::apps::settled_within(&tenant, python_id, Duration::from_secs(60)).await;
     assert_eq!(ready["status"], "ready", "{ready}");
     let (status, body) = call(
-        &client,
         client
             .put(format!("{}/p?q=1", ready["endpoint"].as_str().unwrap()))
             .body("py"),
@@ -211,9 +208,9 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Cold start: the request is held until a new instance answers.
-    let (status, cold) = call(&client, client.get(&endpoint)).await;
+    let (status, cold) = call(client.get(&endpoint)).await;
     assert_eq!(status, StatusCode::OK, "{cold}");
-    let (_, warm) = call(&client, client.get(&endpoint)).await;
+    let (_, warm) = call(client.get(&endpoint)).await;
     assert_eq!(cold["me"], warm["me"], "the second call reuses the warm instance");
 
     // Six concurrent slow calls, max_scale 2 and a queue of 2: two run, two wait, two get 503.
@@ -272,28 +269,28 @@ async fn timeouts_oversize_bodies_and_crashes_get_json_errors() {
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
 
     let started = Instant::now();
-    let (status, body) = call(&client, client.get(format!("{endpoint}/sleep?ms=5000"))).await;
+    let (status, body) = call(client.get(format!("{endpoint}/sleep?ms=5000"))).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     assert_eq!(body["type"], "timeout");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 
-    let (status, body) = call(&client, client.post(&endpoint).body(vec![b'x'; 7 << 20])).await;
+    let (status, body) = call(client.post(&endpoint).body(vec![b'x'; 7 << 20])).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["type"], "payload_too_large");
 
-    let (status, body) = call(&client, client.get(format!("{endpoint}/crash"))).await;
+    let (status, body) = call(client.get(format!("{endpoint}/crash"))).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["type"], "instance_failed");
     // The dead instance is replaced.
-    let (status, body) = call(&client, client.get(&endpoint)).await;
+    let (status, body) = call(client.get(&endpoint)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // Never deployed, and unknown: clear answers, no hang.
     let never = function(&tenant, "never", json!({"name": "f", "runtime": node})).await;
-    let (status, body) = call(&client, client.get(never["endpoint"].as_str().unwrap())).await;
+    let (status, body) = call(client.get(never["endpoint"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["type"], "not_deployed");
-    let (status, body) = call(&client, client.get(format!("{}/nobody-here", server.functions_url))).await;
+    let (status, body) = call(client.get(format!("{}/nobody-here", server.functions_url))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["type"], "not_found");
     server.stop().await;
@@ -327,7 +324,7 @@ async fn deleting_a_function_or_stopping_nuage_stops_every_process() {
         nuage_tests::apps::settled_within(&tenant, &second_id, Duration::from_secs(60)).await["status"],
         "ready"
     );
-    let (status, _) = call(&client, client.get(first["endpoint"].as_str().unwrap())).await;
+    let (status, _) = call(client.get(first["endpoint"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!processes_of(&first_id).is_empty());
 
@@ -341,7 +338,7 @@ async fn deleting_a_function_or_stopping_nuage_stops_every_process() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (status, _) = call(&client, client.get(first["endpoint"].as_str().unwrap())).await;
+    let (status, _) = call(client.get(first["endpoint"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     assert!(!processes_of(&second_id).is_empty());
@@ -388,11 +385,7 @@ async fn a_container_image_runs_on_port_as_user_1000() {
         .body;
     assert_eq!(ready["status"], "ready", "{ready}");
 
-    let (status, body) = call(
-        &client,
-        client.get(format!("{}/hello", ready["endpoint"].as_str().unwrap())),
-    )
-    .await;
+    let (status, body) = call(client.get(format!("{}/hello", ready["endpoint"].as_str().unwrap()))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["path"], "/hello");
     assert_eq!(body["greeting"], "hi");
@@ -497,7 +490,7 @@ async fn a_redeploy_under_load_fails_no_request() {
     assert!(answers.iter().any(|(_, body)| body == "v1"));
     assert_eq!(answers.last().unwrap().1, "v2", "the new version serves once ready");
     // The old version's instances are gone.
-    let (status, body) = call(&reqwest::Client::new(), reqwest::Client::new().get(&endpoint)).await;
+    let (status, body) = call(reqwest::Client::new().get(&endpoint)).await;
     assert_eq!((status, body), (StatusCode::OK, Value::String("v2".into())));
     server.stop().await;
 }
@@ -531,9 +524,9 @@ async fn an_instance_over_its_memory_limit_is_stopped_and_replaced() {
     )
     .await;
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
-    let (status, body) = call(&client, client.get(format!("{endpoint}/hog"))).await;
+    let (status, body) = call(client.get(format!("{endpoint}/hog"))).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "400 MB in a 128 MB instance: {body}");
-    let (status, body) = call(&client, client.get(&endpoint)).await;
+    let (status, body) = call(client.get(&endpoint)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // With room enough, the same code runs.
@@ -546,7 +539,7 @@ async fn an_instance_over_its_memory_limit_is_stopped_and_replaced() {
     assert_eq!(roomy.status, StatusCode::OK);
     let done = nuage_tests::apps::settled_within(&tenant, ready["id"].as_str().unwrap(), Duration::from_secs(60)).await;
     assert_eq!(done["status"], "ready");
-    let (status, body) = call(&client, client.get(format!("{endpoint}/hog"))).await;
+    let (status, body) = call(client.get(format!("{endpoint}/hog"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     server.stop().await;
 }
@@ -573,11 +566,7 @@ async fn healthz_warns_when_instances_run_unsandboxed() {
     )
     .await;
     let client = reqwest::Client::new();
-    let (status, body) = call(
-        &client,
-        client.get(format!("{}/x", ready["endpoint"].as_str().unwrap())),
-    )
-    .await;
+    let (status, body) = call(client.get(format!("{}/x", ready["endpoint"].as_str().unwrap()))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["path"], "/x");
     // Invocation figures are on /metrics.
@@ -620,7 +609,6 @@ async fn host_based_endpoints_and_dead_warm_instances_are_replaced() {
     // No wildcard DNS here: reach the router and name the host.
     let client = reqwest::Client::new();
     let (status, body) = call(
-        &client,
         client
             .get(format!("{}/path?x=1", server.functions_url))
             .header("Host", "hosted-f.functions.nuage.test"),
@@ -654,7 +642,6 @@ async fn host_based_endpoints_and_dead_warm_instances_are_replaced() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, body) = call(
-        &client,
         client
             .get(format!("{}/again", server.functions_url))
             .header("Host", "hosted-f.functions.nuage.test"),

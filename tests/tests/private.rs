@@ -1,7 +1,7 @@
 //! Private functions and containers: per-namespace RSA keys, `GET /jwt/issue`, and the router's
 //! token check (every way a token can be wrong is refused, each on its own).
 
-use nuage_tests::apps::{deployed, processes_of, runtime};
+use nuage_tests::apps::{deployed, runtime};
 use nuage_tests::{Tenant, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -43,18 +43,8 @@ fn token(issued: &Value) -> String {
 }
 
 fn b64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0_u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Signs `claims` with the namespace's own private key, read and unsealed as the tokens
@@ -145,17 +135,14 @@ async fn private_functions_open_only_to_their_namespace_tokens() {
         }
     }
     // The claims are those of a real Scaleway token.
-    let payload = token(&by_function).split('.').nth(1).unwrap().to_owned();
-    let padded = payload.replace('-', "+").replace('_', "/");
-    let decoded = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import base64,sys; s=sys.argv[1]; print(base64.b64decode(s + '=' * (-len(s) % 4)).decode())",
-            &padded,
-        ])
-        .output()
-        .unwrap();
-    let claims_seen: Value = serde_json::from_slice(&decoded.stdout).unwrap();
+    let payload = {
+        use base64::Engine;
+        let encoded = token(&by_function).split('.').nth(1).unwrap().to_owned();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .unwrap()
+    };
+    let claims_seen: Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(claims_seen["iss"], "SCALEWAY");
     assert_eq!(claims_seen["aud"], "functions");
     assert_eq!(claims_seen["sub"], "token");
@@ -289,17 +276,16 @@ async fn private_functions_open_only_to_their_namespace_tokens() {
         "sealed: {}",
         &sealed[..40]
     );
-    let _ = processes_of(&id);
     server.stop().await;
 }
 
 /// `now + seconds` in RFC 3339.
 fn time_in(seconds: i64) -> String {
-    let output = std::process::Command::new("date")
-        .args(["-u", "-d", &format!("+{seconds} seconds"), "+%Y-%m-%dT%H:%M:%SZ"])
-        .output()
-        .unwrap();
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

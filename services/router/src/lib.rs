@@ -64,11 +64,6 @@ pub struct Router {
 }
 
 impl Router {
-    /// Returns the router's figures as OpenMetrics text (without `# EOF`).
-    pub fn metrics(&self) -> String {
-        self.proxy.metrics.render(&self.proxy.pools)
-    }
-
     /// Returns a function that renders the router's figures.
     pub fn metrics_renderer(&self) -> impl Fn() -> String + Send + Sync + 'static {
         let proxy = self.proxy.clone();
