@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-NUAGE_LOG=warn NUAGE_ROUTER__LISTEN=127.0.0.1:0 NUAGE_ROUTER__IDLE_SECONDS=1 \
+NUAGE_LOG=warn NUAGE_ROUTER__LISTEN=127.0.0.1:0 NUAGE_ROUTER__INTERNAL_LISTEN=127.0.0.1:0 NUAGE_ROUTER__IDLE_SECONDS=1 \
   "$BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
 PID=$!
 for _ in $(seq 1 300); do [ -f "$WORK/data/endpoints.json" ] && break; sleep 0.1; done

@@ -8,8 +8,10 @@ use nuage_containers::ContainersConfig;
 use nuage_core::Secret;
 use nuage_core::application::ApplicationsConfig;
 use nuage_core::storage::StorageConfig;
+use nuage_crons::CronsConfig;
 use nuage_functions::FunctionsConfig;
 use nuage_gateway::GatewayConfig;
+use nuage_logs::LogsConfig;
 use nuage_namespaces::NamespacesConfig;
 use nuage_router::RouterConfig;
 use nuage_runner::RunnerConfig;
@@ -42,12 +44,15 @@ pub enum Role {
     Router,
     /// Namespace key pairs and the tokens they sign.
     Tokens,
+    /// Log lines of functions, containers, builds and crons.
+    Logs,
 }
 
 impl Role {
     /// Every role, in start-up order.
-    pub const ALL: [Role; 10] = [
+    pub const ALL: [Role; 11] = [
         Role::Iam,
+        Role::Logs,
         Role::Tokens,
         Role::Namespaces,
         Role::Functions,
@@ -72,12 +77,14 @@ impl Role {
             Role::Runner => "runner",
             Role::Router => "router",
             Role::Tokens => "tokens",
+            Role::Logs => "logs",
         }
     }
 
     /// The roles that serve gRPC (every one but the gateway and the router, which serve HTTP).
-    pub const SERVICES: [Role; 8] = [
+    pub const SERVICES: [Role; 9] = [
         Role::Iam,
+        Role::Logs,
         Role::Tokens,
         Role::Namespaces,
         Role::Functions,
@@ -108,6 +115,12 @@ pub struct ServiceUrls {
     pub runner: Option<String>,
     /// tokens' gRPC URL.
     pub tokens: Option<String>,
+    /// logs' gRPC URL. Producers of lines (runner, builder, crons, router) without it, nor the
+    /// logs role, keep their lines to themselves (with a warning).
+    pub logs: Option<String>,
+    /// The router's internal listener (`router.internal_listen`), an HTTP URL such as
+    /// `http://router:8082`: crons fire through it.
+    pub router: Option<String>,
 }
 
 impl ServiceUrls {
@@ -122,7 +135,9 @@ impl ServiceUrls {
             Role::Builder => self.builder.as_deref(),
             Role::Runner => self.runner.as_deref(),
             Role::Tokens => self.tokens.as_deref(),
-            Role::Gateway | Role::Router => None,
+            Role::Router => self.router.as_deref(),
+            Role::Logs => self.logs.as_deref(),
+            Role::Gateway => None,
         }
     }
 }
@@ -173,6 +188,10 @@ pub struct Config {
     pub runner: RunnerConfig,
     /// The router.
     pub router: RouterConfig,
+    /// The crons service and its scheduler.
+    pub crons: CronsConfig,
+    /// The logs service (retention).
+    pub logs: LogsConfig,
     /// Namespace key pairs.
     pub tokens: TokensConfig,
 }
@@ -200,6 +219,8 @@ impl Default for Config {
             builder: BuilderConfig::default(),
             runner: RunnerConfig::default(),
             router: RouterConfig::default(),
+            crons: CronsConfig::default(),
+            logs: LogsConfig::default(),
             tokens: TokensConfig::default(),
         }
     }
@@ -249,14 +270,16 @@ impl Config {
         if self.roles.is_empty() {
             anyhow::bail!(
                 "roles must name at least one of gateway, iam, tokens, namespaces, functions, containers, crons, \
-                 builder, runner, router"
+                 builder, runner, router, logs"
             );
         }
         self.gateway.validate().map_err(anyhow::Error::msg)?;
         // Who calls whom: the gateway calls every service but the builder; namespaces cascades to
         // functions and containers; those check namespaces and cascade to crons; functions queues
         // builds, which report back and are rolled out by the runner; crons checks functions and
-        // containers; the router routes to functions and containers and scales with the runner.
+        // containers and fires through the router; the router routes to functions and containers
+        // and scales with the runner. The gateway reads logs, and functions and containers delete
+        // theirs; producers of lines (runner, builder, crons, router) ship them where logs runs.
         let needs: [(Role, &[Role]); 7] = [
             (
                 Role::Gateway,
@@ -267,19 +290,27 @@ impl Config {
                     Role::Containers,
                     Role::Crons,
                     Role::Tokens,
+                    Role::Logs,
                 ],
             ),
             (Role::Namespaces, &[Role::Functions, Role::Containers, Role::Tokens]),
             (
                 Role::Functions,
-                &[Role::Namespaces, Role::Crons, Role::Builder, Role::Runner, Role::Tokens],
+                &[
+                    Role::Namespaces,
+                    Role::Crons,
+                    Role::Builder,
+                    Role::Runner,
+                    Role::Tokens,
+                    Role::Logs,
+                ],
             ),
             (Role::Builder, &[Role::Functions]),
             (
                 Role::Containers,
-                &[Role::Namespaces, Role::Crons, Role::Runner, Role::Tokens],
+                &[Role::Namespaces, Role::Crons, Role::Runner, Role::Tokens, Role::Logs],
             ),
-            (Role::Crons, &[Role::Functions, Role::Containers]),
+            (Role::Crons, &[Role::Functions, Role::Containers, Role::Router]),
             (
                 Role::Router,
                 &[Role::Functions, Role::Containers, Role::Runner, Role::Tokens],
@@ -392,6 +423,8 @@ mod tests {
                 builder: None,
                 runner: None,
                 tokens: None,
+                logs: None,
+                router: None,
             },
             internal_secret: Some(Secret::new("s")),
             ..Config::default()
@@ -400,6 +433,7 @@ mod tests {
         let config = Config {
             services: ServiceUrls {
                 crons: Some("http://cr".into()),
+                logs: Some("http://l".into()),
                 builder: Some("http://b".into()),
                 tokens: Some("http://t".into()),
                 ..config.services
@@ -407,5 +441,23 @@ mod tests {
             ..config
         };
         config.validate().unwrap();
+        // A crons replica fires through a router.
+        let crons = Config {
+            roles: vec![Role::Crons],
+            services: ServiceUrls {
+                router: None,
+                ..config.services.clone()
+            },
+            ..config.clone()
+        };
+        assert!(crons.validate().unwrap_err().to_string().contains("services.router"));
+        let crons = Config {
+            services: ServiceUrls {
+                router: Some("http://router:8082".into()),
+                ..crons.services.clone()
+            },
+            ..crons
+        };
+        crons.validate().unwrap();
     }
 }

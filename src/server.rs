@@ -6,6 +6,7 @@ use anyhow::Context;
 use nuage_builder::{BuilderService, JobStore, Worker};
 use nuage_containers::{ContainerStore, ContainersService};
 use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
+use nuage_core::logsink::LogSink;
 use nuage_core::secret::create_private_file;
 use nuage_core::storage::StorageAccess;
 use nuage_core::transport::{self, Transport};
@@ -14,6 +15,7 @@ use nuage_crons::{CronStore, CronsService};
 use nuage_functions::{Archives, DeploymentStore, FunctionStore, FunctionsService};
 use nuage_gateway::{GatewayExtras, GatewayState, ServiceClients, ServiceTransports};
 use nuage_iam::{IamService, NewApiKey};
+use nuage_logs::{LogStore, LogsService};
 use nuage_namespaces::{NamespaceStore, NamespacesService, Reconciler};
 use nuage_proto::builder::v1::builder_client::BuilderClient;
 use nuage_proto::builder::v1::builder_server::{self, BuilderServer};
@@ -24,13 +26,15 @@ use nuage_proto::crons::v1::crons_server::{self, CronsServer};
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use nuage_proto::functions::v1::functions_server::{self, FunctionsServer};
 use nuage_proto::iam::v1::iam_server::{self, IamServer};
+use nuage_proto::logs::v1::logs_client::LogsClient;
+use nuage_proto::logs::v1::logs_server::{self, LogsServer};
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::namespaces_server::{self, NamespacesServer};
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::runner::v1::runner_server::{self, RunnerServer};
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
 use nuage_proto::tokens::v1::tokens_server::{self, TokensServer};
-use nuage_runner::{LocalBackend, RunnerService, SpecStore};
+use nuage_runner::{LocalBackend, LogShipping, RunnerService, SpecStore};
 use nuage_tokens::{KeyStore, TokensService};
 use serde::Serialize;
 use std::io::Write;
@@ -43,6 +47,8 @@ use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
+/// Lines a process's log sink holds before it drops (and counts) more.
+const LOG_SINK_LINES: usize = 65_536;
 /// Seconds between two sweeps of crons stuck in a transient state.
 const CRON_RECONCILE_SECONDS: u64 = 5;
 
@@ -61,6 +67,9 @@ pub struct Endpoints {
     /// The router: where function and container endpoints answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub functions: Option<SocketAddr>,
+    /// The router's internal listener (`services.router` of crons replicas run elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router_internal: Option<SocketAddr>,
 }
 
 /// A started server; stop it with [`RunningServer::shutdown`].
@@ -199,6 +208,29 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         Some(listener) => listener.local_addr()?,
         None => config.router.listen,
     };
+    // Its internal listener: crons fire through it.
+    let router_internal = if config.runs(Role::Router) {
+        Some(
+            TcpListener::bind(config.router.internal_listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding the router's internal listener {}",
+                        config.router.internal_listen
+                    )
+                })?,
+        )
+    } else {
+        None
+    };
+    let router_internal_address = match &router_internal {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
+    let router_internal_url = match (&router_internal, &config.services.router) {
+        (Some(listener), _) => Some(format!("http://{}", listener.local_addr()?)),
+        (None, url) => url.clone(),
+    };
     let mut applications = config.applications.clone();
     if applications.endpoint_base_url.is_none() {
         applications.endpoint_base_url = Some(format!("http://{router_address}"));
@@ -217,6 +249,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
 
     let mut bootstrap = None;
+    let mut logs_metrics = None;
+    let mut log_sink: Option<LogSink> = None;
     let mut grpc = None;
     let mut grpc_address = None;
     let mut grpc_routes = None;
@@ -255,6 +289,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let service = IamServer::with_interceptor(IamService::new(store), RequireInternalAuth(auth.clone()));
             builder.add_service(service);
             served.push(iam_server::SERVICE_NAME);
+        }
+        if config.runs(Role::Logs) {
+            let (service, tasks) = LogsService::start(LogStore::new(database.clone()), &config.logs);
+            background.extend(tasks);
+            logs_metrics = Some(service.metrics());
+            builder.add_service(LogsServer::with_interceptor(service, RequireInternalAuth(auth.clone())));
+            served.push(logs_server::SERVICE_NAME);
+        }
+        // Producers of lines (runner, builder, crons, router) ship them through one sink.
+        if log_sink.is_none() && (config.runs(Role::Logs) || config.services.logs.is_some()) {
+            log_sink = Some(LogSink::start(LogsClient::new(peer(Role::Logs)?), LOG_SINK_LINES));
         }
         if config.runs(Role::Tokens) {
             let keys = KeyStore::new(database.clone(), &master_key(&config)?, config.tokens.key_bits);
@@ -329,6 +374,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 store.clone(),
                 crons.clone(),
                 runner_client.clone(),
+                LogsClient::new(peer(Role::Logs)?),
                 archives.clone(),
                 deployments.clone(),
                 config.functions.reconcile_interval_seconds,
@@ -366,6 +412,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 store.clone(),
                 crons.clone(),
                 runner_client.clone(),
+                LogsClient::new(peer(Role::Logs)?),
                 config.containers.reconcile_interval_seconds,
             );
             background.push(tokio::spawn(reconciler.clone().run()));
@@ -408,7 +455,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 FunctionsClient::new(peer(Role::Functions)?),
                 registry,
                 config.builder.clone(),
-            );
+            )
+            .with_logs(log_sink.clone());
             background.push(tokio::spawn(worker.clone().run()));
             let service = BuilderService::new(jobs, worker);
             builder.add_service(BuilderServer::with_interceptor(
@@ -436,7 +484,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 .or_else(|| config.builder.registry_dir.clone())
                 .unwrap_or_else(|| config.data_dir.join("registry"));
             let output = tokio::sync::broadcast::channel(4096).0;
-            let backend = LocalBackend::new(&config.runner, work_dir, registry_dir, output.clone())
+            let shipping = log_sink.clone().map(|sink| LogShipping {
+                sink,
+                rate: config.runner.log_lines_per_second,
+            });
+            let backend = LocalBackend::new(&config.runner, work_dir, registry_dir, output.clone(), shipping)
                 .map_err(anyhow::Error::msg)?;
             warnings.extend(backend.warnings());
             let service = RunnerService::new(backend, SpecStore::new(database.clone()), output);
@@ -450,12 +502,26 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         if config.runs(Role::Crons) {
             let store = CronStore::new(database.clone());
             let reconciler = nuage_crons::Reconciler::new(store.clone(), CRON_RECONCILE_SECONDS);
-            background.push(tokio::spawn(reconciler.clone().run()));
             let peers = nuage_crons::Peers {
                 functions: FunctionsClient::new(peer(Role::Functions)?),
                 containers: ContainersClient::new(peer(Role::Containers)?),
             };
-            let service = CronsService::new(store, reconciler, peers);
+            let router_url = router_internal_url
+                .as_deref()
+                .context("the crons role needs the router: run it too, or set services.router")?;
+            let scheduler = nuage_crons::Scheduler::new(
+                store.clone(),
+                nuage_crons::FiringStore::new(database.clone()),
+                nuage_crons::Invoker::new(router_url, auth.authorization()),
+                config.crons.clone(),
+                log_sink.clone(),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            background.push(tokio::spawn(scheduler.clone().run()));
+            let reconciler = reconciler.with_scheduler(scheduler);
+            background.push(tokio::spawn(reconciler.clone().run()));
+            let service = CronsService::new(store, reconciler, peers, config.crons.seconds_schedules);
             builder.add_service(CronsServer::with_interceptor(
                 service,
                 RequireInternalAuth(auth.clone()),
@@ -490,6 +556,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )));
     }
 
+    // A router without services in this process ships its failure lines to a remote logs.
+    if log_sink.is_none()
+        && let Some(url) = &config.services.logs
+    {
+        let client = LogsClient::new(transport::authed(transport::dial(url)?, auth.clone()));
+        log_sink = Some(LogSink::start(client, LOG_SINK_LINES));
+    }
+    if log_sink.is_none()
+        && [Role::Runner, Role::Builder, Role::Crons, Role::Router]
+            .iter()
+            .any(|role| config.runs(*role))
+    {
+        tracing::warn!("neither the logs role nor services.logs: instance, build, cron and router lines are not kept");
+    }
+
     // The gateway and the router call a service of this process in process, another
     // process's over gRPC.
     let transport = |role: Role| -> anyhow::Result<Transport> {
@@ -510,8 +591,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         router = Some(nuage_router::start(
             &config.router,
             applications.domain.clone().filter(|domain| !domain.is_empty()),
-            listener,
+            nuage_router::Listeners {
+                public: listener,
+                internal: router_internal.map(|internal| (internal, auth.clone())),
+            },
             peers,
+            log_sink.clone(),
             http_stopped.clone(),
             Duration::from_secs(config.shutdown_grace_seconds),
         ));
@@ -528,15 +613,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 containers: transport(Role::Containers)?,
                 crons: transport(Role::Crons)?,
                 tokens: transport(Role::Tokens)?,
+                logs: transport(Role::Logs)?,
             },
             auth.clone(),
         );
         let mut extras = GatewayExtras {
             warnings: warnings.clone(),
+            stopping: Some(http_stopped.clone()),
             ..GatewayExtras::default()
         };
         if let Some(router) = &router {
             extras.metrics.push(Box::new(router.metrics_renderer()));
+        }
+        if let Some(logs) = logs_metrics.clone() {
+            extras.metrics.push(Box::new(move || logs.render()));
         }
         let app = nuage_gateway::router(GatewayState::with_extras(config.gateway.clone(), clients, extras));
         let listener = TcpListener::bind(config.listen)
@@ -563,6 +653,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         grpc: grpc_address,
         s3: s3_address,
         functions: router.as_ref().map(|_| router_address),
+        router_internal: router_internal_address,
     };
     write_atomically(
         &config.data_dir.join("endpoints.json"),

@@ -10,6 +10,8 @@ use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use nuage_proto::functions::v1::functions_server;
 use nuage_proto::iam::v1::iam_client::IamClient;
 use nuage_proto::iam::v1::iam_server;
+use nuage_proto::logs::v1::logs_client::LogsClient;
+use nuage_proto::logs::v1::logs_server;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::namespaces_server;
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
@@ -31,6 +33,8 @@ pub struct ServiceClients {
     pub crons: CronsClient<Authed>,
     /// tokens.
     pub tokens: TokensClient<Authed>,
+    /// logs.
+    pub logs: LogsClient<Authed>,
     /// The health endpoints of each, with the gRPC service name to ask about.
     pub health: Vec<(String, HealthClient<Transport>)>,
 }
@@ -50,6 +54,8 @@ pub struct ServiceTransports {
     pub crons: Transport,
     /// tokens.
     pub tokens: Transport,
+    /// logs.
+    pub logs: Transport,
 }
 
 impl ServiceClients {
@@ -64,6 +70,7 @@ impl ServiceClients {
             containers: ContainersClient::new(authed(&transports.containers)),
             crons: CronsClient::new(authed(&transports.crons)),
             tokens: TokensClient::new(authed(&transports.tokens)),
+            logs: LogsClient::new(authed(&transports.logs)),
             health: vec![
                 health(iam_server::SERVICE_NAME, &transports.iam),
                 health(namespaces_server::SERVICE_NAME, &transports.namespaces),
@@ -71,6 +78,7 @@ impl ServiceClients {
                 health(containers_server::SERVICE_NAME, &transports.containers),
                 health(crons_server::SERVICE_NAME, &transports.crons),
                 health(tokens_server::SERVICE_NAME, &transports.tokens),
+                health(logs_server::SERVICE_NAME, &transports.logs),
             ],
         }
     }

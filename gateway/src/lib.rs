@@ -16,6 +16,7 @@ mod extract;
 mod functions;
 mod health;
 mod jwt;
+mod logs;
 mod metrics;
 mod namespaces;
 mod request_id;
@@ -52,6 +53,8 @@ pub struct GatewayExtras {
     pub warnings: Vec<String>,
     /// Appended to `/metrics` (the router's invocation figures, say).
     pub metrics: Vec<MetricsRenderer>,
+    /// Turns true when the process stops: long-lived answers (followed logs) end then.
+    pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for GatewayExtras {
@@ -91,6 +94,11 @@ impl GatewayState {
         &self.inner.clients
     }
 
+    /// The stop signal, when the process gave one.
+    fn stopping(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.inner.extras.stopping.clone()
+    }
+
     /// Returns a client of the namespaces service (clones share one connection).
     fn namespaces(
         &self,
@@ -110,6 +118,7 @@ pub fn router(state: GatewayState) -> Router {
         .merge(containers::routes())
         .merge(crons::routes())
         .merge(jwt::routes())
+        .merge(logs::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_caller,

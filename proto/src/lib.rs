@@ -74,3 +74,11 @@ pub mod tokens {
         tonic::include_proto!("nuage.tokens.v1");
     }
 }
+
+/// Logs.
+pub mod logs {
+    /// Version 1.
+    pub mod v1 {
+        tonic::include_proto!("nuage.logs.v1");
+    }
+}

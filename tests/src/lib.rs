@@ -70,6 +70,7 @@ impl TestServer {
             ..Config::default()
         };
         config.router.listen = "127.0.0.1:0".parse().unwrap();
+        config.router.internal_listen = "127.0.0.1:0".parse().unwrap();
         // 2048-bit namespace keys: four times faster to make than the default 4096.
         config.tokens.key_bits = 2048;
         let mut postgres = None;

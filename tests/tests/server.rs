@@ -126,6 +126,7 @@ async fn health_is_not_ready_when_the_services_are_unreachable() {
         config.services.functions = nowhere.clone();
         config.services.containers = nowhere.clone();
         config.services.crons = nowhere.clone();
+        config.services.logs = nowhere.clone();
         config.services.tokens = nowhere;
         config.internal_secret = Some(nuage_core::Secret::new("shared"));
     })
@@ -213,6 +214,8 @@ async fn roles_split_across_processes_share_one_internal_secret() {
     // The services in one "process"...
     let mut backend = TestServer::start_with(|config| {
         config.roles = nuage::Role::SERVICES.to_vec();
+        // Crons fire through a router; none runs in this test.
+        config.services.router = Some("http://127.0.0.1:9".to_owned());
         config.internal_secret = Some(nuage_core::Secret::new("shared-secret"));
     })
     .await;
@@ -228,6 +231,7 @@ async fn roles_split_across_processes_share_one_internal_secret() {
             config.services.functions = Some(grpc.clone());
             config.services.containers = Some(grpc.clone());
             config.services.crons = Some(grpc.clone());
+            config.services.logs = Some(grpc.clone());
             config.services.tokens = Some(grpc);
             config.internal_secret = Some(nuage_core::Secret::new(secret));
         }

@@ -8,6 +8,7 @@ use crate::jobs::{Job, JobStore};
 use crate::registry::Registry;
 use aws_sdk_s3::primitives::ByteStream;
 use nuage_core::ApiError;
+use nuage_core::logsink::LogSink;
 use nuage_core::transport::Authed;
 use nuage_proto::functions::v1::ReportBuildRequest;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
@@ -44,6 +45,7 @@ pub struct Worker {
     limits: Limits,
     registry_push: Option<Registry>,
     wake: Arc<Notify>,
+    logs: Option<LogSink>,
 }
 
 impl Worker {
@@ -66,7 +68,14 @@ impl Worker {
             config,
             limits: Limits::default(),
             wake: Arc::new(Notify::new()),
+            logs: None,
         }
+    }
+
+    /// Sends each build's log to the function's logs through `logs`.
+    pub fn with_logs(mut self, logs: Option<LogSink>) -> Self {
+        self.logs = logs;
+        self
     }
 
     /// Asks for a look at the queue now.
@@ -112,6 +121,7 @@ impl Worker {
                 self.config.max_attempts
             );
             let _ = writeln!(log, "giving up: {message}");
+            self.ship(&job, &log);
             self.report(&job, Err(message)).await?;
             return self.jobs.finish(&job.id, false, &log).await;
         }
@@ -124,18 +134,30 @@ impl Worker {
                 archive_digest,
             } => {
                 let _ = writeln!(log, "image {reference} ({digest})");
+                self.ship(&job, &log);
                 self.report(&job, Ok((reference, digest, archive_digest))).await?;
                 self.jobs.finish(&job.id, true, &log).await
             }
             Outcome::Refused(message) => {
                 let _ = writeln!(log, "refused: {message}");
+                self.ship(&job, &log);
                 self.report(&job, Err(message)).await?;
                 self.jobs.finish(&job.id, false, &log).await
             }
             Outcome::Transient(message) => {
                 let _ = writeln!(log, "will retry: {message}");
+                self.ship(&job, &log);
                 tracing::warn!(job = %job.id, %message, "build will be retried");
                 self.jobs.retry_later(&job.id, 2_000_000, &log).await
+            }
+        }
+    }
+
+    /// Sends the build's log to the function's logs, a line each.
+    fn ship(&self, job: &Job, log: &str) {
+        if let Some(logs) = &self.logs {
+            for line in log.lines() {
+                logs.push(&job.function_id, &job.id, "build", line);
             }
         }
     }

@@ -7,6 +7,8 @@ use nuage_core::application::ApplicationStatus;
 use nuage_core::transport::Authed;
 use nuage_proto::crons::v1::DeleteApplicationCronsRequest;
 use nuage_proto::crons::v1::crons_client::CronsClient;
+use nuage_proto::logs::v1::DeleteApplicationLogsRequest;
+use nuage_proto::logs::v1::logs_client::LogsClient;
 use nuage_proto::runner::v1::RemoveRequest;
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use std::sync::Arc;
@@ -18,12 +20,13 @@ const BATCH: i64 = 100;
 /// How soon to sweep again while children are still being deleted.
 const FOLLOW_UP: Duration = Duration::from_millis(200);
 
-/// Removes `deleting` containers once their crons and instances are gone.
+/// Removes `deleting` containers once their crons, instances and logs are gone.
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     store: ContainerStore,
     crons: CronsClient<Authed>,
     runner: RunnerClient<Authed>,
+    logs: LogsClient<Authed>,
     interval: Duration,
     wake: Arc<Notify>,
 }
@@ -34,12 +37,14 @@ impl Reconciler {
         store: ContainerStore,
         crons: CronsClient<Authed>,
         runner: RunnerClient<Authed>,
+        logs: LogsClient<Authed>,
         interval_seconds: u64,
     ) -> Self {
         Self {
             store,
             crons,
             runner,
+            logs,
             interval: Duration::from_secs(interval_seconds.max(1)),
             wake: Arc::new(Notify::new()),
         }
@@ -91,6 +96,14 @@ impl Reconciler {
             self.runner
                 .clone()
                 .remove(RemoveRequest {
+                    application_id: container.id.to_string(),
+                })
+                .await
+                .map_err(|status| ApiError::from_status(&status))?;
+            // Its logs go with it (lines still on their way are dropped by the logs service).
+            self.logs
+                .clone()
+                .delete_application_logs(DeleteApplicationLogsRequest {
                     application_id: container.id.to_string(),
                 })
                 .await

@@ -37,6 +37,17 @@ impl InternalAuth {
         Self::new(&Secret::new(hex::encode(secret))).expect("hex is ASCII")
     }
 
+    /// The `authorization` value internal calls carry (also over HTTP, to the router's
+    /// internal listener).
+    pub fn authorization(&self) -> &str {
+        self.header.to_str().expect("built from a printable string")
+    }
+
+    /// Whether `presented`, an `authorization` value, is the credential (constant time).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        bool::from(presented.ct_eq(self.header.as_bytes()))
+    }
+
     /// Returns the request if it carries the secret, else UNAUTHENTICATED.
     pub fn check<T>(&self, request: Request<T>) -> Result<Request<T>, Status> {
         let presented = request
@@ -44,7 +55,7 @@ impl InternalAuth {
             .get("authorization")
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if bool::from(presented.ct_eq(self.header.as_bytes())) {
+        if self.matches(presented) {
             Ok(request)
         } else {
             Err(Status::unauthenticated("internal credential missing or wrong"))

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod internal;
 pub mod jwt;
+pub mod logsink;
 pub mod pagination;
 pub mod seal;
 pub mod secret;

@@ -2,6 +2,7 @@
 //! disappears. State lives in the database and every step is idempotent.
 
 use crate::model::CronStatus;
+use crate::scheduler::Scheduler;
 use crate::store::CronStore;
 use nuage_core::ApiError;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub struct Reconciler {
     store: CronStore,
     interval: Duration,
     wake: Arc<Notify>,
+    scheduler: Option<Scheduler>,
 }
 
 impl Reconciler {
@@ -26,7 +28,15 @@ impl Reconciler {
             store,
             interval: Duration::from_secs(interval_seconds.max(1)),
             wake: Arc::new(Notify::new()),
+            scheduler: None,
         }
+    }
+
+    /// Tells `scheduler` after each sweep, so that a change made through this replica is
+    /// scheduled at once.
+    pub fn with_scheduler(mut self, scheduler: Scheduler) -> Self {
+        self.scheduler = Some(scheduler);
+        self
     }
 
     /// Asks for a sweep now rather than at the next interval.
@@ -47,9 +57,17 @@ impl Reconciler {
         }
     }
 
-    /// Handles every cron in a transient state once.
+    /// Handles every cron in a transient state once. A `ready` cron is scheduled by every
+    /// replica's [`Scheduler`], which follows the table.
     pub async fn sweep(&self) -> Result<(), ApiError> {
-        // TODO(#8): register the schedule with the scheduler before marking it ready.
+        let result = self.converge().await;
+        if let Some(scheduler) = &self.scheduler {
+            scheduler.wake();
+        }
+        result
+    }
+
+    async fn converge(&self) -> Result<(), ApiError> {
         for cron in self.store.in_status(CronStatus::Pending, BATCH).await? {
             self.store.mark_ready(cron.id).await?;
         }

@@ -1,5 +1,6 @@
 //! Five-field UNIX cron schedules: minute, hour, day of month, month, day of week, with
-//! ranges, lists, steps, and month and day names.
+//! ranges, lists, steps, and month and day names, in UTC. A test-only setting also accepts a
+//! sixth, leading field of seconds.
 
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
@@ -13,10 +14,61 @@ const FIELDS: [(&str, &str); 5] = [
     ("day of week", "0-7 or SUN-SAT"),
 ];
 
-/// Checks a schedule; the error says which field is wrong and what it accepts.
-pub(crate) fn check(schedule: &str) -> Result<(), ApiError> {
+/// A checked schedule.
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern {
+    cron: croner::Cron,
+    /// The schedule with a seconds field, as tokio-cron-scheduler takes it.
+    with_seconds: String,
+}
+
+impl Pattern {
+    /// Parses a schedule stored after [`check`] (`seconds`: whether 6 fields are accepted).
+    pub(crate) fn parse(schedule: &str, seconds: bool) -> Result<Self, ApiError> {
+        check(schedule, seconds)?;
+        let fields = schedule.split_whitespace().count();
+        let with_seconds = if fields == 6 {
+            schedule.to_owned()
+        } else {
+            format!("0 {schedule}")
+        };
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build()
+            .parse(&with_seconds)
+            .map_err(|error| ApiError::invalid_argument("schedule", Reason::Format, error.to_string()))?;
+        Ok(Self { cron, with_seconds })
+    }
+
+    /// The schedule with its seconds field.
+    pub(crate) fn with_seconds(&self) -> &str {
+        &self.with_seconds
+    }
+
+    /// The latest scheduled time at or before `now`: the time a firing that runs now is for.
+    pub(crate) fn latest_at_or_before(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.cron.find_previous_occurrence(&now, true).ok()
+    }
+}
+
+/// Checks a schedule; the error says which field is wrong and what it accepts. `seconds`
+/// (test-only) also accepts six fields, the first being the second.
+pub(crate) fn check(schedule: &str, seconds: bool) -> Result<(), ApiError> {
     let refuse = |help: String| Err(ApiError::invalid_argument("schedule", Reason::Format, help));
     let fields: Vec<&str> = schedule.split_whitespace().collect();
+    if seconds && fields.len() == 6 {
+        return match croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build()
+            .parse(&fields.join(" "))
+        {
+            Ok(_) => Ok(()),
+            Err(error) => refuse(format!("`{schedule}` is not a valid schedule with seconds: {error}")),
+        };
+    }
     if fields.len() != FIELDS.len() {
         return refuse(format!(
             "`{schedule}` has {} fields; a schedule has 5: minute hour day-of-month month day-of-week, such as `0 13 * * *`",
@@ -41,18 +93,38 @@ pub(crate) fn check(schedule: &str) -> Result<(), ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{Pattern, check};
+    use chrono::TimeZone;
 
     #[test]
     fn five_field_schedules() {
         for good in ["0 13 * * *", "*/5 1-3,7 * JAN-MAR MON-FRI", "0 0 1 * 0", "0 0 * * 7"] {
-            assert!(check(good).is_ok(), "{good} refused");
+            assert!(check(good, false).is_ok(), "{good} refused");
         }
-        let help = |bad: &str| check(bad).unwrap_err().violations[0].help_message.clone();
+        let help = |bad: &str| check(bad, false).unwrap_err().violations[0].help_message.clone();
         assert!(help("61 * * * *").contains("minute field `61`"));
         assert!(help("* * * 13 *").contains("month field `13`"));
         assert!(help("* * *").contains("has 3 fields"));
         assert!(help("0 0 * * * *").contains("has 6 fields"));
         assert!(help("@daily").contains("has 1 fields"));
+        // Seconds only where the test-only setting allows them.
+        assert!(check("*/2 * * * * *", true).is_ok());
+        assert!(check("61 * * * * *", true).is_err());
+    }
+
+    #[test]
+    fn a_firing_is_for_the_latest_scheduled_time() {
+        let at = |h, m, s| chrono::Utc.with_ymd_and_hms(2026, 11, 22, h, m, s).unwrap();
+        let hourly = Pattern::parse("30 * * * *", false).unwrap();
+        assert_eq!(hourly.with_seconds(), "0 30 * * * *");
+        assert_eq!(hourly.latest_at_or_before(at(10, 30, 0)), Some(at(10, 30, 0)));
+        assert_eq!(
+            hourly.latest_at_or_before(at(10, 30, 0) + chrono::Duration::milliseconds(400)),
+            Some(at(10, 30, 0))
+        );
+        assert_eq!(hourly.latest_at_or_before(at(10, 29, 59)), Some(at(9, 30, 0)));
+        let every_other_second = Pattern::parse("*/2 * * * * *", true).unwrap();
+        assert_eq!(every_other_second.latest_at_or_before(at(10, 0, 3)), Some(at(10, 0, 2)));
+        assert!(Pattern::parse("*/2 * * * * *", false).is_err());
     }
 }

@@ -36,15 +36,18 @@ pub struct CronsService {
     store: CronStore,
     reconciler: Reconciler,
     peers: Peers,
+    seconds_schedules: bool,
 }
 
 impl CronsService {
-    /// Returns a service over `store`.
-    pub fn new(store: CronStore, reconciler: Reconciler, peers: Peers) -> Self {
+    /// Returns a service over `store`; `seconds_schedules` (test-only) accepts 6-field
+    /// schedules.
+    pub fn new(store: CronStore, reconciler: Reconciler, peers: Peers, seconds_schedules: bool) -> Self {
         Self {
             store,
             reconciler,
             peers,
+            seconds_schedules,
         }
     }
 
@@ -158,7 +161,7 @@ impl Crons for CronsService {
         if request.schedule.is_empty() {
             return Err(ApiError::invalid_argument("schedule", Reason::Required, "is required").into());
         }
-        schedule::check(&request.schedule)?;
+        schedule::check(&request.schedule, self.seconds_schedules)?;
         let args = request.args.unwrap_or_else(|| "{}".to_owned());
         check_args(&args)?;
         let application_id = self
@@ -221,7 +224,7 @@ impl Crons for CronsService {
             return Err(ApiError::transient_state("cron", id.to_string(), "deleting").into());
         }
         if let Some(schedule) = request.schedule.filter(|schedule| !schedule.is_empty()) {
-            schedule::check(&schedule)?;
+            schedule::check(&schedule, self.seconds_schedules)?;
             cron.schedule = schedule.split_whitespace().collect::<Vec<_>>().join(" ");
         }
         if let Some(args) = request.args {
@@ -236,6 +239,8 @@ impl Crons for CronsService {
             .update(&cron)
             .await?
             .ok_or_else(|| ApiError::transient_state("cron", id.to_string(), "deleting"))?;
+        // Every replica's scheduler follows the table; this one's looks now.
+        self.reconciler.wake();
         Ok(answer(cron))
     }
 

@@ -179,13 +179,46 @@ impl CronStore {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Removes a cron that is `deleting`.
+    /// Removes a cron that is `deleting`, and its firings.
     pub async fn remove_deleted(&self, id: Uuid) -> Result<bool, ApiError> {
+        let mut transaction = self.database.pool().begin().await?;
         let result = sqlx::query("delete from crons where id = $1 and status = 'deleting'")
             .bind(id.to_string())
-            .execute(self.database.pool())
+            .execute(&mut *transaction)
             .await?;
+        sqlx::query("delete from cron_firings where cron_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Returns every cron, in any state, changed at or after `since` (Unix microseconds);
+    /// `since` 0 returns every `ready` cron. The scheduler follows the table with it.
+    pub async fn changed_since(&self, since: i64) -> Result<Vec<Cron>, ApiError> {
+        let rows = if since == 0 {
+            sqlx::query(&format!("select {COLUMNS} from crons where status = 'ready'"))
+                .fetch_all(self.database.pool())
+                .await?
+        } else {
+            sqlx::query(&format!("select {COLUMNS} from crons where updated_at >= $1"))
+                .bind(since)
+                .fetch_all(self.database.pool())
+                .await?
+        };
+        rows.iter().map(decode).collect()
+    }
+
+    /// Returns a `ready` cron by id, whoever owns it (for the scheduler).
+    pub async fn ready(&self, id: Uuid) -> Result<Option<Cron>, ApiError> {
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from crons where id = $1 and status = 'ready'"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.as_ref().map(decode).transpose()
     }
 }
 

@@ -9,6 +9,8 @@ use nuage_core::application::ApplicationStatus;
 use nuage_core::transport::Authed;
 use nuage_proto::crons::v1::DeleteApplicationCronsRequest;
 use nuage_proto::crons::v1::crons_client::CronsClient;
+use nuage_proto::logs::v1::DeleteApplicationLogsRequest;
+use nuage_proto::logs::v1::logs_client::LogsClient;
 use nuage_proto::runner::v1::RemoveRequest;
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use std::sync::Arc;
@@ -20,12 +22,13 @@ const BATCH: i64 = 100;
 /// How soon to sweep again while children are still being deleted.
 const FOLLOW_UP: Duration = Duration::from_millis(200);
 
-/// Removes `deleting` functions once their crons, instances and archive are gone.
+/// Removes `deleting` functions once their crons, instances, logs and archive are gone.
 #[derive(Debug, Clone)]
 pub struct Reconciler {
     store: FunctionStore,
     crons: CronsClient<Authed>,
     runner: RunnerClient<Authed>,
+    logs: LogsClient<Authed>,
     archives: Archives,
     deployments: DeploymentStore,
     interval: Duration,
@@ -38,6 +41,7 @@ impl Reconciler {
         store: FunctionStore,
         crons: CronsClient<Authed>,
         runner: RunnerClient<Authed>,
+        logs: LogsClient<Authed>,
         archives: Archives,
         deployments: DeploymentStore,
         interval_seconds: u64,
@@ -46,6 +50,7 @@ impl Reconciler {
             store,
             crons,
             runner,
+            logs,
             archives,
             deployments,
             interval: Duration::from_secs(interval_seconds.max(1)),
@@ -100,6 +105,14 @@ impl Reconciler {
             self.runner
                 .clone()
                 .remove(RemoveRequest {
+                    application_id: function.id.to_string(),
+                })
+                .await
+                .map_err(|status| ApiError::from_status(&status))?;
+            // Its logs go with it (lines still on their way are dropped by the logs service).
+            self.logs
+                .clone()
+                .delete_application_logs(DeleteApplicationLogsRequest {
                     application_id: function.id.to_string(),
                 })
                 .await

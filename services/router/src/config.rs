@@ -10,6 +10,10 @@ pub struct RouterConfig {
     /// The listener function and container endpoints answer on (`functions` in
     /// `endpoints.json`); port 0 picks a free one.
     pub listen: SocketAddr,
+    /// The internal listener, for nuage itself (crons fire through it, without the privacy
+    /// check; it demands the internal secret); port 0 picks a free one. Keep it off public
+    /// interfaces.
+    pub internal_listen: SocketAddr,
     /// Seconds an instance may stay idle before it is stopped (down to `min_scale`).
     pub idle_seconds: u64,
     /// Requests that may wait for an instance, per application, once `max_scale` instances are
@@ -26,6 +30,7 @@ impl Default for RouterConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8081".parse().expect("valid address"),
+            internal_listen: "127.0.0.1:8082".parse().expect("valid address"),
             idle_seconds: 900,
             queue_limit: 100,
             max_body_bytes: 6 * 1024 * 1024,

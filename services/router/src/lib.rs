@@ -26,6 +26,8 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use nuage_core::internal::InternalAuth;
+use nuage_core::logsink::LogSink;
 use nuage_core::transport::Authed;
 use nuage_proto::containers::v1::containers_client::ContainersClient;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
@@ -71,13 +73,25 @@ impl Router {
     }
 }
 
-/// Serves `listener` until `stopped` fires; `domain` enables host-based endpoints.
+/// Where the router listens.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Function and container endpoints.
+    pub public: TcpListener,
+    /// `/{application_id}/...` for nuage itself (crons), without the privacy check, for
+    /// callers presenting the credential.
+    pub internal: Option<(TcpListener, InternalAuth)>,
+}
+
+/// Serves `listeners` until `stopped` fires; `domain` enables host-based endpoints. Failed
+/// invocations leave a line in `logs`.
 pub fn start(
     config: &RouterConfig,
     domain: Option<String>,
-    listener: TcpListener,
+    listeners: Listeners,
     peers: Peers,
-    mut stopped: watch::Receiver<bool>,
+    logs: Option<LogSink>,
+    stopped: watch::Receiver<bool>,
     grace: Duration,
 ) -> Router {
     let routes = Routes::new(peers.functions, peers.containers);
@@ -95,6 +109,7 @@ pub fn start(
         max_body_bytes: config.max_body_bytes,
         metrics: Metrics::default(),
         privacy: Privacy::new(peers.tokens),
+        logs,
     };
     let refresh = Duration::from_millis(config.routes_refresh_ms.max(10));
     let idle = Duration::from_secs(config.idle_seconds);
@@ -105,44 +120,80 @@ pub fn start(
         tokio::spawn(reap(routes, pools, idle)),
     ];
     let serving = std::sync::Arc::new(proxy.clone());
+    let Listeners {
+        public: listener,
+        internal,
+    } = listeners;
+    let internal = internal.map(|(listener, auth)| {
+        tokio::spawn(serve(
+            listener,
+            serving.clone(),
+            Some(std::sync::Arc::new(auth)),
+            stopped.clone(),
+            grace,
+        ))
+    });
+    let public = tokio::spawn(serve(listener, serving, None, stopped, grace));
     let task = tokio::spawn(async move {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = stopped.wait_for(|stop| *stop) => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let proxy = serving.clone();
-            let service = service_fn(move |request| {
-                // One reference count per request, not a copy of every client.
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
-            });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-        }
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-            tracing::warn!("invocations did not finish within the grace period");
+        let _ = public.await;
+        if let Some(internal) = internal {
+            let _ = internal.await;
         }
     });
     Router {
         proxy,
         task,
         background,
+    }
+}
+
+/// Answers connections on `listener` until `stopped` fires, then lets them finish within
+/// `grace`; `internal` makes it the internal listener.
+async fn serve(
+    listener: TcpListener,
+    proxy: std::sync::Arc<Proxy>,
+    internal: Option<std::sync::Arc<InternalAuth>>,
+    mut stopped: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.wait_for(|stop| *stop) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        let internal = internal.clone();
+        let service = service_fn(move |request| {
+            // One reference count per request, not a copy of every client.
+            let proxy = proxy.clone();
+            let internal = internal.clone();
+            async move {
+                Ok::<_, Infallible>(match internal {
+                    Some(auth) => proxy.handle_internal(request, peer, &auth).await,
+                    None => proxy.handle(request, peer).await,
+                })
+            }
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("invocations did not finish within the grace period");
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::metrics::Metrics;
 use crate::pool::{AcquireError, Lease, Pools};
 use crate::privacy::{Privacy, Refusal, TOKEN_HEADERS};
-use crate::routes::Routes;
+use crate::routes::{Route, Routes};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
@@ -14,9 +14,12 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use nuage_core::internal::InternalAuth;
+use nuage_core::logsink::LogSink;
 use nuage_proto::common::v1::ApplicationStatus;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -50,16 +53,25 @@ pub struct Proxy {
     pub(crate) max_body_bytes: u64,
     pub(crate) metrics: Metrics,
     pub(crate) privacy: Privacy,
+    /// Where the failure of an invocation leaves a line (its application's logs).
+    pub(crate) logs: Option<LogSink>,
 }
+
+/// Why the router itself answered with an error (kept on the response, never sent).
+#[derive(Debug, Clone)]
+struct Failure(String);
 
 /// A JSON error answer, Scaleway-style.
 pub fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response<ProxyBody> {
-    let body = serde_json::json!({"message": message.into(), "type": kind}).to_string();
-    Response::builder()
+    let message = message.into();
+    let body = serde_json::json!({"message": &message, "type": kind}).to_string();
+    let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
-        .expect("valid response")
+        .expect("valid response");
+    response.extensions_mut().insert(Failure(message));
+    response
 }
 
 /// The response body of an instance; holds the instance until it is read to the end.
@@ -162,22 +174,12 @@ impl Proxy {
                 "no function or container answers here",
             );
         };
-        let route = match self.routes.get(&key) {
-            Some(route) => route,
-            None => {
-                // Created a moment ago, perhaps: look again before saying no.
-                self.routes.refresh_soon().await;
-                match self.routes.get(&key) {
-                    Some(route) => route,
-                    None => {
-                        return error(
-                            StatusCode::NOT_FOUND,
-                            "not_found",
-                            format!("no function or container answers at `{key}`"),
-                        );
-                    }
-                }
-            }
+        let Some(route) = self.lookup(|routes| routes.get(&key)).await else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no function or container answers at `{key}`"),
+            );
         };
         if route.status == ApplicationStatus::Deleting {
             return error(StatusCode::NOT_FOUND, "not_found", format!("`{key}` is being deleted"));
@@ -212,6 +214,97 @@ impl Proxy {
                 }
             }
         }
+        self.invoke(route, request, &path, peer).await
+    }
+
+    /// Answers one request that arrived on the internal listener: `/{application_id}/...`,
+    /// from nuage itself (crons), carrying the internal credential. The application's privacy
+    /// does not apply: the credential is nuage's own.
+    pub async fn handle_internal(
+        &self,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+        auth: &InternalAuth,
+    ) -> Response<ProxyBody> {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        if !auth.matches(presented) {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "this listener is for nuage itself: the internal credential is missing or wrong",
+            );
+        }
+        // The credential is nuage's: the code does not get it.
+        request.headers_mut().remove(header::AUTHORIZATION);
+        let Some((application_id, path)) = target(None, None, request.uri()) else {
+            return error(StatusCode::NOT_FOUND, "not_found", "no application id in the path");
+        };
+        let Some(route) = self.lookup(|routes| routes.by_id(&application_id)).await else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no function or container `{application_id}`"),
+            );
+        };
+        if route.status == ApplicationStatus::Deleting {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("`{application_id}` is being deleted"),
+            );
+        }
+        self.invoke(route, request, &path, peer).await
+    }
+
+    /// Finds a route with `find`, reloading the table once on a miss (the application may
+    /// have been created a moment ago).
+    async fn lookup(&self, find: impl Fn(&Routes) -> Option<Arc<Route>>) -> Option<Arc<Route>> {
+        if let Some(route) = find(&self.routes) {
+            return Some(route);
+        }
+        self.routes.refresh_soon().await;
+        find(&self.routes)
+    }
+
+    /// Sends a request the caller may make to `route`'s application; when the router fails
+    /// it (timeout, crash, too large, overloaded, not deployed), says why in its logs.
+    async fn invoke(
+        &self,
+        route: Arc<Route>,
+        request: Request<Incoming>,
+        path: &str,
+        peer: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let mut answer = self.forward(route.clone(), request, path, peer).await;
+        if let (Some(logs), Some(Failure(message))) = (&self.logs, answer.extensions_mut().remove::<Failure>()) {
+            let status = answer.status().as_u16();
+            logs.push(
+                &route.application_id,
+                request_id.as_deref().unwrap_or_default(),
+                "router",
+                format!("invocation failed: HTTP {status}: {message}"),
+            );
+        }
+        answer
+    }
+
+    async fn forward(
+        &self,
+        route: Arc<Route>,
+        request: Request<Incoming>,
+        path: &str,
+        peer: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let key = route.key.clone();
         let too_large = request
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -303,7 +396,7 @@ impl Proxy {
         if lease.cold {
             self.metrics.cold_start(&route.application_id);
         }
-        let upstream = match self.upstream(request, &lease.address, &path, peer) {
+        let upstream = match self.upstream(request, &lease.address, path, peer) {
             Ok(upstream) => upstream,
             Err(answer) => return answer,
         };

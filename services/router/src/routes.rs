@@ -90,6 +90,17 @@ impl Routes {
         self.table.read().expect("routes lock").get(key).cloned()
     }
 
+    /// Returns the route of an application by its id (a scan: for the internal path, which
+    /// crons use, not for every request).
+    pub fn by_id(&self, application_id: &str) -> Option<Arc<Route>> {
+        self.table
+            .read()
+            .expect("routes lock")
+            .values()
+            .find(|route| route.application_id == application_id)
+            .cloned()
+    }
+
     /// Returns every route.
     pub fn all(&self) -> Vec<Arc<Route>> {
         self.table.read().expect("routes lock").values().cloned().collect()

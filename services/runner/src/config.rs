@@ -33,6 +33,10 @@ pub struct RunnerConfig {
     pub start_timeout_seconds: u64,
     /// Cap memory with cgroups when they are writable.
     pub memory_limits: bool,
+    /// Lines a second (and burst) of one instance's stdout, and as many of its stderr, shipped
+    /// to the logs service; more are dropped and counted, so that a flood cannot crowd out
+    /// other applications' lines.
+    pub log_lines_per_second: u32,
 }
 
 impl Default for RunnerConfig {
@@ -45,6 +49,7 @@ impl Default for RunnerConfig {
             registry_insecure: false,
             start_timeout_seconds: 30,
             memory_limits: true,
+            log_lines_per_second: 2000,
         }
     }
 }

@@ -16,6 +16,6 @@ mod specs;
 
 pub use backend::{Backend, Running};
 pub use config::{RunnerConfig, Sandbox};
-pub use local::LocalBackend;
+pub use local::{LocalBackend, LogShipping};
 pub use service::RunnerService;
 pub use specs::SpecStore;

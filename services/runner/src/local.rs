@@ -5,6 +5,8 @@
 use crate::backend::{Backend, Running};
 use crate::config::{RunnerConfig, Sandbox};
 use crate::images::{Images, Unpacked};
+use nuage_core::logsink::LogSink;
+use nuage_proto::logs::v1::Line;
 use nuage_proto::runner::v1::{Kind, OutputLine, Spec, Stream};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{broadcast, oneshot};
 
@@ -46,6 +48,7 @@ pub struct LocalBackend {
     start_timeout: Duration,
     interpreters: Mutex<HashMap<String, PathBuf>>,
     output: broadcast::Sender<OutputLine>,
+    logs: Option<LogShipping>,
 }
 
 /// Where per-instance memory cgroups are made.
@@ -130,6 +133,7 @@ impl LocalBackend {
         work_dir: PathBuf,
         registry_dir: PathBuf,
         output: broadcast::Sender<OutputLine>,
+        logs: Option<LogShipping>,
     ) -> Result<Self, String> {
         let bubblewrap = match config.sandbox {
             Sandbox::None => None,
@@ -156,6 +160,7 @@ impl LocalBackend {
             start_timeout: Duration::from_secs(config.start_timeout_seconds.max(1)),
             interpreters: Mutex::new(HashMap::new()),
             output,
+            logs,
         })
     }
 
@@ -289,7 +294,71 @@ impl LocalBackend {
     }
 }
 
-/// Reads `stream` line by line into the broadcast and the kept tail.
+/// Where an instance's lines go beyond the broadcast: the logs service, at most `rate` lines
+/// a second per stream (a burst of as many), so that one flooding instance cannot crowd out
+/// the lines of others; lines over the rate are dropped and counted.
+#[derive(Debug, Clone)]
+pub struct LogShipping {
+    /// The sink to the logs service.
+    pub sink: LogSink,
+    /// Lines per second per stream of an instance.
+    pub rate: u32,
+}
+
+/// A token bucket: `rate` lines a second, bursts of `rate`.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self {
+            tokens: rate,
+            rate,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Reads the next line into `line` (without its newline), keeping at most [`MAX_LINE`] bytes
+/// of it; returns how many bytes were cut, or `None` at the end of the stream.
+async fn next_line(reader: &mut (impl AsyncBufRead + Unpin), line: &mut Vec<u8>) -> std::io::Result<Option<u64>> {
+    line.clear();
+    let mut cut = 0_u64;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok((!line.is_empty() || cut > 0).then_some(cut));
+        }
+        let newline = available.iter().position(|byte| *byte == b'\n');
+        let chunk = &available[..newline.unwrap_or(available.len())];
+        let take = chunk.len().min(MAX_LINE.saturating_sub(line.len()));
+        line.extend_from_slice(&chunk[..take]);
+        cut += (chunk.len() - take) as u64;
+        let consumed = newline.map_or(available.len(), |at| at + 1);
+        reader.consume(consumed);
+        if newline.is_some() {
+            return Ok(Some(cut));
+        }
+    }
+}
+
+/// Reads `stream` line by line into the broadcast, the kept tail and the logs service.
 fn pump(
     reader: impl tokio::io::AsyncRead + Unpin + Send + 'static,
     stream: Stream,
@@ -297,23 +366,37 @@ fn pump(
     instance_id: &str,
     output: broadcast::Sender<OutputLine>,
     tail: Arc<Mutex<VecDeque<String>>>,
+    logs: Option<LogShipping>,
 ) {
     let application_id = spec.application_id.clone();
     let instance_id = instance_id.to_owned();
     tokio::spawn(async move {
-        let mut reader = BufReader::new(reader);
+        let mut reader = BufReader::with_capacity(64 * 1024, reader);
         let mut buffer = Vec::new();
-        loop {
-            buffer.clear();
-            match reader.read_until(b'\n', &mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+        let mut bucket = logs.as_ref().map(|logs| Bucket::new(logs.rate));
+        let stream_name = match stream {
+            Stream::Stderr => "stderr",
+            _ => "stdout",
+        };
+        // Reading never waits on anyone: the instance is never held up by its own output.
+        while let Ok(Some(cut)) = next_line(&mut reader, &mut buffer).await {
+            let timestamp = nuage_core::clock::now_micros();
+            if let (Some(logs), Some(bucket)) = (&logs, bucket.as_mut()) {
+                if bucket.take() {
+                    logs.sink.push_line(Line {
+                        application_id: application_id.clone(),
+                        source_id: instance_id.clone(),
+                        stream: stream_name.to_owned(),
+                        timestamp,
+                        message: buffer.clone(),
+                        cut_bytes: cut,
+                    });
+                } else {
+                    logs.sink.count_dropped(1);
+                }
             }
-            if buffer.last() == Some(&b'\n') {
-                buffer.pop();
-            }
-            let mut message = String::from_utf8_lossy(&buffer[..buffer.len().min(MAX_LINE)]).into_owned();
-            if buffer.len() > MAX_LINE {
+            let mut message = String::from_utf8_lossy(&buffer).into_owned();
+            if cut > 0 {
                 message.push_str(" [line cut at 64 KiB]");
             }
             {
@@ -323,14 +406,15 @@ fn pump(
                 }
                 tail.push_back(message.clone());
             }
-            tracing::debug!(%application_id, %instance_id, ?stream, %message, "instance output");
-            let _ = output.send(OutputLine {
-                application_id: application_id.clone(),
-                instance_id: instance_id.clone(),
-                stream: stream.into(),
-                message,
-                timestamp: nuage_core::clock::now_micros(),
-            });
+            if output.receiver_count() > 0 {
+                let _ = output.send(OutputLine {
+                    application_id: application_id.clone(),
+                    instance_id: instance_id.clone(),
+                    stream: stream.into(),
+                    message,
+                    timestamp,
+                });
+            }
         }
     });
 }
@@ -423,6 +507,7 @@ impl Backend for LocalBackend {
                 instance_id,
                 self.output.clone(),
                 tail.clone(),
+                self.logs.clone(),
             );
         }
         if let Some(stderr) = child.stderr.take() {
@@ -433,6 +518,7 @@ impl Backend for LocalBackend {
                 instance_id,
                 self.output.clone(),
                 tail.clone(),
+                self.logs.clone(),
             );
         }
         let address = format!("127.0.0.1:{port}");

@@ -1,0 +1,426 @@
+//! Fires crons. Every replica schedules every `ready` cron (tokio-cron-scheduler) and, when a
+//! schedule comes due, claims that scheduled time in `cron_firings`; the one replica whose
+//! claim lands sends the firing, an HTTP POST of the cron's `args` to the application through
+//! the router's internal listener (which skips the privacy check). A claimed firing whose
+//! replica died before sending it is taken over by another once the lease runs out; one that
+//! was sent is never sent again. Times missed while every replica was down are not replayed.
+
+use crate::config::CronsConfig;
+use crate::firings::{FiringStore, Held, Outcome};
+use crate::model::{Cron, CronStatus};
+use crate::schedule::Pattern;
+use crate::store::CronStore;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use nuage_core::ApiError;
+use nuage_core::clock::now_micros;
+use nuage_core::logsink::LogSink;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Notify};
+use tokio_cron_scheduler::{Job, JobScheduler};
+use uuid::Uuid;
+
+/// Every this often the scheduler reloads every cron rather than only the changed ones.
+const FULL_SYNC: Duration = Duration::from_secs(30);
+/// Rows changed this long before the last look are looked at again (clocks of replicas differ
+/// a little; commits land out of order).
+const OVERLAP_MICROS: i64 = 5_000_000;
+/// How long a sent firing may wait for its answer before it is recorded as lost (beyond any
+/// application's timeout, which the router enforces).
+const SENDING_LEASE: Duration = Duration::from_secs(3600);
+/// The most of an answer read to explain a failure.
+const ANSWER_CAP: usize = 64 * 1024;
+
+/// Sends firings to the router's internal listener.
+#[derive(Debug, Clone)]
+pub struct Invoker {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    authorization: String,
+}
+
+impl Invoker {
+    /// Returns an invoker that reaches the router at `base` (`http://host:port`), presenting
+    /// the internal credential `authorization`.
+    pub fn new(base: &str, authorization: &str) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            base: base.trim_end_matches('/').to_owned(),
+            authorization: authorization.to_owned(),
+        }
+    }
+
+    /// POSTs `args` to the application and says how it went.
+    pub async fn invoke(&self, application_id: Uuid, args: &str) -> Outcome {
+        let started = Instant::now();
+        let failed = |http_status, error: String| Outcome {
+            succeeded: false,
+            http_status,
+            duration_ms: elapsed_ms(started),
+            error,
+        };
+        let request = hyper::Request::post(format!("{}/{application_id}/", self.base))
+            .header(CONTENT_TYPE, "application/json")
+            .header(AUTHORIZATION, &self.authorization)
+            .body(Full::new(Bytes::from(args.to_owned())));
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => return failed(None, format!("cannot make the request: {error}")),
+        };
+        let response = match tokio::time::timeout(SENDING_LEASE, self.client.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return failed(None, format!("the router could not be reached: {error}")),
+            Err(_) => return failed(None, "no answer within an hour".to_owned()),
+        };
+        let status = response.status();
+        let body = Limited::new(response.into_body(), ANSWER_CAP).collect().await;
+        if status.as_u16() < 400 {
+            return Outcome {
+                succeeded: true,
+                http_status: Some(status.as_u16()),
+                duration_ms: elapsed_ms(started),
+                error: String::new(),
+            };
+        }
+        // The router's own answers (not deployed, timeout, crash, overload) explain themselves.
+        let explained = body
+            .ok()
+            .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body.to_bytes()).ok())
+            .and_then(|body| {
+                let message = body.get("message")?.as_str()?.to_owned();
+                let kind = body.get("type").and_then(|kind| kind.as_str()).unwrap_or("error");
+                Some(format!("{kind}: {message}"))
+            });
+        let error = match explained {
+            Some(explained) => format!("HTTP {}: {explained}", status.as_u16()),
+            None => format!("the application answered HTTP {}", status.as_u16()),
+        };
+        failed(Some(status.as_u16()), error)
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// A cron as the scheduler has it.
+#[derive(Debug)]
+struct Scheduled {
+    job: Uuid,
+    schedule: String,
+}
+
+struct Inner {
+    crons: CronStore,
+    firings: FiringStore,
+    invoker: Invoker,
+    config: CronsConfig,
+    replica: String,
+    timer: JobScheduler,
+    jobs: Mutex<HashMap<Uuid, Scheduled>>,
+    wake: Notify,
+    logs: Option<LogSink>,
+}
+
+/// Schedules and fires every `ready` cron; call [`Scheduler::run`].
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("replica", &self.inner.replica)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scheduler {
+    /// Returns a started scheduler with nothing scheduled yet; each firing leaves a line in
+    /// its application's logs through `logs`.
+    pub async fn new(
+        crons: CronStore,
+        firings: FiringStore,
+        invoker: Invoker,
+        config: CronsConfig,
+        logs: Option<LogSink>,
+    ) -> Result<Self, String> {
+        let timer = JobScheduler::new()
+            .await
+            .map_err(|error| format!("cannot make the cron timer: {error}"))?;
+        timer
+            .start()
+            .await
+            .map_err(|error| format!("cannot start the cron timer: {error}"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                crons,
+                firings,
+                invoker,
+                config,
+                replica: Uuid::new_v4().to_string(),
+                timer,
+                jobs: Mutex::default(),
+                wake: Notify::new(),
+                logs,
+            }),
+        })
+    }
+
+    /// This replica's name in `cron_firings.replica`.
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
+    }
+
+    /// Asks for a look at the crons table now: a cron changed through this replica.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Follows the crons table and takes over orphaned firings, forever.
+    pub async fn run(self) {
+        let every = Duration::from_millis(self.inner.config.sync_ms.max(10));
+        let mut since = 0_i64;
+        let mut last_full = Instant::now();
+        loop {
+            let full = since == 0 || last_full.elapsed() >= FULL_SYNC;
+            let looked_at = now_micros();
+            match self.sync(if full { 0 } else { since }).await {
+                Ok(()) => {
+                    since = looked_at - OVERLAP_MICROS;
+                    if full {
+                        last_full = Instant::now();
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the crons table; retrying"),
+            }
+            if let Err(error) = self.rescue().await {
+                tracing::warn!(%error, "cannot look for orphaned cron firings; retrying");
+            }
+            tokio::select! {
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// Brings the timer in line with the crons changed since `since` (0: all of them).
+    async fn sync(&self, since: i64) -> Result<(), ApiError> {
+        let crons = self.inner.crons.changed_since(since).await?;
+        let mut jobs = self.inner.jobs.lock().await;
+        if since == 0 {
+            let ready: HashSet<Uuid> = crons.iter().map(|cron| cron.id).collect();
+            let gone: Vec<Uuid> = jobs.keys().filter(|id| !ready.contains(id)).copied().collect();
+            for id in gone {
+                self.unschedule(&mut jobs, id).await;
+            }
+        }
+        for cron in crons {
+            if cron.status == CronStatus::Ready {
+                self.schedule(&mut jobs, &cron).await;
+            } else {
+                self.unschedule(&mut jobs, cron.id).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn schedule(&self, jobs: &mut HashMap<Uuid, Scheduled>, cron: &Cron) {
+        if jobs
+            .get(&cron.id)
+            .is_some_and(|scheduled| scheduled.schedule == cron.schedule)
+        {
+            return;
+        }
+        self.unschedule(jobs, cron.id).await;
+        let pattern = match Pattern::parse(&cron.schedule, self.inner.config.seconds_schedules) {
+            Ok(pattern) => pattern,
+            Err(error) => {
+                tracing::warn!(cron_id = %cron.id, schedule = %cron.schedule, %error, "cron not scheduled");
+                return;
+            }
+        };
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let cron_id = cron.id;
+        let schedule = cron.schedule.clone();
+        let timed = pattern.clone();
+        let job = Job::new_async(pattern.with_seconds(), move |_, _| {
+            let weak = weak.clone();
+            let pattern = timed.clone();
+            let schedule = schedule.clone();
+            Box::pin(async move {
+                if let Some(inner) = weak.upgrade() {
+                    Scheduler { inner }.due(cron_id, &schedule, &pattern).await;
+                }
+            })
+        });
+        let added = match job {
+            Ok(job) => self.inner.timer.add(job).await,
+            Err(error) => Err(error),
+        };
+        match added {
+            Ok(job) => {
+                jobs.insert(
+                    cron.id,
+                    Scheduled {
+                        job,
+                        schedule: cron.schedule.clone(),
+                    },
+                );
+                tracing::debug!(cron_id = %cron.id, schedule = %cron.schedule, "cron scheduled");
+            }
+            Err(error) => tracing::warn!(cron_id = %cron.id, %error, "cannot schedule a cron"),
+        }
+    }
+
+    async fn unschedule(&self, jobs: &mut HashMap<Uuid, Scheduled>, id: Uuid) {
+        if let Some(scheduled) = jobs.remove(&id)
+            && let Err(error) = self.inner.timer.remove(&scheduled.job).await
+        {
+            tracing::warn!(cron_id = %id, %error, "cannot unschedule a cron");
+        }
+    }
+
+    /// A schedule came due: claim its time and, if this replica holds it, send it.
+    async fn due(&self, cron_id: Uuid, schedule: &str, pattern: &Pattern) {
+        let Some(scheduled_at) = pattern.latest_at_or_before(chrono::Utc::now()) else {
+            return;
+        };
+        let cron = match self.inner.crons.ready(cron_id).await {
+            Ok(Some(cron)) if cron.schedule == schedule => cron,
+            // Deleted or changed a moment ago: the next look at the table catches up.
+            Ok(_) => {
+                self.wake();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%cron_id, %error, "cannot read a due cron");
+                return;
+            }
+        };
+        let lease_until = now_micros() + micros(Duration::from_secs(self.inner.config.lease_seconds.max(1)));
+        match self
+            .inner
+            .firings
+            .claim(&cron, scheduled_at.timestamp_micros(), &self.inner.replica, lease_until)
+            .await
+        {
+            Ok(Some(held)) => self.send(held).await,
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%cron_id, %error, "cannot claim a cron firing"),
+        }
+    }
+
+    /// Takes over firings whose replica died holding them, and records as failed those
+    /// nobody will send.
+    async fn rescue(&self) -> Result<(), ApiError> {
+        let window = micros(Duration::from_secs(self.inner.config.takeover_seconds.max(1)));
+        let now = now_micros();
+        let lease_until = now + micros(Duration::from_secs(self.inner.config.lease_seconds.max(1)));
+        let held = self
+            .inner
+            .firings
+            .take_over(&self.inner.replica, now - window, lease_until)
+            .await?;
+        for held in held {
+            tracing::info!(cron_id = %held.cron_id, firing_id = %held.id, "took over a cron firing whose replica stopped");
+            let this = self.clone();
+            tokio::spawn(async move { this.send(held).await });
+        }
+        let given_up = self.inner.firings.give_up(now - window).await?;
+        if given_up > 0 {
+            tracing::warn!(
+                count = given_up,
+                "cron firings recorded as failed: their replica stopped"
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends a firing this replica holds, once, and records how it went.
+    async fn send(&self, held: Held) {
+        let hold = self.inner.config.hold_before_send_ms;
+        if hold > 0 {
+            tokio::time::sleep(Duration::from_millis(hold)).await;
+        }
+        let firings = &self.inner.firings;
+        let cron = match self.inner.crons.ready(held.cron_id).await {
+            Ok(Some(cron)) => cron,
+            Ok(None) => {
+                let outcome = Outcome {
+                    succeeded: false,
+                    http_status: None,
+                    duration_ms: 0,
+                    error: "the cron was deleted before it fired".to_owned(),
+                };
+                if let Err(error) = firings.finish(held.id, &outcome).await {
+                    tracing::warn!(firing_id = %held.id, %error, "cannot record a cron firing");
+                }
+                return;
+            }
+            Err(error) => {
+                // Still held: another replica takes it over once the lease runs out.
+                tracing::warn!(firing_id = %held.id, %error, "cannot read the cron of a firing");
+                return;
+            }
+        };
+        let until = now_micros() + micros(SENDING_LEASE);
+        match firings
+            .mark_sending(held.id, &self.inner.replica, cron.application_id, until)
+            .await
+        {
+            Ok(true) => {}
+            // Another replica took it over while this one waited.
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(firing_id = %held.id, %error, "cannot mark a cron firing sent");
+                return;
+            }
+        }
+        let outcome = self.inner.invoker.invoke(cron.application_id, &cron.args).await;
+        let skew_ms = (now_micros() - held.scheduled_at) / 1000 - outcome.duration_ms;
+        if let Some(logs) = &self.inner.logs {
+            let scheduled = chrono::DateTime::from_timestamp_micros(held.scheduled_at)
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            let line = match (outcome.succeeded, outcome.http_status) {
+                (true, Some(status)) => format!(
+                    "cron {} fired for {scheduled}: HTTP {status} in {} ms",
+                    cron.id, outcome.duration_ms
+                ),
+                _ => format!("cron {} firing for {scheduled} failed: {}", cron.id, outcome.error),
+            };
+            logs.push(&cron.application_id.to_string(), &held.id.to_string(), "cron", line);
+        }
+        if outcome.succeeded {
+            tracing::info!(
+                cron_id = %cron.id, application_id = %cron.application_id, status = ?outcome.http_status,
+                duration_ms = outcome.duration_ms, skew_ms, "cron fired"
+            );
+        } else {
+            tracing::warn!(
+                cron_id = %cron.id, application_id = %cron.application_id, status = ?outcome.http_status,
+                error = %outcome.error, "cron firing failed"
+            );
+        }
+        if let Err(error) = firings.finish(held.id, &outcome).await {
+            tracing::warn!(firing_id = %held.id, %error, "cannot record a cron firing");
+        }
+        if let Err(error) = firings.prune(cron.id, self.inner.config.keep_firings).await {
+            tracing::warn!(cron_id = %cron.id, %error, "cannot prune cron firings");
+        }
+    }
+}
