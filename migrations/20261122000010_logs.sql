@@ -13,3 +13,5 @@ create table log_lines (
 );
 create index log_lines_application_id_timestamp on log_lines (application_id, timestamp, id);
 create index log_lines_timestamp on log_lines (timestamp);
+-- Followers read what was stored after the last line they got (ids grow as lines are stored).
+create index log_lines_application_id_id on log_lines (application_id, id);

@@ -47,8 +47,11 @@ use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
-/// Lines a process's log sink holds before it drops (and counts) more.
+/// Lines, and message bytes, a process's log sink holds before it drops (and counts) more.
 const LOG_SINK_LINES: usize = 65_536;
+const LOG_SINK_BYTES: usize = 64 * 1024 * 1024;
+/// Largest gRPC message of the logs service (batches of lines, pages of 64 KiB lines).
+const LOGS_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Seconds between two sweeps of crons stuck in a transient state.
 const CRON_RECONCILE_SECONDS: u64 = 5;
 
@@ -87,6 +90,7 @@ pub struct RunningServer {
     storage: Option<StorageAccess>,
     router: Option<nuage_router::Router>,
     runner: Option<RunnerService<LocalBackend>>,
+    crons: Option<nuage_crons::Scheduler>,
     grace: Duration,
 }
 
@@ -110,6 +114,10 @@ impl RunningServer {
     /// Stops accepting requests, lets in-flight ones finish (up to the grace period), then
     /// stops the services they depend on.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        // Claim no more firings: other replicas fire what comes due from now on.
+        if let Some(crons) = self.crons.take() {
+            crons.stop().await;
+        }
         let _ = self.http_stop.send(true);
         if let Some(http) = self.http.take() {
             match tokio::time::timeout(self.grace, http).await {
@@ -250,6 +258,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let mut bootstrap = None;
     let mut logs_metrics = None;
+    let mut cron_scheduler = None;
     let mut log_sink: Option<LogSink> = None;
     let mut grpc = None;
     let mut grpc_address = None;
@@ -294,12 +303,22 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let (service, tasks) = LogsService::start(LogStore::new(database.clone()), &config.logs);
             background.extend(tasks);
             logs_metrics = Some(service.metrics());
-            builder.add_service(LogsServer::with_interceptor(service, RequireInternalAuth(auth.clone())));
+            let server = LogsServer::new(service)
+                .max_decoding_message_size(LOGS_MESSAGE_BYTES)
+                .max_encoding_message_size(LOGS_MESSAGE_BYTES);
+            builder.add_service(tonic::service::interceptor::InterceptedService::new(
+                server,
+                RequireInternalAuth(auth.clone()),
+            ));
             served.push(logs_server::SERVICE_NAME);
         }
         // Producers of lines (runner, builder, crons, router) ship them through one sink.
         if log_sink.is_none() && (config.runs(Role::Logs) || config.services.logs.is_some()) {
-            log_sink = Some(LogSink::start(LogsClient::new(peer(Role::Logs)?), LOG_SINK_LINES));
+            log_sink = Some(LogSink::start(
+                LogsClient::new(peer(Role::Logs)?),
+                LOG_SINK_LINES,
+                LOG_SINK_BYTES,
+            ));
         }
         if config.runs(Role::Tokens) {
             let keys = KeyStore::new(database.clone(), &master_key(&config)?, config.tokens.key_bits);
@@ -515,10 +534,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 nuage_crons::Invoker::new(router_url, auth.authorization()),
                 config.crons.clone(),
                 log_sink.clone(),
-            )
-            .await
-            .map_err(anyhow::Error::msg)?;
+            );
             background.push(tokio::spawn(scheduler.clone().run()));
+            cron_scheduler = Some(scheduler.clone());
             let reconciler = reconciler.with_scheduler(scheduler);
             background.push(tokio::spawn(reconciler.clone().run()));
             let service = CronsService::new(store, reconciler, peers, config.crons.seconds_schedules);
@@ -561,7 +579,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         && let Some(url) = &config.services.logs
     {
         let client = LogsClient::new(transport::authed(transport::dial(url)?, auth.clone()));
-        log_sink = Some(LogSink::start(client, LOG_SINK_LINES));
+        log_sink = Some(LogSink::start(client, LOG_SINK_LINES, LOG_SINK_BYTES));
     }
     if log_sink.is_none()
         && [Role::Runner, Role::Builder, Role::Crons, Role::Router]
@@ -673,6 +691,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         storage: storage_access,
         router,
         runner,
+        crons: cron_scheduler,
         grace: Duration::from_secs(config.shutdown_grace_seconds),
     })
 }

@@ -70,7 +70,8 @@ impl ServiceClients {
             containers: ContainersClient::new(authed(&transports.containers)),
             crons: CronsClient::new(authed(&transports.crons)),
             tokens: TokensClient::new(authed(&transports.tokens)),
-            logs: LogsClient::new(authed(&transports.logs)),
+            // A page of 100 lines of 64 KiB is over gRPC's default 4 MiB.
+            logs: LogsClient::new(authed(&transports.logs)).max_decoding_message_size(16 * 1024 * 1024),
             health: vec![
                 health(iam_server::SERVICE_NAME, &transports.iam),
                 health(namespaces_server::SERVICE_NAME, &transports.namespaces),

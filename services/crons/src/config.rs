@@ -11,8 +11,8 @@ pub struct CronsConfig {
     pub sync_ms: u64,
     /// Seconds a replica holds a firing it claimed before another may take it over.
     pub lease_seconds: u64,
-    /// Seconds after its scheduled time during which a held firing whose replica died is still
-    /// taken over; older ones are recorded as failed, not replayed.
+    /// Seconds after its lease ran out during which a held firing whose replica died is still
+    /// taken over; later (every replica was down), it is recorded as failed, not replayed.
     pub takeover_seconds: u64,
     /// Firings kept per cron (the newest).
     pub keep_firings: u32,
@@ -29,7 +29,7 @@ impl Default for CronsConfig {
         Self {
             sync_ms: 500,
             lease_seconds: 3,
-            takeover_seconds: 60,
+            takeover_seconds: 10,
             keep_firings: 100,
             seconds_schedules: false,
             hold_before_send_ms: 0,

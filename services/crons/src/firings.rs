@@ -141,16 +141,18 @@ impl FiringStore {
         Ok(())
     }
 
-    /// Takes over, for `replica`, held firings whose lease ran out and whose scheduled time is
-    /// at or after `oldest`; returns those it won.
+    /// Takes over, for `replica`, firings another replica held whose lease ran out at or after
+    /// `oldest` (an older lease means no replica was up to take it over in time); returns those
+    /// it won.
     pub async fn take_over(&self, replica: &str, oldest: i64, lease_until: i64) -> Result<Vec<Held>, ApiError> {
         let now = now_micros();
         let rows = sqlx::query(
             "select id, cron_id, scheduled_at from cron_firings \
-             where status = 'claimed' and lease_until < $1 and scheduled_at >= $2 limit 100",
+             where status = 'claimed' and lease_until < $1 and lease_until >= $2 and replica <> $3 limit 100",
         )
         .bind(now)
         .bind(oldest)
+        .bind(replica)
         .fetch_all(self.database.pool())
         .await?;
         let mut won = Vec::new();
@@ -178,14 +180,14 @@ impl FiringStore {
         Ok(won)
     }
 
-    /// Records as failed the firings nobody will send: held ones scheduled before `oldest`
-    /// whose lease ran out (every replica was down), and sent ones whose replica never came
-    /// back with the answer. Returns how many.
+    /// Records as failed the firings nobody will send: held ones whose lease ran out before
+    /// `oldest` (every replica was down), and sent ones whose replica never came back with the
+    /// answer. Returns how many.
     pub async fn give_up(&self, oldest: i64) -> Result<u64, ApiError> {
         let now = now_micros();
         let held = sqlx::query(
             "update cron_firings set status = 'failed', error = $1 \
-             where status = 'claimed' and lease_until < $2 and scheduled_at < $3",
+             where status = 'claimed' and lease_until < $2 and lease_until < $3",
         )
         .bind("the replica that held this firing stopped before sending it, and no other replica was up to take it over in time; missed firings are not replayed")
         .bind(now)
@@ -200,6 +202,15 @@ impl FiringStore {
         .execute(self.database.pool())
         .await?;
         Ok(held.rows_affected() + sent.rows_affected())
+    }
+
+    /// Drops a firing (its cron was deleted before it was sent).
+    pub async fn forget(&self, id: Uuid) -> Result<(), ApiError> {
+        sqlx::query("delete from cron_firings where id = $1")
+            .bind(id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
     }
 
     /// Keeps the newest `keep` firings of `cron_id`.

@@ -18,8 +18,6 @@ const FIELDS: [(&str, &str); 5] = [
 #[derive(Debug, Clone)]
 pub(crate) struct Pattern {
     cron: croner::Cron,
-    /// The schedule with a seconds field, as tokio-cron-scheduler takes it.
-    with_seconds: String,
 }
 
 impl Pattern {
@@ -37,20 +35,12 @@ impl Pattern {
             .build()
             .parse(&with_seconds)
             .map_err(|error| ApiError::invalid_argument("schedule", Reason::Format, error.to_string()))?;
-        Ok(Self { cron, with_seconds })
+        Ok(Self { cron })
     }
 
-    /// The schedule with its seconds field.
-    pub(crate) fn with_seconds(&self) -> &str {
-        &self.with_seconds
-    }
-
-    /// The latest scheduled time at or before `now`: the time a firing that runs now is for.
-    pub(crate) fn latest_at_or_before(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.cron.find_previous_occurrence(&now, true).ok()
+    /// The first scheduled time strictly after `after`.
+    pub(crate) fn next_after(&self, after: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.cron.find_next_occurrence(&after, false).ok()
     }
 }
 
@@ -113,18 +103,16 @@ mod tests {
     }
 
     #[test]
-    fn a_firing_is_for_the_latest_scheduled_time() {
-        let at = |h, m, s| chrono::Utc.with_ymd_and_hms(2026, 11, 22, h, m, s).unwrap();
+    fn occurrences_follow_unix_cron() {
+        let at = |d, h, m, s| chrono::Utc.with_ymd_and_hms(2026, 11, d, h, m, s).unwrap();
         let hourly = Pattern::parse("30 * * * *", false).unwrap();
-        assert_eq!(hourly.with_seconds(), "0 30 * * * *");
-        assert_eq!(hourly.latest_at_or_before(at(10, 30, 0)), Some(at(10, 30, 0)));
-        assert_eq!(
-            hourly.latest_at_or_before(at(10, 30, 0) + chrono::Duration::milliseconds(400)),
-            Some(at(10, 30, 0))
-        );
-        assert_eq!(hourly.latest_at_or_before(at(10, 29, 59)), Some(at(9, 30, 0)));
+        assert_eq!(hourly.next_after(at(22, 10, 29, 59)), Some(at(22, 10, 30, 0)));
+        assert_eq!(hourly.next_after(at(22, 10, 30, 0)), Some(at(22, 11, 30, 0)));
+        // Day of month and day of week are either-or, as in UNIX cron: the 13th, and Fridays.
+        let either = Pattern::parse("0 0 13 * 5", false).unwrap();
+        assert_eq!(either.next_after(at(22, 0, 0, 0)), Some(at(27, 0, 0, 0)));
         let every_other_second = Pattern::parse("*/2 * * * * *", true).unwrap();
-        assert_eq!(every_other_second.latest_at_or_before(at(10, 0, 3)), Some(at(10, 0, 2)));
+        assert_eq!(every_other_second.next_after(at(22, 10, 0, 3)), Some(at(22, 10, 0, 4)));
         assert!(Pattern::parse("*/2 * * * * *", false).is_err());
     }
 }

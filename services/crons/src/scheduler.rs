@@ -1,5 +1,6 @@
-//! Fires crons. Every replica schedules every `ready` cron (tokio-cron-scheduler) and, when a
-//! schedule comes due, claims that scheduled time in `cron_firings`; the one replica whose
+//! Fires crons. Every replica schedules every `ready` cron (one timer task per cron, sleeping
+//! until croner's next occurrence: 5-field UNIX semantics, where day-of-month and day-of-week
+//! are either-or) and, when a schedule comes due, claims that scheduled time in `cron_firings`; the one replica whose
 //! claim lands sends the firing, an HTTP POST of the cron's `args` to the application through
 //! the router's internal listener (which skips the privacy check). A claimed firing whose
 //! replica died before sending it is taken over by another once the lease runs out; one that
@@ -23,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Notify};
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// Every this often the scheduler reloads every cron rather than only the changed ones.
@@ -75,13 +76,18 @@ impl Invoker {
             Ok(request) => request,
             Err(error) => return failed(None, format!("cannot make the request: {error}")),
         };
-        let response = match tokio::time::timeout(SENDING_LEASE, self.client.request(request)).await {
-            Ok(Ok(response)) => response,
+        // One deadline for the answer and its body (the router enforces the real timeout).
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), ANSWER_CAP).collect().await;
+            Ok::<_, hyper_util::client::legacy::Error>((status, body))
+        };
+        let (status, body) = match tokio::time::timeout(SENDING_LEASE, exchange).await {
+            Ok(Ok(answer)) => answer,
             Ok(Err(error)) => return failed(None, format!("the router could not be reached: {error}")),
             Err(_) => return failed(None, "no answer within an hour".to_owned()),
         };
-        let status = response.status();
-        let body = Limited::new(response.into_body(), ANSWER_CAP).collect().await;
         if status.as_u16() < 400 {
             return Outcome {
                 succeeded: true,
@@ -115,10 +121,10 @@ fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// A cron as the scheduler has it.
+/// A cron as the scheduler has it: its timer task and the schedule it follows.
 #[derive(Debug)]
 struct Scheduled {
-    job: Uuid,
+    timer: JoinHandle<()>,
     schedule: String,
 }
 
@@ -128,8 +134,8 @@ struct Inner {
     invoker: Invoker,
     config: CronsConfig,
     replica: String,
-    timer: JobScheduler,
     jobs: Mutex<HashMap<Uuid, Scheduled>>,
+    stopped: std::sync::atomic::AtomicBool,
     wake: Notify,
     logs: Option<LogSink>,
 }
@@ -149,35 +155,41 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    /// Returns a started scheduler with nothing scheduled yet; each firing leaves a line in
-    /// its application's logs through `logs`.
-    pub async fn new(
+    /// Returns a scheduler with nothing scheduled yet (call [`Scheduler::run`]); each firing
+    /// leaves a line in its application's logs through `logs`.
+    pub fn new(
         crons: CronStore,
         firings: FiringStore,
         invoker: Invoker,
         config: CronsConfig,
         logs: Option<LogSink>,
-    ) -> Result<Self, String> {
-        let timer = JobScheduler::new()
-            .await
-            .map_err(|error| format!("cannot make the cron timer: {error}"))?;
-        timer
-            .start()
-            .await
-            .map_err(|error| format!("cannot start the cron timer: {error}"))?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 crons,
                 firings,
                 invoker,
                 config,
                 replica: Uuid::new_v4().to_string(),
-                timer,
                 jobs: Mutex::default(),
+                stopped: std::sync::atomic::AtomicBool::new(false),
                 wake: Notify::new(),
                 logs,
             }),
-        })
+        }
+    }
+
+    /// Stops firing (at shutdown, before the router goes): nothing more is claimed, so other
+    /// replicas fire what comes due.
+    pub async fn stop(&self) {
+        self.inner.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        for (_, scheduled) in self.inner.jobs.lock().await.drain() {
+            scheduled.timer.abort();
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.inner.stopped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// This replica's name in `cron_firings.replica`.
@@ -190,12 +202,12 @@ impl Scheduler {
         self.inner.wake.notify_one();
     }
 
-    /// Follows the crons table and takes over orphaned firings, forever.
+    /// Follows the crons table and takes over orphaned firings, until stopped.
     pub async fn run(self) {
         let every = Duration::from_millis(self.inner.config.sync_ms.max(10));
         let mut since = 0_i64;
         let mut last_full = Instant::now();
-        loop {
+        while !self.stopped() {
             let full = since == 0 || last_full.elapsed() >= FULL_SYNC;
             let looked_at = now_micros();
             match self.sync(if full { 0 } else { since }).await {
@@ -217,35 +229,38 @@ impl Scheduler {
         }
     }
 
-    /// Brings the timer in line with the crons changed since `since` (0: all of them).
+    /// Brings the timers in line with the crons changed since `since` (0: all of them).
     async fn sync(&self, since: i64) -> Result<(), ApiError> {
         let crons = self.inner.crons.changed_since(since).await?;
         let mut jobs = self.inner.jobs.lock().await;
+        if self.stopped() {
+            return Ok(());
+        }
         if since == 0 {
             let ready: HashSet<Uuid> = crons.iter().map(|cron| cron.id).collect();
             let gone: Vec<Uuid> = jobs.keys().filter(|id| !ready.contains(id)).copied().collect();
             for id in gone {
-                self.unschedule(&mut jobs, id).await;
+                self.unschedule(&mut jobs, id);
             }
         }
         for cron in crons {
             if cron.status == CronStatus::Ready {
-                self.schedule(&mut jobs, &cron).await;
+                self.schedule(&mut jobs, &cron);
             } else {
-                self.unschedule(&mut jobs, cron.id).await;
+                self.unschedule(&mut jobs, cron.id);
             }
         }
         Ok(())
     }
 
-    async fn schedule(&self, jobs: &mut HashMap<Uuid, Scheduled>, cron: &Cron) {
+    fn schedule(&self, jobs: &mut HashMap<Uuid, Scheduled>, cron: &Cron) {
         if jobs
             .get(&cron.id)
             .is_some_and(|scheduled| scheduled.schedule == cron.schedule)
         {
             return;
         }
-        self.unschedule(jobs, cron.id).await;
+        self.unschedule(jobs, cron.id);
         let pattern = match Pattern::parse(&cron.schedule, self.inner.config.seconds_schedules) {
             Ok(pattern) => pattern,
             Err(error) => {
@@ -256,49 +271,41 @@ impl Scheduler {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let cron_id = cron.id;
         let schedule = cron.schedule.clone();
-        let timed = pattern.clone();
-        let job = Job::new_async(pattern.with_seconds(), move |_, _| {
-            let weak = weak.clone();
-            let pattern = timed.clone();
-            let schedule = schedule.clone();
-            Box::pin(async move {
-                if let Some(inner) = weak.upgrade() {
-                    Scheduler { inner }.due(cron_id, &schedule, &pattern).await;
-                }
-            })
-        });
-        let added = match job {
-            Ok(job) => self.inner.timer.add(job).await,
-            Err(error) => Err(error),
-        };
-        match added {
-            Ok(job) => {
-                jobs.insert(
-                    cron.id,
-                    Scheduled {
-                        job,
-                        schedule: cron.schedule.clone(),
-                    },
-                );
-                tracing::debug!(cron_id = %cron.id, schedule = %cron.schedule, "cron scheduled");
+        let timer = tokio::spawn(async move {
+            let mut after = chrono::Utc::now();
+            // Each occurrence once, in order, on the wall clock.
+            while let Some(next) = pattern.next_after(after) {
+                let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+                tokio::time::sleep(wait).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let scheduler = Scheduler { inner };
+                let schedule = schedule.clone();
+                tokio::spawn(async move { scheduler.due(cron_id, &schedule, next).await });
+                after = next;
             }
-            Err(error) => tracing::warn!(cron_id = %cron.id, %error, "cannot schedule a cron"),
+        });
+        jobs.insert(
+            cron.id,
+            Scheduled {
+                timer,
+                schedule: cron.schedule.clone(),
+            },
+        );
+        tracing::debug!(cron_id = %cron.id, schedule = %cron.schedule, "cron scheduled");
+    }
+
+    fn unschedule(&self, jobs: &mut HashMap<Uuid, Scheduled>, id: Uuid) {
+        if let Some(scheduled) = jobs.remove(&id) {
+            scheduled.timer.abort();
         }
     }
 
-    async fn unschedule(&self, jobs: &mut HashMap<Uuid, Scheduled>, id: Uuid) {
-        if let Some(scheduled) = jobs.remove(&id)
-            && let Err(error) = self.inner.timer.remove(&scheduled.job).await
-        {
-            tracing::warn!(cron_id = %id, %error, "cannot unschedule a cron");
-        }
-    }
-
-    /// A schedule came due: claim its time and, if this replica holds it, send it.
-    async fn due(&self, cron_id: Uuid, schedule: &str, pattern: &Pattern) {
-        let Some(scheduled_at) = pattern.latest_at_or_before(chrono::Utc::now()) else {
+    /// A schedule came due at `scheduled_at`: claim that time and, if this replica holds it,
+    /// send it.
+    async fn due(&self, cron_id: Uuid, schedule: &str, scheduled_at: chrono::DateTime<chrono::Utc>) {
+        if self.stopped() {
             return;
-        };
+        }
         let cron = match self.inner.crons.ready(cron_id).await {
             Ok(Some(cron)) if cron.schedule == schedule => cron,
             // Deleted or changed a moment ago: the next look at the table catches up.
@@ -330,6 +337,7 @@ impl Scheduler {
         let window = micros(Duration::from_secs(self.inner.config.takeover_seconds.max(1)));
         let now = now_micros();
         let lease_until = now + micros(Duration::from_secs(self.inner.config.lease_seconds.max(1)));
+        // Only leases that ran out a moment ago: an older one means every replica was down.
         let held = self
             .inner
             .firings
@@ -360,14 +368,9 @@ impl Scheduler {
         let cron = match self.inner.crons.ready(held.cron_id).await {
             Ok(Some(cron)) => cron,
             Ok(None) => {
-                let outcome = Outcome {
-                    succeeded: false,
-                    http_status: None,
-                    duration_ms: 0,
-                    error: "the cron was deleted before it fired".to_owned(),
-                };
-                if let Err(error) = firings.finish(held.id, &outcome).await {
-                    tracing::warn!(firing_id = %held.id, %error, "cannot record a cron firing");
+                // Deleted (or being deleted) meanwhile: its firings go with it.
+                if let Err(error) = firings.forget(held.id).await {
+                    tracing::warn!(firing_id = %held.id, %error, "cannot drop a cron firing");
                 }
                 return;
             }

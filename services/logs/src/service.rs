@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 /// Most lines stored in one transaction.
 const WRITE_BATCH: usize = 5000;
 /// Lines a follower may fall behind before it catches up from the database.
-const FOLLOW_BUFFER: usize = 4096;
+const FOLLOW_BUFFER: usize = 1024;
 /// How long lines of a deleted application are still refused (some may still be on their way).
 const FORGET: Duration = Duration::from_secs(600);
 
@@ -78,6 +78,7 @@ pub struct LogsService {
 impl LogsService {
     /// Returns the service and starts its writer and pruner.
     pub fn start(store: LogStore, config: &LogsConfig) -> (Self, Vec<JoinHandle<()>>) {
+        // Batches hold up to 1000 lines (and 2 MiB) each.
         let (queue, receiver) = mpsc::channel((config.queue_lines / 1000).max(8));
         let (stored, _) = broadcast::channel(FOLLOW_BUFFER);
         let metrics = Metrics::new();
@@ -90,6 +91,7 @@ impl LogsService {
                 stored.clone(),
                 metrics.clone(),
                 touched.clone(),
+                forgotten.clone(),
             )),
             tokio::spawn(prune(
                 store.clone(),
@@ -124,6 +126,7 @@ async fn write(
     stored: broadcast::Sender<Arc<Entry>>,
     metrics: Metrics,
     touched: Arc<Mutex<HashSet<String>>>,
+    forgotten: Arc<Mutex<HashMap<String, Instant>>>,
 ) {
     while let Some(mut entries) = receiver.recv().await {
         while entries.len() < WRITE_BATCH {
@@ -131,6 +134,16 @@ async fn write(
                 Ok(more) => entries.extend(more),
                 Err(_) => break,
             }
+        }
+        {
+            // Lines of applications deleted while these waited are not stored.
+            let forgotten = forgotten.lock().expect("forgotten lock");
+            if !forgotten.is_empty() {
+                entries.retain(|entry| !forgotten.contains_key(&entry.application_id));
+            }
+        }
+        for entry in &mut entries {
+            entry.id = uuid::Uuid::now_v7().to_string();
         }
         let count = entries.len() as u64;
         if let Err(error) = store.insert(&entries).await {
@@ -225,7 +238,8 @@ impl Logs for LogsService {
                         self.metrics.0.cut.inc();
                     }
                     Entry {
-                        id: uuid::Uuid::now_v7().to_string(),
+                        // Given by the writer, in the order lines are stored.
+                        id: String::new(),
                         message: text::message(&line.message, line.cut_bytes),
                         application_id: line.application_id,
                         source_id: line.source_id,
@@ -263,19 +277,20 @@ impl Logs for LogsService {
         let application_id = parse_id("application_id", &request.application_id)?.to_string();
         // Subscribe first, so that nothing stored from now on is missed.
         let mut live = self.stored.subscribe();
-        let subscribed_at = now_micros();
+        let subscribed_at = uuid::Uuid::now_v7().to_string();
         let store = self.store.clone();
         let (sender, receiver) = mpsc::channel(256);
         tokio::spawn(async move {
-            // The last line sent; catching up starts just before `since`.
-            let mut last: Option<(i64, String)> =
-                (request.since > 0).then(|| (request.since - 1, String::from("\u{10ffff}")));
+            // Ids grow in the order lines are stored: the last one sent marks where the
+            // follower is. With `since`, stored lines from then on come first.
+            let mut last: Option<String> = (request.since > 0).then(String::new);
             let mut catch_up = last.is_some();
+            let since = request.since;
             loop {
                 if catch_up {
                     loop {
-                        let (timestamp, id) = last.clone().unwrap_or((0, String::new()));
-                        let entries = match store.after(&application_id, timestamp, &id, 500).await {
+                        let after = last.clone().unwrap_or_default();
+                        let entries = match store.after(&application_id, &after, since, 500).await {
                             Ok(entries) => entries,
                             Err(error) => {
                                 let _ = sender.send(Err(Status::from(error))).await;
@@ -284,7 +299,7 @@ impl Logs for LogsService {
                         };
                         let done = entries.len() < 500;
                         for entry in entries {
-                            last = Some((entry.timestamp, entry.id.clone()));
+                            last = Some(entry.id.clone());
                             if sender.send(Ok(to_proto(&entry))).await.is_err() {
                                 return;
                             }
@@ -295,22 +310,26 @@ impl Logs for LogsService {
                     }
                     catch_up = false;
                 }
-                match live.recv().await {
+                let received = tokio::select! {
+                    received = live.recv() => received,
+                    // The follower went away (a quiet application would otherwise keep this
+                    // task forever).
+                    () = sender.closed() => return,
+                };
+                match received {
                     Ok(entry) => {
-                        let seen = last
-                            .as_ref()
-                            .is_some_and(|(timestamp, id)| (entry.timestamp, &entry.id) <= (*timestamp, id));
+                        let seen = last.as_ref().is_some_and(|last| entry.id <= *last);
                         if entry.application_id != application_id || seen {
                             continue;
                         }
-                        last = Some((entry.timestamp, entry.id.clone()));
+                        last = Some(entry.id.clone());
                         if sender.send(Ok(to_proto(&entry))).await.is_err() {
                             return;
                         }
                     }
                     // Fell behind: what it missed is stored; read it from there.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        last.get_or_insert((subscribed_at, String::new()));
+                        last.get_or_insert(subscribed_at.clone());
                         catch_up = true;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,

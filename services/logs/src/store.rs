@@ -108,22 +108,16 @@ impl LogStore {
         Ok((entries, u64::try_from(total).unwrap_or_default()))
     }
 
-    /// Returns up to `limit` lines of an application after `(timestamp, id)`, oldest first.
-    pub async fn after(
-        &self,
-        application_id: &str,
-        timestamp: i64,
-        id: &str,
-        limit: i64,
-    ) -> Result<Vec<Entry>, ApiError> {
+    /// Returns up to `limit` lines of an application stored after the line `id` (ids grow in
+    /// the order lines are stored; "" for the first), stamped at or after `since`.
+    pub async fn after(&self, application_id: &str, id: &str, since: i64, limit: i64) -> Result<Vec<Entry>, ApiError> {
         let rows = sqlx::query(
             "select id, application_id, source_id, stream, timestamp, message from log_lines \
-             where application_id = $1 and (timestamp > $2 or (timestamp = $2 and id > $3)) \
-             order by timestamp asc, id asc limit $4",
+             where application_id = $1 and id > $2 and timestamp >= $3 order by id asc limit $4",
         )
         .bind(application_id)
-        .bind(timestamp)
         .bind(id)
+        .bind(since)
         .bind(limit)
         .fetch_all(self.database.pool())
         .await?;
@@ -164,19 +158,26 @@ impl LogStore {
             .bind(application_id)
             .fetch_one(self.database.pool())
             .await?;
-        let excess = u64::try_from(count).unwrap_or_default().saturating_sub(keep);
-        if excess == 0 {
-            return Ok(0);
+        let mut excess = u64::try_from(count).unwrap_or_default().saturating_sub(keep);
+        let mut deleted = 0;
+        // A batch at a time, so that the writer is not held up long.
+        while excess > 0 {
+            let batch = excess.min(u64::try_from(PRUNE_BATCH).unwrap_or(u64::MAX));
+            let result = sqlx::query(
+                "delete from log_lines where id in (select id from log_lines where application_id = $1 \
+                 order by timestamp asc, id asc limit $2)",
+            )
+            .bind(application_id)
+            .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+            .execute(self.database.pool())
+            .await?;
+            deleted += result.rows_affected();
+            if result.rows_affected() == 0 {
+                break;
+            }
+            excess -= batch.min(result.rows_affected());
         }
-        let result = sqlx::query(
-            "delete from log_lines where id in (select id from log_lines where application_id = $1 \
-             order by timestamp asc, id asc limit $2)",
-        )
-        .bind(application_id)
-        .bind(i64::try_from(excess).unwrap_or(i64::MAX))
-        .execute(self.database.pool())
-        .await?;
-        Ok(result.rows_affected())
+        Ok(deleted)
     }
 }
 
