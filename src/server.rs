@@ -300,7 +300,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             served.push(iam_server::SERVICE_NAME);
         }
         if config.runs(Role::Logs) {
-            let (service, tasks) = LogsService::start(LogStore::new(database.clone()), &config.logs);
+            let (service, tasks) =
+                LogsService::start(LogStore::new(database.clone()), &config.logs, grpc_stopped.clone());
             background.extend(tasks);
             logs_metrics = Some(service.metrics());
             let server = LogsServer::new(service)

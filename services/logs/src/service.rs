@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -73,11 +73,14 @@ pub struct LogsService {
     metrics: Metrics,
     /// Deleted applications, and when: their late lines are dropped.
     forgotten: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Turns true when the server stops.
+    stopping: watch::Receiver<bool>,
 }
 
 impl LogsService {
-    /// Returns the service and starts its writer and pruner.
-    pub fn start(store: LogStore, config: &LogsConfig) -> (Self, Vec<JoinHandle<()>>) {
+    /// Returns the service and starts its writer and pruner; `stopping` turns true when the
+    /// server stops (open `Write` streams end then).
+    pub fn start(store: LogStore, config: &LogsConfig, stopping: watch::Receiver<bool>) -> (Self, Vec<JoinHandle<()>>) {
         // Batches hold up to 1000 lines (and 2 MiB) each.
         let (queue, receiver) = mpsc::channel((config.queue_lines / 1000).max(8));
         let (stored, _) = broadcast::channel(FOLLOW_BUFFER);
@@ -108,6 +111,7 @@ impl LogsService {
                 stored,
                 metrics,
                 forgotten,
+                stopping,
             },
             tasks,
         )
@@ -225,7 +229,15 @@ impl Logs for LogsService {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let mut batches = request.into_inner();
         let mut accepted = 0_u64;
-        while let Some(batch) = batches.next().await {
+        let mut stopping = self.stopping.clone();
+        loop {
+            // A producer's stream never ends by itself: end it when the server stops, so that
+            // shutting down does not wait out its grace period on it.
+            let batch = tokio::select! {
+                batch = batches.next() => batch,
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let Some(batch) = batch else { break };
             let batch = batch?;
             self.metrics.0.dropped.inc_by(batch.dropped);
             let forgotten = self.forgotten.lock().expect("forgotten lock").clone();
