@@ -78,11 +78,6 @@ impl LogSink {
     pub fn count_dropped(&self, lines: u64) {
         self.dropped.fetch_add(lines, Ordering::Relaxed);
     }
-
-    /// Lines dropped and not yet reported to the logs service.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
 }
 
 async fn ship(

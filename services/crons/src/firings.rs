@@ -19,31 +19,6 @@ pub struct Held {
     pub scheduled_at: i64,
 }
 
-/// A recorded firing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Firing {
-    /// Its id.
-    pub id: Uuid,
-    /// Its cron.
-    pub cron_id: Uuid,
-    /// The application it called.
-    pub application_id: Uuid,
-    /// The scheduled time, Unix microseconds.
-    pub scheduled_at: i64,
-    /// `claimed`, `sending`, `succeeded` or `failed`.
-    pub status: String,
-    /// When the request left, Unix microseconds.
-    pub started_at: Option<i64>,
-    /// The answer's status.
-    pub http_status: Option<u16>,
-    /// How long the call took.
-    pub duration_ms: Option<i64>,
-    /// Why it failed.
-    pub error: String,
-    /// How many replicas held it.
-    pub attempts: i64,
-}
-
 /// How a sent firing went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -224,46 +199,6 @@ impl FiringStore {
         .execute(self.database.pool())
         .await?;
         Ok(())
-    }
-
-    /// Returns the newest `limit` firings of `cron_id`, newest first, after `offset`, with the
-    /// count of all.
-    pub async fn list(&self, cron_id: Uuid, limit: i64, offset: i64) -> Result<(Vec<Firing>, u64), ApiError> {
-        let rows = sqlx::query(
-            "select id, cron_id, application_id, scheduled_at, status, started_at, http_status, duration_ms, \
-             error, attempts from cron_firings where cron_id = $1 order by scheduled_at desc limit $2 offset $3",
-        )
-        .bind(cron_id.to_string())
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.database.pool())
-        .await?;
-        let total: i64 = sqlx::query_scalar("select count(*) from cron_firings where cron_id = $1")
-            .bind(cron_id.to_string())
-            .fetch_one(self.database.pool())
-            .await?;
-        let firings = rows
-            .iter()
-            .map(|row| -> Result<Firing, ApiError> {
-                let id: String = row.try_get("id")?;
-                let cron_id: String = row.try_get("cron_id")?;
-                let application_id: String = row.try_get("application_id")?;
-                let http_status: Option<i64> = row.try_get("http_status")?;
-                Ok(Firing {
-                    id: parse(&id)?,
-                    cron_id: parse(&cron_id)?,
-                    application_id: parse(&application_id)?,
-                    scheduled_at: row.try_get("scheduled_at")?,
-                    status: row.try_get("status")?,
-                    started_at: row.try_get("started_at")?,
-                    http_status: http_status.and_then(|status| u16::try_from(status).ok()),
-                    duration_ms: row.try_get("duration_ms")?,
-                    error: row.try_get("error")?,
-                    attempts: row.try_get("attempts")?,
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok((firings, u64::try_from(total).unwrap_or_default()))
     }
 }
 

@@ -17,7 +17,7 @@ mod service;
 mod store;
 
 pub use config::CronsConfig;
-pub use firings::{Firing, FiringStore, Outcome};
+pub use firings::{FiringStore, Outcome};
 pub use reconciler::Reconciler;
 pub use scheduler::{Invoker, Scheduler};
 pub use service::{CronsService, Peers};

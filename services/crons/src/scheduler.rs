@@ -192,11 +192,6 @@ impl Scheduler {
         self.inner.stopped.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// This replica's name in `cron_firings.replica`.
-    pub fn replica(&self) -> &str {
-        &self.inner.replica
-    }
-
     /// Asks for a look at the crons table now: a cron changed through this replica.
     pub fn wake(&self) {
         self.inner.wake.notify_one();

@@ -15,4 +15,3 @@ mod text;
 pub use config::LogsConfig;
 pub use service::{LogsService, Metrics};
 pub use store::{Entry, LogStore};
-pub use text::{MAX_MESSAGE, message};
