@@ -542,32 +542,67 @@ async fn another_tenants_functions_containers_and_crons_are_not_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn functions_and_containers_need_a_ready_namespace() {
-    // Sweeps only when woken, so a namespace put back to `pending` stays there.
-    let server = TestServer::start_with(|config| config.namespaces.reconcile_interval_seconds = 3600).await;
+async fn functions_and_containers_wait_for_a_pending_namespace() {
+    // Sweeps only when woken, so a namespace put back to `pending` stays there until the test
+    // says otherwise; creations wait up to 2 s for it.
+    let server = TestServer::start_with(|config| {
+        config.namespaces.reconcile_interval_seconds = 3600;
+        config.applications.namespace_wait_ms = 2000;
+    })
+    .await;
     let tenant = server.tenant().await;
     let runtime = node_runtime(&tenant).await;
     let namespace_id = ready_namespace(&tenant, "later").await;
     sqlx::any::install_default_drivers();
-    let mut connection = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
-    sqlx::query("update namespaces set status = 'pending' where id = $1")
-        .bind(&namespace_id)
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    for (path, body) in [
-        (
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "f", "runtime": runtime}),
-        ),
-        ("/containers", json!({"namespace_id": namespace_id, "name": "c"})),
-    ] {
-        let answer = tenant.post(path, body).await;
-        assert_eq!(answer.status, StatusCode::CONFLICT, "{path}: {}", answer.body);
-        assert_eq!(answer.body["type"], "transient_state");
-        assert_eq!(answer.body["resource"], "namespace");
-        assert_eq!(answer.body["resource_id"], namespace_id);
-        assert_eq!(answer.body["current_state"], "pending");
+    let set_status = |status: &'static str| {
+        let url = server.database_url();
+        let id = namespace_id.clone();
+        async move {
+            let mut connection = sqlx::AnyConnection::connect(&url).await.unwrap();
+            sqlx::query("update namespaces set status = $1 where id = $2")
+                .bind(status)
+                .bind(&id)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+    };
+    let bodies = |suffix: &str| {
+        [
+            (
+                "/functions",
+                json!({"namespace_id": namespace_id, "name": format!("f{suffix}"), "runtime": runtime}),
+            ),
+            (
+                "/containers",
+                json!({"namespace_id": namespace_id, "name": format!("c{suffix}")}),
+            ),
+        ]
+    };
+
+    // A namespace that becomes ready while the request waits: the creation goes through, as
+    // the documented quick start expects (it creates a function right after the namespace).
+    for (path, body) in bodies("1") {
+        set_status("pending").await;
+        let (answer, ()) = tokio::join!(tenant.post(path, body), async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            set_status("ready").await;
+        });
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
+        assert!(answer.body["id"].is_string(), "{path}: {}", answer.body);
+    }
+
+    // One still pending when the wait is over, and one in error, are refused.
+    for (status, suffix) in [("pending", "2"), ("error", "3")] {
+        set_status(status).await;
+        for (path, body) in bodies(suffix) {
+            let answer = tenant.post(path, body).await;
+            assert_eq!(answer.status, StatusCode::CONFLICT, "{path}: {}", answer.body);
+            assert_eq!(answer.body["type"], "transient_state");
+            assert_eq!(answer.body["resource"], "namespace");
+            assert_eq!(answer.body["resource_id"], namespace_id);
+            assert_eq!(answer.body["current_state"], status);
+        }
     }
     server.stop().await;
 }

@@ -16,8 +16,8 @@ use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::common::v1 as common;
 use nuage_proto::containers::v1::{self as pb, containers_server::Containers};
 use nuage_proto::crons::v1::crons_client::CronsClient;
+use nuage_proto::namespaces::v1::Namespace;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
-use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::runner::v1::{DeployRequest, Kind, Spec};
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
@@ -72,38 +72,21 @@ impl ContainersService {
         }
     }
 
-    /// Returns the caller's namespace `namespace_id`, which must be ready.
+    fn namespace_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.applications.namespace_wait_ms)
+    }
+
+    /// Returns the caller's namespace `namespace_id` once it is ready.
     async fn ready_namespace(&self, caller: &Caller, region: &str, namespace_id: &str) -> Result<Namespace, ApiError> {
-        let request = GetNamespaceRequest {
-            caller: Some(caller.to_proto()),
-            region: region.to_owned(),
-            namespace_id: namespace_id.to_owned(),
-        };
-        let namespace = self
-            .peers
-            .namespaces
-            .clone()
-            .get_namespace(request)
-            .await
-            .map_err(|status| ApiError::from_status(&status))?
-            .into_inner()
-            .namespace
-            .ok_or_else(|| ApiError::internal(&"namespaces answered without a namespace"))?;
-        if namespace.status() != NamespaceStatus::Ready {
-            let state = namespace
-                .status()
-                .as_str_name()
-                .trim_start_matches("NAMESPACE_STATUS_")
-                .to_lowercase();
-            return Err(ApiError {
-                help_message: Some(format!(
-                    "namespace `{}` is {state}; containers can be created once it is ready",
-                    namespace.name
-                )),
-                ..ApiError::transient_state("namespace", namespace_id, &state)
-            });
-        }
-        Ok(namespace)
+        application::ready_namespace(
+            &self.peers.namespaces,
+            caller,
+            region,
+            namespace_id,
+            "containers",
+            self.namespace_wait(),
+        )
+        .await
     }
 }
 

@@ -5,8 +5,8 @@ use crate::error::{ApiError, Reason};
 use crate::transport::Authed;
 use crate::validate;
 use nuage_proto::common::v1 as pb;
-use nuage_proto::namespaces::v1::GetNamespaceRequest;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
+use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
 use nuage_proto::tokens::v1::KeyPairRequest;
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,11 @@ pub struct ApplicationsConfig {
     pub domain: Option<String>,
     /// The installation's cap on `max_scale`.
     pub max_scale_cap: u32,
+    /// How long creating or deploying a function or container waits for a new namespace to
+    /// become ready (ms). A namespace is `pending` for as long as its key pair takes to make
+    /// (seconds, for 4096 bits), and clients that follow the documented quick start create a
+    /// function right after the namespace.
+    pub namespace_wait_ms: u64,
 }
 
 impl Default for ApplicationsConfig {
@@ -62,6 +67,7 @@ impl Default for ApplicationsConfig {
             endpoint_base_url: None,
             domain: None,
             max_scale_cap: 50,
+            namespace_wait_ms: 30_000,
         }
     }
 }
@@ -385,6 +391,54 @@ pub async fn runtime_environment(
         version,
     }));
     Ok(environment)
+}
+
+/// Returns `caller`'s namespace `namespace_id` once it is ready, so that `kind` ("functions",
+/// "containers") can be created or deployed in it. A `pending` or `creating` namespace is
+/// waited for, up to `wait`; any other state is a transient-state error.
+pub async fn ready_namespace(
+    namespaces: &NamespacesClient<Authed>,
+    caller: &crate::Caller,
+    region: &str,
+    namespace_id: &str,
+    kind: &str,
+    wait: std::time::Duration,
+) -> Result<Namespace, ApiError> {
+    const POLL: std::time::Duration = std::time::Duration::from_millis(50);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let namespace = namespaces
+            .clone()
+            .get_namespace(GetNamespaceRequest {
+                caller: Some(caller.to_proto()),
+                region: region.to_owned(),
+                namespace_id: namespace_id.to_owned(),
+            })
+            .await
+            .map_err(|status| ApiError::from_status(&status))?
+            .into_inner()
+            .namespace
+            .ok_or_else(|| ApiError::internal(&"namespaces answered without a namespace"))?;
+        let status = namespace.status();
+        let becoming_ready = matches!(status, NamespaceStatus::Pending | NamespaceStatus::Creating);
+        if status == NamespaceStatus::Ready {
+            return Ok(namespace);
+        }
+        if !becoming_ready || tokio::time::Instant::now() >= deadline {
+            let state = status
+                .as_str_name()
+                .trim_start_matches("NAMESPACE_STATUS_")
+                .to_lowercase();
+            return Err(ApiError {
+                help_message: Some(format!(
+                    "namespace `{}` is {state}; {kind} can be created and deployed once it is ready",
+                    namespace.name
+                )),
+                ..ApiError::transient_state("namespace", namespace_id, &state)
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// What the platform tells an application about itself.
