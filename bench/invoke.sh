@@ -7,13 +7,14 @@
 # throughput at 32 connections (router over nginx), and cold-start p50 over the time to spawn
 # the same node with a bare HTTP server and get its first answer.
 # Needs wrk and nginx (apt-get install wrk nginx). Usage: bench/invoke.sh
-#   DURATION=10 (seconds per throughput run), ROUNDS=7 and ROUND_SECONDS=2 (latency rounds),
+#   ROUNDS=7 (alternating rounds of each comparison), ROUND_SECONDS=2 (latency runs),
+#   DURATION=4 (throughput runs),
 #   RUNS=20 (cold starts), INSTANCES=4 (warm instances),
-#   PERF_OUT=file (perf record of nuage during the router's 32-connection run).
+#   PERF_OUT=file (perf record of nuage during the router's first 32-connection run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION="${DURATION:-10}"
+DURATION="${DURATION:-4}"
 ROUNDS="${ROUNDS:-7}"
 ROUND_SECONDS="${ROUND_SECONDS:-2}"
 RUNS="${RUNS:-20}"
@@ -159,24 +160,34 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 
 router_added="$(median "${added[@]}")"
 nginx_added_median="$(median "${nginx_added[@]}")"
 printf '  added over direct: router %s us (rounds: %s), nginx %s us\n' "$router_added" "${added[*]}" "$nginx_added_median"
-echo "== warm, 32 connections (throughput)"
-read -r nginx32_rps nginx32_p50 nginx32_bad < <(measure 2 32 "http://127.0.0.1:$NGINX_PORT/")
-# PERF_OUT=file records where nuage spends its time during this run (perf record -g).
-PERF_PID=""
-if [ -n "${PERF_OUT:-}" ]; then
-  perf record -q -g -p "$PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
-  PERF_PID=$!
-fi
-read -r router32_rps router32_p50 router32_bad < <(measure 2 32 "$WARM")
-[ -n "$PERF_PID" ] && wait "$PERF_PID" 2>/dev/null || true
-printf '  nginx  %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$nginx32_rps" "$nginx32_p50" "$nginx32_bad"
-printf '  router %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$router32_rps" "$router32_p50" "$router32_bad"
+echo "== warm, 32 connections (throughput; $ROUNDS rounds of ${DURATION}s each, alternating)"
+ratios=()
+for round in $(seq 1 "$ROUNDS"); do
+  read -r nginx32_rps nginx32_p50 nginx32_bad < <(measure 2 32 "http://127.0.0.1:$NGINX_PORT/")
+  # PERF_OUT=file records where nuage spends its time during the first round (perf record -g).
+  PERF_PID=""
+  if [ -n "${PERF_OUT:-}" ] && [ "$round" = 1 ]; then
+    perf record -q -g -p "$PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
+    PERF_PID=$!
+  fi
+  read -r router32_rps router32_p50 router32_bad < <(measure 2 32 "$WARM")
+  [ -n "$PERF_PID" ] && wait "$PERF_PID" 2>/dev/null || true
+  printf '  round %2d: nginx %8.0f req/s (p50 %5.0f us, non-2xx %s)  router %8.0f req/s (p50 %5.0f us, non-2xx %s)\n' \
+    "$round" "$nginx32_rps" "$nginx32_p50" "$nginx32_bad" "$router32_rps" "$router32_p50" "$router32_bad"
+  ratios+=("$(awk -v r="$router32_rps" -v n="$nginx32_rps" 'BEGIN { printf "%.3f", r / n }')")
+done
+throughput_ratio="$(median "${ratios[@]}")"
+printf '  router / nginx per round: %s\n' "${ratios[*]}"
 
-echo "== private call (token checked on every request), 1 connection"
-read -r public_rps public_p50 public_bad < <(measure 1 1 "$PUBLIC")
-read -r private_rps private_p50 private_bad < <(measure 1 1 "$PRIVATE" "X-Auth-Token: $JWT")
-printf '  public  %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$public_rps" "$public_p50" "$public_bad"
-printf '  private %8.0f req/s  p50 %6.0f us  non-2xx %s\n' "$private_rps" "$private_p50" "$private_bad"
+echo "== private call (token checked on every request), 1 connection, $ROUNDS rounds of ${ROUND_SECONDS}s"
+private_added=()
+for round in $(seq 1 "$ROUNDS"); do
+  read -r _ public_p50 public_bad < <(DURATION="$ROUND_SECONDS" measure 1 1 "$PUBLIC")
+  read -r _ private_p50 private_bad < <(DURATION="$ROUND_SECONDS" measure 1 1 "$PRIVATE" "X-Auth-Token: $JWT")
+  printf '  round %2d: public p50 %6.0f us  private %6.0f us  non-2xx %s/%s\n' "$round" "$public_p50" "$private_p50" "$public_bad" "$private_bad"
+  private_added+=("$(awk -v a="$private_p50" -v b="$public_p50" 'BEGIN { print a - b }')")
+done
+private_over_public="$(median "${private_added[@]}")"
 
 echo "== cold starts ($RUNS each)"
 RUNS="$RUNS" COLD="$COLD" COLD_ID="$COLD_ID" python3 - <<'PY'
@@ -225,9 +236,8 @@ print(f"  ratio {p50_cold / p50_bare:.2f} (target <= 1.3)")
 PY
 
 echo "== summary"
-awk -v added="$router_added" -v n32="$nginx32_rps" -v r32="$router32_rps" \
-  -v pub="$public_p50" -v pri="$private_p50" 'BEGIN {
+awk -v added="$router_added" -v ratio="$throughput_ratio" -v private="$private_over_public" 'BEGIN {
   printf "  latency added by the router (median over rounds of p50 - direct p50): %.0f us (target <= 100)\n", added
-  printf "  router / nginx throughput at 32 connections: %.2f (target >= 0.8)\n", r32 / n32
-  printf "  private call p50 over a public one: %.0f us (target <= 30)\n", pri - pub
+  printf "  router / nginx throughput at 32 connections (median over rounds): %.2f (target >= 0.8)\n", ratio
+  printf "  private call p50 over a public one (median over rounds): %.0f us (target <= 30)\n", private
 }'
