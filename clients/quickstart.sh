@@ -21,6 +21,17 @@ check() {
 }
 # Answers of the API are saved by each step in $OUT, so the checks can read them.
 step() { echo "-- $1"; }
+# "The process may take a little bit of time": the guide's GET of function $1, repeated until
+# it is ready (an error status fails at once); leaves the function in $OUT.
+wait_ready() {
+  for _ in $(seq 1 240); do
+    OUT=$(curl -X GET -H "X-Auth-Token: $TOKEN" "$API_HOST/functions/v1alpha2/regions/$REGION/functions/$1")
+    [ "$(jq -r .status <<<"$OUT")" = ready ] && return
+    check '[ "$(jq -r .status <<<"$OUT")" != error ]' "$OUT"
+    sleep 0.5
+  done
+  check '[ "$(jq -r .status <<<"$OUT")" = ready ]' "$OUT"
+}
 # The guide's curl lines print progress meters; a .curlrc here quiets them without changing a line.
 export CURL_HOME="$PWD"
 printf -- '--silent\n--show-error\n' >.curlrc
@@ -77,14 +88,7 @@ OUT=$(curl -X POST -H "X-Auth-Token: $TOKEN" "$API_HOST/functions/v1alpha2/regio
 check '[ "$(jq -r .id <<<"$OUT")" = "$FUNCTION_ID" ]' "$OUT"
 
 step "Trigger your function (its endpoint once it is ready)"
-# "The process may take a little bit of time": the guide's GET, repeated until ready.
-for _ in $(seq 1 240); do
-  OUT=$(curl -X GET -H "X-Auth-Token: $TOKEN" "$API_HOST/functions/v1alpha2/regions/$REGION/functions/$FUNCTION_ID")
-  [ "$(jq -r .status <<<"$OUT")" = ready ] && break
-  check '[ "$(jq -r .status <<<"$OUT")" != error ]' "$OUT"
-  sleep 0.5
-done
-check '[ "$(jq -r .status <<<"$OUT")" = ready ]' "$OUT"
+wait_ready "$FUNCTION_ID"
 export FUNCTION_ENDPOINT="$(jq -r .endpoint <<<"$OUT")"
 
 OUT=$(curl -X GET "$FUNCTION_ENDPOINT" -D headers.txt)
@@ -116,13 +120,9 @@ export PRIVATE_ID="$(jq -r .id <<<"$OUT")"
 OUT=$(curl -X GET -H "X-Auth-Token: ${TOKEN}" "$API_HOST/functions/v1alpha2/regions/$REGION/functions/$PRIVATE_ID/upload-url?content_length=$ARCHIVE_SIZE")
 PRIVATE_ARCHIVE_URL=$(echo -n "$(jq -r .url <<<"$OUT")")
 curl -H "Content-Type: application/octet-stream" --upload-file $FUNCTION_ARCHIVE -H "Content-Length: $ARCHIVE_SIZE" $PRIVATE_ARCHIVE_URL --fail-with-body
-curl -X POST -H "X-Auth-Token: $TOKEN" "$API_HOST/functions/v1alpha2/regions/$REGION/functions/$PRIVATE_ID/deploy" -d "{}" >/dev/null
-for _ in $(seq 1 240); do
-  OUT=$(curl -X GET -H "X-Auth-Token: $TOKEN" "$API_HOST/functions/v1alpha2/regions/$REGION/functions/$PRIVATE_ID")
-  [ "$(jq -r .status <<<"$OUT")" = ready ] && break
-  sleep 0.5
-done
-check '[ "$(jq -r .status <<<"$OUT")" = ready ]' "$OUT"
+OUT=$(curl -X POST -H "X-Auth-Token: $TOKEN" "$API_HOST/functions/v1alpha2/regions/$REGION/functions/$PRIVATE_ID/deploy" -d "{}")
+check '[ "$(jq -r .id <<<"$OUT")" = "$PRIVATE_ID" ]' "$OUT"
+wait_ready "$PRIVATE_ID"
 PRIVATE_ENDPOINT="$(jq -r .endpoint <<<"$OUT")"
 
 # The guide's token calls: for the namespace, then with an expiration date (the guide's example

@@ -72,21 +72,11 @@ impl ContainersService {
         }
     }
 
-    fn namespace_wait(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.applications.namespace_wait_ms)
-    }
-
     /// Returns the caller's namespace `namespace_id` once it is ready.
     async fn ready_namespace(&self, caller: &Caller, region: &str, namespace_id: &str) -> Result<Namespace, ApiError> {
-        application::ready_namespace(
-            &self.peers.namespaces,
-            caller,
-            region,
-            namespace_id,
-            "containers",
-            self.namespace_wait(),
-        )
-        .await
+        self.applications
+            .ready_namespace(&self.peers.namespaces, caller, region, namespace_id, "containers")
+            .await
     }
 }
 

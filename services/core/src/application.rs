@@ -89,6 +89,54 @@ impl ApplicationsConfig {
         }
     }
 
+    /// Returns `caller`'s namespace `namespace_id` once it is ready, so that `kind` ("functions",
+    /// "containers") can be created or deployed in it. A `pending` or `creating` namespace is
+    /// waited for, up to `namespace_wait_ms`; any other state is a transient-state error.
+    pub async fn ready_namespace(
+        &self,
+        namespaces: &NamespacesClient<Authed>,
+        caller: &crate::Caller,
+        region: &str,
+        namespace_id: &str,
+        kind: &str,
+    ) -> Result<Namespace, ApiError> {
+        const POLL: std::time::Duration = std::time::Duration::from_millis(50);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(self.namespace_wait_ms);
+        loop {
+            let namespace = namespaces
+                .clone()
+                .get_namespace(GetNamespaceRequest {
+                    caller: Some(caller.to_proto()),
+                    region: region.to_owned(),
+                    namespace_id: namespace_id.to_owned(),
+                })
+                .await
+                .map_err(|status| ApiError::from_status(&status))?
+                .into_inner()
+                .namespace
+                .ok_or_else(|| ApiError::internal(&"namespaces answered without a namespace"))?;
+            let status = namespace.status();
+            let becoming_ready = matches!(status, NamespaceStatus::Pending | NamespaceStatus::Creating);
+            if status == NamespaceStatus::Ready {
+                return Ok(namespace);
+            }
+            if !becoming_ready || tokio::time::Instant::now() >= deadline {
+                let state = status
+                    .as_str_name()
+                    .trim_start_matches("NAMESPACE_STATUS_")
+                    .to_lowercase();
+                return Err(ApiError {
+                    help_message: Some(format!(
+                        "namespace `{}` is {state}; {kind} can be created and deployed once it is ready",
+                        namespace.name
+                    )),
+                    ..ApiError::transient_state("namespace", namespace_id, &state)
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Checks `0 <= min_scale <= max_scale <= max_scale_cap`.
     pub fn check_scale(&self, min_scale: u32, max_scale: u32) -> Result<(), ApiError> {
         if max_scale > self.max_scale_cap {
@@ -391,54 +439,6 @@ pub async fn runtime_environment(
         version,
     }));
     Ok(environment)
-}
-
-/// Returns `caller`'s namespace `namespace_id` once it is ready, so that `kind` ("functions",
-/// "containers") can be created or deployed in it. A `pending` or `creating` namespace is
-/// waited for, up to `wait`; any other state is a transient-state error.
-pub async fn ready_namespace(
-    namespaces: &NamespacesClient<Authed>,
-    caller: &crate::Caller,
-    region: &str,
-    namespace_id: &str,
-    kind: &str,
-    wait: std::time::Duration,
-) -> Result<Namespace, ApiError> {
-    const POLL: std::time::Duration = std::time::Duration::from_millis(50);
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let namespace = namespaces
-            .clone()
-            .get_namespace(GetNamespaceRequest {
-                caller: Some(caller.to_proto()),
-                region: region.to_owned(),
-                namespace_id: namespace_id.to_owned(),
-            })
-            .await
-            .map_err(|status| ApiError::from_status(&status))?
-            .into_inner()
-            .namespace
-            .ok_or_else(|| ApiError::internal(&"namespaces answered without a namespace"))?;
-        let status = namespace.status();
-        let becoming_ready = matches!(status, NamespaceStatus::Pending | NamespaceStatus::Creating);
-        if status == NamespaceStatus::Ready {
-            return Ok(namespace);
-        }
-        if !becoming_ready || tokio::time::Instant::now() >= deadline {
-            let state = status
-                .as_str_name()
-                .trim_start_matches("NAMESPACE_STATUS_")
-                .to_lowercase();
-            return Err(ApiError {
-                help_message: Some(format!(
-                    "namespace `{}` is {state}; {kind} can be created and deployed once it is ready",
-                    namespace.name
-                )),
-                ..ApiError::transient_state("namespace", namespace_id, &state)
-            });
-        }
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 /// What the platform tells an application about itself.

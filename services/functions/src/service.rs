@@ -205,21 +205,11 @@ impl FunctionsService {
         Ok(pending)
     }
 
-    fn namespace_wait(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.applications.namespace_wait_ms)
-    }
-
     /// Returns the caller's namespace `namespace_id` once it is ready.
     async fn ready_namespace(&self, caller: &Caller, region: &str, namespace_id: &str) -> Result<Namespace, ApiError> {
-        application::ready_namespace(
-            &self.peers.namespaces,
-            caller,
-            region,
-            namespace_id,
-            "functions",
-            self.namespace_wait(),
-        )
-        .await
+        self.applications
+            .ready_namespace(&self.peers.namespaces, caller, region, namespace_id, "functions")
+            .await
     }
 }
 
