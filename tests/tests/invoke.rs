@@ -253,6 +253,74 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
     server.stop().await;
 }
 
+/// Returns the router's queue length for `id` on `/metrics`.
+async fn queue_length(server: &TestServer, id: &str) -> Option<u64> {
+    let metrics = reqwest::get(format!("{}/metrics", server.base_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("nuage_router_queue_length{{application_id=\"{id}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_gives_up_waiting_leaves_the_queue() {
+    let server = TestServer::start_with(|config| config.router.queue_limit = 1).await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let ready = deployed(
+        &tenant,
+        "queue",
+        json!({"name": "f", "runtime": node, "max_scale": 1}),
+        &[("handler.js", ECHO_JS)],
+    )
+    .await;
+    let id = ready["id"].as_str().unwrap().to_owned();
+    let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
+
+    // The one instance is busy for a while...
+    let busy = tokio::spawn(reqwest::Client::new().get(format!("{endpoint}/sleep?ms=3000")).send());
+    let started = Instant::now();
+    while queue_length(&server, &id).await.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the pool shows on /metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...so the next request waits in the queue, and its client gives up and hangs up.
+    let impatient = reqwest::Client::new()
+        .get(format!("{endpoint}/?n=1"))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(
+        impatient.is_err(),
+        "the queued request was still waiting: {impatient:?}"
+    );
+    let started = Instant::now();
+    while queue_length(&server, &id).await != Some(0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a request whose client went away leaves the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its place is free again: the next one waits (queue_limit 1) and is answered.
+    let (status, body) = call(reqwest::Client::new().get(format!("{endpoint}/?n=2"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["query"], json!({"n": "2"}));
+    let busy = busy.await.unwrap().unwrap();
+    assert_eq!(busy.status(), StatusCode::OK);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_oversize_bodies_and_crashes_get_json_errors() {
     let server = TestServer::start().await;

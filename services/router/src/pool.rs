@@ -51,6 +51,15 @@ pub enum AcquireError {
     Timeout,
 }
 
+/// A request's place in a pool's queue; dropping it gives the place up.
+struct Waiter<'a>(&'a Pool);
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().expect("pool lock").waiting -= 1;
+    }
+}
+
 /// A request's hold on an instance; dropping it frees the instance.
 #[derive(Debug)]
 pub struct Lease {
@@ -213,8 +222,11 @@ impl Pools {
                     Err(_) => Err(AcquireError::Timeout),
                 };
             }
+            // Counted until this wait ends, however it ends: a caller that gives up (its client
+            // went away) drops this future mid-wait and must not keep its place in the queue.
+            let waiter = Waiter(&pool);
             let timed_out = tokio::time::timeout_at(deadline, notified).await.is_err();
-            pool.state.lock().expect("pool lock").waiting -= 1;
+            drop(waiter);
             if timed_out {
                 return Err(AcquireError::Timeout);
             }
