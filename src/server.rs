@@ -607,18 +607,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             runner: RunnerClient::new(transport::authed(transport(Role::Runner)?, auth.clone())),
             tokens: TokensClient::new(transport::authed(transport(Role::Tokens)?, auth.clone())),
         };
-        router = Some(nuage_router::start(
-            &config.router,
-            applications.domain.clone().filter(|domain| !domain.is_empty()),
-            nuage_router::Listeners {
-                public: listener,
-                internal: router_internal.map(|internal| (internal, auth.clone())),
-            },
-            peers,
-            log_sink.clone(),
-            http_stopped.clone(),
-            Duration::from_secs(config.shutdown_grace_seconds),
-        ));
+        router = Some(
+            nuage_router::start(
+                &config.router,
+                applications.domain.clone().filter(|domain| !domain.is_empty()),
+                nuage_router::Listeners {
+                    public: listener,
+                    internal: router_internal.map(|internal| (internal, auth.clone())),
+                },
+                peers,
+                log_sink.clone(),
+                http_stopped.clone(),
+                Duration::from_secs(config.shutdown_grace_seconds),
+            )
+            .context("starting the router's threads")?,
+        );
     }
 
     let mut http = None;

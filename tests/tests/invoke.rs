@@ -60,6 +60,21 @@ def handle(event, context):
     }
 "#;
 
+/// Returns how many of this process's threads are router workers.
+fn router_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|task| {
+                    std::fs::read_to_string(task.path().join("comm"))
+                        .is_ok_and(|name| name.starts_with("nuage-router-"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 async fn call(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let response = request.send().await.expect("the router answers");
     let status = response.status();
@@ -180,11 +195,15 @@ async fn node_and_python_functions_answer_on_their_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_scale_from_zero_to_max_scale_and_back() {
+    // Three router threads: the concurrent calls below land on different ones, so a freed
+    // instance wakes requests queued on another thread.
     let server = TestServer::start_with(|config| {
         config.router.idle_seconds = 1;
         config.router.queue_limit = 2;
+        config.router.threads = 3;
     })
     .await;
+    assert_eq!(router_threads(), 3, "invocations run on the router's own threads");
     let tenant = server.tenant().await;
     let node = runtime(&tenant, "node").await;
     let client = reqwest::Client::new();
@@ -213,10 +232,11 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
     let (_, warm) = call(client.get(&endpoint)).await;
     assert_eq!(cold["me"], warm["me"], "the second call reuses the warm instance");
 
-    // Six concurrent slow calls, max_scale 2 and a queue of 2: two run, two wait, two get 503.
+    // Six concurrent slow calls (a client each: six connections), max_scale 2 and a queue of
+    // 2: two run, two wait, two get 503.
     let calls: Vec<_> = (0..6)
         .map(|_| {
-            let request = client.get(format!("{endpoint}/sleep?ms=1500"));
+            let request = reqwest::Client::new().get(format!("{endpoint}/sleep?ms=1500"));
             tokio::spawn(async move {
                 let response = request.send().await.unwrap();
                 let status = response.status();
@@ -251,6 +271,7 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(processes_of(&id).len(), 1, "one instance is kept warm");
     server.stop().await;
+    assert_eq!(router_threads(), 0, "the router's threads end when nuage stops");
 }
 
 /// Returns the router's queue length for `id` on `/metrics`.
@@ -499,7 +520,8 @@ async fn a_container_image_runs_on_port_as_user_1000() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redeploy_under_load_fails_no_request() {
-    let server = TestServer::start().await;
+    // Two router threads share the four clients' connections.
+    let server = TestServer::start_with(|config| config.router.threads = 2).await;
     let tenant = server.tenant().await;
     let node = runtime(&tenant, "node").await;
     let version = |v: &str| {

@@ -5,7 +5,8 @@
 //! request) names the application; [`pool::Pools`] holds an instance for it, starting one
 //! through the runner when none is idle (scale from zero, up to `max_scale`, then a bounded
 //! queue, then 503); the request is proxied with the application's `timeout` as its one
-//! deadline. Idle instances are stopped down to `min_scale`.
+//! deadline. Idle instances are stopped down to `min_scale`. Requests run on the router's own
+//! threads (the `workers` module), calls to other services on the main runtime ([`Control`]).
 
 mod config;
 mod metrics;
@@ -13,6 +14,7 @@ mod pool;
 mod privacy;
 mod proxy;
 mod routes;
+mod workers;
 
 pub use config::RouterConfig;
 pub use metrics::Metrics;
@@ -20,12 +22,10 @@ pub use pool::Pools;
 pub use privacy::{Privacy, TOKEN_HEADERS};
 pub use proxy::{Proxy, ProxyBody, error};
 pub use routes::{Route, Routes, key_of};
+pub use workers::Control;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use workers::Workers;
+
 use nuage_core::internal::InternalAuth;
 use nuage_core::logsink::LogSink;
 use nuage_core::transport::Authed;
@@ -35,7 +35,6 @@ use nuage_proto::runner::v1::WatchEventsRequest;
 use nuage_proto::runner::v1::event::Change;
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
-use std::convert::Infallible;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -83,8 +82,8 @@ pub struct Listeners {
     pub internal: Option<(TcpListener, InternalAuth)>,
 }
 
-/// Serves `listeners` until `stopped` fires; `domain` enables host-based endpoints. Failed
-/// invocations leave a line in `logs`.
+/// Serves `listeners` until `stopped` fires, on `config.threads` threads of its own; `domain`
+/// enables host-based endpoints. Failed invocations leave a line in `logs`.
 pub fn start(
     config: &RouterConfig,
     domain: Option<String>,
@@ -93,24 +92,28 @@ pub fn start(
     logs: Option<LogSink>,
     stopped: watch::Receiver<bool>,
     grace: Duration,
-) -> Router {
-    let routes = Routes::new(peers.functions, peers.containers);
-    let pools = Pools::new(peers.runner.clone(), config.queue_limit);
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector);
+) -> std::io::Result<Router> {
+    let control = Control::current();
+    let routes = Routes::new(peers.functions, peers.containers, control.clone());
+    let pools = Pools::new(peers.runner.clone(), config.queue_limit, control.clone());
     let proxy = Proxy {
         routes: routes.clone(),
         pools: pools.clone(),
-        client,
+        client: proxy::upstream_client(),
         domain: domain.map(|domain| domain.trim_matches('.').to_owned()),
         max_body_bytes: config.max_body_bytes,
         metrics: Metrics::default(),
-        privacy: Privacy::new(peers.tokens),
+        privacy: Privacy::new(peers.tokens, control),
         logs,
+        activity: workers::Activity::default(),
     };
+    let (workers, worker_threads) = Workers::start(
+        config.worker_threads(),
+        &proxy,
+        grace,
+        Duration::from_micros(config.idle_poll_us),
+    )?;
+    let workers = std::sync::Arc::new(workers);
     let refresh = Duration::from_millis(config.routes_refresh_ms.max(10));
     let idle = Duration::from_secs(config.idle_seconds);
     let background = vec![
@@ -119,44 +122,47 @@ pub fn start(
         tokio::spawn(watch_runner(peers.runner, pools.clone())),
         tokio::spawn(reap(routes, pools, idle)),
     ];
-    let serving = std::sync::Arc::new(proxy.clone());
     let Listeners {
         public: listener,
         internal,
     } = listeners;
     let internal = internal.map(|(listener, auth)| {
-        tokio::spawn(serve(
+        tokio::spawn(accept(
             listener,
-            serving.clone(),
+            workers.clone(),
             Some(std::sync::Arc::new(auth)),
             stopped.clone(),
-            grace,
         ))
     });
-    let public = tokio::spawn(serve(listener, serving, None, stopped, grace));
+    let public = tokio::spawn(accept(listener, workers, None, stopped));
     let task = tokio::spawn(async move {
         let _ = public.await;
         if let Some(internal) = internal {
             let _ = internal.await;
         }
+        // The listeners let go of the workers: they finish their connections, then end.
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in worker_threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
     });
-    Router {
+    Ok(Router {
         proxy,
         task,
         background,
-    }
+    })
 }
 
-/// Answers connections on `listener` until `stopped` fires, then lets them finish within
-/// `grace`; `internal` makes it the internal listener.
-async fn serve(
+/// Accepts connections on `listener` until `stopped` fires and hands them to `workers`;
+/// `internal` makes it the internal listener.
+async fn accept(
     listener: TcpListener,
-    proxy: std::sync::Arc<Proxy>,
+    workers: std::sync::Arc<Workers>,
     internal: Option<std::sync::Arc<InternalAuth>>,
     mut stopped: watch::Receiver<bool>,
-    grace: Duration,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -171,29 +177,7 @@ async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let internal = internal.clone();
-        let service = service_fn(move |request| {
-            // One reference count per request, not a copy of every client.
-            let proxy = proxy.clone();
-            let internal = internal.clone();
-            async move {
-                Ok::<_, Infallible>(match internal {
-                    Some(auth) => proxy.handle_internal(request, peer, &auth).await,
-                    None => proxy.handle(request, peer).await,
-                })
-            }
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-    }
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!("invocations did not finish within the grace period");
+        workers.hand(stream, peer, internal.clone());
     }
 }
 

@@ -1,6 +1,7 @@
 //! Instances per application, as the router sees them: who is busy, who is idle, who drains.
 //! The router decides here how many instances run; the runner obeys.
 
+use crate::workers::Control;
 use nuage_core::transport::Authed;
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::runner::v1::{Instance, ResolveRequest, StartInstanceRequest, StopInstanceRequest};
@@ -92,6 +93,8 @@ pub struct Pools {
     pools: Arc<Mutex<HashMap<String, Arc<Pool>>>>,
     runner: RunnerClient<Authed>,
     queue_limit: usize,
+    /// Where calls to the runner run (requests run on the router's workers).
+    control: Control,
 }
 
 /// Per-application figures for `/metrics`.
@@ -104,12 +107,13 @@ pub struct PoolFigures {
 }
 
 impl Pools {
-    /// Returns no pools; instances are started and stopped through `runner`.
-    pub fn new(runner: RunnerClient<Authed>, queue_limit: usize) -> Self {
+    /// Returns no pools; instances are started and stopped through `runner`, on `control`.
+    pub fn new(runner: RunnerClient<Authed>, queue_limit: usize, control: Control) -> Self {
         Self {
             pools: Arc::default(),
             runner,
             queue_limit,
+            control,
         }
     }
 
@@ -148,15 +152,13 @@ impl Pools {
 
     /// Adopts the instances the runner already runs for the pool's current version.
     async fn resolve(&self, pool: &Pool) {
-        let answer = self
-            .runner
-            .clone()
-            .resolve(ResolveRequest {
-                application_id: pool.application_id.clone(),
-            })
-            .await;
+        let mut runner = self.runner.clone();
+        let request = ResolveRequest {
+            application_id: pool.application_id.clone(),
+        };
+        let answer = self.control.run(async move { runner.resolve(request).await }).await;
         let mut state = pool.state.lock().expect("pool lock");
-        if let Ok(answer) = answer {
+        if let Some(Ok(answer)) = answer {
             for instance in answer.into_inner().instances {
                 adopt(&mut state, instance, 0);
             }
@@ -249,7 +251,7 @@ impl Pools {
     #[allow(clippy::type_complexity)]
     fn start(&self, pool: Arc<Pool>, claim: Option<oneshot::Sender<Result<(String, String), AcquireError>>>) {
         let mut runner = self.runner.clone();
-        tokio::spawn(async move {
+        self.control.spawn(async move {
             let started = runner
                 .start_instance(StartInstanceRequest {
                     application_id: pool.application_id.clone(),
@@ -309,7 +311,7 @@ impl Pools {
     fn stop(&self, application_id: &str, instance_id: String) {
         let mut runner = self.runner.clone();
         let application_id = application_id.to_owned();
-        tokio::spawn(async move {
+        self.control.spawn(async move {
             if let Err(status) = runner
                 .stop_instance(StopInstanceRequest {
                     application_id,

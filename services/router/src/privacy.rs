@@ -2,7 +2,8 @@
 //! namespace's key, in `SCW_FUNCTIONS_TOKEN`, `SCW-Functions-Token` or `X-Auth-Token`.
 
 use crate::routes::Route;
-use http::HeaderMap;
+use crate::workers::Control;
+use http::{HeaderMap, HeaderName};
 use nuage_core::jwt::{Claims, Verifier};
 use nuage_core::transport::Authed;
 use nuage_proto::tokens::v1::KeyPairRequest;
@@ -12,7 +13,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// The headers a token may come in, in the order they are looked at. None reaches the code.
-pub const TOKEN_HEADERS: [&str; 3] = ["scw_functions_token", "scw-functions-token", "x-auth-token"];
+pub const TOKEN_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("scw_functions_token"),
+    HeaderName::from_static("scw-functions-token"),
+    HeaderName::from_static("x-auth-token"),
+];
 
 /// Why a call to a private application is refused.
 #[derive(Debug)]
@@ -29,15 +34,18 @@ pub enum Refusal {
 #[derive(Debug, Clone)]
 pub struct Privacy {
     tokens: TokensClient<Authed>,
+    /// Where keys are fetched (checks run on the router's workers).
+    control: Control,
     keys: Arc<RwLock<HashMap<String, Verifier>>>,
     verified: moka::sync::Cache<(String, String), Arc<Claims>>,
 }
 
 impl Privacy {
-    /// Returns a checker that reads namespace keys from `tokens`.
-    pub fn new(tokens: TokensClient<Authed>) -> Self {
+    /// Returns a checker that reads namespace keys from `tokens`, on `control`.
+    pub fn new(tokens: TokensClient<Authed>, control: Control) -> Self {
         Self {
             tokens,
+            control,
             keys: Arc::default(),
             verified: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -50,13 +58,15 @@ impl Privacy {
         if let Some(verifier) = self.keys.read().expect("keys lock").get(namespace_id) {
             return Ok(verifier.clone());
         }
+        let mut tokens = self.tokens.clone();
+        let request = KeyPairRequest {
+            namespace_id: namespace_id.to_owned(),
+        };
         let pem = self
-            .tokens
-            .clone()
-            .get_public_key(KeyPairRequest {
-                namespace_id: namespace_id.to_owned(),
-            })
+            .control
+            .run(async move { tokens.get_public_key(request).await })
             .await
+            .ok_or_else(|| Refusal::Unavailable("nuage is stopping".to_owned()))?
             .map_err(|status| Refusal::Unavailable(status.message().to_owned()))?
             .into_inner()
             .pem;
@@ -72,7 +82,7 @@ impl Privacy {
     pub async fn check(&self, route: &Route, headers: &HeaderMap) -> Result<(), Refusal> {
         let token = TOKEN_HEADERS
             .iter()
-            .find_map(|name| headers.get(*name))
+            .find_map(|name| headers.get(name))
             .and_then(|value| value.to_str().ok())
             .map(|value| value.trim().trim_start_matches("Bearer ").trim())
             .filter(|value| !value.is_empty())

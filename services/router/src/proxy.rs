@@ -5,6 +5,7 @@ use crate::metrics::Metrics;
 use crate::pool::{AcquireError, Lease, Pools};
 use crate::privacy::{Privacy, Refusal, TOKEN_HEADERS};
 use crate::routes::{Route, Routes};
+use crate::workers::Activity;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
@@ -14,6 +15,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use nuage_core::internal::InternalAuth;
 use nuage_core::logsink::LogSink;
 use nuage_proto::common::v1::ApplicationStatus;
@@ -31,17 +33,22 @@ pub type ProxyBody = BoxBody<Bytes, BoxError>;
 /// Most bytes of a refused body read before answering (the rest resets the connection).
 const DRAIN_CAP: u64 = 64 * 1024 * 1024;
 
-/// Headers that concern one connection, never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+/// Headers that concern one connection, never forwarded (names made once: a lookup by `&str`
+/// parses the name each time).
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What a request needs from the router.
 #[derive(Debug, Clone)]
@@ -55,6 +62,40 @@ pub struct Proxy {
     pub(crate) privacy: Privacy,
     /// Where the failure of an invocation leaves a line (its application's logs).
     pub(crate) logs: Option<LogSink>,
+    /// The worker's clock of activity (none off a worker).
+    pub(crate) activity: Activity,
+}
+
+/// Who a client connection comes from.
+#[derive(Debug)]
+pub struct Peer {
+    address: SocketAddr,
+    /// Its `X-Forwarded-For` when the request carries none, made once per connection.
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    /// Returns the peer at `address`.
+    pub fn new(address: SocketAddr) -> Self {
+        Self {
+            address,
+            forwarded_for: HeaderValue::from_str(&address.ip().to_string())
+                .expect("an IP address is a valid header value"),
+        }
+    }
+
+    fn ip(&self) -> std::net::IpAddr {
+        self.address.ip()
+    }
+}
+
+/// Returns a client for instances, with its own pool of connections to them.
+pub(crate) fn upstream_client() -> Client<HttpConnector, ProxyBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .build(connector)
 }
 
 /// Why the router itself answered with an error (kept on the response, never sent).
@@ -150,7 +191,7 @@ fn keep_end_to_end(headers: &mut HeaderMap) {
         .flat_map(|value| value.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in HOP_BY_HOP.iter().copied().chain(["upgrade"]) {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     for name in named {
@@ -159,8 +200,18 @@ fn keep_end_to_end(headers: &mut HeaderMap) {
 }
 
 impl Proxy {
+    /// Returns a copy for a worker thread: the same routes, instances and figures, and its own
+    /// connections to instances (a connection stays on the thread that opened it).
+    pub(crate) fn for_worker(&self) -> Self {
+        Self {
+            client: upstream_client(),
+            activity: Activity::new(std::thread::available_parallelism().map_or(1, usize::from)),
+            ..self.clone()
+        }
+    }
+
     /// Answers one request that arrived from `peer`.
-    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    pub async fn handle(&self, request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
         let host = request
             .headers()
             .get(header::HOST)
@@ -223,7 +274,7 @@ impl Proxy {
     pub async fn handle_internal(
         &self,
         mut request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &Peer,
         auth: &InternalAuth,
     ) -> Response<ProxyBody> {
         let presented = request
@@ -277,11 +328,11 @@ impl Proxy {
         route: Arc<Route>,
         request: Request<Incoming>,
         path: &str,
-        peer: SocketAddr,
+        peer: &Peer,
     ) -> Response<ProxyBody> {
         let request_id = request
             .headers()
-            .get("x-request-id")
+            .get(X_REQUEST_ID)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
         let mut answer = self.forward(route.clone(), request, path, peer).await;
@@ -302,7 +353,7 @@ impl Proxy {
         route: Arc<Route>,
         request: Request<Incoming>,
         path: &str,
-        peer: SocketAddr,
+        peer: &Peer,
     ) -> Response<ProxyBody> {
         let key = route.key.clone();
         let too_large = request
@@ -400,7 +451,10 @@ impl Proxy {
             Ok(upstream) => upstream,
             Err(answer) => return answer,
         };
-        let answer = match tokio::time::timeout_at(deadline, self.client.request(upstream)).await {
+        self.activity.mark();
+        let answered = tokio::time::timeout_at(deadline, self.client.request(upstream)).await;
+        self.activity.mark();
+        let answer = match answered {
             Err(_) => {
                 // The instance is still busy with it: replace it rather than queue behind it.
                 lease.broken();
@@ -455,7 +509,7 @@ impl Proxy {
         request: Request<Incoming>,
         address: &str,
         path: &str,
-        peer: SocketAddr,
+        peer: &Peer,
     ) -> Result<Request<ProxyBody>, Response<ProxyBody>> {
         let (mut parts, body) = request.into_parts();
         let uri: Uri = format!("http://{address}{path}").parse().map_err(|_| {
@@ -468,24 +522,19 @@ impl Proxy {
         keep_end_to_end(&mut parts.headers);
         let mut headers = std::mem::take(&mut parts.headers);
         // The token opened the door; the code does not get it.
-        for name in TOKEN_HEADERS {
+        for name in &TOKEN_HEADERS {
             headers.remove(name);
         }
-        let forwarded_for = match headers.get("x-forwarded-for").and_then(|value| value.to_str().ok()) {
-            Some(earlier) => format!("{earlier}, {}", peer.ip()),
-            None => peer.ip().to_string(),
+        let forwarded_for = match headers.get(X_FORWARDED_FOR).and_then(|value| value.to_str().ok()) {
+            Some(earlier) => HeaderValue::from_str(&format!("{earlier}, {}", peer.ip())).ok(),
+            None => Some(peer.forwarded_for.clone()),
         };
-        if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+        if let Some(value) = forwarded_for {
+            headers.insert(X_FORWARDED_FOR, value);
         }
-        headers.insert(
-            HeaderName::from_static("x-forwarded-proto"),
-            HeaderValue::from_static("http"),
-        );
-        if !headers.contains_key("x-request-id")
-            && let Ok(value) = HeaderValue::from_str(&request_id().to_string())
-        {
-            headers.insert(HeaderName::from_static("x-request-id"), value);
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        if !headers.contains_key(X_REQUEST_ID) {
+            headers.insert(X_REQUEST_ID, request_id());
         }
         let body = Limited::new(body, usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX)).boxed();
         let mut upstream = Request::new(body);
@@ -497,8 +546,10 @@ impl Proxy {
 }
 
 /// A fresh request id (a random UUID from the thread's generator: no system call).
-fn request_id() -> uuid::Uuid {
-    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+fn request_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut text = [0_u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut text).as_bytes()).expect("a UUID is a valid header value")
 }
 
 fn timed_out(key: &str, timeout: std::time::Duration) -> Response<ProxyBody> {

@@ -1,6 +1,7 @@
 //! The route table: which function or container answers at which address. Kept in memory and
 //! refreshed from the functions and containers services, so a request costs no query.
 
+use crate::workers::Control;
 use nuage_core::transport::Authed;
 use nuage_proto::common::v1::{ApplicationStatus, ListRoutesRequest, Privacy, Route as RouteProto, RouteChange};
 use nuage_proto::containers::v1::containers_client::ContainersClient;
@@ -72,16 +73,19 @@ pub struct Routes {
     functions: FunctionsClient<Authed>,
     containers: ContainersClient<Authed>,
     refreshing: Arc<tokio::sync::Mutex<Instant>>,
+    /// Where reloads run (a request that misses asks for one from a worker).
+    control: Control,
 }
 
 impl Routes {
-    /// Returns an empty table filled from `functions` and `containers`.
-    pub fn new(functions: FunctionsClient<Authed>, containers: ContainersClient<Authed>) -> Self {
+    /// Returns an empty table filled from `functions` and `containers`, called on `control`.
+    pub fn new(functions: FunctionsClient<Authed>, containers: ContainersClient<Authed>, control: Control) -> Self {
         Self {
             table: Arc::default(),
             functions,
             containers,
             refreshing: Arc::new(tokio::sync::Mutex::new(Instant::now() - Duration::from_secs(60))),
+            control,
         }
     }
 
@@ -135,14 +139,19 @@ impl Routes {
     /// during a reload share the next one); one reload at a time.
     pub async fn refresh_soon(&self) {
         let asked = Instant::now();
-        let mut last_started = self.refreshing.lock().await;
-        if *last_started >= asked {
-            return;
-        }
-        *last_started = Instant::now();
-        if let Err(status) = self.refresh().await {
-            tracing::warn!(%status, "cannot load the route table");
-        }
+        let routes = self.clone();
+        self.control
+            .run(async move {
+                let mut last_started = routes.refreshing.lock().await;
+                if *last_started >= asked {
+                    return;
+                }
+                *last_started = Instant::now();
+                if let Err(status) = routes.refresh().await {
+                    tracing::warn!(%status, "cannot load the route table");
+                }
+            })
+            .await;
     }
 
     /// Applies changes as the functions and containers services stream them, forever (a
