@@ -4,8 +4,9 @@
 #   - nginx in front of the same instances (keepalive to the upstream),
 #   - the router in front of them (the function's endpoint),
 # and prints warm p50 latency at 1 connection (the router's added latency over direct), warm
-# throughput at 32 connections (router over nginx), and cold-start p50 over the time to spawn
-# the same node with a bare HTTP server and get its first answer.
+# throughput at 32 connections (router over nginx, and the CPU each spends per request), and
+# cold-start p50 over the time to spawn the same node with a bare HTTP server and get its first
+# answer.
 # Needs wrk and nginx (apt-get install wrk nginx). Usage: bench/invoke.sh
 #   ROUNDS=7 (alternating rounds of each comparison), ROUND_SECONDS=2 (latency runs),
 #   DURATION=4 (throughput runs),
@@ -131,7 +132,7 @@ nginx -c "$WORK/nginx/nginx.conf" &
 NGINX_PID=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null && break; sleep 0.1; done
 
-# Prints "<req/s> <p50 in µs>" of a wrk run.
+# Prints "<req/s> <p50 in µs> <non-2xx> <requests>" of a wrk run.
 measure() {
   wrk -t"$1" -c"$2" -d"${DURATION}s" --latency "$3" ${4:+-H "$4"} >"$WORK/wrk" 2>&1
   awk '
@@ -139,8 +140,13 @@ measure() {
     /Requests\/sec/ { rps = $2 }
     /^ +50%/ { p50 = us($2) }
     / Non-2xx/ { bad = $NF }
-    END { printf "%s %s %s\n", rps, p50, bad + 0 }' "$WORK/wrk"
+    / requests in / { requests = $1 }
+    END { printf "%s %s %s %s\n", rps, p50, bad + 0, requests + 0 }' "$WORK/wrk"
 }
+# Prints the CPU time (user + system, in clock ticks) a process has used so far.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+NGINX_WORKER="$(pgrep -P "$NGINX_PID" | head -1)"
 
 # This VM's latency drifts by tens of microseconds from one second to the next, so direct,
 # nginx and the router take turns in ROUNDS short runs, and the added latency is the median
@@ -162,28 +168,36 @@ nginx_added_median="$(median "${nginx_added[@]}")"
 printf '  added over direct: router %s us (rounds: %s), nginx %s us\n' "$router_added" "${added[*]}" "$nginx_added_median"
 echo "== warm, 32 connections (throughput; $ROUNDS rounds of ${DURATION}s each, alternating)"
 ratios=()
+router_cpu=()
+nginx_cpu=()
 for round in $(seq 1 "$ROUNDS"); do
-  read -r nginx32_rps nginx32_p50 nginx32_bad < <(measure 2 32 "http://127.0.0.1:$NGINX_PORT/")
+  before="$(ticks "$NGINX_WORKER")"
+  read -r nginx32_rps nginx32_p50 nginx32_bad nginx32_requests < <(measure 2 32 "http://127.0.0.1:$NGINX_PORT/")
+  nginx_cpu+=("$(( ($(ticks "$NGINX_WORKER") - before) * TICK_US / (nginx32_requests > 0 ? nginx32_requests : 1) ))")
   # PERF_OUT=file records where nuage spends its time during the first round (perf record -g).
   PERF_PID=""
   if [ -n "${PERF_OUT:-}" ] && [ "$round" = 1 ]; then
     perf record -q -g -p "$PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
     PERF_PID=$!
   fi
-  read -r router32_rps router32_p50 router32_bad < <(measure 2 32 "$WARM")
+  before="$(ticks "$PID")"
+  read -r router32_rps router32_p50 router32_bad router32_requests < <(measure 2 32 "$WARM")
+  router_cpu+=("$(( ($(ticks "$PID") - before) * TICK_US / (router32_requests > 0 ? router32_requests : 1) ))")
   [ -n "$PERF_PID" ] && wait "$PERF_PID" 2>/dev/null || true
-  printf '  round %2d: nginx %8.0f req/s (p50 %5.0f us, non-2xx %s)  router %8.0f req/s (p50 %5.0f us, non-2xx %s)\n' \
-    "$round" "$nginx32_rps" "$nginx32_p50" "$nginx32_bad" "$router32_rps" "$router32_p50" "$router32_bad"
+  printf '  round %2d: nginx %8.0f req/s (p50 %5.0f us, non-2xx %s, %s us CPU/req)  router %8.0f req/s (p50 %5.0f us, non-2xx %s, %s us CPU/req)\n' \
+    "$round" "$nginx32_rps" "$nginx32_p50" "$nginx32_bad" "${nginx_cpu[-1]}" "$router32_rps" "$router32_p50" "$router32_bad" "${router_cpu[-1]}"
   ratios+=("$(awk -v r="$router32_rps" -v n="$nginx32_rps" 'BEGIN { printf "%.3f", r / n }')")
 done
 throughput_ratio="$(median "${ratios[@]}")"
 printf '  router / nginx per round: %s\n' "${ratios[*]}"
+printf '  CPU per request (user + system, median over rounds): router %s us, nginx %s us\n' \
+  "$(median "${router_cpu[@]}")" "$(median "${nginx_cpu[@]}")"
 
 echo "== private call (token checked on every request), 1 connection, $ROUNDS rounds of ${ROUND_SECONDS}s"
 private_added=()
 for round in $(seq 1 "$ROUNDS"); do
-  read -r _ public_p50 public_bad < <(DURATION="$ROUND_SECONDS" measure 1 1 "$PUBLIC")
-  read -r _ private_p50 private_bad < <(DURATION="$ROUND_SECONDS" measure 1 1 "$PRIVATE" "X-Auth-Token: $JWT")
+  read -r _ public_p50 public_bad _ < <(DURATION="$ROUND_SECONDS" measure 1 1 "$PUBLIC")
+  read -r _ private_p50 private_bad _ < <(DURATION="$ROUND_SECONDS" measure 1 1 "$PRIVATE" "X-Auth-Token: $JWT")
   printf '  round %2d: public p50 %6.0f us  private %6.0f us  non-2xx %s/%s\n' "$round" "$public_p50" "$private_p50" "$public_bad" "$private_bad"
   private_added+=("$(awk -v a="$private_p50" -v b="$public_p50" 'BEGIN { print a - b }')")
 done
