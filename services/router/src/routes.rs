@@ -66,6 +66,21 @@ fn route(proto: RouteProto) -> Option<Route> {
     })
 }
 
+/// Puts `route` in `table` under its key, unless the key is another application's that is
+/// live while this one is being deleted: a function deleted with its namespace keeps its row
+/// (and its route, `deleting`) for a while after a namespace of the same name, and a function of
+/// the same name in it, were made again.
+fn insert(table: &mut HashMap<String, Arc<Route>>, route: Route) {
+    if let Some(present) = table.get(&route.key)
+        && present.application_id != route.application_id
+        && present.status != ApplicationStatus::Deleting
+        && route.status == ApplicationStatus::Deleting
+    {
+        return;
+    }
+    table.insert(route.key.clone(), Arc::new(route));
+}
+
 /// The route table.
 #[derive(Debug, Clone)]
 pub struct Routes {
@@ -124,13 +139,10 @@ impl Routes {
             .list_routes(ListRoutesRequest {})
             .await?
             .into_inner();
-        let table: HashMap<String, Arc<Route>> = functions
-            .routes
-            .into_iter()
-            .chain(containers.routes)
-            .filter_map(route)
-            .map(|route| (route.key.clone(), Arc::new(route)))
-            .collect();
+        let mut table = HashMap::new();
+        for route in functions.routes.into_iter().chain(containers.routes).filter_map(route) {
+            insert(&mut table, route);
+        }
         *self.table.write().expect("routes lock") = table;
         Ok(())
     }
@@ -184,10 +196,7 @@ impl Routes {
         self.refresh_soon().await;
         while let Ok(Some(change)) = stream.message().await {
             if let Some(route) = change.route.and_then(route) {
-                self.table
-                    .write()
-                    .expect("routes lock")
-                    .insert(route.key.clone(), Arc::new(route));
+                insert(&mut self.table.write().expect("routes lock"), route);
             }
         }
     }
@@ -203,7 +212,41 @@ impl Routes {
 
 #[cfg(test)]
 mod tests {
-    use super::key_of;
+    use super::{Route, insert, key_of};
+    use nuage_proto::common::v1::ApplicationStatus;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn route(application_id: &str, status: ApplicationStatus) -> Route {
+        Route {
+            application_id: application_id.to_owned(),
+            namespace_id: String::new(),
+            key: "ns-f".to_owned(),
+            status,
+            error_message: String::new(),
+            private: false,
+            timeout: Duration::from_secs(1),
+            min_scale: 0,
+            max_scale: 1,
+            concurrency: 1,
+        }
+    }
+
+    #[test]
+    fn a_live_application_keeps_its_key_from_a_deleted_one_of_the_same_name() {
+        let mut table = HashMap::new();
+        // Listed in either order, the live one answers.
+        insert(&mut table, route("new", ApplicationStatus::Ready));
+        insert(&mut table, route("old", ApplicationStatus::Deleting));
+        assert_eq!(table["ns-f"].application_id, "new");
+        let mut table = HashMap::new();
+        insert(&mut table, route("old", ApplicationStatus::Deleting));
+        insert(&mut table, route("new", ApplicationStatus::Ready));
+        assert_eq!(table["ns-f"].application_id, "new");
+        // An application's own changes always apply, deletion included.
+        insert(&mut table, route("new", ApplicationStatus::Deleting));
+        assert_eq!(table["ns-f"].status, ApplicationStatus::Deleting);
+    }
 
     #[test]
     fn keys_come_from_the_path_or_the_first_host_label() {
