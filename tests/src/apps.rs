@@ -168,16 +168,23 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 )
 
 func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/close" {
+			// Answers, then closes the connection.
+			w.Header().Set("Connection", "close")
+		}
 		tokens := r.Header.Get("X-Auth-Token") + r.Header.Get("Scw-Functions-Token") + r.Header.Get("Scw_functions_token")
-		fmt.Fprintf(w, `{"uid":%d,"path":%q,"greeting":%q,"tokens":%q,"public":%q,"public_key":%q}`,
-			os.Getuid(), r.URL.Path, os.Getenv("GREETING"), tokens, os.Getenv("SCW_PUBLIC"), os.Getenv("SCW_PUBLIC_KEY"))
+		fmt.Fprintf(w, `{"uid":%d,"path":%q,"greeting":%q,"tokens":%q,"public":%q,"public_key":%q,"remote":%q}`,
+			os.Getuid(), r.URL.Path, os.Getenv("GREETING"), tokens, os.Getenv("SCW_PUBLIC"), os.Getenv("SCW_PUBLIC_KEY"), r.RemoteAddr)
 	})
-	if err := http.ListenAndServe(":"+os.Getenv("PORT"), nil); err != nil {
+	// Closes connections idle for more than 300 ms, as servers with a short keep-alive do.
+	server := &http.Server{Addr: ":" + os.Getenv("PORT"), IdleTimeout: 300 * time.Millisecond}
+	if err := server.ListenAndServe(); err != nil {
 		panic(err)
 	}
 }

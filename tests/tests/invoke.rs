@@ -482,6 +482,24 @@ async fn a_container_image_runs_on_port_as_user_1000() {
         assert_eq!(body["uid"], 1000);
     }
 
+    // The router keeps its connection to the instance between requests...
+    let endpoint = ready["endpoint"].as_str().unwrap();
+    let (_, again) = call(client.get(format!("{endpoint}/again"))).await;
+    assert_eq!(again["remote"], body["remote"], "the second call reuses the connection");
+    // ...and opens another when the instance closed it, after an answer or while it was idle
+    // (the server closes connections idle for 300 ms).
+    let (status, closing) = call(client.get(format!("{endpoint}/close"))).await;
+    assert_eq!(status, StatusCode::OK, "{closing}");
+    let mut remotes = std::collections::HashSet::new();
+    for pause in [0, 0, 400, 0, 400] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let (status, answer) = call(client.get(format!("{endpoint}/after"))).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_ne!(answer["remote"], closing["remote"]);
+        remotes.insert(answer["remote"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(remotes.len(), 3, "a new connection after each close: {remotes:?}");
+
     // An image that is not there: the container ends in error, saying so.
     let missing = tenant
         .post("/containers", json!({"name": "missing", "namespace_id": namespace_id}))

@@ -14,6 +14,7 @@ mod pool;
 mod privacy;
 mod proxy;
 mod routes;
+mod upstream;
 mod workers;
 
 pub use config::RouterConfig;
@@ -99,7 +100,7 @@ pub fn start(
     let proxy = Proxy {
         routes: routes.clone(),
         pools: pools.clone(),
-        client: proxy::upstream_client(),
+        upstreams: upstream::Upstreams::default(),
         domain: domain.map(|domain| domain.trim_matches('.').to_owned()),
         max_body_bytes: config.max_body_bytes,
         metrics: Metrics::default(),

@@ -5,6 +5,7 @@ use crate::metrics::Metrics;
 use crate::pool::{AcquireError, Lease, Pools};
 use crate::privacy::{Privacy, Refusal, TOKEN_HEADERS};
 use crate::routes::{Route, Routes};
+use crate::upstream::{Reusable, Upstreams};
 use crate::workers::Activity;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -13,9 +14,6 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use nuage_core::internal::InternalAuth;
 use nuage_core::logsink::LogSink;
 use nuage_proto::common::v1::ApplicationStatus;
@@ -55,7 +53,8 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Proxy {
     pub(crate) routes: Routes,
     pub(crate) pools: Pools,
-    pub(crate) client: Client<HttpConnector, ProxyBody>,
+    /// Connections to instances (each worker has its own).
+    pub(crate) upstreams: Upstreams,
     pub(crate) domain: Option<String>,
     pub(crate) max_body_bytes: u64,
     pub(crate) metrics: Metrics,
@@ -89,15 +88,6 @@ impl Peer {
     }
 }
 
-/// Returns a client for instances, with its own pool of connections to them.
-pub(crate) fn upstream_client() -> Client<HttpConnector, ProxyBody> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
-        .build(connector)
-}
-
 /// Why the router itself answered with an error (kept on the response, never sent).
 #[derive(Debug, Clone)]
 struct Failure(String);
@@ -115,10 +105,22 @@ pub fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Resp
     response
 }
 
-/// The response body of an instance; holds the instance until it is read to the end.
+/// The response body of an instance; holds the instance and the connection to it until it is
+/// read to the end.
 struct Leased {
     body: Incoming,
     lease: Option<Lease>,
+    connection: Option<Reusable>,
+}
+
+impl Leased {
+    /// The instance is done with this request: keep the connection, free the instance.
+    fn done(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            connection.give_back();
+        }
+        self.lease.take();
+    }
 }
 
 impl Body for Leased {
@@ -130,13 +132,10 @@ impl Body for Leased {
         match &polled {
             // The instance is done with this request once its body is all read: free it now,
             // not after the last bytes reach the client.
-            Poll::Ready(None) => {
-                self.lease.take();
-            }
-            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => {
-                self.lease.take();
-            }
+            Poll::Ready(None) => self.done(),
+            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.done(),
             Poll::Ready(Some(Err(_))) => {
+                self.connection.take();
                 if let Some(lease) = self.lease.take() {
                     lease.broken();
                 }
@@ -204,7 +203,7 @@ impl Proxy {
     /// connections to instances (a connection stays on the thread that opened it).
     pub(crate) fn for_worker(&self) -> Self {
         Self {
-            client: upstream_client(),
+            upstreams: Upstreams::default(),
             activity: Activity::new(std::thread::available_parallelism().map_or(1, usize::from)),
             ..self.clone()
         }
@@ -452,7 +451,7 @@ impl Proxy {
             Err(answer) => return answer,
         };
         self.activity.mark();
-        let answered = tokio::time::timeout_at(deadline, self.client.request(upstream)).await;
+        let answered = tokio::time::timeout_at(deadline, self.upstreams.send(&lease.address, upstream)).await;
         self.activity.mark();
         let answer = match answered {
             Err(_) => {
@@ -462,7 +461,7 @@ impl Proxy {
                 timed_out(&key, route.timeout)
             }
             Ok(Err(failure)) => {
-                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&failure);
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*failure);
                 let mut over_limit = false;
                 while let Some(error) = source {
                     over_limit |= error.is::<LengthLimitError>();
@@ -485,7 +484,7 @@ impl Proxy {
                     )
                 }
             }
-            Ok(Ok(response)) => {
+            Ok(Ok((response, connection))) => {
                 let (mut parts, body) = response.into_parts();
                 keep_end_to_end(&mut parts.headers);
                 Response::from_parts(
@@ -493,6 +492,7 @@ impl Proxy {
                     Leased {
                         body,
                         lease: Some(lease),
+                        connection: Some(connection),
                     }
                     .boxed(),
                 )
@@ -512,7 +512,8 @@ impl Proxy {
         peer: &Peer,
     ) -> Result<Request<ProxyBody>, Response<ProxyBody>> {
         let (mut parts, body) = request.into_parts();
-        let uri: Uri = format!("http://{address}{path}").parse().map_err(|_| {
+        // Origin form: the connection is to the instance already.
+        let uri: Uri = path.parse().map_err(|_| {
             error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -535,6 +536,12 @@ impl Proxy {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         if !headers.contains_key(X_REQUEST_ID) {
             headers.insert(X_REQUEST_ID, request_id());
+        }
+        // HTTP/1.1 wants one; a client that sent none gets the instance's address.
+        if !headers.contains_key(header::HOST)
+            && let Ok(host) = HeaderValue::from_str(address)
+        {
+            headers.insert(header::HOST, host);
         }
         let body = Limited::new(body, usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX)).boxed();
         let mut upstream = Request::new(body);
