@@ -166,6 +166,7 @@ pub const SERVER_GO: &str = r#"package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"time"
@@ -174,6 +175,20 @@ import (
 func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/early" {
+			// Answers at once, keeping the connection, then reads the request's body (as a
+			// server that refuses an upload does).
+			conn, buffered, _ := w.(http.Hijacker).Hijack()
+			buffered.WriteString("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+			buffered.Flush()
+			io.CopyN(io.Discard, buffered, r.ContentLength)
+			conn.Close()
+			return
+		}
+		if r.URL.Path == "/empty" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if r.URL.Path == "/close" {
 			// Answers, then closes the connection.
 			w.Header().Set("Connection", "close")

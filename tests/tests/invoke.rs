@@ -203,7 +203,16 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
         config.router.threads = 3;
     })
     .await;
-    assert_eq!(router_threads(), 3, "invocations run on the router's own threads");
+    // A thread takes its name once it runs.
+    let started = Instant::now();
+    while router_threads() != 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "invocations run on the router's own threads: {}",
+            router_threads()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let tenant = server.tenant().await;
     let node = runtime(&tenant, "node").await;
     let client = reqwest::Client::new();
@@ -486,6 +495,34 @@ async fn a_container_image_runs_on_port_as_user_1000() {
     let endpoint = ready["endpoint"].as_str().unwrap();
     let (_, again) = call(client.get(format!("{endpoint}/again"))).await;
     assert_eq!(again["remote"], body["remote"], "the second call reuses the connection");
+    // An answer with no body completes its request too: the connection is kept after it.
+    let empty = client.get(format!("{endpoint}/empty")).send().await.unwrap();
+    assert_eq!(empty.status(), StatusCode::NO_CONTENT);
+    let (_, after_empty) = call(client.get(format!("{endpoint}/again"))).await;
+    assert_eq!(
+        after_empty["remote"], body["remote"],
+        "the connection is kept after a 204"
+    );
+    // An instance that answers before the request's body has all come: its connection is
+    // busy until the upload ends, and another request does not wait behind it.
+    let (address, key) = endpoint.strip_prefix("http://").unwrap().split_once('/').unwrap();
+    let mut upload = tokio::net::TcpStream::connect(address).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("POST /{key}/early HTTP/1.1\r\nHost: {address}\r\nContent-Length: 4000\r\n\r\n");
+    upload.write_all(request.as_bytes()).await.unwrap();
+    upload.write_all(&[b'x'; 100]).await.unwrap();
+    let mut head = vec![0_u8; 1024];
+    let read = upload.read(&mut head).await.unwrap();
+    let head = String::from_utf8_lossy(&head[..read]).into_owned();
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    let meanwhile = client
+        .get(format!("{endpoint}/meanwhile"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("a request is answered while another's upload goes on");
+    assert_eq!(meanwhile.status(), StatusCode::OK);
+    drop(upload);
     // ...and opens another when the instance closed it, after an answer or while it was idle
     // (the server closes connections idle for 300 ms).
     let (status, closing) = call(client.get(format!("{endpoint}/close"))).await;

@@ -123,6 +123,16 @@ impl Leased {
     }
 }
 
+impl Drop for Leased {
+    fn drop(&mut self) {
+        // An answer with no body (204, 304, a HEAD, `Content-Length: 0`) is never polled: it
+        // is complete, and so is the instance's part.
+        if self.body.is_end_stream() {
+            self.done();
+        }
+    }
+}
+
 impl Body for Leased {
     type Data = Bytes;
     type Error = BoxError;

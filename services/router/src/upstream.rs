@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 /// How long an unused connection is kept (instances' own keep-alive is longer: the node
 /// wrapper's is 65 s).
 const IDLE_FOR: Duration = Duration::from_secs(60);
-/// Give-backs between two sweeps of connections to addresses no longer asked for.
-const SWEEP_EVERY: u32 = 1024;
+/// Time between two sweeps of unusable connections (to addresses no longer asked for, say).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 struct Idle {
     sender: SendRequest<ProxyBody>,
@@ -31,15 +31,23 @@ impl Idle {
     }
 }
 
-#[derive(Default)]
 struct State {
     idle: HashMap<String, Vec<Idle>>,
-    given_back: u32,
+    swept: Instant,
 }
 
 /// Idle connections by instance address.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Upstreams(Arc<Mutex<State>>);
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(State {
+            idle: HashMap::new(),
+            swept: Instant::now(),
+        })))
+    }
+}
 
 impl std::fmt::Debug for Upstreams {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,25 +63,40 @@ pub struct Reusable {
 }
 
 impl Reusable {
-    /// Keeps the connection for the next request to its address.
-    pub fn give_back(self) {
-        let mut state = self.upstreams.0.lock().expect("upstreams lock");
-        state.idle.entry(self.address).or_default().push(Idle {
-            sender: self.sender,
-            since: Instant::now(),
-        });
-        state.given_back += 1;
-        if state.given_back >= SWEEP_EVERY {
-            state.given_back = 0;
-            state.idle.retain(|_, idle| {
-                idle.retain(Idle::usable);
-                !idle.is_empty()
+    /// Keeps the connection for the next request to its address, once it can take one: an
+    /// instance may answer before it has read the whole request, whose body is still on its way.
+    pub fn give_back(mut self) {
+        if self.sender.is_ready() {
+            self.upstreams.keep(self.address, self.sender);
+            return;
+        }
+        // Off a runtime (a worker being dropped at shutdown), the connection just closes.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if self.sender.ready().await.is_ok() {
+                    self.upstreams.keep(self.address, self.sender);
+                }
             });
         }
     }
 }
 
 impl Upstreams {
+    fn keep(&self, address: String, sender: SendRequest<ProxyBody>) {
+        let mut state = self.0.lock().expect("upstreams lock");
+        state.idle.entry(address).or_default().push(Idle {
+            sender,
+            since: Instant::now(),
+        });
+        if state.swept.elapsed() >= SWEEP_EVERY {
+            state.swept = Instant::now();
+            state.idle.retain(|_, idle| {
+                idle.retain(Idle::usable);
+                !idle.is_empty()
+            });
+        }
+    }
+
     fn take(&self, address: &str) -> Option<SendRequest<ProxyBody>> {
         let mut state = self.0.lock().expect("upstreams lock");
         let idle = state.idle.get_mut(address)?;

@@ -232,6 +232,8 @@ impl Workers {
         let Some(worker) = self
             .workers
             .iter()
+            // A worker that ended (it cannot, short of a bug) takes nothing more.
+            .filter(|worker| !worker.connections.is_closed())
             .min_by_key(|worker| worker.open.load(Ordering::Relaxed))
         else {
             return;
