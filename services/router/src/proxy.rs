@@ -320,10 +320,13 @@ impl Proxy {
         self.invoke(route, request, &path, peer).await
     }
 
-    /// Finds a route with `find`, reloading the table once on a miss (the application may
-    /// have been created a moment ago).
+    /// Finds a route with `find`, reloading the table once on a miss or on an application
+    /// being deleted: the table may be behind (the application was created a moment ago, or
+    /// made again under the name of one being deleted).
     async fn lookup(&self, find: impl Fn(&Routes) -> Option<Arc<Route>>) -> Option<Arc<Route>> {
-        if let Some(route) = find(&self.routes) {
+        if let Some(route) = find(&self.routes)
+            && route.status != ApplicationStatus::Deleting
+        {
             return Some(route);
         }
         self.routes.refresh_soon().await;

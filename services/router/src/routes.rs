@@ -81,10 +81,41 @@ fn insert(table: &mut HashMap<String, Arc<Route>>, route: Route) {
     table.insert(route.key.clone(), Arc::new(route));
 }
 
+/// Routes by key, and the changes streamed while a reload lists them.
+#[derive(Debug, Default)]
+struct Table {
+    routes: HashMap<String, Arc<Route>>,
+    /// `Some` while a reload runs: the changes it must not lose to its older listing.
+    streamed: Option<Vec<Route>>,
+}
+
+impl Table {
+    /// Applies a streamed change.
+    fn apply(&mut self, route: Route) {
+        if let Some(streamed) = &mut self.streamed {
+            streamed.push(route.clone());
+        }
+        insert(&mut self.routes, route);
+    }
+
+    /// Replaces the routes with `listed`, then replays what was streamed since the listing
+    /// started (a change may come in while it is on its way, and is newer than it).
+    fn replace(&mut self, listed: impl IntoIterator<Item = Route>) {
+        let mut routes = HashMap::new();
+        for route in listed {
+            insert(&mut routes, route);
+        }
+        for route in self.streamed.take().unwrap_or_default() {
+            insert(&mut routes, route);
+        }
+        self.routes = routes;
+    }
+}
+
 /// The route table.
 #[derive(Debug, Clone)]
 pub struct Routes {
-    table: Arc<RwLock<HashMap<String, Arc<Route>>>>,
+    table: Arc<RwLock<Table>>,
     functions: FunctionsClient<Authed>,
     containers: ContainersClient<Authed>,
     refreshing: Arc<tokio::sync::Mutex<Instant>>,
@@ -106,7 +137,7 @@ impl Routes {
 
     /// Returns the route reached by `key`.
     pub fn get(&self, key: &str) -> Option<Arc<Route>> {
-        self.table.read().expect("routes lock").get(key).cloned()
+        self.table.read().expect("routes lock").routes.get(key).cloned()
     }
 
     /// Returns the route of an application by its id (a scan: for the internal path, which
@@ -115,6 +146,7 @@ impl Routes {
         self.table
             .read()
             .expect("routes lock")
+            .routes
             .values()
             .find(|route| route.application_id == application_id)
             .cloned()
@@ -122,11 +154,32 @@ impl Routes {
 
     /// Returns every route.
     pub fn all(&self) -> Vec<Arc<Route>> {
-        self.table.read().expect("routes lock").values().cloned().collect()
+        self.table
+            .read()
+            .expect("routes lock")
+            .routes
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Reloads the table now.
     pub async fn refresh(&self) -> Result<(), tonic::Status> {
+        self.table.write().expect("routes lock").streamed = Some(Vec::new());
+        let listed = self.list().await;
+        let mut table = self.table.write().expect("routes lock");
+        match listed {
+            Ok(listed) => table.replace(listed),
+            Err(status) => {
+                table.streamed = None;
+                return Err(status);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists every route of the functions and containers services.
+    async fn list(&self) -> Result<Vec<Route>, tonic::Status> {
         let functions = self
             .functions
             .clone()
@@ -139,12 +192,12 @@ impl Routes {
             .list_routes(ListRoutesRequest {})
             .await?
             .into_inner();
-        let mut table = HashMap::new();
-        for route in functions.routes.into_iter().chain(containers.routes).filter_map(route) {
-            insert(&mut table, route);
-        }
-        *self.table.write().expect("routes lock") = table;
-        Ok(())
+        Ok(functions
+            .routes
+            .into_iter()
+            .chain(containers.routes)
+            .filter_map(route)
+            .collect())
     }
 
     /// Reloads the table unless a reload started after this call did (callers that arrive
@@ -196,7 +249,7 @@ impl Routes {
         self.refresh_soon().await;
         while let Ok(Some(change)) = stream.message().await {
             if let Some(route) = change.route.and_then(route) {
-                insert(&mut self.table.write().expect("routes lock"), route);
+                self.table.write().expect("routes lock").apply(route);
             }
         }
     }
@@ -212,7 +265,7 @@ impl Routes {
 
 #[cfg(test)]
 mod tests {
-    use super::{Route, insert, key_of};
+    use super::{Route, Table, insert, key_of};
     use nuage_proto::common::v1::ApplicationStatus;
     use std::collections::HashMap;
     use std::time::Duration;
@@ -246,6 +299,22 @@ mod tests {
         // An application's own changes always apply, deletion included.
         insert(&mut table, route("new", ApplicationStatus::Deleting));
         assert_eq!(table["ns-f"].status, ApplicationStatus::Deleting);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_changes_streamed_while_it_listed() {
+        let mut table = Table::default();
+        table.apply(route("old", ApplicationStatus::Deleting));
+        // A reload starts listing; the new application turns ready meanwhile.
+        table.streamed = Some(Vec::new());
+        table.apply(route("new", ApplicationStatus::Ready));
+        // The listing, older, has the deleted one only.
+        table.replace([route("old", ApplicationStatus::Deleting)]);
+        assert_eq!(table.routes["ns-f"].application_id, "new");
+        assert_eq!(table.routes["ns-f"].status, ApplicationStatus::Ready);
+        // Once it ended, a reload is the truth again.
+        table.replace([]);
+        assert!(table.routes.is_empty(), "{:?}", table.routes);
     }
 
     #[test]
