@@ -331,6 +331,22 @@ impl Process {
         Self(command.spawn().expect("nuage serve starts"))
     }
 
+    /// Waits until the process accepts connections on loopback `port`; panics if it exits
+    /// first or takes over 60 s.
+    pub async fn wait_listening(&mut self, port: u16) {
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                panic!("nuage serve exited before it listened on {port}: {status}");
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "nuage serve did not listen on {port} within 60 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Kills the process with SIGKILL and reaps it.
     pub fn kill(&mut self) {
         let _ = self.0.kill();

@@ -490,6 +490,9 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
         &format!("127.0.0.1:{builder_port}"),
     ];
     let mut first = nuage_tests::Process::serve(env!("CARGO_BIN_EXE_nuage"), builder_dir.path(), &args, &env);
+    // The deploy queues its build with the builder: it must be listening (seen in CI: a deploy
+    // sent while it was still starting failed).
+    first.wait_listening(builder_port).await;
 
     let tenant = server.tenant().await;
     let python = runtime(&tenant, "python").await;
