@@ -163,8 +163,9 @@ impl Routes {
             .collect()
     }
 
-    /// Reloads the table now.
-    pub async fn refresh(&self) -> Result<(), tonic::Status> {
+    /// Reloads the table now. Only through [`Routes::refresh_soon`], which runs one reload at a
+    /// time: the journal of streamed changes belongs to that one reload.
+    async fn refresh(&self) -> Result<(), tonic::Status> {
         self.table.write().expect("routes lock").streamed = Some(Vec::new());
         let listed = self.list().await;
         let mut table = self.table.write().expect("routes lock");
