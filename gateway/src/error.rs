@@ -158,10 +158,16 @@ fn api_error_body(error: &ApiError) -> (StatusCode, Value) {
             "message": error.message,
             "type": "too_many_requests",
         }),
-        ErrorCode::Unavailable => json!({
-            "message": "service temporarily unavailable, retry later",
-            "type": "service_unavailable",
-        }),
+        ErrorCode::Unavailable => {
+            let mut body = json!({
+                "message": "service temporarily unavailable, retry later",
+                "type": "service_unavailable",
+            });
+            if let Some(help) = &error.help_message {
+                body["help_message"] = json!(help);
+            }
+            body
+        }
         ErrorCode::Internal => json!({
             "message": "internal error",
             "type": "internal_error",

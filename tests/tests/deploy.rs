@@ -445,24 +445,25 @@ fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_builder_process_killed_mid_build_loses_nothing() {
-    // The builder runs as its own `nuage serve --roles builder` process, so it can be killed
-    // with -9; this server runs every other role and reaches it over gRPC.
-    let builder_port = nuage_tests::free_port();
+/// A server running every role but the builder, which it reaches over gRPC on `builder_port`,
+/// and the settings and arguments of a `nuage serve --roles builder` process that serves there.
+async fn server_with_remote_builder(
+    builder_port: u16,
+    secret: &str,
+) -> (TestServer, Vec<(String, String)>, Vec<String>) {
     let server = TestServer::start_with(|config| {
         config.roles = nuage::Role::ALL
             .into_iter()
             .filter(|role| *role != nuage::Role::Builder)
             .collect();
         config.services.builder = Some(format!("http://127.0.0.1:{builder_port}"));
-        config.internal_secret = Some(nuage_core::Secret::new("killed-builder"));
+        config.internal_secret = Some(nuage_core::Secret::new(secret));
     })
     .await;
     let storage = server.server().storage_access().unwrap().clone();
     let env: Vec<(String, String)> = [
         ("NUAGE_DATABASE_URL", server.database_url()),
-        ("NUAGE_INTERNAL_SECRET", "killed-builder".to_owned()),
+        ("NUAGE_INTERNAL_SECRET", secret.to_owned()),
         (
             "NUAGE_SERVICES__FUNCTIONS",
             format!("http://{}", server.server().endpoints().grpc.unwrap()),
@@ -482,13 +483,25 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))
     .collect();
-    let builder_dir = tempfile::tempdir().unwrap();
     let args = [
         "--roles",
         "builder",
         "--grpc-listen",
         &format!("127.0.0.1:{builder_port}"),
-    ];
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    (server, env, args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_builder_process_killed_mid_build_loses_nothing() {
+    // The builder runs as its own `nuage serve --roles builder` process, so it can be killed
+    // with -9; this server runs every other role and reaches it over gRPC.
+    let builder_port = nuage_tests::free_port();
+    let (server, env, args) = server_with_remote_builder(builder_port, "killed-builder").await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let builder_dir = tempfile::tempdir().unwrap();
     let mut first = nuage_tests::Process::serve(env!("CARGO_BIN_EXE_nuage"), builder_dir.path(), &args, &env);
     // The deploy queues its build with the builder: it must be listening (seen in CI: a deploy
     // sent while it was still starting failed).
@@ -554,5 +567,41 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
             .await
             .unwrap();
     assert_eq!((status.as_str(), attempts), ("done", 2));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_while_the_builder_is_down_answers_503_naming_it_and_can_be_retried() {
+    // Nothing listens on the builder's port yet.
+    let builder_port = nuage_tests::free_port();
+    let (server, env, args) = server_with_remote_builder(builder_port, "absent-builder").await;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let tenant = server.tenant().await;
+    let python = runtime(&tenant, "python").await;
+    let function = function(&tenant, "no-builder", json!({"name": "f", "runtime": python})).await;
+    let id = function["id"].as_str().unwrap().to_owned();
+    upload(
+        &tenant,
+        &id,
+        zip(&[("handler.py", b"def handle(event, context):\n    return 1\n")]),
+    )
+    .await;
+
+    let refused = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
+    assert_eq!(refused.body["type"], "service_unavailable", "{}", refused.body);
+    let help = refused.body["help_message"].as_str().unwrap_or_default();
+    assert!(help.contains("builder service"), "{}", refused.body);
+    let failed = tenant.get(&format!("/functions/{id}")).await.body;
+    assert_eq!(failed["status"], "error", "{failed}");
+    assert_eq!(failed["error_message"], "the build could not be queued; deploy again");
+
+    // Once the builder is back, deploying again builds the archive that was kept.
+    let builder_dir = tempfile::tempdir().unwrap();
+    let mut builder = nuage_tests::Process::serve(env!("CARGO_BIN_EXE_nuage"), builder_dir.path(), &args, &env);
+    builder.wait_listening(builder_port).await;
+    deploy(&tenant, &id).await;
+    let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready", "{done}");
     server.stop().await;
 }

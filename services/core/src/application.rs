@@ -111,7 +111,7 @@ impl ApplicationsConfig {
                     namespace_id: namespace_id.to_owned(),
                 })
                 .await
-                .map_err(|status| ApiError::from_status(&status))?
+                .map_err(|status| ApiError::from_peer("namespaces", &status))?
                 .into_inner()
                 .namespace
                 .ok_or_else(|| ApiError::internal(&"namespaces answered without a namespace"))?;

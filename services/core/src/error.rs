@@ -349,6 +349,27 @@ impl ApiError {
             code => Self::new(code, status.message()),
         }
     }
+
+    /// Returns the error of a failed call to the service `peer` (such as "builder"): the error
+    /// it answered with, or, when it could not be reached at all, an `Unavailable` error whose
+    /// help message names it. Services put details on every error they return, so a status
+    /// without them that is unavailable or unknown came from the transport: a refused
+    /// connection, one that broke mid-call, or a client whose channel was not ready.
+    pub fn from_peer(peer: &str, status: &tonic::Status) -> Self {
+        let unreachable = status.details().is_empty()
+            && matches!(
+                status.code(),
+                Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+            );
+        if !unreachable {
+            return Self::from_status(status);
+        }
+        tracing::warn!(peer, code = ?status.code(), error = %status.message(), "service unreachable");
+        Self {
+            help_message: Some(format!("the {peer} service cannot be reached; retry later")),
+            ..Self::unavailable(format!("the {peer} service is unavailable"))
+        }
+    }
 }
 
 impl From<ApiError> for tonic::Status {
@@ -382,5 +403,21 @@ mod tests {
         assert_eq!(ApiError::from_status(&status).code, ErrorCode::Internal);
         let status = tonic::Status::unavailable("connection refused");
         assert_eq!(ApiError::from_status(&status).code, ErrorCode::Unavailable);
+    }
+
+    #[test]
+    fn a_peer_that_cannot_be_reached_is_named_but_its_own_errors_pass_through() {
+        let ready = tonic::Status::unknown("Service was not ready: transport error");
+        for status in [tonic::Status::unavailable("tcp connect error"), ready] {
+            let error = ApiError::from_peer("builder", &status);
+            assert_eq!(error.code, ErrorCode::Unavailable, "{status:?}");
+            assert!(error.help_message.unwrap().contains("builder service"), "{status:?}");
+        }
+        let own = ApiError::not_found("function", "abc");
+        assert_eq!(ApiError::from_peer("builder", &own.to_status()), own);
+        let own = ApiError::unavailable("the registry is down");
+        assert_eq!(ApiError::from_peer("builder", &own.to_status()), own);
+        let bare = tonic::Status::internal("database password is hunter2");
+        assert_eq!(ApiError::from_peer("builder", &bare).code, ErrorCode::Internal);
     }
 }

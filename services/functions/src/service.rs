@@ -192,7 +192,7 @@ impl FunctionsService {
             repository: format!("{repository}/{}", function.name),
         };
         if let Err(status) = self.peers.builder.clone().submit_build(request).await {
-            let error = ApiError::from_status(&status);
+            let error = ApiError::from_peer("builder", &status);
             self.store
                 .set_status(
                     function.id,
