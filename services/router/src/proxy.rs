@@ -193,6 +193,11 @@ fn target(domain: Option<&str>, host: Option<&str>, uri: &Uri) -> Option<(String
 
 /// Drops hop-by-hop headers and those `Connection` names, in place.
 fn keep_end_to_end(headers: &mut HeaderMap) {
+    // Most messages carry none (and then no `Connection` either): a look at the few names they
+    // have is cheaper than hashing each of these for a removal, twice per request.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
