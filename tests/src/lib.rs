@@ -314,7 +314,12 @@ pub struct Process(pub std::process::Child);
 impl Process {
     /// Starts `binary serve` with `args` and `NUAGE_*` settings from `env`, in `dir` (which
     /// also serves as its data dir). `binary` is `env!("CARGO_BIN_EXE_nuage")` of the suite.
-    pub fn serve(binary: &str, dir: &std::path::Path, args: &[&str], env: &[(String, String)]) -> Self {
+    pub fn serve(
+        binary: &str,
+        dir: &std::path::Path,
+        args: &[impl AsRef<std::ffi::OsStr>],
+        env: &[(String, String)],
+    ) -> Self {
         let mut command = std::process::Command::new(binary);
         command
             .arg("serve")

@@ -500,7 +500,6 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
     // with -9; this server runs every other role and reaches it over gRPC.
     let builder_port = nuage_tests::free_port();
     let (server, env, args) = server_with_remote_builder(builder_port, "killed-builder").await;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let builder_dir = tempfile::tempdir().unwrap();
     let mut first = nuage_tests::Process::serve(env!("CARGO_BIN_EXE_nuage"), builder_dir.path(), &args, &env);
     // The deploy queues its build with the builder: it must be listening (seen in CI: a deploy
@@ -575,7 +574,6 @@ async fn a_deploy_while_the_builder_is_down_answers_503_naming_it_and_can_be_ret
     // Nothing listens on the builder's port yet.
     let builder_port = nuage_tests::free_port();
     let (server, env, args) = server_with_remote_builder(builder_port, "absent-builder").await;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let tenant = server.tenant().await;
     let python = runtime(&tenant, "python").await;
     let function = function(&tenant, "no-builder", json!({"name": "f", "runtime": python})).await;
