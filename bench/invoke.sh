@@ -4,9 +4,9 @@
 #   - nginx in front of the same instances (keepalive to the upstream),
 #   - the router in front of them (the function's endpoint),
 # and prints warm p50 latency at 1 connection (the router's added latency over direct), warm
-# throughput at 32 connections (router over nginx, and the CPU each spends per request), and
-# cold-start p50 over the time to spawn the same node with a bare HTTP server and get its first
-# answer.
+# throughput at 32 connections (router over nginx, the CPU each spends per request, and the CPU
+# the instances spend per request behind each), and cold-start p50 over the time to spawn the
+# same node with a bare HTTP server and get its first answer.
 # Needs wrk and nginx (apt-get install wrk nginx). Usage: bench/invoke.sh
 #   ROUNDS=7 (alternating rounds of each comparison), ROUND_SECONDS=2 (latency runs),
 #   DURATION=4 (throughput runs),
@@ -143,10 +143,19 @@ measure() {
     / requests in / { requests = $1 }
     END { printf "%s %s %s %s\n", rps, p50, bad + 0, requests + 0 }' "$WORK/wrk"
 }
-# Prints the CPU time (user + system, in clock ticks) a process has used so far.
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# Prints the CPU time (user + system, in clock ticks) the processes given have used so far.
+ticks() { for pid in "$@"; do cat "/proc/$pid/stat" 2>/dev/null; done | awk '{ s += $14 + $15 } END { print s + 0 }'; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 NGINX_WORKER="$(pgrep -P "$NGINX_PID" | head -1)"
+# The warm instances' processes (their sandboxes' included), found by the PORT they were given:
+# both proxies send to them, and what they spend per request differs (see the throughput part).
+INSTANCE_PIDS=()
+for dir in /proc/[0-9]*; do
+  environ="$(tr '\0' '\n' <"$dir/environ" 2>/dev/null)" || continue
+  for port in ${PORTS//,/ }; do
+    grep -qx "PORT=$port" <<<"$environ" && INSTANCE_PIDS+=("${dir#/proc/}")
+  done
+done
 
 # This VM's latency drifts by tens of microseconds from one second to the next, so direct,
 # nginx and the router take turns in ROUNDS short runs, and the added latency is the median
@@ -170,10 +179,16 @@ echo "== warm, 32 connections (throughput; $ROUNDS rounds of ${DURATION}s each, 
 ratios=()
 router_cpu=()
 nginx_cpu=()
+router_instances_cpu=()
+nginx_instances_cpu=()
+# Prints the CPU per request (in us) of the processes given since `ticks` printed `$1`, over `$2` requests.
+per_request() { local since="$1" requests="$2"; shift 2; echo $(( ($(ticks "$@") - since) * TICK_US / (requests > 0 ? requests : 1) )); }
 for round in $(seq 1 "$ROUNDS"); do
   before="$(ticks "$NGINX_WORKER")"
+  instances_before="$(ticks "${INSTANCE_PIDS[@]}")"
   read -r nginx32_rps nginx32_p50 nginx32_bad nginx32_requests < <(measure 2 32 "http://127.0.0.1:$NGINX_PORT/")
-  nginx_cpu+=("$(( ($(ticks "$NGINX_WORKER") - before) * TICK_US / (nginx32_requests > 0 ? nginx32_requests : 1) ))")
+  nginx_cpu+=("$(per_request "$before" "$nginx32_requests" "$NGINX_WORKER")")
+  nginx_instances_cpu+=("$(per_request "$instances_before" "$nginx32_requests" "${INSTANCE_PIDS[@]}")")
   # PERF_OUT=file records where nuage spends its time during the first round (perf record -g).
   PERF_PID=""
   if [ -n "${PERF_OUT:-}" ] && [ "$round" = 1 ]; then
@@ -181,8 +196,10 @@ for round in $(seq 1 "$ROUNDS"); do
     PERF_PID=$!
   fi
   before="$(ticks "$PID")"
+  instances_before="$(ticks "${INSTANCE_PIDS[@]}")"
   read -r router32_rps router32_p50 router32_bad router32_requests < <(measure 2 32 "$WARM")
-  router_cpu+=("$(( ($(ticks "$PID") - before) * TICK_US / (router32_requests > 0 ? router32_requests : 1) ))")
+  router_cpu+=("$(per_request "$before" "$router32_requests" "$PID")")
+  router_instances_cpu+=("$(per_request "$instances_before" "$router32_requests" "${INSTANCE_PIDS[@]}")")
   [ -n "$PERF_PID" ] && wait "$PERF_PID" 2>/dev/null || true
   printf '  round %2d: nginx %8.0f req/s (p50 %5.0f us, non-2xx %s, %s us CPU/req)  router %8.0f req/s (p50 %5.0f us, non-2xx %s, %s us CPU/req)\n' \
     "$round" "$nginx32_rps" "$nginx32_p50" "$nginx32_bad" "${nginx_cpu[-1]}" "$router32_rps" "$router32_p50" "$router32_bad" "${router_cpu[-1]}"
@@ -192,6 +209,10 @@ throughput_ratio="$(median "${ratios[@]}")"
 printf '  router / nginx per round: %s\n' "${ratios[*]}"
 printf '  CPU per request (user + system, median over rounds): router %s us, nginx %s us\n' \
   "$(median "${router_cpu[@]}")" "$(median "${nginx_cpu[@]}")"
+# Behind the router an instance has one request at a time, as a function must; behind nginx
+# it has several connections at once and handles more than one per wake-up.
+printf '  CPU per request of the instances (%s processes, median over rounds): behind the router %s us, behind nginx %s us\n' \
+  "${#INSTANCE_PIDS[@]}" "$(median "${router_instances_cpu[@]}")" "$(median "${nginx_instances_cpu[@]}")"
 
 echo "== private call (token checked on every request), 1 connection, $ROUNDS rounds of ${ROUND_SECONDS}s"
 private_added=()
