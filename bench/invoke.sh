@@ -151,10 +151,7 @@ NGINX_WORKER="$(pgrep -P "$NGINX_PID" | head -1)"
 # both proxies send to them, and what they spend per request differs (see the throughput part).
 INSTANCE_PIDS=()
 for dir in /proc/[0-9]*; do
-  environ="$(tr '\0' '\n' <"$dir/environ" 2>/dev/null)" || continue
-  for port in ${PORTS//,/ }; do
-    grep -qx "PORT=$port" <<<"$environ" && INSTANCE_PIDS+=("${dir#/proc/}")
-  done
+  tr '\0' '\n' 2>/dev/null <"$dir/environ" | grep -qxE "PORT=(${PORTS//,/|})" && INSTANCE_PIDS+=("${dir#/proc/}")
 done
 
 # This VM's latency drifts by tens of microseconds from one second to the next, so direct,
