@@ -160,6 +160,7 @@ impl ContainersService {
                         image: container.registry_image.clone(),
                         environment,
                         memory_limit_mb: container.memory_limit,
+                        cpu_limit_mcpu: application::cpu_limit(container.memory_limit).unwrap_or_default(),
                         port: 0,
                     };
                     self.peers

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod instance;
 pub mod internal;
 pub mod jwt;
 pub mod logsink;

@@ -149,6 +149,7 @@ impl FunctionsService {
             image: image.to_owned(),
             environment,
             memory_limit_mb: function.memory_limit,
+            cpu_limit_mcpu: application::cpu_limit(function.memory_limit).unwrap_or_default(),
             port: 0,
         })
     }

@@ -557,7 +557,7 @@ impl Proxy {
         }
         // HTTP/1.1 wants one; a client that sent none gets the instance's address.
         if !headers.contains_key(header::HOST)
-            && let Ok(host) = HeaderValue::from_str(address)
+            && let Ok(host) = HeaderValue::from_str(address.split_once('@').map_or(address, |(socket, _)| socket))
         {
             headers.insert(header::HOST, host);
         }

@@ -10,6 +10,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use nuage_core::instance::InstanceAddress;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -109,7 +110,9 @@ impl Upstreams {
     }
 
     async fn connect(address: &str) -> Result<SendRequest<ProxyBody>, BoxError> {
-        let stream = tokio::net::TcpStream::connect(address).await?;
+        // Inside the instance's own network namespace, when it has one.
+        let address: InstanceAddress = address.parse()?;
+        let stream = address.connect().await?;
         stream.set_nodelay(true)?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {

@@ -11,6 +11,9 @@ pub enum Sandbox {
     Auto,
     /// bubblewrap; start-up fails without it.
     Bubblewrap,
+    /// gVisor (`runsc`): a user-space kernel between instances and the host; start-up fails
+    /// without it.
+    Gvisor,
     /// Plain processes: no isolation. For development machines only.
     None,
 }
@@ -37,6 +40,14 @@ pub struct RunnerConfig {
     /// to the logs service; more are dropped and counted, so that a flood cannot crowd out
     /// other applications' lines.
     pub log_lines_per_second: u32,
+    /// The unprivileged host user and group instances run as (never root).
+    pub instance_uid: u32,
+    /// See `instance_uid`.
+    pub instance_gid: u32,
+    /// Processes and threads one instance may run at once (cgroup `pids.max`).
+    pub max_processes: u32,
+    /// Files one instance may hold open.
+    pub max_open_files: u32,
 }
 
 impl Default for RunnerConfig {
@@ -50,6 +61,10 @@ impl Default for RunnerConfig {
             start_timeout_seconds: 30,
             memory_limits: true,
             log_lines_per_second: 2000,
+            instance_uid: 100_000,
+            instance_gid: 100_000,
+            max_processes: 256,
+            max_open_files: 1024,
         }
     }
 }

@@ -1,14 +1,19 @@
-//! The `local` backend: each instance is a process on this machine, in a bubblewrap sandbox
-//! when it is installed (its own root, `/tmp`, no capabilities, user 1000), memory-capped with
-//! cgroups where they are writable, listening on a loopback port of its own.
+//! The `local` backend: each instance is a process tree on this machine, in a network namespace
+//! of its own, in a sandbox (bubblewrap, or gVisor), as an unprivileged host id, in control
+//! groups capping its memory, CPU and processes (see [`crate::sandbox`] for the chain that
+//! starts it).
 
 use crate::backend::{Backend, Running};
+use crate::cgroups::{Cgroups, Limits};
 use crate::config::{RunnerConfig, Sandbox};
+use crate::error::RunnerError;
 use crate::images::{Images, Unpacked};
+use crate::sandbox::{self, Chain, Tools};
+use nuage_core::instance::InstanceAddress;
 use nuage_core::logsink::LogSink;
 use nuage_proto::logs::v1::Line;
 use nuage_proto::runner::v1::{Kind, OutputLine, Spec, Stream};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,6 +27,8 @@ use tokio::sync::{broadcast, oneshot};
 const KEPT_LINES: usize = 20;
 /// Longest output line passed on; the rest is cut.
 const MAX_LINE: usize = 64 * 1024;
+/// The port instances with a network namespace of their own listen on (as on Scaleway).
+const INSTANCE_PORT: u16 = 8080;
 /// Host directories a function's language runtime needs, bound read-only.
 const SYSTEM_PATHS: [&str; 12] = [
     "/usr",
@@ -41,93 +48,34 @@ const SYSTEM_PATHS: [&str; 12] = [
 /// Runs instances as local processes.
 #[derive(Debug)]
 pub struct LocalBackend {
+    config: RunnerConfig,
     images: Images,
-    bubblewrap: Option<PathBuf>,
-    setpriv: Option<PathBuf>,
+    tools: Tools,
     cgroups: Option<Cgroups>,
+    /// Where each instance's files go (`<work_dir>/instances/<id>`), and the syscall filter.
+    work_dir: PathBuf,
+    filter: PathBuf,
     start_timeout: Duration,
     interpreters: Mutex<HashMap<String, PathBuf>>,
+    /// Image roots whose files were given to the instance user already.
+    owned: Mutex<HashSet<PathBuf>>,
     output: broadcast::Sender<OutputLine>,
     logs: Option<LogShipping>,
 }
 
-/// Where per-instance memory cgroups are made.
-#[derive(Debug, Clone)]
-struct Cgroups {
-    base: PathBuf,
-    v2: bool,
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-impl Cgroups {
-    /// Returns the memory hierarchy when this process may create groups in it.
-    fn detect() -> Option<Self> {
-        let v1 = Path::new("/sys/fs/cgroup/memory");
-        let (base, v2) = if v1.join("memory.limit_in_bytes").exists() {
-            (v1.join("nuage"), false)
-        } else if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-            (PathBuf::from("/sys/fs/cgroup/nuage"), true)
-        } else {
-            return None;
-        };
-        std::fs::create_dir_all(&base).ok()?;
-        if v2 {
-            std::fs::write(base.join("cgroup.subtree_control"), "+memory").ok()?;
-        }
-        let probe = base.join(format!("probe-{}", std::process::id()));
-        std::fs::create_dir(&probe).ok()?;
-        let _ = std::fs::remove_dir(&probe);
-        Some(Self { base, v2 })
-    }
-
-    /// Makes the group of one instance, capped at `megabytes`; returns its `cgroup.procs`.
-    fn create(&self, instance_id: &str, megabytes: u32) -> Result<PathBuf, String> {
-        let group = self.base.join(instance_id);
-        std::fs::create_dir_all(&group).map_err(|error| format!("creating cgroup: {error}"))?;
-        let bytes = (u64::from(megabytes) << 20).to_string();
-        let file = if self.v2 { "memory.max" } else { "memory.limit_in_bytes" };
-        std::fs::write(group.join(file), &bytes).map_err(|error| format!("capping memory: {error}"))?;
-        if !self.v2 {
-            // Swap counts too where the kernel accounts it.
-            let _ = std::fs::write(group.join("memory.memsw.limit_in_bytes"), &bytes);
-        }
-        Ok(group.join("cgroup.procs"))
-    }
-
-    /// Whether the group's memory cap killed a process of it.
-    fn oom_killed(&self, instance_id: &str) -> bool {
-        let group = self.base.join(instance_id);
-        let file = if self.v2 { "memory.events" } else { "memory.oom_control" };
-        let counter = |text: String| {
-            text.lines().any(|line| {
-                line.strip_prefix("oom_kill ")
-                    .is_some_and(|count| count.trim().parse::<u64>().is_ok_and(|n| n > 0))
-            })
-        };
-        std::fs::read_to_string(group.join(file)).is_ok_and(counter)
-    }
-
-    fn remove(&self, instance_id: &str) {
-        let group = self.base.join(instance_id);
-        for _ in 0..50 {
-            if std::fs::remove_dir(&group).is_ok() || !group.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        tracing::warn!(group = %group.display(), "cannot remove an instance's cgroup");
-    }
+/// How one instance is started: its command line, the environment the command itself gets
+/// (plain processes only) and its working directory.
+struct Prepared {
+    line: Vec<OsString>,
+    plain_environment: Option<Vec<(String, String)>>,
+    working_dir: Option<PathBuf>,
+    address: InstanceAddress,
+    directory: PathBuf,
 }
 
 impl LocalBackend {
-    /// Returns the backend; `work_dir` holds unpacked images, `registry_dir` the builder's
-    /// image layouts. Fails when `sandbox = "bubblewrap"` and it is not installed.
+    /// Returns the backend; `work_dir` holds unpacked images and instances' files,
+    /// `registry_dir` the builder's image layouts. Fails when the configured sandbox is missing.
     pub fn new(
         config: &RunnerConfig,
         work_dir: PathBuf,
@@ -135,30 +83,39 @@ impl LocalBackend {
         output: broadcast::Sender<OutputLine>,
         logs: Option<LogShipping>,
     ) -> Result<Self, String> {
-        let bubblewrap = match config.sandbox {
-            Sandbox::None => None,
-            Sandbox::Auto | Sandbox::Bubblewrap => find_program("bwrap"),
-        };
-        if bubblewrap.is_none() {
-            if config.sandbox == Sandbox::Bubblewrap {
+        let tools = Tools::find(config);
+        match config.sandbox {
+            Sandbox::Bubblewrap if tools.bubblewrap.is_none() => {
                 return Err("runner.sandbox is `bubblewrap` but `bwrap` is not installed".to_owned());
             }
-            tracing::warn!(
-                "NO SANDBOX: bubblewrap (`bwrap`) is not installed, so functions and containers run as plain \
-                 processes that can see this machine; install bubblewrap"
-            );
+            Sandbox::Gvisor if tools.runsc.is_none() => {
+                return Err("runner.sandbox is `gvisor` but `runsc` is not installed".to_owned());
+            }
+            _ => {}
+        }
+        for warning in tools.warnings(config) {
+            tracing::warn!("{}", warning.to_uppercase());
         }
         let cgroups = if config.memory_limits { Cgroups::detect() } else { None };
-        if cgroups.is_none() {
-            tracing::warn!("cgroups are not writable here: instances run without a memory cap");
+        match &cgroups {
+            None => tracing::warn!("cgroups are not writable here: instances run without memory, CPU or process caps"),
+            Some(cgroups) => cgroups.missing().iter().for_each(|missing| tracing::warn!("{missing}")),
         }
+        std::fs::create_dir_all(work_dir.join("instances"))
+            .map_err(|error| format!("creating `{}`: {error}", work_dir.display()))?;
+        let filter = work_dir.join("seccomp.bpf");
+        std::fs::write(&filter, crate::seccomp::compile()?)
+            .map_err(|error| format!("writing `{}`: {error}", filter.display()))?;
         Ok(Self {
-            images: Images::new(work_dir, registry_dir, config.registry_insecure),
-            bubblewrap,
-            setpriv: find_program("setpriv"),
+            config: config.clone(),
+            images: Images::new(work_dir.clone(), registry_dir, config.registry_insecure),
+            tools,
             cgroups,
+            work_dir,
+            filter,
             start_timeout: Duration::from_secs(config.start_timeout_seconds.max(1)),
             interpreters: Mutex::new(HashMap::new()),
+            owned: Mutex::new(HashSet::new()),
             output,
             logs,
         })
@@ -166,19 +123,17 @@ impl LocalBackend {
 
     /// Why instances are less isolated than they should be, if they are.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        if self.bubblewrap.is_none() {
-            warnings.push("no sandbox: bubblewrap is not installed, instances run as plain processes".to_owned());
-        }
-        if self.cgroups.is_none() {
-            warnings.push("no memory cap: cgroups are not writable".to_owned());
+        let mut warnings = self.tools.warnings(&self.config);
+        match &self.cgroups {
+            None => warnings.push("no memory cap: cgroups are not writable".to_owned()),
+            Some(cgroups) => warnings.extend(cgroups.missing().iter().map(|missing| (*missing).to_owned())),
         }
         warnings
     }
 
     /// Returns the absolute path of a language runtime, as the runtime itself reports it
     /// (a version manager's shim would cost a start-up of its own on every instance).
-    fn interpreter(&self, name: &str) -> Result<PathBuf, String> {
+    fn interpreter(&self, name: &str) -> Result<PathBuf, RunnerError> {
         if let Some(path) = self.interpreters.lock().expect("interpreters lock").get(name) {
             return Ok(path.clone());
         }
@@ -194,10 +149,10 @@ impl LocalBackend {
                 .ok()
                 .filter(|output| output.status.success())
                 .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())),
-            None => find_program(name),
+            None => sandbox::find_program(name),
         }
         .and_then(|path| std::fs::canonicalize(path).ok())
-        .ok_or_else(|| format!("`{name}` is not installed on this machine"))?;
+        .ok_or_else(|| RunnerError::Missing(format!("`{name}` is not installed on this machine")))?;
         self.interpreters
             .lock()
             .expect("interpreters lock")
@@ -205,93 +160,283 @@ impl LocalBackend {
         Ok(path)
     }
 
-    /// The program and arguments that run `image` for `spec` on `port`.
-    fn command_line(
-        &self,
-        spec: &Spec,
-        image: &Unpacked,
-        environment: &[(String, String)],
-    ) -> Result<Vec<OsString>, String> {
-        let function = spec.kind() != Kind::Container;
-        let mut program = PathBuf::from(&image.command[0]);
-        let mut interpreter_root = None;
-        if function && !program.is_absolute() {
-            program = self.interpreter(&image.command[0])?;
-            // A runtime outside the system directories (pyenv's, say) is bound whole.
-            if !SYSTEM_PATHS.iter().any(|system| program.starts_with(system)) {
-                interpreter_root = program.parent().and_then(Path::parent).map(Path::to_path_buf);
-            }
+    /// The program to run and, for a runtime outside the system directories (pyenv's, say),
+    /// the directory to bind whole.
+    fn program(&self, spec: &Spec, image: &Unpacked) -> Result<(PathBuf, Option<PathBuf>), RunnerError> {
+        let program = PathBuf::from(&image.command[0]);
+        if spec.kind() == Kind::Container || program.is_absolute() {
+            return Ok((program, None));
         }
-        let arguments = &image.command[1..];
-        let Some(bubblewrap) = &self.bubblewrap else {
-            // No sandbox: paths of the image are found under its root.
-            let inside = |value: &str| -> OsString {
-                let candidate = image.root.join(value.trim_start_matches('/'));
-                if value.starts_with('/') && value.len() > 1 && candidate.exists() {
-                    candidate.into_os_string()
-                } else {
-                    value.into()
-                }
-            };
-            let mut line = vec![if program.is_absolute() && !function {
-                inside(&program.to_string_lossy())
-            } else {
-                program.into_os_string()
-            }];
-            line.extend(arguments.iter().map(|argument| inside(argument)));
-            return Ok(line);
+        let program = self.interpreter(&image.command[0])?;
+        let runtime_root = if SYSTEM_PATHS.iter().any(|system| program.starts_with(system)) {
+            None
+        } else {
+            program.parent().and_then(Path::parent).map(Path::to_path_buf)
         };
-        let mut line: Vec<OsString> = vec![bubblewrap.into()];
-        let mut push = |items: &[&str]| line.extend(items.iter().map(OsString::from));
-        push(&["--unshare-all", "--share-net", "--die-with-parent", "--new-session"]);
-        let (uid, gid) = (image.user.0.to_string(), image.user.1.to_string());
-        push(&["--unshare-user", "--uid", &uid, "--gid", &gid]);
-        let mut taken = std::collections::HashSet::new();
-        let entries = std::fs::read_dir(&image.root).map_err(|error| format!("reading the image root: {error}"))?;
-        let mut binds = Vec::new();
-        for entry in entries.flatten() {
+        Ok((program, runtime_root))
+    }
+
+    /// The binds of an instance's root: the image's top-level entries (from `source`, where
+    /// its root is seen by the sandbox) and, for a function, the system directories the image
+    /// does not have.
+    fn binds(&self, image: &Unpacked, source: &Path, function: bool) -> Result<Vec<OsString>, RunnerError> {
+        let mut taken = HashSet::new();
+        let mut line: Vec<OsString> = Vec::new();
+        for entry in std::fs::read_dir(&image.root)?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if ["proc", "dev", "tmp", "sys"].contains(&name.as_str()) {
                 continue;
             }
-            taken.insert(format!("/{name}"));
-            binds.push((entry.path(), format!("/{name}")));
+            let target = format!("/{name}");
+            match std::fs::read_link(entry.path()) {
+                Ok(link) => line.extend(["--symlink".into(), link.into_os_string(), target.clone().into()]),
+                Err(_) => line.extend([
+                    "--ro-bind".into(),
+                    source.join(&name).into_os_string(),
+                    target.clone().into(),
+                ]),
+            }
+            taken.insert(target);
         }
         if function {
             for system in SYSTEM_PATHS {
-                if !taken.contains(system) && Path::new(system).exists() {
-                    binds.push((PathBuf::from(system), system.to_owned()));
+                if taken.contains(system) || !Path::new(system).exists() {
+                    continue;
+                }
+                match std::fs::read_link(system) {
+                    Ok(link) => line.extend(["--symlink".into(), link.into_os_string(), system.into()]),
+                    Err(_) => line.extend(["--ro-bind", system, system].map(OsString::from)),
                 }
             }
-            if let Some(root) = &interpreter_root {
-                binds.push((root.clone(), root.to_string_lossy().into_owned()));
-            }
         }
-        for (source, target) in &binds {
-            match std::fs::read_link(source) {
-                Ok(link) => push(&["--symlink", &link.to_string_lossy(), target]),
-                Err(_) => push(&["--ro-bind", &source.to_string_lossy(), target]),
-            }
-        }
-        push(&[
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--tmpfs",
-            "/tmp",
-            "--chdir",
-            &image.working_dir,
-        ]);
-        push(&["--clearenv"]);
-        for (key, value) in environment {
-            push(&["--setenv", key, value]);
-        }
-        push(&["--"]);
-        line.push(program.into_os_string());
-        line.extend(arguments.iter().map(OsString::from));
         Ok(line)
     }
+
+    /// bubblewrap's command line for `image` (the chain stages its root when it can).
+    fn bubblewrap_line(
+        &self,
+        bubblewrap: &Path,
+        spec: &Spec,
+        image: &Unpacked,
+        program: PathBuf,
+        runtime_root: Option<&Path>,
+    ) -> Result<Vec<OsString>, RunnerError> {
+        let staged = self.tools.isolates_network();
+        let root_source = if staged {
+            Path::new(sandbox::STAGED_ROOT)
+        } else {
+            &image.root
+        };
+        let function = spec.kind() != Kind::Container;
+        let (uid, gid) = (image.user.0.to_string(), image.user.1.to_string());
+        let mut line: Vec<OsString> = vec![bubblewrap.into()];
+        line.extend(
+            [
+                "--clearenv",
+                "--args",
+                "3",
+                "--seccomp",
+                "4",
+                "--unshare-all",
+                "--unshare-user",
+                "--share-net",
+                "--disable-userns",
+                "--die-with-parent",
+                "--new-session",
+                "--uid",
+                &uid,
+                "--gid",
+                &gid,
+            ]
+            .map(OsString::from),
+        );
+        line.extend(self.binds(image, root_source, function)?);
+        if let Some(root) = runtime_root {
+            let source = if staged {
+                Path::new(sandbox::STAGED_RUNTIME)
+            } else {
+                root
+            };
+            line.extend(["--ro-bind".into(), source.into(), root.into()]);
+        }
+        let tmp_bytes = (u64::from(spec.memory_limit_mb.max(64)) << 20).to_string();
+        line.extend(
+            [
+                "--proc", "/proc", "--dev", "/dev", "--size", &tmp_bytes, "--tmpfs", "/tmp",
+            ]
+            .map(OsString::from),
+        );
+        line.extend(["--chdir", &image.working_dir, "--"].map(OsString::from));
+        line.push(program.into());
+        line.extend(image.command[1..].iter().map(OsString::from));
+        Ok(line)
+    }
+
+    /// gVisor's: writes the instance's bundle into `directory`.
+    fn gvisor_line(
+        &self,
+        runsc: &Path,
+        spec: &Spec,
+        image: &Unpacked,
+        environment: &[(String, String)],
+        directory: &Path,
+        instance_id: &str,
+    ) -> Result<Vec<OsString>, RunnerError> {
+        let (program, runtime_root) = self.program(spec, image)?;
+        let mut binds: Vec<PathBuf> = Vec::new();
+        if spec.kind() != Kind::Container {
+            binds.extend(SYSTEM_PATHS.iter().map(PathBuf::from).filter(|system| {
+                system.exists() && !image.root.join(system.strip_prefix("/").unwrap_or(system)).exists()
+            }));
+            binds.extend(runtime_root);
+        }
+        let mut command = vec![program.to_string_lossy().into_owned()];
+        command.extend(image.command[1..].iter().cloned());
+        crate::gvisor::write_bundle(
+            directory,
+            &crate::gvisor::Bundle {
+                root: &image.root,
+                binds: &binds,
+                user: (self.config.instance_uid, self.config.instance_gid),
+                command,
+                environment,
+                working_dir: &image.working_dir,
+                tmp_bytes: u64::from(spec.memory_limit_mb.max(64)) << 20,
+                open_files: u64::from(self.config.max_open_files),
+            },
+        )?;
+        Ok(crate::gvisor::command(
+            runsc,
+            &self.work_dir.join("runsc"),
+            directory,
+            instance_id,
+        ))
+    }
+
+    /// Everything that starts one instance of `spec`: its files, its cgroups, its command line.
+    fn prepare(
+        &self,
+        spec: &Spec,
+        image: &Unpacked,
+        instance_id: &str,
+        cgroups: &[PathBuf],
+    ) -> Result<Prepared, RunnerError> {
+        let isolated = self.tools.isolates_network();
+        let port = if isolated { INSTANCE_PORT } else { free_port()? };
+        let environment = environment(spec, image, port);
+        let directory = self.work_dir.join("instances").join(instance_id);
+        std::fs::create_dir_all(&directory)?;
+        let args = directory.join("args");
+        sandbox::write_arguments(&args, &environment)?;
+        let address = InstanceAddress {
+            socket: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            namespace: None,
+        };
+        let mut chain = Chain {
+            cgroups,
+            root: None,
+            runtime: None,
+            args: &args,
+            filter: &self.filter,
+            open_files: self.config.max_open_files,
+        };
+        if let Some(runsc) = &self.tools.runsc {
+            let line = self.gvisor_line(runsc, spec, image, &environment, &directory, instance_id)?;
+            let line = self.tools.chain(&self.config, &chain, line);
+            return Ok(Prepared {
+                line,
+                plain_environment: None,
+                working_dir: None,
+                address,
+                directory,
+            });
+        }
+        let Some(bubblewrap) = &self.tools.bubblewrap else {
+            let (line, working_dir, environment) = plain(spec, image, environment, &self.program(spec, image)?.0);
+            let line = self.tools.chain(&self.config, &chain, line);
+            return Ok(Prepared {
+                line,
+                plain_environment: Some(environment),
+                working_dir: Some(working_dir),
+                address,
+                directory,
+            });
+        };
+        self.give_image(&image.root)?;
+        let (program, runtime_root) = self.program(spec, image)?;
+        let line = self.bubblewrap_line(bubblewrap, spec, image, program, runtime_root.as_deref())?;
+        chain.root = Some(&image.root);
+        chain.runtime = runtime_root.as_deref();
+        let line = self.tools.chain(&self.config, &chain, line);
+        Ok(Prepared {
+            line,
+            plain_environment: None,
+            working_dir: None,
+            address,
+            directory,
+        })
+    }
+
+    /// Gives the image's files to the instance user, once per image.
+    fn give_image(&self, root: &Path) -> Result<(), RunnerError> {
+        if !self.tools.isolates_network() || self.owned.lock().expect("owned lock").contains(root) {
+            return Ok(());
+        }
+        sandbox::give_image_to(root, self.config.instance_uid, self.config.instance_gid)?;
+        self.owned.lock().expect("owned lock").insert(root.to_path_buf());
+        Ok(())
+    }
+}
+
+/// The instance's variables: defaults, the image's, the spec's (namespace < application <
+/// platform, merged already), then `PORT`.
+fn environment(spec: &Spec, image: &Unpacked, port: u16) -> Vec<(String, String)> {
+    let mut environment: Vec<(String, String)> = vec![
+        ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        ("HOME".to_owned(), "/tmp".to_owned()),
+    ];
+    environment.extend(image.environment.iter().cloned());
+    let mut extra: Vec<_> = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    extra.sort();
+    environment.extend(extra);
+    environment.push(("PORT".to_owned(), port.to_string()));
+    environment
+}
+
+/// A plain process (no sandbox: development machines only): the image's paths are found under
+/// its root. Returns the command line, the working directory and the environment.
+fn plain(
+    spec: &Spec,
+    image: &Unpacked,
+    mut environment: Vec<(String, String)>,
+    program: &Path,
+) -> (Vec<OsString>, PathBuf, Vec<(String, String)>) {
+    let inside = |value: &str| -> Option<PathBuf> {
+        let candidate = image.root.join(value.trim_start_matches('/'));
+        (value.starts_with('/') && value.len() > 1 && candidate.exists()).then_some(candidate)
+    };
+    for (_, value) in &mut environment {
+        if let Some(candidate) = inside(value) {
+            *value = candidate.to_string_lossy().into_owned();
+        }
+    }
+    let program = match spec.kind() {
+        Kind::Container => inside(&program.to_string_lossy()).unwrap_or_else(|| program.to_path_buf()),
+        _ => program.to_path_buf(),
+    };
+    let mut line = vec![program.into_os_string()];
+    line.extend(
+        image.command[1..]
+            .iter()
+            .map(|argument| inside(argument).map_or_else(|| OsString::from(argument), PathBuf::into_os_string)),
+    );
+    let working_dir = image.root.join(image.working_dir.trim_start_matches('/'));
+    let working_dir = if working_dir.is_dir() {
+        working_dir
+    } else {
+        image.root.clone()
+    };
+    (line, working_dir, environment)
 }
 
 /// Where an instance's lines go beyond the broadcast: the logs service, at most `rate` lines
@@ -419,16 +564,15 @@ fn pump(
     });
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|error| format!("no free port: {error}"))
+fn free_port() -> Result<u16, RunnerError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     match status {
         Ok(status) => match status.code() {
+            // The chain's own steps exit 125 when they fail (see `sandbox::STAGE`).
+            Some(125) => "could not be set up (exit status 125)".to_owned(),
             Some(code) => format!("exited with status {code}"),
             None => {
                 use std::os::unix::process::ExitStatusExt;
@@ -439,131 +583,180 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
     }
 }
 
-impl Backend for LocalBackend {
-    async fn start(&self, spec: &Spec, instance_id: &str) -> Result<Running, String> {
-        let image = self.images.get(&spec.image).await?;
-        let port = free_port()?;
-        let mut environment: Vec<(String, String)> = vec![
-            ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
-            ("HOME".to_owned(), "/tmp".to_owned()),
-        ];
-        environment.extend(image.environment.iter().cloned());
-        let mut extra: Vec<_> = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        extra.sort();
-        environment.extend(extra);
-        environment.push(("PORT".to_owned(), port.to_string()));
-        if self.bubblewrap.is_none() {
-            // Without a sandbox the image's paths live under its root.
-            for (_, value) in &mut environment {
-                if value.starts_with('/') && value.len() > 1 {
-                    let candidate = image.root.join(value.trim_start_matches('/'));
-                    if candidate.exists() {
-                        *value = candidate.to_string_lossy().into_owned();
-                    }
-                }
-            }
-        }
-        let line = self.command_line(spec, &image, &environment)?;
-        let procs = match &self.cgroups {
-            Some(cgroups) => Some(cgroups.create(instance_id, spec.memory_limit_mb.max(64))?),
-            None => None,
+/// The kept tail of an instance's output, to explain why it failed.
+type Tail = Arc<Mutex<VecDeque<String>>>;
+
+fn failed(reason: String, tail: &Tail) -> String {
+    let lines: Vec<String> = tail.lock().expect("tail lock").iter().cloned().collect();
+    if lines.is_empty() {
+        reason
+    } else {
+        format!("{reason}; its last output:\n{}", lines.join("\n"))
+    }
+}
+
+impl LocalBackend {
+    /// Spawns the prepared command with its output pumped to the logs.
+    fn spawn(&self, prepared: &Prepared, spec: &Spec, instance_id: &str) -> Result<(Child, Tail), RunnerError> {
+        let mut command = Command::new(&prepared.line[0]);
+        command.args(&prepared.line[1..]).env_clear();
+        match &prepared.plain_environment {
+            Some(environment) => command.envs(environment.iter().map(|(k, v)| (k, v))),
+            // Nothing of nuage's own environment reaches an instance.
+            None => command.env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         };
-        let mut command = match (&self.setpriv, &procs) {
-            (Some(setpriv), _) => {
-                let mut command = Command::new(setpriv);
-                command.args(["--pdeathsig", "KILL", "--"]);
-                command
-            }
-            (None, _) => Command::new("env"),
-        };
-        if let Some(procs) = &procs {
-            // Join the instance's cgroup, then become the sandbox: every process of it is capped.
-            command.args(["sh", "-c", "echo $$ > \"$0\" && exec \"$@\""]).arg(procs);
-        }
-        command.args(&line);
-        if self.bubblewrap.is_none() {
-            command.env_clear().envs(environment.iter().map(|(k, v)| (k, v)));
-            let working_dir = image.root.join(image.working_dir.trim_start_matches('/'));
-            command.current_dir(if working_dir.is_dir() {
-                working_dir
-            } else {
-                image.root.clone()
-            });
+        if let Some(working_dir) = &prepared.working_dir {
+            command.current_dir(working_dir);
         }
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child: Child = command
+        let mut child = command
             .spawn()
-            .map_err(|error| format!("starting the instance: {error}"))?;
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        if let Some(stdout) = child.stdout.take() {
-            pump(
-                stdout,
+            .map_err(|error| RunnerError::Missing(format!("starting the instance: {error}")))?;
+        let tail = Tail::default();
+        for (reader, stream) in [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|out| Box::new(out) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
                 Stream::Stdout,
-                spec,
-                instance_id,
-                self.output.clone(),
-                tail.clone(),
-                self.logs.clone(),
-            );
-        }
-        if let Some(stderr) = child.stderr.take() {
-            pump(
-                stderr,
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|err| Box::new(err) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
                 Stream::Stderr,
-                spec,
-                instance_id,
-                self.output.clone(),
-                tail.clone(),
-                self.logs.clone(),
-            );
-        }
-        let address = format!("127.0.0.1:{port}");
-        let failed = |reason: String, tail: &Arc<Mutex<VecDeque<String>>>| {
-            let lines: Vec<String> = tail.lock().expect("tail lock").iter().cloned().collect();
-            if lines.is_empty() {
-                reason
-            } else {
-                format!("{reason}; its last output:\n{}", lines.join("\n"))
+            ),
+        ] {
+            if let Some(reader) = reader {
+                pump(
+                    reader,
+                    stream,
+                    spec,
+                    instance_id,
+                    self.output.clone(),
+                    tail.clone(),
+                    self.logs.clone(),
+                );
             }
-        };
-        // Ready when it accepts a connection on its port.
+        }
+        Ok((child, tail))
+    }
+
+    /// Waits until the instance accepts a connection (in its own namespace, once the chain has
+    /// made it); returns its address, or why it never answered.
+    async fn ready(&self, child: &mut Child, prepared: &Prepared, tail: &Tail) -> Result<InstanceAddress, String> {
+        let mut address = prepared.address;
+        let own = nuage_core::instance::own_namespace().map_err(|error| format!("reading namespaces: {error}"))?;
+        let pid = child.id().unwrap_or_default();
         let started = Instant::now();
         let mut pause = Duration::from_micros(500);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 // Let the pumps catch the last lines.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                if let Some(cgroups) = &self.cgroups {
-                    cgroups.remove(instance_id);
-                }
-                return Err(failed(
-                    format!("the instance {} before listening on $PORT", describe_exit(Ok(status))),
-                    &tail,
-                ));
+                let reason = format!("the instance {} before listening on $PORT", describe_exit(Ok(status)));
+                return Err(failed(reason, tail));
             }
-            if tokio::net::TcpStream::connect(&address).await.is_ok() {
-                break;
+            if self.tools.isolates_network() && address.namespace.is_none() {
+                // The chain's first step makes the namespace: until then the pid is still in ours.
+                if let Ok(inode) = nuage_core::instance::namespace_of(pid)
+                    && inode != own
+                {
+                    address.namespace = Some((pid, inode));
+                }
+            }
+            let known = address.namespace.is_some() || !self.tools.isolates_network();
+            if known && address.connect().await.is_ok() {
+                return Ok(address);
             }
             if started.elapsed() > self.start_timeout {
                 let _ = child.kill().await;
-                if let Some(cgroups) = &self.cgroups {
-                    cgroups.remove(instance_id);
-                }
-                return Err(failed(
-                    format!(
-                        "the instance did not listen on $PORT ({port}) within {} s",
-                        self.start_timeout.as_secs()
-                    ),
-                    &tail,
-                ));
+                let reason = format!(
+                    "the instance did not listen on $PORT ({}) within {} s",
+                    address.socket.port(),
+                    self.start_timeout.as_secs()
+                );
+                return Err(failed(reason, tail));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(1));
         }
+    }
+
+    /// Removes what an instance left: its cgroups, its files, gVisor's state of it.
+    fn cleanup(&self) -> impl Fn(&str) + Send + 'static {
+        let cgroups = self.cgroups.clone();
+        let instances = self.work_dir.join("instances");
+        let runsc = self
+            .tools
+            .runsc
+            .clone()
+            .map(|runsc| (runsc, self.work_dir.join("runsc")));
+        move |instance_id: &str| {
+            if let Some(cgroups) = &cgroups {
+                cgroups.remove(instance_id);
+            }
+            if let Some((runsc, state)) = &runsc {
+                let _ = std::process::Command::new(runsc)
+                    .arg(format!("--root={}", state.display()))
+                    .args(["delete", "--force", instance_id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let _ = std::fs::remove_dir_all(instances.join(instance_id));
+        }
+    }
+}
+
+impl Backend for LocalBackend {
+    async fn start(&self, spec: &Spec, instance_id: &str) -> Result<Running, String> {
+        let image = self.images.get(&spec.image).await?;
+        let procs = match &self.cgroups {
+            Some(cgroups) => cgroups.create(
+                instance_id,
+                Limits {
+                    memory_mb: spec.memory_limit_mb.max(64),
+                    cpu_mcpu: spec.cpu_limit_mcpu,
+                    processes: self.config.max_processes,
+                },
+            )?,
+            None => Vec::new(),
+        };
+        let cleanup = self.cleanup();
+        let prepared = match self.prepare(spec, &image, instance_id, &procs) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                cleanup(instance_id);
+                return Err(error.into());
+            }
+        };
+        let (mut child, tail) = match self.spawn(&prepared, spec, instance_id) {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                cleanup(instance_id);
+                return Err(error.into());
+            }
+        };
+        let address = match self.ready(&mut child, &prepared, &tail).await {
+            Ok(address) => address,
+            Err(reason) => {
+                let _ = child.kill().await;
+                tokio::task::spawn_blocking({
+                    let instance_id = instance_id.to_owned();
+                    move || cleanup(&instance_id)
+                });
+                return Err(reason);
+            }
+        };
+        // The sandbox read its variables at start: the file need not outlive that.
+        let _ = std::fs::remove_file(prepared.directory.join("args"));
         let (stop, stopped) = oneshot::channel::<()>();
         let (exited_tx, exited) = oneshot::channel();
         let cgroups = self.cgroups.clone();
@@ -578,14 +771,16 @@ impl Backend for LocalBackend {
                 }
             };
             let mut reason = describe_exit(status);
-            if let Some(cgroups) = cgroups {
-                if cgroups.oom_killed(&instance) {
-                    reason = format!("memory limit exceeded ({memory} MB): {reason}");
-                }
-                tokio::task::spawn_blocking(move || cgroups.remove(&instance));
+            if cgroups.is_some_and(|cgroups| cgroups.oom_killed(&instance)) {
+                reason = format!("memory limit exceeded ({memory} MB): {reason}");
             }
+            tokio::task::spawn_blocking(move || cleanup(&instance));
             let _ = exited_tx.send(failed(reason, &tail));
         });
-        Ok(Running { address, stop, exited })
+        Ok(Running {
+            address: address.to_string(),
+            stop,
+            exited,
+        })
     }
 }

@@ -23,10 +23,11 @@ impl SpecStore {
         let environment = serde_json::to_string(&spec.environment).map_err(|error| ApiError::internal(&error))?;
         sqlx::query(
             "insert into runner_applications (application_id, version, kind, image, environment, memory_limit_mb, \
-             port, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
+             port, cpu_limit_mcpu, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              on conflict (application_id) do update set version = excluded.version, kind = excluded.kind, \
              image = excluded.image, environment = excluded.environment, \
-             memory_limit_mb = excluded.memory_limit_mb, port = excluded.port, updated_at = excluded.updated_at",
+             memory_limit_mb = excluded.memory_limit_mb, port = excluded.port, \
+             cpu_limit_mcpu = excluded.cpu_limit_mcpu, updated_at = excluded.updated_at",
         )
         .bind(&spec.application_id)
         .bind(&spec.version)
@@ -35,6 +36,7 @@ impl SpecStore {
         .bind(environment)
         .bind(i64::from(spec.memory_limit_mb))
         .bind(i64::from(spec.port))
+        .bind(i64::from(spec.cpu_limit_mcpu))
         .bind(now_micros())
         .execute(self.database.pool())
         .await?;
@@ -44,7 +46,7 @@ impl SpecStore {
     /// Returns the current spec of `application_id`.
     pub async fn get(&self, application_id: &str) -> Result<Option<Spec>, ApiError> {
         let row = sqlx::query(
-            "select application_id, version, kind, image, environment, memory_limit_mb, port \
+            "select application_id, version, kind, image, environment, memory_limit_mb, port, cpu_limit_mcpu \
              from runner_applications where application_id = $1",
         )
         .bind(application_id)
@@ -60,6 +62,7 @@ impl SpecStore {
             environment: serde_json::from_str(&environment).map_err(|error| ApiError::internal(&error))?,
             memory_limit_mb: u32::try_from(row.try_get::<i64, _>("memory_limit_mb")?).unwrap_or_default(),
             port: u32::try_from(row.try_get::<i64, _>("port")?).unwrap_or_default(),
+            cpu_limit_mcpu: u32::try_from(row.try_get::<i64, _>("cpu_limit_mcpu")?).unwrap_or_default(),
         }))
     }
 
