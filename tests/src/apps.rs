@@ -4,7 +4,7 @@ use crate::Tenant;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Returns a zip archive holding `files` (path, content).
 pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -221,70 +221,4 @@ pub fn go_server_binary() -> Option<Vec<u8>> {
         .unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     Some(std::fs::read(source.path().join("server")).unwrap())
-}
-
-/// An HTTP listener on loopback that records the body of every request it gets: functions
-/// under test report what they received to it (their instances come and go; it stays).
-pub struct Collector {
-    /// Its port.
-    pub port: u16,
-    received: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Value)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Collector {
-    /// Starts listening.
-    pub async fn start() -> Self {
-        use http_body_util::BodyExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = received.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let sink = sink.clone();
-                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let sink = sink.clone();
-                    async move {
-                        let body = request.into_body().collect().await?.to_bytes();
-                        let value = serde_json::from_slice(&body)
-                            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-                        sink.lock().unwrap().push((Instant::now(), value));
-                        Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::from_static(b"{}"),
-                        )))
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { port, received, task }
-    }
-
-    /// What it received so far, with when.
-    pub fn received(&self) -> Vec<(Instant, Value)> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Waits up to `limit` until it received `count` requests; returns them all.
-    pub async fn wait_for(&self, count: usize, limit: Duration) -> Vec<(Instant, Value)> {
-        let started = Instant::now();
-        loop {
-            let received = self.received();
-            if received.len() >= count || started.elapsed() > limit {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }

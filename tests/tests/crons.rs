@@ -4,21 +4,19 @@
 //! (`crons.seconds_schedules`) so that a test waits seconds, not minutes; the scheduler runs on
 //! the real clock.
 
-use nuage_tests::apps::{Collector, deployed, function, runtime};
+use nuage_tests::apps::{deployed, function, runtime};
 use nuage_tests::{Tenant, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use std::time::{Duration, Instant};
 
-/// A node handler that reports what it received to the collector on `$COLLECTOR`, then
-/// answers with `$STATUS` (200 by default).
+/// A node handler that prints what it received as one JSON line on stdout (read back through
+/// `GET /logs`: an instance reaches nothing outside itself), then answers with `$STATUS` (200
+/// by default).
 const RECORDER_JS: &[u8] = br#"
 exports.handle = async (event, context) => {
-  await fetch(`http://127.0.0.1:${process.env.COLLECTOR}/`, {
-    method: "POST",
-    body: JSON.stringify({ body: event.body, method: event.httpMethod, headers: event.headers }),
-  });
+  console.log(JSON.stringify({ received: { body: event.body, method: event.httpMethod, headers: event.headers } }));
   return { statusCode: Number(process.env.STATUS || 200), body: "done" };
 };
 "#;
@@ -28,21 +26,12 @@ async fn server() -> TestServer {
     TestServer::start_with(|config| config.crons.seconds_schedules = true).await
 }
 
-/// Deploys the recorder in a new namespace; returns its id.
-async fn recorder(tenant: &Tenant, namespace: &str, collector: &Collector, extra: Value) -> String {
+/// Deploys the recorder in a new namespace, with `extra` in its body; returns its id.
+async fn recorder(tenant: &Tenant, namespace: &str, extra: Value) -> String {
     let node = runtime(tenant, "node").await;
-    let mut body = json!({"name": "recorder", "runtime": node,
-                          "environment_variables": {"COLLECTOR": collector.port.to_string()}});
+    let mut body = json!({"name": "recorder", "runtime": node});
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-        for (key, value) in extra {
-            if key == "environment_variables" {
-                for (name, value) in value.as_object().unwrap() {
-                    body["environment_variables"][name] = value.clone();
-                }
-            } else {
-                body.insert(key.clone(), value.clone());
-            }
-        }
+        body.extend(extra.clone());
     }
     let function = deployed(tenant, namespace, body, &[("handler.js", RECORDER_JS)]).await;
     function["id"].as_str().unwrap().to_owned()
@@ -57,6 +46,66 @@ async fn cron(tenant: &Tenant, application_id: &str, schedule: &str, args: Value
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     created.body["id"].as_str().unwrap().to_owned()
+}
+
+/// Returns the current time in Unix microseconds, the unit of log timestamps and firings.
+fn now_micros() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(now.as_micros()).unwrap()
+}
+
+/// A call the recorder printed: when the runner read its line (Unix µs, the clock firings use
+/// too), and what the function received (`body`, `method`, `headers`).
+type Call = (i64, Value);
+
+/// Returns the calls the recorder `application_id` printed so far, oldest first.
+async fn calls(tenant: &Tenant, application_id: &str) -> Vec<Call> {
+    let mut calls = Vec::new();
+    for page in 1.. {
+        let answer = tenant
+            .get(&format!(
+                "/logs?application_id={application_id}&order_by=timestamp_asc&page_size=100&page={page}"
+            ))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        let logs = answer.body["logs"].as_array().unwrap();
+        // Lines of other sources (the cron's own `fired for` lines, the runtime's) are not JSON.
+        calls.extend(logs.iter().filter_map(|log| {
+            let printed: Value = serde_json::from_str(log["message"].as_str()?).ok()?;
+            let at = time::OffsetDateTime::parse(
+                log["timestamp"].as_str()?,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap();
+            Some((
+                (at.unix_timestamp_nanos() / 1000) as i64,
+                printed.get("received")?.clone(),
+            ))
+        }));
+        if logs.len() < 100 {
+            return calls;
+        }
+    }
+    unreachable!()
+}
+
+/// Waits up to `limit` until `done` holds for the recorder's calls; returns them.
+async fn calls_until(
+    tenant: &Tenant,
+    application_id: &str,
+    limit: Duration,
+    done: impl Fn(&[Call]) -> bool,
+) -> Vec<Call> {
+    let started = Instant::now();
+    loop {
+        let calls = calls(tenant, application_id).await;
+        if done(&calls) || started.elapsed() > limit {
+            return calls;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A recorded firing: status, HTTP status, error, scheduled and started (µs), attempts.
@@ -96,11 +145,10 @@ async fn firings_until(
 async fn a_cron_fires_its_function_with_its_args_and_follows_updates_and_deletes() {
     let server = server().await;
     let tenant = server.tenant().await;
-    let collector = Collector::start().await;
-    let id = recorder(&tenant, "cron-fires", &collector, json!({})).await;
+    let id = recorder(&tenant, "cron-fires", json!({})).await;
 
     let cron_id = cron(&tenant, &id, "* * * * * *", json!({"n": 1, "text": "é"})).await;
-    let received = collector.wait_for(2, Duration::from_secs(10)).await;
+    let received = calls_until(&tenant, &id, Duration::from_secs(10), |calls| calls.len() >= 2).await;
     assert!(received.len() >= 2, "fired {} times in 10 s", received.len());
     let (_, first) = &received[0];
     assert_eq!(first["method"], "POST");
@@ -124,7 +172,9 @@ async fn a_cron_fires_its_function_with_its_args_and_follows_updates_and_deletes
         assert_eq!(scheduled_at % 1_000_000, 0, "scheduled on a second");
     }
 
-    // An update (args and schedule) holds for firings from a second later on.
+    // An update (args and schedule) holds for firings from a second later on: in the 4.5 s
+    // after that, every other second. Lines are read once one from after that window is
+    // stored, so that none of the window's is still on its way.
     let updated = tenant
         .patch(
             &format!("/crons/{cron_id}"),
@@ -132,12 +182,19 @@ async fn a_cron_fires_its_function_with_its_args_and_follows_updates_and_deletes
         )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
-    let changed_at = Instant::now();
-    tokio::time::sleep(Duration::from_millis(5500)).await;
-    let after: Vec<Value> = collector
-        .received()
+    let changed_at = now_micros();
+    let (from, to) = (changed_at + 1_000_000, changed_at + 5_500_000);
+    let received = calls_until(&tenant, &id, Duration::from_secs(10), |calls| {
+        calls.iter().any(|(at, _)| *at > to)
+    })
+    .await;
+    assert!(
+        received.iter().any(|(at, _)| *at > to),
+        "no firing 5.5 s after the update"
+    );
+    let after: Vec<Value> = received
         .into_iter()
-        .filter(|(at, _)| *at > changed_at + Duration::from_secs(1))
+        .filter(|(at, _)| (from..=to).contains(at))
         .map(|(_, body)| serde_json::from_str(body["body"].as_str().unwrap()).unwrap())
         .collect();
     assert!(
@@ -150,12 +207,12 @@ async fn a_cron_fires_its_function_with_its_args_and_follows_updates_and_deletes
     // A delete stops it within a second.
     let deleted = tenant.delete(&format!("/crons/{cron_id}")).await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
-    let deleted_at = Instant::now();
+    let deleted_at = now_micros();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let late: Vec<_> = collector
-        .received()
+    let late: Vec<Call> = calls(&tenant, &id)
+        .await
         .into_iter()
-        .filter(|(at, _)| *at > deleted_at + Duration::from_secs(1))
+        .filter(|(at, _)| *at > deleted_at + 1_000_000)
         .collect();
     assert!(late.is_empty(), "fired after its deletion: {late:?}");
     assert!(
@@ -168,8 +225,7 @@ async fn a_cron_fires_its_function_with_its_args_and_follows_updates_and_deletes
 async fn private_functions_fire_without_a_token_and_failed_firings_are_recorded() {
     let server = server().await;
     let tenant = server.tenant().await;
-    let collector = Collector::start().await;
-    let private = recorder(&tenant, "cron-private", &collector, json!({"privacy": "private"})).await;
+    let private = recorder(&tenant, "cron-private", json!({"privacy": "private"})).await;
     let endpoint = tenant.get(&format!("/functions/{private}")).await.body["endpoint"]
         .as_str()
         .unwrap()
@@ -191,7 +247,7 @@ async fn private_functions_fire_without_a_token_and_failed_firings_are_recorded(
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
 
     let cron_id = cron(&tenant, &private, "* * * * * *", json!({"private": true})).await;
-    let received = collector.wait_for(1, Duration::from_secs(10)).await;
+    let received = calls_until(&tenant, &private, Duration::from_secs(10), |calls| !calls.is_empty()).await;
     assert!(!received.is_empty(), "the private function was not fired");
     let (_, first) = &received[0];
     assert_eq!(first["body"], r#"{"private":true}"#);
@@ -207,11 +263,9 @@ async fn private_functions_fire_without_a_token_and_failed_firings_are_recorded(
     tenant.delete(&format!("/crons/{cron_id}")).await;
 
     // A function answering 500: recorded as failed, once per scheduled time, not retried.
-    let failing = Collector::start().await;
     let broken = recorder(
         &tenant,
         "cron-failing",
-        &failing,
         json!({"environment_variables": {"STATUS": "500"}}),
     )
     .await;
@@ -228,7 +282,12 @@ async fn private_functions_fire_without_a_token_and_failed_firings_are_recorded(
     );
     tenant.delete(&format!("/crons/{cron_id}")).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let calls = failing.received().len();
+    // Every call up to now, once each recorded firing's line is in.
+    let calls = calls_until(&tenant, &broken, Duration::from_secs(5), |calls| {
+        calls.len() >= failed.len()
+    })
+    .await
+    .len();
     let rows = firings(&server.database_url(), &cron_id).await.len();
     assert_eq!(rows, 0, "firings go with the cron");
     assert!(
@@ -314,12 +373,11 @@ async fn replicas_fire_each_time_once_and_take_over_from_a_killed_one() {
         &replica_env(&server, secret, &[]),
     );
     let tenant = server.tenant().await;
-    let collector = Collector::start().await;
-    let id = recorder(&tenant, "cron-replicas", &collector, json!({})).await;
+    let id = recorder(&tenant, "cron-replicas", json!({})).await;
 
     let cron_id = cron(&tenant, &id, "* * * * * *", json!({})).await;
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let (recorded, calls) = settle(&tenant, &server, &cron_id, &collector).await;
+    let (recorded, calls) = settle(&tenant, &server, &cron_id, &id).await;
     let fired = recorded.iter().filter(|f| f.0 == "succeeded").count();
     assert!(fired >= 6, "{fired} firings in 8 s: {recorded:?}");
     assert!(recorded.iter().all(|f| f.0 == "succeeded"), "{recorded:?}");
@@ -335,8 +393,7 @@ async fn replicas_fire_each_time_once_and_take_over_from_a_killed_one() {
         &["--roles", "crons", "--grpc-listen", "127.0.0.1:0"],
         &replica_env(&server, secret, &[("NUAGE_CRONS__HOLD_BEFORE_SEND_MS", "60000")]),
     );
-    let collector = Collector::start().await;
-    let id = recorder(&tenant, "cron-takeover", &collector, json!({})).await;
+    let id = recorder(&tenant, "cron-takeover", json!({})).await;
     let cron_id = cron(&tenant, &id, "* * * * * *", json!({})).await;
     // A sends what it claims at once: a firing still `claimed` after a second is C's.
     let held = firings_until(&server.database_url(), &cron_id, Duration::from_secs(30), |f| {
@@ -375,7 +432,7 @@ async fn replicas_fire_each_time_once_and_take_over_from_a_killed_one() {
         "taken over after {:?}",
         killed.elapsed()
     );
-    let (recorded, calls) = settle(&tenant, &server, &cron_id, &collector).await;
+    let (recorded, calls) = settle(&tenant, &server, &cron_id, &id).await;
     assert!(recorded.iter().all(|f| f.0 == "succeeded"), "{recorded:?}");
     assert_eq!(
         calls,
@@ -386,8 +443,9 @@ async fn replicas_fire_each_time_once_and_take_over_from_a_killed_one() {
 }
 
 /// Stops a cron from firing again (a yearly schedule, so that its firings stay), waits for
-/// those in flight, and returns its firings and the calls the collector got.
-async fn settle(tenant: &Tenant, server: &TestServer, cron_id: &str, collector: &Collector) -> (Vec<Firing>, usize) {
+/// those in flight, and returns its firings and the calls the recorder `application_id` printed
+/// (once there are as many as firings, so that none is still on its way).
+async fn settle(tenant: &Tenant, server: &TestServer, cron_id: &str, application_id: &str) -> (Vec<Firing>, usize) {
     let changed = tenant
         .patch(&format!("/crons/{cron_id}"), json!({"schedule": "0 0 1 1 *"}))
         .await;
@@ -397,5 +455,9 @@ async fn settle(tenant: &Tenant, server: &TestServer, cron_id: &str, collector: 
         f.iter().all(|f| f.0 == "succeeded" || f.0 == "failed")
     })
     .await;
-    (recorded, collector.received().len())
+    let calls = calls_until(tenant, application_id, Duration::from_secs(5), |calls| {
+        calls.len() >= recorded.len()
+    })
+    .await;
+    (recorded, calls.len())
 }
