@@ -5,8 +5,11 @@
 //! re-verified in the background (a revoked key is then dropped at once), and no entry lives
 //! past twice that TTL (at most 10 s): a revoked key stops working within 10 s, and a key in
 //! steady use never waits for argon2 again.
-//! Failed attempts are counted per client address; past a limit the address gets 429 without
-//! reaching iam, so the API cannot be used to burn CPU.
+//! Failed attempts are counted per client address; past a limit the address's failures are
+//! answered 429 instead of 401. A valid key always passes, whatever its address did: every
+//! tenant's functions share the host's address, so refusing the address would let one tenant
+//! lock all others out. Guessing costs no argon2 work anyway: iam finds a key by its keyed
+//! digest first and runs argon2 only on a match, so a wrong secret costs one indexed lookup.
 
 use crate::GatewayState;
 use crate::clients::ServiceClients;
@@ -66,17 +69,8 @@ impl Authenticator {
 
     /// Returns the caller a token belongs to.
     async fn authenticate(&self, address: IpAddr, token: Option<&str>) -> Result<Caller, HttpError> {
-        if let Some(failures) = self.failures.get(&address).await
-            && failures.load(Ordering::Relaxed) >= self.failure_limit
-        {
-            return Err(HttpError::TooManyRequests {
-                quota: self.failure_limit,
-                window_seconds: self.failure_window_seconds,
-            });
-        }
         let Some(token) = token.map(str::trim).filter(|token| !token.is_empty()) else {
-            self.record_failure(address).await;
-            return Err(ApiError::unauthenticated().into());
+            return Err(self.refuse(address).await);
         };
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let iam = self.clients.iam.clone();
@@ -89,11 +83,28 @@ impl Authenticator {
                 }
                 Ok(entry.caller)
             }
-            Err(error) if error.code == ErrorCode::Unauthenticated => {
-                self.record_failure(address).await;
-                Err(ApiError::unauthenticated().into())
-            }
+            Err(error) if error.code == ErrorCode::Unauthenticated => Err(self.refuse(address).await),
             Err(error) => Err(HttpError::Api((*error).clone())),
+        }
+    }
+
+    /// Counts a failed authentication from `address` and returns its answer: 401, or 429 once
+    /// the address is past the limit.
+    async fn refuse(&self, address: IpAddr) -> HttpError {
+        let counter = self
+            .failures
+            .get_with(address, async { Arc::new(AtomicU32::new(0)) })
+            .await;
+        let previous = counter.fetch_add(1, Ordering::Relaxed);
+        if previous < self.failure_limit {
+            return ApiError::unauthenticated().into();
+        }
+        if previous == self.failure_limit {
+            tracing::warn!(client = %address, "authentication failures over the limit; throttling");
+        }
+        HttpError::TooManyRequests {
+            quota: self.failure_limit,
+            window_seconds: self.failure_window_seconds,
         }
     }
 
@@ -109,17 +120,6 @@ impl Authenticator {
                 Err(error) => tracing::warn!(error = %error, "token re-verification failed"),
             }
         });
-    }
-
-    async fn record_failure(&self, address: IpAddr) {
-        let counter = self
-            .failures
-            .get_with(address, async { Arc::new(AtomicU32::new(0)) })
-            .await;
-        let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
-        if count == self.failure_limit {
-            tracing::warn!(client = %address, "authentication failures over the limit; throttling");
-        }
     }
 }
 
@@ -137,7 +137,7 @@ async fn verify(mut iam: IamClient<Authed>, token: String) -> Result<Arc<Verifie
     }))
 }
 
-/// Middleware on API routes: resolves the caller or answers 401/429.
+/// Middleware on API routes: resolves the caller or answers 401 (429 past the failure limit).
 pub(crate) async fn require_caller(
     State(state): State<GatewayState>,
     mut request: Request,

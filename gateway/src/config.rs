@@ -15,7 +15,8 @@ pub struct GatewayConfig {
     pub auth_cache_ttl_seconds: u64,
     /// How many verified API keys are cached at most.
     pub auth_cache_capacity: u64,
-    /// Failed authentications one client address may make per window before it gets 429.
+    /// Failed authentications one client address may make per window before its further
+    /// failures get 429 rather than 401. A valid key always passes.
     pub auth_failure_limit: u32,
     /// The window of `auth_failure_limit`, in seconds.
     pub auth_failure_window_seconds: u64,
