@@ -269,7 +269,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     if let Some(database) = &database {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let mut builder = Routes::builder();
-        builder.add_service(health_service);
+        // Health answers only callers holding the internal secret, like every other service.
+        builder.add_service(tonic::service::interceptor::InterceptedService::new(
+            health_service,
+            RequireInternalAuth(auth.clone()),
+        ));
         let listener = TcpListener::bind(config.grpc_listen)
             .await
             .with_context(|| format!("binding gRPC listener {}", config.grpc_listen))?;

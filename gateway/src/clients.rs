@@ -36,7 +36,7 @@ pub struct ServiceClients {
     /// logs.
     pub logs: LogsClient<Authed>,
     /// The health endpoints of each, with the gRPC service name to ask about.
-    pub health: Vec<(String, HealthClient<Transport>)>,
+    pub health: Vec<(String, HealthClient<Authed>)>,
 }
 
 /// How the gateway reaches each service.
@@ -62,7 +62,7 @@ impl ServiceClients {
     /// Returns clients of every service, reached through `transports`.
     pub fn new(transports: ServiceTransports, auth: InternalAuth) -> Self {
         let authed = |transport: &Transport| nuage_core::transport::authed(transport.clone(), auth.clone());
-        let health = |name: &str, transport: &Transport| (name.to_owned(), HealthClient::new(transport.clone()));
+        let health = |name: &str, transport: &Transport| (name.to_owned(), HealthClient::new(authed(transport)));
         Self {
             iam: IamClient::new(authed(&transports.iam)),
             namespaces: NamespacesClient::new(authed(&transports.namespaces)),

@@ -116,6 +116,46 @@ async fn health_and_metrics() {
     server.stop().await;
 }
 
+/// Asks the gRPC health service about iam over the internal listener, as any local process
+/// can, with `authorization` when given.
+async fn grpc_health(server: &TestServer, authorization: Option<&str>) -> Result<i32, tonic::Status> {
+    let grpc = server.server().endpoints().grpc.expect("a gRPC listener");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: "nuage.iam.v1.Iam".to_owned(),
+    });
+    if let Some(value) = authorization {
+        request.metadata_mut().insert("authorization", value.parse().unwrap());
+    }
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    Ok(client.check(request).await?.into_inner().status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_needs_the_internal_secret() {
+    let secret = "health-test-internal-secret";
+    let server = TestServer::start_with(|config| config.internal_secret = Some(nuage_core::Secret::new(secret))).await;
+    for authorization in [None, Some("Bearer wrong"), Some(secret)] {
+        let refused = grpc_health(&server, authorization).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::Unauthenticated,
+            "{authorization:?}: {refused}"
+        );
+    }
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    let status = grpc_health(&server, Some(&format!("Bearer {secret}"))).await.unwrap();
+    assert_eq!(status, serving);
+    // The gateway's /healthz asks with the secret, so it still sees every service.
+    let health = nuage_tests::answer(reqwest::Client::new().get(format!("{}/healthz", server.base_url))).await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.body);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_not_ready_when_the_services_are_unreachable() {
     let server = TestServer::start_with(|config| {
