@@ -23,13 +23,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# /metrics is served only with the operator's token.
+METRICS_TOKEN="metrics-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 NUAGE_LOG=warn NUAGE_ROUTER__LISTEN=127.0.0.1:0 NUAGE_ROUTER__INTERNAL_LISTEN=127.0.0.1:0 \
+  NUAGE_GATEWAY__METRICS_TOKEN="$METRICS_TOKEN" \
   NUAGE_RUNNER__LOG_LINES_PER_SECOND=10000000 NUAGE_LOGS__MAX_LINES_PER_APPLICATION=100000000 \
   "$BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
 PID=$!
 for _ in $(seq 1 300); do [ -f "$WORK/data/endpoints.json" ] && break; sleep 0.1; done
 
-LINES="$LINES" CALLS="$CALLS" DATA="$WORK/data" python3 - <<'PY'
+LINES="$LINES" CALLS="$CALLS" DATA="$WORK/data" METRICS_TOKEN="$METRICS_TOKEN" python3 - <<'PY'
 import io, json, os, statistics, threading, time, urllib.request, zipfile
 
 data = os.environ["DATA"]
@@ -89,7 +92,9 @@ def stored(function):
 def figures():
     """Lines stored and lines dropped so far (/metrics)."""
     found = {}
-    with urllib.request.urlopen(f"http://{api}/metrics") as response:
+    request = urllib.request.Request(f"http://{api}/metrics",
+                                     headers={"Authorization": f"Bearer {os.environ['METRICS_TOKEN']}"})
+    with urllib.request.urlopen(request) as response:
         for line in response.read().decode().splitlines():
             for name in ("ingested", "dropped"):
                 if line.startswith(f"nuage_logs_lines_{name}_total "):

@@ -39,7 +39,7 @@ use nuage_tokens::{KeyStore, TokensService};
 use serde::Serialize;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -177,17 +177,27 @@ pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()
     })
 }
 
+/// Returns a secret set in the config, or else read from its file (setting `name`_file).
+fn configured_secret(secret: &Option<Secret>, file: &Option<PathBuf>, name: &str) -> anyhow::Result<Option<Secret>> {
+    match (secret, file) {
+        (Some(secret), _) => Ok(Some(secret.clone())),
+        (None, Some(path)) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {name}_file `{}`", path.display()))?;
+            if text.trim().is_empty() {
+                anyhow::bail!("{name}_file `{}` is empty", path.display());
+            }
+            Ok(Some(Secret::new(text.trim())))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 fn internal_auth(config: &Config) -> anyhow::Result<InternalAuth> {
-    let secret = match (&config.internal_secret, &config.internal_secret_file) {
-        (Some(secret), _) => secret.clone(),
-        (None, Some(path)) => Secret::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading internal_secret_file `{}`", path.display()))?
-                .trim(),
-        ),
-        (None, None) => return Ok(InternalAuth::random()),
-    };
-    InternalAuth::new(&secret).map_err(anyhow::Error::msg)
+    match configured_secret(&config.internal_secret, &config.internal_secret_file, "internal_secret")? {
+        Some(secret) => InternalAuth::new(&secret).map_err(anyhow::Error::msg),
+        None => Ok(InternalAuth::random()),
+    }
 }
 
 /// Starts every role `config` names and returns once all listeners are bound and
@@ -654,7 +664,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         if let Some(logs) = logs_metrics.clone() {
             extras.metrics.push(Box::new(move || logs.render()));
         }
-        let app = nuage_gateway::router(GatewayState::with_extras(config.gateway.clone(), clients, extras));
+        let mut gateway = config.gateway.clone();
+        gateway.metrics_token = configured_secret(
+            &gateway.metrics_token,
+            &gateway.metrics_token_file,
+            "gateway.metrics_token",
+        )?;
+        let app = nuage_gateway::router(GatewayState::with_extras(gateway, clients, extras));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding the API listener {}", config.listen))?;

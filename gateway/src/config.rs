@@ -1,6 +1,8 @@
 //! Configuration of the gateway.
 
+use nuage_core::Secret;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// The `[gateway]` section of `nuage.toml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -20,6 +22,13 @@ pub struct GatewayConfig {
     pub auth_failure_limit: u32,
     /// The window of `auth_failure_limit`, in seconds.
     pub auth_failure_window_seconds: u64,
+    /// The bearer token an operator sends (`Authorization: Bearer <token>`) to read `/metrics`,
+    /// whose figures name every tenant's applications. Unset (and no `metrics_token_file`):
+    /// `/metrics` is not served. The gateway reads only this field; the process fills it from
+    /// the file at start.
+    pub metrics_token: Option<Secret>,
+    /// A file holding `metrics_token`.
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -31,6 +40,8 @@ impl Default for GatewayConfig {
             auth_cache_capacity: 10_000,
             auth_failure_limit: 20,
             auth_failure_window_seconds: 60,
+            metrics_token: None,
+            metrics_token_file: None,
         }
     }
 }
@@ -49,6 +60,33 @@ impl GatewayConfig {
         if self.auth_failure_limit == 0 || self.auth_failure_window_seconds == 0 {
             return Err("gateway.auth_failure_limit and auth_failure_window_seconds must be positive".to_owned());
         }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|token| token.expose().trim().is_empty())
+        {
+            return Err("gateway.metrics_token must not be empty".to_owned());
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_token_is_never_printed_and_never_empty() {
+        let config = GatewayConfig {
+            metrics_token: Some(Secret::new("operator-only")),
+            ..GatewayConfig::default()
+        };
+        config.validate().unwrap();
+        assert!(!format!("{config:?}").contains("operator-only"));
+        let empty = GatewayConfig {
+            metrics_token: Some(Secret::new(" ")),
+            ..GatewayConfig::default()
+        };
+        assert!(empty.validate().is_err());
     }
 }

@@ -123,10 +123,14 @@ pub fn router(state: GatewayState) -> Router {
             state.clone(),
             auth::require_caller,
         ));
-    Router::new()
+    let mut routes = Router::new()
         .nest(&format!("{API_PREFIX}/{{region}}"), api)
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::render))
+        .route("/healthz", get(health::healthz));
+    // Without an operator credential there is no one to serve the figures to.
+    if state.config().metrics_token.is_some() {
+        routes = routes.route("/metrics", get(metrics::render));
+    }
+    routes
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))

@@ -1,9 +1,11 @@
 //! `GET /metrics` in the Prometheus text format: requests by route and status, and latency
-//! histograms by route.
+//! histograms by route. Served only to the operator's bearer token (`gateway.metrics_token`):
+//! the figures name every tenant's applications.
 
 use crate::GatewayState;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,6 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use sha2::{Digest, Sha256};
 use std::time::Instant;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,7 +85,27 @@ pub(crate) async fn observe(State(state): State<GatewayState>, request: Request,
     response
 }
 
-pub(crate) async fn render(State(state): State<GatewayState>) -> Response {
+/// Returns whether `headers` carry the operator's metrics token as a bearer token.
+fn is_operator(state: &GatewayState, headers: &HeaderMap) -> bool {
+    let Some(expected) = &state.config().metrics_token else {
+        return false;
+    };
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    // Digests are compared, so the time taken says nothing about the token.
+    presented.is_some_and(|presented| {
+        Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.expose().trim().as_bytes())
+    })
+}
+
+/// Answers the operator with every figure; anyone else (a tenant's key included) gets 401.
+pub(crate) async fn render(State(state): State<GatewayState>, headers: HeaderMap) -> Response {
+    if !is_operator(&state, &headers) {
+        return crate::HttpError::Api(nuage_core::ApiError::unauthenticated()).into_response();
+    }
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &state.inner.metrics.registry) {
         Ok(()) => {

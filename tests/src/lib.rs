@@ -73,6 +73,8 @@ impl TestServer {
         config.router.internal_listen = "127.0.0.1:0".parse().unwrap();
         // 2048-bit namespace keys: four times faster to make than the default 4096.
         config.tokens.key_bits = 2048;
+        // The operator's credential for /metrics (see `TestServer::metrics`).
+        config.gateway.metrics_token = Some(nuage_core::Secret::new(format!("metrics-{}", Uuid::new_v4())));
         let mut postgres = None;
         if let Ok(admin_url) = std::env::var(DATABASE_URL_VARIABLE) {
             let name = format!("nuage_t_{}", Uuid::new_v4().simple());
@@ -139,6 +141,19 @@ impl TestServer {
             .await
             .expect("tenant created");
         Tenant::new(&self.base_url, key)
+    }
+
+    /// Returns `/metrics` as the operator reads it, with the configured bearer token.
+    pub async fn metrics(&self) -> String {
+        let token = self.config.gateway.metrics_token.as_ref().expect("a metrics token");
+        let response = reqwest::Client::new()
+            .get(format!("{}/metrics", self.base_url))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), StatusCode::OK, "/metrics as the operator");
+        response.text().await.expect("body read")
     }
 
     /// Returns the database URL the server uses.

@@ -285,12 +285,7 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
 
 /// Returns the router's queue length for `id` on `/metrics`.
 async fn queue_length(server: &TestServer, id: &str) -> Option<u64> {
-    let metrics = reqwest::get(format!("{}/metrics", server.base_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let prefix = format!("nuage_router_queue_length{{application_id=\"{id}\"}} ");
     metrics
         .lines()
@@ -715,12 +710,7 @@ async fn healthz_warns_when_instances_run_unsandboxed() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["path"], "/x");
     // Invocation figures are on /metrics.
-    let metrics = reqwest::get(format!("{}/metrics", server.base_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let id = ready["id"].as_str().unwrap();
     assert!(
         metrics.contains(&format!(

@@ -346,12 +346,7 @@ async fn a_flooding_function_does_not_hold_up_others() {
     assert_eq!(calm_lines(&lines), 20, "{lines:?}");
     // The flood was cut down to its rate, and the drops are counted.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let metrics = reqwest::get(format!("{}/metrics", server.base_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let dropped: f64 = metrics
         .lines()
         .find(|line| line.starts_with("nuage_logs_lines_dropped_total "))

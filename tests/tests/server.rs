@@ -94,12 +94,7 @@ async fn health_and_metrics() {
 
     tenant.get("/namespaces").await;
     tenant.get(&format!("/namespaces/{}", uuid::Uuid::new_v4())).await;
-    let metrics = reqwest::get(format!("{}/metrics", server.base_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let route = "route=\"/functions/v1alpha2/regions/{region}/namespaces/{namespace_id}\"";
     assert!(
         metrics
@@ -113,6 +108,67 @@ async fn health_and_metrics() {
             .any(|l| l.starts_with("nuage_http_request_duration_seconds_bucket") && l.contains(route)),
         "{metrics}"
     );
+    server.stop().await;
+}
+
+/// `/metrics` names every tenant's applications: only the operator's token reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_only_to_the_operator() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    assert_eq!(tenant.get("/namespaces").await.status, StatusCode::OK);
+    let url = format!("{}/metrics", server.base_url);
+    let client = reqwest::Client::new();
+    let attempts = [
+        ("no credential", client.get(&url)),
+        (
+            "a tenant's key",
+            client.get(&url).header("X-Auth-Token", &tenant.secret_key),
+        ),
+        (
+            "a tenant's key as bearer",
+            client.get(&url).bearer_auth(&tenant.secret_key),
+        ),
+        ("a wrong token", client.get(&url).bearer_auth("guessed")),
+        ("an empty token", client.get(&url).header("Authorization", "Bearer ")),
+    ];
+    for (what, request) in attempts {
+        let answer = nuage_tests::answer(request).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{what}: {}", answer.body);
+        assert_eq!(answer.body["type"], "denied_authentication", "{what}");
+    }
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("nuage_http_requests_total"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_off_without_a_token_and_read_it_from_a_file() {
+    let server = TestServer::start_with(|config| config.gateway.metrics_token = None).await;
+    let url = format!("{}/metrics", server.base_url);
+    let answer = nuage_tests::answer(reqwest::Client::new().get(&url).bearer_auth("anything")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    server.stop().await;
+
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("metrics.token");
+    std::fs::write(&file, "from-a-file\n").unwrap();
+    let server = TestServer::start_with(|config| {
+        config.gateway.metrics_token = None;
+        config.gateway.metrics_token_file = Some(file.clone());
+    })
+    .await;
+    let url = format!("{}/metrics", server.base_url);
+    let wrong = nuage_tests::answer(reqwest::Client::new().get(&url).bearer_auth("guessed")).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let right = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth("from-a-file")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(right.text().await.unwrap().contains("nuage_http_requests_total"));
     server.stop().await;
 }
 
