@@ -1,7 +1,11 @@
 //! Archive checks: what a tenant's zip must be before anything is built from it. Each refusal
 //! names the rule, for the function's `error_message`.
 
+use std::collections::HashMap;
 use std::io::Read;
+
+/// Most links followed while resolving one path: Linux's own limit.
+const MAX_LINK_HOPS: u32 = 40;
 
 /// Bounds on an archive.
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +126,6 @@ pub fn read_archive(archive: &[u8], limits: &Limits) -> Result<Vec<Entry>, Strin
         }
         if file.is_symlink() {
             let target = String::from_utf8(data).map_err(|_| format!("link `{path}` has a target that is not text"))?;
-            check_link(&path, &target)?;
             entries.push(Entry::Link { path, target });
         } else {
             let mode = file
@@ -131,6 +134,7 @@ pub fn read_archive(archive: &[u8], limits: &Limits) -> Result<Vec<Entry>, Strin
             entries.push(Entry::File { path, mode, data });
         }
     }
+    check_paths(&entries)?;
     Ok(entries)
 }
 
@@ -156,24 +160,104 @@ fn checked_path(name: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
-/// Refuses a link whose target leaves the code directory.
-fn check_link(path: &str, target: &str) -> Result<(), String> {
-    if target.starts_with('/') {
-        return Err(format!(
-            "link `{path}` points to the absolute path `{target}`, outside the code directory"
-        ));
-    }
-    let mut depth: i64 = path.matches('/').count() as i64;
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => depth -= 1,
-            _ => depth += 1,
+/// Why a path cannot be resolved inside the code directory.
+enum Escape {
+    /// It leads above the code directory, or to an absolute path.
+    Outside,
+    /// It goes through more than [`MAX_LINK_HOPS`] links (a loop, or a chain built to tire us).
+    TooManyLinks,
+}
+
+/// The links of an archive, by path: resolves paths as the kernel will once they are unpacked.
+#[derive(Default)]
+struct Links(HashMap<String, String>);
+
+impl Links {
+    /// Returns the components `target` resolves to from the directory `base` (components
+    /// below the code directory), following links.
+    fn resolve(&self, mut base: Vec<String>, target: &str, hops: &mut u32) -> Result<Vec<String>, Escape> {
+        if target.starts_with('/') {
+            return Err(Escape::Outside);
         }
-        if depth < 0 {
+        for part in target.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    base.pop().ok_or(Escape::Outside)?;
+                }
+                name => {
+                    base.push(name.to_owned());
+                    if let Some(link) = self.0.get(&base.join("/")) {
+                        *hops += 1;
+                        if *hops > MAX_LINK_HOPS {
+                            return Err(Escape::TooManyLinks);
+                        }
+                        base.pop();
+                        base = self.resolve(base, link, hops)?;
+                    }
+                }
+            }
+        }
+        Ok(base)
+    }
+
+    /// Refuses `path` when its directory, or its `target` for a link, resolves outside the
+    /// code directory through the links known so far.
+    fn check(&self, path: &str, target: Option<&str>) -> Result<(), String> {
+        let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+        let mut hops = 0;
+        let directory = self
+            .resolve(Vec::new(), parent, &mut hops)
+            .map_err(|escape| match escape {
+                Escape::Outside => format!("entry `{path}` is under a link that leads outside the code directory"),
+                Escape::TooManyLinks => format!("entry `{path}` is under too many levels of links"),
+            })?;
+        let Some(target) = target else {
+            return Ok(());
+        };
+        self.resolve(directory, target, &mut hops)
+            .map(drop)
+            .map_err(|escape| match escape {
+                Escape::Outside if target.starts_with('/') => {
+                    format!("link `{path}` points to the absolute path `{target}`, outside the code directory")
+                }
+                Escape::Outside => format!("link `{path}` points to `{target}`, outside the code directory"),
+                Escape::TooManyLinks => format!("link `{path}` points to `{target}` through too many levels of links"),
+            })
+    }
+}
+
+/// Refuses, naming the first such entry in archive order, an archive where a link, resolved
+/// through the entries before it (links included), leads outside the code directory, where an
+/// entry is written through such a path, or where an entry is a whiteout (`.wh.*`: the code
+/// becomes an image layer, where such a name deletes what it names). Links are checked again
+/// against the whole archive: a later link can change where an earlier one leads.
+fn check_paths(entries: &[Entry]) -> Result<(), String> {
+    let mut links = Links::default();
+    for entry in entries {
+        let path = entry.path();
+        if path.split('/').any(|part| part.starts_with(".wh.")) {
             return Err(format!(
-                "link `{path}` points to `{target}`, outside the code directory"
+                "entry `{path}` is named `.wh.*`, which image layers reserve for deletions"
             ));
+        }
+        match entry {
+            Entry::Link { path, target } => {
+                links.check(path, Some(target))?;
+                links.0.insert(path.clone(), target.clone());
+            }
+            // Unpacking a file or directory over a link replaces the link.
+            other => {
+                links.check(other.path(), None)?;
+                links.0.remove(other.path());
+            }
+        }
+    }
+    for entry in entries {
+        if let Entry::Link { path, target } = entry
+            && links.0.get(path) == Some(target)
+        {
+            links.check(path, Some(target))?;
         }
     }
     Ok(())
@@ -322,10 +406,82 @@ mod tests {
         assert!(check_handler("python3", "src/app.handle", &python).is_err());
     }
 
+    /// Returns a zip of `links` (path, target) followed by `files` (path, content).
+    fn zip_with_links(links: &[(&str, &str)], files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default();
+        for (path, target) in links {
+            writer.add_symlink(*path, *target, options).unwrap();
+        }
+        for (name, data) in files {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(data).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    fn refusal(links: &[(&str, &str)], files: &[(&str, &[u8])]) -> String {
+        read_archive(&zip_with_links(links, files), &Limits::default()).unwrap_err()
+    }
+
     #[test]
     fn links_stay_inside() {
-        assert!(check_link("a/b", "../c").is_ok());
-        assert!(check_link("a/b", "../../c").is_err());
-        assert!(check_link("a", "/etc/passwd").is_err());
+        let entries = read_archive(
+            &zip_with_links(&[("a/b", "../c"), ("d", "a/b"), ("e", "a/./b/../b")], &[("c", b"x")]),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(entries.len(), 4);
+        assert_eq!(
+            refusal(&[("a/b", "../../c")], &[]),
+            "link `a/b` points to `../../c`, outside the code directory"
+        );
+        assert!(refusal(&[("a", "/etc/passwd")], &[]).contains("absolute path `/etc/passwd`"));
+        assert_eq!(
+            refusal(&[("l", "l/x")], &[]),
+            "link `l` points to `l/x` through too many levels of links"
+        );
+    }
+
+    #[test]
+    fn chained_links_are_resolved_through_earlier_links() {
+        // Each link alone climbs no higher than the code directory; resolved through the
+        // ones before it, `u1` is already its parent.
+        let chain = [("a/l", ".."), ("u1", "a/l/.."), ("u2", "u1/.."), ("u3", "u2/..")];
+        assert_eq!(
+            refusal(&chain, &[]),
+            "link `u1` points to `a/l/..`, outside the code directory"
+        );
+        // Two links that each stay inside, one resolved through the other.
+        assert_eq!(
+            refusal(&[("a/l", ".."), ("a/m", "l/..")], &[]),
+            "link `a/m` points to `l/..`, outside the code directory"
+        );
+        // A later link changes where an earlier one leads.
+        assert_eq!(
+            refusal(&[("x", "p/q/../.."), ("p/q", ".")], &[]),
+            "link `x` points to `p/q/../..`, outside the code directory"
+        );
+    }
+
+    #[test]
+    fn entries_cannot_be_written_through_a_link_or_be_whiteouts() {
+        assert_eq!(
+            refusal(&[], &[("u6/.wh.victim", b"")]),
+            "entry `u6/.wh.victim` is named `.wh.*`, which image layers reserve for deletions"
+        );
+        assert!(refusal(&[], &[(".wh..wh..opq", b"")]).contains("`.wh..wh..opq`"));
+        assert!(refusal(&[], &[(".wh.dir/file", b"")]).contains("`.wh.dir/file`"));
+        // A link inside, a file written through it: fine; through a link out: refused.
+        read_archive(
+            &zip_with_links(&[("d", "sub")], &[("d/file", b"x")]),
+            &Limits::default(),
+        )
+        .unwrap();
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default();
+        writer.add_symlink("up", "x/../..", options).unwrap();
+        let refused = read_archive(&writer.finish().unwrap().into_inner(), &Limits::default()).unwrap_err();
+        assert!(refused.contains("link `up`"), "{refused}");
     }
 }
