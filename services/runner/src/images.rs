@@ -1,6 +1,7 @@
 //! Images instances run: found in the builder's OCI image layouts or pulled from a registry,
 //! then unpacked once per manifest into a root directory.
 
+use crate::confined::{self, RemoveError};
 use flate2::read::GzDecoder;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use std::collections::HashMap;
@@ -248,7 +249,9 @@ fn unpack<'a>(
     })
 }
 
-/// Applies one layer: whiteouts remove what lower layers put there; paths cannot escape.
+/// Applies one layer: whiteouts remove what lower layers put there. Nothing is ever written or
+/// removed outside `root`, whatever links the layers hold: whiteouts are resolved by the kernel
+/// confined beneath it, and tar's `unpack_in` refuses to write where a link leads outside.
 fn apply_layer(reader: impl Read, root: &Path) -> Result<(), String> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
@@ -263,14 +266,7 @@ fn apply_layer(reader: impl Read, root: &Path) -> Result<(), String> {
         if let Some(name) = path.file_name().and_then(|name| name.to_str())
             && let Some(hidden) = name.strip_prefix(".wh.")
         {
-            if path
-                .components()
-                .any(|part| matches!(part, std::path::Component::ParentDir))
-            {
-                continue;
-            }
-            let target = root.join(path.with_file_name(hidden));
-            let _ = std::fs::remove_dir_all(&target).or_else(|_| std::fs::remove_file(&target));
+            apply_whiteout(root, &path, hidden)?;
             continue;
         }
         entry
@@ -278,6 +274,23 @@ fn apply_layer(reader: impl Read, root: &Path) -> Result<(), String> {
             .map_err(|error| format!("unpacking `{}`: {error}", path.display()))?;
     }
     Ok(())
+}
+
+/// Removes what the whiteout entry `path` hides (`hidden`, next to it), or refuses the image
+/// when the entry leads outside its root.
+fn apply_whiteout(root: &Path, path: &Path, hidden: &str) -> Result<(), String> {
+    // An opaque directory marker (`.wh..wh..opq`) names no entry to remove: lower layers'
+    // contents of its directory are kept.
+    if hidden == ".wh..opq" {
+        return Ok(());
+    }
+    confined::remove_beneath(root, &path.with_file_name(hidden)).map_err(|error| match error {
+        RemoveError::Outside => format!(
+            "layer entry `{}` leads outside the image's root through a link or `..`; the image is refused",
+            path.display()
+        ),
+        RemoveError::Io(error) => format!("applying the whiteout `{}`: {error}", path.display()),
+    })
 }
 
 /// `uid[:gid]`; names cannot be looked up without the image's /etc/passwd: 1000.
@@ -290,6 +303,103 @@ fn parse_user(user: &str) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tar layer of `entries`: (path, `Some(target)` for a link or `None` for an empty file).
+    /// Names are written as they are, `..` included, as a hostile layer would hold them.
+    fn layer(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, target) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_mode(0o644);
+            header.set_size(0);
+            header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+            if let Some(target) = target {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_link_name(target).unwrap();
+            } else {
+                header.set_entry_type(tar::EntryType::Regular);
+            }
+            header.set_cksum();
+            tar.append(&header, std::io::empty()).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    /// The chain of the attack: each link alone stays inside; `u1` is the root's parent, and
+    /// `u<n>` is `n` levels above the root.
+    const CHAIN: [(&str, Option<&str>); 5] = [
+        ("a/l", Some("..")),
+        ("u1", Some("a/l/..")),
+        ("u2", Some("u1/..")),
+        ("u3", Some("u2/..")),
+        ("u4", Some("u3/..")),
+    ];
+
+    /// Returns a temporary directory with a victim file and a root four levels below it.
+    fn setup() -> (tempfile::TempDir, PathBuf) {
+        let top = tempfile::tempdir().unwrap();
+        std::fs::write(top.path().join("victim"), "keep me").unwrap();
+        std::fs::create_dir_all(top.path().join("victims/inside")).unwrap();
+        let root = top.path().join("1/2/3/rootfs");
+        std::fs::create_dir_all(&root).unwrap();
+        (top, root)
+    }
+
+    #[test]
+    fn whiteouts_through_chained_links_are_refused_and_remove_nothing() {
+        let (top, root) = setup();
+        let mut entries = CHAIN.to_vec();
+        entries.push(("u4/.wh.victim", None));
+        let refused = apply_layer(&layer(&entries)[..], &root).unwrap_err();
+        assert!(refused.contains("`u4/.wh.victim`"), "{refused}");
+        assert!(top.path().join("victim").exists());
+        for escape in ["a/l/../.wh.victim", "u1/.wh.rootfs", "../.wh.victim"] {
+            let refused = apply_layer(&layer(&[(escape, None)])[..], &root).unwrap_err();
+            assert!(refused.contains(escape), "{refused}");
+        }
+        assert!(root.is_dir());
+        // A directory whiteout through the chain: the directory stays.
+        let mut entries = CHAIN.to_vec();
+        entries.push(("u4/.wh.victims", None));
+        assert!(apply_layer(&layer(&entries)[..], &root).is_err());
+        assert!(top.path().join("victims/inside").is_dir());
+    }
+
+    #[test]
+    fn regular_entries_are_not_written_through_links_out_of_the_root() {
+        let (top, root) = setup();
+        let mut entries = CHAIN.to_vec();
+        entries.push(("u4/planted", None));
+        let refused = apply_layer(&layer(&entries)[..], &root).unwrap_err();
+        assert!(refused.contains("`u4/planted`"), "{refused}");
+        assert!(!top.path().join("planted").exists());
+        // Over an existing link, a file replaces the link instead of writing through it.
+        apply_layer(
+            &layer(&[("victim-link", Some("../../../../victim")), ("victim-link", None)])[..],
+            &root,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(top.path().join("victim")).unwrap(), "keep me");
+    }
+
+    #[test]
+    fn whiteouts_inside_the_root_remove_files_and_trees_without_following_links() {
+        let (top, root) = setup();
+        let lower = layer(&[
+            ("etc/file", None),
+            ("tree/sub/file", None),
+            ("tree/out", Some("../../../../victims")),
+            ("tree/sub/up", Some("../../../../..")),
+        ]);
+        apply_layer(&lower[..], &root).unwrap();
+        let upper = layer(&[("etc/.wh.file", None), (".wh.tree", None), ("gone/.wh.nothing", None)]);
+        apply_layer(&upper[..], &root).unwrap();
+        assert!(!root.join("etc/file").exists());
+        assert!(root.join("etc").is_dir());
+        assert!(!root.join("tree").exists());
+        assert!(top.path().join("victims/inside").is_dir());
+        assert!(top.path().join("victim").exists());
+    }
 
     #[test]
     fn references_split_into_repository_and_tag() {

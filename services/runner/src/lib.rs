@@ -10,6 +10,7 @@
 mod backend;
 mod cgroups;
 mod config;
+mod confined;
 mod error;
 mod gvisor;
 mod images;
