@@ -116,8 +116,6 @@ pub fn processes_of(id: &str) -> Vec<u32> {
 /// Writes a one-layer OCI image (`files`: path, content, mode) into the image layout at
 /// `layout`, tagged `tag`, that runs `entrypoint` as user 1000.
 pub fn write_image_layout(layout: &std::path::Path, tag: &str, files: &[(&str, &[u8], u32)], entrypoint: &[&str]) {
-    use sha2::Digest;
-    let sha = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
     let mut tar = tar::Builder::new(Vec::new());
     for (path, data, mode) in files {
         let mut header = tar::Header::new_ustar();
@@ -126,7 +124,14 @@ pub fn write_image_layout(layout: &std::path::Path, tag: &str, files: &[(&str, &
         header.set_entry_type(tar::EntryType::Regular);
         tar.append_data(&mut header, path, *data).unwrap();
     }
-    let plain = tar.into_inner().unwrap();
+    write_image_layout_of(layout, tag, tar.into_inner().unwrap(), entrypoint);
+}
+
+/// Writes a one-layer OCI image whose layer is the tar archive `plain` into the image layout
+/// at `layout`, tagged `tag`, that runs `entrypoint` as user 1000.
+pub fn write_image_layout_of(layout: &std::path::Path, tag: &str, plain: Vec<u8>, entrypoint: &[&str]) {
+    use sha2::Digest;
+    let sha = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gzip.write_all(&plain).unwrap();
     let layer = gzip.finish().unwrap();
