@@ -355,6 +355,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             if namespaces.registry_host.is_none() {
                 namespaces.registry_host = config.builder.registry.clone();
             }
+            // Before serving: a namespace made before endpoint suffixes existed must not hand
+            // out an endpoint another tenant's namespace of the same name could share.
+            let filled = store
+                .fill_endpoint_suffixes()
+                .await
+                .context("giving namespaces their endpoint suffix")?;
+            if filled > 0 {
+                tracing::info!(namespaces = filled, "namespaces given an endpoint suffix");
+            }
             let reconciler = Reconciler::new(store.clone(), namespaces.clone(), peers);
             background.push(tokio::spawn(reconciler.clone().run()));
             let service = NamespacesServer::with_interceptor(
@@ -432,6 +441,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 archives,
                 deployments,
             );
+            background.push(tokio::spawn(service.clone().move_old_endpoints()));
             builder.add_service(FunctionsServer::with_interceptor(
                 service,
                 RequireInternalAuth(auth.clone()),
@@ -457,6 +467,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 tokens: TokensClient::new(peer(Role::Tokens)?),
             };
             let service = ContainersService::new(store, reconciler, peers, applications.clone(), &config.containers);
+            background.push(tokio::spawn(service.clone().move_old_endpoints()));
             builder.add_service(ContainersServer::with_interceptor(
                 service,
                 RequireInternalAuth(auth.clone()),

@@ -134,8 +134,17 @@ async fn functions_round_trip_with_defaults_and_sparse_updates() {
     assert_eq!(function["privacy"], "public");
     assert_eq!(function["handler"], "handler.handle");
     assert_eq!(function["region"], "fr-par");
-    // The default endpoint is the router's bound address, with the path form.
-    assert_eq!(function["endpoint"], format!("{}/shop-hello", server.functions_url));
+    // The default endpoint is the router's bound address, with the path form:
+    // `<namespace><8 random lowercase letters or digits>-<name>`.
+    let endpoint = function["endpoint"].as_str().unwrap();
+    let suffix = endpoint
+        .strip_prefix(&format!("{}/shop", server.functions_url))
+        .and_then(|rest| rest.strip_suffix("-hello"))
+        .unwrap_or_else(|| panic!("{endpoint}"));
+    assert!(
+        suffix.len() == 8 && suffix.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{endpoint}"
+    );
     let id = function["id"].as_str().unwrap();
 
     let read = tenant.get(&format!("/functions/{id}")).await;
@@ -232,7 +241,7 @@ async fn function_arguments_are_validated_by_name() {
         (json!({"handler": "no_function"}), "handler"),
         (json!({"privacy": "secret"}), "privacy"),
         (json!({"name": "Bad_Name"}), "name"),
-        (json!({"name": "x".repeat(57)}), "name"),
+        (json!({"name": "x".repeat(49)}), "name"),
         (
             json!({"environment_variables": {"SCW_X": "1"}}),
             "environment_variables.SCW_X",
@@ -245,9 +254,12 @@ async fn function_arguments_are_validated_by_name() {
         let answer = tenant.post("/functions", with(extra.clone())).await;
         assert_eq!(refused_argument(&answer), argument, "{extra}");
     }
-    // The longest name that still fits `checks-<name>` in one DNS label is accepted.
-    let answer = tenant.post("/functions", with(json!({"name": "x".repeat(56)}))).await;
+    // The longest name that still fits `checks<8-character suffix>-<name>` in one DNS label
+    // is accepted.
+    let answer = tenant.post("/functions", with(json!({"name": "x".repeat(48)}))).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let endpoint = answer.body["endpoint"].as_str().unwrap();
+    assert_eq!(endpoint.rsplit('/').next().unwrap().len(), 63, "{endpoint}");
     // Names are unique in a namespace.
     let first = tenant.post("/functions", base.clone()).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
@@ -623,11 +635,21 @@ async fn endpoints_are_host_based_under_a_configured_domain() {
             json!({"namespace_id": namespace_id, "name": "api", "runtime": runtime}),
         )
         .await;
-    assert_eq!(function.body["endpoint"], "https://hosted-api.fn.example.test");
+    // `https://hosted<suffix>-api.fn.example.test`, the suffix the namespace's own.
+    let host_label = |endpoint: &Value, name: &str| {
+        let endpoint = endpoint.as_str().unwrap();
+        endpoint
+            .strip_prefix("https://hosted")
+            .and_then(|rest| rest.strip_suffix(&format!("-{name}.fn.example.test")))
+            .filter(|suffix| suffix.len() == 8)
+            .unwrap_or_else(|| panic!("{endpoint}"))
+            .to_owned()
+    };
+    let suffix = host_label(&function.body["endpoint"], "api");
     let container = tenant
         .post("/containers", json!({"namespace_id": namespace_id, "name": "web"}))
         .await;
-    assert_eq!(container.body["endpoint"], "https://hosted-web.fn.example.test");
+    assert_eq!(host_label(&container.body["endpoint"], "web"), suffix);
     // The organization filter: one's own matches, another's matches nothing.
     let own = tenant
         .get(&format!("/functions?organization_id={}", tenant.organization_id))

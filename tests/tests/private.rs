@@ -327,7 +327,10 @@ async fn a_recreated_namespace_gets_a_new_key_and_old_tokens_stop() {
         &[("handler.js", PRIVATE_JS)],
     )
     .await;
-    assert_eq!(second["endpoint"], first["endpoint"], "same names, same endpoint");
+    assert_ne!(
+        second["endpoint"], first["endpoint"],
+        "a namespace made again gets a new endpoint suffix"
+    );
     let new = issue(
         &tenant,
         &format!("namespace_id={}", second["namespace_id"].as_str().unwrap()),

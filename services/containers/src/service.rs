@@ -116,6 +116,46 @@ impl ContainersService {
         let _ = self.route_changes.send(self.route(container));
     }
 
+    /// Moves containers made before endpoint suffixes existed to their namespace's endpoint, and
+    /// tells routers. Runs at start-up, trying again (less and less often) until every
+    /// namespace has its suffix and the namespaces service answers.
+    pub async fn move_old_endpoints(self) {
+        let mut wait = std::time::Duration::from_secs(1);
+        while let Err(error) = self.move_endpoints_once().await {
+            tracing::warn!(%error, "cannot move old endpoints yet; trying again");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(30));
+        }
+    }
+
+    async fn move_endpoints_once(&self) -> Result<(), ApiError> {
+        let containers = self.store.all().await?;
+        let addressed: Vec<application::Addressed<'_>> = containers
+            .iter()
+            .filter(|container| container.status != ApplicationStatus::Deleting)
+            .map(|container| application::Addressed {
+                id: container.id,
+                organization_id: container.organization_id,
+                project_id: container.project_id,
+                region: &container.region,
+                namespace_id: container.namespace_id,
+                name: &container.name,
+                endpoint: &container.endpoint,
+            })
+            .collect();
+        let moved = self
+            .applications
+            .moved_endpoints(&self.peers.namespaces, &addressed)
+            .await?;
+        for (id, from, to) in moved {
+            if let Some(container) = self.store.set_endpoint(id, &from, &to).await? {
+                tracing::info!(container_id = %id, endpoint = %to, "endpoint moved to its namespace's form");
+                self.changed(&container);
+            }
+        }
+        Ok(())
+    }
+
     /// Makes `container` `pending` and rolls its image out in the background.
     async fn deploy(&self, container: &Container) -> Result<Container, ApiError> {
         let pending = self
@@ -264,7 +304,7 @@ impl Containers for ContainersService {
             id: uuid::Uuid::new_v4(),
             organization_id: caller.organization_id,
             project_id: caller.project_id,
-            endpoint: self.applications.endpoint(&namespace.name, &request.name),
+            endpoint: self.applications.endpoint(&namespace, &request.name)?,
             region: request.region,
             namespace_id,
             name: request.name,

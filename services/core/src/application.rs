@@ -35,8 +35,12 @@ pub const MIN_TIMEOUT_MS: u64 = 1_000;
 pub const MAX_TIMEOUT_MS: u64 = 900_000;
 /// Longest description.
 pub const MAX_DESCRIPTION_LENGTH: usize = 255;
-/// A host name label: `<namespace>-<application>` must fit in one.
+/// A host name label: an endpoint's `<namespace><suffix>-<application>` must fit in one.
 pub const MAX_DNS_LABEL: usize = 63;
+/// Length of the random part of a namespace's endpoints.
+pub const ENDPOINT_SUFFIX_LENGTH: usize = 8;
+/// What an endpoint suffix is made of: lowercase letters and digits, as on Scaleway.
+const ENDPOINT_SUFFIX_ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
 /// Where endpoints answer when nothing else says: the router's default listener.
 pub const DEFAULT_ENDPOINT_BASE_URL: &str = "http://127.0.0.1:8081";
@@ -46,11 +50,12 @@ pub const DEFAULT_ENDPOINT_BASE_URL: &str = "http://127.0.0.1:8081";
 #[serde(default, deny_unknown_fields)]
 pub struct ApplicationsConfig {
     /// Where function and container endpoints answer when no `domain` is set: each gets the
-    /// path `/<namespace>-<name>` under it, which works without wildcard DNS. Default: the
-    /// router's address (`http://<router.listen>`, the bound one when it runs in this process).
+    /// path `/<label>` under it (see [`endpoint_label`]), which works without wildcard DNS.
+    /// Default: the router's address (`http://<router.listen>`, the bound one when it runs in
+    /// this process).
     pub endpoint_base_url: Option<String>,
-    /// When set, endpoints are host-based, as Scaleway's: `<scheme>://<namespace>-<name>.<domain>`,
-    /// with the scheme of `endpoint_base_url`.
+    /// When set, endpoints are host-based, as Scaleway's: `<scheme>://<label>.<domain>`, with
+    /// the scheme of `endpoint_base_url`.
     pub domain: Option<String>,
     /// The installation's cap on `max_scale`.
     pub max_scale_cap: u32,
@@ -73,8 +78,22 @@ impl Default for ApplicationsConfig {
 }
 
 impl ApplicationsConfig {
-    /// Returns the endpoint of application `name` in namespace `namespace`.
-    pub fn endpoint(&self, namespace: &str, name: &str) -> String {
+    /// Returns the endpoint of application `name` in `namespace`, or an error while the
+    /// namespace has no endpoint suffix yet (one made before suffixes existed, in the moments
+    /// before the namespaces service gives it one): without it, two tenants' namespaces of the
+    /// same name would share the endpoint.
+    pub fn endpoint(&self, namespace: &Namespace, name: &str) -> Result<String, ApiError> {
+        if namespace.endpoint_suffix.is_empty() {
+            return Err(ApiError::unavailable(format!(
+                "namespace `{}` has no endpoint yet; try again in a moment",
+                namespace.name
+            )));
+        }
+        Ok(self.endpoint_of(&endpoint_label(&namespace.name, &namespace.endpoint_suffix, name)))
+    }
+
+    /// Returns the endpoint whose path segment or first host label is `label`.
+    fn endpoint_of(&self, label: &str) -> String {
         let base = self
             .endpoint_base_url
             .as_deref()
@@ -83,9 +102,9 @@ impl ApplicationsConfig {
         match self.domain.as_deref().filter(|domain| !domain.is_empty()) {
             Some(domain) => {
                 let scheme = base.split_once("://").map_or("https", |(scheme, _)| scheme);
-                format!("{scheme}://{namespace}-{name}.{}", domain.trim_matches('.'))
+                format!("{scheme}://{label}.{}", domain.trim_matches('.'))
             }
-            None => format!("{base}/{namespace}-{name}"),
+            None => format!("{base}/{label}"),
         }
     }
 
@@ -137,6 +156,36 @@ impl ApplicationsConfig {
         }
     }
 
+    /// Returns, for each of `applications` whose endpoint is not its namespace's form (made
+    /// before endpoint suffixes existed), its id, its endpoint now and the endpoint it gets.
+    /// Fails while a namespace has no suffix yet, so that the caller tries again later.
+    pub async fn moved_endpoints(
+        &self,
+        namespaces: &NamespacesClient<Authed>,
+        applications: &[Addressed<'_>],
+    ) -> Result<Vec<(uuid::Uuid, String, String)>, ApiError> {
+        let mut known: std::collections::HashMap<uuid::Uuid, Option<Namespace>> = Default::default();
+        let mut moved = Vec::new();
+        for application in applications {
+            let namespace = match known.entry(application.namespace_id) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(namespace_of(namespaces, application).await?)
+                }
+            };
+            let Some(namespace) = namespace else {
+                continue;
+            };
+            // Fails for a namespace without its suffix yet, whose label could pass for the old one.
+            let endpoint = self.endpoint(namespace, application.name)?;
+            // Only the label counts: an endpoint under another base URL or domain still answers.
+            if label_of(application.endpoint) != label_of(&endpoint) {
+                moved.push((application.id, application.endpoint.to_owned(), endpoint));
+            }
+        }
+        Ok(moved)
+    }
+
     /// Checks `0 <= min_scale <= max_scale <= max_scale_cap`.
     pub fn check_scale(&self, min_scale: u32, max_scale: u32) -> Result<(), ApiError> {
         if max_scale > self.max_scale_cap {
@@ -155,6 +204,77 @@ impl ApplicationsConfig {
         }
         Ok(())
     }
+}
+
+/// Returns a fresh endpoint suffix: [`ENDPOINT_SUFFIX_LENGTH`] random lowercase letters and
+/// digits. Uniqueness is the database's to enforce; the caller retries on a collision.
+pub fn new_endpoint_suffix() -> String {
+    use rand::Rng;
+    let mut random = rand::rng();
+    (0..ENDPOINT_SUFFIX_LENGTH)
+        .map(|_| char::from(ENDPOINT_SUFFIX_ALPHABET[random.random_range(0..ENDPOINT_SUFFIX_ALPHABET.len())]))
+        .collect()
+}
+
+/// Returns what an application's endpoint is reached by, its path segment or first host label:
+/// `<namespace name without hyphens><suffix>-<name>`, as on Scaleway. The part before the first
+/// hyphen is the namespace's alone (its suffix is unique across tenants), so no two
+/// namespaces share an endpoint whatever their names.
+pub fn endpoint_label(namespace: &str, suffix: &str, name: &str) -> String {
+    format!("{}{suffix}-{name}", namespace.replace('-', ""))
+}
+
+/// Returns what an endpoint is reached by: its last path segment (`http://host/label`) or, for
+/// host-based endpoints (`https://label.domain`), its first host label.
+pub fn label_of(endpoint: &str) -> Option<&str> {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        host.split('.').next().filter(|label| !label.is_empty())
+    } else {
+        path.rsplit('/').next()
+    }
+}
+
+/// Returns the namespace of `application`, or `None` once it is gone (and its route with it).
+async fn namespace_of(
+    namespaces: &NamespacesClient<Authed>,
+    application: &Addressed<'_>,
+) -> Result<Option<Namespace>, ApiError> {
+    let owner = crate::Caller {
+        organization_id: application.organization_id,
+        project_id: application.project_id,
+    };
+    let request = GetNamespaceRequest {
+        caller: Some(owner.to_proto()),
+        region: application.region.to_owned(),
+        namespace_id: application.namespace_id.to_string(),
+    };
+    match namespaces.clone().get_namespace(request).await {
+        Ok(response) => Ok(response.into_inner().namespace),
+        Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+        Err(status) => Err(ApiError::from_peer("namespaces", &status)),
+    }
+}
+
+/// A stored function or container, as far as its endpoint goes.
+#[derive(Debug, Clone)]
+pub struct Addressed<'a> {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Its tenant.
+    pub organization_id: uuid::Uuid,
+    /// Its tenant's project.
+    pub project_id: uuid::Uuid,
+    /// Its region.
+    pub region: &'a str,
+    /// Its namespace.
+    pub namespace_id: uuid::Uuid,
+    /// Its name.
+    pub name: &'a str,
+    /// Its endpoint as stored.
+    pub endpoint: &'a str,
 }
 
 /// Returns the environment variables a request sets, checked; `None` when it leaves them.
@@ -198,15 +318,19 @@ pub fn check_timeout(timeout_ms: u64) -> Result<(), ApiError> {
     }
 }
 
-/// Checks an application name: a DNS label that, after `<namespace>-`, still fits in one.
+/// Checks an application name: a DNS label that still fits in one as its endpoint's label
+/// (`<namespace name without hyphens><suffix>-<name>`).
 pub fn check_name(name: &str, namespace: &str) -> Result<(), ApiError> {
-    let room = MAX_DNS_LABEL.saturating_sub(namespace.len() + 1);
+    let prefix = namespace.replace('-', "").len() + ENDPOINT_SUFFIX_LENGTH + 1;
+    let room = MAX_DNS_LABEL.saturating_sub(prefix);
     validate::dns_label("name", name, room).map_err(|mut error| {
         if name.len() > room
             && let Some(violation) = error.violations.first_mut()
         {
             violation.help_message = format!(
-                "must be at most {room} characters so that `{namespace}-{name}` fits in a {MAX_DNS_LABEL}-character host name"
+                "must be at most {room} characters in namespace `{namespace}`, so that its endpoint \
+                 `{}` fits in a {MAX_DNS_LABEL}-character host name",
+                endpoint_label(namespace, &"x".repeat(ENDPOINT_SUFFIX_LENGTH), name)
             );
         }
         error
@@ -355,17 +479,54 @@ mod tests {
             "min_scale"
         );
         assert!(check_timeout(999).is_err() && check_timeout(1000).is_ok() && check_timeout(900_001).is_err());
-        assert!(check_name(&"a".repeat(30), &"n".repeat(32)).is_ok());
-        assert!(check_name(&"a".repeat(31), &"n".repeat(32)).is_err());
+        // 34 + 8 + 1 + 20 = 63; hyphens in the namespace name leave room.
+        assert!(check_name(&"a".repeat(20), &"n".repeat(34)).is_ok());
+        assert!(check_name(&"a".repeat(21), &"n".repeat(34)).is_err());
+        assert!(check_name(&"a".repeat(21), &format!("{}-n", "n".repeat(32))).is_ok());
+    }
+
+    fn namespace(name: &str, suffix: &str) -> Namespace {
+        Namespace {
+            name: name.to_owned(),
+            endpoint_suffix: suffix.to_owned(),
+            ..Namespace::default()
+        }
     }
 
     #[test]
-    fn endpoints_are_path_based_unless_a_domain_is_set() {
+    fn endpoints_carry_the_namespace_suffix_and_are_path_based_unless_a_domain_is_set() {
         let mut config = ApplicationsConfig::default();
-        assert_eq!(config.endpoint("ns", "fn"), "http://127.0.0.1:8081/ns-fn");
+        let shop = namespace("my-shop", "k3x9q2ab");
+        assert_eq!(
+            config.endpoint(&shop, "hello").unwrap(),
+            "http://127.0.0.1:8081/myshopk3x9q2ab-hello"
+        );
         config.domain = Some("functions.example.com".to_owned());
         config.endpoint_base_url = Some("https://x".to_owned());
-        assert_eq!(config.endpoint("ns", "fn"), "https://ns-fn.functions.example.com");
+        assert_eq!(
+            config.endpoint(&shop, "hello-world").unwrap(),
+            "https://myshopk3x9q2ab-hello-world.functions.example.com"
+        );
+        // A namespace without its suffix yet gets no endpoint rather than a shared one.
+        let error = config.endpoint(&namespace("shop", ""), "hello").unwrap_err();
+        assert_eq!(error.code, crate::ErrorCode::Unavailable);
+    }
+
+    #[test]
+    fn endpoint_suffixes_are_eight_random_lowercase_letters_and_digits() {
+        let suffixes: std::collections::HashSet<String> = (0..1000).map(|_| new_endpoint_suffix()).collect();
+        assert_eq!(suffixes.len(), 1000, "suffixes repeat");
+        for suffix in &suffixes {
+            assert_eq!(suffix.len(), ENDPOINT_SUFFIX_LENGTH);
+            assert!(
+                suffix.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+                "{suffix}"
+            );
+        }
+        // Every label is a valid DNS label, and its namespace part has no hyphen.
+        let label = endpoint_label("a-b-c", "0a1b2c3d", "fn-1");
+        assert_eq!(label, "abc0a1b2c3d-fn-1");
+        assert!(validate::dns_label("label", &label, MAX_DNS_LABEL).is_ok());
     }
 }
 

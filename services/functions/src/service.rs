@@ -86,6 +86,46 @@ impl FunctionsService {
         let _ = self.route_changes.send(route(function));
     }
 
+    /// Moves functions made before endpoint suffixes existed to their namespace's endpoint, and
+    /// tells routers. Runs at start-up, trying again (less and less often) until every
+    /// namespace has its suffix and the namespaces service answers.
+    pub async fn move_old_endpoints(self) {
+        let mut wait = std::time::Duration::from_secs(1);
+        while let Err(error) = self.move_endpoints_once().await {
+            tracing::warn!(%error, "cannot move old endpoints yet; trying again");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(30));
+        }
+    }
+
+    async fn move_endpoints_once(&self) -> Result<(), ApiError> {
+        let functions = self.store.all().await?;
+        let addressed: Vec<application::Addressed<'_>> = functions
+            .iter()
+            .filter(|function| function.status != ApplicationStatus::Deleting)
+            .map(|function| application::Addressed {
+                id: function.id,
+                organization_id: function.organization_id,
+                project_id: function.project_id,
+                region: &function.region,
+                namespace_id: function.namespace_id,
+                name: &function.name,
+                endpoint: &function.endpoint,
+            })
+            .collect();
+        let moved = self
+            .applications
+            .moved_endpoints(&self.peers.namespaces, &addressed)
+            .await?;
+        for (id, from, to) in moved {
+            if let Some(function) = self.store.set_endpoint(id, &from, &to).await? {
+                tracing::info!(function_id = %id, endpoint = %to, "endpoint moved to its namespace's form");
+                self.changed(&function);
+            }
+        }
+        Ok(())
+    }
+
     /// Hands the built image of deployment `deployment_id` to the runner, which answers once an
     /// instance of it answered; then the function is `ready`, or in `error` with why.
     async fn roll_out(&self, function_id: Uuid, deployment_id: Uuid, image: &str) {
@@ -329,7 +369,7 @@ impl Functions for FunctionsService {
             id: uuid::Uuid::new_v4(),
             organization_id: caller.organization_id,
             project_id: caller.project_id,
-            endpoint: self.applications.endpoint(&namespace.name, &request.name),
+            endpoint: self.applications.endpoint(&namespace, &request.name)?,
             region: request.region,
             namespace_id,
             name: request.name,

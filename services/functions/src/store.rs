@@ -245,6 +245,21 @@ impl FunctionStore {
         rows.iter().map(decode).collect()
     }
 
+    /// Moves a function's endpoint from `from` to `to`, unless it changed meanwhile or is being
+    /// deleted. Returns the stored function, or `None` when the condition failed. `updated_at`
+    /// stays: the move is the platform's, and must not fail a tenant's concurrent update.
+    pub async fn set_endpoint(&self, id: Uuid, from: &str, to: &str) -> Result<Option<Function>, ApiError> {
+        let row = sqlx::query(&format!(
+            "update functions set endpoint = $1 where id = $2 and endpoint = $3 and status <> 'deleting' returning {COLUMNS}"
+        ))
+        .bind(to)
+        .bind(id.to_string())
+        .bind(from)
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
     /// Returns every function of every tenant (for the router's route table).
     pub async fn all(&self) -> Result<Vec<Function>, ApiError> {
         let rows = sqlx::query(&format!("select {COLUMNS} from functions"))

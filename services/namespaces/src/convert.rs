@@ -23,6 +23,7 @@ pub(crate) fn namespace_to_proto(namespace: Namespace) -> pb::Namespace {
         region: namespace.region,
         created_at: namespace.created_at,
         updated_at: namespace.updated_at,
+        endpoint_suffix: namespace.endpoint_suffix,
     }
 }
 

@@ -6,8 +6,8 @@ use nuage_core::{ApiError, validate};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// Longest namespace name. Function host names are `<namespace>-<function>`, one DNS label of
-/// at most 63 characters, so a namespace takes at most about half of it.
+/// Longest namespace name. Function host names are `<namespace><suffix>-<function>`, one DNS
+/// label of at most 63 characters, so a namespace takes at most about half of it.
 pub const MAX_NAME_LENGTH: usize = 34;
 /// Longest description.
 pub const MAX_DESCRIPTION_LENGTH: usize = 255;
@@ -174,6 +174,10 @@ pub struct Namespace {
     pub registry_namespace_id: String,
     /// Where its images are pushed, empty while pending.
     pub registry_endpoint: String,
+    /// What makes its applications' endpoints its own (see
+    /// [`nuage_core::application::endpoint_label`]); empty only for a namespace made before
+    /// suffixes existed, until [`crate::NamespaceStore::fill_endpoint_suffixes`] runs.
+    pub endpoint_suffix: String,
     /// Unix microseconds.
     pub created_at: i64,
     /// Unix microseconds.

@@ -2,6 +2,7 @@
 
 use crate::error::NamespacesError;
 use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceOrder, NamespaceStatus};
+use nuage_core::application::new_endpoint_suffix;
 use nuage_core::clock::now_micros;
 use nuage_core::db::is_unique_violation;
 use nuage_core::{Caller, Database, Page};
@@ -10,7 +11,12 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 const COLUMNS: &str = "id, organization_id, project_id, region, name, description, environment_variables, \
-                       status, error_message, registry_namespace_id, registry_endpoint, created_at, updated_at";
+                       status, error_message, registry_namespace_id, registry_endpoint, created_at, updated_at, \
+                       endpoint_suffix";
+
+/// How many fresh endpoint suffixes one namespace tries before giving up. With 36^8 suffixes a
+/// second try is already rare; more than a few means something else is wrong.
+const SUFFIX_ATTEMPTS: usize = 8;
 
 /// Namespaces in the database. Every tenant-facing query filters by organization and region.
 #[derive(Debug, Clone)]
@@ -62,7 +68,7 @@ impl NamespaceStore {
             return Err(NamespacesError::QuotaExceeded { limit: quota, current });
         }
         let now = now_micros();
-        let namespace = Namespace {
+        let mut namespace = Namespace {
             id: Uuid::new_v4(),
             organization_id: caller.organization_id,
             project_id: caller.project_id,
@@ -74,11 +80,37 @@ impl NamespaceStore {
             error_message: String::new(),
             registry_namespace_id: String::new(),
             registry_endpoint: String::new(),
+            endpoint_suffix: new_endpoint_suffix(),
             created_at: now,
             updated_at: now,
         };
-        let inserted = sqlx::query(&format!(
-            "insert into namespaces ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        let mut attempts = 0;
+        loop {
+            let Err(error) = self.insert_row(&namespace).await else {
+                return Ok(namespace);
+            };
+            if !is_unique_violation(&error) {
+                return Err(error.into());
+            }
+            // Either the name is taken in this organization and region, or (rarely) another
+            // namespace drew the same endpoint suffix: then draw again.
+            if let Some(existing_id) = self.find_id_by_name(caller, region, namespace.name.as_str()).await? {
+                return Err(NamespacesError::NameTaken {
+                    name: namespace.name.as_str().to_owned(),
+                    existing_id: existing_id.to_string(),
+                });
+            }
+            attempts += 1;
+            if attempts == SUFFIX_ATTEMPTS {
+                return Err(error.into());
+            }
+            namespace.endpoint_suffix = new_endpoint_suffix();
+        }
+    }
+
+    async fn insert_row(&self, namespace: &Namespace) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!(
+            "insert into namespaces ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(namespace.id.to_string())
         .bind(namespace.organization_id.to_string())
@@ -93,23 +125,41 @@ impl NamespaceStore {
         .bind(&namespace.registry_endpoint)
         .bind(namespace.created_at)
         .bind(namespace.updated_at)
+        .bind(&namespace.endpoint_suffix)
         .execute(self.database.pool())
-        .await;
-        match inserted {
-            Ok(_) => Ok(namespace),
-            Err(error) if is_unique_violation(&error) => {
-                let existing_id = self
-                    .find_id_by_name(caller, region, namespace.name.as_str())
-                    .await?
-                    .map(|id| id.to_string())
-                    .unwrap_or_default();
-                Err(NamespacesError::NameTaken {
-                    name: namespace.name.as_str().to_owned(),
-                    existing_id,
-                })
+        .await
+        .map(|_| ())
+    }
+
+    /// Gives every namespace made before endpoint suffixes existed a fresh one, and returns how
+    /// many it gave. Idempotent, and safe beside another replica doing the same: a row is
+    /// only ever changed while it has no suffix.
+    pub async fn fill_endpoint_suffixes(&self) -> Result<u64, NamespacesError> {
+        let rows = sqlx::query("select id from namespaces where endpoint_suffix is null")
+            .fetch_all(self.database.pool())
+            .await?;
+        let mut filled = 0;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let mut attempts = 0;
+            loop {
+                let updated =
+                    sqlx::query("update namespaces set endpoint_suffix = $1 where id = $2 and endpoint_suffix is null")
+                        .bind(new_endpoint_suffix())
+                        .bind(&id)
+                        .execute(self.database.pool())
+                        .await;
+                match updated {
+                    Ok(result) => {
+                        filled += result.rows_affected();
+                        break;
+                    }
+                    Err(error) if is_unique_violation(&error) && attempts + 1 < SUFFIX_ATTEMPTS => attempts += 1,
+                    Err(error) => return Err(error.into()),
+                }
             }
-            Err(error) => Err(error.into()),
         }
+        Ok(filled)
     }
 
     async fn find_id_by_name(
@@ -296,6 +346,7 @@ fn decode(row: &AnyRow) -> Result<Namespace, NamespacesError> {
         error_message: text("error_message")?,
         registry_namespace_id: text("registry_namespace_id")?,
         registry_endpoint: text("registry_endpoint")?,
+        endpoint_suffix: row.try_get::<Option<String>, _>("endpoint_suffix")?.unwrap_or_default(),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -379,5 +430,51 @@ mod tests {
             store.get(&caller, "fr-par", namespace.id).await,
             Err(NamespacesError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn endpoint_suffixes_are_unique_across_tenants_and_filled_for_old_rows() {
+        let (store, _dir) = store().await;
+        let alice = Caller {
+            organization_id: Uuid::new_v4(),
+            project_id: Uuid::new_v4(),
+        };
+        let bob = Caller {
+            organization_id: Uuid::new_v4(),
+            project_id: Uuid::new_v4(),
+        };
+        let first = store.insert(&alice, "fr-par", new("shop"), 10).await.unwrap();
+        let second = store.insert(&bob, "fr-par", new("shop"), 10).await.unwrap();
+        assert_eq!(first.endpoint_suffix.len(), 8);
+        assert_ne!(first.endpoint_suffix, second.endpoint_suffix);
+        assert_eq!(
+            store.get(&alice, "fr-par", first.id).await.unwrap().endpoint_suffix,
+            first.endpoint_suffix,
+            "the suffix is stored"
+        );
+        // The database refuses a second namespace with the same suffix.
+        let taken = sqlx::query("update namespaces set endpoint_suffix = $1 where id = $2")
+            .bind(&first.endpoint_suffix)
+            .bind(second.id.to_string())
+            .execute(store.database.pool())
+            .await
+            .unwrap_err();
+        assert!(is_unique_violation(&taken), "{taken}");
+        // Rows from before suffixes existed get one at start-up, once; others keep theirs.
+        sqlx::query("update namespaces set endpoint_suffix = null where id = $1")
+            .bind(second.id.to_string())
+            .execute(store.database.pool())
+            .await
+            .unwrap();
+        assert_eq!(store.get(&bob, "fr-par", second.id).await.unwrap().endpoint_suffix, "");
+        assert_eq!(store.fill_endpoint_suffixes().await.unwrap(), 1);
+        assert_eq!(store.fill_endpoint_suffixes().await.unwrap(), 0);
+        let filled = store.get(&bob, "fr-par", second.id).await.unwrap().endpoint_suffix;
+        assert_eq!(filled.len(), 8);
+        assert_ne!(filled, first.endpoint_suffix);
+        assert_eq!(
+            store.get(&alice, "fr-par", first.id).await.unwrap().endpoint_suffix,
+            first.endpoint_suffix
+        );
     }
 }

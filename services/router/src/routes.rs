@@ -17,7 +17,7 @@ pub struct Route {
     pub application_id: String,
     /// Its namespace (whose key signs its tokens).
     pub namespace_id: String,
-    /// What its endpoint is reached by: `<namespace>-<name>`.
+    /// What its endpoint is reached by: `<namespace without hyphens><suffix>-<name>`.
     pub key: String,
     /// Where it is in its life.
     pub status: ApplicationStatus,
@@ -35,20 +35,10 @@ pub struct Route {
     pub concurrency: u32,
 }
 
-/// Returns what an endpoint is reached by: its last path segment (`http://host/ns-f`) or,
-/// for host-based endpoints (`https://ns-f.domain`), its first host label.
+/// Returns what an endpoint is reached by: its last path segment (`http://host/label`) or,
+/// for host-based endpoints (`https://label.domain`), its first host label.
 pub fn key_of(endpoint: &str) -> Option<String> {
-    let rest = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest);
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let path = path.trim_matches('/');
-    if path.is_empty() {
-        host.split('.')
-            .next()
-            .filter(|label| !label.is_empty())
-            .map(str::to_owned)
-    } else {
-        path.rsplit('/').next().map(str::to_owned)
-    }
+    nuage_core::application::label_of(endpoint).map(str::to_owned)
 }
 
 fn route(proto: RouteProto) -> Option<Route> {
