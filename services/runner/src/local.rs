@@ -259,7 +259,7 @@ impl LocalBackend {
             };
             line.extend(["--ro-bind".into(), source.into(), root.into()]);
         }
-        let tmp_bytes = (u64::from(spec.memory_limit_mb.max(64)) << 20).to_string();
+        let tmp_bytes = tmp_bytes(spec).to_string();
         line.extend(
             [
                 "--proc", "/proc", "--dev", "/dev", "--size", &tmp_bytes, "--tmpfs", "/tmp",
@@ -301,7 +301,7 @@ impl LocalBackend {
                 command,
                 environment,
                 working_dir: &image.working_dir,
-                tmp_bytes: u64::from(spec.memory_limit_mb.max(64)) << 20,
+                tmp_bytes: tmp_bytes(spec),
                 open_files: u64::from(self.config.max_open_files),
             },
         )?;
@@ -386,6 +386,12 @@ impl LocalBackend {
         self.owned.lock().expect("owned lock").insert(root.to_path_buf());
         Ok(())
     }
+}
+
+/// The size of an instance's `/tmp`: half its memory (what it writes there is memory, charged
+/// to its cgroup: the other half is left to run in).
+fn tmp_bytes(spec: &Spec) -> u64 {
+    u64::from(spec.memory_limit_mb.max(64)) << 19
 }
 
 /// The instance's variables: defaults, the image's, the spec's (namespace < application <
@@ -774,7 +780,8 @@ impl Backend for LocalBackend {
             if cgroups.is_some_and(|cgroups| cgroups.oom_killed(&instance)) {
                 reason = format!("memory limit exceeded ({memory} MB): {reason}");
             }
-            tokio::task::spawn_blocking(move || cleanup(&instance));
+            // Its groups can go only once its last process has: the end is reported after.
+            let _ = tokio::task::spawn_blocking(move || cleanup(&instance)).await;
             let _ = exited_tx.send(failed(reason, &tail));
         });
         Ok(Running {

@@ -18,6 +18,8 @@ use uuid::Uuid;
 struct Entry {
     instance: pb::Instance,
     stop: Option<oneshot::Sender<()>>,
+    /// Closed once the instance's end was seen to (its processes gone, its files removed).
+    ended: Option<oneshot::Receiver<()>>,
 }
 
 type Instances = Arc<Mutex<HashMap<String, Vec<Entry>>>>;
@@ -44,6 +46,13 @@ impl<B> Clone for RunnerService<B> {
     }
 }
 
+/// Waits for every receiver to close.
+async fn all_closed(receivers: impl Iterator<Item = oneshot::Receiver<()>>) {
+    for receiver in receivers {
+        let _ = receiver.await;
+    }
+}
+
 fn required(name: &str, value: &str) -> Result<(), ApiError> {
     if value.is_empty() {
         return Err(ApiError::invalid_argument(name, Reason::Required, "is required"));
@@ -65,17 +74,23 @@ impl<B: Backend> RunnerService<B> {
 
     /// Stops every instance of every application and waits until they are gone.
     pub async fn stop_all(&self) {
-        let stops: Vec<_> = self
+        let (stops, ended): (Vec<_>, Vec<_>) = self
             .instances
             .lock()
             .expect("instances lock")
             .drain()
             .flat_map(|(_, entries)| entries)
-            .filter_map(|mut entry| entry.stop.take())
-            .collect();
+            .map(|mut entry| (entry.stop.take(), entry.ended.take()))
+            .unzip();
         drop(stops);
-        // The supervisors kill and reap on their own; give them a moment.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The supervisors kill, reap and clean up on their own: wait for them, within reason.
+        let all = all_closed(ended.into_iter().flatten());
+        if tokio::time::timeout(std::time::Duration::from_secs(10), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some instances did not end within 10 s of being stopped");
+        }
     }
 
     async fn spec(&self, application_id: &str) -> Result<pb::Spec, ApiError> {
@@ -104,6 +119,7 @@ impl<B: Backend> RunnerService<B> {
             ApiError::new(ErrorCode::FailedPrecondition, message)
         })?;
         instance.address = started.address;
+        let (ended_tx, ended_rx) = oneshot::channel::<()>();
         instance.state = InstanceState::Ready.into();
         self.instances
             .lock()
@@ -113,11 +129,13 @@ impl<B: Backend> RunnerService<B> {
             .push(Entry {
                 instance: instance.clone(),
                 stop: Some(started.stop),
+                ended: Some(ended_rx),
             });
         let (instances, events, ended) = (self.instances.clone(), self.events.clone(), instance.clone());
         let exited = started.exited;
         tokio::spawn(async move {
             let reason = exited.await.unwrap_or_else(|_| "stopped".to_owned());
+            drop(ended_tx);
             // Still listed: it ended without being asked to.
             let unasked = {
                 let mut instances = instances.lock().expect("instances lock");

@@ -1,0 +1,261 @@
+//! Tenant isolation, attacked the way a hostile tenant would: a function of its own that runs
+//! whatever it is sent, trying to reach other tenants' instances, the host's services, root's
+//! powers, nuage's secrets and more than its share of the machine. Each attack must be refused.
+//! (Endpoints: `isolation_endpoints.rs`; archives and images: `isolation_archives.rs`; keys
+//! and `/metrics`: `auth.rs` and `server.rs`.)
+
+use nuage_tests::apps::{deployed, processes_of, runtime};
+use nuage_tests::{Tenant, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Runs what it is sent: `{"sh": script}` or `{"py": code}`; answers with the status and output.
+const ATTACKER_PY: &[u8] = br#"
+import json, subprocess, sys
+
+def handle(event, context):
+    order = json.loads(event["body"])
+    line = ["/bin/sh", "-c", order["sh"]] if "sh" in order else [sys.executable, "-c", order["py"]]
+    done = subprocess.run(line, capture_output=True, text=True, timeout=60)
+    return {
+        "statusCode": 200,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"status": done.returncode, "out": done.stdout, "err": done.stderr}),
+    }
+"#;
+
+/// Deploys the attacker's function in a namespace of `tenant`'s; returns its endpoint and id.
+async fn attacker(tenant: &Tenant, namespace: &str, extra: Value) -> (String, String) {
+    let python = runtime(tenant, "python").await;
+    let mut body = json!({"name": "attacker", "runtime": python});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let function = deployed(tenant, namespace, body, &[("handler.py", ATTACKER_PY)]).await;
+    (
+        function["endpoint"].as_str().unwrap().to_owned(),
+        function["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Has the attacker run `order`; returns (exit status, stdout, stderr).
+async fn run(endpoint: &str, order: Value) -> (i64, String, String) {
+    let response = reqwest::Client::new()
+        .post(endpoint)
+        .body(order.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    (
+        answer["status"].as_i64().unwrap(),
+        answer["out"].as_str().unwrap().to_owned(),
+        answer["err"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Connects to every listening TCP port the instance can see, and to `ports` on loopback;
+/// prints what answered an HTTP GET, and `refused <port>` for the others.
+const PROBE_PY: &str = r#"
+import socket, sys
+ports = set(int(p) for p in sys.argv[1:])
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).read().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+for port in sorted(ports):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+            connection.settimeout(2)
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while len(answer) < 65536:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            print("open", port, answer.decode("latin-1"))
+    except OSError as error:
+        print("refused", port, error)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_private_function_and_the_hosts_services_cannot_be_reached() {
+    let server = TestServer::start().await;
+    let (victim, hostile) = (server.tenant().await, server.tenant().await);
+    let node = runtime(&victim, "node").await;
+    let secret = format!("victim-secret-{}", uuid::Uuid::new_v4());
+    let code = format!("exports.handle = async () => ({{statusCode: 200, body: '{secret}'}});");
+    let private = deployed(
+        &victim,
+        "vault",
+        json!({"name": "private", "runtime": node, "privacy": "private"}),
+        &[("handler.js", code.as_bytes())],
+    )
+    .await;
+    let answer = reqwest::get(private["endpoint"].as_str().unwrap()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND, "the router wants a token");
+    let (endpoint, _) = attacker(&hostile, "probe", json!({})).await;
+
+    // Every port nuage and the machine's services listen on, and whatever the instance sees.
+    let endpoints = server.server().endpoints();
+    let mut ports: Vec<u16> = [
+        endpoints.api,
+        endpoints.grpc,
+        endpoints.s3,
+        endpoints.functions,
+        endpoints.router_internal,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|address| address.port())
+    .collect();
+    ports.extend([5432, 3306, 6379, 4222, 5672, 1883]);
+    let arguments: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let script = format!(
+        "python3 -c '{}' {}",
+        PROBE_PY.replace('\'', "'\"'\"'"),
+        arguments.join(" ")
+    );
+    let (status, out, err) = run(&endpoint, json!({"sh": script})).await;
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        !out.contains(&secret),
+        "the victim's private function answered the attacker:\n{out}"
+    );
+    for port in &ports {
+        assert!(
+            out.contains(&format!("refused {port} ")),
+            "port {port} of the host answered the attacker:\n{out}"
+        );
+    }
+    // Nothing but its loopback: no route to link-local (cloud metadata) or private ranges.
+    let (_, out, _) = run(
+        &endpoint,
+        json!({"sh": "cat /proc/net/dev; echo ROUTES; cat /proc/net/route"}),
+    )
+    .await;
+    let interfaces: Vec<&str> = out
+        .lines()
+        .filter_map(|line| line.split_once(':').map(|(name, _)| name.trim()))
+        .filter(|name| !name.contains('|'))
+        .collect();
+    assert_eq!(interfaces, ["lo"], "{out}");
+    let routes = out.split_once("ROUTES").unwrap().1;
+    assert_eq!(routes.trim().lines().count(), 1, "only the header, no route: {routes}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_is_no_host_root_and_sees_nothing_of_nuage() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let canary = format!("canary-{}", uuid::Uuid::new_v4());
+    let (endpoint, id) = attacker(&tenant, "root", json!({"environment_variables": {"CANARY": canary}})).await;
+
+    // Root's powers: the kernel's settings (each written with the value it has, so that a
+    // failure of this test leaves the host as it was), new user namespaces, capabilities.
+    let order = "cat /proc/sys/vm/swappiness > /proc/sys/vm/swappiness && echo WROTE-SWAPPINESS; \
+                 cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern && echo WROTE-CORE; \
+                 unshare -U true && echo USERNS-OK; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status";
+    let (_, out, _) = run(&endpoint, json!({"sh": order})).await;
+    assert!(!out.contains("WROTE-"), "{out}");
+    assert!(!out.contains("USERNS-OK"), "{out}");
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "a syscall filter: {out}");
+    let pids = processes_of(&id);
+    assert!(!pids.is_empty());
+    for pid in pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid = status.lines().find(|line| line.starts_with("Uid:")).unwrap();
+        assert!(
+            uid.split_whitespace().skip(1).all(|id| id != "0"),
+            "host ids of the instance: {uid}"
+        );
+    }
+
+    // nuage's own environment (this test process's: nextest's and cargo's variables) reaches
+    // no process of the instance, and the tenant's variables are on no command line.
+    let (_, out, _) = run(&endpoint, json!({"sh": "cat /proc/*/environ | tr '\\0' '\\n'"})).await;
+    assert!(out.contains(&format!("CANARY={canary}")), "{out}");
+    let ours: Vec<String> = std::env::vars()
+        .map(|(key, _)| key)
+        .filter(|key| key.starts_with("CARGO") || key.starts_with("NEXTEST") || key.starts_with("RUST"))
+        .collect();
+    assert!(!ours.is_empty());
+    for key in &ours {
+        assert!(
+            !out.contains(&format!("{key}=")),
+            "`{key}` reached the instance:\n{out}"
+        );
+    }
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(line) = std::fs::read(entry.path().join("cmdline")) {
+            let line = String::from_utf8_lossy(&line);
+            assert!(
+                !line.contains(&canary),
+                "a command line shows a tenant's variable: {line}"
+            );
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_processes_open_files_and_tmp_are_limited() {
+    let server = TestServer::start_with(|config| config.runner.max_processes = 64).await;
+    let tenant = server.tenant().await;
+    // 256 MB: 140 thousandths of a core.
+    let (endpoint, _) = attacker(&tenant, "hog", json!({"memory_limit": 256})).await;
+
+    let busy = "import time\nstart, cpu = time.time(), time.process_time()\n\
+                while time.time() - start < 2: pass\n\
+                print((time.process_time() - cpu) / (time.time() - start))";
+    let (_, out, err) = run(&endpoint, json!({"py": busy})).await;
+    let share: f64 = out.trim().parse().unwrap_or_else(|_| panic!("{out} {err}"));
+    assert!(share < 0.3, "a busy loop got {share:.2} of a core (quota: 0.14)");
+
+    let fork = "import subprocess\nstarted = []\n\
+                for _ in range(200):\n    try: started.append(subprocess.Popen(['sleep', '30']))\n    except OSError: break\n\
+                print(len(started))\nfor p in started: p.kill()";
+    let (_, out, err) = run(&endpoint, json!({"py": fork})).await;
+    let started: u32 = out.trim().parse().unwrap_or_else(|_| panic!("{out} {err}"));
+    assert!(started < 64, "{started} processes started (limit 64)");
+
+    let (_, out, _) = run(&endpoint, json!({"sh": "ulimit -n"})).await;
+    assert_eq!(out.trim(), "1024");
+    let (status, _, err) = run(&endpoint, json!({"sh": "dd if=/dev/zero of=/tmp/fill bs=1M count=200"})).await;
+    assert_ne!(status, 0);
+    assert!(err.contains("No space left"), "/tmp is half of memory_limit: {err}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gvisor_sandbox_runs_node_and_python_functions() {
+    let server = TestServer::start_with(|config| config.runner.sandbox = nuage_runner::Sandbox::Gvisor).await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let code = b"exports.handle = async () => ({statusCode: 200, body: require('os').release()});";
+    let function = deployed(
+        &tenant,
+        "gvisor-node",
+        json!({"name": "hello", "runtime": node}),
+        &[("handler.js", code)],
+    )
+    .await;
+    let answer = reqwest::get(function["endpoint"].as_str().unwrap()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let release = answer.text().await.unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_ne!(release.trim(), host.trim(), "gVisor's kernel answers, not the host's");
+
+    let (endpoint, _) = attacker(&tenant, "gvisor-python", json!({})).await;
+    let (status, out, err) = run(&endpoint, json!({"sh": "uname -r; id -u; cat /proc/net/dev"})).await;
+    assert_eq!(status, 0, "{err}");
+    assert!(!out.contains(host.trim()), "{out}");
+    assert!(!out.lines().any(|line| line.trim().starts_with("eth")), "{out}");
+    server.stop().await;
+}
