@@ -259,3 +259,98 @@ async fn the_gvisor_sandbox_runs_node_and_python_functions() {
     assert!(!out.lines().any(|line| line.trim().starts_with("eth")), "{out}");
     server.stop().await;
 }
+
+/// A test host of this test's own: a network namespace joined to this machine by a veth pair,
+/// at `<prefix>.2` (this machine at `<prefix>.1`), serving `name` over HTTP on port 8000.
+struct TestHost {
+    namespace: String,
+    server: std::process::Child,
+}
+
+fn ip(arguments: &[&str]) {
+    let status = std::process::Command::new("ip").args(arguments).status().unwrap();
+    assert!(status.success(), "ip {arguments:?}");
+}
+
+impl TestHost {
+    fn start(prefix: &str, name: &str) -> Self {
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let (namespace, outside, inside) = (format!("nuage-t-{tag}"), format!("nt{tag}a"), format!("nt{tag}b"));
+        ip(&["netns", "add", &namespace]);
+        ip(&["link", "add", &outside, "type", "veth", "peer", "name", &inside]);
+        ip(&["link", "set", &inside, "netns", &namespace]);
+        ip(&["addr", "add", &format!("{prefix}.1/30"), "dev", &outside]);
+        ip(&["link", "set", &outside, "up"]);
+        ip(&[
+            "-n",
+            &namespace,
+            "addr",
+            "add",
+            &format!("{prefix}.2/30"),
+            "dev",
+            &inside,
+        ]);
+        ip(&["-n", &namespace, "link", "set", &inside, "up"]);
+        ip(&["-n", &namespace, "link", "set", "lo", "up"]);
+        let answer = format!(
+            "import http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        \
+             self.send_response(200); self.end_headers(); self.wfile.write(b'{name}')\n\
+             http.server.HTTPServer(('{prefix}.2', 8000), H).serve_forever()"
+        );
+        let server = std::process::Command::new("ip")
+            .args(["netns", "exec", &namespace, "python3", "-c", &answer])
+            .spawn()
+            .unwrap();
+        let host = Self { namespace, server };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(format!("{prefix}.2:8000")).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the test host listens");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        host
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        // Deleting the namespace deletes its end of the pair, and so the pair.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.namespace])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_egress_reaches_public_addresses_and_nothing_private() {
+    let server = TestServer::start_with(|config| config.runner.egress = nuage_runner::Egress::Public).await;
+    let tenant = server.tenant().await;
+    let (endpoint, _) = attacker(&tenant, "egress", json!({})).await;
+    // Made after nuage started (it reads the host's own networks at start, and blocks them):
+    // a host at a private address, and one at an address outside every blocked range (TEST-NET-2
+    // stands for the public Internet here).
+    let private = TestHost::start("10.213.77", "private-host");
+    let public = TestHost::start("198.51.100", "public-host");
+    let api = server.server().endpoints().api.unwrap().port();
+    let probe = format!(
+        "import urllib.request\n\
+         for url in ['http://10.213.77.2:8000/', 'http://198.51.100.2:8000/', 'http://127.0.0.1:{api}/']:\n    \
+         try: print(url, urllib.request.urlopen(url, timeout=5).read().decode())\n    \
+         except Exception as error: print(url, 'refused', error)"
+    );
+    let (status, out, err) = run(&endpoint, json!({"py": probe})).await;
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("http://198.51.100.2:8000/ public-host"), "{out}");
+    assert!(out.contains("http://10.213.77.2:8000/ refused"), "{out}");
+    assert!(out.contains(&format!("http://127.0.0.1:{api}/ refused")), "{out}");
+    // The filter is out of the instance's reach.
+    let (_, out, _) = run(
+        &endpoint,
+        json!({"sh": "nft flush ruleset && echo FLUSHED; ip route del default && echo DELETED"}),
+    )
+    .await;
+    assert!(!out.contains("FLUSHED") && !out.contains("DELETED"), "{out}");
+    drop((private, public));
+    server.stop().await;
+}

@@ -18,6 +18,17 @@ pub enum Sandbox {
     None,
 }
 
+/// What an instance can reach beyond its own loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Egress {
+    /// Nothing: the instance's namespace has no route at all.
+    None,
+    /// Public addresses, through a user-mode network stack (`pasta`); the host's loopback and
+    /// addresses, its networks, link-local and private ranges stay unreachable.
+    Public,
+}
+
 /// The `[runner]` section of `nuage.toml`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -48,6 +59,8 @@ pub struct RunnerConfig {
     pub max_processes: u32,
     /// Files one instance may hold open.
     pub max_open_files: u32,
+    /// What instances can reach beyond their own loopback.
+    pub egress: Egress,
 }
 
 impl Default for RunnerConfig {
@@ -65,6 +78,7 @@ impl Default for RunnerConfig {
             instance_gid: 100_000,
             max_processes: 256,
             max_open_files: 1024,
+            egress: Egress::None,
         }
     }
 }

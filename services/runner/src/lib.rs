@@ -21,7 +21,7 @@ mod service;
 mod specs;
 
 pub use backend::{Backend, Running};
-pub use config::{RunnerConfig, Sandbox};
+pub use config::{Egress, RunnerConfig, Sandbox};
 pub use error::RunnerError;
 pub use local::{LocalBackend, LogShipping};
 pub use service::RunnerService;

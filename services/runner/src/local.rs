@@ -71,6 +71,7 @@ struct Prepared {
     working_dir: Option<PathBuf>,
     address: InstanceAddress,
     directory: PathBuf,
+    instance_id: String,
 }
 
 impl LocalBackend {
@@ -349,6 +350,7 @@ impl LocalBackend {
                 working_dir: None,
                 address,
                 directory,
+                instance_id: instance_id.to_owned(),
             });
         }
         let Some(bubblewrap) = &self.tools.bubblewrap else {
@@ -360,6 +362,7 @@ impl LocalBackend {
                 working_dir: Some(working_dir),
                 address,
                 directory,
+                instance_id: instance_id.to_owned(),
             });
         };
         self.give_image(&image.root)?;
@@ -374,6 +377,7 @@ impl LocalBackend {
             working_dir: None,
             address,
             directory,
+            instance_id: instance_id.to_owned(),
         })
     }
 
@@ -656,12 +660,18 @@ impl LocalBackend {
 
     /// Waits until the instance accepts a connection (in its own namespace, once the chain has
     /// made it); returns its address, or why it never answered.
-    async fn ready(&self, child: &mut Child, prepared: &Prepared, tail: &Tail) -> Result<InstanceAddress, String> {
+    async fn ready(
+        &self,
+        child: &mut Child,
+        prepared: &Prepared,
+        tail: &Tail,
+    ) -> Result<(InstanceAddress, Option<Child>), String> {
         let mut address = prepared.address;
         let own = nuage_core::instance::own_namespace().map_err(|error| format!("reading namespaces: {error}"))?;
         let pid = child.id().unwrap_or_default();
         let started = Instant::now();
         let mut pause = Duration::from_micros(500);
+        let mut egress = None;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 // Let the pumps catch the last lines.
@@ -675,11 +685,12 @@ impl LocalBackend {
                     && inode != own
                 {
                     address.namespace = Some((pid, inode));
+                    egress = self.connect_egress(&prepared.instance_id, pid);
                 }
             }
             let known = address.namespace.is_some() || !self.tools.isolates_network();
             if known && address.connect().await.is_ok() {
-                return Ok(address);
+                return Ok((address, egress));
             }
             if started.elapsed() > self.start_timeout {
                 let _ = child.kill().await;
@@ -695,9 +706,36 @@ impl LocalBackend {
         }
     }
 
+    /// With public egress: starts `pasta` on the namespace of `pid` (it ends with it, or when
+    /// its handle is dropped).
+    fn connect_egress(&self, instance_id: &str, pid: u32) -> Option<Child> {
+        let [attach, pasta] = self.tools.egress(instance_id, pid)?;
+        let attached = std::process::Command::new(&attach[0]).args(&attach[1..]).status();
+        if !attached.is_ok_and(|status| status.success()) {
+            tracing::warn!(instance_id, "cannot name the instance's namespace: it has no egress");
+            return None;
+        }
+        let started = Command::new(&pasta[0])
+            .args(&pasta[1..])
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        match started {
+            Ok(child) => Some(child),
+            Err(error) => {
+                tracing::warn!(%error, "cannot start pasta: the instance has no egress");
+                None
+            }
+        }
+    }
+
     /// Removes what an instance left: its cgroups, its files, gVisor's state of it.
     fn cleanup(&self) -> impl Fn(&str) + Send + 'static {
         let cgroups = self.cgroups.clone();
+        let tools = self.tools.clone();
         let instances = self.work_dir.join("instances");
         let runsc = self
             .tools
@@ -708,6 +746,7 @@ impl LocalBackend {
             if let Some(cgroups) = &cgroups {
                 cgroups.remove(instance_id);
             }
+            tools.forget_egress(instance_id);
             if let Some((runsc, state)) = &runsc {
                 let _ = std::process::Command::new(runsc)
                     .arg(format!("--root={}", state.display()))
@@ -750,8 +789,8 @@ impl Backend for LocalBackend {
                 return Err(error.into());
             }
         };
-        let address = match self.ready(&mut child, &prepared, &tail).await {
-            Ok(address) => address,
+        let (address, egress) = match self.ready(&mut child, &prepared, &tail).await {
+            Ok(ready) => ready,
             Err(reason) => {
                 let _ = child.kill().await;
                 tokio::task::spawn_blocking({
@@ -776,6 +815,7 @@ impl Backend for LocalBackend {
                     child.wait().await
                 }
             };
+            drop(egress);
             let mut reason = describe_exit(status);
             if cgroups.is_some_and(|cgroups| cgroups.oom_killed(&instance)) {
                 reason = format!("memory limit exceeded ({memory} MB): {reason}");

@@ -16,21 +16,22 @@
 //!    line). Or gVisor (`runsc`), which does the same from an OCI bundle, with a user-space kernel
 //!    between the instance and the host.
 
-use crate::config::{RunnerConfig, Sandbox};
+use crate::config::{Egress, RunnerConfig, Sandbox};
 use crate::error::RunnerError;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// What step 2 runs. Arguments: `<cgroup.procs>... -- <isolated 0|1> <image root|-> <runtime
-/// root|-> <args> <filter> <open files> -- <next program...>`.
+/// root|-> <args> <filter> <open files> <nftables ruleset|-> -- <next program...>`.
 const STAGE: &str = r#"
 while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift
-isolated=$1 root=$2 runtime=$3 args=$4 filter=$5 files=$6; shift 7
+isolated=$1 root=$2 runtime=$3 args=$4 filter=$5 files=$6 blocked=$7; shift 8
 exec 3<"$args" 4<"$filter" || exit 125
 ulimit -n "$files" || exit 125
 if [ "$isolated" = 1 ]; then
   ip link set lo up || exit 125
+  if [ "$blocked" != - ]; then printf '%s\n' "$blocked" | nft -f - || exit 125; fi
   if [ "$root" != - ]; then
     exec 5<"$root" || exit 125
     if [ "$runtime" != - ]; then exec 6<"$runtime" || exit 125; fi
@@ -59,6 +60,72 @@ pub struct Tools {
     /// gVisor's `runsc`, for `sandbox = gvisor`.
     pub runsc: Option<PathBuf>,
     setpriv: Option<PathBuf>,
+    /// passt's `pasta`, for `egress = public`.
+    pasta: Option<PathBuf>,
+    /// iproute2's `ip`: with egress, it names each instance's namespace for `pasta`.
+    ip: Option<PathBuf>,
+    /// With egress: the nftables ruleset of every instance's namespace, refusing connections to
+    /// what is not public (the instance holds no capability to change it).
+    blocked: Option<String>,
+}
+
+/// Ranges an instance with public egress never reaches: private, shared, link-local,
+/// benchmarking, multicast and reserved ones (the host's own networks are added).
+const NOT_PUBLIC: [&str; 13] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
+
+/// The ruleset refusing TCP and UDP to `prefixes` (one rule each: nftables refuses overlapping
+/// intervals in one set, and the host's networks may lie inside the ranges).
+fn ruleset(prefixes: &[String]) -> String {
+    let mut text =
+        String::from("table inet nuage {\n  chain out {\n    type filter hook output priority 0; policy accept;\n");
+    for prefix in prefixes {
+        let family = if prefix.contains(':') { "ip6" } else { "ip" };
+        text.push_str(&format!(
+            "    meta l4proto {{ tcp, udp }} {family} daddr {prefix} reject\n"
+        ));
+    }
+    text.push_str("  }\n}");
+    text
+}
+
+/// The networks of the host's own addresses (`ip -o addr show`), loopback aside, as prefixes.
+fn host_networks(ip: &Path) -> Vec<String> {
+    let Ok(output) = std::process::Command::new(ip).args(["-o", "addr", "show"]).output() else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .filter_map(|line| line.split_whitespace().nth(3))
+        .filter_map(|prefix| {
+            let (address, length) = prefix.split_once('/')?;
+            let length: u32 = length.parse().ok()?;
+            match address.parse::<std::net::IpAddr>().ok()? {
+                std::net::IpAddr::V4(v4) if !v4.is_loopback() => {
+                    let mask = u32::MAX.checked_shl(32 - length.min(32)).unwrap_or(0);
+                    Some(format!("{}/{length}", std::net::Ipv4Addr::from(u32::from(v4) & mask)))
+                }
+                std::net::IpAddr::V6(v6) if !v6.is_loopback() && !v6.is_unicast_link_local() => {
+                    let mask = u128::MAX.checked_shl(128 - length.min(128)).unwrap_or(0);
+                    Some(format!("{}/{length}", std::net::Ipv6Addr::from(u128::from(v6) & mask)))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Returns `name` from the `PATH` (and the system directories root's `PATH` has).
@@ -78,10 +145,22 @@ fn is_root() -> bool {
 impl Tools {
     /// Finds what `config.sandbox` needs.
     pub fn find(config: &RunnerConfig) -> Self {
-        let unshare = match ["unshare", "mount", "ip"].map(find_program) {
-            [Some(unshare), Some(_), Some(_)] if is_root() && config.sandbox != Sandbox::None => Some(unshare),
+        let (unshare, ip) = match ["unshare", "mount", "ip"].map(find_program) {
+            [Some(unshare), Some(_), Some(ip)] if is_root() && config.sandbox != Sandbox::None => {
+                (Some(unshare), Some(ip))
+            }
+            _ => (None, None),
+        };
+        // Egress needs both the user-mode stack and the filter that keeps it to public addresses.
+        let pasta = match (config.egress, &ip, find_program("pasta"), find_program("nft")) {
+            (Egress::Public, Some(_), Some(pasta), Some(_)) => Some(pasta),
             _ => None,
         };
+        let blocked = pasta.as_ref().zip(ip.as_deref()).map(|(_, ip)| {
+            let mut prefixes: Vec<String> = NOT_PUBLIC.map(str::to_owned).to_vec();
+            prefixes.extend(host_networks(ip));
+            ruleset(&prefixes)
+        });
         Self {
             unshare,
             sh: find_program("sh").unwrap_or_else(|| PathBuf::from("/bin/sh")),
@@ -92,6 +171,9 @@ impl Tools {
                 .then(|| find_program("runsc"))
                 .flatten(),
             setpriv: find_program("setpriv"),
+            pasta,
+            ip,
+            blocked,
         }
     }
 
@@ -112,6 +194,9 @@ impl Tools {
                  and `mount`, and iproute2's `ip`)"
                     .to_owned(),
             );
+        }
+        if config.egress == Egress::Public && self.pasta.is_none() && self.unshare.is_some() {
+            warnings.push("no egress: runner.egress is `public` but passt's `pasta` is not installed".to_owned());
         }
         if self.bubblewrap.is_some() && (self.setpriv.is_none() || self.unshare.is_none()) {
             warnings.push("instances run as nuage's own user: `setpriv` (util-linux) and root are needed".to_owned());
@@ -166,6 +251,7 @@ impl Tools {
             chain.args.as_os_str().to_owned(),
             chain.filter.as_os_str().to_owned(),
             chain.open_files.to_string().into(),
+            self.blocked.as_deref().unwrap_or("-").into(),
             "--".into(),
         ]);
         if chain.root.is_some()
@@ -181,6 +267,62 @@ impl Tools {
         }
         line.extend(sandbox);
         line
+    }
+}
+
+impl Tools {
+    /// With public egress: the command lines that name the namespace of `pid` after the
+    /// instance (`ip netns attach`: `pasta` opens namespaces by such a name, not through
+    /// `/proc`), then connect it to public addresses with `pasta` (no port forwarded in either
+    /// direction, the gateway not mapped to the host's loopback), in the foreground. It stays
+    /// root: as `nobody` it cannot enter a namespace root made (it confines itself with its
+    /// own namespaces and seccomp filter).
+    pub fn egress(&self, instance_id: &str, pid: u32) -> Option<[Vec<OsString>; 2]> {
+        let (pasta, ip) = (self.pasta.as_ref()?, self.ip.as_ref()?);
+        let name = format!("nuage-{instance_id}");
+        let attach = [
+            ip.as_os_str(),
+            "netns".as_ref(),
+            "attach".as_ref(),
+            name.as_ref(),
+            pid.to_string().as_ref(),
+        ]
+        .map(OsString::from)
+        .to_vec();
+        let mut line: Vec<OsString> = vec![pasta.clone().into()];
+        line.extend(
+            [
+                "--foreground",
+                "--quiet",
+                "--runas",
+                "0:0",
+                "--config-net",
+                "--no-map-gw",
+                "-t",
+                "none",
+                "-u",
+                "none",
+                "-T",
+                "none",
+                "-U",
+                "none",
+                "--netns",
+            ]
+            .map(OsString::from),
+        );
+        line.push(format!("/run/netns/{name}").into());
+        Some([attach, line])
+    }
+
+    /// Forgets the name [`Tools::egress`] gave an instance's namespace, if it gave one.
+    pub fn forget_egress(&self, instance_id: &str) {
+        if let (Some(_), Some(ip)) = (&self.pasta, &self.ip) {
+            let _ = std::process::Command::new(ip)
+                .args(["netns", "delete", &format!("nuage-{instance_id}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 
