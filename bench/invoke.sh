@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks the router on a release build, side by side in one run on loopback:
-#   - a deployed node function's instance hit directly (its own port),
-#   - nginx in front of the same instances (keepalive to the upstream),
+#   - a deployed node function's instance hit directly (its own port, from inside its network
+#     namespace: instances have one each, and nothing outside it reaches them),
+#   - nginx in front of the same instances (keepalive to the upstream), in the first
+#     instance's namespace: it fronts the instances that share that namespace (all of them
+#     where instances share the host's network, only that one where each has its own),
 #   - the router in front of them (the function's endpoint),
 # and prints warm p50 latency at 1 connection (the router's added latency over direct), warm
 # throughput at 32 connections (router over nginx, the CPU each spends per request, and the CPU
@@ -22,8 +25,9 @@ RUNS="${RUNS:-20}"
 INSTANCES="${INSTANCES:-4}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is needed: apt-get install nginx" >&2; exit 1; }
-cargo build --release --locked -q
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/nuage"
+# NUAGE_BIN=path runs a binary built elsewhere (an older commit's, to compare).
+if [ -z "${NUAGE_BIN:-}" ]; then cargo build --release --locked -q; fi
+BIN="${NUAGE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/nuage}"
 WORK="$(mktemp -d)"
 PID=""
 NGINX_PID=""
@@ -80,16 +84,19 @@ for name, scale, privacy in (("warm", int(os.environ["INSTANCES"]), "public"), (
     found[name] = function
 
 def ports(application_id):
-    """The ports of the instances of an application, from their environment."""
-    result = []
+    """`pid:port` of each instance of an application (one process of it, in its network
+    namespace, and the port it was given), from their environment."""
+    result = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            namespace = os.readlink(f"/proc/{pid}/ns/net")
         except OSError:
             continue
         if f"SCW_APPLICATION_ID={application_id}".encode() in environ:
-            result += [e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"PORT=")]
-    return sorted(set(result))
+            for port in [e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"PORT=")]:
+                result.setdefault((namespace, port), f"{pid}:{port}")
+    return sorted(result.values())
 
 warm = found["warm"]
 urllib.request.urlopen(warm["endpoint"]).read()
@@ -111,7 +118,15 @@ COLD_ID="$(sed -n 4p "$WORK/setup")"
 PUBLIC="$(sed -n 5p "$WORK/setup")"
 PRIVATE="$(sed -n 6p "$WORK/setup")"
 JWT="$(sed -n 7p "$WORK/setup")"
-DIRECT="http://127.0.0.1:${PORTS%%,*}/"
+FIRST="${PORTS%%,*}"
+NS_PID="${FIRST%%:*}"
+DIRECT="http://127.0.0.1:${FIRST##*:}/"
+# Direct calls and nginx run in the first instance's network namespace.
+IN_NS=(nsenter "--net=/proc/$NS_PID/ns/net")
+UPSTREAMS=()
+for instance in ${PORTS//,/ }; do
+  [ "$(readlink "/proc/${instance%%:*}/ns/net")" = "$(readlink "/proc/$NS_PID/ns/net")" ] && UPSTREAMS+=("${instance##*:}")
+done
 
 # nginx in front of the same instances, keeping connections to them open.
 NGINX_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -123,18 +138,20 @@ mkdir -p "$WORK/nginx"
   echo "  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;"
   echo "  fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;"
   echo "  upstream fn {"
-  for port in ${PORTS//,/ }; do echo "    server 127.0.0.1:$port;"; done
+  for port in "${UPSTREAMS[@]}"; do echo "    server 127.0.0.1:$port;"; done
   echo "    keepalive 64; }"
   echo "  server { listen 127.0.0.1:$NGINX_PORT;"
   echo "    location / { proxy_pass http://fn; proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }"
 } >"$WORK/nginx/nginx.conf"
-nginx -c "$WORK/nginx/nginx.conf" &
+"${IN_NS[@]}" nginx -c "$WORK/nginx/nginx.conf" &
 NGINX_PID=$!
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 50); do "${IN_NS[@]}" curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null && break; sleep 0.1; done
+echo "nginx fronts ${#UPSTREAMS[@]} of the ${INSTANCES} warm instances (those in the first one's network namespace)"
 
-# Prints "<req/s> <p50 in µs> <non-2xx> <requests>" of a wrk run.
+# Prints "<req/s> <p50 in µs> <non-2xx> <requests>" of a wrk run (run by `$WRAP`, if set:
+# the first instance's namespace for direct and nginx runs).
 measure() {
-  wrk -t"$1" -c"$2" -d"${DURATION}s" --latency "$3" ${4:+-H "$4"} >"$WORK/wrk" 2>&1
+  ${WRAP:-} wrk -t"$1" -c"$2" -d"${DURATION}s" --latency "$3" ${4:+-H "$4"} >"$WORK/wrk" 2>&1
   awk '
     function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
     /Requests\/sec/ { rps = $2 }
@@ -150,9 +167,7 @@ NGINX_WORKER="$(pgrep -P "$NGINX_PID" | head -1)"
 # The warm instances' processes (their sandboxes' included), found by the PORT they were given:
 # both proxies send to them, and what they spend per request differs (see the throughput part).
 INSTANCE_PIDS=()
-for dir in /proc/[0-9]*; do
-  tr '\0' '\n' 2>/dev/null <"$dir/environ" | grep -qxE "PORT=(${PORTS//,/|})" && INSTANCE_PIDS+=("${dir#/proc/}")
-done
+for instance in ${PORTS//,/ }; do INSTANCE_PIDS+=("${instance%%:*}"); done
 
 # This VM's latency drifts by tens of microseconds from one second to the next, so direct,
 # nginx and the router take turns in ROUNDS short runs, and the added latency is the median
@@ -160,12 +175,14 @@ done
 echo "== warm, 1 connection (p50 latency; $ROUNDS rounds of ${ROUND_SECONDS}s, medians shown)"
 added=()
 nginx_added=()
+router_p50s=()
 for round in $(seq 1 "$ROUNDS"); do
-  read -r _ direct_p50 _ < <(DURATION="$ROUND_SECONDS" measure 1 1 "$DIRECT")
-  read -r _ nginx_p50 _ < <(DURATION="$ROUND_SECONDS" measure 1 1 "http://127.0.0.1:$NGINX_PORT/")
+  read -r _ direct_p50 _ < <(WRAP="${IN_NS[*]}" DURATION="$ROUND_SECONDS" measure 1 1 "$DIRECT")
+  read -r _ nginx_p50 _ < <(WRAP="${IN_NS[*]}" DURATION="$ROUND_SECONDS" measure 1 1 "http://127.0.0.1:$NGINX_PORT/")
   read -r _ router_p50 _ < <(DURATION="$ROUND_SECONDS" measure 1 1 "$WARM")
   printf '  round %2d: direct p50 %6.0f us  nginx %6.0f us  router %6.0f us\n' "$round" "$direct_p50" "$nginx_p50" "$router_p50"
   added+=("$(awk -v a="$router_p50" -v b="$direct_p50" 'BEGIN { print a - b }')")
+  router_p50s+=("$router_p50")
   nginx_added+=("$(awk -v a="$nginx_p50" -v b="$direct_p50" 'BEGIN { print a - b }')")
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -174,6 +191,7 @@ nginx_added_median="$(median "${nginx_added[@]}")"
 printf '  added over direct: router %s us (rounds: %s), nginx %s us\n' "$router_added" "${added[*]}" "$nginx_added_median"
 echo "== warm, 32 connections (throughput; $ROUNDS rounds of ${DURATION}s each, alternating)"
 ratios=()
+router_rps=()
 router_cpu=()
 nginx_cpu=()
 router_instances_cpu=()
@@ -183,7 +201,7 @@ per_request() { local since="$1" requests="$2"; shift 2; echo $(( ($(ticks "$@")
 for round in $(seq 1 "$ROUNDS"); do
   before="$(ticks "$NGINX_WORKER")"
   instances_before="$(ticks "${INSTANCE_PIDS[@]}")"
-  read -r nginx32_rps nginx32_p50 nginx32_bad nginx32_requests < <(measure 2 32 "http://127.0.0.1:$NGINX_PORT/")
+  read -r nginx32_rps nginx32_p50 nginx32_bad nginx32_requests < <(WRAP="${IN_NS[*]}" measure 2 32 "http://127.0.0.1:$NGINX_PORT/")
   nginx_cpu+=("$(per_request "$before" "$nginx32_requests" "$NGINX_WORKER")")
   nginx_instances_cpu+=("$(per_request "$instances_before" "$nginx32_requests" "${INSTANCE_PIDS[@]}")")
   # PERF_OUT=file records where nuage spends its time during the first round (perf record -g).
@@ -201,6 +219,7 @@ for round in $(seq 1 "$ROUNDS"); do
   printf '  round %2d: nginx %8.0f req/s (p50 %5.0f us, non-2xx %s, %s us CPU/req)  router %8.0f req/s (p50 %5.0f us, non-2xx %s, %s us CPU/req)\n' \
     "$round" "$nginx32_rps" "$nginx32_p50" "$nginx32_bad" "${nginx_cpu[-1]}" "$router32_rps" "$router32_p50" "$router32_bad" "${router_cpu[-1]}"
   ratios+=("$(awk -v r="$router32_rps" -v n="$nginx32_rps" 'BEGIN { printf "%.3f", r / n }')")
+  router_rps+=("$router32_rps")
 done
 throughput_ratio="$(median "${ratios[@]}")"
 printf '  router / nginx per round: %s\n' "${ratios[*]}"
@@ -268,6 +287,8 @@ print(f"  ratio {p50_cold / p50_bare:.2f} (target <= 1.3)")
 PY
 
 echo "== summary"
+printf '  router alone (medians over rounds): p50 %s us at 1 connection, %s req/s at 32 connections\n' \
+  "$(median "${router_p50s[@]}")" "$(median "${router_rps[@]}")"
 awk -v added="$router_added" -v ratio="$throughput_ratio" -v private="$private_over_public" 'BEGIN {
   printf "  latency added by the router (median over rounds of p50 - direct p50): %.0f us (target <= 100)\n", added
   printf "  router / nginx throughput at 32 connections (median over rounds): %.2f (target >= 0.8)\n", ratio
