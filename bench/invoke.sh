@@ -25,9 +25,9 @@ RUNS="${RUNS:-20}"
 INSTANCES="${INSTANCES:-4}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is needed: apt-get install nginx" >&2; exit 1; }
-# NUAGE_BIN=path runs a binary built elsewhere (an older commit's, to compare).
-if [ -z "${NUAGE_BIN:-}" ]; then cargo build --release --locked -q; fi
-BIN="${NUAGE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/nuage}"
+# BENCH_BINARY=path runs a binary built elsewhere (an older commit's, to compare).
+if [ -z "${BENCH_BINARY:-}" ]; then cargo build --release --locked -q; fi
+BIN="${BENCH_BINARY:-${CARGO_TARGET_DIR:-$PWD/target}/release/nuage}"
 WORK="$(mktemp -d)"
 PID=""
 NGINX_PID=""

@@ -4,7 +4,7 @@
 # busy loops (each capped at its cpu_limit: 140 thousandths of a core for 256 MB). Target:
 # the quiet function's p50 within 1.5x of its p50 alone.
 # Needs wrk. Usage: bench/neighbours.sh
-#   BUSY=8 (busy instances), SECONDS_BUSY=20 (each busy call), NUAGE_BIN=path (a binary built
+#   BUSY=8 (busy instances), SECONDS_BUSY=20 (each busy call), BENCH_BINARY=path (a binary built
 #   elsewhere, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 BUSY="${BUSY:-8}"
 SECONDS_BUSY="${SECONDS_BUSY:-20}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-if [ -z "${NUAGE_BIN:-}" ]; then cargo build --release --locked -q; fi
-BIN="${NUAGE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/nuage}"
+if [ -z "${BENCH_BINARY:-}" ]; then cargo build --release --locked -q; fi
+BIN="${BENCH_BINARY:-${CARGO_TARGET_DIR:-$PWD/target}/release/nuage}"
 WORK="$(mktemp -d)"
 PID=""
 cleanup() {
