@@ -13,7 +13,9 @@
 # Needs wrk and nginx (apt-get install wrk nginx). Usage: bench/invoke.sh
 #   ROUNDS=7 (alternating rounds of each comparison), ROUND_SECONDS=2 (latency runs),
 #   DURATION=4 (throughput runs),
-#   RUNS=20 (cold starts), INSTANCES=4 (warm instances),
+#   RUNS=20 (cold starts), INSTANCES=4 (warm instances), MEMORY_LIMIT=256 (of each function:
+#   its CPU quota follows, 140 thousandths of a core at 256 MB; 2048 gives more than this
+#   machine has, to see the router without the instances' quota),
 #   PERF_OUT=file (perf record of nuage during the router's first 32-connection run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ ROUNDS="${ROUNDS:-7}"
 ROUND_SECONDS="${ROUND_SECONDS:-2}"
 RUNS="${RUNS:-20}"
 INSTANCES="${INSTANCES:-4}"
+MEMORY_LIMIT="${MEMORY_LIMIT:-256}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is needed: apt-get install nginx" >&2; exit 1; }
 # BENCH_BINARY=path runs a binary built elsewhere (an older commit's, to compare).
@@ -45,7 +48,7 @@ for _ in $(seq 1 300); do [ -f "$WORK/data/endpoints.json" ] && break; sleep 0.1
 
 # Deploys a warm function (INSTANCES instances kept) and a cold one (scaled to zero when idle);
 # writes the warm endpoint, its instances' ports and the cold endpoint.
-INSTANCES="$INSTANCES" DATA="$WORK/data" python3 - >"$WORK/setup" <<'PY'
+INSTANCES="$INSTANCES" MEMORY_LIMIT="$MEMORY_LIMIT" DATA="$WORK/data" python3 - >"$WORK/setup" <<'PY'
 import io, json, os, time, urllib.request, zipfile
 
 data = os.environ["DATA"]
@@ -74,7 +77,8 @@ found = {}
 for name, scale, privacy in (("warm", int(os.environ["INSTANCES"]), "public"), ("cold", 0, "public"),
                              ("public", 1, "public"), ("private", 1, "private")):
     function = call("POST", "/functions", {"namespace_id": namespace, "name": name, "runtime": node,
-                                           "min_scale": scale, "max_scale": max(scale, 1), "privacy": privacy})
+                                           "min_scale": scale, "max_scale": max(scale, 1), "privacy": privacy,
+                                           "memory_limit": int(os.environ["MEMORY_LIMIT"])})
     upload = call("GET", f"/functions/{function['id']}/upload-url?content_length={len(archive.getvalue())}")
     call("PUT", None, raw=archive.getvalue(), url=upload["url"])
     call("POST", f"/functions/{function['id']}/deploy", {})

@@ -80,10 +80,14 @@ p50() {
     /^ +50%/ { print us($2) }'
 }
 alone="$(p50)"
-for _ in $(seq 1 "$BUSY"); do curl -s -o /dev/null -m "$((SECONDS_BUSY + 30))" "$BUSY_ENDPOINT" & done
+CALLS=()
+for _ in $(seq 1 "$BUSY"); do
+  curl -s -o /dev/null -m "$((SECONDS_BUSY + 30))" "$BUSY_ENDPOINT" &
+  CALLS+=($!)
+done
 sleep 3
 loaded="$(p50)"
-wait
+wait "${CALLS[@]}"
 echo "== the quiet function's p50 at 1 connection, alone and beside $BUSY busy instances of another tenant"
 awk -v a="$alone" -v l="$loaded" 'BEGIN {
   printf "  alone %.0f us, beside busy loops %.0f us: %.2fx (target <= 1.5)\n", a, l, l / a

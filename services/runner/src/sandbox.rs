@@ -254,14 +254,14 @@ impl Tools {
             self.blocked.as_deref().unwrap_or("-").into(),
             "--".into(),
         ]);
-        if chain.root.is_some()
-            && self.unshare.is_some()
-            && let Some(setpriv) = &self.setpriv
-        {
-            // Two steps: a change of ids clears the parent-death signal, so it is set after.
-            let (uid, gid) = (config.instance_uid.to_string(), config.instance_gid.to_string());
-            line.push(setpriv.clone().into());
-            line.extend(["--reuid", &uid, "--regid", &gid, "--clear-groups", "--"].map(OsString::from));
+        if let Some(setpriv) = &self.setpriv {
+            if chain.root.is_some() && self.unshare.is_some() {
+                let (uid, gid) = (config.instance_uid.to_string(), config.instance_gid.to_string());
+                line.push(setpriv.clone().into());
+                line.extend(["--reuid", &uid, "--regid", &gid, "--clear-groups", "--"].map(OsString::from));
+            }
+            // After any change of ids, which clears it: the instance (gVisor's `runsc` too)
+            // dies with nuage.
             line.push(setpriv.clone().into());
             line.extend(["--pdeathsig", "KILL", "--"].map(OsString::from));
         }
