@@ -57,8 +57,6 @@ pub struct LocalBackend {
     filter: PathBuf,
     start_timeout: Duration,
     interpreters: Mutex<HashMap<String, PathBuf>>,
-    /// Image roots whose files were given to the instance user already.
-    owned: Mutex<HashSet<PathBuf>>,
     output: broadcast::Sender<OutputLine>,
     logs: Option<LogShipping>,
 }
@@ -116,7 +114,6 @@ impl LocalBackend {
             filter,
             start_timeout: Duration::from_secs(config.start_timeout_seconds.max(1)),
             interpreters: Mutex::new(HashMap::new()),
-            owned: Mutex::new(HashSet::new()),
             output,
             logs,
         })
@@ -381,14 +378,13 @@ impl LocalBackend {
         })
     }
 
-    /// Gives the image's files to the instance user, once per image.
+    /// Gives the image's files to the instance user (once per image: see
+    /// [`sandbox::give_image_to`]), where instances run as that user.
     fn give_image(&self, root: &Path) -> Result<(), RunnerError> {
-        if !self.tools.isolates_network() || self.owned.lock().expect("owned lock").contains(root) {
+        if !self.tools.isolates_network() {
             return Ok(());
         }
-        sandbox::give_image_to(root, self.config.instance_uid, self.config.instance_gid)?;
-        self.owned.lock().expect("owned lock").insert(root.to_path_buf());
-        Ok(())
+        sandbox::give_image_to(root, self.config.instance_uid, self.config.instance_gid)
     }
 }
 
