@@ -3,10 +3,10 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use nuage_applications::ApplicationsConfig;
 use nuage_builder::BuilderConfig;
 use nuage_containers::ContainersConfig;
 use nuage_core::Secret;
-use nuage_core::application::ApplicationsConfig;
 use nuage_core::storage::StorageConfig;
 use nuage_crons::CronsConfig;
 use nuage_functions::FunctionsConfig;

@@ -4,7 +4,7 @@ use crate::admin::{master_key, open_iam};
 use crate::config::{Config, Role};
 use anyhow::Context;
 use nuage_builder::{BuilderService, JobStore, Worker};
-use nuage_containers::{ContainerStore, ContainersService};
+use nuage_containers::{ContainerApplications, ContainersService};
 use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
 use nuage_core::logsink::LogSink;
 use nuage_core::secret::create_private_file;
@@ -12,7 +12,7 @@ use nuage_core::storage::StorageAccess;
 use nuage_core::transport::{self, Transport};
 use nuage_core::{Database, Secret};
 use nuage_crons::{CronStore, CronsService};
-use nuage_functions::{Archives, DeploymentStore, FunctionStore, FunctionsService};
+use nuage_functions::{Archives, DeploymentStore, FunctionApplications, FunctionLeftovers, FunctionsService};
 use nuage_gateway::{GatewayExtras, GatewayState, ServiceClients, ServiceTransports};
 use nuage_iam::{IamService, NewApiKey};
 use nuage_logs::{LogStore, LogsService};
@@ -409,39 +409,29 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                     }));
                 }
             }
-            let store = FunctionStore::new(database.clone());
             let deployments = DeploymentStore::new(database.clone());
-            let crons = CronsClient::new(peer(Role::Crons)?);
-            let runner_client = RunnerClient::new(peer(Role::Runner)?);
-            let reconciler = nuage_functions::Reconciler::new(
-                store.clone(),
-                crons.clone(),
-                runner_client.clone(),
-                LogsClient::new(peer(Role::Logs)?),
-                archives.clone(),
-                deployments.clone(),
+            let applications = FunctionApplications::new(
+                database.clone(),
+                application_peers(&peer)?,
+                applications.clone(),
+                FunctionLeftovers {
+                    archives: archives.clone(),
+                    deployments: deployments.clone(),
+                },
                 config.functions.reconcile_interval_seconds,
+                1,
             );
-            background.push(tokio::spawn(reconciler.clone().run()));
-            let peers = nuage_functions::Peers {
-                namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
-                crons,
-                builder: BuilderClient::new(peer(Role::Builder)?),
-                runner: runner_client,
-                tokens: TokensClient::new(peer(Role::Tokens)?),
-            };
+            background.push(tokio::spawn(applications.reconciler().run()));
             let runtimes = nuage_functions::detect_runtimes();
             tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
             let service = FunctionsService::new(
-                store,
-                reconciler,
-                peers,
+                applications,
+                BuilderClient::new(peer(Role::Builder)?),
                 runtimes,
-                applications.clone(),
                 archives,
                 deployments,
             );
-            background.push(tokio::spawn(service.clone().move_old_endpoints()));
+            background.push(tokio::spawn(service.applications().clone().move_old_endpoints()));
             builder.add_service(FunctionsServer::with_interceptor(
                 service,
                 RequireInternalAuth(auth.clone()),
@@ -449,25 +439,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             served.push(functions_server::SERVICE_NAME);
         }
         if config.runs(Role::Containers) {
-            let store = ContainerStore::new(database.clone());
-            let crons = CronsClient::new(peer(Role::Crons)?);
-            let runner_client = RunnerClient::new(peer(Role::Runner)?);
-            let reconciler = nuage_containers::Reconciler::new(
-                store.clone(),
-                crons.clone(),
-                runner_client.clone(),
-                LogsClient::new(peer(Role::Logs)?),
+            let applications = ContainerApplications::new(
+                database.clone(),
+                application_peers(&peer)?,
+                applications.clone(),
+                (),
                 config.containers.reconcile_interval_seconds,
+                config.containers.concurrency,
             );
-            background.push(tokio::spawn(reconciler.clone().run()));
-            let peers = nuage_containers::Peers {
-                namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
-                crons,
-                runner: runner_client,
-                tokens: TokensClient::new(peer(Role::Tokens)?),
-            };
-            let service = ContainersService::new(store, reconciler, peers, applications.clone(), &config.containers);
-            background.push(tokio::spawn(service.clone().move_old_endpoints()));
+            background.push(tokio::spawn(applications.reconciler().run()));
+            let service = ContainersService::new(applications);
+            background.push(tokio::spawn(service.applications().clone().move_old_endpoints()));
             builder.add_service(ContainersServer::with_interceptor(
                 service,
                 RequireInternalAuth(auth.clone()),
@@ -728,6 +710,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         runner,
         crons: cron_scheduler,
         grace: Duration::from_secs(config.shutdown_grace_seconds),
+    })
+}
+
+/// Returns the services functions and containers call, through `peer`.
+fn application_peers(
+    peer: &dyn Fn(Role) -> anyhow::Result<transport::Authed>,
+) -> anyhow::Result<nuage_applications::Peers> {
+    Ok(nuage_applications::Peers {
+        namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
+        crons: CronsClient::new(peer(Role::Crons)?),
+        runner: RunnerClient::new(peer(Role::Runner)?),
+        tokens: TokensClient::new(peer(Role::Tokens)?),
+        logs: LogsClient::new(peer(Role::Logs)?),
     })
 }
 

@@ -1,12 +1,57 @@
-//! JSON pieces that functions and containers share: status and privacy names, timeouts that
-//! arrive as milliseconds or as a duration string, and list parameters.
+//! The handlers of functions and containers, written once over an [`Owner`] (the functions or
+//! the containers service): create, read, list, update, delete and deploy, with the v1alpha2
+//! JSON of each; and what they share with others: status and privacy names, timeouts that
+//! arrive as milliseconds or as a duration string, list parameters, and finding which kind an
+//! application id is.
 
+use crate::GatewayState;
 use crate::error::{HttpError, invalid};
-use crate::extract::QueryParams;
+use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope, path_param};
+use crate::namespaces::is_other_tenant;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use nuage_applications::{Lookup, Owners, Resolved};
+use nuage_core::ApiError;
 use nuage_core::error::Reason;
 use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1 as common;
 use serde::Deserialize;
+use serde::Serialize;
+use serde::ser::SerializeStruct;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::marker::PhantomData;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+/// Returns the caller's function or container `id`, `None` when it has neither.
+pub(crate) async fn resolve(state: &GatewayState, scope: &Scope, id: &str) -> Result<Option<Resolved>, HttpError> {
+    Ok(owners(state).resolve(scope.lookup(id)).await?)
+}
+
+/// Returns the services that own functions and containers.
+pub(crate) fn owners(state: &GatewayState) -> Owners {
+    let clients = state.clients();
+    Owners {
+        functions: clients.functions.clone(),
+        containers: clients.containers.clone(),
+    }
+}
+
+impl Scope {
+    /// Returns a lookup of application `id` for this request's caller.
+    pub(crate) fn lookup<'a>(&'a self, id: &'a str) -> Lookup<'a> {
+        Lookup {
+            caller: &self.caller,
+            region: &self.region,
+            id,
+            request_id: &self.request_id,
+        }
+    }
+}
 
 /// `order_by` values of function and container lists, the default first.
 const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "name_asc", "name_desc"];
@@ -118,6 +163,382 @@ impl ListParams {
             order_by: order_by as i32,
         })
     }
+}
+
+/// The service that owns one kind of application, as the gateway calls it: functions or
+/// containers. Both take and give the shared `nuage.applications.v1` messages.
+pub(crate) trait Owner: Send + Sync + 'static {
+    /// `function` or `container`.
+    const NOUN: &'static str;
+    /// `functions` or `containers`: the path segment and the list's key.
+    const PLURAL: &'static str;
+    /// The path parameter naming one: `function_id` or `container_id`.
+    const ID_PARAM: &'static str;
+    /// Whether it is the functions service: its JSON has `runtime` and `handler`, a
+    /// container's has `registry_image`.
+    const FUNCTION: bool;
+    /// Its generated gRPC client.
+    type Client: Clone + Send + 'static;
+
+    /// Returns its client.
+    fn client(state: &GatewayState) -> Self::Client;
+
+    /// `Create<Kind>`.
+    fn create(
+        client: Self::Client,
+        request: Request<wire::CreateApplicationRequest>,
+    ) -> impl Future<Output = Result<Response<wire::ApplicationResponse>, Status>> + Send;
+    /// `Get<Kind>`.
+    fn get(
+        client: Self::Client,
+        request: Request<wire::GetApplicationRequest>,
+    ) -> impl Future<Output = Result<Response<wire::ApplicationResponse>, Status>> + Send;
+    /// `List<Kinds>`.
+    fn list(
+        client: Self::Client,
+        request: Request<wire::ListApplicationsRequest>,
+    ) -> impl Future<Output = Result<Response<wire::ListApplicationsResponse>, Status>> + Send;
+    /// `Update<Kind>`.
+    fn update(
+        client: Self::Client,
+        request: Request<wire::UpdateApplicationRequest>,
+    ) -> impl Future<Output = Result<Response<wire::ApplicationResponse>, Status>> + Send;
+    /// `Delete<Kind>`.
+    fn delete(
+        client: Self::Client,
+        request: Request<wire::GetApplicationRequest>,
+    ) -> impl Future<Output = Result<Response<wire::ApplicationResponse>, Status>> + Send;
+    /// `Deploy<Kind>`.
+    fn deploy(
+        client: Self::Client,
+        request: Request<wire::GetApplicationRequest>,
+    ) -> impl Future<Output = Result<Response<wire::ApplicationResponse>, Status>> + Send;
+}
+
+/// Returns the routes of `O`'s applications: `/<kind>s`, `/<kind>s/{id}`, its deploy, and
+/// `/namespaces/{id}/<kind>s`, which the Serverless plugin calls.
+pub(crate) fn routes<O: Owner>() -> Router<GatewayState> {
+    let plural = O::PLURAL;
+    let one = format!("/{plural}/{{{}}}", O::ID_PARAM);
+    Router::new()
+        .route(&format!("/{plural}"), get(list::<O>).post(create::<O>))
+        .route(&one, get(read::<O>).patch(update::<O>).delete(delete::<O>))
+        .route(&format!("{one}/deploy"), post(deploy::<O>))
+        .route(
+            &format!("/namespaces/{{namespace_id}}/{plural}"),
+            get(list_in_namespace::<O>),
+        )
+}
+
+/// The `{function_id}` or `{container_id}` path parameter; a malformed one is a 400 naming it.
+pub(crate) struct ApplicationId<O>(pub Uuid, pub PhantomData<O>);
+
+impl<O: Owner> FromRequestParts<GatewayState> for ApplicationId<O> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
+        let value = path_param(parts, state, O::ID_PARAM).await?;
+        Ok(Self(nuage_core::ids::parse_id(O::ID_PARAM, &value)?, PhantomData))
+    }
+}
+
+/// The v1alpha2 `Function` or `Container`, fields in the spec's order; the fields of the
+/// other kind are left out.
+#[derive(Debug, Serialize)]
+struct ApplicationJson {
+    id: String,
+    name: String,
+    namespace_id: String,
+    status: &'static str,
+    environment_variables: BTreeMap<String, String>,
+    min_scale: u32,
+    max_scale: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime: Option<String>,
+    memory_limit: u32,
+    cpu_limit: u32,
+    endpoint: String,
+    timeout: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handler: Option<String>,
+    error_message: String,
+    privacy: &'static str,
+    description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry_image: Option<String>,
+    region: String,
+}
+
+impl ApplicationJson {
+    fn of<O: Owner>(application: wire::Application) -> Self {
+        let (function, container) = if O::FUNCTION {
+            (Some((application.runtime, application.handler)), None)
+        } else {
+            (None, Some(application.registry_image))
+        };
+        let (runtime, handler) = function.unzip();
+        Self {
+            id: application.id,
+            name: application.name,
+            namespace_id: application.namespace_id,
+            status: status_name(application.status),
+            environment_variables: application.environment_variables.into_iter().collect(),
+            min_scale: application.min_scale,
+            max_scale: application.max_scale,
+            runtime,
+            memory_limit: application.memory_limit,
+            cpu_limit: application.cpu_limit,
+            endpoint: application.endpoint,
+            timeout: application.timeout_ms,
+            handler,
+            error_message: application.error_message,
+            privacy: privacy_name(application.privacy),
+            description: application.description,
+            registry_image: container,
+            region: application.region,
+        }
+    }
+}
+
+/// A page of applications: `{"<kind>s": [...], "total_count": n}`.
+struct ListJson {
+    key: &'static str,
+    applications: Vec<ApplicationJson>,
+    total_count: u64,
+}
+
+impl Serialize for ListJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut list = serializer.serialize_struct("List", 2)?;
+        list.serialize_field(self.key, &self.applications)?;
+        list.serialize_field("total_count", &self.total_count)?;
+        list.end()
+    }
+}
+
+fn answer<O: Owner>(response: Response<wire::ApplicationResponse>) -> Result<Json<ApplicationJson>, HttpError> {
+    response
+        .into_inner()
+        .application
+        .map(|application| Json(ApplicationJson::of::<O>(application)))
+        .ok_or_else(|| {
+            let detail = format!("{} service answered without a {}", O::PLURAL, O::NOUN);
+            HttpError::Api(ApiError::internal(&detail))
+        })
+}
+
+fn environment(values: Option<HashMap<String, String>>) -> Option<common::Environment> {
+    values.map(|values| common::Environment { values })
+}
+
+/// Returns a text field of one kind only, sent as `value`: checked as text for `O`'s kind
+/// when it is `O`'s (`function_field` says whose), ignored (as any unknown field) for the
+/// other.
+fn own_text<O: Owner>(
+    function_field: bool,
+    argument: &str,
+    value: Option<serde_json::Value>,
+) -> Result<Option<String>, HttpError> {
+    match value {
+        Some(value) if function_field == O::FUNCTION => serde_json::from_value(value)
+            .map(Some)
+            .map_err(|error| invalid(argument, Reason::Format, error.to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// A create body of either kind; the other kind's fields are ignored.
+#[derive(Debug, Deserialize)]
+struct CreateBody {
+    namespace_id: Option<String>,
+    name: Option<String>,
+    environment_variables: Option<HashMap<String, String>>,
+    min_scale: Option<u32>,
+    max_scale: Option<u32>,
+    runtime: Option<serde_json::Value>,
+    memory_limit: Option<u32>,
+    timeout: Option<Timeout>,
+    handler: Option<serde_json::Value>,
+    privacy: Option<String>,
+    description: Option<String>,
+    registry_image: Option<serde_json::Value>,
+}
+
+async fn create<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<Json<ApplicationJson>, HttpError> {
+    let runtime = own_text::<O>(true, "runtime", body.runtime)?;
+    let handler = own_text::<O>(true, "handler", body.handler)?;
+    let registry_image = own_text::<O>(false, "registry_image", body.registry_image)?;
+    let namespace_id = body
+        .namespace_id
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| invalid("namespace_id", Reason::Required, "is required"))?;
+    let request = wire::CreateApplicationRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        namespace_id,
+        name: body.name.unwrap_or_default(),
+        environment_variables: environment(body.environment_variables),
+        min_scale: body.min_scale,
+        max_scale: body.max_scale,
+        memory_limit: body.memory_limit,
+        timeout_ms: timeout_ms(body.timeout.as_ref())?,
+        privacy: privacy(body.privacy.as_deref())?,
+        description: body.description,
+        runtime: runtime.unwrap_or_default(),
+        handler,
+        registry_image,
+    };
+    answer::<O>(O::create(O::client(&state), scope.grpc(request)).await?)
+}
+
+/// The request naming one application of the caller.
+fn one(scope: &Scope, id: Uuid) -> Request<wire::GetApplicationRequest> {
+    scope.grpc(wire::GetApplicationRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        application_id: id.to_string(),
+    })
+}
+
+async fn read<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    ApplicationId(id, _): ApplicationId<O>,
+) -> Result<Json<ApplicationJson>, HttpError> {
+    answer::<O>(O::get(O::client(&state), one(&scope, id)).await?)
+}
+
+async fn delete<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    ApplicationId(id, _): ApplicationId<O>,
+) -> Result<Json<ApplicationJson>, HttpError> {
+    answer::<O>(O::delete(O::client(&state), one(&scope, id)).await?)
+}
+
+async fn deploy<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    ApplicationId(id, _): ApplicationId<O>,
+    JsonBody(_body): JsonBody<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Json<ApplicationJson>, HttpError> {
+    answer::<O>(O::deploy(O::client(&state), one(&scope, id)).await?)
+}
+
+async fn list_page<O: Owner>(
+    state: &GatewayState,
+    scope: &Scope,
+    query: &QueryParams,
+    namespace_id: Option<Uuid>,
+) -> Result<Json<ListJson>, HttpError> {
+    let params = ListParams::read(query)?;
+    let mut page = ListJson {
+        key: O::PLURAL,
+        applications: Vec::new(),
+        total_count: 0,
+    };
+    // Filtering on another tenant matches nothing, exactly as if it had nothing.
+    if is_other_tenant(query, &scope.caller)? {
+        return Ok(Json(page));
+    }
+    let request = wire::ListApplicationsRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        page: params.page,
+        page_size: params.page_size,
+        order_by: params.order_by,
+        namespace_id: namespace_id.map(|id| id.to_string()),
+        name: query.get("name").filter(|name| !name.is_empty()).map(str::to_owned),
+    };
+    let response = O::list(O::client(state), scope.grpc(request)).await?.into_inner();
+    page.applications = response
+        .applications
+        .into_iter()
+        .map(ApplicationJson::of::<O>)
+        .collect();
+    page.total_count = response.total_count;
+    Ok(Json(page))
+}
+
+async fn list<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    query: QueryParams,
+) -> Result<Json<ListJson>, HttpError> {
+    let namespace_id = query.uuid("namespace_id")?;
+    list_page::<O>(&state, &scope, &query, namespace_id).await
+}
+
+async fn list_in_namespace<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    NamespaceId(namespace_id): NamespaceId,
+    query: QueryParams,
+) -> Result<Json<ListJson>, HttpError> {
+    list_page::<O>(&state, &scope, &query, Some(namespace_id)).await
+}
+
+/// An update body of either kind; the other kind's fields are ignored.
+#[derive(Debug, Deserialize)]
+struct UpdateBody {
+    environment_variables: Option<HashMap<String, String>>,
+    min_scale: Option<u32>,
+    max_scale: Option<u32>,
+    memory_limit: Option<u32>,
+    timeout: Option<Timeout>,
+    redeploy: Option<bool>,
+    handler: Option<serde_json::Value>,
+    privacy: Option<String>,
+    description: Option<String>,
+    registry_image: Option<serde_json::Value>,
+    name: Option<serde_json::Value>,
+    namespace_id: Option<serde_json::Value>,
+    runtime: Option<serde_json::Value>,
+}
+
+async fn update<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    ApplicationId(id, _): ApplicationId<O>,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> Result<Json<ApplicationJson>, HttpError> {
+    let handler = own_text::<O>(true, "handler", body.handler)?;
+    let registry_image = own_text::<O>(false, "registry_image", body.registry_image)?;
+    // A function's runtime is fixed too; a container has none, so it is ignored there.
+    let runtime = body.runtime.filter(|_| O::FUNCTION);
+    for (argument, sent) in [
+        ("name", &body.name),
+        ("namespace_id", &body.namespace_id),
+        ("runtime", &runtime),
+    ] {
+        if sent.is_some() {
+            return Err(invalid(
+                argument,
+                Reason::Constraint,
+                format!("cannot be changed; create a new {} to use another {argument}", O::NOUN),
+            ));
+        }
+    }
+    let request = wire::UpdateApplicationRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        application_id: id.to_string(),
+        environment_variables: environment(body.environment_variables),
+        min_scale: body.min_scale,
+        max_scale: body.max_scale,
+        memory_limit: body.memory_limit,
+        timeout_ms: timeout_ms(body.timeout.as_ref())?,
+        redeploy: body.redeploy,
+        privacy: privacy(body.privacy.as_deref())?,
+        description: body.description,
+        handler,
+        registry_image,
+    };
+    answer::<O>(O::update(O::client(&state), scope.grpc(request)).await?)
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ impl FromRequestParts<GatewayState> for Scope {
     }
 }
 
-async fn path_param(parts: &mut Parts, state: &GatewayState, name: &str) -> Result<String, HttpError> {
+pub(crate) async fn path_param(parts: &mut Parts, state: &GatewayState, name: &str) -> Result<String, HttpError> {
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|_| invalid(name, Reason::Format, "is not valid UTF-8"))?;
@@ -93,10 +93,6 @@ macro_rules! path_id {
 path_id! {
     /// The `{namespace_id}` path parameter.
     NamespaceId = "namespace_id";
-    /// The `{function_id}` path parameter.
-    FunctionId = "function_id";
-    /// The `{container_id}` path parameter.
-    ContainerId = "container_id";
     /// The `{cron_id}` path parameter.
     CronId = "cron_id";
 }

@@ -1,15 +1,15 @@
 //! `GET /jwt/issue`: a token that opens the caller's private functions and containers.
 
 use crate::GatewayState;
+use crate::applications::{owners, resolve};
 use crate::error::{HttpError, invalid};
 use crate::extract::{QueryParams, Scope};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::get;
+use nuage_applications::Resolved;
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
-use nuage_proto::containers::v1 as containers;
-use nuage_proto::functions::v1 as functions;
 use nuage_proto::namespaces::v1 as namespaces;
 use nuage_proto::tokens::v1::IssueTokenRequest;
 use serde::Serialize;
@@ -71,6 +71,7 @@ async fn issue(
                 caller: Some(scope.caller.to_proto()),
                 region: scope.region.clone(),
                 namespace_id: id.clone(),
+                wait_ready_ms: 0,
             };
             clients.namespaces.clone().get_namespace(scope.grpc(request)).await?;
             Scoped {
@@ -78,25 +79,9 @@ async fn issue(
                 application_id: String::new(),
             }
         }
-        "function_id" => {
-            let request = functions::GetFunctionRequest {
-                caller: Some(scope.caller.to_proto()),
-                region: scope.region.clone(),
-                function_id: id.clone(),
-            };
-            match clients.functions.clone().get_function(scope.grpc(request)).await {
-                Ok(answer) => Scoped {
-                    namespace_id: answer.into_inner().function.map(|f| f.namespace_id).unwrap_or_default(),
-                    application_id: id,
-                },
-                // The Serverless Framework plugin sends a container's id as function_id.
-                Err(status) if status.code() == tonic::Code::NotFound => container(&state, &scope, &id)
-                    .await
-                    .map_err(|_| HttpError::Api(ApiError::from_status(&status)))?,
-                Err(status) => return Err(status.into()),
-            }
-        }
-        _ => container(&state, &scope, &id).await?,
+        // The Serverless Framework plugin sends a container's id as function_id.
+        "function_id" => scoped(resolve(&state, &scope, &id).await?, "function", id)?,
+        _ => scoped(owners(&state).container(scope.lookup(&id)).await?, "container", id)?,
     };
     let token = clients
         .tokens
@@ -114,24 +99,11 @@ async fn issue(
     }))
 }
 
-/// The caller's container `id`, as a token scope.
-async fn container(state: &GatewayState, scope: &Scope, id: &str) -> Result<Scoped, HttpError> {
-    let request = containers::GetContainerRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        container_id: id.to_owned(),
-    };
-    let container = state
-        .clients()
-        .containers
-        .clone()
-        .get_container(scope.grpc(request))
-        .await?
-        .into_inner()
-        .container
-        .unwrap_or_default();
+/// Returns the token scope of application `id` as found, or says that no `kind` has it.
+fn scoped(resolved: Option<Resolved>, kind: &str, id: String) -> Result<Scoped, HttpError> {
+    let resolved = resolved.ok_or_else(|| HttpError::Api(ApiError::not_found(kind, &id)))?;
     Ok(Scoped {
-        namespace_id: container.namespace_id,
-        application_id: id.to_owned(),
+        namespace_id: resolved.namespace_id,
+        application_id: id,
     })
 }

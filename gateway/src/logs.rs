@@ -3,6 +3,7 @@
 //! NDJSON (`follow=true`), optionally from `since` (RFC 3339) on.
 
 use crate::GatewayState;
+use crate::applications::resolve;
 use crate::error::{HttpError, invalid};
 use crate::extract::{QueryParams, Scope};
 use axum::Json;
@@ -14,8 +15,6 @@ use axum::routing::get;
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
 use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use nuage_proto::containers::v1::GetContainerRequest;
-use nuage_proto::functions::v1::GetFunctionRequest;
 use nuage_proto::logs::v1 as pb;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
@@ -55,89 +54,91 @@ struct ListJson {
     total_count: u64,
 }
 
-async fn list(State(state): State<GatewayState>, scope: Scope, query: QueryParams) -> Result<Response, HttpError> {
-    let Some(application_id) = query.uuid("application_id")? else {
-        return Err(invalid(
-            "application_id",
-            Reason::Required,
-            "is required: the id of one of your functions or containers",
-        ));
-    };
-    let application_id = application_id.to_string();
-    let ascending = query.choice("order_by", &ORDERS)? == "timestamp_asc";
-    let page = query.number("page", 1, 1, u32::MAX)?;
-    let page_size = query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
-    let since = match query.get("since").filter(|value| !value.is_empty()) {
-        None => 0,
-        Some(value) => {
-            let when = time::OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
-                invalid(
-                    "since",
-                    Reason::Format,
-                    format!("`{value}` is not an RFC 3339 date such as 2030-01-02T00:00:00Z"),
-                )
-            })?;
-            i64::try_from(when.unix_timestamp_nanos() / 1000).unwrap_or(0).max(1)
-        }
-    };
-    let follow = match query.get("follow").unwrap_or_default() {
-        "" | "false" => false,
-        "true" => true,
-        other => {
+/// What a `GET /logs` asks for.
+struct LogsQuery {
+    application_id: String,
+    ascending: bool,
+    page: u32,
+    page_size: u32,
+    /// Unix microseconds; 0 for from the start.
+    since: i64,
+    follow: bool,
+}
+
+impl LogsQuery {
+    /// Reads and checks the query, naming the first parameter that does not fit.
+    fn read(query: &QueryParams) -> Result<Self, HttpError> {
+        let Some(application_id) = query.uuid("application_id")? else {
             return Err(invalid(
-                "follow",
-                Reason::Format,
-                format!("`{other}` is not true or false"),
+                "application_id",
+                Reason::Required,
+                "is required: the id of one of your functions or containers",
             ));
-        }
-    };
-    owned(&state, &scope, &application_id).await?;
-    let logs = state.clients().logs.clone();
-    if follow {
-        let request = pb::FollowLogsRequest { application_id, since };
-        let mut lines = logs.clone().follow_logs(scope.grpc(request)).await?.into_inner();
-        let stopping = state.stopping();
-        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::convert::Infallible>>(64);
-        tokio::spawn(async move {
-            // A server that stops ends the stream rather than waiting on it.
-            let stopped = async move {
-                match stopping {
-                    Some(mut stopping) => {
-                        let _ = stopping.wait_for(|stop| *stop).await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::pin!(stopped);
-            loop {
-                let entry = tokio::select! {
-                    entry = lines.message() => entry,
-                    () = &mut stopped => return,
-                };
-                let Ok(Some(entry)) = entry else { return };
-                let mut line = serde_json::to_vec(&LogJson::from(entry)).unwrap_or_default();
-                line.push(b'\n');
-                // The client went away: drop the stream, which ends the follow.
-                if sender.send(Ok(line.into())).await.is_err() {
-                    return;
-                }
+        };
+        let ascending = query.choice("order_by", &ORDERS)? == "timestamp_asc";
+        let page = query.number("page", 1, 1, u32::MAX)?;
+        let page_size = query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
+        let since = match query.get("since").filter(|value| !value.is_empty()) {
+            None => 0,
+            Some(value) => {
+                let when = time::OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
+                    invalid(
+                        "since",
+                        Reason::Format,
+                        format!("`{value}` is not an RFC 3339 date such as 2030-01-02T00:00:00Z"),
+                    )
+                })?;
+                i64::try_from(when.unix_timestamp_nanos() / 1000).unwrap_or(0).max(1)
             }
-        });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
-        let mut response = Body::from_stream(stream).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-        return Ok(response);
+        };
+        let follow = match query.get("follow").unwrap_or_default() {
+            "" | "false" => false,
+            "true" => true,
+            other => {
+                return Err(invalid(
+                    "follow",
+                    Reason::Format,
+                    format!("`{other}` is not true or false"),
+                ));
+            }
+        };
+        Ok(Self {
+            application_id: application_id.to_string(),
+            ascending,
+            page,
+            page_size,
+            since,
+            follow,
+        })
+    }
+}
+
+async fn list(State(state): State<GatewayState>, scope: Scope, query: QueryParams) -> Result<Response, HttpError> {
+    let query = LogsQuery::read(&query)?;
+    // Another tenant's application is missing, exactly as one that does not exist.
+    if resolve(&state, &scope, &query.application_id).await?.is_none() {
+        return Err(HttpError::Api(ApiError::not_found(
+            "application",
+            &query.application_id,
+        )));
+    }
+    if query.follow {
+        return follow(&state, &scope, query).await;
     }
     let request = pb::ListLogsRequest {
-        application_id,
-        page,
-        page_size,
-        ascending,
-        since,
+        application_id: query.application_id,
+        page: query.page,
+        page_size: query.page_size,
+        ascending: query.ascending,
+        since: query.since,
     };
-    let response = logs.clone().list_logs(scope.grpc(request)).await?.into_inner();
+    let response = state
+        .clients()
+        .logs
+        .clone()
+        .list_logs(scope.grpc(request))
+        .await?
+        .into_inner();
     Ok(Json(ListJson {
         logs: response.logs.into_iter().map(LogJson::from).collect(),
         total_count: response.total_count,
@@ -145,29 +146,51 @@ async fn list(State(state): State<GatewayState>, scope: Scope, query: QueryParam
     .into_response())
 }
 
-/// Checks that `id` is a function or container of the caller; another tenant's is missing.
-async fn owned(state: &GatewayState, scope: &Scope, id: &str) -> Result<(), HttpError> {
-    let clients = state.clients();
-    let function = GetFunctionRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        function_id: id.to_owned(),
+/// Streams the lines of `query`'s application as NDJSON, from `since` on, until the client
+/// goes away or the server stops.
+async fn follow(state: &GatewayState, scope: &Scope, query: LogsQuery) -> Result<Response, HttpError> {
+    let request = pb::FollowLogsRequest {
+        application_id: query.application_id,
+        since: query.since,
     };
-    match clients.functions.clone().get_function(scope.grpc(function)).await {
-        Ok(_) => return Ok(()),
-        Err(status) if status.code() == tonic::Code::NotFound => {}
-        Err(status) => return Err(status.into()),
-    }
-    let container = GetContainerRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        container_id: id.to_owned(),
-    };
-    match clients.containers.clone().get_container(scope.grpc(container)).await {
-        Ok(_) => Ok(()),
-        Err(status) if status.code() == tonic::Code::NotFound => {
-            Err(HttpError::Api(ApiError::not_found("application", id)))
+    let mut lines = state
+        .clients()
+        .logs
+        .clone()
+        .follow_logs(scope.grpc(request))
+        .await?
+        .into_inner();
+    let stopping = state.stopping();
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::convert::Infallible>>(64);
+    tokio::spawn(async move {
+        // A server that stops ends the stream rather than waiting on it.
+        let stopped = async move {
+            match stopping {
+                Some(mut stopping) => {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::pin!(stopped);
+        loop {
+            let entry = tokio::select! {
+                entry = lines.message() => entry,
+                () = &mut stopped => return,
+            };
+            let Ok(Some(entry)) = entry else { return };
+            let mut line = serde_json::to_vec(&LogJson::from(entry)).unwrap_or_default();
+            line.push(b'\n');
+            // The client went away: drop the stream, which ends the follow.
+            if sender.send(Ok(line.into())).await.is_err() {
+                return;
+            }
         }
-        Err(status) => Err(status.into()),
-    }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
+    let mut response = Body::from_stream(stream).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(response)
 }

@@ -132,6 +132,7 @@ async fn read(
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
         namespace_id: id.to_string(),
+        wait_ready_ms: 0,
     };
     let response = state.namespaces().get_namespace(scope.grpc(request)).await?;
     answer(response.into_inner().namespace)

@@ -1,17 +1,14 @@
 //! Containers: images a tenant builds and pushes, run inside a namespace.
 //!
-//! Owns the `containers` table. Serves `nuage.containers.v1.Containers`: create, read, list,
-//! update and delete containers, and the cascade from a deleted namespace. Its
-//! [`Reconciler`] removes `deleting` containers once their crons are gone (asked of the crons
-//! service over gRPC). Deploys come later.
+//! Owns the `containers` table. Serves `nuage.containers.v1.Containers` over the shared
+//! applications layer (`nuage-applications`: create, read, list, update, delete, routes,
+//! roll-out, the reconciler that removes `deleting` containers); what only containers have is
+//! here: the image they run, checked as an image reference, and the roll-out of each deploy.
 
 mod config;
 mod model;
-mod reconciler;
 mod service;
-mod store;
 
 pub use config::ContainersConfig;
-pub use reconciler::Reconciler;
-pub use service::{ContainersService, Peers};
-pub use store::ContainerStore;
+pub use model::{Container, ContainerKind};
+pub use service::{ContainerApplications, ContainersService};

@@ -1,50 +1,54 @@
-//! A container as stored.
+//! What makes a container a container: the image it runs.
 
-use nuage_core::application::{ApplicationStatus, Privacy};
-use std::collections::BTreeMap;
-use uuid::Uuid;
+use nuage_applications::{Application, Kind};
+use nuage_core::ApiError;
+use nuage_core::error::Reason;
+use nuage_proto::applications::v1 as wire;
+use nuage_proto::runner::v1 as runner;
 
-/// A container as stored. Values were validated on the way in.
+/// A container as stored.
+pub type Container = Application<ContainerKind>;
+
+/// A container's own fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Container {
-    /// Its id.
-    pub id: Uuid,
-    /// The owning tenant.
-    pub organization_id: Uuid,
-    /// The owning tenant's project.
-    pub project_id: Uuid,
-    /// The region it lives in.
-    pub region: String,
-    /// The namespace it belongs to.
-    pub namespace_id: Uuid,
-    /// Its name, unique in its namespace.
-    pub name: String,
-    /// Its description.
-    pub description: String,
-    /// Its own variables (the namespace's come first, these override them).
-    pub environment_variables: BTreeMap<String, String>,
-    /// Instances kept when idle.
-    pub min_scale: u32,
-    /// Most instances.
-    pub max_scale: u32,
-    /// MB.
-    pub memory_limit: u32,
-    /// Request timeout.
-    pub timeout_ms: u64,
-    /// The image it runs.
+pub struct ContainerKind {
+    /// The image it runs (`[registry/]repository[:tag][@digest]`).
     pub registry_image: String,
-    /// Who may call it.
-    pub privacy: Privacy,
-    /// Where it answers.
-    pub endpoint: String,
-    /// Where it is in its life.
-    pub status: ApplicationStatus,
-    /// Why it is in `error`, else empty.
-    pub error_message: String,
-    /// Whether a change since the last deploy needs a redeploy.
-    pub redeploy_due: bool,
-    /// Unix microseconds.
-    pub created_at: i64,
-    /// Unix microseconds.
-    pub updated_at: i64,
+}
+
+impl Kind for ContainerKind {
+    const NOUN: &'static str = "container";
+    const TABLE: &'static str = "containers";
+    const COLUMNS: &'static [&'static str] = &["registry_image"];
+    const CHANGEABLE: &'static [&'static str] = &["registry_image"];
+    const RUNNER_KIND: runner::Kind = runner::Kind::Container;
+    const START_FAILED: &'static str = "the container did not start";
+
+    fn values(&self) -> Vec<&str> {
+        vec![&self.registry_image]
+    }
+
+    fn from_values(values: Vec<String>) -> Self {
+        Self {
+            registry_image: values.into_iter().next().unwrap_or_default(),
+        }
+    }
+
+    fn into_proto(self, message: &mut wire::Application) {
+        message.registry_image = self.registry_image;
+    }
+}
+
+/// Checks that `image` parses as an image reference (`[registry/]repository[:tag][@digest]`).
+pub fn check_image(image: &str) -> Result<(), ApiError> {
+    image
+        .parse::<oci_spec::distribution::Reference>()
+        .map(drop)
+        .map_err(|error| {
+            ApiError::invalid_argument(
+                "registry_image",
+                Reason::Format,
+                format!("`{image}` is not an image reference such as `registry.example.com/team/app:1.0`: {error}"),
+            )
+        })
 }

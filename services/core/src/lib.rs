@@ -4,7 +4,6 @@
 //! [`Caller`] a request acts for, pagination, the database pool and its migrator, the master
 //! key, sealing of secrets at rest, the namespace tokens (JWT) and the internal gRPC credential. It holds no business logic and no tables of its own.
 
-pub mod application;
 pub mod caller;
 pub mod clock;
 pub mod db;

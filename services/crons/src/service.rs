@@ -4,31 +4,22 @@ use crate::model::{Cron, CronStatus};
 use crate::reconciler::Reconciler;
 use crate::schedule;
 use crate::store::CronStore;
-use nuage_core::application::ApplicationStatus;
+use nuage_applications::{Lookup, Owners};
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
-use nuage_core::transport::Authed;
-use nuage_core::{ApiError, Caller, ErrorCode, Page};
-use nuage_proto::containers::v1::GetContainerRequest;
-use nuage_proto::containers::v1::containers_client::ContainersClient;
+use nuage_core::{ApiError, Caller, Page};
+use nuage_proto::common::v1::ApplicationStatus;
 use nuage_proto::crons::v1::{self as pb, crons_server::Crons};
-use nuage_proto::functions::v1::GetFunctionRequest;
-use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 /// Largest `args`, as JSON text.
 pub const MAX_ARGS_BYTES: usize = 64 * 1024;
 
-/// The services crons calls.
-#[derive(Debug, Clone)]
-pub struct Peers {
-    /// To check that an application is a function of the caller.
-    pub functions: FunctionsClient<Authed>,
-    /// To check that an application is a container of the caller.
-    pub containers: ContainersClient<Authed>,
-}
+/// The services crons calls: the owners of functions and containers, to check that a cron's
+/// application is the caller's.
+pub type Peers = Owners;
 
 /// Serves `nuage.crons.v1.Crons`.
 #[derive(Debug, Clone)]
@@ -62,47 +53,22 @@ impl CronsService {
             ));
         }
         let id = parse_id("application_id", application_id)?;
-        let function = self
-            .peers
-            .functions
-            .clone()
-            .get_function(GetFunctionRequest {
-                caller: Some(caller.to_proto()),
-                region: region.to_owned(),
-                function_id: application_id.to_owned(),
-            })
-            .await;
-        let status = match function {
-            Ok(response) => response.into_inner().function.map(|function| function.status),
-            Err(status) if status.code() == tonic::Code::NotFound => {
-                let container = self
-                    .peers
-                    .containers
-                    .clone()
-                    .get_container(GetContainerRequest {
-                        caller: Some(caller.to_proto()),
-                        region: region.to_owned(),
-                        container_id: application_id.to_owned(),
-                    })
-                    .await;
-                match container {
-                    Ok(response) => response.into_inner().container.map(|container| container.status),
-                    Err(status) => {
-                        let error = ApiError::from_status(&status);
-                        return Err(if error.code == ErrorCode::NotFound {
-                            ApiError {
-                                help_message: Some("no function or container of yours has this id".to_owned()),
-                                ..ApiError::not_found("application", application_id)
-                            }
-                        } else {
-                            error
-                        });
-                    }
-                }
-            }
-            Err(status) => return Err(ApiError::from_status(&status)),
+        let lookup = Lookup {
+            caller,
+            region,
+            id: application_id,
+            request_id: "",
         };
-        if status == Some(ApplicationStatus::Deleting.to_proto() as i32) {
+        let resolved = self
+            .peers
+            .resolve(lookup)
+            .await
+            .map_err(|status| ApiError::from_status(&status))?
+            .ok_or_else(|| ApiError {
+                help_message: Some("no function or container of yours has this id".to_owned()),
+                ..ApiError::not_found("application", application_id)
+            })?;
+        if resolved.status == ApplicationStatus::Deleting {
             return Err(ApiError::transient_state("application", application_id, "deleting"));
         }
         Ok(id)

@@ -1,52 +1,43 @@
-//! A function as stored.
+//! What makes a function a function: its runtime and the handler that runtime calls.
 
-use nuage_core::application::{ApplicationStatus, Privacy};
-use std::collections::BTreeMap;
-use uuid::Uuid;
+use nuage_applications::{Application, Kind};
+use nuage_proto::applications::v1 as wire;
+use nuage_proto::runner::v1 as runner;
 
-/// A function as stored. Values were validated on the way in.
+/// A function as stored.
+pub type Function = Application<FunctionKind>;
+
+/// A function's own fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Function {
-    /// Its id.
-    pub id: Uuid,
-    /// The owning tenant.
-    pub organization_id: Uuid,
-    /// The owning tenant's project.
-    pub project_id: Uuid,
-    /// The region it lives in.
-    pub region: String,
-    /// The namespace it belongs to.
-    pub namespace_id: Uuid,
-    /// Its name, unique in its namespace.
-    pub name: String,
-    /// Its description.
-    pub description: String,
-    /// Its own variables (the namespace's come first, these override them).
-    pub environment_variables: BTreeMap<String, String>,
-    /// Instances kept when idle.
-    pub min_scale: u32,
-    /// Most instances.
-    pub max_scale: u32,
-    /// A runtime name `GET /runtimes` lists.
+pub struct FunctionKind {
+    /// A runtime name `GET /runtimes` lists; never changes.
     pub runtime: String,
-    /// MB.
-    pub memory_limit: u32,
-    /// Request timeout.
-    pub timeout_ms: u64,
     /// What the runtime calls.
     pub handler: String,
-    /// Who may call it.
-    pub privacy: Privacy,
-    /// Where it answers.
-    pub endpoint: String,
-    /// Where it is in its life.
-    pub status: ApplicationStatus,
-    /// Why it is in `error`, else empty.
-    pub error_message: String,
-    /// Whether a change since the last deploy needs a redeploy.
-    pub redeploy_due: bool,
-    /// Unix microseconds.
-    pub created_at: i64,
-    /// Unix microseconds.
-    pub updated_at: i64,
+}
+
+impl Kind for FunctionKind {
+    const NOUN: &'static str = "function";
+    const TABLE: &'static str = "functions";
+    const COLUMNS: &'static [&'static str] = &["runtime", "handler"];
+    const CHANGEABLE: &'static [&'static str] = &["handler"];
+    const RUNNER_KIND: runner::Kind = runner::Kind::Function;
+    const START_FAILED: &'static str = "the new version did not start";
+
+    fn values(&self) -> Vec<&str> {
+        vec![&self.runtime, &self.handler]
+    }
+
+    fn from_values(values: Vec<String>) -> Self {
+        let mut values = values.into_iter();
+        Self {
+            runtime: values.next().unwrap_or_default(),
+            handler: values.next().unwrap_or_default(),
+        }
+    }
+
+    fn into_proto(self, message: &mut wire::Application) {
+        message.runtime = self.runtime;
+        message.handler = self.handler;
+    }
 }

@@ -10,15 +10,14 @@ use crate::model::{Namespace, NamespaceStatus};
 use crate::store::NamespaceStore;
 use nuage_core::ApiError;
 use nuage_core::transport::Authed;
-use nuage_proto::containers::v1::DeleteNamespaceContainersRequest;
+use nuage_proto::applications::v1::DeleteNamespaceApplicationsRequest;
 use nuage_proto::containers::v1::containers_client::ContainersClient;
-use nuage_proto::functions::v1::DeleteNamespaceFunctionsRequest;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use nuage_proto::tokens::v1::KeyPairRequest;
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 /// How many namespaces one sweep handles per state.
@@ -44,6 +43,8 @@ pub struct Reconciler {
     config: NamespacesConfig,
     peers: Peers,
     wake: Arc<Notify>,
+    /// Counts namespaces this process made ready, so that callers waiting for one wake up.
+    readied: Arc<watch::Sender<u64>>,
 }
 
 impl Reconciler {
@@ -54,7 +55,13 @@ impl Reconciler {
             config,
             peers,
             wake: Arc::new(Notify::new()),
+            readied: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Returns a receiver that changes whenever this process makes a namespace ready.
+    pub fn readied(&self) -> watch::Receiver<u64> {
+        self.readied.subscribe()
     }
 
     /// Asks for a sweep now rather than at the next interval.
@@ -115,30 +122,16 @@ impl Reconciler {
     /// many still exist.
     async fn children_remaining(&self, namespace: &Namespace) -> Result<u64, NamespacesError> {
         let unavailable = |status: tonic::Status| NamespacesError::Peer(ApiError::from_status(&status));
-        let functions = self
-            .peers
-            .functions
-            .clone()
-            .delete_namespace_functions(DeleteNamespaceFunctionsRequest {
-                organization_id: namespace.organization_id.to_string(),
-                namespace_id: namespace.id.to_string(),
-            })
-            .await
-            .map_err(unavailable)?
-            .into_inner()
-            .remaining;
-        let containers = self
-            .peers
-            .containers
-            .clone()
-            .delete_namespace_containers(DeleteNamespaceContainersRequest {
-                organization_id: namespace.organization_id.to_string(),
-                namespace_id: namespace.id.to_string(),
-            })
-            .await
-            .map_err(unavailable)?
-            .into_inner()
-            .remaining;
+        let request = || DeleteNamespaceApplicationsRequest {
+            organization_id: namespace.organization_id.to_string(),
+            namespace_id: namespace.id.to_string(),
+        };
+        let mut functions = self.peers.functions.clone();
+        let mut containers = self.peers.containers.clone();
+        let functions = functions.delete_namespace_functions(request()).await;
+        let containers = containers.delete_namespace_containers(request()).await;
+        let functions = functions.map_err(unavailable)?.into_inner().remaining;
+        let containers = containers.map_err(unavailable)?.into_inner().remaining;
         Ok(functions + containers)
     }
 
@@ -172,6 +165,7 @@ impl Reconciler {
             .await?
         {
             tracing::info!(namespace_id = %namespace.id, registry_endpoint, "namespace ready");
+            self.readied.send_modify(|count| *count += 1);
         }
         Ok(())
     }

@@ -3,14 +3,16 @@
 use crate::config::NamespacesConfig;
 use crate::convert::{namespace_to_proto, order_from_proto};
 use crate::error::{NamespacesError, required};
-use crate::model::{Description, EnvironmentVariables, NamespaceName};
+use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceStatus};
 use crate::reconciler::Reconciler;
 use crate::store::{NamespaceChanges, NamespaceStore, NewNamespace};
 use nuage_core::ids::parse_id;
 use nuage_core::{Caller, Page};
 use nuage_proto::common::v1 as common;
 use nuage_proto::namespaces::v1::{self as pb, namespaces_server::Namespaces};
+use std::time::Duration;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 /// Serves `nuage.namespaces.v1.Namespaces`.
 #[derive(Debug, Clone)]
@@ -30,6 +32,36 @@ impl NamespacesService {
         }
     }
 }
+
+impl NamespacesService {
+    /// Returns the caller's namespace `id`; one still `pending` is waited for, up to `wait`,
+    /// until it is made ready or fails. This process's reconciler says when it made one
+    /// ready; another replica's is seen by reading again every [`RECHECK`].
+    async fn get_when_settled(
+        &self,
+        caller: &Caller,
+        region: &str,
+        id: Uuid,
+        wait: Duration,
+    ) -> Result<Namespace, NamespacesError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut readied = self.reconciler.readied();
+        loop {
+            let namespace = self.store.get(caller, region, id).await?;
+            let now = tokio::time::Instant::now();
+            if namespace.status != NamespaceStatus::Pending || now >= deadline {
+                return Ok(namespace);
+            }
+            let next = deadline.min(now + RECHECK);
+            // A closed channel (the reconciler gone) leaves the periodic read.
+            let _ = tokio::time::timeout_at(next, readied.changed()).await;
+        }
+    }
+}
+
+/// How often a caller waiting for a pending namespace reads it again, in case another
+/// replica made it ready.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// Returns the caller and region every request carries.
 fn scope(caller: Option<&common::Caller>, region: &str) -> Result<(Caller, String), NamespacesError> {
@@ -74,7 +106,9 @@ impl Namespaces for NamespacesService {
         let request = request.into_inner();
         let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
         let id = parse_id("namespace_id", &request.namespace_id)?;
-        let namespace = self.store.get(&caller, &region, id).await?;
+        let namespace = self
+            .get_when_settled(&caller, &region, id, Duration::from_millis(request.wait_ready_ms))
+            .await?;
         Ok(Response::new(pb::GetNamespaceResponse {
             namespace: Some(namespace_to_proto(namespace)),
         }))

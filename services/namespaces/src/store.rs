@@ -2,7 +2,7 @@
 
 use crate::error::NamespacesError;
 use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceOrder, NamespaceStatus};
-use nuage_core::application::new_endpoint_suffix;
+use nuage_applications::new_endpoint_suffix;
 use nuage_core::clock::now_micros;
 use nuage_core::db::is_unique_violation;
 use nuage_core::{Caller, Database, Page};

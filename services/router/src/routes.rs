@@ -38,7 +38,7 @@ pub struct Route {
 /// Returns what an endpoint is reached by: its last path segment (`http://host/label`) or,
 /// for host-based endpoints (`https://label.domain`), its first host label.
 pub fn key_of(endpoint: &str) -> Option<String> {
-    nuage_core::application::label_of(endpoint).map(str::to_owned)
+    nuage_applications::label_of(endpoint).map(str::to_owned)
 }
 
 fn route(proto: RouteProto) -> Option<Route> {

@@ -1,0 +1,32 @@
+//! What functions and containers share, written once: the model and its rules
+//! ([`Application`] of a [`Kind`]), their store, their reconciler, creating, changing and
+//! deleting them, telling routers, rolling a version out, and resolving an application id.
+//!
+//! A library, not a service: the functions and containers services each serve their own gRPC
+//! API over an [`Applications`] of their kind and keep only what differs (a function's
+//! archives and builds, a container's registry image). The gateway and crons use [`Owners`]
+//! to find which kind an id is. It owns no table of its own: each kind's table is its
+//! service's.
+
+mod config;
+mod model;
+mod operations;
+mod peers;
+mod reconciler;
+mod resolve;
+mod rpc;
+mod store;
+
+pub use config::{ApplicationsConfig, DEFAULT_ENDPOINT_BASE_URL};
+pub use model::{
+    Application, ApplicationStatus, DEFAULT_MAX_SCALE, DEFAULT_MEMORY_LIMIT, DEFAULT_MIN_SCALE, DEFAULT_TIMEOUT_MS,
+    ENDPOINT_SUFFIX_LENGTH, Kind, MAX_DESCRIPTION_LENGTH, MAX_DNS_LABEL, MAX_TIMEOUT_MS, MEMORY_LIMITS, MIN_TIMEOUT_MS,
+    Privacy, check_description, check_name, check_timeout, cpu_limit, endpoint_label, label_of, new_endpoint_suffix,
+    order_sql,
+};
+pub use operations::{Applications, Changes, Requested, RouteStream, Settings, required};
+pub use peers::{Peers, Platform, platform_environment};
+pub use reconciler::{Leftovers, Reconciler};
+pub use resolve::{ApplicationKind, Lookup, Owners, Resolved};
+pub use rpc::{answer, changes, requested};
+pub use store::{ApplicationStore, ListFilter};

@@ -1,0 +1,493 @@
+//! What the functions and containers services do alike, once: create, read, list, change and
+//! delete an application, tell routers about it, and roll a new version out.
+
+use crate::config::ApplicationsConfig;
+use crate::model::{
+    self, Application, ApplicationStatus, DEFAULT_MAX_SCALE, DEFAULT_MEMORY_LIMIT, DEFAULT_MIN_SCALE,
+    DEFAULT_TIMEOUT_MS, Kind, Privacy,
+};
+use crate::peers::Peers;
+use crate::reconciler::{Leftovers, Reconciler};
+use crate::store::{ApplicationStore, ListFilter};
+use nuage_core::clock::now_micros;
+use nuage_core::error::Reason;
+use nuage_core::ids::parse_id;
+use nuage_core::{ApiError, Caller, Database, Page, validate};
+use nuage_proto::common::v1 as pb;
+use nuage_proto::namespaces::v1::Namespace;
+use nuage_proto::runner::v1::{DeployRequest, Spec};
+use std::collections::BTreeMap;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Route changes as the functions and containers services stream them to routers.
+pub type RouteStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::RouteChange, tonic::Status>> + Send>>;
+
+/// Functions or containers: their store, their reconciler, the services they call, and the
+/// routers listening for their changes.
+#[derive(Debug)]
+pub struct Applications<K, L> {
+    store: ApplicationStore<K>,
+    reconciler: Reconciler<K, L>,
+    peers: Peers,
+    config: ApplicationsConfig,
+    /// How many requests one instance takes at once.
+    concurrency: u32,
+    route_changes: broadcast::Sender<pb::Route>,
+}
+
+impl<K, L: Clone> Clone for Applications<K, L> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            reconciler: self.reconciler.clone(),
+            peers: self.peers.clone(),
+            config: self.config.clone(),
+            concurrency: self.concurrency,
+            route_changes: self.route_changes.clone(),
+        }
+    }
+}
+
+/// The settings a create request gives, checked, in the order a create checks them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Its namespace.
+    pub namespace_id: Uuid,
+    /// Its name (checked against the namespace once it is read).
+    pub name: String,
+    /// Its own variables.
+    pub environment_variables: BTreeMap<String, String>,
+    /// MB.
+    pub memory_limit: u32,
+    /// Instances kept when idle.
+    pub min_scale: u32,
+    /// Most instances.
+    pub max_scale: u32,
+    /// Request timeout.
+    pub timeout_ms: u64,
+}
+
+/// What a create request of either kind carries in common, as it arrives (but for the
+/// namespace id and name, which [`required`] checked first).
+#[derive(Debug, Clone, Default)]
+pub struct Requested {
+    /// `namespace_id`.
+    pub namespace_id: Uuid,
+    /// `name`.
+    pub name: String,
+    /// `environment_variables`.
+    pub environment_variables: Option<pb::Environment>,
+    /// `memory_limit`.
+    pub memory_limit: Option<u32>,
+    /// `min_scale`.
+    pub min_scale: Option<u32>,
+    /// `max_scale`.
+    pub max_scale: Option<u32>,
+    /// `timeout_ms`.
+    pub timeout_ms: Option<u64>,
+}
+
+/// What an update request of either kind may change, as it arrives.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// `environment_variables`: all of them, replaced.
+    pub environment_variables: Option<pb::Environment>,
+    /// `min_scale`.
+    pub min_scale: Option<u32>,
+    /// `max_scale`.
+    pub max_scale: Option<u32>,
+    /// `memory_limit`.
+    pub memory_limit: Option<u32>,
+    /// `timeout_ms`.
+    pub timeout_ms: Option<u64>,
+    /// `privacy`, as its wire value (unspecified leaves it).
+    pub privacy: i32,
+    /// `description`.
+    pub description: Option<String>,
+    /// `redeploy`: `Some(false)` changes without redeploying.
+    pub redeploy: Option<bool>,
+}
+
+/// Returns `namespace_id` and `name` of a create request, both required.
+pub fn required(namespace_id: &str, name: &str) -> Result<Uuid, ApiError> {
+    if namespace_id.is_empty() {
+        return Err(ApiError::invalid_argument(
+            "namespace_id",
+            Reason::Required,
+            "is required",
+        ));
+    }
+    let id = parse_id("namespace_id", namespace_id)?;
+    if name.is_empty() {
+        return Err(ApiError::invalid_argument("name", Reason::Required, "is required"));
+    }
+    Ok(id)
+}
+
+/// Returns the environment variables a request sets, checked; `None` when it leaves them.
+fn environment(variables: Option<pb::Environment>) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    variables
+        .map(|variables| {
+            validate::environment_variables("environment_variables", &variables.values)?;
+            Ok(variables.values.into_iter().collect())
+        })
+        .transpose()
+}
+
+impl<K: Kind, L: Leftovers> Applications<K, L> {
+    /// Returns the applications of kind `K` stored in `database`, whose deleted ones leave
+    /// `leftovers`; one instance takes `concurrency` requests at once. Run
+    /// [`Applications::reconciler`] in the background.
+    pub fn new(
+        database: Database,
+        peers: Peers,
+        config: ApplicationsConfig,
+        leftovers: L,
+        reconcile_interval_seconds: u64,
+        concurrency: u32,
+    ) -> Self {
+        let store = ApplicationStore::new(database);
+        let reconciler = Reconciler::new(store.clone(), peers.clone(), leftovers, reconcile_interval_seconds);
+        Self {
+            store,
+            reconciler,
+            peers,
+            config,
+            concurrency: concurrency.max(1),
+            route_changes: broadcast::channel(1024).0,
+        }
+    }
+
+    /// Returns the store.
+    pub fn store(&self) -> &ApplicationStore<K> {
+        &self.store
+    }
+
+    /// Returns the services it calls.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// Returns the reconciler, to run in the background.
+    pub fn reconciler(&self) -> Reconciler<K, L> {
+        self.reconciler.clone()
+    }
+
+    /// Checks the common settings of a create request, in the order clients see errors:
+    /// variables, memory, scale, timeout.
+    pub fn check_new(&self, requested: Requested) -> Result<Settings, ApiError> {
+        let environment_variables = environment(requested.environment_variables)?.unwrap_or_default();
+        let memory_limit = requested.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT);
+        model::cpu_limit(memory_limit)?;
+        let min_scale = requested.min_scale.unwrap_or(DEFAULT_MIN_SCALE);
+        let max_scale = requested.max_scale.unwrap_or(DEFAULT_MAX_SCALE.max(min_scale));
+        self.config.check_scale(min_scale, max_scale)?;
+        let timeout_ms = requested.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        model::check_timeout(timeout_ms)?;
+        Ok(Settings {
+            namespace_id: requested.namespace_id,
+            name: requested.name,
+            environment_variables,
+            memory_limit,
+            min_scale,
+            max_scale,
+            timeout_ms,
+        })
+    }
+
+    /// Stores a new application of the caller with `settings`, `description` and `privacy`
+    /// (its wire value) once its namespace is ready; `kind` makes what only its kind has from
+    /// that namespace.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        region: &str,
+        settings: Settings,
+        description: Option<String>,
+        privacy: i32,
+        kind: impl FnOnce(&Namespace) -> K,
+    ) -> Result<Application<K>, ApiError> {
+        let description = description.unwrap_or_default();
+        model::check_description(&description)?;
+        let privacy = Privacy::from_proto(privacy).unwrap_or_default();
+        let namespace = self
+            .ready_namespace(caller, region, &settings.namespace_id.to_string())
+            .await?;
+        model::check_name(&settings.name, &namespace.name)?;
+        let now = now_micros();
+        let application = Application {
+            id: Uuid::new_v4(),
+            organization_id: caller.organization_id,
+            project_id: caller.project_id,
+            endpoint: self.config.endpoint(&namespace, &settings.name)?,
+            region: region.to_owned(),
+            namespace_id: settings.namespace_id,
+            name: settings.name,
+            description,
+            environment_variables: settings.environment_variables,
+            min_scale: settings.min_scale,
+            max_scale: settings.max_scale,
+            memory_limit: settings.memory_limit,
+            timeout_ms: settings.timeout_ms,
+            privacy,
+            status: ApplicationStatus::Created,
+            error_message: String::new(),
+            redeploy_due: false,
+            created_at: now,
+            updated_at: now,
+            kind: kind(&namespace),
+        };
+        self.store.insert(&application).await?;
+        Ok(application)
+    }
+
+    /// Returns the caller's namespace `namespace_id` once it is ready.
+    pub async fn ready_namespace(
+        &self,
+        caller: &Caller,
+        region: &str,
+        namespace_id: &str,
+    ) -> Result<Namespace, ApiError> {
+        self.peers
+            .ready_namespace::<K>(&self.config, caller, region, namespace_id)
+            .await
+    }
+
+    /// Returns the caller's application `id` (its wire form) in `region`, refusing one being
+    /// deleted when `live`.
+    pub async fn get(&self, caller: &Caller, region: &str, id: &str, live: bool) -> Result<Application<K>, ApiError> {
+        let id = parse_id(&format!("{}_id", K::NOUN), id)?;
+        let application = self.store.get(caller, region, id).await?;
+        if live && application.status == ApplicationStatus::Deleting {
+            return Err(ApiError::transient_state(K::NOUN, id.to_string(), "deleting"));
+        }
+        Ok(application)
+    }
+
+    /// Returns one page of the caller's applications in `region` (of namespace `namespace_id`
+    /// and named `name`, when given) and the count of all matches.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        region: &str,
+        (namespace_id, name): (Option<String>, Option<String>),
+        order: i32,
+        page: Page,
+    ) -> Result<(Vec<Application<K>>, u64), ApiError> {
+        let filter = ListFilter {
+            namespace_id: namespace_id
+                .as_deref()
+                .filter(|id| !id.is_empty())
+                .map(|id| parse_id("namespace_id", id))
+                .transpose()?,
+            name: name.filter(|name| !name.is_empty()),
+        };
+        self.store.list(caller, region, &filter, order, page).await
+    }
+
+    /// Applies `changes` (and what `kind` changes of the kind's own) to the caller's
+    /// application `id`, re-reading and re-applying if someone else wrote in between. A change
+    /// to a deployed application makes a redeploy due, unless the client said not to.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        region: &str,
+        id: &str,
+        changes: Changes,
+        kind: impl Fn(&mut K) -> Result<(), ApiError>,
+    ) -> Result<Application<K>, ApiError> {
+        let id = parse_id(&format!("{}_id", K::NOUN), id)?;
+        let environment_variables = environment(changes.environment_variables.clone())?;
+        if let Some(memory_limit) = changes.memory_limit {
+            model::cpu_limit(memory_limit)?;
+        }
+        if let Some(timeout_ms) = changes.timeout_ms {
+            model::check_timeout(timeout_ms)?;
+        }
+        if let Some(description) = &changes.description {
+            model::check_description(description)?;
+        }
+        for _ in 0..3 {
+            let current = self.store.get(caller, region, id).await?;
+            if current.status == ApplicationStatus::Deleting {
+                return Err(ApiError::transient_state(K::NOUN, id.to_string(), "deleting"));
+            }
+            let mut next = current.clone();
+            if let Some(variables) = &environment_variables {
+                next.environment_variables = variables.clone();
+            }
+            next.min_scale = changes.min_scale.unwrap_or(next.min_scale);
+            next.max_scale = changes.max_scale.unwrap_or(next.max_scale);
+            self.config.check_scale(next.min_scale, next.max_scale)?;
+            next.memory_limit = changes.memory_limit.unwrap_or(next.memory_limit);
+            next.timeout_ms = changes.timeout_ms.unwrap_or(next.timeout_ms);
+            kind(&mut next.kind)?;
+            next.privacy = Privacy::from_proto(changes.privacy).unwrap_or(next.privacy);
+            if let Some(description) = &changes.description {
+                next.description = description.clone();
+            }
+            let changed = next != current;
+            let deployed = current.status != ApplicationStatus::Created;
+            next.redeploy_due = current.redeploy_due || (changed && deployed && changes.redeploy != Some(false));
+            next.updated_at = now_micros();
+            if let Some(stored) = self.store.update(&next, current.updated_at).await? {
+                self.changed(&stored);
+                return Ok(stored);
+            }
+        }
+        Err(ApiError::transient_state(K::NOUN, id.to_string(), "updating"))
+    }
+
+    /// Marks the caller's application `id` `deleting`; it is gone once its children are.
+    pub async fn delete(&self, caller: &Caller, region: &str, id: &str) -> Result<Application<K>, ApiError> {
+        let id = parse_id(&format!("{}_id", K::NOUN), id)?;
+        let application = self.store.mark_deleting(caller, region, id).await?;
+        self.changed(&application);
+        self.reconciler.wake();
+        Ok(application)
+    }
+
+    /// Marks every application of a deleted namespace `deleting`; returns how many remain.
+    pub async fn delete_namespace(&self, organization_id: &str, namespace_id: &str) -> Result<u64, ApiError> {
+        let organization_id = parse_id("organization_id", organization_id)?;
+        let namespace_id = parse_id("namespace_id", namespace_id)?;
+        let remaining = self
+            .store
+            .mark_namespace_deleting(organization_id, namespace_id)
+            .await?;
+        if remaining > 0 {
+            self.reconciler.wake();
+        }
+        Ok(remaining)
+    }
+
+    /// Makes `application` `pending`, or says it is being deleted.
+    pub async fn mark_pending(&self, application: &Application<K>) -> Result<Application<K>, ApiError> {
+        self.store
+            .set_status(application.id, ApplicationStatus::Pending, "")
+            .await?
+            .ok_or_else(|| ApiError::transient_state(K::NOUN, application.id.to_string(), "deleting"))
+    }
+
+    /// Hands version `version` of `application`, image `image`, to the runner, which answers
+    /// once an instance of it answered. `namespace` is the one the deploy read, if it did.
+    pub async fn start_version(
+        &self,
+        application: &Application<K>,
+        namespace: Option<Namespace>,
+        version: &str,
+        image: &str,
+    ) -> Result<(), ApiError> {
+        let environment = self.peers.runtime_environment(application, namespace, version).await?;
+        let spec = Spec {
+            application_id: application.id.to_string(),
+            version: version.to_owned(),
+            kind: K::RUNNER_KIND.into(),
+            image: image.to_owned(),
+            environment,
+            memory_limit_mb: application.memory_limit,
+            cpu_limit_mcpu: application.cpu_limit(),
+            port: 0,
+        };
+        self.peers
+            .runner
+            .clone()
+            .deploy(DeployRequest { spec: Some(spec) })
+            .await
+            .map(drop)
+            .map_err(|status| ApiError::unavailable(status.message()))
+    }
+
+    /// Records how the newest version of application `id` started: `ready`, or `error` with why.
+    pub async fn finish_version(&self, id: Uuid, version: &str, started: Result<(), ApiError>) {
+        let (status, message) = match started {
+            Ok(()) => (ApplicationStatus::Ready, String::new()),
+            Err(error) => (
+                ApplicationStatus::Error,
+                format!("{}: {}", K::START_FAILED, error.message),
+            ),
+        };
+        if let Err(error) = self.store.set_status(id, status, &message).await {
+            tracing::warn!(application_id = %id, %error, "cannot record the end of a deployment");
+        }
+        tracing::info!(application_id = %id, version, status = status.as_str(), "{} deployment finished", K::NOUN);
+    }
+
+    /// Tells routers that `application` changed.
+    pub fn changed(&self, application: &Application<K>) {
+        let _ = self.route_changes.send(application.route(self.concurrency));
+    }
+
+    /// Returns the route of every application, for a router's table.
+    pub async fn routes(&self) -> Result<pb::ListRoutesResponse, ApiError> {
+        let routes = self
+            .store
+            .all()
+            .await?
+            .iter()
+            .map(|application| application.route(self.concurrency))
+            .collect();
+        Ok(pb::ListRoutesResponse { routes })
+    }
+
+    /// Streams route changes from now on (a router that lags reloads its table anyway).
+    pub fn watch_routes(&self) -> RouteStream {
+        use tokio_stream::StreamExt;
+        let stream = tokio_stream::wrappers::BroadcastStream::new(self.route_changes.subscribe())
+            .filter_map(|route| route.ok().map(|route| Ok(pb::RouteChange { route: Some(route) })));
+        Box::pin(stream)
+    }
+
+    /// Moves applications made before endpoint suffixes existed to their namespace's endpoint,
+    /// and tells routers. Runs at start-up, trying again (less and less often) until every
+    /// namespace has its suffix and the namespaces service answers.
+    pub async fn move_old_endpoints(self) {
+        let mut wait = std::time::Duration::from_secs(1);
+        while let Err(error) = self.move_endpoints_once().await {
+            tracing::warn!(%error, "cannot move old endpoints yet; trying again");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(30));
+        }
+    }
+
+    async fn move_endpoints_once(&self) -> Result<(), ApiError> {
+        let mut namespaces: std::collections::HashMap<Uuid, Option<Namespace>> = Default::default();
+        for application in self.store.all().await? {
+            if application.status == ApplicationStatus::Deleting {
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(entry) = namespaces.entry(application.namespace_id) {
+                let owner = Caller {
+                    organization_id: application.organization_id,
+                    project_id: application.project_id,
+                };
+                let namespace = self
+                    .peers
+                    .namespace_of(&owner, &application.region, application.namespace_id)
+                    .await?;
+                entry.insert(namespace);
+            }
+            // A namespace gone takes its applications' routes with it.
+            let Some(Some(namespace)) = namespaces.get(&application.namespace_id) else {
+                continue;
+            };
+            // Fails for a namespace without its suffix yet, whose label could pass for the old one.
+            let endpoint = self.config.endpoint(namespace, &application.name)?;
+            // Only the label counts: an endpoint under another base URL or domain still answers.
+            if model::label_of(&application.endpoint) == model::label_of(&endpoint) {
+                continue;
+            }
+            if let Some(moved) = self
+                .store
+                .set_endpoint(application.id, &application.endpoint, &endpoint)
+                .await?
+            {
+                tracing::info!(application_id = %moved.id, endpoint = %endpoint, "endpoint moved to its namespace's form");
+                self.changed(&moved);
+            }
+        }
+        Ok(())
+    }
+}

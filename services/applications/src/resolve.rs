@@ -1,0 +1,108 @@
+//! "Is this id a function or a container of the caller?", asked of the two services that own
+//! them, for what names an application by id alone (logs, tokens, crons).
+
+use nuage_core::Caller;
+use nuage_core::internal::REQUEST_ID_HEADER;
+use nuage_core::transport::Authed;
+use nuage_proto::applications::v1::{Application, GetApplicationRequest};
+use nuage_proto::common::v1::ApplicationStatus;
+use nuage_proto::containers::v1::containers_client::ContainersClient;
+use nuage_proto::functions::v1::functions_client::FunctionsClient;
+
+/// The services that own applications.
+#[derive(Debug, Clone)]
+pub struct Owners {
+    /// Owns functions.
+    pub functions: FunctionsClient<Authed>,
+    /// Owns containers.
+    pub containers: ContainersClient<Authed>,
+}
+
+/// Who asks about which id: the caller, its region, and the request id to pass on.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    /// The tenant asking; another tenant's application is missing.
+    pub caller: &'a Caller,
+    /// The region asked about.
+    pub region: &'a str,
+    /// The id, as sent.
+    pub id: &'a str,
+    /// The request id to log the calls under, or empty.
+    pub request_id: &'a str,
+}
+
+/// Which kind an application is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplicationKind {
+    /// A function.
+    Function,
+    /// A container.
+    Container,
+}
+
+/// An application of the caller, found by id.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Which kind it is.
+    pub kind: ApplicationKind,
+    /// Its namespace.
+    pub namespace_id: String,
+    /// Where it is in its life.
+    pub status: ApplicationStatus,
+}
+
+impl<'a> Lookup<'a> {
+    fn request(&self) -> tonic::Request<GetApplicationRequest> {
+        let mut request = tonic::Request::new(GetApplicationRequest {
+            caller: Some(self.caller.to_proto()),
+            region: self.region.to_owned(),
+            application_id: self.id.to_owned(),
+        });
+        if let Ok(value) = self.request_id.parse() {
+            request.metadata_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        request
+    }
+}
+
+impl Owners {
+    /// Returns the caller's function or container `lookup.id`, `None` when it has neither
+    /// (another tenant's is missing too).
+    pub async fn resolve(&self, lookup: Lookup<'_>) -> Result<Option<Resolved>, tonic::Status> {
+        match self.function(lookup).await? {
+            Some(resolved) => Ok(Some(resolved)),
+            None => self.container(lookup).await,
+        }
+    }
+
+    /// Returns the caller's function `lookup.id`, `None` when it has none.
+    pub async fn function(&self, lookup: Lookup<'_>) -> Result<Option<Resolved>, tonic::Status> {
+        let found = self.functions.clone().get_function(lookup.request()).await;
+        found_as(ApplicationKind::Function, found)
+    }
+
+    /// Returns the caller's container `lookup.id`, `None` when it has none.
+    pub async fn container(&self, lookup: Lookup<'_>) -> Result<Option<Resolved>, tonic::Status> {
+        let found = self.containers.clone().get_container(lookup.request()).await;
+        found_as(ApplicationKind::Container, found)
+    }
+}
+
+/// Returns what a get of `kind` found: `None` for NOT_FOUND.
+fn found_as(
+    kind: ApplicationKind,
+    found: Result<tonic::Response<nuage_proto::applications::v1::ApplicationResponse>, tonic::Status>,
+) -> Result<Option<Resolved>, tonic::Status> {
+    match found {
+        Ok(response) => Ok(response
+            .into_inner()
+            .application
+            .map(|application: Application| Resolved {
+                kind,
+                status: application.status(),
+                namespace_id: application.namespace_id,
+            })),
+        Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+        Err(status) => Err(status),
+    }
+}

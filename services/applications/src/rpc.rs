@@ -1,0 +1,116 @@
+//! The RPCs the functions and containers services answer alike, from the shared wire messages
+//! (`nuage.applications.v1`) to the shared operations and back, so that each service's
+//! implementation of them is one line.
+
+use crate::model::{Application, Kind};
+use crate::operations::{Applications, Changes, Requested, RouteStream, required};
+use crate::reconciler::Leftovers;
+use nuage_core::{ApiError, Caller, Page};
+use nuage_proto::applications::v1 as wire;
+use nuage_proto::common::v1 as common;
+use tonic::{Request, Response, Status};
+
+/// Returns the answer carrying `application`.
+pub fn answer<K: Kind>(application: Application<K>) -> Response<wire::ApplicationResponse> {
+    Response::new(wire::ApplicationResponse {
+        application: Some(application.into_proto()),
+    })
+}
+
+/// Returns the common settings of an update request.
+pub fn changes(request: &wire::UpdateApplicationRequest) -> Changes {
+    Changes {
+        environment_variables: request.environment_variables.clone(),
+        min_scale: request.min_scale,
+        max_scale: request.max_scale,
+        memory_limit: request.memory_limit,
+        timeout_ms: request.timeout_ms,
+        privacy: request.privacy,
+        description: request.description.clone(),
+        redeploy: request.redeploy,
+    }
+}
+
+/// Returns the common settings of a create request, once its namespace and name are there.
+pub fn requested(request: &wire::CreateApplicationRequest) -> Result<Requested, ApiError> {
+    Ok(Requested {
+        namespace_id: required(&request.namespace_id, &request.name)?,
+        name: request.name.clone(),
+        environment_variables: request.environment_variables.clone(),
+        memory_limit: request.memory_limit,
+        min_scale: request.min_scale,
+        max_scale: request.max_scale,
+        timeout_ms: request.timeout_ms,
+    })
+}
+
+impl<K: Kind, L: Leftovers> Applications<K, L> {
+    /// `Get<Kind>`: one application of the caller, or NOT_FOUND.
+    pub async fn get_rpc(
+        &self,
+        request: Request<wire::GetApplicationRequest>,
+    ) -> Result<Response<wire::ApplicationResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let application = self
+            .get(&caller, &request.region, &request.application_id, false)
+            .await?;
+        Ok(answer(application))
+    }
+
+    /// `List<Kinds>`: one page of the caller's applications and the count of all matches.
+    pub async fn list_rpc(
+        &self,
+        request: Request<wire::ListApplicationsRequest>,
+    ) -> Result<Response<wire::ListApplicationsResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let page = Page::new(request.page, request.page_size)?;
+        let (applications, total_count) = self
+            .list(
+                &caller,
+                &request.region,
+                (request.namespace_id, request.name),
+                request.order_by,
+                page,
+            )
+            .await?;
+        Ok(Response::new(wire::ListApplicationsResponse {
+            applications: applications.into_iter().map(Application::into_proto).collect(),
+            total_count,
+        }))
+    }
+
+    /// `Delete<Kind>`: marks one application of the caller `deleting`.
+    pub async fn delete_rpc(
+        &self,
+        request: Request<wire::GetApplicationRequest>,
+    ) -> Result<Response<wire::ApplicationResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let application = self.delete(&caller, &request.region, &request.application_id).await?;
+        Ok(answer(application))
+    }
+
+    /// `DeleteNamespace<Kinds>`: the cascade from a deleted namespace.
+    pub async fn delete_namespace_rpc(
+        &self,
+        request: Request<wire::DeleteNamespaceApplicationsRequest>,
+    ) -> Result<Response<wire::DeleteNamespaceApplicationsResponse>, Status> {
+        let request = request.into_inner();
+        let remaining = self
+            .delete_namespace(&request.organization_id, &request.namespace_id)
+            .await?;
+        Ok(Response::new(wire::DeleteNamespaceApplicationsResponse { remaining }))
+    }
+
+    /// `ListRoutes`: every application of every tenant, for a router's table.
+    pub async fn list_routes_rpc(&self) -> Result<Response<common::ListRoutesResponse>, Status> {
+        Ok(Response::new(self.routes().await?))
+    }
+
+    /// `WatchRoutes`: route changes from now on.
+    pub fn watch_routes_rpc(&self) -> Result<Response<RouteStream>, Status> {
+        Ok(Response::new(self.watch_routes()))
+    }
+}
