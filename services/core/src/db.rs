@@ -3,13 +3,30 @@
 //! Queries use `$1`-style placeholders and portable SQL (`text`, `bigint`), which both engines
 //! accept, through sqlx's `Any` driver. Migrations live in the workspace's `migrations/`.
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use crate::pagination::Page;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
 use std::str::FromStr;
 use std::time::Duration;
 
 /// The forward-only migrations of every service, applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// One page of a list: which rows of which table, in what order. The condition's placeholders
+/// `$1..$n` take `parameters`, all text.
+#[derive(Debug, Clone, Copy)]
+pub struct PageQuery<'a> {
+    /// The table.
+    pub table: &'a str,
+    /// The columns to select, comma-separated.
+    pub columns: &'a str,
+    /// The `where` condition.
+    pub condition: &'a str,
+    /// Its parameters.
+    pub parameters: &'a [&'a str],
+    /// The `order by` clause; it must break ties, so that pages never overlap.
+    pub order: &'a str,
+}
 
 /// Which engine a [`Database`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +53,43 @@ fn pool_size() -> u32 {
 }
 
 impl Database {
+    /// Returns the rows of one page of `query` and the count of all matches. One round trip:
+    /// the window count rides along with the page; only a page past the end (no rows to carry
+    /// it) needs a separate count.
+    pub async fn page(&self, query: PageQuery<'_>, page: Page) -> Result<(Vec<AnyRow>, u64), sqlx::Error> {
+        let next = query.parameters.len() + 1;
+        let sql = format!(
+            "select {}, count(*) over () as total from {} where {} order by {} limit ${next} offset ${}",
+            query.columns,
+            query.table,
+            query.condition,
+            query.order,
+            next + 1
+        );
+        let mut select = sqlx::query(&sql);
+        for parameter in query.parameters {
+            select = select.bind(*parameter);
+        }
+        let rows = select
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        let total: i64 = match rows.first() {
+            Some(row) => row.try_get("total")?,
+            None if page.offset() == 0 => 0,
+            None => {
+                let sql = format!("select count(*) as n from {} where {}", query.table, query.condition);
+                let mut count = sqlx::query(&sql);
+                for parameter in query.parameters {
+                    count = count.bind(*parameter);
+                }
+                count.fetch_one(&self.pool).await?.try_get("n")?
+            }
+        };
+        Ok((rows, u64::try_from(total).unwrap_or_default()))
+    }
+
     /// Returns a pool connected to `url` (`sqlite://path` or `postgres://...`).
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();

@@ -2,6 +2,7 @@
 
 use crate::model::{Cron, CronStatus};
 use nuage_core::clock::now_micros;
+use nuage_core::db::PageQuery;
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -63,39 +64,22 @@ impl CronStore {
         newest_first: bool,
         page: Page,
     ) -> Result<(Vec<Cron>, u64), ApiError> {
-        let condition = "organization_id = $1 and region = $2 and ($3 = '' or application_id = $3)";
-        let order = if newest_first {
-            "created_at desc, id desc"
-        } else {
-            "created_at asc, id asc"
-        };
         let organization_id = caller.organization_id.to_string();
         let application_id = application_id.map(|id| id.to_string()).unwrap_or_default();
-        let rows = sqlx::query(&format!(
-            "select {COLUMNS}, count(*) over () as total from crons where {condition} \
-             order by {order} limit $4 offset $5"
-        ))
-        .bind(&organization_id)
-        .bind(region)
-        .bind(&application_id)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.database.pool())
-        .await?;
-        let total: i64 = match rows.first() {
-            Some(row) => row.try_get("total")?,
-            None if page.offset() == 0 => 0,
-            None => {
-                sqlx::query_scalar(&format!("select count(*) from crons where {condition}"))
-                    .bind(&organization_id)
-                    .bind(region)
-                    .bind(&application_id)
-                    .fetch_one(self.database.pool())
-                    .await?
-            }
+        let query = PageQuery {
+            table: "crons",
+            columns: COLUMNS,
+            condition: "organization_id = $1 and region = $2 and ($3 = '' or application_id = $3)",
+            parameters: &[&organization_id, region, &application_id],
+            order: if newest_first {
+                "created_at desc, id desc"
+            } else {
+                "created_at asc, id asc"
+            },
         };
+        let (rows, total) = self.database.page(query, page).await?;
         let crons = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((crons, u64::try_from(total).unwrap_or_default()))
+        Ok((crons, total))
     }
 
     /// Writes the changeable fields of `cron` unless it is being deleted; `None` if it is

@@ -4,7 +4,7 @@ use crate::error::NamespacesError;
 use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceOrder, NamespaceStatus};
 use nuage_applications::new_endpoint_suffix;
 use nuage_core::clock::now_micros;
-use nuage_core::db::is_unique_violation;
+use nuage_core::db::{PageQuery, is_unique_violation};
 use nuage_core::{Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -200,35 +200,17 @@ impl NamespaceStore {
         order: NamespaceOrder,
         page: Page,
     ) -> Result<(Vec<Namespace>, u64), NamespacesError> {
-        let filter = "organization_id = $1 and region = $2 and ($3 = '' or name = $3)";
         let organization_id = caller.organization_id.to_string();
-        let name = name.unwrap_or_default();
-        // One round trip: the window count rides along with the page. Only a page past the end
-        // (no rows to carry it) needs a separate count.
-        let rows = sqlx::query(&format!(
-            "select {COLUMNS}, count(*) over () as total from namespaces where {filter} order by {} limit $4 offset $5",
-            order.sql()
-        ))
-        .bind(&organization_id)
-        .bind(region)
-        .bind(name)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.database.pool())
-        .await?;
-        let total: i64 = match rows.first() {
-            Some(row) => row.try_get("total")?,
-            None if page.offset() == 0 => 0,
-            None => sqlx::query(&format!("select count(*) as n from namespaces where {filter}"))
-                .bind(&organization_id)
-                .bind(region)
-                .bind(name)
-                .fetch_one(self.database.pool())
-                .await?
-                .try_get("n")?,
+        let query = PageQuery {
+            table: "namespaces",
+            columns: COLUMNS,
+            condition: "organization_id = $1 and region = $2 and ($3 = '' or name = $3)",
+            parameters: &[&organization_id, region, name.unwrap_or_default()],
+            order: order.sql(),
         };
+        let (rows, total) = self.database.page(query, page).await?;
         let namespaces = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((namespaces, u64::try_from(total).unwrap_or_default()))
+        Ok((namespaces, total))
     }
 
     /// Applies a sparse change; a namespace being deleted cannot change.
