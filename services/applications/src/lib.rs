@@ -28,5 +28,5 @@ pub use operations::{Applications, Changes, Requested, RouteStream, Settings, re
 pub use peers::{Peers, Platform, platform_environment};
 pub use reconciler::{Leftovers, Reconciler};
 pub use resolve::{ApplicationKind, Lookup, Owners, Resolved};
-pub use rpc::{answer, changes, requested};
+pub use rpc::{answer, requested};
 pub use store::{ApplicationStore, ListFilter};

@@ -18,7 +18,7 @@ pub fn answer<K: Kind>(application: Application<K>) -> Response<wire::Applicatio
 }
 
 /// Returns the common settings of an update request.
-pub fn changes(request: &wire::UpdateApplicationRequest) -> Changes {
+fn changes(request: &wire::UpdateApplicationRequest) -> Changes {
     Changes {
         environment_variables: request.environment_variables.clone(),
         min_scale: request.min_scale,
@@ -79,6 +79,27 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             applications: applications.into_iter().map(Application::into_proto).collect(),
             total_count,
         }))
+    }
+
+    /// `Update<Kind>`: applies the request's common changes, and what `kind` changes of the
+    /// kind's own, to one application of the caller. Returns the caller and the stored
+    /// application, whose `redeploy_due` (and the request's `redeploy`) say whether to redeploy.
+    pub async fn update_from(
+        &self,
+        request: &wire::UpdateApplicationRequest,
+        kind: impl Fn(&mut K) -> Result<(), ApiError>,
+    ) -> Result<(Caller, Application<K>), ApiError> {
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let stored = self
+            .update(
+                &caller,
+                &request.region,
+                &request.application_id,
+                changes(request),
+                kind,
+            )
+            .await?;
+        Ok((caller, stored))
     }
 
     /// `Delete<Kind>`: marks one application of the caller `deleting`.

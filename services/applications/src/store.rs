@@ -3,7 +3,7 @@
 
 use crate::model::{Application, ApplicationStatus, Kind, Privacy, order_sql};
 use nuage_core::clock::now_micros;
-use nuage_core::db::is_unique_violation;
+use nuage_core::db::{PageQuery, is_unique_violation};
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -87,20 +87,14 @@ impl<K: Kind> ApplicationStore<K> {
             self.columns,
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(application.id.to_string())
             .bind(application.organization_id.to_string())
             .bind(application.project_id.to_string())
             .bind(&application.region)
             .bind(application.namespace_id.to_string())
-            .bind(&application.name)
-            .bind(&application.description)
-            .bind(variables_json(application))
-            .bind(i64::from(application.min_scale))
-            .bind(i64::from(application.max_scale))
-            .bind(i64::from(application.memory_limit))
-            .bind(i64::try_from(application.timeout_ms).unwrap_or(i64::MAX))
-            .bind(application.privacy.as_str())
+            .bind(&application.name);
+        let mut query = bind_settings(query, application)
             .bind(&application.endpoint)
             .bind(application.status.as_str())
             .bind(&application.error_message)
@@ -166,40 +160,20 @@ impl<K: Kind> ApplicationStore<K> {
         order: i32,
         page: Page,
     ) -> Result<(Vec<Application<K>>, u64), ApiError> {
-        let condition =
-            "organization_id = $1 and region = $2 and ($3 = '' or namespace_id = $3) and ($4 = '' or name = $4)";
         let organization_id = caller.organization_id.to_string();
         let namespace_id = filter.namespace_id.map(|id| id.to_string()).unwrap_or_default();
         let name = filter.name.clone().unwrap_or_default();
-        let rows = sqlx::query(&format!(
-            "select {}, count(*) over () as total from {} where {condition} order by {} limit $5 offset $6",
-            self.columns,
-            K::TABLE,
-            order_sql(order)
-        ))
-        .bind(&organization_id)
-        .bind(region)
-        .bind(&namespace_id)
-        .bind(&name)
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(self.database.pool())
-        .await?;
-        let total: i64 = match rows.first() {
-            Some(row) => row.try_get("total")?,
-            None if page.offset() == 0 => 0,
-            None => {
-                sqlx::query_scalar(&format!("select count(*) from {} where {condition}", K::TABLE))
-                    .bind(&organization_id)
-                    .bind(region)
-                    .bind(&namespace_id)
-                    .bind(&name)
-                    .fetch_one(self.database.pool())
-                    .await?
-            }
+        let query = PageQuery {
+            table: K::TABLE,
+            columns: &self.columns,
+            condition: "organization_id = $1 and region = $2 and ($3 = '' or namespace_id = $3) \
+                        and ($4 = '' or name = $4)",
+            parameters: &[&organization_id, region, &namespace_id, &name],
+            order: order_sql(order),
         };
+        let (rows, total) = self.database.page(query, page).await?;
         let applications = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((applications, u64::try_from(total).unwrap_or_default()))
+        Ok((applications, total))
     }
 
     /// Writes the changeable fields of `application`, provided nobody changed it since it was
@@ -220,14 +194,7 @@ impl<K: Kind> ApplicationStore<K> {
             id_at + 1,
             self.columns
         );
-        let mut query = sqlx::query(&sql)
-            .bind(&application.description)
-            .bind(variables_json(application))
-            .bind(i64::from(application.min_scale))
-            .bind(i64::from(application.max_scale))
-            .bind(i64::from(application.memory_limit))
-            .bind(i64::try_from(application.timeout_ms).unwrap_or(i64::MAX))
-            .bind(application.privacy.as_str())
+        let mut query = bind_settings(sqlx::query(&sql), application)
             .bind(i64::from(application.redeploy_due))
             .bind(application.updated_at);
         let values = application.kind.values();
@@ -376,8 +343,19 @@ impl<K: Kind> ApplicationStore<K> {
     }
 }
 
-fn variables_json<K: Kind>(application: &Application<K>) -> String {
-    serde_json::to_string(&application.environment_variables).expect("a string map serialises")
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the settings a tenant chooses, in the order insert and update both write them:
+/// description, variables, scale, memory, timeout, privacy.
+fn bind_settings<'q, K: Kind>(query: Query<'q>, application: &'q Application<K>) -> Query<'q> {
+    query
+        .bind(&application.description)
+        .bind(serde_json::to_string(&application.environment_variables).expect("a string map serialises"))
+        .bind(i64::from(application.min_scale))
+        .bind(i64::from(application.max_scale))
+        .bind(i64::from(application.memory_limit))
+        .bind(i64::try_from(application.timeout_ms).unwrap_or(i64::MAX))
+        .bind(application.privacy.as_str())
 }
 
 fn corrupt<K: Kind>(what: &str, value: &str) -> ApiError {

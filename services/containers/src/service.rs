@@ -2,7 +2,7 @@
 //! What only containers have is their image, checked here.
 
 use crate::model::{Container, ContainerKind, check_image};
-use nuage_applications::{Applications, RouteStream, answer, changes, requested};
+use nuage_applications::{Applications, RouteStream, answer, requested};
 use nuage_core::{ApiError, Caller};
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1 as common;
@@ -119,23 +119,16 @@ impl Containers for ContainersService {
         request: Request<wire::UpdateApplicationRequest>,
     ) -> Result<Response<wire::ApplicationResponse>, Status> {
         let request = request.into_inner();
-        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let image = request.registry_image.clone().filter(|image| !image.is_empty());
-        let stored = self
+        let (_, stored) = self
             .applications
-            .update(
-                &caller,
-                &request.region,
-                &request.application_id,
-                changes(&request),
-                |kind| {
-                    if let Some(image) = &image {
-                        check_image(image)?;
-                        kind.registry_image = image.clone();
-                    }
-                    Ok(())
-                },
-            )
+            .update_from(&request, |kind| {
+                if let Some(image) = &image {
+                    check_image(image)?;
+                    kind.registry_image = image.clone();
+                }
+                Ok(())
+            })
             .await?;
         // A change to a deployed container redeploys it, unless the client said not to.
         if stored.redeploy_due && request.redeploy != Some(false) {

@@ -6,7 +6,7 @@ use crate::deployments::{BuildResult, DeploymentStore};
 use crate::leftovers::FunctionLeftovers;
 use crate::model::{Function, FunctionKind};
 use crate::runtimes::{Runtimes, check_handler, default_handler};
-use nuage_applications::{ApplicationStatus, Applications, RouteStream, answer, changes, requested};
+use nuage_applications::{ApplicationStatus, Applications, RouteStream, answer, requested};
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::transport::Authed;
@@ -211,23 +211,16 @@ impl Functions for FunctionsService {
         request: Request<wire::UpdateApplicationRequest>,
     ) -> Result<Response<wire::ApplicationResponse>, Status> {
         let request = request.into_inner();
-        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let handler = request.handler.clone().filter(|handler| !handler.is_empty());
-        let stored = self
+        let (caller, stored) = self
             .applications
-            .update(
-                &caller,
-                &request.region,
-                &request.application_id,
-                changes(&request),
-                |kind| {
-                    if let Some(handler) = &handler {
-                        check_handler(&kind.runtime, handler).map_err(handler_error)?;
-                        kind.handler = handler.clone();
-                    }
-                    Ok(())
-                },
-            )
+            .update_from(&request, |kind| {
+                if let Some(handler) = &handler {
+                    check_handler(&kind.runtime, handler).map_err(handler_error)?;
+                    kind.handler = handler.clone();
+                }
+                Ok(())
+            })
             .await?;
         // A change to a deployed function redeploys it, unless the client said not to.
         if stored.redeploy_due && request.redeploy != Some(false) && self.archives.exists(stored.id).await? {
