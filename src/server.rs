@@ -4,9 +4,9 @@ use crate::admin::{master_key, open_iam};
 use crate::config::{Config, Role};
 use anyhow::Context;
 use nuage_builder::{BuilderService, JobStore, Worker};
+use nuage_clients::LogSink;
 use nuage_containers::{ContainerApplications, ContainersService};
 use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
-use nuage_core::logsink::LogSink;
 use nuage_core::secret::create_private_file;
 use nuage_core::storage::StorageAccess;
 use nuage_core::transport::{self, Transport};
@@ -477,7 +477,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             let jobs = JobStore::new(database.clone());
             let worker = Worker::new(
                 jobs.clone(),
-                nuage_core::storage::client(&config.storage, &access),
+                nuage_clients::storage::client(&config.storage, &access),
                 config.storage.bucket.clone(),
                 FunctionsClient::new(peer(Role::Functions)?),
                 registry,

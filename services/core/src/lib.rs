@@ -2,7 +2,9 @@
 //!
 //! Owns: the closed [`ErrorCode`] table and the [`ApiError`] carried over gRPC, ids, the
 //! [`Caller`] a request acts for, pagination, the database pool and its migrator, the master
-//! key, sealing of secrets at rest, the namespace tokens (JWT) and the internal gRPC credential. It holds no business logic and no tables of its own.
+//! key, sealing of secrets at rest, the namespace tokens (JWT), shared config types, the
+//! internal gRPC credential and the gRPC [`Transport`]. It holds no business logic and no tables
+//! of its own, and calls no service: clients of other parts live in `nuage-clients`.
 
 pub mod caller;
 pub mod clock;
@@ -12,7 +14,6 @@ pub mod ids;
 pub mod instance;
 pub mod internal;
 pub mod jwt;
-pub mod logsink;
 pub mod pagination;
 pub mod seal;
 pub mod secret;

@@ -1,4 +1,5 @@
-//! Where source archives live: the embedded S3 endpoint by default, or any S3 service.
+//! Where source archives live: the embedded S3 endpoint by default, or any S3 service. The
+//! client that reaches them is `nuage_clients::storage`.
 
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -54,27 +55,4 @@ pub struct StorageAccess {
     pub access_key: String,
     /// The secret key.
     pub secret_key: Secret,
-}
-
-/// Returns an S3 client for `access`, as `config` describes (region, path style). Checksums
-/// are only computed where S3 requires them: presigning would otherwise sign one of an empty
-/// body.
-pub fn client(config: &StorageConfig, access: &StorageAccess) -> aws_sdk_s3::Client {
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
-    let credentials = Credentials::new(
-        access.access_key.clone(),
-        access.secret_key.expose().to_owned(),
-        None,
-        None,
-        "nuage",
-    );
-    let s3 = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(config.region.clone()))
-        .endpoint_url(access.endpoint.trim_end_matches('/'))
-        .credentials_provider(credentials)
-        .force_path_style(config.path_style)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(s3)
 }

@@ -36,7 +36,7 @@ impl Archives {
     /// Returns archives stored through `access` as `config` describes.
     pub fn new(config: &StorageConfig, access: &StorageAccess) -> Self {
         Self {
-            client: nuage_core::storage::client(config, access),
+            client: nuage_clients::storage::client(config, access),
             bucket: config.bucket.clone(),
             ttl: Duration::from_secs(config.url_ttl_seconds.max(1)),
             max_upload_bytes: config.max_upload_bytes,

@@ -2,7 +2,7 @@
 //! and which invocations the router failed, per application.
 //!
 //! Owns the `log_lines` table. Serves `nuage.logs.v1.Logs`: a `Write` stream that producers
-//! (runner, builder, crons, router) feed through [`nuage_core::logsink::LogSink`], queries by
+//! (runner, builder, crons, router) feed through `nuage_clients::LogSink`, queries by
 //! page, a follow stream, and the cascade from deleted applications. Lines are stored in
 //! batches from a bounded queue; a pruner keeps each application within a line count and an
 //! age.

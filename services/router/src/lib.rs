@@ -27,8 +27,8 @@ pub use workers::Control;
 
 use workers::Workers;
 
+use nuage_clients::logsink::LogSink;
 use nuage_core::internal::InternalAuth;
-use nuage_core::logsink::LogSink;
 use nuage_core::transport::Authed;
 use nuage_proto::containers::v1::containers_client::ContainersClient;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;

@@ -4,8 +4,8 @@
 //! buffer full is dropped and counted; the count travels with the next batch so the logs
 //! service shows it on `/metrics`.
 
-use crate::clock::now_micros;
-use crate::transport::Authed;
+use nuage_core::clock::now_micros;
+use nuage_core::transport::Authed;
 use nuage_proto::logs::v1::logs_client::LogsClient;
 use nuage_proto::logs::v1::{Line, WriteRequest};
 use std::sync::Arc;

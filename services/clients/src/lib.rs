@@ -1,0 +1,11 @@
+//! Clients that several parts of nuage use to call another one: the [`LogSink`] through which
+//! producers of lines (runner, builder, crons, router) ship them to the logs service, and the
+//! object store client that functions and the builder reach archives with.
+//!
+//! It owns no data and serves nothing. Config types (`StorageConfig`, `StorageAccess`) stay in
+//! `nuage-core`, which calls no one; gRPC clients of a single caller stay with that caller.
+
+pub mod logsink;
+pub mod storage;
+
+pub use logsink::LogSink;
