@@ -22,3 +22,39 @@ pub use jobs::{Job, JobStore};
 pub use registry::Registry;
 pub use service::BuilderService;
 pub use worker::Worker;
+
+use nuage_clients::LogSink;
+use nuage_core::Database;
+use nuage_core::served::Served;
+use nuage_core::storage::{StorageAccess, StorageConfig};
+use nuage_core::transport::Authed;
+use nuage_proto::builder::v1::builder_server::BuilderServer;
+use nuage_proto::functions::v1::functions_client::FunctionsClient;
+use std::path::PathBuf;
+
+/// Returns the builder service over `database`, with its worker running: it fetches archives
+/// from the store `access` reaches (as `storage` describes), writes images under `registry`,
+/// reports to `functions` and sends build output to `logs`.
+pub fn serve(
+    config: &BuilderConfig,
+    storage: &StorageConfig,
+    access: &StorageAccess,
+    registry: PathBuf,
+    database: Database,
+    functions: FunctionsClient<Authed>,
+    logs: Option<LogSink>,
+) -> Served<BuilderServer<BuilderService>> {
+    let jobs = JobStore::new(database);
+    let archives = nuage_clients::storage::client(storage, access);
+    let worker = Worker::new(
+        jobs.clone(),
+        archives,
+        storage.bucket.clone(),
+        functions,
+        registry,
+        config.clone(),
+    )
+    .with_logs(logs);
+    let working = tokio::spawn(worker.clone().run());
+    Served::new(BuilderServer::new(BuilderService::new(jobs, worker))).with_background([working])
+}

@@ -3,8 +3,9 @@
 //! Owns: the closed [`ErrorCode`] table and the [`ApiError`] carried over gRPC, ids, the
 //! [`Caller`] a request acts for, pagination, the database pool and its migrator, the master
 //! key, sealing of secrets at rest, the namespace tokens (JWT), shared config types, the
-//! internal gRPC credential and the gRPC [`Transport`]. It holds no business logic and no tables
-//! of its own, and calls no service: clients of other parts live in `nuage-clients`.
+//! internal gRPC credential, the gRPC [`Transport`] and the [`served::Served`] shape in which
+//! each service crate hands itself to the process. It holds no business logic and no tables of
+//! its own, and calls no service: clients of other parts live in `nuage-clients`.
 
 pub mod caller;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod jwt;
 pub mod pagination;
 pub mod seal;
 pub mod secret;
+pub mod served;
 pub mod storage;
 pub mod transport;
 pub mod validate;

@@ -19,3 +19,26 @@ pub use error::NamespacesError;
 pub use reconciler::{Peers, Reconciler};
 pub use service::NamespacesService;
 pub use store::NamespaceStore;
+
+use nuage_core::Database;
+use nuage_core::served::Served;
+use nuage_proto::namespaces::v1::namespaces_server::NamespacesServer;
+
+/// Returns the namespaces service over `database`, with its reconciler running. Before that it
+/// gives every namespace made before endpoint suffixes existed its suffix, so that none hands
+/// out an endpoint another tenant's namespace of the same name could share.
+pub async fn serve(
+    config: NamespacesConfig,
+    database: Database,
+    peers: Peers,
+) -> Result<Served<NamespacesServer<NamespacesService>>, NamespacesError> {
+    let store = NamespaceStore::new(database);
+    let filled = store.fill_endpoint_suffixes().await?;
+    if filled > 0 {
+        tracing::info!(namespaces = filled, "namespaces given an endpoint suffix");
+    }
+    let reconciler = Reconciler::new(store.clone(), config.clone(), peers);
+    let background = tokio::spawn(reconciler.clone().run());
+    let service = NamespacesService::new(store, reconciler, config);
+    Ok(Served::new(NamespacesServer::new(service)).with_background([background]))
+}

@@ -26,3 +26,43 @@ pub use error::RunnerError;
 pub use local::{LocalBackend, LogShipping};
 pub use service::RunnerService;
 pub use specs::SpecStore;
+
+use nuage_clients::LogSink;
+use nuage_core::Database;
+use nuage_core::served::Served;
+use nuage_proto::runner::v1::runner_server::RunnerServer;
+use std::path::PathBuf;
+
+/// Instance output lines held for followers that lag behind.
+const OUTPUT_LINES: usize = 4096;
+
+/// Returns the runner service over `database` on the local backend (the only one built in),
+/// with instances' files under `work_dir` and images read from `registry_dir`; instances'
+/// output goes to `logs` at most `config.log_lines_per_second`. The handle stops every instance
+/// when the process stops. Fails when the configured backend or sandbox is missing.
+pub fn serve(
+    config: &RunnerConfig,
+    work_dir: PathBuf,
+    registry_dir: PathBuf,
+    database: Database,
+    logs: Option<LogSink>,
+) -> Result<Served<RunnerServer<RunnerService<LocalBackend>>, RunnerService<LocalBackend>>, RunnerError> {
+    if config.backend != "local" {
+        return Err(RunnerError::Missing(format!(
+            "runner.backend `{}` is not available: only `local` is built in",
+            config.backend
+        )));
+    }
+    let output = tokio::sync::broadcast::channel(OUTPUT_LINES).0;
+    let shipping = logs.map(|sink| LogShipping {
+        sink,
+        rate: config.log_lines_per_second,
+    });
+    let backend = LocalBackend::new(config, work_dir, registry_dir, output.clone(), shipping)
+        .map_err(|error| RunnerError::Missing(error.to_string()))?;
+    let warnings = backend.warnings();
+    let service = RunnerService::new(backend, SpecStore::new(database), output);
+    Ok(Served::new(RunnerServer::new(service.clone()))
+        .with_warnings(warnings)
+        .with_handle(service))
+}

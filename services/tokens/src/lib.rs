@@ -13,3 +13,13 @@ mod service;
 pub use config::TokensConfig;
 pub use keys::KeyStore;
 pub use service::TokensService;
+
+use nuage_core::served::Served;
+use nuage_core::{Database, MasterKey};
+use nuage_proto::tokens::v1::tokens_server::TokensServer;
+
+/// Returns the tokens service over `database`, sealing private keys under `master_key`.
+pub fn serve(config: &TokensConfig, database: Database, master_key: &MasterKey) -> Served<TokensServer<TokensService>> {
+    let keys = KeyStore::new(database, master_key, config.key_bits);
+    Served::new(TokensServer::new(TokensService::new(keys)))
+}
