@@ -5,14 +5,13 @@ use crate::config::{Config, Role};
 use anyhow::Context;
 use nuage_builder::{BuilderService, JobStore, Worker};
 use nuage_clients::LogSink;
-use nuage_containers::{ContainerApplications, ContainersService};
 use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
 use nuage_core::secret::create_private_file;
 use nuage_core::storage::StorageAccess;
 use nuage_core::transport::{self, Transport};
 use nuage_core::{Database, Secret};
 use nuage_crons::{CronStore, CronsService};
-use nuage_functions::{Archives, DeploymentStore, FunctionApplications, FunctionLeftovers, FunctionsService};
+use nuage_functions::Archives;
 use nuage_gateway::{GatewayExtras, GatewayState, ServiceClients, ServiceTransports};
 use nuage_iam::{IamService, NewApiKey};
 use nuage_logs::{LogStore, LogsService};
@@ -20,11 +19,11 @@ use nuage_namespaces::{NamespaceStore, NamespacesService, Reconciler};
 use nuage_proto::builder::v1::builder_client::BuilderClient;
 use nuage_proto::builder::v1::builder_server::{self, BuilderServer};
 use nuage_proto::containers::v1::containers_client::ContainersClient;
-use nuage_proto::containers::v1::containers_server::{self, ContainersServer};
+use nuage_proto::containers::v1::containers_server;
 use nuage_proto::crons::v1::crons_client::CronsClient;
 use nuage_proto::crons::v1::crons_server::{self, CronsServer};
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
-use nuage_proto::functions::v1::functions_server::{self, FunctionsServer};
+use nuage_proto::functions::v1::functions_server;
 use nuage_proto::iam::v1::iam_server::{self, IamServer};
 use nuage_proto::logs::v1::logs_client::LogsClient;
 use nuage_proto::logs::v1::logs_server::{self, LogsServer};
@@ -409,49 +408,31 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                     }));
                 }
             }
-            let deployments = DeploymentStore::new(database.clone());
-            let applications = FunctionApplications::new(
-                database.clone(),
-                application_peers(&peer)?,
+            let functions = nuage_functions::serve(
+                &config.functions,
                 applications.clone(),
-                FunctionLeftovers {
-                    archives: archives.clone(),
-                    deployments: deployments.clone(),
-                },
-                config.functions.reconcile_interval_seconds,
-                1,
-            );
-            background.push(tokio::spawn(applications.reconciler().run()));
-            let runtimes = nuage_functions::detect_runtimes();
-            tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
-            let service = FunctionsService::new(
-                applications,
-                BuilderClient::new(peer(Role::Builder)?),
-                runtimes,
+                database.clone(),
                 archives,
-                deployments,
+                application_peers(&peer)?,
+                BuilderClient::new(peer(Role::Builder)?),
             );
-            background.push(tokio::spawn(service.applications().clone().move_old_endpoints()));
-            builder.add_service(FunctionsServer::with_interceptor(
-                service,
+            background.extend(functions.background);
+            builder.add_service(tonic::service::interceptor::InterceptedService::new(
+                functions.service,
                 RequireInternalAuth(auth.clone()),
             ));
             served.push(functions_server::SERVICE_NAME);
         }
         if config.runs(Role::Containers) {
-            let applications = ContainerApplications::new(
+            let containers = nuage_containers::serve(
+                &config.containers,
+                applications.clone(),
                 database.clone(),
                 application_peers(&peer)?,
-                applications.clone(),
-                (),
-                config.containers.reconcile_interval_seconds,
-                config.containers.concurrency,
             );
-            background.push(tokio::spawn(applications.reconciler().run()));
-            let service = ContainersService::new(applications);
-            background.push(tokio::spawn(service.applications().clone().move_old_endpoints()));
-            builder.add_service(ContainersServer::with_interceptor(
-                service,
+            background.extend(containers.background);
+            builder.add_service(tonic::service::interceptor::InterceptedService::new(
+                containers.service,
                 RequireInternalAuth(auth.clone()),
             ));
             served.push(containers_server::SERVICE_NAME);

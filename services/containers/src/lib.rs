@@ -12,3 +12,31 @@ mod service;
 pub use config::ContainersConfig;
 pub use model::{Container, ContainerKind};
 pub use service::{ContainerApplications, ContainersService};
+
+use nuage_applications::{ApplicationsConfig, Peers};
+use nuage_core::Database;
+use nuage_core::served::Served;
+use nuage_proto::containers::v1::containers_server::ContainersServer;
+
+/// Returns the containers service over `database`; its reconciler and the move of endpoints
+/// made before suffixes existed run beside it.
+pub fn serve(
+    config: &ContainersConfig,
+    applications: ApplicationsConfig,
+    database: Database,
+    peers: Peers,
+) -> Served<ContainersServer<ContainersService>> {
+    let containers = ContainerApplications::new(
+        database,
+        peers,
+        applications,
+        (),
+        config.reconcile_interval_seconds,
+        config.concurrency,
+    );
+    let background = [
+        tokio::spawn(containers.reconciler().run()),
+        tokio::spawn(containers.clone().move_old_endpoints()),
+    ];
+    Served::new(ContainersServer::new(ContainersService::new(containers))).with_background(background)
+}

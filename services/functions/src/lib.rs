@@ -22,3 +22,44 @@ pub use leftovers::FunctionLeftovers;
 pub use model::{Function, FunctionKind};
 pub use runtimes::{Runtimes, detect_runtimes};
 pub use service::{FunctionApplications, FunctionsService};
+
+use nuage_applications::{ApplicationsConfig, Peers};
+use nuage_core::Database;
+use nuage_core::served::Served;
+use nuage_core::transport::Authed;
+use nuage_proto::builder::v1::builder_client::BuilderClient;
+use nuage_proto::functions::v1::functions_server::FunctionsServer;
+
+/// Returns the functions service over `database` and `archives`, offering the runtimes whose
+/// toolchain is installed, building through `builder`; its reconciler and the move of
+/// endpoints made before suffixes existed run beside it.
+pub fn serve(
+    config: &FunctionsConfig,
+    applications: ApplicationsConfig,
+    database: Database,
+    archives: Archives,
+    peers: Peers,
+    builder: BuilderClient<Authed>,
+) -> Served<FunctionsServer<FunctionsService>> {
+    let deployments = DeploymentStore::new(database.clone());
+    let leftovers = FunctionLeftovers {
+        archives: archives.clone(),
+        deployments: deployments.clone(),
+    };
+    let functions = FunctionApplications::new(
+        database,
+        peers,
+        applications,
+        leftovers,
+        config.reconcile_interval_seconds,
+        1,
+    );
+    let runtimes = detect_runtimes();
+    tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
+    let background = [
+        tokio::spawn(functions.reconciler().run()),
+        tokio::spawn(functions.clone().move_old_endpoints()),
+    ];
+    let service = FunctionsService::new(functions, builder, runtimes, archives, deployments);
+    Served::new(FunctionsServer::new(service)).with_background(background)
+}
