@@ -16,6 +16,9 @@ use nuage_proto::builder::v1::SubmitBuildRequest;
 use nuage_proto::builder::v1::builder_client::BuilderClient;
 use nuage_proto::common::v1 as common;
 use nuage_proto::functions::v1::{self as pb, functions_server::Functions};
+use nuage_proto::namespaces::v1::Namespace;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -30,6 +33,10 @@ pub struct FunctionsService {
     runtimes: Runtimes,
     archives: Archives,
     deployments: DeploymentStore,
+    /// The namespace each deployment read when it was asked for, until its build is reported:
+    /// the roll-out runs with it rather than reading it again. A deployment this process did
+    /// not start (another replica, a restart) reads it.
+    read_at_deploy: Arc<Mutex<HashMap<Uuid, Namespace>>>,
 }
 
 impl FunctionsService {
@@ -47,6 +54,7 @@ impl FunctionsService {
             runtimes,
             archives,
             deployments,
+            read_at_deploy: Arc::default(),
         }
     }
 
@@ -60,7 +68,12 @@ impl FunctionsService {
     async fn roll_out(&self, function_id: Uuid, deployment_id: Uuid, image: &str) {
         let version = deployment_id.to_string();
         let started = match self.applications.store().get_any(function_id).await {
-            Ok(function) => self.applications.start_version(&function, None, &version, image).await,
+            Ok(function) => {
+                let namespace = self.namespace_read_by(deployment_id);
+                self.applications
+                    .start_version(&function, namespace, &version, image)
+                    .await
+            }
             Err(error) => Err(error),
         };
         // A newer deployment may have started meanwhile: only the newest sets the status.
@@ -97,6 +110,10 @@ impl FunctionsService {
             .ready_namespace(caller, &function.region, &function.namespace_id.to_string())
             .await?;
         let deployment_id = self.deployments.insert(function.id, function.organization_id).await?;
+        self.read_at_deploy
+            .lock()
+            .expect("read_at_deploy lock")
+            .insert(deployment_id, namespace.clone());
         let pending = self.applications.mark_pending(function).await?;
         let repository = namespace
             .registry_endpoint
@@ -114,6 +131,7 @@ impl FunctionsService {
             repository: format!("{repository}/{}", function.name),
         };
         if let Err(status) = self.builder.clone().submit_build(request).await {
+            self.namespace_read_by(deployment_id);
             let error = ApiError::from_peer("builder", &status);
             self.applications
                 .store()
@@ -126,6 +144,15 @@ impl FunctionsService {
             return Err(error);
         }
         Ok(pending)
+    }
+
+    /// Returns (and forgets) the namespace deployment `deployment_id` read, if this process
+    /// started it.
+    fn namespace_read_by(&self, deployment_id: Uuid) -> Option<Namespace> {
+        self.read_at_deploy
+            .lock()
+            .expect("read_at_deploy lock")
+            .remove(&deployment_id)
     }
 
     /// Checks that `runtime` is given and is one of this installation's.
@@ -281,7 +308,11 @@ impl Functions for FunctionsService {
                     .roll_out(function_id, deployment_id, &result.image_reference)
                     .await;
             });
-        } else if newest {
+        } else {
+            // A failed or superseded build rolls nothing out.
+            self.namespace_read_by(deployment_id);
+        }
+        if newest && !result.succeeded {
             self.applications
                 .store()
                 .set_status(function_id, ApplicationStatus::Error, &result.error_message)
