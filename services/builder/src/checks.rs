@@ -1,6 +1,7 @@
 //! Archive checks: what a tenant's zip must be before anything is built from it. Each refusal
 //! names the rule, for the function's `error_message`.
 
+use crate::error::BuilderError;
 use std::collections::HashMap;
 use std::io::Read;
 
@@ -67,47 +68,43 @@ impl Entry {
 }
 
 /// Returns the entries of `archive`, or why it is refused.
-pub fn read_archive(archive: &[u8], limits: &Limits) -> Result<Vec<Entry>, String> {
+pub fn read_archive(archive: &[u8], limits: &Limits) -> Result<Vec<Entry>, BuilderError> {
     const MIB: u64 = 1024 * 1024;
     if archive.len() as u64 > limits.max_compressed_bytes {
-        return Err(format!(
-            "the archive is {} bytes; at most {} MiB are accepted",
-            archive.len(),
-            limits.max_compressed_bytes / MIB
-        ));
+        return Err(BuilderError::TooLarge {
+            bytes: archive.len(),
+            max_mib: limits.max_compressed_bytes / MIB,
+        });
     }
-    let mut zip =
-        zip::ZipArchive::new(std::io::Cursor::new(archive)).map_err(|_| "the archive is not a zip file".to_owned())?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).map_err(|_| BuilderError::NotZip)?;
     if zip.len() > limits.max_entries {
-        return Err(format!(
-            "the archive has {} entries; at most {} are accepted",
-            zip.len(),
-            limits.max_entries
-        ));
+        return Err(BuilderError::TooManyEntries {
+            entries: zip.len(),
+            max: limits.max_entries,
+        });
     }
     let mut expanded = 0u64;
     let mut entries = Vec::with_capacity(zip.len());
     for index in 0..zip.len() {
         let mut file = zip
             .by_index(index)
-            .map_err(|error| format!("entry {index} of the archive cannot be read: {error}"))?;
+            .map_err(|source| BuilderError::UnreadableEntry { index, source })?;
         let name = file.name().replace('\\', "/");
         let path = checked_path(&name)?;
         let declared = file.size();
         expanded = expanded.saturating_add(declared);
         if expanded > limits.max_expanded_bytes {
-            return Err(format!(
-                "the archive expands beyond {} MiB",
-                limits.max_expanded_bytes / MIB
-            ));
+            return Err(BuilderError::ExpandsBeyond {
+                max_mib: limits.max_expanded_bytes / MIB,
+            });
         }
         let compressed = file.compressed_size().max(1);
         if declared > MIB && declared / compressed > limits.max_ratio {
-            return Err(format!(
-                "entry `{path}` expands {} times; at most {} times is accepted (zip bomb?)",
-                declared / compressed,
-                limits.max_ratio
-            ));
+            return Err(BuilderError::ZipBomb {
+                path,
+                ratio: declared / compressed,
+                max: limits.max_ratio,
+            });
         }
         if file.is_dir() {
             if !path.is_empty() {
@@ -120,12 +117,17 @@ pub fn read_archive(archive: &[u8], limits: &Limits) -> Result<Vec<Entry>, Strin
         (&mut file)
             .take(declared + 1)
             .read_to_end(&mut data)
-            .map_err(|error| format!("entry `{path}` cannot be expanded: {error}"))?;
+            .map_err(|source| BuilderError::CannotExpand {
+                path: path.clone(),
+                source,
+            })?;
         if data.len() as u64 > declared {
-            return Err(format!("entry `{path}` is larger than the archive declares"));
+            return Err(BuilderError::LargerThanDeclared { path });
         }
         if file.is_symlink() {
-            let target = String::from_utf8(data).map_err(|_| format!("link `{path}` has a target that is not text"))?;
+            let Ok(target) = String::from_utf8(data) else {
+                return Err(BuilderError::LinkNotText { path });
+            };
             entries.push(Entry::Link { path, target });
         } else {
             let mode = file
@@ -139,20 +141,16 @@ pub fn read_archive(archive: &[u8], limits: &Limits) -> Result<Vec<Entry>, Strin
 }
 
 /// Returns `name` as a clean relative path, or refuses absolute paths and `..`.
-fn checked_path(name: &str) -> Result<String, String> {
+fn checked_path(name: &str) -> Result<String, BuilderError> {
     if name.starts_with('/') || name.contains(':') {
-        return Err(format!(
-            "entry `{name}` has an absolute path; archives hold relative paths only"
-        ));
+        return Err(BuilderError::AbsolutePath { name: name.to_owned() });
     }
     let mut parts = Vec::new();
     for part in name.split('/') {
         match part {
             "" | "." => {}
             ".." => {
-                return Err(format!(
-                    "entry `{name}` contains `..`; archives cannot write outside their folder"
-                ));
+                return Err(BuilderError::ParentPath { name: name.to_owned() });
             }
             part => parts.push(part),
         }
@@ -203,27 +201,27 @@ impl Links {
 
     /// Refuses `path` when its directory, or its `target` for a link, resolves outside the
     /// code directory through the links known so far.
-    fn check(&self, path: &str, target: Option<&str>) -> Result<(), String> {
+    fn check(&self, path: &str, target: Option<&str>) -> Result<(), BuilderError> {
         let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
         let mut hops = 0;
-        let directory = self
-            .resolve(Vec::new(), parent, &mut hops)
-            .map_err(|escape| match escape {
-                Escape::Outside => format!("entry `{path}` is under a link that leads outside the code directory"),
-                Escape::TooManyLinks => format!("entry `{path}` is under too many levels of links"),
-            })?;
+        let directory = self.resolve(Vec::new(), parent, &mut hops).map_err(|escape| {
+            let path = path.to_owned();
+            match escape {
+                Escape::Outside => BuilderError::UnderOutsideLink { path },
+                Escape::TooManyLinks => BuilderError::UnderTooManyLinks { path },
+            }
+        })?;
         let Some(target) = target else {
             return Ok(());
         };
-        self.resolve(directory, target, &mut hops)
-            .map(drop)
-            .map_err(|escape| match escape {
-                Escape::Outside if target.starts_with('/') => {
-                    format!("link `{path}` points to the absolute path `{target}`, outside the code directory")
-                }
-                Escape::Outside => format!("link `{path}` points to `{target}`, outside the code directory"),
-                Escape::TooManyLinks => format!("link `{path}` points to `{target}` through too many levels of links"),
-            })
+        self.resolve(directory, target, &mut hops).map(drop).map_err(|escape| {
+            let (path, target) = (path.to_owned(), target.to_owned());
+            match escape {
+                Escape::Outside if target.starts_with('/') => BuilderError::LinkToAbsolute { path, target },
+                Escape::Outside => BuilderError::LinkOutside { path, target },
+                Escape::TooManyLinks => BuilderError::LinkTooDeep { path, target },
+            }
+        })
     }
 }
 
@@ -232,14 +230,12 @@ impl Links {
 /// entry is written through such a path, or where an entry is a whiteout (`.wh.*`: the code
 /// becomes an image layer, where such a name deletes what it names). Links are checked again
 /// against the whole archive: a later link can change where an earlier one leads.
-fn check_paths(entries: &[Entry]) -> Result<(), String> {
+fn check_paths(entries: &[Entry]) -> Result<(), BuilderError> {
     let mut links = Links::default();
     for entry in entries {
         let path = entry.path();
         if path.split('/').any(|part| part.starts_with(".wh.")) {
-            return Err(format!(
-                "entry `{path}` is named `.wh.*`, which image layers reserve for deletions"
-            ));
+            return Err(BuilderError::Whiteout { path: path.to_owned() });
         }
         match entry {
             Entry::Link { path, target } => {
@@ -264,7 +260,7 @@ fn check_paths(entries: &[Entry]) -> Result<(), String> {
 }
 
 /// Checks that the handler `runtime` will call exists in `entries`.
-pub fn check_handler(runtime: &str, handler: &str, entries: &[Entry]) -> Result<(), String> {
+pub fn check_handler(runtime: &str, handler: &str, entries: &[Entry]) -> Result<(), BuilderError> {
     let file = |candidates: &[String]| {
         entries.iter().find_map(|entry| match entry {
             Entry::File { path, data, .. } if candidates.contains(path) => Some((path.clone(), data.clone())),
@@ -281,14 +277,14 @@ pub fn check_handler(runtime: &str, handler: &str, entries: &[Entry]) -> Result<
         return if has_go {
             Ok(())
         } else {
-            Err(format!(
-                "no Go package in `{handler}`: the archive has no .go file there"
-            ))
+            Err(BuilderError::NoGoPackage {
+                handler: handler.to_owned(),
+            })
         };
     }
-    let (module, function) = handler
-        .rsplit_once('.')
-        .ok_or_else(|| format!("handler `{handler}` is not `<file>.<function>`"))?;
+    let (module, function) = handler.rsplit_once('.').ok_or_else(|| BuilderError::HandlerFormat {
+        handler: handler.to_owned(),
+    })?;
     let (candidates, shown): (Vec<String>, String) = if runtime.starts_with("node") {
         (
             ["js", "mjs", "cjs"]
@@ -300,7 +296,7 @@ pub fn check_handler(runtime: &str, handler: &str, entries: &[Entry]) -> Result<
     } else {
         (vec![format!("{module}.py")], format!("{module}.py"))
     };
-    let (path, data) = file(&candidates).ok_or_else(|| format!("handler file `{shown}` not found in the archive"))?;
+    let (path, data) = file(&candidates).ok_or(BuilderError::HandlerFileMissing { file: shown })?;
     let source = String::from_utf8_lossy(&data);
     let defined = if runtime.starts_with("node") {
         node_exports(&source, function)
@@ -313,7 +309,10 @@ pub fn check_handler(runtime: &str, handler: &str, entries: &[Entry]) -> Result<
     if defined {
         Ok(())
     } else {
-        Err(format!("`{path}` does not define the handler function `{function}`"))
+        Err(BuilderError::HandlerUndefined {
+            path,
+            function: function.to_owned(),
+        })
     }
 }
 
@@ -360,25 +359,29 @@ mod tests {
         assert!(
             check_handler("node20", "handler.other", &entries)
                 .unwrap_err()
+                .to_string()
                 .contains("`other`")
         );
         assert!(
             check_handler("node20", "src/handler.handle", &entries)
                 .unwrap_err()
+                .to_string()
                 .contains("handler file `src/handler.js` not found")
         );
         assert_eq!(
-            read_archive(b"not a zip", &limits).unwrap_err(),
+            read_archive(b"not a zip", &limits).unwrap_err().to_string(),
             "the archive is not a zip file"
         );
         assert!(
             read_archive(&zip(&[("../evil", b"x")]), &limits)
                 .unwrap_err()
+                .to_string()
                 .contains("`..`")
         );
         assert!(
             read_archive(&zip(&[("/etc/passwd", b"x")]), &limits)
                 .unwrap_err()
+                .to_string()
                 .contains("absolute")
         );
         let small = Limits {
@@ -388,15 +391,21 @@ mod tests {
         assert!(
             read_archive(&zip(&[("big", &[0u8; 11])]), &small)
                 .unwrap_err()
+                .to_string()
                 .contains("expands beyond")
         );
         let few = Limits {
             max_entries: 1,
             ..limits
         };
-        assert!(read_archive(&good, &few).unwrap_err().contains("2 entries"));
+        assert!(read_archive(&good, &few).unwrap_err().to_string().contains("2 entries"));
         let bomb = zip(&[("zeros", &vec![0u8; 4 * 1024 * 1024])]);
-        assert!(read_archive(&bomb, &limits).unwrap_err().contains("zip bomb"));
+        assert!(
+            read_archive(&bomb, &limits)
+                .unwrap_err()
+                .to_string()
+                .contains("zip bomb")
+        );
         let python = read_archive(
             &zip(&[("src/app.py", b"import os\n\ndef main(event, context):\n    return 1\n")]),
             &limits,
@@ -421,7 +430,9 @@ mod tests {
     }
 
     fn refusal(links: &[(&str, &str)], files: &[(&str, &[u8])]) -> String {
-        read_archive(&zip_with_links(links, files), &Limits::default()).unwrap_err()
+        read_archive(&zip_with_links(links, files), &Limits::default())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -481,7 +492,9 @@ mod tests {
         let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default();
         writer.add_symlink("up", "x/../..", options).unwrap();
-        let refused = read_archive(&writer.finish().unwrap().into_inner(), &Limits::default()).unwrap_err();
+        let refused = read_archive(&writer.finish().unwrap().into_inner(), &Limits::default())
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("link `up`"), "{refused}");
     }
 }

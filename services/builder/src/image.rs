@@ -3,6 +3,7 @@
 //! directory and user 1000, a manifest tagged with the deployment id.
 
 use crate::checks::Entry;
+use crate::error::BuilderError;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use oci_spec::image::{
@@ -30,22 +31,26 @@ const PYTHON_WRAPPER: &str = include_str!("../wrappers/python/nuage_wrapper.py")
 pub const KEEP_IMAGES: usize = 5;
 
 /// Deletes the blobs no manifest of `index` refers to (images that aged out).
-fn remove_unreferenced_blobs(layout: &Path, index: &ImageIndex) -> Result<(), String> {
+fn remove_unreferenced_blobs(layout: &Path, index: &ImageIndex) -> Result<(), BuilderError> {
     let blobs = layout.join("blobs/sha256");
     let mut referenced = std::collections::HashSet::new();
     for descriptor in index.manifests() {
         let digest = descriptor.digest().digest().to_owned();
-        let manifest = oci_spec::image::ImageManifest::from_file(blobs.join(&digest))
-            .map_err(|error| format!("reading manifest {digest}: {error}"))?;
+        let manifest = oci_spec::image::ImageManifest::from_file(blobs.join(&digest)).map_err(|source| {
+            BuilderError::Manifest {
+                digest: digest.clone(),
+                source,
+            }
+        })?;
         referenced.insert(digest);
         referenced.insert(manifest.config().digest().digest().to_owned());
         referenced.extend(manifest.layers().iter().map(|layer| layer.digest().digest().to_owned()));
     }
-    for entry in std::fs::read_dir(&blobs).map_err(|error| format!("listing blobs: {error}"))? {
-        let entry = entry.map_err(|error| format!("listing blobs: {error}"))?;
+    for entry in std::fs::read_dir(&blobs).map_err(BuilderError::io("listing blobs"))? {
+        let entry = entry.map_err(BuilderError::io("listing blobs"))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if !referenced.contains(&name) && !name.ends_with(".partial") {
-            std::fs::remove_file(entry.path()).map_err(|error| format!("removing blob {name}: {error}"))?;
+            std::fs::remove_file(entry.path()).map_err(|source| BuilderError::RemoveBlob { name, source })?;
         }
     }
     Ok(())
@@ -69,7 +74,7 @@ type Wrapper = (Vec<(&'static str, Vec<u8>, u32)>, Vec<String>);
 
 /// The wrapper files and entrypoint of a runtime; for Go, `binary` is the compiled handler
 /// (already wrapped in its HTTP server).
-fn wrapper(runtime: &str, binary: Option<Vec<u8>>) -> Result<Wrapper, String> {
+fn wrapper(runtime: &str, binary: Option<Vec<u8>>) -> Result<Wrapper, BuilderError> {
     if runtime.starts_with("node") {
         Ok((
             vec![("server.js", NODE_WRAPPER.as_bytes().to_vec(), 0o644)],
@@ -86,7 +91,9 @@ fn wrapper(runtime: &str, binary: Option<Vec<u8>>) -> Result<Wrapper, String> {
             vec![format!("/{WRAPPER_DIR}/handler")],
         ))
     } else {
-        Err(format!("the `{runtime}` runtime cannot be built on this installation"))
+        Err(BuilderError::RuntimeNotBuildable {
+            runtime: runtime.to_owned(),
+        })
     }
 }
 
@@ -101,13 +108,13 @@ struct Layer {
     diff_id: String,
 }
 
-fn layer(build: impl FnOnce(&mut tar::Builder<Vec<u8>>) -> std::io::Result<()>) -> Result<Layer, String> {
+fn layer(build: impl FnOnce(&mut tar::Builder<Vec<u8>>) -> std::io::Result<()>) -> Result<Layer, BuilderError> {
     let mut tar = tar::Builder::new(Vec::new());
-    build(&mut tar).map_err(|error| format!("writing a layer: {error}"))?;
-    let plain = tar.into_inner().map_err(|error| format!("writing a layer: {error}"))?;
+    build(&mut tar).map_err(BuilderError::io("writing a layer"))?;
+    let plain = tar.into_inner().map_err(BuilderError::io("writing a layer"))?;
     let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
-    std::io::Write::write_all(&mut gzip, &plain).map_err(|error| format!("compressing a layer: {error}"))?;
-    let blob = gzip.finish().map_err(|error| format!("compressing a layer: {error}"))?;
+    std::io::Write::write_all(&mut gzip, &plain).map_err(BuilderError::io("compressing a layer"))?;
+    let blob = gzip.finish().map_err(BuilderError::io("compressing a layer"))?;
     Ok(Layer {
         digest: sha256(&blob),
         diff_id: sha256(&plain),
@@ -131,14 +138,12 @@ fn add_file(tar: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, data: &[u8])
     tar.append_data(&mut header, path, data)
 }
 
-fn descriptor(media_type: MediaType, size: usize, hex_digest: &str) -> Result<Descriptor, String> {
-    let digest: Digest = Sha256Digest::from_str(hex_digest)
-        .map_err(|error| format!("digest: {error}"))?
-        .into();
+fn descriptor(media_type: MediaType, size: usize, hex_digest: &str) -> Result<Descriptor, BuilderError> {
+    let digest: Digest = Sha256Digest::from_str(hex_digest).map_err(BuilderError::Digest)?.into();
     Ok(Descriptor::new(media_type, size as u64, digest))
 }
 
-fn write_blob(layout: &Path, hex_digest: &str, bytes: &[u8]) -> Result<(), String> {
+fn write_blob(layout: &Path, hex_digest: &str, bytes: &[u8]) -> Result<(), BuilderError> {
     let path = layout.join("blobs/sha256").join(hex_digest);
     if path.exists() {
         return Ok(());
@@ -146,7 +151,10 @@ fn write_blob(layout: &Path, hex_digest: &str, bytes: &[u8]) -> Result<(), Strin
     let temporary = path.with_extension("partial");
     std::fs::write(&temporary, bytes)
         .and_then(|()| std::fs::rename(&temporary, &path))
-        .map_err(|error| format!("writing blob {hex_digest}: {error}"))
+        .map_err(|source| BuilderError::WriteBlob {
+            digest: hex_digest.to_owned(),
+            source,
+        })
 }
 
 /// Returns the image layout directory of `repository` under `registry`.
@@ -164,15 +172,48 @@ pub fn write_image(
     handler: &str,
     entries: &[Entry],
     binary: Option<Vec<u8>>,
-) -> Result<Image, String> {
+) -> Result<Image, BuilderError> {
     let (files, entrypoint) = wrapper(runtime, binary)?;
-    let wrapper_layer = layer(|tar| {
-        for (name, content, mode) in &files {
+    let layers = [wrapper_layer(&files)?, code_layer(entries)?];
+    let config_json = image_config(handler, entrypoint, &layers)?;
+    let config_digest = sha256(config_json.as_bytes());
+    let manifest_json = image_manifest(config_json.len(), &config_digest, &layers)?;
+    let manifest_digest = sha256(manifest_json.as_bytes());
+
+    let layout = layout_dir(registry, repository);
+    // Blobs, index and pruning under one lock: pruning must not see a new image's blobs
+    // before its manifest is in the index.
+    let _guard = INDEX_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::fs::create_dir_all(layout.join("blobs/sha256")).map_err(BuilderError::io("creating the layout"))?;
+    for (digest, bytes) in [
+        (&layers[0].digest, &layers[0].blob[..]),
+        (&layers[1].digest, &layers[1].blob[..]),
+        (&config_digest, config_json.as_bytes()),
+        (&manifest_digest, manifest_json.as_bytes()),
+    ] {
+        write_blob(&layout, digest, bytes)?;
+    }
+    let index = tag_manifest(&layout, tag, manifest_json.len(), &manifest_digest)?;
+    remove_unreferenced_blobs(&layout, &index)?;
+    Ok(Image {
+        reference: format!("{repository}:{tag}"),
+        digest: format!("sha256:{manifest_digest}"),
+    })
+}
+
+/// The layer of the runtime's wrapper files, under [`WRAPPER_DIR`].
+fn wrapper_layer(files: &[(&str, Vec<u8>, u32)]) -> Result<Layer, BuilderError> {
+    layer(|tar| {
+        for (name, content, mode) in files {
             add_file(tar, &format!("{WRAPPER_DIR}/{name}"), *mode, content)?;
         }
         Ok(())
-    })?;
-    let code_layer = layer(|tar| {
+    })
+}
+
+/// The layer of the tenant's code, under [`CODE_DIR`].
+fn code_layer(entries: &[Entry]) -> Result<Layer, BuilderError> {
+    layer(|tar| {
         let mut directory = header(0, 0o755, tar::EntryType::Directory);
         tar.append_data(&mut directory, format!("{CODE_DIR}/"), std::io::empty())?;
         for entry in entries {
@@ -190,9 +231,13 @@ pub fn write_image(
             }
         }
         Ok(())
-    })?;
-    let invalid = |error: oci_spec::OciSpecError| format!("image metadata: {error}");
-    let config = ImageConfigurationBuilder::default()
+    })
+}
+
+/// The image config, as JSON: the entrypoint, the code directory as working directory, the
+/// handler and port in the environment, user 1000, and the layers' plain digests.
+fn image_config(handler: &str, entrypoint: Vec<String>, layers: &[Layer]) -> Result<String, BuilderError> {
+    ImageConfigurationBuilder::default()
         .architecture(Arch::Amd64)
         .os(Os::Linux)
         .config(
@@ -206,61 +251,65 @@ pub fn write_image(
                 .entrypoint(entrypoint)
                 .working_dir(format!("/{CODE_DIR}"))
                 .build()
-                .map_err(invalid)?,
+                .map_err(BuilderError::Metadata)?,
         )
         .rootfs(
             RootFsBuilder::default()
                 .typ("layers")
-                .diff_ids(vec![
-                    format!("sha256:{}", wrapper_layer.diff_id),
-                    format!("sha256:{}", code_layer.diff_id),
-                ])
+                .diff_ids(
+                    layers
+                        .iter()
+                        .map(|layer| format!("sha256:{}", layer.diff_id))
+                        .collect::<Vec<_>>(),
+                )
                 .build()
-                .map_err(invalid)?,
+                .map_err(BuilderError::Metadata)?,
         )
         .build()
-        .map_err(invalid)?;
-    let config_json = config.to_string().map_err(invalid)?;
-    let config_digest = sha256(config_json.as_bytes());
-    let manifest = ImageManifestBuilder::default()
+        .map_err(BuilderError::Metadata)?
+        .to_string()
+        .map_err(BuilderError::Metadata)
+}
+
+/// The image manifest, as JSON, of a config of `config_size` bytes and `layers`.
+fn image_manifest(config_size: usize, config_digest: &str, layers: &[Layer]) -> Result<String, BuilderError> {
+    ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(descriptor(MediaType::ImageConfig, config_json.len(), &config_digest)?)
-        .layers(vec![
-            descriptor(
-                MediaType::ImageLayerGzip,
-                wrapper_layer.blob.len(),
-                &wrapper_layer.digest,
-            )?,
-            descriptor(MediaType::ImageLayerGzip, code_layer.blob.len(), &code_layer.digest)?,
-        ])
+        .config(descriptor(MediaType::ImageConfig, config_size, config_digest)?)
+        .layers(
+            layers
+                .iter()
+                .map(|layer| descriptor(MediaType::ImageLayerGzip, layer.blob.len(), &layer.digest))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
         .build()
-        .map_err(invalid)?;
-    let manifest_json = manifest.to_string().map_err(invalid)?;
-    let manifest_digest = sha256(manifest_json.as_bytes());
+        .map_err(BuilderError::Metadata)?
+        .to_string()
+        .map_err(BuilderError::Metadata)
+}
 
-    let layout = layout_dir(registry, repository);
-    // Blobs, index and pruning under one lock: pruning must not see a new image's blobs
-    // before its manifest is in the index.
-    let _guard = INDEX_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    std::fs::create_dir_all(layout.join("blobs/sha256")).map_err(|error| format!("creating the layout: {error}"))?;
-    for (digest, bytes) in [
-        (&wrapper_layer.digest, &wrapper_layer.blob[..]),
-        (&code_layer.digest, &code_layer.blob[..]),
-        (&config_digest, config_json.as_bytes()),
-        (&manifest_digest, manifest_json.as_bytes()),
-    ] {
-        write_blob(&layout, digest, bytes)?;
-    }
+/// Tags the manifest `manifest_digest` (of `manifest_size` bytes) `tag` in the index of
+/// `layout`, in place of an image tagged so before, keeping the newest [`KEEP_IMAGES`];
+/// returns the index written.
+fn tag_manifest(
+    layout: &Path,
+    tag: &str,
+    manifest_size: usize,
+    manifest_digest: &str,
+) -> Result<ImageIndex, BuilderError> {
     OciLayoutBuilder::default()
         .image_layout_version("1.0.0")
         .build()
-        .map_err(invalid)?
+        .map_err(BuilderError::Metadata)?
         .to_file(layout.join("oci-layout"))
-        .map_err(invalid)?;
+        .map_err(BuilderError::Metadata)?;
     let index_path = layout.join("index.json");
     let mut manifests = if index_path.exists() {
-        ImageIndex::from_file(&index_path).map_err(invalid)?.manifests().clone()
+        ImageIndex::from_file(&index_path)
+            .map_err(BuilderError::Metadata)?
+            .manifests()
+            .clone()
     } else {
         Vec::new()
     };
@@ -271,7 +320,7 @@ pub fn write_image(
             .and_then(|annotations| annotations.get(REF_NAME))
             .is_none_or(|name| name != tag)
     });
-    let mut tagged = descriptor(MediaType::ImageManifest, manifest_json.len(), &manifest_digest)?;
+    let mut tagged = descriptor(MediaType::ImageManifest, manifest_size, manifest_digest)?;
     tagged.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), tag.to_owned())])));
     manifests.push(tagged);
     // Keep the newest images only: the current deployment's and a few before it (rollbacks).
@@ -283,13 +332,9 @@ pub fn write_image(
         .media_type(MediaType::ImageIndex)
         .manifests(manifests)
         .build()
-        .map_err(invalid)?;
+        .map_err(BuilderError::Metadata)?;
     let temporary = index_path.with_extension("partial");
-    index.to_file(&temporary).map_err(invalid)?;
-    std::fs::rename(&temporary, &index_path).map_err(|error| format!("writing the index: {error}"))?;
-    remove_unreferenced_blobs(&layout, &index)?;
-    Ok(Image {
-        reference: format!("{repository}:{tag}"),
-        digest: format!("sha256:{manifest_digest}"),
-    })
+    index.to_file(&temporary).map_err(BuilderError::Metadata)?;
+    std::fs::rename(&temporary, &index_path).map_err(BuilderError::io("writing the index"))?;
+    Ok(index)
 }

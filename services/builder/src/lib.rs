@@ -8,6 +8,7 @@
 
 mod checks;
 mod config;
+mod error;
 mod golang;
 mod image;
 mod jobs;
@@ -17,6 +18,7 @@ mod worker;
 
 pub use checks::{Entry, Limits, check_handler, read_archive};
 pub use config::BuilderConfig;
+pub use error::BuilderError;
 pub use image::{CODE_DIR, Image, WRAPPER_DIR, layout_dir, write_image};
 pub use jobs::{Job, JobStore};
 pub use registry::Registry;

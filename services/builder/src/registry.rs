@@ -1,6 +1,7 @@
 //! Pushing built images to a configured registry over the OCI distribution API.
 
 use crate::config::BuilderConfig;
+use crate::error::BuilderError;
 use crate::image::layout_dir;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -56,15 +57,18 @@ impl Registry {
         repository: &str,
         tag: &str,
         manifest_digest: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, BuilderError> {
         let layout = layout_dir(registry_dir, repository);
         let blob = |digest: &str| {
-            std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
-                .map_err(|error| format!("reading blob {digest}: {error}"))
+            std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).map_err(|source| {
+                BuilderError::ReadBlob {
+                    digest: digest.to_owned(),
+                    source,
+                }
+            })
         };
         let manifest = blob(manifest_digest)?;
-        let parsed: serde_json::Value =
-            serde_json::from_slice(&manifest).map_err(|error| format!("reading the manifest: {error}"))?;
+        let parsed: serde_json::Value = serde_json::from_slice(&manifest).map_err(BuilderError::ManifestJson)?;
         let mut digests = vec![parsed["config"]["digest"].as_str().unwrap_or_default().to_owned()];
         digests.extend(
             parsed["layers"]
@@ -74,8 +78,10 @@ impl Registry {
                 .filter_map(|layer| layer["digest"].as_str().map(str::to_owned)),
         );
         let reference = Reference::with_tag(self.host.clone(), repository.to_owned(), tag.to_owned());
-        let failed =
-            |error: oci_client::errors::OciDistributionError| format!("pushing to the registry {}: {error}", self.host);
+        let failed = |source| BuilderError::Push {
+            host: self.host.clone(),
+            source: Box::new(source),
+        };
         self.client
             .auth(&reference, &self.auth, RegistryOperation::Push)
             .await

@@ -1,15 +1,18 @@
 //! The build worker: claims jobs, fetches and checks the archive, writes the image, and
-//! reports the result to the functions service. Each step goes to the job's log.
+//! reports the result to the functions service. Each step goes to the job's log. A failure
+//! that may pass (`Unavailable`: the object store, the registry) puts the job back in the
+//! queue; any other ends it, its message becoming the function's `error_message`.
 
 use crate::checks::{Limits, check_handler, read_archive};
 use crate::config::BuilderConfig;
+use crate::error::BuilderError;
 use crate::image::write_image;
 use crate::jobs::{Job, JobStore};
 use crate::registry::Registry;
 use aws_sdk_s3::primitives::ByteStream;
 use nuage_clients::logsink::LogSink;
-use nuage_core::ApiError;
 use nuage_core::transport::Authed;
+use nuage_core::{ApiError, ErrorCode};
 use nuage_proto::functions::v1::ReportBuildRequest;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use sha2::{Digest as _, Sha256};
@@ -19,18 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// How a build ended.
-enum Outcome {
-    /// An image was written.
-    Built {
-        reference: String,
-        digest: String,
-        archive_digest: String,
-    },
-    /// The tenant's input is refused; retrying cannot help.
-    Refused(String),
-    /// Something that may pass (the store did not answer); retry later.
-    Transient(String),
+/// A written image.
+struct Built {
+    /// Where it is.
+    reference: String,
+    /// `sha256:...` of its manifest.
+    digest: String,
+    /// `sha256:...` of the archive it was built from.
+    archive_digest: String,
 }
 
 /// Builds queued jobs, one at a time per worker.
@@ -116,39 +115,36 @@ impl Worker {
             job.id, job.function_id, job.attempts
         );
         if job.attempts > self.config.max_attempts {
-            let message = format!(
-                "the build did not finish after {} attempts; deploy again, or contact the operator if it keeps failing",
-                self.config.max_attempts
-            );
-            let _ = writeln!(log, "giving up: {message}");
+            let error = BuilderError::GaveUp {
+                attempts: self.config.max_attempts,
+            };
+            let _ = writeln!(log, "giving up: {error}");
             self.ship(&job, &log);
-            self.report(&job, Err(message)).await?;
+            self.report(&job, Err(&error)).await?;
             return self.jobs.finish(&job.id, false, &log).await;
         }
-        let outcome = self.build(&job, &mut log).await;
+        let result = self.build(&job, &mut log).await;
         let _ = writeln!(log, "took {} ms", started.elapsed().as_millis());
-        match outcome {
-            Outcome::Built {
-                reference,
-                digest,
-                archive_digest,
-            } => {
-                let _ = writeln!(log, "image {reference} ({digest})");
+        match result {
+            Ok(built) => {
+                let _ = writeln!(log, "image {} ({})", built.reference, built.digest);
                 self.ship(&job, &log);
-                self.report(&job, Ok((reference, digest, archive_digest))).await?;
+                self.report(&job, Ok(&built)).await?;
                 self.jobs.finish(&job.id, true, &log).await
             }
-            Outcome::Refused(message) => {
-                let _ = writeln!(log, "refused: {message}");
+            // What may pass (the store did not answer): later.
+            Err(error) if error.code() == ErrorCode::Unavailable => {
+                let _ = writeln!(log, "will retry: {error}");
                 self.ship(&job, &log);
-                self.report(&job, Err(message)).await?;
-                self.jobs.finish(&job.id, false, &log).await
-            }
-            Outcome::Transient(message) => {
-                let _ = writeln!(log, "will retry: {message}");
-                self.ship(&job, &log);
-                tracing::warn!(job = %job.id, %message, "build will be retried");
+                tracing::warn!(job = %job.id, message = %error, "build will be retried");
                 self.jobs.retry_later(&job.id, 2_000_000, &log).await
+            }
+            // The tenant's input, or this installation, refuses it: retrying cannot help.
+            Err(error) => {
+                let _ = writeln!(log, "refused: {error}");
+                self.ship(&job, &log);
+                self.report(&job, Err(&error)).await?;
+                self.jobs.finish(&job.id, false, &log).await
             }
         }
     }
@@ -162,21 +158,13 @@ impl Worker {
         }
     }
 
-    async fn build(&self, job: &Job, log: &mut String) -> Outcome {
-        let archive = match self.fetch(&job.archive_key).await {
-            Ok(Some(archive)) => archive,
-            Ok(None) => {
-                return Outcome::Refused(
-                    "no archive was uploaded: GET the upload-url and PUT the zip first".to_owned(),
-                );
-            }
-            Err(message) => return Outcome::Transient(message),
-        };
+    async fn build(&self, job: &Job, log: &mut String) -> Result<Built, BuilderError> {
+        let archive = self.fetch(&job.archive_key).await?.ok_or(BuilderError::NoArchive)?;
         let archive_digest = format!("sha256:{}", hex::encode(Sha256::digest(&archive)));
         let _ = writeln!(log, "fetched the archive: {} bytes, {archive_digest}", archive.len());
         let (limits, runtime, handler) = (self.limits, job.runtime.clone(), job.handler.clone());
         let (registry, repository, tag) = (self.registry.clone(), job.repository.clone(), job.id.clone());
-        let result = tokio::task::spawn_blocking(move || {
+        let (count, image) = tokio::task::spawn_blocking(move || {
             let entries = read_archive(&archive, &limits)?;
             check_handler(&runtime, &handler, &entries)?;
             let binary = if runtime == "golang" || runtime.starts_with("go1") {
@@ -185,38 +173,28 @@ impl Worker {
                 None
             };
             let image = write_image(&registry, &repository, &tag, &runtime, &handler, &entries, binary)?;
-            Ok::<_, String>((entries.len(), image))
+            Ok::<_, BuilderError>((entries.len(), image))
         })
-        .await;
-        match result {
-            Ok(Ok((count, image))) => {
-                let _ = writeln!(log, "checked {count} entries and the handler `{}`", job.handler);
-                let mut reference = image.reference;
-                if let Some(registry) = &self.registry_push {
-                    match registry
-                        .push(&self.registry, &job.repository, &job.id, &image.digest)
-                        .await
-                    {
-                        Ok(pushed) => {
-                            let _ = writeln!(log, "pushed {pushed}");
-                            reference = pushed;
-                        }
-                        Err(message) => return Outcome::Transient(message),
-                    }
-                }
-                Outcome::Built {
-                    reference,
-                    digest: image.digest,
-                    archive_digest,
-                }
-            }
-            Ok(Err(message)) => Outcome::Refused(message),
-            Err(error) => Outcome::Transient(format!("the build task failed: {error}")),
+        .await
+        .map_err(BuilderError::Task)??;
+        let _ = writeln!(log, "checked {count} entries and the handler `{}`", job.handler);
+        let mut reference = image.reference;
+        if let Some(registry) = &self.registry_push {
+            let pushed = registry
+                .push(&self.registry, &job.repository, &job.id, &image.digest)
+                .await?;
+            let _ = writeln!(log, "pushed {pushed}");
+            reference = pushed;
         }
+        Ok(Built {
+            reference,
+            digest: image.digest,
+            archive_digest,
+        })
     }
 
     /// Returns the archive at `key`, `None` when there is none.
-    async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+    async fn fetch(&self, key: &str) -> Result<Option<Vec<u8>>, BuilderError> {
         let object = self.s3.get_object().bucket(&self.bucket).key(key).send().await;
         let object = match object {
             Ok(object) => object,
@@ -227,29 +205,31 @@ impl Worker {
             {
                 return Ok(None);
             }
-            Err(error) => return Err(format!("the object store did not answer: {error}")),
+            Err(error) => return Err(BuilderError::ObjectStore(Box::new(error))),
         };
         let body: ByteStream = object.body;
         body.collect()
             .await
             .map(|bytes| Some(bytes.into_bytes().to_vec()))
-            .map_err(|error| format!("reading the archive: {error}"))
+            .map_err(BuilderError::ReadArchive)
     }
 
-    async fn report(&self, job: &Job, result: Result<(String, String, String), String>) -> Result<(), ApiError> {
+    /// Tells the functions service how the build of `job` ended; a failure's message becomes
+    /// the function's `error_message`.
+    async fn report(&self, job: &Job, result: Result<&Built, &BuilderError>) -> Result<(), ApiError> {
         let mut request = ReportBuildRequest {
             deployment_id: job.id.clone(),
             function_id: job.function_id.clone(),
             ..Default::default()
         };
         match result {
-            Ok((reference, digest, archive_digest)) => {
+            Ok(built) => {
                 request.succeeded = true;
-                request.image_reference = reference;
-                request.image_digest = digest;
-                request.archive_digest = archive_digest;
+                request.image_reference = built.reference.clone();
+                request.image_digest = built.digest.clone();
+                request.archive_digest = built.archive_digest.clone();
             }
-            Err(message) => request.error_message = message,
+            Err(error) => request.error_message = error.to_string(),
         }
         self.functions
             .clone()
