@@ -1,6 +1,7 @@
 //! The seam between the runner and what runs instances: local processes today, Kubernetes
 //! later.
 
+use crate::error::RunnerError;
 use nuage_proto::runner::v1::Spec;
 use tokio::sync::oneshot;
 
@@ -18,10 +19,10 @@ pub struct Running {
 /// Starts instances.
 pub trait Backend: Send + Sync + 'static {
     /// Starts an instance of `spec` named `instance_id`; answers once it accepts connections,
-    /// or with why it could not (a message a person can act on).
+    /// or with why it could not.
     fn start(
         &self,
         spec: &Spec,
         instance_id: &str,
-    ) -> impl std::future::Future<Output = Result<Running, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<Running, RunnerError>> + Send;
 }

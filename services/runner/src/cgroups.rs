@@ -104,7 +104,7 @@ impl Cgroups {
     /// Makes the groups of one instance with its limits; returns their `cgroup.procs`, which
     /// the instance's first process joins before it becomes the sandbox.
     pub fn create(&self, instance_id: &str, limits: Limits) -> Result<Vec<PathBuf>, RunnerError> {
-        let fail = |what: &str, error: std::io::Error| RunnerError::Cgroup(format!("{what}: {error}"));
+        let fail = |doing, source| RunnerError::Cgroup { doing, source };
         for group in self.groups(instance_id) {
             std::fs::create_dir_all(&group).map_err(|error| fail("creating a cgroup", error))?;
         }

@@ -4,8 +4,8 @@
 
 use crate::error::RunnerError;
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder,
-    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, SpecBuilder, UserBuilder,
+    LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, Mount,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, SpecBuilder, UserBuilder,
 };
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,41 @@ fn invalid(error: impl std::fmt::Display) -> RunnerError {
 
 /// Writes `<directory>/config.json` (readable by root only: it holds the instance's variables).
 pub fn write_bundle(directory: &Path, bundle: &Bundle<'_>) -> Result<(), RunnerError> {
+    let spec = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(bundle.root)
+                .readonly(true)
+                .build()
+                .map_err(invalid)?,
+        )
+        .hostname("instance")
+        .process(process(bundle)?)
+        .mounts(mounts(bundle)?)
+        .linux(
+            LinuxBuilder::default()
+                .namespaces(namespaces()?)
+                .build()
+                .map_err(invalid)?,
+        )
+        .build()
+        .map_err(invalid)?;
+    let text = serde_json::to_vec(&spec).map_err(invalid)?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(directory.join("config.json"))?
+        .write_all(&text)?;
+    Ok(())
+}
+
+/// `/proc`, a bounded `/tmp` and the read-only binds.
+fn mounts(bundle: &Bundle<'_>) -> Result<Vec<Mount>, RunnerError> {
     let mut mounts = vec![
         MountBuilder::default()
             .destination("/proc")
@@ -63,7 +98,13 @@ pub fn write_bundle(directory: &Path, bundle: &Bundle<'_>) -> Result<(), RunnerE
                 .map_err(invalid)?,
         );
     }
-    let process = ProcessBuilder::default()
+    Ok(mounts)
+}
+
+/// The instance's process: its command, variables and directory, its ids, no capabilities,
+/// no new privileges, and its open-file limit.
+fn process(bundle: &Bundle<'_>) -> Result<Process, RunnerError> {
+    ProcessBuilder::default()
         .args(bundle.command.clone())
         .env(
             bundle
@@ -91,9 +132,13 @@ pub fn write_bundle(directory: &Path, bundle: &Bundle<'_>) -> Result<(), RunnerE
                 .map_err(invalid)?,
         ])
         .build()
-        .map_err(invalid)?;
-    // No network namespace here: runsc's host network is the instance's own namespace.
-    let namespaces = [
+        .map_err(invalid)
+}
+
+/// The namespaces of its own. No network namespace here: runsc's host network is the
+/// instance's own namespace.
+fn namespaces() -> Result<Vec<LinuxNamespace>, RunnerError> {
+    [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
@@ -101,38 +146,7 @@ pub fn write_bundle(directory: &Path, bundle: &Bundle<'_>) -> Result<(), RunnerE
     ]
     .into_iter()
     .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build().map_err(invalid))
-    .collect::<Result<Vec<_>, _>>()?;
-    let spec = SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(bundle.root)
-                .readonly(true)
-                .build()
-                .map_err(invalid)?,
-        )
-        .hostname("instance")
-        .process(process)
-        .mounts(mounts)
-        .linux(
-            LinuxBuilder::default()
-                .namespaces(namespaces)
-                .build()
-                .map_err(invalid)?,
-        )
-        .build()
-        .map_err(invalid)?;
-    let text = serde_json::to_vec(&spec).map_err(invalid)?;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(directory.join("config.json"))?
-        .write_all(&text)?;
-    Ok(())
+    .collect()
 }
 
 /// The `runsc` command line that runs the bundle in `directory` as container `id`, keeping its

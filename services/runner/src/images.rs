@@ -2,6 +2,7 @@
 //! then unpacked once per manifest into a root directory.
 
 use crate::confined::{self, RemoveError};
+use crate::error::RunnerError;
 use flate2::read::GzDecoder;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use std::collections::HashMap;
@@ -49,13 +50,13 @@ impl Images {
     }
 
     /// Returns the unpacked image `reference` (`[host/]repository:tag`).
-    pub async fn get(&self, reference: &str) -> Result<Arc<Unpacked>, String> {
+    pub async fn get(&self, reference: &str) -> Result<Arc<Unpacked>, RunnerError> {
         // One unpack at a time: two instances of a new version must not unpack it twice.
         let mut unpacked = self.unpacked.lock().await;
         if let Some(image) = unpacked.get(reference) {
             return Ok(image.clone());
         }
-        let (repository, tag) = split_reference(reference)?;
+        let (repository, tag) = split_reference(reference);
         let layout = self.local_layout(repository);
         let work_dir = self.work_dir.clone();
         let image = match layout {
@@ -63,13 +64,13 @@ impl Images {
                 let tag = tag.to_owned();
                 tokio::task::spawn_blocking(move || unpack_layout(&layout, &tag, &work_dir))
                     .await
-                    .map_err(|error| format!("unpacking `{reference}`: {error}"))??
+                    .map_err(|source| unpack_task(reference, source))??
             }
             None if !names_registry(repository) => {
-                return Err(format!(
-                    "the image `{reference}` is not in the image layouts under `{}` and names no registry",
-                    self.registry_dir.display()
-                ));
+                return Err(RunnerError::UnknownImage {
+                    reference: reference.to_owned(),
+                    layouts: self.registry_dir.clone(),
+                });
             }
             None => self.pull(reference).await?,
         };
@@ -92,10 +93,11 @@ impl Images {
             .find(|layout| layout.join("index.json").is_file())
     }
 
-    async fn pull(&self, reference: &str) -> Result<Unpacked, String> {
-        let parsed: oci_client::Reference = reference
-            .parse()
-            .map_err(|error| format!("`{reference}` is not an image reference: {error}"))?;
+    async fn pull(&self, reference: &str) -> Result<Unpacked, RunnerError> {
+        let parsed: oci_client::Reference = reference.parse().map_err(|source| RunnerError::Reference {
+            reference: reference.to_owned(),
+            source,
+        })?;
         let client = oci_client::Client::new(oci_client::client::ClientConfig {
             protocol: if self.insecure {
                 oci_client::client::ClientProtocol::Http
@@ -115,15 +117,17 @@ impl Images {
                 ],
             )
             .await
-            .map_err(|error| format!("pulling `{reference}`: {error}"))?;
+            .map_err(|source| RunnerError::Pull {
+                reference: reference.to_owned(),
+                source: Box::new(source),
+            })?;
         let digest = image
             .digest
             .clone()
             .unwrap_or_else(|| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&image.config.data)));
         let work_dir = self.work_dir.clone();
         tokio::task::spawn_blocking(move || {
-            let config = ImageConfiguration::from_reader(&image.config.data[..])
-                .map_err(|error| format!("the image config is not valid: {error}"))?;
+            let config = ImageConfiguration::from_reader(&image.config.data[..]).map_err(invalid("config"))?;
             let layers: Vec<(bool, Vec<u8>)> = image
                 .layers
                 .into_iter()
@@ -137,8 +141,20 @@ impl Images {
             )
         })
         .await
-        .map_err(|error| format!("unpacking `{reference}`: {error}"))?
+        .map_err(|source| unpack_task(reference, source))?
     }
+}
+
+fn unpack_task(reference: &str, source: tokio::task::JoinError) -> RunnerError {
+    RunnerError::UnpackTask {
+        reference: reference.to_owned(),
+        source,
+    }
+}
+
+/// Returns what makes a parse error of the image's `what` (manifest, config) a failure.
+fn invalid(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> RunnerError {
+    move |source| RunnerError::Invalid { what, source }
 }
 
 /// Whether the first part of `repository` is a registry host (`host.name`, `host:port`,
@@ -150,22 +166,27 @@ fn names_registry(repository: &str) -> bool {
 }
 
 /// Splits `[host/]repository:tag` (a digest is not supported here).
-fn split_reference(reference: &str) -> Result<(&str, &str), String> {
+fn split_reference(reference: &str) -> (&str, &str) {
     let slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[slash..].rfind(':') {
-        Some(colon) => Ok((&reference[..slash + colon], &reference[slash + colon + 1..])),
-        None => Ok((reference, "latest")),
+        Some(colon) => (&reference[..slash + colon], &reference[slash + colon + 1..]),
+        None => (reference, "latest"),
     }
 }
 
-fn blob(layout: &Path, digest: &str) -> Result<Vec<u8>, String> {
+fn blob(layout: &Path, digest: &str) -> Result<Vec<u8>, RunnerError> {
     let (_, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
-    std::fs::read(layout.join("blobs/sha256").join(hex)).map_err(|error| format!("reading blob {digest}: {error}"))
+    std::fs::read(layout.join("blobs/sha256").join(hex)).map_err(|source| RunnerError::Blob {
+        digest: digest.to_owned(),
+        source,
+    })
 }
 
-fn unpack_layout(layout: &Path, tag: &str, work_dir: &Path) -> Result<Unpacked, String> {
-    let index = ImageIndex::from_file(layout.join("index.json"))
-        .map_err(|error| format!("reading the image index of `{}`: {error}", layout.display()))?;
+fn unpack_layout(layout: &Path, tag: &str, work_dir: &Path) -> Result<Unpacked, RunnerError> {
+    let index = ImageIndex::from_file(layout.join("index.json")).map_err(|source| RunnerError::Index {
+        layout: layout.to_path_buf(),
+        source,
+    })?;
     let descriptor = index
         .manifests()
         .iter()
@@ -177,12 +198,14 @@ fn unpack_layout(layout: &Path, tag: &str, work_dir: &Path) -> Result<Unpacked, 
                 .and_then(|annotations| annotations.get(REF_NAME))
                 .is_some_and(|name| name == tag)
         })
-        .ok_or_else(|| format!("the image `{tag}` is not in `{}` (pruned?)", layout.display()))?;
+        .ok_or_else(|| RunnerError::Pruned {
+            tag: tag.to_owned(),
+            layout: layout.to_path_buf(),
+        })?;
     let manifest_digest = descriptor.digest().to_string();
-    let manifest = ImageManifest::from_reader(&blob(layout, &manifest_digest)?[..])
-        .map_err(|error| format!("the image manifest is not valid: {error}"))?;
+    let manifest = ImageManifest::from_reader(&blob(layout, &manifest_digest)?[..]).map_err(invalid("manifest"))?;
     let config = ImageConfiguration::from_reader(&blob(layout, manifest.config().digest().as_ref())?[..])
-        .map_err(|error| format!("the image config is not valid: {error}"))?;
+        .map_err(invalid("config"))?;
     let layers = manifest
         .layers()
         .iter()
@@ -192,7 +215,7 @@ fn unpack_layout(layout: &Path, tag: &str, work_dir: &Path) -> Result<Unpacked, 
                 blob(layout, layer.digest().as_ref())?,
             ))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, RunnerError>>()?;
     unpack(
         work_dir,
         &manifest_digest,
@@ -208,15 +231,17 @@ fn unpack<'a>(
     digest: &str,
     config: &ImageConfiguration,
     layers: impl Iterator<Item = (bool, &'a [u8])>,
-) -> Result<Unpacked, String> {
+) -> Result<Unpacked, RunnerError> {
     let name = digest.replace(':', "-");
     let directory = work_dir.join("images").join(&name);
     let root = directory.join("rootfs");
     if !root.is_dir() {
         let staging = work_dir.join("images").join(format!("{name}.partial"));
         let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir_all(staging.join("rootfs"))
-            .map_err(|error| format!("creating `{}`: {error}", staging.display()))?;
+        std::fs::create_dir_all(staging.join("rootfs")).map_err(|source| RunnerError::Create {
+            path: staging.clone(),
+            source,
+        })?;
         for (gzipped, data) in layers {
             let reader: Box<dyn Read> = if gzipped {
                 Box::new(GzDecoder::new(data))
@@ -225,13 +250,13 @@ fn unpack<'a>(
             };
             apply_layer(reader, &staging.join("rootfs"))?;
         }
-        std::fs::rename(&staging, &directory).map_err(|error| format!("keeping the unpacked image: {error}"))?;
+        std::fs::rename(&staging, &directory).map_err(RunnerError::KeepImage)?;
     }
     let image_config = config.config().clone().unwrap_or_default();
     let mut command = image_config.entrypoint().clone().unwrap_or_default();
     command.extend(image_config.cmd().clone().unwrap_or_default());
     if command.is_empty() {
-        return Err("the image has neither an entrypoint nor a command".to_owned());
+        return Err(RunnerError::NoCommand);
     }
     let environment = image_config
         .env()
@@ -252,44 +277,41 @@ fn unpack<'a>(
 /// Applies one layer: whiteouts remove what lower layers put there. Nothing is ever written or
 /// removed outside `root`, whatever links the layers hold: whiteouts are resolved by the kernel
 /// confined beneath it, and tar's `unpack_in` refuses to write where a link leads outside.
-fn apply_layer(reader: impl Read, root: &Path) -> Result<(), String> {
+fn apply_layer(reader: impl Read, root: &Path) -> Result<(), RunnerError> {
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(true);
-    let entries = archive.entries().map_err(|error| format!("reading a layer: {error}"))?;
+    let entries = archive.entries().map_err(RunnerError::Layer)?;
     for entry in entries {
-        let mut entry = entry.map_err(|error| format!("reading a layer: {error}"))?;
-        let path = entry
-            .path()
-            .map_err(|error| format!("reading a layer: {error}"))?
-            .into_owned();
+        let mut entry = entry.map_err(RunnerError::Layer)?;
+        let path = entry.path().map_err(RunnerError::Layer)?.into_owned();
         if let Some(name) = path.file_name().and_then(|name| name.to_str())
             && let Some(hidden) = name.strip_prefix(".wh.")
         {
             apply_whiteout(root, &path, hidden)?;
             continue;
         }
-        entry
-            .unpack_in(root)
-            .map_err(|error| format!("unpacking `{}`: {error}", path.display()))?;
+        if let Err(source) = entry.unpack_in(root) {
+            return Err(RunnerError::LayerEntry { path, source });
+        }
     }
     Ok(())
 }
 
 /// Removes what the whiteout entry `path` hides (`hidden`, next to it), or refuses the image
 /// when the entry leads outside its root.
-fn apply_whiteout(root: &Path, path: &Path, hidden: &str) -> Result<(), String> {
+fn apply_whiteout(root: &Path, path: &Path, hidden: &str) -> Result<(), RunnerError> {
     // An opaque directory marker (`.wh..wh..opq`) names no entry to remove: lower layers'
     // contents of its directory are kept.
     if hidden == ".wh..opq" {
         return Ok(());
     }
-    confined::remove_beneath(root, &path.with_file_name(hidden)).map_err(|error| match error {
-        RemoveError::Outside => format!(
-            "layer entry `{}` leads outside the image's root through a link or `..`; the image is refused",
-            path.display()
-        ),
-        RemoveError::Io(error) => format!("applying the whiteout `{}`: {error}", path.display()),
+    confined::remove_beneath(root, &path.with_file_name(hidden)).map_err(|error| {
+        let path = path.to_path_buf();
+        match error {
+            RemoveError::Outside => RunnerError::WhiteoutOutside { path },
+            RemoveError::Io(source) => RunnerError::Whiteout { path, source },
+        }
     })
 }
 
@@ -350,11 +372,13 @@ mod tests {
         let (top, root) = setup();
         let mut entries = CHAIN.to_vec();
         entries.push(("u4/.wh.victim", None));
-        let refused = apply_layer(&layer(&entries)[..], &root).unwrap_err();
+        let refused = apply_layer(&layer(&entries)[..], &root).unwrap_err().to_string();
         assert!(refused.contains("`u4/.wh.victim`"), "{refused}");
         assert!(top.path().join("victim").exists());
         for escape in ["a/l/../.wh.victim", "u1/.wh.rootfs", "../.wh.victim"] {
-            let refused = apply_layer(&layer(&[(escape, None)])[..], &root).unwrap_err();
+            let refused = apply_layer(&layer(&[(escape, None)])[..], &root)
+                .unwrap_err()
+                .to_string();
             assert!(refused.contains(escape), "{refused}");
         }
         assert!(root.is_dir());
@@ -370,7 +394,7 @@ mod tests {
         let (top, root) = setup();
         let mut entries = CHAIN.to_vec();
         entries.push(("u4/planted", None));
-        let refused = apply_layer(&layer(&entries)[..], &root).unwrap_err();
+        let refused = apply_layer(&layer(&entries)[..], &root).unwrap_err().to_string();
         assert!(refused.contains("`u4/planted`"), "{refused}");
         assert!(!top.path().join("planted").exists());
         // Over an existing link, a file replaces the link instead of writing through it.
@@ -403,13 +427,13 @@ mod tests {
 
     #[test]
     fn references_split_into_repository_and_tag() {
-        assert_eq!(split_reference("ns/f:abc").unwrap(), ("ns/f", "abc"));
+        assert_eq!(split_reference("ns/f:abc"), ("ns/f", "abc"));
         assert_eq!(
-            split_reference("127.0.0.1:5000/ns/f:abc").unwrap(),
+            split_reference("127.0.0.1:5000/ns/f:abc"),
             ("127.0.0.1:5000/ns/f", "abc")
         );
         assert_eq!(
-            split_reference("127.0.0.1:5000/ns/f").unwrap(),
+            split_reference("127.0.0.1:5000/ns/f"),
             ("127.0.0.1:5000/ns/f", "latest")
         );
         assert!(names_registry("127.0.0.1:5000/ns/f"));

@@ -6,7 +6,7 @@
 use crate::backend::{Backend, Running};
 use crate::cgroups::{Cgroups, Limits};
 use crate::config::{RunnerConfig, Sandbox};
-use crate::error::RunnerError;
+use crate::error::{LastOutput, RunnerError};
 use crate::images::{Images, Unpacked};
 use crate::sandbox::{self, Chain, Tools};
 use nuage_clients::logsink::LogSink;
@@ -81,14 +81,20 @@ impl LocalBackend {
         registry_dir: PathBuf,
         output: broadcast::Sender<OutputLine>,
         logs: Option<LogShipping>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RunnerError> {
         let tools = Tools::find(config);
         match config.sandbox {
             Sandbox::Bubblewrap if tools.bubblewrap.is_none() => {
-                return Err("runner.sandbox is `bubblewrap` but `bwrap` is not installed".to_owned());
+                return Err(RunnerError::SandboxMissing {
+                    sandbox: "bubblewrap",
+                    program: "bwrap",
+                });
             }
             Sandbox::Gvisor if tools.runsc.is_none() => {
-                return Err("runner.sandbox is `gvisor` but `runsc` is not installed".to_owned());
+                return Err(RunnerError::SandboxMissing {
+                    sandbox: "gvisor",
+                    program: "runsc",
+                });
             }
             _ => {}
         }
@@ -100,11 +106,15 @@ impl LocalBackend {
             None => tracing::warn!("cgroups are not writable here: instances run without memory, CPU or process caps"),
             Some(cgroups) => cgroups.missing().iter().for_each(|missing| tracing::warn!("{missing}")),
         }
-        std::fs::create_dir_all(work_dir.join("instances"))
-            .map_err(|error| format!("creating `{}`: {error}", work_dir.display()))?;
+        std::fs::create_dir_all(work_dir.join("instances")).map_err(|source| RunnerError::Create {
+            path: work_dir.clone(),
+            source,
+        })?;
         let filter = work_dir.join("seccomp.bpf");
-        std::fs::write(&filter, crate::seccomp::compile()?)
-            .map_err(|error| format!("writing `{}`: {error}", filter.display()))?;
+        std::fs::write(&filter, crate::seccomp::compile()?).map_err(|source| RunnerError::Write {
+            path: filter.clone(),
+            source,
+        })?;
         Ok(Self {
             config: config.clone(),
             images: Images::new(work_dir.clone(), registry_dir, config.registry_insecure),
@@ -150,7 +160,7 @@ impl LocalBackend {
             None => sandbox::find_program(name),
         }
         .and_then(|path| std::fs::canonicalize(path).ok())
-        .ok_or_else(|| RunnerError::Missing(format!("`{name}` is not installed on this machine")))?;
+        .ok_or_else(|| RunnerError::NotInstalled(name.to_owned()))?;
         self.interpreters
             .lock()
             .expect("interpreters lock")
@@ -592,13 +602,9 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
 /// The kept tail of an instance's output, to explain why it failed.
 type Tail = Arc<Mutex<VecDeque<String>>>;
 
-fn failed(reason: String, tail: &Tail) -> String {
-    let lines: Vec<String> = tail.lock().expect("tail lock").iter().cloned().collect();
-    if lines.is_empty() {
-        reason
-    } else {
-        format!("{reason}; its last output:\n{}", lines.join("\n"))
-    }
+/// Returns the lines kept in `tail`.
+fn last_output(tail: &Tail) -> LastOutput {
+    LastOutput(tail.lock().expect("tail lock").iter().cloned().collect())
 }
 
 impl LocalBackend {
@@ -619,9 +625,7 @@ impl LocalBackend {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .map_err(|error| RunnerError::Missing(format!("starting the instance: {error}")))?;
+        let mut child = command.spawn().map_err(RunnerError::Spawn)?;
         let tail = Tail::default();
         for (reader, stream) in [
             (
@@ -661,9 +665,9 @@ impl LocalBackend {
         child: &mut Child,
         prepared: &Prepared,
         tail: &Tail,
-    ) -> Result<(InstanceAddress, Option<Child>), String> {
+    ) -> Result<(InstanceAddress, Option<Child>), RunnerError> {
         let mut address = prepared.address;
-        let own = nuage_core::instance::own_namespace().map_err(|error| format!("reading namespaces: {error}"))?;
+        let own = nuage_core::instance::own_namespace().map_err(RunnerError::Namespaces)?;
         let pid = child.id().unwrap_or_default();
         let started = Instant::now();
         let mut pause = Duration::from_micros(500);
@@ -672,8 +676,10 @@ impl LocalBackend {
             if let Ok(Some(status)) = child.try_wait() {
                 // Let the pumps catch the last lines.
                 tokio::time::sleep(Duration::from_millis(20)).await;
-                let reason = format!("the instance {} before listening on $PORT", describe_exit(Ok(status)));
-                return Err(failed(reason, tail));
+                return Err(RunnerError::ExitedEarly {
+                    exit: describe_exit(Ok(status)),
+                    output: last_output(tail),
+                });
             }
             if self.tools.isolates_network() && address.namespace.is_none() {
                 // The chain's first step makes the namespace: until then the pid is still in ours.
@@ -690,12 +696,11 @@ impl LocalBackend {
             }
             if started.elapsed() > self.start_timeout {
                 let _ = child.kill().await;
-                let reason = format!(
-                    "the instance did not listen on $PORT ({}) within {} s",
-                    address.socket.port(),
-                    self.start_timeout.as_secs()
-                );
-                return Err(failed(reason, tail));
+                return Err(RunnerError::NotListening {
+                    port: address.socket.port(),
+                    seconds: self.start_timeout.as_secs(),
+                    output: last_output(tail),
+                });
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(1));
@@ -754,10 +759,57 @@ impl LocalBackend {
             let _ = std::fs::remove_dir_all(instances.join(instance_id));
         }
     }
+
+    /// Watches a ready instance until it ends, on its own or when the returned sender is used
+    /// (or dropped); then removes what it left (`cleanup`) and sends why it ended (with its
+    /// last output) on the returned receiver.
+    fn supervise(
+        &self,
+        started: Started,
+        memory_mb: u32,
+        cleanup: impl Fn(&str) + Send + 'static,
+    ) -> (oneshot::Sender<()>, oneshot::Receiver<String>) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (exited_tx, exited) = oneshot::channel();
+        let cgroups = self.cgroups.clone();
+        let Started {
+            instance_id,
+            mut child,
+            egress,
+            tail,
+        } = started;
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                _ = stopped => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            drop(egress);
+            let mut reason = describe_exit(status);
+            if cgroups.is_some_and(|cgroups| cgroups.oom_killed(&instance_id)) {
+                reason = format!("memory limit exceeded ({memory_mb} MB): {reason}");
+            }
+            // Its groups can go only once its last process has: the end is reported after.
+            let _ = tokio::task::spawn_blocking(move || cleanup(&instance_id)).await;
+            let _ = exited_tx.send(format!("{reason}{}", last_output(&tail)));
+        });
+        (stop, exited)
+    }
+}
+
+/// An instance that answered: its processes (the chain's first, and `pasta` with egress) and
+/// the tail of its output.
+struct Started {
+    instance_id: String,
+    child: Child,
+    egress: Option<Child>,
+    tail: Tail,
 }
 
 impl Backend for LocalBackend {
-    async fn start(&self, spec: &Spec, instance_id: &str) -> Result<Running, String> {
+    async fn start(&self, spec: &Spec, instance_id: &str) -> Result<Running, RunnerError> {
         let image = self.images.get(&spec.image).await?;
         let procs = match &self.cgroups {
             Some(cgroups) => cgroups.create(
@@ -771,55 +823,39 @@ impl Backend for LocalBackend {
             None => Vec::new(),
         };
         let cleanup = self.cleanup();
-        let prepared = match self.prepare(spec, &image, instance_id, &procs) {
-            Ok(prepared) => prepared,
-            Err(error) => {
-                cleanup(instance_id);
-                return Err(error.into());
-            }
-        };
-        let (mut child, tail) = match self.spawn(&prepared, spec, instance_id) {
+        let spawned = self
+            .prepare(spec, &image, instance_id, &procs)
+            .and_then(|prepared| Ok((self.spawn(&prepared, spec, instance_id)?, prepared)));
+        let ((mut child, tail), prepared) = match spawned {
             Ok(spawned) => spawned,
             Err(error) => {
                 cleanup(instance_id);
-                return Err(error.into());
+                return Err(error);
             }
         };
         let (address, egress) = match self.ready(&mut child, &prepared, &tail).await {
             Ok(ready) => ready,
-            Err(reason) => {
+            Err(error) => {
                 let _ = child.kill().await;
                 tokio::task::spawn_blocking({
                     let instance_id = instance_id.to_owned();
                     move || cleanup(&instance_id)
                 });
-                return Err(reason);
+                return Err(error);
             }
         };
         // The sandbox read its variables at start: the file need not outlive that.
         let _ = std::fs::remove_file(prepared.directory.join("args"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (exited_tx, exited) = oneshot::channel();
-        let cgroups = self.cgroups.clone();
-        let instance = instance_id.to_owned();
-        let memory = spec.memory_limit_mb;
-        tokio::spawn(async move {
-            let status = tokio::select! {
-                status = child.wait() => status,
-                _ = stopped => {
-                    let _ = child.start_kill();
-                    child.wait().await
-                }
-            };
-            drop(egress);
-            let mut reason = describe_exit(status);
-            if cgroups.is_some_and(|cgroups| cgroups.oom_killed(&instance)) {
-                reason = format!("memory limit exceeded ({memory} MB): {reason}");
-            }
-            // Its groups can go only once its last process has: the end is reported after.
-            let _ = tokio::task::spawn_blocking(move || cleanup(&instance)).await;
-            let _ = exited_tx.send(failed(reason, &tail));
-        });
+        let (stop, exited) = self.supervise(
+            Started {
+                instance_id: instance_id.to_owned(),
+                child,
+                egress,
+                tail,
+            },
+            spec.memory_limit_mb,
+            cleanup,
+        );
         Ok(Running {
             address: address.to_string(),
             stop,

@@ -114,9 +114,9 @@ impl<B: Backend> RunnerService<B> {
             started_at: nuage_core::clock::now_micros(),
             exit_reason: String::new(),
         };
-        let started = self.backend.start(spec, &id).await.map_err(|message| {
-            tracing::warn!(application_id = %spec.application_id, %message, "an instance failed to start");
-            ApiError::new(ErrorCode::FailedPrecondition, message)
+        let started = self.backend.start(spec, &id).await.map_err(|error| {
+            tracing::warn!(application_id = %spec.application_id, message = %error, "an instance failed to start");
+            ApiError::from(error)
         })?;
         instance.address = started.address;
         let (ended_tx, ended_rx) = oneshot::channel::<()>();
