@@ -132,6 +132,9 @@ pub enum RunnerError {
         /// Why.
         source: io::Error,
     },
+    /// The configured backend is not built in.
+    #[error("runner.backend `{0}` is not available: only `local` is built in")]
+    UnknownBackend(String),
     /// The configured sandbox's program is missing.
     #[error("runner.sandbox is `{sandbox}` but `{program}` is not installed")]
     SandboxMissing {
@@ -206,6 +209,7 @@ impl RunnerError {
             | Self::KeepImage(_)
             | Self::Create { .. }
             | Self::Write { .. }
+            | Self::UnknownBackend(_)
             | Self::SandboxMissing { .. }
             | Self::NotInstalled(_)
             | Self::Cgroup { .. }

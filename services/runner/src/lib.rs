@@ -48,18 +48,14 @@ pub fn serve(
     logs: Option<LogSink>,
 ) -> Result<Served<RunnerServer<RunnerService<LocalBackend>>, RunnerService<LocalBackend>>, RunnerError> {
     if config.backend != "local" {
-        return Err(RunnerError::Missing(format!(
-            "runner.backend `{}` is not available: only `local` is built in",
-            config.backend
-        )));
+        return Err(RunnerError::UnknownBackend(config.backend.clone()));
     }
     let output = tokio::sync::broadcast::channel(OUTPUT_LINES).0;
     let shipping = logs.map(|sink| LogShipping {
         sink,
         rate: config.log_lines_per_second,
     });
-    let backend = LocalBackend::new(config, work_dir, registry_dir, output.clone(), shipping)
-        .map_err(|error| RunnerError::Missing(error.to_string()))?;
+    let backend = LocalBackend::new(config, work_dir, registry_dir, output.clone(), shipping)?;
     let warnings = backend.warnings();
     let service = RunnerService::new(backend, SpecStore::new(database), output);
     Ok(Served::new(RunnerServer::new(service.clone()))
