@@ -1,10 +1,15 @@
-//! The one error table shared by gRPC and HTTP, and the error every service returns.
+//! The one error table shared by gRPC and HTTP, the error every service returns, and the one
+//! HTTP rendering of errors.
 //!
 //! A service turns its own error enum into an [`ApiError`]; that travels to the gateway inside
-//! a `tonic::Status` (prost-encoded in its details) and becomes a Scaleway-style JSON body there.
+//! a `tonic::Status` (prost-encoded in its details) and becomes a Scaleway-style JSON body there
+//! ([`ApiError::to_response`]). The router answers its own failures with the same bodies
+//! ([`ErrorResponse`]), so a client reads one set of error types from nuage.
 
+use http::StatusCode;
 use nuage_proto::common::v1 as pb;
 use prost::Message;
+use serde_json::{Map, Value, json};
 use tonic::Code;
 
 /// The closed set of error classes. Every failure a client can see is one of these.
@@ -59,6 +64,22 @@ impl ErrorCode {
             Self::ResourceExhausted => 429,
             Self::Unavailable => 503,
             Self::Internal => 500,
+        }
+    }
+
+    /// Returns Scaleway's error `type` for this class (reference C.5); a few errors of a class
+    /// have a more exact one (`transient_state`, `quotas_exceeded`).
+    pub fn http_type(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid_arguments",
+            Self::NotFound => "not_found",
+            Self::AlreadyExists => "already_exists",
+            Self::FailedPrecondition => "precondition_failed",
+            Self::Unauthenticated => "denied_authentication",
+            Self::PermissionDenied => "permissions_denied",
+            Self::ResourceExhausted => "too_many_requests",
+            Self::Unavailable => "service_unavailable",
+            Self::Internal => "internal_error",
         }
     }
 
@@ -370,6 +391,126 @@ impl ApiError {
             ..Self::unavailable(format!("the {peer} service is unavailable"))
         }
     }
+
+    /// Returns this error as an HTTP answer in Scaleway's shape (reference C.5). Classes whose
+    /// detail is not the client's business (preconditions, authentication, permissions,
+    /// unavailable, internal) carry Scaleway's fixed messages, not this error's.
+    pub fn to_response(&self) -> ErrorResponse {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let answer = ErrorResponse::new(self.code, self.message.clone());
+        match self.code {
+            ErrorCode::InvalidArgument => answer.with("details", self.violations_json()),
+            ErrorCode::NotFound => answer
+                .with("resource", text(&self.resource))
+                .with("resource_id", text(&self.resource_id)),
+            ErrorCode::AlreadyExists => answer
+                .with("help_message", text(&self.help_message))
+                .with("resource", text(&self.resource))
+                .with("resource_id", text(&self.resource_id)),
+            // A resource in a transient state is a conflict for Scaleway, not a failed
+            // precondition.
+            ErrorCode::FailedPrecondition if self.current_state.is_some() => answer
+                .with_status(StatusCode::CONFLICT)
+                .with_type("transient_state")
+                .with("current_state", text(&self.current_state))
+                .with("resource", text(&self.resource))
+                .with("resource_id", text(&self.resource_id)),
+            ErrorCode::FailedPrecondition => ErrorResponse::new(self.code, "precondition is not respected")
+                .with("help_message", text(&self.help_message))
+                .with("precondition", "unknown_precondition"),
+            ErrorCode::Unauthenticated => ErrorResponse::new(self.code, "authentication is denied")
+                .with("method", "api_key")
+                .with("reason", "invalid_argument"),
+            ErrorCode::PermissionDenied => ErrorResponse::new(self.code, "insufficient permissions").with(
+                "details",
+                json!([{"action": text(&self.help_message), "resource": text(&self.resource)}]),
+            ),
+            // Scaleway answers exhausted quotas with 403, not 429.
+            ErrorCode::ResourceExhausted => match self.quota {
+                Some(quota) => answer
+                    .with_status(StatusCode::FORBIDDEN)
+                    .with_type("quotas_exceeded")
+                    .with(
+                        "details",
+                        json!([{"current": quota.current, "quota": quota.limit, "resource": text(&self.resource)}]),
+                    ),
+                None => answer.with("help_message", text(&self.help_message)),
+            },
+            ErrorCode::Unavailable => {
+                let answer = ErrorResponse::new(self.code, "service temporarily unavailable, retry later");
+                match &self.help_message {
+                    Some(help) => answer.with("help_message", help.as_str()),
+                    None => answer,
+                }
+            }
+            ErrorCode::Internal => ErrorResponse::new(self.code, "internal error"),
+        }
+    }
+
+    /// Returns the refused arguments as the `details` of an `invalid_arguments` body.
+    fn violations_json(&self) -> Value {
+        self.violations
+            .iter()
+            .map(|violation| {
+                json!({
+                    "argument_name": violation.argument_name,
+                    "help_message": violation.help_message,
+                    "reason": violation.reason,
+                })
+            })
+            .collect()
+    }
+}
+
+/// An error answer over HTTP in Scaleway's shape (reference C.5): a status, and a JSON object
+/// with a string `message`, a `type` and the fields of that type. Keys come sorted, as
+/// Scaleway sends them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorResponse {
+    status: StatusCode,
+    body: Map<String, Value>,
+}
+
+impl ErrorResponse {
+    /// Returns the answer to an error of class `code`: the table's status and type, and
+    /// `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut body = Map::new();
+        body.insert("message".to_owned(), Value::String(message.into()));
+        body.insert("type".to_owned(), Value::String(code.http_type().to_owned()));
+        Self { status, body }
+    }
+
+    /// Returns this answer with `status`, a more exact one than its class's (such as 413 for a
+    /// body too large, or a proxy's 502 and 504).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Returns this answer with a more exact `type` than its class's.
+    pub fn with_type(self, kind: &str) -> Self {
+        self.with("type", kind)
+    }
+
+    /// Returns this answer with the field `name` set to `value`.
+    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.body.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Returns the HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Returns the status and the body, a JSON object.
+    pub fn into_parts(mut self) -> (StatusCode, Value) {
+        // Sorted already, unless serde_json keeps insertion order (its `preserve_order`).
+        self.body.sort_keys();
+        (self.status, Value::Object(self.body))
+    }
 }
 
 impl From<ApiError> for tonic::Status {
@@ -419,5 +560,42 @@ mod tests {
         assert_eq!(ApiError::from_peer("builder", &own.to_status()), own);
         let bare = tonic::Status::internal("database password is hunter2");
         assert_eq!(ApiError::from_peer("builder", &bare).code, ErrorCode::Internal);
+    }
+
+    #[test]
+    fn http_answers_take_status_and_type_from_the_table_and_keep_details_to_scaleway_fields() {
+        let text = |answer: ErrorResponse| {
+            let (status, body) = answer.into_parts();
+            (status.as_u16(), body.to_string())
+        };
+        assert_eq!(
+            text(ErrorResponse::new(ErrorCode::Unauthenticated, "no entry")),
+            (
+                401,
+                r#"{"message":"no entry","type":"denied_authentication"}"#.to_owned()
+            )
+        );
+        assert_eq!(
+            text(ApiError::transient_state("function", "abc", "pending").to_response()),
+            (
+                409,
+                r#"{"current_state":"pending","message":"resource is in a transient state","resource":"function","resource_id":"abc","type":"transient_state"}"#.to_owned()
+            )
+        );
+        assert_eq!(
+            text(ApiError::quota_exceeded("namespaces", 3, 3).to_response()),
+            (
+                403,
+                r#"{"details":[{"current":3,"quota":3,"resource":"namespaces"}],"message":"quota(s) exceeded for this resource","type":"quotas_exceeded"}"#.to_owned()
+            )
+        );
+        // What went wrong behind the service is not the client's business.
+        assert_eq!(
+            text(ApiError::unavailable("the registry at 10.0.0.3 is down").to_response()),
+            (
+                503,
+                r#"{"message":"service temporarily unavailable, retry later","type":"service_unavailable"}"#.to_owned()
+            )
+        );
     }
 }
