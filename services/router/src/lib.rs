@@ -1,219 +1,39 @@
 //! The router: the invocation data plane. It owns nothing durable.
 //!
-//! A request to a function's or container's endpoint arrives on the router's own listener; the
-//! route table (refreshed from the functions and containers services, never queried per
-//! request) names the application; [`pool::Pools`] holds an instance for it, starting one
-//! through the runner when none is idle (scale from zero, up to `max_scale`, then a bounded
-//! queue, then 503); the request is proxied with the application's `timeout` as its one
-//! deadline. Idle instances are stopped down to `min_scale`. Requests run on the router's own
-//! threads (the `workers` module), calls to other services on the main runtime ([`Control`]).
+//! It owns the path of a request to a function's or container's endpoint: the route table
+//! (refreshed from the functions and containers services, never queried per request) names the
+//! application; a private one's token is checked against its namespace's key (from the tokens
+//! service); an instance is held for it, started through the runner when none is idle (scale
+//! from zero, up to `max_scale`, then a bounded queue, then 503); the request is proxied with
+//! the application's `timeout` as its one deadline, and idle instances are stopped down to
+//! `min_scale`. It decides how many instances run; the runner runs them. It does not own
+//! applications, tokens or instances.
+//!
+//! Served by [`start`]: requests run on the router's own threads (`workers`), calls to other
+//! services on the main runtime ([`Control`]), and [`Router`] is the running router.
 
+mod activity;
+mod body;
 mod config;
+mod control;
+mod error;
+mod leased;
 mod metrics;
 mod pool;
 mod privacy;
 mod proxy;
+mod request;
 mod routes;
+mod serve;
 mod upstream;
 mod workers;
 
+pub use body::ProxyBody;
 pub use config::RouterConfig;
+pub use control::Control;
 pub use metrics::Metrics;
 pub use pool::Pools;
 pub use privacy::{Privacy, TOKEN_HEADERS};
-pub use proxy::{Proxy, ProxyBody, error};
+pub use proxy::Proxy;
 pub use routes::{Route, Routes, key_of};
-pub use workers::Control;
-
-use workers::Workers;
-
-use nuage_clients::logsink::LogSink;
-use nuage_core::internal::InternalAuth;
-use nuage_core::transport::Authed;
-use nuage_proto::containers::v1::containers_client::ContainersClient;
-use nuage_proto::functions::v1::functions_client::FunctionsClient;
-use nuage_proto::runner::v1::WatchEventsRequest;
-use nuage_proto::runner::v1::event::Change;
-use nuage_proto::runner::v1::runner_client::RunnerClient;
-use nuage_proto::tokens::v1::tokens_client::TokensClient;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_stream::StreamExt;
-
-/// The services the router calls.
-#[derive(Debug, Clone)]
-pub struct Peers {
-    /// Function routes.
-    pub functions: FunctionsClient<Authed>,
-    /// Container routes.
-    pub containers: ContainersClient<Authed>,
-    /// Instances.
-    pub runner: RunnerClient<Authed>,
-    /// Namespace public keys, to check tokens of private applications.
-    pub tokens: TokensClient<Authed>,
-}
-
-/// A running router.
-#[derive(Debug)]
-pub struct Router {
-    proxy: Proxy,
-    /// The serving task; it ends once the stop signal fired and connections drained.
-    pub task: JoinHandle<()>,
-    /// Route refresh, runner events and idle reaping.
-    pub background: Vec<JoinHandle<()>>,
-}
-
-impl Router {
-    /// Returns a function that renders the router's figures.
-    pub fn metrics_renderer(&self) -> impl Fn() -> String + Send + Sync + 'static {
-        let proxy = self.proxy.clone();
-        move || proxy.metrics.render(&proxy.pools)
-    }
-}
-
-/// Where the router listens.
-#[derive(Debug)]
-pub struct Listeners {
-    /// Function and container endpoints.
-    pub public: TcpListener,
-    /// `/{application_id}/...` for nuage itself (crons), without the privacy check, for
-    /// callers presenting the credential.
-    pub internal: Option<(TcpListener, InternalAuth)>,
-}
-
-/// Serves `listeners` until `stopped` fires, on `config.threads` threads of its own; `domain`
-/// enables host-based endpoints. Failed invocations leave a line in `logs`.
-pub fn start(
-    config: &RouterConfig,
-    domain: Option<String>,
-    listeners: Listeners,
-    peers: Peers,
-    logs: Option<LogSink>,
-    stopped: watch::Receiver<bool>,
-    grace: Duration,
-) -> std::io::Result<Router> {
-    let control = Control::current();
-    let routes = Routes::new(peers.functions, peers.containers, control.clone());
-    let pools = Pools::new(peers.runner.clone(), config.queue_limit, control.clone());
-    let proxy = Proxy {
-        routes: routes.clone(),
-        pools: pools.clone(),
-        upstreams: upstream::Upstreams::default(),
-        domain: domain.map(|domain| domain.trim_matches('.').to_owned()),
-        max_body_bytes: config.max_body_bytes,
-        metrics: Metrics::default(),
-        privacy: Privacy::new(peers.tokens, control),
-        logs,
-        activity: workers::Activity::default(),
-    };
-    let (workers, worker_threads) = Workers::start(
-        config.worker_threads(),
-        &proxy,
-        grace,
-        Duration::from_micros(config.idle_poll_us),
-    )?;
-    let workers = std::sync::Arc::new(workers);
-    let refresh = Duration::from_millis(config.routes_refresh_ms.max(10));
-    let idle = Duration::from_secs(config.idle_seconds);
-    let background = vec![
-        tokio::spawn(routes.clone().run(refresh)),
-        tokio::spawn(routes.clone().follow()),
-        tokio::spawn(watch_runner(peers.runner, pools.clone())),
-        tokio::spawn(reap(routes, pools, idle)),
-    ];
-    let Listeners {
-        public: listener,
-        internal,
-    } = listeners;
-    let internal = internal.map(|(listener, auth)| {
-        tokio::spawn(accept(
-            listener,
-            workers.clone(),
-            Some(std::sync::Arc::new(auth)),
-            stopped.clone(),
-        ))
-    });
-    let public = tokio::spawn(accept(listener, workers, None, stopped));
-    let task = tokio::spawn(async move {
-        let _ = public.await;
-        if let Some(internal) = internal {
-            let _ = internal.await;
-        }
-        // The listeners let go of the workers: they finish their connections, then end.
-        let _ = tokio::task::spawn_blocking(move || {
-            for thread in worker_threads {
-                let _ = thread.join();
-            }
-        })
-        .await;
-    });
-    Ok(Router {
-        proxy,
-        task,
-        background,
-    })
-}
-
-/// Accepts connections on `listener` until `stopped` fires and hands them to `workers`;
-/// `internal` makes it the internal listener.
-async fn accept(
-    listener: TcpListener,
-    workers: std::sync::Arc<Workers>,
-    internal: Option<std::sync::Arc<InternalAuth>>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stopped.wait_for(|stop| *stop) => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "cannot accept a connection");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        workers.hand(stream, peer, internal.clone());
-    }
-}
-
-/// Follows the runner's events: new versions, instances that died, removed applications.
-async fn watch_runner(runner: RunnerClient<Authed>, pools: Pools) {
-    loop {
-        match runner.clone().watch_events(WatchEventsRequest {}).await {
-            Ok(stream) => {
-                let mut stream = stream.into_inner();
-                while let Some(Ok(event)) = stream.next().await {
-                    match event.change {
-                        Some(Change::Deployed(instance)) => pools.deployed(instance),
-                        Some(Change::Exited(instance)) => pools.exited(&instance),
-                        Some(Change::Removed(_)) => pools.removed(&event.application_id),
-                        None => {}
-                    }
-                }
-            }
-            Err(status) => tracing::debug!(%status, "cannot follow the runner's events yet"),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Stops idle instances and keeps `min_scale` ones warm.
-async fn reap(routes: Routes, pools: Pools, idle: Duration) {
-    let every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    loop {
-        tokio::time::sleep(every).await;
-        let warm: std::collections::HashMap<String, u32> = routes
-            .all()
-            .into_iter()
-            .filter(|route| route.status == nuage_proto::common::v1::ApplicationStatus::Ready)
-            .map(|route| (route.application_id.clone(), route.min_scale))
-            .collect();
-        pools.reap(|application_id| warm.get(application_id).copied(), idle);
-    }
-}
+pub use serve::{Listeners, Peers, Router, start};

@@ -1,7 +1,7 @@
 //! Instances per application, as the router sees them: who is busy, who is idle, who drains.
 //! The router decides here how many instances run; the runner obeys.
 
-use crate::workers::Control;
+use crate::control::Control;
 use nuage_core::transport::Authed;
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::runner::v1::{Instance, ResolveRequest, StartInstanceRequest, StopInstanceRequest};

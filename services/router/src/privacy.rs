@@ -1,8 +1,8 @@
 //! The token check of private functions and containers: an RS256 JWT signed by the
 //! namespace's key, in `SCW_FUNCTIONS_TOKEN`, `SCW-Functions-Token` or `X-Auth-Token`.
 
+use crate::control::Control;
 use crate::routes::Route;
-use crate::workers::Control;
 use http::{HeaderMap, HeaderName};
 use nuage_core::jwt::{Claims, Verifier};
 use nuage_core::transport::Authed;

@@ -1,7 +1,7 @@
 //! The route table: which function or container answers at which address. Kept in memory and
 //! refreshed from the functions and containers services, so a request costs no query.
 
-use crate::workers::Control;
+use crate::control::Control;
 use nuage_core::transport::Authed;
 use nuage_proto::common::v1::{ApplicationStatus, ListRoutesRequest, Privacy, Route as RouteProto, RouteChange};
 use nuage_proto::containers::v1::containers_client::ContainersClient;

@@ -5,7 +5,7 @@
 //! one (or opens one), and gives it back once its answer was read to the end. hyper drives each
 //! connection in a task of the worker's runtime.
 
-use crate::proxy::{BoxError, ProxyBody};
+use crate::body::{BoxError, ProxyBody};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
