@@ -268,7 +268,7 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
         .map(|(_, body)| body)
         .collect();
     assert_eq!((ok.len(), refused.len()), (4, 2), "{answers:?}");
-    assert_eq!(refused[0]["type"], "overloaded", "{}", refused[0]);
+    assert_eq!(refused[0]["type"], "service_unavailable", "{}", refused[0]);
     let instances: std::collections::HashSet<&str> = ok.iter().filter_map(|body| body["me"].as_str()).collect();
     assert_eq!(instances.len(), 2, "max_scale instances served: {instances:?}");
 
@@ -364,16 +364,16 @@ async fn timeouts_oversize_bodies_and_crashes_get_json_errors() {
     let started = Instant::now();
     let (status, body) = call(client.get(format!("{endpoint}/sleep?ms=5000"))).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
-    assert_eq!(body["type"], "timeout");
+    assert_eq!(body["type"], "service_unavailable");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 
     let (status, body) = call(client.post(&endpoint).body(vec![b'x'; 7 << 20])).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert_eq!(body["type"], "payload_too_large");
+    assert_eq!(body["type"], "invalid_arguments");
 
     let (status, body) = call(client.get(format!("{endpoint}/crash"))).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert_eq!(body["type"], "instance_failed");
+    assert_eq!(body["type"], "service_unavailable");
     // The dead instance is replaced.
     let (status, body) = call(client.get(&endpoint)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -382,7 +382,7 @@ async fn timeouts_oversize_bodies_and_crashes_get_json_errors() {
     let never = function(&tenant, "never", json!({"name": "f", "runtime": node})).await;
     let (status, body) = call(client.get(never["endpoint"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert_eq!(body["type"], "not_deployed");
+    assert_eq!(body["type"], "not_found");
     let (status, body) = call(client.get(format!("{}/nobody-here", server.functions_url))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["type"], "not_found");

@@ -7,7 +7,8 @@
 //! from zero, up to `max_scale`, then a bounded queue, then 503); the request is proxied with
 //! the application's `timeout` as its one deadline, and idle instances are stopped down to
 //! `min_scale`. It decides how many instances run; the runner runs them. It does not own
-//! applications, tokens or instances.
+//! applications, tokens or instances, and it answers its own failures with the Scaleway error
+//! bodies of core, as the gateway does.
 //!
 //! Served by [`start`]: requests run on the router's own threads (`workers`), calls to other
 //! services on the main runtime ([`Control`]), and [`Router`] is the running router.

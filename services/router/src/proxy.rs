@@ -1,18 +1,19 @@
-//! One invocation: find the application, hold an instance, forward the request, stream the
-//! answer back. Every failure is a JSON answer; none hangs.
+//! One invocation: find the application, check that the caller may call it, hold an instance,
+//! forward the request, stream the answer back. Every failure is a JSON answer
+//! ([`RouterError`]); none hangs.
 
 use crate::activity::Activity;
 use crate::body::ProxyBody;
-use crate::error::{Failure, error};
+use crate::error::RouterError;
 use crate::leased::Leased;
 use crate::metrics::Metrics;
-use crate::pool::{AcquireError, Pools};
+use crate::pool::{AcquireError, Lease, Pools};
 use crate::privacy::{Privacy, Refusal};
 use crate::request::{self, Peer, X_REQUEST_ID};
 use crate::routes::{Route, Routes};
 use crate::upstream::Upstreams;
-use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response};
 use http_body_util::{BodyExt, LengthLimitError};
 use hyper::body::Incoming;
 use nuage_clients::logsink::LogSink;
@@ -54,60 +55,51 @@ impl Proxy {
 
     /// Answers one request that arrived from `peer`.
     pub async fn handle(&self, request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
+        match self.admit(&request).await {
+            Ok((route, path)) => self.invoke(route, request, &path, peer).await,
+            Err(error) => error.into_response(),
+        }
+    }
+
+    /// Returns the application `request` is for and the path it sees, once the caller may
+    /// call it.
+    async fn admit(&self, request: &Request<Incoming>) -> Result<(Arc<Route>, String), RouterError> {
         let host = request
             .headers()
             .get(header::HOST)
             .and_then(|value| value.to_str().ok())
-            .or_else(|| request.uri().host())
-            .map(str::to_owned);
-        let Some((key, path)) = request::target(self.domain.as_deref(), host.as_deref(), request.uri()) else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no function or container answers here",
-            );
-        };
+            .or_else(|| request.uri().host());
+        let (key, path) = request::target(self.domain.as_deref(), host, request.uri()).ok_or(RouterError::NoTarget)?;
         let Some(route) = self.lookup(|routes| routes.get(&key)).await else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no function or container answers at `{key}`"),
-            );
+            return Err(RouterError::NoRoute { key });
         };
         if route.status == ApplicationStatus::Deleting {
-            return error(StatusCode::NOT_FOUND, "not_found", format!("`{key}` is being deleted"));
+            return Err(RouterError::Deleting { key });
         }
         if route.private {
-            match self.privacy.check(&route, request.headers()).await {
-                Ok(()) => {}
-                // As Scaleway documents it: a private function without a token is not there.
-                Err(Refusal::Missing) => {
-                    self.metrics.invoked(&route.application_id, 404, None);
-                    return error(
-                        StatusCode::NOT_FOUND,
-                        "not_found",
-                        format!("no function or container answers at `{key}`"),
-                    );
-                }
-                Err(Refusal::Invalid(reason)) => {
-                    self.metrics.invoked(&route.application_id, 403, None);
-                    return error(
-                        StatusCode::FORBIDDEN,
-                        "permissions_denied",
-                        format!("`{key}` is private and the token does not open it: {reason}"),
-                    );
-                }
-                Err(Refusal::Unavailable(reason)) => {
-                    tracing::warn!(application_id = %route.application_id, %reason, "cannot read a namespace key");
-                    return error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "service_unavailable",
-                        "the token cannot be checked now; retry shortly",
-                    );
-                }
-            }
+            self.check_token(&route, request.headers()).await?;
         }
-        self.invoke(route, request, &path, peer).await
+        Ok((route, path))
+    }
+
+    /// Checks the token of a call to the private application of `route`.
+    async fn check_token(&self, route: &Route, headers: &HeaderMap) -> Result<(), RouterError> {
+        let error = match self.privacy.check(route, headers).await {
+            Ok(()) => return Ok(()),
+            // As Scaleway documents it: a private function without a token is not there.
+            Err(Refusal::Missing) => RouterError::NoRoute { key: route.key.clone() },
+            Err(Refusal::Invalid(reason)) => RouterError::TokenRefused {
+                key: route.key.clone(),
+                reason,
+            },
+            Err(Refusal::Unavailable(reason)) => {
+                tracing::warn!(application_id = %route.application_id, %reason, "cannot read a namespace key");
+                return Err(RouterError::TokenUncheckable);
+            }
+        };
+        self.metrics
+            .invoked(&route.application_id, error.status().as_u16(), None);
+        Err(error)
     }
 
     /// Answers one request that arrived on the internal listener: `/{application_id}/...`,
@@ -119,38 +111,37 @@ impl Proxy {
         peer: &Peer,
         auth: &InternalAuth,
     ) -> Response<ProxyBody> {
+        match self.admit_internal(&mut request, auth).await {
+            Ok((route, path)) => self.invoke(route, request, &path, peer).await,
+            Err(error) => error.into_response(),
+        }
+    }
+
+    /// Returns the application a request of nuage's names and the path it sees, once the
+    /// request's credential (which it takes off) is nuage's.
+    async fn admit_internal(
+        &self,
+        request: &mut Request<Incoming>,
+        auth: &InternalAuth,
+    ) -> Result<(Arc<Route>, String), RouterError> {
         let presented = request
             .headers()
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes)
             .unwrap_or_default();
         if !auth.matches(presented) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "this listener is for nuage itself: the internal credential is missing or wrong",
-            );
+            return Err(RouterError::NotNuage);
         }
         // The credential is nuage's: the code does not get it.
         request.headers_mut().remove(header::AUTHORIZATION);
-        let Some((application_id, path)) = request::target(None, None, request.uri()) else {
-            return error(StatusCode::NOT_FOUND, "not_found", "no application id in the path");
-        };
+        let (application_id, path) = request::target(None, None, request.uri()).ok_or(RouterError::NoApplicationId)?;
         let Some(route) = self.lookup(|routes| routes.by_id(&application_id)).await else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no function or container `{application_id}`"),
-            );
+            return Err(RouterError::UnknownApplication { application_id });
         };
         if route.status == ApplicationStatus::Deleting {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("`{application_id}` is being deleted"),
-            );
+            return Err(RouterError::Deleting { key: application_id });
         }
-        self.invoke(route, request, &path, peer).await
+        Ok((route, path))
     }
 
     /// Finds a route with `find`, reloading the table once on a miss or on an application
@@ -180,51 +171,32 @@ impl Proxy {
             .get(X_REQUEST_ID)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let mut answer = self.forward(route.clone(), request, path, peer).await;
-        if let (Some(logs), Some(Failure(message))) = (&self.logs, answer.extensions_mut().remove::<Failure>()) {
-            let status = answer.status().as_u16();
+        let error = match self.forward(route.clone(), request, path, peer).await {
+            Ok(answer) => return answer,
+            Err(error) => error,
+        };
+        if let Some(logs) = &self.logs {
+            let status = error.status().as_u16();
             logs.push(
                 &route.application_id,
                 request_id.as_deref().unwrap_or_default(),
                 "router",
-                format!("invocation failed: HTTP {status}: {message}"),
+                format!("invocation failed: HTTP {status}: {error}"),
             );
         }
-        answer
+        error.into_response()
     }
 
+    /// Forwards `request` to an instance of `route`'s application, within its timeout, and
+    /// counts the answer.
     async fn forward(
         &self,
         route: Arc<Route>,
         request: Request<Incoming>,
         path: &str,
         peer: &Peer,
-    ) -> Response<ProxyBody> {
-        let key = route.key.clone();
-        let too_large = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok())
-            .is_some_and(|length| length > self.max_body_bytes);
-        if too_large {
-            // Read what the client sends (up to a cap) so that it sees the answer rather than
-            // a connection reset mid-upload.
-            let mut body = request.into_body();
-            let mut read = 0_u64;
-            while read <= DRAIN_CAP {
-                match body.frame().await {
-                    Some(Ok(frame)) => read += frame.data_ref().map_or(0, |data| data.len() as u64),
-                    _ => break,
-                }
-            }
-            self.metrics.invoked(&route.application_id, 413, None);
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the request body exceeds {} bytes", self.max_body_bytes),
-            );
-        }
+    ) -> Result<Response<ProxyBody>, RouterError> {
+        let request = self.within_limit(&route, request).await?;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + route.timeout;
         let lease = match self
@@ -233,119 +205,145 @@ impl Proxy {
             .await
         {
             Ok(lease) => lease,
-            Err(failure) => {
-                // Nothing to run: the table may be behind (deleted, redeployed); look again.
-                let route = match failure {
-                    AcquireError::NotDeployed(_) => {
-                        self.routes.refresh_soon().await;
-                        match self.routes.get(&key) {
-                            Some(route) if route.status != ApplicationStatus::Deleting => route,
-                            _ => {
-                                return error(
-                                    StatusCode::NOT_FOUND,
-                                    "not_found",
-                                    format!("no function or container answers at `{key}`"),
-                                );
-                            }
-                        }
-                    }
-                    _ => route,
-                };
-                let answer = match failure {
-                    AcquireError::NotDeployed(_) => match route.status {
-                        ApplicationStatus::Pending => error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "not_ready",
-                            format!("`{key}` is being deployed; try again in a moment"),
-                        ),
-                        ApplicationStatus::Error => error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "deployment_failed",
-                            format!("`{key}` failed to deploy: {}", route.error_message),
-                        ),
-                        _ => error(
-                            StatusCode::NOT_FOUND,
-                            "not_deployed",
-                            format!("`{key}` has never been deployed: deploy it first"),
-                        ),
-                    },
-                    AcquireError::StartFailed(message) => error(
-                        StatusCode::BAD_GATEWAY,
-                        "instance_failed",
-                        format!("`{key}` could not start: {message}"),
-                    ),
-                    AcquireError::Overloaded => error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "overloaded",
-                        format!(
-                            "`{key}` is at max_scale ({}) and its queue is full; retry later",
-                            route.max_scale
-                        ),
-                    ),
-                    AcquireError::Timeout => timed_out(&key, route.timeout),
-                };
-                self.metrics
-                    .invoked(&route.application_id, answer.status().as_u16(), Some(started.elapsed()));
-                return answer;
-            }
+            Err(failure) => return Err(self.no_instance(route, failure, started).await),
         };
         if lease.cold {
             self.metrics.cold_start(&route.application_id);
         }
-        let upstream = match request::to_instance(request, &lease.address, path, peer, self.max_body_bytes) {
-            Ok(upstream) => upstream,
-            Err(answer) => return answer,
+        let upstream = request::to_instance(request, &lease.address, path, peer, self.max_body_bytes)?;
+        let answer = self.send(&route, lease, upstream, deadline).await;
+        let status = match &answer {
+            Ok(answer) => answer.status(),
+            Err(error) => error.status(),
         };
+        self.metrics
+            .invoked(&route.application_id, status.as_u16(), Some(started.elapsed()));
+        answer
+    }
+
+    /// Returns `request` unless it says its body is larger than the limit; then reads what the
+    /// client sends (up to a cap) so that it sees the answer rather than a connection reset
+    /// mid-upload, and refuses it.
+    async fn within_limit(&self, route: &Route, request: Request<Incoming>) -> Result<Request<Incoming>, RouterError> {
+        let too_large = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .is_some_and(|length| length > self.max_body_bytes);
+        if !too_large {
+            return Ok(request);
+        }
+        let mut body = request.into_body();
+        let mut read = 0_u64;
+        while read <= DRAIN_CAP {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |data| data.len() as u64),
+                _ => break,
+            }
+        }
+        let error = RouterError::TooLarge {
+            limit: self.max_body_bytes,
+        };
+        self.metrics
+            .invoked(&route.application_id, error.status().as_u16(), None);
+        Err(error)
+    }
+
+    /// Returns why no instance of `route`'s application took a request that came at
+    /// `started`, and counts it, unless the application is gone.
+    async fn no_instance(&self, route: Arc<Route>, failure: AcquireError, started: Instant) -> RouterError {
+        let key = route.key.clone();
+        let route = match failure {
+            // Nothing to run: the table may be behind (deleted, redeployed); look again.
+            AcquireError::NotDeployed(_) => {
+                self.routes.refresh_soon().await;
+                match self.routes.get(&key) {
+                    Some(route) if route.status != ApplicationStatus::Deleting => route,
+                    _ => return RouterError::NoRoute { key },
+                }
+            }
+            _ => route,
+        };
+        let error = match failure {
+            AcquireError::NotDeployed(_) => match route.status {
+                ApplicationStatus::Pending => RouterError::Deploying { key },
+                ApplicationStatus::Error => RouterError::DeployFailed {
+                    key,
+                    message: route.error_message.clone(),
+                },
+                _ => RouterError::NeverDeployed { key },
+            },
+            AcquireError::StartFailed(message) => RouterError::StartFailed { key, message },
+            AcquireError::Overloaded => RouterError::Overloaded {
+                key,
+                max_scale: route.max_scale,
+            },
+            AcquireError::Timeout => RouterError::TimedOut {
+                key,
+                timeout: route.timeout,
+            },
+        };
+        self.metrics
+            .invoked(&route.application_id, error.status().as_u16(), Some(started.elapsed()));
+        error
+    }
+
+    /// Sends `upstream` to the instance `lease` holds and returns its answer, whose body frees
+    /// the instance once read; an instance that does not answer by `deadline`, or fails, is
+    /// replaced.
+    async fn send(
+        &self,
+        route: &Route,
+        lease: Lease,
+        upstream: Request<ProxyBody>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response<ProxyBody>, RouterError> {
         self.activity.mark();
         let answered = tokio::time::timeout_at(deadline, self.upstreams.send(&lease.address, upstream)).await;
         self.activity.mark();
-        let answer = match answered {
+        match answered {
             Err(_) => {
                 // The instance is still busy with it: replace it rather than queue behind it.
                 lease.broken();
                 tracing::warn!(application_id = %route.application_id, "invocation timed out");
-                timed_out(&key, route.timeout)
+                Err(RouterError::TimedOut {
+                    key: route.key.clone(),
+                    timeout: route.timeout,
+                })
+            }
+            Ok(Err(failure)) if over_limit(&*failure) => {
+                drop(lease);
+                Err(RouterError::TooLarge {
+                    limit: self.max_body_bytes,
+                })
             }
             Ok(Err(failure)) => {
-                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*failure);
-                let mut over_limit = false;
-                while let Some(error) = source {
-                    over_limit |= error.is::<LengthLimitError>();
-                    source = error.source();
-                }
-                if over_limit {
-                    drop(lease);
-                    error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        format!("the request body exceeds {} bytes", self.max_body_bytes),
-                    )
-                } else {
-                    lease.broken();
-                    tracing::warn!(application_id = %route.application_id, error = %failure, "instance failed mid-request");
-                    error(
-                        StatusCode::BAD_GATEWAY,
-                        "instance_failed",
-                        format!("`{key}` failed while handling the request (it crashed or closed the connection)"),
-                    )
-                }
+                lease.broken();
+                tracing::warn!(application_id = %route.application_id, error = %failure, "instance failed mid-request");
+                Err(RouterError::Crashed { key: route.key.clone() })
             }
             Ok(Ok((response, connection))) => {
                 let (mut parts, body) = response.into_parts();
                 request::keep_end_to_end(&mut parts.headers);
-                Response::from_parts(parts, Leased::new(body, lease, connection).boxed())
+                Ok(Response::from_parts(
+                    parts,
+                    Leased::new(body, lease, connection).boxed(),
+                ))
             }
-        };
-        self.metrics
-            .invoked(&route.application_id, answer.status().as_u16(), Some(started.elapsed()));
-        answer
+        }
     }
 }
 
-fn timed_out(key: &str, timeout: std::time::Duration) -> Response<ProxyBody> {
-    error(
-        StatusCode::GATEWAY_TIMEOUT,
-        "timeout",
-        format!("`{key}` did not answer within its timeout ({} ms)", timeout.as_millis()),
-    )
+/// Whether `failure` is the request body going over its limit (a body without a length, or
+/// a wrong one).
+fn over_limit(failure: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(failure);
+    while let Some(error) = source {
+        if error.is::<LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }

@@ -3,10 +3,10 @@
 //! headers added, body limited).
 
 use crate::body::ProxyBody;
-use crate::error::error;
+use crate::error::RouterError;
 use crate::privacy::TOKEN_HEADERS;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -110,16 +110,10 @@ pub fn to_instance(
     path: &str,
     peer: &Peer,
     max_body_bytes: u64,
-) -> Result<Request<ProxyBody>, Response<ProxyBody>> {
+) -> Result<Request<ProxyBody>, RouterError> {
     let (mut parts, body) = request.into_parts();
     // Origin form: the connection is to the instance already.
-    let uri: Uri = path.parse().map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the request path is not valid",
-        )
-    })?;
+    let uri: Uri = path.parse().map_err(|_| RouterError::InvalidPath)?;
     keep_end_to_end(&mut parts.headers);
     let mut headers = std::mem::take(&mut parts.headers);
     // The token opened the door; the code does not get it.
