@@ -279,18 +279,12 @@ impl Tenant {
 
     /// Polls a resource until `done` holds for its answer, for at most `timeout`.
     pub async fn poll_until(&self, path: &str, timeout: Duration, done: impl Fn(&Answer) -> bool) -> Answer {
-        let started = Instant::now();
-        loop {
-            let answer = self.get(path).await;
-            if done(&answer) {
-                return answer;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "{path} did not converge in {timeout:?}; last: {answer:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let answer = eventually(timeout, || self.get(path), &done).await;
+        assert!(
+            done(&answer),
+            "{path} did not converge in {timeout:?}; last: {answer:?}"
+        );
+        answer
     }
 
     /// Waits until a namespace is `ready` and returns it.
@@ -300,6 +294,40 @@ impl Tenant {
         })
         .await
         .body
+    }
+}
+
+/// How often [`eventually`] looks again.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// Waits for a condition instead of a fixed time: calls `probe` until `done` holds for what it
+/// returns, or until `limit` has passed, and returns what it returned last. The caller asserts
+/// on it, so that a failure says what was seen.
+pub async fn eventually<T, Seen>(limit: Duration, probe: impl FnMut() -> Seen, done: impl Fn(&T) -> bool) -> T
+where
+    Seen: Future<Output = T>,
+{
+    eventually_every(POLL_INTERVAL, limit, probe, done).await
+}
+
+/// [`eventually`], looking again every `interval`: for a test that must act the moment a
+/// condition holds.
+pub async fn eventually_every<T, Seen>(
+    interval: Duration,
+    limit: Duration,
+    mut probe: impl FnMut() -> Seen,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    Seen: Future<Output = T>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        let seen = probe().await;
+        if done(&seen) || Instant::now() >= deadline {
+            return seen;
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -354,17 +382,19 @@ impl Process {
     /// Waits until the process accepts connections on loopback `port`; panics if it exits
     /// first or takes over 60 s.
     pub async fn wait_listening(&mut self, port: u16) {
-        let started = std::time::Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                panic!("nuage serve exited before it listened on {port}: {status}");
-            }
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(60),
-                "nuage serve did not listen on {port} within 60 s"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let child = &mut self.0;
+        let listening = eventually(
+            Duration::from_secs(60),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("nuage serve exited before it listened on {port}: {status}");
+                }
+                async move { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() }
+            },
+            |listening| *listening,
+        )
+        .await;
+        assert!(listening, "nuage serve did not listen on {port} within 60 s");
     }
 
     /// Kills the process with SIGKILL and reaps it.

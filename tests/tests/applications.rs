@@ -597,6 +597,8 @@ async fn functions_and_containers_wait_for_a_pending_namespace() {
     for (path, body) in bodies("1") {
         set_status("pending").await;
         let (answer, ()) = tokio::join!(tenant.post(path, body), async {
+            // Time for the request to find the namespace pending and wait: the wait is what is
+            // tested, and nothing outside the server shows that it is waiting.
             tokio::time::sleep(Duration::from_millis(500)).await;
             set_status("ready").await;
         });

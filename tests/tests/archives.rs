@@ -1,7 +1,7 @@
 //! Source archives: presigned upload and download URLs against the embedded S3 endpoint (or
 //! the external store `NUAGE_TEST_S3_ENDPOINT` names), with real HTTP PUTs and GETs.
 
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -40,6 +40,21 @@ async fn put(url: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Strin
         .await
         .expect("the store answers");
     (response.status(), response.text().await.unwrap_or_default())
+}
+
+/// Returns when the presigned `url` expires: its `X-Amz-Date` plus `X-Amz-Expires` seconds.
+fn expiry(url: &str) -> time::OffsetDateTime {
+    let parameter = |name: &str| {
+        url.split(['?', '&'])
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} in {url}"))
+            .to_owned()
+    };
+    let format = time::format_description::parse_borrowed::<2>("[year][month][day]T[hour][minute][second]Z").unwrap();
+    let signed = time::PrimitiveDateTime::parse(&parameter("X-Amz-Date"), &format)
+        .unwrap()
+        .assume_utc();
+    signed + time::Duration::seconds(parameter("X-Amz-Expires").parse().unwrap())
 }
 
 async fn download(tenant: &Tenant, function_id: &str) -> Vec<u8> {
@@ -153,9 +168,19 @@ async fn the_store_refuses_what_the_signature_does_not_cover() {
     // Nothing was stored by the refused attempts.
     let answer = tenant.get(&format!("/functions/{function_id}/download-url")).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
-    // The right upload works until the URL expires.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    refused(put(&url, "application/octet-stream", bytes).await, "expired");
+    // The right upload works until the URL expires, and is refused from then on: tried until
+    // it is refused, which must not be before the time the URL names.
+    let expires_at = expiry(&url);
+    let attempt = || async {
+        let answer = put(&url, "application/octet-stream", bytes.clone()).await;
+        (answer, time::OffsetDateTime::now_utc())
+    };
+    let ((status, text), refused_at) = eventually(Duration::from_secs(10), attempt, |((status, _), _)| {
+        *status != StatusCode::OK
+    })
+    .await;
+    assert!(refused_at >= expires_at, "refused at {refused_at}, before {expires_at}");
+    refused((status, text), "expired");
     server.stop().await;
 }
 

@@ -5,7 +5,7 @@
 //! the real clock.
 
 use nuage_tests::apps::{deployed, function, runtime};
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -98,14 +98,39 @@ async fn calls_until(
     limit: Duration,
     done: impl Fn(&[Call]) -> bool,
 ) -> Vec<Call> {
-    let started = Instant::now();
-    loop {
-        let calls = calls(tenant, application_id).await;
-        if done(&calls) || started.elapsed() > limit {
-            return calls;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(limit, || calls(tenant, application_id), |calls| done(calls)).await
+}
+
+/// Returns the calls crons made to the recorder `application_id`, once the lines of those that
+/// ended are all stored: a call of our own (a GET, where crons POST) printed after them marks
+/// the end, as lines are stored in the order they were printed.
+async fn cron_calls(tenant: &Tenant, application_id: &str) -> Vec<Call> {
+    let endpoint = tenant.get(&format!("/functions/{application_id}")).await.body["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let marker = uuid::Uuid::new_v4().to_string();
+    // Answered with whatever status the recorder is set to.
+    reqwest::Client::new()
+        .get(&endpoint)
+        .header("X-Marker", &marker)
+        .send()
+        .await
+        .expect("the router answers");
+    let is_marker = |(_, received): &Call| {
+        received["headers"]
+            .as_object()
+            .is_some_and(|headers| headers.values().any(|value| *value == marker.as_str()))
+    };
+    let calls = calls_until(tenant, application_id, Duration::from_secs(10), |calls| {
+        calls.iter().any(is_marker)
+    })
+    .await;
+    assert!(calls.iter().any(is_marker), "the marker call's line is not stored");
+    calls
+        .into_iter()
+        .filter(|(_, received)| received["method"] == "POST")
+        .collect()
 }
 
 /// A recorded firing: status, HTTP status, error, scheduled and started (µs), attempts.
@@ -131,14 +156,26 @@ async fn firings_until(
     limit: Duration,
     done: impl Fn(&[Firing]) -> bool,
 ) -> Vec<Firing> {
-    let started = Instant::now();
-    loop {
-        let firings = firings(database_url, cron_id).await;
-        if done(&firings) || started.elapsed() > limit {
-            return firings;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(limit, || firings(database_url, cron_id), |firings| done(firings)).await
+}
+
+/// How long after its time a scheduler claims a time that came due (within milliseconds
+/// unless the machine is very busy).
+const CLAIMED_WITHIN_MICROS: i64 = 1_500_000;
+
+/// Waits until the cron (due every `period` seconds) that stopped at `stopped_at` (µs) has no
+/// firing in flight, and returns its firings then. A scheduler reads the cron before it claims
+/// a time, so only the time due last before `stopped_at` can still be claimed after it; that
+/// one is claimed within `CLAIMED_WITHIN_MICROS` of its time, or not at all.
+async fn firings_after_stop(database_url: &str, cron_id: &str, stopped_at: i64, period: i64) -> Vec<Firing> {
+    let last_due = stopped_at - stopped_at % (period * 1_000_000);
+    let settled = |firings: &[Firing]| {
+        now_micros() >= last_due + CLAIMED_WITHIN_MICROS
+            && firings.iter().all(|f| f.0 == "succeeded" || f.0 == "failed")
+    };
+    let recorded = firings_until(database_url, cron_id, Duration::from_secs(10), settled).await;
+    assert!(settled(&recorded), "firings still in flight: {recorded:?}");
+    recorded
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,15 +241,19 @@ async fn a_cron_fires_its_function_with_its_args_and_follows_updates_and_deletes
     );
     assert!(after.iter().all(|args| *args == json!({"n": 2})), "{after:?}");
 
-    // A delete stops it within a second.
+    // A delete stops it within a second. A witness cron made right after, firing every second,
+    // shows when the scheduler has gone 4 s past the delete (two of the deleted cron's times)
+    // and the lines of what it sent are stored.
     let deleted = tenant.delete(&format!("/crons/{cron_id}")).await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     let deleted_at = now_micros();
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let late: Vec<Call> = calls(&tenant, &id)
-        .await
+    cron(&tenant, &id, "* * * * * *", json!({"witness": true})).await;
+    let witness = |(at, received): &Call| received["body"] == r#"{"witness":true}"# && *at > deleted_at + 4_000_000;
+    let received = calls_until(&tenant, &id, Duration::from_secs(10), |calls| calls.iter().any(witness)).await;
+    assert!(received.iter().any(witness), "the witness cron did not fire");
+    let late: Vec<Call> = received
         .into_iter()
-        .filter(|(at, _)| *at > deleted_at + 1_000_000)
+        .filter(|(at, received)| *at > deleted_at + 1_000_000 && received["body"] != r#"{"witness":true}"#)
         .collect();
     assert!(late.is_empty(), "fired after its deletion: {late:?}");
     assert!(
@@ -281,13 +322,10 @@ async fn private_functions_fire_without_a_token_and_failed_firings_are_recorded(
         "{failed:?}"
     );
     tenant.delete(&format!("/crons/{cron_id}")).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    // Every call up to now, once each recorded firing's line is in.
-    let calls = calls_until(&tenant, &broken, Duration::from_secs(5), |calls| {
-        calls.len() >= failed.len()
-    })
-    .await
-    .len();
+    let deleted_at = now_micros();
+    // Every call up to now, once one due as the cron went has been sent.
+    firings_after_stop(&server.database_url(), &cron_id, deleted_at, 2).await;
+    let calls = cron_calls(&tenant, &broken).await.len();
     let rows = firings(&server.database_url(), &cron_id).await.len();
     assert_eq!(rows, 0, "firings go with the cron");
     assert!(
@@ -376,7 +414,10 @@ async fn replicas_fire_each_time_once_and_take_over_from_a_killed_one() {
     let id = recorder(&tenant, "cron-replicas", json!({})).await;
 
     let cron_id = cron(&tenant, &id, "* * * * * *", json!({})).await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    firings_until(&server.database_url(), &cron_id, Duration::from_secs(8), |f| {
+        f.iter().filter(|f| f.0 == "succeeded").count() >= 6
+    })
+    .await;
     let (recorded, calls) = settle(&tenant, &server, &cron_id, &id).await;
     let fired = recorded.iter().filter(|f| f.0 == "succeeded").count();
     assert!(fired >= 6, "{fired} firings in 8 s: {recorded:?}");
@@ -442,22 +483,15 @@ async fn replicas_fire_each_time_once_and_take_over_from_a_killed_one() {
     );
 }
 
-/// Stops a cron from firing again (a yearly schedule, so that its firings stay), waits for
-/// those in flight, and returns its firings and the calls the recorder `application_id` printed
-/// (once there are as many as firings, so that none is still on its way).
+/// Stops a cron firing every second from firing again (a yearly schedule, so that its
+/// firings stay), waits for those in flight, and returns its firings and the calls crons made
+/// to the recorder `application_id` (every one, so that none is still on its way).
 async fn settle(tenant: &Tenant, server: &TestServer, cron_id: &str, application_id: &str) -> (Vec<Firing>, usize) {
     let changed = tenant
         .patch(&format!("/crons/{cron_id}"), json!({"schedule": "0 0 1 1 *"}))
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let recorded = firings_until(&server.database_url(), cron_id, Duration::from_secs(5), |f| {
-        f.iter().all(|f| f.0 == "succeeded" || f.0 == "failed")
-    })
-    .await;
-    let calls = calls_until(tenant, application_id, Duration::from_secs(5), |calls| {
-        calls.len() >= recorded.len()
-    })
-    .await;
+    let recorded = firings_after_stop(&server.database_url(), cron_id, now_micros(), 1).await;
+    let calls = cron_calls(tenant, application_id).await;
     (recorded, calls.len())
 }

@@ -2,8 +2,8 @@
 //! instances through the runner (scale from zero, max_scale, queue), enforces the timeout and
 //! the body limit, and replaces instances that die.
 
-use nuage_tests::TestServer;
 use nuage_tests::apps::{deployed, function, processes_of, runtime};
+use nuage_tests::{TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -204,15 +204,8 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
     })
     .await;
     // A thread takes its name once it runs.
-    let started = Instant::now();
-    while router_threads() != 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "invocations run on the router's own threads: {}",
-            router_threads()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let threads = eventually(Duration::from_secs(5), || async { router_threads() }, |n| *n == 3).await;
+    assert_eq!(threads, 3, "invocations run on the router's own threads");
     let tenant = server.tenant().await;
     let node = runtime(&tenant, "node").await;
     let client = reqwest::Client::new();
@@ -227,14 +220,8 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
 
     // Idle: back to zero instances.
-    let started = Instant::now();
-    while !processes_of(&id).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "idle instances are stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = eventually(Duration::from_secs(20), || async { processes_of(&id) }, Vec::is_empty).await;
+    assert!(left.is_empty(), "idle instances are stopped: {left:?}");
     // Cold start: the request is held until a new instance answers.
     let (status, cold) = call(client.get(&endpoint)).await;
     assert_eq!(status, StatusCode::OK, "{cold}");
@@ -272,25 +259,43 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
     let instances: std::collections::HashSet<&str> = ok.iter().filter_map(|body| body["me"].as_str()).collect();
     assert_eq!(instances.len(), 2, "max_scale instances served: {instances:?}");
 
-    // min_scale instances stay warm.
+    // min_scale instances stay warm: once idle, the surplus instance stops and the other one
+    // is kept (not stopped and started again: it is one of those that served).
     let changed = tenant
         .patch(&format!("/functions/{id}"), json!({"min_scale": 1, "redeploy": false}))
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(processes_of(&id).len(), 1, "one instance is kept warm");
+    let kept = eventually(
+        Duration::from_secs(10),
+        || async { processes_of(&id) },
+        |pids| pids.len() == 1,
+    )
+    .await;
+    assert_eq!(kept.len(), 1, "one instance is kept warm");
+    let (status, warm) = call(client.get(&endpoint)).await;
+    assert_eq!(status, StatusCode::OK, "{warm}");
+    assert!(
+        warm["me"].as_str().is_some_and(|me| instances.contains(me)),
+        "the kept instance is one that served: {warm} {instances:?}"
+    );
+    assert_eq!(processes_of(&id), kept, "no other instance started");
     server.stop().await;
     assert_eq!(router_threads(), 0, "the router's threads end when nuage stops");
 }
 
-/// Returns the router's queue length for `id` on `/metrics`.
-async fn queue_length(server: &TestServer, id: &str) -> Option<u64> {
+/// Returns the router's figure `name` (`queue_length`, `instances`) for `id` on `/metrics`.
+async fn pool_figure(server: &TestServer, name: &str, id: &str) -> Option<u64> {
     let metrics = server.metrics().await;
-    let prefix = format!("nuage_router_queue_length{{application_id=\"{id}\"}} ");
+    let prefix = format!("nuage_router_{name}{{application_id=\"{id}\"}} ");
     metrics
         .lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.parse().ok())
+}
+
+/// Returns the router's queue length for `id` on `/metrics`.
+async fn queue_length(server: &TestServer, id: &str) -> Option<u64> {
+    pool_figure(server, "queue_length", id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,17 +313,17 @@ async fn a_request_that_gives_up_waiting_leaves_the_queue() {
     let id = ready["id"].as_str().unwrap().to_owned();
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
 
-    // The one instance is busy for a while...
+    // The one instance is busy for a while: the pool shows on /metrics with the instance the
+    // deploy started, which the request holds from the moment the pool knows it...
     let busy = tokio::spawn(reqwest::Client::new().get(format!("{endpoint}/sleep?ms=3000")).send());
-    let started = Instant::now();
-    while queue_length(&server, &id).await.is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the pool shows on /metrics"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let figures = || async {
+        (
+            queue_length(&server, &id).await,
+            pool_figure(&server, "instances", &id).await,
+        )
+    };
+    let shown = eventually(Duration::from_secs(10), figures, |shown| *shown == (Some(0), Some(1))).await;
+    assert_eq!(shown, (Some(0), Some(1)), "the pool shows on /metrics");
     // ...so the next request waits in the queue, and its client gives up and hangs up.
     let impatient = reqwest::Client::new()
         .get(format!("{endpoint}/?n=1"))
@@ -329,14 +334,13 @@ async fn a_request_that_gives_up_waiting_leaves_the_queue() {
         impatient.is_err(),
         "the queued request was still waiting: {impatient:?}"
     );
-    let started = Instant::now();
-    while queue_length(&server, &id).await != Some(0) {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "a request whose client went away leaves the queue"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let length = eventually(
+        Duration::from_secs(2),
+        || queue_length(&server, &id),
+        |length| *length == Some(0),
+    )
+    .await;
+    assert_eq!(length, Some(0), "a request whose client went away leaves the queue");
     // Its place is free again: the next one waits (queue_limit 1) and is answered.
     let (status, body) = call(reqwest::Client::new().get(format!("{endpoint}/?n=2"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -423,14 +427,13 @@ async fn deleting_a_function_or_stopping_nuage_stops_every_process() {
 
     let deleted = tenant.delete(&format!("/functions/{first_id}")).await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
-    let started = Instant::now();
-    while !processes_of(&first_id).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "a deleted function's processes stop"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = eventually(
+        Duration::from_secs(15),
+        || async { processes_of(&first_id) },
+        Vec::is_empty,
+    )
+    .await;
+    assert!(left.is_empty(), "a deleted function's processes stop: {left:?}");
     let (status, _) = call(client.get(first["endpoint"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -524,6 +527,8 @@ async fn a_container_image_runs_on_port_as_user_1000() {
     assert_eq!(status, StatusCode::OK, "{closing}");
     let mut remotes = std::collections::HashSet::new();
     for pause in [0, 0, 400, 0, 400] {
+        // Idle longer than the server keeps a connection: the idle time is what is tested, and
+        // nothing outside the instance shows when it closed the connection.
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let (status, answer) = call(client.get(format!("{endpoint}/after"))).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
@@ -557,14 +562,8 @@ async fn a_container_image_runs_on_port_as_user_1000() {
 
     let deleted = tenant.delete(&format!("/containers/{id}")).await;
     assert_eq!(deleted.status, StatusCode::OK);
-    let started = Instant::now();
-    while !processes_of(&id).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "a deleted container's processes stop"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let left = eventually(Duration::from_secs(15), || async { processes_of(&id) }, Vec::is_empty).await;
+    assert!(left.is_empty(), "a deleted container's processes stop: {left:?}");
     server.stop().await;
 }
 
@@ -588,21 +587,40 @@ async fn a_redeploy_under_load_fails_no_request() {
     let id = ready["id"].as_str().unwrap().to_owned();
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    // Answers so far, of all four clients, and of each one.
+    let answered: std::sync::Arc<Vec<AtomicUsize>> = std::sync::Arc::new((0..4).map(|_| AtomicUsize::new(0)).collect());
     let loops: Vec<_> = (0..4)
-        .map(|_| {
-            let (client, endpoint, stop) = (reqwest::Client::new(), endpoint.clone(), stop.clone());
+        .map(|index| {
+            let (client, endpoint, stop, answered) =
+                (reqwest::Client::new(), endpoint.clone(), stop.clone(), answered.clone());
             tokio::spawn(async move {
                 let mut answers = Vec::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     let response = client.get(&endpoint).send().await.unwrap();
                     answers.push((response.status(), response.text().await.unwrap()));
+                    answered[index].fetch_add(1, Ordering::Relaxed);
                 }
                 answers
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counts = || {
+        let answered = answered.clone();
+        async move {
+            answered
+                .iter()
+                .map(|count| count.load(Ordering::Relaxed))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Every client is under way on the old version before the new one is deployed.
+    let under_way = eventually(Duration::from_secs(10), counts, |counts| {
+        counts.iter().all(|n| *n >= 10)
+    })
+    .await;
+    assert!(under_way.iter().all(|n| *n >= 10), "answers per client: {under_way:?}");
     let second = version("v2");
     nuage_tests::apps::upload(
         &tenant,
@@ -613,8 +631,15 @@ async fn a_redeploy_under_load_fails_no_request() {
     nuage_tests::apps::deploy(&tenant, &id).await;
     let done = nuage_tests::apps::settled_within(&tenant, &id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "ready", "{done}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The clients go on for a while once it is ready: 40 more answers each.
+    let ready_at = counts().await;
+    let went_on = |counts: &Vec<usize>| counts.iter().zip(&ready_at).all(|(now, then)| *now >= then + 40);
+    let after = eventually(Duration::from_secs(10), counts, went_on).await;
+    assert!(
+        went_on(&after),
+        "answers per client: {after:?}, when ready: {ready_at:?}"
+    );
+    stop.store(true, Ordering::Relaxed);
     let mut answers = Vec::new();
     for handle in loops {
         answers.extend(handle.await.unwrap());
@@ -770,18 +795,9 @@ async fn host_based_endpoints_and_dead_warm_instances_are_replaced() {
             .status()
             .unwrap();
     }
-    let started = Instant::now();
-    loop {
-        let now = processes_of(&id);
-        if !now.is_empty() && now.iter().all(|pid| !before.contains(pid)) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "a new warm instance starts"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let replaced = |now: &Vec<u32>| !now.is_empty() && now.iter().all(|pid| !before.contains(pid));
+    let now = eventually(Duration::from_secs(15), || async { processes_of(&id) }, replaced).await;
+    assert!(replaced(&now), "a new warm instance starts: {now:?}");
     let (status, body) = call(
         client
             .get(format!("{}/again", server.functions_url))

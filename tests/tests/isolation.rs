@@ -5,7 +5,7 @@
 //! and `/metrics`: `auth.rs` and `server.rs`.)
 
 use nuage_tests::apps::{deployed, processes_of, runtime};
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -278,7 +278,7 @@ fn ip(arguments: &[&str]) {
 }
 
 impl TestHost {
-    fn start(prefix: &str, name: &str) -> Self {
+    async fn start(prefix: &str, name: &str) -> Self {
         let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let (namespace, outside, inside) = (format!("nuage-t-{tag}"), format!("nt{tag}a"), format!("nt{tag}b"));
         ip(&["netns", "add", &namespace]);
@@ -307,11 +307,14 @@ impl TestHost {
             .spawn()
             .unwrap();
         let host = Self { namespace, server };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(format!("{prefix}.2:8000")).is_err() {
-            assert!(std::time::Instant::now() < deadline, "the test host listens");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let address = format!("{prefix}.2:8000");
+        let listening = eventually(
+            std::time::Duration::from_secs(10),
+            || async { tokio::net::TcpStream::connect(&address).await.is_ok() },
+            |listening| *listening,
+        )
+        .await;
+        assert!(listening, "the test host listens");
         host
     }
 }
@@ -335,8 +338,8 @@ async fn public_egress_reaches_public_addresses_and_nothing_private() {
     // Made after nuage started (it reads the host's own networks at start, and blocks them):
     // a host at a private address, and one at an address outside every blocked range (TEST-NET-2
     // stands for the public Internet here).
-    let private = TestHost::start("10.213.77", "private-host");
-    let public = TestHost::start("198.51.100", "public-host");
+    let private = TestHost::start("10.213.77", "private-host").await;
+    let public = TestHost::start("198.51.100", "public-host").await;
     let api = server.server().endpoints().api.unwrap().port();
     let probe = format!(
         "import urllib.request\n\

@@ -3,10 +3,10 @@
 //! tenant can take another's address by naming its namespace and function the same.
 
 use nuage_tests::apps::{deployed, runtime};
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A node handler that says whose it is, and shows what it was sent.
 fn handler(owner: &str) -> Vec<u8> {
@@ -157,15 +157,13 @@ async fn namespaces_from_before_suffixes_get_one_and_their_applications_move_at_
     let moved = |tenant: &Tenant, path: String| {
         let (tenant, router) = (tenant.clone(), router.clone());
         async move {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let endpoint = tenant.get(&path).await.body["endpoint"].as_str().unwrap().to_owned();
-                if endpoint.starts_with(&format!("{router}/shop")) && !endpoint.ends_with("/shop-hello") {
-                    return endpoint;
-                }
-                assert!(Instant::now() < deadline, "{path} still answers on `{endpoint}`");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let endpoint = || async { tenant.get(&path).await.body["endpoint"].as_str().unwrap().to_owned() };
+            let moved = |endpoint: &String| {
+                endpoint.starts_with(&format!("{router}/shop")) && !endpoint.ends_with("/shop-hello")
+            };
+            let endpoint = eventually(Duration::from_secs(20), endpoint, moved).await;
+            assert!(moved(&endpoint), "{path} still answers on `{endpoint}`");
+            endpoint
         }
     };
     let victim_endpoint = moved(&victim, format!("/functions/{victim_function}")).await;

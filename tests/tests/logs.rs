@@ -3,7 +3,7 @@
 //! per application, cut and escaped, and never a reason for one function to wait on another.
 
 use nuage_tests::apps::{deployed, function, runtime, upload, zip};
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -66,14 +66,9 @@ async fn messages(tenant: &Tenant, query: &str) -> (Vec<String>, Value) {
 
 /// Waits up to `limit` until `done` holds for the application's lines (newest first).
 async fn lines_until(tenant: &Tenant, id: &str, limit: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let started = Instant::now();
-    loop {
-        let (lines, _) = messages(tenant, &format!("application_id={id}&page_size=100")).await;
-        if done(&lines) || started.elapsed() > limit {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let query = format!("application_id={id}&page_size=100");
+    let lines = || async { messages(tenant, &query).await.0 };
+    eventually(limit, lines, |lines| done(lines)).await
 }
 
 fn count(lines: &[String], needle: &str) -> usize {
@@ -223,8 +218,8 @@ async fn follow_streams_lines_printed_after_the_request() {
         count(lines, "before") == 2
     })
     .await;
+    // The lines above are stored: they are older than this.
     let started = time::OffsetDateTime::now_utc();
-    tokio::time::sleep(Duration::from_millis(20)).await;
 
     let follow = |query: String| {
         let request = reqwest::Client::new()
@@ -322,7 +317,9 @@ async fn a_flooding_function_does_not_hold_up_others() {
     let (calm_id, calm) = printer(&quiet, "logs-calm", json!({})).await;
 
     assert_eq!(call(&format!("{flood}/flood?ms=5000")).await, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The flood is on once it goes over its rate: lines are dropped.
+    let flooding = eventually(Duration::from_secs(5), || dropped(&server), |dropped| *dropped > 0.0).await;
+    assert!(flooding > 0.0, "the flood never went over its rate");
     let mut slowest = Duration::ZERO;
     for index in 0..10 {
         let started = Instant::now();
@@ -345,13 +342,21 @@ async fn a_flooding_function_does_not_hold_up_others() {
     .await;
     assert_eq!(calm_lines(&lines), 20, "{lines:?}");
     // The flood was cut down to its rate, and the drops are counted.
-    tokio::time::sleep(Duration::from_secs(5)).await;
     let metrics = server.metrics().await;
-    let dropped: f64 = metrics
+    assert!(dropped_in(&metrics) > 0.0, "{metrics}");
+}
+
+/// Returns `nuage_logs_lines_dropped_total` in `metrics`.
+fn dropped_in(metrics: &str) -> f64 {
+    metrics
         .lines()
         .find(|line| line.starts_with("nuage_logs_lines_dropped_total "))
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no dropped counter in {metrics}"));
-    assert!(dropped > 0.0, "{metrics}");
+        .unwrap_or_else(|| panic!("no dropped counter in {metrics}"))
+}
+
+/// Returns the lines the server dropped so far.
+async fn dropped(server: &TestServer) -> f64 {
+    dropped_in(&server.metrics().await)
 }

@@ -2,7 +2,7 @@
 //! token check (every way a token can be wrong is refused, each on its own).
 
 use nuage_tests::apps::{deployed, runtime};
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -208,12 +208,27 @@ async fn private_functions_open_only_to_their_namespace_tokens() {
         .await,
     )
     .await;
-    // An expiring token works until it expires.
+    // An expiring token works until it expires (tried until it is refused, which must not be
+    // before its expiration date).
     let soon = time_in(2);
     let expiring = issue(&tenant, &format!("function_id={id}&expiration_date={soon}")).await;
     let (status, _) = call(&endpoint, Some(("X-Auth-Token", &token(&expiring)))).await;
     assert_eq!(status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let attempt = || async {
+        let (status, _) = call(&endpoint, Some(("X-Auth-Token", &token(&expiring)))).await;
+        (status, time::OffsetDateTime::now_utc())
+    };
+    let (status, refused_at) = eventually(Duration::from_secs(10), attempt, |(status, _)| {
+        *status != StatusCode::OK
+    })
+    .await;
+    let expires_at = time::OffsetDateTime::parse(&soon, &time::format_description::well_known::Rfc3339).unwrap();
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "still accepted at {refused_at}, after {expires_at}"
+    );
+    assert!(refused_at >= expires_at, "refused at {refused_at}, before {expires_at}");
     forbidden("expired after use (cached)", token(&expiring)).await;
     // A date in the past is refused at issuance.
     let past = tenant
