@@ -2,6 +2,7 @@
 
 use crate::{Config, Overrides, Role};
 use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +14,8 @@ use std::process::ExitCode;
     about = "Multi-tenant serverless control plane (Scaleway Functions API)"
 )]
 struct Cli {
+    #[command(flatten)]
+    common: Common,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,8 +24,6 @@ struct Cli {
 enum Command {
     /// Runs nuage: every role by default, or the ones `--roles` names.
     Serve {
-        #[command(flatten)]
-        common: Common,
         /// REST API listener [default: 127.0.0.1:8080].
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -35,23 +36,23 @@ enum Command {
     },
     /// Manages tenants and API keys; prints JSON.
     Admin {
-        #[command(flatten)]
-        common: Common,
         #[command(subcommand)]
         command: AdminCommand,
     },
 }
 
+/// Options of every command, accepted before or after the subcommand's name
+/// (`nuage admin tenant create --name x --data-dir D`).
 #[derive(Args)]
 struct Common {
     /// Configuration file [default: ./nuage.toml, if present].
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Data directory [default: ./.nuage].
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// `sqlite://...` or `postgres://...` [default: SQLite in the data dir].
-    #[arg(long)]
+    #[arg(long, global = true)]
     database_url: Option<String>,
 }
 
@@ -106,9 +107,9 @@ fn load(common: &Common, overrides: Overrides) -> anyhow::Result<Config> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let common = cli.common;
     match cli.command {
         Command::Serve {
-            common,
             listen,
             grpc_listen,
             roles,
@@ -130,7 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             stop.await;
             server.shutdown().await
         }
-        Command::Admin { common, command } => {
+        Command::Admin { command } => {
             let config = load(&common, Overrides::default())?;
             let output = match command {
                 AdminCommand::Tenant {
@@ -170,9 +171,11 @@ fn print_welcome(config: &Config, api: SocketAddr, key: Option<&nuage_iam::NewAp
 
 /// Parses the command line and runs it; returns the process exit code.
 pub fn main() -> ExitCode {
+    // Colours only for a person at a terminal: not in a file, a pipe or a log collector.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NUAGE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -188,5 +191,43 @@ pub fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AdminCommand, Cli, Command, TenantCommand};
+    use clap::Parser;
+    use std::path::Path;
+
+    #[test]
+    fn common_options_are_taken_before_or_after_the_subcommand() {
+        for arguments in [
+            &["nuage", "admin", "tenant", "create", "--name", "x", "--data-dir", "d"][..],
+            &["nuage", "admin", "--data-dir", "d", "tenant", "create", "--name", "x"],
+            &["nuage", "--data-dir", "d", "admin", "tenant", "create", "--name", "x"],
+        ] {
+            let cli = Cli::try_parse_from(arguments).unwrap_or_else(|error| panic!("{arguments:?}: {error}"));
+            assert_eq!(cli.common.data_dir.as_deref(), Some(Path::new("d")), "{arguments:?}");
+            assert!(matches!(
+                cli.command,
+                Command::Admin {
+                    command: AdminCommand::Tenant {
+                        command: TenantCommand::Create { ref name }
+                    }
+                } if name == "x"
+            ));
+        }
+        let cli = Cli::try_parse_from([
+            "nuage",
+            "serve",
+            "--database-url",
+            "sqlite://x.db",
+            "--config",
+            "c.toml",
+        ])
+        .unwrap();
+        assert_eq!(cli.common.database_url.as_deref(), Some("sqlite://x.db"));
+        assert_eq!(cli.common.config.as_deref(), Some(Path::new("c.toml")));
     }
 }

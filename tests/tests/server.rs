@@ -352,3 +352,46 @@ async fn roles_split_across_processes_share_one_internal_secret() {
     backend.take_server().shutdown().await.unwrap();
     backend.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_takes_options_after_the_subcommand_and_logs_plain_text_to_a_file() {
+    let binary = env!("CARGO_BIN_EXE_nuage");
+    // `--data-dir` after the subcommand, as a newcomer types it.
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(binary)
+        .args(["admin", "tenant", "create", "--name", "late", "--data-dir"])
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let key: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(key["secret_key"].is_string(), "{key}");
+    assert!(
+        dir.path().join("nuage.db").exists(),
+        "the database is in the data dir given"
+    );
+
+    // `nuage serve` with its log going to a file: plain lines, no colour codes.
+    let dir = tempfile::tempdir().unwrap();
+    let listeners =
+        ["NUAGE_ROUTER__LISTEN", "NUAGE_ROUTER__INTERNAL_LISTEN"].map(|key| (key.to_owned(), "127.0.0.1:0".to_owned()));
+    let mut serve = nuage_tests::Process::serve(
+        binary,
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"],
+        &listeners,
+    );
+    let endpoints = dir.path().join("endpoints.json");
+    let started = nuage_tests::eventually(
+        std::time::Duration::from_secs(60),
+        || async { endpoints.exists() },
+        |exists| *exists,
+    )
+    .await;
+    serve.kill();
+    let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(started, "nuage serve did not start: {log}");
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a file: {log:?}");
+}
