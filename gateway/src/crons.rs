@@ -101,12 +101,7 @@ async fn read(
     scope: Scope,
     CronId(id): CronId,
 ) -> Result<Json<CronJson>, HttpError> {
-    let request = pb::GetCronRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        cron_id: id.to_string(),
-    };
-    answer(state.clients().crons.clone().get_cron(scope.grpc(request)).await?)
+    answer(state.clients().crons.clone().get_cron(one(&scope, id)).await?)
 }
 
 async fn list(
@@ -168,10 +163,14 @@ async fn delete(
     scope: Scope,
     CronId(id): CronId,
 ) -> Result<Json<CronJson>, HttpError> {
-    let request = pb::GetCronRequest {
+    answer(state.clients().crons.clone().delete_cron(one(&scope, id)).await?)
+}
+
+/// The request naming one cron of the caller.
+fn one(scope: &Scope, id: uuid::Uuid) -> tonic::Request<pb::GetCronRequest> {
+    scope.grpc(pb::GetCronRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
         cron_id: id.to_string(),
-    };
-    answer(state.clients().crons.clone().delete_cron(scope.grpc(request)).await?)
+    })
 }

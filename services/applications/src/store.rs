@@ -137,17 +137,11 @@ impl<K: Kind> ApplicationStore<K> {
 
     /// Returns one application of the caller in `region`.
     pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Application<K>, ApiError> {
-        let row = sqlx::query(&format!(
-            "select {} from {} where organization_id = $1 and region = $2 and id = $3",
-            self.columns,
-            K::TABLE
-        ))
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| ApiError::not_found(K::NOUN, id.to_string()))?;
+        let row = self
+            .database
+            .owned_row(K::TABLE, &self.columns, caller, region, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(K::NOUN, id.to_string()))?;
         decode(&row)
     }
 

@@ -90,6 +90,26 @@ impl Database {
         Ok((rows, u64::try_from(total).unwrap_or_default()))
     }
 
+    /// Returns the row of `table` with id `id` that belongs to `caller` in `region`, if any:
+    /// another tenant's is as missing as one that does not exist.
+    pub async fn owned_row(
+        &self,
+        table: &str,
+        columns: &str,
+        caller: &crate::Caller,
+        region: &str,
+        id: uuid::Uuid,
+    ) -> Result<Option<AnyRow>, sqlx::Error> {
+        sqlx::query(&format!(
+            "select {columns} from {table} where organization_id = $1 and region = $2 and id = $3"
+        ))
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
     /// Returns a pool connected to `url` (`sqlite://path` or `postgres://...`).
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();

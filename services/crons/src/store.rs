@@ -43,15 +43,11 @@ impl CronStore {
 
     /// Returns one cron of the caller in `region`.
     pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Cron, ApiError> {
-        let row = sqlx::query(&format!(
-            "select {COLUMNS} from crons where organization_id = $1 and region = $2 and id = $3"
-        ))
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| ApiError::not_found("cron", id.to_string()))?;
+        let row = self
+            .database
+            .owned_row("crons", COLUMNS, caller, region, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("cron", id.to_string()))?;
         decode(&row)
     }
 

@@ -179,15 +179,11 @@ impl NamespaceStore {
 
     /// Returns one namespace of the caller in `region`.
     pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Namespace, NamespacesError> {
-        let row = sqlx::query(&format!(
-            "select {COLUMNS} from namespaces where organization_id = $1 and region = $2 and id = $3"
-        ))
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| NamespacesError::NotFound(id.to_string()))?;
+        let row = self
+            .database
+            .owned_row("namespaces", COLUMNS, caller, region, id)
+            .await?
+            .ok_or_else(|| NamespacesError::NotFound(id.to_string()))?;
         decode(&row)
     }
 
@@ -347,6 +343,13 @@ mod tests {
         (NamespaceStore::new(database), dir)
     }
 
+    fn tenant() -> Caller {
+        Caller {
+            organization_id: Uuid::new_v4(),
+            project_id: Uuid::new_v4(),
+        }
+    }
+
     fn new(name: &str) -> NewNamespace {
         NewNamespace {
             name: NamespaceName::parse(name).unwrap(),
@@ -358,14 +361,7 @@ mod tests {
     #[tokio::test]
     async fn names_are_unique_per_tenant_and_region_and_tenants_are_isolated() {
         let (store, _dir) = store().await;
-        let alice = Caller {
-            organization_id: Uuid::new_v4(),
-            project_id: Uuid::new_v4(),
-        };
-        let bob = Caller {
-            organization_id: Uuid::new_v4(),
-            project_id: Uuid::new_v4(),
-        };
+        let (alice, bob) = (tenant(), tenant());
         let first = store.insert(&alice, "fr-par", new("one"), 10).await.unwrap();
         match store.insert(&alice, "fr-par", new("one"), 10).await {
             Err(NamespacesError::NameTaken { existing_id, .. }) => {
@@ -417,14 +413,7 @@ mod tests {
     #[tokio::test]
     async fn endpoint_suffixes_are_unique_across_tenants_and_filled_for_old_rows() {
         let (store, _dir) = store().await;
-        let alice = Caller {
-            organization_id: Uuid::new_v4(),
-            project_id: Uuid::new_v4(),
-        };
-        let bob = Caller {
-            organization_id: Uuid::new_v4(),
-            project_id: Uuid::new_v4(),
-        };
+        let (alice, bob) = (tenant(), tenant());
         let first = store.insert(&alice, "fr-par", new("shop"), 10).await.unwrap();
         let second = store.insert(&bob, "fr-par", new("shop"), 10).await.unwrap();
         assert_eq!(first.endpoint_suffix.len(), 8);
