@@ -387,9 +387,21 @@ async fn timeouts_oversize_bodies_and_crashes_get_json_errors() {
     let (status, body) = call(client.get(never["endpoint"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["type"], "not_found");
+    // Both are `not_found`, as the gateway types a 404; the message tells them apart.
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("has never been deployed: deploy it first"),
+        "{body}"
+    );
     let (status, body) = call(client.get(format!("{}/nobody-here", server.functions_url))).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["type"], "not_found");
+    assert_eq!(
+        body["message"], "no function or container answers at `nobody-here`",
+        "{body}"
+    );
     server.stop().await;
 }
 
