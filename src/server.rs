@@ -1,42 +1,25 @@
-//! Starting and stopping the roles of one process.
+//! Starting and stopping the roles of one process. Each role's start is its crate's `serve`
+//! (the gRPC roles are composed in `roles`); this file binds the listeners, hands every role
+//! what it calls, and stops them in order.
 
-use crate::admin::{master_key, open_iam};
 use crate::config::{Config, Role};
+use crate::grpc::{Services, Serving};
+use crate::roles::{self, Handles};
+use crate::s3::EmbeddedS3;
 use anyhow::Context;
-use nuage_builder::{BuilderService, JobStore, Worker};
 use nuage_clients::LogSink;
-use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
-use nuage_core::secret::create_private_file;
+use nuage_core::internal::InternalAuth;
 use nuage_core::storage::StorageAccess;
-use nuage_core::transport::{self, Transport};
+use nuage_core::transport::{self, Authed, Transport};
 use nuage_core::{Database, Secret};
-use nuage_crons::{CronStore, CronsService};
-use nuage_functions::Archives;
-use nuage_gateway::{GatewayExtras, GatewayState, ServiceClients, ServiceTransports};
-use nuage_iam::{IamService, NewApiKey};
-use nuage_logs::{LogStore, LogsService};
-use nuage_namespaces::{NamespaceStore, NamespacesService, Reconciler};
-use nuage_proto::builder::v1::builder_client::BuilderClient;
-use nuage_proto::builder::v1::builder_server::{self, BuilderServer};
+use nuage_gateway::{GatewayExtras, ServiceClients, ServiceTransports};
+use nuage_iam::NewApiKey;
 use nuage_proto::containers::v1::containers_client::ContainersClient;
-use nuage_proto::containers::v1::containers_server;
-use nuage_proto::crons::v1::crons_client::CronsClient;
-use nuage_proto::crons::v1::crons_server::{self, CronsServer};
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
-use nuage_proto::functions::v1::functions_server;
-use nuage_proto::iam::v1::iam_server::{self, IamServer};
 use nuage_proto::logs::v1::logs_client::LogsClient;
-use nuage_proto::logs::v1::logs_server::{self, LogsServer};
-use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
-use nuage_proto::namespaces::v1::namespaces_server::{self, NamespacesServer};
 use nuage_proto::runner::v1::runner_client::RunnerClient;
-use nuage_proto::runner::v1::runner_server::{self, RunnerServer};
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
-use nuage_proto::tokens::v1::tokens_server::{self, TokensServer};
-use nuage_runner::{LocalBackend, LogShipping, RunnerService, SpecStore};
-use nuage_tokens::{KeyStore, TokensService};
 use serde::Serialize;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,15 +27,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
-use tonic_health::ServingStatus;
 
 /// Lines, and message bytes, a process's log sink holds before it drops (and counts) more.
 const LOG_SINK_LINES: usize = 65_536;
 const LOG_SINK_BYTES: usize = 64 * 1024 * 1024;
-/// Largest gRPC message of the logs service (batches of lines, pages of 64 KiB lines).
-const LOGS_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
-/// Seconds between two sweeps of crons stuck in a transient state.
-const CRON_RECONCILE_SECONDS: u64 = 5;
 
 /// The addresses a running server bound, as written to `<data-dir>/endpoints.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -77,19 +55,12 @@ pub struct Endpoints {
 /// A started server; stop it with [`RunningServer::shutdown`].
 pub struct RunningServer {
     endpoints: Endpoints,
-    /// The tenant created on first start, if this start created it.
-    bootstrap: Option<NewApiKey>,
     http_stop: watch::Sender<bool>,
     grpc_stop: watch::Sender<bool>,
     http: Option<JoinHandle<std::io::Result<()>>>,
-    grpc: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
-    s3: Option<JoinHandle<std::io::Result<()>>>,
-    background: Vec<JoinHandle<()>>,
-    database: Option<Database>,
-    storage: Option<StorageAccess>,
+    grpc: Option<Grpc>,
     router: Option<nuage_router::Router>,
-    runner: Option<RunnerService<LocalBackend>>,
-    crons: Option<nuage_crons::Scheduler>,
+    database: Option<Database>,
     grace: Duration,
 }
 
@@ -102,29 +73,26 @@ impl RunningServer {
     /// Returns the object store and the credentials the functions role signs with (the
     /// embedded endpoint's when no external store is configured), when that role runs here.
     pub fn storage_access(&self) -> Option<&StorageAccess> {
-        self.storage.as_ref()
+        self.grpc.as_ref()?.storage.as_ref()
     }
 
     /// Returns the default tenant's key if this start created it.
     pub fn bootstrap_key(&self) -> Option<&NewApiKey> {
-        self.bootstrap.as_ref()
+        self.grpc.as_ref()?.handles.bootstrap.as_ref()
     }
 
     /// Stops accepting requests, lets in-flight ones finish (up to the grace period), then
     /// stops the services they depend on.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let mut grpc = self.grpc.take();
         // Claim no more firings: other replicas fire what comes due from now on.
-        if let Some(crons) = self.crons.take() {
+        if let Some(crons) = grpc.as_mut().and_then(|grpc| grpc.handles.crons.take()) {
             crons.stop().await;
         }
         let _ = self.http_stop.send(true);
         if let Some(http) = self.http.take() {
-            match tokio::time::timeout(self.grace, http).await {
-                Ok(joined) => joined.context("http server task")?.context("http server")?,
-                Err(_) => {
-                    tracing::warn!("in-flight requests did not finish within the grace period")
-                }
-            }
+            let late = "in-flight requests did not finish within the grace period";
+            drain(self.grace, http, "http server", late).await?;
         }
         if let Some(router) = self.router.take() {
             // Its listener stopped with the gateway's (same signal): wait for invocations.
@@ -135,24 +103,12 @@ impl RunningServer {
                 task.abort();
             }
         }
-        if let Some(runner) = self.runner.take() {
+        if let Some(runner) = grpc.as_mut().and_then(|grpc| grpc.handles.runner.take()) {
             runner.stop_all().await;
         }
         let _ = self.grpc_stop.send(true);
-        if let Some(grpc) = self.grpc.take() {
-            match tokio::time::timeout(self.grace, grpc).await {
-                Ok(joined) => joined.context("grpc server task")?.context("grpc server")?,
-                Err(_) => tracing::warn!("grpc calls did not finish within the grace period"),
-            }
-        }
-        if let Some(s3) = self.s3.take() {
-            match tokio::time::timeout(self.grace, s3).await {
-                Ok(joined) => joined.context("S3 endpoint task")?.context("S3 endpoint")?,
-                Err(_) => tracing::warn!("S3 requests did not finish within the grace period"),
-            }
-        }
-        for task in self.background.drain(..) {
-            task.abort();
+        if let Some(grpc) = grpc {
+            grpc.stop(self.grace).await?;
         }
         if let Some(database) = self.database.take() {
             database.close().await;
@@ -205,471 +161,41 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir `{}`", config.data_dir.display()))?;
     let auth = internal_auth(&config)?;
-    let runs_service = Role::SERVICES.iter().any(|role| config.runs(*role));
     let (http_stop, http_stopped) = watch::channel(false);
     let (grpc_stop, grpc_stopped) = watch::channel(false);
-    let mut background = Vec::new();
-    let mut warnings = Vec::new();
-
-    // The router's listener comes first: endpoints name its address.
-    let router_listener = if config.runs(Role::Router) {
-        Some(
-            TcpListener::bind(config.router.listen)
-                .await
-                .with_context(|| format!("binding the router listener {}", config.router.listen))?,
-        )
-    } else {
-        None
-    };
-    let router_address = match &router_listener {
-        Some(listener) => listener.local_addr()?,
-        None => config.router.listen,
-    };
-    // Its internal listener: crons fire through it.
-    let router_internal = if config.runs(Role::Router) {
-        Some(
-            TcpListener::bind(config.router.internal_listen)
-                .await
-                .with_context(|| {
-                    format!(
-                        "binding the router's internal listener {}",
-                        config.router.internal_listen
-                    )
-                })?,
-        )
-    } else {
-        None
-    };
-    let router_internal_address = match &router_internal {
-        Some(listener) => Some(listener.local_addr()?),
+    // The router's listeners come first: endpoints name their address.
+    let place = RouterPlace::bind(&config, &auth).await?;
+    let database = open_database(&config).await?;
+    let grpc = match &database {
+        Some(database) => Some(start_grpc(&config, database, &auth, &place, grpc_stopped).await?),
         None => None,
     };
-    let router_internal_url = match (&router_internal, &config.services.router) {
-        (Some(listener), _) => Some(format!("http://{}", listener.local_addr()?)),
-        (None, url) => url.clone(),
+    let reach = Reach {
+        config: &config,
+        routes: grpc.as_ref().map(|grpc| &grpc.serving.routes),
+        auth: &auth,
     };
-    let mut applications = config.applications.clone();
-    if applications.endpoint_base_url.is_none() {
-        applications.endpoint_base_url = Some(format!("http://{router_address}"));
-    }
-    let mut runner = None;
-
-    let database = if runs_service {
-        let url = config.database_url();
-        let database = Database::connect(&url)
-            .await
-            .with_context(|| format!("connecting to `{}`", nuage_core::db::redact_url(&url)))?;
-        database.migrate().await.context("applying migrations")?;
-        Some(database)
-    } else {
-        None
+    let router = match place.listeners {
+        Some(listeners) => {
+            let logs = match &grpc {
+                Some(grpc) => grpc.logs.clone(),
+                None => log_sink(&config, None, &auth)?,
+            };
+            Some(router_role(&config, listeners, &reach, logs, http_stopped.clone())?)
+        }
+        None => None,
     };
-
-    let mut bootstrap = None;
-    let mut logs_metrics = None;
-    let mut cron_scheduler = None;
-    let mut log_sink: Option<LogSink> = None;
-    let mut grpc = None;
-    let mut grpc_address = None;
-    let mut grpc_routes = None;
-    let mut s3 = None;
-    let mut s3_address = None;
-    let mut storage_access = None;
-    if let Some(database) = &database {
-        let (reporter, health_service) = tonic_health::server::health_reporter();
-        let mut builder = Routes::builder();
-        // Health answers only callers holding the internal secret, like every other service.
-        builder.add_service(tonic::service::interceptor::InterceptedService::new(
-            health_service,
-            RequireInternalAuth(auth.clone()),
-        ));
-        let listener = TcpListener::bind(config.grpc_listen)
-            .await
-            .with_context(|| format!("binding gRPC listener {}", config.grpc_listen))?;
-        // Services call each other over gRPC: this process's own listener for the roles it
-        // runs, the configured URL for the others.
-        let local_url = format!("http://{}", listener.local_addr()?);
-        let peer = |role: Role| -> anyhow::Result<transport::Authed> {
-            let url = if config.runs(role) {
-                local_url.as_str()
-            } else {
-                config
-                    .services
-                    .get(role)
-                    .with_context(|| format!("no gRPC URL for the {} service (set services.{0})", role.name()))?
-            };
-            Ok(transport::authed(transport::dial(url)?, auth.clone()))
-        };
-        let mut served = Vec::new();
-        if config.runs(Role::Iam) {
-            let store = open_iam(&config, database.clone())?;
-            if store.is_empty().await? {
-                let key = store.create_tenant("default").await?;
-                write_credentials(&config.data_dir, &key)?;
-                bootstrap = Some(key);
-            }
-            let service = IamServer::with_interceptor(IamService::new(store), RequireInternalAuth(auth.clone()));
-            builder.add_service(service);
-            served.push(iam_server::SERVICE_NAME);
-        }
-        if config.runs(Role::Logs) {
-            let (service, tasks) =
-                LogsService::start(LogStore::new(database.clone()), &config.logs, grpc_stopped.clone());
-            background.extend(tasks);
-            logs_metrics = Some(service.metrics());
-            let server = LogsServer::new(service)
-                .max_decoding_message_size(LOGS_MESSAGE_BYTES)
-                .max_encoding_message_size(LOGS_MESSAGE_BYTES);
-            builder.add_service(tonic::service::interceptor::InterceptedService::new(
-                server,
-                RequireInternalAuth(auth.clone()),
-            ));
-            served.push(logs_server::SERVICE_NAME);
-        }
-        // Producers of lines (runner, builder, crons, router) ship them through one sink.
-        if log_sink.is_none() && (config.runs(Role::Logs) || config.services.logs.is_some()) {
-            log_sink = Some(LogSink::start(
-                LogsClient::new(peer(Role::Logs)?),
-                LOG_SINK_LINES,
-                LOG_SINK_BYTES,
-            ));
-        }
-        if config.runs(Role::Tokens) {
-            let keys = KeyStore::new(database.clone(), &master_key(&config)?, config.tokens.key_bits);
-            builder.add_service(TokensServer::with_interceptor(
-                TokensService::new(keys),
-                RequireInternalAuth(auth.clone()),
-            ));
-            served.push(tokens_server::SERVICE_NAME);
-        }
-        if config.runs(Role::Namespaces) {
-            let store = NamespaceStore::new(database.clone());
-            let peers = nuage_namespaces::Peers {
-                functions: FunctionsClient::new(peer(Role::Functions)?),
-                containers: ContainersClient::new(peer(Role::Containers)?),
-                tokens: TokensClient::new(peer(Role::Tokens)?),
-            };
-            // Namespaces name the registry the builder pushes to, unless told otherwise.
-            let mut namespaces = config.namespaces.clone();
-            if namespaces.registry_host.is_none() {
-                namespaces.registry_host = config.builder.registry.clone();
-            }
-            // Before serving: a namespace made before endpoint suffixes existed must not hand
-            // out an endpoint another tenant's namespace of the same name could share.
-            let filled = store
-                .fill_endpoint_suffixes()
-                .await
-                .context("giving namespaces their endpoint suffix")?;
-            if filled > 0 {
-                tracing::info!(namespaces = filled, "namespaces given an endpoint suffix");
-            }
-            let reconciler = Reconciler::new(store.clone(), namespaces.clone(), peers);
-            background.push(tokio::spawn(reconciler.clone().run()));
-            let service = NamespacesServer::with_interceptor(
-                NamespacesService::new(store, reconciler, namespaces),
-                RequireInternalAuth(auth.clone()),
-            );
-            builder.add_service(service);
-            served.push(namespaces_server::SERVICE_NAME);
-        }
-        if config.runs(Role::Functions) {
-            let access = match &config.storage.endpoint {
-                Some(endpoint) => StorageAccess {
-                    endpoint: endpoint.clone(),
-                    access_key: config.storage.access_key.clone().unwrap_or_default(),
-                    secret_key: config.storage.secret_key.clone().unwrap_or_else(|| Secret::new("")),
-                },
-                None => {
-                    let embedded = crate::s3::start(
-                        &config.storage,
-                        &config.data_dir,
-                        &master_key(&config)?,
-                        grpc_stopped.clone(),
-                    )
-                    .await?;
-                    s3_address = Some(embedded.address);
-                    s3 = Some(embedded.task);
-                    embedded.access
-                }
-            };
-            storage_access = Some(access.clone());
-            let archives = Archives::new(&config.storage, &access);
-            // Ready before the first upload when the store answers; an unreachable store holds
-            // up start-up for at most a few seconds, then the check goes on in the background.
-            match tokio::time::timeout(Duration::from_secs(3), archives.ensure_bucket()).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    tracing::warn!("the archive bucket is not usable yet; uploads fail until it is");
-                    let bucket = archives.clone();
-                    background.push(tokio::spawn(async move {
-                        if let Err(error) = bucket.ensure_bucket().await {
-                            tracing::warn!(%error, "the archive bucket is still not usable");
-                        }
-                    }));
-                }
-            }
-            let functions = nuage_functions::serve(
-                &config.functions,
-                applications.clone(),
-                database.clone(),
-                archives,
-                application_peers(&peer)?,
-                BuilderClient::new(peer(Role::Builder)?),
-            );
-            background.extend(functions.background);
-            builder.add_service(tonic::service::interceptor::InterceptedService::new(
-                functions.service,
-                RequireInternalAuth(auth.clone()),
-            ));
-            served.push(functions_server::SERVICE_NAME);
-        }
-        if config.runs(Role::Containers) {
-            let containers = nuage_containers::serve(
-                &config.containers,
-                applications.clone(),
-                database.clone(),
-                application_peers(&peer)?,
-            );
-            background.extend(containers.background);
-            builder.add_service(tonic::service::interceptor::InterceptedService::new(
-                containers.service,
-                RequireInternalAuth(auth.clone()),
-            ));
-            served.push(containers_server::SERVICE_NAME);
-        }
-        if config.runs(Role::Builder) {
-            // The builder reads archives from the same store the functions service signs for.
-            let access = match (&storage_access, &config.storage.endpoint) {
-                (Some(access), _) => access.clone(),
-                (None, Some(endpoint)) => StorageAccess {
-                    endpoint: endpoint.clone(),
-                    access_key: config.storage.access_key.clone().unwrap_or_default(),
-                    secret_key: config.storage.secret_key.clone().unwrap_or_else(|| Secret::new("")),
-                },
-                (None, None) => {
-                    anyhow::bail!("the builder role without the functions role needs an external storage.endpoint")
-                }
-            };
-            let registry = config
-                .builder
-                .registry_dir
-                .clone()
-                .unwrap_or_else(|| config.data_dir.join("registry"));
-            let jobs = JobStore::new(database.clone());
-            let worker = Worker::new(
-                jobs.clone(),
-                nuage_clients::storage::client(&config.storage, &access),
-                config.storage.bucket.clone(),
-                FunctionsClient::new(peer(Role::Functions)?),
-                registry,
-                config.builder.clone(),
-            )
-            .with_logs(log_sink.clone());
-            background.push(tokio::spawn(worker.clone().run()));
-            let service = BuilderService::new(jobs, worker);
-            builder.add_service(BuilderServer::with_interceptor(
-                service,
-                RequireInternalAuth(auth.clone()),
-            ));
-            served.push(builder_server::SERVICE_NAME);
-        }
-        if config.runs(Role::Runner) {
-            if config.runner.backend != "local" {
-                anyhow::bail!(
-                    "runner.backend `{}` is not available: only `local` is built in",
-                    config.runner.backend
-                );
-            }
-            let work_dir = config
-                .runner
-                .work_dir
-                .clone()
-                .unwrap_or_else(|| config.data_dir.join("runner"));
-            let registry_dir = config
-                .runner
-                .registry_dir
-                .clone()
-                .or_else(|| config.builder.registry_dir.clone())
-                .unwrap_or_else(|| config.data_dir.join("registry"));
-            let output = tokio::sync::broadcast::channel(4096).0;
-            let shipping = log_sink.clone().map(|sink| LogShipping {
-                sink,
-                rate: config.runner.log_lines_per_second,
-            });
-            let backend = LocalBackend::new(&config.runner, work_dir, registry_dir, output.clone(), shipping)
-                .map_err(anyhow::Error::msg)?;
-            warnings.extend(backend.warnings());
-            let service = RunnerService::new(backend, SpecStore::new(database.clone()), output);
-            runner = Some(service.clone());
-            builder.add_service(RunnerServer::with_interceptor(
-                service,
-                RequireInternalAuth(auth.clone()),
-            ));
-            served.push(runner_server::SERVICE_NAME);
-        }
-        if config.runs(Role::Crons) {
-            let store = CronStore::new(database.clone());
-            let reconciler = nuage_crons::Reconciler::new(store.clone(), CRON_RECONCILE_SECONDS);
-            let peers = nuage_crons::Peers {
-                functions: FunctionsClient::new(peer(Role::Functions)?),
-                containers: ContainersClient::new(peer(Role::Containers)?),
-            };
-            let router_url = router_internal_url
-                .as_deref()
-                .context("the crons role needs the router: run it too, or set services.router")?;
-            let scheduler = nuage_crons::Scheduler::new(
-                store.clone(),
-                nuage_crons::FiringStore::new(database.clone()),
-                nuage_crons::Invoker::new(router_url, auth.authorization()),
-                config.crons.clone(),
-                log_sink.clone(),
-            );
-            background.push(tokio::spawn(scheduler.clone().run()));
-            cron_scheduler = Some(scheduler.clone());
-            let reconciler = reconciler.with_scheduler(scheduler);
-            background.push(tokio::spawn(reconciler.clone().run()));
-            let service = CronsService::new(store, reconciler, peers, config.crons.seconds_schedules);
-            builder.add_service(CronsServer::with_interceptor(
-                service,
-                RequireInternalAuth(auth.clone()),
-            ));
-            served.push(crons_server::SERVICE_NAME);
-        }
-        // Services report SERVING only while their database answers.
-        background.push(tokio::spawn(watch_database(database.clone(), reporter, served)));
-        grpc_address = Some(listener.local_addr()?);
-        // Accepted sockets need TCP_NODELAY: without it a reply that spans two writes
-        // waits for the peer's delayed ACK (about 40 ms) before its tail leaves.
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let routes = builder.routes();
-        grpc_routes = Some(routes.clone());
-        let router = tonic::transport::Server::builder()
-            .trace_fn(|request| {
-                let request_id = request
-                    .headers()
-                    .get(REQUEST_ID_HEADER)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                tracing::info_span!("grpc", path = %request.uri().path(), request_id)
-            })
-            .add_routes(routes);
-        let mut stopped = grpc_stopped;
-        grpc = Some(tokio::spawn(router.serve_with_incoming_shutdown(
-            incoming,
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            },
-        )));
-    }
-
-    // A router without services in this process ships its failure lines to a remote logs.
-    if log_sink.is_none()
-        && let Some(url) = &config.services.logs
-    {
-        let client = LogsClient::new(transport::authed(transport::dial(url)?, auth.clone()));
-        log_sink = Some(LogSink::start(client, LOG_SINK_LINES, LOG_SINK_BYTES));
-    }
-    if log_sink.is_none()
-        && [Role::Runner, Role::Builder, Role::Crons, Role::Router]
-            .iter()
-            .any(|role| config.runs(*role))
-    {
-        tracing::warn!("neither the logs role nor services.logs: instance, build, cron and router lines are not kept");
-    }
-
-    // The gateway and the router call a service of this process in process, another
-    // process's over gRPC.
-    let transport = |role: Role| -> anyhow::Result<Transport> {
-        match (&grpc_routes, config.services.get(role)) {
-            (Some(routes), _) if config.runs(role) => Ok(transport::in_process(routes.clone())),
-            (_, Some(url)) => Ok(transport::dial(url)?),
-            _ => anyhow::bail!("no gRPC URL for the {} service", role.name()),
-        }
-    };
-    let mut router = None;
-    if let Some(listener) = router_listener {
-        let peers = nuage_router::Peers {
-            functions: FunctionsClient::new(transport::authed(transport(Role::Functions)?, auth.clone())),
-            containers: ContainersClient::new(transport::authed(transport(Role::Containers)?, auth.clone())),
-            runner: RunnerClient::new(transport::authed(transport(Role::Runner)?, auth.clone())),
-            tokens: TokensClient::new(transport::authed(transport(Role::Tokens)?, auth.clone())),
-        };
-        router = Some(
-            nuage_router::start(
-                &config.router,
-                applications.domain.clone().filter(|domain| !domain.is_empty()),
-                nuage_router::Listeners {
-                    public: listener,
-                    internal: router_internal.map(|internal| (internal, auth.clone())),
-                },
-                peers,
-                log_sink.clone(),
-                http_stopped.clone(),
-                Duration::from_secs(config.shutdown_grace_seconds),
-            )
-            .context("starting the router's threads")?,
-        );
-    }
-
-    let mut http = None;
-    let mut api_address = None;
+    let mut gateway = None;
     if config.runs(Role::Gateway) {
-        let clients = ServiceClients::new(
-            ServiceTransports {
-                iam: transport(Role::Iam)?,
-                namespaces: transport(Role::Namespaces)?,
-                functions: transport(Role::Functions)?,
-                containers: transport(Role::Containers)?,
-                crons: transport(Role::Crons)?,
-                tokens: transport(Role::Tokens)?,
-                logs: transport(Role::Logs)?,
-            },
-            auth.clone(),
-        );
-        let mut extras = GatewayExtras {
-            warnings: warnings.clone(),
-            stopping: Some(http_stopped.clone()),
-            ..GatewayExtras::default()
-        };
-        if let Some(router) = &router {
-            extras.metrics.push(Box::new(router.metrics_renderer()));
-        }
-        if let Some(logs) = logs_metrics.clone() {
-            extras.metrics.push(Box::new(move || logs.render()));
-        }
-        let mut gateway = config.gateway.clone();
-        gateway.metrics_token = configured_secret(
-            &gateway.metrics_token,
-            &gateway.metrics_token_file,
-            "gateway.metrics_token",
-        )?;
-        let app = nuage_gateway::router(GatewayState::with_extras(gateway, clients, extras));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding the API listener {}", config.listen))?;
-        api_address = Some(listener.local_addr()?);
-        // Without TCP_NODELAY, a response written in several segments waits on the client's
-        // delayed ACK: ~40 ms on list answers at low load.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let mut stopped = http_stopped;
-        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            });
-        http = Some(tokio::spawn(server.into_future()));
+        let extras = gateway_extras(grpc.as_ref(), router.as_ref());
+        gateway = Some(gateway_role(&config, &reach, extras, http_stopped).await?);
     }
-
     let endpoints = Endpoints {
-        api: api_address,
-        grpc: grpc_address,
-        s3: s3_address,
-        functions: router.as_ref().map(|_| router_address),
-        router_internal: router_internal_address,
+        api: gateway.as_ref().map(|(address, _)| *address),
+        grpc: grpc.as_ref().map(|grpc| grpc.address),
+        s3: grpc.as_ref().and_then(|grpc| grpc.s3.as_ref()).map(|s3| s3.address),
+        functions: router.as_ref().map(|_| place.address),
+        router_internal: place.internal,
     };
     write_atomically(
         &config.data_dir.join("endpoints.json"),
@@ -678,69 +204,284 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     tracing::info!(api = ?endpoints.api, grpc = ?endpoints.grpc, s3 = ?endpoints.s3, functions = ?endpoints.functions, roles = ?config.roles, "nuage ready");
     Ok(RunningServer {
         endpoints,
-        bootstrap,
         http_stop,
         grpc_stop,
-        http,
+        http: gateway.map(|(_, task)| task),
         grpc,
-        s3,
-        background,
-        database,
-        storage: storage_access,
         router,
-        runner,
-        crons: cron_scheduler,
+        database,
         grace: Duration::from_secs(config.shutdown_grace_seconds),
     })
 }
 
-/// Returns the services functions and containers call, through `peer`.
-fn application_peers(
-    peer: &dyn Fn(Role) -> anyhow::Result<transport::Authed>,
-) -> anyhow::Result<nuage_applications::Peers> {
-    Ok(nuage_applications::Peers {
-        namespaces: NamespacesClient::new(peer(Role::Namespaces)?),
-        crons: CronsClient::new(peer(Role::Crons)?),
-        runner: RunnerClient::new(peer(Role::Runner)?),
-        tokens: TokensClient::new(peer(Role::Tokens)?),
-        logs: LogsClient::new(peer(Role::Logs)?),
-    })
+/// Returns the database, migrated, when this process runs a service role.
+async fn open_database(config: &Config) -> anyhow::Result<Option<Database>> {
+    if !Role::SERVICES.iter().any(|role| config.runs(*role)) {
+        return Ok(None);
+    }
+    let url = config.database_url();
+    let database = Database::connect(&url)
+        .await
+        .with_context(|| format!("connecting to `{}`", nuage_core::db::redact_url(&url)))?;
+    database.migrate().await.context("applying migrations")?;
+    Ok(Some(database))
 }
 
-async fn watch_database(
-    database: Database,
-    reporter: tonic_health::server::HealthReporter,
-    services: Vec<&'static str>,
-) {
-    let mut last = None;
-    loop {
-        let status = if database.ping().await {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
-        if last != Some(status) {
-            if status == ServingStatus::NotServing {
-                tracing::warn!("database does not answer; services report NOT_SERVING");
-            }
-            for service in &services {
-                reporter.set_service_status(*service, status).await;
-            }
-            last = Some(status);
+/// Where the router answers, and its listeners when this process runs it.
+struct RouterPlace {
+    listeners: Option<nuage_router::Listeners>,
+    /// Function and container endpoints (the configured address when another process runs it).
+    address: SocketAddr,
+    /// The internal listener, when this process runs the router.
+    internal: Option<SocketAddr>,
+    /// Where crons fire: the internal listener, or `services.router`.
+    internal_url: Option<String>,
+}
+
+impl RouterPlace {
+    async fn bind(config: &Config, auth: &InternalAuth) -> anyhow::Result<Self> {
+        if !config.runs(Role::Router) {
+            return Ok(Self {
+                listeners: None,
+                address: config.router.listen,
+                internal: None,
+                internal_url: config.services.router.clone(),
+            });
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let public = TcpListener::bind(config.router.listen)
+            .await
+            .with_context(|| format!("binding the router listener {}", config.router.listen))?;
+        // Its internal listener: crons fire through it.
+        let internal_listen = config.router.internal_listen;
+        let internal = TcpListener::bind(internal_listen)
+            .await
+            .with_context(|| format!("binding the router's internal listener {internal_listen}"))?;
+        let internal_address = internal.local_addr()?;
+        Ok(Self {
+            address: public.local_addr()?,
+            internal: Some(internal_address),
+            internal_url: Some(format!("http://{internal_address}")),
+            listeners: Some(nuage_router::Listeners {
+                public,
+                internal: Some((internal, auth.clone())),
+            }),
+        })
     }
 }
 
-/// Writes the first tenant's credentials to `credentials.json` (mode 0600).
-fn write_credentials(data_dir: &Path, key: &NewApiKey) -> anyhow::Result<()> {
-    let path = data_dir.join("credentials.json");
-    // A file left from an earlier, now empty, database is stale.
-    let _ = std::fs::remove_file(&path);
-    let mut file = create_private_file(&path).with_context(|| format!("creating `{}`", path.display()))?;
-    file.write_all(&serde_json::to_vec_pretty(&crate::admin::key_json(key))?)?;
-    file.sync_all()?;
-    Ok(())
+/// The gRPC side of one process: its services, served, and what it keeps of them.
+struct Grpc {
+    address: SocketAddr,
+    serving: Serving,
+    handles: Handles,
+    /// Where this process's producers of lines ship them.
+    logs: Option<LogSink>,
+    /// The object store the functions role signs for, when it runs here.
+    storage: Option<StorageAccess>,
+    /// The embedded S3 endpoint, when this process runs it.
+    s3: Option<EmbeddedS3>,
+}
+
+impl Grpc {
+    /// Waits up to `grace` for gRPC calls, then for S3 requests, and stops background tasks.
+    async fn stop(self, grace: Duration) -> anyhow::Result<()> {
+        let late = "grpc calls did not finish within the grace period";
+        drain(grace, self.serving.task, "grpc server", late).await?;
+        if let Some(s3) = self.s3 {
+            let late = "S3 requests did not finish within the grace period";
+            drain(grace, s3.task, "S3 endpoint", late).await?;
+        }
+        for task in self.serving.background {
+            task.abort();
+        }
+        Ok(())
+    }
+}
+
+/// Binds the gRPC listener, starts every gRPC role of `config` on it, and serves them.
+async fn start_grpc(
+    config: &Config,
+    database: &Database,
+    auth: &InternalAuth,
+    router: &RouterPlace,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<Grpc> {
+    let listener = TcpListener::bind(config.grpc_listen)
+        .await
+        .with_context(|| format!("binding gRPC listener {}", config.grpc_listen))?;
+    let address = listener.local_addr()?;
+    // Services call each other over gRPC: this process's own listener for the roles it runs,
+    // the configured URL for the others.
+    let local_url = format!("http://{address}");
+    let logs = log_sink(config, Some(&local_url), auth)?;
+    let (storage, s3) = object_store(config, stopped.clone()).await?;
+    let mut applications = config.applications.clone();
+    if applications.endpoint_base_url.is_none() {
+        applications.endpoint_base_url = Some(format!("http://{}", router.address));
+    }
+    let context = roles::Context {
+        config,
+        database: database.clone(),
+        auth: auth.clone(),
+        local_url,
+        logs: logs.clone(),
+        stopped: stopped.clone(),
+        applications,
+        storage: storage.clone(),
+        router: router.internal_url.clone(),
+    };
+    let mut services = Services::new(auth.clone());
+    let handles = roles::start(&context, &mut services).await?;
+    Ok(Grpc {
+        address,
+        serving: services.serve(listener, database.clone(), stopped),
+        handles,
+        logs,
+        storage: storage.filter(|_| config.runs(Role::Functions)),
+        s3,
+    })
+}
+
+/// Returns the object store functions sign for (the embedded endpoint, started here, when no
+/// external one is configured) and the builder reads from, when either runs here.
+async fn object_store(
+    config: &Config,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<(Option<StorageAccess>, Option<EmbeddedS3>)> {
+    let external = config.storage.external_access();
+    if !config.runs(Role::Functions) || external.is_some() {
+        return Ok((external, None));
+    }
+    let master_key = crate::admin::master_key(config)?;
+    let embedded = crate::s3::start(&config.storage, &config.data_dir, &master_key, stopped).await?;
+    Ok((Some(embedded.access.clone()), Some(embedded)))
+}
+
+/// Returns the sink through which this process's producers of lines (runner, builder, crons,
+/// router) ship them: to its own logs service through `local_url`, else to `services.logs`.
+fn log_sink(config: &Config, local_url: Option<&str>, auth: &InternalAuth) -> anyhow::Result<Option<LogSink>> {
+    let url = if config.runs(Role::Logs) {
+        local_url
+    } else {
+        config.services.logs.as_deref()
+    };
+    let Some(url) = url else {
+        let producers = [Role::Runner, Role::Builder, Role::Crons, Role::Router];
+        if producers.iter().any(|role| config.runs(*role)) {
+            tracing::warn!(
+                "neither the logs role nor services.logs: instance, build, cron and router lines are not kept"
+            );
+        }
+        return Ok(None);
+    };
+    let client = LogsClient::new(transport::authed(transport::dial(url)?, auth.clone()));
+    Ok(Some(LogSink::start(client, LOG_SINK_LINES, LOG_SINK_BYTES)))
+}
+
+/// How the gateway and the router reach services: in process when this process runs them,
+/// over gRPC otherwise.
+struct Reach<'a> {
+    config: &'a Config,
+    routes: Option<&'a Routes>,
+    auth: &'a InternalAuth,
+}
+
+impl Reach<'_> {
+    fn transport(&self, role: Role) -> anyhow::Result<Transport> {
+        match (self.routes, self.config.services.get(role)) {
+            (Some(routes), _) if self.config.runs(role) => Ok(transport::in_process(routes.clone())),
+            (_, Some(url)) => Ok(transport::dial(url)?),
+            _ => anyhow::bail!("no gRPC URL for the {} service", role.name()),
+        }
+    }
+
+    fn authed(&self, role: Role) -> anyhow::Result<Authed> {
+        Ok(transport::authed(self.transport(role)?, self.auth.clone()))
+    }
+}
+
+/// Starts the router on `listeners`; failed invocations leave a line in `logs`.
+fn router_role(
+    config: &Config,
+    listeners: nuage_router::Listeners,
+    reach: &Reach<'_>,
+    logs: Option<LogSink>,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<nuage_router::Router> {
+    let peers = nuage_router::Peers {
+        functions: FunctionsClient::new(reach.authed(Role::Functions)?),
+        containers: ContainersClient::new(reach.authed(Role::Containers)?),
+        runner: RunnerClient::new(reach.authed(Role::Runner)?),
+        tokens: TokensClient::new(reach.authed(Role::Tokens)?),
+    };
+    let domain = config.applications.domain.clone().filter(|domain| !domain.is_empty());
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    nuage_router::start(&config.router, domain, listeners, peers, logs, stopped, grace)
+        .context("starting the router's threads")
+}
+
+/// Returns what the gateway shows of the rest of the process on `/healthz` and `/metrics`.
+fn gateway_extras(grpc: Option<&Grpc>, router: Option<&nuage_router::Router>) -> GatewayExtras {
+    let mut extras = GatewayExtras::default();
+    if let Some(router) = router {
+        extras.metrics.push(Box::new(router.metrics_renderer()));
+    }
+    if let Some(grpc) = grpc {
+        extras.warnings = grpc.serving.warnings.clone();
+        if let Some(logs) = grpc.handles.logs.clone() {
+            extras.metrics.push(Box::new(move || logs.render()));
+        }
+    }
+    extras
+}
+
+/// Starts the gateway on `config.listen`; returns its address and serving task.
+async fn gateway_role(
+    config: &Config,
+    reach: &Reach<'_>,
+    extras: GatewayExtras,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+    let transports = ServiceTransports {
+        iam: reach.transport(Role::Iam)?,
+        namespaces: reach.transport(Role::Namespaces)?,
+        functions: reach.transport(Role::Functions)?,
+        containers: reach.transport(Role::Containers)?,
+        crons: reach.transport(Role::Crons)?,
+        tokens: reach.transport(Role::Tokens)?,
+        logs: reach.transport(Role::Logs)?,
+    };
+    let clients = ServiceClients::new(transports, reach.auth.clone());
+    let mut gateway = config.gateway.clone();
+    gateway.metrics_token = configured_secret(
+        &gateway.metrics_token,
+        &gateway.metrics_token_file,
+        "gateway.metrics_token",
+    )?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the API listener {}", config.listen))?;
+    let address = listener.local_addr()?;
+    Ok((
+        address,
+        nuage_gateway::serve(gateway, clients, extras, listener, stopped),
+    ))
+}
+
+/// Waits up to `grace` for `task`, the serving task of `name`; warns `late` when it runs over.
+async fn drain<E>(grace: Duration, task: JoinHandle<Result<(), E>>, name: &str, late: &str) -> anyhow::Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(grace, task).await {
+        Ok(joined) => joined
+            .with_context(|| format!("{name} task"))?
+            .with_context(|| name.to_owned()),
+        Err(_) => {
+            tracing::warn!("{late}");
+            Ok(())
+        }
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -46,7 +46,18 @@ impl Default for StorageConfig {
     }
 }
 
-/// The endpoint and credentials the functions service signs and calls with.
+impl StorageConfig {
+    /// Returns the endpoint and credentials of the external store, when `endpoint` is set.
+    pub fn external_access(&self) -> Option<StorageAccess> {
+        Some(StorageAccess {
+            endpoint: self.endpoint.clone()?,
+            access_key: self.access_key.clone().unwrap_or_default(),
+            secret_key: self.secret_key.clone().unwrap_or_else(|| Secret::new("")),
+        })
+    }
+}
+
+/// The endpoint and credentials the functions service and the builder sign and call with.
 #[derive(Debug, Clone)]
 pub struct StorageAccess {
     /// The S3 endpoint URL.
