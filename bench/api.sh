@@ -13,17 +13,9 @@ CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(sqlite postgres)
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release --locked -q
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/nuage"
-WORK="$(mktemp -d)"
-PID=""
-cleanup() {
-  [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source bench/lib.sh
+bench_binary
 
-json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$2)" "$1"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$1/status"; }
 
 # Prints "label  N req/s  p50 X  p99 Y" from wrk --latency output on stdin.
@@ -44,28 +36,21 @@ run_case() {
     psql "$PG_URL" -qc "create database $database"
     url="${PG_URL%/*}/$database"
   fi
-  NUAGE_LOG=warn "$BIN" serve --data-dir "$dir" --listen 127.0.0.1:0 ${url:+--database-url "$url"} \
-    >"$WORK/$engine.out" 2>"$WORK/$engine.err" &
-  PID=$!
-  for _ in $(seq 1 300); do [ -f "$dir/endpoints.json" ] && break; sleep 0.1; done
-  if [ ! -f "$dir/endpoints.json" ]; then
-    echo "nuage did not start:" >&2; cat "$WORK/$engine.err" >&2; exit 1
-  fi
-  local api token base id
-  api="$(json "$dir/endpoints.json" '["api"]')"
-  token="$(json "$dir/credentials.json" '["secret_key"]')"
-  base="http://$api/functions/v1alpha2/regions/fr-par"
-  for i in $(seq -w 1 20); do
-    curl -sf -H "X-Auth-Token: $token" -d "{\"name\": \"bench-$i\"}" "$base/namespaces" >/dev/null
-  done
-  id="$(curl -sf -H "X-Auth-Token: $token" "$base/namespaces?name=bench-01" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["namespaces"][0]["id"])')"
-  sleep 1
-  local function_id
-  function_id="$(curl -sf -H "X-Auth-Token: $token" \
-    -d "{\"namespace_id\": \"$id\", \"name\": \"bench\", \"runtime\": \"$(curl -sf -H "X-Auth-Token: $token" "$base/runtimes" |
-      python3 -c 'import json,sys; print(json.load(sys.stdin)["runtimes"][0])')\"}" "$base/functions" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+  bench_start "$dir" ${url:+-- --database-url "$url"}
+  # 20 namespaces (their key pairs are made in the background), and a function in the first,
+  # with the pauses this script always had, so that its figures compare with earlier runs'.
+  local token base id function_id
+  read -r token base id function_id < <(python3 - <<'PY'
+import time
+from client import BASE, TOKEN, call
+
+ids = [call("POST", "/namespaces", {"name": f"bench-{i:02}"})["id"] for i in range(1, 21)]
+time.sleep(1)
+function = call("POST", "/functions", {"namespace_id": ids[0], "name": "bench",
+                                       "runtime": call("GET", "/runtimes")["runtimes"][0]})
+print(TOKEN, BASE, ids[0], function["id"])
+PY
+)
   sleep 2
   echo "$engine (release build, wrk on the same 2-core machine, ${DURATION}s per run)"
   echo "  idle resident memory: $(rss_mib "$PID")"
@@ -77,9 +62,7 @@ run_case() {
   # Signed locally: no round trip to the object store.
   wrk -t2 -c32 -d"${DURATION}s" --latency "${auth[@]}" "$base/functions/$function_id/upload-url?content_length=1048576" | summarise "GET /functions/{id}/upload-url, 32 connections"
   echo "  resident memory after load: $(rss_mib "$PID")"
-  kill -TERM "$PID"
-  wait "$PID" && echo "  SIGTERM: clean exit (0)" || echo "  SIGTERM: exit code $?"
-  PID=""
+  bench_stop && echo "  SIGTERM: clean exit (0)" || echo "  SIGTERM: exit code $?"
   if [ -n "$database" ]; then psql "$PG_URL" -qc "drop database $database with (force)"; fi
 }
 

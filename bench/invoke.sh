@@ -16,7 +16,8 @@
 #   RUNS=20 (cold starts), INSTANCES=4 (warm instances), MEMORY_LIMIT=256 (of each function:
 #   its CPU quota follows, 140 thousandths of a core at 256 MB; 2048 gives more than this
 #   machine has, to see the router without the instances' quota),
-#   PERF_OUT=file (perf record of nuage during the router's first 32-connection run).
+#   PERF_OUT=file (perf record of nuage during the router's first 32-connection run),
+#   BENCH_BINARY=path (a binary built elsewhere, to compare: see bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,64 +29,24 @@ INSTANCES="${INSTANCES:-4}"
 MEMORY_LIMIT="${MEMORY_LIMIT:-256}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is needed: apt-get install nginx" >&2; exit 1; }
-# BENCH_BINARY=path runs a binary built elsewhere (an older commit's, to compare).
-if [ -z "${BENCH_BINARY:-}" ]; then cargo build --release --locked -q; fi
-BIN="${BENCH_BINARY:-${CARGO_TARGET_DIR:-$PWD/target}/release/nuage}"
-WORK="$(mktemp -d)"
-PID=""
-NGINX_PID=""
-cleanup() {
-  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null || true
-  [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-NUAGE_LOG=warn NUAGE_ROUTER__LISTEN=127.0.0.1:0 NUAGE_ROUTER__INTERNAL_LISTEN=127.0.0.1:0 NUAGE_ROUTER__IDLE_SECONDS=1 \
-  "$BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
-PID=$!
-for _ in $(seq 1 300); do [ -f "$WORK/data/endpoints.json" ] && break; sleep 0.1; done
+source bench/lib.sh
+bench_binary
+bench_start "$WORK/data" NUAGE_ROUTER__IDLE_SECONDS=1
 
 # Deploys a warm function (INSTANCES instances kept) and a cold one (scaled to zero when idle);
 # writes the warm endpoint, its instances' ports and the cold endpoint.
-INSTANCES="$INSTANCES" MEMORY_LIMIT="$MEMORY_LIMIT" DATA="$WORK/data" python3 - >"$WORK/setup" <<'PY'
-import io, json, os, time, urllib.request, zipfile
+INSTANCES="$INSTANCES" MEMORY_LIMIT="$MEMORY_LIMIT" python3 - >"$WORK/setup" <<'PY'
+import os, time, urllib.request
+from client import archive, call, deployed, namespace, runtime
 
-data = os.environ["DATA"]
-endpoints = json.load(open(f"{data}/endpoints.json"))
-token = json.load(open(f"{data}/credentials.json"))["secret_key"]
-base = f"http://{endpoints['api']}/functions/v1alpha2/regions/fr-par"
-
-def call(method, path, body=None, raw=None, url=None):
-    request = urllib.request.Request(url or base + path, method=method, headers={"X-Auth-Token": token},
-                                     data=raw if raw is not None else None if body is None else json.dumps(body).encode())
-    if raw is not None:
-        request.add_header("Content-Type", "application/octet-stream")
-    with urllib.request.urlopen(request) as response:
-        text = response.read()
-        return json.loads(text) if text else None
-
-archive = io.BytesIO()
-with zipfile.ZipFile(archive, "w") as z:
-    z.writestr("handler.js", "exports.handle = () => 'hello';\n")
-runtimes = call("GET", "/runtimes")["runtimes"]
-node = next(r for r in runtimes if r.startswith("node"))
-namespace = call("POST", "/namespaces", {"name": "bench-invoke"})["id"]
-while call("GET", f"/namespaces/{namespace}")["status"] != "ready":
-    time.sleep(0.01)
+code = archive({"handler.js": "exports.handle = () => 'hello';\n"})
+node = runtime("node")
+namespace_id = namespace("bench-invoke")
 found = {}
 for name, scale, privacy in (("warm", int(os.environ["INSTANCES"]), "public"), ("cold", 0, "public"),
                              ("public", 1, "public"), ("private", 1, "private")):
-    function = call("POST", "/functions", {"namespace_id": namespace, "name": name, "runtime": node,
-                                           "min_scale": scale, "max_scale": max(scale, 1), "privacy": privacy,
-                                           "memory_limit": int(os.environ["MEMORY_LIMIT"])})
-    upload = call("GET", f"/functions/{function['id']}/upload-url?content_length={len(archive.getvalue())}")
-    call("PUT", None, raw=archive.getvalue(), url=upload["url"])
-    call("POST", f"/functions/{function['id']}/deploy", {})
-    while (state := call("GET", f"/functions/{function['id']}"))["status"] == "pending":
-        time.sleep(0.05)
-    assert state["status"] == "ready", state
-    found[name] = function
+    found[name] = deployed(namespace_id, code, name=name, runtime=node, min_scale=scale, max_scale=max(scale, 1),
+                           privacy=privacy, memory_limit=int(os.environ["MEMORY_LIMIT"]))
 
 def ports(application_id):
     """`pid:port` of each instance of an application (one process of it, in its network
@@ -94,12 +55,12 @@ def ports(application_id):
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-            namespace = os.readlink(f"/proc/{pid}/ns/net")
+            network = os.readlink(f"/proc/{pid}/ns/net")
         except OSError:
             continue
         if f"SCW_APPLICATION_ID={application_id}".encode() in environ:
             for port in [e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"PORT=")]:
-                result.setdefault((namespace, port), f"{pid}:{port}")
+                result.setdefault((network, port), f"{pid}:{port}")
     return sorted(result.values())
 
 warm = found["warm"]
@@ -149,6 +110,7 @@ mkdir -p "$WORK/nginx"
 } >"$WORK/nginx/nginx.conf"
 "${IN_NS[@]}" nginx -c "$WORK/nginx/nginx.conf" &
 NGINX_PID=$!
+EXTRA_PIDS+=("$NGINX_PID")
 for _ in $(seq 1 50); do "${IN_NS[@]}" curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null && break; sleep 0.1; done
 echo "nginx fronts ${#UPSTREAMS[@]} of the ${INSTANCES} warm instances (those in the first one's network namespace)"
 

@@ -7,45 +7,24 @@
 #   /logs total_count at the end;
 # - delay: CALLS calls, each printing one line stamped with the time it was printed; the time
 #   until a `GET /logs?follow=true` stream opened beforehand delivers it, p50 / p99 / max.
-# Usage: bench/logs.sh   (LINES=100000 CALLS=200 by default)
+# Usage: bench/logs.sh   (LINES=100000 CALLS=200 by default; BENCH_BINARY=path: see bench/lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LINES="${LINES:-100000}"
 CALLS="${CALLS:-200}"
-cargo build --release --locked -q
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/nuage"
-WORK="$(mktemp -d)"
-PID=""
-cleanup() {
-  [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
+source bench/lib.sh
+bench_binary
 # /metrics is served only with the operator's token.
 METRICS_TOKEN="metrics-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-NUAGE_LOG=warn NUAGE_ROUTER__LISTEN=127.0.0.1:0 NUAGE_ROUTER__INTERNAL_LISTEN=127.0.0.1:0 \
-  NUAGE_GATEWAY__METRICS_TOKEN="$METRICS_TOKEN" \
-  NUAGE_RUNNER__LOG_LINES_PER_SECOND=10000000 NUAGE_LOGS__MAX_LINES_PER_APPLICATION=100000000 \
-  "$BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
-PID=$!
-for _ in $(seq 1 300); do [ -f "$WORK/data/endpoints.json" ] && break; sleep 0.1; done
+bench_start "$WORK/data" NUAGE_GATEWAY__METRICS_TOKEN="$METRICS_TOKEN" \
+  NUAGE_RUNNER__LOG_LINES_PER_SECOND=10000000 NUAGE_LOGS__MAX_LINES_PER_APPLICATION=100000000
 
-LINES="$LINES" CALLS="$CALLS" DATA="$WORK/data" METRICS_TOKEN="$METRICS_TOKEN" python3 - <<'PY'
-import io, json, os, statistics, threading, time, urllib.request, zipfile
+LINES="$LINES" CALLS="$CALLS" METRICS_TOKEN="$METRICS_TOKEN" python3 - <<'PY'
+import json, os, statistics, threading, time, urllib.request
+from client import API, BASE, TOKEN, archive, call, deployed, namespace, runtime
 
-data = os.environ["DATA"]
 lines, calls = int(os.environ["LINES"]), int(os.environ["CALLS"])
-api = json.load(open(f"{data}/endpoints.json"))["api"]
-token = json.load(open(f"{data}/credentials.json"))["secret_key"]
-base = f"http://{api}/functions/v1alpha2/regions/fr-par"
-
-def call(method, path, body=None):
-    request = urllib.request.Request(base + path, method=method, headers={"X-Auth-Token": token},
-                                     data=None if body is None else json.dumps(body).encode())
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
 
 handler = """
 exports.handle = async (event) => {
@@ -64,27 +43,12 @@ exports.handle = async (event) => {
   return "ok";
 };
 """
-buffer = io.BytesIO()
-with zipfile.ZipFile(buffer, "w") as z:
-    z.writestr("handler.js", handler)
-archive = buffer.getvalue()
-runtimes = call("GET", "/runtimes")["runtimes"]
-node = next(r for r in runtimes if r.startswith("node"))
+code = archive({"handler.js": handler})
+node = runtime("node")
 
-def deployed(name):
-    namespace = call("POST", "/namespaces", {"name": f"bench-logs-{name}"})["id"]
-    while call("GET", f"/namespaces/{namespace}")["status"] != "ready":
-        time.sleep(0.01)
-    function = call("POST", "/functions", {"namespace_id": namespace, "name": "f", "runtime": node,
-                                           "timeout": "300s"})["id"]
-    upload = call("GET", f"/functions/{function}/upload-url?content_length={len(archive)}")
-    urllib.request.urlopen(urllib.request.Request(upload["url"], data=archive, method="PUT",
-                                                  headers={"Content-Type": "application/octet-stream"})).read()
-    call("POST", f"/functions/{function}/deploy", {})
-    while (found := call("GET", f"/functions/{function}"))["status"] not in ("ready", "error"):
-        time.sleep(0.05)
-    assert found["status"] == "ready", found
-    return function, found["endpoint"]
+def printer(name):
+    found = deployed(namespace(f"bench-logs-{name}"), code, name="f", runtime=node, timeout="300s")
+    return found["id"], found["endpoint"]
 
 def stored(function):
     return call("GET", f"/logs?application_id={function}&page_size=1")["total_count"]
@@ -92,7 +56,7 @@ def stored(function):
 def figures():
     """Lines stored and lines dropped so far (/metrics)."""
     found = {}
-    request = urllib.request.Request(f"http://{api}/metrics",
+    request = urllib.request.Request(f"http://{API}/metrics",
                                      headers={"Authorization": f"Bearer {os.environ['METRICS_TOKEN']}"})
     with urllib.request.urlopen(request) as response:
         for line in response.read().decode().splitlines():
@@ -103,7 +67,7 @@ def figures():
 
 # Ingestion: from the first line stored to the last; lines the pipeline could not take as fast
 # as node printed them are dropped (by design: output never waits) and reported.
-function, endpoint = deployed("ingest")
+function, endpoint = printer("ingest")
 stored0, dropped0 = figures()
 started = time.time()
 threading.Thread(target=lambda: urllib.request.urlopen(f"{endpoint}/flood?n={lines}").read(), daemon=True).start()
@@ -127,9 +91,9 @@ print(f"  ingestion: {count:,} of {lines:,} lines stored at {rate:,.0f} lines/s 
       f"{elapsed:.2f} s), {dropped:,} dropped; /logs total_count {stored(function):,}")
 
 # Delay: printed -> delivered by a follow stream.
-function, endpoint = deployed("delay")
+function, endpoint = printer("delay")
 arrived = {}
-request = urllib.request.Request(f"{base}/logs?application_id={function}&follow=true", headers={"X-Auth-Token": token})
+request = urllib.request.Request(f"{BASE}/logs?application_id={function}&follow=true", headers={"X-Auth-Token": TOKEN})
 stream = urllib.request.urlopen(request)
 def read():
     for raw in stream:

@@ -12,60 +12,23 @@ cd "$(dirname "$0")/.."
 BUSY="${BUSY:-8}"
 SECONDS_BUSY="${SECONDS_BUSY:-20}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-if [ -z "${BENCH_BINARY:-}" ]; then cargo build --release --locked -q; fi
-BIN="${BENCH_BINARY:-${CARGO_TARGET_DIR:-$PWD/target}/release/nuage}"
-WORK="$(mktemp -d)"
-PID=""
-cleanup() {
-  [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-NUAGE_LOG=warn NUAGE_ROUTER__LISTEN=127.0.0.1:0 NUAGE_ROUTER__INTERNAL_LISTEN=127.0.0.1:0 \
-  "$BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" &
-PID=$!
-for _ in $(seq 1 300); do [ -f "$WORK/data/endpoints.json" ] && break; sleep 0.1; done
+source bench/lib.sh
+bench_binary
+bench_start "$WORK/data"
 
 # Deploys the quiet function (one warm instance) and the busy one (up to BUSY instances, each
 # call a busy loop of SECONDS_BUSY); prints both endpoints.
-BUSY="$BUSY" SECONDS_BUSY="$SECONDS_BUSY" DATA="$WORK/data" python3 - >"$WORK/setup" <<'PY'
-import io, json, os, time, urllib.request, zipfile
+BUSY="$BUSY" SECONDS_BUSY="$SECONDS_BUSY" python3 - >"$WORK/setup" <<'PY'
+import os
+from client import archive, deployed, namespace, runtime
 
-data = os.environ["DATA"]
-endpoints = json.load(open(f"{data}/endpoints.json"))
-token = json.load(open(f"{data}/credentials.json"))["secret_key"]
-base = f"http://{endpoints['api']}/functions/v1alpha2/regions/fr-par"
-
-def call(method, path, body=None, raw=None, url=None):
-    request = urllib.request.Request(url or base + path, method=method, headers={"X-Auth-Token": token},
-                                     data=raw if raw is not None else None if body is None else json.dumps(body).encode())
-    if raw is not None:
-        request.add_header("Content-Type", "application/octet-stream")
-    with urllib.request.urlopen(request) as response:
-        text = response.read()
-        return json.loads(text) if text else None
-
-runtimes = call("GET", "/runtimes")["runtimes"]
-node = next(r for r in runtimes if r.startswith("node"))
+node = runtime("node")
 busy_loop = f"exports.handle = () => {{ const end = Date.now() + {int(os.environ['SECONDS_BUSY']) * 1000}; while (Date.now() < end) {{}} return 'done'; }};\n"
 found = {}
 for name, code, scale in (("quiet", "exports.handle = () => 'hello';\n", (1, 1)),
                           ("busy", busy_loop, (0, int(os.environ["BUSY"])))):
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("handler.js", code)
-    namespace = call("POST", "/namespaces", {"name": f"bench-{name}"})["id"]
-    while call("GET", f"/namespaces/{namespace}")["status"] != "ready":
-        time.sleep(0.01)
-    function = call("POST", "/functions", {"namespace_id": namespace, "name": name, "runtime": node,
-                                           "min_scale": scale[0], "max_scale": scale[1], "memory_limit": 256})
-    upload = call("GET", f"/functions/{function['id']}/upload-url?content_length={len(archive.getvalue())}")
-    call("PUT", None, raw=archive.getvalue(), url=upload["url"])
-    call("POST", f"/functions/{function['id']}/deploy", {})
-    while (state := call("GET", f"/functions/{function['id']}"))["status"] == "pending":
-        time.sleep(0.05)
-    assert state["status"] == "ready", state
+    function = deployed(namespace(f"bench-{name}"), archive({"handler.js": code}), name=name, runtime=node,
+                        min_scale=scale[0], max_scale=scale[1], memory_limit=256)
     found[name] = function["endpoint"]
 print(found["quiet"])
 print(found["busy"])
