@@ -3,6 +3,7 @@
 use crate::{Config, Overrides, Role};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -156,16 +157,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn print_welcome(config: &Config, api: SocketAddr, key: Option<&nuage_iam::NewApiKey>) {
     let credentials = config.data_dir.join("credentials.json");
     let region = config.gateway.regions.first().map_or("fr-par", String::as_str);
-    match key {
-        Some(key) => println!(
+    let text = match key {
+        Some(key) => format!(
             "nuage is ready on http://{api}\nA default tenant was created; its key is in {}.\nTry:\n  curl -H 'X-Auth-Token: {}' http://{api}/functions/v1alpha2/regions/{region}/namespaces",
             credentials.display(),
             key.secret_key.expose()
         ),
-        None => println!(
+        None => format!(
             "nuage is ready on http://{api}\nTry:\n  curl -H \"X-Auth-Token: $(sed -n 's/.*\"secret_key\": \"\\(.*\\)\".*/\\1/p' {})\" http://{api}/functions/v1alpha2/regions/{region}/namespaces",
             credentials.display()
         ),
+    };
+    // A closed stdout (a pipe whose reader went away) must not stop a server that is up.
+    if let Err(error) = writeln!(std::io::stdout().lock(), "{text}") {
+        tracing::warn!(%error, "the welcome text could not be printed; nuage keeps serving");
     }
 }
 

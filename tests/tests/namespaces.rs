@@ -455,3 +455,31 @@ async fn a_tenant_over_its_namespace_quota_gets_quotas_exceeded() {
     tenant.create_namespace("three").await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_never_take_a_tenant_past_its_namespace_quota() {
+    let server = TestServer::start_with(|config| config.namespaces.max_per_organization = 5).await;
+    let tenant = std::sync::Arc::new(server.tenant().await);
+    let creates: Vec<_> = (0..30)
+        .map(|index| {
+            let tenant = tenant.clone();
+            tokio::spawn(async move {
+                tenant
+                    .post("/namespaces", json!({"name": format!("burst-{index}")}))
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for create in creates {
+        let answer = create.await.unwrap();
+        match answer.status {
+            StatusCode::OK => created += 1,
+            StatusCode::FORBIDDEN => assert_eq!(answer.body["type"], "quotas_exceeded", "{}", answer.body),
+            other => panic!("create answered {other}: {}", answer.body),
+        }
+    }
+    assert_eq!(created, 5, "30 concurrent creates against a quota of 5");
+    assert_eq!(tenant.get("/namespaces").await.body["total_count"], 5);
+    server.stop().await;
+}

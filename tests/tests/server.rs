@@ -395,3 +395,55 @@ async fn the_command_line_takes_options_after_the_subcommand_and_logs_plain_text
     assert!(log.contains("INFO"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a file: {log:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_does_not_stop_a_server_that_is_up() {
+    let binary = env!("CARGO_BIN_EXE_nuage");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(binary)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .env("NUAGE_LOG", "info")
+        .env("NUAGE_ROUTER__LISTEN", "127.0.0.1:0")
+        .env("NUAGE_ROUTER__INTERNAL_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    // The reader goes away before nuage prints its welcome text.
+    drop(child.stdout.take());
+    let log_path = dir.path().join("stderr.log");
+    let log = nuage_tests::eventually(
+        std::time::Duration::from_secs(60),
+        || {
+            let exited = child.try_wait().unwrap().is_some();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            async move { (exited, log) }
+        },
+        |(exited, log)| *exited || log.contains("welcome text could not be printed"),
+    )
+    .await;
+    let status = child.try_wait().unwrap();
+    // It still answers.
+    let health = match std::fs::read(dir.path().join("endpoints.json")) {
+        Ok(endpoints) => {
+            let endpoints: Value = serde_json::from_slice(&endpoints).unwrap();
+            let url = format!("http://{}/healthz", endpoints["api"].as_str().unwrap());
+            reqwest::get(url).await.map(|answer| answer.status()).ok()
+        }
+        Err(_) => None,
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(status.is_none(), "nuage serve exited ({status:?}): {}", log.1);
+    assert!(log.1.contains("welcome text could not be printed"), "{}", log.1);
+    assert!(health.is_some(), "/healthz did not answer");
+}

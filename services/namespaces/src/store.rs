@@ -4,7 +4,7 @@ use crate::error::NamespacesError;
 use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceOrder, NamespaceStatus};
 use nuage_applications::new_endpoint_suffix;
 use nuage_core::clock::now_micros;
-use nuage_core::db::{PageQuery, is_unique_violation};
+use nuage_core::db::{Engine, PageQuery, is_unique_violation};
 use nuage_core::{Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -58,15 +58,6 @@ impl NamespaceStore {
         new: NewNamespace,
         quota: u64,
     ) -> Result<Namespace, NamespacesError> {
-        let current: i64 = sqlx::query("select count(*) as n from namespaces where organization_id = $1")
-            .bind(caller.organization_id.to_string())
-            .fetch_one(self.database.pool())
-            .await?
-            .try_get("n")?;
-        let current = u64::try_from(current).unwrap_or_default();
-        if current >= quota {
-            return Err(NamespacesError::QuotaExceeded { limit: quota, current });
-        }
         let now = now_micros();
         let mut namespace = Namespace {
             id: Uuid::new_v4(),
@@ -86,12 +77,15 @@ impl NamespaceStore {
         };
         let mut attempts = 0;
         loop {
-            let Err(error) = self.insert_row(&namespace).await else {
-                return Ok(namespace);
+            let error = match self.insert_within(&namespace, quota).await {
+                Ok(true) => return Ok(namespace),
+                Ok(false) => {
+                    let current = self.count(caller.organization_id).await?;
+                    return Err(NamespacesError::QuotaExceeded { limit: quota, current });
+                }
+                Err(error) if is_unique_violation(&error) => error,
+                Err(error) => return Err(error.into()),
             };
-            if !is_unique_violation(&error) {
-                return Err(error.into());
-            }
             // Either the name is taken in this organization and region, or (rarely) another
             // namespace drew the same endpoint suffix: then draw again.
             if let Some(existing_id) = self.find_id_by_name(caller, region, namespace.name.as_str()).await? {
@@ -108,9 +102,21 @@ impl NamespaceStore {
         }
     }
 
-    async fn insert_row(&self, namespace: &Namespace) -> Result<(), sqlx::Error> {
-        sqlx::query(&format!(
-            "insert into namespaces ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    /// Inserts `namespace` unless its organization already has `quota` namespaces, and returns
+    /// whether it did. The count and the insert are one step, so concurrent creates cannot all
+    /// pass the check: one statement, under SQLite's single writer; on PostgreSQL, within a
+    /// transaction holding a lock on the organization.
+    async fn insert_within(&self, namespace: &Namespace, quota: u64) -> Result<bool, sqlx::Error> {
+        let mut transaction = self.database.pool().begin().await?;
+        if self.database.engine() == Engine::Postgres {
+            sqlx::query("select count(*) from (select pg_advisory_xact_lock(hashtext($1))) as locked")
+                .bind(namespace.organization_id.to_string())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let inserted = sqlx::query(&format!(
+            "insert into namespaces ({COLUMNS}) select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+             where (select count(*) from namespaces where organization_id = $2) < $15"
         ))
         .bind(namespace.id.to_string())
         .bind(namespace.organization_id.to_string())
@@ -126,9 +132,23 @@ impl NamespaceStore {
         .bind(namespace.created_at)
         .bind(namespace.updated_at)
         .bind(&namespace.endpoint_suffix)
-        .execute(self.database.pool())
-        .await
-        .map(|_| ())
+        .bind(i64::try_from(quota).unwrap_or(i64::MAX))
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected()
+            == 1;
+        transaction.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Returns how many namespaces `organization_id` has, in every region.
+    async fn count(&self, organization_id: Uuid) -> Result<u64, NamespacesError> {
+        let current: i64 = sqlx::query("select count(*) as n from namespaces where organization_id = $1")
+            .bind(organization_id.to_string())
+            .fetch_one(self.database.pool())
+            .await?
+            .try_get("n")?;
+        Ok(u64::try_from(current).unwrap_or_default())
     }
 
     /// Gives every namespace made before endpoint suffixes existed a fresh one, and returns how
