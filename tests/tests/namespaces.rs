@@ -459,7 +459,7 @@ async fn a_tenant_over_its_namespace_quota_gets_quotas_exceeded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_never_take_a_tenant_past_its_namespace_quota() {
     let server = TestServer::start_with(|config| config.namespaces.max_per_organization = 5).await;
-    let tenant = std::sync::Arc::new(server.tenant().await);
+    let tenant = server.tenant().await;
     let creates: Vec<_> = (0..30)
         .map(|index| {
             let tenant = tenant.clone();

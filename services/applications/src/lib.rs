@@ -25,8 +25,8 @@ pub use model::{
     order_sql,
 };
 pub use operations::{Applications, Changes, Requested, RouteStream, Settings, required};
-pub use peers::{Peers, Platform, platform_environment};
+pub use peers::Peers;
 pub use reconciler::{Leftovers, Reconciler};
-pub use resolve::{ApplicationKind, Lookup, Owners, Resolved};
+pub use resolve::{Lookup, Owners, Resolved};
 pub use rpc::{answer, requested};
 pub use store::{ApplicationStore, ListFilter};

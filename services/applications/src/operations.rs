@@ -165,11 +165,6 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         &self.store
     }
 
-    /// Returns the services it calls.
-    pub fn peers(&self) -> &Peers {
-        &self.peers
-    }
-
     /// Returns the reconciler, to run in the background.
     pub fn reconciler(&self) -> Reconciler<K, L> {
         self.reconciler.clone()

@@ -164,26 +164,26 @@ impl Peers {
 
 /// What the platform tells an application about itself.
 #[derive(Debug, Clone)]
-pub struct Platform<'a> {
+struct Platform<'a> {
     /// Whether anyone may call it.
-    pub public: bool,
+    public: bool,
     /// Its namespace's public key (PKCS#1 PEM), to check tokens itself.
-    pub public_key: &'a str,
+    public_key: &'a str,
     /// Its namespace.
-    pub namespace_id: Uuid,
+    namespace_id: Uuid,
     /// Its id.
-    pub application_id: Uuid,
+    application_id: Uuid,
     /// Its name.
-    pub name: &'a str,
+    name: &'a str,
     /// Its memory (MB).
-    pub memory_limit: u32,
+    memory_limit: u32,
     /// The deployment running.
-    pub version: &'a str,
+    version: &'a str,
 }
 
 /// Returns the `SCW_*` variables an application receives, as Scaleway sets them; they override
 /// the namespace's and the application's own (`PORT` is the runner's).
-pub fn platform_environment(platform: &Platform<'_>) -> Vec<(String, String)> {
+fn platform_environment(platform: &Platform<'_>) -> Vec<(String, String)> {
     [
         ("SCW_PUBLIC", platform.public.to_string()),
         ("SCW_PUBLIC_KEY", platform.public_key.to_owned()),

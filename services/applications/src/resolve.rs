@@ -31,20 +31,9 @@ pub struct Lookup<'a> {
     pub request_id: &'a str,
 }
 
-/// Which kind an application is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApplicationKind {
-    /// A function.
-    Function,
-    /// A container.
-    Container,
-}
-
 /// An application of the caller, found by id.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    /// Which kind it is.
-    pub kind: ApplicationKind,
     /// Its namespace.
     pub namespace_id: String,
     /// Where it is in its life.
@@ -78,19 +67,18 @@ impl Owners {
     /// Returns the caller's function `lookup.id`, `None` when it has none.
     pub async fn function(&self, lookup: Lookup<'_>) -> Result<Option<Resolved>, tonic::Status> {
         let found = self.functions.clone().get_function(lookup.request()).await;
-        found_as(ApplicationKind::Function, found)
+        found_as(found)
     }
 
     /// Returns the caller's container `lookup.id`, `None` when it has none.
     pub async fn container(&self, lookup: Lookup<'_>) -> Result<Option<Resolved>, tonic::Status> {
         let found = self.containers.clone().get_container(lookup.request()).await;
-        found_as(ApplicationKind::Container, found)
+        found_as(found)
     }
 }
 
-/// Returns what a get of `kind` found: `None` for NOT_FOUND.
+/// Returns what a get found: `None` for NOT_FOUND.
 fn found_as(
-    kind: ApplicationKind,
     found: Result<tonic::Response<nuage_proto::applications::v1::ApplicationResponse>, tonic::Status>,
 ) -> Result<Option<Resolved>, tonic::Status> {
     match found {
@@ -98,7 +86,6 @@ fn found_as(
             .into_inner()
             .application
             .map(|application: Application| Resolved {
-                kind,
                 status: application.status(),
                 namespace_id: application.namespace_id,
             })),

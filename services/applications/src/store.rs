@@ -72,11 +72,6 @@ impl<K: Kind> ApplicationStore<K> {
         }
     }
 
-    /// Returns the database it stores in.
-    pub fn database(&self) -> &Database {
-        &self.database
-    }
-
     /// Stores a new application; its name must be free in its namespace.
     pub async fn insert(&self, application: &Application<K>) -> Result<(), ApiError> {
         let count = COMMON_COLUMNS.len() + K::COLUMNS.len();

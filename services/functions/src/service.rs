@@ -19,8 +19,13 @@ use nuage_proto::functions::v1::{self as pb, functions_server::Functions};
 use nuage_proto::namespaces::v1::Namespace;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
+
+/// How long a deployment's namespace is kept for its roll-out: past this, the build is taken to
+/// have been reported elsewhere (or very late, and then the namespace is read again).
+const KEEP_READ_NAMESPACE: Duration = Duration::from_secs(3600);
 
 /// Functions as the shared applications layer keeps them.
 pub type FunctionApplications = Applications<FunctionKind, FunctionLeftovers>;
@@ -33,10 +38,11 @@ pub struct FunctionsService {
     runtimes: Runtimes,
     archives: Archives,
     deployments: DeploymentStore,
-    /// The namespace each deployment read when it was asked for, until its build is reported:
-    /// the roll-out runs with it rather than reading it again. A deployment this process did
-    /// not start (another replica, a restart) reads it.
-    read_at_deploy: Arc<Mutex<HashMap<Uuid, Namespace>>>,
+    /// The namespace each deployment read when it was asked for (and when), until its build is
+    /// reported: the roll-out runs with it rather than reading it again. A deployment this
+    /// process did not start (another replica, a restart) reads it; one whose build was
+    /// reported to another replica is forgotten after [`KEEP_READ_NAMESPACE`].
+    read_at_deploy: Arc<Mutex<HashMap<Uuid, (Instant, Namespace)>>>,
 }
 
 impl FunctionsService {
@@ -110,10 +116,11 @@ impl FunctionsService {
             .ready_namespace(caller, &function.region, &function.namespace_id.to_string())
             .await?;
         let deployment_id = self.deployments.insert(function.id, function.organization_id).await?;
-        self.read_at_deploy
-            .lock()
-            .expect("read_at_deploy lock")
-            .insert(deployment_id, namespace.clone());
+        {
+            let mut read = self.read_at_deploy.lock().expect("read_at_deploy lock");
+            read.retain(|_, (at, _)| at.elapsed() < KEEP_READ_NAMESPACE);
+            read.insert(deployment_id, (Instant::now(), namespace.clone()));
+        }
         let pending = self.applications.mark_pending(function).await?;
         let repository = namespace
             .registry_endpoint
@@ -153,6 +160,7 @@ impl FunctionsService {
             .lock()
             .expect("read_at_deploy lock")
             .remove(&deployment_id)
+            .map(|(_, namespace)| namespace)
     }
 
     /// Checks that `runtime` is given and is one of this installation's.

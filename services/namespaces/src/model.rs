@@ -175,7 +175,7 @@ pub struct Namespace {
     /// Where its images are pushed, empty while pending.
     pub registry_endpoint: String,
     /// What makes its applications' endpoints its own (see
-    /// [`nuage_core::application::endpoint_label`]); empty only for a namespace made before
+    /// [`nuage_applications::endpoint_label`]); empty only for a namespace made before
     /// suffixes existed, until [`crate::NamespaceStore::fill_endpoint_suffixes`] runs.
     pub endpoint_suffix: String,
     /// Unix microseconds.

@@ -53,8 +53,10 @@ impl NamespacesService {
                 return Ok(namespace);
             }
             let next = deadline.min(now + RECHECK);
-            // A closed channel (the reconciler gone) leaves the periodic read.
-            let _ = tokio::time::timeout_at(next, readied.changed()).await;
+            // A closed channel (the reconciler gone) leaves the periodic read, not a busy loop.
+            if let Ok(Err(_closed)) = tokio::time::timeout_at(next, readied.changed()).await {
+                tokio::time::sleep_until(next).await;
+            }
         }
     }
 }
