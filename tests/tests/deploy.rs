@@ -188,7 +188,8 @@ async fn bad_archives_end_in_error_naming_the_rule() {
     // A good archive recovers the function.
     upload(&tenant, id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
     deploy(&tenant, id).await;
-    assert_eq!(settled(&tenant, id).await["status"], "ready");
+    let done = settled(&tenant, id).await;
+    assert_eq!(done["status"], "ready", "{done}");
     server.stop().await;
 }
 
@@ -207,7 +208,8 @@ async fn a_build_whose_worker_died_is_retried_then_given_up() {
     let url = server.database_url();
     let organization_id = tenant.organization_id.to_string();
     let deployment = crashed(&url, &id, &organization_id, &node, 1).await;
-    assert_eq!(settled(&tenant, &id).await["status"], "ready");
+    let done = settled(&tenant, &id).await;
+    assert_eq!(done["status"], "ready", "{done}");
     let (status, attempts): (String, i64) = sqlx::query_as("select status, attempts from build_jobs where id = $1")
         .bind(&deployment)
         .fetch_one(&mut db)
@@ -234,7 +236,8 @@ async fn changing_a_deployed_function_redeploys_it_unless_told_not_to() {
     let id = function["id"].as_str().unwrap();
     upload(&tenant, id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
     deploy(&tenant, id).await;
-    assert_eq!(settled(&tenant, id).await["status"], "ready");
+    let done = settled(&tenant, id).await;
+    assert_eq!(done["status"], "ready", "{done}");
     let held = tenant
         .patch(
             &format!("/functions/{id}"),
@@ -246,11 +249,13 @@ async fn changing_a_deployed_function_redeploys_it_unless_told_not_to() {
         .patch(&format!("/functions/{id}"), json!({"memory_limit": 1024}))
         .await;
     assert_eq!(changed.body["status"], "pending", "{}", changed.body);
-    assert_eq!(settled(&tenant, id).await["status"], "ready");
+    let done = settled(&tenant, id).await;
+    assert_eq!(done["status"], "ready", "{done}");
     // Two deploys in a row: the newest wins and the function settles.
     deploy(&tenant, id).await;
     deploy(&tenant, id).await;
-    assert_eq!(settled(&tenant, id).await["status"], "ready");
+    let done = settled(&tenant, id).await;
+    assert_eq!(done["status"], "ready", "{done}");
     server.stop().await;
 }
 
@@ -413,7 +418,8 @@ async fn only_recent_images_are_kept() {
         let source = format!("exports.handle = () => {version};");
         upload(&tenant, id, zip(&[("handler.js", source.as_bytes())])).await;
         deploy(&tenant, id).await;
-        assert_eq!(settled(&tenant, id).await["status"], "ready");
+        let done = settled(&tenant, id).await;
+        assert_eq!(done["status"], "ready", "{done}");
     }
     let namespace = tenant
         .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
