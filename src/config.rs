@@ -95,8 +95,9 @@ impl Role {
     ];
 }
 
-/// Where the gateway reaches services that this process does not run (split mode).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Where the gateway reaches services that this process does not run (split mode), and how
+/// long a call to any service may take.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceUrls {
     /// iam's gRPC URL, e.g. `http://iam:9090`.
@@ -121,9 +122,37 @@ pub struct ServiceUrls {
     /// The router's internal listener (`router.internal_listen`), an HTTP URL such as
     /// `http://router:8082`: crons fire through it.
     pub router: Option<String>,
+    /// How long a call to a service (in this process or another) waits for its answer when
+    /// the caller sets no deadline of its own (ms): past it, the call fails naming the service
+    /// and an API request answers 503. Calls that wait by design (a deploy's roll-out, a wait
+    /// for a namespace to become ready) set their own.
+    pub deadline_ms: u64,
+}
+
+impl Default for ServiceUrls {
+    fn default() -> Self {
+        Self {
+            iam: None,
+            namespaces: None,
+            functions: None,
+            containers: None,
+            crons: None,
+            builder: None,
+            runner: None,
+            tokens: None,
+            logs: None,
+            router: None,
+            deadline_ms: 60_000,
+        }
+    }
 }
 
 impl ServiceUrls {
+    /// Returns [`ServiceUrls::deadline_ms`].
+    pub fn deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.deadline_ms.max(1))
+    }
+
     /// Returns the configured URL of `role`'s service.
     pub fn get(&self, role: Role) -> Option<&str> {
         match role {
@@ -419,12 +448,7 @@ mod tests {
                 namespaces: Some("http://ns".into()),
                 functions: Some("http://fn".into()),
                 containers: Some("http://ct".into()),
-                crons: None,
-                builder: None,
-                runner: None,
-                tokens: None,
-                logs: None,
-                router: None,
+                ..ServiceUrls::default()
             },
             internal_secret: Some(Secret::new("s")),
             ..Config::default()

@@ -77,7 +77,8 @@ impl Context<'_> {
                 .get(role)
                 .with_context(|| format!("no gRPC URL for the {} service (set services.{0})", role.name()))?
         };
-        Ok(transport::authed(transport::dial(url)?, self.auth.clone()))
+        let transport = transport::dial(role.name(), url, self.config.services.deadline())?;
+        Ok(transport::authed(transport, self.auth.clone()))
     }
 }
 

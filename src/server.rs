@@ -374,7 +374,10 @@ fn log_sink(config: &Config, local_url: Option<&str>, auth: &InternalAuth) -> an
         }
         return Ok(None);
     };
-    let client = LogsClient::new(transport::authed(transport::dial(url)?, auth.clone()));
+    let client = LogsClient::new(transport::authed(
+        transport::dial(Role::Logs.name(), url, config.services.deadline())?,
+        auth.clone(),
+    ));
     Ok(Some(LogSink::start(client, LOG_SINK_LINES, LOG_SINK_BYTES)))
 }
 
@@ -388,9 +391,12 @@ struct Reach<'a> {
 
 impl Reach<'_> {
     fn transport(&self, role: Role) -> anyhow::Result<Transport> {
+        let deadline = self.config.services.deadline();
         match (self.routes, self.config.services.get(role)) {
-            (Some(routes), _) if self.config.runs(role) => Ok(transport::in_process(routes.clone())),
-            (_, Some(url)) => Ok(transport::dial(url)?),
+            (Some(routes), _) if self.config.runs(role) => {
+                Ok(transport::in_process(role.name(), routes.clone(), deadline))
+            }
+            (_, Some(url)) => Ok(transport::dial(role.name(), url, deadline)?),
             _ => anyhow::bail!("no gRPC URL for the {} service", role.name()),
         }
     }

@@ -263,3 +263,80 @@ async fn deleting_a_function_or_its_namespace_deletes_its_archive() {
     }
     server.stop().await;
 }
+
+/// Listens on loopback, accepts every connection and never answers: an object store that
+/// hangs. Returns its URL; it hangs until the task is dropped.
+async fn hung_store() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_object_store_gets_a_503_naming_it_within_its_deadline_and_holds_up_no_other_deletion() {
+    let (store, _hung) = hung_store().await;
+    let server = TestServer::start_with(|config| {
+        config.storage.endpoint = Some(store);
+        config.storage.access_key = Some("hung".into());
+        config.storage.secret_key = Some(nuage_core::Secret::new("hung-secret"));
+        config.storage.timeout_ms = 1000;
+        config.functions.reconcile_interval_seconds = 1;
+    })
+    .await;
+    let tenant = server.tenant().await;
+    let had_code = function(&tenant, "hung-store", "had-code").await;
+    let no_code = function(&tenant, "hung-store-2", "no-code").await;
+    // An upload URL is signed here, with no call to the store.
+    upload_url(&tenant, &had_code, 10).await;
+
+    // Deploying checks that the archive exists, and a download URL that it does: each call to
+    // the store is cut at its deadline (1 s, retries included), and the answer names the store.
+    for (method, path) in [
+        (reqwest::Method::POST, format!("/functions/{had_code}/deploy")),
+        (reqwest::Method::GET, format!("/functions/{had_code}/download-url")),
+    ] {
+        let started = std::time::Instant::now();
+        let body = (method == reqwest::Method::POST).then(|| json!({}));
+        let refused = tenant.send(method, &path, body).await;
+        let took = started.elapsed();
+        assert_eq!(
+            refused.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            refused.body
+        );
+        assert_eq!(refused.body["type"], "service_unavailable", "{}", refused.body);
+        let help = refused.body["help_message"].as_str().unwrap_or_default();
+        assert!(
+            help.starts_with("the object store did not answer"),
+            "{path}: {}",
+            refused.body
+        );
+        assert!(took < Duration::from_secs(5), "{path} answered after {took:?}");
+    }
+    // Nothing was lost: the function that failed to deploy is as it was.
+    let kept = tenant.get(&format!("/functions/{had_code}")).await.body;
+    assert_eq!(kept["status"], "created", "{kept}");
+
+    // Deleting both: the one that never had code needs no store and is gone; the other waits
+    // for the store, retried with a growing wait, and holds up nothing.
+    for id in [&had_code, &no_code] {
+        let deleting = tenant.delete(&format!("/functions/{id}")).await;
+        assert_eq!(deleting.status, StatusCode::OK, "{}", deleting.body);
+    }
+    let gone = tenant
+        .poll_until(&format!("/functions/{no_code}"), Duration::from_secs(15), |answer| {
+            answer.status == StatusCode::NOT_FOUND
+        })
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
+    let waiting = tenant.get(&format!("/functions/{had_code}")).await.body;
+    assert_eq!(waiting["status"], "deleting", "{waiting}");
+    server.stop().await;
+}

@@ -259,6 +259,50 @@ async fn changing_a_deployed_function_redeploys_it_unless_told_not_to() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_whose_process_died_before_it_queued_the_build_is_built_all_the_same() {
+    let server = TestServer::start_with(|config| {
+        config.builder.poll_interval_ms = 50;
+        config.functions.reconcile_interval_seconds = 1;
+    })
+    .await;
+    let tenant = server.tenant().await;
+    let node = runtime(&tenant, "node").await;
+    let function = function(&tenant, "never-queued", json!({"name": "f", "runtime": node})).await;
+    let id = function["id"].as_str().unwrap().to_owned();
+    upload(&tenant, &id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
+    // As a process killed between recording a deployment and queuing its build leaves things,
+    // a while ago: the deployment queued, the function pending, no build job.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    let deployment = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "insert into deployments (id, function_id, organization_id, status, error_message, archive_digest, \
+         image_reference, image_digest, created_at, finished_at) values ($1, $2, $3, 'queued', '', '', '', '', $4, 0)",
+    )
+    .bind(&deployment)
+    .bind(&id)
+    .bind(tenant.organization_id.to_string())
+    .bind(nuage_core::clock::now_micros() - 120_000_000)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    sqlx::query("update functions set status = 'pending' where id = $1")
+        .bind(&id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let (status,): (String,) = sqlx::query_as("select status from build_jobs where id = $1")
+        .bind(&deployment)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(status, "done");
+    server.stop().await;
+}
+
 /// Leaves the rows a builder killed mid-build would leave; returns the deployment id.
 async fn crashed(url: &str, function_id: &str, organization_id: &str, runtime: &str, attempts: i64) -> String {
     let deployment = uuid::Uuid::new_v4().to_string();
@@ -615,5 +659,133 @@ async fn a_deploy_while_the_builder_is_down_answers_503_naming_it_and_can_be_ret
     deploy(&tenant, &id).await;
     let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "ready", "{done}");
+    server.stop().await;
+}
+
+/// A server running every role but functions and the builder, which it reaches over gRPC on
+/// `port`, and the settings of the `nuage serve --roles functions,builder` processes that serve
+/// there (with the embedded object store and building into the server's registry directory),
+/// holding each roll-out's lease for a second.
+async fn server_with_remote_functions(port: u16, secret: &str) -> (TestServer, Vec<(String, String)>) {
+    let remote = format!("http://127.0.0.1:{port}");
+    let server = TestServer::start_with(|config| {
+        config.roles = nuage::Role::ALL
+            .into_iter()
+            .filter(|role| ![nuage::Role::Functions, nuage::Role::Builder].contains(role))
+            .collect();
+        config.services.functions = Some(remote.clone());
+        config.services.builder = Some(remote.clone());
+        config.internal_secret = Some(nuage_core::Secret::new(secret));
+    })
+    .await;
+    let grpc = format!("http://{}", server.server().endpoints().grpc.unwrap());
+    let mut env: Vec<(String, String)> = ["NAMESPACES", "CRONS", "RUNNER", "TOKENS", "LOGS", "CONTAINERS", "IAM"]
+        .iter()
+        .map(|service| (format!("NUAGE_SERVICES__{service}"), grpc.clone()))
+        .collect();
+    env.extend(
+        [
+            ("NUAGE_DATABASE_URL", server.database_url()),
+            ("NUAGE_INTERNAL_SECRET", secret.to_owned()),
+            ("NUAGE_APPLICATIONS__ENDPOINT_BASE_URL", server.functions_url.clone()),
+            ("NUAGE_APPLICATIONS__ROLLOUT_LEASE_SECONDS", "1".to_owned()),
+            (
+                "NUAGE_BUILDER__REGISTRY_DIR",
+                server.config.data_dir.join("registry").display().to_string(),
+            ),
+            ("NUAGE_BUILDER__POLL_INTERVAL_MS", "50".to_owned()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value)),
+    );
+    (server, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
+    let port = nuage_tests::free_port();
+    let (server, env) = server_with_remote_functions(port, "killed-roll-out").await;
+    let binary = env!("CARGO_BIN_EXE_nuage");
+    let args = |listen: u16| {
+        [
+            "--roles",
+            "functions,builder",
+            "--grpc-listen",
+            &format!("127.0.0.1:{listen}"),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    // The first process holds every roll-out it starts for a minute (test-only), so that it
+    // is killed holding one: after the build, before the new version started.
+    let dir = tempfile::tempdir().unwrap();
+    let mut holding = env.clone();
+    holding.push(("NUAGE_APPLICATIONS__HOLD_BEFORE_ROLLOUT_MS".into(), "60000".into()));
+    let mut first = nuage_tests::Process::serve(binary, dir.path(), &args(port), &holding);
+    first.wait_listening(port).await;
+
+    let tenant = server.tenant().await;
+    let python = runtime(&tenant, "python").await;
+    let function = function(&tenant, "roll-out", json!({"name": "f", "runtime": python})).await;
+    let id = function["id"].as_str().unwrap().to_owned();
+    upload(
+        &tenant,
+        &id,
+        zip(&[(
+            "handler.py",
+            b"def handle(event, context):\n    return {'statusCode': 200, 'body': 'resumed'}\n",
+        )]),
+    )
+    .await;
+    deploy(&tenant, &id).await;
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&server.database_url()).await.unwrap();
+    let rollout = || async {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("select version, attempts from rollouts where application_id = $1")
+                .bind(&id)
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        row
+    };
+    let held = nuage_tests::eventually(Duration::from_secs(60), rollout, Option::is_some).await;
+    let status = tenant.get(&format!("/functions/{id}")).await.body;
+    let (version, attempts) = held.unwrap_or_else(|| {
+        panic!(
+            "the build never reached its roll-out: {status}\n{}",
+            std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
+        )
+    });
+    assert_eq!(attempts, 1);
+    first.kill();
+    // Its process is gone, and so is the functions API until it restarts: the row tells.
+    let (status,): (String,) = sqlx::query_as("select status from functions where id = $1")
+        .bind(&id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(status, "pending");
+
+    // Restarted on its data dir, beside a second replica: one of them resumes the roll-out
+    // once the dead process's lease ran out, and the function ends ready and answers.
+    let mut second = nuage_tests::Process::serve(binary, dir.path(), &args(port), &env);
+    second.wait_listening(port).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let _other = nuage_tests::Process::serve(binary, other_dir.path(), &args(nuage_tests::free_port()), &env);
+    let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let answer = reqwest::get(done["endpoint"].as_str().unwrap()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.text().await.unwrap(), "resumed");
+    assert_eq!(rollout().await, None, "an ended roll-out is forgotten");
+    // Resumed once, by one replica: each logs the roll-outs it takes over.
+    let logs = [dir.path(), other_dir.path()].map(|dir| std::fs::read_to_string(dir.join("stderr.log")).unwrap());
+    let resumed = logs
+        .iter()
+        .flat_map(|log| log.lines())
+        .filter(|line| line.contains("resuming an interrupted function roll-out") && line.contains(&version))
+        .count();
+    assert_eq!(resumed, 1, "{logs:?}");
     server.stop().await;
 }

@@ -29,6 +29,19 @@ pub struct ApplicationsConfig {
     /// (seconds, for 4096 bits), and clients that follow the documented quick start create a
     /// function right after the namespace.
     pub namespace_wait_ms: u64,
+    /// How long a process holds a roll-out (starting a new version) without renewing its
+    /// lease (seconds, renewed every third of it): a roll-out whose process died is resumed by
+    /// another, or by the same one restarted, this long after.
+    pub rollout_lease_seconds: u64,
+    /// How long the runner may take to start a new version: pull its image, start an instance
+    /// and see it answer (seconds); past it, the deploy ends in `error` saying so.
+    pub rollout_timeout_seconds: u64,
+    /// Times a roll-out is taken (its first start and resumptions after its process died)
+    /// before it fails with a message.
+    pub rollout_attempts: u32,
+    /// Test-only: how long a roll-out waits, holding its lease, before it starts its version,
+    /// so that a test can kill its process mid-roll-out (ms).
+    pub hold_before_rollout_ms: u64,
 }
 
 impl Default for ApplicationsConfig {
@@ -38,11 +51,25 @@ impl Default for ApplicationsConfig {
             domain: None,
             max_scale_cap: 50,
             namespace_wait_ms: 30_000,
+            rollout_lease_seconds: 10,
+            rollout_timeout_seconds: 300,
+            rollout_attempts: 3,
+            hold_before_rollout_ms: 0,
         }
     }
 }
 
 impl ApplicationsConfig {
+    /// Returns how roll-outs are run.
+    pub fn rollouts(&self) -> crate::rollouts::RolloutSettings {
+        crate::rollouts::RolloutSettings {
+            lease: std::time::Duration::from_secs(self.rollout_lease_seconds.max(1)),
+            attempts: i64::from(self.rollout_attempts.max(1)),
+            deadline: std::time::Duration::from_secs(self.rollout_timeout_seconds.max(1)),
+            hold: std::time::Duration::from_millis(self.hold_before_rollout_ms),
+        }
+    }
+
     /// Returns the endpoint of application `name` in `namespace`, or an error while the
     /// namespace has no endpoint suffix yet (one made before suffixes existed, in the moments
     /// before the namespaces service gives it one): without it, two tenants' namespaces of the

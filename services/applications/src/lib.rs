@@ -14,6 +14,7 @@ mod operations;
 mod peers;
 mod reconciler;
 mod resolve;
+mod rollouts;
 mod rpc;
 mod store;
 
@@ -28,5 +29,6 @@ pub use operations::{Applications, Changes, Requested, RouteStream, Settings, re
 pub use peers::Peers;
 pub use reconciler::{Leftovers, Reconciler};
 pub use resolve::{Lookup, Owners, Resolved};
+pub use rollouts::{Rollout, RolloutSettings, Rollouts};
 pub use rpc::{answer, requested};
 pub use store::{ApplicationStore, ListFilter};

@@ -8,6 +8,7 @@ use crate::model::{
 };
 use crate::peers::Peers;
 use crate::reconciler::{Leftovers, Reconciler};
+use crate::rollouts::Rollouts;
 use crate::store::{ApplicationStore, ListFilter};
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
@@ -15,7 +16,6 @@ use nuage_core::ids::parse_id;
 use nuage_core::{ApiError, Caller, Database, Page, validate};
 use nuage_proto::common::v1 as pb;
 use nuage_proto::namespaces::v1::Namespace;
-use nuage_proto::runner::v1::{DeployRequest, Spec};
 use std::collections::BTreeMap;
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -30,6 +30,7 @@ pub type RouteStream =
 pub struct Applications<K, L> {
     store: ApplicationStore<K>,
     reconciler: Reconciler<K, L>,
+    rollouts: Rollouts<K>,
     peers: Peers,
     config: ApplicationsConfig,
     /// How many requests one instance takes at once.
@@ -42,6 +43,7 @@ impl<K, L: Clone> Clone for Applications<K, L> {
         Self {
             store: self.store.clone(),
             reconciler: self.reconciler.clone(),
+            rollouts: self.rollouts.clone(),
             peers: self.peers.clone(),
             config: self.config.clone(),
             concurrency: self.concurrency,
@@ -148,11 +150,19 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         reconcile_interval_seconds: u64,
         concurrency: u32,
     ) -> Self {
-        let store = ApplicationStore::new(database);
-        let reconciler = Reconciler::new(store.clone(), peers.clone(), leftovers, reconcile_interval_seconds);
+        let store = ApplicationStore::new(database.clone());
+        let rollouts = Rollouts::new(database, store.clone(), peers.clone(), config.rollouts());
+        let reconciler = Reconciler::new(
+            store.clone(),
+            rollouts.clone(),
+            peers.clone(),
+            leftovers,
+            reconcile_interval_seconds,
+        );
         Self {
             store,
             reconciler,
+            rollouts,
             peers,
             config,
             concurrency: concurrency.max(1),
@@ -358,56 +368,38 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         Ok(remaining)
     }
 
-    /// Makes `application` `pending`, or says it is being deleted.
+    /// Makes `application` `pending`, or says it is being deleted. A roll-out still running
+    /// for an earlier deploy is superseded: it records nothing.
     pub async fn mark_pending(&self, application: &Application<K>) -> Result<Application<K>, ApiError> {
+        self.rollouts.cancel(application.id).await?;
         self.store
             .set_status(application.id, ApplicationStatus::Pending, "")
             .await?
             .ok_or_else(|| ApiError::transient_state(K::NOUN, application.id.to_string(), "deleting"))
     }
 
-    /// Hands version `version` of `application`, image `image`, to the runner, which answers
-    /// once an instance of it answered. `namespace` is the one the deploy read, if it did.
-    pub async fn start_version(
-        &self,
-        application: &Application<K>,
-        namespace: Option<Namespace>,
-        version: &str,
-        image: &str,
-    ) -> Result<(), ApiError> {
-        let environment = self.peers.runtime_environment(application, namespace, version).await?;
-        let spec = Spec {
-            application_id: application.id.to_string(),
-            version: version.to_owned(),
-            kind: K::RUNNER_KIND.into(),
-            image: image.to_owned(),
-            environment,
-            memory_limit_mb: application.memory_limit,
-            cpu_limit_mcpu: application.cpu_limit(),
-            port: 0,
-        };
-        self.peers
-            .runner
-            .clone()
-            .deploy(DeployRequest { spec: Some(spec) })
-            .await
-            .map(drop)
-            .map_err(|status| ApiError::unavailable(status.message()))
-    }
-
-    /// Records how the newest version of application `id` started: `ready`, or `error` with why.
-    pub async fn finish_version(&self, id: Uuid, version: &str, started: Result<(), ApiError>) {
-        let (status, message) = match started {
-            Ok(()) => (ApplicationStatus::Ready, String::new()),
-            Err(error) => (
-                ApplicationStatus::Error,
-                format!("{}: {}", K::START_FAILED, error.message),
-            ),
-        };
-        if let Err(error) = self.store.set_status(id, status, &message).await {
-            tracing::warn!(application_id = %id, %error, "cannot record the end of a deployment");
+    /// Rolls version `version` of application `id`, image `image`, out: records it, then hands
+    /// it to the runner, which answers once an instance of it answered, and records how it went
+    /// as the application's status. `namespace` is the one the deploy read, if it did. Should
+    /// this process die meanwhile, a reconciler resumes it.
+    pub async fn roll_out(&self, id: Uuid, namespace: Option<Namespace>, version: &str, image: &str) {
+        match self.rollouts.begin(id, version, image).await {
+            Ok(rollout) => self.rollouts.run(rollout, namespace).await,
+            Err(error) => {
+                tracing::warn!(application_id = %id, %error, "cannot record a roll-out");
+                if let Err(error) = self
+                    .store
+                    .set_status(
+                        id,
+                        ApplicationStatus::Error,
+                        &format!("{}: {}", K::START_FAILED, error.message),
+                    )
+                    .await
+                {
+                    tracing::warn!(application_id = %id, %error, "cannot record the end of a deployment");
+                }
+            }
         }
-        tracing::info!(application_id = %id, version, status = status.as_str(), "{} deployment finished", K::NOUN);
     }
 
     /// Tells routers that `application` changed.

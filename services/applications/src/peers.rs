@@ -42,15 +42,18 @@ impl Peers {
         region: &str,
         namespace_id: &str,
     ) -> Result<Namespace, ApiError> {
+        let mut request = tonic::Request::new(GetNamespaceRequest {
+            caller: Some(caller.to_proto()),
+            region: region.to_owned(),
+            namespace_id: namespace_id.to_owned(),
+            wait_ready_ms: config.namespace_wait_ms,
+        });
+        // It waits by design: as long as it was asked to, and then a little to answer.
+        request.set_timeout(std::time::Duration::from_millis(config.namespace_wait_ms + 10_000));
         let namespace = self
             .namespaces
             .clone()
-            .get_namespace(GetNamespaceRequest {
-                caller: Some(caller.to_proto()),
-                region: region.to_owned(),
-                namespace_id: namespace_id.to_owned(),
-                wait_ready_ms: config.namespace_wait_ms,
-            })
+            .get_namespace(request)
             .await
             .map_err(|status| ApiError::from_peer("namespaces", &status))?
             .into_inner()

@@ -293,6 +293,17 @@ impl<K: Kind> ApplicationStore<K> {
         rows.iter().map(decode).collect()
     }
 
+    /// Marks an application as just changed (without changing it), so that it comes last
+    /// among those [`ApplicationStore::in_status`] returns.
+    pub async fn touch(&self, id: Uuid) -> Result<(), ApiError> {
+        sqlx::query(&format!("update {} set updated_at = $1 where id = $2", K::TABLE))
+            .bind(now_micros())
+            .bind(id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Moves an application's endpoint from `from` to `to`, unless it changed meanwhile or is
     /// being deleted. Returns the stored application, or `None` when the condition failed.
     /// `updated_at` stays: the move is the platform's, and must not fail a tenant's concurrent

@@ -8,8 +8,6 @@ use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1 as common;
 use nuage_proto::containers::v1::containers_server::Containers;
 use nuage_proto::namespaces::v1::Namespace;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -20,17 +18,12 @@ pub type ContainerApplications = Applications<ContainerKind, ()>;
 #[derive(Debug, Clone)]
 pub struct ContainersService {
     applications: ContainerApplications,
-    /// The newest roll-out of each container: an older one that ends later changes nothing.
-    latest: Arc<Mutex<HashMap<Uuid, String>>>,
 }
 
 impl ContainersService {
     /// Returns a service over `applications`.
     pub fn new(applications: ContainerApplications) -> Self {
-        Self {
-            applications,
-            latest: Arc::default(),
-        }
+        Self { applications }
     }
 
     /// Returns the containers it serves (to run their reconciler and endpoint moves).
@@ -42,29 +35,14 @@ impl ContainersService {
     /// the one the deploy read, if it did.
     async fn deploy(&self, container: &Container, namespace: Option<Namespace>) -> Result<Container, ApiError> {
         let pending = self.applications.mark_pending(container).await?;
-        let service = self.clone();
-        let version = Uuid::new_v4().to_string();
-        self.latest
-            .lock()
-            .expect("latest lock")
-            .insert(container.id, version.clone());
-        let deployed = pending.clone();
-        tokio::spawn(async move { service.roll_out(deployed, namespace, version).await });
+        let applications = self.applications.clone();
+        let (id, image) = (container.id, container.kind.registry_image.clone());
+        tokio::spawn(async move {
+            applications
+                .roll_out(id, namespace, &Uuid::new_v4().to_string(), &image)
+                .await;
+        });
         Ok(pending)
-    }
-
-    /// Hands `container`'s image to the runner, which answers once an instance of it answered;
-    /// then the container is `ready`, or in `error` with why.
-    async fn roll_out(&self, container: Container, namespace: Option<Namespace>, version: String) {
-        let started = self
-            .applications
-            .start_version(&container, namespace, &version, &container.kind.registry_image)
-            .await;
-        // A newer deploy may have started meanwhile: only the newest sets the status.
-        if self.latest.lock().expect("latest lock").get(&container.id) != Some(&version) {
-            return;
-        }
-        self.applications.finish_version(container.id, &version, started).await;
     }
 }
 

@@ -302,6 +302,16 @@ impl ApiError {
         Self::new(ErrorCode::Unavailable, message)
     }
 
+    /// Returns an `Unavailable` error for a dependency that did not answer (in time) or failed,
+    /// such as "the object store", whose help message names it and says what happened.
+    pub fn dependency(dependency: &str, what: impl std::fmt::Display) -> Self {
+        let message = format!("{dependency} did not answer: {what}");
+        Self {
+            help_message: Some(format!("{message}; retry later")),
+            ..Self::unavailable(message)
+        }
+    }
+
     /// Returns this error as a gRPC status carrying its details.
     pub fn to_status(&self) -> tonic::Status {
         let detail = pb::ErrorDetail {
@@ -386,8 +396,16 @@ impl ApiError {
             return Self::from_status(status);
         }
         tracing::warn!(peer, code = ?status.code(), error = %status.message(), "service unreachable");
+        let help = if status.code() == Code::DeadlineExceeded {
+            format!(
+                "the {peer} service did not answer in time ({}); retry later",
+                status.message()
+            )
+        } else {
+            format!("the {peer} service cannot be reached; retry later")
+        };
         Self {
-            help_message: Some(format!("the {peer} service cannot be reached; retry later")),
+            help_message: Some(help),
             ..Self::unavailable(format!("the {peer} service is unavailable"))
         }
     }

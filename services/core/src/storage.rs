@@ -28,6 +28,10 @@ pub struct StorageConfig {
     pub max_upload_bytes: u64,
     /// How long a presigned URL stays valid.
     pub url_ttl_seconds: u64,
+    /// How long a call to the store (a check that an archive exists, a delete, the start of a
+    /// download) may take, retries included (ms): past it, the call fails naming the store, and
+    /// an API request answers 503. Connecting gets a fifth of it.
+    pub timeout_ms: u64,
 }
 
 impl Default for StorageConfig {
@@ -42,6 +46,7 @@ impl Default for StorageConfig {
             path_style: true,
             max_upload_bytes: 100 * 1024 * 1024,
             url_ttl_seconds: 3600,
+            timeout_ms: 10_000,
         }
     }
 }

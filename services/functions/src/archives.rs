@@ -114,7 +114,7 @@ impl Archives {
                     ..ApiError::not_found("archive", function_id.to_string())
                 }
             } else {
-                ApiError::unavailable(format!("the object store did not answer: {}", error_text(&error)))
+                store_failed(&error)
             });
         }
         let request = self
@@ -152,11 +152,10 @@ impl Archives {
                 if exists {
                     Ok(())
                 } else {
-                    Err(ApiError::unavailable(format!(
-                        "cannot create bucket `{}`: {}",
-                        self.bucket,
-                        error_text(&error)
-                    )))
+                    Err(ApiError::dependency(
+                        "the object store",
+                        format!("cannot create bucket `{}`: {}", self.bucket, error_text(&error)),
+                    ))
                 }
             }
         }
@@ -180,10 +179,7 @@ impl Archives {
             {
                 Ok(false)
             }
-            Err(error) => Err(ApiError::unavailable(format!(
-                "the object store did not answer: {}",
-                error_text(&error)
-            ))),
+            Err(error) => Err(store_failed(&error)),
         }
     }
 
@@ -196,8 +192,13 @@ impl Archives {
             .send()
             .await
             .map(drop)
-            .map_err(|error| ApiError::unavailable(format!("the object store did not answer: {}", error_text(&error))))
+            .map_err(|error| store_failed(&error))
     }
+}
+
+/// The error of a call to the object store that failed or did not answer within its deadline.
+fn store_failed<E: std::error::Error>(error: &E) -> ApiError {
+    ApiError::dependency("the object store", error_text(error))
 }
 
 fn error_text<E: std::error::Error>(error: &E) -> String {

@@ -1,4 +1,5 @@
-//! Deployments: each deploy of a function, its build's result and its image.
+//! Deployments: each deploy of a function, its build's result and its image; and which
+//! functions may have an archive.
 
 use nuage_core::clock::now_micros;
 use nuage_core::{ApiError, Database};
@@ -68,7 +69,7 @@ impl DeploymentStore {
     }
 
     /// Returns whether `id` is the newest deployment of `function_id`.
-    pub async fn is_newest(&self, id: Uuid, function_id: Uuid) -> Result<bool, ApiError> {
+    async fn is_newest(&self, id: Uuid, function_id: Uuid) -> Result<bool, ApiError> {
         let newest: Option<String> = sqlx::query_scalar(
             "select id from deployments where function_id = $1 order by created_at desc, id desc limit 1",
         )
@@ -78,12 +79,56 @@ impl DeploymentStore {
         Ok(newest.as_deref() == Some(id.to_string().as_str()))
     }
 
-    /// Removes the deployments of a function being deleted.
+    /// Returns the newest deployment of `function_id` if it is still `queued` (no build result)
+    /// and older than `age`.
+    pub async fn queued_since(&self, function_id: Uuid, age: std::time::Duration) -> Result<Option<Uuid>, ApiError> {
+        let newest: Option<(String, String, i64)> = sqlx::query_as(
+            "select id, status, created_at from deployments where function_id = $1 \
+             order by created_at desc, id desc limit 1",
+        )
+        .bind(function_id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?;
+        let age = i64::try_from(age.as_micros()).unwrap_or(i64::MAX);
+        match newest {
+            Some((id, status, created_at)) if status == "queued" && now_micros() - created_at > age => {
+                Ok(Some(nuage_core::ids::parse_id("deployment_id", &id)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Records that an upload URL was issued for `function_id`: it may have an archive.
+    pub async fn archive_requested(&self, function_id: Uuid) -> Result<(), ApiError> {
+        sqlx::query(
+            "insert into function_archives (function_id, requested_at) values ($1, $2) \
+             on conflict (function_id) do nothing",
+        )
+        .bind(function_id.to_string())
+        .bind(now_micros())
+        .execute(self.database.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Returns whether `function_id` may have an archive (an upload URL was issued for it).
+    pub async fn may_have_archive(&self, function_id: Uuid) -> Result<bool, ApiError> {
+        let found: Option<String> =
+            sqlx::query_scalar("select function_id from function_archives where function_id = $1")
+                .bind(function_id.to_string())
+                .fetch_optional(self.database.pool())
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Removes the deployments of a function being deleted, and the record of its archive.
     pub async fn remove_for(&self, function_id: Uuid) -> Result<(), ApiError> {
-        sqlx::query("delete from deployments where function_id = $1")
-            .bind(function_id.to_string())
-            .execute(self.database.pool())
-            .await?;
+        for table in ["deployments", "function_archives"] {
+            sqlx::query(&format!("delete from {table} where function_id = $1"))
+                .bind(function_id.to_string())
+                .execute(self.database.pool())
+                .await?;
+        }
         Ok(())
     }
 }

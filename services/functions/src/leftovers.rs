@@ -18,7 +18,10 @@ pub struct FunctionLeftovers {
 
 impl Leftovers for FunctionLeftovers {
     async fn remove(&self, id: Uuid) -> Result<(), ApiError> {
-        self.archives.delete(id).await?;
+        // One that was never given an upload URL has no archive: no call to the store.
+        if self.deployments.may_have_archive(id).await? {
+            self.archives.delete(id).await?;
+        }
         self.deployments.remove_for(id).await
     }
 }

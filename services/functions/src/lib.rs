@@ -31,7 +31,8 @@ use nuage_proto::builder::v1::builder_client::BuilderClient;
 use nuage_proto::functions::v1::functions_server::FunctionsServer;
 
 /// Returns the functions service over `database` and `archives`, offering the runtimes whose
-/// toolchain is installed, building through `builder`; its reconciler and the move of
+/// toolchain is installed, building through `builder`; its reconciler (deletions, roll-outs
+/// whose process died), the search for builds that were never queued and the move of
 /// endpoints made before suffixes existed run beside it.
 pub fn serve(
     config: &FunctionsConfig,
@@ -56,10 +57,14 @@ pub fn serve(
     );
     let runtimes = detect_runtimes();
     tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
-    let background = [
-        tokio::spawn(functions.reconciler().run()),
-        tokio::spawn(functions.clone().move_old_endpoints()),
-    ];
+    let reconciler = functions.reconciler();
+    let moves = functions.clone().move_old_endpoints();
     let service = FunctionsService::new(functions, builder, runtimes, archives, deployments);
+    let every = std::time::Duration::from_secs(config.reconcile_interval_seconds.max(1));
+    let background = [
+        tokio::spawn(reconciler.run()),
+        tokio::spawn(moves),
+        tokio::spawn(service.clone().requeue_lost_builds(every)),
+    ];
     Served::new(FunctionsServer::new(service)).with_background(background)
 }

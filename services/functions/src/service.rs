@@ -27,6 +27,10 @@ use uuid::Uuid;
 /// have been reported elsewhere (or very late, and then the namespace is read again).
 const KEEP_READ_NAMESPACE: Duration = Duration::from_secs(3600);
 
+/// How long a deployment stays `queued` before its build is queued again, in case the process
+/// that recorded it died before queuing it.
+const LOST_BUILD_AFTER: Duration = Duration::from_secs(60);
+
 /// Functions as the shared applications layer keeps them.
 pub type FunctionApplications = Applications<FunctionKind, FunctionLeftovers>;
 
@@ -69,27 +73,6 @@ impl FunctionsService {
         &self.applications
     }
 
-    /// Hands the built image of deployment `deployment_id` to the runner, which answers once an
-    /// instance of it answered; then the function is `ready`, or in `error` with why.
-    async fn roll_out(&self, function_id: Uuid, deployment_id: Uuid, image: &str) {
-        let version = deployment_id.to_string();
-        let started = match self.applications.store().get_any(function_id).await {
-            Ok(function) => {
-                let namespace = self.namespace_read_by(deployment_id);
-                self.applications
-                    .start_version(&function, namespace, &version, image)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
-        // A newer deployment may have started meanwhile: only the newest sets the status.
-        match self.deployments.is_newest(deployment_id, function_id).await {
-            Ok(true) => self.applications.finish_version(function_id, &version, started).await,
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%function_id, %error, "cannot tell whether a deployment is the newest"),
-        }
-    }
-
     /// Records a deployment of `function`, makes it `pending` and queues its build, once its
     /// archive is known to exist.
     async fn deploy(&self, caller: &Caller, function: &Function) -> Result<Function, ApiError> {
@@ -122,22 +105,7 @@ impl FunctionsService {
             read.insert(deployment_id, (Instant::now(), namespace.clone()));
         }
         let pending = self.applications.mark_pending(function).await?;
-        let repository = namespace
-            .registry_endpoint
-            .split_once('/')
-            .map_or(namespace.registry_endpoint.as_str(), |(_, path)| path)
-            .to_owned();
-        let request = SubmitBuildRequest {
-            deployment_id: deployment_id.to_string(),
-            function_id: function.id.to_string(),
-            organization_id: function.organization_id.to_string(),
-            namespace_id: function.namespace_id.to_string(),
-            runtime: function.kind.runtime.clone(),
-            handler: function.kind.handler.clone(),
-            archive_key: Archives::key(function.id),
-            repository: format!("{repository}/{}", function.name),
-        };
-        if let Err(status) = self.builder.clone().submit_build(request).await {
+        if let Err(status) = self.submit_build(function, deployment_id, &namespace).await {
             self.namespace_read_by(deployment_id);
             let error = ApiError::from_peer("builder", &status);
             self.applications
@@ -151,6 +119,78 @@ impl FunctionsService {
             return Err(error);
         }
         Ok(pending)
+    }
+
+    /// Queues the build of deployment `deployment_id` of `function` in `namespace` (again is
+    /// harmless).
+    async fn submit_build(
+        &self,
+        function: &Function,
+        deployment_id: Uuid,
+        namespace: &Namespace,
+    ) -> Result<(), Status> {
+        let repository = namespace
+            .registry_endpoint
+            .split_once('/')
+            .map_or(namespace.registry_endpoint.as_str(), |(_, path)| path);
+        let request = SubmitBuildRequest {
+            deployment_id: deployment_id.to_string(),
+            function_id: function.id.to_string(),
+            organization_id: function.organization_id.to_string(),
+            namespace_id: function.namespace_id.to_string(),
+            runtime: function.kind.runtime.clone(),
+            handler: function.kind.handler.clone(),
+            archive_key: Archives::key(function.id),
+            repository: format!("{repository}/{}", function.name),
+        };
+        self.builder.clone().submit_build(request).await.map(drop)
+    }
+
+    /// Queues again, every `every`, the builds of `pending` functions whose newest deployment
+    /// is still `queued` after [`LOST_BUILD_AFTER`]: the process that recorded it may have died
+    /// before it queued the build (queuing again is harmless to one that was queued).
+    pub async fn requeue_lost_builds(self, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(error) = self.requeue_lost_builds_once().await {
+                tracing::warn!(%error, "cannot look for lost builds");
+            }
+        }
+    }
+
+    async fn requeue_lost_builds_once(&self) -> Result<(), ApiError> {
+        let pending = self
+            .applications
+            .store()
+            .in_status(ApplicationStatus::Pending, 100)
+            .await?;
+        for function in pending {
+            let Some(deployment_id) = self.deployments.queued_since(function.id, LOST_BUILD_AFTER).await? else {
+                continue;
+            };
+            let owner = Caller {
+                organization_id: function.organization_id,
+                project_id: function.project_id,
+            };
+            let requeued = match self
+                .applications
+                .ready_namespace(&owner, &function.region, &function.namespace_id.to_string())
+                .await
+            {
+                Ok(namespace) => self
+                    .submit_build(&function, deployment_id, &namespace)
+                    .await
+                    .map_err(|status| ApiError::from_peer("builder", &status)),
+                Err(error) => Err(error),
+            };
+            match requeued {
+                Ok(()) => tracing::info!(function_id = %function.id, %deployment_id, "queued a build again"),
+                Err(error) => {
+                    tracing::warn!(function_id = %function.id, %deployment_id, %error, "cannot queue a build again")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Returns (and forgets) the namespace deployment `deployment_id` read, if this process
@@ -310,10 +350,15 @@ impl Functions for FunctionsService {
         let newest = self.deployments.finish(deployment_id, function_id, &result).await?;
         if newest && result.succeeded {
             // `ready` once an instance of the new image answered; the builder need not wait.
-            let service = self.clone();
+            let (applications, namespace) = (self.applications.clone(), self.namespace_read_by(deployment_id));
             tokio::spawn(async move {
-                service
-                    .roll_out(function_id, deployment_id, &result.image_reference)
+                applications
+                    .roll_out(
+                        function_id,
+                        namespace,
+                        &deployment_id.to_string(),
+                        &result.image_reference,
+                    )
                     .await;
             });
         } else {
@@ -340,6 +385,7 @@ impl Functions for FunctionsService {
             .applications
             .get(&caller, &request.region, &request.function_id, true)
             .await?;
+        self.deployments.archive_requested(function.id).await?;
         Ok(presigned(
             self.archives.upload_url(function.id, request.content_length).await?,
         ))
