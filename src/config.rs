@@ -183,6 +183,9 @@ pub struct Config {
     pub grpc_listen: SocketAddr,
     /// `sqlite://...` or `postgres://...`; default: `nuage.db` in the data dir.
     pub database_url: Option<String>,
+    /// How long a call to the database waits for a connection, and on PostgreSQL for a
+    /// statement, before it fails (ms).
+    pub database_timeout_ms: u64,
     /// The roles this process runs; default: all of them.
     pub roles: Vec<Role>,
     /// The master key as 64 hex characters; default: read from `master_key_file`.
@@ -232,6 +235,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             grpc_listen: "127.0.0.1:0".parse().expect("valid address"),
             database_url: None,
+            database_timeout_ms: 30_000,
             roles: Role::ALL.to_vec(),
             master_key: None,
             master_key_file: None,

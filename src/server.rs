@@ -220,7 +220,8 @@ async fn open_database(config: &Config) -> anyhow::Result<Option<Database>> {
         return Ok(None);
     }
     let url = config.database_url();
-    let database = Database::connect(&url)
+    let deadline = std::time::Duration::from_millis(config.database_timeout_ms.max(1));
+    let database = Database::connect_with_deadline(&url, deadline)
         .await
         .with_context(|| format!("connecting to `{}`", nuage_core::db::redact_url(&url)))?;
     database.migrate().await.context("applying migrations")?;
@@ -391,7 +392,9 @@ struct Reach<'a> {
 
 impl Reach<'_> {
     fn transport(&self, role: Role) -> anyhow::Result<Transport> {
-        let deadline = self.config.services.deadline();
+        // Twice a service's: what a service calls in turn is cut at its own deadline first, and
+        // the answer names that dependency rather than the service.
+        let deadline = self.config.services.deadline() * 2;
         match (self.routes, self.config.services.get(role)) {
             (Some(routes), _) if self.config.runs(role) => {
                 Ok(transport::in_process(role.name(), routes.clone(), deadline))

@@ -628,6 +628,56 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_while_the_builder_hangs_answers_503_naming_it_within_the_deadline() {
+    // The builder's address accepts connections and never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = hung.local_addr().unwrap();
+    let _hung = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = hung.accept().await {
+            held.push(connection);
+        }
+    });
+    let server = TestServer::start_with(|config| {
+        config.roles = nuage::Role::ALL
+            .into_iter()
+            .filter(|role| *role != nuage::Role::Builder)
+            .collect();
+        config.services.builder = Some(format!("http://{address}"));
+        config.internal_secret = Some(nuage_core::Secret::new("hung-builder"));
+        config.services.deadline_ms = 5000;
+    })
+    .await;
+    let tenant = server.tenant().await;
+    let python = runtime(&tenant, "python").await;
+    let function = function(&tenant, "hung-builder", json!({"name": "f", "runtime": python})).await;
+    let id = function["id"].as_str().unwrap().to_owned();
+    upload(
+        &tenant,
+        &id,
+        zip(&[("handler.py", b"def handle(event, context):\n    return 1\n")]),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let refused = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
+    let took = started.elapsed();
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
+    let help = refused.body["help_message"].as_str().unwrap_or_default();
+    assert!(
+        help.starts_with("the builder service did not answer"),
+        "{}",
+        refused.body
+    );
+    assert!(took < Duration::from_secs(10), "answered after {took:?}");
+    let failed = tenant.get(&format!("/functions/{id}")).await.body;
+    assert_eq!(
+        failed["error_message"], "the build could not be queued; deploy again",
+        "{failed}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_while_the_builder_is_down_answers_503_naming_it_and_can_be_retried() {
     // Nothing listens on the builder's port yet.
     let builder_port = nuage_tests::free_port();

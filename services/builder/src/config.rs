@@ -25,6 +25,9 @@ pub struct BuilderConfig {
     pub registry_username: Option<String>,
     /// Basic-auth password of `registry`.
     pub registry_password: Option<Secret>,
+    /// How long the registry may keep a push waiting (ms): to open a connection (a fifth of
+    /// it) or between two reads. Past it, the build is retried later.
+    pub registry_timeout_ms: u64,
 }
 
 impl Default for BuilderConfig {
@@ -38,6 +41,7 @@ impl Default for BuilderConfig {
             registry_insecure: false,
             registry_username: None,
             registry_password: None,
+            registry_timeout_ms: 30_000,
         }
     }
 }

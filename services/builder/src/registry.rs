@@ -3,7 +3,6 @@
 use crate::config::BuilderConfig;
 use crate::error::BuilderError;
 use crate::image::layout_dir;
-use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use std::path::Path;
@@ -30,20 +29,15 @@ impl Registry {
     /// Returns the registry `config` names, if any.
     pub fn from_config(config: &BuilderConfig) -> Option<Self> {
         let host = config.registry.clone().filter(|host| !host.is_empty())?;
-        let protocol = if config.registry_insecure {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        };
         let auth = match (&config.registry_username, &config.registry_password) {
             (Some(username), Some(password)) => RegistryAuth::Basic(username.clone(), password.expose().to_owned()),
             _ => RegistryAuth::Anonymous,
         };
         Some(Self {
-            client: Client::new(ClientConfig {
-                protocol,
-                ..ClientConfig::default()
-            }),
+            client: nuage_clients::registry::client(
+                config.registry_insecure,
+                std::time::Duration::from_millis(config.registry_timeout_ms),
+            ),
             host,
             auth,
         })

@@ -44,6 +44,9 @@ pub struct Database {
     engine: Engine,
 }
 
+/// How long a call waits for a connection or a statement when the caller names no deadline.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Connections per pool: two per core of this host, at least four. More only queue inside the
 /// database and add context switches: on a 2-core host, 16 PostgreSQL connections served
 /// 3,800 GETs per second where 4 served 5,600 (bench/api.sh).
@@ -110,8 +113,16 @@ impl Database {
         .await
     }
 
-    /// Returns a pool connected to `url` (`sqlite://path` or `postgres://...`).
+    /// Returns a pool connected to `url` (`sqlite://path` or `postgres://...`) whose calls
+    /// wait at most [`DEFAULT_DEADLINE`].
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        Self::connect_with_deadline(url, DEFAULT_DEADLINE).await
+    }
+
+    /// Returns a pool connected to `url` whose calls wait at most `deadline` for a connection,
+    /// and, on PostgreSQL, at most `deadline` for a statement (`statement_timeout`): a database
+    /// that stops answering fails the request rather than holding it.
+    pub async fn connect_with_deadline(url: &str, deadline: Duration) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Engine::Postgres
@@ -137,9 +148,13 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(pool_size())
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(deadline)
             .after_connect(move |connection, _meta| {
                 Box::pin(async move {
+                    if engine == Engine::Postgres {
+                        let statement = format!("set statement_timeout = {}", deadline.as_millis().max(1));
+                        connection.execute(statement.as_str()).await?;
+                    }
                     if engine == Engine::Sqlite {
                         // WAL lets readers run beside a writer (the admin CLI writes while a
                         // server runs); busy_timeout makes writers queue instead of failing.

@@ -369,6 +369,14 @@ impl ApiError {
                 }),
             };
         }
+        // A call cut at its deadline: the transport's message names the service that did not
+        // answer (see `transport::Deadline`).
+        if status.code() == Code::DeadlineExceeded {
+            return Self {
+                help_message: Some(format!("{}; retry later", status.message())),
+                ..Self::unavailable(status.message())
+            };
+        }
         match ErrorCode::from_grpc(status.code()) {
             ErrorCode::Internal => Self::new(ErrorCode::Internal, "internal error"),
             // Services put details on every error they return; a bare UNAUTHENTICATED comes from
@@ -397,10 +405,7 @@ impl ApiError {
         }
         tracing::warn!(peer, code = ?status.code(), error = %status.message(), "service unreachable");
         let help = if status.code() == Code::DeadlineExceeded {
-            format!(
-                "the {peer} service did not answer in time ({}); retry later",
-                status.message()
-            )
+            format!("the {peer} service did not answer in time; retry later")
         } else {
             format!("the {peer} service cannot be reached; retry later")
         };

@@ -43,6 +43,9 @@ pub struct RunnerConfig {
     pub registry_dir: Option<PathBuf>,
     /// Speak plain HTTP to registries images are pulled from (a registry on loopback).
     pub registry_insecure: bool,
+    /// How long a registry may keep a pull waiting (ms): to open a connection (a fifth of it)
+    /// or between two reads. Past it, the start fails saying so.
+    pub registry_timeout_ms: u64,
     /// Seconds an instance has to answer on its port before it counts as failed.
     pub start_timeout_seconds: u64,
     /// Cap memory with cgroups when they are writable.
@@ -71,6 +74,7 @@ impl Default for RunnerConfig {
             work_dir: None,
             registry_dir: None,
             registry_insecure: false,
+            registry_timeout_ms: 30_000,
             start_timeout_seconds: 30,
             memory_limits: true,
             log_lines_per_second: 2000,

@@ -35,16 +35,25 @@ pub struct Images {
     work_dir: PathBuf,
     registry_dir: PathBuf,
     insecure: bool,
+    /// How long a registry may keep a pull waiting.
+    registry_timeout: std::time::Duration,
     unpacked: Mutex<HashMap<String, Arc<Unpacked>>>,
 }
 
 impl Images {
-    /// Unpacks under `<work_dir>/images`, reading layouts under `registry_dir`.
-    pub fn new(work_dir: PathBuf, registry_dir: PathBuf, insecure: bool) -> Self {
+    /// Unpacks under `<work_dir>/images`, reading layouts under `registry_dir`, pulling
+    /// others (over plain HTTP when `insecure`) with `registry_timeout`.
+    pub fn new(
+        work_dir: PathBuf,
+        registry_dir: PathBuf,
+        insecure: bool,
+        registry_timeout: std::time::Duration,
+    ) -> Self {
         Self {
             work_dir,
             registry_dir,
             insecure,
+            registry_timeout,
             unpacked: Mutex::new(HashMap::new()),
         }
     }
@@ -98,14 +107,7 @@ impl Images {
             reference: reference.to_owned(),
             source,
         })?;
-        let client = oci_client::Client::new(oci_client::client::ClientConfig {
-            protocol: if self.insecure {
-                oci_client::client::ClientProtocol::Http
-            } else {
-                oci_client::client::ClientProtocol::Https
-            },
-            ..Default::default()
-        });
+        let client = nuage_clients::registry::client(self.insecure, self.registry_timeout);
         let image = client
             .pull(
                 &parsed,

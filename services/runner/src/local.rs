@@ -117,7 +117,12 @@ impl LocalBackend {
         })?;
         Ok(Self {
             config: config.clone(),
-            images: Images::new(work_dir.clone(), registry_dir, config.registry_insecure),
+            images: Images::new(
+                work_dir.clone(),
+                registry_dir,
+                config.registry_insecure,
+                std::time::Duration::from_millis(config.registry_timeout_ms),
+            ),
             tools,
             cgroups,
             work_dir,
