@@ -352,17 +352,20 @@ async fn builder_replicas_never_claim_the_same_job() {
     let jobs = nuage_builder::JobStore::new(database);
     let count = 40;
     for index in 0..count {
-        jobs.submit(&nuage_builder::Job {
-            id: uuid::Uuid::new_v4().to_string(),
-            function_id: format!("function-{index}"),
-            organization_id: String::new(),
-            namespace_id: String::new(),
-            runtime: "node20".to_owned(),
-            handler: "handler.handle".to_owned(),
-            archive_key: String::new(),
-            repository: String::new(),
-            attempts: 0,
-        })
+        jobs.submit(
+            &nuage_builder::Job {
+                id: uuid::Uuid::new_v4().to_string(),
+                function_id: format!("function-{index}"),
+                organization_id: String::new(),
+                namespace_id: String::new(),
+                runtime: "node20".to_owned(),
+                handler: "handler.handle".to_owned(),
+                archive_key: String::new(),
+                repository: String::new(),
+                attempts: 0,
+            },
+            u32::MAX,
+        )
         .await
         .unwrap();
     }
@@ -837,5 +840,116 @@ async fn a_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
         .filter(|line| line.contains("resuming an interrupted function roll-out") && line.contains(&version))
         .count();
     assert_eq!(resumed, 1, "{logs:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_are_taken_in_turn_between_tenants() {
+    let server = TestServer::start_with(|config| {
+        // No builder role: only this test claims jobs (the server migrates the database).
+        config.roles = vec![nuage::Role::Iam];
+        config.internal_secret = Some(nuage_core::Secret::new("turns"));
+    })
+    .await;
+    let database = nuage_core::Database::connect(&server.database_url()).await.unwrap();
+    let jobs = nuage_builder::JobStore::new(database);
+    let job = |organization: &str, function: String| nuage_builder::Job {
+        id: uuid::Uuid::new_v4().to_string(),
+        function_id: function,
+        organization_id: organization.to_owned(),
+        namespace_id: String::new(),
+        runtime: "node20".to_owned(),
+        handler: "handler.handle".to_owned(),
+        archive_key: String::new(),
+        repository: String::new(),
+        attempts: 0,
+    };
+    // Tenant a queues a burst of six, then b one, then c two.
+    let mut queued = Vec::new();
+    for (organization, count) in [("a", 6), ("b", 1), ("c", 2)] {
+        for n in 0..count {
+            let job = job(organization, format!("{organization}{n}"));
+            jobs.submit(&job, 20).await.unwrap();
+            queued.push(job);
+            // Distinct creation times, so that "oldest" is well defined.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let organization_of = |id: &str| {
+        queued
+            .iter()
+            .find(|job| job.id == id)
+            .map(|job| job.organization_id.clone())
+            .unwrap()
+    };
+    // One builder, one job at a time: a, b, c, a, c, a, a, a, a (oldest first among equals).
+    let mut order = String::new();
+    while let Some(claimed) = jobs.claim(60_000_000).await.unwrap() {
+        order.push_str(&organization_of(&claimed.id));
+        jobs.finish(&claimed.id, true, "").await.unwrap();
+    }
+    assert_eq!(order, "abcacaaaa");
+    // While a holds one job in progress, b's next job goes before a's next one.
+    jobs.submit(&job("a", "a-late-0".into()), 20).await.unwrap();
+    jobs.submit(&job("a", "a-late-1".into()), 20).await.unwrap();
+    let building = jobs.claim(60_000_000).await.unwrap().unwrap();
+    assert_eq!(building.organization_id, "a");
+    jobs.submit(&job("b", "b-late".into()), 20).await.unwrap();
+    let next = jobs.claim(60_000_000).await.unwrap().unwrap();
+    assert_eq!(next.organization_id, "b", "b waits behind a's job in progress only");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_beyond_the_tenants_build_backlog_gets_429_and_changes_nothing() {
+    let server = TestServer::start_with(|config| config.builder.max_queued_per_organization = 2).await;
+    let tenant = server.tenant().await;
+    let python = runtime(&tenant, "python").await;
+    let function = function(&tenant, "backlog", json!({"name": "f", "runtime": python})).await;
+    let id = function["id"].as_str().unwrap().to_owned();
+    upload(
+        &tenant,
+        &id,
+        zip(&[("handler.py", b"def handle(event, context):\n    return 1\n")]),
+    )
+    .await;
+    // Two builds of the tenant wait in the queue (to be retried in an hour).
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    let organization_id = tenant.organization_id.to_string();
+    for _ in 0..2 {
+        sqlx::query(
+            "insert into build_jobs (id, function_id, organization_id, namespace_id, runtime, handler, archive_key, \
+             repository, status, attempts, lease_until, log, created_at, updated_at) \
+             values ($1, $2, $3, '', 'python3', 'handler.handle', 'none', 'backlog/g', 'queued', 1, $4, '', 1, 1)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&organization_id)
+        .bind(nuage_core::clock::now_micros() + 3_600_000_000)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
+    let refused = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
+    let help = refused.body["help_message"].as_str().unwrap_or_default();
+    assert!(
+        help.contains("2 builds of this organization are already queued"),
+        "{}",
+        refused.body
+    );
+    let unchanged = tenant.get(&format!("/functions/{id}")).await.body;
+    assert_eq!(unchanged["status"], "created", "{unchanged}");
+    assert_eq!(unchanged["error_message"], "", "{unchanged}");
+    // Once the queue has room, the same deploy builds.
+    sqlx::query("delete from build_jobs where organization_id = $1 and archive_key = 'none'")
+        .bind(&organization_id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    deploy(&tenant, &id).await;
+    let done = settled(&tenant, &id).await;
+    assert_eq!(done["status"], "ready", "{done}");
     server.stop().await;
 }

@@ -14,6 +14,9 @@ pub struct BuilderConfig {
     pub max_attempts: i64,
     /// Seconds a claimed job belongs to its worker; a worker that dies loses it after this.
     pub lease_seconds: i64,
+    /// Builds of one organization that may wait in the queue; a deploy beyond them is refused
+    /// (429) and changes nothing.
+    pub max_queued_per_organization: u32,
     /// Milliseconds between two looks at an empty queue (a submit wakes the worker at once).
     pub poll_interval_ms: u64,
     /// A registry (`host[:port]`) images are also pushed to over the OCI distribution API;
@@ -37,6 +40,7 @@ impl Default for BuilderConfig {
             max_attempts: 3,
             lease_seconds: 60,
             poll_interval_ms: 1000,
+            max_queued_per_organization: 20,
             registry: None,
             registry_insecure: false,
             registry_username: None,

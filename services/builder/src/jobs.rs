@@ -46,8 +46,10 @@ impl JobStore {
         Self { database }
     }
 
-    /// Queues `job` (again is harmless) and supersedes queued jobs of the same function.
-    pub async fn submit(&self, job: &Job) -> Result<(), ApiError> {
+    /// Queues `job` (again is harmless) and supersedes queued jobs of the same function;
+    /// refuses it when its organization already has `backlog` jobs queued (in one statement,
+    /// so concurrent submits cannot pass the bound together).
+    pub async fn submit(&self, job: &Job, backlog: u32) -> Result<(), ApiError> {
         let now = now_micros();
         sqlx::query(
             "update build_jobs set status = 'superseded', updated_at = $1 \
@@ -65,8 +67,9 @@ impl JobStore {
         if exists.is_some() {
             return Ok(());
         }
-        sqlx::query(&format!(
-            "insert into build_jobs ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, 0, '', $9, $9)"
+        let inserted = sqlx::query(&format!(
+            "insert into build_jobs ({COLUMNS}) select $1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, 0, '', $9, $9 \
+             where (select count(*) from build_jobs where organization_id = $3 and status = 'queued') < $10"
         ))
         .bind(&job.id)
         .bind(&job.function_id)
@@ -77,20 +80,40 @@ impl JobStore {
         .bind(&job.archive_key)
         .bind(&job.repository)
         .bind(now)
+        .bind(i64::from(backlog))
         .execute(self.database.pool())
-        .await?;
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(ApiError {
+                help_message: Some(format!(
+                    "{backlog} builds of this organization are already queued; deploy again once some have finished"
+                )),
+                ..ApiError::new(
+                    nuage_core::ErrorCode::ResourceExhausted,
+                    format!("{backlog} builds are already queued"),
+                )
+            });
+        }
         Ok(())
     }
 
-    /// Claims the oldest job that is queued, or running with an expired lease, for
-    /// `lease_micros`.
+    /// Claims, for `lease_micros`, a job that is queued, or running with an expired lease,
+    /// taking organizations in turn: the next job is the oldest of the organization served
+    /// least recently (whose last claim or end is oldest; never served comes first). One
+    /// tenant's burst delays another's build by at most the builds in progress.
     pub async fn claim(&self, lease_micros: i64) -> Result<Option<Job>, ApiError> {
         let now = now_micros();
         let claimable = "status in ('queued', 'running') and lease_until < $2";
+        let next = format!(
+            "select id from build_jobs as waiting where {claimable} \
+             order by coalesce((select max(served.updated_at) from build_jobs as served \
+             where served.organization_id = waiting.organization_id \
+             and served.status in ('running', 'done', 'failed')), 0), created_at limit 1"
+        );
         let row = sqlx::query(&format!(
             "update build_jobs set status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 \
-             where id = (select id from build_jobs where {claimable} order by created_at limit 1) and {claimable} \
-             returning {COLUMNS}"
+             where id = ({next}) and {claimable} returning {COLUMNS}"
         ))
         .bind(now + lease_micros)
         .bind(now)

@@ -58,5 +58,6 @@ pub fn serve(
     )
     .with_logs(logs);
     let working = tokio::spawn(worker.clone().run());
-    Served::new(BuilderServer::new(BuilderService::new(jobs, worker))).with_background([working])
+    let service = BuilderService::new(jobs, worker, config.max_queued_per_organization);
+    Served::new(BuilderServer::new(service)).with_background([working])
 }

@@ -12,12 +12,15 @@ use tonic::{Request, Response, Status};
 pub struct BuilderService {
     jobs: JobStore,
     worker: Worker,
+    /// Jobs of one organization that may wait in the queue.
+    backlog: u32,
 }
 
 impl BuilderService {
-    /// Returns a service that queues into `jobs` and wakes `worker`.
-    pub fn new(jobs: JobStore, worker: Worker) -> Self {
-        Self { jobs, worker }
+    /// Returns a service that queues into `jobs`, at most `backlog` per organization, and
+    /// wakes `worker`.
+    pub fn new(jobs: JobStore, worker: Worker, backlog: u32) -> Self {
+        Self { jobs, worker, backlog }
     }
 }
 
@@ -49,7 +52,7 @@ impl Builder for BuilderService {
             repository: request.repository,
             attempts: 0,
         };
-        self.jobs.submit(&job).await?;
+        self.jobs.submit(&job, self.backlog).await?;
         self.worker.wake();
         Ok(Response::new(pb::SubmitBuildResponse {}))
     }

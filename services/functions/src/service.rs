@@ -108,6 +108,19 @@ impl FunctionsService {
         if let Err(status) = self.submit_build(function, deployment_id, &namespace).await {
             self.namespace_read_by(deployment_id);
             let error = ApiError::from_peer("builder", &status);
+            if error.code == nuage_core::ErrorCode::ResourceExhausted {
+                // The tenant's build queue is full: nothing changes, and it may deploy again.
+                let refused = BuildResult {
+                    error_message: error.message.clone(),
+                    ..BuildResult::default()
+                };
+                self.deployments.finish(deployment_id, function.id, &refused).await?;
+                self.applications
+                    .store()
+                    .set_status(function.id, function.status, &function.error_message)
+                    .await?;
+                return Err(error);
+            }
             self.applications
                 .store()
                 .set_status(
