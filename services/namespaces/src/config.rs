@@ -20,6 +20,27 @@ pub struct NamespacesConfig {
     pub reconcile_interval_seconds: u64,
     /// How many namespaces one organization may have, across regions.
     pub max_per_organization: u64,
+    /// How many of an organization's namespaces may wait to be provisioned (their key pair
+    /// made) at once; a create beyond it is refused with 429 until one is ready.
+    pub max_pending_per_organization: u64,
+    /// How many namespaces one replica provisions at once (0: one per core). Each makes a key
+    /// pair, which takes a core for a while: more than the tokens service's
+    /// `tokens.key_workers` only queues there.
+    pub provision_workers: usize,
+    /// Seconds a replica holds a pending namespace it provisions; it renews the hold while it
+    /// works, so this is how long a namespace waits after its replica died mid-way.
+    pub provision_lease_seconds: u64,
+}
+
+impl NamespacesConfig {
+    /// Returns how many namespaces to provision at once: `provision_workers`, or the number of
+    /// cores when that is 0.
+    pub fn provision_workers(&self) -> usize {
+        match self.provision_workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            workers => workers,
+        }
+    }
 }
 
 impl Default for NamespacesConfig {
@@ -28,6 +49,9 @@ impl Default for NamespacesConfig {
             registry_host: None,
             reconcile_interval_seconds: 5,
             max_per_organization: 100,
+            max_pending_per_organization: 50,
+            provision_workers: 0,
+            provision_lease_seconds: 10,
         }
     }
 }

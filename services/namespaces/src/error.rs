@@ -28,6 +28,12 @@ pub enum NamespacesError {
         /// How many exist.
         current: u64,
     },
+    /// The organization has as many namespaces waiting to be provisioned as it may.
+    #[error("{limit} namespaces are already being created")]
+    Backlog {
+        /// How many may wait.
+        limit: u64,
+    },
     /// The namespace is being deleted and cannot change.
     #[error("namespace `{0}` is being deleted")]
     Deleting(String),
@@ -49,7 +55,7 @@ impl NamespacesError {
             Self::Invalid(error) => error.code,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::NameTaken { .. } => ErrorCode::AlreadyExists,
-            Self::QuotaExceeded { .. } => ErrorCode::ResourceExhausted,
+            Self::QuotaExceeded { .. } | Self::Backlog { .. } => ErrorCode::ResourceExhausted,
             Self::Deleting(_) => ErrorCode::FailedPrecondition,
             Self::Database(_) | Self::Corrupt(_) => ErrorCode::Internal,
             Self::Peer(error) => error.code,
@@ -75,6 +81,12 @@ impl From<NamespacesError> for ApiError {
                 format!("a namespace named `{name}` already exists in this region"),
             ),
             NamespacesError::QuotaExceeded { limit, current } => ApiError::quota_exceeded("namespaces", limit, current),
+            // A full backlog passes as its namespaces become ready: Scaleway's 429
+            // (`too_many_requests`), not the 403 of a quota that only a deletion frees.
+            error @ NamespacesError::Backlog { .. } => ApiError {
+                help_message: Some("retry once one of them is ready".to_owned()),
+                ..ApiError::new(ErrorCode::ResourceExhausted, error.to_string())
+            },
             NamespacesError::Deleting(id) => ApiError::transient_state("namespace", id, "deleting"),
             error @ (NamespacesError::Database(_) | NamespacesError::Corrupt(_)) => ApiError::internal(&error),
         }

@@ -3,7 +3,8 @@
 //! Owns the `namespaces` table: names, descriptions, shared environment variables and each
 //! namespace's registry namespace. Serves `nuage.namespaces.v1.Namespaces`, and runs a
 //! [`Reconciler`] that converges namespaces out of their transient states: `pending` becomes
-//! `ready` once the registry namespace exists, `deleting` disappears once its children are gone.
+//! `ready` once its key pair and registry namespace exist (a few at once, round robin over
+//! tenants, each tenant's backlog bounded), `deleting` disappears once its children are gone.
 //! It does not own functions, containers or crons; deleting cascades to them over gRPC.
 
 mod config;
@@ -18,7 +19,7 @@ pub use config::{EMBEDDED_REGISTRY_HOST, NamespacesConfig};
 pub use error::NamespacesError;
 pub use reconciler::{Peers, Reconciler};
 pub use service::NamespacesService;
-pub use store::NamespaceStore;
+pub use store::{Limits, NamespaceStore};
 
 use nuage_core::Database;
 use nuage_core::served::Served;

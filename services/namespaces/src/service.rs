@@ -5,7 +5,7 @@ use crate::convert::{namespace_to_proto, order_from_proto};
 use crate::error::{NamespacesError, required};
 use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceStatus};
 use crate::reconciler::Reconciler;
-use crate::store::{NamespaceChanges, NamespaceStore, NewNamespace};
+use crate::store::{Limits, NamespaceChanges, NamespaceStore, NewNamespace};
 use nuage_core::ids::parse_id;
 use nuage_core::{Caller, Page};
 use nuage_proto::common::v1 as common;
@@ -34,6 +34,14 @@ impl NamespacesService {
 }
 
 impl NamespacesService {
+    /// Returns how many namespaces an organization may have, and have pending.
+    fn limits(&self) -> Limits {
+        Limits {
+            namespaces: self.config.max_per_organization,
+            pending: self.config.max_pending_per_organization,
+        }
+    }
+
     /// Returns the caller's namespace `id`; one still `pending` is waited for, up to `wait`,
     /// until it is made ready or fails. This process's reconciler says when it made one
     /// ready; another replica's is seen by reading again every [`RECHECK`].
@@ -91,10 +99,7 @@ impl Namespaces for NamespacesService {
             description: Description::parse(request.description.as_deref().unwrap_or_default())?,
             environment_variables: environment(request.environment_variables)?.unwrap_or_default(),
         };
-        let namespace = self
-            .store
-            .insert(&caller, &region, new, self.config.max_per_organization)
-            .await?;
+        let namespace = self.store.insert(&caller, &region, new, self.limits()).await?;
         self.reconciler.wake();
         Ok(Response::new(pb::CreateNamespaceResponse {
             namespace: Some(namespace_to_proto(namespace)),

@@ -35,6 +35,15 @@ pub struct NewNamespace {
     pub environment_variables: EnvironmentVariables,
 }
 
+/// How many namespaces an organization may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// In all, across regions.
+    pub namespaces: u64,
+    /// Still `pending` (waiting for their key pair).
+    pub pending: u64,
+}
+
 /// A sparse change: `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct NamespaceChanges {
@@ -50,13 +59,14 @@ impl NamespaceStore {
         Self { database }
     }
 
-    /// Stores a new `pending` namespace, unless the organization already has `quota` of them.
+    /// Stores a new `pending` namespace, unless the organization already has as many
+    /// namespaces, or as many pending ones, as `limits` allow.
     pub async fn insert(
         &self,
         caller: &Caller,
         region: &str,
         new: NewNamespace,
-        quota: u64,
+        limits: Limits,
     ) -> Result<Namespace, NamespacesError> {
         let now = now_micros();
         let mut namespace = Namespace {
@@ -77,11 +87,18 @@ impl NamespaceStore {
         };
         let mut attempts = 0;
         loop {
-            let error = match self.insert_within(&namespace, quota).await {
+            let error = match self.insert_within(&namespace, limits).await {
                 Ok(true) => return Ok(namespace),
                 Ok(false) => {
                     let current = self.count(caller.organization_id).await?;
-                    return Err(NamespacesError::QuotaExceeded { limit: quota, current });
+                    return Err(if current >= limits.namespaces {
+                        NamespacesError::QuotaExceeded {
+                            limit: limits.namespaces,
+                            current,
+                        }
+                    } else {
+                        NamespacesError::Backlog { limit: limits.pending }
+                    });
                 }
                 Err(error) if is_unique_violation(&error) => error,
                 Err(error) => return Err(error.into()),
@@ -102,11 +119,11 @@ impl NamespaceStore {
         }
     }
 
-    /// Inserts `namespace` unless its organization already has `quota` namespaces, and returns
-    /// whether it did. The count and the insert are one step, so concurrent creates cannot all
-    /// pass the check: one statement, under SQLite's single writer; on PostgreSQL, within a
-    /// transaction holding a lock on the organization.
-    async fn insert_within(&self, namespace: &Namespace, quota: u64) -> Result<bool, sqlx::Error> {
+    /// Inserts `namespace` unless its organization already has as many namespaces, or pending
+    /// ones, as `limits` allow, and returns whether it did. The counts and the insert are one
+    /// step, so concurrent creates cannot all pass the check: one statement, under SQLite's
+    /// single writer; on PostgreSQL, within a transaction holding a lock on the organization.
+    async fn insert_within(&self, namespace: &Namespace, limits: Limits) -> Result<bool, sqlx::Error> {
         let mut transaction = self.database.pool().begin().await?;
         if self.database.engine() == Engine::Postgres {
             sqlx::query("select count(*) from (select pg_advisory_xact_lock(hashtext($1))) as locked")
@@ -116,7 +133,8 @@ impl NamespaceStore {
         }
         let inserted = sqlx::query(&format!(
             "insert into namespaces ({COLUMNS}) select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
-             where (select count(*) from namespaces where organization_id = $2) < $15"
+             where (select count(*) from namespaces where organization_id = $2) < $15 \
+             and (select count(*) from namespaces where organization_id = $2 and status = 'pending') < $16"
         ))
         .bind(namespace.id.to_string())
         .bind(namespace.organization_id.to_string())
@@ -132,7 +150,8 @@ impl NamespaceStore {
         .bind(namespace.created_at)
         .bind(namespace.updated_at)
         .bind(&namespace.endpoint_suffix)
-        .bind(i64::try_from(quota).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limits.namespaces).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limits.pending).unwrap_or(i64::MAX))
         .execute(&mut *transaction)
         .await?
         .rows_affected()
@@ -282,17 +301,65 @@ impl NamespaceStore {
         }
     }
 
-    /// Returns up to `limit` namespaces in `status`, oldest first, across all tenants (for the
-    /// reconciler).
+    /// Returns up to `limit` namespaces in `status` that no reconciler holds, oldest first,
+    /// across all tenants (for the reconciler). A deleted namespace still held is being
+    /// provisioned: its key pair may yet be made, so it is removed only after.
     pub async fn in_status(&self, status: NamespaceStatus, limit: i64) -> Result<Vec<Namespace>, NamespacesError> {
         let rows = sqlx::query(&format!(
-            "select {COLUMNS} from namespaces where status = $1 order by updated_at asc limit $2"
+            "select {COLUMNS} from namespaces where status = $1 and claimed_until < $2 \
+             order by updated_at asc limit $3"
         ))
         .bind(status.as_str())
+        .bind(now_micros())
         .bind(limit)
         .fetch_all(self.database.pool())
         .await?;
         rows.iter().map(decode).collect()
+    }
+
+    /// Returns up to `limit` pending namespaces nobody holds, across all tenants, in the order
+    /// they are to be provisioned: round robin over organizations. Each organization's pending
+    /// namespaces are numbered oldest first, those being provisioned included, and the lowest
+    /// numbers come first; so an organization with none in progress is served next, however
+    /// many another one has waiting.
+    pub async fn next_to_provision(&self, limit: i64) -> Result<Vec<Namespace>, NamespacesError> {
+        let rows = sqlx::query(&format!(
+            "select {COLUMNS} from (select {COLUMNS}, claimed_until, row_number() over \
+             (partition by organization_id order by created_at, id) as position \
+             from namespaces where status = 'pending') as queue \
+             where claimed_until < $1 order by position, created_at, id limit $2"
+        ))
+        .bind(now_micros())
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Holds pending namespace `id` until `until` (microseconds since the epoch), unless
+    /// another holds it; returns whether this call got it. One conditional update, so two
+    /// replicas never both get it.
+    pub async fn claim(&self, id: Uuid, until: i64) -> Result<bool, NamespacesError> {
+        let result = sqlx::query(
+            "update namespaces set claimed_until = $1 where id = $2 and status = 'pending' and claimed_until < $3",
+        )
+        .bind(until)
+        .bind(id.to_string())
+        .bind(now_micros())
+        .execute(self.database.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Moves the end of the hold on namespace `id` to `until`: later, to keep it while working
+    /// on it; sooner, to let it be retried (or, once deleted, removed) then.
+    pub async fn hold_until(&self, id: Uuid, until: i64) -> Result<(), NamespacesError> {
+        sqlx::query("update namespaces set claimed_until = $1 where id = $2")
+            .bind(until)
+            .bind(id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
     }
 
     /// Records a pending namespace's registry namespace and makes it `ready`. Returns whether
@@ -305,7 +372,7 @@ impl NamespaceStore {
     ) -> Result<bool, NamespacesError> {
         let result = sqlx::query(
             "update namespaces set status = 'ready', registry_namespace_id = $1, registry_endpoint = $2, \
-             error_message = '', updated_at = $3 where id = $4 and status = 'pending'",
+             error_message = '', claimed_until = 0, updated_at = $3 where id = $4 and status = 'pending'",
         )
         .bind(registry_namespace_id)
         .bind(registry_endpoint)
@@ -363,6 +430,11 @@ mod tests {
         (NamespaceStore::new(database), dir)
     }
 
+    const LIMITS: Limits = Limits {
+        namespaces: 10,
+        pending: 10,
+    };
+
     fn tenant() -> Caller {
         Caller {
             organization_id: Uuid::new_v4(),
@@ -382,15 +454,15 @@ mod tests {
     async fn names_are_unique_per_tenant_and_region_and_tenants_are_isolated() {
         let (store, _dir) = store().await;
         let (alice, bob) = (tenant(), tenant());
-        let first = store.insert(&alice, "fr-par", new("one"), 10).await.unwrap();
-        match store.insert(&alice, "fr-par", new("one"), 10).await {
+        let first = store.insert(&alice, "fr-par", new("one"), LIMITS).await.unwrap();
+        match store.insert(&alice, "fr-par", new("one"), LIMITS).await {
             Err(NamespacesError::NameTaken { existing_id, .. }) => {
                 assert_eq!(existing_id, first.id.to_string())
             }
             other => panic!("expected NameTaken, got {other:?}"),
         }
-        store.insert(&alice, "nl-ams", new("one"), 10).await.unwrap();
-        store.insert(&bob, "fr-par", new("one"), 10).await.unwrap();
+        store.insert(&alice, "nl-ams", new("one"), LIMITS).await.unwrap();
+        store.insert(&bob, "fr-par", new("one"), LIMITS).await.unwrap();
         assert!(matches!(
             store.get(&bob, "fr-par", first.id).await,
             Err(NamespacesError::NotFound(_))
@@ -403,13 +475,69 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pending_namespaces_are_provisioned_round_robin_over_tenants_and_claimed_once() {
+        let (store, _dir) = store().await;
+        let (alice, bob) = (tenant(), tenant());
+        let mut burst = Vec::new();
+        for index in 0..4 {
+            burst.push(
+                store
+                    .insert(&alice, "fr-par", new(&format!("a{index}")), LIMITS)
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        let late = store.insert(&bob, "fr-par", new("b0"), LIMITS).await.unwrap().id;
+        let order = |namespaces: Vec<Namespace>| namespaces.into_iter().map(|n| n.id).collect::<Vec<_>>();
+        // Each tenant's oldest first, then each one's second...
+        assert_eq!(
+            order(store.next_to_provision(10).await.unwrap()),
+            [burst[0], late, burst[1], burst[2], burst[3]]
+        );
+        // Alice's first two in progress: Bob's goes before her third.
+        let until = now_micros() + 60_000_000;
+        assert!(store.claim(burst[0], until).await.unwrap());
+        assert!(store.claim(burst[1], until).await.unwrap());
+        assert!(!store.claim(burst[1], until).await.unwrap(), "held already");
+        assert_eq!(order(store.next_to_provision(2).await.unwrap()), [late, burst[2]]);
+        // A hold that ran out (its replica died) is taken again.
+        store.hold_until(burst[0], 0).await.unwrap();
+        assert_eq!(order(store.next_to_provision(1).await.unwrap()), [burst[0]]);
+        assert!(store.claim(burst[0], until).await.unwrap());
+        // Ready namespaces leave the queue, and can no longer be claimed.
+        assert!(store.mark_ready(late, "r", "host/r").await.unwrap());
+        assert!(!store.claim(late, until).await.unwrap());
+        assert_eq!(order(store.next_to_provision(10).await.unwrap()), [burst[2], burst[3]]);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_with_a_full_backlog_is_refused_until_one_is_ready() {
+        let (store, _dir) = store().await;
+        let (alice, bob) = (tenant(), tenant());
+        let limits = Limits {
+            namespaces: 10,
+            pending: 2,
+        };
+        let first = store.insert(&alice, "fr-par", new("one"), limits).await.unwrap();
+        store.insert(&alice, "fr-par", new("two"), limits).await.unwrap();
+        assert!(matches!(
+            store.insert(&alice, "fr-par", new("three"), limits).await,
+            Err(NamespacesError::Backlog { limit: 2 })
+        ));
+        store.insert(&bob, "fr-par", new("three"), limits).await.unwrap();
+        assert!(store.mark_ready(first.id, "r", "host/r").await.unwrap());
+        store.insert(&alice, "fr-par", new("three"), limits).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn lifecycle_pending_ready_deleting_gone() {
         let (store, _dir) = store().await;
         let caller = Caller {
             organization_id: Uuid::new_v4(),
             project_id: Uuid::new_v4(),
         };
-        let namespace = store.insert(&caller, "fr-par", new("life"), 10).await.unwrap();
+        let namespace = store.insert(&caller, "fr-par", new("life"), LIMITS).await.unwrap();
         assert_eq!(namespace.status, NamespaceStatus::Pending);
         assert!(store.mark_ready(namespace.id, "r", "host/r").await.unwrap());
         assert!(!store.mark_ready(namespace.id, "r", "host/r").await.unwrap());
@@ -434,8 +562,8 @@ mod tests {
     async fn endpoint_suffixes_are_unique_across_tenants_and_filled_for_old_rows() {
         let (store, _dir) = store().await;
         let (alice, bob) = (tenant(), tenant());
-        let first = store.insert(&alice, "fr-par", new("shop"), 10).await.unwrap();
-        let second = store.insert(&bob, "fr-par", new("shop"), 10).await.unwrap();
+        let first = store.insert(&alice, "fr-par", new("shop"), LIMITS).await.unwrap();
+        let second = store.insert(&bob, "fr-par", new("shop"), LIMITS).await.unwrap();
         assert_eq!(first.endpoint_suffix.len(), 8);
         assert_ne!(first.endpoint_suffix, second.endpoint_suffix);
         assert_eq!(

@@ -4,6 +4,8 @@ use nuage_core::{ApiError, Database, MasterKey, seal};
 use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey, LineEnding};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sqlx::Row;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// Key pairs in the database.
 #[derive(Clone)]
@@ -11,12 +13,16 @@ pub struct KeyStore {
     database: Database,
     sealing: [u8; 32],
     bits: usize,
+    /// One permit per key pair being made: the pool's size. Tokio's semaphore is fair, so
+    /// requests are served in the order they came.
+    makers: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyStore")
             .field("bits", &self.bits)
+            .field("free_makers", &self.makers.available_permits())
             .finish_non_exhaustive()
     }
 }
@@ -28,12 +34,13 @@ fn context(namespace_id: &str) -> String {
 
 impl KeyStore {
     /// Returns a store over `database` that seals private keys under `master_key` and makes
-    /// keys of `bits` bits.
-    pub fn new(database: Database, master_key: &MasterKey, bits: usize) -> Self {
+    /// keys of `bits` bits, `workers` at once.
+    pub fn new(database: Database, master_key: &MasterKey, bits: usize, workers: usize) -> Self {
         Self {
             database,
             sealing: master_key.derive("namespace-keys"),
             bits: bits.max(2048),
+            makers: Arc::new(Semaphore::new(workers.max(1))),
         }
     }
 
@@ -42,9 +49,22 @@ impl KeyStore {
         if let Some(public) = self.public_key(namespace_id).await? {
             return Ok(public);
         }
+        let turn = self
+            .makers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|error| ApiError::internal(&error))?;
+        // Made by another request while this one waited its turn.
+        if let Some(public) = self.public_key(namespace_id).await? {
+            return Ok(public);
+        }
         let bits = self.bits;
         let started = std::time::Instant::now();
+        // The turn goes with the work: should this request be dropped, the thread still ends
+        // its key before the next one starts.
         let (private_pem, public_pem) = tokio::task::spawn_blocking(move || -> Result<(String, String), String> {
+            let _turn = turn;
             let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).map_err(|error| error.to_string())?;
             let public = RsaPublicKey::from(&private);
             let private_pem = private

@@ -1,7 +1,8 @@
 //! Tokens: each namespace's RSA key pair and the JWTs it signs.
 //!
 //! Owns the `namespace_keys` table. A key pair is generated when a namespace is created (off
-//! the request path: the namespace stays `pending` meanwhile), its private half sealed with
+//! the request path: the namespace stays `pending` meanwhile), on a pool of `key_workers`
+//! threads off the async runtime, its private half sealed with
 //! AES-256-GCM under the installation's master key; deleting the namespace destroys it. Tokens
 //! are RS256 JWTs with the claims of a real Scaleway token, signed with aws-lc (the `rsa` crate
 //! only generates keys).
@@ -20,6 +21,6 @@ use nuage_proto::tokens::v1::tokens_server::TokensServer;
 
 /// Returns the tokens service over `database`, sealing private keys under `master_key`.
 pub fn serve(config: &TokensConfig, database: Database, master_key: &MasterKey) -> Served<TokensServer<TokensService>> {
-    let keys = KeyStore::new(database, master_key, config.key_bits);
+    let keys = KeyStore::new(database, master_key, config.key_bits, config.key_workers());
     Served::new(TokensServer::new(TokensService::new(keys)))
 }
