@@ -307,6 +307,10 @@ impl Config {
             );
         }
         self.gateway.validate().map_err(anyhow::Error::msg)?;
+        self.router
+            .connections
+            .validate("router.connections")
+            .map_err(anyhow::Error::msg)?;
         // Who calls whom: the gateway calls every service but the builder; namespaces cascades to
         // functions and containers; those check namespaces and cascade to crons; functions queues
         // builds, which report back and are rolled out by the runner; crons checks functions and

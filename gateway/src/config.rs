@@ -1,6 +1,7 @@
 //! Configuration of the gateway.
 
 use nuage_core::Secret;
+use nuage_core::listener::ConnectionLimits;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -29,6 +30,8 @@ pub struct GatewayConfig {
     pub metrics_token: Option<Secret>,
     /// A file holding `metrics_token`.
     pub metrics_token_file: Option<PathBuf>,
+    /// Limits on the REST listener's client connections (`[gateway.connections]`).
+    pub connections: ConnectionLimits,
 }
 
 impl Default for GatewayConfig {
@@ -42,6 +45,7 @@ impl Default for GatewayConfig {
             auth_failure_window_seconds: 60,
             metrics_token: None,
             metrics_token_file: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -67,7 +71,7 @@ impl GatewayConfig {
         {
             return Err("gateway.metrics_token must not be empty".to_owned());
         }
-        Ok(())
+        self.connections.validate("gateway.connections")
     }
 }
 

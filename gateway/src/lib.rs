@@ -27,12 +27,13 @@ pub use config::GatewayConfig;
 pub use error::HttpError;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::routing::get;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 /// Everything a request handler needs.
 #[derive(Clone)]
@@ -115,8 +116,8 @@ impl GatewayState {
 /// The API prefix, before the region.
 pub const API_PREFIX: &str = "/functions/v1alpha2/regions";
 
-/// Returns the gateway's HTTP routes. Serve it with `into_make_service_with_connect_info`
-/// so the failure throttle sees client addresses.
+/// Returns the gateway's HTTP routes. Requests carry the client's address (`ConnectInfo`)
+/// for the failure throttle.
 pub fn router(state: GatewayState) -> Router {
     let api = namespaces::routes()
         .merge(functions::routes())
@@ -150,21 +151,18 @@ pub fn serve(
     clients: ServiceClients,
     mut extras: GatewayExtras,
     listener: TcpListener,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
     extras.stopping = Some(stopped.clone());
+    let limits = config.connections.clone();
     let app = router(GatewayState::with_extras(config, clients, extras));
-    // Without TCP_NODELAY, a response written in several segments waits on the client's
-    // delayed ACK: ~40 ms on list answers at low load.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::warn!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
-        async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        },
-    );
-    tokio::spawn(server.into_future())
+    // Each connection is served by hyper within the listener's limits (nuage_core::listener),
+    // with the client's address where the failure throttle reads it.
+    tokio::spawn(nuage_core::listener::serve(listener, limits, stopped, move |peer| {
+        let app = app.clone();
+        hyper::service::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        })
+    }))
 }

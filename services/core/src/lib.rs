@@ -3,8 +3,9 @@
 //! Owns: the closed [`ErrorCode`] table and the [`ApiError`] carried over gRPC, ids, the
 //! [`Caller`] a request acts for, pagination, the database pool and its migrator, the master
 //! key, sealing of secrets at rest, the namespace tokens (JWT), shared config types, the
-//! internal gRPC credential, the gRPC [`Transport`] and the [`served::Served`] shape in which
-//! each service crate hands itself to the process. It holds no business logic and no tables of
+//! internal gRPC credential, the gRPC [`Transport`], the [`served::Served`] shape in which
+//! each service crate hands itself to the process, and how HTTP listeners hold their client
+//! connections ([`listener`]). It holds no business logic and no tables of
 //! its own, and calls no service: clients of other parts live in `nuage-clients`.
 
 pub mod caller;
@@ -15,6 +16,7 @@ pub mod ids;
 pub mod instance;
 pub mod internal;
 pub mod jwt;
+pub mod listener;
 pub mod pagination;
 pub mod seal;
 pub mod secret;

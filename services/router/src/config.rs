@@ -1,5 +1,6 @@
 //! Configuration of the router.
 
+use nuage_core::listener::ConnectionLimits;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -31,6 +32,9 @@ pub struct RouterConfig {
     /// before it sleeps (0: sleep at once). Saves the wake-up of a sleeping thread on each hop
     /// through the router, for at most that much CPU per quiet spell.
     pub idle_poll_us: u64,
+    /// Limits on the client connections of each of the router's listeners (public and
+    /// internal, each with its own `max_connections`).
+    pub connections: ConnectionLimits,
 }
 
 impl RouterConfig {
@@ -54,6 +58,7 @@ impl Default for RouterConfig {
             routes_refresh_ms: 1000,
             threads: 0,
             idle_poll_us: 200,
+            connections: ConnectionLimits::default(),
         }
     }
 }

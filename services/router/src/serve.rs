@@ -13,6 +13,7 @@ use crate::upstream::Upstreams;
 use crate::workers::Workers;
 use nuage_clients::logsink::LogSink;
 use nuage_core::internal::InternalAuth;
+use nuage_core::listener::Gate;
 use nuage_core::transport::Authed;
 use nuage_proto::containers::v1::containers_client::ContainersClient;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
@@ -98,6 +99,7 @@ pub fn start(
         &proxy,
         grace,
         Duration::from_micros(config.idle_poll_us),
+        &config.connections,
     )?;
     let refresh = Duration::from_millis(config.routes_refresh_ms.max(10));
     let idle = Duration::from_secs(config.idle_seconds);
@@ -107,7 +109,8 @@ pub fn start(
         tokio::spawn(watch_runner(peers.runner, pools.clone())),
         tokio::spawn(reap(routes, pools, idle)),
     ];
-    let task = serve(listeners, workers, worker_threads, stopped);
+    let gate = || Gate::new(&config.connections);
+    let task = serve(listeners, workers, worker_threads, gate, stopped);
     Ok(Router {
         metrics: proxy.metrics,
         pools: proxy.pools,
@@ -122,18 +125,22 @@ fn serve(
     listeners: Listeners,
     workers: Workers,
     worker_threads: Vec<std::thread::JoinHandle<()>>,
+    gate: impl Fn() -> Gate,
     stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let workers = std::sync::Arc::new(workers);
+    // Each listener has places of its own: a flood of public connections never takes the
+    // places crons fire through.
     let internal = listeners.internal.map(|(listener, auth)| {
         tokio::spawn(accept(
             listener,
             workers.clone(),
             Some(std::sync::Arc::new(auth)),
+            gate(),
             stopped.clone(),
         ))
     });
-    let public = tokio::spawn(accept(listeners.public, workers, None, stopped));
+    let public = tokio::spawn(accept(listeners.public, workers, None, gate(), stopped));
     tokio::spawn(async move {
         let _ = public.await;
         if let Some(internal) = internal {
@@ -149,12 +156,13 @@ fn serve(
     })
 }
 
-/// Accepts connections on `listener` until `stopped` fires and hands them to `workers`;
-/// `internal` makes it the internal listener.
+/// Accepts connections on `listener` until `stopped` fires and hands them to `workers`, as
+/// many at once as `gate` has places; `internal` makes it the internal listener.
 async fn accept(
     listener: TcpListener,
     workers: std::sync::Arc<Workers>,
     internal: Option<std::sync::Arc<InternalAuth>>,
+    gate: Gate,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -171,7 +179,10 @@ async fn accept(
             }
         };
         let _ = stream.set_nodelay(true);
-        workers.hand(stream, peer, internal.clone());
+        let Some((stream, place)) = gate.admit(stream) else {
+            continue;
+        };
+        workers.hand(stream, peer, internal.clone(), place);
     }
 }
 

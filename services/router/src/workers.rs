@@ -9,10 +9,9 @@
 
 use crate::proxy::Proxy;
 use crate::request::Peer;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use nuage_core::internal::InternalAuth;
+use nuage_core::listener::{ConnectionLimits, Permit};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,8 +21,8 @@ use tokio::sync::mpsc;
 
 /// Keeps a timer of the worker due within a second, for good.
 ///
-/// Every request arms timers on its worker (hyper's 30 s timeout to read a request head, the
-/// function's timeout), and tokio wakes its own driver (a write to its eventfd, then one more
+/// Every request arms timers on its worker (its connection's deadlines for the next request
+/// head, the function's timeout), and tokio wakes its own driver (a write to its eventfd, then one more
 /// turn of `epoll_wait`) whenever a new timer is due before all the others, which on a worker
 /// with no other timer is every request's first one: two system calls per request for nothing,
 /// since the driver runs on this very thread. With a timer always due within a second, later
@@ -40,6 +39,8 @@ struct Accepted {
     peer: SocketAddr,
     /// Set for the internal listener's connections.
     internal: Option<Arc<InternalAuth>>,
+    /// The listener's place it holds.
+    place: Permit,
 }
 
 struct Worker {
@@ -65,12 +66,14 @@ impl Workers {
     /// Starts `threads` workers (at least one) serving with copies of `proxy`, each with its own
     /// connections to instances. Once every handle is dropped, each worker gives its
     /// connections `grace` to finish, then its thread ends.
-    /// Each polls for `idle_poll` after its last activity before it sleeps (zero: never).
+    /// Each polls for `idle_poll` after its last activity before it sleeps (zero: never), and
+    /// holds its connections to `limits`.
     pub fn start(
         threads: usize,
         proxy: &Proxy,
         grace: Duration,
         idle_poll: Duration,
+        limits: &ConnectionLimits,
     ) -> std::io::Result<(Self, Vec<std::thread::JoinHandle<()>>)> {
         let mut workers = Vec::new();
         let mut threads_started = Vec::new();
@@ -80,10 +83,11 @@ impl Workers {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let proxy = proxy.for_worker();
             let counted = open.clone();
+            let limits = Arc::new(limits.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("nuage-router-{index}"))
                 .spawn(move || {
-                    runtime.block_on(work(receiver, proxy, counted, grace, idle_poll));
+                    runtime.block_on(work(receiver, proxy, counted, grace, idle_poll, limits));
                     // Whatever outlived the grace period is dropped with the runtime.
                 })?;
             workers.push(Worker { connections, open });
@@ -92,8 +96,15 @@ impl Workers {
         Ok((Self { workers }, threads_started))
     }
 
-    /// Gives a newly accepted connection to the worker with the fewest open ones.
-    pub fn hand(&self, stream: tokio::net::TcpStream, peer: SocketAddr, internal: Option<Arc<InternalAuth>>) {
+    /// Gives a newly accepted connection, holding `place` on its listener, to the worker with
+    /// the fewest open ones.
+    pub fn hand(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        internal: Option<Arc<InternalAuth>>,
+        place: Permit,
+    ) {
         let Some(worker) = self
             .workers
             .iter()
@@ -111,7 +122,16 @@ impl Workers {
             }
         };
         worker.open.fetch_add(1, Ordering::Relaxed);
-        if worker.connections.send(Accepted { stream, peer, internal }).is_err() {
+        if worker
+            .connections
+            .send(Accepted {
+                stream,
+                peer,
+                internal,
+                place,
+            })
+            .is_err()
+        {
             worker.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -124,14 +144,23 @@ async fn work(
     open: Arc<AtomicUsize>,
     grace: Duration,
     idle_poll: Duration,
+    limits: Arc<ConnectionLimits>,
 ) {
     if !idle_poll.is_zero() {
         tokio::spawn(proxy.activity.clone().poll_while_idle(idle_poll));
     }
     tokio::spawn(keep_a_timer_near());
     let proxy = Arc::new(proxy);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    while let Some(Accepted { stream, peer, internal }) = connections.recv().await {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut serving = tokio::task::JoinSet::new();
+    while let Some(Accepted {
+        stream,
+        peer,
+        internal,
+        place,
+    }) = connections.recv().await
+    {
+        while serving.try_join_next().is_some() {}
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(stream) => stream,
             Err(error) => {
@@ -157,17 +186,17 @@ async fn work(
                 Ok::<_, Infallible>(answer)
             }
         });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let connection = nuage_core::listener::serve_connection(stream, service, limits.clone(), stopping.clone());
         let open = open.clone();
-        tokio::spawn(async move {
-            let _ = connection.await;
+        serving.spawn(async move {
+            connection.await;
+            drop(place);
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    let _ = stop.send(true);
+    let drained = async { while serving.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!("invocations did not finish within the grace period");
     }
 }

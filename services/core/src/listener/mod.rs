@@ -1,0 +1,251 @@
+//! How nuage's HTTP/1.1 listeners (the REST gateway, the router's public and internal
+//! listeners) hold their client connections against slow and hostile clients.
+//!
+//! hyper serves each connection, but every request head is read and checked first
+//! ([`guard`]): it must arrive within `header_read_timeout_ms` of its first byte (else 408), a
+//! connection with no request in progress is closed after `idle_timeout_seconds`, a request
+//! target over `max_uri_bytes` gets 414, a head over `max_header_bytes` or `max_headers` gets
+//! 431 and one that does not parse gets 400. hyper's own answers to those have empty bodies;
+//! these carry core's Scaleway body ([`ErrorResponse`](crate::error::ErrorResponse)), as every
+//! other error of nuage. A listener serves at most `max_connections` at once ([`Gate`]); one
+//! more is answered 503 and closed.
+
+mod guard;
+mod limits;
+
+pub use limits::{ConnectionLimits, Refusal};
+
+use guard::{Answering, Guarded, InFlight};
+use http::{Request, Response};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::error::Error as StdError;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// A place held for one connection; the place frees when it drops.
+pub type Permit = OwnedSemaphorePermit;
+
+/// The places of one listener: at most `max_connections` connections are served at once.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    places: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl Gate {
+    /// Returns the gate of a listener with `limits`.
+    pub fn new(limits: &ConnectionLimits) -> Self {
+        Self {
+            places: Arc::new(Semaphore::new(limits.max_connections)),
+            limit: limits.max_connections,
+        }
+    }
+
+    /// Returns `stream` with the place it holds while it is served; when every place is
+    /// taken, answers it 503 and closes it (in a task of its own) and returns `None`.
+    pub fn admit(&self, stream: TcpStream) -> Option<(TcpStream, Permit)> {
+        match self.places.clone().try_acquire_owned() {
+            Ok(permit) => Some((stream, permit)),
+            Err(_) => {
+                tracing::warn!(limit = self.limit, "connection refused: every place is taken");
+                let answer = Refusal::Overloaded { limit: self.limit }.to_http();
+                tokio::spawn(answer_and_close(stream, answer));
+                None
+            }
+        }
+    }
+}
+
+/// Writes `answer` on `stream` and closes it, reading and dropping what the client sends
+/// meanwhile (for a moment), so the client reads the answer rather than a reset.
+async fn answer_and_close(mut stream: TcpStream, answer: Vec<u8>) {
+    let answered = async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await?;
+        let mut scratch = [0u8; 4096];
+        while tokio::io::AsyncReadExt::read(&mut stream, &mut scratch).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), answered).await;
+}
+
+/// Accepts connections on `listener` and serves each with the service `serve` makes for its
+/// client's address, within `limits`, until `stopped` turns true; then lets the requests in
+/// progress finish and returns once every connection closed.
+pub async fn serve<M, S, B>(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    mut stopped: watch::Receiver<bool>,
+    serve: M,
+) -> std::io::Result<()>
+where
+    M: Fn(SocketAddr) -> S,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let gate = Gate::new(&limits);
+    let limits = Arc::new(limits);
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.wait_for(|stop| *stop) => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, typically: let some connections close.
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Without TCP_NODELAY, an answer written in several segments waits on the client's
+        // delayed ACK: ~40 ms.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+        let Some((stream, permit)) = gate.admit(stream) else {
+            continue;
+        };
+        let connection = serve_connection(stream, serve(peer), limits.clone(), stopped.clone());
+        connections.spawn(async move {
+            connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Serves one HTTP/1.1 connection with `service` within `limits` until the client or the
+/// limits end it; once `stopping` turns true, finishes the request in progress and closes.
+pub async fn serve_connection<S, B>(
+    stream: TcpStream,
+    service: S,
+    limits: Arc<ConnectionLimits>,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Unpin + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let in_flight = Arc::new(InFlight::default());
+    let io = Guarded::new(stream, &limits, in_flight.clone());
+    let service = Counted { service, in_flight };
+    // Heads reach hyper only once checked, so its own limits are set not to bite first: its
+    // buffer holds the largest head allowed, and its head timeout is the guard's.
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size((limits.max_header_bytes + 1024).max(8192))
+        .max_headers(limits.max_headers)
+        .serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let mut stopped = *stopping.borrow();
+    if stopped {
+        connection.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            served = connection.as_mut() => {
+                if let Err(error) = served {
+                    tracing::debug!(%error, "connection ended");
+                }
+                return;
+            }
+            _ = stopping.wait_for(|stop| *stop), if !stopped => stopped = true,
+        }
+        connection.as_mut().graceful_shutdown();
+    }
+}
+
+/// A service whose requests count as in progress until their answer's body is done.
+struct Counted<S> {
+    service: S,
+    in_flight: Arc<InFlight>,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Counted<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>,
+{
+    type Response = Response<Tracked<B>>;
+    type Error = S::Error;
+    type Future = CountedFuture<S::Future>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        CountedFuture {
+            answering: Some(self.in_flight.begin()),
+            future: self.service.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of a [`Counted`] service.
+    struct CountedFuture<F> {
+        answering: Option<Answering>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F, B, E> Future for CountedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<Tracked<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.future.poll(cx))?;
+        let answering = this.answering.take();
+        Poll::Ready(Ok(answer.map(|body| Tracked {
+            body,
+            _answering: answering,
+        })))
+    }
+}
+
+/// An answer's body, which keeps its request in progress until hyper drops it.
+struct Tracked<B> {
+    body: B,
+    _answering: Option<Answering>,
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -1,0 +1,218 @@
+//! The HTTP listeners against slow and hostile clients (issue 23, point 5): the REST API, the
+//! router and its internal listener time out a head that stalls and a connection left idle,
+//! serve a bounded number of connections, and answer what the HTTP layer refuses (400, 408,
+//! 414, 431, 503) with a Scaleway JSON body, as a hostile client sees over TCP.
+
+use nuage_tests::{TestServer, eventually};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What the tests set: a second to send a head, a second of idleness, four connections.
+fn tight(config: &mut nuage::Config) {
+    for limits in [&mut config.gateway.connections, &mut config.router.connections] {
+        limits.header_read_timeout_ms = 1000;
+        limits.idle_timeout_seconds = 1;
+        limits.max_connections = 4;
+    }
+}
+
+/// The listeners a client can reach: the REST API, the router, the router's internal one.
+fn listeners(server: &TestServer) -> [(&'static str, String); 3] {
+    let endpoints = server.server().endpoints();
+    [
+        ("api", endpoints.api.unwrap().to_string()),
+        ("router", endpoints.functions.unwrap().to_string()),
+        ("router internal", endpoints.router_internal.unwrap().to_string()),
+    ]
+}
+
+/// An answer read off the wire.
+#[derive(Debug)]
+struct Raw {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    /// Returns the body, asserting it is a Scaleway error: a JSON object with a message and a
+    /// type, sent as JSON.
+    fn scaleway_error(&self, what: &str) -> Value {
+        assert!(
+            self.head
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{what}: not JSON: {self:?}"
+        );
+        let body: Value =
+            serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("{what}: the body is not JSON: {self:?}"));
+        assert!(body["message"].is_string(), "{what}: {body}");
+        assert!(body["type"].is_string(), "{what}: {body}");
+        body
+    }
+}
+
+/// Parses an answer read up to the end of the stream.
+fn parse(bytes: &[u8], what: &str) -> Raw {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, _)) = text.split_once("\r\n\r\n") else {
+        panic!("{what}: no answer head in {text:?}");
+    };
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: no status in {head:?}"));
+    Raw {
+        status,
+        head: head.to_owned(),
+        body: bytes[head.len() + 4..].to_vec(),
+    }
+}
+
+/// Sends `request` (while reading, so a large one cannot block) and reads the answer until the
+/// server closes the connection, for at most `limit`.
+async fn exchange(address: &str, request: Vec<u8>, limit: Duration, what: &str) -> Raw {
+    let stream = TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let sending = tokio::spawn(async move {
+        // The server may close before it read everything: that is its right.
+        let _ = writer.write_all(&request).await;
+        writer
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(limit, reader.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "{what}: the connection was still open after {limit:?}; read so far: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(sending.await);
+    parse(&answer, what)
+}
+
+/// Connects and sends the start of a request head, and stops there.
+async fn stall(address: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: stalled\r\nx-half-sent: ")
+        .await
+        .unwrap();
+    stream
+}
+
+/// Reads from `stream` until the server closes it, for at most `limit`; returns what it sent.
+async fn until_closed(stream: &mut TcpStream, limit: Duration, what: &str) -> Vec<u8> {
+    let mut answer = Vec::new();
+    let started = Instant::now();
+    let read = tokio::time::timeout(limit, stream.read_to_end(&mut answer)).await;
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "{what}: still open after {:?} ({read:?}); read so far: {:?}",
+        started.elapsed(),
+        String::from_utf8_lossy(&answer)
+    );
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_that_stalls_is_answered_408_and_disconnected() {
+    let server = TestServer::start_with(tight).await;
+    for (what, address) in listeners(&server) {
+        let mut stream = stall(&address).await;
+        let answer = until_closed(&mut stream, Duration::from_secs(5), what).await;
+        let answer = parse(&answer, what);
+        assert_eq!(answer.status, 408, "{what}: {answer:?}");
+        answer.scaleway_error(what);
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_left_idle_is_closed() {
+    let server = TestServer::start_with(tight).await;
+    for (what, address) in listeners(&server) {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        // Nothing sent at all...
+        until_closed(&mut stream, Duration::from_secs(5), what).await;
+        // ...and nothing more after a first request answered on a kept-alive connection.
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: idle\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = until_closed(&mut stream, Duration::from_secs(15), what).await;
+        let answer = parse(&answer, what);
+        assert!(answer.status < 500, "{what}: {answer:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_get_503_and_stalled_ones_do_not_lock_others_out() {
+    let server = TestServer::start_with(tight).await;
+    for (what, address) in listeners(&server) {
+        // Four connections take every place, and stall.
+        let mut stalled = Vec::new();
+        for _ in 0..4 {
+            stalled.push(stall(&address).await);
+        }
+        let request = b"GET /healthz HTTP/1.1\r\nhost: over\r\nconnection: close\r\n\r\n".to_vec();
+        let over = exchange(&address, request.clone(), Duration::from_secs(5), what).await;
+        assert_eq!(over.status, 503, "{what}: {over:?}");
+        assert_eq!(over.scaleway_error(what)["type"], "service_unavailable", "{what}");
+        // Once the stalled heads time out, a well-behaved client is served.
+        let served = eventually(
+            Duration::from_secs(10),
+            || exchange(&address, request.clone(), Duration::from_secs(5), what),
+            |answer| answer.status != 503,
+        )
+        .await;
+        assert_ne!(served.status, 503, "{what}: {served:?}");
+        if what == "api" {
+            assert_eq!(served.status, 200, "{what}: {served:?}");
+        }
+        drop(stalled);
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_http_layer_refuses_is_answered_with_a_json_body() {
+    let server = TestServer::start().await;
+    let long_uri = format!("/{}", "a".repeat(20 * 1024));
+    let mut large_head = String::from("GET /healthz HTTP/1.1\r\nhost: large\r\n");
+    for index in 0..50 {
+        large_head.push_str(&format!("x-large-{index}: {}\r\n", "b".repeat(2048)));
+    }
+    large_head.push_str("\r\n");
+    let cases = [
+        (
+            "a 20 KB request target",
+            format!("GET {long_uri} HTTP/1.1\r\nhost: long\r\n\r\n").into_bytes(),
+            414,
+        ),
+        ("100 KB of headers", large_head.into_bytes(), 431),
+        ("a garbage request line", b"THIS IS NOT HTTP\r\n\r\n".to_vec(), 400),
+        (
+            "binary noise",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
+            400,
+        ),
+    ];
+    for (listener, address) in listeners(&server) {
+        for (case, request, status) in &cases {
+            let what = format!("{listener}: {case}");
+            let answer = exchange(&address, request.clone(), Duration::from_secs(10), &what).await;
+            assert_eq!(answer.status, *status, "{what}: {answer:?}");
+            assert_eq!(answer.scaleway_error(&what)["type"], "invalid_arguments", "{what}");
+        }
+        // The listener still serves a well-formed request.
+        let request = b"GET /healthz HTTP/1.1\r\nhost: fine\r\nconnection: close\r\n\r\n".to_vec();
+        let answer = exchange(&address, request, Duration::from_secs(10), listener).await;
+        assert!(answer.status < 500, "{listener}: {answer:?}");
+    }
+    server.stop().await;
+}
