@@ -201,6 +201,66 @@ pub fn write_image(
     })
 }
 
+/// Removes the image tagged `tag` from the layout of `repository` under `registry`, and the
+/// blobs only it used; a layout left without images goes, and so do its parent directories
+/// up to `registry` once empty (a namespace's directory with its last repository). Removing
+/// what is not there is not an error.
+pub fn remove_image(registry: &Path, repository: &str, tag: &str) -> Result<(), BuilderError> {
+    let layout = layout_dir(registry, repository);
+    let index_path = layout.join("index.json");
+    let _guard = INDEX_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !index_path.exists() {
+        return remove_empty_directories(registry, &layout);
+    }
+    let mut manifests = ImageIndex::from_file(&index_path)
+        .map_err(BuilderError::Metadata)?
+        .manifests()
+        .clone();
+    manifests.retain(|existing| {
+        existing
+            .annotations()
+            .as_ref()
+            .and_then(|annotations| annotations.get(REF_NAME))
+            .is_none_or(|name| name != tag)
+    });
+    if manifests.is_empty() {
+        std::fs::remove_dir_all(&layout).map_err(BuilderError::io("removing a layout"))?;
+        return remove_empty_directories(registry, &layout);
+    }
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .map_err(BuilderError::Metadata)?;
+    write_index(&index_path, &index)?;
+    remove_unreferenced_blobs(&layout, &index)
+}
+
+/// Removes `directory` and its parents up to (not including) `registry`, as long as they are
+/// empty.
+fn remove_empty_directories(registry: &Path, directory: &Path) -> Result<(), BuilderError> {
+    let mut current = Some(directory);
+    while let Some(path) = current.filter(|path| path.starts_with(registry) && *path != registry) {
+        match std::fs::remove_dir(path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            // Not empty: something else still lives there.
+            Err(error) if error.kind() == std::io::ErrorKind::DirectoryNotEmpty => return Ok(()),
+            Err(error) => return Err(BuilderError::io("removing a layout's directory")(error)),
+        }
+        current = path.parent();
+    }
+    Ok(())
+}
+
+/// Writes `index` to `path` whole, or not at all.
+fn write_index(path: &Path, index: &ImageIndex) -> Result<(), BuilderError> {
+    let temporary = path.with_extension("partial");
+    index.to_file(&temporary).map_err(BuilderError::Metadata)?;
+    std::fs::rename(&temporary, path).map_err(BuilderError::io("writing the index"))
+}
+
 /// The layer of the runtime's wrapper files, under [`WRAPPER_DIR`].
 fn wrapper_layer(files: &[(&str, Vec<u8>, u32)]) -> Result<Layer, BuilderError> {
     layer(|tar| {
@@ -333,8 +393,69 @@ fn tag_manifest(
         .manifests(manifests)
         .build()
         .map_err(BuilderError::Metadata)?;
-    let temporary = index_path.with_extension("partial");
-    index.to_file(&temporary).map_err(BuilderError::Metadata)?;
-    std::fs::rename(&temporary, &index_path).map_err(BuilderError::io("writing the index"))?;
+    write_index(&index_path, &index)?;
     Ok(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> Vec<Entry> {
+        vec![Entry::File {
+            path: "handler.js".to_owned(),
+            mode: 0o644,
+            data: format!("exports.handle = () => '{text}';").into_bytes(),
+        }]
+    }
+
+    fn write(registry: &Path, repository: &str, tag: &str) {
+        write_image(registry, repository, tag, "node22", "handler.handle", &code(tag), None).unwrap();
+    }
+
+    fn files(directory: &Path) -> usize {
+        std::fs::read_dir(directory).map_or(0, |entries| entries.count())
+    }
+
+    #[test]
+    fn removing_images_takes_their_blobs_then_the_layout_then_the_namespace_directory() {
+        let registry = tempfile::tempdir().unwrap();
+        let registry = registry.path();
+        let (first, second, other) = ("space/first", "space/second", "other/first");
+        write(registry, first, "one");
+        write(registry, first, "two");
+        write(registry, second, "one");
+        write(registry, other, "one");
+        let blobs = layout_dir(registry, first).join("blobs/sha256");
+        let before = files(&blobs);
+
+        // One of two images: the other one, and the blobs it uses, stay.
+        remove_image(registry, first, "one").unwrap();
+        let index = ImageIndex::from_file(layout_dir(registry, first).join("index.json")).unwrap();
+        assert_eq!(index.manifests().len(), 1);
+        assert!(files(&blobs) < before, "the removed image's own blobs go");
+        // Removing it again, or a tag that never was, changes nothing.
+        remove_image(registry, first, "one").unwrap();
+        remove_image(registry, first, "never").unwrap();
+        assert_eq!(
+            ImageIndex::from_file(layout_dir(registry, first).join("index.json"))
+                .unwrap()
+                .manifests()
+                .len(),
+            1
+        );
+
+        // The last image of a repository takes its layout; the namespace's directory stays
+        // while another repository lives in it.
+        remove_image(registry, first, "two").unwrap();
+        assert!(!layout_dir(registry, first).exists());
+        assert!(layout_dir(registry, second).join("index.json").is_file());
+        remove_image(registry, second, "one").unwrap();
+        assert!(!registry.join("space").exists(), "the emptied namespace directory goes");
+        // Other namespaces, and the registry itself, stay.
+        assert!(layout_dir(registry, other).join("index.json").is_file());
+        remove_image(registry, other, "one").unwrap();
+        assert!(registry.is_dir());
+        assert_eq!(files(registry), 0);
+    }
 }

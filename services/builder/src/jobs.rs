@@ -151,6 +151,51 @@ impl JobStore {
     }
 }
 
+/// A job of a deleted function, as its deletion sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The job's id, also its image's tag.
+    pub id: String,
+    /// Where its image went.
+    pub repository: String,
+    /// Whether a live worker is building it.
+    pub running: bool,
+}
+
+impl JobStore {
+    /// Returns every job of `function_id`.
+    pub async fn of_function(&self, function_id: &str) -> Result<Vec<Held>, ApiError> {
+        let now = now_micros();
+        let rows = sqlx::query("select id, repository, status, lease_until from build_jobs where function_id = $1")
+            .bind(function_id)
+            .fetch_all(self.database.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                let lease_until: i64 = row.try_get("lease_until")?;
+                Ok(Held {
+                    id: row.try_get("id")?,
+                    repository: row.try_get("repository")?,
+                    running: status == "running" && lease_until >= now,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes job `id` unless a live worker holds it; returns whether it did. A queued job
+    /// claimed meanwhile is not removed: the claim and this are one conditional write each.
+    pub async fn remove_unless_running(&self, id: &str) -> Result<bool, ApiError> {
+        let result =
+            sqlx::query("delete from build_jobs where id = $1 and not (status = 'running' and lease_until >= $2)")
+                .bind(id)
+                .bind(now_micros())
+                .execute(self.database.pool())
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
+
 fn decode(row: &AnyRow) -> Result<Job, ApiError> {
     Ok(Job {
         id: row.try_get("id")?,

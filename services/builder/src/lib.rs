@@ -4,7 +4,8 @@
 //! [`Worker`]s that claim jobs with a lease, fetch the archive from object storage, check it
 //! (zip only, size, entry count, expansion ratio, paths, links, the handler), write an OCI
 //! image (nuage's wrapper for the runtime plus the code) into the namespace's repository, and
-//! report to the functions service. Wrappers live in `wrappers/`, with their own tests.
+//! report to the functions service. Deleting a function deletes its builds: jobs and images.
+//! Wrappers live in `wrappers/`, with their own tests.
 
 mod checks;
 mod config;
@@ -12,6 +13,7 @@ mod error;
 mod golang;
 mod image;
 mod jobs;
+mod leftovers;
 mod registry;
 mod service;
 mod worker;
@@ -19,8 +21,9 @@ mod worker;
 pub use checks::{Entry, Limits, check_handler, read_archive};
 pub use config::BuilderConfig;
 pub use error::BuilderError;
-pub use image::{CODE_DIR, Image, WRAPPER_DIR, layout_dir, write_image};
-pub use jobs::{Job, JobStore};
+pub use image::{CODE_DIR, Image, WRAPPER_DIR, layout_dir, remove_image, write_image};
+pub use jobs::{Held, Job, JobStore};
+pub use leftovers::BuildLeftovers;
 pub use registry::Registry;
 pub use service::BuilderService;
 pub use worker::Worker;
@@ -48,6 +51,7 @@ pub fn serve(
 ) -> Served<BuilderServer<BuilderService>> {
     let jobs = JobStore::new(database);
     let archives = nuage_clients::storage::client(storage, access);
+    let leftovers = BuildLeftovers::new(jobs.clone(), registry.clone());
     let worker = Worker::new(
         jobs.clone(),
         archives,
@@ -58,6 +62,6 @@ pub fn serve(
     )
     .with_logs(logs);
     let working = tokio::spawn(worker.clone().run());
-    let service = BuilderService::new(jobs, worker, config.max_queued_per_organization);
+    let service = BuilderService::new(jobs, worker, leftovers, config.max_queued_per_organization);
     Served::new(BuilderServer::new(service)).with_background([working])
 }

@@ -1,6 +1,7 @@
 //! The builder gRPC service: queues builds.
 
 use crate::jobs::{Job, JobStore};
+use crate::leftovers::BuildLeftovers;
 use crate::worker::Worker;
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
@@ -12,15 +13,21 @@ use tonic::{Request, Response, Status};
 pub struct BuilderService {
     jobs: JobStore,
     worker: Worker,
+    leftovers: BuildLeftovers,
     /// Jobs of one organization that may wait in the queue.
     backlog: u32,
 }
 
 impl BuilderService {
-    /// Returns a service that queues into `jobs`, at most `backlog` per organization, and
-    /// wakes `worker`.
-    pub fn new(jobs: JobStore, worker: Worker, backlog: u32) -> Self {
-        Self { jobs, worker, backlog }
+    /// Returns a service that queues into `jobs`, at most `backlog` per organization, wakes
+    /// `worker`, and removes deleted functions' builds with `leftovers`.
+    pub fn new(jobs: JobStore, worker: Worker, leftovers: BuildLeftovers, backlog: u32) -> Self {
+        Self {
+            jobs,
+            worker,
+            leftovers,
+            backlog,
+        }
     }
 }
 
@@ -55,5 +62,14 @@ impl Builder for BuilderService {
         self.jobs.submit(&job, self.backlog).await?;
         self.worker.wake();
         Ok(Response::new(pb::SubmitBuildResponse {}))
+    }
+
+    async fn delete_function_builds(
+        &self,
+        request: Request<pb::DeleteFunctionBuildsRequest>,
+    ) -> Result<Response<pb::DeleteFunctionBuildsResponse>, Status> {
+        let function_id = nuage_core::ids::parse_id("function_id", &request.into_inner().function_id)?;
+        let remaining = self.leftovers.remove(&function_id.to_string()).await?;
+        Ok(Response::new(pb::DeleteFunctionBuildsResponse { remaining }))
     }
 }

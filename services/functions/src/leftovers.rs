@@ -1,15 +1,21 @@
-//! What a deleted function leaves of its own: its source archive and its deployments, removed
-//! by the shared reconciler once its crons, instances and logs are gone.
+//! What a deleted function leaves of its own: its builds (jobs and images, which the builder
+//! owns), its source archive and its deployments, removed by the shared reconciler once its
+//! crons, instances and logs are gone.
 
 use crate::archives::Archives;
 use crate::deployments::DeploymentStore;
 use nuage_applications::Leftovers;
-use nuage_core::ApiError;
+use nuage_core::transport::Authed;
+use nuage_core::{ApiError, ErrorCode};
+use nuage_proto::builder::v1::DeleteFunctionBuildsRequest;
+use nuage_proto::builder::v1::builder_client::BuilderClient;
 use uuid::Uuid;
 
-/// A function's archive and deployments.
+/// A function's builds, archive and deployments.
 #[derive(Debug, Clone)]
 pub struct FunctionLeftovers {
+    /// Owns builds.
+    pub builder: BuilderClient<Authed>,
     /// Where archives are.
     pub archives: Archives,
     /// Where deployments are.
@@ -18,6 +24,23 @@ pub struct FunctionLeftovers {
 
 impl Leftovers for FunctionLeftovers {
     async fn remove(&self, id: Uuid) -> Result<(), ApiError> {
+        // Builds first: one still running reports to its deployment when it ends.
+        let remaining = self
+            .builder
+            .clone()
+            .delete_function_builds(DeleteFunctionBuildsRequest {
+                function_id: id.to_string(),
+            })
+            .await
+            .map_err(|status| ApiError::from_peer("builder", &status))?
+            .into_inner()
+            .remaining;
+        if remaining > 0 {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!("{remaining} build(s) of function `{id}` still running; deleting it once they end"),
+            ));
+        }
         // One that was never given an upload URL has no archive: no call to the store.
         if self.deployments.may_have_archive(id).await? {
             self.archives.delete(id).await?;

@@ -44,6 +44,7 @@ pub fn serve(
 ) -> Served<FunctionsServer<FunctionsService>> {
     let deployments = DeploymentStore::new(database.clone());
     let leftovers = FunctionLeftovers {
+        builder: builder.clone(),
         archives: archives.clone(),
         deployments: deployments.clone(),
     };
