@@ -67,9 +67,22 @@ impl Services {
     }
 
     /// Serves the services on `listener` until `stopped` turns true; they report SERVING only
-    /// while `database` answers.
-    pub fn serve(mut self, listener: TcpListener, database: Database, mut stopped: watch::Receiver<bool>) -> Serving {
-        let health = watch_database(database, self.reporter, self.names);
+    /// while `database` answers. Their first state is set before the listener serves, so no
+    /// caller finds a service not registered yet.
+    pub async fn serve(
+        mut self,
+        listener: TcpListener,
+        database: Database,
+        mut stopped: watch::Receiver<bool>,
+    ) -> Serving {
+        let status = database_status(&database).await;
+        if status == ServingStatus::NotServing {
+            tracing::warn!("database does not answer; services report NOT_SERVING");
+        }
+        for service in &self.names {
+            self.reporter.set_service_status(*service, status).await;
+        }
+        let health = watch_database(database, self.reporter, self.names, status);
         self.background.push(tokio::spawn(health));
         // Accepted sockets need TCP_NODELAY: without it a reply that spans two writes
         // waits for the peer's delayed ACK (about 40 ms) before its tail leaves.
@@ -110,14 +123,25 @@ pub struct Serving {
     pub warnings: Vec<String>,
 }
 
-async fn watch_database(database: Database, reporter: HealthReporter, services: Vec<&'static str>) {
-    let mut last = None;
+async fn database_status(database: &Database) -> ServingStatus {
+    if database.ping().await {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
+/// Sets the status of `services` whenever the database's changes from `first`.
+async fn watch_database(
+    database: Database,
+    reporter: HealthReporter,
+    services: Vec<&'static str>,
+    first: ServingStatus,
+) {
+    let mut last = Some(first);
     loop {
-        let status = if database.ping().await {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let status = database_status(&database).await;
         if last != Some(status) {
             if status == ServingStatus::NotServing {
                 tracing::warn!("database does not answer; services report NOT_SERVING");
@@ -127,6 +151,5 @@ async fn watch_database(database: Database, reporter: HealthReporter, services: 
             }
             last = Some(status);
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

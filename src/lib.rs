@@ -11,6 +11,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 mod grpc;
+mod health;
 mod roles;
 mod s3;
 mod server;

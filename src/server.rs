@@ -187,7 +187,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     let mut gateway = None;
     if config.runs(Role::Gateway) {
-        let extras = gateway_extras(grpc.as_ref(), router.as_ref());
+        let extras = gateway_extras(&config, database.as_ref(), grpc.as_ref(), router.as_ref());
         gateway = Some(gateway_role(&config, &reach, extras, http_stopped).await?);
     }
     let endpoints = Endpoints {
@@ -335,7 +335,7 @@ async fn start_grpc(
     let handles = roles::start(&context, &mut services).await?;
     Ok(Grpc {
         address,
-        serving: services.serve(listener, database.clone(), stopped),
+        serving: services.serve(listener, database.clone(), stopped).await,
         handles,
         logs,
         storage: storage.filter(|_| config.runs(Role::Functions)),
@@ -430,8 +430,20 @@ fn router_role(
 }
 
 /// Returns what the gateway shows of the rest of the process on `/healthz` and `/metrics`.
-fn gateway_extras(grpc: Option<&Grpc>, router: Option<&nuage_router::Router>) -> GatewayExtras {
+fn gateway_extras(
+    config: &Config,
+    database: Option<&Database>,
+    grpc: Option<&Grpc>,
+    router: Option<&nuage_router::Router>,
+) -> GatewayExtras {
     let mut extras = GatewayExtras::default();
+    let storage = grpc.and_then(|grpc| grpc.storage.as_ref());
+    extras.dependencies = crate::health::dependencies(
+        database,
+        storage.map(|access| (&config.storage, access)),
+        config.data_dir.clone(),
+        config.gateway.health_min_free_disk_bytes,
+    );
     if let Some(router) = router {
         extras.metrics.push(Box::new(router.metrics_renderer()));
     }

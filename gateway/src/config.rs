@@ -30,6 +30,11 @@ pub struct GatewayConfig {
     pub metrics_token: Option<Secret>,
     /// A file holding `metrics_token`.
     pub metrics_token_file: Option<PathBuf>,
+    /// Milliseconds each check of `/healthz` (a service, the database, the object store, the
+    /// data disk) may take; one that takes longer counts as down. They run at once.
+    pub health_timeout_ms: u64,
+    /// `/healthz` is not ready while the data dir's disk has fewer bytes free than this.
+    pub health_min_free_disk_bytes: u64,
     /// Limits on the REST listener's client connections (`[gateway.connections]`).
     pub connections: ConnectionLimits,
 }
@@ -45,6 +50,8 @@ impl Default for GatewayConfig {
             auth_failure_window_seconds: 60,
             metrics_token: None,
             metrics_token_file: None,
+            health_timeout_ms: 2000,
+            health_min_free_disk_bytes: 256 * 1024 * 1024,
             connections: ConnectionLimits::default(),
         }
     }
@@ -70,6 +77,9 @@ impl GatewayConfig {
             .is_some_and(|token| token.expose().trim().is_empty())
         {
             return Err("gateway.metrics_token must not be empty".to_owned());
+        }
+        if self.health_timeout_ms == 0 {
+            return Err("gateway.health_timeout_ms must be positive".to_owned());
         }
         self.connections.validate("gateway.connections")
     }

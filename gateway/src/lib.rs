@@ -25,6 +25,7 @@ mod request_id;
 pub use clients::{ServiceClients, ServiceTransports};
 pub use config::GatewayConfig;
 pub use error::HttpError;
+pub use health::{Checked, Dependency, DependencyCheck};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -59,6 +60,9 @@ pub struct GatewayExtras {
     pub warnings: Vec<String>,
     /// Appended to `/metrics` (the router's invocation figures, say).
     pub metrics: Vec<MetricsRenderer>,
+    /// Checked on `/healthz` besides the services: the database, the object store, the data
+    /// disk, as far as this process has them.
+    pub dependencies: Vec<health::Dependency>,
     /// Turns true when the process stops: long-lived answers (followed logs) end then.
     pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
@@ -68,6 +72,7 @@ impl std::fmt::Debug for GatewayExtras {
         f.debug_struct("GatewayExtras")
             .field("warnings", &self.warnings)
             .field("metrics", &self.metrics.len())
+            .field("dependencies", &self.dependencies)
             .finish()
     }
 }
