@@ -1,5 +1,6 @@
 //! Fairness between tenants: one tenant's burst of expensive work (namespace key pairs) does
-//! not starve another tenant, and a tenant's backlog of it is bounded.
+//! not starve another tenant, and a tenant's backlog of it is bounded; what a stopped server
+//! held of it is resumed.
 
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
@@ -128,5 +129,39 @@ async fn a_tenant_over_its_backlog_of_pending_namespaces_gets_429_and_nothing_is
     wait_all_ready(&tenant, accepted, Duration::from_secs(300)).await;
     // Once the backlog is empty, the tenant creates again.
     tenant.create_namespace("after").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_a_stopped_server_was_provisioning_are_resumed_after_a_restart() {
+    const CREATES: usize = 3;
+    let mut server = TestServer::start_with(|config| {
+        // One key at a time: the server stops while it holds a namespace, and others wait.
+        config.tokens.key_workers = 1;
+        config.namespaces.provision_workers = 1;
+        config.namespaces.provision_lease_seconds = 2;
+    })
+    .await;
+    let key = nuage::admin::create_tenant(&server.config, "restarted tenant")
+        .await
+        .expect("tenant created");
+    let tenant = Tenant::new(&server.base_url, key.clone());
+    for index in 0..CREATES {
+        tenant.create_namespace(&format!("resumed-{index}")).await;
+    }
+    let before = statuses(&tenant).await;
+    assert!(
+        pending(&before) > 0,
+        "some namespace is still being provisioned: {before:?}"
+    );
+    server.take_server().shutdown().await.expect("clean shutdown");
+
+    // The same data dir and database: the hold the stopped server had runs out, and the new
+    // one provisions every namespace.
+    let restarted = nuage::start(server.config.clone()).await.expect("server restarts");
+    let base_url = format!("http://{}", restarted.endpoints().api.expect("the REST API"));
+    let tenant = Tenant::new(&base_url, key);
+    wait_all_ready(&tenant, CREATES, Duration::from_secs(300)).await;
+    restarted.shutdown().await.expect("clean shutdown");
     server.stop().await;
 }
