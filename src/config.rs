@@ -181,6 +181,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The internal gRPC listener (port 0 picks a free port).
     pub grpc_listen: SocketAddr,
+    /// Connections the gRPC listener serves at once (every process of nuage that calls this
+    /// one holds a few); one more is closed.
+    pub grpc_max_connections: usize,
+    /// Seconds of silence after which the gRPC listener pings a peer; one that does not answer
+    /// within 20 s is disconnected.
+    pub grpc_keepalive_seconds: u64,
     /// `sqlite://...` or `postgres://...`; default: `nuage.db` in the data dir.
     pub database_url: Option<String>,
     /// How long a call to the database waits for a connection, and on PostgreSQL for a
@@ -234,6 +240,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./.nuage"),
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             grpc_listen: "127.0.0.1:0".parse().expect("valid address"),
+            grpc_max_connections: 10_000,
+            grpc_keepalive_seconds: 60,
             database_url: None,
             database_timeout_ms: 30_000,
             roles: Role::ALL.to_vec(),
@@ -307,6 +315,9 @@ impl Config {
             );
         }
         self.gateway.validate().map_err(anyhow::Error::msg)?;
+        if self.grpc_max_connections == 0 || self.grpc_keepalive_seconds == 0 {
+            anyhow::bail!("grpc_max_connections and grpc_keepalive_seconds must be positive");
+        }
         self.router
             .connections
             .validate("router.connections")

@@ -1,8 +1,10 @@
 //! The internal gRPC listener of one process: the services its roles add, behind the internal
 //! credential, and their health.
 
+use crate::config::Config;
 use nuage_core::Database;
 use nuage_core::internal::{InternalAuth, REQUEST_ID_HEADER, RequireInternalAuth};
+use nuage_core::listener::{ConnectionLimits, Gate};
 use nuage_core::served::Served;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -17,6 +19,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+
+/// How long a peer pinged by the gRPC listener has to answer.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A service of this process as its listener serves it: callers must hold the internal secret.
 type Guarded<S> = InterceptedService<S, RequireInternalAuth>;
@@ -69,8 +74,11 @@ impl Services {
     /// Serves the services on `listener` until `stopped` turns true; they report SERVING only
     /// while `database` answers. Their first state is set before the listener serves, so no
     /// caller finds a service not registered yet.
+    /// It serves `config.grpc_max_connections` connections at once and pings peers that stay
+    /// silent `config.grpc_keepalive_seconds`.
     pub async fn serve(
         mut self,
+        config: &Config,
         listener: TcpListener,
         database: Database,
         mut stopped: watch::Receiver<bool>,
@@ -87,8 +95,15 @@ impl Services {
         // Accepted sockets need TCP_NODELAY: without it a reply that spans two writes
         // waits for the peer's delayed ACK (about 40 ms) before its tail leaves.
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let gate = Gate::new(&ConnectionLimits {
+            max_connections: config.grpc_max_connections,
+            ..ConnectionLimits::default()
+        });
+        let incoming = gate.admitted(incoming);
         let routes = self.routes.routes();
         let server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(config.grpc_keepalive_seconds)))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .trace_fn(|request| {
                 let request_id = request
                     .headers()

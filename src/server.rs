@@ -335,7 +335,7 @@ async fn start_grpc(
     let handles = roles::start(&context, &mut services).await?;
     Ok(Grpc {
         address,
-        serving: services.serve(listener, database.clone(), stopped).await,
+        serving: services.serve(config, listener, database.clone(), stopped).await,
         handles,
         logs,
         storage: storage.filter(|_| config.runs(Role::Functions)),

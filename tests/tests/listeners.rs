@@ -216,3 +216,63 @@ async fn what_the_http_layer_refuses_is_answered_with_a_json_body() {
     }
     server.stop().await;
 }
+
+/// Asks the gRPC health service about iam, with the internal secret `secret`.
+async fn grpc_health(address: &str, secret: &str) -> Result<i32, String> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: "nuage.iam.v1.Iam".to_owned(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let answer = client.check(request).await.map_err(|status| status.to_string())?;
+    Ok(answer.into_inner().status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_listener_serves_a_bounded_number_of_connections() {
+    let secret = "listeners-internal-secret";
+    let server = TestServer::start_with(|config| {
+        config.grpc_max_connections = 32;
+        config.internal_secret = Some(nuage_core::Secret::new(secret));
+    })
+    .await;
+    let address = server.server().endpoints().grpc.unwrap().to_string();
+    assert!(grpc_health(&address, secret).await.is_ok());
+    // Every place taken (the process's own clients hold a few) and one more: the server
+    // speaks first on each, HTTP/2 settings where it serves, a 503 where it has no place.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..=32 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let mut first = [0u8; 12];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut first)).await;
+        assert!(matches!(read, Ok(Ok(_))), "the server said nothing: {read:?}");
+        if first.starts_with(b"HTTP/1.1 503") {
+            refused += 1;
+        } else {
+            held.push(stream);
+        }
+    }
+    assert!(refused > 0, "no connection over the limit was refused");
+    let over = grpc_health(&address, secret).await;
+    assert!(over.is_err(), "served over the limit: {over:?}");
+    // Once the stalled connections go, the listener serves again.
+    drop(held);
+    let served = eventually(
+        Duration::from_secs(10),
+        || grpc_health(&address, secret),
+        |answer| answer.is_ok(),
+    )
+    .await;
+    assert!(served.is_ok(), "{served:?}");
+    server.stop().await;
+}

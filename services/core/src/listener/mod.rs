@@ -8,7 +8,8 @@
 //! 431 and one that does not parse gets 400. hyper's own answers to those have empty bodies;
 //! these carry core's Scaleway body ([`ErrorResponse`](crate::error::ErrorResponse)), as every
 //! other error of nuage. A listener serves at most `max_connections` at once ([`Gate`]); one
-//! more is answered 503 and closed.
+//! more is answered 503 and closed. The gRPC listener, which tonic serves, has a [`Gate`] too
+//! ([`Gate::admitted`]).
 
 mod guard;
 mod limits;
@@ -26,10 +27,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_stream::{Stream, StreamExt};
+use tonic::transport::server::Connected;
 
 /// A place held for one connection; the place frees when it drops.
 pub type Permit = OwnedSemaphorePermit;
@@ -50,6 +53,20 @@ impl Gate {
         }
     }
 
+    /// Returns the connections of `incoming` that find a place, each holding it until it drops
+    /// (for a listener that tonic serves); the others are answered 503 and closed.
+    pub fn admitted<E>(
+        self,
+        incoming: impl Stream<Item = Result<TcpStream, E>>,
+    ) -> impl Stream<Item = Result<Placed, E>> {
+        incoming.filter_map(move |accepted| match accepted {
+            Ok(stream) => self
+                .admit(stream)
+                .map(|(stream, place)| Ok(Placed { stream, _place: place })),
+            Err(error) => Some(Err(error)),
+        })
+    }
+
     /// Returns `stream` with the place it holds while it is served; when every place is
     /// taken, answers it 503 and closes it (in a task of its own) and returns `None`.
     pub fn admit(&self, stream: TcpStream) -> Option<(TcpStream, Permit)> {
@@ -62,6 +79,57 @@ impl Gate {
                 None
             }
         }
+    }
+}
+
+/// A connection holding its place on its listener until it drops.
+#[derive(Debug)]
+pub struct Placed {
+    stream: TcpStream,
+    _place: Permit,
+}
+
+impl AsyncRead for Placed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Placed {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl Connected for Placed {
+    type ConnectInfo = <TcpStream as Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
     }
 }
 
