@@ -22,10 +22,10 @@ use tokio::sync::mpsc;
 /// Keeps a timer of the worker due within a second, for good.
 ///
 /// Every request arms timers on its worker (its connection's deadlines for the next request
-/// head, the function's timeout), and tokio wakes its own driver (a write to its eventfd, then one more
-/// turn of `epoll_wait`) whenever a new timer is due before all the others, which on a worker
-/// with no other timer is every request's first one: two system calls per request for nothing,
-/// since the driver runs on this very thread. With a timer always due within a second, later
+/// head, the function's timeout), and tokio wakes its own driver (a write to its eventfd, then
+/// one more turn of `epoll_wait`) whenever a new timer is due before all the others, which on a
+/// worker with no other timer is every request's first one: two system calls per request for
+/// nothing, since the driver runs on this very thread. With a timer always due within a second, later
 /// ones are added without waking anything. It costs one wake-up a second.
 async fn keep_a_timer_near() {
     loop {
