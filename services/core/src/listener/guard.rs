@@ -119,8 +119,11 @@ pub(super) struct Guarded<IO> {
     framing: Framing,
     /// Read, not yet followed (the start of a head).
     pending: Vec<u8>,
-    /// How far `pending` was searched for the end of a head.
+    /// How far `pending` was searched for the end of a head's lines (so a head sent a byte at a
+    /// time costs no more than one sent at once).
     scanned: usize,
+    /// The request line of the head in `pending` is complete.
+    lined: bool,
     /// Followed, for hyper to read.
     ready: Vec<u8>,
     /// The client closed its side.
@@ -147,6 +150,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Guarded<IO> {
             framing: Framing::Head,
             pending: Vec::new(),
             scanned: 0,
+            lined: false,
             ready: Vec::new(),
             eof: false,
             refusal: None,
@@ -206,17 +210,32 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Guarded<IO> {
             };
             self.ready.extend(self.pending.drain(..taken));
             self.scanned = 0;
+            self.lined = false;
         }
     }
 
     /// Checks the head at the start of `pending`: returns its length once it is complete and
     /// allowed (and sets the framing of its body), `None` while it is incomplete or refused.
     fn head(&mut self) -> Option<usize> {
+        if !self.lined {
+            // Empty lines before a request line are ignored (RFC 9112, 2.2), as hyper does.
+            let blank = self
+                .pending
+                .iter()
+                .take_while(|byte| matches!(byte, b'\r' | b'\n'))
+                .count();
+            self.pending.drain(..blank);
+            self.scanned = self.scanned.saturating_sub(blank);
+            if self.pending.is_empty() {
+                return None;
+            }
+        }
         let from = self.scanned.saturating_sub(3);
         let complete = self.pending[from..].windows(2).any(|pair| pair == b"\n\n")
             || self.pending[from..].windows(4).any(|quad| quad == b"\r\n\r\n");
-        let first_line = self.pending.contains(&b'\n');
-        let newly_lined = first_line && !self.pending[..self.scanned.min(self.pending.len())].contains(&b'\n');
+        let newly_lined = !self.lined && self.pending[self.scanned..].contains(&b'\n');
+        self.lined |= newly_lined;
+        let first_line = self.lined;
         self.scanned = self.pending.len();
         if !complete {
             if self.pending.len() > self.max_header_bytes {
@@ -590,6 +609,27 @@ mod tests {
         let (handed, answer) = through(smuggled).await;
         assert!(handed.is_empty());
         assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn empty_lines_before_a_head_are_dropped_and_a_head_may_come_a_byte_at_a_time() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut guarded = Guarded::new(server, &ConnectionLimits::default(), Arc::default());
+        let head = b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n";
+        let writing = tokio::spawn(async move {
+            client.write_all(b"\r\n\r\n").await.unwrap();
+            for byte in head {
+                client.write_all(&[*byte]).await.unwrap();
+                client.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            client.shutdown().await.unwrap();
+            client
+        });
+        let mut handed = Vec::new();
+        guarded.read_to_end(&mut handed).await.unwrap();
+        drop(writing.await.unwrap());
+        assert_eq!(handed, head);
     }
 
     #[tokio::test]
