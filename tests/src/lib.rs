@@ -410,6 +410,22 @@ impl Drop for Process {
     }
 }
 
+/// Listens on loopback, accepts every connection and never answers: a dependency that hangs.
+/// Returns its address; it hangs until the task is aborted or dropped with the runtime.
+pub async fn hung_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let address = listener.local_addr().expect("its address");
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    (address, task)
+}
+
 /// Returns a loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -264,25 +264,11 @@ async fn deleting_a_function_or_its_namespace_deletes_its_archive() {
     server.stop().await;
 }
 
-/// Listens on loopback, accepts every connection and never answers: an object store that
-/// hangs. Returns its URL; it hangs until the task is dropped.
-async fn hung_store() -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((connection, _)) = listener.accept().await {
-            held.push(connection);
-        }
-    });
-    (url, task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_object_store_gets_a_503_naming_it_within_its_deadline_and_holds_up_no_other_deletion() {
-    let (store, _hung) = hung_store().await;
+    let (store, _hung) = nuage_tests::hung_listener().await;
     let server = TestServer::start_with(|config| {
-        config.storage.endpoint = Some(store);
+        config.storage.endpoint = Some(format!("http://{store}"));
         config.storage.access_key = Some("hung".into());
         config.storage.secret_key = Some(nuage_core::Secret::new("hung-secret"));
         config.storage.timeout_ms = 1000;

@@ -633,14 +633,7 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_while_the_builder_hangs_answers_503_naming_it_within_the_deadline() {
     // The builder's address accepts connections and never answers.
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = hung.local_addr().unwrap();
-    let _hung = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((connection, _)) = hung.accept().await {
-            held.push(connection);
-        }
-    });
+    let (address, _hung) = nuage_tests::hung_listener().await;
     let server = TestServer::start_with(|config| {
         config.roles = nuage::Role::ALL
             .into_iter()

@@ -17,14 +17,7 @@ async fn healthz(server: &TestServer) -> Answer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_names_an_object_store_that_never_answers_within_its_deadline() {
     // A store that accepts every connection and answers nothing.
-    let store = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = store.local_addr().unwrap();
-    let holding = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((connection, _)) = store.accept().await {
-            held.push(connection);
-        }
-    });
+    let (address, holding) = nuage_tests::hung_listener().await;
     let server = TestServer::start_with(|config| {
         config.storage.endpoint = Some(format!("http://{address}"));
         config.storage.access_key = Some("hung".to_owned());

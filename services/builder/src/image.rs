@@ -227,13 +227,7 @@ pub fn remove_image(registry: &Path, repository: &str, tag: &str) -> Result<(), 
         std::fs::remove_dir_all(&layout).map_err(BuilderError::io("removing a layout"))?;
         return remove_empty_directories(registry, &layout);
     }
-    let index = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(manifests)
-        .build()
-        .map_err(BuilderError::Metadata)?;
-    write_index(&index_path, &index)?;
+    let index = write_index(&index_path, manifests)?;
     remove_unreferenced_blobs(&layout, &index)
 }
 
@@ -254,11 +248,18 @@ fn remove_empty_directories(registry: &Path, directory: &Path) -> Result<(), Bui
     Ok(())
 }
 
-/// Writes `index` to `path` whole, or not at all.
-fn write_index(path: &Path, index: &ImageIndex) -> Result<(), BuilderError> {
+/// Writes the index of `manifests` to `path` whole, or not at all; returns it.
+fn write_index(path: &Path, manifests: Vec<Descriptor>) -> Result<ImageIndex, BuilderError> {
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .map_err(BuilderError::Metadata)?;
     let temporary = path.with_extension("partial");
     index.to_file(&temporary).map_err(BuilderError::Metadata)?;
-    std::fs::rename(&temporary, path).map_err(BuilderError::io("writing the index"))
+    std::fs::rename(&temporary, path).map_err(BuilderError::io("writing the index"))?;
+    Ok(index)
 }
 
 /// The layer of the runtime's wrapper files, under [`WRAPPER_DIR`].
@@ -387,14 +388,7 @@ fn tag_manifest(
     if manifests.len() > KEEP_IMAGES {
         manifests.drain(..manifests.len() - KEEP_IMAGES);
     }
-    let index = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(manifests)
-        .build()
-        .map_err(BuilderError::Metadata)?;
-    write_index(&index_path, &index)?;
-    Ok(index)
+    write_index(&index_path, manifests)
 }
 
 #[cfg(test)]
