@@ -303,11 +303,13 @@ impl ApiError {
     }
 
     /// Returns an `Unavailable` error for a dependency that did not answer (in time) or failed,
-    /// such as "the object store", whose help message names it and says what happened.
+    /// such as "the object store", whose help message names it. What happened is logged, not
+    /// shown: it names the platform's own addresses, which are no tenant's business.
     pub fn dependency(dependency: &str, what: impl std::fmt::Display) -> Self {
         let message = format!("{dependency} did not answer: {what}");
+        tracing::warn!(error = %message, "dependency failed");
         Self {
-            help_message: Some(format!("{message}; retry later")),
+            help_message: Some(format!("{dependency} did not answer in time or failed; retry later")),
             ..Self::unavailable(message)
         }
     }
