@@ -479,6 +479,12 @@ async fn gateway_role(
         &gateway.metrics_token_file,
         "gateway.metrics_token",
     )?;
+    // v1beta1 names the sandbox: `v2` is gVisor, `v1` the bubblewrap sandbox (or none).
+    gateway.sandbox = match config.runner.sandbox {
+        nuage_runner::Sandbox::Gvisor => "v2",
+        _ => "v1",
+    }
+    .to_owned();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the API listener {}", config.listen))?;

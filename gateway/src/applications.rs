@@ -4,10 +4,11 @@
 //! arrive as milliseconds or as a duration string, list parameters, and finding which kind an
 //! application id is.
 
-use crate::GatewayState;
 use crate::error::{HttpError, invalid};
 use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope, path_param};
 use crate::namespaces::is_other_tenant;
+use crate::version::Version;
+use crate::{GatewayConfig, GatewayState};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
@@ -81,7 +82,7 @@ pub(crate) fn privacy_name(privacy: i32) -> &'static str {
 /// Returns the privacy a body asks for; absent or `unknown` leaves it to the service.
 pub(crate) fn privacy(value: Option<&str>) -> Result<i32, HttpError> {
     Ok(match value.unwrap_or_default() {
-        "" | "unknown" => common::Privacy::Unspecified,
+        "" | "unknown" | "unknown_privacy" => common::Privacy::Unspecified,
         "public" => common::Privacy::Public,
         "private" => common::Privacy::Private,
         other => {
@@ -217,16 +218,16 @@ pub(crate) trait Owner: Send + Sync + 'static {
 
 /// Returns the routes of `O`'s applications: `/<kind>s`, `/<kind>s/{id}`, its deploy, and
 /// `/namespaces/{id}/<kind>s`, which the Serverless plugin calls.
-pub(crate) fn routes<O: Owner>() -> Router<GatewayState> {
+pub(crate) fn routes<O: Owner, V: Version>() -> Router<GatewayState> {
     let plural = O::PLURAL;
     let one = format!("/{plural}/{{{}}}", O::ID_PARAM);
     Router::new()
-        .route(&format!("/{plural}"), get(list::<O>).post(create::<O>))
-        .route(&one, get(read::<O>).patch(update::<O>).delete(delete::<O>))
-        .route(&format!("{one}/deploy"), post(deploy::<O>))
+        .route(&format!("/{plural}"), get(list::<O, V>).post(create::<O, V>))
+        .route(&one, get(read::<O, V>).patch(update::<O, V>).delete(delete::<O, V>))
+        .route(&format!("{one}/deploy"), post(deploy::<O, V>))
         .route(
             &format!("/namespaces/{{namespace_id}}/{plural}"),
-            get(list_in_namespace::<O>),
+            get(list_in_namespace::<O, V>),
         )
 }
 
@@ -245,7 +246,7 @@ impl<O: Owner> FromRequestParts<GatewayState> for ApplicationId<O> {
 /// The v1alpha2 `Function` or `Container`, fields in the spec's order; the fields of the
 /// other kind are left out.
 #[derive(Debug, Serialize)]
-struct ApplicationJson {
+pub(crate) struct ApplicationJson {
     id: String,
     name: String,
     namespace_id: String,
@@ -270,7 +271,7 @@ struct ApplicationJson {
 }
 
 impl ApplicationJson {
-    fn of<O: Owner>(application: wire::Application) -> Self {
+    pub(crate) fn of<O: Owner>(application: wire::Application) -> Self {
         let (function, container) = if O::FUNCTION {
             (Some((application.runtime, application.handler)), None)
         } else {
@@ -301,13 +302,13 @@ impl ApplicationJson {
 }
 
 /// A page of applications: `{"<kind>s": [...], "total_count": n}`.
-struct ListJson {
+struct ListJson<A> {
     key: &'static str,
-    applications: Vec<ApplicationJson>,
+    applications: Vec<A>,
     total_count: u64,
 }
 
-impl Serialize for ListJson {
+impl<A: Serialize> Serialize for ListJson<A> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut list = serializer.serialize_struct("List", 2)?;
         list.serialize_field(self.key, &self.applications)?;
@@ -316,11 +317,14 @@ impl Serialize for ListJson {
     }
 }
 
-fn answer<O: Owner>(response: Response<wire::ApplicationResponse>) -> Result<Json<ApplicationJson>, HttpError> {
+fn answer<O: Owner, V: Version>(
+    state: &GatewayState,
+    response: Response<wire::ApplicationResponse>,
+) -> Result<Json<V::Application>, HttpError> {
     response
         .into_inner()
         .application
-        .map(|application| Json(ApplicationJson::of::<O>(application)))
+        .map(|application| Json(V::application::<O>(application, state.config())))
         .ok_or_else(|| {
             let detail = format!("{} service answered without a {}", O::PLURAL, O::NOUN);
             HttpError::Api(ApiError::internal(&detail))
@@ -347,6 +351,73 @@ fn own_text<O: Owner>(
     }
 }
 
+/// The fields v1beta1 adds to function and container bodies. v1alpha2 clients do not send
+/// them; when they come, they mean the same through either version.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct BetaFields {
+    /// `null` (what Go clients send on PATCH) leaves them as they are.
+    tags: Option<Vec<String>>,
+    http_option: Option<String>,
+    sandbox: Option<String>,
+    secret_environment_variables: Option<Vec<serde_json::Value>>,
+    private_network_id: Option<String>,
+}
+
+impl BetaFields {
+    /// Checks what this installation offers and returns the tags to set, if any. Each enum's
+    /// `unknown_*` zero value means "the default" on create and "unchanged" on update.
+    pub(crate) fn check(self, config: &GatewayConfig) -> Result<Option<common::Tags>, HttpError> {
+        match self.http_option.as_deref().unwrap_or_default() {
+            "" | "unknown_http_option" | "enabled" => {}
+            "redirected" => {
+                return Err(invalid(
+                    "http_option",
+                    Reason::Constraint,
+                    "`redirected` is not offered by this installation, which serves functions as the \
+                     operator's front end forwards them; use `enabled`",
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    "http_option",
+                    Reason::Constraint,
+                    format!("`{other}` is not one of enabled, redirected"),
+                ));
+            }
+        }
+        match self.sandbox.as_deref().unwrap_or_default() {
+            "" | "unknown_sandbox" => {}
+            chosen if chosen == config.sandbox => {}
+            other @ ("v1" | "v2") => {
+                return Err(invalid(
+                    "sandbox",
+                    Reason::Constraint,
+                    format!(
+                        "`{other}` is not offered: this installation runs every function and container in sandbox `{}`",
+                        config.sandbox
+                    ),
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    "sandbox",
+                    Reason::Constraint,
+                    format!("`{other}` is not one of v1, v2"),
+                ));
+            }
+        }
+        crate::namespaces::no_secrets(self.secret_environment_variables.as_ref())?;
+        if self.private_network_id.is_some_and(|id| !id.is_empty()) {
+            return Err(invalid(
+                "private_network_id",
+                Reason::Constraint,
+                "private networks are not offered by this installation",
+            ));
+        }
+        Ok(self.tags.map(|values| common::Tags { values }))
+    }
+}
+
 /// A create body of either kind; the other kind's fields are ignored.
 #[derive(Debug, Deserialize)]
 struct CreateBody {
@@ -362,16 +433,19 @@ struct CreateBody {
     privacy: Option<String>,
     description: Option<String>,
     registry_image: Option<serde_json::Value>,
+    #[serde(flatten)]
+    beta: BetaFields,
 }
 
-async fn create<O: Owner>(
+async fn create<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     JsonBody(body): JsonBody<CreateBody>,
-) -> Result<Json<ApplicationJson>, HttpError> {
-    let runtime = own_text::<O>(true, "runtime", body.runtime)?;
+) -> Result<Json<V::Application>, HttpError> {
+    let runtime = own_text::<O>(true, "runtime", body.runtime)?.filter(|runtime| runtime != "unknown_runtime");
     let handler = own_text::<O>(true, "handler", body.handler)?;
     let registry_image = own_text::<O>(false, "registry_image", body.registry_image)?;
+    let tags = body.beta.check(state.config())?;
     let namespace_id = body
         .namespace_id
         .filter(|id| !id.is_empty())
@@ -391,8 +465,9 @@ async fn create<O: Owner>(
         runtime: runtime.unwrap_or_default(),
         handler,
         registry_image,
+        tags,
     };
-    answer::<O>(O::create(O::client(&state), scope.grpc(request)).await?)
+    answer::<O, V>(&state, O::create(O::client(&state), scope.grpc(request)).await?)
 }
 
 /// The request naming one application of the caller.
@@ -404,37 +479,37 @@ fn one(scope: &Scope, id: Uuid) -> Request<wire::GetApplicationRequest> {
     })
 }
 
-async fn read<O: Owner>(
+async fn read<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
-) -> Result<Json<ApplicationJson>, HttpError> {
-    answer::<O>(O::get(O::client(&state), one(&scope, id)).await?)
+) -> Result<Json<V::Application>, HttpError> {
+    answer::<O, V>(&state, O::get(O::client(&state), one(&scope, id)).await?)
 }
 
-async fn delete<O: Owner>(
+async fn delete<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
-) -> Result<Json<ApplicationJson>, HttpError> {
-    answer::<O>(O::delete(O::client(&state), one(&scope, id)).await?)
+) -> Result<Json<V::Application>, HttpError> {
+    answer::<O, V>(&state, O::delete(O::client(&state), one(&scope, id)).await?)
 }
 
-async fn deploy<O: Owner>(
+async fn deploy<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
     JsonBody(_body): JsonBody<serde_json::Map<String, serde_json::Value>>,
-) -> Result<Json<ApplicationJson>, HttpError> {
-    answer::<O>(O::deploy(O::client(&state), one(&scope, id)).await?)
+) -> Result<Json<V::Application>, HttpError> {
+    answer::<O, V>(&state, O::deploy(O::client(&state), one(&scope, id)).await?)
 }
 
-async fn list_page<O: Owner>(
+async fn list_page<O: Owner, V: Version>(
     state: &GatewayState,
     scope: &Scope,
     query: &QueryParams,
     namespace_id: Option<Uuid>,
-) -> Result<Json<ListJson>, HttpError> {
+) -> Result<Json<ListJson<V::Application>>, HttpError> {
     let params = ListParams::read(query)?;
     let mut page = ListJson {
         key: O::PLURAL,
@@ -458,28 +533,31 @@ async fn list_page<O: Owner>(
     page.applications = response
         .applications
         .into_iter()
-        .map(ApplicationJson::of::<O>)
+        .map(|application| V::application::<O>(application, state.config()))
         .collect();
     page.total_count = response.total_count;
     Ok(Json(page))
 }
 
-async fn list<O: Owner>(
+async fn list<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     query: QueryParams,
-) -> Result<Json<ListJson>, HttpError> {
+) -> Result<Json<ListJson<V::Application>>, HttpError> {
     let namespace_id = query.uuid("namespace_id")?;
-    list_page::<O>(&state, &scope, &query, namespace_id).await
+    if V::STRICT && namespace_id.is_none() {
+        return Err(invalid("namespace_id", Reason::Required, "is required"));
+    }
+    list_page::<O, V>(&state, &scope, &query, namespace_id).await
 }
 
-async fn list_in_namespace<O: Owner>(
+async fn list_in_namespace<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     NamespaceId(namespace_id): NamespaceId,
     query: QueryParams,
-) -> Result<Json<ListJson>, HttpError> {
-    list_page::<O>(&state, &scope, &query, Some(namespace_id)).await
+) -> Result<Json<ListJson<V::Application>>, HttpError> {
+    list_page::<O, V>(&state, &scope, &query, Some(namespace_id)).await
 }
 
 /// An update body of either kind; the other kind's fields are ignored.
@@ -498,18 +576,24 @@ struct UpdateBody {
     name: Option<serde_json::Value>,
     namespace_id: Option<serde_json::Value>,
     runtime: Option<serde_json::Value>,
+    #[serde(flatten)]
+    beta: BetaFields,
 }
 
-async fn update<O: Owner>(
+async fn update<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
     JsonBody(body): JsonBody<UpdateBody>,
-) -> Result<Json<ApplicationJson>, HttpError> {
+) -> Result<Json<V::Application>, HttpError> {
     let handler = own_text::<O>(true, "handler", body.handler)?;
     let registry_image = own_text::<O>(false, "registry_image", body.registry_image)?;
-    // A function's runtime is fixed too; a container has none, so it is ignored there.
-    let runtime = body.runtime.filter(|_| O::FUNCTION);
+    // A function's runtime is fixed too; a container has none, so it is ignored there. Go
+    // clients send the zero value `unknown_runtime` meaning "unchanged".
+    let runtime = body
+        .runtime
+        .filter(|runtime| O::FUNCTION && runtime.as_str() != Some("unknown_runtime"));
+    let tags = body.beta.check(state.config())?;
     for (argument, sent) in [
         ("name", &body.name),
         ("namespace_id", &body.namespace_id),
@@ -537,8 +621,9 @@ async fn update<O: Owner>(
         description: body.description,
         handler,
         registry_image,
+        tags,
     };
-    answer::<O>(O::update(O::client(&state), scope.grpc(request)).await?)
+    answer::<O, V>(&state, O::update(O::client(&state), scope.grpc(request)).await?)
 }
 
 #[cfg(test)]

@@ -37,6 +37,11 @@ pub struct GatewayConfig {
     pub health_min_free_disk_bytes: u64,
     /// Limits on the REST listener's client connections (`[gateway.connections]`).
     pub connections: ConnectionLimits,
+    /// The v1beta1 name of the sandbox instances run in (`v1`: bubblewrap, `v2`: gVisor),
+    /// which v1beta1 shows and accepts. Not a setting: the process fills it from
+    /// `runner.sandbox`.
+    #[serde(skip)]
+    pub sandbox: String,
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +58,7 @@ impl Default for GatewayConfig {
             health_timeout_ms: 2000,
             health_min_free_disk_bytes: 256 * 1024 * 1024,
             connections: ConnectionLimits::default(),
+            sandbox: "v1".to_owned(),
         }
     }
 }

@@ -68,5 +68,5 @@ impl Owner for Containers {
 }
 
 pub(crate) fn routes() -> Router<GatewayState> {
-    crate::applications::routes::<Containers>()
+    crate::applications::routes::<Containers, crate::version::V1alpha2>()
 }

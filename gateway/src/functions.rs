@@ -6,6 +6,7 @@ use crate::GatewayState;
 use crate::applications::{ApplicationId, Owner};
 use crate::error::{HttpError, invalid};
 use crate::extract::{QueryParams, Scope};
+use crate::version::Version;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -75,19 +76,28 @@ impl Owner for Functions {
     }
 }
 
-pub(crate) fn routes() -> Router<GatewayState> {
-    crate::applications::routes::<Functions>()
-        .route("/functions/{function_id}/upload-url", get(upload_url))
+pub(crate) fn routes<V: Version>() -> Router<GatewayState> {
+    crate::applications::routes::<Functions, V>()
+        .route("/functions/{function_id}/upload-url", get(upload_url::<V>))
         .route("/functions/{function_id}/download-url", get(download_url))
-        .route("/runtimes", get(runtimes))
+        .route("/runtimes", get(runtimes::<V>))
 }
 
+/// The v1alpha2 `ListFunctionRuntimesResponse`: runtime names.
 #[derive(Debug, Serialize)]
-struct RuntimesJson {
+pub(crate) struct RuntimesJson {
     runtimes: Vec<String>,
 }
 
-async fn runtimes(State(state): State<GatewayState>, scope: Scope) -> Result<Json<RuntimesJson>, HttpError> {
+impl From<pb::ListRuntimesResponse> for RuntimesJson {
+    fn from(response: pb::ListRuntimesResponse) -> Self {
+        Self {
+            runtimes: response.runtimes,
+        }
+    }
+}
+
+async fn runtimes<V: Version>(State(state): State<GatewayState>, scope: Scope) -> Result<Json<V::Runtimes>, HttpError> {
     let response = state
         .clients()
         .functions
@@ -95,9 +105,7 @@ async fn runtimes(State(state): State<GatewayState>, scope: Scope) -> Result<Jso
         .list_runtimes(scope.grpc(pb::ListRuntimesRequest {}))
         .await?
         .into_inner();
-    Ok(Json(RuntimesJson {
-        runtimes: response.runtimes,
-    }))
+    Ok(Json(response.into()))
 }
 
 /// The v1alpha2 `UploadURL` and `DownloadURL`: a URL and the headers to send with it, each a
@@ -121,13 +129,15 @@ impl From<pb::PresignedUrl> for PresignedJson {
     }
 }
 
-async fn upload_url(
+async fn upload_url<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     ApplicationId(id, _): ApplicationId<Functions>,
     query: QueryParams,
 ) -> Result<Json<PresignedJson>, HttpError> {
     let content_length = match query.get("content_length").filter(|raw| !raw.is_empty()) {
+        // v1beta1 needs the size, which the presigned URL then signs.
+        None if V::STRICT => return Err(invalid("content_length", Reason::Required, "is required")),
         None => 0,
         Some(raw) => match raw.parse::<u64>() {
             Ok(0) => {

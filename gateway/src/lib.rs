@@ -21,6 +21,8 @@ mod logs;
 mod metrics;
 mod namespaces;
 mod request_id;
+mod v1beta1;
+mod version;
 
 pub use clients::{ServiceClients, ServiceTransports};
 pub use config::GatewayConfig;
@@ -35,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
+use version::{V1alpha2, V1beta1, Version};
 
 /// Everything a request handler needs.
 #[derive(Clone)]
@@ -118,24 +121,28 @@ impl GatewayState {
     }
 }
 
-/// The API prefix, before the region.
-pub const API_PREFIX: &str = "/functions/v1alpha2/regions";
+/// The v1alpha2 API prefix, before the region.
+pub const API_PREFIX: &str = V1alpha2::PREFIX;
 
 /// Returns the gateway's HTTP routes. Requests carry the client's address (`ConnectInfo`)
 /// for the failure throttle.
 pub fn router(state: GatewayState) -> Router {
-    let api = namespaces::routes()
-        .merge(functions::routes())
+    let authenticated = |api: Router<GatewayState>| {
+        api.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_caller,
+        ))
+    };
+    let v1alpha2 = namespaces::routes::<V1alpha2>()
+        .merge(functions::routes::<V1alpha2>())
         .merge(containers::routes())
         .merge(crons::routes())
         .merge(jwt::routes())
-        .merge(logs::routes())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_caller,
-        ));
+        .merge(logs::routes());
+    let v1beta1 = namespaces::routes::<V1beta1>().merge(functions::routes::<V1beta1>());
     let mut routes = Router::new()
-        .nest(&format!("{API_PREFIX}/{{region}}"), api)
+        .nest(&format!("{}/{{region}}", V1alpha2::PREFIX), authenticated(v1alpha2))
+        .nest(&format!("{}/{{region}}", V1beta1::PREFIX), authenticated(v1beta1))
         .route("/healthz", get(health::healthz));
     // Without an operator credential there is no one to serve the figures to.
     if state.config().metrics_token.is_some() {

@@ -3,12 +3,14 @@
 use crate::GatewayState;
 use crate::error::{HttpError, invalid};
 use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope};
+use crate::version::Version;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use nuage_core::error::Reason;
 use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use nuage_core::{ApiError, Caller};
+use nuage_proto::common::v1 as common;
 use nuage_proto::namespaces::v1 as pb;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -17,15 +19,18 @@ use uuid::Uuid;
 /// `order_by` values, the default first.
 const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "name_asc", "name_desc"];
 
-pub(crate) fn routes() -> Router<GatewayState> {
+pub(crate) fn routes<V: Version>() -> Router<GatewayState> {
     Router::new()
-        .route("/namespaces", get(list).post(create))
-        .route("/namespaces/{namespace_id}", get(read).patch(update).delete(delete))
+        .route("/namespaces", get(list::<V>).post(create::<V>))
+        .route(
+            "/namespaces/{namespace_id}",
+            get(read::<V>).patch(update::<V>).delete(delete::<V>),
+        )
 }
 
 /// The v1alpha2 `Namespace`, fields in the spec's order.
 #[derive(Debug, Serialize)]
-struct NamespaceJson {
+pub(crate) struct NamespaceJson {
     id: String,
     name: String,
     environment_variables: BTreeMap<String, String>,
@@ -64,12 +69,12 @@ impl From<pb::Namespace> for NamespaceJson {
 }
 
 #[derive(Debug, Serialize)]
-struct ListJson {
-    namespaces: Vec<NamespaceJson>,
+struct ListJson<N> {
+    namespaces: Vec<N>,
     total_count: u64,
 }
 
-fn answer(namespace: Option<pb::Namespace>) -> Result<Json<NamespaceJson>, HttpError> {
+fn answer<V: Version>(namespace: Option<pb::Namespace>) -> Result<Json<V::Namespace>, HttpError> {
     namespace
         .map(|namespace| Json(namespace.into()))
         .ok_or_else(|| HttpError::Api(ApiError::internal(&"namespaces service answered without a namespace")))
@@ -95,19 +100,38 @@ struct CreateBody {
     organization_id: Option<String>,
     project_id: Option<String>,
     description: Option<String>,
+    tags: Option<Vec<String>>,
+    secret_environment_variables: Option<Vec<serde_json::Value>>,
 }
 
-async fn create(
+/// Refuses secrets, which this installation does not keep yet.
+pub(crate) fn no_secrets(secrets: Option<&Vec<serde_json::Value>>) -> Result<(), HttpError> {
+    if secrets.is_some_and(|secrets| !secrets.is_empty()) {
+        return Err(invalid(
+            "secret_environment_variables",
+            Reason::Constraint,
+            "secret environment variables are not offered by this installation yet; use environment_variables",
+        ));
+    }
+    Ok(())
+}
+
+fn tags(values: Option<Vec<String>>) -> Option<common::Tags> {
+    values.map(|values| common::Tags { values })
+}
+
+async fn create<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     JsonBody(body): JsonBody<CreateBody>,
-) -> Result<Json<NamespaceJson>, HttpError> {
+) -> Result<Json<V::Namespace>, HttpError> {
     own(
         "organization_id",
         body.organization_id.as_deref(),
         scope.caller.organization_id,
     )?;
     own("project_id", body.project_id.as_deref(), scope.caller.project_id)?;
+    no_secrets(body.secret_environment_variables.as_ref())?;
     let name = body
         .name
         .filter(|name| !name.is_empty())
@@ -118,16 +142,17 @@ async fn create(
         name,
         description: body.description,
         environment_variables: environment(body.environment_variables),
+        tags: tags(body.tags),
     };
     let response = state.namespaces().create_namespace(scope.grpc(request)).await?;
-    answer(response.into_inner().namespace)
+    answer::<V>(response.into_inner().namespace)
 }
 
-async fn read(
+async fn read<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     NamespaceId(id): NamespaceId,
-) -> Result<Json<NamespaceJson>, HttpError> {
+) -> Result<Json<V::Namespace>, HttpError> {
     let request = pb::GetNamespaceRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
@@ -135,7 +160,7 @@ async fn read(
         wait_ready_ms: 0,
     };
     let response = state.namespaces().get_namespace(scope.grpc(request)).await?;
-    answer(response.into_inner().namespace)
+    answer::<V>(response.into_inner().namespace)
 }
 
 pub(crate) fn is_other_tenant(query: &QueryParams, caller: &Caller) -> Result<bool, HttpError> {
@@ -146,11 +171,11 @@ pub(crate) fn is_other_tenant(query: &QueryParams, caller: &Caller) -> Result<bo
     Ok(other_organization || other_project)
 }
 
-async fn list(
+async fn list<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     query: QueryParams,
-) -> Result<Json<ListJson>, HttpError> {
+) -> Result<Json<ListJson<V::Namespace>>, HttpError> {
     let page = query.number("page", 1, 1, u32::MAX)?;
     let page_size = query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
     let order = match query.choice("order_by", &ORDERS)? {
@@ -180,7 +205,7 @@ async fn list(
         .await?
         .into_inner();
     Ok(Json(ListJson {
-        namespaces: response.namespaces.into_iter().map(NamespaceJson::from).collect(),
+        namespaces: response.namespaces.into_iter().map(V::Namespace::from).collect(),
         total_count: response.total_count,
     }))
 }
@@ -189,35 +214,39 @@ async fn list(
 struct UpdateBody {
     environment_variables: Option<HashMap<String, String>>,
     description: Option<String>,
+    tags: Option<Vec<String>>,
+    secret_environment_variables: Option<Vec<serde_json::Value>>,
 }
 
-async fn update(
+async fn update<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     NamespaceId(id): NamespaceId,
     JsonBody(body): JsonBody<UpdateBody>,
-) -> Result<Json<NamespaceJson>, HttpError> {
+) -> Result<Json<V::Namespace>, HttpError> {
+    no_secrets(body.secret_environment_variables.as_ref())?;
     let request = pb::UpdateNamespaceRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
         namespace_id: id.to_string(),
         description: body.description,
         environment_variables: environment(body.environment_variables),
+        tags: tags(body.tags),
     };
     let response = state.namespaces().update_namespace(scope.grpc(request)).await?;
-    answer(response.into_inner().namespace)
+    answer::<V>(response.into_inner().namespace)
 }
 
-async fn delete(
+async fn delete<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     NamespaceId(id): NamespaceId,
-) -> Result<Json<NamespaceJson>, HttpError> {
+) -> Result<Json<V::Namespace>, HttpError> {
     let request = pb::DeleteNamespaceRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
         namespace_id: id.to_string(),
     };
     let response = state.namespaces().delete_namespace(scope.grpc(request)).await?;
-    answer(response.into_inner().namespace)
+    answer::<V>(response.into_inner().namespace)
 }

@@ -18,14 +18,15 @@ pub fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
     writer.finish().unwrap().into_inner()
 }
 
-/// Returns the first installed runtime whose name starts with `prefix` (`node`, `python`, `go`).
+/// Returns the first installed runtime whose name starts with `prefix` (`node`, `python`, `go`);
+/// v1alpha2 lists names, v1beta1 runtimes with a `name`.
 pub async fn runtime(tenant: &Tenant, prefix: &str) -> String {
     let runtimes = tenant.get("/runtimes").await.body;
     runtimes["runtimes"]
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(Value::as_str)
+        .filter_map(|runtime| runtime.as_str().or_else(|| runtime["name"].as_str()))
         .find(|name| name.starts_with(prefix))
         .unwrap_or_else(|| panic!("a {prefix} runtime is installed here"))
         .to_owned()

@@ -1,5 +1,6 @@
-//! Checks success bodies against the schemas of the Scaleway Functions v1alpha2 OpenAPI spec
-//! (`tests/spec/`, a copy of `shared/reference/scaleway-functions-v1alpha2.openapi.yaml`).
+//! Checks success bodies against the schemas of Scaleway's OpenAPI specs (`tests/spec/`, copies
+//! of `shared/reference/scaleway-functions-v1alpha2.openapi.yaml` and
+//! `scaleway-functions-v1beta1.openapi.yml`).
 //!
 //! [`Tenant::send`](crate::Tenant::send) runs every 200 answer of the suite through
 //! [`check_response`], so each test is also a conformance test. The check is strict where the
@@ -14,9 +15,39 @@
 use serde_json::Value;
 use std::sync::OnceLock;
 
-const SPEC: &str = include_str!("../spec/scaleway-functions-v1alpha2.openapi.yaml");
-const PREFIX: &str = "/functions/v1alpha2/regions/{region}";
 const SCHEMAS: &str = "#/components/schemas/";
+
+/// A spec the suite checks answers against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spec {
+    /// Scaleway Functions v1alpha2.
+    FunctionsV1alpha2,
+    /// Scaleway Functions v1beta1.
+    FunctionsV1beta1,
+}
+
+impl Spec {
+    /// Its path prefix up to the region.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::FunctionsV1alpha2 => "/functions/v1alpha2/regions/{region}",
+            Self::FunctionsV1beta1 => "/functions/v1beta1/regions/{region}",
+        }
+    }
+
+    fn document(self) -> &'static Value {
+        static V1ALPHA2: OnceLock<Value> = OnceLock::new();
+        static V1BETA1: OnceLock<Value> = OnceLock::new();
+        let (cell, text) = match self {
+            Self::FunctionsV1alpha2 => (
+                &V1ALPHA2,
+                include_str!("../spec/scaleway-functions-v1alpha2.openapi.yaml"),
+            ),
+            Self::FunctionsV1beta1 => (&V1BETA1, include_str!("../spec/scaleway-functions-v1beta1.openapi.yml")),
+        };
+        cell.get_or_init(|| serde_yaml_ng::from_str(text).expect("the spec parses"))
+    }
+}
 
 /// Routes real clients call that the spec does not list, and the schema they answer with.
 const EXTRA_ROUTES: [(&str, &str, &str); 2] = [
@@ -32,14 +63,9 @@ const EXTRA_ROUTES: [(&str, &str, &str); 2] = [
     ),
 ];
 
-fn spec() -> &'static Value {
-    static SPEC_JSON: OnceLock<Value> = OnceLock::new();
-    SPEC_JSON.get_or_init(|| serde_yaml_ng::from_str(SPEC).expect("the v1alpha2 spec parses"))
-}
-
-/// Returns the name of the schema of the 200 answer to `method path`, where `path` follows
-/// the region (`/functions/{id}`), or `None` for a route the spec does not describe.
-pub fn response_schema(method: &str, path: &str) -> Option<String> {
+/// Returns the name of the schema of the 200 answer to `method path` in `spec`, where `path`
+/// follows the region (`/functions/{id}`), or `None` for a route the spec does not describe.
+pub fn response_schema(spec: Spec, method: &str, path: &str) -> Option<String> {
     let method = method.to_ascii_lowercase();
     let path = path.split('?').next().unwrap_or_default();
     let matches = |template: &str| {
@@ -52,13 +78,13 @@ pub fn response_schema(method: &str, path: &str) -> Option<String> {
                 .all(|(t, a)| (t.starts_with('{') && !a.is_empty()) || t == a)
     };
     for (extra_method, template, schema) in EXTRA_ROUTES {
-        if extra_method == method && matches(template) {
+        if spec == Spec::FunctionsV1alpha2 && extra_method == method && matches(template) {
             return Some(schema.to_owned());
         }
     }
-    let paths = spec()["paths"].as_object()?;
+    let paths = spec.document()["paths"].as_object()?;
     paths.iter().find_map(|(template, operations)| {
-        let template = template.strip_prefix(PREFIX)?;
+        let template = template.strip_prefix(spec.prefix())?;
         if !matches(template) {
             return None;
         }
@@ -68,33 +94,33 @@ pub fn response_schema(method: &str, path: &str) -> Option<String> {
     })
 }
 
-/// Checks `body`, the 200 answer to `method path`, against the spec. Routes the spec does not
+/// Checks `body`, the 200 answer to `method path`, against `spec`. Routes the spec does not
 /// describe pass.
-pub fn check_response(method: &str, path: &str, body: &Value) -> Result<(), String> {
-    match response_schema(method, path) {
-        Some(schema) => check(&schema, body),
+pub fn check_response(spec: Spec, method: &str, path: &str, body: &Value) -> Result<(), String> {
+    match response_schema(spec, method, path) {
+        Some(schema) => check(spec, &schema, body),
         None => Ok(()),
     }
 }
 
-/// Checks `value` against the named schema of the spec.
-pub fn check(schema: &str, value: &Value) -> Result<(), String> {
-    let definition = &spec()["components"]["schemas"][schema];
+/// Checks `value` against the named schema of `spec`.
+pub fn check(spec: Spec, schema: &str, value: &Value) -> Result<(), String> {
+    let definition = &spec.document()["components"]["schemas"][schema];
     if definition.is_null() {
         return Err(format!("the spec has no schema `{schema}`"));
     }
-    check_value(definition, value, schema)
+    check_value(spec, definition, value, schema)
 }
 
-fn resolve(schema: &Value) -> (&Value, Option<&str>) {
+fn resolve(spec: Spec, schema: &Value) -> (&Value, Option<&str>) {
     match schema["$ref"].as_str().and_then(|r| r.strip_prefix(SCHEMAS)) {
-        Some(name) => (&spec()["components"]["schemas"][name], Some(name)),
+        Some(name) => (&spec.document()["components"]["schemas"][name], Some(name)),
         None => (schema, None),
     }
 }
 
-fn check_value(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
-    let (schema, name) = resolve(schema);
+fn check_value(spec: Spec, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    let (schema, name) = resolve(spec, schema);
     match name {
         Some("google.protobuf.Struct") => {
             return if value.is_object() {
@@ -135,14 +161,14 @@ fn check_value(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
             items
                 .iter()
                 .enumerate()
-                .try_for_each(|(index, item)| check_value(&schema["items"], item, &format!("{at}[{index}]")))
+                .try_for_each(|(index, item)| check_value(spec, &schema["items"], item, &format!("{at}[{index}]")))
         }
-        Some("object") => check_object(schema, value, at),
+        Some("object") => check_object(spec, schema, value, at),
         _ => Ok(()),
     }
 }
 
-fn check_object(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+fn check_object(spec: Spec, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     let object = value
         .as_object()
         .ok_or_else(|| format!("{at}: expected an object, got {value}"))?;
@@ -152,14 +178,14 @@ fn check_object(schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some((_, values)) = placeholder {
         return object
             .iter()
-            .try_for_each(|(key, item)| check_value(values, item, &format!("{at}.{key}")));
+            .try_for_each(|(key, item)| check_value(spec, values, item, &format!("{at}.{key}")));
     }
     if let Some(unknown) = object.keys().find(|key| !properties.contains_key(*key)) {
         return Err(format!("{at}: `{unknown}` is not a property of the spec's schema"));
     }
     for (key, property) in &properties {
         let item = object.get(key).ok_or_else(|| format!("{at}: `{key}` is missing"))?;
-        check_value(property, item, &format!("{at}.{key}"))?;
+        check_value(spec, property, item, &format!("{at}.{key}"))?;
     }
     Ok(())
 }
@@ -179,7 +205,8 @@ mod tests {
 
     #[test]
     fn routes_map_to_their_response_schemas() {
-        let schema = |method: &str, path: &str| response_schema(method, path).unwrap_or_default();
+        let schema =
+            |method: &str, path: &str| response_schema(Spec::FunctionsV1alpha2, method, path).unwrap_or_default();
         assert_eq!(
             schema("GET", "/functions/abc?x=1"),
             "scaleway.functions.v1alpha2.Function"
@@ -197,11 +224,16 @@ mod tests {
             schema("GET", "/namespaces/x/containers"),
             "scaleway.functions.v1alpha2.ListContainersResponse"
         );
-        assert_eq!(response_schema("GET", "/nothing/here"), None);
+        assert_eq!(response_schema(Spec::FunctionsV1alpha2, "GET", "/nothing/here"), None);
+        assert_eq!(
+            response_schema(Spec::FunctionsV1beta1, "GET", "/functions/abc").as_deref(),
+            Some("scaleway.functions.v1beta1.Function")
+        );
     }
 
     #[test]
     fn bodies_that_break_the_spec_are_refused() {
+        let check = |name: &str, value: &Value| check(Spec::FunctionsV1alpha2, name, value);
         let name = "scaleway.functions.v1alpha2.Function";
         check(name, &function()).unwrap();
         let mut extra = function();

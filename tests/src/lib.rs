@@ -193,6 +193,8 @@ pub struct Tenant {
     pub api: String,
     /// `http://127.0.0.1:port`.
     pub base_url: String,
+    /// The spec its answers are checked against.
+    pub spec: conformance::Spec,
     client: reqwest::Client,
 }
 
@@ -217,13 +219,23 @@ impl Tenant {
             secret_key: key.secret_key.expose(),
             api: format!("{base_url}/functions/v1alpha2/regions/fr-par"),
             base_url: base_url.to_owned(),
+            spec: conformance::Spec::FunctionsV1alpha2,
             client: reqwest::Client::new(),
+        }
+    }
+
+    /// Returns the same tenant speaking `spec` (`/functions/v1beta1/...`), in `region`.
+    pub fn speaking(&self, spec: conformance::Spec, region: &str) -> Self {
+        Self {
+            api: format!("{}{}", self.base_url, spec.prefix().replace("{region}", region)),
+            spec,
+            ..self.clone()
         }
     }
 
     /// Sends a request to `path` (relative to the region prefix unless it starts with
     /// `http`), with `body` as JSON when given, and checks the answer is a JSON object with a
-    /// request id, and that a 200 body fits the v1alpha2 spec's schema for the route.
+    /// request id, and that a 200 body fits its spec's schema for the route.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Answer {
         let url = if path.starts_with("http") {
             path.to_owned()
@@ -240,11 +252,11 @@ impl Tenant {
         let answer = answer(request).await;
         if answer.status == StatusCode::OK
             && !path.starts_with("http")
-            && let Err(problem) = conformance::check_response(method.as_str(), path, &answer.body)
+            && let Err(problem) = conformance::check_response(self.spec, method.as_str(), path, &answer.body)
         {
             panic!(
-                "{method} {path}: the answer breaks the v1alpha2 spec: {problem}\n{}",
-                answer.body
+                "{method} {path}: the answer breaks the {:?} spec: {problem}\n{}",
+                self.spec, answer.body
             );
         }
         answer

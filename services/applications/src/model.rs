@@ -105,10 +105,14 @@ pub struct Application<K: Kind> {
     pub error_message: String,
     /// Whether a change since the last deploy needs a redeploy.
     pub redeploy_due: bool,
+    /// Its tags.
+    pub tags: nuage_core::validate::Tags,
     /// Unix microseconds.
     pub created_at: i64,
     /// Unix microseconds.
     pub updated_at: i64,
+    /// Unix microseconds of the last time a deploy ended ready; 0 before the first.
+    pub ready_at: i64,
     /// What only its kind has (a function's runtime and handler, a container's image).
     pub kind: K,
 }
@@ -142,6 +146,8 @@ impl<K: Kind> Application<K> {
             redeploy_due: self.redeploy_due,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            tags: self.tags.into_values(),
+            ready_at: self.ready_at,
             ..wire::Application::default()
         };
         self.kind.into_proto(&mut message);

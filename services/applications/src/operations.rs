@@ -13,6 +13,7 @@ use crate::store::{ApplicationStore, ListFilter};
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
+use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page, validate};
 use nuage_proto::common::v1 as pb;
 use nuage_proto::namespaces::v1::Namespace;
@@ -69,6 +70,8 @@ pub struct Settings {
     pub max_scale: u32,
     /// Request timeout.
     pub timeout_ms: u64,
+    /// Its tags.
+    pub tags: Tags,
 }
 
 /// What a create request of either kind carries in common, as it arrives (but for the
@@ -89,6 +92,8 @@ pub struct Requested {
     pub max_scale: Option<u32>,
     /// `timeout_ms`.
     pub timeout_ms: Option<u64>,
+    /// `tags`.
+    pub tags: Option<Vec<String>>,
 }
 
 /// What an update request of either kind may change, as it arrives.
@@ -110,6 +115,8 @@ pub struct Changes {
     pub description: Option<String>,
     /// `redeploy`: `Some(false)` changes without redeploying.
     pub redeploy: Option<bool>,
+    /// `tags`: all of them, replaced.
+    pub tags: Option<Vec<String>>,
 }
 
 /// Returns `namespace_id` and `name` of a create request, both required.
@@ -191,6 +198,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         self.config.check_scale(min_scale, max_scale)?;
         let timeout_ms = requested.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         model::check_timeout(timeout_ms)?;
+        let tags = Tags::parse("tags", requested.tags.unwrap_or_default())?;
         Ok(Settings {
             namespace_id: requested.namespace_id,
             name: requested.name,
@@ -199,6 +207,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             min_scale,
             max_scale,
             timeout_ms,
+            tags,
         })
     }
 
@@ -240,8 +249,10 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             status: ApplicationStatus::Created,
             error_message: String::new(),
             redeploy_due: false,
+            tags: settings.tags,
             created_at: now,
             updated_at: now,
+            ready_at: 0,
             kind: kind(&namespace),
         };
         self.store.insert(&application).await?;
@@ -314,6 +325,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         if let Some(description) = &changes.description {
             model::check_description(description)?;
         }
+        let tags = changes.tags.clone().map(|tags| Tags::parse("tags", tags)).transpose()?;
         for _ in 0..3 {
             let current = self.store.get(caller, region, id).await?;
             if current.status == ApplicationStatus::Deleting {
@@ -332,6 +344,9 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             next.privacy = Privacy::from_proto(changes.privacy).unwrap_or(next.privacy);
             if let Some(description) = &changes.description {
                 next.description = description.clone();
+            }
+            if let Some(tags) = &tags {
+                next.tags = tags.clone();
             }
             let changed = next != current;
             let deployed = current.status != ApplicationStatus::Created;

@@ -201,17 +201,13 @@ impl<K: Kind> Rollouts<K> {
             .await?
             .rows_affected();
         if ended == 1 {
-            sqlx::query(&format!(
-                "update {} set status = $1, error_message = $2, redeploy_due = 0, updated_at = $3 \
-                 where id = $4 and status <> 'deleting'",
-                K::TABLE
-            ))
-            .bind(status.as_str())
-            .bind(&message)
-            .bind(now_micros())
-            .bind(&id)
-            .execute(&mut *transaction)
-            .await?;
+            sqlx::query(&crate::store::set_status_sql::<K>(""))
+                .bind(status.as_str())
+                .bind(&message)
+                .bind(now_micros())
+                .bind(&id)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         if ended == 1 {

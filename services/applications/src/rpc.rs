@@ -28,6 +28,7 @@ fn changes(request: &wire::UpdateApplicationRequest) -> Changes {
         privacy: request.privacy,
         description: request.description.clone(),
         redeploy: request.redeploy,
+        tags: request.tags.clone().map(|tags| tags.values),
     }
 }
 
@@ -41,6 +42,7 @@ pub fn requested(request: &wire::CreateApplicationRequest) -> Result<Requested, 
         min_scale: request.min_scale,
         max_scale: request.max_scale,
         timeout_ms: request.timeout_ms,
+        tags: request.tags.clone().map(|tags| tags.values),
     })
 }
 

@@ -4,6 +4,7 @@
 use crate::model::{Application, ApplicationStatus, Kind, Privacy, order_sql};
 use nuage_core::clock::now_micros;
 use nuage_core::db::{PageQuery, is_unique_violation};
+use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -11,7 +12,7 @@ use std::marker::PhantomData;
 use uuid::Uuid;
 
 /// The columns every application has, in the order [`ApplicationStore::insert`] binds them.
-const COMMON_COLUMNS: [&str; 19] = [
+const COMMON_COLUMNS: [&str; 21] = [
     "id",
     "organization_id",
     "project_id",
@@ -25,12 +26,14 @@ const COMMON_COLUMNS: [&str; 19] = [
     "memory_limit",
     "timeout_ms",
     "privacy",
+    "tags",
     "endpoint",
     "status",
     "error_message",
     "redeploy_due",
     "created_at",
     "updated_at",
+    "ready_at",
 ];
 
 /// Applications of kind `K` in the database.
@@ -95,7 +98,8 @@ impl<K: Kind> ApplicationStore<K> {
             .bind(&application.error_message)
             .bind(i64::from(application.redeploy_due))
             .bind(application.created_at)
-            .bind(application.updated_at);
+            .bind(application.updated_at)
+            .bind(application.ready_at);
         for value in application.kind.values() {
             query = query.bind(value);
         }
@@ -172,12 +176,12 @@ impl<K: Kind> ApplicationStore<K> {
         let own: String = K::CHANGEABLE
             .iter()
             .enumerate()
-            .map(|(index, column)| format!(", {column} = ${}", index + 10))
+            .map(|(index, column)| format!(", {column} = ${}", index + 11))
             .collect();
-        let id_at = 10 + K::CHANGEABLE.len();
+        let id_at = 11 + K::CHANGEABLE.len();
         let sql = format!(
             "update {} set description = $1, environment_variables = $2, min_scale = $3, max_scale = $4, \
-             memory_limit = $5, timeout_ms = $6, privacy = $7, redeploy_due = $8, updated_at = $9{own} \
+             memory_limit = $5, timeout_ms = $6, privacy = $7, tags = $8, redeploy_due = $9, updated_at = $10{own} \
              where id = ${id_at} and updated_at = ${} and status <> 'deleting' returning {}",
             K::TABLE,
             id_at + 1,
@@ -203,25 +207,20 @@ impl<K: Kind> ApplicationStore<K> {
     }
 
     /// Sets the status (and error message) of an application that is not being deleted, and
-    /// clears `redeploy_due`.
+    /// clears `redeploy_due`; `ready` also sets `ready_at`.
     pub async fn set_status(
         &self,
         id: Uuid,
         status: ApplicationStatus,
         error_message: &str,
     ) -> Result<Option<Application<K>>, ApiError> {
-        let row = sqlx::query(&format!(
-            "update {} set status = $1, error_message = $2, redeploy_due = 0, updated_at = $3 \
-             where id = $4 and status <> 'deleting' returning {}",
-            K::TABLE,
-            self.columns
-        ))
-        .bind(status.as_str())
-        .bind(error_message)
-        .bind(now_micros())
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?;
+        let row = sqlx::query(&set_status_sql::<K>(&format!(" returning {}", self.columns)))
+            .bind(status.as_str())
+            .bind(error_message)
+            .bind(now_micros())
+            .bind(id.to_string())
+            .fetch_optional(self.database.pool())
+            .await?;
         row.as_ref().map(decode).transpose()
     }
 
@@ -343,10 +342,22 @@ impl<K: Kind> ApplicationStore<K> {
     }
 }
 
+/// The statement that sets an application's status (`$1`), error message (`$2`) and
+/// `updated_at` (`$3`) by id (`$4`), unless it is being deleted, and clears `redeploy_due`;
+/// `ready` also sets `ready_at`. `tail` follows (a `returning` clause).
+pub(crate) fn set_status_sql<K: Kind>(tail: &str) -> String {
+    format!(
+        "update {} set status = $1, error_message = $2, redeploy_due = 0, updated_at = $3, \
+         ready_at = case when $1 = 'ready' then $3 else ready_at end \
+         where id = $4 and status <> 'deleting'{tail}",
+        K::TABLE
+    )
+}
+
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Binds the settings a tenant chooses, in the order insert and update both write them:
-/// description, variables, scale, memory, timeout, privacy.
+/// description, variables, scale, memory, timeout, privacy, tags.
 fn bind_settings<'q, K: Kind>(query: Query<'q>, application: &'q Application<K>) -> Query<'q> {
     query
         .bind(&application.description)
@@ -356,6 +367,7 @@ fn bind_settings<'q, K: Kind>(query: Query<'q>, application: &'q Application<K>)
         .bind(i64::from(application.memory_limit))
         .bind(i64::try_from(application.timeout_ms).unwrap_or(i64::MAX))
         .bind(application.privacy.as_str())
+        .bind(application.tags.to_json())
 }
 
 fn corrupt<K: Kind>(what: &str, value: &str) -> ApiError {
@@ -400,8 +412,10 @@ fn decode<K: Kind>(row: &AnyRow) -> Result<Application<K>, ApiError> {
         status: ApplicationStatus::parse(&status).ok_or_else(|| corrupt::<K>("status", &status))?,
         error_message: text("error_message")?,
         redeploy_due: redeploy_due != 0,
+        tags: Tags::from_json(&text("tags")?).map_err(|error| corrupt::<K>("tags", &error))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        ready_at: row.try_get("ready_at")?,
         kind: K::from_values(own),
     })
 }
@@ -478,8 +492,10 @@ mod tests {
             status: ApplicationStatus::Created,
             error_message: String::new(),
             redeploy_due: false,
+            tags: Tags::parse("tags", vec!["blue".to_owned()]).unwrap(),
             created_at: 1,
             updated_at: 1,
+            ready_at: 0,
             kind: Stored {
                 runtime: "node22".to_owned(),
                 handler: "handler.handle".to_owned(),

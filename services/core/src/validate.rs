@@ -74,6 +74,63 @@ fn is_environment_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The most tags one resource may carry.
+pub const MAX_TAGS: usize = 64;
+/// The longest tag.
+pub const MAX_TAG_LENGTH: usize = 128;
+
+/// The tags of a namespace, function or container: free text, in the order given, each
+/// non-empty and at most [`MAX_TAG_LENGTH`] characters, at most [`MAX_TAGS`] of them. Stored as
+/// a JSON array.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags(Vec<String>);
+
+impl Tags {
+    /// Returns `values` as tags, or an error naming `argument` (and the offending tag).
+    pub fn parse(argument: &str, values: Vec<String>) -> Result<Self, ApiError> {
+        if values.len() > MAX_TAGS {
+            return Err(ApiError::invalid_argument(
+                argument,
+                Reason::Constraint,
+                format!("at most {MAX_TAGS} tags are allowed, {} were given", values.len()),
+            ));
+        }
+        for (index, tag) in values.iter().enumerate() {
+            let length = tag.chars().count();
+            if length == 0 || length > MAX_TAG_LENGTH || tag.chars().any(char::is_control) {
+                return Err(ApiError::invalid_argument(
+                    format!("{argument}.{index}"),
+                    Reason::Constraint,
+                    format!("a tag has 1 to {MAX_TAG_LENGTH} characters and no control characters, got `{tag}`"),
+                ));
+            }
+        }
+        Ok(Self(values))
+    }
+
+    /// Returns the tags stored as `json`.
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        serde_json::from_str(json)
+            .map(Self)
+            .map_err(|error| format!("stored tags do not parse: {error}"))
+    }
+
+    /// Returns the stored form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// Returns the tags.
+    pub fn values(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Returns the tags, consuming them.
+    pub fn into_values(self) -> Vec<String> {
+        self.0
+    }
+}
+
 /// Checks that `value` can be a DNS label, or part of one: lowercase letters, digits and
 /// hyphens, starting with a letter, not ending with a hyphen, at most `max_length` long.
 pub fn dns_label(argument: &str, value: &str, max_length: usize) -> Result<(), ApiError> {
@@ -130,6 +187,15 @@ mod tests {
         );
         let many: HashMap<_, _> = (0..101).map(|i| (format!("V{i}"), String::new())).collect();
         assert!(environment_variables("environment_variables", &many).is_err());
+    }
+
+    #[test]
+    fn tags_are_checked_and_stored_as_json() {
+        let tags = Tags::parse("tags", vec!["a b".into(), "é".into()]).unwrap();
+        assert_eq!(Tags::from_json(&tags.to_json()).unwrap(), tags);
+        assert!(Tags::parse("tags", vec![String::new()]).is_err());
+        assert!(Tags::parse("tags", vec!["x".repeat(129)]).is_err());
+        assert!(Tags::parse("tags", vec!["t".into(); 65]).is_err());
     }
 
     #[test]

@@ -84,6 +84,35 @@ fn major_minor(text: &str, prefix: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
+/// Returns what `GET /runtimes` of v1beta1 says of `runtime`: its language, version and
+/// source extension, and the handler it calls when none is given.
+pub(crate) fn describe(runtime: &str) -> nuage_proto::functions::v1::Runtime {
+    let (language, extension, digits) = if let Some(digits) = runtime.strip_prefix("node") {
+        ("Node", "js", digits)
+    } else if let Some(digits) = runtime.strip_prefix("python") {
+        ("Python", "py", digits)
+    } else if let Some(digits) = runtime.strip_prefix("golang").or_else(|| runtime.strip_prefix("go")) {
+        ("Go", "go", digits)
+    } else {
+        ("", "", "")
+    };
+    // `python311` is 3.11 and `go122` is 1.22: the first digit is the major; Node majors are
+    // whole (`node22`).
+    let version = match (language, digits.len()) {
+        (_, 0) => String::new(),
+        ("Node", _) => digits.to_owned(),
+        (_, 1) => digits.to_owned(),
+        _ => format!("{}.{}", &digits[..1], &digits[1..]),
+    };
+    nuage_proto::functions::v1::Runtime {
+        name: runtime.to_owned(),
+        language: language.to_owned(),
+        version,
+        default_handler: default_handler(runtime).to_owned(),
+        extension: extension.to_owned(),
+    }
+}
+
 /// Returns the handler a runtime uses when none is given.
 pub(crate) fn default_handler(runtime: &str) -> &'static str {
     if is_go(runtime) { "." } else { "handler.handle" }
@@ -128,6 +157,25 @@ pub(crate) fn check_handler(runtime: &str, handler: &str) -> Result<(), String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtimes_are_described_by_language_and_version() {
+        let python = describe("python311");
+        assert_eq!((python.language.as_str(), python.version.as_str()), ("Python", "3.11"));
+        assert_eq!(
+            (python.extension.as_str(), python.default_handler.as_str()),
+            ("py", "handler.handle")
+        );
+        let node = describe("node22");
+        assert_eq!((node.language.as_str(), node.version.as_str()), ("Node", "22"));
+        let go = describe("go122");
+        assert_eq!(
+            (go.language.as_str(), go.version.as_str(), go.default_handler.as_str()),
+            ("Go", "1.22", ".")
+        );
+        assert_eq!(describe("golang").version, "");
+        assert_eq!(describe("python3").version, "3");
+    }
 
     #[test]
     fn versions_parse() {

@@ -5,7 +5,7 @@ use crate::archives::{Archives, Presigned};
 use crate::deployments::{BuildResult, DeploymentStore};
 use crate::leftovers::FunctionLeftovers;
 use crate::model::{Function, FunctionKind};
-use crate::runtimes::{Runtimes, check_handler, default_handler};
+use crate::runtimes::{Runtimes, check_handler, default_handler, describe};
 use nuage_applications::{ApplicationStatus, Applications, RouteStream, answer, requested};
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
@@ -328,8 +328,10 @@ impl Functions for FunctionsService {
         &self,
         _request: Request<pb::ListRuntimesRequest>,
     ) -> Result<Response<pb::ListRuntimesResponse>, Status> {
+        let names = self.runtimes.names();
         Ok(Response::new(pb::ListRuntimesResponse {
-            runtimes: self.runtimes.names().to_vec(),
+            runtimes: names.to_vec(),
+            details: names.iter().map(|name| describe(name)).collect(),
         }))
     }
 

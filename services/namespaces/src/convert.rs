@@ -24,6 +24,7 @@ pub(crate) fn namespace_to_proto(namespace: Namespace) -> pb::Namespace {
         created_at: namespace.created_at,
         updated_at: namespace.updated_at,
         endpoint_suffix: namespace.endpoint_suffix,
+        tags: namespace.tags.into_values(),
     }
 }
 

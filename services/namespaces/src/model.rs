@@ -166,6 +166,8 @@ pub struct Namespace {
     pub description: Description,
     /// Variables given to every function and container in it.
     pub environment_variables: EnvironmentVariables,
+    /// Its tags.
+    pub tags: nuage_core::validate::Tags,
     /// Where it is in its life.
     pub status: NamespaceStatus,
     /// Why it is in `error`, else empty.

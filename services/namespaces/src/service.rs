@@ -7,7 +7,8 @@ use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, 
 use crate::reconciler::Reconciler;
 use crate::store::{Limits, NamespaceChanges, NamespaceStore, NewNamespace};
 use nuage_core::ids::parse_id;
-use nuage_core::{Caller, Page};
+use nuage_core::validate::Tags;
+use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::common::v1 as common;
 use nuage_proto::namespaces::v1::{self as pb, namespaces_server::Namespaces};
 use std::time::Duration;
@@ -86,6 +87,10 @@ fn environment(variables: Option<pb::EnvironmentVariables>) -> Result<Option<Env
     variables.map(|v| EnvironmentVariables::parse(v.values)).transpose()
 }
 
+fn tags(tags: Option<common::Tags>) -> Result<Option<Tags>, ApiError> {
+    tags.map(|tags| Tags::parse("tags", tags.values)).transpose()
+}
+
 #[tonic::async_trait]
 impl Namespaces for NamespacesService {
     async fn create_namespace(
@@ -98,6 +103,7 @@ impl Namespaces for NamespacesService {
             name: NamespaceName::parse(&request.name)?,
             description: Description::parse(request.description.as_deref().unwrap_or_default())?,
             environment_variables: environment(request.environment_variables)?.unwrap_or_default(),
+            tags: tags(request.tags)?.unwrap_or_default(),
         };
         let namespace = self.store.insert(&caller, &region, new, self.limits()).await?;
         self.reconciler.wake();
@@ -149,6 +155,7 @@ impl Namespaces for NamespacesService {
         let changes = NamespaceChanges {
             description: request.description.as_deref().map(Description::parse).transpose()?,
             environment_variables: environment(request.environment_variables)?,
+            tags: tags(request.tags)?,
         };
         let namespace = self.store.update(&caller, &region, id, changes).await?;
         Ok(Response::new(pb::UpdateNamespaceResponse {

@@ -5,6 +5,7 @@ use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, 
 use nuage_applications::new_endpoint_suffix;
 use nuage_core::clock::now_micros;
 use nuage_core::db::{Engine, PageQuery, is_unique_violation};
+use nuage_core::validate::Tags;
 use nuage_core::{Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -12,7 +13,7 @@ use uuid::Uuid;
 
 const COLUMNS: &str = "id, organization_id, project_id, region, name, description, environment_variables, \
                        status, error_message, registry_namespace_id, registry_endpoint, created_at, updated_at, \
-                       endpoint_suffix";
+                       endpoint_suffix, tags";
 
 /// How many fresh endpoint suffixes one namespace tries before giving up. With 36^8 suffixes a
 /// second try is already rare; more than a few means something else is wrong.
@@ -33,6 +34,8 @@ pub struct NewNamespace {
     pub description: Description,
     /// Its variables.
     pub environment_variables: EnvironmentVariables,
+    /// Its tags.
+    pub tags: Tags,
 }
 
 /// How many namespaces an organization may have.
@@ -51,6 +54,8 @@ pub struct NamespaceChanges {
     pub description: Option<Description>,
     /// A new, complete set of variables.
     pub environment_variables: Option<EnvironmentVariables>,
+    /// A new, complete list of tags.
+    pub tags: Option<Tags>,
 }
 
 impl NamespaceStore {
@@ -77,6 +82,7 @@ impl NamespaceStore {
             name: new.name,
             description: new.description,
             environment_variables: new.environment_variables,
+            tags: new.tags,
             status: NamespaceStatus::Pending,
             error_message: String::new(),
             registry_namespace_id: String::new(),
@@ -132,9 +138,9 @@ impl NamespaceStore {
                 .await?;
         }
         let inserted = sqlx::query(&format!(
-            "insert into namespaces ({COLUMNS}) select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
-             where (select count(*) from namespaces where organization_id = $2) < $15 \
-             and (select count(*) from namespaces where organization_id = $2 and status = 'pending') < $16"
+            "insert into namespaces ({COLUMNS}) select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
+             where (select count(*) from namespaces where organization_id = $2) < $16 \
+             and (select count(*) from namespaces where organization_id = $2 and status = 'pending') < $17"
         ))
         .bind(namespace.id.to_string())
         .bind(namespace.organization_id.to_string())
@@ -150,6 +156,7 @@ impl NamespaceStore {
         .bind(namespace.created_at)
         .bind(namespace.updated_at)
         .bind(&namespace.endpoint_suffix)
+        .bind(namespace.tags.to_json())
         .bind(i64::try_from(limits.namespaces).unwrap_or(i64::MAX))
         .bind(i64::try_from(limits.pending).unwrap_or(i64::MAX))
         .execute(&mut *transaction)
@@ -262,13 +269,15 @@ impl NamespaceStore {
         }
         let description = changes.description.unwrap_or(current.description);
         let environment_variables = changes.environment_variables.unwrap_or(current.environment_variables);
+        let tags = changes.tags.unwrap_or(current.tags);
         // The answer comes from the write itself: a re-read could race with a removal.
         let row = sqlx::query(&format!(
-            "update namespaces set description = $1, environment_variables = $2, updated_at = $3 \
-             where organization_id = $4 and region = $5 and id = $6 and status <> 'deleting' returning {COLUMNS}"
+            "update namespaces set description = $1, environment_variables = $2, tags = $3, updated_at = $4 \
+             where organization_id = $5 and region = $6 and id = $7 and status <> 'deleting' returning {COLUMNS}"
         ))
         .bind(description.as_str())
         .bind(environment_variables.to_json())
+        .bind(tags.to_json())
         .bind(now_micros())
         .bind(caller.organization_id.to_string())
         .bind(region)
@@ -412,6 +421,7 @@ fn decode(row: &AnyRow) -> Result<Namespace, NamespacesError> {
         registry_namespace_id: text("registry_namespace_id")?,
         registry_endpoint: text("registry_endpoint")?,
         endpoint_suffix: row.try_get::<Option<String>, _>("endpoint_suffix")?.unwrap_or_default(),
+        tags: Tags::from_json(&text("tags")?).map_err(NamespacesError::Corrupt)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -444,6 +454,7 @@ mod tests {
 
     fn new(name: &str) -> NewNamespace {
         NewNamespace {
+            tags: Tags::default(),
             name: NamespaceName::parse(name).unwrap(),
             description: Description::default(),
             environment_variables: EnvironmentVariables::default(),

@@ -1,0 +1,247 @@
+//! The JSON of Scaleway Functions v1beta1 (reference part B.3): namespaces, functions and
+//! runtimes, with RFC 3339 timestamps, `project_id`, tags, `timeout` as a duration string and
+//! the enums' v1beta1 names.
+
+use crate::applications::{Owner, privacy_name, status_name};
+use nuage_proto::applications::v1 as wire;
+use nuage_proto::functions::v1 as functions;
+use nuage_proto::namespaces::v1 as pb;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Returns Unix microseconds as RFC 3339 in UTC with microseconds (`2026-07-03T15:02:02.663407Z`),
+/// `None` for 0 (never).
+pub(crate) fn timestamp(micros: i64) -> Option<String> {
+    use time::macros::format_description;
+    if micros <= 0 {
+        return None;
+    }
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .ok()
+        .and_then(|at| at.format(format).ok())
+}
+
+/// Returns milliseconds as a protobuf duration (`"300s"`, `"2.5s"`).
+pub(crate) fn duration(millis: u64) -> String {
+    let (seconds, rest) = (millis / 1000, millis % 1000);
+    if rest == 0 {
+        format!("{seconds}s")
+    } else {
+        let fraction = format!("{rest:03}");
+        format!("{seconds}.{}s", fraction.trim_end_matches('0'))
+    }
+}
+
+/// A secret's key and the hash of its value, as responses show secrets.
+#[derive(Debug, Serialize)]
+pub(crate) struct SecretHashedValue {
+    key: String,
+    hashed_value: String,
+}
+
+/// The v1beta1 `Namespace`, fields in the spec's order.
+#[derive(Debug, Serialize)]
+pub(crate) struct NamespaceJson {
+    id: String,
+    name: String,
+    environment_variables: BTreeMap<String, String>,
+    organization_id: String,
+    project_id: String,
+    status: &'static str,
+    registry_namespace_id: String,
+    error_message: Option<String>,
+    registry_endpoint: String,
+    description: String,
+    secret_environment_variables: Vec<SecretHashedValue>,
+    region: String,
+    tags: Vec<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    vpc_integration_activated: bool,
+}
+
+impl From<pb::Namespace> for NamespaceJson {
+    fn from(namespace: pb::Namespace) -> Self {
+        let status = match namespace.status() {
+            pb::NamespaceStatus::Unspecified => "unknown",
+            pb::NamespaceStatus::Ready => "ready",
+            pb::NamespaceStatus::Deleting => "deleting",
+            pb::NamespaceStatus::Error => "error",
+            pb::NamespaceStatus::Locked => "locked",
+            pb::NamespaceStatus::Creating => "creating",
+            pb::NamespaceStatus::Pending => "pending",
+        };
+        Self {
+            id: namespace.id,
+            name: namespace.name,
+            environment_variables: namespace.environment_variables.into_iter().collect(),
+            organization_id: namespace.organization_id,
+            project_id: namespace.project_id,
+            status,
+            registry_namespace_id: namespace.registry_namespace_id,
+            error_message: Some(namespace.error_message).filter(|message| !message.is_empty()),
+            registry_endpoint: namespace.registry_endpoint,
+            description: namespace.description,
+            secret_environment_variables: Vec::new(),
+            region: namespace.region,
+            tags: namespace.tags,
+            created_at: timestamp(namespace.created_at),
+            updated_at: timestamp(namespace.updated_at),
+            vpc_integration_activated: false,
+        }
+    }
+}
+
+/// The v1beta1 `Function` (fields in the spec's order); a container shows its image instead of
+/// a runtime and handler.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApplicationJson {
+    id: String,
+    name: String,
+    namespace_id: String,
+    status: &'static str,
+    environment_variables: BTreeMap<String, String>,
+    min_scale: u32,
+    max_scale: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime: Option<String>,
+    memory_limit: u32,
+    cpu_limit: u32,
+    timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handler: Option<String>,
+    error_message: Option<String>,
+    build_message: Option<String>,
+    privacy: &'static str,
+    description: String,
+    domain_name: String,
+    secret_environment_variables: Vec<SecretHashedValue>,
+    region: String,
+    http_option: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime_message: Option<String>,
+    sandbox: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry_image: Option<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    ready_at: Option<String>,
+    tags: Vec<String>,
+    private_network_id: Option<String>,
+}
+
+impl ApplicationJson {
+    pub(crate) fn of<O: Owner>(application: wire::Application, sandbox: &str) -> Self {
+        let (function, container) = if O::FUNCTION {
+            (Some((application.runtime, application.handler)), None)
+        } else {
+            (None, Some(application.registry_image))
+        };
+        let (runtime, handler) = function.unzip();
+        // The host name alone, as Scaleway's `domain_name` is.
+        let domain_name = application
+            .endpoint
+            .split_once("://")
+            .map_or(application.endpoint.as_str(), |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_owned();
+        Self {
+            id: application.id,
+            name: application.name,
+            namespace_id: application.namespace_id,
+            status: match application.status {
+                0 => "unknown",
+                status => status_name(status),
+            },
+            environment_variables: application.environment_variables.into_iter().collect(),
+            min_scale: application.min_scale,
+            max_scale: application.max_scale,
+            runtime_message: runtime.as_ref().map(|_| String::new()),
+            runtime,
+            memory_limit: application.memory_limit,
+            cpu_limit: application.cpu_limit,
+            timeout: Some(duration(application.timeout_ms)),
+            handler,
+            error_message: Some(application.error_message).filter(|message| !message.is_empty()),
+            build_message: None,
+            privacy: privacy_name(application.privacy),
+            description: application.description,
+            domain_name,
+            secret_environment_variables: Vec::new(),
+            region: application.region,
+            http_option: "enabled",
+            sandbox: sandbox.to_owned(),
+            registry_image: container,
+            created_at: timestamp(application.created_at),
+            updated_at: timestamp(application.updated_at),
+            ready_at: timestamp(application.ready_at),
+            tags: application.tags,
+            private_network_id: None,
+        }
+    }
+}
+
+/// The v1beta1 `Runtime`; every field is a string.
+#[derive(Debug, Serialize)]
+struct RuntimeJson {
+    name: String,
+    language: String,
+    version: String,
+    default_handler: String,
+    code_sample: String,
+    status: &'static str,
+    status_message: String,
+    extension: String,
+    implementation: String,
+    logo_url: String,
+}
+
+/// The v1beta1 `ListFunctionRuntimesResponse`.
+#[derive(Debug, Serialize)]
+pub(crate) struct RuntimesJson {
+    runtimes: Vec<RuntimeJson>,
+    total_count: u32,
+}
+
+impl From<functions::ListRuntimesResponse> for RuntimesJson {
+    fn from(response: functions::ListRuntimesResponse) -> Self {
+        let runtimes: Vec<RuntimeJson> = response
+            .details
+            .into_iter()
+            .map(|runtime| RuntimeJson {
+                name: runtime.name,
+                language: runtime.language,
+                version: runtime.version,
+                default_handler: runtime.default_handler,
+                code_sample: String::new(),
+                status: "available",
+                status_message: String::new(),
+                extension: runtime.extension,
+                implementation: String::new(),
+                logo_url: String::new(),
+            })
+            .collect();
+        Self {
+            total_count: u32::try_from(runtimes.len()).unwrap_or(u32::MAX),
+            runtimes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_durations_read_as_scaleway_writes_them() {
+        assert_eq!(timestamp(0), None);
+        assert_eq!(
+            timestamp(1_783_090_922_663_407).as_deref(),
+            Some("2026-07-03T15:02:02.663407Z")
+        );
+        assert_eq!(duration(300_000), "300s");
+        assert_eq!(duration(2_500), "2.5s");
+        assert_eq!(duration(1_001), "1.001s");
+    }
+}

@@ -1,0 +1,59 @@
+//! The two API versions the gateway answers, `v1alpha2` and `v1beta1`, over the same services:
+//! the handlers are written once over a [`Version`], which says how each renders resources and
+//! what each requires of a request. A resource made through one version is the same resource
+//! seen through the other.
+
+use crate::GatewayConfig;
+use crate::applications::Owner;
+use nuage_proto::applications::v1 as wire;
+use nuage_proto::functions::v1 as functions;
+use nuage_proto::namespaces::v1 as namespaces;
+use serde::Serialize;
+
+/// One version of the REST API.
+pub(crate) trait Version: Send + Sync + 'static {
+    /// Its path prefix, before the region.
+    const PREFIX: &'static str;
+    /// Whether lists of functions and containers need `namespace_id`, and upload URLs their
+    /// `content_length` (v1beta1).
+    const STRICT: bool;
+    /// Its `Namespace`.
+    type Namespace: Serialize + From<namespaces::Namespace> + Send;
+    /// Its `Function` and `Container`.
+    type Application: Serialize + Send;
+    /// Its `ListFunctionRuntimesResponse`.
+    type Runtimes: Serialize + From<functions::ListRuntimesResponse> + Send;
+
+    /// Returns the JSON of an application of `O`'s kind.
+    fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application;
+}
+
+/// Scaleway Functions v1alpha2: `/functions/v1alpha2/regions/{region}`.
+pub(crate) struct V1alpha2;
+
+impl Version for V1alpha2 {
+    const PREFIX: &'static str = "/functions/v1alpha2/regions";
+    const STRICT: bool = false;
+    type Namespace = crate::namespaces::NamespaceJson;
+    type Application = crate::applications::ApplicationJson;
+    type Runtimes = crate::functions::RuntimesJson;
+
+    fn application<O: Owner>(application: wire::Application, _config: &GatewayConfig) -> Self::Application {
+        crate::applications::ApplicationJson::of::<O>(application)
+    }
+}
+
+/// Scaleway Functions v1beta1: `/functions/v1beta1/regions/{region}`.
+pub(crate) struct V1beta1;
+
+impl Version for V1beta1 {
+    const PREFIX: &'static str = "/functions/v1beta1/regions";
+    const STRICT: bool = true;
+    type Namespace = crate::v1beta1::NamespaceJson;
+    type Application = crate::v1beta1::ApplicationJson;
+    type Runtimes = crate::v1beta1::RuntimesJson;
+
+    fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
+        crate::v1beta1::ApplicationJson::of::<O>(application, &config.sandbox)
+    }
+}
