@@ -1,0 +1,125 @@
+"""Scaleway's Python SDK (`scaleway` 2.12, pinned with hashes in requirements.lock), unchanged,
+against a running nuage: FunctionV1Beta1API through a namespace's and a function's whole
+lifecycle, with the SDK's own waiters. Run by clients/run with SCW_API_URL, SCW_ACCESS_KEY,
+SCW_SECRET_KEY and SCW_DEFAULT_PROJECT_ID set for a tenant of its own."""
+
+import datetime
+import io
+import os
+import time
+import unittest
+import urllib.request
+import uuid
+import zipfile
+
+import requests
+from scaleway import Client, Profile, ScalewayException
+from scaleway.function.v1beta1 import FunctionV1Beta1API
+from scaleway_core.utils import WaitForOptions
+
+HANDLER = b"""import os
+
+def handle(event, context):
+    return {"statusCode": 200, "body": "sdk says " + os.environ["GREETING"]}
+"""
+
+
+def archive():
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as bundle:
+        bundle.writestr("handler.py", HANDLER)
+    return data.getvalue()
+
+
+def gone(fetch):
+    """Waits until fetch() raises the SDK's 404; returns the exception."""
+    for _ in range(60):
+        try:
+            fetch()
+        except ScalewayException as error:
+            if error.status_code == 404:
+                return error
+            raise
+        time.sleep(0.5)
+    raise AssertionError("still there after 30 s")
+
+
+class FunctionV1Beta1(unittest.TestCase):
+    def setUp(self):
+        # The SCW_* variables, as a tenant's shell would set them.
+        self.client = Client.from_profile(Profile.from_env())
+        self.api = FunctionV1Beta1API(self.client)
+        self.fast = WaitForOptions(timeout=120, min_delay=1, max_delay=2)
+
+    def test_a_function_through_its_whole_lifecycle(self):
+        api = self.api
+        runtimes = api.list_function_runtimes().runtimes
+        python = next(r for r in runtimes if r.name.startswith("python3") and r.version)
+        self.assertEqual(python.default_handler, "handler.handle")
+        self.assertEqual(python.extension, "py")
+
+        namespace = api.create_namespace(
+            name="sdk-ns", environment_variables={"GREETING": "hello"}, tags=["sdk", "blue"]
+        )
+        self.assertEqual(namespace.project_id, self.client.default_project_id)
+        self.assertIsInstance(namespace.created_at, datetime.datetime)
+        namespace = api.wait_for_namespace(namespace_id=namespace.id, options=self.fast)
+        self.assertEqual(namespace.status, "ready")
+        self.assertEqual(namespace.tags, ["sdk", "blue"])
+        self.assertTrue(namespace.registry_endpoint)
+        listed = api.list_namespaces(name="sdk-ns")
+        self.assertEqual([n.id for n in listed.namespaces], [namespace.id])
+        self.assertEqual(listed.total_count, 1)
+
+        function = api.create_function(
+            namespace_id=namespace.id,
+            name="hello",
+            runtime=python.name,
+            handler="handler.handle",
+            memory_limit=256,
+            timeout="30s",
+            tags=["fn"],
+        )
+        self.assertEqual(function.status, "created")
+        self.assertEqual(function.timeout, "30s")
+        self.assertIsNone(function.ready_at)
+        # A function never deployed is terminal for the waiter: `created`.
+        self.assertEqual(api.wait_for_function(function_id=function.id, options=self.fast).status, "created")
+
+        data = archive()
+        upload = api.get_function_upload_url(function_id=function.id, content_length=len(data))
+        headers = {"Content-Type": "application/octet-stream"}
+        requests.put(upload.url, data=data, headers=headers, timeout=30).raise_for_status()
+        deployed = api.deploy_function(function_id=function.id)
+        self.assertEqual(deployed.status, "pending")
+        function = api.wait_for_function(function_id=function.id, options=self.fast)
+        self.assertEqual(function.status, "ready", function.error_message)
+        self.assertIsInstance(function.ready_at, datetime.datetime)
+        with urllib.request.urlopen(f"http://{function.domain_name}", timeout=30) as answer:
+            self.assertEqual(answer.read().decode(), "sdk says hello")
+
+        changed = api.update_function(function_id=function.id, description="changed", redeploy=False)
+        self.assertEqual(changed.description, "changed")
+        self.assertEqual(changed.tags, ["fn"])
+        listed = api.list_functions(namespace_id=namespace.id)
+        self.assertEqual([f.id for f in listed.functions], [function.id])
+        download = api.get_function_download_url(function_id=function.id)
+        self.assertEqual(requests.get(download.url, timeout=30).content, data)
+
+        self.assertEqual(api.delete_function(function_id=function.id).status, "deleting")
+        gone(lambda: api.get_function(function_id=function.id))
+        self.assertEqual(api.delete_namespace(namespace_id=namespace.id).status, "deleting")
+        gone(lambda: api.get_namespace(namespace_id=namespace.id))
+
+    def test_errors_reach_the_caller_as_the_sdk_raises_them(self):
+        missing = gone(lambda: self.api.get_function(function_id=str(uuid.uuid4())))
+        self.assertEqual(missing.response.json()["type"], "not_found")
+        with self.assertRaises(ScalewayException) as refused:
+            self.api.list_functions(namespace_id="not-a-uuid")
+        self.assertEqual(refused.exception.status_code, 400)
+        body = refused.exception.response.json()
+        self.assertEqual(body["details"][0]["argument_name"], "namespace_id")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
