@@ -187,6 +187,9 @@ pub struct Config {
     /// Seconds of silence after which the gRPC listener pings a peer; one that does not answer
     /// within 20 s is disconnected.
     pub grpc_keepalive_seconds: u64,
+    /// Milliseconds a peer of the gRPC listener has, from connecting, to send its whole HTTP/2
+    /// client preface (the fixed octets and its SETTINGS frame); a slower one is disconnected.
+    pub grpc_preface_timeout_ms: u64,
     /// `sqlite://...` or `postgres://...`; default: `nuage.db` in the data dir.
     pub database_url: Option<String>,
     /// How long a call to the database waits for a connection, and on PostgreSQL for a
@@ -242,6 +245,7 @@ impl Default for Config {
             grpc_listen: "127.0.0.1:0".parse().expect("valid address"),
             grpc_max_connections: 10_000,
             grpc_keepalive_seconds: 60,
+            grpc_preface_timeout_ms: 10_000,
             database_url: None,
             database_timeout_ms: 30_000,
             roles: Role::ALL.to_vec(),
@@ -315,8 +319,8 @@ impl Config {
             );
         }
         self.gateway.validate().map_err(anyhow::Error::msg)?;
-        if self.grpc_max_connections == 0 || self.grpc_keepalive_seconds == 0 {
-            anyhow::bail!("grpc_max_connections and grpc_keepalive_seconds must be positive");
+        if self.grpc_max_connections == 0 || self.grpc_keepalive_seconds == 0 || self.grpc_preface_timeout_ms == 0 {
+            anyhow::bail!("grpc_max_connections, grpc_keepalive_seconds and grpc_preface_timeout_ms must be positive");
         }
         self.router
             .connections
@@ -451,6 +455,22 @@ mod tests {
             assert!(Config::load(None, Overrides::default()).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn listener_limits_are_checked_at_start_up() {
+        Config::default().validate().unwrap();
+        let config = Config {
+            grpc_preface_timeout_ms: 0,
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("grpc_preface_timeout_ms")
+        );
     }
 
     #[test]

@@ -74,8 +74,9 @@ impl Services {
     /// Serves the services on `listener` until `stopped` turns true; they report SERVING only
     /// while `database` answers. Their first state is set before the listener serves, so no
     /// caller finds a service not registered yet.
-    /// It serves `config.grpc_max_connections` connections at once and pings peers that stay
-    /// silent `config.grpc_keepalive_seconds`.
+    /// It serves `config.grpc_max_connections` connections at once, disconnects peers that do
+    /// not send their HTTP/2 preface within `config.grpc_preface_timeout_ms` and pings peers
+    /// that stay silent `config.grpc_keepalive_seconds`.
     pub async fn serve(
         mut self,
         config: &Config,
@@ -99,7 +100,7 @@ impl Services {
             max_connections: config.grpc_max_connections,
             ..ConnectionLimits::default()
         });
-        let incoming = gate.admitted(incoming);
+        let incoming = gate.admitted(incoming, Duration::from_millis(config.grpc_preface_timeout_ms));
         let routes = self.routes.routes();
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(config.grpc_keepalive_seconds)))

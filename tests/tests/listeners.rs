@@ -1,7 +1,8 @@
-//! The HTTP listeners against slow and hostile clients (issue 23, point 5): the REST API, the
+//! The listeners against slow and hostile clients (issue 23, point 5): the REST API, the
 //! router and its internal listener time out a head that stalls and a connection left idle,
 //! serve a bounded number of connections, and answer what the HTTP layer refuses (400, 408,
-//! 414, 431, 503) with a Scaleway JSON body, as a hostile client sees over TCP.
+//! 414, 431, 503) with a Scaleway JSON body, as a hostile client sees over TCP; the gRPC
+//! listener disconnects peers that do not send their HTTP/2 preface in time.
 
 use nuage_tests::{TestServer, eventually};
 use serde_json::Value;
@@ -217,15 +218,25 @@ async fn what_the_http_layer_refuses_is_answered_with_a_json_body() {
     server.stop().await;
 }
 
-/// Asks the gRPC health service about iam, with the internal secret `secret`.
+/// Asks the gRPC health service about iam, with the internal secret `secret`, on a connection
+/// of its own.
 async fn grpc_health(address: &str, secret: &str) -> Result<i32, String> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+    grpc_check(grpc_channel(address).await?, secret).await
+}
+
+/// Returns a gRPC connection to `address`.
+async fn grpc_channel(address: &str) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .unwrap()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(5))
         .connect()
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| error.to_string())
+}
+
+/// Asks the gRPC health service on `channel` about iam, with the internal secret `secret`.
+async fn grpc_check(channel: tonic::transport::Channel, secret: &str) -> Result<i32, String> {
     let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
         service: "nuage.iam.v1.Iam".to_owned(),
     });
@@ -274,5 +285,100 @@ async fn the_grpc_listener_serves_a_bounded_number_of_connections() {
     )
     .await;
     assert!(served.is_ok(), "{served:?}");
+    server.stop().await;
+}
+
+/// The fixed octets that open every HTTP/2 client connection.
+const HTTP2_MAGIC: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads from `reader` until the server ends the connection (an end of stream or a reset), for
+/// at most `limit`; returns whether it ended.
+async fn ended(reader: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> bool {
+    let mut scratch = [0u8; 1024];
+    let reading = async {
+        while let Ok(read) = reader.read(&mut scratch).await {
+            if read == 0 {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(limit, reading).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_peers_without_a_preface_in_time_are_disconnected_and_free_their_place() {
+    let secret = "listeners-internal-secret";
+    let server = TestServer::start_with(|config| {
+        config.grpc_max_connections = 32;
+        config.grpc_preface_timeout_ms = 1000;
+        config.internal_secret = Some(nuage_core::Secret::new(secret));
+    })
+    .await;
+    let address = server.server().endpoints().grpc.unwrap().to_string();
+    // An honest caller, connected before and still connected after the deadlines pass.
+    let honest = grpc_channel(&address).await.expect("a gRPC connection");
+    assert!(grpc_check(honest.clone(), secret).await.is_ok());
+    // Every place taken, half by peers that send nothing, half by peers that send the preface a
+    // byte every 200 ms (it would take them 4.8 s), and one more connection, refused.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for index in 0..=32 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let mut first = [0u8; 12];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut first)).await;
+        assert!(matches!(read, Ok(Ok(_))), "the server said nothing: {read:?}");
+        if first.starts_with(b"HTTP/1.1 503") {
+            refused += 1;
+            continue;
+        }
+        // A write half dropped would send an end of stream: each is kept, silent or writing.
+        let (reader, mut writer) = stream.into_split();
+        // A trickling one tells whether it could send the whole preface.
+        let writer = if index % 2 == 1 {
+            tokio::spawn(async move {
+                for byte in HTTP2_MAGIC {
+                    if writer.write_all(&[*byte]).await.is_err() {
+                        return (writer, Some(false));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                (writer, Some(true))
+            })
+        } else {
+            tokio::spawn(async move { (writer, None) })
+        };
+        held.push((reader, writer));
+    }
+    assert!(refused > 0, "no connection over the limit was refused");
+    // Each is disconnected once its deadline passed, silent or trickling.
+    let started = Instant::now();
+    for (index, (reader, _)) in held.iter_mut().enumerate() {
+        let limit = Duration::from_secs(10).saturating_sub(started.elapsed());
+        assert!(
+            ended(reader, limit).await,
+            "connection {index} (of {}) still open after {:?}",
+            held.len(),
+            started.elapsed()
+        );
+    }
+    // The trickling ones were cut before their preface was in.
+    let mut writers = Vec::new();
+    for (_, writer) in &mut held {
+        let (writer, sent_all) = writer.await.expect("the writer ends");
+        assert_ne!(sent_all, Some(true), "a trickled preface went in whole");
+        writers.push(writer);
+    }
+    // Their places are free while their clients still hold their ends, and the honest
+    // connection still serves.
+    let served = eventually(
+        Duration::from_secs(10),
+        || grpc_health(&address, secret),
+        |answer| answer.is_ok(),
+    )
+    .await;
+    assert!(served.is_ok(), "{served:?}");
+    let again = grpc_check(honest, secret).await;
+    assert!(again.is_ok(), "the honest connection: {again:?}");
+    drop((held, writers));
     server.stop().await;
 }

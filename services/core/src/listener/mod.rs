@@ -8,11 +8,13 @@
 //! 431 and one that does not parse gets 400. hyper's own answers to those have empty bodies;
 //! these carry core's Scaleway body ([`ErrorResponse`](crate::error::ErrorResponse)), as every
 //! other error of nuage. A listener serves at most `max_connections` at once ([`Gate`]); one
-//! more is answered 503 and closed. The gRPC listener, which tonic serves, has a [`Gate`] too
-//! ([`Gate::admitted`]).
+//! more is answered 503 and closed. The gRPC listener, which tonic serves, has a [`Gate`] too,
+//! and a deadline for the HTTP/2 client preface of each connection ([`Gate::admitted`]), so
+//! that peers which connect and say nothing cannot keep its places.
 
 mod guard;
 mod limits;
+mod preface;
 
 pub use limits::{ConnectionLimits, Refusal};
 
@@ -21,6 +23,7 @@ use http::{Request, Response};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use preface::Prefaced;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,15 +57,21 @@ impl Gate {
     }
 
     /// Returns the connections of `incoming` that find a place, each holding it until it drops
-    /// (for a listener that tonic serves); the others are answered 503 and closed.
+    /// (for an HTTP/2 listener that tonic serves); the others are answered 503 and closed. A
+    /// connection that has not sent its whole HTTP/2 client preface within `preface_timeout`
+    /// of its acceptance fails its next read, which ends it.
     pub fn admitted<E>(
         self,
         incoming: impl Stream<Item = Result<TcpStream, E>>,
+        preface_timeout: std::time::Duration,
     ) -> impl Stream<Item = Result<Placed, E>> {
         incoming.filter_map(move |accepted| match accepted {
-            Ok(stream) => self
-                .admit(stream)
-                .map(|(stream, place)| Ok(Placed { stream, _place: place })),
+            Ok(stream) => self.admit(stream).map(|(stream, place)| {
+                Ok(Placed {
+                    stream: Prefaced::new(stream, preface_timeout),
+                    _place: place,
+                })
+            }),
             Err(error) => Some(Err(error)),
         })
     }
@@ -82,10 +91,10 @@ impl Gate {
     }
 }
 
-/// A connection holding its place on its listener until it drops.
+/// An HTTP/2 connection holding its place on its listener until it drops.
 #[derive(Debug)]
 pub struct Placed {
-    stream: TcpStream,
+    stream: Prefaced<TcpStream>,
     _place: Permit,
 }
 
@@ -129,7 +138,7 @@ impl Connected for Placed {
     type ConnectInfo = <TcpStream as Connected>::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        self.stream.get_ref().connect_info()
     }
 }
 
