@@ -326,6 +326,10 @@ impl Config {
             .connections
             .validate("router.connections")
             .map_err(anyhow::Error::msg)?;
+        self.storage
+            .connections
+            .validate("storage.connections")
+            .map_err(anyhow::Error::msg)?;
         // Who calls whom: the gateway calls every service but the builder; namespaces cascades to
         // functions and containers; those check namespaces and cascade to crons; functions queues
         // builds, which report back and are rolled out by the runner; crons checks functions and
@@ -471,6 +475,10 @@ mod tests {
                 .to_string()
                 .contains("grpc_preface_timeout_ms")
         );
+        let mut config = Config::default();
+        config.storage.connections.idle_timeout_seconds = 0;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("storage.connections.idle_timeout_seconds"), "{error}");
     }
 
     #[test]

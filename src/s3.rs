@@ -4,6 +4,8 @@
 //! so the presigned URLs nuage hands out behave exactly as against an external S3 service.
 //! Objects are s3s-fs files; [`ObjectFiles`] adds what s3s-fs leaves out: a deleted object
 //! takes its side files (attributes and checksums) and its emptied directories with it.
+//! Tenants reach it through presigned URLs, so it holds its connections as the REST API does
+//! (`nuage_core::listener`, within `storage.connections`).
 
 use anyhow::Context;
 use axum::Router;
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 /// The access key of the embedded endpoint (its secret derives from the master key).
 const ACCESS_KEY: &str = "nuage-embedded";
@@ -36,12 +39,12 @@ pub struct EmbeddedS3 {
 }
 
 /// Starts the endpoint on `config.listen`, storing objects under `<data_dir>/objects`, with
-/// `config.bucket` created.
+/// `config.bucket` created; it serves connections within `config.connections`.
 pub async fn start(
     config: &StorageConfig,
     data_dir: &Path,
     master_key: &MasterKey,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<EmbeddedS3> {
     let root = data_dir.join("objects");
     std::fs::create_dir_all(root.join(&config.bucket))
@@ -60,8 +63,11 @@ pub async fn start(
         .await
         .with_context(|| format!("binding the embedded S3 listener {}", config.listen))?;
     let address = listener.local_addr()?;
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
+    let server = nuage_core::listener::serve(listener, config.connections.clone(), stopped, move |_| {
+        let app = app.clone();
+        hyper::service::service_fn(move |request: axum::http::Request<hyper::body::Incoming>| {
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        })
     });
     Ok(EmbeddedS3 {
         address,
@@ -70,7 +76,7 @@ pub async fn start(
             access_key: ACCESS_KEY.to_owned(),
             secret_key,
         },
-        task: tokio::spawn(server.into_future()),
+        task: tokio::spawn(server),
     })
 }
 

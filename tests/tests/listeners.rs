@@ -1,32 +1,41 @@
 //! The listeners against slow and hostile clients (issue 23, point 5): the REST API, the
-//! router and its internal listener time out a head that stalls and a connection left idle,
-//! serve a bounded number of connections, and answer what the HTTP layer refuses (400, 408,
-//! 414, 431, 503) with a Scaleway JSON body, as a hostile client sees over TCP; the gRPC
-//! listener disconnects peers that do not send their HTTP/2 preface in time.
+//! router and its internal listener, and the embedded S3 endpoint tenants upload archives to,
+//! time out a head that stalls and a connection left idle, serve a bounded number of
+//! connections, and answer what the HTTP layer refuses (400, 408, 414, 431, 503) with a
+//! Scaleway JSON body, as a hostile client sees over TCP; the gRPC listener disconnects peers
+//! that do not send their HTTP/2 preface in time.
 
-use nuage_tests::{TestServer, eventually};
-use serde_json::Value;
+use nuage_tests::{TestServer, apps, eventually};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// What the tests set: a second to send a head, a second of idleness, four connections.
 fn tight(config: &mut nuage::Config) {
-    for limits in [&mut config.gateway.connections, &mut config.router.connections] {
+    for limits in [
+        &mut config.gateway.connections,
+        &mut config.router.connections,
+        &mut config.storage.connections,
+    ] {
         limits.header_read_timeout_ms = 1000;
         limits.idle_timeout_seconds = 1;
         limits.max_connections = 4;
     }
 }
 
-/// The listeners a client can reach: the REST API, the router, the router's internal one.
-fn listeners(server: &TestServer) -> [(&'static str, String); 3] {
+/// The listeners a client can reach: the REST API, the router, the router's internal one, and
+/// the embedded S3 endpoint (unless the suite runs against an external store).
+fn listeners(server: &TestServer) -> Vec<(&'static str, String)> {
     let endpoints = server.server().endpoints();
-    [
+    let mut listeners = vec![
         ("api", endpoints.api.unwrap().to_string()),
         ("router", endpoints.functions.unwrap().to_string()),
         ("router internal", endpoints.router_internal.unwrap().to_string()),
-    ]
+    ];
+    listeners.extend(endpoints.s3.map(|s3| ("s3", s3.to_string())));
+    listeners
 }
 
 /// An answer read off the wire.
@@ -380,5 +389,60 @@ async fn grpc_peers_without_a_preface_in_time_are_disconnected_and_free_their_pl
     let again = grpc_check(honest, secret).await;
     assert!(again.is_ok(), "the honest connection: {again:?}");
     drop((held, writers));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_uploaded_slower_than_the_store_listeners_timeouts_still_goes_in() {
+    let server = TestServer::start_with(tight).await;
+    let Some(s3) = server.server().endpoints().s3 else {
+        // An external store: not nuage's listener.
+        server.stop().await;
+        return;
+    };
+    let tenant = server.tenant().await;
+    let runtime = apps::runtime(&tenant, "").await;
+    let function = apps::function(&tenant, "slow-upload", json!({"name": "slow", "runtime": runtime})).await;
+    let function_id = function["id"].as_str().unwrap();
+    let handler: Vec<u8> = (0..40_000)
+        .flat_map(|line| format!("// line {line} of a large handler\n").into_bytes())
+        .collect();
+    let archive = apps::zip(&[("handler.js", handler.as_slice()), ("package.json", b"{}")]);
+    let upload = tenant
+        .get(&format!(
+            "/functions/{function_id}/upload-url?content_length={}",
+            archive.len()
+        ))
+        .await;
+    assert_eq!(upload.status, StatusCode::OK, "{}", upload.body);
+    let url = upload.body["url"].as_str().unwrap();
+    let target = url
+        .strip_prefix(&format!("http://{s3}"))
+        .unwrap_or_else(|| panic!("{url} is not on the embedded store {s3}"));
+    let mut head = format!("PUT {target} HTTP/1.1\r\nhost: {s3}\r\nconnection: close\r\n");
+    for (name, values) in upload.body["headers"].as_object().unwrap() {
+        head.push_str(&format!("{name}: {}\r\n", values[0].as_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    // The body comes in four parts, each after a pause longer than the idle and head timeouts
+    // (a second each): an upload in progress is not idle.
+    let stream = TcpStream::connect(s3).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer.write_all(head.as_bytes()).await.unwrap();
+    for part in archive.chunks(archive.len().div_ceil(4)) {
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        writer.write_all(part).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut answer)).await;
+    assert!(matches!(read, Ok(Ok(_))), "no answer: {read:?}");
+    let answer = parse(&answer, "the slow upload");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    // The archive is in the store, byte for byte.
+    let download = tenant.get(&format!("/functions/{function_id}/download-url")).await;
+    assert_eq!(download.status, StatusCode::OK, "{}", download.body);
+    let response = reqwest::get(download.body["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().to_vec(), archive);
     server.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Where source archives live: the embedded S3 endpoint by default, or any S3 service. The
 //! client that reaches them is `nuage_clients::storage`.
 
+use crate::listener::ConnectionLimits;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -32,6 +33,10 @@ pub struct StorageConfig {
     /// download) may take, retries included (ms): past it, the call fails naming the store, and
     /// an API request answers 503. Connecting gets a fifth of it.
     pub timeout_ms: u64,
+    /// Limits on the embedded endpoint's client connections (`[storage.connections]`): tenants
+    /// reach it with presigned URLs. Its idle timeout runs only between requests, so it does
+    /// not cut an upload in progress.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for StorageConfig {
@@ -47,6 +52,7 @@ impl Default for StorageConfig {
             max_upload_bytes: 100 * 1024 * 1024,
             url_ttl_seconds: 3600,
             timeout_ms: 10_000,
+            connections: ConnectionLimits::default(),
         }
     }
 }
