@@ -708,26 +708,36 @@ async fn a_deploy_while_the_builder_is_down_answers_503_naming_it_and_can_be_ret
     server.stop().await;
 }
 
-/// A server running every role but functions and the builder, which it reaches over gRPC on
-/// `port`, and the settings of the `nuage serve --roles functions,builder` processes that serve
-/// there (with the embedded object store and building into the server's registry directory),
-/// holding each roll-out's lease for a second.
-async fn server_with_remote_functions(port: u16, secret: &str) -> (TestServer, Vec<(String, String)>) {
-    let remote = format!("http://127.0.0.1:{port}");
+/// A server running every role but `remote`, which it reaches over gRPC on `port`, and the
+/// settings of the `nuage serve --roles <remote>` processes that serve there (with the embedded
+/// object store and building into the server's registry directory), holding each roll-out's
+/// lease for a second.
+async fn server_with_remote(remote: &[nuage::Role], port: u16, secret: &str) -> (TestServer, Vec<(String, String)>) {
+    let url = format!("http://127.0.0.1:{port}");
     let server = TestServer::start_with(|config| {
         config.roles = nuage::Role::ALL
             .into_iter()
-            .filter(|role| ![nuage::Role::Functions, nuage::Role::Builder].contains(role))
+            .filter(|role| !remote.contains(role))
             .collect();
-        config.services.functions = Some(remote.clone());
-        config.services.builder = Some(remote.clone());
+        for role in remote {
+            let service = match role {
+                nuage::Role::Functions => &mut config.services.functions,
+                nuage::Role::Builder => &mut config.services.builder,
+                nuage::Role::Containers => &mut config.services.containers,
+                other => panic!("no test runs {} remotely", other.name()),
+            };
+            *service = Some(url.clone());
+        }
         config.internal_secret = Some(nuage_core::Secret::new(secret));
     })
     .await;
     let grpc = format!("http://{}", server.server().endpoints().grpc.unwrap());
-    let mut env: Vec<(String, String)> = ["NAMESPACES", "CRONS", "RUNNER", "TOKENS", "LOGS", "CONTAINERS", "IAM"]
-        .iter()
-        .map(|service| (format!("NUAGE_SERVICES__{service}"), grpc.clone()))
+    // The remote processes reach every other gRPC service in the server (the router's URL is
+    // HTTP, and the gateway has none).
+    let mut env: Vec<(String, String)> = nuage::Role::ALL
+        .into_iter()
+        .filter(|role| !remote.contains(role) && ![nuage::Role::Gateway, nuage::Role::Router].contains(role))
+        .map(|role| (format!("NUAGE_SERVICES__{}", role.name().to_uppercase()), grpc.clone()))
         .collect();
     env.extend(
         [
@@ -747,20 +757,28 @@ async fn server_with_remote_functions(port: u16, secret: &str) -> (TestServer, V
     (server, env)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
+/// Kills (-9) the `nuage serve --roles <remote>` process that runs the roll-out of an
+/// application of kind `noun` (`function`, `container`), after its deploy (made by `deploy`,
+/// which returns the application's id) and before its new version started; then restarts it
+/// beside a second replica and checks that one of them resumes the roll-out, once, and that
+/// the application ends `ready` and answers with a body holding `answers`.
+async fn a_killed_roll_out_is_resumed_once<Deploy, Deployed>(
+    remote: &[nuage::Role],
+    noun: &str,
+    deploy: Deploy,
+    answers: &str,
+) where
+    Deploy: FnOnce(nuage_tests::Tenant, std::path::PathBuf) -> Deployed,
+    Deployed: Future<Output = String>,
+{
     let port = nuage_tests::free_port();
-    let (server, env) = server_with_remote_functions(port, "killed-roll-out").await;
+    let (server, env) = server_with_remote(remote, port, "killed-roll-out").await;
     let binary = env!("CARGO_BIN_EXE_nuage");
+    let roles = remote.iter().map(|role| role.name()).collect::<Vec<_>>().join(",");
     let args = |listen: u16| {
-        [
-            "--roles",
-            "functions,builder",
-            "--grpc-listen",
-            &format!("127.0.0.1:{listen}"),
-        ]
-        .map(str::to_owned)
-        .to_vec()
+        ["--roles", &roles, "--grpc-listen", &format!("127.0.0.1:{listen}")]
+            .map(str::to_owned)
+            .to_vec()
     };
     // The first process holds every roll-out it starts for a minute (test-only), so that it
     // is killed holding one: after the build, before the new version started.
@@ -771,19 +789,8 @@ async fn a_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
     first.wait_listening(port).await;
 
     let tenant = server.tenant().await;
-    let python = runtime(&tenant, "python").await;
-    let function = function(&tenant, "roll-out", json!({"name": "f", "runtime": python})).await;
-    let id = function["id"].as_str().unwrap().to_owned();
-    upload(
-        &tenant,
-        &id,
-        zip(&[(
-            "handler.py",
-            b"def handle(event, context):\n    return {'statusCode': 200, 'body': 'resumed'}\n",
-        )]),
-    )
-    .await;
-    deploy(&tenant, &id).await;
+    let id = deploy(tenant.clone(), server.config.data_dir.join("registry")).await;
+    let path = format!("/{noun}s/{id}");
     sqlx::any::install_default_drivers();
     let db = sqlx::AnyPool::connect(&server.database_url()).await.unwrap();
     let rollout = || async {
@@ -796,17 +803,17 @@ async fn a_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
         row
     };
     let held = nuage_tests::eventually(Duration::from_secs(60), rollout, Option::is_some).await;
-    let status = tenant.get(&format!("/functions/{id}")).await.body;
+    let status = tenant.get(&path).await.body;
     let (version, attempts) = held.unwrap_or_else(|| {
         panic!(
-            "the build never reached its roll-out: {status}\n{}",
+            "the deploy never reached its roll-out: {status}\n{}",
             std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
         )
     });
     assert_eq!(attempts, 1);
     first.kill();
-    // Its process is gone, and so is the functions API until it restarts: the row tells.
-    let (status,): (String,) = sqlx::query_as("select status from functions where id = $1")
+    // Its process is gone, and so is its API until it restarts: the row tells.
+    let (status,): (String,) = sqlx::query_as(&format!("select status from {noun}s where id = $1"))
         .bind(&id)
         .fetch_one(&db)
         .await
@@ -814,26 +821,96 @@ async fn a_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
     assert_eq!(status, "pending");
 
     // Restarted on its data dir, beside a second replica: one of them resumes the roll-out
-    // once the dead process's lease ran out, and the function ends ready and answers.
+    // once the dead process's lease ran out, and the application ends ready and answers.
     let mut second = nuage_tests::Process::serve(binary, dir.path(), &args(port), &env);
     second.wait_listening(port).await;
     let other_dir = tempfile::tempdir().unwrap();
     let _other = nuage_tests::Process::serve(binary, other_dir.path(), &args(nuage_tests::free_port()), &env);
-    let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
+    let done = tenant
+        .poll_until(&path, Duration::from_secs(60), |answer| {
+            answer.body["status"] == "ready" || answer.body["status"] == "error"
+        })
+        .await
+        .body;
     assert_eq!(done["status"], "ready", "{done}");
     let answer = reqwest::get(done["endpoint"].as_str().unwrap()).await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
-    assert_eq!(answer.text().await.unwrap(), "resumed");
+    let body = answer.text().await.unwrap();
+    assert!(body.contains(answers), "{body}");
     assert_eq!(rollout().await, None, "an ended roll-out is forgotten");
     // Resumed once, by one replica: each logs the roll-outs it takes over.
     let logs = [dir.path(), other_dir.path()].map(|dir| std::fs::read_to_string(dir.join("stderr.log")).unwrap());
     let resumed = logs
         .iter()
         .flat_map(|log| log.lines())
-        .filter(|line| line.contains("resuming an interrupted function roll-out") && line.contains(&version))
+        .filter(|line| line.contains(&format!("resuming an interrupted {noun} roll-out")) && line.contains(&version))
         .count();
     assert_eq!(resumed, 1, "{logs:?}");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
+    let deploy_function = |tenant: nuage_tests::Tenant, _registry| async move {
+        let python = runtime(&tenant, "python").await;
+        let function = function(&tenant, "roll-out", json!({"name": "f", "runtime": python})).await;
+        let id = function["id"].as_str().unwrap().to_owned();
+        upload(
+            &tenant,
+            &id,
+            zip(&[(
+                "handler.py",
+                b"def handle(event, context):\n    return {'statusCode': 200, 'body': 'resumed'}\n",
+            )]),
+        )
+        .await;
+        deploy(&tenant, &id).await;
+        id
+    };
+    a_killed_roll_out_is_resumed_once(
+        &[nuage::Role::Functions, nuage::Role::Builder],
+        "function",
+        deploy_function,
+        "resumed",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
+    let Some(binary) = nuage_tests::apps::go_server_binary() else {
+        // The container image is a Go static binary; .ci/run installs Go.
+        eprintln!("skipped: no Go toolchain to build the test container image");
+        return;
+    };
+    let deploy_container = |tenant: nuage_tests::Tenant, registry: std::path::PathBuf| async move {
+        let namespace = tenant.create_namespace("roll-out").await;
+        let namespace_id = namespace["id"].as_str().unwrap().to_owned();
+        let namespace = tenant.wait_ready(&namespace_id).await;
+        // The image goes to the namespace's repository (an OCI layout of the embedded registry).
+        let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+        let layout = registry.join(endpoint.split_once('/').unwrap().1).join("app");
+        nuage_tests::apps::write_image_layout(&layout, "latest", &[("server", &binary, 0o755)], &["/server"]);
+        let created = tenant
+            .post(
+                "/containers",
+                json!({"name": "app", "namespace_id": namespace_id, "environment_variables": {"GREETING": "resumed"}}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
+        assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
+        assert_eq!(deploying.body["status"], "pending");
+        id
+    };
+    a_killed_roll_out_is_resumed_once(
+        &[nuage::Role::Containers],
+        "container",
+        deploy_container,
+        r#""greeting":"resumed""#,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
