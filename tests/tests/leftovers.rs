@@ -1,8 +1,10 @@
 //! Deletes remove everything they own: once a deployed function and its namespace are deleted,
-//! no row of any table and no file of the object store or of the image registry names them.
+//! no row of any table and no file of the object store, of the image registry or of the
+//! runner's unpacked images names them; and an unpacked image goes once no version or instance
+//! uses it, never under a live instance.
 
-use nuage_tests::apps::{deployed, runtime};
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::apps::{deploy, deployed, runtime, settled, upload, zip};
+use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, Row};
@@ -101,7 +103,46 @@ async fn left(server: &TestServer, ids: &[&str], registry_names: &[&str]) -> Vec
             })
             .map(|path| format!("registry: {}", path.display())),
     );
+    // The function was the server's only application: no unpacked image is used.
+    left.extend(
+        copies(&server.config)
+            .into_iter()
+            .map(|copy| format!("runner image: {}", copy.display())),
+    );
     left
+}
+
+/// Returns the runner's unpacked images (one directory each).
+fn copies(config: &nuage::Config) -> Vec<PathBuf> {
+    let images = config.data_dir.join("runner/images");
+    let Ok(entries) = std::fs::read_dir(images) else {
+        return Vec::new();
+    };
+    let mut copies: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
+    copies.sort();
+    copies
+}
+
+/// Returns the `version.txt` an unpacked image holds (`?` when it holds none), by directory.
+fn versions(config: &nuage::Config) -> Vec<(String, PathBuf)> {
+    let mut versions: Vec<(String, PathBuf)> = copies(config)
+        .into_iter()
+        .map(|copy| {
+            let version = files_under(&copy)
+                .into_iter()
+                .find(|file| file.file_name().is_some_and(|name| name == "version.txt"))
+                .and_then(|file| std::fs::read_to_string(file).ok())
+                .unwrap_or_else(|| "?".to_owned());
+            (version, copy)
+        })
+        .collect();
+    versions.sort();
+    versions
+}
+
+/// Returns just the versions of [`versions`].
+fn names(versions: &[(String, PathBuf)]) -> Vec<&str> {
+    versions.iter().map(|(version, _)| version.as_str()).collect()
 }
 
 async fn delete_until_gone(tenant: &Tenant, path: &str) {
@@ -148,6 +189,7 @@ async fn a_deleted_function_and_namespace_leave_no_rows_objects_or_images() {
         "namespace_keys.",
         "object store: ",
         "registry: ",
+        "runner image: ",
     ] {
         assert!(
             before.iter().any(|entry| entry.starts_with(expected)),
@@ -159,5 +201,178 @@ async fn a_deleted_function_and_namespace_leave_no_rows_objects_or_images() {
     delete_until_gone(&tenant, &format!("/namespaces/{namespace_id}")).await;
     let after = left(&server, &ids, &names).await;
     assert!(after.is_empty(), "left behind by the deletes: {after:#?}");
+    server.stop().await;
+}
+
+/// A function answering with its `version.txt`, followed by `size` bytes of padding.
+const HANDLER: &[u8] = br#"import os
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+def handle(event, context):
+    with open(os.path.join(HERE, 'version.txt')) as f:
+        version = f.read()
+    size = int((event.get('queryStringParameters') or {}).get('size', '0'))
+    return {'statusCode': 200, 'body': version + 'x' * size}
+"#;
+
+/// A padding large enough that the answer cannot fit in the sockets' buffers between the
+/// function and a client that does not read it: the instance stays busy until it is read.
+const HELD_BYTES: usize = 48_000_000;
+
+/// Returns the status and body of a GET of `url`.
+async fn call(client: &reqwest::Client, url: &str) -> (StatusCode, String) {
+    let response = client.get(url).send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// The version code of a function.
+fn code(version: &str) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("handler.py", HANDLER.to_vec()),
+        ("version.txt", version.as_bytes().to_vec()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpacked_image_goes_once_no_version_or_instance_uses_it() {
+    let mut server = TestServer::start().await;
+    let key = nuage::admin::create_tenant(&server.config, "test tenant")
+        .await
+        .unwrap();
+    let tenant = Tenant::new(&server.base_url, key.clone());
+    let python = runtime(&tenant, "python").await;
+    let files = |version: &'static str| code(version);
+    let deploy_new = |namespace: &'static str, name: &'static str, version: &'static str| {
+        let (tenant, python) = (tenant.clone(), python.clone());
+        async move {
+            let files = files(version);
+            let files: Vec<(&str, &[u8])> = files.iter().map(|(name, data)| (*name, &data[..])).collect();
+            // Room for the held answer's padding, as Python builds it.
+            let body = json!({"name": name, "runtime": python, "memory_limit": 1024});
+            deployed(&tenant, namespace, body, &files).await
+        }
+    };
+    let function = deploy_new("copies", "kept", "one").await;
+    let other = deploy_new("others", "other", "other").await;
+    let id = function["id"].as_str().unwrap().to_owned();
+    let endpoint = function["endpoint"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    assert_eq!(call(&client, &endpoint).await, (StatusCode::OK, "one".to_owned()));
+    assert_eq!(names(&versions(&server.config)), ["one", "other"]);
+
+    // An answer of the first version that is not read: its instance stays busy while a second
+    // version is deployed, and drains only once the answer is read.
+    let held = client
+        .get(format!("{endpoint}?size={HELD_BYTES}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    let two = code("two");
+    upload(
+        &tenant,
+        &id,
+        zip(&two.iter().map(|(name, data)| (*name, &data[..])).collect::<Vec<_>>()),
+    )
+    .await;
+    deploy(&tenant, &id).await;
+    let done = settled(&tenant, &id).await;
+    assert_eq!(done["status"], "ready", "{done}");
+
+    // The live version answers, without a failure, all along what follows.
+    let hammering = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let hammer = tokio::spawn({
+        let (hammering, endpoint, client) = (hammering.clone(), endpoint.clone(), client.clone());
+        async move {
+            let mut answers = Vec::new();
+            while hammering.load(std::sync::atomic::Ordering::Relaxed) {
+                answers.push(call(&client, &endpoint).await);
+            }
+            answers
+        }
+    });
+
+    // Another application's delete makes the runner look for unused images while the first
+    // version's instance still runs: the other's image goes, the first version's stays.
+    let other_id = other["id"].as_str().unwrap();
+    delete_until_gone(&tenant, &format!("/functions/{other_id}")).await;
+    let seen = eventually(
+        Duration::from_secs(30),
+        || async { versions(&server.config) },
+        |seen| names(seen) == ["one", "two"],
+    )
+    .await;
+    assert_eq!(
+        names(&seen),
+        ["one", "two"],
+        "the deleted function's image goes, no other"
+    );
+    // The busy instance of the first version read its root all along: its answer is whole.
+    let answer = held.text().await.unwrap();
+    assert_eq!(answer.len(), 3 + HELD_BYTES);
+    assert!(answer.starts_with("onexxx"));
+    // Read, its instance drains and ends: its image goes; the second version's stays.
+    let seen = eventually(
+        Duration::from_secs(30),
+        || async { versions(&server.config) },
+        |seen| names(seen) == ["two"],
+    )
+    .await;
+    assert_eq!(
+        names(&seen),
+        ["two"],
+        "the first version's image goes once its instance ended"
+    );
+    let current = seen[0].1.clone();
+    hammering.store(false, std::sync::atomic::Ordering::Relaxed);
+    let answers = hammer.await.unwrap();
+    assert!(!answers.is_empty());
+    for answer in &answers {
+        assert_eq!(*answer, (StatusCode::OK, "two".to_owned()));
+    }
+    assert_eq!(call(&client, &endpoint).await, (StatusCode::OK, "two".to_owned()));
+
+    // Images left from before a restart (an older copy, an unpack cut short) go at start-up;
+    // the current version's stays.
+    server.take_server().shutdown().await.expect("clean shutdown");
+    let images = server.config.data_dir.join("runner/images");
+    for (stale, version) in [
+        (format!("sha256-{}", "0".repeat(64)), "stale"),
+        (format!("sha256-{}.partial", "1".repeat(64)), "partial"),
+    ] {
+        std::fs::create_dir_all(images.join(&stale).join("rootfs")).unwrap();
+        std::fs::write(images.join(&stale).join("rootfs/version.txt"), version).unwrap();
+    }
+    assert_eq!(names(&versions(&server.config)), ["partial", "stale", "two"]);
+    let restarted = nuage::start(server.config.clone()).await.expect("server restarts");
+    let seen = eventually(
+        Duration::from_secs(30),
+        || async { versions(&server.config) },
+        |seen| names(seen) == ["two"],
+    )
+    .await;
+    assert_eq!(
+        seen,
+        [("two".to_owned(), current)],
+        "only the current version's image stays"
+    );
+    let router = format!("http://{}", restarted.endpoints().functions.unwrap());
+    let path = endpoint.splitn(4, '/').nth(3).unwrap();
+    assert_eq!(
+        call(&client, &format!("{router}/{path}")).await,
+        (StatusCode::OK, "two".to_owned())
+    );
+
+    // Deleted, it leaves no image.
+    let tenant = Tenant::new(&format!("http://{}", restarted.endpoints().api.unwrap()), key);
+    delete_until_gone(&tenant, &format!("/functions/{id}")).await;
+    let seen = eventually(
+        Duration::from_secs(30),
+        || async { copies(&server.config) },
+        Vec::is_empty,
+    )
+    .await;
+    assert!(seen.is_empty(), "a deleted function's image goes: {seen:?}");
+    restarted.shutdown().await.expect("clean shutdown");
     server.stop().await;
 }

@@ -3,6 +3,7 @@
 
 use crate::error::RunnerError;
 use nuage_proto::runner::v1::Spec;
+use std::collections::HashSet;
 use tokio::sync::oneshot;
 
 /// A started instance, answering on `address`.
@@ -25,4 +26,9 @@ pub trait Backend: Send + Sync + 'static {
         spec: &Spec,
         instance_id: &str,
     ) -> impl std::future::Future<Output = Result<Running, RunnerError>> + Send;
+
+    /// Removes what it keeps of images (unpacked copies) that neither a version the runner
+    /// keeps (whose image is in `current`) nor a live instance uses. An instance uses its
+    /// image until its end was sent on [`Running::exited`].
+    fn release(&self, current: HashSet<String>) -> impl std::future::Future<Output = ()> + Send;
 }

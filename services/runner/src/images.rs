@@ -1,11 +1,12 @@
 //! Images instances run: found in the builder's OCI image layouts or pulled from a registry,
-//! then unpacked once per manifest into a root directory.
+//! then unpacked once per manifest into a root directory (a copy), which is removed once
+//! neither a version the runner keeps nor a live instance uses it.
 
 use crate::confined::{self, RemoveError};
 use crate::error::RunnerError;
 use flate2::read::GzDecoder;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +15,9 @@ use tokio::sync::Mutex;
 /// The annotation that names a tag in an image layout's index.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// An unpacked image: its root and what its config says to run.
+/// An unpacked image: its root and what its config says to run. Whoever holds one uses its
+/// copy: an instance holds its image until its last process is gone, and a copy is removed
+/// only while the cache alone holds it (see [`Images::release`]).
 #[derive(Debug)]
 pub struct Unpacked {
     /// The image's root file system.
@@ -29,7 +32,8 @@ pub struct Unpacked {
     pub user: (u32, u32),
 }
 
-/// Finds, fetches and unpacks images; each manifest is unpacked once.
+/// Finds, fetches and unpacks images; each manifest is unpacked once, into
+/// `<work_dir>/images/<digest>`, and removed once unused.
 #[derive(Debug)]
 pub struct Images {
     work_dir: PathBuf,
@@ -37,6 +41,8 @@ pub struct Images {
     insecure: bool,
     /// How long a registry may keep a pull waiting.
     registry_timeout: std::time::Duration,
+    /// The copies unpacked, by image reference. Its lock is held through every unpack and
+    /// every choice of what to remove, so the two never race.
     unpacked: Mutex<HashMap<String, Arc<Unpacked>>>,
 }
 
@@ -66,7 +72,7 @@ impl Images {
             return Ok(image.clone());
         }
         let (repository, tag) = split_reference(reference);
-        let layout = self.local_layout(repository);
+        let layout = local_layout(&self.registry_dir, repository);
         let work_dir = self.work_dir.clone();
         let image = match layout {
             Some(layout) => {
@@ -88,18 +94,47 @@ impl Images {
         Ok(image)
     }
 
-    /// Returns the layout holding `repository`, when the builder wrote one here.
-    fn local_layout(&self, repository: &str) -> Option<PathBuf> {
-        let candidates = [
-            Some(repository),
-            // `host/path` of the installation's own registry: the layout is under `path`.
-            repository.split_once('/').map(|(_, path)| path),
-        ];
-        candidates
+    /// Removes the copies nothing uses: neither an image of `current` (the references of the
+    /// versions the runner keeps) nor a live instance. A copy of the cache is unused when the
+    /// cache alone holds it; a copy the cache does not know (left from before a restart, or
+    /// by an unpack that crashed) goes unless a reference of `current` names it through an
+    /// image layout (a pulled image's is not known without its registry: it is pulled and
+    /// unpacked again when next started). Chosen under the unpack lock, so never while the
+    /// same image is being unpacked; removed after it, so starts do not wait on a removal.
+    /// Returns the copies removed.
+    pub async fn release(&self, current: HashSet<String>) -> Vec<PathBuf> {
+        let mut unpacked = self.unpacked.lock().await;
+        let mut kept = HashSet::new();
+        unpacked.retain(|reference, image| {
+            // Clones are made under the lock only: a count of one stays one until it is released.
+            let used = current.contains(reference) || Arc::strong_count(image) > 1;
+            if used && let Some(name) = image.root.parent().and_then(Path::file_name) {
+                kept.insert(name.to_owned());
+            }
+            used
+        });
+        let uncached: Vec<String> = current
             .into_iter()
-            .flatten()
-            .map(|path| self.registry_dir.join(path.replace(':', "_")))
-            .find(|layout| layout.join("index.json").is_file())
+            .filter(|reference| !unpacked.contains_key(reference))
+            .collect();
+        let (images, registry_dir) = (self.work_dir.join("images"), self.registry_dir.clone());
+        let unused =
+            tokio::task::spawn_blocking(move || set_aside_unused(&images, &registry_dir, kept, &uncached)).await;
+        drop(unpacked);
+        let unused = unused.unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot look for unused image copies");
+            Vec::new()
+        });
+        let removed = unused.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (copy, trash) in unused {
+                if let Err(error) = std::fs::remove_dir_all(&trash) {
+                    tracing::warn!(copy = %copy.display(), %error, "cannot remove an unused image copy");
+                }
+            }
+        })
+        .await;
+        removed.into_iter().map(|(copy, _)| copy).collect()
     }
 
     async fn pull(&self, reference: &str) -> Result<Unpacked, RunnerError> {
@@ -147,6 +182,84 @@ impl Images {
     }
 }
 
+/// The suffix of a copy set aside to be removed.
+const SET_ASIDE: &str = ".removing-";
+
+/// Renames every directory of `images` but those named in `kept` or by a layout image of
+/// `uncached` out of the way (a copy set aside earlier is taken as it is); returns each with
+/// the name it now has.
+fn set_aside_unused(
+    images: &Path,
+    registry_dir: &Path,
+    mut kept: HashSet<std::ffi::OsString>,
+    uncached: &[String],
+) -> Vec<(PathBuf, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(images) else {
+        return Vec::new();
+    };
+    let candidates: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()) && !kept.contains(&entry.file_name()))
+        .map(|entry| entry.path())
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    kept.extend(
+        uncached
+            .iter()
+            .filter_map(|reference| layout_copy_name(registry_dir, reference))
+            .map(std::ffi::OsString::from),
+    );
+    let mut unused = Vec::new();
+    for copy in candidates {
+        let Some(name) = copy.file_name().map(|name| name.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if kept.contains(std::ffi::OsStr::new(&name)) {
+            continue;
+        }
+        if name.contains(SET_ASIDE) {
+            unused.push((copy.clone(), copy));
+            continue;
+        }
+        let trash = copy.with_file_name(format!("{name}{SET_ASIDE}{}", uuid::Uuid::new_v4().simple()));
+        match std::fs::rename(&copy, &trash) {
+            Ok(()) => unused.push((copy, trash)),
+            Err(error) => tracing::warn!(copy = %copy.display(), %error, "cannot set an unused image copy aside"),
+        }
+    }
+    unused
+}
+
+/// Returns the layout holding `repository`, when the builder wrote one under `registry_dir`.
+fn local_layout(registry_dir: &Path, repository: &str) -> Option<PathBuf> {
+    let candidates = [
+        Some(repository),
+        // `host/path` of the installation's own registry: the layout is under `path`.
+        repository.split_once('/').map(|(_, path)| path),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|path| registry_dir.join(path.replace(':', "_")))
+        .find(|layout| layout.join("index.json").is_file())
+}
+
+/// Returns the name of the copy `reference` unpacks to, when a layout under `registry_dir`
+/// holds it.
+fn layout_copy_name(registry_dir: &Path, reference: &str) -> Option<String> {
+    let (repository, tag) = split_reference(reference);
+    let layout = local_layout(registry_dir, repository)?;
+    let digest = manifest_digest(&layout, tag).ok()?;
+    Some(copy_name(&digest))
+}
+
+/// The directory name of the copy of the image whose manifest is `digest`.
+fn copy_name(digest: &str) -> String {
+    digest.replace(':', "-")
+}
+
 fn unpack_task(reference: &str, source: tokio::task::JoinError) -> RunnerError {
     RunnerError::UnpackTask {
         reference: reference.to_owned(),
@@ -184,7 +297,8 @@ fn blob(layout: &Path, digest: &str) -> Result<Vec<u8>, RunnerError> {
     })
 }
 
-fn unpack_layout(layout: &Path, tag: &str, work_dir: &Path) -> Result<Unpacked, RunnerError> {
+/// Returns the digest of the manifest `tag` names in `layout` (its newest, when retagged).
+fn manifest_digest(layout: &Path, tag: &str) -> Result<String, RunnerError> {
     let index = ImageIndex::from_file(layout.join("index.json")).map_err(|source| RunnerError::Index {
         layout: layout.to_path_buf(),
         source,
@@ -204,7 +318,11 @@ fn unpack_layout(layout: &Path, tag: &str, work_dir: &Path) -> Result<Unpacked, 
             tag: tag.to_owned(),
             layout: layout.to_path_buf(),
         })?;
-    let manifest_digest = descriptor.digest().to_string();
+    Ok(descriptor.digest().to_string())
+}
+
+fn unpack_layout(layout: &Path, tag: &str, work_dir: &Path) -> Result<Unpacked, RunnerError> {
+    let manifest_digest = manifest_digest(layout, tag)?;
     let manifest = ImageManifest::from_reader(&blob(layout, &manifest_digest)?[..]).map_err(invalid("manifest"))?;
     let config = ImageConfiguration::from_reader(&blob(layout, manifest.config().digest().as_ref())?[..])
         .map_err(invalid("config"))?;
@@ -234,7 +352,7 @@ fn unpack<'a>(
     config: &ImageConfiguration,
     layers: impl Iterator<Item = (bool, &'a [u8])>,
 ) -> Result<Unpacked, RunnerError> {
-    let name = digest.replace(':', "-");
+    let name = copy_name(digest);
     let directory = work_dir.join("images").join(&name);
     let root = directory.join("rootfs");
     if !root.is_dir() {
@@ -425,6 +543,74 @@ mod tests {
         assert!(!root.join("tree").exists());
         assert!(top.path().join("victims/inside").is_dir());
         assert!(top.path().join("victim").exists());
+    }
+
+    /// Writes a one-layer image (a file `server`) tagged `tag` into the layout at `layout`.
+    fn write_layout(layout: &Path, tag: &str) {
+        use sha2::Digest;
+        let sha = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(2);
+        header.set_mode(0o755);
+        tar.append_data(&mut header, "server", &b"#!"[..]).unwrap();
+        let layer = tar.into_inner().unwrap();
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/server"]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha(&layer))]},
+        })
+        .to_string();
+        let descriptor = |media: &str, blob: &[u8]| serde_json::json!({"mediaType": media, "size": blob.len(), "digest": format!("sha256:{}", sha(blob))});
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": descriptor("application/vnd.oci.image.config.v1+json", config.as_bytes()),
+            "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", &layer)],
+        })
+        .to_string();
+        let mut entry = descriptor("application/vnd.oci.image.manifest.v1+json", manifest.as_bytes());
+        entry["annotations"] = serde_json::json!({REF_NAME: tag});
+        std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+        for blob in [&layer[..], config.as_bytes(), manifest.as_bytes()] {
+            std::fs::write(layout.join("blobs/sha256").join(sha(blob)), blob).unwrap();
+        }
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [entry]});
+        std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn releases_racing_starts_of_the_same_image_never_remove_a_copy_in_use() {
+        let top = tempfile::tempdir().unwrap();
+        let (work_dir, registry_dir) = (top.path().join("work"), top.path().join("registry"));
+        write_layout(&registry_dir.join("ns/app"), "v1");
+        let timeout = std::time::Duration::from_secs(5);
+        let images = Arc::new(Images::new(work_dir.clone(), registry_dir.clone(), false, timeout));
+        let reference = "ns/app:v1";
+        let mut removed = 0;
+        for _ in 0..100 {
+            let release = tokio::spawn({
+                let images = images.clone();
+                async move { images.release(HashSet::new()).await.len() }
+            });
+            // Held (as an instance holds it), the copy stays whole whatever the release does.
+            let image = images.get(reference).await.unwrap();
+            tokio::task::yield_now().await;
+            assert!(image.root.join("server").is_file());
+            removed += release.await.unwrap();
+            assert!(image.root.join("server").is_file());
+        }
+        assert!(removed > 0, "the releases removed copies no one held");
+        // Unused and not current: it goes, and a start unpacks it again.
+        assert_eq!(images.release(HashSet::new()).await.len(), 1);
+        assert_eq!(std::fs::read_dir(work_dir.join("images")).unwrap().count(), 0);
+        drop(images.get(reference).await.unwrap());
+        // After a restart (nothing cached), a current version's copy stays, and another goes.
+        let restarted = Images::new(work_dir.clone(), registry_dir, false, timeout);
+        let stale = work_dir.join("images/sha256-stale.partial");
+        std::fs::create_dir_all(&stale).unwrap();
+        let current = HashSet::from([reference.to_owned()]);
+        assert_eq!(restarted.release(current).await, [stale]);
+        assert!(restarted.get(reference).await.unwrap().root.join("server").is_file());
+        assert_eq!(std::fs::read_dir(work_dir.join("images")).unwrap().count(), 1);
     }
 
     #[test]

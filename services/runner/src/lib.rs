@@ -6,6 +6,7 @@
 //! instances as processes of this machine, each in a network namespace of its own, sandboxed
 //! with bubblewrap or gVisor as an unprivileged host id, and capped (memory, CPU, processes)
 //! with cgroups where writable; the [`Backend`] trait is where a Kubernetes backend goes.
+//! Unpacked images are removed once neither a current version nor a live instance uses them.
 
 mod backend;
 mod cgroups;
@@ -58,7 +59,9 @@ pub fn serve(
     let backend = LocalBackend::new(config, work_dir, registry_dir, output.clone(), shipping)?;
     let warnings = backend.warnings();
     let service = RunnerService::new(backend, SpecStore::new(database), output);
+    let release = tokio::spawn(service.clone().release_unused());
     Ok(Served::new(RunnerServer::new(service.clone()))
+        .with_background([release])
         .with_warnings(warnings)
         .with_handle(service))
 }

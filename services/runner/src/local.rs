@@ -782,6 +782,7 @@ impl LocalBackend {
             mut child,
             egress,
             tail,
+            image,
         } = started;
         tokio::spawn(async move {
             let status = tokio::select! {
@@ -798,19 +799,23 @@ impl LocalBackend {
             }
             // Its groups can go only once its last process has: the end is reported after.
             let _ = tokio::task::spawn_blocking(move || cleanup(&instance_id)).await;
+            // Nothing of it reads its image any more: the copy may go, once its end is told.
+            drop(image);
             let _ = exited_tx.send(format!("{reason}{}", last_output(&tail)));
         });
         (stop, exited)
     }
 }
 
-/// An instance that answered: its processes (the chain's first, and `pasta` with egress) and
-/// the tail of its output.
+/// An instance that answered: its processes (the chain's first, and `pasta` with egress), the
+/// tail of its output, and the image it runs (held until its processes are gone, so that the
+/// copy its root is bound from stays).
 struct Started {
     instance_id: String,
     child: Child,
     egress: Option<Child>,
     tail: Tail,
+    image: Arc<Unpacked>,
 }
 
 impl Backend for LocalBackend {
@@ -857,6 +862,7 @@ impl Backend for LocalBackend {
                 child,
                 egress,
                 tail,
+                image,
             },
             spec.memory_limit_mb,
             cleanup,
@@ -866,5 +872,11 @@ impl Backend for LocalBackend {
             stop,
             exited,
         })
+    }
+
+    async fn release(&self, current: HashSet<String>) {
+        for copy in self.images.release(current).await {
+            tracing::info!(copy = %copy.display(), "removed an unused image copy");
+        }
     }
 }

@@ -8,7 +8,7 @@ use nuage_proto::runner::v1::{self as pb, InstanceState, event::Change, runner_s
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{Notify, broadcast, oneshot};
 use tokio_stream::{Stream, StreamExt, wrappers::BroadcastStream};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -32,6 +32,9 @@ pub struct RunnerService<B> {
     instances: Instances,
     events: broadcast::Sender<pb::Event>,
     output: broadcast::Sender<pb::OutputLine>,
+    /// Wakes [`RunnerService::release_unused`]: an instance ended, or a version stopped
+    /// being current.
+    unused: Arc<Notify>,
 }
 
 impl<B> Clone for RunnerService<B> {
@@ -42,6 +45,7 @@ impl<B> Clone for RunnerService<B> {
             instances: self.instances.clone(),
             events: self.events.clone(),
             output: self.output.clone(),
+            unused: self.unused.clone(),
         }
     }
 }
@@ -69,6 +73,20 @@ impl<B: Backend> RunnerService<B> {
             instances: Arc::default(),
             events: broadcast::channel(1024).0,
             output,
+            unused: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Removes the images that neither a current version nor a live instance uses: at once
+    /// (what was left from before a restart), then whenever an instance ended or a version
+    /// stopped being current; wakes that come during a pass make one more pass. Runs forever.
+    pub async fn release_unused(self) {
+        loop {
+            match self.specs.images().await {
+                Ok(current) => self.backend.release(current).await,
+                Err(error) => tracing::warn!(%error, "cannot read the current versions' images; unused ones stay"),
+            }
+            self.unused.notified().await;
         }
     }
 
@@ -116,6 +134,8 @@ impl<B: Backend> RunnerService<B> {
         };
         let started = self.backend.start(spec, &id).await.map_err(|error| {
             tracing::warn!(application_id = %spec.application_id, message = %error, "an instance failed to start");
+            // A version that never started may have left its image.
+            self.unused.notify_one();
             ApiError::from(error)
         })?;
         instance.address = started.address;
@@ -132,10 +152,12 @@ impl<B: Backend> RunnerService<B> {
                 ended: Some(ended_rx),
             });
         let (instances, events, ended) = (self.instances.clone(), self.events.clone(), instance.clone());
-        let exited = started.exited;
+        let (exited, unused) = (started.exited, self.unused.clone());
         tokio::spawn(async move {
             let reason = exited.await.unwrap_or_else(|_| "stopped".to_owned());
             drop(ended_tx);
+            // Its image may be used by nothing else now.
+            unused.notify_one();
             // Still listed: it ended without being asked to.
             let unasked = {
                 let mut instances = instances.lock().expect("instances lock");
@@ -218,6 +240,8 @@ impl<B: Backend> Runner for RunnerService<B> {
         // cannot start leaves the previous one serving.
         let instance = self.start(&spec).await?;
         self.specs.put(&spec).await?;
+        // The previous version's image, if no instance of it runs.
+        self.unused.notify_one();
         let _ = self.events.send(pb::Event {
             application_id: spec.application_id.clone(),
             change: Some(Change::Deployed(instance.clone())),
@@ -232,6 +256,8 @@ impl<B: Backend> Runner for RunnerService<B> {
         required("application_id", &application_id)?;
         self.specs.remove(&application_id).await?;
         let stopped = self.stop_where(&application_id, |_| true);
+        // Its image goes once its instances have ended (each wakes the release again).
+        self.unused.notify_one();
         let _ = self.events.send(pb::Event {
             application_id,
             change: Some(Change::Removed(true)),

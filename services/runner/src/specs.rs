@@ -5,6 +5,7 @@ use nuage_core::clock::now_micros;
 use nuage_core::{ApiError, Database};
 use nuage_proto::runner::v1::Spec;
 use sqlx::Row;
+use std::collections::HashSet;
 
 /// Specs in the database.
 #[derive(Debug, Clone)]
@@ -64,6 +65,14 @@ impl SpecStore {
             port: u32::try_from(row.try_get::<i64, _>("port")?).unwrap_or_default(),
             cpu_limit_mcpu: u32::try_from(row.try_get::<i64, _>("cpu_limit_mcpu")?).unwrap_or_default(),
         }))
+    }
+
+    /// Returns the images of every application's current version.
+    pub async fn images(&self) -> Result<HashSet<String>, ApiError> {
+        let images: Vec<(String,)> = sqlx::query_as("select distinct image from runner_applications")
+            .fetch_all(self.database.pool())
+            .await?;
+        Ok(images.into_iter().map(|(image,)| image).collect())
     }
 
     /// Forgets `application_id`.
