@@ -151,7 +151,7 @@ async fn namespaces(context: &Context<'_>) -> anyhow::Result<Served<NamespacesSe
     if namespaces.registry_host.is_none() {
         namespaces.registry_host = config.builder.registry.clone();
     }
-    nuage_namespaces::serve(namespaces, context.database.clone(), peers)
+    nuage_namespaces::serve(namespaces, context.database.clone(), peers, secrets_sealing(config)?)
         .await
         .context("giving namespaces their endpoint suffix")
 }
@@ -199,6 +199,7 @@ async fn functions(context: &Context<'_>) -> anyhow::Result<Served<FunctionsServ
         archives,
         application_peers(context)?,
         BuilderClient::new(context.peer(Role::Builder)?),
+        secrets_sealing(config)?,
     );
     Ok(served.with_background(background))
 }
@@ -213,7 +214,13 @@ fn containers(context: &Context<'_>) -> anyhow::Result<Served<ContainersServer<C
         applications,
         database,
         peers,
+        secrets_sealing(config)?,
     ))
+}
+
+/// Returns the key secret environment variables are sealed under.
+fn secrets_sealing(config: &Config) -> anyhow::Result<[u8; 32]> {
+    Ok(master_key(config)?.derive(nuage_core::secrets::SEALING_PURPOSE))
 }
 
 fn builder(context: &Context<'_>) -> anyhow::Result<Served<BuilderServer<BuilderService>>> {
@@ -254,6 +261,7 @@ fn runner(context: &Context<'_>) -> anyhow::Result<Served<RunnerServer<Runner>, 
         registry,
         database,
         context.logs.clone(),
+        secrets_sealing(config)?,
     )?)
 }
 

@@ -1,6 +1,6 @@
 """Scaleway's Python SDK (`scaleway` 2.12, pinned with hashes in requirements.lock), unchanged,
 against a running nuage: FunctionV1Beta1API through a namespace's and a function's whole
-lifecycle, with the SDK's own waiters. Run by clients/run with SCW_API_URL, SCW_ACCESS_KEY,
+lifecycle, with the SDK's own waiters and secrets. Run by clients/run with SCW_API_URL, SCW_ACCESS_KEY,
 SCW_SECRET_KEY and SCW_DEFAULT_PROJECT_ID set for a tenant of its own."""
 
 import datetime
@@ -14,13 +14,14 @@ import zipfile
 
 import requests
 from scaleway import Client, Profile, ScalewayException
-from scaleway.function.v1beta1 import FunctionV1Beta1API
+from scaleway.function.v1beta1 import FunctionV1Beta1API, Secret
 from scaleway_core.utils import WaitForOptions
 
 HANDLER = b"""import os
 
 def handle(event, context):
-    return {"statusCode": 200, "body": "sdk says " + os.environ["GREETING"]}
+    return {"statusCode": 200, "body": "sdk says " + os.environ["GREETING"] + " " + os.environ["NS_SECRET"]
+            + " " + os.environ["FN_SECRET"]}
 """
 
 
@@ -59,8 +60,14 @@ class FunctionV1Beta1(unittest.TestCase):
         self.assertEqual(python.extension, "py")
 
         namespace = api.create_namespace(
-            name="sdk-ns", environment_variables={"GREETING": "hello"}, tags=["sdk", "blue"]
+            name="sdk-ns",
+            environment_variables={"GREETING": "hello"},
+            tags=["sdk", "blue"],
+            secret_environment_variables=[Secret(key="NS_SECRET", value="from-the-vault")],
         )
+        [hashed] = namespace.secret_environment_variables
+        self.assertEqual(hashed.key, "NS_SECRET")
+        self.assertTrue(hashed.hashed_value.startswith("$argon2id$"), hashed.hashed_value)
         self.assertEqual(namespace.project_id, self.client.default_project_id)
         self.assertIsInstance(namespace.created_at, datetime.datetime)
         namespace = api.wait_for_namespace(namespace_id=namespace.id, options=self.fast)
@@ -79,7 +86,9 @@ class FunctionV1Beta1(unittest.TestCase):
             memory_limit=256,
             timeout="30s",
             tags=["fn"],
+            secret_environment_variables=[Secret(key="FN_SECRET", value="and-its-own")],
         )
+        self.assertEqual([s.key for s in function.secret_environment_variables], ["FN_SECRET"])
         self.assertEqual(function.status, "created")
         self.assertEqual(function.timeout, "30s")
         self.assertIsNone(function.ready_at)
@@ -96,7 +105,7 @@ class FunctionV1Beta1(unittest.TestCase):
         self.assertEqual(function.status, "ready", function.error_message)
         self.assertIsInstance(function.ready_at, datetime.datetime)
         with urllib.request.urlopen(f"http://{function.domain_name}", timeout=30) as answer:
-            self.assertEqual(answer.read().decode(), "sdk says hello")
+            self.assertEqual(answer.read().decode(), "sdk says hello from-the-vault and-its-own")
 
         changed = api.update_function(function_id=function.id, description="changed", redeploy=False)
         self.assertEqual(changed.description, "changed")

@@ -359,14 +359,20 @@ pub(crate) struct BetaFields {
     tags: Option<Vec<String>>,
     http_option: Option<String>,
     sandbox: Option<String>,
-    secret_environment_variables: Option<Vec<serde_json::Value>>,
+    secret_environment_variables: Option<Vec<crate::namespaces::SecretJson>>,
     private_network_id: Option<String>,
 }
 
+/// What [`BetaFields`] set: tags (all of them, when given) and secret changes.
+pub(crate) struct BetaChanges {
+    tags: Option<common::Tags>,
+    secrets: Vec<common::SecretChange>,
+}
+
 impl BetaFields {
-    /// Checks what this installation offers and returns the tags to set, if any. Each enum's
-    /// `unknown_*` zero value means "the default" on create and "unchanged" on update.
-    pub(crate) fn check(self, config: &GatewayConfig) -> Result<Option<common::Tags>, HttpError> {
+    /// Checks what this installation offers and returns the tags and secrets to set. Each
+    /// enum's `unknown_*` zero value means "the default" on create and "unchanged" on update.
+    pub(crate) fn check(self, config: &GatewayConfig) -> Result<BetaChanges, HttpError> {
         match self.http_option.as_deref().unwrap_or_default() {
             "" | "unknown_http_option" | "enabled" => {}
             "redirected" => {
@@ -406,7 +412,6 @@ impl BetaFields {
                 ));
             }
         }
-        crate::namespaces::no_secrets(self.secret_environment_variables.as_ref())?;
         if self.private_network_id.is_some_and(|id| !id.is_empty()) {
             return Err(invalid(
                 "private_network_id",
@@ -414,7 +419,10 @@ impl BetaFields {
                 "private networks are not offered by this installation",
             ));
         }
-        Ok(self.tags.map(|values| common::Tags { values }))
+        Ok(BetaChanges {
+            tags: self.tags.map(|values| common::Tags { values }),
+            secrets: crate::namespaces::secrets(self.secret_environment_variables),
+        })
     }
 }
 
@@ -445,7 +453,7 @@ async fn create<O: Owner, V: Version>(
     let runtime = own_text::<O>(true, "runtime", body.runtime)?.filter(|runtime| runtime != "unknown_runtime");
     let handler = own_text::<O>(true, "handler", body.handler)?;
     let registry_image = own_text::<O>(false, "registry_image", body.registry_image)?;
-    let tags = body.beta.check(state.config())?;
+    let beta = body.beta.check(state.config())?;
     let namespace_id = body
         .namespace_id
         .filter(|id| !id.is_empty())
@@ -465,7 +473,8 @@ async fn create<O: Owner, V: Version>(
         runtime: runtime.unwrap_or_default(),
         handler,
         registry_image,
-        tags,
+        tags: beta.tags,
+        secret_environment_variables: beta.secrets,
     };
     answer::<O, V>(&state, O::create(O::client(&state), scope.grpc(request)).await?)
 }
@@ -593,7 +602,7 @@ async fn update<O: Owner, V: Version>(
     let runtime = body
         .runtime
         .filter(|runtime| O::FUNCTION && runtime.as_str() != Some("unknown_runtime"));
-    let tags = body.beta.check(state.config())?;
+    let beta = body.beta.check(state.config())?;
     for (argument, sent) in [
         ("name", &body.name),
         ("namespace_id", &body.namespace_id),
@@ -621,7 +630,8 @@ async fn update<O: Owner, V: Version>(
         description: body.description,
         handler,
         registry_image,
-        tags,
+        tags: beta.tags,
+        secret_environment_variables: beta.secrets,
     };
     answer::<O, V>(&state, O::update(O::client(&state), scope.grpc(request)).await?)
 }

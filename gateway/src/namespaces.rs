@@ -101,19 +101,26 @@ struct CreateBody {
     project_id: Option<String>,
     description: Option<String>,
     tags: Option<Vec<String>>,
-    secret_environment_variables: Option<Vec<serde_json::Value>>,
+    secret_environment_variables: Option<Vec<SecretJson>>,
 }
 
-/// Refuses secrets, which this installation does not keep yet.
-pub(crate) fn no_secrets(secrets: Option<&Vec<serde_json::Value>>) -> Result<(), HttpError> {
-    if secrets.is_some_and(|secrets| !secrets.is_empty()) {
-        return Err(invalid(
-            "secret_environment_variables",
-            Reason::Constraint,
-            "secret environment variables are not offered by this installation yet; use environment_variables",
-        ));
-    }
-    Ok(())
+/// A secret environment variable as a request sets it: a key with no value removes it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SecretJson {
+    key: String,
+    value: Option<String>,
+}
+
+/// Returns the secret changes a body asks for (`null` and absent ask for none).
+pub(crate) fn secrets(secrets: Option<Vec<SecretJson>>) -> Vec<common::SecretChange> {
+    secrets
+        .unwrap_or_default()
+        .into_iter()
+        .map(|secret| common::SecretChange {
+            key: secret.key,
+            value: secret.value,
+        })
+        .collect()
 }
 
 fn tags(values: Option<Vec<String>>) -> Option<common::Tags> {
@@ -131,7 +138,6 @@ async fn create<V: Version>(
         scope.caller.organization_id,
     )?;
     own("project_id", body.project_id.as_deref(), scope.caller.project_id)?;
-    no_secrets(body.secret_environment_variables.as_ref())?;
     let name = body
         .name
         .filter(|name| !name.is_empty())
@@ -143,6 +149,7 @@ async fn create<V: Version>(
         description: body.description,
         environment_variables: environment(body.environment_variables),
         tags: tags(body.tags),
+        secret_environment_variables: secrets(body.secret_environment_variables),
     };
     let response = state.namespaces().create_namespace(scope.grpc(request)).await?;
     answer::<V>(response.into_inner().namespace)
@@ -215,7 +222,7 @@ struct UpdateBody {
     environment_variables: Option<HashMap<String, String>>,
     description: Option<String>,
     tags: Option<Vec<String>>,
-    secret_environment_variables: Option<Vec<serde_json::Value>>,
+    secret_environment_variables: Option<Vec<SecretJson>>,
 }
 
 async fn update<V: Version>(
@@ -224,7 +231,6 @@ async fn update<V: Version>(
     NamespaceId(id): NamespaceId,
     JsonBody(body): JsonBody<UpdateBody>,
 ) -> Result<Json<V::Namespace>, HttpError> {
-    no_secrets(body.secret_environment_variables.as_ref())?;
     let request = pb::UpdateNamespaceRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
@@ -232,6 +238,7 @@ async fn update<V: Version>(
         description: body.description,
         environment_variables: environment(body.environment_variables),
         tags: tags(body.tags),
+        secret_environment_variables: secrets(body.secret_environment_variables),
     };
     let response = state.namespaces().update_namespace(scope.grpc(request)).await?;
     answer::<V>(response.into_inner().namespace)

@@ -4,6 +4,7 @@
 
 use crate::applications::{Owner, privacy_name, status_name};
 use nuage_proto::applications::v1 as wire;
+use nuage_proto::common::v1::StoredSecret;
 use nuage_proto::functions::v1 as functions;
 use nuage_proto::namespaces::v1 as pb;
 use serde::Serialize;
@@ -38,6 +39,17 @@ pub(crate) fn duration(millis: u64) -> String {
 pub(crate) struct SecretHashedValue {
     key: String,
     hashed_value: String,
+}
+
+/// Returns what a tenant may see of secrets: their names and hashes (never the sealed values).
+fn hashed(secrets: Vec<StoredSecret>) -> Vec<SecretHashedValue> {
+    secrets
+        .into_iter()
+        .map(|secret| SecretHashedValue {
+            key: secret.key,
+            hashed_value: secret.hashed_value,
+        })
+        .collect()
 }
 
 /// The v1beta1 `Namespace`, fields in the spec's order.
@@ -83,7 +95,7 @@ impl From<pb::Namespace> for NamespaceJson {
             error_message: Some(namespace.error_message).filter(|message| !message.is_empty()),
             registry_endpoint: namespace.registry_endpoint,
             description: namespace.description,
-            secret_environment_variables: Vec::new(),
+            secret_environment_variables: hashed(namespace.secret_environment_variables),
             region: namespace.region,
             tags: namespace.tags,
             created_at: timestamp(namespace.created_at),
@@ -168,7 +180,7 @@ impl ApplicationJson {
             privacy: privacy_name(application.privacy),
             description: application.description,
             domain_name,
-            secret_environment_variables: Vec::new(),
+            secret_environment_variables: hashed(application.secret_environment_variables),
             region: application.region,
             http_option: "enabled",
             sandbox: sandbox.to_owned(),

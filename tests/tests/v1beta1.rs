@@ -199,8 +199,12 @@ async fn go_clients_zero_values_leave_things_unchanged_and_what_is_not_offered_i
         (json!({"http_option": "sometimes"}), "http_option"),
         (json!({"sandbox": other_sandbox}), "sandbox"),
         (
-            json!({"secret_environment_variables": [{"key": "K", "value": "v"}]}),
-            "secret_environment_variables",
+            json!({"secret_environment_variables": [{"key": "SCW_K", "value": "v"}]}),
+            "secret_environment_variables.SCW_K",
+        ),
+        (
+            json!({"secret_environment_variables": [{"key": "1BAD", "value": "v"}]}),
+            "secret_environment_variables.1BAD",
         ),
         (
             json!({"private_network_id": "5c3bb4d1-76b6-4a04-9b49-35c3c1b0a8a1"}),
@@ -229,17 +233,18 @@ async fn go_clients_zero_values_leave_things_unchanged_and_what_is_not_offered_i
     );
     let unchanged = beta.get(&format!("/functions/{function_id}")).await.body;
     assert_eq!(unchanged["tags"], json!(["a"]));
+    assert_eq!(unchanged["secret_environment_variables"], json!([]));
     assert_eq!(unchanged["timeout"], "2.5s");
     let secret_namespace = beta
         .post(
             "/namespaces",
-            json!({"name": "secretive", "secret_environment_variables": [{"key": "K", "value": "v"}]}),
+            json!({"name": "secretive", "secret_environment_variables": [{"key": "bad-name", "value": "v"}]}),
         )
         .await;
     assert_eq!(secret_namespace.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         secret_namespace.body["details"][0]["argument_name"],
-        "secret_environment_variables"
+        "secret_environment_variables.bad-name"
     );
     assert_eq!(beta.get("/namespaces?name=secretive").await.body["total_count"], 0);
 
@@ -334,4 +339,178 @@ async fn another_tenant_cannot_reach_a_tenants_resources_through_v1beta1() {
         "ready"
     );
     server.stop().await;
+}
+
+const ENVIRONMENT_JS: &[u8] = b"exports.handle = async () => ({statusCode: 200, body: JSON.stringify({\
+ns: process.env.NS_SECRET ?? null, fn: process.env.FN_SECRET ?? null, shared: process.env.SHARED ?? null, \
+other: process.env.NS_OTHER ?? null})});\n";
+
+/// Returns the keys of a `secret_environment_variables` answer, checking each hash is an
+/// argon2id hash of `values[key]`.
+fn hashed_keys(secrets: &Value, values: &[(&str, &str)]) -> Vec<String> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    secrets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|secret| {
+            let key = secret["key"].as_str().unwrap();
+            let hash = PasswordHash::new(secret["hashed_value"].as_str().unwrap()).unwrap();
+            assert_eq!(hash.algorithm.as_str(), "argon2id");
+            let value = values.iter().find(|(name, _)| *name == key).unwrap().1;
+            assert!(
+                argon2::Argon2::default()
+                    .verify_password(value.as_bytes(), &hash)
+                    .is_ok(),
+                "{key}'s hash is of its value"
+            );
+            key.to_owned()
+        })
+        .collect()
+}
+
+/// Returns every text column of every row of `table` that contains `needle`.
+async fn rows_containing(database_url: &str, table: &str, needle: &str) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut database = sqlx::AnyConnection::connect(database_url).await.unwrap();
+    let rows = sqlx::query(&format!("select * from {table}"))
+        .fetch_all(&mut database)
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    for row in rows {
+        for index in 0..row.len() {
+            if let Ok(text) = row.try_get::<String, _>(index)
+                && text.contains(needle)
+            {
+                found.push(format!("{table}: {text}"));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn secrets_are_write_only_sealed_at_rest_merged_on_update_and_reach_the_function() {
+    let server = TestServer::start().await;
+    let alpha = server.tenant().await;
+    let beta = beta(&alpha);
+    let created = beta
+        .post(
+            "/namespaces",
+            json!({"name": "vault", "environment_variables": {"SHARED": "plain"},
+                   "secret_environment_variables": [{"key": "NS_SECRET", "value": "ns-hush-1"},
+                                                    {"key": "NS_OTHER", "value": "ns-hush-other"}]}),
+        )
+        .await;
+    let namespace_id = id_of(&created);
+    assert_eq!(
+        hashed_keys(
+            &created.body["secret_environment_variables"],
+            &[("NS_SECRET", "ns-hush-1"), ("NS_OTHER", "ns-hush-other")]
+        ),
+        ["NS_OTHER", "NS_SECRET"]
+    );
+    beta.poll_until(&format!("/namespaces/{namespace_id}"), Duration::from_secs(10), |a| {
+        a.body["status"] == "ready"
+    })
+    .await;
+    let node = runtime(&beta, "node").await;
+    let created = beta
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": "reader", "runtime": node,
+                   "secret_environment_variables": [{"key": "FN_SECRET", "value": "fn-hush-1"},
+                                                    {"key": "SHARED", "value": "fn-hush-shared"}]}),
+        )
+        .await;
+    let function_id = id_of(&created);
+    hashed_keys(
+        &created.body["secret_environment_variables"],
+        &[("FN_SECRET", "fn-hush-1"), ("SHARED", "fn-hush-shared")],
+    );
+    upload(&beta, &function_id, zip(&[("handler.js", ENVIRONMENT_JS)])).await;
+    deploy(&beta, &function_id).await;
+    let ready = settled_within(&beta, &function_id, Duration::from_secs(60)).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    let call = || async {
+        let domain_name = ready["domain_name"].as_str().unwrap();
+        let answer = reqwest::get(format!("http://{domain_name}")).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        answer.json::<Value>().await.unwrap()
+    };
+    // A secret overrides a plain variable of the same name.
+    assert_eq!(
+        call().await,
+        json!({"ns": "ns-hush-1", "fn": "fn-hush-1", "shared": "fn-hush-shared", "other": "ns-hush-other"})
+    );
+
+    // Merged on update: a key with no value goes, one with a value changes, the rest stay.
+    let changed = beta
+        .patch(
+            &format!("/namespaces/{namespace_id}"),
+            json!({"secret_environment_variables": [{"key": "NS_OTHER"}, {"key": "NS_SECRET", "value": "ns-hush-2"}]}),
+        )
+        .await;
+    assert_eq!(
+        hashed_keys(
+            &changed.body["secret_environment_variables"],
+            &[("NS_SECRET", "ns-hush-2")]
+        ),
+        ["NS_SECRET"]
+    );
+    let changed = beta
+        .patch(
+            &format!("/functions/{function_id}"),
+            json!({"secret_environment_variables": [{"key": "SHARED", "value": null}], "description": "redeploy"}),
+        )
+        .await;
+    assert_eq!(
+        hashed_keys(
+            &changed.body["secret_environment_variables"],
+            &[("FN_SECRET", "fn-hush-1")]
+        ),
+        ["FN_SECRET"]
+    );
+    deploy(&beta, &function_id).await;
+    let ready = settled_within(&beta, &function_id, Duration::from_secs(60)).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(
+        call().await,
+        json!({"ns": "ns-hush-2", "fn": "fn-hush-1", "shared": "plain", "other": null})
+    );
+
+    // No answer of either version ever carries a value, nor does any row at rest.
+    for answer in [
+        beta.get(&format!("/namespaces/{namespace_id}")).await,
+        beta.get(&format!("/functions/{function_id}")).await,
+        beta.get("/namespaces").await,
+        beta.get(&format!("/functions?namespace_id={namespace_id}")).await,
+        alpha.get(&format!("/functions/{function_id}")).await,
+        alpha.get(&format!("/namespaces/{namespace_id}")).await,
+    ] {
+        assert!(!answer.body.to_string().contains("hush"), "{}", answer.body);
+    }
+    for table in [
+        "namespaces",
+        "functions",
+        "runner_applications",
+        "deployments",
+        "build_jobs",
+    ] {
+        let found = rows_containing(&server.database_url(), table, "hush").await;
+        assert!(found.is_empty(), "secrets in clear at rest: {found:?}");
+    }
+    // Another tenant sees none of it.
+    let other = beta_of(&server).await;
+    assert_eq!(
+        other.get(&format!("/namespaces/{namespace_id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    server.stop().await;
+}
+
+async fn beta_of(server: &TestServer) -> Tenant {
+    beta(&server.tenant().await)
 }

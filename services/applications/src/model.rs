@@ -107,6 +107,8 @@ pub struct Application<K: Kind> {
     pub redeploy_due: bool,
     /// Its tags.
     pub tags: nuage_core::validate::Tags,
+    /// Its secret variables, sealed.
+    pub secrets: nuage_core::secrets::SecretVariables,
     /// Unix microseconds.
     pub created_at: i64,
     /// Unix microseconds.
@@ -146,6 +148,7 @@ impl<K: Kind> Application<K> {
             redeploy_due: self.redeploy_due,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            secret_environment_variables: self.secrets.to_proto(&self.id.to_string()),
             tags: self.tags.into_values(),
             ready_at: self.ready_at,
             ..wire::Application::default()

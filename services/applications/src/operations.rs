@@ -13,6 +13,7 @@ use crate::store::{ApplicationStore, ListFilter};
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
+use nuage_core::secrets::{SecretChange, SecretVariables};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page, validate};
 use nuage_proto::common::v1 as pb;
@@ -37,6 +38,8 @@ pub struct Applications<K, L> {
     /// How many requests one instance takes at once.
     concurrency: u32,
     route_changes: broadcast::Sender<pb::Route>,
+    /// Seals secret environment variables (see [`nuage_core::secrets`]).
+    sealing: [u8; 32],
 }
 
 impl<K, L: Clone> Clone for Applications<K, L> {
@@ -49,6 +52,7 @@ impl<K, L: Clone> Clone for Applications<K, L> {
             config: self.config.clone(),
             concurrency: self.concurrency,
             route_changes: self.route_changes.clone(),
+            sealing: self.sealing,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct Settings {
     pub timeout_ms: u64,
     /// Its tags.
     pub tags: Tags,
+    /// Its secret variables, to seal once it has an id.
+    pub secrets: Vec<SecretChange>,
 }
 
 /// What a create request of either kind carries in common, as it arrives (but for the
@@ -94,6 +100,8 @@ pub struct Requested {
     pub timeout_ms: Option<u64>,
     /// `tags`.
     pub tags: Option<Vec<String>>,
+    /// `secret_environment_variables`.
+    pub secrets: Vec<SecretChange>,
 }
 
 /// What an update request of either kind may change, as it arrives.
@@ -117,6 +125,8 @@ pub struct Changes {
     pub redeploy: Option<bool>,
     /// `tags`: all of them, replaced.
     pub tags: Option<Vec<String>>,
+    /// `secret_environment_variables`: merged (a key without a value is removed).
+    pub secrets: Vec<SecretChange>,
 }
 
 /// Returns `namespace_id` and `name` of a create request, both required.
@@ -147,15 +157,15 @@ fn environment(variables: Option<pb::Environment>) -> Result<Option<BTreeMap<Str
 
 impl<K: Kind, L: Leftovers> Applications<K, L> {
     /// Returns the applications of kind `K` stored in `database`, whose deleted ones leave
-    /// `leftovers`; one instance takes `concurrency` requests at once. Run
-    /// [`Applications::reconciler`] in the background.
+    /// `leftovers`; one instance takes `concurrency` requests at once; secrets are sealed
+    /// under `sealing`. Run [`Applications::reconciler`] in the background.
     pub fn new(
         database: Database,
         peers: Peers,
         config: ApplicationsConfig,
         leftovers: L,
-        reconcile_interval_seconds: u64,
-        concurrency: u32,
+        (reconcile_interval_seconds, concurrency): (u64, u32),
+        sealing: [u8; 32],
     ) -> Self {
         let store = ApplicationStore::new(database.clone());
         let rollouts = Rollouts::new(database, store.clone(), peers.clone(), config.rollouts());
@@ -174,6 +184,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             config,
             concurrency: concurrency.max(1),
             route_changes: broadcast::channel(1024).0,
+            sealing,
         }
     }
 
@@ -208,6 +219,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             max_scale,
             timeout_ms,
             tags,
+            secrets: requested.secrets,
         })
     }
 
@@ -231,8 +243,12 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             .await?;
         model::check_name(&settings.name, &namespace.name)?;
         let now = now_micros();
+        let id = Uuid::new_v4();
+        let mut secrets = SecretVariables::default();
+        secrets.apply(&self.sealing, &id.to_string(), settings.secrets)?;
         let application = Application {
-            id: Uuid::new_v4(),
+            id,
+            secrets,
             organization_id: caller.organization_id,
             project_id: caller.project_id,
             endpoint: self.config.endpoint(&namespace, &settings.name)?,
@@ -347,6 +363,10 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             }
             if let Some(tags) = &tags {
                 next.tags = tags.clone();
+            }
+            if !changes.secrets.is_empty() {
+                next.secrets
+                    .apply(&self.sealing, &id.to_string(), changes.secrets.clone())?;
             }
             let changed = next != current;
             let deployed = current.status != ApplicationStatus::Created;

@@ -5,6 +5,7 @@ use crate::config::ApplicationsConfig;
 use crate::model::{Application, Kind, Privacy};
 use nuage_core::transport::Authed;
 use nuage_core::{ApiError, Caller};
+use nuage_proto::common::v1::StoredSecret;
 use nuage_proto::crons::v1::crons_client::CronsClient;
 use nuage_proto::logs::v1::logs_client::LogsClient;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
@@ -114,13 +115,14 @@ impl Peers {
 
     /// Returns the environment `application` runs with as version `version`: the variables of
     /// `namespace` (read if not given), overridden by its own, overridden by the platform's
-    /// `SCW_*`.
+    /// `SCW_*`; and the secrets, sealed, of the namespace then its own, which the runner opens
+    /// and which override the variables.
     pub async fn runtime_environment<K: Kind>(
         &self,
         application: &Application<K>,
         namespace: Option<Namespace>,
         version: &str,
-    ) -> Result<HashMap<String, String>, ApiError> {
+    ) -> Result<(HashMap<String, String>, Vec<StoredSecret>), ApiError> {
         let namespace = match namespace {
             Some(namespace) => Some(namespace),
             None => {
@@ -135,10 +137,11 @@ impl Peers {
                     })?
             }
         };
-        let mut environment: HashMap<String, String> = namespace
-            .map(|namespace| namespace.environment_variables)
+        let (mut environment, mut secrets): (HashMap<String, String>, Vec<StoredSecret>) = namespace
+            .map(|namespace| (namespace.environment_variables, namespace.secret_environment_variables))
             .unwrap_or_default();
         environment.extend(application.environment_variables.clone());
+        secrets.extend(application.secrets.to_proto(&application.id.to_string()));
         // The namespace's public key, so that code that checks tokens itself keeps working.
         let public_key = self
             .tokens
@@ -161,7 +164,7 @@ impl Peers {
             memory_limit: application.memory_limit,
             version,
         }));
-        Ok(environment)
+        Ok((environment, secrets))
     }
 }
 

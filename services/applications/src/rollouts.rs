@@ -275,7 +275,7 @@ impl<K: Kind> Rollouts<K> {
                 "deleting",
             ));
         }
-        let environment = self
+        let (environment, secrets) = self
             .peers
             .runtime_environment(&application, namespace, &rollout.version)
             .await?;
@@ -288,6 +288,7 @@ impl<K: Kind> Rollouts<K> {
             memory_limit_mb: application.memory_limit,
             cpu_limit_mcpu: application.cpu_limit(),
             port: 0,
+            secrets,
         };
         let mut request = tonic::Request::new(DeployRequest { spec: Some(spec) });
         request.set_timeout(self.settings.deadline);

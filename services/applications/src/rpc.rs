@@ -17,6 +17,14 @@ pub fn answer<K: Kind>(application: Application<K>) -> Response<wire::Applicatio
     })
 }
 
+/// Returns the changes a request asks of secrets.
+fn secret_changes(changes: &[common::SecretChange]) -> Vec<nuage_core::secrets::SecretChange> {
+    changes
+        .iter()
+        .map(|change| (change.key.clone(), change.value.clone()))
+        .collect()
+}
+
 /// Returns the common settings of an update request.
 fn changes(request: &wire::UpdateApplicationRequest) -> Changes {
     Changes {
@@ -29,6 +37,7 @@ fn changes(request: &wire::UpdateApplicationRequest) -> Changes {
         description: request.description.clone(),
         redeploy: request.redeploy,
         tags: request.tags.clone().map(|tags| tags.values),
+        secrets: secret_changes(&request.secret_environment_variables),
     }
 }
 
@@ -43,6 +52,7 @@ pub fn requested(request: &wire::CreateApplicationRequest) -> Result<Requested, 
         max_scale: request.max_scale,
         timeout_ms: request.timeout_ms,
         tags: request.tags.clone().map(|tags| tags.values),
+        secrets: secret_changes(&request.secret_environment_variables),
     })
 }
 

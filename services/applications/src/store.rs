@@ -4,6 +4,7 @@
 use crate::model::{Application, ApplicationStatus, Kind, Privacy, order_sql};
 use nuage_core::clock::now_micros;
 use nuage_core::db::{PageQuery, is_unique_violation};
+use nuage_core::secrets::SecretVariables;
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
@@ -12,7 +13,7 @@ use std::marker::PhantomData;
 use uuid::Uuid;
 
 /// The columns every application has, in the order [`ApplicationStore::insert`] binds them.
-const COMMON_COLUMNS: [&str; 21] = [
+const COMMON_COLUMNS: [&str; 22] = [
     "id",
     "organization_id",
     "project_id",
@@ -27,6 +28,7 @@ const COMMON_COLUMNS: [&str; 21] = [
     "timeout_ms",
     "privacy",
     "tags",
+    "secrets",
     "endpoint",
     "status",
     "error_message",
@@ -176,12 +178,13 @@ impl<K: Kind> ApplicationStore<K> {
         let own: String = K::CHANGEABLE
             .iter()
             .enumerate()
-            .map(|(index, column)| format!(", {column} = ${}", index + 11))
+            .map(|(index, column)| format!(", {column} = ${}", index + 12))
             .collect();
-        let id_at = 11 + K::CHANGEABLE.len();
+        let id_at = 12 + K::CHANGEABLE.len();
         let sql = format!(
             "update {} set description = $1, environment_variables = $2, min_scale = $3, max_scale = $4, \
-             memory_limit = $5, timeout_ms = $6, privacy = $7, tags = $8, redeploy_due = $9, updated_at = $10{own} \
+             memory_limit = $5, timeout_ms = $6, privacy = $7, tags = $8, secrets = $9, redeploy_due = $10, \
+             updated_at = $11{own} \
              where id = ${id_at} and updated_at = ${} and status <> 'deleting' returning {}",
             K::TABLE,
             id_at + 1,
@@ -357,7 +360,7 @@ pub(crate) fn set_status_sql<K: Kind>(tail: &str) -> String {
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Binds the settings a tenant chooses, in the order insert and update both write them:
-/// description, variables, scale, memory, timeout, privacy, tags.
+/// description, variables, scale, memory, timeout, privacy, tags, secrets.
 fn bind_settings<'q, K: Kind>(query: Query<'q>, application: &'q Application<K>) -> Query<'q> {
     query
         .bind(&application.description)
@@ -368,6 +371,7 @@ fn bind_settings<'q, K: Kind>(query: Query<'q>, application: &'q Application<K>)
         .bind(i64::try_from(application.timeout_ms).unwrap_or(i64::MAX))
         .bind(application.privacy.as_str())
         .bind(application.tags.to_json())
+        .bind(application.secrets.to_json())
 }
 
 fn corrupt<K: Kind>(what: &str, value: &str) -> ApiError {
@@ -413,6 +417,7 @@ fn decode<K: Kind>(row: &AnyRow) -> Result<Application<K>, ApiError> {
         error_message: text("error_message")?,
         redeploy_due: redeploy_due != 0,
         tags: Tags::from_json(&text("tags")?).map_err(|error| corrupt::<K>("tags", &error))?,
+        secrets: SecretVariables::from_json(&text("secrets")?).map_err(|error| corrupt::<K>("secrets", &error))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         ready_at: row.try_get("ready_at")?,
@@ -493,6 +498,7 @@ mod tests {
             error_message: String::new(),
             redeploy_due: false,
             tags: Tags::parse("tags", vec!["blue".to_owned()]).unwrap(),
+            secrets: SecretVariables::default(),
             created_at: 1,
             updated_at: 1,
             ready_at: 0,

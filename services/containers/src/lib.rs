@@ -25,14 +25,15 @@ pub fn serve(
     applications: ApplicationsConfig,
     database: Database,
     peers: Peers,
+    sealing: [u8; 32],
 ) -> Served<ContainersServer<ContainersService>> {
     let containers = ContainerApplications::new(
         database,
         peers,
         applications,
         (),
-        config.reconcile_interval_seconds,
-        config.concurrency,
+        (config.reconcile_interval_seconds, config.concurrency),
+        sealing,
     );
     let background = [
         tokio::spawn(containers.reconciler().run()),

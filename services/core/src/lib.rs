@@ -20,6 +20,7 @@ pub mod listener;
 pub mod pagination;
 pub mod seal;
 pub mod secret;
+pub mod secrets;
 pub mod served;
 pub mod storage;
 pub mod transport;

@@ -67,7 +67,7 @@ pub fn environment_variables(argument: &str, variables: &HashMap<String, String>
     }
 }
 
-fn is_environment_name(name: &str) -> bool {
+pub(crate) fn is_environment_name(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= MAX_ENVIRONMENT_NAME_LENGTH
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')

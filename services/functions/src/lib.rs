@@ -41,6 +41,7 @@ pub fn serve(
     archives: Archives,
     peers: Peers,
     builder: BuilderClient<Authed>,
+    sealing: [u8; 32],
 ) -> Served<FunctionsServer<FunctionsService>> {
     let deployments = DeploymentStore::new(database.clone());
     let leftovers = FunctionLeftovers {
@@ -53,8 +54,8 @@ pub fn serve(
         peers,
         applications,
         leftovers,
-        config.reconcile_interval_seconds,
-        1,
+        (config.reconcile_interval_seconds, 1),
+        sealing,
     );
     let runtimes = detect_runtimes();
     tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");

@@ -24,6 +24,7 @@ pub(crate) fn namespace_to_proto(namespace: Namespace) -> pb::Namespace {
         created_at: namespace.created_at,
         updated_at: namespace.updated_at,
         endpoint_suffix: namespace.endpoint_suffix,
+        secret_environment_variables: namespace.secrets.to_proto(&namespace.id.to_string()),
         tags: namespace.tags.into_values(),
     }
 }

@@ -25,13 +25,15 @@ use nuage_core::Database;
 use nuage_core::served::Served;
 use nuage_proto::namespaces::v1::namespaces_server::NamespacesServer;
 
-/// Returns the namespaces service over `database`, with its reconciler running. Before that it
+/// Returns the namespaces service over `database`, with its reconciler running; secrets are
+/// sealed under `sealing`. Before that it
 /// gives every namespace made before endpoint suffixes existed its suffix, so that none hands
 /// out an endpoint another tenant's namespace of the same name could share.
 pub async fn serve(
     config: NamespacesConfig,
     database: Database,
     peers: Peers,
+    sealing: [u8; 32],
 ) -> Result<Served<NamespacesServer<NamespacesService>>, NamespacesError> {
     let store = NamespaceStore::new(database);
     let filled = store.fill_endpoint_suffixes().await?;
@@ -40,6 +42,6 @@ pub async fn serve(
     }
     let reconciler = Reconciler::new(store.clone(), config.clone(), peers);
     let background = tokio::spawn(reconciler.clone().run());
-    let service = NamespacesService::new(store, reconciler, config);
+    let service = NamespacesService::new(store, reconciler, config, sealing);
     Ok(Served::new(NamespacesServer::new(service)).with_background([background]))
 }

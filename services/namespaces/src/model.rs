@@ -168,6 +168,8 @@ pub struct Namespace {
     pub environment_variables: EnvironmentVariables,
     /// Its tags.
     pub tags: nuage_core::validate::Tags,
+    /// Its secret variables, sealed.
+    pub secrets: nuage_core::secrets::SecretVariables,
     /// Where it is in its life.
     pub status: NamespaceStatus,
     /// Why it is in `error`, else empty.

@@ -7,6 +7,7 @@ use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, 
 use crate::reconciler::Reconciler;
 use crate::store::{Limits, NamespaceChanges, NamespaceStore, NewNamespace};
 use nuage_core::ids::parse_id;
+use nuage_core::secrets::{SecretChange, SecretVariables};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::common::v1 as common;
@@ -21,17 +22,26 @@ pub struct NamespacesService {
     store: NamespaceStore,
     reconciler: Reconciler,
     config: NamespacesConfig,
+    /// Seals secret environment variables (see [`nuage_core::secrets`]).
+    sealing: [u8; 32],
 }
 
 impl NamespacesService {
-    /// Returns a service over `store` that wakes `reconciler` when work appears.
-    pub fn new(store: NamespaceStore, reconciler: Reconciler, config: NamespacesConfig) -> Self {
+    /// Returns a service over `store` that wakes `reconciler` when work appears and seals
+    /// secrets under `sealing`.
+    pub fn new(store: NamespaceStore, reconciler: Reconciler, config: NamespacesConfig, sealing: [u8; 32]) -> Self {
         Self {
             store,
             reconciler,
             config,
+            sealing,
         }
     }
+}
+
+/// Returns the changes a request asks of secrets.
+fn secret_changes(changes: Vec<common::SecretChange>) -> Vec<SecretChange> {
+    changes.into_iter().map(|change| (change.key, change.value)).collect()
 }
 
 impl NamespacesService {
@@ -99,7 +109,16 @@ impl Namespaces for NamespacesService {
     ) -> Result<Response<pb::CreateNamespaceResponse>, Status> {
         let request = request.into_inner();
         let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
+        let id = Uuid::new_v4();
+        let mut secrets = SecretVariables::default();
+        secrets.apply(
+            &self.sealing,
+            &id.to_string(),
+            secret_changes(request.secret_environment_variables),
+        )?;
         let new = NewNamespace {
+            id,
+            secrets,
             name: NamespaceName::parse(&request.name)?,
             description: Description::parse(request.description.as_deref().unwrap_or_default())?,
             environment_variables: environment(request.environment_variables)?.unwrap_or_default(),
@@ -152,10 +171,23 @@ impl Namespaces for NamespacesService {
         let request = request.into_inner();
         let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
         let id = parse_id("namespace_id", &request.namespace_id)?;
+        // Secrets merge into the current ones: set where a value is given, removed where not.
+        let secrets = if request.secret_environment_variables.is_empty() {
+            None
+        } else {
+            let mut secrets = self.store.get(&caller, &region, id).await?.secrets;
+            secrets.apply(
+                &self.sealing,
+                &id.to_string(),
+                secret_changes(request.secret_environment_variables),
+            )?;
+            Some(secrets)
+        };
         let changes = NamespaceChanges {
             description: request.description.as_deref().map(Description::parse).transpose()?,
             environment_variables: environment(request.environment_variables)?,
             tags: tags(request.tags)?,
+            secrets,
         };
         let namespace = self.store.update(&caller, &region, id, changes).await?;
         Ok(Response::new(pb::UpdateNamespaceResponse {

@@ -5,6 +5,7 @@ use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, 
 use nuage_applications::new_endpoint_suffix;
 use nuage_core::clock::now_micros;
 use nuage_core::db::{Engine, PageQuery, is_unique_violation};
+use nuage_core::secrets::SecretVariables;
 use nuage_core::validate::Tags;
 use nuage_core::{Caller, Database, Page};
 use sqlx::Row;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 
 const COLUMNS: &str = "id, organization_id, project_id, region, name, description, environment_variables, \
                        status, error_message, registry_namespace_id, registry_endpoint, created_at, updated_at, \
-                       endpoint_suffix, tags";
+                       endpoint_suffix, tags, secrets";
 
 /// How many fresh endpoint suffixes one namespace tries before giving up. With 36^8 suffixes a
 /// second try is already rare; more than a few means something else is wrong.
@@ -28,6 +29,10 @@ pub struct NamespaceStore {
 /// The fields a new namespace starts with.
 #[derive(Debug, Clone)]
 pub struct NewNamespace {
+    /// Its id (its secrets are sealed for it).
+    pub id: Uuid,
+    /// Its secret variables.
+    pub secrets: SecretVariables,
     /// Its name.
     pub name: NamespaceName,
     /// Its description.
@@ -56,6 +61,8 @@ pub struct NamespaceChanges {
     pub environment_variables: Option<EnvironmentVariables>,
     /// A new, complete list of tags.
     pub tags: Option<Tags>,
+    /// The new, complete set of secrets (already merged).
+    pub secrets: Option<SecretVariables>,
 }
 
 impl NamespaceStore {
@@ -75,7 +82,8 @@ impl NamespaceStore {
     ) -> Result<Namespace, NamespacesError> {
         let now = now_micros();
         let mut namespace = Namespace {
-            id: Uuid::new_v4(),
+            id: new.id,
+            secrets: new.secrets,
             organization_id: caller.organization_id,
             project_id: caller.project_id,
             region: region.to_owned(),
@@ -138,9 +146,9 @@ impl NamespaceStore {
                 .await?;
         }
         let inserted = sqlx::query(&format!(
-            "insert into namespaces ({COLUMNS}) select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
-             where (select count(*) from namespaces where organization_id = $2) < $16 \
-             and (select count(*) from namespaces where organization_id = $2 and status = 'pending') < $17"
+            "insert into namespaces ({COLUMNS}) select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 \
+             where (select count(*) from namespaces where organization_id = $2) < $17 \
+             and (select count(*) from namespaces where organization_id = $2 and status = 'pending') < $18"
         ))
         .bind(namespace.id.to_string())
         .bind(namespace.organization_id.to_string())
@@ -157,6 +165,7 @@ impl NamespaceStore {
         .bind(namespace.updated_at)
         .bind(&namespace.endpoint_suffix)
         .bind(namespace.tags.to_json())
+        .bind(namespace.secrets.to_json())
         .bind(i64::try_from(limits.namespaces).unwrap_or(i64::MAX))
         .bind(i64::try_from(limits.pending).unwrap_or(i64::MAX))
         .execute(&mut *transaction)
@@ -270,14 +279,17 @@ impl NamespaceStore {
         let description = changes.description.unwrap_or(current.description);
         let environment_variables = changes.environment_variables.unwrap_or(current.environment_variables);
         let tags = changes.tags.unwrap_or(current.tags);
+        let secrets = changes.secrets.unwrap_or(current.secrets);
         // The answer comes from the write itself: a re-read could race with a removal.
         let row = sqlx::query(&format!(
-            "update namespaces set description = $1, environment_variables = $2, tags = $3, updated_at = $4 \
-             where organization_id = $5 and region = $6 and id = $7 and status <> 'deleting' returning {COLUMNS}"
+            "update namespaces set description = $1, environment_variables = $2, tags = $3, secrets = $4, \
+             updated_at = $5 where organization_id = $6 and region = $7 and id = $8 and status <> 'deleting' \
+             returning {COLUMNS}"
         ))
         .bind(description.as_str())
         .bind(environment_variables.to_json())
         .bind(tags.to_json())
+        .bind(secrets.to_json())
         .bind(now_micros())
         .bind(caller.organization_id.to_string())
         .bind(region)
@@ -422,6 +434,7 @@ fn decode(row: &AnyRow) -> Result<Namespace, NamespacesError> {
         registry_endpoint: text("registry_endpoint")?,
         endpoint_suffix: row.try_get::<Option<String>, _>("endpoint_suffix")?.unwrap_or_default(),
         tags: Tags::from_json(&text("tags")?).map_err(NamespacesError::Corrupt)?,
+        secrets: SecretVariables::from_json(&text("secrets")?).map_err(NamespacesError::Corrupt)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -454,6 +467,8 @@ mod tests {
 
     fn new(name: &str) -> NewNamespace {
         NewNamespace {
+            id: Uuid::new_v4(),
+            secrets: SecretVariables::default(),
             tags: Tags::default(),
             name: NamespaceName::parse(name).unwrap(),
             description: Description::default(),

@@ -160,6 +160,9 @@ pub enum RunnerError {
     /// The seccomp filter could not be compiled.
     #[error("compiling the syscall filter: {0}")]
     Seccomp(String),
+    /// A secret environment variable does not open (the master key changed, or it is corrupt).
+    #[error("the secret environment variable `{0}` could not be opened")]
+    Secret(String),
     /// The chain that starts the instance could not be run.
     #[error("starting the instance: {0}")]
     Spawn(io::Error),
@@ -219,7 +222,7 @@ impl RunnerError {
             | Self::ExitedEarly { .. }
             | Self::NotListening { .. } => ErrorCode::FailedPrecondition,
             // A filter that does not compile is a bug of nuage's (and stops it at start-up).
-            Self::Seccomp(_) => ErrorCode::Internal,
+            Self::Seccomp(_) | Self::Secret(_) => ErrorCode::Internal,
         }
     }
 }

@@ -47,6 +47,7 @@ pub fn serve(
     registry_dir: PathBuf,
     database: Database,
     logs: Option<LogSink>,
+    sealing: [u8; 32],
 ) -> Result<Served<RunnerServer<RunnerService<LocalBackend>>, RunnerService<LocalBackend>>, RunnerError> {
     if config.backend != "local" {
         return Err(RunnerError::UnknownBackend(config.backend.clone()));
@@ -56,7 +57,7 @@ pub fn serve(
         sink,
         rate: config.log_lines_per_second,
     });
-    let backend = LocalBackend::new(config, work_dir, registry_dir, output.clone(), shipping)?;
+    let backend = LocalBackend::new(config, work_dir, registry_dir, output.clone(), shipping, sealing)?;
     let warnings = backend.warnings();
     let service = RunnerService::new(backend, SpecStore::new(database), output);
     let release = tokio::spawn(service.clone().release_unused());

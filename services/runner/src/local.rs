@@ -59,6 +59,8 @@ pub struct LocalBackend {
     interpreters: Mutex<HashMap<String, PathBuf>>,
     output: broadcast::Sender<OutputLine>,
     logs: Option<LogShipping>,
+    /// Opens secret environment variables (see [`nuage_core::secrets`]).
+    sealing: [u8; 32],
 }
 
 /// How one instance is started: its command line, the environment the command itself gets
@@ -81,6 +83,7 @@ impl LocalBackend {
         registry_dir: PathBuf,
         output: broadcast::Sender<OutputLine>,
         logs: Option<LogShipping>,
+        sealing: [u8; 32],
     ) -> Result<Self, RunnerError> {
         let tools = Tools::find(config);
         match config.sandbox {
@@ -131,6 +134,7 @@ impl LocalBackend {
             interpreters: Mutex::new(HashMap::new()),
             output,
             logs,
+            sealing,
         })
     }
 
@@ -336,7 +340,7 @@ impl LocalBackend {
     ) -> Result<Prepared, RunnerError> {
         let isolated = self.tools.isolates_network();
         let port = if isolated { INSTANCE_PORT } else { free_port()? };
-        let environment = environment(spec, image, port);
+        let environment = environment(spec, image, port, &self.sealing)?;
         let directory = self.work_dir.join("instances").join(instance_id);
         std::fs::create_dir_all(&directory)?;
         let args = directory.join("args");
@@ -410,8 +414,14 @@ fn tmp_bytes(spec: &Spec) -> u64 {
 }
 
 /// The instance's variables: defaults, the image's, the spec's (namespace < application <
-/// platform, merged already), then `PORT`.
-fn environment(spec: &Spec, image: &Unpacked, port: u16) -> Vec<(String, String)> {
+/// platform, merged already), its secrets opened (namespace's < application's), then `PORT`;
+/// each name once, the last given winning.
+fn environment(
+    spec: &Spec,
+    image: &Unpacked,
+    port: u16,
+    sealing: &[u8; 32],
+) -> Result<Vec<(String, String)>, RunnerError> {
     let mut environment: Vec<(String, String)> = vec![
         ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
         ("HOME".to_owned(), "/tmp".to_owned()),
@@ -420,8 +430,20 @@ fn environment(spec: &Spec, image: &Unpacked, port: u16) -> Vec<(String, String)
     let mut extra: Vec<_> = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     extra.sort();
     environment.extend(extra);
+    for secret in &spec.secrets {
+        let value = nuage_core::secrets::open(sealing, &secret.owner_id, &secret.key, &secret.sealed_value)
+            .map_err(|_| RunnerError::Secret(secret.key.clone()))?;
+        environment.push((secret.key.clone(), value));
+    }
     environment.push(("PORT".to_owned(), port.to_string()));
-    environment
+    let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<(String, String)> = environment
+        .into_iter()
+        .rev()
+        .filter(|(name, _)| seen.insert(name.clone()))
+        .collect();
+    unique.reverse();
+    Ok(unique)
 }
 
 /// A plain process (no sandbox: development machines only): the image's paths are found under

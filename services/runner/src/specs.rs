@@ -3,6 +3,7 @@
 
 use nuage_core::clock::now_micros;
 use nuage_core::{ApiError, Database};
+use nuage_proto::common::v1::StoredSecret;
 use nuage_proto::runner::v1::Spec;
 use sqlx::Row;
 use std::collections::HashSet;
@@ -11,6 +12,35 @@ use std::collections::HashSet;
 #[derive(Debug, Clone)]
 pub struct SpecStore {
     database: Database,
+}
+
+/// A secret of a spec as the runner stores it: sealed, as it came.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SealedSecret {
+    key: String,
+    owner_id: String,
+    sealed_value: String,
+}
+
+impl From<&StoredSecret> for SealedSecret {
+    fn from(secret: &StoredSecret) -> Self {
+        Self {
+            key: secret.key.clone(),
+            owner_id: secret.owner_id.clone(),
+            sealed_value: secret.sealed_value.clone(),
+        }
+    }
+}
+
+impl SealedSecret {
+    fn into_proto(self) -> StoredSecret {
+        StoredSecret {
+            key: self.key,
+            owner_id: self.owner_id,
+            sealed_value: self.sealed_value,
+            hashed_value: String::new(),
+        }
+    }
 }
 
 impl SpecStore {
@@ -22,13 +52,17 @@ impl SpecStore {
     /// Records `spec` as its application's current version.
     pub async fn put(&self, spec: &Spec) -> Result<(), ApiError> {
         let environment = serde_json::to_string(&spec.environment).map_err(|error| ApiError::internal(&error))?;
+        // Secrets stay sealed at rest: the runner opens them only to start an instance.
+        let secrets: Vec<SealedSecret> = spec.secrets.iter().map(SealedSecret::from).collect();
+        let secrets = serde_json::to_string(&secrets).map_err(|error| ApiError::internal(&error))?;
         sqlx::query(
             "insert into runner_applications (application_id, version, kind, image, environment, memory_limit_mb, \
-             port, cpu_limit_mcpu, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             port, cpu_limit_mcpu, updated_at, secrets) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              on conflict (application_id) do update set version = excluded.version, kind = excluded.kind, \
              image = excluded.image, environment = excluded.environment, \
              memory_limit_mb = excluded.memory_limit_mb, port = excluded.port, \
-             cpu_limit_mcpu = excluded.cpu_limit_mcpu, updated_at = excluded.updated_at",
+             cpu_limit_mcpu = excluded.cpu_limit_mcpu, updated_at = excluded.updated_at, \
+             secrets = excluded.secrets",
         )
         .bind(&spec.application_id)
         .bind(&spec.version)
@@ -39,6 +73,7 @@ impl SpecStore {
         .bind(i64::from(spec.port))
         .bind(i64::from(spec.cpu_limit_mcpu))
         .bind(now_micros())
+        .bind(secrets)
         .execute(self.database.pool())
         .await?;
         Ok(())
@@ -47,15 +82,18 @@ impl SpecStore {
     /// Returns the current spec of `application_id`.
     pub async fn get(&self, application_id: &str) -> Result<Option<Spec>, ApiError> {
         let row = sqlx::query(
-            "select application_id, version, kind, image, environment, memory_limit_mb, port, cpu_limit_mcpu \
-             from runner_applications where application_id = $1",
+            "select application_id, version, kind, image, environment, memory_limit_mb, port, cpu_limit_mcpu, \
+             secrets from runner_applications where application_id = $1",
         )
         .bind(application_id)
         .fetch_optional(self.database.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
         let environment: String = row.try_get("environment")?;
+        let secrets: String = row.try_get("secrets")?;
+        let secrets: Vec<SealedSecret> = serde_json::from_str(&secrets).map_err(|error| ApiError::internal(&error))?;
         Ok(Some(Spec {
+            secrets: secrets.into_iter().map(SealedSecret::into_proto).collect(),
             application_id: row.try_get("application_id")?,
             version: row.try_get("version")?,
             kind: i32::try_from(row.try_get::<i64, _>("kind")?).unwrap_or_default(),
