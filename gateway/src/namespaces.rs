@@ -43,16 +43,21 @@ pub(crate) struct NamespaceJson {
     region: String,
 }
 
+/// Returns the v1alpha2 name of a namespace status (whose zero value is `ready`).
+pub(crate) fn status_name(status: pb::NamespaceStatus) -> &'static str {
+    match status {
+        pb::NamespaceStatus::Ready | pb::NamespaceStatus::Unspecified => "ready",
+        pb::NamespaceStatus::Deleting => "deleting",
+        pb::NamespaceStatus::Error => "error",
+        pb::NamespaceStatus::Locked => "locked",
+        pb::NamespaceStatus::Creating => "creating",
+        pb::NamespaceStatus::Pending => "pending",
+    }
+}
+
 impl From<pb::Namespace> for NamespaceJson {
     fn from(namespace: pb::Namespace) -> Self {
-        let status = match namespace.status() {
-            pb::NamespaceStatus::Ready | pb::NamespaceStatus::Unspecified => "ready",
-            pb::NamespaceStatus::Deleting => "deleting",
-            pb::NamespaceStatus::Error => "error",
-            pb::NamespaceStatus::Locked => "locked",
-            pb::NamespaceStatus::Creating => "creating",
-            pb::NamespaceStatus::Pending => "pending",
-        };
+        let status = status_name(namespace.status());
         Self {
             id: namespace.id,
             name: namespace.name,

@@ -75,14 +75,10 @@ pub(crate) struct NamespaceJson {
 
 impl From<pb::Namespace> for NamespaceJson {
     fn from(namespace: pb::Namespace) -> Self {
+        // v1beta1's zero value is `unknown`, v1alpha2's `ready`.
         let status = match namespace.status() {
             pb::NamespaceStatus::Unspecified => "unknown",
-            pb::NamespaceStatus::Ready => "ready",
-            pb::NamespaceStatus::Deleting => "deleting",
-            pb::NamespaceStatus::Error => "error",
-            pb::NamespaceStatus::Locked => "locked",
-            pb::NamespaceStatus::Creating => "creating",
-            pb::NamespaceStatus::Pending => "pending",
+            status => crate::namespaces::status_name(status),
         };
         Self {
             id: namespace.id,
