@@ -1,8 +1,11 @@
-//! `/crons`: Scaleway v1alpha2 crons over the crons gRPC service.
+//! `/crons`: Scaleway crons over the crons gRPC service, written once over a [`Version`]: a
+//! v1alpha2 cron names its function or container `application_id`, a v1beta1 one
+//! `function_id`, and v1beta1 crons have a `name`. Either way it is the same cron.
 
 use crate::GatewayState;
 use crate::error::{HttpError, invalid};
 use crate::extract::{CronId, JsonBody, QueryParams, Scope};
+use crate::version::Version;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,15 +18,21 @@ use serde::{Deserialize, Serialize};
 /// `order_by` values, the default first.
 const ORDERS: [&str; 2] = ["created_at_asc", "created_at_desc"];
 
-pub(crate) fn routes() -> Router<GatewayState> {
-    Router::new()
-        .route("/crons", get(list).post(create))
-        .route("/crons/{cron_id}", get(read).patch(update).delete(delete))
+pub(crate) fn routes<V: Version>() -> Router<GatewayState> {
+    Router::new().route("/crons", get(list::<V>).post(create::<V>)).route(
+        "/crons/{cron_id}",
+        get(read::<V>).patch(update::<V>).delete(delete::<V>),
+    )
+}
+
+/// Returns a cron's `args` (stored as JSON text) as the JSON object it is.
+pub(crate) fn args_json(args: &str) -> serde_json::Value {
+    serde_json::from_str(args).unwrap_or_else(|_| serde_json::json!({}))
 }
 
 /// The v1alpha2 `Cron`, fields in the spec's order; `args` is the plain JSON object.
 #[derive(Debug, Serialize)]
-struct CronJson {
+pub(crate) struct CronJson {
     id: String,
     application_id: String,
     schedule: String,
@@ -45,19 +54,19 @@ impl From<pb::Cron> for CronJson {
             id: cron.id,
             application_id: cron.application_id,
             schedule: cron.schedule,
-            args: serde_json::from_str(&cron.args).unwrap_or_else(|_| serde_json::json!({})),
+            args: args_json(&cron.args),
             status,
         }
     }
 }
 
 #[derive(Debug, Serialize)]
-struct ListJson {
-    crons: Vec<CronJson>,
+struct ListJson<C> {
+    crons: Vec<C>,
     total_count: u64,
 }
 
-fn answer(response: tonic::Response<pb::CronResponse>) -> Result<Json<CronJson>, HttpError> {
+fn answer<V: Version>(response: tonic::Response<pb::CronResponse>) -> Result<Json<V::Cron>, HttpError> {
     response
         .into_inner()
         .cron
@@ -74,41 +83,67 @@ fn args(value: Option<serde_json::Value>) -> Result<Option<String>, HttpError> {
     }
 }
 
+/// A create or update body of either version: `application_id` (v1alpha2) or `function_id`
+/// (v1beta1) names the target; the other version's name is not read.
 #[derive(Debug, Deserialize)]
-struct CreateBody {
+struct CronBody {
     application_id: Option<String>,
+    function_id: Option<String>,
     schedule: Option<String>,
     args: Option<serde_json::Value>,
+    name: Option<String>,
 }
 
-async fn create(
+impl CronBody {
+    /// Returns the id of the cron's target, as `V` names it, checked to be a UUID.
+    fn target<V: Version>(&self) -> Result<Option<String>, HttpError> {
+        let target = match V::CRON_TARGET {
+            "function_id" => &self.function_id,
+            _ => &self.application_id,
+        };
+        match target.as_deref().filter(|id| !id.is_empty()) {
+            None => Ok(None),
+            Some(id) => Ok(Some(nuage_core::ids::parse_id(V::CRON_TARGET, id)?.to_string())),
+        }
+    }
+}
+
+async fn create<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
-    JsonBody(body): JsonBody<CreateBody>,
-) -> Result<Json<CronJson>, HttpError> {
+    JsonBody(body): JsonBody<CronBody>,
+) -> Result<Json<V::Cron>, HttpError> {
+    let application_id = body
+        .target::<V>()?
+        .ok_or_else(|| invalid(V::CRON_TARGET, Reason::Required, "is required"))?;
     let request = pb::CreateCronRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
-        application_id: body.application_id.unwrap_or_default(),
+        application_id,
         schedule: body.schedule.unwrap_or_default(),
         args: args(body.args)?,
+        name: body.name,
     };
-    answer(state.clients().crons.clone().create_cron(scope.grpc(request)).await?)
+    answer::<V>(state.clients().crons.clone().create_cron(scope.grpc(request)).await?)
 }
 
-async fn read(
+async fn read<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     CronId(id): CronId,
-) -> Result<Json<CronJson>, HttpError> {
-    answer(state.clients().crons.clone().get_cron(one(&scope, id)).await?)
+) -> Result<Json<V::Cron>, HttpError> {
+    answer::<V>(state.clients().crons.clone().get_cron(one(&scope, id)).await?)
 }
 
-async fn list(
+async fn list<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     query: QueryParams,
-) -> Result<Json<ListJson>, HttpError> {
+) -> Result<Json<ListJson<V::Cron>>, HttpError> {
+    let application_id = query.uuid(V::CRON_TARGET)?;
+    if V::STRICT && application_id.is_none() {
+        return Err(invalid(V::CRON_TARGET, Reason::Required, "is required"));
+    }
     let order_by = match query.choice("order_by", &ORDERS)? {
         "created_at_desc" => pb::CronOrder::CreatedAtDesc,
         _ => pb::CronOrder::CreatedAtAsc,
@@ -119,7 +154,7 @@ async fn list(
         page: query.number("page", 1, 1, u32::MAX)?,
         page_size: query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?,
         order_by: order_by as i32,
-        application_id: query.uuid("application_id")?.map(|id| id.to_string()),
+        application_id: application_id.map(|id| id.to_string()),
     };
     let response = state
         .clients()
@@ -129,41 +164,35 @@ async fn list(
         .await?
         .into_inner();
     Ok(Json(ListJson {
-        crons: response.crons.into_iter().map(CronJson::from).collect(),
+        crons: response.crons.into_iter().map(V::Cron::from).collect(),
         total_count: response.total_count,
     }))
 }
 
-#[derive(Debug, Deserialize)]
-struct UpdateBody {
-    application_id: Option<String>,
-    schedule: Option<String>,
-    args: Option<serde_json::Value>,
-}
-
-async fn update(
+async fn update<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     CronId(id): CronId,
-    JsonBody(body): JsonBody<UpdateBody>,
-) -> Result<Json<CronJson>, HttpError> {
+    JsonBody(body): JsonBody<CronBody>,
+) -> Result<Json<V::Cron>, HttpError> {
     let request = pb::UpdateCronRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
         cron_id: id.to_string(),
-        application_id: body.application_id,
+        application_id: body.target::<V>()?,
         schedule: body.schedule,
         args: args(body.args)?,
+        name: body.name,
     };
-    answer(state.clients().crons.clone().update_cron(scope.grpc(request)).await?)
+    answer::<V>(state.clients().crons.clone().update_cron(scope.grpc(request)).await?)
 }
 
-async fn delete(
+async fn delete<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     CronId(id): CronId,
-) -> Result<Json<CronJson>, HttpError> {
-    answer(state.clients().crons.clone().delete_cron(one(&scope, id)).await?)
+) -> Result<Json<V::Cron>, HttpError> {
+    answer::<V>(state.clients().crons.clone().delete_cron(one(&scope, id)).await?)
 }
 
 /// The request naming one cron of the caller.

@@ -1,4 +1,5 @@
-//! The REST facade of nuage: Scaleway Functions v1alpha2 JSON over the internal gRPC services.
+//! The REST facade of nuage: Scaleway Functions v1alpha2 and v1beta1 JSON over the internal gRPC
+//! services.
 //!
 //! Owns no data. It authenticates `X-Auth-Token` (through iam, with a short-lived cache and a
 //! per-address throttle on failures), validates the HTTP surface (regions, path ids, query
@@ -136,10 +137,12 @@ pub fn router(state: GatewayState) -> Router {
     let v1alpha2 = namespaces::routes::<V1alpha2>()
         .merge(functions::routes::<V1alpha2>())
         .merge(containers::routes())
-        .merge(crons::routes())
+        .merge(crons::routes::<V1alpha2>())
         .merge(jwt::routes())
         .merge(logs::routes());
-    let v1beta1 = namespaces::routes::<V1beta1>().merge(functions::routes::<V1beta1>());
+    let v1beta1 = namespaces::routes::<V1beta1>()
+        .merge(functions::routes::<V1beta1>())
+        .merge(crons::routes::<V1beta1>());
     let mut routes = Router::new()
         .nest(&format!("{}/{{region}}", V1alpha2::PREFIX), authenticated(v1alpha2))
         .nest(&format!("{}/{{region}}", V1beta1::PREFIX), authenticated(v1beta1))

@@ -1,10 +1,12 @@
-//! The JSON of Scaleway Functions v1beta1 (reference part B.3): namespaces, functions and
-//! runtimes, with RFC 3339 timestamps, `project_id`, tags, `timeout` as a duration string and
+//! The JSON of Scaleway Functions v1beta1 (reference part B.3): namespaces, functions,
+//! runtimes and crons, with RFC 3339 timestamps, `project_id`, tags, `timeout` as a duration string and
 //! the enums' v1beta1 names.
 
 use crate::applications::{Owner, privacy_name, status_name};
+use crate::crons::args_json;
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1::StoredSecret;
+use nuage_proto::crons::v1 as crons;
 use nuage_proto::functions::v1 as functions;
 use nuage_proto::namespaces::v1 as pb;
 use serde::Serialize;
@@ -233,6 +235,39 @@ impl From<functions::ListRuntimesResponse> for RuntimesJson {
         Self {
             total_count: u32::try_from(runtimes.len()).unwrap_or(u32::MAX),
             runtimes,
+        }
+    }
+}
+
+/// The v1beta1 `Cron`, fields in the spec's order.
+#[derive(Debug, Serialize)]
+pub(crate) struct CronJson {
+    id: String,
+    function_id: String,
+    schedule: String,
+    args: serde_json::Value,
+    status: &'static str,
+    name: String,
+}
+
+impl From<crons::Cron> for CronJson {
+    fn from(cron: crons::Cron) -> Self {
+        let status = match cron.status() {
+            crons::CronStatus::Unspecified => "unknown",
+            crons::CronStatus::Ready => "ready",
+            crons::CronStatus::Deleting => "deleting",
+            crons::CronStatus::Error => "error",
+            crons::CronStatus::Locked => "locked",
+            crons::CronStatus::Creating => "creating",
+            crons::CronStatus::Pending => "pending",
+        };
+        Self {
+            id: cron.id,
+            function_id: cron.application_id,
+            schedule: cron.schedule,
+            args: args_json(&cron.args),
+            status,
+            name: cron.name,
         }
     }
 }

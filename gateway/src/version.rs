@@ -6,6 +6,7 @@
 use crate::GatewayConfig;
 use crate::applications::Owner;
 use nuage_proto::applications::v1 as wire;
+use nuage_proto::crons::v1 as crons;
 use nuage_proto::functions::v1 as functions;
 use nuage_proto::namespaces::v1 as namespaces;
 use serde::Serialize;
@@ -23,6 +24,11 @@ pub(crate) trait Version: Send + Sync + 'static {
     type Application: Serialize + Send;
     /// Its `ListFunctionRuntimesResponse`.
     type Runtimes: Serialize + From<functions::ListRuntimesResponse> + Send;
+    /// Its `Cron`.
+    type Cron: Serialize + From<crons::Cron> + Send;
+    /// The body field and query parameter that name a cron's target: `application_id`
+    /// (v1alpha2: a function or a container) or `function_id` (v1beta1).
+    const CRON_TARGET: &'static str;
 
     /// Returns the JSON of an application of `O`'s kind.
     fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application;
@@ -37,6 +43,8 @@ impl Version for V1alpha2 {
     type Namespace = crate::namespaces::NamespaceJson;
     type Application = crate::applications::ApplicationJson;
     type Runtimes = crate::functions::RuntimesJson;
+    type Cron = crate::crons::CronJson;
+    const CRON_TARGET: &'static str = "application_id";
 
     fn application<O: Owner>(application: wire::Application, _config: &GatewayConfig) -> Self::Application {
         crate::applications::ApplicationJson::of::<O>(application)
@@ -52,6 +60,8 @@ impl Version for V1beta1 {
     type Namespace = crate::v1beta1::NamespaceJson;
     type Application = crate::v1beta1::ApplicationJson;
     type Runtimes = crate::v1beta1::RuntimesJson;
+    type Cron = crate::v1beta1::CronJson;
+    const CRON_TARGET: &'static str = "function_id";
 
     fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
         crate::v1beta1::ApplicationJson::of::<O>(application, &config.sandbox)

@@ -11,6 +11,8 @@
 //!   JSON object, so any object is accepted.
 //! - `Function.Runtime` lists only the 2019 names; newer ones (`node20`, `python311`...) are
 //!   accepted as long as they are strings.
+//! - v1beta1 `Cron.args` says each value is an object; real traffic has `{"test":"scw"}`
+//!   (reference B.3), so any JSON object is accepted, as for v1alpha2's Struct.
 
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -48,6 +50,9 @@ impl Spec {
         cell.get_or_init(|| serde_yaml_ng::from_str(text).expect("the spec parses"))
     }
 }
+
+/// Properties whose value may be any JSON object, whatever their schema says: (schema, property).
+const ANY_OBJECT: [(&str, &str); 1] = [("scaleway.functions.v1beta1.Cron", "args")];
 
 /// Routes real clients call that the spec does not list, and the schema they answer with.
 const EXTRA_ROUTES: [(&str, &str, &str); 2] = [
@@ -109,7 +114,9 @@ pub fn check(spec: Spec, schema: &str, value: &Value) -> Result<(), String> {
     if definition.is_null() {
         return Err(format!("the spec has no schema `{schema}`"));
     }
-    check_value(spec, definition, value, schema)
+    // Through its reference, so that the schema's name is known below.
+    let reference = serde_json::json!({ "$ref": format!("{SCHEMAS}{schema}") });
+    check_value(spec, &reference, value, schema)
 }
 
 fn resolve(spec: Spec, schema: &Value) -> (&Value, Option<&str>) {
@@ -163,12 +170,12 @@ fn check_value(spec: Spec, schema: &Value, value: &Value, at: &str) -> Result<()
                 .enumerate()
                 .try_for_each(|(index, item)| check_value(spec, &schema["items"], item, &format!("{at}[{index}]")))
         }
-        Some("object") => check_object(spec, schema, value, at),
+        Some("object") => check_object(spec, schema, name, value, at),
         _ => Ok(()),
     }
 }
 
-fn check_object(spec: Spec, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+fn check_object(spec: Spec, schema: &Value, name: Option<&str>, value: &Value, at: &str) -> Result<(), String> {
     let object = value
         .as_object()
         .ok_or_else(|| format!("{at}: expected an object, got {value}"))?;
@@ -185,6 +192,12 @@ fn check_object(spec: Spec, schema: &Value, value: &Value, at: &str) -> Result<(
     }
     for (key, property) in &properties {
         let item = object.get(key).ok_or_else(|| format!("{at}: `{key}` is missing"))?;
+        if name.is_some_and(|name| ANY_OBJECT.contains(&(name, key.as_str()))) {
+            if !item.is_object() {
+                return Err(format!("{at}.{key}: expected a JSON object, got {item}"));
+            }
+            continue;
+        }
         check_value(spec, property, item, &format!("{at}.{key}"))?;
     }
     Ok(())
@@ -256,5 +269,20 @@ mod tests {
         check("scaleway.functions.v1alpha2.Cron", &cron).unwrap();
         let cron = json!({"id": "c", "application_id": "a", "schedule": "* * * * *", "args": [1], "status": "ready"});
         assert!(check("scaleway.functions.v1alpha2.Cron", &cron).is_err());
+    }
+
+    #[test]
+    fn v1beta1_crons_keep_their_documented_departure_only() {
+        let check = |name: &str, value: &Value| check(Spec::FunctionsV1beta1, name, value);
+        let cron = json!({"id": "c", "function_id": "f", "schedule": "0 0 * * *", "args": {"test": "scw"},
+                          "status": "pending", "name": "n"});
+        check("scaleway.functions.v1beta1.Cron", &cron).unwrap();
+        let mut list = json!({"crons": [cron.clone()], "total_count": 1});
+        check("scaleway.functions.v1beta1.ListCronsResponse", &list).unwrap();
+        list["crons"][0]["args"] = json!("text");
+        assert!(check("scaleway.functions.v1beta1.ListCronsResponse", &list).is_err());
+        let mut unnamed = cron;
+        unnamed.as_object_mut().unwrap().remove("name");
+        assert!(check("scaleway.functions.v1beta1.Cron", &unnamed).is_err());
     }
 }

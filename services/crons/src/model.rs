@@ -51,8 +51,19 @@ pub struct Cron {
     pub args: String,
     /// Where it is in its life.
     pub status: CronStatus,
+    /// Its name (v1beta1).
+    pub name: String,
     /// Unix microseconds.
     pub created_at: i64,
     /// Unix microseconds.
     pub updated_at: i64,
+}
+
+/// Longest cron name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// Returns the name of a cron made without one: `cron-` and the first 8 hex digits of its id
+/// (Scaleway generates a name then too).
+pub fn default_name(id: Uuid) -> String {
+    format!("cron-{}", &id.simple().to_string()[..8])
 }

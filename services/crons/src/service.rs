@@ -1,6 +1,6 @@
 //! The crons gRPC service: each RPC validates, calls the store, maps.
 
-use crate::model::{Cron, CronStatus};
+use crate::model::{Cron, CronStatus, MAX_NAME_CHARS, default_name};
 use crate::reconciler::Reconciler;
 use crate::schedule;
 use crate::store::CronStore;
@@ -94,6 +94,26 @@ fn check_args(args: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Returns a cron name as given, trimmed: at most 100 characters, none of them a control.
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::invalid_argument(
+            "name",
+            Reason::Constraint,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::invalid_argument(
+            "name",
+            Reason::Format,
+            "must not hold control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 fn to_proto(cron: Cron) -> pb::Cron {
     let status = match cron.status {
         CronStatus::Pending => pb::CronStatus::Pending,
@@ -110,6 +130,7 @@ fn to_proto(cron: Cron) -> pb::Cron {
         organization_id: cron.organization_id.to_string(),
         created_at: cron.created_at,
         updated_at: cron.updated_at,
+        name: cron.name,
     }
 }
 
@@ -130,12 +151,15 @@ impl Crons for CronsService {
         schedule::check(&request.schedule, self.seconds_schedules)?;
         let args = request.args.unwrap_or_else(|| "{}".to_owned());
         check_args(&args)?;
+        let name = check_name(request.name.as_deref().unwrap_or_default())?;
         let application_id = self
             .application(&caller, &request.region, &request.application_id)
             .await?;
         let now = now_micros();
+        let id = Uuid::new_v4();
         let cron = Cron {
-            id: Uuid::new_v4(),
+            id,
+            name: if name.is_empty() { default_name(id) } else { name },
             organization_id: caller.organization_id,
             region: request.region,
             application_id,
@@ -196,6 +220,10 @@ impl Crons for CronsService {
         if let Some(args) = request.args {
             check_args(&args)?;
             cron.args = args;
+        }
+        if let Some(name) = request.name {
+            let name = check_name(&name)?;
+            cron.name = if name.is_empty() { default_name(cron.id) } else { name };
         }
         if let Some(application_id) = request.application_id.filter(|id| !id.is_empty()) {
             cron.application_id = self.application(&caller, &request.region, &application_id).await?;

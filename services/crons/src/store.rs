@@ -8,7 +8,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-const COLUMNS: &str = "id, organization_id, region, application_id, schedule, args, status, created_at, updated_at";
+const COLUMNS: &str =
+    "id, organization_id, region, application_id, schedule, args, status, name, created_at, updated_at";
 
 /// Crons in the database.
 #[derive(Debug, Clone)]
@@ -25,7 +26,7 @@ impl CronStore {
     /// Stores a new cron.
     pub async fn insert(&self, cron: &Cron) -> Result<(), ApiError> {
         sqlx::query(&format!(
-            "insert into crons ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "insert into crons ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(cron.id.to_string())
         .bind(cron.organization_id.to_string())
@@ -34,6 +35,7 @@ impl CronStore {
         .bind(&cron.schedule)
         .bind(&cron.args)
         .bind(cron.status.as_str())
+        .bind(&cron.name)
         .bind(cron.created_at)
         .bind(cron.updated_at)
         .execute(self.database.pool())
@@ -82,12 +84,13 @@ impl CronStore {
     /// (or is gone).
     pub async fn update(&self, cron: &Cron) -> Result<Option<Cron>, ApiError> {
         let row = sqlx::query(&format!(
-            "update crons set application_id = $1, schedule = $2, args = $3, updated_at = $4 \
-             where id = $5 and organization_id = $6 and status <> 'deleting' returning {COLUMNS}"
+            "update crons set application_id = $1, schedule = $2, args = $3, name = $4, updated_at = $5 \
+             where id = $6 and organization_id = $7 and status <> 'deleting' returning {COLUMNS}"
         ))
         .bind(cron.application_id.to_string())
         .bind(&cron.schedule)
         .bind(&cron.args)
+        .bind(&cron.name)
         .bind(now_micros())
         .bind(cron.id.to_string())
         .bind(cron.organization_id.to_string())
@@ -221,6 +224,7 @@ fn decode(row: &AnyRow) -> Result<Cron, ApiError> {
         schedule: text("schedule")?,
         args: text("args")?,
         status: CronStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        name: text("name")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
