@@ -322,10 +322,7 @@ impl Config {
         if self.grpc_max_connections == 0 || self.grpc_keepalive_seconds == 0 || self.grpc_preface_timeout_ms == 0 {
             anyhow::bail!("grpc_max_connections, grpc_keepalive_seconds and grpc_preface_timeout_ms must be positive");
         }
-        self.router
-            .connections
-            .validate("router.connections")
-            .map_err(anyhow::Error::msg)?;
+        self.router.validate().map_err(anyhow::Error::msg)?;
         self.storage
             .connections
             .validate("storage.connections")
@@ -479,6 +476,21 @@ mod tests {
         config.storage.connections.idle_timeout_seconds = 0;
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("storage.connections.idle_timeout_seconds"), "{error}");
+    }
+
+    #[test]
+    fn revocations_are_fetched_often_enough_to_refuse_a_deleted_token_within_5_seconds() {
+        for (every, valid) in [(10, true), (5000, true), (0, false), (5001, false)] {
+            let mut config = Config::default();
+            config.router.revocations_refresh_ms = every;
+            match config.validate() {
+                Ok(()) => assert!(valid, "{every} ms was accepted"),
+                Err(error) => {
+                    assert!(!valid, "{every} ms: {error}");
+                    assert!(error.to_string().contains("router.revocations_refresh_ms"), "{error}");
+                }
+            }
+        }
     }
 
     #[test]

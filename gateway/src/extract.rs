@@ -95,6 +95,8 @@ path_id! {
     NamespaceId = "namespace_id";
     /// The `{cron_id}` path parameter.
     CronId = "cron_id";
+    /// The `{token_id}` path parameter.
+    TokenId = "token_id";
 }
 
 /// Query parameters as name/value pairs; the last of repeated names wins.

@@ -1,4 +1,5 @@
-//! `GET /jwt/issue`: a token that opens the caller's private functions and containers.
+//! `GET /jwt/issue`: a token that opens the caller's private functions and containers; and
+//! what v1beta1 `/tokens` shares with it: finding what a token is for, reading its expiry.
 
 use crate::GatewayState;
 use crate::applications::{owners, resolve};
@@ -25,9 +26,50 @@ struct TokenJson {
 }
 
 /// The namespace and application a token is for.
-struct Scoped {
-    namespace_id: String,
-    application_id: String,
+pub(crate) struct Scoped {
+    /// The namespace whose key signs it.
+    pub namespace_id: String,
+    /// Empty for a namespace-scoped token.
+    pub application_id: String,
+}
+
+/// What a client asked a token for, by id.
+pub(crate) enum Target {
+    /// A namespace: every function and container in it.
+    Namespace(String),
+    /// A function (or a container: the Serverless Framework plugin sends its id so).
+    Function(String),
+    /// A container.
+    Container(String),
+}
+
+impl Target {
+    /// Returns the scope of a token for this target, which must be the caller's: another
+    /// tenant's is not found.
+    pub(crate) async fn scoped(self, state: &GatewayState, scope: &Scope) -> Result<Scoped, HttpError> {
+        match self {
+            Self::Namespace(id) => {
+                let request = namespaces::GetNamespaceRequest {
+                    caller: Some(scope.caller.to_proto()),
+                    region: scope.region.clone(),
+                    namespace_id: id.clone(),
+                    wait_ready_ms: 0,
+                };
+                state
+                    .clients()
+                    .namespaces
+                    .clone()
+                    .get_namespace(scope.grpc(request))
+                    .await?;
+                Ok(Scoped {
+                    namespace_id: id,
+                    application_id: String::new(),
+                })
+            }
+            Self::Function(id) => scoped(resolve(state, scope, &id).await?, "function", id),
+            Self::Container(id) => scoped(owners(state).container(scope.lookup(&id)).await?, "container", id),
+        }
+    }
 }
 
 async fn issue(
@@ -48,41 +90,18 @@ async fn issue(
     }
     let expires_at = match query.get("expiration_date").filter(|value| !value.is_empty()) {
         None => 0,
-        Some(value) => {
-            let when =
-                time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339).map_err(|_| {
-                    invalid(
-                        "expiration_date",
-                        Reason::Format,
-                        format!("`{value}` is not an RFC 3339 date such as 2030-01-02T00:00:00Z"),
-                    )
-                })?;
-            if when <= time::OffsetDateTime::now_utc() {
-                return Err(invalid("expiration_date", Reason::Constraint, "must be in the future"));
-            }
-            when.unix_timestamp()
-        }
+        Some(value) => future_date("expiration_date", value)?,
     };
     let id = query.uuid(given[0])?.expect("given").to_string();
-    let clients = state.clients();
     let scoped = match given[0] {
-        "namespace_id" => {
-            let request = namespaces::GetNamespaceRequest {
-                caller: Some(scope.caller.to_proto()),
-                region: scope.region.clone(),
-                namespace_id: id.clone(),
-                wait_ready_ms: 0,
-            };
-            clients.namespaces.clone().get_namespace(scope.grpc(request)).await?;
-            Scoped {
-                namespace_id: id,
-                application_id: String::new(),
-            }
-        }
+        "namespace_id" => Target::Namespace(id),
         // The Serverless Framework plugin sends a container's id as function_id.
-        "function_id" => scoped(resolve(&state, &scope, &id).await?, "function", id)?,
-        _ => scoped(owners(&state).container(scope.lookup(&id)).await?, "container", id)?,
-    };
+        "function_id" => Target::Function(id),
+        _ => Target::Container(id),
+    }
+    .scoped(&state, &scope)
+    .await?;
+    let clients = state.clients();
     let token = clients
         .tokens
         .clone()
@@ -97,6 +116,28 @@ async fn issue(
         token: token.token,
         public_key: token.public_key,
     }))
+}
+
+/// Returns a date in the future, RFC 3339 with or without an offset (none means UTC, as
+/// Python's `datetime.isoformat()` writes a naive date), as Unix seconds; `argument` names it
+/// in errors.
+pub(crate) fn future_date(argument: &str, value: &str) -> Result<i64, HttpError> {
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+    let naive = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]");
+    let when = time::OffsetDateTime::parse(value, &Rfc3339)
+        .or_else(|_| time::PrimitiveDateTime::parse(value, naive).map(time::PrimitiveDateTime::assume_utc))
+        .map_err(|_| {
+            invalid(
+                argument,
+                Reason::Format,
+                format!("`{value}` is not an RFC 3339 date such as 2030-01-02T00:00:00Z"),
+            )
+        })?;
+    if when <= time::OffsetDateTime::now_utc() {
+        return Err(invalid(argument, Reason::Constraint, "must be in the future"));
+    }
+    Ok(when.unix_timestamp())
 }
 
 /// Returns the token scope of application `id` as found, or says that no `kind` has it.

@@ -22,6 +22,7 @@ mod logs;
 mod metrics;
 mod namespaces;
 mod request_id;
+mod tokens;
 mod v1beta1;
 mod version;
 
@@ -142,7 +143,8 @@ pub fn router(state: GatewayState) -> Router {
         .merge(logs::routes());
     let v1beta1 = namespaces::routes::<V1beta1>()
         .merge(functions::routes::<V1beta1>())
-        .merge(crons::routes::<V1beta1>());
+        .merge(crons::routes::<V1beta1>())
+        .merge(tokens::routes());
     let mut routes = Router::new()
         .nest(&format!("{}/{{region}}", V1alpha2::PREFIX), authenticated(v1alpha2))
         .nest(&format!("{}/{{region}}", V1beta1::PREFIX), authenticated(v1beta1))

@@ -25,6 +25,18 @@ pub(crate) fn timestamp(micros: i64) -> Option<String> {
         .and_then(|at| at.format(format).ok())
 }
 
+/// Returns Unix seconds as RFC 3339 in UTC (`2026-07-04T16:49:39Z`), `None` for 0 (never).
+pub(crate) fn seconds_timestamp(seconds: i64) -> Option<String> {
+    use time::macros::format_description;
+    if seconds <= 0 {
+        return None;
+    }
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|at| at.format(format).ok())
+}
+
 /// Returns milliseconds as a protobuf duration (`"300s"`, `"2.5s"`).
 pub(crate) fn duration(millis: u64) -> String {
     let (seconds, rest) = (millis / 1000, millis % 1000);
@@ -282,6 +294,11 @@ mod tests {
         assert_eq!(
             timestamp(1_783_090_922_663_407).as_deref(),
             Some("2026-07-03T15:02:02.663407Z")
+        );
+        assert_eq!(seconds_timestamp(0), None);
+        assert_eq!(
+            seconds_timestamp(1_783_183_779).as_deref(),
+            Some("2026-07-04T16:49:39Z")
         );
         assert_eq!(duration(300_000), "300s");
         assert_eq!(duration(2_500), "2.5s");

@@ -13,6 +13,9 @@
 //!   accepted as long as they are strings.
 //! - v1beta1 `Cron.args` says each value is an object; real traffic has `{"test":"scw"}`
 //!   (reference B.3), so any JSON object is accepted, as for v1alpha2's Struct.
+//!
+//! Properties of an `x-one-of` group (a v1beta1 `Token`'s `function_id` | `namespace_id`) may
+//! be left out, as the real server leaves out the unused one, but at most one is present.
 
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -190,8 +193,21 @@ fn check_object(spec: Spec, schema: &Value, name: Option<&str>, value: &Value, a
     if let Some(unknown) = object.keys().find(|key| !properties.contains_key(*key)) {
         return Err(format!("{at}: `{unknown}` is not a property of the spec's schema"));
     }
+    let mut groups_seen: Vec<&str> = Vec::new();
     for (key, property) in &properties {
-        let item = object.get(key).ok_or_else(|| format!("{at}: `{key}` is missing"))?;
+        let group = property["x-one-of"].as_str();
+        let Some(item) = object.get(key) else {
+            if group.is_some() {
+                continue;
+            }
+            return Err(format!("{at}: `{key}` is missing"));
+        };
+        if let Some(group) = group {
+            if groups_seen.contains(&group) {
+                return Err(format!("{at}: more than one property of the one-of group `{group}`"));
+            }
+            groups_seen.push(group);
+        }
         if name.is_some_and(|name| ANY_OBJECT.contains(&(name, key.as_str()))) {
             if !item.is_object() {
                 return Err(format!("{at}.{key}: expected a JSON object, got {item}"));
@@ -272,7 +288,7 @@ mod tests {
     }
 
     #[test]
-    fn v1beta1_crons_keep_their_documented_departure_only() {
+    fn v1beta1_crons_and_tokens_keep_their_documented_departures_only() {
         let check = |name: &str, value: &Value| check(Spec::FunctionsV1beta1, name, value);
         let cron = json!({"id": "c", "function_id": "f", "schedule": "0 0 * * *", "args": {"test": "scw"},
                           "status": "pending", "name": "n"});
@@ -284,5 +300,18 @@ mod tests {
         let mut unnamed = cron;
         unnamed.as_object_mut().unwrap().remove("name");
         assert!(check("scaleway.functions.v1beta1.Cron", &unnamed).is_err());
+        let token = json!({"id": "t", "token": "", "function_id": "f", "public_key": "", "status": "ready",
+                           "description": "", "expires_at": null});
+        check("scaleway.functions.v1beta1.Token", &token).unwrap();
+        let mut both = token.clone();
+        both["namespace_id"] = json!("n");
+        assert!(
+            check("scaleway.functions.v1beta1.Token", &both)
+                .unwrap_err()
+                .contains("one-of")
+        );
+        let mut status = token;
+        status["status"] = json!("pending");
+        assert!(check("scaleway.functions.v1beta1.Token", &status).is_err());
     }
 }

@@ -25,6 +25,10 @@ pub struct RouterConfig {
     /// Milliseconds between two refreshes of the route table (an unknown address also
     /// triggers one).
     pub routes_refresh_ms: u64,
+    /// Milliseconds between two looks at the tokens deleted through `/tokens`: a deleted
+    /// token still opens its function for at most about this long (10 to 5000, so that it is
+    /// refused within 5 seconds).
+    pub revocations_refresh_ms: u64,
     /// Threads that serve invocations, each owning its connections (0: half the cores, at
     /// least one; the instances need the other half).
     pub threads: usize,
@@ -38,6 +42,17 @@ pub struct RouterConfig {
 }
 
 impl RouterConfig {
+    /// Checks the settings that have bounds.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(10..=5000).contains(&self.revocations_refresh_ms) {
+            return Err(format!(
+                "router.revocations_refresh_ms must be 10 to 5000 (a deleted token is refused within 5 s), got {}",
+                self.revocations_refresh_ms
+            ));
+        }
+        self.connections.validate("router.connections")
+    }
+
     /// Returns how many threads serve invocations.
     pub fn worker_threads(&self) -> usize {
         match self.threads {
@@ -56,6 +71,7 @@ impl Default for RouterConfig {
             queue_limit: 100,
             max_body_bytes: 6 * 1024 * 1024,
             routes_refresh_ms: 1000,
+            revocations_refresh_ms: 1000,
             threads: 0,
             idle_poll_us: 200,
             connections: ConnectionLimits::default(),

@@ -3,7 +3,7 @@
 //! It owns the path of a request to a function's or container's endpoint: the route table
 //! (refreshed from the functions and containers services, never queried per request) names the
 //! application; a private one's token is checked against its namespace's key (from the tokens
-//! service); an instance is held for it, started through the runner when none is idle (scale
+//! service) and against the tokens its tenant deleted (refreshed from there too); an instance is held for it, started through the runner when none is idle (scale
 //! from zero, up to `max_scale`, then a bounded queue, then 503); the request is proxied with
 //! the application's `timeout` as its one deadline, and idle instances are stopped down to
 //! `min_scale`. It decides how many instances run; the runner runs them. It does not own
@@ -24,6 +24,7 @@ mod pool;
 mod privacy;
 mod proxy;
 mod request;
+mod revocations;
 mod routes;
 mod serve;
 mod upstream;
@@ -36,5 +37,6 @@ pub use metrics::Metrics;
 pub use pool::Pools;
 pub use privacy::{Privacy, TOKEN_HEADERS};
 pub use proxy::Proxy;
+pub use revocations::Revocations;
 pub use routes::{Route, Routes, key_of};
 pub use serve::{Listeners, Peers, Router, start};

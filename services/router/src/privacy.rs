@@ -2,6 +2,7 @@
 //! namespace's key, in `SCW_FUNCTIONS_TOKEN`, `SCW-Functions-Token` or `X-Auth-Token`.
 
 use crate::control::Control;
+use crate::revocations::Revocations;
 use crate::routes::Route;
 use http::{HeaderMap, HeaderName};
 use nuage_core::jwt::{Claims, Verifier};
@@ -38,14 +39,18 @@ pub struct Privacy {
     control: Control,
     keys: Arc<RwLock<HashMap<String, Verifier>>>,
     verified: moka::sync::Cache<(String, String), Arc<Claims>>,
+    /// Tokens deleted by their tenant: refused even from `verified`.
+    revocations: Revocations,
 }
 
 impl Privacy {
-    /// Returns a checker that reads namespace keys from `tokens`, on `control`.
-    pub fn new(tokens: TokensClient<Authed>, control: Control) -> Self {
+    /// Returns a checker that reads namespace keys from `tokens`, on `control`, and refuses
+    /// what `revocations` holds.
+    pub fn new(tokens: TokensClient<Authed>, control: Control, revocations: Revocations) -> Self {
         Self {
             tokens,
             control,
+            revocations,
             keys: Arc::default(),
             verified: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -102,6 +107,14 @@ impl Privacy {
                 claims
             }
         };
+        if self
+            .revocations
+            .is_revoked(&claims.jti)
+            .await
+            .map_err(Refusal::Unavailable)?
+        {
+            return Err(Refusal::Invalid("the token was deleted".to_owned()));
+        }
         let claim = &claims.application_claim[0];
         let opens = (!claim.namespace_id.is_empty() && claim.namespace_id == route.namespace_id)
             || (!claim.application_id.is_empty() && claim.application_id == route.application_id);

@@ -1,5 +1,6 @@
 //! How the router is started: its worker threads, its listeners (public and internal), and
-//! what runs beside them on the main runtime (route refresh, runner events, idle reaping).
+//! what runs beside them on the main runtime (route and revocation refresh, runner events, idle
+//! reaping).
 
 use crate::activity::Activity;
 use crate::config::RouterConfig;
@@ -8,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::pool::Pools;
 use crate::privacy::Privacy;
 use crate::proxy::Proxy;
+use crate::revocations::Revocations;
 use crate::routes::Routes;
 use crate::upstream::Upstreams;
 use crate::workers::Workers;
@@ -83,6 +85,7 @@ pub fn start(
     let control = Control::current();
     let routes = Routes::new(peers.functions, peers.containers, control.clone());
     let pools = Pools::new(peers.runner.clone(), config.queue_limit, control.clone());
+    let revocations = Revocations::new(peers.tokens.clone(), control.clone());
     let proxy = Proxy {
         routes: routes.clone(),
         pools: pools.clone(),
@@ -90,7 +93,7 @@ pub fn start(
         domain: domain.map(|domain| domain.trim_matches('.').to_owned()),
         max_body_bytes: config.max_body_bytes,
         metrics: Metrics::default(),
-        privacy: Privacy::new(peers.tokens, control),
+        privacy: Privacy::new(peers.tokens, control, revocations.clone()),
         logs,
         activity: Activity::default(),
     };
@@ -102,10 +105,12 @@ pub fn start(
         &config.connections,
     )?;
     let refresh = Duration::from_millis(config.routes_refresh_ms.max(10));
+    let revocations_refresh = Duration::from_millis(config.revocations_refresh_ms);
     let idle = Duration::from_secs(config.idle_seconds);
     let background = vec![
         tokio::spawn(routes.clone().run(refresh)),
         tokio::spawn(routes.clone().follow()),
+        tokio::spawn(revocations.run(revocations_refresh)),
         tokio::spawn(watch_runner(peers.runner, pools.clone())),
         tokio::spawn(reap(routes, pools, idle)),
     ];
