@@ -1,6 +1,6 @@
 """Scaleway's Python SDK (`scaleway` 2.12, pinned with hashes in requirements.lock), unchanged,
 against a running nuage: FunctionV1Beta1API through a namespace's and a function's whole
-lifecycle, with the SDK's own waiters and secrets. Run by clients/run with SCW_API_URL, SCW_ACCESS_KEY,
+lifecycle, with the SDK's own waiters, secrets, a cron and tokens. Run by clients/run with SCW_API_URL, SCW_ACCESS_KEY,
 SCW_SECRET_KEY and SCW_DEFAULT_PROJECT_ID set for a tenant of its own."""
 
 import datetime
@@ -110,6 +110,33 @@ class FunctionV1Beta1(unittest.TestCase):
         changed = api.update_function(function_id=function.id, description="changed", redeploy=False)
         self.assertEqual(changed.description, "changed")
         self.assertEqual(changed.tags, ["fn"])
+
+        # A cron on it, through its waiter and lists.
+        cron = api.create_cron(function_id=function.id, schedule="0 4 * * *", args={"from": "sdk"}, name="nightly")
+        cron = api.wait_for_cron(cron_id=cron.id, options=self.fast)
+        self.assertEqual((cron.status, cron.name, cron.args), ("ready", "nightly", {"from": "sdk"}))
+        self.assertEqual([c.id for c in api.list_crons(function_id=function.id).crons], [cron.id])
+        self.assertEqual(api.delete_cron(cron_id=cron.id).status, "deleting")
+        gone(lambda: api.get_cron(cron_id=cron.id))
+
+        # Made private, it opens only with a token, and a deleted token stops opening it.
+        api.update_function(function_id=function.id, privacy="private")
+        api.deploy_function(function_id=function.id)
+        function = api.wait_for_function(function_id=function.id, options=self.fast)
+        self.assertEqual((function.status, function.privacy), ("ready", "private"))
+        url = f"http://{function.domain_name}"
+        # Without a token a private function is not there (nuage does not say it exists).
+        self.assertEqual(requests.get(url, timeout=30).status_code, 404)
+        token = api.create_token(function_id=function.id, description="sdk token")
+        self.assertTrue(token.token)
+        opened = requests.get(url, headers={"X-Auth-Token": token.token}, timeout=30)
+        self.assertEqual((opened.status_code, opened.text), (200, "sdk says hello from-the-vault and-its-own"))
+        self.assertEqual([t.id for t in api.list_tokens(function_id=function.id).tokens], [token.id])
+        api.delete_token(token_id=token.id)
+        deleted_at = time.monotonic()
+        while requests.get(url, headers={"X-Auth-Token": token.token}, timeout=30).status_code == 200:
+            self.assertLess(time.monotonic() - deleted_at, 5, "a deleted token still opens the function")
+            time.sleep(0.1)
         listed = api.list_functions(namespace_id=namespace.id)
         self.assertEqual([f.id for f in listed.functions], [function.id])
         download = api.get_function_download_url(function_id=function.id)
