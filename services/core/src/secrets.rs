@@ -69,8 +69,10 @@ impl SecretVariables {
 
     /// Applies `changes` for `owner` (its id): each value is checked, hashed and sealed under
     /// `sealing`; a name without a value is removed (a name not there is no error). Every
-    /// violation is reported at once, naming `secret_environment_variables.<name>`, and then
-    /// nothing changes.
+    /// violation (a bad name, a long value, a name given twice, too many secrets) is reported
+    /// at once, naming `secret_environment_variables.<name>`, and then nothing changes. All is
+    /// checked before any value is hashed: a hash is costly on purpose, so a request never
+    /// gets more of them than the secrets it may keep.
     pub fn apply(&mut self, sealing: &[u8; 32], owner: &str, changes: Vec<SecretChange>) -> Result<(), ApiError> {
         const ARGUMENT: &str = "secret_environment_variables";
         let mut violations = Vec::new();
@@ -81,11 +83,20 @@ impl SecretVariables {
                 help_message: help,
             });
         };
-        let mut next = self.0.clone();
-        for (name, value) in changes {
-            if !crate::validate::is_environment_name(&name) {
+        let mut names: std::collections::BTreeSet<&str> = self.0.keys().map(String::as_str).collect();
+        let mut given = std::collections::HashSet::new();
+        for (name, value) in &changes {
+            if !given.insert(name.as_str()) {
                 refuse(
-                    &name,
+                    name,
+                    Reason::Constraint,
+                    format!("secret name `{name}` is given more than once"),
+                );
+                continue;
+            }
+            if !crate::validate::is_environment_name(name) {
+                refuse(
+                    name,
                     Reason::Format,
                     format!(
                         "secret name `{name}` must match [A-Za-z_][A-Za-z0-9_]* and be at most {MAX_ENVIRONMENT_NAME_LENGTH} characters"
@@ -95,20 +106,20 @@ impl SecretVariables {
             }
             if name.to_ascii_uppercase().starts_with("SCW_") {
                 refuse(
-                    &name,
+                    name,
                     Reason::Constraint,
                     format!("secret name `{name}` uses the reserved prefix `SCW_`"),
                 );
                 continue;
             }
             let Some(value) = value else {
-                next.remove(&name);
+                names.remove(name.as_str());
                 continue;
             };
             let length = value.chars().count();
             if length > MAX_ENVIRONMENT_VALUE_LENGTH {
                 refuse(
-                    &name,
+                    name,
                     Reason::Constraint,
                     format!(
                         "value of `{name}` is {length} characters long; at most {MAX_ENVIRONMENT_VALUE_LENGTH} are allowed"
@@ -116,25 +127,33 @@ impl SecretVariables {
                 );
                 continue;
             }
+            names.insert(name.as_str());
+        }
+        if names.len() > MAX_ENVIRONMENT_VARIABLES {
+            violations.push(Violation {
+                argument_name: ARGUMENT.to_owned(),
+                reason: Reason::Constraint.as_str().to_owned(),
+                help_message: format!(
+                    "at most {MAX_ENVIRONMENT_VARIABLES} secret environment variables are allowed, {} would be set",
+                    names.len()
+                ),
+            });
+        }
+        if !violations.is_empty() {
+            return Err(ApiError::invalid_arguments(violations));
+        }
+        let mut next = self.0.clone();
+        for (name, value) in changes {
+            let Some(value) = value else {
+                next.remove(&name);
+                continue;
+            };
             let hashed_value = argon2::Argon2::default()
                 .hash_password(value.as_bytes(), &SaltString::generate(&mut OsRng))
                 .map_err(|error| ApiError::internal(&error))?
                 .to_string();
             let sealed = seal::seal(sealing, &context(owner, &name), value.as_bytes());
             next.insert(name, StoredSecret { hashed_value, sealed });
-        }
-        if next.len() > MAX_ENVIRONMENT_VARIABLES {
-            violations.push(Violation {
-                argument_name: ARGUMENT.to_owned(),
-                reason: Reason::Constraint.as_str().to_owned(),
-                help_message: format!(
-                    "at most {MAX_ENVIRONMENT_VARIABLES} secret environment variables are allowed, {} would be set",
-                    next.len()
-                ),
-            });
-        }
-        if !violations.is_empty() {
-            return Err(ApiError::invalid_arguments(violations));
         }
         self.0 = next;
         Ok(())
