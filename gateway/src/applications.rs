@@ -352,15 +352,34 @@ fn own_text<O: Owner>(
 }
 
 /// The fields v1beta1 adds to function and container bodies. v1alpha2 clients do not send
-/// them; when they come, they mean the same through either version.
+/// them; when they come, they mean the same through either version. Flattened into the
+/// bodies, where serde no longer tracks paths: each is read as JSON here and typed in
+/// [`BetaFields::check`], so that an error still names the argument.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct BetaFields {
     /// `null` (what Go clients send on PATCH) leaves them as they are.
-    tags: Option<Vec<String>>,
-    http_option: Option<String>,
-    sandbox: Option<String>,
-    secret_environment_variables: Option<Vec<crate::namespaces::SecretJson>>,
-    private_network_id: Option<String>,
+    tags: Option<serde_json::Value>,
+    http_option: Option<serde_json::Value>,
+    sandbox: Option<serde_json::Value>,
+    secret_environment_variables: Option<serde_json::Value>,
+    private_network_id: Option<serde_json::Value>,
+}
+
+/// Returns `value` as a `T`, or an error naming `argument` (and where inside it).
+fn typed<T: serde::de::DeserializeOwned>(
+    argument: &str,
+    value: Option<serde_json::Value>,
+) -> Result<Option<T>, HttpError> {
+    let Some(value) = value else { return Ok(None) };
+    serde_path_to_error::deserialize(value).map(Some).map_err(|error| {
+        let path = error.path().to_string();
+        let argument = match path.as_str() {
+            "." | "" => argument.to_owned(),
+            inner if inner.starts_with('[') => format!("{argument}{inner}"),
+            inner => format!("{argument}.{inner}"),
+        };
+        invalid(&argument, Reason::Format, error.into_inner().to_string())
+    })
 }
 
 /// What [`BetaFields`] set: tags (all of them, when given) and secret changes.
@@ -373,7 +392,13 @@ impl BetaFields {
     /// Checks what this installation offers and returns the tags and secrets to set. Each
     /// enum's `unknown_*` zero value means "the default" on create and "unchanged" on update.
     pub(crate) fn check(self, config: &GatewayConfig) -> Result<BetaChanges, HttpError> {
-        match self.http_option.as_deref().unwrap_or_default() {
+        let tags: Option<Vec<String>> = typed("tags", self.tags)?;
+        let secrets: Option<Vec<crate::namespaces::SecretJson>> =
+            typed("secret_environment_variables", self.secret_environment_variables)?;
+        let http_option: Option<String> = typed("http_option", self.http_option)?;
+        let sandbox: Option<String> = typed("sandbox", self.sandbox)?;
+        let private_network_id: Option<String> = typed("private_network_id", self.private_network_id)?;
+        match http_option.as_deref().unwrap_or_default() {
             "" | "unknown_http_option" | "enabled" => {}
             "redirected" => {
                 return Err(invalid(
@@ -391,7 +416,7 @@ impl BetaFields {
                 ));
             }
         }
-        match self.sandbox.as_deref().unwrap_or_default() {
+        match sandbox.as_deref().unwrap_or_default() {
             "" | "unknown_sandbox" => {}
             chosen if chosen == config.sandbox => {}
             other @ ("v1" | "v2") => {
@@ -412,7 +437,7 @@ impl BetaFields {
                 ));
             }
         }
-        if self.private_network_id.is_some_and(|id| !id.is_empty()) {
+        if private_network_id.is_some_and(|id| !id.is_empty()) {
             return Err(invalid(
                 "private_network_id",
                 Reason::Constraint,
@@ -420,8 +445,8 @@ impl BetaFields {
             ));
         }
         Ok(BetaChanges {
-            tags: self.tags.map(|values| common::Tags { values }),
-            secrets: crate::namespaces::secrets(self.secret_environment_variables),
+            tags: tags.map(|values| common::Tags { values }),
+            secrets: crate::namespaces::secrets(secrets),
         })
     }
 }

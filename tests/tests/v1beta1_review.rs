@@ -79,3 +79,46 @@ async fn a_secret_given_twice_in_one_request_is_refused_by_name_and_changes_noth
     assert_eq!(namespace["secret_environment_variables"], json!([]));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bad_v1beta1_fields_of_a_function_body_are_refused_naming_the_argument() {
+    let server = TestServer::start().await;
+    let tenant = beta(&server.tenant().await);
+    let (namespace_id, function_id) = namespace_and_function(&tenant).await;
+    let before = tenant.get(&format!("/functions/{function_id}")).await.body;
+    let cases = [
+        (json!({"tags": "x"}), "tags"),
+        (json!({"tags": ["ok", 1]}), "tags[1]"),
+        (
+            json!({"secret_environment_variables": {"key": "A"}}),
+            "secret_environment_variables",
+        ),
+        (
+            json!({"secret_environment_variables": [{"key": null, "value": "v"}]}),
+            "secret_environment_variables[0].key",
+        ),
+        (
+            json!({"secret_environment_variables": [{"key": "A", "value": 3}]}),
+            "secret_environment_variables[0].value",
+        ),
+        (json!({"sandbox": 2}), "sandbox"),
+        (json!({"http_option": true}), "http_option"),
+    ];
+    for (body, argument) in &cases {
+        let refused = tenant.patch(&format!("/functions/{function_id}"), body.clone()).await;
+        assert_refused(&refused, argument, body);
+        let mut create = body.clone();
+        create["namespace_id"] = json!(namespace_id);
+        create["name"] = json!("other");
+        create["runtime"] = before["runtime"].clone();
+        let refused = tenant.post("/functions", create.clone()).await;
+        assert_refused(&refused, argument, &create);
+    }
+    assert_eq!(tenant.get(&format!("/functions/{function_id}")).await.body, before);
+    let listed = tenant
+        .get(&format!("/functions?namespace_id={namespace_id}"))
+        .await
+        .body;
+    assert_eq!(listed["total_count"], 1, "{listed}");
+    server.stop().await;
+}
