@@ -2,7 +2,7 @@
 //! in the fields v1beta1 adds to function bodies, and a gVisor instance's bundle left on disk
 //! with its secrets opened.
 
-use nuage_tests::apps::runtime;
+use nuage_tests::apps::{deployed, runtime};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Tenant, TestServer};
 use reqwest::StatusCode;
@@ -120,5 +120,75 @@ async fn bad_v1beta1_fields_of_a_function_body_are_refused_naming_the_argument()
         .await
         .body;
     assert_eq!(listed["total_count"], 1, "{listed}");
+    server.stop().await;
+}
+
+/// Returns the files under `directory` whose bytes contain `needle`.
+fn files_containing(directory: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                pending.extend(entries.flatten().map(|entry| entry.path()));
+            }
+        } else if meta.is_file()
+            && let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|window| window == needle)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_gvisor_instance_leaves_no_file_of_its_own_with_its_secrets() {
+    let server = TestServer::start_with(|config| config.runner.sandbox = nuage_runner::Sandbox::Gvisor).await;
+    let tenant = beta(&server.tenant().await);
+    let node = runtime(&tenant, "node").await;
+    let code = b"exports.handle = async () => ({statusCode: 200, body: process.env.HUSH ?? 'none'});";
+    let function = deployed(
+        &tenant,
+        "gvisor-secrets",
+        json!({"name": "hello", "runtime": node,
+               "secret_environment_variables": [{"key": "HUSH", "value": "gvisor-hush-value"}]}),
+        &[("handler.js", code)],
+    )
+    .await;
+    let endpoint = format!("http://{}", function["domain_name"].as_str().unwrap());
+    let answer = reqwest::get(&endpoint).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        answer.text().await.unwrap(),
+        "gvisor-hush-value",
+        "the instance has its secret"
+    );
+    // The instance runs on: the bundle it was started from has done its work.
+    let instances = server.config.data_dir.join("runner").join("instances");
+    assert!(instances.is_dir(), "{} holds the instances' files", instances.display());
+    let left = files_containing(&instances, b"gvisor-hush-value");
+    assert!(left.is_empty(), "secrets in clear on disk: {left:?}");
+    let again = reqwest::get(&endpoint).await.unwrap();
+    assert_eq!(again.text().await.unwrap(), "gvisor-hush-value");
+    // Once it is deleted, runsc's own record of the instance (which holds its variables) is
+    // gone too: the instance was torn down without its bundle.
+    let function_id = function["id"].as_str().unwrap();
+    let deleted = tenant.delete(&format!("/functions/{function_id}")).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let data_dir = server.config.data_dir.clone();
+    let left = nuage_tests::eventually(
+        Duration::from_secs(20),
+        || {
+            let data_dir = data_dir.clone();
+            async move { files_containing(&data_dir, b"gvisor-hush-value") }
+        },
+        Vec::is_empty,
+    )
+    .await;
+    assert!(left.is_empty(), "secrets in clear on disk after the delete: {left:?}");
     server.stop().await;
 }

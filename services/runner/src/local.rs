@@ -876,8 +876,11 @@ impl Backend for LocalBackend {
                 return Err(error);
             }
         };
-        // The sandbox read its variables at start: the file need not outlive that.
-        let _ = std::fs::remove_file(prepared.directory.join("args"));
+        // The sandbox read its variables at start (bubblewrap's arguments, gVisor's bundle
+        // config): the files holding them, secrets opened, need not outlive that.
+        for file in ["args", "config.json"] {
+            let _ = std::fs::remove_file(prepared.directory.join(file));
+        }
         let (stop, exited) = self.supervise(
             Started {
                 instance_id: instance_id.to_owned(),
