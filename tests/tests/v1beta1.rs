@@ -514,3 +514,37 @@ async fn secrets_are_write_only_sealed_at_rest_merged_on_update_and_reach_the_fu
 async fn beta_of(server: &TestServer) -> Tenant {
     beta(&server.tenant().await)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_secret_changes_to_one_namespace_are_all_kept() {
+    let server = TestServer::start().await;
+    let beta = beta(&server.tenant().await);
+    let namespace_id = id_of(&beta.post("/namespaces", json!({"name": "busy"})).await);
+    // Each request adds its own secret; merged from what each read, none may undo another.
+    let mut patches = tokio::task::JoinSet::new();
+    for index in 0..6 {
+        let beta = beta.clone();
+        let path = format!("/namespaces/{namespace_id}");
+        patches.spawn(async move {
+            let key = format!("KEY_{index}");
+            beta.patch(
+                &path,
+                json!({"secret_environment_variables": [{"key": key, "value": "v"}]}),
+            )
+            .await
+        });
+    }
+    while let Some(answer) = patches.join_next().await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let kept = beta.get(&format!("/namespaces/{namespace_id}")).await.body;
+    let keys: Vec<&str> = kept["secret_environment_variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|secret| secret["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["KEY_0", "KEY_1", "KEY_2", "KEY_3", "KEY_4", "KEY_5"]);
+    server.stop().await;
+}

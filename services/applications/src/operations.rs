@@ -13,7 +13,7 @@ use crate::store::{ApplicationStore, ListFilter};
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
-use nuage_core::secrets::{SecretChange, SecretVariables};
+use nuage_core::secrets::{SealedChanges, SecretChange, SecretVariables};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page, validate};
 use nuage_proto::common::v1 as pb;
@@ -244,8 +244,9 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         model::check_name(&settings.name, &namespace.name)?;
         let now = now_micros();
         let id = Uuid::new_v4();
+        let changes = SealedChanges::prepare(self.sealing, id.to_string(), settings.secrets).await?;
         let mut secrets = SecretVariables::default();
-        secrets.apply(&self.sealing, &id.to_string(), settings.secrets)?;
+        secrets.merge(&changes)?;
         let application = Application {
             id,
             secrets,
@@ -342,6 +343,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             model::check_description(description)?;
         }
         let tags = changes.tags.clone().map(|tags| Tags::parse("tags", tags)).transpose()?;
+        let secrets = SealedChanges::prepare(self.sealing, id.to_string(), changes.secrets.clone()).await?;
         for _ in 0..3 {
             let current = self.store.get(caller, region, id).await?;
             if current.status == ApplicationStatus::Deleting {
@@ -364,10 +366,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             if let Some(tags) = &tags {
                 next.tags = tags.clone();
             }
-            if !changes.secrets.is_empty() {
-                next.secrets
-                    .apply(&self.sealing, &id.to_string(), changes.secrets.clone())?;
-            }
+            next.secrets.merge(&secrets)?;
             let changed = next != current;
             let deployed = current.status != ApplicationStatus::Created;
             next.redeploy_due = current.redeploy_due || (changed && deployed && changes.redeploy != Some(false));

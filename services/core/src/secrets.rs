@@ -67,96 +67,148 @@ impl SecretVariables {
             .collect()
     }
 
-    /// Applies `changes` for `owner` (its id): each value is checked, hashed and sealed under
-    /// `sealing`; a name without a value is removed (a name not there is no error). Every
-    /// violation (a bad name, a long value, a name given twice, too many secrets) is reported
-    /// at once, naming `secret_environment_variables.<name>`, and then nothing changes. All is
-    /// checked before any value is hashed: a hash is costly on purpose, so a request never
-    /// gets more of them than the secrets it may keep.
+    /// Applies `changes` for `owner` (its id), as [`SealedChanges::prepare`] then
+    /// [`SecretVariables::merge`] do, on this thread.
     pub fn apply(&mut self, sealing: &[u8; 32], owner: &str, changes: Vec<SecretChange>) -> Result<(), ApiError> {
-        const ARGUMENT: &str = "secret_environment_variables";
-        let mut violations = Vec::new();
-        let mut refuse = |name: &str, reason: Reason, help: String| {
-            violations.push(Violation {
-                argument_name: format!("{ARGUMENT}.{name}"),
-                reason: reason.as_str().to_owned(),
-                help_message: help,
-            });
-        };
-        let mut names: std::collections::BTreeSet<&str> = self.0.keys().map(String::as_str).collect();
-        let mut given = std::collections::HashSet::new();
-        for (name, value) in &changes {
-            if !given.insert(name.as_str()) {
-                refuse(
-                    name,
-                    Reason::Constraint,
-                    format!("secret name `{name}` is given more than once"),
-                );
-                continue;
-            }
-            if !crate::validate::is_environment_name(name) {
-                refuse(
-                    name,
-                    Reason::Format,
-                    format!(
-                        "secret name `{name}` must match [A-Za-z_][A-Za-z0-9_]* and be at most {MAX_ENVIRONMENT_NAME_LENGTH} characters"
-                    ),
-                );
-                continue;
-            }
-            if name.to_ascii_uppercase().starts_with("SCW_") {
-                refuse(
-                    name,
-                    Reason::Constraint,
-                    format!("secret name `{name}` uses the reserved prefix `SCW_`"),
-                );
-                continue;
-            }
-            let Some(value) = value else {
-                names.remove(name.as_str());
-                continue;
-            };
-            let length = value.chars().count();
-            if length > MAX_ENVIRONMENT_VALUE_LENGTH {
-                refuse(
-                    name,
-                    Reason::Constraint,
-                    format!(
-                        "value of `{name}` is {length} characters long; at most {MAX_ENVIRONMENT_VALUE_LENGTH} are allowed"
-                    ),
-                );
-                continue;
-            }
-            names.insert(name.as_str());
-        }
-        if names.len() > MAX_ENVIRONMENT_VARIABLES {
-            violations.push(Violation {
-                argument_name: ARGUMENT.to_owned(),
-                reason: Reason::Constraint.as_str().to_owned(),
-                help_message: format!(
-                    "at most {MAX_ENVIRONMENT_VARIABLES} secret environment variables are allowed, {} would be set",
-                    names.len()
-                ),
-            });
-        }
-        if !violations.is_empty() {
-            return Err(ApiError::invalid_arguments(violations));
-        }
+        check(&changes)?;
+        self.merge(&SealedChanges::seal(sealing, owner, changes)?)
+    }
+
+    /// Sets and removes what `changes` say; if more secrets than allowed would be set, says so
+    /// and changes nothing. Cheap: the values were hashed and sealed already.
+    pub fn merge(&mut self, changes: &SealedChanges) -> Result<(), ApiError> {
         let mut next = self.0.clone();
-        for (name, value) in changes {
-            let Some(value) = value else {
-                next.remove(&name);
-                continue;
+        for (name, secret) in &changes.0 {
+            match secret {
+                Some(secret) => next.insert(name.clone(), secret.clone()),
+                None => next.remove(name),
             };
-            let hashed_value = argon2::Argon2::default()
-                .hash_password(value.as_bytes(), &SaltString::generate(&mut OsRng))
-                .map_err(|error| ApiError::internal(&error))?
-                .to_string();
-            let sealed = seal::seal(sealing, &context(owner, &name), value.as_bytes());
-            next.insert(name, StoredSecret { hashed_value, sealed });
+        }
+        if next.len() > MAX_ENVIRONMENT_VARIABLES {
+            return Err(ApiError::invalid_argument(
+                ARGUMENT,
+                Reason::Constraint,
+                format!(
+                    "at most {MAX_ENVIRONMENT_VARIABLES} secret environment variables are allowed, {} would be set",
+                    next.len()
+                ),
+            ));
         }
         self.0 = next;
         Ok(())
+    }
+}
+
+/// The argument secrets arrive in.
+const ARGUMENT: &str = "secret_environment_variables";
+
+/// Checks `changes` before any value is hashed (a hash is costly on purpose, so a request never
+/// gets more of them than the secrets it may keep): names, a name given twice, value lengths,
+/// and how many values are set. Every violation is reported at once, naming
+/// `secret_environment_variables.<name>`.
+fn check(changes: &[SecretChange]) -> Result<(), ApiError> {
+    let mut violations = Vec::new();
+    let mut refuse = |name: &str, reason: Reason, help: String| {
+        violations.push(Violation {
+            argument_name: if name.is_empty() {
+                ARGUMENT.to_owned()
+            } else {
+                format!("{ARGUMENT}.{name}")
+            },
+            reason: reason.as_str().to_owned(),
+            help_message: help,
+        });
+    };
+    let mut given = std::collections::HashSet::new();
+    for (name, value) in changes {
+        if !given.insert(name.as_str()) {
+            refuse(
+                name,
+                Reason::Constraint,
+                format!("secret name `{name}` is given more than once"),
+            );
+        } else if !crate::validate::is_environment_name(name) {
+            refuse(
+                name,
+                Reason::Format,
+                format!(
+                    "secret name `{name}` must match [A-Za-z_][A-Za-z0-9_]* and be at most {MAX_ENVIRONMENT_NAME_LENGTH} characters"
+                ),
+            );
+        } else if name.to_ascii_uppercase().starts_with("SCW_") {
+            refuse(
+                name,
+                Reason::Constraint,
+                format!("secret name `{name}` uses the reserved prefix `SCW_`"),
+            );
+        } else if let Some(length) = value.as_ref().map(|value| value.chars().count())
+            && length > MAX_ENVIRONMENT_VALUE_LENGTH
+        {
+            refuse(
+                name,
+                Reason::Constraint,
+                format!(
+                    "value of `{name}` is {length} characters long; at most {MAX_ENVIRONMENT_VALUE_LENGTH} are allowed"
+                ),
+            );
+        }
+    }
+    let set = changes.iter().filter(|(_, value)| value.is_some()).count();
+    if set > MAX_ENVIRONMENT_VARIABLES {
+        violations.push(Violation {
+            argument_name: ARGUMENT.to_owned(),
+            reason: Reason::Constraint.as_str().to_owned(),
+            help_message: format!(
+                "at most {MAX_ENVIRONMENT_VARIABLES} secret environment variables are allowed, {set} were given"
+            ),
+        });
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_arguments(violations))
+    }
+}
+
+/// Secret changes for one owner, checked, with each value hashed and sealed: ready to be
+/// merged into its secrets (again, if the merge has to be redone on a fresher copy).
+#[derive(Debug, Clone, Default)]
+pub struct SealedChanges(Vec<(String, Option<StoredSecret>)>);
+
+impl SealedChanges {
+    /// Checks `changes`, then hashes and seals their values for `owner` under `sealing` on a
+    /// blocking thread: argon2 is slow on purpose and must not hold an async worker.
+    pub async fn prepare(sealing: [u8; 32], owner: String, changes: Vec<SecretChange>) -> Result<Self, ApiError> {
+        check(&changes)?;
+        if changes.iter().all(|(_, value)| value.is_none()) {
+            return Ok(Self(changes.into_iter().map(|(name, _)| (name, None)).collect()));
+        }
+        tokio::task::spawn_blocking(move || Self::seal(&sealing, &owner, changes))
+            .await
+            .map_err(|error| ApiError::internal(&error))?
+    }
+
+    /// Returns whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn seal(sealing: &[u8; 32], owner: &str, changes: Vec<SecretChange>) -> Result<Self, ApiError> {
+        changes
+            .into_iter()
+            .map(|(name, value)| {
+                let Some(value) = value else {
+                    return Ok((name, None));
+                };
+                let hashed_value = argon2::Argon2::default()
+                    .hash_password(value.as_bytes(), &SaltString::generate(&mut OsRng))
+                    .map_err(|error| ApiError::internal(&error))?
+                    .to_string();
+                let sealed = seal::seal(sealing, &context(owner, &name), value.as_bytes());
+                Ok((name, Some(StoredSecret { hashed_value, sealed })))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 }
 

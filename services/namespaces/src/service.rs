@@ -7,7 +7,7 @@ use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, 
 use crate::reconciler::Reconciler;
 use crate::store::{Limits, NamespaceChanges, NamespaceStore, NewNamespace};
 use nuage_core::ids::parse_id;
-use nuage_core::secrets::{SecretChange, SecretVariables};
+use nuage_core::secrets::{SealedChanges, SecretChange, SecretVariables};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::common::v1 as common;
@@ -38,6 +38,10 @@ impl NamespacesService {
         }
     }
 }
+
+/// How many times an update merging secrets reads the namespace again when it was written
+/// meanwhile.
+const MERGE_ATTEMPTS: usize = 16;
 
 /// Returns the changes a request asks of secrets.
 fn secret_changes(changes: Vec<common::SecretChange>) -> Vec<SecretChange> {
@@ -110,12 +114,14 @@ impl Namespaces for NamespacesService {
         let request = request.into_inner();
         let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
         let id = Uuid::new_v4();
-        let mut secrets = SecretVariables::default();
-        secrets.apply(
-            &self.sealing,
-            &id.to_string(),
+        let changes = SealedChanges::prepare(
+            self.sealing,
+            id.to_string(),
             secret_changes(request.secret_environment_variables),
-        )?;
+        )
+        .await?;
+        let mut secrets = SecretVariables::default();
+        secrets.merge(&changes)?;
         let new = NewNamespace {
             id,
             secrets,
@@ -171,25 +177,38 @@ impl Namespaces for NamespacesService {
         let request = request.into_inner();
         let (caller, region) = scope(request.caller.as_ref(), &request.region)?;
         let id = parse_id("namespace_id", &request.namespace_id)?;
-        // Secrets merge into the current ones: set where a value is given, removed where not.
-        let secrets = if request.secret_environment_variables.is_empty() {
-            None
-        } else {
-            let mut secrets = self.store.get(&caller, &region, id).await?.secrets;
-            secrets.apply(
-                &self.sealing,
-                &id.to_string(),
-                secret_changes(request.secret_environment_variables),
-            )?;
-            Some(secrets)
-        };
-        let changes = NamespaceChanges {
-            description: request.description.as_deref().map(Description::parse).transpose()?,
-            environment_variables: environment(request.environment_variables)?,
-            tags: tags(request.tags)?,
-            secrets,
-        };
-        let namespace = self.store.update(&caller, &region, id, changes).await?;
+        let description = request.description.as_deref().map(Description::parse).transpose()?;
+        let environment_variables = environment(request.environment_variables)?;
+        let tags = tags(request.tags)?;
+        let secret_changes = SealedChanges::prepare(
+            self.sealing,
+            id.to_string(),
+            secret_changes(request.secret_environment_variables),
+        )
+        .await?;
+        // Secrets merge into the current ones (set where a value is given, removed where not),
+        // written only if nobody changed the namespace since they were read.
+        let mut namespace = None;
+        for _ in 0..MERGE_ATTEMPTS {
+            let (secrets, read_at) = if secret_changes.is_empty() {
+                (None, None)
+            } else {
+                let mut current = self.store.get(&caller, &region, id).await?;
+                current.secrets.merge(&secret_changes)?;
+                (Some(current.secrets), Some(current.updated_at))
+            };
+            let changes = NamespaceChanges {
+                description: description.clone(),
+                environment_variables: environment_variables.clone(),
+                tags: tags.clone(),
+                secrets,
+            };
+            namespace = self.store.update(&caller, &region, id, changes, read_at).await?;
+            if namespace.is_some() {
+                break;
+            }
+        }
+        let namespace = namespace.ok_or_else(|| ApiError::transient_state("namespace", id.to_string(), "updating"))?;
         Ok(Response::new(pb::UpdateNamespaceResponse {
             namespace: Some(namespace_to_proto(namespace)),
         }))

@@ -264,14 +264,17 @@ impl NamespaceStore {
         Ok((namespaces, total))
     }
 
-    /// Applies a sparse change; a namespace being deleted cannot change.
+    /// Applies a sparse change; a namespace being deleted cannot change. With `read_at` (the
+    /// `updated_at` the change was computed from, as merged secrets are), it applies only if
+    /// nobody wrote the namespace since: `Ok(None)` then says to read it again.
     pub async fn update(
         &self,
         caller: &Caller,
         region: &str,
         id: Uuid,
         changes: NamespaceChanges,
-    ) -> Result<Namespace, NamespacesError> {
+        read_at: Option<i64>,
+    ) -> Result<Option<Namespace>, NamespacesError> {
         let current = self.get(caller, region, id).await?;
         if current.status == NamespaceStatus::Deleting {
             return Err(NamespacesError::Deleting(id.to_string()));
@@ -284,7 +287,7 @@ impl NamespaceStore {
         let row = sqlx::query(&format!(
             "update namespaces set description = $1, environment_variables = $2, tags = $3, secrets = $4, \
              updated_at = $5 where organization_id = $6 and region = $7 and id = $8 and status <> 'deleting' \
-             returning {COLUMNS}"
+             and ($9 = 0 or updated_at = $9) returning {COLUMNS}"
         ))
         .bind(description.as_str())
         .bind(environment_variables.to_json())
@@ -294,11 +297,20 @@ impl NamespaceStore {
         .bind(caller.organization_id.to_string())
         .bind(region)
         .bind(id.to_string())
+        .bind(read_at.unwrap_or(0))
         .fetch_optional(self.database.pool())
-        .await?
-        // Marked deleting (or removed) between the read and the write.
-        .ok_or_else(|| NamespacesError::Deleting(id.to_string()))?;
-        decode(&row)
+        .await?;
+        match row {
+            Some(row) => decode(&row).map(Some),
+            // Written since it was read: the caller reads again.
+            None if read_at.is_some_and(|read_at| read_at != current.updated_at) => Ok(None),
+            None if read_at.is_some() => match self.get(caller, region, id).await?.status {
+                NamespaceStatus::Deleting => Err(NamespacesError::Deleting(id.to_string())),
+                _ => Ok(None),
+            },
+            // Marked deleting (or removed) between the read and the write.
+            None => Err(NamespacesError::Deleting(id.to_string())),
+        }
     }
 
     /// Marks a namespace `deleting` and returns it; deleting twice is not an error.
@@ -574,7 +586,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            store.update(&caller, "fr-par", namespace.id, changes).await,
+            store.update(&caller, "fr-par", namespace.id, changes, None).await,
             Err(NamespacesError::Deleting(_))
         ));
         assert!(store.remove_deleted(namespace.id).await.unwrap());
