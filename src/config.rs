@@ -476,6 +476,10 @@ mod tests {
         config.storage.connections.idle_timeout_seconds = 0;
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("storage.connections.idle_timeout_seconds"), "{error}");
+        let mut config = Config::default();
+        config.router.connections.body_stall_timeout_ms = 0;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("router.connections.body_stall_timeout_ms"), "{error}");
     }
 
     #[test]

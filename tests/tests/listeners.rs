@@ -2,8 +2,9 @@
 //! router and its internal listener, and the embedded S3 endpoint tenants upload archives to,
 //! time out a head that stalls and a connection left idle, serve a bounded number of
 //! connections, and answer what the HTTP layer refuses (400, 408, 414, 431, 503) with a
-//! Scaleway JSON body, as a hostile client sees over TCP; the gRPC listener disconnects peers
-//! that do not send their HTTP/2 preface in time.
+//! Scaleway JSON body, as a hostile client sees over TCP; they cut a request body that stops
+//! coming (408) but not one that comes slowly; the gRPC listener disconnects peers that do not
+//! send their HTTP/2 preface in time.
 
 use nuage_tests::{TestServer, apps, eventually};
 use reqwest::StatusCode;
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// What the tests set: a second to send a head, a second of idleness, four connections.
+/// What the tests set: a second to send a head, a second of idleness, two seconds without a
+/// byte of a body being read, four connections.
 fn tight(config: &mut nuage::Config) {
     for limits in [
         &mut config.gateway.connections,
@@ -21,6 +23,7 @@ fn tight(config: &mut nuage::Config) {
     ] {
         limits.header_read_timeout_ms = 1000;
         limits.idle_timeout_seconds = 1;
+        limits.body_stall_timeout_ms = 2000;
         limits.max_connections = 4;
     }
 }
@@ -157,6 +160,126 @@ async fn a_connection_left_idle_is_closed() {
         let answer = parse(&answer, what);
         assert!(answer.status < 500, "{what}: {answer:?}");
     }
+    server.stop().await;
+}
+
+/// Connects, sends `head` (which announces a body of 1000 bytes) and the body's first 10
+/// bytes, and stops there.
+async fn stall_body(address: &str, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(b"{\"name\": \"").await.unwrap();
+    stream
+}
+
+/// A node handler that reads the body of what it is sent.
+const BODY_LENGTH_JS: &[u8] = br#"
+exports.handle = async (event) => ({ statusCode: 200, body: String((event.body || "").length) });
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
+    let secret = "listeners-internal-secret";
+    let server = TestServer::start_with(|config| {
+        tight(config);
+        config.internal_secret = Some(nuage_core::Secret::new(secret));
+    })
+    .await;
+    let endpoints = server.server().endpoints();
+    let tenant = server.tenant().await;
+    let node = apps::runtime(&tenant, "node").await;
+    let function = apps::deployed(
+        &tenant,
+        "stalled-bodies",
+        json!({"name": "reader", "runtime": node, "max_scale": 4}),
+        &[("handler.js", BODY_LENGTH_JS)],
+    )
+    .await;
+    let function_id = function["id"].as_str().unwrap();
+    let endpoint = function["endpoint"].as_str().unwrap();
+    let (router, key) = endpoint.strip_prefix("http://").unwrap().split_once('/').unwrap();
+    let length = "content-length: 1000\r\n";
+    // Each listener gets requests whose body its service reads: a function's (through the
+    // router and its internal listener), an API call's, an upload's.
+    let mut cases = vec![
+        (
+            "router",
+            router.to_owned(),
+            format!("POST /{key}/ HTTP/1.1\r\nhost: {router}\r\n{length}\r\n"),
+        ),
+        (
+            "router internal",
+            endpoints.router_internal.unwrap().to_string(),
+            format!(
+                "POST /{function_id}/ HTTP/1.1\r\nhost: internal\r\nauthorization: Bearer {secret}\r\n{length}\r\n"
+            ),
+        ),
+    ];
+    if let Some(s3) = endpoints.s3 {
+        let upload = tenant
+            .get(&format!("/functions/{function_id}/upload-url?content_length=1000"))
+            .await;
+        assert_eq!(upload.status, StatusCode::OK, "{}", upload.body);
+        let url = upload.body["url"].as_str().unwrap();
+        let target = url.strip_prefix(&format!("http://{s3}")).unwrap();
+        let mut head = format!("PUT {target} HTTP/1.1\r\nhost: {s3}\r\n");
+        for (name, values) in upload.body["headers"].as_object().unwrap() {
+            head.push_str(&format!("{name}: {}\r\n", values[0].as_str().unwrap()));
+        }
+        if !head.to_ascii_lowercase().contains("content-length") {
+            head.push_str(length);
+        }
+        head.push_str("\r\n");
+        cases.push(("s3", s3.to_string(), head));
+    }
+    // The store and the API after the router: by then the clients that deployed the function
+    // (the tenant's, the builder's) have left their connections idle long enough for those
+    // listeners to close them, so they take no place.
+    let api = endpoints.api.unwrap();
+    let path = tenant.api.strip_prefix(&tenant.base_url).unwrap();
+    cases.push((
+        "api",
+        api.to_string(),
+        format!(
+            "POST {path}/namespaces HTTP/1.1\r\nhost: {api}\r\nx-auth-token: {}\r\ncontent-type: application/json\r\n{length}\r\n",
+            tenant.secret_key
+        ),
+    ));
+    for (what, address, head) in cases {
+        // Four bodies that stall take every place...
+        let mut stalled = Vec::new();
+        for _ in 0..4 {
+            stalled.push(stall_body(&address, &head).await);
+        }
+        let request = b"GET /healthz HTTP/1.1\r\nhost: over\r\nconnection: close\r\n\r\n".to_vec();
+        let over = exchange(&address, request.clone(), Duration::from_secs(5), what).await;
+        assert_eq!(over.status, 503, "{what}: {over:?}");
+        // ...until each is answered 408 and closed, once two seconds passed without a byte
+        // (and a function's instance started to read it).
+        for stream in &mut stalled {
+            let answer = until_closed(stream, Duration::from_secs(20), what).await;
+            let answer = parse(&answer, what);
+            assert_eq!(answer.status, 408, "{what}: {answer:?}");
+            let body = answer.scaleway_error(what);
+            assert_eq!(body["message"], "the request body stopped arriving", "{what}");
+        }
+        let served = eventually(
+            Duration::from_secs(10),
+            || exchange(&address, request.clone(), Duration::from_secs(5), what),
+            |answer| answer.status != 503,
+        )
+        .await;
+        assert_ne!(served.status, 503, "{what}: {served:?}");
+    }
+    // The function still answers a body that comes whole.
+    let whole = reqwest::Client::new()
+        .post(endpoint)
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.text().await.unwrap(), "1000");
     server.stop().await;
 }
 
@@ -425,7 +548,8 @@ async fn an_archive_uploaded_slower_than_the_store_listeners_timeouts_still_goes
     }
     head.push_str("\r\n");
     // The body comes in four parts, each after a pause longer than the idle and head timeouts
-    // (a second each): an upload in progress is not idle.
+    // (a second each): an upload in progress is not idle. It takes over 5 s in all, more than
+    // the body stall timeout (2 s), which bounds each pause, not the upload.
     let stream = TcpStream::connect(s3).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
     writer.write_all(head.as_bytes()).await.unwrap();

@@ -6,7 +6,9 @@
 //! head starts, passing body bytes on unchanged. It ends a connection that waits too long for a
 //! request (silently) or for the rest of a head (with 408). A refused head is never handed on:
 //! hyper sees the end of the stream, finishes what it was answering and shuts the connection
-//! down, and the shutdown writes the refusal first.
+//! down, and the shutdown writes the refusal first. A body whose client stops sending while
+//! the service waits for it is cut short the same way: the service sees its body end early,
+//! and, unless its answer had started, what it answers is dropped for a 408.
 
 use super::limits::{ConnectionLimits, Refusal};
 use std::io;
@@ -34,6 +36,8 @@ const READ_SIZE: usize = 16 * 1024;
 pub(super) struct InFlight {
     /// Requests whose answer is not fully handed to hyper yet.
     count: AtomicUsize,
+    /// Of those, the ones whose answer hyper has (and may be writing).
+    responding: AtomicUsize,
     /// The reader waiting for the answers to finish (a refusal waits for them).
     waiting: Mutex<Option<Waker>>,
 }
@@ -42,22 +46,47 @@ impl InFlight {
     /// Counts a request until the returned guard drops (with its answer's body).
     pub(super) fn begin(self: &Arc<Self>) -> Answering {
         self.count.fetch_add(1, Ordering::AcqRel);
-        Answering(self.clone())
+        Answering {
+            in_flight: self.clone(),
+            responded: false,
+        }
     }
 
     fn busy(&self) -> bool {
         self.count.load(Ordering::Acquire) > 0
     }
+
+    /// Returns whether hyper has an answer it may have started writing.
+    fn responding(&self) -> bool {
+        self.responding.load(Ordering::Acquire) > 0
+    }
 }
 
 /// A request being answered; dropped with its answer.
 #[derive(Debug)]
-pub(super) struct Answering(Arc<InFlight>);
+pub(super) struct Answering {
+    in_flight: Arc<InFlight>,
+    /// The service has answered: hyper has the answer.
+    responded: bool,
+}
+
+impl Answering {
+    /// Notes that the service answered: hyper may write the answer from now on.
+    pub(super) fn respond(&mut self) {
+        if !self.responded {
+            self.responded = true;
+            self.in_flight.responding.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
 
 impl Drop for Answering {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(waker) = self.0.waiting.lock().expect("not poisoned").take()
+        if self.responded {
+            self.in_flight.responding.fetch_sub(1, Ordering::AcqRel);
+        }
+        if self.in_flight.count.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(waker) = self.in_flight.waiting.lock().expect("not poisoned").take()
         {
             waker.wake();
         }
@@ -102,6 +131,8 @@ enum Timer {
     Idle,
     /// Part of a head has arrived.
     Head,
+    /// A body is being read.
+    Body,
     /// A refusal was written: the rest is being dropped.
     Drain,
 }
@@ -112,6 +143,7 @@ pub(super) struct Guarded<IO> {
     io: IO,
     header_read_timeout: Duration,
     idle_timeout: Duration,
+    body_stall_timeout: Duration,
     max_uri_bytes: usize,
     max_header_bytes: usize,
     max_headers: usize,
@@ -130,8 +162,13 @@ pub(super) struct Guarded<IO> {
     eof: bool,
     /// The answer to write before the connection shuts down, and how much of it is written.
     refusal: Option<(Vec<u8>, usize)>,
-    /// Hyper is told the stream ended (a refusal, or an idle connection).
+    /// Hyper is told the stream ended (a refusal, an idle connection or a stalled body).
     ended: bool,
+    /// A body was cut before its answer started: what hyper writes is that answer, which the
+    /// refusal replaces.
+    replaced: bool,
+    /// The last read of a body found nothing to read: the stall deadline runs.
+    waiting: bool,
     timer: Timer,
     deadline: Pin<Box<Sleep>>,
 }
@@ -143,6 +180,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Guarded<IO> {
             io,
             header_read_timeout: limits.header_read_timeout(),
             idle_timeout: limits.idle_timeout(),
+            body_stall_timeout: limits.body_stall_timeout(),
             max_uri_bytes: limits.max_uri_bytes,
             max_header_bytes: limits.max_header_bytes,
             max_headers: limits.max_headers,
@@ -155,6 +193,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Guarded<IO> {
             eof: false,
             refusal: None,
             ended: false,
+            replaced: false,
+            waiting: false,
             timer: Timer::Off,
             deadline: Box::pin(tokio::time::sleep(Duration::ZERO)),
         }
@@ -168,23 +208,57 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Guarded<IO> {
         self.framing = Framing::Opaque;
     }
 
-    /// Arms the deadline that applies now, and returns whether it passed.
+    /// Arms the deadline that applies now, and returns whether it passed (a body's deadline
+    /// is judged after a read, by [`Self::body_stalled`]).
     fn deadline_passed(&mut self, cx: &mut Context<'_>) -> bool {
         let wanted = match self.framing {
             Framing::Head if !self.pending.is_empty() => Timer::Head,
             Framing::Head if !self.in_flight.busy() => Timer::Idle,
+            Framing::Length(_) | Framing::Chunked(_) => Timer::Body,
             _ => Timer::Off,
         };
         if wanted != self.timer {
             self.timer = wanted;
+            self.waiting = false;
             let after = match wanted {
                 Timer::Head => self.header_read_timeout,
                 Timer::Idle => self.idle_timeout,
-                Timer::Off | Timer::Drain => return false,
+                Timer::Body | Timer::Off | Timer::Drain => return false,
             };
             self.deadline.as_mut().reset(Instant::now() + after);
         }
-        self.timer != Timer::Off && self.deadline.as_mut().poll(cx).is_ready()
+        matches!(self.timer, Timer::Head | Timer::Idle) && self.deadline.as_mut().poll(cx).is_ready()
+    }
+
+    /// Follows the wait for a body's next bytes, after a read that found some (`pending`
+    /// false) or none: returns whether the client has sent nothing for `body_stall_timeout`
+    /// since the service last asked for more and found nothing. Only reads count, so a service
+    /// that takes its time between two parts of a body never makes its client late.
+    fn body_stalled(&mut self, cx: &mut Context<'_>, pending: bool) -> bool {
+        if self.timer != Timer::Body || !pending {
+            self.waiting = false;
+            return false;
+        }
+        if !self.waiting {
+            self.waiting = true;
+            self.deadline.as_mut().reset(Instant::now() + self.body_stall_timeout);
+        }
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+
+    /// Ends the request whose body stalled: the service sees its body end early. Unless its
+    /// answer had started, that answer is dropped and a 408 sent instead; else the connection
+    /// closes once the answer is written.
+    fn cut_body(&mut self) {
+        let timeout = self.body_stall_timeout;
+        if self.in_flight.responding() {
+            tracing::debug!(timeout_ms = timeout.as_millis(), "request body stalled mid-answer");
+            self.ended = true;
+            self.framing = Framing::Opaque;
+        } else {
+            self.refuse(&Refusal::SlowBody { timeout });
+            self.replaced = true;
+        }
     }
 
     /// Follows the bytes of `pending` as far as they go.
@@ -440,7 +514,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<IO> {
                 return Poll::Ready(Ok(()));
             }
             if this.ended {
-                if this.refusal.is_some() && this.in_flight.busy() {
+                if this.refusal.is_some() && !this.replaced && this.in_flight.busy() {
                     // Let hyper finish the answer in progress before it sees the end.
                     *this.in_flight.waiting.lock().expect("not poisoned") = Some(cx.waker().clone());
                     if this.in_flight.busy() {
@@ -478,7 +552,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<IO> {
                     .min(READ_SIZE)
                     .min(usize::try_from(remaining).unwrap_or(usize::MAX));
                 let mut read = ReadBuf::uninit(&mut scratch[..limit]);
-                std::task::ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
+                let polled = Pin::new(&mut this.io).poll_read(cx, &mut read);
+                if this.body_stalled(cx, polled.is_pending()) {
+                    this.cut_body();
+                    continue;
+                }
+                std::task::ready!(polled)?;
                 buf.put_slice(read.filled());
                 let read = read.filled().len();
                 if read == 0 {
@@ -496,7 +575,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<IO> {
                 return Poll::Ready(Ok(()));
             }
             let mut read = ReadBuf::uninit(&mut scratch);
-            std::task::ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
+            let polled = Pin::new(&mut this.io).poll_read(cx, &mut read);
+            if this.body_stalled(cx, polled.is_pending()) {
+                this.cut_body();
+                continue;
+            }
+            std::task::ready!(polled)?;
             if read.filled().is_empty() {
                 this.eof = true;
                 continue;
@@ -507,8 +591,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<IO> {
     }
 }
 
+/// hyper's writes: dropped while they are an answer the refusal replaces.
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.replaced {
+            return Poll::Ready(Ok(buf.len()));
+        }
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
@@ -517,6 +605,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.replaced {
+            return Poll::Ready(Ok(bufs.iter().map(|buf| buf.len()).sum()));
+        }
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -630,6 +721,59 @@ mod tests {
         guarded.read_to_end(&mut handed).await.unwrap();
         drop(writing.await.unwrap());
         assert_eq!(handed, head);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_ends_early_and_its_answer_becomes_a_408() {
+        let limits = ConnectionLimits {
+            body_stall_timeout_ms: 200,
+            ..ConnectionLimits::default()
+        };
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let in_flight = Arc::new(InFlight::default());
+        let mut guarded = Guarded::new(server, &limits, in_flight.clone());
+        let sent = b"PUT /a HTTP/1.1\r\ncontent-length: 10\r\n\r\nabc";
+        client.write_all(sent).await.unwrap();
+        let _answering = in_flight.begin();
+        let started = Instant::now();
+        let mut handed = Vec::new();
+        guarded.read_to_end(&mut handed).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(handed, sent);
+        // What the service answers to its cut body is replaced.
+        guarded.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await.unwrap();
+        guarded.shutdown().await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(answer.contains("the request body stopped arriving"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_keeps_coming_is_never_cut() {
+        let limits = ConnectionLimits {
+            body_stall_timeout_ms: 200,
+            ..ConnectionLimits::default()
+        };
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut guarded = Guarded::new(server, &limits, Arc::default());
+        let writing = tokio::spawn(async move {
+            client
+                .write_all(b"PUT /a HTTP/1.1\r\ncontent-length: 8\r\n\r\n")
+                .await
+                .unwrap();
+            for byte in b"abcdefgh" {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                client.write_all(&[*byte]).await.unwrap();
+            }
+            client
+        });
+        // Eight parts, 800 ms in all, each within the timeout: all of it goes in.
+        let mut handed = vec![0; 46];
+        guarded.read_exact(&mut handed).await.unwrap();
+        assert!(handed.ends_with(b"abcdefgh"), "{}", String::from_utf8_lossy(&handed));
+        let _client = writing.await.unwrap();
+        assert!(!guarded.ended && guarded.refusal.is_none());
     }
 
     #[tokio::test]

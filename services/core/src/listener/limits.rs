@@ -20,6 +20,10 @@ pub struct ConnectionLimits {
     pub header_read_timeout_ms: u64,
     /// Seconds a connection may stay open with no request in progress; then it is closed.
     pub idle_timeout_seconds: u64,
+    /// Milliseconds a request body being read may go without a byte from the client; then the
+    /// request gets 408 and the connection is closed. It bounds a stall, not an upload: a
+    /// slow upload that keeps sending is never cut.
+    pub body_stall_timeout_ms: u64,
     /// Connections served at once; one more gets 503 and is closed.
     pub max_connections: usize,
     /// Longest request target (path and query), in bytes; a longer one gets 414.
@@ -35,6 +39,9 @@ impl Default for ConnectionLimits {
         Self {
             header_read_timeout_ms: 10_000,
             idle_timeout_seconds: 60,
+            // As nginx's client_body_timeout: a link that delivers nothing for a minute is
+            // down, however slow it is otherwise.
+            body_stall_timeout_ms: 60_000,
             max_connections: 10_000,
             max_uri_bytes: 8 * 1024,
             max_header_bytes: 64 * 1024,
@@ -49,6 +56,7 @@ impl ConnectionLimits {
         let positive = [
             ("header_read_timeout_ms", self.header_read_timeout_ms as usize),
             ("idle_timeout_seconds", self.idle_timeout_seconds as usize),
+            ("body_stall_timeout_ms", self.body_stall_timeout_ms as usize),
             ("max_connections", self.max_connections),
             ("max_uri_bytes", self.max_uri_bytes),
             ("max_header_bytes", self.max_header_bytes),
@@ -68,6 +76,11 @@ impl ConnectionLimits {
     /// Returns the time a request head may take from its first byte.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// Returns the time a request body may go without a byte.
+    pub fn body_stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_stall_timeout_ms)
     }
 
     /// Returns the time a connection may wait for a request.
@@ -99,6 +112,11 @@ pub enum Refusal {
     /// The request head did not arrive in time.
     SlowHead {
         /// `header_read_timeout_ms`.
+        timeout: Duration,
+    },
+    /// The request body stopped coming before its end.
+    SlowBody {
+        /// `body_stall_timeout_ms`.
         timeout: Duration,
     },
     /// Every place of the listener is taken.
@@ -141,6 +159,14 @@ impl Refusal {
                 StatusCode::REQUEST_TIMEOUT,
                 "the request head was not received in time".to_owned(),
                 format!("send the request line and headers within {} ms", timeout.as_millis()),
+            ),
+            Self::SlowBody { timeout } => invalid(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body stopped arriving".to_owned(),
+                format!(
+                    "the request body must keep coming: no part of it arrived for {} ms",
+                    timeout.as_millis()
+                ),
             ),
             Self::Overloaded { limit } => {
                 ErrorResponse::new(ErrorCode::Unavailable, "too many connections, retry later").with(

@@ -3,6 +3,7 @@
 //!
 //! hyper serves each connection, but every request head is read and checked first
 //! ([`guard`]): it must arrive within `header_read_timeout_ms` of its first byte (else 408), a
+//! body being read may not go `body_stall_timeout_ms` without a byte (else 408), a
 //! connection with no request in progress is closed after `idle_timeout_seconds`, a request
 //! target over `max_uri_bytes` gets 414, a head over `max_header_bytes` or `max_headers` gets
 //! 431 and one that does not parse gets 400. hyper's own answers to those have empty bodies;
@@ -293,7 +294,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let answer = std::task::ready!(this.future.poll(cx))?;
-        let answering = this.answering.take();
+        let mut answering = this.answering.take();
+        if let Some(answering) = &mut answering {
+            answering.respond();
+        }
         Poll::Ready(Ok(answer.map(|body| Tracked {
             body,
             _answering: answering,
