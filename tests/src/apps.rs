@@ -167,7 +167,8 @@ pub fn write_image_layout_of(layout: &std::path::Path, tag: &str, plain: Vec<u8>
 }
 
 /// A static HTTP server for a container image: answers with its uid, path, `GREETING`, the
-/// token headers it received and `SCW_PUBLIC`/`SCW_PUBLIC_KEY`.
+/// token headers it received, `SCW_PUBLIC`/`SCW_PUBLIC_KEY` and the content of the file
+/// `version` beside it in the image, if any.
 pub const SERVER_GO: &str = r#"package main
 
 import (
@@ -175,6 +176,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -200,8 +202,12 @@ func main() {
 			w.Header().Set("Connection", "close")
 		}
 		tokens := r.Header.Get("X-Auth-Token") + r.Header.Get("Scw-Functions-Token") + r.Header.Get("Scw_functions_token")
-		fmt.Fprintf(w, `{"uid":%d,"path":%q,"greeting":%q,"tokens":%q,"public":%q,"public_key":%q,"remote":%q}`,
-			os.Getuid(), r.URL.Path, os.Getenv("GREETING"), tokens, os.Getenv("SCW_PUBLIC"), os.Getenv("SCW_PUBLIC_KEY"), r.RemoteAddr)
+		version := []byte{}
+		if executable, err := os.Executable(); err == nil {
+			version, _ = os.ReadFile(filepath.Join(filepath.Dir(executable), "version"))
+		}
+		fmt.Fprintf(w, `{"uid":%d,"path":%q,"greeting":%q,"tokens":%q,"public":%q,"public_key":%q,"remote":%q,"version":%q}`,
+			os.Getuid(), r.URL.Path, os.Getenv("GREETING"), tokens, os.Getenv("SCW_PUBLIC"), os.Getenv("SCW_PUBLIC_KEY"), r.RemoteAddr, version)
 	})
 	// Closes connections idle for more than 300 ms, as servers with a short keep-alive do.
 	server := &http.Server{Addr: ":" + os.Getenv("PORT"), IdleTimeout: 300 * time.Millisecond}

@@ -914,6 +914,83 @@ async fn a_container_roll_out_whose_process_was_killed_is_resumed_once_and_ends_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_redeployed_after_a_push_under_its_tag_runs_the_new_image() {
+    let Some(binary) = nuage_tests::apps::go_server_binary() else {
+        // The container image is a Go static binary; .ci/run installs Go.
+        eprintln!("skipped: no Go toolchain to build the test container image");
+        return;
+    };
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    let namespace = tenant.create_namespace("retagged").await;
+    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
+    let namespace = tenant.wait_ready(&namespace_id).await;
+    // Pushes go to the namespace's repository (an OCI layout of the embedded registry), each
+    // under `latest`; each returns the copy the runner unpacks it to.
+    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+    let layout = server
+        .config
+        .data_dir
+        .join("registry")
+        .join(endpoint.split_once('/').unwrap().1)
+        .join("app");
+    let push = |version: &str| {
+        let files = [
+            ("server", binary.as_slice(), 0o755),
+            ("version", version.as_bytes(), 0o644),
+        ];
+        nuage_tests::apps::write_image_layout(&layout, "latest", &files, &["/server"]);
+        let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let digest = index["manifests"][0]["digest"].as_str().unwrap().replace(':', "-");
+        server.config.data_dir.join("runner/images").join(digest)
+    };
+    let created = tenant
+        .post("/containers", json!({"name": "app", "namespace_id": namespace_id}))
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let deployed = |expected: &'static str| {
+        let tenant = tenant.clone();
+        let id = id.clone();
+        async move {
+            let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
+            assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
+            let ready = tenant
+                .poll_until(&format!("/containers/{id}"), Duration::from_secs(30), |answer| {
+                    answer.body["status"] != "pending"
+                })
+                .await
+                .body;
+            assert_eq!(ready["status"], "ready", "{ready}");
+            let answer: Value = reqwest::get(format!("{}/", ready["endpoint"].as_str().unwrap()))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(answer["version"], expected, "{answer}");
+        }
+    };
+    let first = push("v1");
+    deployed("v1").await;
+    assert!(first.is_dir(), "{} is not unpacked", first.display());
+    // The same tag, pushed again, then deployed: the new image runs...
+    let second = push("v2");
+    deployed("v2").await;
+    assert!(second.is_dir());
+    // ...and the first one's copy goes once its instances ended.
+    let still_there = eventually_every(
+        Duration::from_millis(100),
+        Duration::from_secs(20),
+        || async { first.exists() },
+        |exists| !exists,
+    )
+    .await;
+    assert!(!still_there, "{} is still there", first.display());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builds_are_taken_in_turn_between_tenants() {
     let server = TestServer::start_with(|config| {
         // No builder role: only this test claims jobs (the server migrates the database).

@@ -27,6 +27,10 @@ pub trait Backend: Send + Sync + 'static {
         instance_id: &str,
     ) -> impl std::future::Future<Output = Result<Running, RunnerError>> + Send;
 
+    /// Returns the image reference `image` pinned to the image it names now (by digest), so
+    /// that what is pushed under its tag later does not change what a version runs.
+    fn pin(&self, image: &str) -> impl std::future::Future<Output = Result<String, RunnerError>> + Send;
+
     /// Removes what it keeps of images (unpacked copies) that neither a version the runner
     /// keeps (whose image is in `current`) nor a live instance uses. An instance uses its
     /// image until its end was sent on [`Running::exited`].

@@ -1,6 +1,8 @@
 //! Images instances run: found in the builder's OCI image layouts or pulled from a registry,
 //! then unpacked once per manifest into a root directory (a copy), which is removed once
-//! neither a version the runner keeps nor a live instance uses it.
+//! neither a version the runner keeps nor a live instance uses it. A version's image is pinned
+//! when it is deployed ([`Images::pin`]): a tag pushed again later names another manifest, so
+//! another copy, and the version's instances keep running the one it was deployed with.
 
 use crate::confined::{self, RemoveError};
 use crate::error::RunnerError;
@@ -64,7 +66,42 @@ impl Images {
         }
     }
 
-    /// Returns the unpacked image `reference` (`[host/]repository:tag`).
+    /// Returns `reference` pinned to the manifest it names now, `[host/]repository@digest`,
+    /// found as [`Self::get`] finds images (a reference by digest is returned as it is).
+    pub async fn pin(&self, reference: &str) -> Result<String, RunnerError> {
+        let (repository, version) = split_reference(reference);
+        if is_digest(version) {
+            return Ok(reference.to_owned());
+        }
+        let digest = match local_layout(&self.registry_dir, repository) {
+            Some(layout) => {
+                let tag = version.to_owned();
+                tokio::task::spawn_blocking(move || manifest_digest(&layout, &tag))
+                    .await
+                    .map_err(|source| unpack_task(reference, source))??
+            }
+            None if !names_registry(repository) => {
+                return Err(RunnerError::UnknownImage {
+                    reference: reference.to_owned(),
+                    layouts: self.registry_dir.clone(),
+                });
+            }
+            None => {
+                let parsed = parse_reference(reference)?;
+                nuage_clients::registry::client(self.insecure, self.registry_timeout)
+                    .fetch_manifest_digest(&parsed, &oci_client::secrets::RegistryAuth::Anonymous)
+                    .await
+                    .map_err(|source| RunnerError::Pull {
+                        reference: reference.to_owned(),
+                        source: Box::new(source),
+                    })?
+            }
+        };
+        Ok(format!("{repository}@{digest}"))
+    }
+
+    /// Returns the unpacked image `reference` (`[host/]repository:tag` or
+    /// `[host/]repository@digest`).
     pub async fn get(&self, reference: &str) -> Result<Arc<Unpacked>, RunnerError> {
         // One unpack at a time: two instances of a new version must not unpack it twice.
         let mut unpacked = self.unpacked.lock().await;
@@ -138,10 +175,7 @@ impl Images {
     }
 
     async fn pull(&self, reference: &str) -> Result<Unpacked, RunnerError> {
-        let parsed: oci_client::Reference = reference.parse().map_err(|source| RunnerError::Reference {
-            reference: reference.to_owned(),
-            source,
-        })?;
+        let parsed = parse_reference(reference)?;
         let client = nuage_clients::registry::client(self.insecure, self.registry_timeout);
         let image = client
             .pull(
@@ -280,8 +314,19 @@ fn names_registry(repository: &str) -> bool {
         .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
 }
 
-/// Splits `[host/]repository:tag` (a digest is not supported here).
+fn parse_reference(reference: &str) -> Result<oci_client::Reference, RunnerError> {
+    reference.parse().map_err(|source| RunnerError::Reference {
+        reference: reference.to_owned(),
+        source,
+    })
+}
+
+/// Splits `[host/]repository:tag` or `[host/]repository@digest` into the repository and the
+/// tag or digest.
 fn split_reference(reference: &str) -> (&str, &str) {
+    if let Some(pinned) = reference.split_once('@') {
+        return pinned;
+    }
     let slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[slash..].rfind(':') {
         Some(colon) => (&reference[..slash + colon], &reference[slash + colon + 1..]),
@@ -297,8 +342,18 @@ fn blob(layout: &Path, digest: &str) -> Result<Vec<u8>, RunnerError> {
     })
 }
 
-/// Returns the digest of the manifest `tag` names in `layout` (its newest, when retagged).
+/// Whether the version of a reference (what follows its repository) is a digest, not a tag
+/// (a tag has no `:`).
+fn is_digest(version: &str) -> bool {
+    version.contains(':')
+}
+
+/// Returns the digest of the manifest `tag` names in `layout` (its newest, when retagged); a
+/// digest names itself.
 fn manifest_digest(layout: &Path, tag: &str) -> Result<String, RunnerError> {
+    if is_digest(tag) {
+        return Ok(tag.to_owned());
+    }
     let index = ImageIndex::from_file(layout.join("index.json")).map_err(|source| RunnerError::Index {
         layout: layout.to_path_buf(),
         source,
@@ -545,15 +600,16 @@ mod tests {
         assert!(top.path().join("victim").exists());
     }
 
-    /// Writes a one-layer image (a file `server`) tagged `tag` into the layout at `layout`.
-    fn write_layout(layout: &Path, tag: &str) {
+    /// Writes a one-layer image (a file `server` holding `content`) tagged `tag` into the
+    /// layout at `layout`, as the only image of its index.
+    fn write_layout(layout: &Path, tag: &str, content: &[u8]) {
         use sha2::Digest;
         let sha = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
         let mut tar = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_ustar();
-        header.set_size(2);
+        header.set_size(content.len() as u64);
         header.set_mode(0o755);
-        tar.append_data(&mut header, "server", &b"#!"[..]).unwrap();
+        tar.append_data(&mut header, "server", content).unwrap();
         let layer = tar.into_inner().unwrap();
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/server"]},
@@ -581,7 +637,7 @@ mod tests {
     async fn releases_racing_starts_of_the_same_image_never_remove_a_copy_in_use() {
         let top = tempfile::tempdir().unwrap();
         let (work_dir, registry_dir) = (top.path().join("work"), top.path().join("registry"));
-        write_layout(&registry_dir.join("ns/app"), "v1");
+        write_layout(&registry_dir.join("ns/app"), "v1", b"#!");
         let timeout = std::time::Duration::from_secs(5);
         let images = Arc::new(Images::new(work_dir.clone(), registry_dir.clone(), false, timeout));
         let reference = "ns/app:v1";
@@ -613,6 +669,36 @@ mod tests {
         assert_eq!(std::fs::read_dir(work_dir.join("images")).unwrap().count(), 1);
     }
 
+    #[tokio::test]
+    async fn a_tag_pushed_again_is_pinned_to_its_new_image_and_the_old_pin_keeps_its_own() {
+        let top = tempfile::tempdir().unwrap();
+        let (work_dir, registry_dir) = (top.path().join("work"), top.path().join("registry"));
+        let images = Images::new(work_dir, registry_dir.clone(), false, std::time::Duration::from_secs(5));
+        let layout = registry_dir.join("ns/app");
+        write_layout(&layout, "latest", b"v1");
+        let first = images.pin("ns/app:latest").await.unwrap();
+        assert!(first.starts_with("ns/app@sha256:"), "{first}");
+        assert_eq!(images.pin(&first).await.unwrap(), first);
+        let v1 = images.get(&first).await.unwrap();
+        write_layout(&layout, "latest", b"v2");
+        let second = images.pin("ns/app:latest").await.unwrap();
+        assert_ne!(second, first);
+        let v2 = images.get(&second).await.unwrap();
+        assert_eq!(std::fs::read(v2.root.join("server")).unwrap(), b"v2");
+        assert_eq!(std::fs::read(v1.root.join("server")).unwrap(), b"v1");
+        // The first copy goes once nothing holds it and the second is current.
+        drop(v1);
+        let removed = images.release(HashSet::from([second])).await;
+        assert_eq!(
+            removed,
+            [v2.root
+                .parent()
+                .unwrap()
+                .with_file_name(copy_name(first.split_once('@').unwrap().1))]
+        );
+        assert!(v2.root.join("server").is_file());
+    }
+
     #[test]
     fn references_split_into_repository_and_tag() {
         assert_eq!(split_reference("ns/f:abc"), ("ns/f", "abc"));
@@ -623,6 +709,10 @@ mod tests {
         assert_eq!(
             split_reference("127.0.0.1:5000/ns/f"),
             ("127.0.0.1:5000/ns/f", "latest")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/ns/f@sha256:0123"),
+            ("127.0.0.1:5000/ns/f", "sha256:0123")
         );
         assert!(names_registry("127.0.0.1:5000/ns/f"));
         assert!(names_registry("registry.example.com/ns/f"));

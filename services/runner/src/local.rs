@@ -899,6 +899,10 @@ impl Backend for LocalBackend {
         })
     }
 
+    async fn pin(&self, image: &str) -> Result<String, RunnerError> {
+        self.images.pin(image).await
+    }
+
     async fn release(&self, current: HashSet<String>) {
         for copy in self.images.release(current).await {
             tracing::info!(copy = %copy.display(), "removed an unused image copy");

@@ -229,13 +229,15 @@ type OutputStream = Pin<Box<dyn Stream<Item = Result<pb::OutputLine, Status>> + 
 #[tonic::async_trait]
 impl<B: Backend> Runner for RunnerService<B> {
     async fn deploy(&self, request: Request<pb::DeployRequest>) -> Result<Response<pb::DeployResponse>, Status> {
-        let spec = request
+        let mut spec = request
             .into_inner()
             .spec
             .ok_or_else(|| ApiError::invalid_argument("spec", Reason::Required, "is required"))?;
         required("spec.application_id", &spec.application_id)?;
         required("spec.version", &spec.version)?;
         required("spec.image", &spec.image)?;
+        // The version runs what its tag names now, in every instance it will ever have.
+        spec.image = self.backend.pin(&spec.image).await.map_err(ApiError::from)?;
         // The new version becomes current only once an instance of it answered: a version that
         // cannot start leaves the previous one serving.
         let instance = self.start(&spec).await?;
