@@ -188,7 +188,8 @@ pub struct Config {
     /// within 20 s is disconnected.
     pub grpc_keepalive_seconds: u64,
     /// Milliseconds a peer of the gRPC listener has, from connecting, to send its whole HTTP/2
-    /// client preface (the fixed octets and its SETTINGS frame); a slower one is disconnected.
+    /// client preface (the fixed octets and its SETTINGS frame) and acknowledge the server's
+    /// SETTINGS; a slower one is disconnected.
     pub grpc_preface_timeout_ms: u64,
     /// `sqlite://...` or `postgres://...`; default: `nuage.db` in the data dir.
     pub database_url: Option<String>,

@@ -75,7 +75,8 @@ impl Services {
     /// while `database` answers. Their first state is set before the listener serves, so no
     /// caller finds a service not registered yet.
     /// It serves `config.grpc_max_connections` connections at once, disconnects peers that do
-    /// not send their HTTP/2 preface within `config.grpc_preface_timeout_ms` and pings peers
+    /// not send their HTTP/2 preface and acknowledge its settings within
+    /// `config.grpc_preface_timeout_ms` and pings peers
     /// that stay silent `config.grpc_keepalive_seconds`.
     pub async fn serve(
         mut self,

@@ -4,7 +4,7 @@
 //! connections, and answer what the HTTP layer refuses (400, 408, 414, 431, 503) with a
 //! Scaleway JSON body, as a hostile client sees over TCP; they cut a request body that stops
 //! coming (408) but not one that comes slowly; the gRPC listener disconnects peers that do not
-//! send their HTTP/2 preface in time.
+//! send their HTTP/2 preface and acknowledge its settings in time.
 
 use nuage_tests::{TestServer, apps, eventually};
 use reqwest::StatusCode;
@@ -423,6 +423,14 @@ async fn the_grpc_listener_serves_a_bounded_number_of_connections() {
 /// The fixed octets that open every HTTP/2 client connection.
 const HTTP2_MAGIC: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// Returns the whole HTTP/2 client preface: the fixed octets and a SETTINGS frame with no
+/// setting.
+fn http2_preface() -> Vec<u8> {
+    let mut preface = HTTP2_MAGIC.to_vec();
+    preface.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    preface
+}
+
 /// Reads from `reader` until the server ends the connection (an end of stream or a reset), for
 /// at most `limit`; returns whether it ended.
 async fn ended(reader: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> bool {
@@ -438,7 +446,7 @@ async fn ended(reader: &mut tokio::net::tcp::OwnedReadHalf, limit: Duration) -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_peers_without_a_preface_in_time_are_disconnected_and_free_their_place() {
+async fn grpc_peers_without_a_preface_and_settings_ack_in_time_are_disconnected_and_free_their_place() {
     let secret = "listeners-internal-secret";
     let server = TestServer::start_with(|config| {
         config.grpc_max_connections = 32;
@@ -450,8 +458,10 @@ async fn grpc_peers_without_a_preface_in_time_are_disconnected_and_free_their_pl
     // An honest caller, connected before and still connected after the deadlines pass.
     let honest = grpc_channel(&address).await.expect("a gRPC connection");
     assert!(grpc_check(honest.clone(), secret).await.is_ok());
-    // Every place taken, half by peers that send nothing, half by peers that send the preface a
-    // byte every 200 ms (it would take them 4.8 s), and one more connection, refused.
+    // Every place taken, a third by peers that send nothing, a third by peers that send the
+    // preface a byte every 200 ms (it would take them 4.8 s), a third by peers that send the
+    // whole preface at once and then nothing (HTTP/2 keep-alive alone would find them out
+    // after 80 s), and one more connection, refused.
     let mut held = Vec::new();
     let mut refused = 0;
     for index in 0..=32 {
@@ -466,7 +476,7 @@ async fn grpc_peers_without_a_preface_in_time_are_disconnected_and_free_their_pl
         // A write half dropped would send an end of stream: each is kept, silent or writing.
         let (reader, mut writer) = stream.into_split();
         // A trickling one tells whether it could send the whole preface.
-        let writer = if index % 2 == 1 {
+        let writer = if index % 3 == 1 {
             tokio::spawn(async move {
                 for byte in HTTP2_MAGIC {
                     if writer.write_all(&[*byte]).await.is_err() {
@@ -476,13 +486,19 @@ async fn grpc_peers_without_a_preface_in_time_are_disconnected_and_free_their_pl
                 }
                 (writer, Some(true))
             })
+        } else if index % 3 == 2 {
+            tokio::spawn(async move {
+                writer.write_all(&http2_preface()).await.unwrap();
+                (writer, None)
+            })
         } else {
             tokio::spawn(async move { (writer, None) })
         };
         held.push((reader, writer));
     }
     assert!(refused > 0, "no connection over the limit was refused");
-    // Each is disconnected once its deadline passed, silent or trickling.
+    // Each is disconnected once its deadline passed, silent, trickling or silent after its
+    // preface.
     let started = Instant::now();
     for (index, (reader, _)) in held.iter_mut().enumerate() {
         let limit = Duration::from_secs(10).saturating_sub(started.elapsed());

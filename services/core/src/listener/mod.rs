@@ -10,8 +10,9 @@
 //! these carry core's Scaleway body ([`ErrorResponse`](crate::error::ErrorResponse)), as every
 //! other error of nuage. A listener serves at most `max_connections` at once ([`Gate`]); one
 //! more is answered 503 and closed. The gRPC listener, which tonic serves, has a [`Gate`] too,
-//! and a deadline for the HTTP/2 client preface of each connection ([`Gate::admitted`]), so
-//! that peers which connect and say nothing cannot keep its places.
+//! and a deadline for the opening of each connection, the HTTP/2 client preface and the
+//! acknowledgement of the server's settings ([`Gate::admitted`]), so that peers which connect
+//! and say nothing, or stop after the preface, cannot keep its places.
 
 mod guard;
 mod limits;
@@ -59,8 +60,9 @@ impl Gate {
 
     /// Returns the connections of `incoming` that find a place, each holding it until it drops
     /// (for an HTTP/2 listener that tonic serves); the others are answered 503 and closed. A
-    /// connection that has not sent its whole HTTP/2 client preface within `preface_timeout`
-    /// of its acceptance fails its next read, which ends it.
+    /// connection that has not sent its whole HTTP/2 client preface and acknowledged the
+    /// server's settings within `preface_timeout` of its acceptance fails its next read, which
+    /// ends it.
     pub fn admitted<E>(
         self,
         incoming: impl Stream<Item = Result<TcpStream, E>>,
