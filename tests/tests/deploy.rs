@@ -915,37 +915,71 @@ async fn a_container_roll_out_whose_process_was_killed_is_resumed_once_and_ends_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_redeployed_after_a_push_under_its_tag_runs_the_new_image() {
+    a_container_redeployed_after_a_push_runs_it(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_redeployed_after_a_push_to_a_registry_under_its_tag_runs_the_new_image() {
+    let Ok(registry) = std::env::var(nuage_tests::REGISTRY_VARIABLE) else {
+        eprintln!("skipped: no registry (NUAGE_TEST_REGISTRY) to push to");
+        return;
+    };
+    a_container_redeployed_after_a_push_runs_it(Some(registry)).await;
+}
+
+/// Pushes an image answering `v1` under a tag, deploys a container of it, pushes one answering
+/// `v2` under the same tag, redeploys: the container answers `v2`, and the first image's
+/// unpacked copy goes once its instance ended. Pushes go to `registry` (pulled by the runner)
+/// or, without one, to the namespace's repository (an OCI layout of the embedded registry).
+async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
     let Some(binary) = nuage_tests::apps::go_server_binary() else {
         // The container image is a Go static binary; .ci/run installs Go.
         eprintln!("skipped: no Go toolchain to build the test container image");
         return;
     };
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|config| config.runner.registry_insecure = true).await;
     let tenant = server.tenant().await;
     let namespace = tenant.create_namespace("retagged").await;
     let namespace_id = namespace["id"].as_str().unwrap().to_owned();
     let namespace = tenant.wait_ready(&namespace_id).await;
-    // Pushes go to the namespace's repository (an OCI layout of the embedded registry), each
-    // under `latest`; each returns the copy the runner unpacks it to.
-    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
-    let layout = server
-        .config
-        .data_dir
-        .join("registry")
-        .join(endpoint.split_once('/').unwrap().1)
-        .join("app");
+    let staging = tempfile::tempdir().unwrap();
+    let (layout, image) = match &registry {
+        Some(registry) => (
+            staging.path().join("app"),
+            format!("{registry}/{namespace_id}/app:latest"),
+        ),
+        None => {
+            let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+            let repository = endpoint.split_once('/').unwrap().1;
+            let layout = server.config.data_dir.join("registry").join(repository).join("app");
+            (layout, format!("{endpoint}/app:latest"))
+        }
+    };
     let push = |version: &str| {
         let files = [
             ("server", binary.as_slice(), 0o755),
             ("version", version.as_bytes(), 0o644),
         ];
         nuage_tests::apps::write_image_layout(&layout, "latest", &files, &["/server"]);
-        let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-        let digest = index["manifests"][0]["digest"].as_str().unwrap().replace(':', "-");
-        server.config.data_dir.join("runner/images").join(digest)
+        if registry.is_some() {
+            let copied = std::process::Command::new("skopeo")
+                .args(["copy", "--quiet", "--dest-tls-verify=false"])
+                .arg(format!("oci:{}:latest", layout.display()))
+                .arg(format!("docker://{image}"))
+                .output()
+                .expect("skopeo runs");
+            assert!(
+                copied.status.success(),
+                "skopeo: {}",
+                String::from_utf8_lossy(&copied.stderr)
+            );
+        }
     };
     let created = tenant
-        .post("/containers", json!({"name": "app", "namespace_id": namespace_id}))
+        .post(
+            "/containers",
+            json!({"name": "app", "namespace_id": namespace_id, "registry_image": image}),
+        )
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
@@ -971,22 +1005,29 @@ async fn a_container_redeployed_after_a_push_under_its_tag_runs_the_new_image() 
             assert_eq!(answer["version"], expected, "{answer}");
         }
     };
-    let first = push("v1");
+    let copies = || {
+        let images = server.config.data_dir.join("runner/images");
+        std::fs::read_dir(images)
+            .map(|entries| entries.flatten().map(|entry| entry.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    push("v1");
     deployed("v1").await;
-    assert!(first.is_dir(), "{} is not unpacked", first.display());
+    let first = copies();
+    assert_eq!(first.len(), 1, "{first:?}");
     // The same tag, pushed again, then deployed: the new image runs...
-    let second = push("v2");
+    push("v2");
     deployed("v2").await;
-    assert!(second.is_dir());
-    // ...and the first one's copy goes once its instances ended.
-    let still_there = eventually_every(
+    // ...and the first one's copy goes once its instance ended.
+    let left = eventually_every(
         Duration::from_millis(100),
         Duration::from_secs(20),
-        || async { first.exists() },
-        |exists| !exists,
+        || async { copies() },
+        |copies| copies.len() == 1,
     )
     .await;
-    assert!(!still_there, "{} is still there", first.display());
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_ne!(left, first);
     server.stop().await;
 }
 
