@@ -265,7 +265,14 @@ async fn private_functions_open_only_to_their_namespace_tokens() {
         )
         .await;
     assert_eq!(public.status, StatusCode::OK);
-    let (status, body) = call(&endpoint, None).await;
+    // Routers learn the change from the functions service's stream of route changes: at once,
+    // but not within the PATCH's own answer, so a loaded machine may take a moment.
+    let (status, body) = eventually(
+        Duration::from_secs(5),
+        || call(&endpoint, None),
+        |(status, _)| *status == StatusCode::OK,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let private_again = tenant
         .patch(
@@ -274,7 +281,12 @@ async fn private_functions_open_only_to_their_namespace_tokens() {
         )
         .await;
     assert_eq!(private_again.status, StatusCode::OK);
-    let (status, _) = call(&endpoint, None).await;
+    let (status, _) = eventually(
+        Duration::from_secs(5),
+        || call(&endpoint, None),
+        |(status, _)| *status == StatusCode::NOT_FOUND,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The private key is at rest only sealed.
