@@ -98,6 +98,33 @@ pub async fn deployed(tenant: &Tenant, namespace: &str, body: Value, files: &[(&
     done
 }
 
+/// Pushes `binary` as image `app:latest` of the ready `namespace`'s repository in the embedded
+/// registry at `registry` (an OCI layout), creates container `app` running it with
+/// `environment`, and deploys it; returns its id, `pending`.
+pub async fn deploy_app_container(
+    tenant: &Tenant,
+    registry: &std::path::Path,
+    namespace: &Value,
+    binary: &[u8],
+    environment: Value,
+) -> String {
+    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+    let layout = registry.join(endpoint.split_once('/').unwrap().1).join("app");
+    write_image_layout(&layout, "latest", &[("server", binary, 0o755)], &["/server"]);
+    let created = tenant
+        .post(
+            "/containers",
+            json!({"name": "app", "namespace_id": namespace["id"], "environment_variables": environment}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
+    assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
+    assert_eq!(deploying.body["status"], "pending");
+    id
+}
+
 /// Returns the pids of the processes whose environment says they run application `id`.
 pub fn processes_of(id: &str) -> Vec<u32> {
     let needle = format!("SCW_APPLICATION_ID={id}");

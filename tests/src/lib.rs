@@ -209,6 +209,18 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// Returns the argument a 400 `invalid_arguments` answer names first, asserting it is one.
+    pub fn refused_argument(&self) -> String {
+        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.body);
+        assert_eq!(self.body["type"], "invalid_arguments", "{}", self.body);
+        self.body["details"][0]["argument_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
 impl Tenant {
     /// Returns a client for `key` on the server at `base_url`.
     pub fn new(base_url: &str, key: nuage_iam::NewApiKey) -> Self {

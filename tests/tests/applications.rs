@@ -31,16 +31,6 @@ fn keys(value: &Value) -> Vec<String> {
     value.as_object().expect("an object").keys().cloned().collect()
 }
 
-/// Returns the argument a 400 names.
-fn refused_argument(answer: &nuage_tests::Answer) -> String {
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
-    assert_eq!(answer.body["type"], "invalid_arguments", "{}", answer.body);
-    answer.body["details"][0]["argument_name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 async fn ready_namespace(tenant: &Tenant, name: &str) -> String {
     let namespace = tenant.create_namespace(name).await;
     let id = namespace["id"].as_str().unwrap().to_owned();
@@ -101,7 +91,7 @@ async fn runtimes_are_those_whose_toolchain_is_installed() {
             json!({"namespace_id": namespace_id, "name": "f", "runtime": "cobol85"}),
         )
         .await;
-    assert_eq!(refused_argument(&answer), "runtime");
+    assert_eq!(answer.refused_argument(), "runtime");
     server.stop().await;
 }
 
@@ -168,7 +158,7 @@ async fn functions_round_trip_with_defaults_and_sparse_updates() {
         let answer = tenant
             .patch(&format!("/functions/{id}"), json!({immutable: "other"}))
             .await;
-        assert_eq!(refused_argument(&answer), immutable);
+        assert_eq!(answer.refused_argument(), immutable);
     }
 
     // Lists: filters, the nested route the Serverless plugin uses, and total_count.
@@ -252,7 +242,7 @@ async fn function_arguments_are_validated_by_name() {
     ];
     for (extra, argument) in cases {
         let answer = tenant.post("/functions", with(extra.clone())).await;
-        assert_eq!(refused_argument(&answer), argument, "{extra}");
+        assert_eq!(answer.refused_argument(), argument, "{extra}");
     }
     // The longest name that still fits `checks<8-character suffix>-<name>` in one DNS label
     // is accepted.
@@ -305,7 +295,7 @@ async fn containers_round_trip_with_a_default_image() {
             json!({"namespace_id": namespace_id, "name": "bad", "registry_image": "UPPER CASE::"}),
         )
         .await;
-    assert_eq!(refused_argument(&refused), "registry_image");
+    assert_eq!(refused.refused_argument(), "registry_image");
     let updated = tenant
         .patch(
             &format!("/containers/{id}"),
@@ -367,14 +357,14 @@ async fn crons_are_validated_and_become_ready() {
         ("* * *", "3 fields"),
     ] {
         let answer = tenant.post("/crons", bad(schedule)).await;
-        assert_eq!(refused_argument(&answer), "schedule");
+        assert_eq!(answer.refused_argument(), "schedule");
         let help = answer.body["details"][0]["help_message"].as_str().unwrap();
         assert!(help.contains(says), "{schedule}: {help}");
     }
     let big = json!({"application_id": function_id, "schedule": "0 0 * * *", "args": {"x": "y".repeat(70_000)}});
-    assert_eq!(refused_argument(&tenant.post("/crons", big).await), "args");
+    assert_eq!(tenant.post("/crons", big).await.refused_argument(), "args");
     let list = json!({"application_id": function_id, "schedule": "0 0 * * *", "args": [1]});
-    assert_eq!(refused_argument(&tenant.post("/crons", list).await), "args");
+    assert_eq!(tenant.post("/crons", list).await.refused_argument(), "args");
     let nobody = tenant
         .post(
             "/crons",
@@ -392,7 +382,7 @@ async fn crons_are_validated_and_become_ready() {
     let filtered = tenant.get(&format!("/crons?application_id={function_id}")).await;
     assert_eq!(filtered.body["total_count"], 1);
     assert_eq!(
-        refused_argument(&tenant.get("/crons?order_by=name_asc").await),
+        tenant.get("/crons?order_by=name_asc").await.refused_argument(),
         "order_by"
     );
     let deleted = tenant.delete(&format!("/crons/{id}")).await;

@@ -887,22 +887,8 @@ async fn a_container_roll_out_whose_process_was_killed_is_resumed_once_and_ends_
         let namespace = tenant.create_namespace("roll-out").await;
         let namespace_id = namespace["id"].as_str().unwrap().to_owned();
         let namespace = tenant.wait_ready(&namespace_id).await;
-        // The image goes to the namespace's repository (an OCI layout of the embedded registry).
-        let endpoint = namespace["registry_endpoint"].as_str().unwrap();
-        let layout = registry.join(endpoint.split_once('/').unwrap().1).join("app");
-        nuage_tests::apps::write_image_layout(&layout, "latest", &[("server", &binary, 0o755)], &["/server"]);
-        let created = tenant
-            .post(
-                "/containers",
-                json!({"name": "app", "namespace_id": namespace_id, "environment_variables": {"GREETING": "resumed"}}),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-        let id = created.body["id"].as_str().unwrap().to_owned();
-        let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
-        assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
-        assert_eq!(deploying.body["status"], "pending");
-        id
+        nuage_tests::apps::deploy_app_container(&tenant, &registry, &namespace, &binary, json!({"GREETING": "resumed"}))
+            .await
     };
     a_killed_roll_out_is_resumed_once(
         &[nuage::Role::Containers],

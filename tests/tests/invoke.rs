@@ -469,22 +469,10 @@ async fn a_container_image_runs_on_port_as_user_1000() {
     let namespace_id = namespace["id"].as_str().unwrap().to_owned();
     let namespace = tenant.wait_ready(&namespace_id).await;
     // The image goes to the namespace's repository (an OCI layout of the embedded registry).
-    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
-    let repository = endpoint.split_once('/').unwrap().1;
-    let layout = server.config.data_dir.join("registry").join(repository).join("app");
-    nuage_tests::apps::write_image_layout(&layout, "latest", &[("server", &binary, 0o755)], &["/server"]);
-
-    let created = tenant
-        .post(
-            "/containers",
-            json!({"name": "app", "namespace_id": namespace_id, "environment_variables": {"GREETING": "hi"}}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
-    let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
-    assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
-    assert_eq!(deploying.body["status"], "pending");
+    let registry = server.config.data_dir.join("registry");
+    let id =
+        nuage_tests::apps::deploy_app_container(&tenant, &registry, &namespace, &binary, json!({"GREETING": "hi"}))
+            .await;
     let ready = tenant
         .poll_until(&format!("/containers/{id}"), Duration::from_secs(30), |answer| {
             answer.body["status"] != "pending"

@@ -27,16 +27,6 @@ fn ok(answer: &Answer) -> &Value {
     &answer.body
 }
 
-/// Returns the argument a 400 answer names.
-fn refused_argument(answer: &Answer) -> String {
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
-    assert_eq!(answer.body["type"], "invalid_arguments", "{}", answer.body);
-    answer.body["details"][0]["argument_name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// Returns the bodies the recorder `function_id` received so far.
 async fn received(alpha: &Tenant, function_id: &str) -> Vec<String> {
     let answer = alpha
@@ -215,18 +205,16 @@ async fn bad_cron_requests_name_their_argument_and_other_tenants_reach_nothing()
     ];
     for (body, argument) in cases {
         let answer = beta.post("/crons", body.clone()).await;
-        assert_eq!(refused_argument(&answer), argument, "{body}: {}", answer.body);
+        assert_eq!(answer.refused_argument(), argument, "{body}: {}", answer.body);
     }
-    assert_eq!(refused_argument(&beta.get("/crons").await), "function_id");
+    assert_eq!(beta.get("/crons").await.refused_argument(), "function_id");
     assert_eq!(
-        refused_argument(
-            &beta
-                .get(&format!("/crons?function_id={function_id}&order_by=name_asc"))
-                .await
-        ),
+        beta.get(&format!("/crons?function_id={function_id}&order_by=name_asc"))
+            .await
+            .refused_argument(),
         "order_by"
     );
-    assert_eq!(refused_argument(&beta.get("/crons/x").await), "cron_id");
+    assert_eq!(beta.get("/crons/x").await.refused_argument(), "cron_id");
 
     let cron = beta
         .post(
@@ -238,7 +226,7 @@ async fn bad_cron_requests_name_their_argument_and_other_tenants_reach_nothing()
     let renamed = beta
         .patch(&format!("/crons/{cron_id}"), json!({"name": "n".repeat(101)}))
         .await;
-    assert_eq!(refused_argument(&renamed), "name");
+    assert_eq!(renamed.refused_argument(), "name");
 
     // Another tenant, as it would try: a cron on this function; read, list, change, delete.
     let stranger = server.tenant().await.speaking(Spec::FunctionsV1beta1, "fr-par");

@@ -18,11 +18,7 @@ async fn namespace_and_function(tenant: &Tenant) -> (String, String) {
     let created = tenant.post("/namespaces", json!({"name": "probe"})).await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let namespace_id = created.body["id"].as_str().unwrap().to_owned();
-    tenant
-        .poll_until(&format!("/namespaces/{namespace_id}"), Duration::from_secs(10), |a| {
-            a.body["status"] == "ready"
-        })
-        .await;
+    tenant.wait_ready(&namespace_id).await;
     let node = runtime(tenant, "node").await;
     let created = tenant
         .post(
@@ -37,13 +33,7 @@ async fn namespace_and_function(tenant: &Tenant) -> (String, String) {
 
 /// Checks a 400 naming `argument` first.
 fn assert_refused(answer: &nuage_tests::Answer, argument: &str, what: &Value) {
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}: {}", answer.body);
-    assert_eq!(answer.body["type"], "invalid_arguments", "{what}: {}", answer.body);
-    assert_eq!(
-        answer.body["details"][0]["argument_name"], argument,
-        "{what}: {}",
-        answer.body
-    );
+    assert_eq!(answer.refused_argument(), argument, "{what}: {}", answer.body);
 }
 
 #[tokio::test]

@@ -199,16 +199,6 @@ async fn a_token_opens_its_private_function_until_it_is_deleted() {
     server.stop().await;
 }
 
-/// Returns the argument a 400 answer names.
-fn refused_argument(answer: &nuage_tests::Answer) -> String {
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
-    assert_eq!(answer.body["type"], "invalid_arguments", "{}", answer.body);
-    answer.body["details"][0]["argument_name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_token_requests_name_their_argument_and_other_tenants_reach_nothing() {
     let server = TestServer::start().await;
@@ -239,19 +229,19 @@ async fn bad_token_requests_name_their_argument_and_other_tenants_reach_nothing(
     ];
     for (body, argument) in cases {
         let answer = beta.post("/tokens", body.clone()).await;
-        assert_eq!(refused_argument(&answer), argument, "{body}: {}", answer.body);
+        assert_eq!(answer.refused_argument(), argument, "{body}: {}", answer.body);
     }
     assert_eq!(
-        refused_argument(&beta.get("/tokens?order_by=name_asc").await),
+        beta.get("/tokens?order_by=name_asc").await.refused_argument(),
         "order_by"
     );
-    assert_eq!(refused_argument(&beta.get("/tokens?page_size=1000").await), "page_size");
+    assert_eq!(beta.get("/tokens?page_size=1000").await.refused_argument(), "page_size");
     assert_eq!(
-        refused_argument(&beta.get("/tokens?function_id=x").await),
+        beta.get("/tokens?function_id=x").await.refused_argument(),
         "function_id"
     );
-    assert_eq!(refused_argument(&beta.get("/tokens/x").await), "token_id");
-    assert_eq!(refused_argument(&beta.delete("/tokens/x").await), "token_id");
+    assert_eq!(beta.get("/tokens/x").await.refused_argument(), "token_id");
+    assert_eq!(beta.delete("/tokens/x").await.refused_argument(), "token_id");
 
     // Another tenant, as it would try: make a token for this function or namespace, read,
     // list and delete this tenant's token.

@@ -68,8 +68,9 @@ impl SecretVariables {
     }
 
     /// Applies `changes` for `owner` (its id), as [`SealedChanges::prepare`] then
-    /// [`SecretVariables::merge`] do, on this thread.
-    pub fn apply(&mut self, sealing: &[u8; 32], owner: &str, changes: Vec<SecretChange>) -> Result<(), ApiError> {
+    /// [`SecretVariables::merge`] do, on this thread (for tests).
+    #[cfg(test)]
+    fn apply(&mut self, sealing: &[u8; 32], owner: &str, changes: Vec<SecretChange>) -> Result<(), ApiError> {
         check(&changes)?;
         self.merge(&SealedChanges::seal(sealing, owner, changes)?)
     }
@@ -212,7 +213,7 @@ impl SealedChanges {
     }
 }
 
-/// Opens the value of secret `name` of `owner`, sealed as [`SecretVariables::apply`] sealed it.
+/// Opens the value of secret `name` of `owner`, sealed as [`SealedChanges::prepare`] sealed it.
 pub fn open(sealing: &[u8; 32], owner: &str, name: &str, sealed: &str) -> Result<String, SealError> {
     let plain = seal::open(sealing, &context(owner, name), sealed)?;
     String::from_utf8(plain).map_err(|_| SealError)
