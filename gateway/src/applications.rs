@@ -109,13 +109,18 @@ pub(crate) enum Timeout {
 impl Timeout {
     /// Returns the timeout in milliseconds.
     pub(crate) fn millis(&self) -> Result<u64, HttpError> {
+        self.millis_of("timeout")
+    }
+
+    /// Returns the duration sent as `argument` in milliseconds.
+    pub(crate) fn millis_of(&self, argument: &str) -> Result<u64, HttpError> {
         let text = match self {
             Self::Millis(millis) => return Ok(*millis),
             Self::Text(text) => text.trim(),
         };
         let refuse = || {
             invalid(
-                "timeout",
+                argument,
                 Reason::Format,
                 format!("`{text}` is neither milliseconds nor a duration such as `300s` or `1500ms`"),
             )
@@ -451,6 +456,138 @@ impl BetaFields {
     }
 }
 
+/// The fields v1beta1 gives containers alone (reference B.6). Read as JSON and typed in
+/// [`ContainerFields::check`], as [`BetaFields`] are; a function's body may carry them, unread.
+/// Go clients send zeros and `unknown_protocol` on PATCH meaning "unchanged".
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ContainerFields {
+    max_concurrency: Option<serde_json::Value>,
+    protocol: Option<serde_json::Value>,
+    port: Option<serde_json::Value>,
+    local_storage_limit: Option<serde_json::Value>,
+    scaling_option: Option<serde_json::Value>,
+    health_check: Option<serde_json::Value>,
+    command: Option<serde_json::Value>,
+    args: Option<serde_json::Value>,
+    cpu_limit: Option<serde_json::Value>,
+}
+
+/// `ContainerHealthCheckSpec`: `{failure_threshold, interval, one of http: {path} | tcp: {}}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthCheckJson {
+    failure_threshold: Option<u32>,
+    interval: Option<Timeout>,
+    http: Option<HttpCheckJson>,
+    tcp: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpCheckJson {
+    path: Option<String>,
+}
+
+/// `ContainerScalingOption`: one of three thresholds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScalingJson {
+    concurrent_requests_threshold: Option<u32>,
+    cpu_usage_threshold: Option<u32>,
+    memory_usage_threshold: Option<u32>,
+}
+
+impl ContainerFields {
+    /// Returns the container settings a body sets, `None` when it sets none (or is a
+    /// function's).
+    pub(crate) fn check<O: Owner>(self) -> Result<Option<wire::ContainerChanges>, HttpError> {
+        if O::FUNCTION {
+            return Ok(None);
+        }
+        let number = |argument: &str, value| -> Result<Option<u32>, HttpError> {
+            Ok(typed::<u32>(argument, value)?.filter(|number| *number != 0))
+        };
+        let words = |argument: &str, value| -> Result<Option<wire::Strings>, HttpError> {
+            Ok(typed::<Vec<String>>(argument, value)?.map(|values| wire::Strings { values }))
+        };
+        let protocol = typed::<String>("protocol", self.protocol)?
+            .filter(|protocol| !protocol.is_empty() && protocol != "unknown_protocol");
+        let changes = wire::ContainerChanges {
+            port: number("port", self.port)?,
+            max_concurrency: number("max_concurrency", self.max_concurrency)?,
+            protocol,
+            local_storage_limit: number("local_storage_limit", self.local_storage_limit)?,
+            command: words("command", self.command)?,
+            args: words("args", self.args)?,
+            health_check: typed::<HealthCheckJson>("health_check", self.health_check)?
+                .map(HealthCheckJson::check)
+                .transpose()?,
+            scaling_option: typed::<ScalingJson>("scaling_option", self.scaling_option)?
+                .map(ScalingJson::check)
+                .transpose()?
+                .flatten(),
+            cpu_limit: number("cpu_limit", self.cpu_limit)?,
+        };
+        Ok((changes != wire::ContainerChanges::default()).then_some(changes))
+    }
+}
+
+impl HealthCheckJson {
+    fn check(self) -> Result<common::HealthCheck, HttpError> {
+        let http_path = match (self.http, self.tcp.filter(|tcp| !tcp.is_null())) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "health_check",
+                    Reason::Constraint,
+                    "give one of http and tcp, not both",
+                ));
+            }
+            (Some(http), None) => Some(http.path.filter(|path| !path.is_empty()).ok_or_else(|| {
+                invalid(
+                    "health_check.http.path",
+                    Reason::Required,
+                    "is required with an http check",
+                )
+            })?),
+            (None, _) => None,
+        };
+        Ok(common::HealthCheck {
+            // 0: the default (the containers service's).
+            failure_threshold: self.failure_threshold.unwrap_or_default(),
+            interval_ms: self
+                .interval
+                .map(|interval| interval.millis_of("health_check.interval"))
+                .transpose()?
+                .unwrap_or_default(),
+            http_path,
+        })
+    }
+}
+
+impl ScalingJson {
+    fn check(self) -> Result<Option<wire::ScalingOption>, HttpError> {
+        use wire::scaling_option::Rule;
+        let rules: Vec<Rule> = [
+            self.concurrent_requests_threshold
+                .map(Rule::ConcurrentRequestsThreshold),
+            self.cpu_usage_threshold.map(Rule::CpuUsageThreshold),
+            self.memory_usage_threshold.map(Rule::MemoryUsageThreshold),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match rules.as_slice() {
+            [] => Ok(None),
+            [rule] => Ok(Some(wire::ScalingOption { rule: Some(*rule) })),
+            _ => Err(invalid(
+                "scaling_option",
+                Reason::Constraint,
+                "give one of concurrent_requests_threshold, cpu_usage_threshold and memory_usage_threshold",
+            )),
+        }
+    }
+}
+
 /// A create body of either kind; the other kind's fields are ignored.
 #[derive(Debug, Deserialize)]
 struct CreateBody {
@@ -468,6 +605,8 @@ struct CreateBody {
     registry_image: Option<serde_json::Value>,
     #[serde(flatten)]
     beta: BetaFields,
+    #[serde(flatten)]
+    container: ContainerFields,
 }
 
 async fn create<O: Owner, V: Version>(
@@ -479,6 +618,7 @@ async fn create<O: Owner, V: Version>(
     let handler = own_text::<O>(true, "handler", body.handler)?;
     let registry_image = own_text::<O>(false, "registry_image", body.registry_image)?;
     let beta = body.beta.check(state.config())?;
+    let container = body.container.check::<O>()?;
     let namespace_id = body
         .namespace_id
         .filter(|id| !id.is_empty())
@@ -500,6 +640,7 @@ async fn create<O: Owner, V: Version>(
         registry_image,
         tags: beta.tags,
         secret_environment_variables: beta.secrets,
+        container,
     };
     answer::<O, V>(&state, O::create(O::client(&state), scope.grpc(request)).await?)
 }
@@ -612,6 +753,8 @@ struct UpdateBody {
     runtime: Option<serde_json::Value>,
     #[serde(flatten)]
     beta: BetaFields,
+    #[serde(flatten)]
+    container: ContainerFields,
 }
 
 async fn update<O: Owner, V: Version>(
@@ -628,6 +771,7 @@ async fn update<O: Owner, V: Version>(
         .runtime
         .filter(|runtime| O::FUNCTION && runtime.as_str() != Some("unknown_runtime"));
     let beta = body.beta.check(state.config())?;
+    let container = body.container.check::<O>()?;
     for (argument, sent) in [
         ("name", &body.name),
         ("namespace_id", &body.namespace_id),
@@ -657,6 +801,7 @@ async fn update<O: Owner, V: Version>(
         registry_image,
         tags: beta.tags,
         secret_environment_variables: beta.secrets,
+        container,
     };
     answer::<O, V>(&state, O::update(O::client(&state), scope.grpc(request)).await?)
 }

@@ -67,6 +67,6 @@ impl Owner for Containers {
     }
 }
 
-pub(crate) fn routes() -> Router<GatewayState> {
-    crate::applications::routes::<Containers, crate::version::V1alpha2>()
+pub(crate) fn routes<V: crate::version::Version>() -> Router<GatewayState> {
+    crate::applications::routes::<Containers, V>()
 }

@@ -70,7 +70,7 @@ fn answer<V: Version>(response: tonic::Response<pb::CronResponse>) -> Result<Jso
     response
         .into_inner()
         .cron
-        .map(|cron| Json(cron.into()))
+        .map(|cron| Json(V::cron(cron)))
         .ok_or_else(|| HttpError::Api(ApiError::internal(&"crons service answered without a cron")))
 }
 
@@ -89,6 +89,7 @@ fn args(value: Option<serde_json::Value>) -> Result<Option<String>, HttpError> {
 struct CronBody {
     application_id: Option<String>,
     function_id: Option<String>,
+    container_id: Option<String>,
     schedule: Option<String>,
     args: Option<serde_json::Value>,
     name: Option<String>,
@@ -99,6 +100,7 @@ impl CronBody {
     fn target<V: Version>(&self) -> Result<Option<String>, HttpError> {
         let target = match V::CRON_TARGET {
             "function_id" => &self.function_id,
+            "container_id" => &self.container_id,
             _ => &self.application_id,
         };
         match target.as_deref().filter(|id| !id.is_empty()) {
@@ -164,7 +166,7 @@ async fn list<V: Version>(
         .await?
         .into_inner();
     Ok(Json(ListJson {
-        crons: response.crons.into_iter().map(V::Cron::from).collect(),
+        crons: response.crons.into_iter().map(V::cron).collect(),
         total_count: response.total_count,
     }))
 }

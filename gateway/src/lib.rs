@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
-use version::{V1alpha2, V1beta1, Version};
+use version::{ContainersV1beta1, V1alpha2, V1beta1, Version};
 
 /// Everything a request handler needs.
 #[derive(Clone)]
@@ -137,17 +137,25 @@ pub fn router(state: GatewayState) -> Router {
     };
     let v1alpha2 = namespaces::routes::<V1alpha2>()
         .merge(functions::routes::<V1alpha2>())
-        .merge(containers::routes())
+        .merge(containers::routes::<V1alpha2>())
         .merge(crons::routes::<V1alpha2>())
         .merge(jwt::routes())
         .merge(logs::routes());
     let v1beta1 = namespaces::routes::<V1beta1>()
         .merge(functions::routes::<V1beta1>())
         .merge(crons::routes::<V1beta1>())
-        .merge(tokens::routes());
+        .merge(tokens::routes::<V1beta1>());
+    let containers_v1beta1 = namespaces::routes::<ContainersV1beta1>()
+        .merge(containers::routes::<ContainersV1beta1>())
+        .merge(crons::routes::<ContainersV1beta1>())
+        .merge(tokens::routes::<ContainersV1beta1>());
     let mut routes = Router::new()
         .nest(&format!("{}/{{region}}", V1alpha2::PREFIX), authenticated(v1alpha2))
         .nest(&format!("{}/{{region}}", V1beta1::PREFIX), authenticated(v1beta1))
+        .nest(
+            &format!("{}/{{region}}", ContainersV1beta1::PREFIX),
+            authenticated(containers_v1beta1),
+        )
         .route("/healthz", get(health::healthz));
     // Without an operator credential there is no one to serve the figures to.
     if state.config().metrics_token.is_some() {

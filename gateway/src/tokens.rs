@@ -7,6 +7,7 @@ use crate::error::{HttpError, invalid};
 use crate::extract::{JsonBody, QueryParams, Scope, TokenId};
 use crate::jwt::{Target, future_date};
 use crate::v1beta1::seconds_timestamp;
+use crate::version::Version;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,24 +16,27 @@ use nuage_core::error::Reason;
 use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use nuage_proto::tokens::v1 as pb;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// `order_by` values, the default first.
 const ORDERS: [&str; 2] = ["created_at_asc", "created_at_desc"];
 
-pub(crate) fn routes() -> Router<GatewayState> {
+/// The routes of tokens in version `V`, whose tokens name their application `function_id` or
+/// `container_id` (`V::CRON_TARGET`).
+pub(crate) fn routes<V: Version>() -> Router<GatewayState> {
     Router::new()
-        .route("/tokens", get(list).post(create))
-        .route("/tokens/{token_id}", get(read).delete(delete))
+        .route("/tokens", get(list::<V>).post(create::<V>))
+        .route("/tokens/{token_id}", get(read::<V>).delete(delete::<V>))
 }
 
-/// The v1beta1 `Token`, fields in the spec's order; of `function_id` and `namespace_id`, the
-/// one that is not its scope is left out.
+/// The v1beta1 `Token`, fields in the spec's order; of its application (`function_id` or
+/// `container_id`) and `namespace_id`, the one that is not its scope is left out.
 #[derive(Debug, Serialize)]
 struct TokenJson {
     id: String,
     token: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function_id: Option<String>,
+    #[serde(flatten)]
+    application: BTreeMap<&'static str, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     namespace_id: Option<String>,
     public_key: String,
@@ -41,22 +45,23 @@ struct TokenJson {
     expires_at: Option<String>,
 }
 
-impl From<pb::Token> for TokenJson {
-    fn from(token: pb::Token) -> Self {
+impl TokenJson {
+    /// Returns the JSON of `token`, whose application is named `target`.
+    fn of(token: pb::Token, target: &'static str) -> Self {
         let status = match token.status() {
             pb::TokenStatus::Unspecified => "unknown",
             pb::TokenStatus::Ready => "ready",
             pb::TokenStatus::Deleting => "deleting",
         };
-        let (function_id, namespace_id) = if token.application_id.is_empty() {
-            (None, Some(token.namespace_id))
+        let (application, namespace_id) = if token.application_id.is_empty() {
+            (BTreeMap::new(), Some(token.namespace_id))
         } else {
-            (Some(token.application_id), None)
+            (BTreeMap::from([(target, token.application_id)]), None)
         };
         Self {
             id: token.id,
             token: token.token,
-            function_id,
+            application,
             namespace_id,
             public_key: token.public_key,
             status,
@@ -72,17 +77,20 @@ struct ListJson {
     total_count: u64,
 }
 
-fn answer(response: tonic::Response<pb::TokenResponse>) -> Result<Json<TokenJson>, HttpError> {
+fn answer<V: Version>(response: tonic::Response<pb::TokenResponse>) -> Result<Json<TokenJson>, HttpError> {
     response
         .into_inner()
         .token
-        .map(|token| Json(token.into()))
+        .map(|token| Json(TokenJson::of(token, V::CRON_TARGET)))
         .ok_or_else(|| HttpError::Api(ApiError::internal(&"tokens service answered without a token")))
 }
 
+/// A create body: `function_id` (functions API) or `container_id` (containers API) names its
+/// application; the other API's name is not read.
 #[derive(Debug, Deserialize)]
 struct CreateBody {
     function_id: Option<String>,
+    container_id: Option<String>,
     namespace_id: Option<String>,
     description: Option<String>,
     expires_at: Option<String>,
@@ -96,29 +104,33 @@ fn id(argument: &str, value: Option<&str>) -> Result<Option<String>, HttpError> 
     }
 }
 
-async fn create(
+async fn create<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Json<TokenJson>, HttpError> {
+    let application = match V::CRON_TARGET {
+        "container_id" => body.container_id,
+        _ => body.function_id,
+    };
     let target = match (
-        id("function_id", body.function_id.as_deref())?,
+        id(V::CRON_TARGET, application.as_deref())?,
         id("namespace_id", body.namespace_id.as_deref())?,
     ) {
         (Some(function_id), None) => Target::Function(function_id),
         (None, Some(namespace_id)) => Target::Namespace(namespace_id),
         (None, None) => {
             return Err(invalid(
-                "function_id",
+                V::CRON_TARGET,
                 Reason::Required,
-                "give one of function_id and namespace_id",
+                format!("give one of {} and namespace_id", V::CRON_TARGET),
             ));
         }
         (Some(_), Some(_)) => {
             return Err(invalid(
                 "namespace_id",
                 Reason::Constraint,
-                "give only one of function_id and namespace_id",
+                format!("give only one of {} and namespace_id", V::CRON_TARGET),
             ));
         }
     };
@@ -135,18 +147,18 @@ async fn create(
         description: body.description.unwrap_or_default(),
         expires_at,
     };
-    answer(state.clients().tokens.clone().create_token(scope.grpc(request)).await?)
+    answer::<V>(state.clients().tokens.clone().create_token(scope.grpc(request)).await?)
 }
 
-async fn read(
+async fn read<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     TokenId(id): TokenId,
 ) -> Result<Json<TokenJson>, HttpError> {
-    answer(state.clients().tokens.clone().get_token(one(&scope, id)).await?)
+    answer::<V>(state.clients().tokens.clone().get_token(one(&scope, id)).await?)
 }
 
-async fn list(
+async fn list<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     query: QueryParams,
@@ -162,7 +174,7 @@ async fn list(
         page_size: query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?,
         order_by: order_by as i32,
         namespace_id: query.uuid("namespace_id")?.map(|id| id.to_string()),
-        application_id: query.uuid("function_id")?.map(|id| id.to_string()),
+        application_id: query.uuid(V::CRON_TARGET)?.map(|id| id.to_string()),
     };
     let response = state
         .clients()
@@ -172,17 +184,21 @@ async fn list(
         .await?
         .into_inner();
     Ok(Json(ListJson {
-        tokens: response.tokens.into_iter().map(TokenJson::from).collect(),
+        tokens: response
+            .tokens
+            .into_iter()
+            .map(|token| TokenJson::of(token, V::CRON_TARGET))
+            .collect(),
         total_count: response.total_count,
     }))
 }
 
-async fn delete(
+async fn delete<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     TokenId(id): TokenId,
 ) -> Result<Json<TokenJson>, HttpError> {
-    answer(state.clients().tokens.clone().delete_token(one(&scope, id)).await?)
+    answer::<V>(state.clients().tokens.clone().delete_token(one(&scope, id)).await?)
 }
 
 /// The request naming one token of the caller.

@@ -5,7 +5,7 @@
 use crate::applications::{Owner, privacy_name, status_name};
 use crate::crons::args_json;
 use nuage_proto::applications::v1 as wire;
-use nuage_proto::common::v1::StoredSecret;
+use nuage_proto::common::v1::{self as common, StoredSecret};
 use nuage_proto::crons::v1 as crons;
 use nuage_proto::functions::v1 as functions;
 use nuage_proto::namespaces::v1 as pb;
@@ -161,13 +161,7 @@ impl ApplicationJson {
             (None, Some(application.registry_image))
         };
         let (runtime, handler) = function.unzip();
-        // The host name alone, as Scaleway's `domain_name` is.
-        let domain_name = application
-            .endpoint
-            .split_once("://")
-            .map_or(application.endpoint.as_str(), |(_, rest)| rest)
-            .trim_end_matches('/')
-            .to_owned();
+        let domain_name = domain_name(&application.endpoint);
         Self {
             id: application.id,
             name: application.name,
@@ -200,6 +194,158 @@ impl ApplicationJson {
             ready_at: timestamp(application.ready_at),
             tags: application.tags,
             private_network_id: None,
+        }
+    }
+}
+
+/// Returns the host name of an endpoint alone, as Scaleway's `domain_name` is.
+fn domain_name(endpoint: &str) -> String {
+    endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// A container's `health_check`: `{failure_threshold, interval, http: {path} | tcp: {}}`.
+#[derive(Debug, Serialize)]
+struct HealthCheckJson {
+    failure_threshold: u32,
+    interval: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<HttpCheckJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcp: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Serialize)]
+struct HttpCheckJson {
+    path: String,
+}
+
+impl From<common::HealthCheck> for HealthCheckJson {
+    fn from(check: common::HealthCheck) -> Self {
+        let (http, tcp) = match check.http_path {
+            Some(path) => (Some(HttpCheckJson { path }), None),
+            None => (None, Some(serde_json::Map::new())),
+        };
+        Self {
+            failure_threshold: check.failure_threshold,
+            interval: duration(check.interval_ms),
+            http,
+            tcp,
+        }
+    }
+}
+
+/// A container's `scaling_option`: the one threshold it scales on.
+#[derive(Debug, Default, Serialize)]
+struct ScalingJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrent_requests_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_usage_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_usage_threshold: Option<u32>,
+}
+
+impl From<Option<wire::ScalingOption>> for ScalingJson {
+    fn from(option: Option<wire::ScalingOption>) -> Self {
+        use wire::scaling_option::Rule;
+        match option.and_then(|option| option.rule) {
+            Some(Rule::ConcurrentRequestsThreshold(value)) => Self {
+                concurrent_requests_threshold: Some(value),
+                ..Self::default()
+            },
+            Some(Rule::CpuUsageThreshold(value)) => Self {
+                cpu_usage_threshold: Some(value),
+                ..Self::default()
+            },
+            Some(Rule::MemoryUsageThreshold(value)) => Self {
+                memory_usage_threshold: Some(value),
+                ..Self::default()
+            },
+            None => Self::default(),
+        }
+    }
+}
+
+/// The v1beta1 `Container` (reference B.6), fields in the order of Scaleway's answers.
+#[derive(Debug, Serialize)]
+pub(crate) struct ContainerJson {
+    id: String,
+    name: String,
+    namespace_id: String,
+    status: &'static str,
+    environment_variables: BTreeMap<String, String>,
+    min_scale: u32,
+    max_scale: u32,
+    memory_limit: u32,
+    cpu_limit: u32,
+    timeout: Option<String>,
+    error_message: Option<String>,
+    privacy: &'static str,
+    description: String,
+    registry_image: String,
+    max_concurrency: u32,
+    domain_name: String,
+    protocol: String,
+    port: u32,
+    secret_environment_variables: Vec<SecretHashedValue>,
+    http_option: &'static str,
+    sandbox: String,
+    local_storage_limit: u32,
+    scaling_option: ScalingJson,
+    health_check: Option<HealthCheckJson>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    ready_at: Option<String>,
+    tags: Vec<String>,
+    private_network_id: Option<String>,
+    command: Vec<String>,
+    args: Vec<String>,
+    region: String,
+}
+
+impl ContainerJson {
+    pub(crate) fn of(application: wire::Application, sandbox: &str) -> Self {
+        let settings = application.container.unwrap_or_default();
+        Self {
+            id: application.id,
+            name: application.name,
+            namespace_id: application.namespace_id,
+            status: match application.status {
+                0 => "unknown",
+                status => status_name(status),
+            },
+            environment_variables: application.environment_variables.into_iter().collect(),
+            min_scale: application.min_scale,
+            max_scale: application.max_scale,
+            memory_limit: application.memory_limit,
+            cpu_limit: application.cpu_limit,
+            timeout: Some(duration(application.timeout_ms)),
+            error_message: Some(application.error_message).filter(|message| !message.is_empty()),
+            privacy: privacy_name(application.privacy),
+            description: application.description,
+            registry_image: application.registry_image,
+            max_concurrency: settings.max_concurrency,
+            domain_name: domain_name(&application.endpoint),
+            protocol: settings.protocol,
+            port: settings.port,
+            secret_environment_variables: hashed(application.secret_environment_variables),
+            http_option: "enabled",
+            sandbox: sandbox.to_owned(),
+            local_storage_limit: settings.local_storage_limit,
+            scaling_option: settings.scaling_option.into(),
+            health_check: settings.health_check.map(HealthCheckJson::from),
+            created_at: timestamp(application.created_at),
+            updated_at: timestamp(application.updated_at),
+            ready_at: timestamp(application.ready_at),
+            tags: application.tags,
+            private_network_id: None,
+            command: settings.command,
+            args: settings.args,
+            region: application.region,
         }
     }
 }
@@ -251,19 +397,22 @@ impl From<functions::ListRuntimesResponse> for RuntimesJson {
     }
 }
 
-/// The v1beta1 `Cron`, fields in the spec's order.
+/// The v1beta1 `Cron`, fields in the spec's order; its target is `function_id` (functions API)
+/// or `container_id` (containers API).
 #[derive(Debug, Serialize)]
 pub(crate) struct CronJson {
     id: String,
-    function_id: String,
+    #[serde(flatten)]
+    target: BTreeMap<&'static str, String>,
     schedule: String,
     args: serde_json::Value,
     status: &'static str,
     name: String,
 }
 
-impl From<crons::Cron> for CronJson {
-    fn from(cron: crons::Cron) -> Self {
+impl CronJson {
+    /// Returns the JSON of `cron`, whose target is named `target`.
+    pub(crate) fn of(cron: crons::Cron, target: &'static str) -> Self {
         let status = match cron.status() {
             crons::CronStatus::Unspecified => "unknown",
             crons::CronStatus::Ready => "ready",
@@ -275,7 +424,7 @@ impl From<crons::Cron> for CronJson {
         };
         Self {
             id: cron.id,
-            function_id: cron.application_id,
+            target: BTreeMap::from([(target, cron.application_id)]),
             schedule: cron.schedule,
             args: args_json(&cron.args),
             status,

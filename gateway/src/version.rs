@@ -1,4 +1,5 @@
-//! The two API versions the gateway answers, `v1alpha2` and `v1beta1`, over the same services:
+//! The API versions the gateway answers, functions `v1alpha2` and `v1beta1` and containers
+//! `v1beta1`, over the same services:
 //! the handlers are written once over a [`Version`], which says how each renders resources and
 //! what each requires of a request. A resource made through one version is the same resource
 //! seen through the other.
@@ -25,13 +26,17 @@ pub(crate) trait Version: Send + Sync + 'static {
     /// Its `ListFunctionRuntimesResponse`.
     type Runtimes: Serialize + From<functions::ListRuntimesResponse> + Send;
     /// Its `Cron`.
-    type Cron: Serialize + From<crons::Cron> + Send;
-    /// The body field and query parameter that name a cron's target: `application_id`
-    /// (v1alpha2: a function or a container) or `function_id` (v1beta1).
+    type Cron: Serialize + Send;
+    /// The body field and query parameter that name the target of a cron (and of a token, a
+    /// domain, a trigger): `application_id` (v1alpha2: a function or a container),
+    /// `function_id` (functions v1beta1) or `container_id` (containers v1beta1).
     const CRON_TARGET: &'static str;
 
     /// Returns the JSON of an application of `O`'s kind.
     fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application;
+
+    /// Returns the JSON of a cron.
+    fn cron(cron: crons::Cron) -> Self::Cron;
 }
 
 /// Scaleway Functions v1alpha2: `/functions/v1alpha2/regions/{region}`.
@@ -49,6 +54,10 @@ impl Version for V1alpha2 {
     fn application<O: Owner>(application: wire::Application, _config: &GatewayConfig) -> Self::Application {
         crate::applications::ApplicationJson::of::<O>(application)
     }
+
+    fn cron(cron: crons::Cron) -> Self::Cron {
+        cron.into()
+    }
 }
 
 /// Scaleway Functions v1beta1: `/functions/v1beta1/regions/{region}`.
@@ -65,5 +74,31 @@ impl Version for V1beta1 {
 
     fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
         crate::v1beta1::ApplicationJson::of::<O>(application, &config.sandbox)
+    }
+
+    fn cron(cron: crons::Cron) -> Self::Cron {
+        crate::v1beta1::CronJson::of(cron, Self::CRON_TARGET)
+    }
+}
+
+/// Scaleway Containers v1beta1: `/containers/v1beta1/regions/{region}` (reference B.6), over
+/// the same namespaces, containers, crons and tokens.
+pub(crate) struct ContainersV1beta1;
+
+impl Version for ContainersV1beta1 {
+    const PREFIX: &'static str = "/containers/v1beta1/regions";
+    const STRICT: bool = true;
+    type Namespace = crate::v1beta1::NamespaceJson;
+    type Application = crate::v1beta1::ContainerJson;
+    type Runtimes = crate::v1beta1::RuntimesJson;
+    type Cron = crate::v1beta1::CronJson;
+    const CRON_TARGET: &'static str = "container_id";
+
+    fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
+        crate::v1beta1::ContainerJson::of(application, &config.sandbox)
+    }
+
+    fn cron(cron: crons::Cron) -> Self::Cron {
+        crate::v1beta1::CronJson::of(cron, Self::CRON_TARGET)
     }
 }

@@ -246,18 +246,24 @@ func main() {
 
 /// Builds [`SERVER_GO`] as a static binary; `None` where no Go toolchain is installed.
 pub fn go_server_binary() -> Option<Vec<u8>> {
+    go_binary(SERVER_GO)
+}
+
+/// Builds the Go program `source` (standard library only) as a static binary; `None` where no
+/// Go toolchain is installed.
+pub fn go_binary(source: &str) -> Option<Vec<u8>> {
     let version = std::process::Command::new("go").arg("version").output().ok()?;
     assert!(version.status.success());
-    let source = tempfile::tempdir().unwrap();
-    std::fs::write(source.path().join("main.go"), SERVER_GO).unwrap();
-    std::fs::write(source.path().join("go.mod"), "module server\n\ngo 1.19\n").unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("main.go"), source).unwrap();
+    std::fs::write(folder.path().join("go.mod"), "module server\n\ngo 1.19\n").unwrap();
     let built = std::process::Command::new("go")
         .args(["build", "-o", "server", "."])
-        .current_dir(source.path())
+        .current_dir(folder.path())
         .env("CGO_ENABLED", "0")
         .env("GOPROXY", "off")
         .output()
         .unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    Some(std::fs::read(source.path().join("server")).unwrap())
+    Some(std::fs::read(folder.path().join("server")).unwrap())
 }

@@ -1,6 +1,7 @@
 //! Checks success bodies against the schemas of Scaleway's OpenAPI specs (`tests/spec/`, copies
 //! of `shared/reference/scaleway-functions-v1alpha2.openapi.yaml` and
-//! `scaleway-functions-v1beta1.openapi.yml`).
+//! `scaleway-functions-v1beta1.openapi.yml`, and for containers v1beta1, which has none published,
+//! one written from the reference's part B.6).
 //!
 //! [`Tenant::send`](crate::Tenant::send) runs every 200 answer of the suite through
 //! [`check_response`], so each test is also a conformance test. The check is strict where the
@@ -29,6 +30,10 @@ pub enum Spec {
     FunctionsV1alpha2,
     /// Scaleway Functions v1beta1.
     FunctionsV1beta1,
+    /// Scaleway Containers v1beta1, for which Scaleway publishes no spec: checked against
+    /// `tests/spec/scaleway-containers-v1beta1.from-reference-b6.yml`, written from the
+    /// reference's part B.6.
+    ContainersV1beta1,
 }
 
 impl Spec {
@@ -37,25 +42,34 @@ impl Spec {
         match self {
             Self::FunctionsV1alpha2 => "/functions/v1alpha2/regions/{region}",
             Self::FunctionsV1beta1 => "/functions/v1beta1/regions/{region}",
+            Self::ContainersV1beta1 => "/containers/v1beta1/regions/{region}",
         }
     }
 
     fn document(self) -> &'static Value {
         static V1ALPHA2: OnceLock<Value> = OnceLock::new();
         static V1BETA1: OnceLock<Value> = OnceLock::new();
+        static CONTAINERS_V1BETA1: OnceLock<Value> = OnceLock::new();
         let (cell, text) = match self {
             Self::FunctionsV1alpha2 => (
                 &V1ALPHA2,
                 include_str!("../spec/scaleway-functions-v1alpha2.openapi.yaml"),
             ),
             Self::FunctionsV1beta1 => (&V1BETA1, include_str!("../spec/scaleway-functions-v1beta1.openapi.yml")),
+            Self::ContainersV1beta1 => (
+                &CONTAINERS_V1BETA1,
+                include_str!("../spec/scaleway-containers-v1beta1.from-reference-b6.yml"),
+            ),
         };
         cell.get_or_init(|| serde_yaml_ng::from_str(text).expect("the spec parses"))
     }
 }
 
 /// Properties whose value may be any JSON object, whatever their schema says: (schema, property).
-const ANY_OBJECT: [(&str, &str); 1] = [("scaleway.functions.v1beta1.Cron", "args")];
+const ANY_OBJECT: [(&str, &str); 2] = [
+    ("scaleway.functions.v1beta1.Cron", "args"),
+    ("scaleway.containers.v1beta1.Cron", "args"),
+];
 
 /// Routes real clients call that the spec does not list, and the schema they answer with.
 const EXTRA_ROUTES: [(&str, &str, &str); 2] = [

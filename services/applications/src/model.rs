@@ -59,13 +59,27 @@ pub trait Kind: Clone + std::fmt::Debug + PartialEq + Eq + Send + Sync + 'static
     const START_FAILED: &'static str;
 
     /// Returns its own values, in the order of [`Kind::COLUMNS`].
-    fn values(&self) -> Vec<&str>;
+    fn values(&self) -> Vec<String>;
 
     /// Returns the kind stored as `values`, in the order of [`Kind::COLUMNS`].
     fn from_values(values: Vec<String>) -> Self;
 
     /// Sets its own fields of `message`.
     fn into_proto(self, message: &mut wire::Application);
+
+    /// Returns how many requests one instance takes at once, when its kind says (else the
+    /// service's setting).
+    fn concurrency(&self) -> Option<u32> {
+        None
+    }
+
+    /// Returns its mvCPU, when it was set apart from its memory.
+    fn cpu_limit(&self) -> Option<u32> {
+        None
+    }
+
+    /// Sets what only its kind tells the runner (a container's port, command and probe).
+    fn fill_spec(&self, _spec: &mut runner::Spec) {}
 }
 
 /// A function or container as stored. Values were validated on the way in.
@@ -120,9 +134,11 @@ pub struct Application<K: Kind> {
 }
 
 impl<K: Kind> Application<K> {
-    /// Returns its mvCPU, which comes with its memory size.
+    /// Returns its mvCPU: its own, or the one that comes with its memory size.
     pub fn cpu_limit(&self) -> u32 {
-        cpu_limit(self.memory_limit).unwrap_or_default()
+        self.kind
+            .cpu_limit()
+            .unwrap_or_else(|| cpu_limit(self.memory_limit).unwrap_or_default())
     }
 
     /// Returns its wire form.
@@ -157,8 +173,10 @@ impl<K: Kind> Application<K> {
         message
     }
 
-    /// Returns what a router needs of it; `concurrency` is how many requests one instance takes.
+    /// Returns what a router needs of it; one instance takes `concurrency` requests at once
+    /// unless its kind says otherwise.
     pub fn route(&self, concurrency: u32) -> pb::Route {
+        let concurrency = self.kind.concurrency().unwrap_or(concurrency);
         pb::Route {
             application_id: self.id.to_string(),
             namespace_id: self.namespace_id.to_string(),

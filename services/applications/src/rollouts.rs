@@ -279,7 +279,7 @@ impl<K: Kind> Rollouts<K> {
             .peers
             .runtime_environment(&application, namespace, &rollout.version)
             .await?;
-        let spec = Spec {
+        let mut spec = Spec {
             application_id: application.id.to_string(),
             version: rollout.version.clone(),
             kind: K::RUNNER_KIND.into(),
@@ -287,9 +287,10 @@ impl<K: Kind> Rollouts<K> {
             environment,
             memory_limit_mb: application.memory_limit,
             cpu_limit_mcpu: application.cpu_limit(),
-            port: 0,
             secrets,
+            ..Spec::default()
         };
+        application.kind.fill_spec(&mut spec);
         let mut request = tonic::Request::new(DeployRequest { spec: Some(spec) });
         request.set_timeout(self.settings.deadline);
         self.peers

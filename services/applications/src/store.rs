@@ -199,7 +199,7 @@ impl<K: Kind> ApplicationStore<K> {
                 .iter()
                 .position(|own| own == column)
                 .expect("a changeable column is a column");
-            query = query.bind(values[index]);
+            query = query.bind(values[index].clone());
         }
         let row = query
             .bind(application.id.to_string())
@@ -446,8 +446,8 @@ mod tests {
         const RUNNER_KIND: runner::Kind = runner::Kind::Function;
         const START_FAILED: &'static str = "did not start";
 
-        fn values(&self) -> Vec<&str> {
-            vec![&self.runtime, &self.handler]
+        fn values(&self) -> Vec<String> {
+            vec![self.runtime.clone(), self.handler.clone()]
         }
 
         fn from_values(values: Vec<String>) -> Self {

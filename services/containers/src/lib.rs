@@ -10,7 +10,7 @@ mod model;
 mod service;
 
 pub use config::ContainersConfig;
-pub use model::{Container, ContainerKind};
+pub use model::{Container, ContainerKind, HealthCheck, Scaling, Settings};
 pub use service::{ContainerApplications, ContainersService};
 
 use nuage_applications::{ApplicationsConfig, Peers};
@@ -39,5 +39,9 @@ pub fn serve(
         tokio::spawn(containers.reconciler().run()),
         tokio::spawn(containers.clone().move_old_endpoints()),
     ];
-    Served::new(ContainersServer::new(ContainersService::new(containers))).with_background(background)
+    Served::new(ContainersServer::new(ContainersService::new(
+        containers,
+        config.concurrency,
+    )))
+    .with_background(background)
 }

@@ -1,7 +1,7 @@
 //! The containers gRPC service: each RPC parses, calls the shared applications layer, and maps.
 //! What only containers have is their image, checked here.
 
-use crate::model::{Container, ContainerKind, check_image};
+use crate::model::{Container, ContainerKind, Settings, check_image};
 use nuage_applications::{Applications, RouteStream, answer, requested};
 use nuage_core::{ApiError, Caller};
 use nuage_proto::applications::v1 as wire;
@@ -18,12 +18,18 @@ pub type ContainerApplications = Applications<ContainerKind, ()>;
 #[derive(Debug, Clone)]
 pub struct ContainersService {
     applications: ContainerApplications,
+    /// Requests one instance takes at once, when a container does not say.
+    concurrency: u32,
 }
 
 impl ContainersService {
-    /// Returns a service over `applications`.
-    pub fn new(applications: ContainerApplications) -> Self {
-        Self { applications }
+    /// Returns a service over `applications`, whose instances take `concurrency` requests at
+    /// once unless a container says otherwise.
+    pub fn new(applications: ContainerApplications, concurrency: u32) -> Self {
+        Self {
+            applications,
+            concurrency: concurrency.max(1),
+        }
     }
 
     /// Returns the containers it serves (to run their reconciler and endpoint moves).
@@ -59,10 +65,15 @@ impl Containers for ContainersService {
         if let Some(image) = &registry_image {
             check_image(image)?;
         }
+        let mut container_settings = Settings::with_concurrency(self.concurrency);
+        if let Some(changes) = request.container {
+            container_settings.apply(changes)?;
+        }
         // Without an image of its own, it runs the one pushed to its namespace's registry.
         let name = request.name;
         let kind = |namespace: &Namespace| ContainerKind {
             registry_image: registry_image.unwrap_or_else(|| format!("{}/{name}:latest", namespace.registry_endpoint)),
+            settings: container_settings,
         };
         let container = self
             .applications
@@ -98,12 +109,16 @@ impl Containers for ContainersService {
     ) -> Result<Response<wire::ApplicationResponse>, Status> {
         let request = request.into_inner();
         let image = request.registry_image.clone().filter(|image| !image.is_empty());
+        let settings = request.container.clone();
         let (_, stored) = self
             .applications
             .update_from(&request, |kind| {
                 if let Some(image) = &image {
                     check_image(image)?;
                     kind.registry_image = image.clone();
+                }
+                if let Some(changes) = &settings {
+                    kind.settings.apply(changes.clone())?;
                 }
                 Ok(())
             })

@@ -24,8 +24,8 @@ impl Kind for FunctionKind {
     const RUNNER_KIND: runner::Kind = runner::Kind::Function;
     const START_FAILED: &'static str = "the new version did not start";
 
-    fn values(&self) -> Vec<&str> {
-        vec![&self.runtime, &self.handler]
+    fn values(&self) -> Vec<String> {
+        vec![self.runtime.clone(), self.handler.clone()]
     }
 
     fn from_values(values: Vec<String>) -> Self {

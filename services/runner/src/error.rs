@@ -189,6 +189,18 @@ pub enum RunnerError {
         /// What it printed last.
         output: LastOutput,
     },
+    /// The instance listened but its health check never passed (it was killed).
+    #[error("the instance's health check GET {path} failed {tries} times: {last}{output}")]
+    Unhealthy {
+        /// The path asked.
+        path: String,
+        /// How many times.
+        tries: u32,
+        /// How the last try went.
+        last: String,
+        /// What it printed last.
+        output: LastOutput,
+    },
 }
 
 impl RunnerError {
@@ -220,7 +232,8 @@ impl RunnerError {
             | Self::Spawn(_)
             | Self::Namespaces(_)
             | Self::ExitedEarly { .. }
-            | Self::NotListening { .. } => ErrorCode::FailedPrecondition,
+            | Self::NotListening { .. }
+            | Self::Unhealthy { .. } => ErrorCode::FailedPrecondition,
             // A filter that does not compile is a bug of nuage's (and stops it at start-up).
             Self::Seccomp(_) | Self::Secret(_) => ErrorCode::Internal,
         }

@@ -26,12 +26,31 @@ pub struct Unpacked {
     pub root: PathBuf,
     /// Entrypoint followed by cmd.
     pub command: Vec<String>,
+    /// How many words of `command` are the entrypoint.
+    pub entrypoint_length: usize,
     /// `KEY=value` pairs of the config.
     pub environment: Vec<(String, String)>,
     /// The working directory inside the image (`/` when unset).
     pub working_dir: String,
     /// The user and group to run as (1000 when the image names none or a name).
     pub user: (u32, u32),
+}
+
+impl Unpacked {
+    /// Returns what an instance of `spec` runs: the image's entrypoint and cmd, where the
+    /// spec's `command` replaces the entrypoint (and, as in Kubernetes, drops the cmd) and its
+    /// `args` replace the cmd.
+    pub fn command_for(&self, spec: &nuage_proto::runner::v1::Spec) -> Vec<String> {
+        let entrypoint = if spec.command.is_empty() {
+            if spec.args.is_empty() {
+                return self.command.clone();
+            }
+            &self.command[..self.entrypoint_length.min(self.command.len())]
+        } else {
+            spec.command.as_slice()
+        };
+        entrypoint.iter().chain(&spec.args).cloned().collect()
+    }
 }
 
 /// Finds, fetches and unpacks images; each manifest is unpacked once, into
@@ -429,6 +448,7 @@ fn unpack<'a>(
     }
     let image_config = config.config().clone().unwrap_or_default();
     let mut command = image_config.entrypoint().clone().unwrap_or_default();
+    let entrypoint_length = command.len();
     command.extend(image_config.cmd().clone().unwrap_or_default());
     if command.is_empty() {
         return Err(RunnerError::NoCommand);
@@ -443,6 +463,7 @@ fn unpack<'a>(
     Ok(Unpacked {
         root,
         command,
+        entrypoint_length,
         environment,
         working_dir: image_config.working_dir().clone().unwrap_or_else(|| "/".to_owned()),
         user: parse_user(image_config.user().as_deref().unwrap_or("")),

@@ -180,11 +180,13 @@ impl LocalBackend {
     /// The program to run and, for a runtime outside the system directories (pyenv's, say),
     /// the directory to bind whole.
     fn program(&self, spec: &Spec, image: &Unpacked) -> Result<(PathBuf, Option<PathBuf>), RunnerError> {
-        let program = PathBuf::from(&image.command[0]);
+        let command = image.command_for(spec);
+        let first = command.first().ok_or(RunnerError::NoCommand)?;
+        let program = PathBuf::from(first);
         if spec.kind() == Kind::Container || program.is_absolute() {
             return Ok((program, None));
         }
-        let program = self.interpreter(&image.command[0])?;
+        let program = self.interpreter(first)?;
         let runtime_root = if SYSTEM_PATHS.iter().any(|system| program.starts_with(system)) {
             None
         } else {
@@ -285,7 +287,7 @@ impl LocalBackend {
         );
         line.extend(["--chdir", &image.working_dir, "--"].map(OsString::from));
         line.push(program.into());
-        line.extend(image.command[1..].iter().map(OsString::from));
+        line.extend(image.command_for(spec).iter().skip(1).map(OsString::from));
         Ok(line)
     }
 
@@ -308,7 +310,7 @@ impl LocalBackend {
             binds.extend(runtime_root);
         }
         let mut command = vec![program.to_string_lossy().into_owned()];
-        command.extend(image.command[1..].iter().cloned());
+        command.extend(image.command_for(spec).into_iter().skip(1));
         crate::gvisor::write_bundle(
             directory,
             &crate::gvisor::Bundle {
@@ -339,7 +341,13 @@ impl LocalBackend {
         cgroups: &[PathBuf],
     ) -> Result<Prepared, RunnerError> {
         let isolated = self.tools.isolates_network();
-        let port = if isolated { INSTANCE_PORT } else { free_port()? };
+        // In its own network namespace an instance listens where its spec says; sharing the
+        // host's, it gets a free port through `PORT`.
+        let port = match u16::try_from(spec.port) {
+            _ if !isolated => free_port()?,
+            Ok(0) | Err(_) => INSTANCE_PORT,
+            Ok(port) => port,
+        };
         let environment = environment(spec, image, port, &self.sealing)?;
         let directory = self.work_dir.join("instances").join(instance_id);
         std::fs::create_dir_all(&directory)?;
@@ -407,6 +415,69 @@ impl LocalBackend {
     }
 }
 
+/// Asks `path` of the instance at `address` until it answers 2xx or 3xx: `check`'s
+/// `failure_threshold` tries, `interval_ms` apart, each given that long to answer.
+async fn healthy(
+    address: &InstanceAddress,
+    path: &str,
+    check: &nuage_proto::common::v1::HealthCheck,
+    child: &mut Child,
+    tail: &Tail,
+) -> Result<(), RunnerError> {
+    let interval = Duration::from_millis(check.interval_ms.max(1));
+    let tries = check.failure_threshold.max(1);
+    let mut last = String::new();
+    for attempt in 1..=tries {
+        if let Ok(Some(status)) = child.try_wait() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return Err(RunnerError::ExitedEarly {
+                exit: describe_exit(Ok(status)),
+                output: last_output(tail),
+            });
+        }
+        match tokio::time::timeout(interval, http_status(address, path)).await {
+            Ok(Ok(status)) if (200..400).contains(&status) => return Ok(()),
+            Ok(Ok(status)) => last = format!("it answered {status}"),
+            Ok(Err(error)) => last = error.to_string(),
+            Err(_) => last = format!("no answer within {} ms", interval.as_millis()),
+        }
+        if attempt < tries {
+            tokio::time::sleep(interval).await;
+        }
+    }
+    Err(RunnerError::Unhealthy {
+        path: path.to_owned(),
+        tries,
+        last,
+        output: last_output(tail),
+    })
+}
+
+/// Sends `GET path` to the instance at `address` and returns the status of its answer.
+async fn http_status(address: &InstanceAddress, path: &str) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = address.connect().await?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: nuage-health-check\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(256);
+    let mut buffer = [0_u8; 256];
+    while !head.windows(2).any(|pair| pair == b"\r\n") && head.len() < 4096 {
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            break;
+        }
+        head.extend_from_slice(&buffer[..read]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    line.split_whitespace()
+        .nth(1)
+        .filter(|_| line.starts_with("HTTP/"))
+        .and_then(|status| status.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "it did not answer HTTP"))
+}
+
 /// The size of an instance's `/tmp`: half its memory (what it writes there is memory, charged
 /// to its cgroup: the other half is left to run in).
 fn tmp_bytes(spec: &Spec) -> u64 {
@@ -469,8 +540,10 @@ fn plain(
     };
     let mut line = vec![program.into_os_string()];
     line.extend(
-        image.command[1..]
+        image
+            .command_for(spec)
             .iter()
+            .skip(1)
             .map(|argument| inside(argument).map_or_else(|| OsString::from(argument), PathBuf::into_os_string)),
     );
     let working_dir = image.root.join(image.working_dir.trim_start_matches('/'));
@@ -865,7 +938,16 @@ impl Backend for LocalBackend {
                 return Err(error);
             }
         };
-        let (address, egress) = match self.ready(&mut child, &prepared, &tail).await {
+        let ready = async {
+            let (address, egress) = self.ready(&mut child, &prepared, &tail).await?;
+            if let Some(check) = spec.probe.as_ref()
+                && let Some(path) = check.http_path.as_deref()
+            {
+                healthy(&address, path, check, &mut child, &tail).await?;
+            }
+            Ok::<_, RunnerError>((address, egress))
+        };
+        let (address, egress) = match ready.await {
             Ok(ready) => ready,
             Err(error) => {
                 let _ = child.kill().await;

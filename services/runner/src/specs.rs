@@ -5,6 +5,7 @@ use nuage_core::clock::now_micros;
 use nuage_core::{ApiError, Database};
 use nuage_proto::common::v1::StoredSecret;
 use nuage_proto::runner::v1::Spec;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::collections::HashSet;
 
@@ -15,7 +16,7 @@ pub struct SpecStore {
 }
 
 /// A secret of a spec as the runner stores it: sealed, as it came.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct SealedSecret {
     key: String,
     owner_id: String,
@@ -43,6 +44,42 @@ impl SealedSecret {
     }
 }
 
+/// A spec's `command`, `args` and `probe`, as stored.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Process {
+    command: Vec<String>,
+    args: Vec<String>,
+    /// `failure_threshold`, `interval_ms`, `http_path`.
+    probe: Option<(u32, u64, Option<String>)>,
+}
+
+impl Process {
+    fn of(spec: &Spec) -> Self {
+        Self {
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            probe: spec
+                .probe
+                .as_ref()
+                .map(|probe| (probe.failure_threshold, probe.interval_ms, probe.http_path.clone())),
+        }
+    }
+
+    fn into_spec(self, spec: &mut Spec) {
+        spec.command = self.command;
+        spec.args = self.args;
+        spec.probe =
+            self.probe.map(
+                |(failure_threshold, interval_ms, http_path)| nuage_proto::common::v1::HealthCheck {
+                    failure_threshold,
+                    interval_ms,
+                    http_path,
+                },
+            );
+    }
+}
+
 impl SpecStore {
     /// Returns a store over `database`.
     pub fn new(database: Database) -> Self {
@@ -55,14 +92,15 @@ impl SpecStore {
         // Secrets stay sealed at rest: the runner opens them only to start an instance.
         let secrets: Vec<SealedSecret> = spec.secrets.iter().map(SealedSecret::from).collect();
         let secrets = serde_json::to_string(&secrets).map_err(|error| ApiError::internal(&error))?;
+        let process = serde_json::to_string(&Process::of(spec)).map_err(|error| ApiError::internal(&error))?;
         sqlx::query(
             "insert into runner_applications (application_id, version, kind, image, environment, memory_limit_mb, \
-             port, cpu_limit_mcpu, updated_at, secrets) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             port, cpu_limit_mcpu, updated_at, secrets, process) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              on conflict (application_id) do update set version = excluded.version, kind = excluded.kind, \
              image = excluded.image, environment = excluded.environment, \
              memory_limit_mb = excluded.memory_limit_mb, port = excluded.port, \
              cpu_limit_mcpu = excluded.cpu_limit_mcpu, updated_at = excluded.updated_at, \
-             secrets = excluded.secrets",
+             secrets = excluded.secrets, process = excluded.process",
         )
         .bind(&spec.application_id)
         .bind(&spec.version)
@@ -74,6 +112,7 @@ impl SpecStore {
         .bind(i64::from(spec.cpu_limit_mcpu))
         .bind(now_micros())
         .bind(secrets)
+        .bind(process)
         .execute(self.database.pool())
         .await?;
         Ok(())
@@ -83,7 +122,7 @@ impl SpecStore {
     pub async fn get(&self, application_id: &str) -> Result<Option<Spec>, ApiError> {
         let row = sqlx::query(
             "select application_id, version, kind, image, environment, memory_limit_mb, port, cpu_limit_mcpu, \
-             secrets from runner_applications where application_id = $1",
+             secrets, process from runner_applications where application_id = $1",
         )
         .bind(application_id)
         .fetch_optional(self.database.pool())
@@ -92,7 +131,9 @@ impl SpecStore {
         let environment: String = row.try_get("environment")?;
         let secrets: String = row.try_get("secrets")?;
         let secrets: Vec<SealedSecret> = serde_json::from_str(&secrets).map_err(|error| ApiError::internal(&error))?;
-        Ok(Some(Spec {
+        let process: String = row.try_get("process")?;
+        let process: Process = serde_json::from_str(&process).map_err(|error| ApiError::internal(&error))?;
+        let mut spec = Spec {
             secrets: secrets.into_iter().map(SealedSecret::into_proto).collect(),
             application_id: row.try_get("application_id")?,
             version: row.try_get("version")?,
@@ -102,7 +143,10 @@ impl SpecStore {
             memory_limit_mb: u32::try_from(row.try_get::<i64, _>("memory_limit_mb")?).unwrap_or_default(),
             port: u32::try_from(row.try_get::<i64, _>("port")?).unwrap_or_default(),
             cpu_limit_mcpu: u32::try_from(row.try_get::<i64, _>("cpu_limit_mcpu")?).unwrap_or_default(),
-        }))
+            ..Spec::default()
+        };
+        process.into_spec(&mut spec);
+        Ok(Some(spec))
     }
 
     /// Returns the images of every application's current version.

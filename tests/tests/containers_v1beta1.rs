@@ -1,0 +1,361 @@
+//! Scaleway Containers v1beta1 (`/containers/v1beta1/regions/{region}`, reference part B.6):
+//! namespaces, containers with their own settings (`port`, `command`, `args`, `health_check`,
+//! `max_concurrency`, `scaling_option`, `protocol`, `local_storage_limit`, `cpu_limit`), crons
+//! and tokens naming `container_id`, over the same services as the functions APIs. Every 200
+//! body is checked against part B.6 (Scaleway publishes no spec for this version), and a
+//! container made here is the same container through functions v1alpha2.
+
+use nuage_tests::apps::{go_binary, write_image_layout};
+use nuage_tests::conformance::Spec;
+use nuage_tests::{Answer, Tenant, TestServer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A container that listens on the port its first argument names (not `$PORT`), whose
+/// `/healthz` answers 503 until the duration its second argument names has passed, and whose
+/// `/` answers with its command line.
+const PROBED_GO: &str = r#"package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if len(os.Args) > 1 {
+		port = os.Args[1]
+	}
+	started := time.Now()
+	var sick time.Duration
+	if len(os.Args) > 2 {
+		sick, _ = time.ParseDuration(os.Args[2])
+	}
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if time.Since(started) < sick {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"command":%q,"listening":%q,"env_port":%q}`, strings.Join(os.Args, " "), port, os.Getenv("PORT"))
+	})
+	if err := http.ListenAndServe(":"+port, nil); err != nil {
+		panic(err)
+	}
+}
+"#;
+
+fn containers(tenant: &Tenant) -> Tenant {
+    tenant.speaking(Spec::ContainersV1beta1, "fr-par")
+}
+
+fn ok(answer: &Answer) -> &Value {
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    &answer.body
+}
+
+/// Makes a ready namespace through containers v1beta1 and pushes the probed server, whose
+/// image runs `/server` with no argument, as `<its repository>/probed:latest`.
+async fn namespace_with_image(server: &TestServer, api: &Tenant, name: &str, binary: &[u8]) -> Value {
+    let created = api.post("/namespaces", json!({"name": name, "project_id": null})).await;
+    let id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let namespace = api.wait_ready(&id).await;
+    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+    let layout = server
+        .config
+        .data_dir
+        .join("registry")
+        .join(endpoint.split_once('/').unwrap().1)
+        .join("probed");
+    write_image_layout(&layout, "latest", &[("server", binary, 0o755)], &["/server"]);
+    namespace
+}
+
+/// Deploys container `id` and waits until it is no longer `pending`.
+async fn deployed(api: &Tenant, id: &str) -> Value {
+    let deploying = api.post(&format!("/containers/{id}/deploy"), json!({})).await;
+    assert_eq!(ok(&deploying)["status"], "pending");
+    api.poll_until(&format!("/containers/{id}"), Duration::from_secs(60), |answer| {
+        answer.body["status"] != "pending"
+    })
+    .await
+    .body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_listens_on_its_port_runs_its_command_and_takes_traffic_once_its_health_check_passes() {
+    let Some(binary) = go_binary(PROBED_GO) else {
+        eprintln!("skipped: no Go toolchain to build the test container image");
+        return;
+    };
+    let server = TestServer::start().await;
+    let alpha = server.tenant().await;
+    let api = containers(&alpha);
+    let namespace = namespace_with_image(&server, &api, "probed", &binary).await;
+
+    // Healthy 1 s after it starts; checked every 0.2 s, up to 30 times.
+    let created = api
+        .post(
+            "/containers",
+            json!({"namespace_id": namespace["id"], "name": "probed", "port": 3000,
+                   "command": ["/server"], "args": ["3000", "1s"], "max_concurrency": 7,
+                   "health_check": {"failure_threshold": 30, "interval": "0.2s", "http": {"path": "/healthz"}},
+                   "protocol": "unknown_protocol", "tags": ["probe"], "sandbox": "unknown_sandbox"}),
+        )
+        .await;
+    let container = ok(&created).clone();
+    let id = container["id"].as_str().unwrap().to_owned();
+    assert_eq!(container["status"], "created");
+    assert_eq!(container["port"], 3000);
+    assert_eq!(container["command"], json!(["/server"]));
+    assert_eq!(container["args"], json!(["3000", "1s"]));
+    assert_eq!(container["max_concurrency"], 7);
+    assert_eq!(container["scaling_option"], json!({"concurrent_requests_threshold": 7}));
+    assert_eq!(
+        container["health_check"],
+        json!({"failure_threshold": 30, "interval": "0.2s", "http": {"path": "/healthz"}})
+    );
+    assert_eq!(container["protocol"], "http1");
+    assert_eq!(container["local_storage_limit"], 1000);
+    assert_eq!(container["tags"], json!(["probe"]));
+    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+    assert_eq!(container["registry_image"], format!("{endpoint}/probed:latest"));
+
+    let started = std::time::Instant::now();
+    let ready = deployed(&api, &id).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    // Not before its health check passed.
+    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
+    let url = format!("http://{}", ready["domain_name"].as_str().unwrap());
+    let answer: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["command"], "/server 3000 1s", "{answer}");
+    assert_eq!(answer["listening"], "3000");
+    assert_eq!(answer["env_port"], "3000", "PORT names the container's port: {answer}");
+
+    // The same container through functions v1alpha2.
+    let through_alpha = alpha.get(&format!("/containers/{id}")).await;
+    assert_eq!(ok(&through_alpha)["status"], "ready");
+    assert_eq!(through_alpha.body["registry_image"], container["registry_image"]);
+
+    // Go clients send zeros and `unknown_*` meaning "unchanged"; a CPU threshold is kept and
+    // shown, the concurrency stays.
+    let patched = api
+        .patch(
+            &format!("/containers/{id}"),
+            json!({"port": 0, "protocol": "unknown_protocol", "max_concurrency": 0, "http_option": "unknown_http_option",
+                   "scaling_option": {"cpu_usage_threshold": 70}, "redeploy": false}),
+        )
+        .await;
+    let patched = ok(&patched);
+    assert_eq!(patched["port"], 3000);
+    assert_eq!(patched["max_concurrency"], 7);
+    assert_eq!(patched["scaling_option"], json!({"cpu_usage_threshold": 70}));
+    assert_eq!(patched["health_check"]["http"]["path"], "/healthz");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_whose_health_check_never_passes_ends_in_error_saying_why() {
+    let Some(binary) = go_binary(PROBED_GO) else {
+        eprintln!("skipped: no Go toolchain to build the test container image");
+        return;
+    };
+    let server = TestServer::start().await;
+    let api = containers(&server.tenant().await);
+    let namespace = namespace_with_image(&server, &api, "sick", &binary).await;
+    // It listens on 8080 as `PORT` says, but `/healthz` answers 503 for an hour.
+    let created = api
+        .post(
+            "/containers",
+            json!({"namespace_id": namespace["id"], "name": "probed", "args": ["8080", "1h"],
+                   "health_check": {"failure_threshold": 3, "interval": "0.2s", "http": {"path": "/healthz"}}}),
+        )
+        .await;
+    let id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let failed = deployed(&api, &id).await;
+    assert_eq!(failed["status"], "error", "{failed}");
+    let message = failed["error_message"].as_str().unwrap();
+    assert!(
+        message.contains("health check GET /healthz failed 3 times") && message.contains("503"),
+        "{message}"
+    );
+
+    // A TCP check (the default) passes at once: the same image is ready.
+    let tcp = api
+        .patch(
+            &format!("/containers/{id}"),
+            json!({"health_check": {"failure_threshold": 3, "interval": "0.2s", "tcp": {}}}),
+        )
+        .await;
+    assert_eq!(
+        ok(&tcp)["health_check"],
+        json!({"failure_threshold": 3, "interval": "0.2s", "tcp": {}})
+    );
+    assert_eq!(deployed(&api, &id).await["status"], "ready");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_container_settings_are_refused_naming_the_argument_and_nothing_is_made() {
+    let server = TestServer::start().await;
+    let api = containers(&server.tenant().await);
+    let created = api.post("/namespaces", json!({"name": "strict"})).await;
+    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
+    api.wait_ready(&namespace_id).await;
+
+    let base = json!({"namespace_id": namespace_id, "name": "refused"});
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (extra, argument) in [
+        (json!({"protocol": "h2c"}), "protocol"),
+        (json!({"protocol": "spdy"}), "protocol"),
+        (json!({"port": 70000}), "port"),
+        (json!({"port": "http"}), "port"),
+        (json!({"max_concurrency": 5000}), "max_concurrency"),
+        (json!({"cpu_limit": 10}), "cpu_limit"),
+        (json!({"local_storage_limit": 1_000_000}), "local_storage_limit"),
+        (json!({"command": "ls -l"}), "command"),
+        (json!({"args": [1, 2]}), "args[0]"),
+        (
+            json!({"health_check": {"http": {"path": "/x"}, "tcp": {}}}),
+            "health_check",
+        ),
+        (
+            json!({"health_check": {"http": {"path": "x"}}}),
+            "health_check.http.path",
+        ),
+        (json!({"health_check": {"http": {}}}), "health_check.http.path"),
+        (json!({"health_check": {"interval": "soon"}}), "health_check.interval"),
+        (
+            json!({"health_check": {"failure_threshold": 1000}}),
+            "health_check.failure_threshold",
+        ),
+        (json!({"health_check": {"grpc": {}}}), "health_check.grpc"),
+        (
+            json!({"scaling_option": {"concurrent_requests_threshold": 5, "cpu_usage_threshold": 50}}),
+            "scaling_option",
+        ),
+        (
+            json!({"scaling_option": {"memory_usage_threshold": 500}}),
+            "scaling_option.memory_usage_threshold",
+        ),
+        (json!({"sandbox": "v9"}), "sandbox"),
+        (json!({"http_option": "redirected"}), "http_option"),
+    ] {
+        let refused = api.post("/containers", with(extra.clone())).await;
+        assert_eq!(refused.refused_argument(), argument, "{extra}: {}", refused.body);
+    }
+    let listed = api.get(&format!("/containers?namespace_id={namespace_id}")).await;
+    assert_eq!(ok(&listed)["total_count"], 0, "{}", listed.body);
+    // v1beta1 lists need their namespace.
+    assert_eq!(api.get("/containers").await.refused_argument(), "namespace_id");
+
+    // The same checks on update, which changes nothing when one fails.
+    let made = api.post("/containers", with(json!({"port": 8000}))).await;
+    let id = ok(&made)["id"].as_str().unwrap().to_owned();
+    let refused = api
+        .patch(&format!("/containers/{id}"), json!({"port": 1, "protocol": "h2c"}))
+        .await;
+    assert_eq!(refused.refused_argument(), "protocol");
+    assert_eq!(ok(&api.get(&format!("/containers/{id}")).await)["port"], 8000);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_reach_none_of_it() {
+    let server = TestServer::start().await;
+    let api = containers(&server.tenant().await);
+    let created = api.post("/namespaces", json!({"name": "owned"})).await;
+    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
+    api.wait_ready(&namespace_id).await;
+    let made = api
+        .post(
+            "/containers",
+            json!({"namespace_id": namespace_id, "name": "mine", "privacy": "private"}),
+        )
+        .await;
+    let id = ok(&made)["id"].as_str().unwrap().to_owned();
+    assert_eq!(made.body["privacy"], "private");
+
+    let cron = api
+        .post(
+            "/crons",
+            json!({"container_id": id, "schedule": "0 0 * * *", "name": "nightly", "args": {"a": 1}}),
+        )
+        .await;
+    assert_eq!(ok(&cron)["container_id"], id.as_str());
+    assert_eq!(cron.body["name"], "nightly");
+    let cron_id = cron.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.post("/crons", json!({"schedule": "0 0 * * *"}))
+            .await
+            .refused_argument(),
+        "container_id"
+    );
+    let crons = api.get(&format!("/crons?container_id={id}")).await;
+    assert_eq!(ok(&crons)["total_count"], 1);
+    assert_eq!(api.get("/crons").await.refused_argument(), "container_id");
+
+    let token = api
+        .post("/tokens", json!({"container_id": id, "description": "ci"}))
+        .await;
+    assert_eq!(ok(&token)["container_id"], id.as_str());
+    assert!(token.body.get("function_id").is_none(), "{}", token.body);
+    let token_id = token.body["id"].as_str().unwrap().to_owned();
+    let tokens = api.get(&format!("/tokens?container_id={id}")).await;
+    assert_eq!(ok(&tokens)["total_count"], 1);
+    assert_eq!(api.post("/tokens", json!({})).await.refused_argument(), "container_id");
+
+    // Another tenant, as it would try: the container, a cron and a token on it, its cron and
+    // token, and lists filtered on it.
+    let stranger = containers(&server.tenant().await);
+    let path = format!("/containers/{id}");
+    for answer in [
+        stranger.get(&path).await,
+        stranger.patch(&path, json!({"port": 9000})).await,
+        stranger.post(&format!("{path}/deploy"), json!({})).await,
+        stranger.delete(&path).await,
+        stranger
+            .post("/crons", json!({"container_id": id, "schedule": "0 0 * * *"}))
+            .await,
+        stranger.get(&format!("/crons/{cron_id}")).await,
+        stranger.delete(&format!("/crons/{cron_id}")).await,
+        stranger.post("/tokens", json!({"container_id": id})).await,
+        stranger.get(&format!("/tokens/{token_id}")).await,
+        stranger.delete(&format!("/tokens/{token_id}")).await,
+    ] {
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    }
+    for list in [
+        format!("/crons?container_id={id}"),
+        format!("/tokens?container_id={id}"),
+        format!("/containers?namespace_id={namespace_id}"),
+    ] {
+        let listed = stranger.get(&list).await;
+        assert!(
+            listed.status == StatusCode::NOT_FOUND || listed.body["total_count"] == 0,
+            "{list}: {}",
+            listed.body
+        );
+    }
+    assert_eq!(ok(&api.get(&path).await)["name"], "mine");
+
+    let deleted = api.delete(&path).await;
+    assert_eq!(ok(&deleted)["status"], "deleting");
+    let gone = api
+        .poll_until(&path, Duration::from_secs(30), |answer| {
+            answer.status == StatusCode::NOT_FOUND
+        })
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
+    server.stop().await;
+}
