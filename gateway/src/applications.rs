@@ -307,7 +307,7 @@ impl ApplicationJson {
 }
 
 /// A page of applications: `{"<kind>s": [...], "total_count": n}`.
-struct ListJson<A> {
+pub(crate) struct ListJson<A> {
     key: &'static str,
     applications: Vec<A>,
     total_count: u64,
@@ -387,6 +387,15 @@ fn typed<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Returns `value`, a whole request body, as a `T`, or an error naming the argument at fault.
+pub(crate) fn body_of<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, HttpError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let argument = if path == "." { "body".to_owned() } else { path };
+        invalid(&argument, Reason::Format, error.into_inner().to_string())
+    })
+}
+
 /// What [`BetaFields`] set: tags (all of them, when given) and secret changes.
 pub(crate) struct BetaChanges {
     tags: Option<common::Tags>,
@@ -398,7 +407,7 @@ impl BetaFields {
     /// enum's `unknown_*` zero value means "the default" on create and "unchanged" on update.
     pub(crate) fn check(self, config: &GatewayConfig) -> Result<BetaChanges, HttpError> {
         let tags: Option<Vec<String>> = typed("tags", self.tags)?;
-        let secrets: Option<Vec<crate::namespaces::SecretJson>> =
+        let secrets: Option<crate::namespaces::SecretsJson> =
             typed("secret_environment_variables", self.secret_environment_variables)?;
         let http_option: Option<String> = typed("http_option", self.http_option)?;
         let sandbox: Option<String> = typed("sandbox", self.sandbox)?;
@@ -590,7 +599,7 @@ impl ScalingJson {
 
 /// A create body of either kind; the other kind's fields are ignored.
 #[derive(Debug, Deserialize)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     namespace_id: Option<String>,
     name: Option<String>,
     environment_variables: Option<HashMap<String, String>>,
@@ -613,6 +622,15 @@ async fn create<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     JsonBody(body): JsonBody<CreateBody>,
+) -> Result<Json<V::Application>, HttpError> {
+    create_from::<O, V>(&state, &scope, body).await
+}
+
+/// Creates the application `body` describes.
+pub(crate) async fn create_from<O: Owner, V: Version>(
+    state: &GatewayState,
+    scope: &Scope,
+    body: CreateBody,
 ) -> Result<Json<V::Application>, HttpError> {
     let runtime = own_text::<O>(true, "runtime", body.runtime)?.filter(|runtime| runtime != "unknown_runtime");
     let handler = own_text::<O>(true, "handler", body.handler)?;
@@ -642,7 +660,7 @@ async fn create<O: Owner, V: Version>(
         secret_environment_variables: beta.secrets,
         container,
     };
-    answer::<O, V>(&state, O::create(O::client(&state), scope.grpc(request)).await?)
+    answer::<O, V>(state, O::create(O::client(state), scope.grpc(request)).await?)
 }
 
 /// The request naming one application of the caller.
@@ -654,7 +672,7 @@ fn one(scope: &Scope, id: Uuid) -> Request<wire::GetApplicationRequest> {
     })
 }
 
-async fn read<O: Owner, V: Version>(
+pub(crate) async fn read<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
@@ -662,7 +680,7 @@ async fn read<O: Owner, V: Version>(
     answer::<O, V>(&state, O::get(O::client(&state), one(&scope, id)).await?)
 }
 
-async fn delete<O: Owner, V: Version>(
+pub(crate) async fn delete<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
@@ -670,7 +688,7 @@ async fn delete<O: Owner, V: Version>(
     answer::<O, V>(&state, O::delete(O::client(&state), one(&scope, id)).await?)
 }
 
-async fn deploy<O: Owner, V: Version>(
+pub(crate) async fn deploy<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
@@ -714,7 +732,7 @@ async fn list_page<O: Owner, V: Version>(
     Ok(Json(page))
 }
 
-async fn list<O: Owner, V: Version>(
+pub(crate) async fn list<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     query: QueryParams,
@@ -737,7 +755,7 @@ async fn list_in_namespace<O: Owner, V: Version>(
 
 /// An update body of either kind; the other kind's fields are ignored.
 #[derive(Debug, Deserialize)]
-struct UpdateBody {
+pub(crate) struct UpdateBody {
     environment_variables: Option<HashMap<String, String>>,
     min_scale: Option<u32>,
     max_scale: Option<u32>,
@@ -762,6 +780,16 @@ async fn update<O: Owner, V: Version>(
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
     JsonBody(body): JsonBody<UpdateBody>,
+) -> Result<Json<V::Application>, HttpError> {
+    update_from::<O, V>(&state, &scope, id, body).await
+}
+
+/// Applies the changes `body` asks for to application `id`.
+pub(crate) async fn update_from<O: Owner, V: Version>(
+    state: &GatewayState,
+    scope: &Scope,
+    id: Uuid,
+    body: UpdateBody,
 ) -> Result<Json<V::Application>, HttpError> {
     let handler = own_text::<O>(true, "handler", body.handler)?;
     let registry_image = own_text::<O>(false, "registry_image", body.registry_image)?;
@@ -803,7 +831,7 @@ async fn update<O: Owner, V: Version>(
         secret_environment_variables: beta.secrets,
         container,
     };
-    answer::<O, V>(&state, O::update(O::client(&state), scope.grpc(request)).await?)
+    answer::<O, V>(state, O::update(O::client(state), scope.grpc(request)).await?)
 }
 
 #[cfg(test)]

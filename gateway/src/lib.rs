@@ -1,5 +1,5 @@
-//! The REST facade of nuage: Scaleway Functions v1alpha2 and v1beta1 JSON over the internal gRPC
-//! services.
+//! The REST facade of nuage: Scaleway Functions v1alpha2 and v1beta1, and Containers v1beta1 and
+//! v1, JSON over the internal gRPC services.
 //!
 //! Owns no data. It authenticates `X-Auth-Token` (through iam, with a short-lived cache and a
 //! per-address throttle on failures), validates the HTTP surface (regions, path ids, query
@@ -12,6 +12,7 @@ mod auth;
 mod clients;
 mod config;
 mod containers;
+mod containers_v1;
 mod crons;
 mod error;
 mod extract;
@@ -39,7 +40,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
-use version::{ContainersV1beta1, V1alpha2, V1beta1, Version};
+use version::{ContainersV1, ContainersV1beta1, V1alpha2, V1beta1, Version};
 
 /// Everything a request handler needs.
 #[derive(Clone)]
@@ -155,6 +156,10 @@ pub fn router(state: GatewayState) -> Router {
         .nest(
             &format!("{}/{{region}}", ContainersV1beta1::PREFIX),
             authenticated(containers_v1beta1),
+        )
+        .nest(
+            &format!("{}/{{region}}", ContainersV1::PREFIX),
+            authenticated(containers_v1::routes()),
         )
         .route("/healthz", get(health::healthz));
     // Without an operator credential there is no one to serve the figures to.

@@ -106,7 +106,7 @@ struct CreateBody {
     project_id: Option<String>,
     description: Option<String>,
     tags: Option<Vec<String>>,
-    secret_environment_variables: Option<Vec<SecretJson>>,
+    secret_environment_variables: Option<SecretsJson>,
 }
 
 /// A secret environment variable as a request sets it: a key with no value removes it.
@@ -116,16 +116,33 @@ pub(crate) struct SecretJson {
     value: Option<String>,
 }
 
+/// Secret environment variables as requests send them: `[{key, value}]` (v1beta1) or
+/// `{key: value}` (containers v1); either way a key with no value (or `null`) removes it.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum SecretsJson {
+    /// v1beta1's list.
+    List(Vec<SecretJson>),
+    /// Containers v1's map.
+    Map(std::collections::BTreeMap<String, Option<String>>),
+}
+
 /// Returns the secret changes a body asks for (`null` and absent ask for none).
-pub(crate) fn secrets(secrets: Option<Vec<SecretJson>>) -> Vec<common::SecretChange> {
-    secrets
-        .unwrap_or_default()
-        .into_iter()
-        .map(|secret| common::SecretChange {
-            key: secret.key,
-            value: secret.value,
-        })
-        .collect()
+pub(crate) fn secrets(secrets: Option<SecretsJson>) -> Vec<common::SecretChange> {
+    match secrets {
+        None => Vec::new(),
+        Some(SecretsJson::List(list)) => list
+            .into_iter()
+            .map(|secret| common::SecretChange {
+                key: secret.key,
+                value: secret.value,
+            })
+            .collect(),
+        Some(SecretsJson::Map(map)) => map
+            .into_iter()
+            .map(|(key, value)| common::SecretChange { key, value })
+            .collect(),
+    }
 }
 
 fn tags(values: Option<Vec<String>>) -> Option<common::Tags> {
@@ -227,15 +244,19 @@ struct UpdateBody {
     environment_variables: Option<HashMap<String, String>>,
     description: Option<String>,
     tags: Option<Vec<String>>,
-    secret_environment_variables: Option<Vec<SecretJson>>,
+    secret_environment_variables: Option<SecretsJson>,
 }
 
 async fn update<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     NamespaceId(id): NamespaceId,
-    JsonBody(body): JsonBody<UpdateBody>,
+    JsonBody(mut body): JsonBody<UpdateBody>,
 ) -> Result<Json<V::Namespace>, HttpError> {
+    if V::EMPTY_IS_UNCHANGED {
+        body.environment_variables = body.environment_variables.filter(|values| !values.is_empty());
+        body.tags = body.tags.filter(|values| !values.is_empty());
+    }
     let request = pb::UpdateNamespaceRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),

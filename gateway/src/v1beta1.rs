@@ -240,7 +240,7 @@ impl From<common::HealthCheck> for HealthCheckJson {
 
 /// A container's `scaling_option`: the one threshold it scales on.
 #[derive(Debug, Default, Serialize)]
-struct ScalingJson {
+pub(crate) struct ScalingJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrent_requests_threshold: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,9 @@ use serde::Serialize;
 pub(crate) trait Version: Send + Sync + 'static {
     /// Its path prefix, before the region.
     const PREFIX: &'static str;
+    /// Whether an update's empty maps and lists, zeros and `unknown_*` values mean "unchanged"
+    /// (containers v1, whose SDKs send them for every field not set).
+    const EMPTY_IS_UNCHANGED: bool = false;
     /// Whether lists of functions and containers need `namespace_id`, and upload URLs their
     /// `content_length` (v1beta1).
     const STRICT: bool;
@@ -74,6 +77,29 @@ impl Version for V1beta1 {
 
     fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
         crate::v1beta1::ApplicationJson::of::<O>(application, &config.sandbox)
+    }
+
+    fn cron(cron: crons::Cron) -> Self::Cron {
+        crate::v1beta1::CronJson::of(cron, Self::CRON_TARGET)
+    }
+}
+
+/// Scaleway Containers v1: `/containers/v1/regions/{region}`
+/// (`scaleway-containers-v1.openapi.yml`), over the same namespaces and containers.
+pub(crate) struct ContainersV1;
+
+impl Version for ContainersV1 {
+    const PREFIX: &'static str = "/containers/v1/regions";
+    const EMPTY_IS_UNCHANGED: bool = true;
+    const STRICT: bool = false;
+    type Namespace = crate::containers_v1::NamespaceJson;
+    type Application = crate::containers_v1::ContainerJson;
+    type Runtimes = crate::v1beta1::RuntimesJson;
+    type Cron = crate::v1beta1::CronJson;
+    const CRON_TARGET: &'static str = "container_id";
+
+    fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
+        crate::containers_v1::ContainerJson::of(application, &config.sandbox)
     }
 
     fn cron(cron: crons::Cron) -> Self::Cron {

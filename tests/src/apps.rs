@@ -244,6 +244,45 @@ func main() {
 }
 "#;
 
+/// A container that listens on the port its first argument names (not `$PORT`), whose
+/// `/healthz` answers 503 until the duration its second argument names has passed, and whose
+/// `/` answers with its command line.
+pub const PROBED_GO: &str = r#"package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if len(os.Args) > 1 {
+		port = os.Args[1]
+	}
+	started := time.Now()
+	var sick time.Duration
+	if len(os.Args) > 2 {
+		sick, _ = time.ParseDuration(os.Args[2])
+	}
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if time.Since(started) < sick {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"command":%q,"listening":%q,"env_port":%q}`, strings.Join(os.Args, " "), port, os.Getenv("PORT"))
+	})
+	if err := http.ListenAndServe(":"+port, nil); err != nil {
+		panic(err)
+	}
+}
+"#;
+
 /// Builds [`SERVER_GO`] as a static binary; `None` where no Go toolchain is installed.
 pub fn go_server_binary() -> Option<Vec<u8>> {
     go_binary(SERVER_GO)

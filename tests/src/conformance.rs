@@ -1,7 +1,8 @@
 //! Checks success bodies against the schemas of Scaleway's OpenAPI specs (`tests/spec/`, copies
 //! of `shared/reference/scaleway-functions-v1alpha2.openapi.yaml` and
 //! `scaleway-functions-v1beta1.openapi.yml`, and for containers v1beta1, which has none published,
-//! one written from the reference's part B.6).
+//! one written from the reference's part B.6; containers v1 against
+//! `scaleway-containers-v1.openapi.yml`).
 //!
 //! [`Tenant::send`](crate::Tenant::send) runs every 200 answer of the suite through
 //! [`check_response`], so each test is also a conformance test. The check is strict where the
@@ -34,6 +35,8 @@ pub enum Spec {
     /// `tests/spec/scaleway-containers-v1beta1.from-reference-b6.yml`, written from the
     /// reference's part B.6.
     ContainersV1beta1,
+    /// Scaleway Containers v1.
+    ContainersV1,
 }
 
 impl Spec {
@@ -43,6 +46,7 @@ impl Spec {
             Self::FunctionsV1alpha2 => "/functions/v1alpha2/regions/{region}",
             Self::FunctionsV1beta1 => "/functions/v1beta1/regions/{region}",
             Self::ContainersV1beta1 => "/containers/v1beta1/regions/{region}",
+            Self::ContainersV1 => "/containers/v1/regions/{region}",
         }
     }
 
@@ -50,6 +54,7 @@ impl Spec {
         static V1ALPHA2: OnceLock<Value> = OnceLock::new();
         static V1BETA1: OnceLock<Value> = OnceLock::new();
         static CONTAINERS_V1BETA1: OnceLock<Value> = OnceLock::new();
+        static CONTAINERS_V1: OnceLock<Value> = OnceLock::new();
         let (cell, text) = match self {
             Self::FunctionsV1alpha2 => (
                 &V1ALPHA2,
@@ -59,6 +64,10 @@ impl Spec {
             Self::ContainersV1beta1 => (
                 &CONTAINERS_V1BETA1,
                 include_str!("../spec/scaleway-containers-v1beta1.from-reference-b6.yml"),
+            ),
+            Self::ContainersV1 => (
+                &CONTAINERS_V1,
+                include_str!("../spec/scaleway-containers-v1.openapi.yml"),
             ),
         };
         cell.get_or_init(|| serde_yaml_ng::from_str(text).expect("the spec parses"))

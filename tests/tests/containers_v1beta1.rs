@@ -5,51 +5,12 @@
 //! body is checked against part B.6 (Scaleway publishes no spec for this version), and a
 //! container made here is the same container through functions v1alpha2.
 
-use nuage_tests::apps::{go_binary, write_image_layout};
+use nuage_tests::apps::{PROBED_GO, go_binary, write_image_layout};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Answer, Tenant, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-/// A container that listens on the port its first argument names (not `$PORT`), whose
-/// `/healthz` answers 503 until the duration its second argument names has passed, and whose
-/// `/` answers with its command line.
-const PROBED_GO: &str = r#"package main
-
-import (
-	"fmt"
-	"net/http"
-	"os"
-	"strings"
-	"time"
-)
-
-func main() {
-	port := os.Getenv("PORT")
-	if len(os.Args) > 1 {
-		port = os.Args[1]
-	}
-	started := time.Now()
-	var sick time.Duration
-	if len(os.Args) > 2 {
-		sick, _ = time.ParseDuration(os.Args[2])
-	}
-	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if time.Since(started) < sick {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, `{"command":%q,"listening":%q,"env_port":%q}`, strings.Join(os.Args, " "), port, os.Getenv("PORT"))
-	})
-	if err := http.ListenAndServe(":"+port, nil); err != nil {
-		panic(err)
-	}
-}
-"#;
 
 fn containers(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::ContainersV1beta1, "fr-par")
@@ -272,6 +233,13 @@ async fn bad_container_settings_are_refused_naming_the_argument_and_nothing_is_m
 
 #[tokio::test]
 async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_reach_none_of_it() {
+    // Answers are checked against part B.6: it describes these routes.
+    for (method, path) in [("GET", "/containers/x"), ("POST", "/crons"), ("GET", "/tokens")] {
+        assert!(
+            nuage_tests::conformance::response_schema(Spec::ContainersV1beta1, method, path).is_some(),
+            "{path}"
+        );
+    }
     let server = TestServer::start().await;
     let api = containers(&server.tenant().await);
     let created = api.post("/namespaces", json!({"name": "owned"})).await;
