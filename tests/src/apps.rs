@@ -245,8 +245,8 @@ func main() {
 "#;
 
 /// A container that listens on the port its first argument names (not `$PORT`), whose
-/// `/healthz` answers 503 until the duration its second argument names has passed, and whose
-/// `/` answers with its command line.
+/// `/healthz` answers 503 until the duration its second argument names has passed, whose `/slow`
+/// answers after 800 ms with an id of the instance, and whose `/` answers with its command line.
 pub const PROBED_GO: &str = r#"package main
 
 import (
@@ -263,6 +263,7 @@ func main() {
 		port = os.Args[1]
 	}
 	started := time.Now()
+	instance := fmt.Sprint(started.UnixNano())
 	var sick time.Duration
 	if len(os.Args) > 2 {
 		sick, _ = time.ParseDuration(os.Args[2])
@@ -273,6 +274,10 @@ func main() {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	http.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(800 * time.Millisecond)
+		fmt.Fprintf(w, `{"instance":%q}`, instance)
 	})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"command":%q,"listening":%q,"env_port":%q}`, strings.Join(os.Args, " "), port, os.Getenv("PORT"))

@@ -99,6 +99,33 @@ async fn a_container_listens_on_its_port_runs_its_command_and_takes_traffic_once
     assert_eq!(answer["listening"], "3000");
     assert_eq!(answer["env_port"], "3000", "PORT names the container's port: {answer}");
 
+    // Two requests at once: one instance takes 7, so one answers both; once it takes 1, the
+    // router starts a second.
+    let instances = || async {
+        let slow = format!("{url}/slow");
+        let (a, b) = tokio::join!(reqwest::get(&slow), reqwest::get(&slow));
+        let mut seen = Vec::new();
+        for answer in [a, b] {
+            let answer: Value = answer.unwrap().json().await.unwrap();
+            seen.push(answer["instance"].as_str().unwrap().to_owned());
+        }
+        seen.sort();
+        seen.dedup();
+        seen.len()
+    };
+    assert_eq!(instances().await, 1);
+    let one_at_a_time = api
+        .patch(
+            &format!("/containers/{id}"),
+            json!({"max_concurrency": 1, "redeploy": false}),
+        )
+        .await;
+    assert_eq!(
+        ok(&one_at_a_time)["scaling_option"],
+        json!({"concurrent_requests_threshold": 1})
+    );
+    assert_eq!(instances().await, 2);
+
     // The same container through functions v1alpha2.
     let through_alpha = alpha.get(&format!("/containers/{id}")).await;
     assert_eq!(ok(&through_alpha)["status"], "ready");
@@ -115,7 +142,7 @@ async fn a_container_listens_on_its_port_runs_its_command_and_takes_traffic_once
         .await;
     let patched = ok(&patched);
     assert_eq!(patched["port"], 3000);
-    assert_eq!(patched["max_concurrency"], 7);
+    assert_eq!(patched["max_concurrency"], 1);
     assert_eq!(patched["scaling_option"], json!({"cpu_usage_threshold": 70}));
     assert_eq!(patched["health_check"]["http"]["path"], "/healthz");
     server.stop().await;
