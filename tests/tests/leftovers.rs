@@ -344,7 +344,19 @@ async fn an_unpacked_image_goes_once_no_version_or_instance_uses_it() {
         std::fs::write(images.join(&stale).join("rootfs/version.txt"), version).unwrap();
     }
     assert_eq!(names(&versions(&server.config)), ["partial", "stale", "two"]);
+    // An instance cut short while starting leaves its arguments (its variables, secrets
+    // opened) and gVisor's bundle: they go at start-up too.
+    let instances = server.config.data_dir.join("runner/instances");
+    let cut_short = instances.join("0f0f0f0f-cut-short");
+    std::fs::create_dir_all(&cut_short).unwrap();
+    std::fs::write(cut_short.join("args"), "--setenv\0TOKEN\0opened-secret\0").unwrap();
+    std::fs::write(
+        cut_short.join("config.json"),
+        r#"{"process":{"env":["TOKEN=opened-secret"]}}"#,
+    )
+    .unwrap();
     let restarted = nuage::start(server.config.clone()).await.expect("server restarts");
+    assert!(!cut_short.exists(), "an earlier run's instance files stay at start-up");
     let seen = eventually(
         Duration::from_secs(30),
         || async { versions(&server.config) },

@@ -135,7 +135,38 @@ impl LocalBackend {
             output,
             logs,
             sealing,
-        })
+        }
+        .without_leftovers())
+    }
+
+    /// Removes what instances of an earlier run left (this runner's own end with it): their
+    /// files (an instance cut short while starting still has its arguments, secrets opened, on
+    /// disk), their cgroups and gVisor's state of them.
+    fn without_leftovers(self) -> Self {
+        let mut ids: Vec<String> = std::fs::read_dir(self.work_dir.join("instances"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect();
+        if let Some(runsc) = &self.tools.runsc {
+            let listed = std::process::Command::new(runsc)
+                .arg(format!("--root={}", self.work_dir.join("runsc").display()))
+                .args(["list", "-quiet"])
+                .stderr(Stdio::null())
+                .output();
+            if let Ok(listed) = listed {
+                ids.extend(String::from_utf8_lossy(&listed.stdout).lines().map(str::to_owned));
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let cleanup = self.cleanup();
+        for id in ids.iter().filter(|id| !id.is_empty()) {
+            tracing::info!(instance_id = %id, "removing what an earlier run's instance left");
+            cleanup(id);
+        }
+        self
     }
 
     /// Why instances are less isolated than they should be, if they are.
