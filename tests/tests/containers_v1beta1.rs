@@ -352,5 +352,12 @@ async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_r
         })
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
+    // Its token went with it: no longer listed or read.
+    let tokens = api.get(&format!("/tokens?container_id={id}")).await;
+    assert_eq!(ok(&tokens)["total_count"], 0, "{}", tokens.body);
+    assert_eq!(
+        api.get(&format!("/tokens/{token_id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
     server.stop().await;
 }

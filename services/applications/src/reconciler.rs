@@ -11,6 +11,7 @@ use nuage_core::ApiError;
 use nuage_proto::crons::v1::DeleteApplicationCronsRequest;
 use nuage_proto::logs::v1::DeleteApplicationLogsRequest;
 use nuage_proto::runner::v1::RemoveRequest;
+use nuage_proto::tokens::v1::RevokeApplicationTokensRequest;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -199,7 +200,8 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
             .remaining)
     }
 
-    /// Stops every instance, then removes the logs and the kind's leftovers.
+    /// Stops every instance, then removes the logs, revokes the tokens and removes the kind's
+    /// leftovers.
     async fn remove_children(&self, id: Uuid) -> Result<(), ApiError> {
         self.peers
             .runner
@@ -214,6 +216,15 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
             .logs
             .clone()
             .delete_application_logs(DeleteApplicationLogsRequest {
+                application_id: id.to_string(),
+            })
+            .await
+            .map_err(|status| ApiError::from_status(&status))?;
+        // Its tokens can open nothing now; they are no longer listed either.
+        self.peers
+            .tokens
+            .clone()
+            .revoke_application_tokens(RevokeApplicationTokensRequest {
                 application_id: id.to_string(),
             })
             .await

@@ -135,6 +135,16 @@ impl Tokens for TokensService {
         Ok(Response::new(pb::DeleteKeyPairResponse {}))
     }
 
+    async fn revoke_application_tokens(
+        &self,
+        request: Request<pb::RevokeApplicationTokensRequest>,
+    ) -> Result<Response<pb::RevokeApplicationTokensResponse>, Status> {
+        let application_id = optional_id("application_id", Some(&request.into_inner().application_id))?
+            .ok_or_else(|| ApiError::invalid_argument("application_id", Reason::Required, "is required"))?;
+        let revoked = self.tokens.revoke_application(&application_id.to_string()).await?;
+        Ok(Response::new(pb::RevokeApplicationTokensResponse { revoked }))
+    }
+
     async fn get_public_key(&self, request: Request<pb::KeyPairRequest>) -> Result<Response<pb::PublicKey>, Status> {
         let namespace_id = namespace_id(&request.into_inner().namespace_id)?;
         let pem = self

@@ -135,6 +135,20 @@ impl TokenStore {
             .collect()
     }
 
+    /// Revokes every live token of application `application_id` (deleted); returns how many.
+    /// Their rows stay for routers until they expire, as a deleted token's do.
+    pub async fn revoke_application(&self, application_id: &str) -> Result<u64, ApiError> {
+        let now = now_micros();
+        let done = sqlx::query(
+            "update tokens set revoked_at = $1, updated_at = $1 where application_id = $2 and revoked_at is null",
+        )
+        .bind(now)
+        .bind(application_id)
+        .execute(self.database.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Forgets every token of a namespace whose key pair is destroyed: none of them can open
     /// anything any more.
     pub async fn delete_namespace(&self, namespace_id: &str) -> Result<(), ApiError> {
