@@ -388,15 +388,19 @@ impl LocalBackend {
             socket: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             namespace: None,
         };
+        let scratch = directory.join("overlay");
         let mut chain = Chain {
             cgroups,
             root: None,
             runtime: None,
+            overlay: None,
             args: &args,
             filter: &self.filter,
             open_files: self.config.max_open_files,
         };
         if let Some(runsc) = &self.tools.runsc {
+            std::fs::create_dir(&scratch)?;
+            chain.overlay = Some((&image.root, &scratch));
             let line = self.gvisor_line(runsc, spec, image, &environment, &directory, instance_id)?;
             let line = self.tools.chain(&self.config, &chain, line);
             return Ok(Prepared {

@@ -7,8 +7,11 @@
 //! 2. `sh` (as root): joins the instance's control groups, brings loopback up, limits open
 //!    files, and stages what the sandbox binds (the image root, a language runtime outside the
 //!    system directories) on a private `/tmp`, since the sandbox is set up by an unprivileged id
-//!    that may not traverse the data directory. It opens the instance's arguments and syscall
-//!    filter on descriptors 3 and 4, then execs the sandbox.
+//!    that may not traverse the data directory. For gVisor, it lays a private overlay (its upper
+//!    layer on a small tmpfs) over the image root, since `runsc` makes its mount points in the
+//!    root it is given: the unpacked image, which other instances share, stays as it was
+//!    unpacked. It opens the instance's arguments and syscall filter on descriptors 3 and 4,
+//!    then execs the sandbox.
 //! 3. bubblewrap, as the unprivileged host id `runner.instance_uid` (never root, not even through
 //!    its user namespace): its own root of read-only binds, `/proc`, `/dev`, a bounded `/tmp`, no
 //!    capabilities, `no_new_privs`, no further user namespaces, the syscall filter, an empty
@@ -23,10 +26,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// What step 2 runs. Arguments: `<cgroup.procs>... -- <isolated 0|1> <image root|-> <runtime
-/// root|-> <args> <filter> <open files> <nftables ruleset|-> -- <next program...>`.
+/// root|-> <args> <filter> <open files> <nftables ruleset|-> <root to overlay|-> <overlay's
+/// scratch directory|-> -- <next program...>`.
 const STAGE: &str = r#"
 while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift
-isolated=$1 root=$2 runtime=$3 args=$4 filter=$5 files=$6 blocked=$7; shift 8
+isolated=$1 root=$2 runtime=$3 args=$4 filter=$5 files=$6 blocked=$7 overlaid=$8 scratch=$9; shift 10
 exec 3<"$args" 4<"$filter" || exit 125
 ulimit -n "$files" || exit 125
 if [ "$isolated" = 1 ]; then
@@ -39,6 +43,11 @@ if [ "$isolated" = 1 ]; then
     mkdir /tmp/root && mount --bind /proc/self/fd/5 /tmp/root || exit 125
     if [ "$runtime" != - ]; then mkdir /tmp/runtime && mount --bind /proc/self/fd/6 /tmp/runtime || exit 125; fi
     exec 5<&- 6<&-
+  fi
+  if [ "$overlaid" != - ]; then
+    mount -t tmpfs -o mode=0700,size=1m nuage-overlay "$scratch" || exit 125
+    mkdir "$scratch/upper" "$scratch/work" || exit 125
+    mount -t overlay nuage-root -o "lowerdir=$overlaid,upperdir=$scratch/upper,workdir=$scratch/work" "$overlaid" || exit 125
   fi
 fi
 exec "$@"
@@ -215,6 +224,9 @@ pub struct Chain<'a> {
     pub root: Option<&'a Path>,
     /// A language runtime's directory outside the system directories, to stage too.
     pub runtime: Option<&'a Path>,
+    /// For gVisor: the image root to lay a private overlay over, and an empty directory for
+    /// the overlay's own files (seen only by the instance's mount namespace).
+    pub overlay: Option<(&'a Path, &'a Path)>,
     /// bubblewrap's `--args` file (the instance's variables), and the syscall filter.
     pub args: &'a Path,
     /// The compiled syscall filter.
@@ -252,6 +264,8 @@ impl Tools {
             chain.filter.as_os_str().to_owned(),
             chain.open_files.to_string().into(),
             self.blocked.as_deref().unwrap_or("-").into(),
+            staged(chain.overlay.map(|(root, _)| root)),
+            staged(chain.overlay.map(|(_, scratch)| scratch)),
             "--".into(),
         ]);
         if let Some(setpriv) = &self.setpriv {
