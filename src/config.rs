@@ -324,6 +324,7 @@ impl Config {
             anyhow::bail!("grpc_max_connections, grpc_keepalive_seconds and grpc_preface_timeout_ms must be positive");
         }
         self.router.validate().map_err(anyhow::Error::msg)?;
+        self.runner.validate().map_err(anyhow::Error::msg)?;
         self.storage
             .connections
             .validate("storage.connections")

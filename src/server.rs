@@ -479,12 +479,14 @@ async fn gateway_role(
         &gateway.metrics_token_file,
         "gateway.metrics_token",
     )?;
-    // v1beta1 names the sandbox: `v2` is gVisor, `v1` the bubblewrap sandbox (or none).
-    gateway.sandbox = match config.runner.sandbox {
-        nuage_runner::Sandbox::Gvisor => "v2",
-        _ => "v1",
-    }
-    .to_owned();
+    // v1beta1 names sandboxes: `v2` is gVisor, `v1` the bubblewrap sandbox (or, as a default,
+    // plain processes). The gateway offers what the runner does.
+    let offer = nuage_runner::Offer::of_this_machine(&config.runner);
+    gateway.sandbox = offer
+        .default
+        .map_or("v1", nuage_runner::SandboxKind::api_name)
+        .to_owned();
+    gateway.sandboxes = offer.offered.iter().map(|kind| kind.api_name().to_owned()).collect();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the API listener {}", config.listen))?;

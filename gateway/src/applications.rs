@@ -396,10 +396,52 @@ pub(crate) fn body_of<T: serde::de::DeserializeOwned>(value: serde_json::Value) 
     })
 }
 
-/// What [`BetaFields`] set: tags (all of them, when given) and secret changes.
+/// What [`BetaFields`] set: tags (all of them, when given), secret changes and the sandbox
+/// (unspecified: the default on create, unchanged on update).
 pub(crate) struct BetaChanges {
     tags: Option<common::Tags>,
     secrets: Vec<common::SecretChange>,
+    sandbox: common::Sandbox,
+}
+
+/// Returns the sandbox a body names, once this installation is known to offer it.
+fn sandbox(value: Option<&str>, config: &GatewayConfig) -> Result<common::Sandbox, HttpError> {
+    let (chosen, what) = match value.unwrap_or_default() {
+        "" | "unknown_sandbox" => return Ok(common::Sandbox::Unspecified),
+        "v1" => (common::Sandbox::V1, "v1"),
+        "v2" => (common::Sandbox::V2, "v2"),
+        other => {
+            return Err(invalid(
+                "sandbox",
+                Reason::Constraint,
+                format!("`{other}` is not one of v1, v2"),
+            ));
+        }
+    };
+    if config.sandboxes.iter().any(|offered| offered == what) {
+        return Ok(chosen);
+    }
+    let offered = match config.sandboxes.as_slice() {
+        [] => format!(
+            "it offers no sandbox to choose: leave `sandbox` unset to run in its default, `{}`",
+            config.sandbox
+        ),
+        offered => format!("it offers {}", offered.join(", ")),
+    };
+    // Never a weaker sandbox instead of the one asked for.
+    Err(invalid(
+        "sandbox",
+        Reason::Constraint,
+        format!(
+            "`{what}` ({}) is not offered by this installation: {offered}",
+            sandbox_program(what)
+        ),
+    ))
+}
+
+/// Returns what runs a sandbox of v1beta1 name `name`.
+fn sandbox_program(name: &str) -> &'static str {
+    if name == "v2" { "gVisor" } else { "bubblewrap" }
 }
 
 impl BetaFields {
@@ -410,7 +452,7 @@ impl BetaFields {
         let secrets: Option<crate::namespaces::SecretsJson> =
             typed("secret_environment_variables", self.secret_environment_variables)?;
         let http_option: Option<String> = typed("http_option", self.http_option)?;
-        let sandbox: Option<String> = typed("sandbox", self.sandbox)?;
+        let sandbox_name: Option<String> = typed("sandbox", self.sandbox)?;
         let private_network_id: Option<String> = typed("private_network_id", self.private_network_id)?;
         match http_option.as_deref().unwrap_or_default() {
             "" | "unknown_http_option" | "enabled" => {}
@@ -430,27 +472,7 @@ impl BetaFields {
                 ));
             }
         }
-        match sandbox.as_deref().unwrap_or_default() {
-            "" | "unknown_sandbox" => {}
-            chosen if chosen == config.sandbox => {}
-            other @ ("v1" | "v2") => {
-                return Err(invalid(
-                    "sandbox",
-                    Reason::Constraint,
-                    format!(
-                        "`{other}` is not offered: this installation runs every function and container in sandbox `{}`",
-                        config.sandbox
-                    ),
-                ));
-            }
-            other => {
-                return Err(invalid(
-                    "sandbox",
-                    Reason::Constraint,
-                    format!("`{other}` is not one of v1, v2"),
-                ));
-            }
-        }
+        let sandbox = sandbox(sandbox_name.as_deref(), config)?;
         if private_network_id.is_some_and(|id| !id.is_empty()) {
             return Err(invalid(
                 "private_network_id",
@@ -461,6 +483,7 @@ impl BetaFields {
         Ok(BetaChanges {
             tags: tags.map(|values| common::Tags { values }),
             secrets: crate::namespaces::secrets(secrets),
+            sandbox,
         })
     }
 }
@@ -659,6 +682,7 @@ pub(crate) async fn create_from<O: Owner, V: Version>(
         tags: beta.tags,
         secret_environment_variables: beta.secrets,
         container,
+        sandbox: beta.sandbox.into(),
     };
     answer::<O, V>(state, O::create(O::client(state), scope.grpc(request)).await?)
 }
@@ -830,6 +854,7 @@ pub(crate) async fn update_from<O: Owner, V: Version>(
         tags: beta.tags,
         secret_environment_variables: beta.secrets,
         container,
+        sandbox: beta.sandbox.into(),
     };
     answer::<O, V>(state, O::update(O::client(state), scope.grpc(request)).await?)
 }

@@ -37,11 +37,16 @@ pub struct GatewayConfig {
     pub health_min_free_disk_bytes: u64,
     /// Limits on the REST listener's client connections (`[gateway.connections]`).
     pub connections: ConnectionLimits,
-    /// The v1beta1 name of the sandbox instances run in (`v1`: bubblewrap, `v2`: gVisor),
-    /// which v1beta1 shows and accepts. Not a setting: the process fills it from
-    /// `runner.sandbox`.
+    /// The v1beta1 name of the sandbox instances run in when their function or container
+    /// names none (`v1`: bubblewrap, `v2`: gVisor), which v1beta1 shows for them. Not a
+    /// setting: the process fills it from `runner.sandbox`.
     #[serde(skip)]
     pub sandbox: String,
+    /// The v1beta1 names of the sandboxes a function or container may name; others are
+    /// refused. Not a setting: the process fills it from the runner's offer
+    /// (`runner.sandboxes`, by default those installed).
+    #[serde(skip)]
+    pub sandboxes: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +64,7 @@ impl Default for GatewayConfig {
             health_min_free_disk_bytes: 256 * 1024 * 1024,
             connections: ConnectionLimits::default(),
             sandbox: "v1".to_owned(),
+            sandboxes: vec!["v1".to_owned()],
         }
     }
 }

@@ -181,8 +181,10 @@ pub(crate) struct ContainerJson {
 }
 
 impl ContainerJson {
-    pub(crate) fn of(application: wire::Application, sandbox: &str) -> Self {
-        let settings = application.container.unwrap_or_default();
+    /// Returns the JSON of `application`, which runs in `default_sandbox` when it names none.
+    pub(crate) fn of(mut application: wire::Application, default_sandbox: &str) -> Self {
+        let sandbox = crate::v1beta1::sandbox_of(&application, default_sandbox);
+        let settings = application.container.take().unwrap_or_default();
         let status = match common::ApplicationStatus::try_from(application.status) {
             Ok(common::ApplicationStatus::Ready) => "ready",
             Ok(common::ApplicationStatus::Error) => "error",
@@ -237,7 +239,7 @@ impl ContainerJson {
             protocol: settings.protocol,
             port: settings.port,
             https_connections_only: false,
-            sandbox: sandbox.to_owned(),
+            sandbox,
             scaling_option,
             liveness_probe: ProbeJson::default(),
             startup_probe,

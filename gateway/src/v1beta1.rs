@@ -5,7 +5,7 @@
 use crate::applications::{Owner, privacy_name, status_name};
 use crate::crons::args_json;
 use nuage_proto::applications::v1 as wire;
-use nuage_proto::common::v1::{self as common, StoredSecret};
+use nuage_proto::common::v1::{self as common, Sandbox, StoredSecret};
 use nuage_proto::crons::v1 as crons;
 use nuage_proto::functions::v1 as functions;
 use nuage_proto::namespaces::v1 as pb;
@@ -154,7 +154,9 @@ pub(crate) struct ApplicationJson {
 }
 
 impl ApplicationJson {
-    pub(crate) fn of<O: Owner>(application: wire::Application, sandbox: &str) -> Self {
+    /// Returns the JSON of `application`, which runs in `default_sandbox` when it names none.
+    pub(crate) fn of<O: Owner>(application: wire::Application, default_sandbox: &str) -> Self {
+        let sandbox = sandbox_of(&application, default_sandbox);
         let (function, container) = if O::FUNCTION {
             (Some((application.runtime, application.handler)), None)
         } else {
@@ -187,7 +189,7 @@ impl ApplicationJson {
             secret_environment_variables: hashed(application.secret_environment_variables),
             region: application.region,
             http_option: "enabled",
-            sandbox: sandbox.to_owned(),
+            sandbox,
             registry_image: container,
             created_at: timestamp(application.created_at),
             updated_at: timestamp(application.updated_at),
@@ -196,6 +198,16 @@ impl ApplicationJson {
             private_network_id: None,
         }
     }
+}
+
+/// Returns the sandbox `application` runs in: its own, or `default_sandbox`, the installation's.
+pub(crate) fn sandbox_of(application: &wire::Application, default_sandbox: &str) -> String {
+    match application.sandbox() {
+        Sandbox::V1 => "v1",
+        Sandbox::V2 => "v2",
+        Sandbox::Unspecified => default_sandbox,
+    }
+    .to_owned()
 }
 
 /// Returns the host name of an endpoint alone, as Scaleway's `domain_name` is.
@@ -308,8 +320,10 @@ pub(crate) struct ContainerJson {
 }
 
 impl ContainerJson {
-    pub(crate) fn of(application: wire::Application, sandbox: &str) -> Self {
-        let settings = application.container.unwrap_or_default();
+    /// Returns the JSON of `application`, which runs in `default_sandbox` when it names none.
+    pub(crate) fn of(mut application: wire::Application, default_sandbox: &str) -> Self {
+        let sandbox = sandbox_of(&application, default_sandbox);
+        let settings = application.container.take().unwrap_or_default();
         Self {
             id: application.id,
             name: application.name,
@@ -334,7 +348,7 @@ impl ContainerJson {
             port: settings.port,
             secret_environment_variables: hashed(application.secret_environment_variables),
             http_option: "enabled",
-            sandbox: sandbox.to_owned(),
+            sandbox,
             local_storage_limit: settings.local_storage_limit,
             scaling_option: settings.scaling_option.into(),
             health_check: settings.health_check.map(HealthCheckJson::from),

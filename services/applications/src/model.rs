@@ -111,6 +111,8 @@ pub struct Application<K: Kind> {
     pub timeout_ms: u64,
     /// Who may call it.
     pub privacy: Privacy,
+    /// The sandbox it asked for; `None`: the installation's default.
+    pub sandbox: Option<Sandbox>,
     /// Where it answers.
     pub endpoint: String,
     /// Where it is in its life.
@@ -157,6 +159,7 @@ impl<K: Kind> Application<K> {
             timeout_ms: self.timeout_ms,
             error_message: self.error_message,
             privacy: self.privacy.to_proto().into(),
+            sandbox: Sandbox::to_proto(self.sandbox).into(),
             description: self.description,
             region: self.region,
             organization_id: self.organization_id.to_string(),
@@ -234,6 +237,57 @@ impl Privacy {
         match self {
             Self::Public => pb::Privacy::Public,
             Self::Private => pb::Privacy::Private,
+        }
+    }
+}
+
+/// The sandbox a function or container asks to run in, by Scaleway's names. Which ones an
+/// installation offers is the gateway's to check (it knows the runner's offer); the runner
+/// refuses to start one it does not offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sandbox {
+    /// bubblewrap.
+    V1,
+    /// gVisor.
+    V2,
+}
+
+impl Sandbox {
+    /// Returns the stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V2 => "v2",
+        }
+    }
+
+    /// Returns the sandbox stored as `value`: `Some(None)` for the default (empty), `None`
+    /// for a value that is none.
+    pub fn parse(value: &str) -> Option<Option<Self>> {
+        match value {
+            "" => Some(None),
+            "v1" => Some(Some(Self::V1)),
+            "v2" => Some(Some(Self::V2)),
+            _ => None,
+        }
+    }
+
+    /// Returns the sandbox a request names, `None` when it names none (the default on
+    /// create, unchanged on update).
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match pb::Sandbox::try_from(value) {
+            Ok(pb::Sandbox::V1) => Some(Self::V1),
+            Ok(pb::Sandbox::V2) => Some(Self::V2),
+            _ => None,
+        }
+    }
+
+    /// Returns the wire form of `sandbox` (`None`: unspecified, the default).
+    pub fn to_proto(sandbox: Option<Self>) -> pb::Sandbox {
+        match sandbox {
+            None => pb::Sandbox::Unspecified,
+            Some(Self::V1) => pb::Sandbox::V1,
+            Some(Self::V2) => pb::Sandbox::V2,
         }
     }
 }

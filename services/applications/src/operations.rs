@@ -4,7 +4,7 @@
 use crate::config::ApplicationsConfig;
 use crate::model::{
     self, Application, ApplicationStatus, DEFAULT_MAX_SCALE, DEFAULT_MEMORY_LIMIT, DEFAULT_MIN_SCALE,
-    DEFAULT_TIMEOUT_MS, Kind, Privacy,
+    DEFAULT_TIMEOUT_MS, Kind, Privacy, Sandbox,
 };
 use crate::peers::Peers;
 use crate::reconciler::{Leftovers, Reconciler};
@@ -78,6 +78,8 @@ pub struct Settings {
     pub tags: Tags,
     /// Its secret variables, to seal once it has an id.
     pub secrets: Vec<SecretChange>,
+    /// The sandbox it asks for; `None`: the installation's default.
+    pub sandbox: Option<Sandbox>,
 }
 
 /// What a create request of either kind carries in common, as it arrives (but for the
@@ -102,6 +104,8 @@ pub struct Requested {
     pub tags: Option<Vec<String>>,
     /// `secret_environment_variables`.
     pub secrets: Vec<SecretChange>,
+    /// `sandbox`; `None`: the installation's default.
+    pub sandbox: Option<Sandbox>,
 }
 
 /// What an update request of either kind may change, as it arrives.
@@ -127,6 +131,8 @@ pub struct Changes {
     pub tags: Option<Vec<String>>,
     /// `secret_environment_variables`: merged (a key without a value is removed).
     pub secrets: Vec<SecretChange>,
+    /// `sandbox`; `None` leaves it.
+    pub sandbox: Option<Sandbox>,
 }
 
 /// Returns `namespace_id` and `name` of a create request, both required.
@@ -220,6 +226,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             timeout_ms,
             tags,
             secrets: requested.secrets,
+            sandbox: requested.sandbox,
         })
     }
 
@@ -263,6 +270,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             memory_limit: settings.memory_limit,
             timeout_ms: settings.timeout_ms,
             privacy,
+            sandbox: settings.sandbox,
             status: ApplicationStatus::Created,
             error_message: String::new(),
             redeploy_due: false,
@@ -360,6 +368,9 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             next.timeout_ms = changes.timeout_ms.unwrap_or(next.timeout_ms);
             kind(&mut next.kind)?;
             next.privacy = Privacy::from_proto(changes.privacy).unwrap_or(next.privacy);
+            // Another sandbox is a change like any other: a deployed application is due for a
+            // redeploy, which rolls it out in the new one.
+            next.sandbox = changes.sandbox.or(next.sandbox);
             if let Some(description) = &changes.description {
                 next.description = description.clone();
             }

@@ -6,7 +6,7 @@
 //! renewals are conditional updates naming the holder, so two replicas never run the same
 //! roll-out at once, and one that lost its lease stops without recording anything.
 
-use crate::model::{ApplicationStatus, Kind};
+use crate::model::{ApplicationStatus, Kind, Sandbox};
 use crate::peers::Peers;
 use crate::store::ApplicationStore;
 use nuage_core::clock::now_micros;
@@ -288,6 +288,7 @@ impl<K: Kind> Rollouts<K> {
             memory_limit_mb: application.memory_limit,
             cpu_limit_mcpu: application.cpu_limit(),
             secrets,
+            sandbox: Sandbox::to_proto(application.sandbox).into(),
             ..Spec::default()
         };
         application.kind.fill_spec(&mut spec);

@@ -2,7 +2,7 @@
 //! (`nuage.applications.v1`) to the shared operations and back, so that each service's
 //! implementation of them is one line.
 
-use crate::model::{Application, Kind};
+use crate::model::{Application, Kind, Sandbox};
 use crate::operations::{Applications, Changes, Requested, RouteStream, required};
 use crate::reconciler::Leftovers;
 use nuage_core::{ApiError, Caller, Page};
@@ -38,6 +38,7 @@ fn changes(request: &wire::UpdateApplicationRequest) -> Changes {
         redeploy: request.redeploy,
         tags: request.tags.clone().map(|tags| tags.values),
         secrets: secret_changes(&request.secret_environment_variables),
+        sandbox: Sandbox::from_proto(request.sandbox),
     }
 }
 
@@ -53,6 +54,7 @@ pub fn requested(request: &wire::CreateApplicationRequest) -> Result<Requested, 
         timeout_ms: request.timeout_ms,
         tags: request.tags.clone().map(|tags| tags.values),
         secrets: secret_changes(&request.secret_environment_variables),
+        sandbox: Sandbox::from_proto(request.sandbox),
     })
 }
 

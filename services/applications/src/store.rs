@@ -1,7 +1,7 @@
 //! All SQL of functions and containers: one store over the table of each [`Kind`]. Every
 //! tenant-facing query filters by organization and region.
 
-use crate::model::{Application, ApplicationStatus, Kind, Privacy, order_sql};
+use crate::model::{Application, ApplicationStatus, Kind, Privacy, Sandbox, order_sql};
 use nuage_core::clock::now_micros;
 use nuage_core::db::{PageQuery, is_unique_violation};
 use nuage_core::secrets::SecretVariables;
@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use uuid::Uuid;
 
 /// The columns every application has, in the order [`ApplicationStore::insert`] binds them.
-const COMMON_COLUMNS: [&str; 22] = [
+const COMMON_COLUMNS: [&str; 23] = [
     "id",
     "organization_id",
     "project_id",
@@ -27,6 +27,7 @@ const COMMON_COLUMNS: [&str; 22] = [
     "memory_limit",
     "timeout_ms",
     "privacy",
+    "sandbox",
     "tags",
     "secrets",
     "endpoint",
@@ -178,13 +179,13 @@ impl<K: Kind> ApplicationStore<K> {
         let own: String = K::CHANGEABLE
             .iter()
             .enumerate()
-            .map(|(index, column)| format!(", {column} = ${}", index + 12))
+            .map(|(index, column)| format!(", {column} = ${}", index + 13))
             .collect();
-        let id_at = 12 + K::CHANGEABLE.len();
+        let id_at = 13 + K::CHANGEABLE.len();
         let sql = format!(
             "update {} set description = $1, environment_variables = $2, min_scale = $3, max_scale = $4, \
-             memory_limit = $5, timeout_ms = $6, privacy = $7, tags = $8, secrets = $9, redeploy_due = $10, \
-             updated_at = $11{own} \
+             memory_limit = $5, timeout_ms = $6, privacy = $7, sandbox = $8, tags = $9, secrets = $10, \
+             redeploy_due = $11, updated_at = $12{own} \
              where id = ${id_at} and updated_at = ${} and status <> 'deleting' returning {}",
             K::TABLE,
             id_at + 1,
@@ -360,7 +361,7 @@ pub(crate) fn set_status_sql<K: Kind>(tail: &str) -> String {
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// Binds the settings a tenant chooses, in the order insert and update both write them:
-/// description, variables, scale, memory, timeout, privacy, tags, secrets.
+/// description, variables, scale, memory, timeout, privacy, sandbox, tags, secrets.
 fn bind_settings<'q, K: Kind>(query: Query<'q>, application: &'q Application<K>) -> Query<'q> {
     query
         .bind(&application.description)
@@ -370,6 +371,7 @@ fn bind_settings<'q, K: Kind>(query: Query<'q>, application: &'q Application<K>)
         .bind(i64::from(application.memory_limit))
         .bind(i64::try_from(application.timeout_ms).unwrap_or(i64::MAX))
         .bind(application.privacy.as_str())
+        .bind(application.sandbox.map_or("", Sandbox::as_str))
         .bind(application.tags.to_json())
         .bind(application.secrets.to_json())
 }
@@ -390,6 +392,7 @@ fn decode<K: Kind>(row: &AnyRow) -> Result<Application<K>, ApiError> {
     };
     let environment = text("environment_variables")?;
     let privacy = text("privacy")?;
+    let sandbox = text("sandbox")?;
     let status = text("status")?;
     let timeout_ms: i64 = row.try_get("timeout_ms")?;
     let redeploy_due: i64 = row.try_get("redeploy_due")?;
@@ -412,6 +415,7 @@ fn decode<K: Kind>(row: &AnyRow) -> Result<Application<K>, ApiError> {
         memory_limit: small("memory_limit")?,
         timeout_ms: u64::try_from(timeout_ms).map_err(|_| corrupt::<K>("timeout_ms", &timeout_ms.to_string()))?,
         privacy: Privacy::parse(&privacy).ok_or_else(|| corrupt::<K>("privacy", &privacy))?,
+        sandbox: Sandbox::parse(&sandbox).ok_or_else(|| corrupt::<K>("sandbox", &sandbox))?,
         endpoint: text("endpoint")?,
         status: ApplicationStatus::parse(&status).ok_or_else(|| corrupt::<K>("status", &status))?,
         error_message: text("error_message")?,
@@ -493,6 +497,7 @@ mod tests {
             memory_limit: 256,
             timeout_ms: 1000,
             privacy: Privacy::Public,
+            sandbox: Some(Sandbox::V2),
             endpoint: format!("http://x/{name}"),
             status: ApplicationStatus::Created,
             error_message: String::new(),

@@ -18,6 +18,57 @@ pub enum Sandbox {
     None,
 }
 
+/// A sandbox a function or container may ask for by name (`sandbox` in v1beta1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxKind {
+    /// bubblewrap (`bwrap`): Scaleway's "sandbox v1", the host kernel's full syscall interface
+    /// behind namespaces and a syscall filter.
+    Bubblewrap,
+    /// gVisor (`runsc`): Scaleway's "sandbox v2", a user-space kernel between the instance and
+    /// the host.
+    Gvisor,
+}
+
+impl SandboxKind {
+    /// Every kind, the one `auto` prefers first.
+    pub const ALL: [Self; 2] = [Self::Bubblewrap, Self::Gvisor];
+
+    /// Returns its name in `nuage.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bubblewrap => "bubblewrap",
+            Self::Gvisor => "gvisor",
+        }
+    }
+
+    /// Returns the program it runs.
+    pub fn program(self) -> &'static str {
+        match self {
+            Self::Bubblewrap => "bwrap",
+            Self::Gvisor => "runsc",
+        }
+    }
+
+    /// Returns Scaleway's name of it: `v1` or `v2`.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Self::Bubblewrap => "v1",
+            Self::Gvisor => "v2",
+        }
+    }
+
+    /// Returns the kind a spec names, `None` for the default.
+    pub fn from_proto(sandbox: nuage_proto::common::v1::Sandbox) -> Option<Self> {
+        use nuage_proto::common::v1::Sandbox;
+        match sandbox {
+            Sandbox::Unspecified => None,
+            Sandbox::V1 => Some(Self::Bubblewrap),
+            Sandbox::V2 => Some(Self::Gvisor),
+        }
+    }
+}
+
 /// What an instance can reach beyond its own loopback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,8 +86,13 @@ pub enum Egress {
 pub struct RunnerConfig {
     /// Where instances run: `local` (sandboxed processes on this machine).
     pub backend: String,
-    /// How local instances are isolated.
+    /// How local instances are isolated when their function or container asks for no
+    /// sandbox of its own.
     pub sandbox: Sandbox,
+    /// The sandboxes a function or container may ask for (`v1`: `bubblewrap`, `v2`: `gvisor`);
+    /// one not listed is refused. Unset: those installed (none with `sandbox = "none"`). Each
+    /// listed must be installed, and `sandbox`, when it names one, must be listed.
+    pub sandboxes: Option<Vec<SandboxKind>>,
     /// Where images are unpacked; default `<data-dir>/runner`.
     pub work_dir: Option<PathBuf>,
     /// The OCI image layouts the builder writes; default `<data-dir>/registry` (the builder's).
@@ -71,6 +127,7 @@ impl Default for RunnerConfig {
         Self {
             backend: "local".to_owned(),
             sandbox: Sandbox::Auto,
+            sandboxes: None,
             work_dir: None,
             registry_dir: None,
             registry_insecure: false,
@@ -83,6 +140,34 @@ impl Default for RunnerConfig {
             max_processes: 256,
             max_open_files: 1024,
             egress: Egress::None,
+        }
+    }
+}
+
+impl RunnerConfig {
+    /// Returns a description of the first invalid setting, if any.
+    pub fn validate(&self) -> Result<(), String> {
+        let Some(listed) = &self.sandboxes else {
+            return Ok(());
+        };
+        let chosen = match self.sandbox {
+            Sandbox::None if !listed.is_empty() => {
+                return Err(
+                    "runner.sandboxes must be empty with runner.sandbox = \"none\": instances run unsandboxed"
+                        .to_owned(),
+                );
+            }
+            Sandbox::Bubblewrap => SandboxKind::Bubblewrap,
+            Sandbox::Gvisor => SandboxKind::Gvisor,
+            Sandbox::Auto | Sandbox::None => return Ok(()),
+        };
+        if listed.contains(&chosen) {
+            Ok(())
+        } else {
+            Err(format!(
+                "runner.sandboxes must list `{}`, the default runner.sandbox",
+                chosen.name()
+            ))
         }
     }
 }

@@ -135,13 +135,23 @@ pub enum RunnerError {
     /// The configured backend is not built in.
     #[error("runner.backend `{0}` is not available: only `local` is built in")]
     UnknownBackend(String),
-    /// The configured sandbox's program is missing.
-    #[error("runner.sandbox is `{sandbox}` but `{program}` is not installed")]
+    /// A configured sandbox's program is missing.
+    #[error("{setting} names `{sandbox}` but `{program}` is not installed")]
     SandboxMissing {
+        /// `runner.sandbox` or `runner.sandboxes`.
+        setting: &'static str,
         /// The configured sandbox.
         sandbox: &'static str,
         /// Its program.
         program: &'static str,
+    },
+    /// A spec names a sandbox this runner does not offer: it runs in no other instead.
+    #[error("the sandbox `{sandbox}` is not offered by this runner (offered: {offered})")]
+    SandboxNotOffered {
+        /// The sandbox asked for.
+        sandbox: &'static str,
+        /// Those offered.
+        offered: String,
     },
     /// A language runtime is missing.
     #[error("`{0}` is not installed on this machine")]
@@ -226,6 +236,7 @@ impl RunnerError {
             | Self::Write { .. }
             | Self::UnknownBackend(_)
             | Self::SandboxMissing { .. }
+            | Self::SandboxNotOffered { .. }
             | Self::NotInstalled(_)
             | Self::Cgroup { .. }
             | Self::Prepare(_)

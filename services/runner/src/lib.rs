@@ -16,15 +16,17 @@ mod error;
 mod gvisor;
 mod images;
 mod local;
+mod offer;
 mod sandbox;
 mod seccomp;
 mod service;
 mod specs;
 
 pub use backend::{Backend, Running};
-pub use config::{Egress, RunnerConfig, Sandbox};
+pub use config::{Egress, RunnerConfig, Sandbox, SandboxKind};
 pub use error::RunnerError;
 pub use local::{LocalBackend, LogShipping};
+pub use offer::Offer;
 pub use service::RunnerService;
 pub use specs::SpecStore;
 
@@ -40,7 +42,7 @@ const OUTPUT_LINES: usize = 4096;
 /// Returns the runner service over `database` on the local backend (the only one built in),
 /// with instances' files under `work_dir` and images read from `registry_dir`; instances'
 /// output goes to `logs` at most `config.log_lines_per_second`. The handle stops every instance
-/// when the process stops. Fails when the configured backend or sandbox is missing.
+/// when the process stops. Fails when the configured backend or a sandbox it offers is missing.
 pub fn serve(
     config: &RunnerConfig,
     work_dir: PathBuf,

@@ -5,9 +5,10 @@
 
 use crate::backend::{Backend, Running};
 use crate::cgroups::{Cgroups, Limits};
-use crate::config::{RunnerConfig, Sandbox};
+use crate::config::{RunnerConfig, SandboxKind};
 use crate::error::{LastOutput, RunnerError};
 use crate::images::{Images, Unpacked};
+use crate::offer::{Offer, find_program};
 use crate::sandbox::{self, Chain, Tools};
 use nuage_clients::logsink::LogSink;
 use nuage_core::instance::InstanceAddress;
@@ -50,6 +51,8 @@ const SYSTEM_PATHS: [&str; 12] = [
 pub struct LocalBackend {
     config: RunnerConfig,
     images: Images,
+    /// The sandboxes instances may run in.
+    offer: Offer,
     tools: Tools,
     cgroups: Option<Cgroups>,
     /// Where each instance's files go (`<work_dir>/instances/<id>`), and the syscall filter.
@@ -76,7 +79,7 @@ struct Prepared {
 
 impl LocalBackend {
     /// Returns the backend; `work_dir` holds unpacked images and instances' files,
-    /// `registry_dir` the builder's image layouts. Fails when the configured sandbox is missing.
+    /// `registry_dir` the builder's image layouts. Fails when a sandbox it offers is missing.
     pub fn new(
         config: &RunnerConfig,
         work_dir: PathBuf,
@@ -85,23 +88,17 @@ impl LocalBackend {
         logs: Option<LogShipping>,
         sealing: [u8; 32],
     ) -> Result<Self, RunnerError> {
-        let tools = Tools::find(config);
-        match config.sandbox {
-            Sandbox::Bubblewrap if tools.bubblewrap.is_none() => {
-                return Err(RunnerError::SandboxMissing {
-                    sandbox: "bubblewrap",
-                    program: "bwrap",
-                });
-            }
-            Sandbox::Gvisor if tools.runsc.is_none() => {
-                return Err(RunnerError::SandboxMissing {
-                    sandbox: "gvisor",
-                    program: "runsc",
-                });
-            }
-            _ => {}
+        let offer = Offer::of_this_machine(config);
+        let tools = Tools::find(config, &offer);
+        if let Some(missing) = offer.offered.iter().find(|kind| tools.program_of(**kind).is_none()) {
+            let listed = config.sandboxes.as_ref().is_some_and(|listed| listed.contains(missing));
+            return Err(RunnerError::SandboxMissing {
+                setting: if listed { "runner.sandboxes" } else { "runner.sandbox" },
+                sandbox: missing.name(),
+                program: missing.program(),
+            });
         }
-        for warning in tools.warnings(config) {
+        for warning in tools.warnings(config, &offer) {
             tracing::warn!("{}", warning.to_uppercase());
         }
         let cgroups = if config.memory_limits { Cgroups::detect() } else { None };
@@ -126,6 +123,7 @@ impl LocalBackend {
                 config.registry_insecure,
                 std::time::Duration::from_millis(config.registry_timeout_ms),
             ),
+            offer,
             tools,
             cgroups,
             work_dir,
@@ -161,7 +159,7 @@ impl LocalBackend {
         }
         ids.sort();
         ids.dedup();
-        let cleanup = self.cleanup();
+        let cleanup = self.cleanup(Some(SandboxKind::Gvisor));
         for id in ids.iter().filter(|id| !id.is_empty()) {
             tracing::info!(instance_id = %id, "removing what an earlier run's instance left");
             cleanup(id);
@@ -171,7 +169,7 @@ impl LocalBackend {
 
     /// Why instances are less isolated than they should be, if they are.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = self.tools.warnings(&self.config);
+        let mut warnings = self.tools.warnings(&self.config, &self.offer);
         match &self.cgroups {
             None => warnings.push("no memory cap: cgroups are not writable".to_owned()),
             Some(cgroups) => warnings.extend(cgroups.missing().iter().map(|missing| (*missing).to_owned())),
@@ -197,7 +195,7 @@ impl LocalBackend {
                 .ok()
                 .filter(|output| output.status.success())
                 .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())),
-            None => sandbox::find_program(name),
+            None => find_program(name),
         }
         .and_then(|path| std::fs::canonicalize(path).ok())
         .ok_or_else(|| RunnerError::NotInstalled(name.to_owned()))?;
@@ -363,12 +361,13 @@ impl LocalBackend {
         ))
     }
 
-    /// Everything that starts one instance of `spec`: its files, its cgroups, its command line.
+    /// Everything that starts one instance of `spec` in `sandbox` (`None`: a plain process):
+    /// its files, its cgroups, its command line.
     fn prepare(
         &self,
         spec: &Spec,
         image: &Unpacked,
-        instance_id: &str,
+        (instance_id, sandbox): (&str, Option<SandboxKind>),
         cgroups: &[PathBuf],
     ) -> Result<Prepared, RunnerError> {
         let isolated = self.tools.isolates_network();
@@ -384,10 +383,8 @@ impl LocalBackend {
         std::fs::create_dir_all(&directory)?;
         let args = directory.join("args");
         sandbox::write_arguments(&args, &environment)?;
-        let address = InstanceAddress {
-            socket: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            namespace: None,
-        };
+        // Outlives `chain`, which borrows it.
+        let runtime_root: Option<PathBuf>;
         let scratch = directory.join("overlay");
         let mut chain = Chain {
             cgroups,
@@ -398,45 +395,51 @@ impl LocalBackend {
             filter: &self.filter,
             open_files: self.config.max_open_files,
         };
-        if let Some(runsc) = &self.tools.runsc {
-            std::fs::create_dir(&scratch)?;
-            chain.overlay = Some((&image.root, &scratch));
-            let line = self.gvisor_line(runsc, spec, image, &environment, &directory, instance_id)?;
-            let line = self.tools.chain(&self.config, &chain, line);
-            return Ok(Prepared {
-                line,
-                plain_environment: None,
-                working_dir: None,
-                address,
-                directory,
-                instance_id: instance_id.to_owned(),
-            });
-        }
-        let Some(bubblewrap) = &self.tools.bubblewrap else {
-            let (line, working_dir, environment) = plain(spec, image, environment, &self.program(spec, image)?.0);
-            let line = self.tools.chain(&self.config, &chain, line);
-            return Ok(Prepared {
-                line,
-                plain_environment: Some(environment),
-                working_dir: Some(working_dir),
-                address,
-                directory,
-                instance_id: instance_id.to_owned(),
-            });
+        let (mut plain_environment, mut working_dir) = (None, None);
+        let line = match sandbox {
+            Some(kind @ SandboxKind::Gvisor) => {
+                let runsc = self.sandbox_program(kind)?;
+                std::fs::create_dir(&scratch)?;
+                chain.overlay = Some((&image.root, &scratch));
+                self.gvisor_line(runsc, spec, image, &environment, &directory, instance_id)?
+            }
+            Some(kind @ SandboxKind::Bubblewrap) => {
+                let bubblewrap = self.sandbox_program(kind)?;
+                self.give_image(&image.root)?;
+                let (program, root) = self.program(spec, image)?;
+                runtime_root = root;
+                let line = self.bubblewrap_line(bubblewrap, spec, image, program, runtime_root.as_deref())?;
+                chain.root = Some(&image.root);
+                chain.runtime = runtime_root.as_deref();
+                line
+            }
+            None => {
+                let (line, directory, environment) = plain(spec, image, environment, &self.program(spec, image)?.0);
+                (plain_environment, working_dir) = (Some(environment), Some(directory));
+                line
+            }
         };
-        self.give_image(&image.root)?;
-        let (program, runtime_root) = self.program(spec, image)?;
-        let line = self.bubblewrap_line(bubblewrap, spec, image, program, runtime_root.as_deref())?;
-        chain.root = Some(&image.root);
-        chain.runtime = runtime_root.as_deref();
+        // The chain's staging reads `chain.root`, which only bubblewrap sets.
         let line = self.tools.chain(&self.config, &chain, line);
         Ok(Prepared {
             line,
-            plain_environment: None,
-            working_dir: None,
-            address,
+            plain_environment,
+            working_dir,
+            address: InstanceAddress {
+                socket: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                namespace: None,
+            },
             directory,
             instance_id: instance_id.to_owned(),
+        })
+    }
+
+    /// Returns the program of `kind`, which [`LocalBackend::new`] found for every sandbox offered.
+    fn sandbox_program(&self, kind: SandboxKind) -> Result<&Path, RunnerError> {
+        self.tools.program_of(kind).ok_or(RunnerError::SandboxMissing {
+            setting: "runner.sandboxes",
+            sandbox: kind.name(),
+            program: kind.program(),
         })
     }
 
@@ -868,15 +871,14 @@ impl LocalBackend {
         }
     }
 
-    /// Removes what an instance left: its cgroups, its files, gVisor's state of it.
-    fn cleanup(&self) -> impl Fn(&str) + Send + 'static {
+    /// Removes what an instance in `sandbox` left: its cgroups, its files, gVisor's state of it.
+    fn cleanup(&self, sandbox: Option<SandboxKind>) -> impl Fn(&str) + Send + 'static {
         let cgroups = self.cgroups.clone();
         let tools = self.tools.clone();
         let instances = self.work_dir.join("instances");
-        let runsc = self
-            .tools
-            .runsc
-            .clone()
+        let runsc = (sandbox == Some(SandboxKind::Gvisor))
+            .then(|| self.tools.runsc.clone())
+            .flatten()
             .map(|runsc| (runsc, self.work_dir.join("runsc")));
         move |instance_id: &str| {
             if let Some(cgroups) = &cgroups {
@@ -950,6 +952,8 @@ struct Started {
 
 impl Backend for LocalBackend {
     async fn start(&self, spec: &Spec, instance_id: &str) -> Result<Running, RunnerError> {
+        // Refused before anything is made: a sandbox not offered is never swapped for another.
+        let sandbox = self.offer.resolve(spec.sandbox)?;
         let image = self.images.get(&spec.image).await?;
         let procs = match &self.cgroups {
             Some(cgroups) => cgroups.create(
@@ -962,9 +966,9 @@ impl Backend for LocalBackend {
             )?,
             None => Vec::new(),
         };
-        let cleanup = self.cleanup();
+        let cleanup = self.cleanup(sandbox);
         let spawned = self
-            .prepare(spec, &image, instance_id, &procs)
+            .prepare(spec, &image, (instance_id, sandbox), &procs)
             .and_then(|prepared| Ok((self.spawn(&prepared, spec, instance_id)?, prepared)));
         let ((mut child, tail), prepared) = match spawned {
             Ok(spawned) => spawned,

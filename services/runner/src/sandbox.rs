@@ -9,9 +9,9 @@
 //!    system directories) on a private `/tmp`, since the sandbox is set up by an unprivileged id
 //!    that may not traverse the data directory. For gVisor, it lays a private overlay (its upper
 //!    layer on a small tmpfs) over the image root, since `runsc` makes its mount points in the
-//!    root it is given: the unpacked image, which other instances share, stays as it was
-//!    unpacked. It opens the instance's arguments and syscall filter on descriptors 3 and 4,
-//!    then execs the sandbox.
+//!    root it is given: the unpacked image, which other instances (of either sandbox) share,
+//!    stays as it was unpacked. It opens the instance's arguments and syscall filter on
+//!    descriptors 3 and 4, then execs the sandbox.
 //! 3. bubblewrap, as the unprivileged host id `runner.instance_uid` (never root, not even through
 //!    its user namespace): its own root of read-only binds, `/proc`, `/dev`, a bounded `/tmp`, no
 //!    capabilities, `no_new_privs`, no further user namespaces, the syscall filter, an empty
@@ -19,8 +19,9 @@
 //!    line). Or gVisor (`runsc`), which does the same from an OCI bundle, with a user-space kernel
 //!    between the instance and the host.
 
-use crate::config::{Egress, RunnerConfig, Sandbox};
+use crate::config::{Egress, RunnerConfig, Sandbox, SandboxKind};
 use crate::error::RunnerError;
+use crate::offer::{Offer, find_program};
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -64,9 +65,9 @@ pub struct Tools {
     /// Namespaces and staging need root and util-linux's `unshare` and `mount`, and iproute2.
     unshare: Option<PathBuf>,
     sh: PathBuf,
-    /// bubblewrap, for `sandbox = bubblewrap` (or `auto`).
+    /// bubblewrap, where it is offered.
     pub bubblewrap: Option<PathBuf>,
-    /// gVisor's `runsc`, for `sandbox = gvisor`.
+    /// gVisor's `runsc`, where it is offered.
     pub runsc: Option<PathBuf>,
     setpriv: Option<PathBuf>,
     /// passt's `pasta`, for `egress = public`.
@@ -137,23 +138,21 @@ fn host_networks(ip: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Returns `name` from the `PATH` (and the system directories root's `PATH` has).
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
 /// Whether this process runs as root (the owner of `/proc/self` is the effective id).
 fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|metadata| metadata.uid() == 0)
 }
 
 impl Tools {
-    /// Finds what `config.sandbox` needs.
-    pub fn find(config: &RunnerConfig) -> Self {
+    /// Finds what `config` and the sandboxes of `offer` need.
+    pub fn find(config: &RunnerConfig, offer: &Offer) -> Self {
+        let offered = |kind: SandboxKind| {
+            offer
+                .offered
+                .contains(&kind)
+                .then(|| find_program(kind.program()))
+                .flatten()
+        };
         let (unshare, ip) = match ["unshare", "mount", "ip"].map(find_program) {
             [Some(unshare), Some(_), Some(ip)] if is_root() && config.sandbox != Sandbox::None => {
                 (Some(unshare), Some(ip))
@@ -173,16 +172,20 @@ impl Tools {
         Self {
             unshare,
             sh: find_program("sh").unwrap_or_else(|| PathBuf::from("/bin/sh")),
-            bubblewrap: matches!(config.sandbox, Sandbox::Auto | Sandbox::Bubblewrap)
-                .then(|| find_program("bwrap"))
-                .flatten(),
-            runsc: (config.sandbox == Sandbox::Gvisor)
-                .then(|| find_program("runsc"))
-                .flatten(),
+            bubblewrap: offered(SandboxKind::Bubblewrap),
+            runsc: offered(SandboxKind::Gvisor),
             setpriv: find_program("setpriv"),
             pasta,
             ip,
             blocked,
+        }
+    }
+
+    /// Returns the program of sandbox `kind`, when it is offered and installed.
+    pub fn program_of(&self, kind: SandboxKind) -> Option<&Path> {
+        match kind {
+            SandboxKind::Bubblewrap => self.bubblewrap.as_deref(),
+            SandboxKind::Gvisor => self.runsc.as_deref(),
         }
     }
 
@@ -192,10 +195,14 @@ impl Tools {
     }
 
     /// Why instances are less isolated than they should be, if they are.
-    pub fn warnings(&self, config: &RunnerConfig) -> Vec<String> {
+    pub fn warnings(&self, config: &RunnerConfig, offer: &Offer) -> Vec<String> {
         let mut warnings = Vec::new();
-        if self.bubblewrap.is_none() && self.runsc.is_none() {
-            warnings.push("no sandbox: bubblewrap is not installed, instances run as plain processes".to_owned());
+        if offer.default.is_none() {
+            warnings.push(
+                "no sandbox: bubblewrap is not installed (or not offered), instances that ask for no sandbox run as \
+                 plain processes"
+                    .to_owned(),
+            );
         }
         if self.unshare.is_none() && config.sandbox != Sandbox::None {
             warnings.push(

@@ -95,12 +95,12 @@ impl SpecStore {
         let process = serde_json::to_string(&Process::of(spec)).map_err(|error| ApiError::internal(&error))?;
         sqlx::query(
             "insert into runner_applications (application_id, version, kind, image, environment, memory_limit_mb, \
-             port, cpu_limit_mcpu, updated_at, secrets, process) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             port, cpu_limit_mcpu, updated_at, secrets, process, sandbox) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              on conflict (application_id) do update set version = excluded.version, kind = excluded.kind, \
              image = excluded.image, environment = excluded.environment, \
              memory_limit_mb = excluded.memory_limit_mb, port = excluded.port, \
              cpu_limit_mcpu = excluded.cpu_limit_mcpu, updated_at = excluded.updated_at, \
-             secrets = excluded.secrets, process = excluded.process",
+             secrets = excluded.secrets, process = excluded.process, sandbox = excluded.sandbox",
         )
         .bind(&spec.application_id)
         .bind(&spec.version)
@@ -113,6 +113,7 @@ impl SpecStore {
         .bind(now_micros())
         .bind(secrets)
         .bind(process)
+        .bind(i64::from(spec.sandbox))
         .execute(self.database.pool())
         .await?;
         Ok(())
@@ -122,7 +123,7 @@ impl SpecStore {
     pub async fn get(&self, application_id: &str) -> Result<Option<Spec>, ApiError> {
         let row = sqlx::query(
             "select application_id, version, kind, image, environment, memory_limit_mb, port, cpu_limit_mcpu, \
-             secrets, process from runner_applications where application_id = $1",
+             secrets, process, sandbox from runner_applications where application_id = $1",
         )
         .bind(application_id)
         .fetch_optional(self.database.pool())
@@ -143,6 +144,7 @@ impl SpecStore {
             memory_limit_mb: u32::try_from(row.try_get::<i64, _>("memory_limit_mb")?).unwrap_or_default(),
             port: u32::try_from(row.try_get::<i64, _>("port")?).unwrap_or_default(),
             cpu_limit_mcpu: u32::try_from(row.try_get::<i64, _>("cpu_limit_mcpu")?).unwrap_or_default(),
+            sandbox: i32::try_from(row.try_get::<i64, _>("sandbox")?).unwrap_or_default(),
             ..Spec::default()
         };
         process.into_spec(&mut spec);
