@@ -275,7 +275,7 @@ fn crons(context: &Context<'_>) -> anyhow::Result<Served<CronsServer<CronsServic
         .router
         .as_deref()
         .context("the crons role needs the router: run it too, or set services.router")?;
-    let invoker = nuage_crons::Invoker::new(router, context.auth.authorization());
+    let invoker = nuage_clients::Invoker::new(router, context.auth.authorization());
     let database = context.database.clone();
     Ok(nuage_crons::serve(
         &config.crons,

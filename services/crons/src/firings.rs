@@ -3,6 +3,7 @@
 //! holds the firing; a held firing whose lease ran out is taken over with a conditional update.
 
 use crate::model::Cron;
+use nuage_clients::invoker::Outcome;
 use nuage_core::clock::now_micros;
 use nuage_core::{ApiError, Database};
 use sqlx::Row;
@@ -17,19 +18,6 @@ pub struct Held {
     pub cron_id: Uuid,
     /// The scheduled time, Unix microseconds.
     pub scheduled_at: i64,
-}
-
-/// How a sent firing went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// Whether the application answered with a success (below 400).
-    pub succeeded: bool,
-    /// The answer's status, when one came.
-    pub http_status: Option<u16>,
-    /// How long the call took.
-    pub duration_ms: i64,
-    /// Why it failed; empty on success.
-    pub error: String,
 }
 
 /// Cron firings in the database.

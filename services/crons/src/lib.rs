@@ -17,9 +17,10 @@ mod service;
 mod store;
 
 pub use config::CronsConfig;
-pub use firings::{FiringStore, Outcome};
+pub use firings::FiringStore;
+pub use nuage_clients::invoker::{Invoker, Outcome};
 pub use reconciler::Reconciler;
-pub use scheduler::{Invoker, Scheduler};
+pub use scheduler::Scheduler;
 pub use service::{CronsService, Peers};
 pub use store::CronStore;
 

@@ -7,16 +7,11 @@
 //! was sent is never sent again. Times missed while every replica was down are not replayed.
 
 use crate::config::CronsConfig;
-use crate::firings::{FiringStore, Held, Outcome};
+use crate::firings::{FiringStore, Held};
 use crate::model::{Cron, CronStatus};
 use crate::schedule::Pattern;
 use crate::store::CronStore;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use nuage_clients::invoker::{ANSWER_DEADLINE, Invoker};
 use nuage_clients::logsink::LogSink;
 use nuage_core::ApiError;
 use nuage_core::clock::now_micros;
@@ -32,90 +27,8 @@ const FULL_SYNC: Duration = Duration::from_secs(30);
 /// Rows changed this long before the last look are looked at again (clocks of replicas differ
 /// a little; commits land out of order).
 const OVERLAP_MICROS: i64 = 5_000_000;
-/// How long a sent firing may wait for its answer before it is recorded as lost (beyond any
-/// application's timeout, which the router enforces).
-const SENDING_LEASE: Duration = Duration::from_secs(3600);
-/// The most of an answer read to explain a failure.
-const ANSWER_CAP: usize = 64 * 1024;
-
-/// Sends firings to the router's internal listener.
-#[derive(Debug, Clone)]
-pub struct Invoker {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-    authorization: String,
-}
-
-impl Invoker {
-    /// Returns an invoker that reaches the router at `base` (`http://host:port`), presenting
-    /// the internal credential `authorization`.
-    pub fn new(base: &str, authorization: &str) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            base: base.trim_end_matches('/').to_owned(),
-            authorization: authorization.to_owned(),
-        }
-    }
-
-    /// POSTs `args` to the application and says how it went.
-    pub async fn invoke(&self, application_id: Uuid, args: &str) -> Outcome {
-        let started = Instant::now();
-        let failed = |http_status, error: String| Outcome {
-            succeeded: false,
-            http_status,
-            duration_ms: elapsed_ms(started),
-            error,
-        };
-        let request = hyper::Request::post(format!("{}/{application_id}/", self.base))
-            .header(CONTENT_TYPE, "application/json")
-            .header(AUTHORIZATION, &self.authorization)
-            .body(Full::new(Bytes::from(args.to_owned())));
-        let request = match request {
-            Ok(request) => request,
-            Err(error) => return failed(None, format!("cannot make the request: {error}")),
-        };
-        // One deadline for the answer and its body (the router enforces the real timeout).
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), ANSWER_CAP).collect().await;
-            Ok::<_, hyper_util::client::legacy::Error>((status, body))
-        };
-        let (status, body) = match tokio::time::timeout(SENDING_LEASE, exchange).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(error)) => return failed(None, format!("the router could not be reached: {error}")),
-            Err(_) => return failed(None, "no answer within an hour".to_owned()),
-        };
-        if status.as_u16() < 400 {
-            return Outcome {
-                succeeded: true,
-                http_status: Some(status.as_u16()),
-                duration_ms: elapsed_ms(started),
-                error: String::new(),
-            };
-        }
-        // The router's own answers (not deployed, timeout, crash, overload) explain themselves.
-        let explained = body
-            .ok()
-            .and_then(|body| serde_json::from_slice::<serde_json::Value>(&body.to_bytes()).ok())
-            .and_then(|body| {
-                let message = body.get("message")?.as_str()?.to_owned();
-                let kind = body.get("type").and_then(|kind| kind.as_str()).unwrap_or("error");
-                Some(format!("{kind}: {message}"))
-            });
-        let error = match explained {
-            Some(explained) => format!("HTTP {}: {explained}", status.as_u16()),
-            None => format!("the application answered HTTP {}", status.as_u16()),
-        };
-        failed(Some(status.as_u16()), error)
-    }
-}
-
-fn elapsed_ms(started: Instant) -> i64 {
-    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
-}
+/// How long a sent firing may wait for its answer before it is recorded as lost.
+const SENDING_LEASE: Duration = ANSWER_DEADLINE;
 
 fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
