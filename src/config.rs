@@ -16,6 +16,7 @@ use nuage_namespaces::NamespacesConfig;
 use nuage_router::RouterConfig;
 use nuage_runner::RunnerConfig;
 use nuage_tokens::TokensConfig;
+use nuage_triggers::TriggersConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,7 +35,8 @@ pub enum Role {
     Functions,
     /// Containers.
     Containers,
-    /// Crons.
+    /// Crons, and triggers (NATS subjects delivered to applications): both call applications
+    /// on their own.
     Crons,
     /// Builds function images.
     Builder,
@@ -232,6 +234,8 @@ pub struct Config {
     pub router: RouterConfig,
     /// The crons service and its scheduler.
     pub crons: CronsConfig,
+    /// The triggers service (run by the crons role): NATS servers, deliveries.
+    pub triggers: TriggersConfig,
     /// The logs service (retention).
     pub logs: LogsConfig,
     /// Namespace key pairs.
@@ -266,6 +270,7 @@ impl Default for Config {
             runner: RunnerConfig::default(),
             router: RouterConfig::default(),
             crons: CronsConfig::default(),
+            triggers: TriggersConfig::default(),
             logs: LogsConfig::default(),
             tokens: TokensConfig::default(),
         }
@@ -325,6 +330,7 @@ impl Config {
         }
         self.router.validate().map_err(anyhow::Error::msg)?;
         self.runner.validate().map_err(anyhow::Error::msg)?;
+        self.triggers.validate().map_err(anyhow::Error::msg)?;
         self.storage
             .connections
             .validate("storage.connections")

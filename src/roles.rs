@@ -34,7 +34,10 @@ use nuage_proto::namespaces::v1::namespaces_server::NamespacesServer;
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::runner::v1::runner_server::RunnerServer;
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
+use nuage_proto::triggers::v1::triggers_client::TriggersClient;
+use nuage_proto::triggers::v1::triggers_server::TriggersServer;
 use nuage_runner::{LocalBackend, RunnerService};
+use nuage_triggers::{Subscriber, TriggersService};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,6 +96,8 @@ pub struct Handles {
     pub runner: Option<Runner>,
     /// The crons scheduler, to stop firing first.
     pub crons: Option<Scheduler>,
+    /// The triggers subscriber, to stop delivering first.
+    pub triggers: Option<Subscriber>,
 }
 
 /// Starts every gRPC role the config names, adding each to `services`.
@@ -127,6 +132,7 @@ pub async fn start(context: &Context<'_>, services: &mut Services) -> anyhow::Re
     }
     if config.runs(Role::Crons) {
         handles.crons = Some(services.add(crons(context)?));
+        handles.triggers = Some(services.add(triggers(context)?));
     }
     Ok(handles)
 }
@@ -161,6 +167,8 @@ fn application_peers(context: &Context<'_>) -> anyhow::Result<nuage_applications
     Ok(nuage_applications::Peers {
         namespaces: NamespacesClient::new(context.peer(Role::Namespaces)?),
         crons: CronsClient::new(context.peer(Role::Crons)?),
+        // The crons role serves triggers too.
+        triggers: TriggersClient::new(context.peer(Role::Crons)?),
         runner: RunnerClient::new(context.peer(Role::Runner)?),
         tokens: TokensClient::new(context.peer(Role::Tokens)?),
         logs: LogsClient::new(context.peer(Role::Logs)?),
@@ -280,6 +288,27 @@ fn crons(context: &Context<'_>) -> anyhow::Result<Served<CronsServer<CronsServic
     Ok(nuage_crons::serve(
         &config.crons,
         database,
+        peers,
+        invoker,
+        context.logs.clone(),
+    ))
+}
+
+/// Returns the triggers service, which the crons role runs beside crons: both call
+/// applications through the router.
+fn triggers(context: &Context<'_>) -> anyhow::Result<Served<TriggersServer<TriggersService>, Subscriber>> {
+    let peers = nuage_triggers::Peers {
+        functions: FunctionsClient::new(context.peer(Role::Functions)?),
+        containers: ContainersClient::new(context.peer(Role::Containers)?),
+    };
+    let router = context
+        .router
+        .as_deref()
+        .context("the crons role needs the router: run it too, or set services.router")?;
+    let invoker = nuage_clients::Invoker::new(router, context.auth.authorization());
+    Ok(nuage_triggers::serve(
+        &context.config.triggers,
+        context.database.clone(),
         peers,
         invoker,
         context.logs.clone(),

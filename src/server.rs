@@ -89,6 +89,10 @@ impl RunningServer {
         if let Some(crons) = grpc.as_mut().and_then(|grpc| grpc.handles.crons.take()) {
             crons.stop().await;
         }
+        // Deliver no more messages: other replicas' subscriptions receive them from now on.
+        if let Some(triggers) = grpc.as_mut().and_then(|grpc| grpc.handles.triggers.take()) {
+            triggers.stop().await;
+        }
         let _ = self.http_stop.send(true);
         if let Some(http) = self.http.take() {
             let late = "in-flight requests did not finish within the grace period";

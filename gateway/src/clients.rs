@@ -16,6 +16,8 @@ use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
 use nuage_proto::namespaces::v1::namespaces_server;
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
 use nuage_proto::tokens::v1::tokens_server;
+use nuage_proto::triggers::v1::triggers_client::TriggersClient;
+use nuage_proto::triggers::v1::triggers_server;
 use tonic_health::pb::health_client::HealthClient;
 
 /// One client per service; cheap to clone.
@@ -31,6 +33,8 @@ pub struct ServiceClients {
     pub containers: ContainersClient<Authed>,
     /// crons.
     pub crons: CronsClient<Authed>,
+    /// triggers (served by the crons role).
+    pub triggers: TriggersClient<Authed>,
     /// tokens.
     pub tokens: TokensClient<Authed>,
     /// logs.
@@ -50,7 +54,7 @@ pub struct ServiceTransports {
     pub functions: Transport,
     /// containers.
     pub containers: Transport,
-    /// crons.
+    /// crons, and triggers, which the crons role serves too.
     pub crons: Transport,
     /// tokens.
     pub tokens: Transport,
@@ -69,6 +73,7 @@ impl ServiceClients {
             functions: FunctionsClient::new(authed(&transports.functions)),
             containers: ContainersClient::new(authed(&transports.containers)),
             crons: CronsClient::new(authed(&transports.crons)),
+            triggers: TriggersClient::new(authed(&transports.crons)),
             tokens: TokensClient::new(authed(&transports.tokens)),
             // A page of 100 lines of 64 KiB is over gRPC's default 4 MiB.
             logs: LogsClient::new(authed(&transports.logs)).max_decoding_message_size(16 * 1024 * 1024),
@@ -78,6 +83,7 @@ impl ServiceClients {
                 health(functions_server::SERVICE_NAME, &transports.functions),
                 health(containers_server::SERVICE_NAME, &transports.containers),
                 health(crons_server::SERVICE_NAME, &transports.crons),
+                health(triggers_server::SERVICE_NAME, &transports.crons),
                 health(tokens_server::SERVICE_NAME, &transports.tokens),
                 health(logs_server::SERVICE_NAME, &transports.logs),
             ],

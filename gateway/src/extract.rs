@@ -97,6 +97,8 @@ path_id! {
     CronId = "cron_id";
     /// The `{token_id}` path parameter.
     TokenId = "token_id";
+    /// The `{trigger_id}` path parameter.
+    TriggerId = "trigger_id";
 }
 
 /// Query parameters as name/value pairs; the last of repeated names wins.

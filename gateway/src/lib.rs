@@ -24,6 +24,7 @@ mod metrics;
 mod namespaces;
 mod request_id;
 mod tokens;
+mod triggers;
 mod v1beta1;
 mod version;
 
@@ -145,11 +146,13 @@ pub fn router(state: GatewayState) -> Router {
     let v1beta1 = namespaces::routes::<V1beta1>()
         .merge(functions::routes::<V1beta1>())
         .merge(crons::routes::<V1beta1>())
-        .merge(tokens::routes::<V1beta1>());
+        .merge(tokens::routes::<V1beta1>())
+        .merge(triggers::routes::<V1beta1>());
     let containers_v1beta1 = namespaces::routes::<ContainersV1beta1>()
         .merge(containers::routes::<ContainersV1beta1>())
         .merge(crons::routes::<ContainersV1beta1>())
-        .merge(tokens::routes::<ContainersV1beta1>());
+        .merge(tokens::routes::<ContainersV1beta1>())
+        .merge(triggers::routes::<ContainersV1beta1>());
     let mut routes = Router::new()
         .nest(&format!("{}/{{region}}", V1alpha2::PREFIX), authenticated(v1alpha2))
         .nest(&format!("{}/{{region}}", V1beta1::PREFIX), authenticated(v1beta1))

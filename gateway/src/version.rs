@@ -34,6 +34,9 @@ pub(crate) trait Version: Send + Sync + 'static {
     /// domain, a trigger): `application_id` (v1alpha2: a function or a container),
     /// `function_id` (functions v1beta1) or `container_id` (containers v1beta1).
     const CRON_TARGET: &'static str;
+    /// The body field, query parameter and answer field that name a trigger's target:
+    /// `function_id` (functions v1beta1) or `container_id` (containers), as for crons.
+    const TRIGGER_TARGET: &'static str = Self::CRON_TARGET;
 
     /// Returns the JSON of an application of `O`'s kind.
     fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application;

@@ -33,6 +33,8 @@ packages! {
     containers => "nuage.containers.v1";
     /// Crons.
     crons => "nuage.crons.v1";
+    /// Triggers (NATS subjects delivered to applications).
+    triggers => "nuage.triggers.v1";
     /// The builder.
     builder => "nuage.builder.v1";
     /// The runner.

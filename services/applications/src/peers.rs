@@ -13,6 +13,7 @@ use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatu
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::tokens::v1::KeyPairRequest;
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
+use nuage_proto::triggers::v1::triggers_client::TriggersClient;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -23,6 +24,8 @@ pub struct Peers {
     pub namespaces: NamespacesClient<Authed>,
     /// To delete a deleted application's crons.
     pub crons: CronsClient<Authed>,
+    /// To delete a deleted application's triggers.
+    pub triggers: TriggersClient<Authed>,
     /// To run deployed applications and stop deleted ones.
     pub runner: RunnerClient<Authed>,
     /// To give them their namespace's public key.

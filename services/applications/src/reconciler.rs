@@ -12,6 +12,7 @@ use nuage_proto::crons::v1::DeleteApplicationCronsRequest;
 use nuage_proto::logs::v1::DeleteApplicationLogsRequest;
 use nuage_proto::runner::v1::RemoveRequest;
 use nuage_proto::tokens::v1::RevokeApplicationTokensRequest;
+use nuage_proto::triggers::v1::DeleteApplicationTriggersRequest;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// What a kind leaves behind of its own when one of its applications is deleted (a function's
-/// archive and deployments), removed after its crons, instances and logs.
+/// archive and deployments), removed after its crons, triggers, instances and logs.
 pub trait Leftovers: Clone + Send + Sync + 'static {
     /// Removes what application `id` left; removing what is already gone is not an error.
     fn remove(&self, id: Uuid) -> impl Future<Output = Result<(), ApiError>> + Send;
@@ -43,7 +44,7 @@ impl Leftovers for () {
     }
 }
 
-/// Removes `deleting` applications of kind `K` once their crons, instances, logs and
+/// Removes `deleting` applications of kind `K` once their crons, triggers, instances, logs and
 /// leftovers are gone.
 #[derive(Debug)]
 pub struct Reconciler<K, L> {
@@ -115,7 +116,7 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
     }
 
     /// Resumes roll-outs whose process died, then handles every application being deleted
-    /// once; returns whether some still wait on crons.
+    /// once; returns whether some still wait on crons or triggers.
     pub async fn sweep(&self) -> Result<bool, ApiError> {
         for rollout in self.rollouts.claim_abandoned(BATCH).await? {
             tracing::info!(application_id = %rollout.application_id, version = rollout.version, attempt = rollout.attempts, "resuming an interrupted {} roll-out", K::NOUN);
@@ -169,10 +170,13 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
         next
     }
 
-    /// Removes application `id` of `organization_id` once its crons are gone, with everything
-    /// it owns; returns false while crons remain.
+    /// Removes application `id` of `organization_id` once its crons and triggers are gone,
+    /// with everything it owns; returns false while some remain.
     async fn delete(&self, organization_id: Uuid, id: Uuid) -> Result<bool, ApiError> {
-        if self.crons_remaining(organization_id, id).await? > 0 {
+        // Both asked every time, so that both are marked for deletion at once.
+        let crons = self.crons_remaining(organization_id, id).await?;
+        let triggers = self.triggers_remaining(organization_id, id).await?;
+        if crons + triggers > 0 {
             return Ok(false);
         }
         self.remove_children(id).await?;
@@ -194,6 +198,24 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
             .crons
             .clone()
             .delete_application_crons(request)
+            .await
+            .map_err(|status| ApiError::from_status(&status))?
+            .into_inner()
+            .remaining)
+    }
+
+    /// Asks for the application's triggers to be deleted (unsubscribed); returns how many
+    /// still exist.
+    async fn triggers_remaining(&self, organization_id: Uuid, id: Uuid) -> Result<u64, ApiError> {
+        let request = DeleteApplicationTriggersRequest {
+            organization_id: organization_id.to_string(),
+            application_id: id.to_string(),
+        };
+        Ok(self
+            .peers
+            .triggers
+            .clone()
+            .delete_application_triggers(request)
             .await
             .map_err(|status| ApiError::from_status(&status))?
             .into_inner()

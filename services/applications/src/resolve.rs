@@ -1,5 +1,5 @@
 //! "Is this id a function or a container of the caller?", asked of the two services that own
-//! them, for what names an application by id alone (logs, tokens, crons).
+//! them, for what names an application by id alone (logs, tokens, crons, triggers).
 
 use nuage_core::Caller;
 use nuage_core::internal::REQUEST_ID_HEADER;
@@ -36,6 +36,8 @@ pub struct Lookup<'a> {
 pub struct Resolved {
     /// Its namespace.
     pub namespace_id: String,
+    /// Its project.
+    pub project_id: String,
     /// Where it is in its life.
     pub status: ApplicationStatus,
 }
@@ -88,6 +90,7 @@ fn found_as(
             .map(|application: Application| Resolved {
                 status: application.status(),
                 namespace_id: application.namespace_id,
+                project_id: application.project_id,
             })),
         Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
         Err(status) => Err(status),

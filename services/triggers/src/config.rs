@@ -1,0 +1,227 @@
+//! Configuration of the triggers service: where NATS accounts are, and how messages are
+//! delivered.
+
+use nuage_core::Secret;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+/// The `[triggers]` section of `nuage.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TriggersConfig {
+    /// The NATS servers that Messaging and Queuing accounts (`mnq_nats_account_id`) map to.
+    pub nats: NatsConfig,
+    /// Milliseconds between two looks at the triggers table for changes made through another
+    /// replica (changes made through this one apply at once).
+    pub sync_ms: u64,
+    /// Tries of one message before it is given up (at least 1).
+    pub delivery_attempts: u32,
+    /// Milliseconds before the second try of a message; each further try waits twice as long,
+    /// up to `max_backoff_ms`.
+    pub backoff_ms: u64,
+    /// The longest wait between two tries of a message (ms).
+    pub max_backoff_ms: u64,
+    /// Messages of one trigger delivered at once by one replica; more wait their turn.
+    pub concurrent_deliveries: usize,
+    /// Seconds between two tries to reach a NATS server that could not be reached.
+    pub reconnect_seconds: u64,
+}
+
+impl Default for TriggersConfig {
+    fn default() -> Self {
+        Self {
+            nats: NatsConfig::default(),
+            sync_ms: 500,
+            delivery_attempts: 3,
+            backoff_ms: 500,
+            max_backoff_ms: 10_000,
+            concurrent_deliveries: 16,
+            reconnect_seconds: 5,
+        }
+    }
+}
+
+/// `[triggers.nats]`: the installation's default NATS server, and accounts mapped to servers
+/// of their own. Without a default server, only mapped accounts can be used.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// The default server, e.g. `nats://127.0.0.1:4222`: any account not in `accounts` is read
+    /// there. Unset: NATS triggers only for mapped accounts.
+    pub url: Option<String>,
+    /// How nuage logs in to the default server (`[triggers.nats.credentials]`).
+    pub credentials: NatsCredentials,
+    /// Milliseconds a connection to a server may take.
+    pub connect_timeout_ms: u64,
+    /// Accounts by id (`mnq_nats_account_id`), each on a server of its own.
+    pub accounts: BTreeMap<String, NatsAccount>,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            credentials: NatsCredentials::default(),
+            connect_timeout_ms: 5_000,
+            accounts: BTreeMap::new(),
+        }
+    }
+}
+
+/// How nuage logs in to a NATS server: at most one of a `.creds` file (what NATS accounts,
+/// Scaleway's among them, hand out), a token, or a user and password. None: anonymous.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsCredentials {
+    /// A `.creds` file (user JWT and nkey seed).
+    pub file: Option<PathBuf>,
+    /// A token.
+    pub token: Option<Secret>,
+    /// A user, with `password`.
+    pub user: Option<String>,
+    /// The user's password.
+    pub password: Option<Secret>,
+}
+
+/// `[triggers.nats.accounts.<id>]`: one account's server.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsAccount {
+    /// Its server; default: the default server.
+    pub url: Option<String>,
+    /// How nuage logs in to it (`credentials = { file = "..." }`).
+    pub credentials: NatsCredentials,
+    /// The one organization allowed to use it; unset: every tenant. Another organization
+    /// naming it finds no such account.
+    pub organization_id: Option<Uuid>,
+}
+
+/// A NATS server and how to log in to it, as a trigger's account resolves.
+#[derive(Debug, Clone)]
+pub struct NatsServer {
+    /// Its URL.
+    pub url: String,
+    /// How to log in.
+    pub credentials: NatsCredentials,
+}
+
+impl NatsServer {
+    /// Returns what tells two servers apart: triggers on the same one share a connection.
+    pub fn key(&self) -> String {
+        let credentials = &self.credentials;
+        format!(
+            "{}|{}|{}|{}",
+            self.url,
+            credentials
+                .file
+                .as_ref()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default(),
+            credentials.user.as_deref().unwrap_or_default(),
+            credentials.token.is_some(),
+        )
+    }
+}
+
+impl NatsConfig {
+    /// Returns the server of account `account_id` for `organization_id`: its own, or the
+    /// default one; `None` when there is neither, or the account is another organization's.
+    pub fn server(&self, account_id: &str, organization_id: Uuid) -> Option<NatsServer> {
+        match self.accounts.get(account_id) {
+            Some(account) => {
+                if account.organization_id.is_some_and(|owner| owner != organization_id) {
+                    return None;
+                }
+                Some(NatsServer {
+                    url: account.url.clone().or_else(|| self.url.clone())?,
+                    credentials: account.credentials.clone(),
+                })
+            }
+            None => Some(NatsServer {
+                url: self.url.clone()?,
+                credentials: self.credentials.clone(),
+            }),
+        }
+    }
+}
+
+impl TriggersConfig {
+    /// Checks settings that depend on each other.
+    pub fn validate(&self) -> Result<(), String> {
+        let servers = self
+            .nats
+            .url
+            .iter()
+            .chain(self.nats.accounts.values().filter_map(|account| account.url.as_ref()));
+        for url in servers {
+            let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+            if !matches!(scheme, Some("nats" | "tls")) {
+                return Err(format!(
+                    "triggers.nats: `{url}` is not a NATS URL (nats://host:port or tls://host:port)"
+                ));
+            }
+        }
+        let credentials = std::iter::once(&self.nats.credentials)
+            .chain(self.nats.accounts.values().map(|account| &account.credentials));
+        for credentials in credentials {
+            let given = [
+                credentials.file.is_some(),
+                credentials.token.is_some(),
+                credentials.user.is_some() || credentials.password.is_some(),
+            ];
+            if given.iter().filter(|given| **given).count() > 1 {
+                return Err(
+                    "triggers.nats: give at most one of credentials.file, credentials.token, and user with password"
+                        .to_owned(),
+                );
+            }
+            if credentials.user.is_some() != credentials.password.is_some() {
+                return Err("triggers.nats: credentials.user and credentials.password go together".to_owned());
+            }
+        }
+        if self.delivery_attempts == 0 || self.concurrent_deliveries == 0 {
+            return Err("triggers.delivery_attempts and triggers.concurrent_deliveries must be positive".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_resolve_to_their_server_or_the_default_and_only_for_their_organization() {
+        let mine = Uuid::new_v4();
+        let mut config = NatsConfig::default();
+        assert!(config.server("any", mine).is_none(), "no server at all");
+        config.accounts.insert(
+            "private".to_owned(),
+            NatsAccount {
+                url: Some("nats://other:4222".to_owned()),
+                organization_id: Some(mine),
+                ..NatsAccount::default()
+            },
+        );
+        assert_eq!(config.server("private", mine).unwrap().url, "nats://other:4222");
+        assert!(config.server("private", Uuid::new_v4()).is_none());
+        assert!(config.server("any", mine).is_none(), "unmapped, and no default");
+        config.url = Some("nats://default:4222".to_owned());
+        assert_eq!(config.server("any", mine).unwrap().url, "nats://default:4222");
+    }
+
+    #[test]
+    fn bad_urls_and_mixed_credentials_are_refused() {
+        let mut config = TriggersConfig::default();
+        config.validate().unwrap();
+        config.nats.url = Some("http://x".to_owned());
+        assert!(config.validate().unwrap_err().contains("not a NATS URL"));
+        config.nats.url = Some("nats://127.0.0.1:4222".to_owned());
+        config.nats.credentials.token = Some(Secret::new("t"));
+        config.nats.credentials.user = Some("u".to_owned());
+        config.nats.credentials.password = Some(Secret::new("p"));
+        assert!(config.validate().unwrap_err().contains("at most one"));
+    }
+}

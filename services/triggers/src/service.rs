@@ -1,0 +1,339 @@
+//! The triggers gRPC service: each RPC validates, calls the store, maps.
+
+use crate::config::NatsConfig;
+use crate::model::{NatsSource, Trigger, TriggerStatus, check_description, check_name, check_reference, check_subject};
+use crate::reconciler::Reconciler;
+use crate::store::{Scope, TriggerStore};
+use crate::subscriber::Subscriber;
+use nuage_applications::{Lookup, Owners};
+use nuage_core::clock::now_micros;
+use nuage_core::error::Reason;
+use nuage_core::ids::parse_id;
+use nuage_core::{ApiError, Caller, Page};
+use nuage_proto::common::v1::ApplicationStatus;
+use nuage_proto::triggers::v1::{self as pb, triggers_server::Triggers};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+/// The services triggers calls: the owners of functions and containers, to check that a
+/// trigger's application is the caller's.
+pub type Peers = Owners;
+
+/// What an installation without an SQS endpoint answers to an SQS trigger.
+const NO_SQS: &str =
+    "no SQS endpoint is configured on this installation: only NATS triggers (scw_nats_config) are served";
+
+/// Serves `nuage.triggers.v1.Triggers`.
+#[derive(Debug, Clone)]
+pub struct TriggersService {
+    store: TriggerStore,
+    reconciler: Reconciler,
+    subscriber: Subscriber,
+    peers: Peers,
+    nats: NatsConfig,
+}
+
+impl TriggersService {
+    /// Returns a service over `store`; `nats` says which accounts can be read.
+    pub fn new(
+        store: TriggerStore,
+        reconciler: Reconciler,
+        subscriber: Subscriber,
+        peers: Peers,
+        nats: NatsConfig,
+    ) -> Self {
+        Self {
+            store,
+            reconciler,
+            subscriber,
+            peers,
+            nats,
+        }
+    }
+
+    /// Returns the caller's function or container `application_id` if it is not being
+    /// deleted, with its namespace and project.
+    async fn application(
+        &self,
+        caller: &Caller,
+        region: &str,
+        application_id: &str,
+    ) -> Result<(Uuid, Uuid, Uuid), ApiError> {
+        if application_id.is_empty() {
+            return Err(ApiError::invalid_argument(
+                "application_id",
+                Reason::Required,
+                "is required",
+            ));
+        }
+        let id = parse_id("application_id", application_id)?;
+        let lookup = Lookup {
+            caller,
+            region,
+            id: application_id,
+            request_id: "",
+        };
+        let resolved = self
+            .peers
+            .resolve(lookup)
+            .await
+            .map_err(|status| ApiError::from_status(&status))?
+            .ok_or_else(|| ApiError {
+                help_message: Some("no function or container of yours has this id".to_owned()),
+                ..ApiError::not_found("application", application_id)
+            })?;
+        if resolved.status == ApplicationStatus::Deleting {
+            return Err(ApiError::transient_state("application", application_id, "deleting"));
+        }
+        let namespace_id = parse_id("namespace_id", &resolved.namespace_id)?;
+        // Applications made before projects were recorded belong to the caller's.
+        let project_id = Uuid::try_parse(&resolved.project_id).unwrap_or(caller.project_id);
+        Ok((id, namespace_id, project_id))
+    }
+
+    /// Returns the NATS source a create request names, checked, once its account can be read
+    /// on this installation.
+    fn source(&self, caller: &Caller, nats: Option<pb::NatsInput>) -> Result<NatsSource, ApiError> {
+        let nats =
+            nats.ok_or_else(|| ApiError::invalid_argument("scw_nats_config", Reason::Required, "is required"))?;
+        check_subject(&nats.subject)?;
+        let account_id = check_reference("scw_nats_config.mnq_nats_account_id", &nats.account_id)?;
+        let mnq_region = check_reference("scw_nats_config.mnq_region", &nats.mnq_region)?;
+        let mnq_project_id = if nats.mnq_project_id.is_empty() {
+            caller.project_id.to_string()
+        } else {
+            check_reference("scw_nats_config.mnq_project_id", &nats.mnq_project_id)?
+        };
+        if self.nats.server(&account_id, caller.organization_id).is_none() {
+            if self.nats.accounts.contains_key(&account_id) {
+                return Err(ApiError {
+                    help_message: Some("no NATS account of yours has this id".to_owned()),
+                    ..ApiError::not_found("nats_account", account_id)
+                });
+            }
+            return Err(ApiError::invalid_argument(
+                "scw_nats_config.mnq_nats_account_id",
+                Reason::Constraint,
+                "no NATS server is configured on this installation for this account (nor a default one)",
+            ));
+        }
+        Ok(NatsSource {
+            subject: nats.subject,
+            account_id,
+            mnq_project_id,
+            mnq_region,
+        })
+    }
+}
+
+/// Returns `trigger` as the wire has it.
+fn to_proto(trigger: Trigger) -> pb::Trigger {
+    let status = match trigger.status {
+        TriggerStatus::Creating => pb::TriggerStatus::Creating,
+        TriggerStatus::Ready => pb::TriggerStatus::Ready,
+        TriggerStatus::Error => pb::TriggerStatus::Error,
+        TriggerStatus::Deleting => pb::TriggerStatus::Deleting,
+    };
+    pb::Trigger {
+        id: trigger.id.to_string(),
+        application_id: trigger.application_id.to_string(),
+        namespace_id: trigger.namespace_id.to_string(),
+        project_id: trigger.project_id.to_string(),
+        name: trigger.name,
+        description: trigger.description,
+        input_type: pb::TriggerInputType::ScwNats as i32,
+        status: status as i32,
+        error_message: trigger.error_message,
+        nats: Some(pb::NatsInput {
+            subject: trigger.source.subject,
+            account_id: trigger.source.account_id,
+            mnq_project_id: trigger.source.mnq_project_id,
+            mnq_region: trigger.source.mnq_region,
+        }),
+        region: trigger.region,
+        organization_id: trigger.organization_id.to_string(),
+        created_at: trigger.created_at,
+        updated_at: trigger.updated_at,
+    }
+}
+
+fn answer(trigger: Trigger) -> Response<pb::TriggerResponse> {
+    Response::new(pb::TriggerResponse {
+        trigger: Some(to_proto(trigger)),
+    })
+}
+
+/// Returns the id given as `argument`, if given and not empty.
+fn optional_id(argument: &str, value: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    value
+        .filter(|value| !value.is_empty())
+        .map(|value| parse_id(argument, value))
+        .transpose()
+}
+
+/// Returns the scope of a list: at most one of an application, a namespace and a project.
+fn scope(request: &pb::ListTriggersRequest) -> Result<Scope, ApiError> {
+    let given = [
+        optional_id("application_id", request.application_id.as_deref())?.map(Scope::Application),
+        optional_id("namespace_id", request.namespace_id.as_deref())?.map(Scope::Namespace),
+        optional_id("project_id", request.project_id.as_deref())?.map(Scope::Project),
+    ];
+    let mut given = given.into_iter().flatten();
+    let scope = given.next().unwrap_or(Scope::All);
+    if given.next().is_some() {
+        return Err(ApiError::invalid_argument(
+            "namespace_id",
+            Reason::Constraint,
+            "give at most one of the application, namespace_id and project_id",
+        ));
+    }
+    Ok(scope)
+}
+
+#[tonic::async_trait]
+impl Triggers for TriggersService {
+    async fn create_trigger(
+        &self,
+        request: Request<pb::CreateTriggerRequest>,
+    ) -> Result<Response<pb::TriggerResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let input_type = request.input_type();
+        let source = match input_type {
+            pb::TriggerInputType::ScwNats => self.source(&caller, request.nats)?,
+            pb::TriggerInputType::ScwSqs | pb::TriggerInputType::Sqs => {
+                let argument = if input_type == pb::TriggerInputType::Sqs {
+                    "sqs_config"
+                } else {
+                    "scw_sqs_config"
+                };
+                return Err(ApiError::invalid_argument(argument, Reason::Constraint, NO_SQS).into());
+            }
+            pb::TriggerInputType::Nats | pb::TriggerInputType::Unspecified => {
+                return Err(ApiError::invalid_argument(
+                    "scw_nats_config",
+                    Reason::Required,
+                    "give the source of the trigger's messages: scw_nats_config",
+                )
+                .into());
+            }
+        };
+        let name = check_name(&request.name)?;
+        let description = check_description(request.description.as_deref().unwrap_or_default())?;
+        let (application_id, namespace_id, project_id) = self
+            .application(&caller, &request.region, &request.application_id)
+            .await?;
+        let now = now_micros();
+        let trigger = Trigger {
+            id: Uuid::new_v4(),
+            organization_id: caller.organization_id,
+            region: request.region,
+            project_id,
+            namespace_id,
+            application_id,
+            name,
+            description,
+            source,
+            status: TriggerStatus::Creating,
+            error_message: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert(&trigger).await?;
+        self.subscriber.wake();
+        Ok(answer(trigger))
+    }
+
+    async fn get_trigger(
+        &self,
+        request: Request<pb::GetTriggerRequest>,
+    ) -> Result<Response<pb::TriggerResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("trigger_id", &request.trigger_id)?;
+        Ok(answer(self.store.get(&caller, &request.region, id).await?))
+    }
+
+    async fn list_triggers(
+        &self,
+        request: Request<pb::ListTriggersRequest>,
+    ) -> Result<Response<pb::ListTriggersResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let page = Page::new(request.page, request.page_size)?;
+        let scope = scope(&request)?;
+        let newest_first = request.order_by == pb::TriggerOrder::CreatedAtDesc as i32;
+        let (triggers, total_count) = self
+            .store
+            .list(&caller, &request.region, scope, newest_first, page)
+            .await?;
+        Ok(Response::new(pb::ListTriggersResponse {
+            triggers: triggers.into_iter().map(to_proto).collect(),
+            total_count,
+        }))
+    }
+
+    async fn update_trigger(
+        &self,
+        request: Request<pb::UpdateTriggerRequest>,
+    ) -> Result<Response<pb::TriggerResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("trigger_id", &request.trigger_id)?;
+        let mut trigger = self.store.get(&caller, &request.region, id).await?;
+        if trigger.status == TriggerStatus::Deleting {
+            return Err(ApiError::transient_state("trigger", id.to_string(), "deleting").into());
+        }
+        if request.sqs_config {
+            return Err(ApiError::invalid_argument(
+                "sqs_config",
+                Reason::Constraint,
+                "this trigger reads a NATS subject: it has no SQS keys to change",
+            )
+            .into());
+        }
+        if let Some(name) = request.name {
+            trigger.name = check_name(&name)?;
+        }
+        if let Some(description) = request.description {
+            trigger.description = check_description(&description)?;
+        }
+        let trigger = self
+            .store
+            .update(&trigger)
+            .await?
+            .ok_or_else(|| ApiError::transient_state("trigger", id.to_string(), "deleting"))?;
+        Ok(answer(trigger))
+    }
+
+    async fn delete_trigger(
+        &self,
+        request: Request<pb::GetTriggerRequest>,
+    ) -> Result<Response<pb::TriggerResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let id = parse_id("trigger_id", &request.trigger_id)?;
+        let trigger = self.store.mark_deleting(&caller, &request.region, id).await?;
+        self.subscriber.wake();
+        self.reconciler.wake();
+        Ok(answer(trigger))
+    }
+
+    async fn delete_application_triggers(
+        &self,
+        request: Request<pb::DeleteApplicationTriggersRequest>,
+    ) -> Result<Response<pb::DeleteApplicationTriggersResponse>, Status> {
+        let request = request.into_inner();
+        let organization_id = parse_id("organization_id", &request.organization_id)?;
+        let application_id = parse_id("application_id", &request.application_id)?;
+        let remaining = self
+            .store
+            .mark_application_deleting(organization_id, application_id)
+            .await?;
+        if remaining > 0 {
+            self.subscriber.wake();
+            self.reconciler.wake();
+        }
+        Ok(Response::new(pb::DeleteApplicationTriggersResponse { remaining }))
+    }
+}

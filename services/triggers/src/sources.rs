@@ -1,0 +1,77 @@
+//! Connections to NATS servers: one per server (and login), shared by every trigger on it,
+//! made when a trigger first needs it and kept; the client reconnects (and resubscribes) by
+//! itself when a connection drops.
+
+use crate::config::NatsServer;
+use async_nats::{Client, ConnectOptions};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The connections of one replica, by server.
+#[derive(Debug, Default)]
+pub struct Connections {
+    timeout: Duration,
+    /// Per server: its client once connected. A server's slot is locked while connecting, so
+    /// that triggers on it wait for one connection, and those on other servers do not wait.
+    clients: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Client>>>>>,
+}
+
+impl Connections {
+    /// Returns no connections yet; each attempt waits at most `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            clients: Mutex::default(),
+        }
+    }
+
+    /// Returns a client of `server`, connecting if this replica has none; the error says why
+    /// the server could not be reached, for the trigger's `error_message`.
+    pub async fn client(&self, server: &NatsServer) -> Result<Client, String> {
+        let slot = self
+            .clients
+            .lock()
+            .expect("connections lock")
+            .entry(server.key())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
+        if let Some(client) = &*slot {
+            return Ok(client.clone());
+        }
+        let client = self
+            .connect(server)
+            .await
+            .map_err(|error| format!("cannot reach the NATS server `{}`: {error}", server.url))?;
+        tracing::info!(url = %server.url, "connected to a NATS server");
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn connect(&self, server: &NatsServer) -> Result<Client, String> {
+        let credentials = &server.credentials;
+        let mut options = ConnectOptions::new()
+            .name("nuage triggers")
+            .connection_timeout(self.timeout)
+            // Messages wait here while deliveries are busy; a full buffer drops (and the
+            // server counts the subscription a slow consumer).
+            .subscription_capacity(4096);
+        if let Some(file) = &credentials.file {
+            options = options
+                .credentials_file(file)
+                .await
+                .map_err(|error| format!("its credentials file `{}` cannot be read: {error}", file.display()))?;
+        } else if let Some(token) = &credentials.token {
+            options = options.token(token.expose().to_owned());
+        } else if let (Some(user), Some(password)) = (&credentials.user, &credentials.password) {
+            options = options.user_and_password(user.clone(), password.expose().to_owned());
+        }
+        // One try: a server that cannot be reached is reported at once and tried again later.
+        match tokio::time::timeout(self.timeout * 2, options.connect(server.url.as_str())).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis() * 2)),
+        }
+    }
+}

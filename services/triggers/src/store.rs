@@ -1,0 +1,278 @@
+//! All SQL of the triggers service. Every tenant-facing query filters by organization and
+//! region.
+
+use crate::model::{NatsSource, SCW_NATS, Trigger, TriggerStatus};
+use nuage_core::clock::now_micros;
+use nuage_core::db::PageQuery;
+use nuage_core::{ApiError, Caller, Database, Page};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+const COLUMNS: &str = "id, organization_id, region, project_id, namespace_id, application_id, name, description, \
+     input_type, subject, account_id, mnq_project_id, mnq_region, status, error_message, created_at, updated_at";
+
+/// Which triggers of the caller a list is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every one in the region.
+    All,
+    /// Those of one function or container.
+    Application(Uuid),
+    /// Those of the applications of one namespace.
+    Namespace(Uuid),
+    /// Those of one project.
+    Project(Uuid),
+}
+
+/// Returns the error for a trigger the caller has not: Scaleway's message.
+pub fn not_found(id: Uuid) -> ApiError {
+    ApiError {
+        message: "trigger does not exist".to_owned(),
+        ..ApiError::not_found("trigger", id.to_string())
+    }
+}
+
+/// Triggers in the database.
+#[derive(Debug, Clone)]
+pub struct TriggerStore {
+    database: Database,
+}
+
+impl TriggerStore {
+    /// Returns a store over `database`.
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// Stores a new trigger.
+    pub async fn insert(&self, trigger: &Trigger) -> Result<(), ApiError> {
+        sqlx::query(&format!(
+            "insert into triggers ({COLUMNS}) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ))
+        .bind(trigger.id.to_string())
+        .bind(trigger.organization_id.to_string())
+        .bind(&trigger.region)
+        .bind(trigger.project_id.to_string())
+        .bind(trigger.namespace_id.to_string())
+        .bind(trigger.application_id.to_string())
+        .bind(&trigger.name)
+        .bind(&trigger.description)
+        .bind(SCW_NATS)
+        .bind(&trigger.source.subject)
+        .bind(&trigger.source.account_id)
+        .bind(&trigger.source.mnq_project_id)
+        .bind(&trigger.source.mnq_region)
+        .bind(trigger.status.as_str())
+        .bind(trigger.error_message.clone())
+        .bind(trigger.created_at)
+        .bind(trigger.updated_at)
+        .execute(self.database.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Returns one trigger of the caller in `region`.
+    pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Trigger, ApiError> {
+        let row = self
+            .database
+            .owned_row("triggers", COLUMNS, caller, region, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        decode(&row)
+    }
+
+    /// Returns one page of the caller's triggers in `region` within `scope`, and the count of
+    /// all matches.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        region: &str,
+        scope: Scope,
+        newest_first: bool,
+        page: Page,
+    ) -> Result<(Vec<Trigger>, u64), ApiError> {
+        let organization_id = caller.organization_id.to_string();
+        let (column, value) = match scope {
+            Scope::All => ("''", String::new()),
+            Scope::Application(id) => ("application_id", id.to_string()),
+            Scope::Namespace(id) => ("namespace_id", id.to_string()),
+            Scope::Project(id) => ("project_id", id.to_string()),
+        };
+        let condition = format!("organization_id = $1 and region = $2 and {column} = $3");
+        let query = PageQuery {
+            table: "triggers",
+            columns: COLUMNS,
+            condition: &condition,
+            parameters: &[&organization_id, region, &value],
+            order: if newest_first {
+                "created_at desc, id desc"
+            } else {
+                "created_at asc, id asc"
+            },
+        };
+        let (rows, total) = self.database.page(query, page).await?;
+        let triggers = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        Ok((triggers, total))
+    }
+
+    /// Writes the name and description of `trigger` unless it is being deleted; `None` if it
+    /// is (or is gone).
+    pub async fn update(&self, trigger: &Trigger) -> Result<Option<Trigger>, ApiError> {
+        let row = sqlx::query(&format!(
+            "update triggers set name = $1, description = $2, updated_at = $3 \
+             where id = $4 and organization_id = $5 and status <> 'deleting' returning {COLUMNS}"
+        ))
+        .bind(&trigger.name)
+        .bind(&trigger.description)
+        .bind(now_micros())
+        .bind(trigger.id.to_string())
+        .bind(trigger.organization_id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Marks a trigger `deleting` and returns it; deleting twice is not an error.
+    pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Trigger, ApiError> {
+        let row = sqlx::query(&format!(
+            "update triggers set status = 'deleting', error_message = null, updated_at = $1 \
+             where organization_id = $2 and region = $3 and id = $4 returning {COLUMNS}"
+        ))
+        .bind(now_micros())
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?
+        .ok_or_else(|| not_found(id))?;
+        decode(&row)
+    }
+
+    /// Marks every trigger of an application `deleting`; returns how many still exist.
+    pub async fn mark_application_deleting(
+        &self,
+        organization_id: Uuid,
+        application_id: Uuid,
+    ) -> Result<u64, ApiError> {
+        sqlx::query(
+            "update triggers set status = 'deleting', error_message = null, updated_at = $1 \
+             where organization_id = $2 and application_id = $3 and status <> 'deleting'",
+        )
+        .bind(now_micros())
+        .bind(organization_id.to_string())
+        .bind(application_id.to_string())
+        .execute(self.database.pool())
+        .await?;
+        let remaining: i64 =
+            sqlx::query_scalar("select count(*) from triggers where organization_id = $1 and application_id = $2")
+                .bind(organization_id.to_string())
+                .bind(application_id.to_string())
+                .fetch_one(self.database.pool())
+                .await?;
+        Ok(u64::try_from(remaining).unwrap_or_default())
+    }
+
+    /// Sets the status of a trigger that is not being deleted to `ready` (clearing its error)
+    /// or `error` with `message`; returns whether it changed (a trigger already so is left
+    /// alone, so that replicas that agree do not write).
+    pub async fn set_status(&self, id: Uuid, error: Option<&str>) -> Result<bool, ApiError> {
+        let status = if error.is_some() {
+            TriggerStatus::Error
+        } else {
+            TriggerStatus::Ready
+        };
+        let result = sqlx::query(
+            "update triggers set status = $1, error_message = $2, updated_at = $3 \
+             where id = $4 and status <> 'deleting' \
+             and (status <> $1 or coalesce(error_message, '') <> coalesce($2, ''))",
+        )
+        .bind(status.as_str())
+        .bind(error.map(str::to_owned))
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(self.database.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Returns up to `limit` triggers `deleting` since before `before` (Unix microseconds).
+    pub async fn deleting_before(&self, before: i64, limit: i64) -> Result<Vec<Uuid>, ApiError> {
+        let rows = sqlx::query(
+            "select id from triggers where status = 'deleting' and updated_at < $1 order by updated_at asc limit $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                Uuid::try_parse(&id).map_err(|_| corrupt("id", &id))
+            })
+            .collect()
+    }
+
+    /// Removes a trigger that is `deleting`.
+    pub async fn remove_deleted(&self, id: Uuid) -> Result<bool, ApiError> {
+        let result = sqlx::query("delete from triggers where id = $1 and status = 'deleting'")
+            .bind(id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Returns every trigger, in any state, changed at or after `since` (Unix microseconds);
+    /// `since` 0 returns every one not being deleted. The subscriber follows the table with it.
+    pub async fn changed_since(&self, since: i64) -> Result<Vec<Trigger>, ApiError> {
+        let rows = if since == 0 {
+            sqlx::query(&format!("select {COLUMNS} from triggers where status <> 'deleting'"))
+                .fetch_all(self.database.pool())
+                .await?
+        } else {
+            sqlx::query(&format!("select {COLUMNS} from triggers where updated_at >= $1"))
+                .bind(since)
+                .fetch_all(self.database.pool())
+                .await?
+        };
+        rows.iter().map(decode).collect()
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> ApiError {
+    ApiError::internal(&format_args!("corrupt trigger row: bad {what} `{value}`"))
+}
+
+fn decode(row: &AnyRow) -> Result<Trigger, ApiError> {
+    let text = |column: &str| row.try_get::<String, _>(column);
+    let uuid = |column: &str| -> Result<Uuid, ApiError> {
+        let value = text(column)?;
+        Uuid::try_parse(&value).map_err(|_| corrupt(column, &value))
+    };
+    let status = text("status")?;
+    let input_type = text("input_type")?;
+    if input_type != SCW_NATS {
+        return Err(corrupt("input_type", &input_type));
+    }
+    Ok(Trigger {
+        id: uuid("id")?,
+        organization_id: uuid("organization_id")?,
+        region: text("region")?,
+        project_id: uuid("project_id")?,
+        namespace_id: uuid("namespace_id")?,
+        application_id: uuid("application_id")?,
+        name: text("name")?,
+        description: text("description")?,
+        source: NatsSource {
+            subject: text("subject")?,
+            account_id: text("account_id")?,
+            mnq_project_id: text("mnq_project_id")?,
+            mnq_region: text("mnq_region")?,
+        },
+        status: TriggerStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        error_message: row.try_get::<Option<String>, _>("error_message")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

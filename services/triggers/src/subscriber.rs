@@ -1,0 +1,305 @@
+//! Subscribes triggers to their NATS subjects and delivers what arrives. Every replica follows
+//! the triggers table and subscribes every trigger not being deleted, in a queue group of its
+//! own (`nuage-trigger-<id>`), so that the server hands each message to one replica only.
+//! A trigger turns `ready` once its subscription reached the server, and `error` with a
+//! message when the server cannot be reached or login fails, the subscription cannot be sent,
+//! the connection drops (until the client is back), or when a message could not be delivered
+//! after every try (until the next one is). A subscription the server refuses later (a
+//! permissions violation, reported asynchronously) is not seen yet: TODO(#24). A deleted trigger
+//! is unsubscribed at once here, and within a look at the table on other replicas.
+
+use crate::config::TriggersConfig;
+use crate::delivery::Delivery;
+use crate::model::{Trigger, TriggerStatus};
+use crate::sources::Connections;
+use crate::store::TriggerStore;
+use async_nats::connection::State;
+use async_nats::{Client, Message};
+use nuage_clients::LogSink;
+use nuage_core::ApiError;
+use nuage_core::clock::now_micros;
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Notify, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_stream::StreamExt;
+use uuid::Uuid;
+
+/// Every this often the subscriber reloads every trigger rather than only the changed ones.
+const FULL_SYNC: Duration = Duration::from_secs(30);
+/// Rows changed this long before the last look are looked at again (clocks of replicas differ
+/// a little; commits land out of order).
+const OVERLAP_MICROS: i64 = 5_000_000;
+/// How often a subscription looks at its connection's state.
+const HEALTH_EVERY: Duration = Duration::from_millis(500);
+
+/// What a subscription is keyed on: a change to any of it subscribes again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    subject: String,
+    account_id: String,
+    application_id: Uuid,
+}
+
+impl Key {
+    fn of(trigger: &Trigger) -> Self {
+        Self {
+            subject: trigger.source.subject.clone(),
+            account_id: trigger.source.account_id.clone(),
+            application_id: trigger.application_id,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Subscribed {
+    key: Key,
+    task: JoinHandle<()>,
+}
+
+struct Inner {
+    store: TriggerStore,
+    delivery: Delivery,
+    config: TriggersConfig,
+    connections: Connections,
+    subscriptions: Mutex<HashMap<Uuid, Subscribed>>,
+    stopped: AtomicBool,
+    wake: Notify,
+    logs: Option<LogSink>,
+}
+
+/// Subscribes every trigger and delivers its messages; call [`Subscriber::run`].
+#[derive(Clone)]
+pub struct Subscriber {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber").finish_non_exhaustive()
+    }
+}
+
+impl Subscriber {
+    /// Returns a subscriber with nothing subscribed yet (call [`Subscriber::run`]); a message
+    /// given up leaves a line in its application's logs through `logs`.
+    pub fn new(store: TriggerStore, delivery: Delivery, config: TriggersConfig, logs: Option<LogSink>) -> Self {
+        let connections = Connections::new(Duration::from_millis(config.nats.connect_timeout_ms.max(1)));
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                delivery,
+                config,
+                connections,
+                subscriptions: Mutex::default(),
+                stopped: AtomicBool::new(false),
+                wake: Notify::new(),
+                logs,
+            }),
+        }
+    }
+
+    /// Stops (at shutdown, before the router goes): every subscription is dropped, so other
+    /// replicas receive what comes next.
+    pub async fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        for (_, subscribed) in self.inner.subscriptions.lock().await.drain() {
+            subscribed.task.abort();
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Asks for a look at the triggers table now: a trigger changed through this replica.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Follows the triggers table until stopped.
+    pub async fn run(self) {
+        let every = Duration::from_millis(self.inner.config.sync_ms.max(10));
+        let mut since = 0_i64;
+        let mut last_full = Instant::now();
+        while !self.stopped() {
+            let full = since == 0 || last_full.elapsed() >= FULL_SYNC;
+            let looked_at = now_micros();
+            match self.sync(if full { 0 } else { since }).await {
+                Ok(()) => {
+                    since = looked_at - OVERLAP_MICROS;
+                    if full {
+                        last_full = Instant::now();
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the triggers table; retrying"),
+            }
+            tokio::select! {
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// Brings the subscriptions in line with the triggers changed since `since` (0: all).
+    async fn sync(&self, since: i64) -> Result<(), ApiError> {
+        let triggers = self.inner.store.changed_since(since).await?;
+        let mut subscriptions = self.inner.subscriptions.lock().await;
+        if self.stopped() {
+            return Ok(());
+        }
+        if since == 0 {
+            let live: HashSet<Uuid> = triggers.iter().map(|trigger| trigger.id).collect();
+            subscriptions.retain(|id, subscribed| {
+                let keep = live.contains(id);
+                if !keep {
+                    subscribed.task.abort();
+                }
+                keep
+            });
+        }
+        for trigger in triggers {
+            if trigger.status == TriggerStatus::Deleting {
+                if let Some(subscribed) = subscriptions.remove(&trigger.id) {
+                    subscribed.task.abort();
+                    tracing::info!(trigger_id = %trigger.id, "trigger unsubscribed");
+                }
+                continue;
+            }
+            let key = Key::of(&trigger);
+            if subscriptions
+                .get(&trigger.id)
+                .is_some_and(|subscribed| subscribed.key == key)
+            {
+                continue;
+            }
+            let this = self.clone();
+            let id = trigger.id;
+            let task = tokio::spawn(async move { this.watch(trigger).await });
+            if let Some(previous) = subscriptions.insert(id, Subscribed { key, task }) {
+                previous.task.abort();
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that trigger `id` is well (`None`) or why it is not; logs changes.
+    async fn report(&self, trigger: &Trigger, error: Option<&str>) {
+        match self.inner.store.set_status(trigger.id, error).await {
+            Ok(true) => match error {
+                None => tracing::info!(trigger_id = %trigger.id, subject = %trigger.source.subject, "trigger ready"),
+                Some(error) => tracing::warn!(trigger_id = %trigger.id, %error, "trigger in error"),
+            },
+            Ok(false) => {}
+            Err(error) => tracing::warn!(trigger_id = %trigger.id, %error, "cannot record a trigger's status"),
+        }
+    }
+
+    /// Keeps `trigger` subscribed, delivering its messages, until aborted.
+    async fn watch(self, trigger: Trigger) {
+        let retry = Duration::from_secs(self.inner.config.reconnect_seconds.max(1));
+        let Some(server) = self
+            .inner
+            .config
+            .nats
+            .server(&trigger.source.account_id, trigger.organization_id)
+        else {
+            let error = format!(
+                "the NATS account `{}` is no longer configured on this installation",
+                trigger.source.account_id
+            );
+            self.report(&trigger, Some(&error)).await;
+            return;
+        };
+        loop {
+            match self.inner.connections.client(&server).await {
+                Ok(client) => {
+                    let Err(error) = self.subscribed(&trigger, &client, &server.url).await;
+                    self.report(&trigger, Some(&error)).await;
+                }
+                Err(error) => self.report(&trigger, Some(&error)).await,
+            }
+            tokio::time::sleep(retry).await;
+        }
+    }
+
+    /// Subscribes `trigger` on `client` and delivers its messages until the subscription
+    /// ends; returns why it could not subscribe or why it ended.
+    async fn subscribed(&self, trigger: &Trigger, client: &Client, url: &str) -> Result<Infallible, String> {
+        let subject = &trigger.source.subject;
+        let mut subscription = client
+            .queue_subscribe(subject.clone(), format!("nuage-trigger-{}", trigger.id))
+            .await
+            .map_err(|error| format!("cannot subscribe to `{subject}` on the NATS server `{url}`: {error}"))?;
+        // The subscription is sent with the next write: ready once the server has it.
+        client.flush().await.map_err(|error| {
+            format!("the NATS server `{url}` did not take the subscription to `{subject}`: {error}")
+        })?;
+        self.report(trigger, None).await;
+        let lost = format!("lost the connection to the NATS server `{url}`; reconnecting");
+        let limit = Arc::new(Semaphore::new(self.inner.config.concurrent_deliveries.max(1)));
+        let failing = Arc::new(AtomicBool::new(false));
+        // Dropped with this future when the trigger is deleted: deliveries in flight stop too.
+        let mut deliveries = JoinSet::new();
+        let mut health = tokio::time::interval(HEALTH_EVERY);
+        let mut connected = true;
+        loop {
+            tokio::select! {
+                message = subscription.next() => {
+                    let Some(message) = message else {
+                        return Err(format!("the NATS server `{url}` ended the subscription to `{subject}`"));
+                    };
+                    let Ok(permit) = limit.clone().acquire_owned().await else { continue };
+                    let this = self.clone();
+                    let trigger = trigger.clone();
+                    let failing = failing.clone();
+                    deliveries.spawn(async move {
+                        this.deliver(&trigger, &message, &failing).await;
+                        drop(permit);
+                    });
+                }
+                Some(_) = deliveries.join_next(), if !deliveries.is_empty() => {}
+                _ = health.tick() => {
+                    let now = client.connection_state() == State::Connected;
+                    if now != connected {
+                        connected = now;
+                        self.report(trigger, (!now).then_some(lost.as_str())).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers one message of `trigger`; a message given up puts the trigger in `error`
+    /// (and a line in its application's logs), the next one delivered takes it out.
+    async fn deliver(&self, trigger: &Trigger, message: &Message, failing: &AtomicBool) {
+        match self.inner.delivery.deliver(trigger.application_id, message).await {
+            Ok(attempts) => {
+                tracing::debug!(trigger_id = %trigger.id, subject = %message.subject, attempts, "message delivered");
+                if failing.swap(false, Ordering::SeqCst) {
+                    self.report(trigger, None).await;
+                }
+            }
+            Err(undelivered) => {
+                let error = format!(
+                    "a message on `{}` was not delivered after {} tries: {}",
+                    message.subject, undelivered.attempts, undelivered.last.error
+                );
+                if let Some(logs) = &self.inner.logs {
+                    let line = format!("trigger {}: {error}", trigger.id);
+                    logs.push(
+                        &trigger.application_id.to_string(),
+                        &trigger.id.to_string(),
+                        "trigger",
+                        line,
+                    );
+                }
+                failing.store(true, Ordering::SeqCst);
+                self.report(trigger, Some(&error)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! v1beta1 `/triggers` against the real NATS server (`NUAGE_TEST_NATS_URL`, default
+//! `nats://127.0.0.1:4222`; `.ci/run` starts one), each test on subjects of its own: a trigger
+//! turns `ready` once subscribed, a message published on its subject reaches the function as a
+//! POST (payload as body, subject in `X-Nats-Subject`), a failing function is tried again then
+//! the trigger shows the error, a deleted trigger (or one of a deleted function) no longer
+//! listens, an unreachable server is an error with a message. Bad inputs name their argument;
+//! another tenant reaches none of it.
+
+use nuage_tests::apps::{deployed, runtime};
+use nuage_tests::conformance::Spec;
+use nuage_tests::{Answer, Tenant, TestServer, eventually, free_port};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Prints what it received as one JSON line (read back through `GET /logs`); answers 500 to
+/// the body `fail`.
+const RECORDER_JS: &[u8] = br#"
+exports.handle = async (event) => {
+  const subject = event.headers["x-nats-subject"];
+  console.log(JSON.stringify({ received: event.body, subject, method: event.httpMethod }));
+  return { statusCode: event.body === "fail" ? 500 : 200, body: "done" };
+};
+"#;
+
+/// The NATS server the suite publishes to.
+fn nats_url() -> String {
+    std::env::var("NUAGE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A subject no other test (or run) uses.
+fn subject(name: &str) -> String {
+    format!("nuage.tests.{name}.{}", uuid::Uuid::new_v4().simple())
+}
+
+fn beta(tenant: &Tenant) -> Tenant {
+    tenant.speaking(Spec::FunctionsV1beta1, "fr-par")
+}
+
+fn ok(answer: &Answer) -> &Value {
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    &answer.body
+}
+
+/// Starts a server whose triggers read `nats_url()` and try a message 3 times, 100 ms apart.
+async fn server() -> TestServer {
+    TestServer::start_with(|config| {
+        config.triggers.nats.url = Some(nats_url());
+        config.triggers.delivery_attempts = 3;
+        config.triggers.backoff_ms = 100;
+    })
+    .await
+}
+
+/// Returns the lines the recorder `function_id` printed so far: (body, subject, method).
+async fn received(alpha: &Tenant, function_id: &str) -> Vec<(String, String, String)> {
+    let answer = alpha
+        .get(&format!(
+            "/logs?application_id={function_id}&order_by=timestamp_asc&page_size=100"
+        ))
+        .await;
+    ok(&answer)["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|log| {
+            let printed: Value = serde_json::from_str(log["message"].as_str()?).ok()?;
+            let text = |key: &str| printed[key].as_str().unwrap_or_default().to_owned();
+            Some((text("received"), text("subject"), text("method")))
+        })
+        .collect()
+}
+
+/// Returns the bodies of the recorder's lines.
+async fn bodies(alpha: &Tenant, function_id: &str) -> Vec<String> {
+    received(alpha, function_id)
+        .await
+        .into_iter()
+        .map(|(body, _, _)| body)
+        .collect()
+}
+
+/// Waits until the recorder has printed `count` lines with `body`; returns all its bodies.
+async fn wait_for(alpha: &Tenant, function_id: &str, body: &str, count: usize) -> Vec<String> {
+    let seen = eventually(
+        Duration::from_secs(30),
+        || bodies(alpha, function_id),
+        |seen: &Vec<String>| seen.iter().filter(|seen| *seen == body).count() >= count,
+    )
+    .await;
+    assert!(
+        seen.iter().filter(|seen| *seen == body).count() >= count,
+        "`{body}` was not received {count} times: {seen:?}"
+    );
+    seen
+}
+
+/// Publishes `payload` on `subject` and makes sure the server has it.
+async fn publish(nats: &async_nats::Client, subject: &str, payload: &str) {
+    nats.publish(subject.to_owned(), payload.to_owned().into())
+        .await
+        .expect("publish");
+    nats.flush().await.expect("flush");
+}
+
+/// Returns whether something listens on `subject`: a request there finds no responders
+/// (at once) when nothing is subscribed.
+async fn listened(nats: &async_nats::Client, subject: &str) -> bool {
+    let request = nats.request(subject.to_owned(), "probe".into());
+    match tokio::time::timeout(Duration::from_secs(2), request).await {
+        Ok(Err(error)) => error.kind() != async_nats::RequestErrorKind::NoResponders,
+        // Delivered to a subscriber (which does not answer requests).
+        _ => true,
+    }
+}
+
+/// Creates a NATS trigger for `function_id` on `subject` of account `account`.
+async fn create(tenant: &Tenant, function_id: &str, name: &str, subject: &str, account: &str) -> Answer {
+    tenant
+        .post(
+            "/triggers",
+            json!({
+                "name": name,
+                "function_id": function_id,
+                "scw_nats_config": {"subject": subject, "mnq_nats_account_id": account, "mnq_region": "fr-par"},
+            }),
+        )
+        .await
+}
+
+/// Waits until trigger `id` leaves `creating`; returns it.
+async fn settled(tenant: &Tenant, id: &str) -> Value {
+    tenant
+        .poll_until(&format!("/triggers/{id}"), Duration::from_secs(20), |answer| {
+            answer.body["status"] != "creating"
+        })
+        .await
+        .body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
+    let server = server().await;
+    let nats = async_nats::connect(nats_url()).await.expect("the NATS server answers");
+    let alpha = server.tenant().await;
+    let beta = beta(&alpha);
+    let node = runtime(&alpha, "node").await;
+    let function = deployed(
+        &alpha,
+        "triggers",
+        json!({"name": "recorder", "runtime": node}),
+        &[("handler.js", RECORDER_JS)],
+    )
+    .await;
+    let function_id = function["id"].as_str().unwrap().to_owned();
+    let namespace_id = function["namespace_id"].as_str().unwrap().to_owned();
+    let orders = subject("orders");
+
+    let created = create(&beta, &function_id, "orders", &orders, "account-1").await;
+    let trigger = ok(&created).clone();
+    let trigger_id = trigger["id"].as_str().unwrap().to_owned();
+    assert_eq!(trigger["status"], "creating", "{trigger}");
+    assert_eq!(trigger["input_type"], "scw_nats");
+    assert_eq!(trigger["function_id"], function_id.as_str());
+    assert_eq!(trigger["name"], "orders");
+    assert_eq!(trigger["description"], "");
+    assert_eq!(trigger["error_message"], Value::Null);
+    assert_eq!(
+        trigger["scw_nats_config"],
+        json!({"subject": orders, "mnq_nats_account_id": "account-1", "mnq_project_id": alpha.project_id.to_string(),
+               "mnq_region": "fr-par", "mnq_credential_id": null})
+    );
+    let ready = settled(&beta, &trigger_id).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(listened(&nats, &orders).await);
+
+    // Each message reaches the function once, as a POST of its payload naming its subject.
+    publish(&nats, &orders, "first order").await;
+    publish(&nats, &orders, "second order").await;
+    // Delivered concurrently: in either order.
+    wait_for(&alpha, &function_id, "first order", 1).await;
+    wait_for(&alpha, &function_id, "second order", 1).await;
+    let lines = received(&alpha, &function_id).await;
+    for body in ["first order", "second order"] {
+        let of_body: Vec<_> = lines.iter().filter(|line| line.0 == body).collect();
+        assert_eq!(of_body.len(), 1, "{lines:?}");
+        assert_eq!(of_body[0].1, orders, "{lines:?}");
+        assert_eq!(of_body[0].2, "POST", "{lines:?}");
+    }
+
+    // A failing answer is tried again (3 tries in all), then the trigger shows why; the next
+    // message delivered makes it ready again.
+    publish(&nats, &orders, "fail").await;
+    let failed = beta
+        .poll_until(&format!("/triggers/{trigger_id}"), Duration::from_secs(20), |answer| {
+            answer.body["status"] == "error"
+        })
+        .await;
+    let message = failed.body["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("a message on `{orders}` was not delivered after 3 tries"))
+            && message.contains("500"),
+        "{}",
+        failed.body
+    );
+    let tries = wait_for(&alpha, &function_id, "fail", 3).await;
+    assert_eq!(tries.iter().filter(|body| *body == "fail").count(), 3, "{tries:?}");
+    publish(&nats, &orders, "after the failure").await;
+    wait_for(&alpha, &function_id, "after the failure", 1).await;
+    let recovered = beta
+        .poll_until(&format!("/triggers/{trigger_id}"), Duration::from_secs(10), |answer| {
+            answer.body["status"] == "ready"
+        })
+        .await;
+    assert_eq!(recovered.body["error_message"], Value::Null);
+
+    // Listed by function, namespace and project; renamed and described.
+    for query in [
+        format!("function_id={function_id}"),
+        format!("namespace_id={namespace_id}"),
+        format!("project_id={}", alpha.project_id),
+        String::new(),
+    ] {
+        let listed = beta.get(&format!("/triggers?{query}")).await;
+        assert_eq!(ok(&listed)["total_count"], 1, "{query}: {}", listed.body);
+        assert_eq!(listed.body["triggers"][0]["id"], trigger_id.as_str());
+    }
+    let changed = beta
+        .patch(
+            &format!("/triggers/{trigger_id}"),
+            json!({"name": "renamed", "description": "every order"}),
+        )
+        .await;
+    assert_eq!(ok(&changed)["name"], "renamed");
+    assert_eq!(changed.body["description"], "every order");
+    assert_eq!(changed.body["status"], "ready");
+
+    // Deleted: `deleting`, then gone, and nothing listens on its subject any more.
+    let deleted = beta.delete(&format!("/triggers/{trigger_id}")).await;
+    assert_eq!(ok(&deleted)["status"], "deleting");
+    let gone = beta
+        .poll_until(&format!("/triggers/{trigger_id}"), Duration::from_secs(10), |answer| {
+            answer.status == StatusCode::NOT_FOUND
+        })
+        .await;
+    assert_eq!(gone.body["message"], "trigger does not exist", "{}", gone.body);
+    assert!(!listened(&nats, &orders).await, "a deleted trigger still listens");
+    publish(&nats, &orders, "after the deletion").await;
+
+    // A trigger of a deleted function goes with it, and stops listening too.
+    let invoices = subject("invoices");
+    let second = create(&beta, &function_id, "invoices", &invoices, "account-1").await;
+    let second_id = ok(&second)["id"].as_str().unwrap().to_owned();
+    assert_eq!(settled(&beta, &second_id).await["status"], "ready");
+    assert!(listened(&nats, &invoices).await);
+    publish(&nats, &invoices, "barrier").await;
+    let seen = wait_for(&alpha, &function_id, "barrier", 1).await;
+    assert!(!seen.iter().any(|body| body == "after the deletion"), "{seen:?}");
+    ok(&beta.delete(&format!("/functions/{function_id}")).await);
+    beta.poll_until(&format!("/triggers/{second_id}"), Duration::from_secs(20), |answer| {
+        answer.status == StatusCode::NOT_FOUND
+    })
+    .await;
+    assert!(
+        !listened(&nats, &invoices).await,
+        "a deleted function's trigger still listens"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argument() {
+    let down = format!("nats://127.0.0.1:{}", free_port());
+    let down_url = down.clone();
+    let server = TestServer::start_with(move |config| {
+        config.triggers.nats.url = Some(nats_url());
+        let account = |url: Option<String>, organization_id| nuage_triggers::NatsAccount {
+            url,
+            organization_id,
+            ..nuage_triggers::NatsAccount::default()
+        };
+        let accounts = &mut config.triggers.nats.accounts;
+        accounts.insert("down".to_owned(), account(Some(down_url), None));
+        accounts.insert("someone-elses".to_owned(), account(None, Some(uuid::Uuid::new_v4())));
+    })
+    .await;
+    let alpha = server.tenant().await;
+    let beta = beta(&alpha);
+    let namespace = alpha.create_namespace("triggers").await;
+    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
+    alpha.wait_ready(&namespace_id).await;
+    let node = runtime(&alpha, "node").await;
+    let function = alpha
+        .post(
+            "/functions",
+            json!({"name": "target", "runtime": node, "namespace_id": namespace_id}),
+        )
+        .await;
+    let function_id = ok(&function)["id"].as_str().unwrap().to_owned();
+
+    // An account whose server cannot be reached: `error`, saying which server.
+    let unreachable = create(&beta, &function_id, "unreachable", &subject("down"), "down").await;
+    let unreachable_id = ok(&unreachable)["id"].as_str().unwrap().to_owned();
+    let errored = settled(&beta, &unreachable_id).await;
+    assert_eq!(errored["status"], "error", "{errored}");
+    let message = errored["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("cannot reach the NATS server `{down}`")),
+        "{errored}"
+    );
+
+    // Bad inputs, each named.
+    let nats = |subject: &str| json!({"subject": subject, "mnq_nats_account_id": "a", "mnq_region": "fr-par"});
+    let good = nats("orders.created");
+    let cases = [
+        (json!({"name": "t", "scw_nats_config": good}), "function_id"),
+        (
+            json!({"name": "t", "function_id": "x", "scw_nats_config": good}),
+            "function_id",
+        ),
+        (json!({"function_id": function_id, "scw_nats_config": good}), "name"),
+        (
+            json!({"name": "n".repeat(101), "function_id": function_id, "scw_nats_config": good}),
+            "name",
+        ),
+        (
+            json!({"name": 3, "function_id": function_id, "scw_nats_config": good}),
+            "name",
+        ),
+        (json!({"name": "t", "function_id": function_id}), "scw_nats_config"),
+        (
+            json!({"name": "t", "function_id": function_id, "scw_nats_config": nats("")}),
+            "scw_nats_config.subject",
+        ),
+        (
+            json!({"name": "t", "function_id": function_id, "scw_nats_config": nats("a..b")}),
+            "scw_nats_config.subject",
+        ),
+        (
+            json!({"name": "t", "function_id": function_id, "scw_nats_config": nats("a.>.b")}),
+            "scw_nats_config.subject",
+        ),
+        (
+            json!({"name": "t", "function_id": function_id, "scw_nats_config": nats("has space")}),
+            "scw_nats_config.subject",
+        ),
+        (
+            json!({"name": "t", "function_id": function_id, "scw_nats_config": nats("$SYS.>")}),
+            "scw_nats_config.subject",
+        ),
+        (
+            json!({"name": "t", "function_id": function_id, "scw_nats_config": {"subject": "a", "mnq_region": "fr-par"}}),
+            "scw_nats_config.mnq_nats_account_id",
+        ),
+        (
+            json!({"name": "t", "function_id": function_id,
+                   "scw_nats_config": {"subject": "a", "mnq_nats_account_id": "a", "mnq_region": "mars-1"}}),
+            "scw_nats_config.mnq_region",
+        ),
+        (
+            json!({"name": "t", "function_id": function_id, "description": "d".repeat(256), "scw_nats_config": good}),
+            "description",
+        ),
+        (
+            json!({"name": "t", "function_id": function_id, "scw_nats_config": good,
+                   "scw_sqs_config": {"queue": "q", "mnq_project_id": "p", "mnq_region": "fr-par"}}),
+            "scw_sqs_config",
+        ),
+    ];
+    for (body, argument) in cases {
+        let answer = beta.post("/triggers", body.clone()).await;
+        assert_eq!(answer.refused_argument(), argument, "{body}: {}", answer.body);
+    }
+    // SQS triggers: refused, saying why.
+    let sqs = [
+        (
+            json!({"queue": "q", "mnq_project_id": "p", "mnq_region": "fr-par"}),
+            "scw_sqs_config",
+        ),
+        (
+            json!({"endpoint": "http://sqs", "queue_url": "http://sqs/q", "access_key": "a", "secret_key": "s"}),
+            "sqs_config",
+        ),
+    ];
+    for (config, argument) in sqs {
+        let mut body = json!({"name": "t", "function_id": function_id});
+        body[argument] = config;
+        let answer = beta.post("/triggers", body).await;
+        assert_eq!(answer.refused_argument(), argument, "{}", answer.body);
+        let help = answer.body["details"][0]["help_message"].as_str().unwrap_or_default();
+        assert!(
+            help.contains("no SQS endpoint is configured on this installation"),
+            "{}",
+            answer.body
+        );
+    }
+    // Another organization's account is no account of this tenant's.
+    let theirs = create(&beta, &function_id, "t", "orders", "someone-elses").await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.body);
+    let path = format!("/triggers/{unreachable_id}");
+    assert_eq!(beta.patch(&path, json!({"name": ""})).await.refused_argument(), "name");
+    assert_eq!(
+        beta.patch(&path, json!({"sqs_config": {"access_key": "a", "secret_key": "s"}}))
+            .await
+            .refused_argument(),
+        "sqs_config"
+    );
+    assert_eq!(beta.get("/triggers/x").await.refused_argument(), "trigger_id");
+    assert_eq!(
+        beta.get("/triggers?order_by=name_asc").await.refused_argument(),
+        "order_by"
+    );
+    assert_eq!(
+        beta.get("/triggers?function_id=x").await.refused_argument(),
+        "function_id"
+    );
+    let missing = beta.get(&format!("/triggers/{}", uuid::Uuid::new_v4())).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["message"], "trigger does not exist");
+
+    // Another tenant, as it would try: a trigger on this function; read, list, change, delete.
+    let stranger = server.tenant().await.speaking(Spec::FunctionsV1beta1, "fr-par");
+    let refused = create(&stranger, &function_id, "theirs", &subject("stolen"), "a").await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    assert_eq!(stranger.get(&path).await.status, StatusCode::NOT_FOUND);
+    for query in [
+        format!("function_id={function_id}"),
+        format!("namespace_id={namespace_id}"),
+        format!("project_id={}", alpha.project_id),
+        String::new(),
+    ] {
+        let listed = stranger.get(&format!("/triggers?{query}")).await;
+        assert_eq!(ok(&listed)["total_count"], 0, "{query}: {}", listed.body);
+    }
+    let changed = stranger.patch(&path, json!({"name": "theirs"})).await;
+    assert_eq!(changed.status, StatusCode::NOT_FOUND, "{}", changed.body);
+    assert_eq!(stranger.delete(&path).await.status, StatusCode::NOT_FOUND);
+    let mine = beta.get(&path).await;
+    assert_eq!(ok(&mine)["name"], "unreachable");
+    let listed = beta.get(&format!("/triggers?function_id={function_id}")).await;
+    assert_eq!(ok(&listed)["total_count"], 1, "{}", listed.body);
+    server.stop().await;
+}
