@@ -331,6 +331,10 @@ impl Config {
         self.router.validate().map_err(anyhow::Error::msg)?;
         self.runner.validate().map_err(anyhow::Error::msg)?;
         self.triggers.validate().map_err(anyhow::Error::msg)?;
+        self.applications
+            .domains
+            .resolver_address()
+            .map_err(anyhow::Error::msg)?;
         self.storage
             .connections
             .validate("storage.connections")

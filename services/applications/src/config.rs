@@ -42,6 +42,68 @@ pub struct ApplicationsConfig {
     /// Test-only: how long a roll-out waits, holding its lease, before it starts its version,
     /// so that a test can kill its process mid-roll-out (ms).
     pub hold_before_rollout_ms: u64,
+    /// Custom domains of functions and containers (`[applications.domains]`).
+    pub domains: DomainsConfig,
+}
+
+/// What proves that a tenant may route a host name of its own to an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainCheck {
+    /// Nothing: a domain is ready once stored. Only for an installation whose tenants are
+    /// trusted: any of them can take any free host name that reaches the router.
+    None,
+    /// The host name must be a CNAME to the application's own host (its `domain_name`), which
+    /// only whoever controls the name's DNS can set. Needs host-based endpoints
+    /// (`applications.domain`).
+    Cname,
+}
+
+/// The `[applications.domains]` section: custom domains and how they are checked.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DomainsConfig {
+    /// What a domain must pass to become `ready`. Default `cname`: what a hosted platform needs,
+    /// so that no tenant can take a host name whose DNS another controls.
+    pub check: DomainCheck,
+    /// The DNS server the CNAME check asks (`ip:port`, or an IP for port 53); default: the
+    /// system's resolvers (`/etc/resolv.conf`).
+    pub resolver: Option<String>,
+    /// How often a `pending` domain is checked again (ms).
+    pub recheck_ms: u64,
+    /// How long a domain stays `pending` while its check fails before it ends in `error`,
+    /// saying why (ms): DNS changes take a while to reach every resolver.
+    pub check_timeout_ms: u64,
+    /// Domains one function or container may have.
+    pub max_per_application: u64,
+}
+
+impl Default for DomainsConfig {
+    fn default() -> Self {
+        Self {
+            check: DomainCheck::Cname,
+            resolver: None,
+            recheck_ms: 10_000,
+            check_timeout_ms: 3_600_000,
+            max_per_application: 20,
+        }
+    }
+}
+
+impl DomainsConfig {
+    /// Returns the resolver's address, checked: `ip:port` or an IP (port 53).
+    pub fn resolver_address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        let Some(text) = self.resolver.as_deref().filter(|text| !text.is_empty()) else {
+            return Ok(None);
+        };
+        text.parse::<std::net::SocketAddr>()
+            .or_else(|_| {
+                text.parse::<std::net::IpAddr>()
+                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+            })
+            .map(Some)
+            .map_err(|_| format!("applications.domains.resolver must be `ip:port` or an IP, got `{text}`"))
+    }
 }
 
 impl Default for ApplicationsConfig {
@@ -55,6 +117,7 @@ impl Default for ApplicationsConfig {
             rollout_timeout_seconds: 300,
             rollout_attempts: 3,
             hold_before_rollout_ms: 0,
+            domains: DomainsConfig::default(),
         }
     }
 }
@@ -98,6 +161,31 @@ impl ApplicationsConfig {
             }
             None => format!("{base}/{label}"),
         }
+    }
+
+    /// Returns the host names this installation's own endpoints answer under (its endpoint
+    /// domain, or the host of its base URL when that is a name): no custom domain may be one of
+    /// them or under one.
+    pub fn reserved_hosts(&self) -> Vec<String> {
+        let base = self.endpoint_base_url.as_deref().unwrap_or(DEFAULT_ENDPOINT_BASE_URL);
+        let rest = base.split_once("://").map_or(base, |(_, rest)| rest);
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+        [self.domain.as_deref().unwrap_or_default(), host]
+            .into_iter()
+            .map(|host| host.trim_matches('.').to_ascii_lowercase())
+            .filter(|host| !host.is_empty() && host.parse::<std::net::IpAddr>().is_err() && !host.starts_with('['))
+            .collect()
+    }
+
+    /// Returns the host of an application whose endpoint is `endpoint`, when endpoints are
+    /// host-based (a `domain` is set): what the CNAME of its custom domains must name.
+    pub fn application_host(&self, endpoint: &str) -> Option<String> {
+        self.domain.as_deref().filter(|domain| !domain.is_empty())?;
+        let rest = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest);
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+        Some(host.trim_end_matches('.').to_ascii_lowercase()).filter(|host| !host.is_empty())
     }
 
     /// Checks `0 <= min_scale <= max_scale <= max_scale_cap`.

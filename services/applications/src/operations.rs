@@ -2,6 +2,7 @@
 //! delete an application, tell routers about it, and roll a new version out.
 
 use crate::config::ApplicationsConfig;
+use crate::domains::Domains;
 use crate::model::{
     self, Application, ApplicationStatus, DEFAULT_MAX_SCALE, DEFAULT_MEMORY_LIMIT, DEFAULT_MIN_SCALE,
     DEFAULT_TIMEOUT_MS, Kind, Privacy, Sandbox,
@@ -33,6 +34,7 @@ pub struct Applications<K, L> {
     store: ApplicationStore<K>,
     reconciler: Reconciler<K, L>,
     rollouts: Rollouts<K>,
+    domains: Domains<K>,
     peers: Peers,
     config: ApplicationsConfig,
     /// How many requests one instance takes at once.
@@ -48,6 +50,7 @@ impl<K, L: Clone> Clone for Applications<K, L> {
             store: self.store.clone(),
             reconciler: self.reconciler.clone(),
             rollouts: self.rollouts.clone(),
+            domains: self.domains.clone(),
             peers: self.peers.clone(),
             config: self.config.clone(),
             concurrency: self.concurrency,
@@ -174,18 +177,20 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         sealing: [u8; 32],
     ) -> Self {
         let store = ApplicationStore::new(database.clone());
+        let domains = Domains::new(database.clone(), store.clone(), config.clone());
         let rollouts = Rollouts::new(database, store.clone(), peers.clone(), config.rollouts());
         let reconciler = Reconciler::new(
             store.clone(),
             rollouts.clone(),
             peers.clone(),
-            leftovers,
+            (leftovers, domains.store().clone()),
             reconcile_interval_seconds,
         );
         Self {
             store,
             reconciler,
             rollouts,
+            domains,
             peers,
             config,
             concurrency: concurrency.max(1),
@@ -197,6 +202,12 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
     /// Returns the store.
     pub fn store(&self) -> &ApplicationStore<K> {
         &self.store
+    }
+
+    /// Returns the custom domains of these applications; run [`Domains::run`] in the
+    /// background to check them.
+    pub fn domains(&self) -> &Domains<K> {
+        &self.domains
     }
 
     /// Returns the reconciler, to run in the background.
@@ -452,8 +463,11 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         let _ = self.route_changes.send(application.route(self.concurrency));
     }
 
-    /// Returns the route of every application, for a router's table.
+    /// Returns the route of every application and of every ready domain, for a router's
+    /// table. Domains are read first: one made ready meanwhile is in the next reload, and the
+    /// application of each listed one is in this one.
     pub async fn routes(&self) -> Result<pb::ListRoutesResponse, ApiError> {
+        let domains = self.domains.routes().await?;
         let routes = self
             .store
             .all()
@@ -461,7 +475,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             .iter()
             .map(|application| application.route(self.concurrency))
             .collect();
-        Ok(pb::ListRoutesResponse { routes })
+        Ok(pb::ListRoutesResponse { routes, domains })
     }
 
     /// Streams route changes from now on (a router that lags reloads its table anyway).

@@ -3,6 +3,7 @@
 //! `ready` or `error`). State lives in the database and every step is idempotent or claimed
 //! with a lease, so a crash or two replicas sweeping at once are harmless.
 
+use crate::domain_store::DomainStore;
 use crate::model::{ApplicationStatus, Kind};
 use crate::peers::Peers;
 use crate::rollouts::Rollouts;
@@ -44,14 +45,15 @@ impl Leftovers for () {
     }
 }
 
-/// Removes `deleting` applications of kind `K` once their crons, triggers, instances, logs and
-/// leftovers are gone.
+/// Removes `deleting` applications of kind `K` once their crons, triggers, instances, logs,
+/// domains and leftovers are gone.
 #[derive(Debug)]
 pub struct Reconciler<K, L> {
     store: ApplicationStore<K>,
     rollouts: Rollouts<K>,
     peers: Peers,
     leftovers: L,
+    domains: DomainStore,
     interval: Duration,
     wake: Arc<Notify>,
     /// Deletions that failed: when each may be tried again, and the wait after its next failure.
@@ -65,6 +67,7 @@ impl<K, L: Clone> Clone for Reconciler<K, L> {
             rollouts: self.rollouts.clone(),
             peers: self.peers.clone(),
             leftovers: self.leftovers.clone(),
+            domains: self.domains.clone(),
             interval: self.interval,
             wake: self.wake.clone(),
             backoff: self.backoff.clone(),
@@ -73,12 +76,13 @@ impl<K, L: Clone> Clone for Reconciler<K, L> {
 }
 
 impl<K: Kind, L: Leftovers> Reconciler<K, L> {
-    /// Returns a reconciler that sweeps every `interval_seconds`; call [`Reconciler::run`].
+    /// Returns a reconciler that sweeps every `interval_seconds`, removing with each application
+    /// its `leftovers` and its domains; call [`Reconciler::run`].
     pub fn new(
         store: ApplicationStore<K>,
         rollouts: Rollouts<K>,
         peers: Peers,
-        leftovers: L,
+        (leftovers, domains): (L, DomainStore),
         interval_seconds: u64,
     ) -> Self {
         Self {
@@ -86,6 +90,7 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
             rollouts,
             peers,
             leftovers,
+            domains,
             interval: Duration::from_secs(interval_seconds.max(1)),
             wake: Arc::new(Notify::new()),
             backoff: Arc::default(),
@@ -222,9 +227,10 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
             .remaining)
     }
 
-    /// Stops every instance, then removes the logs, revokes the tokens and removes the kind's
-    /// leftovers.
+    /// Removes the domains, stops every instance, then removes the logs, revokes the tokens and
+    /// removes the kind's leftovers.
     async fn remove_children(&self, id: Uuid) -> Result<(), ApiError> {
+        self.domains.remove_for(id).await?;
         self.peers
             .runner
             .clone()

@@ -1,7 +1,8 @@
-//! The RPCs the functions and containers services answer alike, from the shared wire messages
-//! (`nuage.applications.v1`) to the shared operations and back, so that each service's
-//! implementation of them is one line.
+//! The RPCs the functions and containers services answer alike (their domains included), from
+//! the shared wire messages (`nuage.applications.v1`) to the shared operations and back, so
+//! that each service's implementation of them is one line.
 
+use crate::domain_model::Domain;
 use crate::model::{Application, Kind, Sandbox};
 use crate::operations::{Applications, Changes, Requested, RouteStream, required};
 use crate::reconciler::Leftovers;
@@ -147,5 +148,77 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
     /// `WatchRoutes`: route changes from now on.
     pub fn watch_routes_rpc(&self) -> Result<Response<RouteStream>, Status> {
         Ok(Response::new(self.watch_routes()))
+    }
+}
+
+/// Returns the answer carrying `domain`.
+fn domain_answer(domain: Domain) -> Response<wire::DomainResponse> {
+    Response::new(wire::DomainResponse {
+        domain: Some(domain.into_proto()),
+    })
+}
+
+impl<K: Kind, L: Leftovers> Applications<K, L> {
+    /// `CreateDomain`: a `pending` domain of one of the caller's applications.
+    pub async fn create_domain_rpc(
+        &self,
+        request: Request<wire::CreateDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let domain = self
+            .domains()
+            .create(&caller, &request.region, &request.application_id, &request.hostname)
+            .await?;
+        Ok(domain_answer(domain))
+    }
+
+    /// `GetDomain`: one domain of the caller, or NOT_FOUND.
+    pub async fn get_domain_rpc(
+        &self,
+        request: Request<wire::GetDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let domain = self.domains().get(&caller, &request.region, &request.domain_id).await?;
+        Ok(domain_answer(domain))
+    }
+
+    /// `ListDomains`: one page of the domains of one of the caller's applications.
+    pub async fn list_domains_rpc(
+        &self,
+        request: Request<wire::ListDomainsRequest>,
+    ) -> Result<Response<wire::ListDomainsResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let page = Page::new(request.page, request.page_size)?;
+        let (domains, total_count) = self
+            .domains()
+            .list(
+                &caller,
+                &request.region,
+                &request.application_id,
+                request.order_by,
+                page,
+            )
+            .await?;
+        Ok(Response::new(wire::ListDomainsResponse {
+            domains: domains.into_iter().map(Domain::into_proto).collect(),
+            total_count,
+        }))
+    }
+
+    /// `DeleteDomain`: removes one domain of the caller, answered `deleting`.
+    pub async fn delete_domain_rpc(
+        &self,
+        request: Request<wire::GetDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let domain = self
+            .domains()
+            .delete(&caller, &request.region, &request.domain_id)
+            .await?;
+        Ok(domain_answer(domain))
     }
 }

@@ -18,8 +18,8 @@ use nuage_core::Database;
 use nuage_core::served::Served;
 use nuage_proto::containers::v1::containers_server::ContainersServer;
 
-/// Returns the containers service over `database`; its reconciler and the move of endpoints
-/// made before suffixes existed run beside it.
+/// Returns the containers service over `database`; its reconciler, the check of custom
+/// domains and the move of endpoints made before suffixes existed run beside it.
 pub fn serve(
     config: &ContainersConfig,
     applications: ApplicationsConfig,
@@ -37,6 +37,7 @@ pub fn serve(
     );
     let background = [
         tokio::spawn(containers.reconciler().run()),
+        tokio::spawn(containers.domains().clone().run()),
         tokio::spawn(containers.clone().move_old_endpoints()),
     ];
     Served::new(ContainersServer::new(ContainersService::new(

@@ -154,6 +154,34 @@ impl Containers for ContainersService {
         self.applications.delete_rpc(request).await
     }
 
+    async fn create_domain(
+        &self,
+        request: Request<wire::CreateDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        self.applications.create_domain_rpc(request).await
+    }
+
+    async fn get_domain(
+        &self,
+        request: Request<wire::GetDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        self.applications.get_domain_rpc(request).await
+    }
+
+    async fn list_domains(
+        &self,
+        request: Request<wire::ListDomainsRequest>,
+    ) -> Result<Response<wire::ListDomainsResponse>, Status> {
+        self.applications.list_domains_rpc(request).await
+    }
+
+    async fn delete_domain(
+        &self,
+        request: Request<wire::GetDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        self.applications.delete_domain_rpc(request).await
+    }
+
     async fn list_routes(
         &self,
         _request: Request<common::ListRoutesRequest>,

@@ -32,8 +32,8 @@ use nuage_proto::functions::v1::functions_server::FunctionsServer;
 
 /// Returns the functions service over `database` and `archives`, offering the runtimes whose
 /// toolchain is installed, building through `builder`; its reconciler (deletions, roll-outs
-/// whose process died), the search for builds that were never queued and the move of
-/// endpoints made before suffixes existed run beside it.
+/// whose process died), the check of custom domains, the search for builds that were never
+/// queued and the move of endpoints made before suffixes existed run beside it.
 pub fn serve(
     config: &FunctionsConfig,
     applications: ApplicationsConfig,
@@ -60,11 +60,13 @@ pub fn serve(
     let runtimes = detect_runtimes();
     tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
     let reconciler = functions.reconciler();
+    let domains = functions.domains().clone();
     let moves = functions.clone().move_old_endpoints();
     let service = FunctionsService::new(functions, builder, runtimes, archives, deployments);
     let every = std::time::Duration::from_secs(config.reconcile_interval_seconds.max(1));
     let background = [
         tokio::spawn(reconciler.run()),
+        tokio::spawn(domains.run()),
         tokio::spawn(moves),
         tokio::spawn(service.clone().requeue_lost_builds(every)),
     ];

@@ -419,6 +419,34 @@ impl Functions for FunctionsService {
         Ok(presigned(self.archives.download_url(function.id).await?))
     }
 
+    async fn create_domain(
+        &self,
+        request: Request<wire::CreateDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        self.applications.create_domain_rpc(request).await
+    }
+
+    async fn get_domain(
+        &self,
+        request: Request<wire::GetDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        self.applications.get_domain_rpc(request).await
+    }
+
+    async fn list_domains(
+        &self,
+        request: Request<wire::ListDomainsRequest>,
+    ) -> Result<Response<wire::ListDomainsResponse>, Status> {
+        self.applications.list_domains_rpc(request).await
+    }
+
+    async fn delete_domain(
+        &self,
+        request: Request<wire::GetDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        self.applications.delete_domain_rpc(request).await
+    }
+
     async fn list_routes(
         &self,
         _request: Request<common::ListRoutesRequest>,

@@ -1,0 +1,208 @@
+//! All SQL of custom domains: the `domains` table, one for both kinds (its `kind` column says
+//! whose), so that its unique index keeps a host name on one application across every tenant.
+//! Every tenant-facing query filters by organization, region and kind.
+
+use crate::domain_model::{Domain, DomainStatus, Hostname, domain_order_sql};
+use nuage_core::clock::now_micros;
+use nuage_core::db::{PageQuery, is_unique_violation};
+use nuage_core::{ApiError, Caller, Database, Page};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+const COLUMNS: &str =
+    "id, organization_id, region, application_id, hostname, status, url, error_message, created_at, updated_at";
+
+/// The domains of one kind of application (`kind` is its noun: `function`, `container`).
+#[derive(Debug, Clone)]
+pub struct DomainStore {
+    database: Database,
+    kind: &'static str,
+}
+
+/// Returns the error for a domain that is missing, or another tenant's: Scaleway's message.
+pub fn domain_not_found(id: impl Into<String>) -> ApiError {
+    ApiError {
+        message: "Domain was not found".to_owned(),
+        ..ApiError::not_found("domain", id)
+    }
+}
+
+impl DomainStore {
+    /// Returns the store of `kind`'s domains in `database`.
+    pub fn new(database: Database, kind: &'static str) -> Self {
+        Self { database, kind }
+    }
+
+    /// Stores a new domain; its host name must be free, whoever holds it.
+    pub async fn insert(&self, domain: &Domain) -> Result<(), ApiError> {
+        let inserted = sqlx::query(&format!(
+            "insert into domains ({COLUMNS}, kind) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(domain.id.to_string())
+        .bind(domain.organization_id.to_string())
+        .bind(&domain.region)
+        .bind(domain.application_id.to_string())
+        .bind(domain.hostname.as_str())
+        .bind(domain.status.as_str())
+        .bind(&domain.url)
+        .bind(&domain.error_message)
+        .bind(domain.created_at)
+        .bind(domain.updated_at)
+        .bind(self.kind)
+        .execute(self.database.pool())
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            // Whose it is stays unsaid: it may be another tenant's.
+            Err(error) if is_unique_violation(&error) => Err(ApiError::already_exists(
+                "domain",
+                "",
+                format!(
+                    "`{}` is already the domain of a function or container; a host name leads to one at a time",
+                    domain.hostname.as_str()
+                ),
+            )),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Returns one domain of the caller in `region`.
+    pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Domain, ApiError> {
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from domains where organization_id = $1 and region = $2 and kind = $3 and id = $4"
+        ))
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(self.kind)
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?
+        .ok_or_else(|| domain_not_found(id.to_string()))?;
+        decode(&row)
+    }
+
+    /// Returns one page of the domains of the caller's application `application_id` in
+    /// `region` and the count of all of them.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        region: &str,
+        application_id: Uuid,
+        order: i32,
+        page: Page,
+    ) -> Result<(Vec<Domain>, u64), ApiError> {
+        let organization_id = caller.organization_id.to_string();
+        let application_id = application_id.to_string();
+        let query = PageQuery {
+            table: "domains",
+            columns: COLUMNS,
+            condition: "organization_id = $1 and region = $2 and kind = $3 and application_id = $4",
+            parameters: &[&organization_id, region, self.kind, &application_id],
+            order: domain_order_sql(order),
+        };
+        let (rows, total) = self.database.page(query, page).await?;
+        let domains = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        Ok((domains, total))
+    }
+
+    /// Returns how many domains application `application_id` has.
+    pub async fn count_for(&self, application_id: Uuid) -> Result<u64, ApiError> {
+        let count: i64 = sqlx::query_scalar("select count(*) from domains where application_id = $1")
+            .bind(application_id.to_string())
+            .fetch_one(self.database.pool())
+            .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    /// Removes one domain of the caller and returns it as it was.
+    pub async fn remove(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Domain, ApiError> {
+        let row = sqlx::query(&format!(
+            "delete from domains where organization_id = $1 and region = $2 and kind = $3 and id = $4 \
+             returning {COLUMNS}"
+        ))
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(self.kind)
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?
+        .ok_or_else(|| domain_not_found(id.to_string()))?;
+        decode(&row)
+    }
+
+    /// Removes every domain of application `application_id` (deleted, or being deleted).
+    pub async fn remove_for(&self, application_id: Uuid) -> Result<(), ApiError> {
+        sqlx::query("delete from domains where application_id = $1")
+            .bind(application_id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Returns up to `limit` domains of this kind waiting for their check, least recently
+    /// checked first.
+    pub async fn pending(&self, limit: i64) -> Result<Vec<Domain>, ApiError> {
+        let rows = sqlx::query(&format!(
+            "select {COLUMNS} from domains where kind = $1 and status = 'pending' order by updated_at asc limit $2"
+        ))
+        .bind(self.kind)
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Ends the check of a `pending` domain: `ready` at `url`, or `error` with a message; a
+    /// domain still `pending` (`None`) is only marked as checked now. Returns false when it is
+    /// no longer pending (removed, or settled by another replica).
+    pub async fn settle(&self, id: Uuid, outcome: Option<(DomainStatus, &str, &str)>) -> Result<bool, ApiError> {
+        let (status, url, error_message) = outcome.unwrap_or((DomainStatus::Pending, "", ""));
+        let result = sqlx::query(
+            "update domains set status = $1, url = $2, error_message = $3, updated_at = $4 \
+             where id = $5 and status = 'pending'",
+        )
+        .bind(status.as_str())
+        .bind(url)
+        .bind(error_message)
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(self.database.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Returns the host name and application of every ready domain of this kind, for routers.
+    pub async fn ready(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let rows = sqlx::query("select hostname, application_id from domains where kind = $1 and status = 'ready'")
+            .bind(self.kind)
+            .fetch_all(self.database.pool())
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("hostname")?, row.try_get("application_id")?)))
+            .collect()
+    }
+}
+
+fn decode(row: &AnyRow) -> Result<Domain, ApiError> {
+    let text = |column: &str| row.try_get::<String, _>(column);
+    let corrupt =
+        |column: &str, value: &str| ApiError::internal(&format_args!("corrupt domain row: bad {column} `{value}`"));
+    let uuid = |column: &str| -> Result<Uuid, ApiError> {
+        let value = text(column)?;
+        Uuid::try_parse(&value).map_err(|_| corrupt(column, &value))
+    };
+    let status = text("status")?;
+    Ok(Domain {
+        id: uuid("id")?,
+        organization_id: uuid("organization_id")?,
+        region: text("region")?,
+        application_id: uuid("application_id")?,
+        hostname: Hostname::stored(text("hostname")?),
+        status: DomainStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        url: text("url")?,
+        error_message: text("error_message")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
