@@ -62,19 +62,34 @@ impl Proxy {
     }
 
     /// Returns the application `request` is for and the path it sees, once the caller may
-    /// call it.
+    /// call it: the one whose custom domain its host is, else the one its host label or first
+    /// path segment names.
     async fn admit(&self, request: &Request<Incoming>) -> Result<(Arc<Route>, String), RouterError> {
         let host = request
             .headers()
             .get(header::HOST)
             .and_then(|value| value.to_str().ok())
             .or_else(|| request.uri().host());
-        let (key, path) = request::target(self.domain.as_deref(), host, request.uri()).ok_or(RouterError::NoTarget)?;
-        let Some(route) = self.lookup(|routes| routes.get(&key)).await else {
-            return Err(RouterError::NoRoute { key });
+        let hostname = host.and_then(request::hostname);
+        let target = request::target(self.domain.as_deref(), host, request.uri());
+        let whole_path = || request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        let found = self
+            .lookup(|routes| {
+                if let Some(route) = hostname.as_deref().and_then(|hostname| routes.by_host(hostname)) {
+                    return Some((route, whole_path()));
+                }
+                let (key, path) = target.as_ref()?;
+                routes.get(key).map(|route| (route, path.clone()))
+            })
+            .await;
+        let Some((route, path)) = found else {
+            return Err(match target {
+                Some((key, _)) => RouterError::NoRoute { key },
+                None => RouterError::NoTarget,
+            });
         };
         if route.status == ApplicationStatus::Deleting {
-            return Err(RouterError::Deleting { key });
+            return Err(RouterError::Deleting { key: route.key.clone() });
         }
         if route.private {
             self.check_token(&route, request.headers()).await?;
@@ -135,7 +150,10 @@ impl Proxy {
         // The credential is nuage's: the code does not get it.
         request.headers_mut().remove(header::AUTHORIZATION);
         let (application_id, path) = request::target(None, None, request.uri()).ok_or(RouterError::NoApplicationId)?;
-        let Some(route) = self.lookup(|routes| routes.by_id(&application_id)).await else {
+        let Some((route, path)) = self
+            .lookup(|routes| routes.by_id(&application_id).map(|route| (route, path.clone())))
+            .await
+        else {
             return Err(RouterError::UnknownApplication { application_id });
         };
         if route.status == ApplicationStatus::Deleting {
@@ -144,14 +162,15 @@ impl Proxy {
         Ok((route, path))
     }
 
-    /// Finds a route with `find`, reloading the table once on a miss or on an application
-    /// being deleted: the table may be behind (the application was created a moment ago, or
-    /// made again under the name of one being deleted).
-    async fn lookup(&self, find: impl Fn(&Routes) -> Option<Arc<Route>>) -> Option<Arc<Route>> {
-        if let Some(route) = find(&self.routes)
-            && route.status != ApplicationStatus::Deleting
+    /// Finds a route (and the path its application sees) with `find`, reloading the table
+    /// once on a miss or on an application being deleted: the table may be behind (the
+    /// application was created a moment ago, or made again under the name of one being
+    /// deleted, or a custom domain of it just became ready).
+    async fn lookup(&self, find: impl Fn(&Routes) -> Option<(Arc<Route>, String)>) -> Option<(Arc<Route>, String)> {
+        if let Some(found) = find(&self.routes)
+            && found.0.status != ApplicationStatus::Deleting
         {
-            return Some(route);
+            return Some(found);
         }
         self.routes.refresh_soon().await;
         find(&self.routes)

@@ -52,6 +52,23 @@ impl Peer {
     }
 }
 
+/// Returns the host name of a `Host` value as custom domains are stored: lower-case, without
+/// its port or a trailing dot; `None` for an IP literal in brackets or an empty one.
+pub fn hostname(host: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if host.starts_with('[') {
+        return None;
+    }
+    let name = host.split(':').next().unwrap_or(host).trim_end_matches('.');
+    if name.is_empty() {
+        return None;
+    }
+    Some(if name.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    })
+}
+
 /// Splits a request's target into the route key and the path the application sees.
 pub fn target(domain: Option<&str>, host: Option<&str>, uri: &Uri) -> Option<(String, String)> {
     let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -154,7 +171,15 @@ fn request_id() -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
-    use super::target;
+    use super::{hostname, target};
+
+    #[test]
+    fn host_names_are_compared_lower_case_without_port_or_final_dot() {
+        assert_eq!(hostname("API.Example.com:8081").as_deref(), Some("api.example.com"));
+        assert_eq!(hostname("api.example.com.").as_deref(), Some("api.example.com"));
+        assert_eq!(hostname("[::1]:80"), None);
+        assert_eq!(hostname(""), None);
+    }
 
     #[test]
     fn targets_come_from_the_host_or_the_first_path_segment() {

@@ -1,9 +1,18 @@
-//! The route table: which function or container answers at which address. Kept in memory and
-//! refreshed from the functions and containers services, so a request costs no query.
+//! The route table: which function or container answers at which address, and which at which
+//! custom domain. Kept in memory and refreshed from the functions and containers services, so a
+//! request costs no query.
+//!
+//! Custom domains come with each reload (`ListRoutes` lists the ready ones), not with the stream
+//! of route changes: a domain becomes ready in whichever replica checked it, and a reload is
+//! what every router sees alike. A request for a host the table does not know reloads it (as an
+//! unknown key does), so a domain answers as soon as it is ready; a deleted one stops answering
+//! at the next reload, within `routes_refresh_ms`.
 
 use crate::control::Control;
 use nuage_core::transport::Authed;
-use nuage_proto::common::v1::{ApplicationStatus, ListRoutesRequest, Privacy, Route as RouteProto, RouteChange};
+use nuage_proto::common::v1::{
+    ApplicationStatus, DomainRoute, ListRoutesRequest, Privacy, Route as RouteProto, RouteChange,
+};
 use nuage_proto::containers::v1::containers_client::ContainersClient;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use std::collections::HashMap;
@@ -71,10 +80,19 @@ fn insert(table: &mut HashMap<String, Arc<Route>>, route: Route) {
     table.insert(route.key.clone(), Arc::new(route));
 }
 
-/// Routes by key, and the changes streamed while a reload lists them.
+/// A ready custom domain: the key of its application's route, and that application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Host {
+    key: String,
+    application_id: String,
+}
+
+/// Routes by key, custom domains by host name, and the changes streamed while a reload lists
+/// them.
 #[derive(Debug, Default)]
 struct Table {
     routes: HashMap<String, Arc<Route>>,
+    hosts: HashMap<String, Host>,
     /// `Some` while a reload runs: the changes it must not lose to its older listing.
     streamed: Option<Vec<Route>>,
 }
@@ -88,9 +106,25 @@ impl Table {
         insert(&mut self.routes, route);
     }
 
-    /// Replaces the routes with `listed`, then replays what was streamed since the listing
-    /// started (a change may come in while it is on its way, and is newer than it).
-    fn replace(&mut self, listed: impl IntoIterator<Item = Route>) {
+    /// Replaces the routes with `listed` and the custom domains with `domains` (of listed
+    /// applications), then replays what was streamed since the listing started (a change may
+    /// come in while it is on its way, and is newer than it).
+    fn replace(&mut self, listed: Vec<Route>, domains: Vec<DomainRoute>) {
+        let keys: HashMap<&str, &str> = listed
+            .iter()
+            .map(|route| (route.application_id.as_str(), route.key.as_str()))
+            .collect();
+        self.hosts = domains
+            .into_iter()
+            .filter_map(|domain| {
+                let key = keys.get(domain.application_id.as_str())?.to_string();
+                let host = Host {
+                    key,
+                    application_id: domain.application_id,
+                };
+                Some((domain.hostname, host))
+            })
+            .collect();
         let mut routes = HashMap::new();
         for route in listed {
             insert(&mut routes, route);
@@ -99,6 +133,15 @@ impl Table {
             insert(&mut routes, route);
         }
         self.routes = routes;
+    }
+
+    /// Returns the route of the application whose ready custom domain is `hostname`.
+    fn by_host(&self, hostname: &str) -> Option<Arc<Route>> {
+        let host = self.hosts.get(hostname)?;
+        self.routes
+            .get(&host.key)
+            .filter(|route| route.application_id == host.application_id)
+            .cloned()
     }
 }
 
@@ -128,6 +171,12 @@ impl Routes {
     /// Returns the route reached by `key`.
     pub fn get(&self, key: &str) -> Option<Arc<Route>> {
         self.table.read().expect("routes lock").routes.get(key).cloned()
+    }
+
+    /// Returns the route of the application whose ready custom domain is `hostname`
+    /// (lower-case, without a port).
+    pub fn by_host(&self, hostname: &str) -> Option<Arc<Route>> {
+        self.table.read().expect("routes lock").by_host(hostname)
     }
 
     /// Returns the route of an application by its id (a scan: for the internal path, which
@@ -160,7 +209,7 @@ impl Routes {
         let listed = self.list().await;
         let mut table = self.table.write().expect("routes lock");
         match listed {
-            Ok(listed) => table.replace(listed),
+            Ok((listed, domains)) => table.replace(listed, domains),
             Err(status) => {
                 table.streamed = None;
                 return Err(status);
@@ -169,8 +218,8 @@ impl Routes {
         Ok(())
     }
 
-    /// Lists every route of the functions and containers services.
-    async fn list(&self) -> Result<Vec<Route>, tonic::Status> {
+    /// Lists every route and ready custom domain of the functions and containers services.
+    async fn list(&self) -> Result<(Vec<Route>, Vec<DomainRoute>), tonic::Status> {
         let functions = self
             .functions
             .clone()
@@ -183,12 +232,16 @@ impl Routes {
             .list_routes(ListRoutesRequest {})
             .await?
             .into_inner();
-        Ok(functions
+        let routes = functions
             .routes
             .into_iter()
             .chain(containers.routes)
             .filter_map(route)
-            .collect())
+            .collect();
+        Ok((
+            routes,
+            functions.domains.into_iter().chain(containers.domains).collect(),
+        ))
     }
 
     /// Reloads the table unless a reload started after this call did (callers that arrive
@@ -257,7 +310,7 @@ impl Routes {
 #[cfg(test)]
 mod tests {
     use super::{Route, Table, insert, key_of};
-    use nuage_proto::common::v1::ApplicationStatus;
+    use nuage_proto::common::v1::{ApplicationStatus, DomainRoute};
     use std::collections::HashMap;
     use std::time::Duration;
 
@@ -300,12 +353,36 @@ mod tests {
         table.streamed = Some(Vec::new());
         table.apply(route("new", ApplicationStatus::Ready));
         // The listing, older, has the deleted one only.
-        table.replace([route("old", ApplicationStatus::Deleting)]);
+        table.replace(vec![route("old", ApplicationStatus::Deleting)], Vec::new());
         assert_eq!(table.routes["ns-f"].application_id, "new");
         assert_eq!(table.routes["ns-f"].status, ApplicationStatus::Ready);
         // Once it ended, a reload is the truth again.
-        table.replace([]);
+        table.replace(Vec::new(), Vec::new());
         assert!(table.routes.is_empty(), "{:?}", table.routes);
+    }
+
+    #[test]
+    fn a_custom_domain_leads_to_its_application_only() {
+        let domain = |hostname: &str, application_id: &str| DomainRoute {
+            hostname: hostname.to_owned(),
+            application_id: application_id.to_owned(),
+        };
+        let mut table = Table::default();
+        table.replace(
+            vec![route("app", ApplicationStatus::Ready)],
+            vec![domain("api.example.com", "app"), domain("gone.example.com", "missing")],
+        );
+        assert_eq!(table.by_host("api.example.com").unwrap().application_id, "app");
+        // A domain whose application is not listed leads nowhere.
+        assert!(table.by_host("gone.example.com").is_none());
+        assert!(table.by_host("other.example.com").is_none());
+        // Another application took the key (the first was deleted and made again under its
+        // name): the domain does not lead to it.
+        table.apply(route("new", ApplicationStatus::Ready));
+        assert!(table.by_host("api.example.com").is_none());
+        // A reload without the domain (deleted) forgets it.
+        table.replace(vec![route("app", ApplicationStatus::Ready)], Vec::new());
+        assert!(table.by_host("api.example.com").is_none());
     }
 
     #[test]
