@@ -219,6 +219,26 @@ pub(crate) trait Owner: Send + Sync + 'static {
         client: Self::Client,
         request: Request<wire::GetApplicationRequest>,
     ) -> impl Future<Output = Result<Response<wire::ApplicationResponse>, Status>> + Send;
+    /// `CreateDomain`: a domain of one of its applications.
+    fn create_domain(
+        client: Self::Client,
+        request: Request<wire::CreateDomainRequest>,
+    ) -> impl Future<Output = Result<Response<wire::DomainResponse>, Status>> + Send;
+    /// `GetDomain`.
+    fn get_domain(
+        client: Self::Client,
+        request: Request<wire::GetDomainRequest>,
+    ) -> impl Future<Output = Result<Response<wire::DomainResponse>, Status>> + Send;
+    /// `ListDomains`.
+    fn list_domains(
+        client: Self::Client,
+        request: Request<wire::ListDomainsRequest>,
+    ) -> impl Future<Output = Result<Response<wire::ListDomainsResponse>, Status>> + Send;
+    /// `DeleteDomain`.
+    fn delete_domain(
+        client: Self::Client,
+        request: Request<wire::GetDomainRequest>,
+    ) -> impl Future<Output = Result<Response<wire::DomainResponse>, Status>> + Send;
 }
 
 /// Returns the routes of `O`'s applications: `/<kind>s`, `/<kind>s/{id}`, its deploy, and

@@ -65,6 +65,34 @@ impl Owner for Containers {
     ) -> Result<Response<wire::ApplicationResponse>, Status> {
         client.deploy_container(request).await
     }
+
+    async fn create_domain(
+        mut client: Self::Client,
+        request: Request<wire::CreateDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        client.create_domain(request).await
+    }
+
+    async fn get_domain(
+        mut client: Self::Client,
+        request: Request<wire::GetDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        client.get_domain(request).await
+    }
+
+    async fn list_domains(
+        mut client: Self::Client,
+        request: Request<wire::ListDomainsRequest>,
+    ) -> Result<Response<wire::ListDomainsResponse>, Status> {
+        client.list_domains(request).await
+    }
+
+    async fn delete_domain(
+        mut client: Self::Client,
+        request: Request<wire::GetDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        client.delete_domain(request).await
+    }
 }
 
 pub(crate) fn routes<V: crate::version::Version>() -> Router<GatewayState> {

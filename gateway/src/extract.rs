@@ -99,6 +99,8 @@ path_id! {
     TokenId = "token_id";
     /// The `{trigger_id}` path parameter.
     TriggerId = "trigger_id";
+    /// The `{domain_id}` path parameter.
+    DomainId = "domain_id";
 }
 
 /// Query parameters as name/value pairs; the last of repeated names wins.

@@ -14,6 +14,7 @@ mod config;
 mod containers;
 mod containers_v1;
 mod crons;
+mod domains;
 mod error;
 mod extract;
 mod functions;
@@ -147,12 +148,14 @@ pub fn router(state: GatewayState) -> Router {
         .merge(functions::routes::<V1beta1>())
         .merge(crons::routes::<V1beta1>())
         .merge(tokens::routes::<V1beta1>())
-        .merge(triggers::routes::<V1beta1>());
+        .merge(triggers::routes::<V1beta1>())
+        .merge(domains::routes::<functions::Functions>());
     let containers_v1beta1 = namespaces::routes::<ContainersV1beta1>()
         .merge(containers::routes::<ContainersV1beta1>())
         .merge(crons::routes::<ContainersV1beta1>())
         .merge(tokens::routes::<ContainersV1beta1>())
-        .merge(triggers::routes::<ContainersV1beta1>());
+        .merge(triggers::routes::<ContainersV1beta1>())
+        .merge(domains::routes::<containers::Containers>());
     let mut routes = Router::new()
         .nest(&format!("{}/{{region}}", V1alpha2::PREFIX), authenticated(v1alpha2))
         .nest(&format!("{}/{{region}}", V1beta1::PREFIX), authenticated(v1beta1))

@@ -1,0 +1,181 @@
+//! `/domains` (v1beta1): a tenant's own host names for its functions or containers, written
+//! once over an [`Owner`], the service whose applications they lead to. Its `ID_PARAM` names
+//! the target in bodies, queries and answers: `function_id` under `/functions/v1beta1`
+//! (`routes::<Functions>()`), `container_id` under `/containers/v1beta1`
+//! (`routes::<Containers>()`).
+
+use crate::GatewayState;
+use crate::applications::Owner;
+use crate::error::{HttpError, invalid};
+use crate::extract::{DomainId, JsonBody, QueryParams, Scope};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use nuage_core::ApiError;
+use nuage_core::error::Reason;
+use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use nuage_proto::applications::v1 as wire;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+
+/// `order_by` values, the default first.
+const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "hostname_asc", "hostname_desc"];
+
+/// Returns the routes of the domains of `O`'s applications.
+pub(crate) fn routes<O: Owner>() -> Router<GatewayState> {
+    Router::new()
+        .route("/domains", get(list::<O>).post(create::<O>))
+        .route("/domains/{domain_id}", get(read::<O>).delete(delete::<O>))
+}
+
+/// The v1beta1 `Domain`, fields in the spec's order; its target is `function_id` or
+/// `container_id` as `O` names it.
+struct DomainJson<O> {
+    domain: wire::Domain,
+    owner: PhantomData<O>,
+}
+
+impl<O> From<wire::Domain> for DomainJson<O> {
+    fn from(domain: wire::Domain) -> Self {
+        Self {
+            domain,
+            owner: PhantomData,
+        }
+    }
+}
+
+impl<O: Owner> Serialize for DomainJson<O> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let domain = &self.domain;
+        let status = match domain.status() {
+            wire::DomainStatus::Unspecified => "unknown",
+            wire::DomainStatus::Ready => "ready",
+            wire::DomainStatus::Deleting => "deleting",
+            wire::DomainStatus::Error => "error",
+            wire::DomainStatus::Creating => "creating",
+            wire::DomainStatus::Pending => "pending",
+        };
+        let mut json = serializer.serialize_struct("Domain", 6)?;
+        json.serialize_field("id", &domain.id)?;
+        json.serialize_field("hostname", &domain.hostname)?;
+        json.serialize_field(O::ID_PARAM, &domain.application_id)?;
+        json.serialize_field("url", &domain.url)?;
+        json.serialize_field("status", status)?;
+        json.serialize_field(
+            "error_message",
+            &Some(&domain.error_message).filter(|message| !message.is_empty()),
+        )?;
+        json.end()
+    }
+}
+
+/// `{"domains": [...], "total_count": n}`.
+#[derive(Serialize)]
+#[serde(bound = "")]
+struct ListJson<O: Owner> {
+    domains: Vec<DomainJson<O>>,
+    total_count: u64,
+}
+
+fn answer<O: Owner>(response: tonic::Response<wire::DomainResponse>) -> Result<Json<DomainJson<O>>, HttpError> {
+    response
+        .into_inner()
+        .domain
+        .map(|domain| Json(domain.into()))
+        .ok_or_else(|| {
+            let detail = format!("{} service answered without a domain", O::PLURAL);
+            HttpError::Api(ApiError::internal(&detail))
+        })
+}
+
+/// A create body: `hostname` and the target, under `function_id` or `container_id`.
+#[derive(Debug, Deserialize)]
+struct CreateBody {
+    hostname: Option<String>,
+    function_id: Option<String>,
+    container_id: Option<String>,
+}
+
+async fn create<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<Json<DomainJson<O>>, HttpError> {
+    let target = if O::FUNCTION {
+        body.function_id
+    } else {
+        body.container_id
+    };
+    let application_id = target
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| invalid(O::ID_PARAM, Reason::Required, "is required"))?;
+    let application_id = nuage_core::ids::parse_id(O::ID_PARAM, &application_id)?.to_string();
+    let hostname = body
+        .hostname
+        .filter(|hostname| !hostname.trim().is_empty())
+        .ok_or_else(|| invalid("hostname", Reason::Required, "is required"))?;
+    let request = wire::CreateDomainRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        application_id,
+        hostname,
+    };
+    answer::<O>(O::create_domain(O::client(&state), scope.grpc(request)).await?)
+}
+
+async fn read<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    DomainId(id): DomainId,
+) -> Result<Json<DomainJson<O>>, HttpError> {
+    answer::<O>(O::get_domain(O::client(&state), one(&scope, id)).await?)
+}
+
+async fn list<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    query: QueryParams,
+) -> Result<Json<ListJson<O>>, HttpError> {
+    let application_id = query
+        .uuid(O::ID_PARAM)?
+        .ok_or_else(|| invalid(O::ID_PARAM, Reason::Required, "is required"))?;
+    let order_by = match query.choice("order_by", &ORDERS)? {
+        "created_at_desc" => wire::DomainOrder::CreatedAtDesc,
+        "hostname_asc" => wire::DomainOrder::HostnameAsc,
+        "hostname_desc" => wire::DomainOrder::HostnameDesc,
+        _ => wire::DomainOrder::CreatedAtAsc,
+    };
+    let request = wire::ListDomainsRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        page: query.number("page", 1, 1, u32::MAX)?,
+        page_size: query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?,
+        order_by: order_by as i32,
+        application_id: application_id.to_string(),
+    };
+    let response = O::list_domains(O::client(&state), scope.grpc(request))
+        .await?
+        .into_inner();
+    Ok(Json(ListJson {
+        domains: response.domains.into_iter().map(DomainJson::from).collect(),
+        total_count: response.total_count,
+    }))
+}
+
+async fn delete<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    DomainId(id): DomainId,
+) -> Result<Json<DomainJson<O>>, HttpError> {
+    answer::<O>(O::delete_domain(O::client(&state), one(&scope, id)).await?)
+}
+
+/// The request naming one domain of the caller.
+fn one(scope: &Scope, id: uuid::Uuid) -> tonic::Request<wire::GetDomainRequest> {
+    scope.grpc(wire::GetDomainRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        domain_id: id.to_string(),
+    })
+}
