@@ -3,7 +3,9 @@
 //! a real DNS server, dnsmasq, started by the test), or `error` saying why; the router then
 //! sends requests whose `Host` is it to the function (privacy and tokens applying), and stops
 //! once it is deleted, or its function is. A host name is one application's across every
-//! tenant; bad inputs name their argument; another tenant reaches none of it.
+//! tenant; bad inputs name their argument; another tenant reaches none of it. The containers
+//! service keeps and routes domains of containers alike (through its gRPC API: the REST
+//! mount under `/containers/v1beta1` is the containers API's).
 
 use nuage_applications::DomainCheck;
 use nuage_tests::apps::{deployed, runtime};
@@ -512,5 +514,104 @@ async fn bad_domain_requests_name_their_argument_and_other_tenants_reach_nothing
     beta.poll_until(&path, Duration::from_secs(20), |a| a.status == StatusCode::NOT_FOUND)
         .await;
     ok(&create(&stranger, &theirs_id, "mine.example.com").await);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_domain_is_kept_and_routed_by_the_containers_service() {
+    use nuage_proto::applications::v1 as wire;
+    use nuage_proto::containers::v1::containers_client::ContainersClient;
+    let Some(binary) = nuage_tests::apps::go_server_binary() else {
+        // The container image is a Go static binary; .ci/run installs Go.
+        eprintln!("skipped: no Go toolchain to build the test container image");
+        return;
+    };
+    let secret = nuage_core::Secret::new("domains-test-internal-secret".to_owned());
+    let server = server(DomainCheck::None, |config| {
+        config.internal_secret = Some(secret.clone())
+    })
+    .await;
+    let alpha = server.tenant().await;
+    let namespace = alpha.create_namespace("container-domains").await;
+    let namespace = alpha.wait_ready(namespace["id"].as_str().unwrap()).await;
+    let registry = server.config.data_dir.join("registry");
+    let container_id =
+        nuage_tests::apps::deploy_app_container(&alpha, &registry, &namespace, &binary, json!({"GREETING": "hi"}))
+            .await;
+    alpha
+        .poll_until(&format!("/containers/{container_id}"), Duration::from_secs(60), |a| {
+            a.body["status"] == "ready"
+        })
+        .await;
+
+    // As the gateway calls it, for this tenant.
+    let grpc = format!("http://{}", server.server().endpoints().grpc.unwrap());
+    let transport = nuage_core::transport::dial("containers", &grpc, Duration::from_secs(30)).unwrap();
+    let auth = nuage_core::internal::InternalAuth::new(&secret).unwrap();
+    let mut containers = ContainersClient::new(nuage_core::transport::authed(transport, auth));
+    let caller = nuage_proto::common::v1::Caller {
+        organization_id: alpha.organization_id.to_string(),
+        project_id: alpha.project_id.to_string(),
+    };
+    let created = containers
+        .create_domain(wire::CreateDomainRequest {
+            caller: Some(caller.clone()),
+            region: "fr-par".to_owned(),
+            application_id: container_id.clone(),
+            hostname: "app.container.example".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .domain
+        .unwrap();
+    assert_eq!(created.application_id, container_id);
+    assert_eq!(created.status(), wire::DomainStatus::Pending);
+    let (status, body) = eventually(
+        ROUTING_LIMIT,
+        || call(&server.functions_url, "app.container.example", "/via-domain", None),
+        |(status, _)| *status == StatusCode::OK,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["path"], "/via-domain");
+    assert_eq!(answer["greeting"], "hi");
+    let listed = containers
+        .list_domains(wire::ListDomainsRequest {
+            caller: Some(caller.clone()),
+            region: "fr-par".to_owned(),
+            page: 1,
+            page_size: 20,
+            order_by: 0,
+            application_id: container_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_count, 1);
+    assert_eq!(listed.domains[0].status(), wire::DomainStatus::Ready);
+
+    // The functions service does not serve a container's domain.
+    let beta = beta(&alpha);
+    let through_functions = beta.get(&format!("/domains/{}", created.id)).await;
+    assert_eq!(through_functions.status, StatusCode::NOT_FOUND);
+
+    // Deleted: the host stops answering.
+    containers
+        .delete_domain(wire::GetDomainRequest {
+            caller: Some(caller),
+            region: "fr-par".to_owned(),
+            domain_id: created.id,
+        })
+        .await
+        .unwrap();
+    let (status, body) = eventually(
+        ROUTING_LIMIT,
+        || call(&server.functions_url, "app.container.example", "/", None),
+        |(status, _)| *status != StatusCode::OK,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     server.stop().await;
 }
