@@ -1,11 +1,14 @@
 """Scaleway's Python SDK (`scaleway` 2.12, pinned with hashes in requirements.lock), unchanged,
 against a running nuage: FunctionV1Beta1API through a namespace's and a function's whole
-lifecycle, with the SDK's own waiters, secrets, a cron and tokens. Run by clients/run with SCW_API_URL, SCW_ACCESS_KEY,
-SCW_SECRET_KEY and SCW_DEFAULT_PROJECT_ID set for a tenant of its own."""
+lifecycle, with the SDK's own waiters, secrets, a cron and tokens, then a custom domain and a NATS
+trigger. Run by clients/run with SCW_API_URL, SCW_ACCESS_KEY, SCW_SECRET_KEY and
+SCW_DEFAULT_PROJECT_ID set for a tenant of its own, and CLIENT_NATS_ADDRESS (host:port of the
+NATS server nuage's triggers subscribe on)."""
 
 import datetime
 import io
 import os
+import socket
 import time
 import unittest
 import urllib.request
@@ -14,7 +17,7 @@ import zipfile
 
 import requests
 from scaleway import Client, Profile, ScalewayException
-from scaleway.function.v1beta1 import FunctionV1Beta1API, Secret
+from scaleway.function.v1beta1 import CreateTriggerRequestMnqNatsClientConfig, FunctionV1Beta1API, Secret
 from scaleway_core.utils import WaitForOptions
 
 HANDLER = b"""import os
@@ -25,11 +28,40 @@ def handle(event, context):
 """
 
 
-def archive():
+# Keeps what it is POSTed (a trigger's messages) and answers a GET with all of it.
+RECORDER = b"""import base64
+
+received = []
+
+def handle(event, context):
+    if event.get("httpMethod") == "POST":
+        body = event.get("body") or ""
+        if event.get("isBase64Encoded"):
+            body = base64.b64decode(body).decode()
+        received.append(body)
+        return {"statusCode": 200, "body": "kept"}
+    return {"statusCode": 200, "body": "|".join(received) or "nothing yet"}
+"""
+
+
+def archive(handler=HANDLER):
     data = io.BytesIO()
     with zipfile.ZipFile(data, "w") as bundle:
-        bundle.writestr("handler.py", HANDLER)
+        bundle.writestr("handler.py", handler)
     return data.getvalue()
+
+
+def publish(subject, payload):
+    """Publishes `payload` on `subject` with NATS's own text protocol, as any NATS client does."""
+    host, port = os.environ["CLIENT_NATS_ADDRESS"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        stream = connection.makefile("rwb")
+        assert stream.readline().startswith(b"INFO"), "not a NATS server"
+        stream.write(b'CONNECT {"verbose":false,"pedantic":false}\r\n')
+        stream.write(f"PUB {subject} {len(payload)}\r\n".encode() + payload + b"\r\nPING\r\n")
+        stream.flush()
+        answer = stream.readline()
+        assert answer.startswith(b"PONG"), answer
 
 
 def gone(fetch):
@@ -145,6 +177,61 @@ class FunctionV1Beta1(unittest.TestCase):
         self.assertEqual(api.delete_function(function_id=function.id).status, "deleting")
         gone(lambda: api.get_function(function_id=function.id))
         self.assertEqual(api.delete_namespace(namespace_id=namespace.id).status, "deleting")
+        gone(lambda: api.get_namespace(namespace_id=namespace.id))
+
+    def test_a_domain_and_a_nats_trigger(self):
+        api = self.api
+        runtimes = api.list_function_runtimes().runtimes
+        python = next(r for r in runtimes if r.name.startswith("python3") and r.version)
+        namespace = api.wait_for_namespace(namespace_id=api.create_namespace(name="sdk-events").id, options=self.fast)
+        function = api.create_function(
+            namespace_id=namespace.id, name="recorder", runtime=python.name, handler="handler.handle", max_scale=1
+        )
+        data = archive(RECORDER)
+        upload = api.get_function_upload_url(function_id=function.id, content_length=len(data))
+        requests.put(upload.url, data=data, headers={"Content-Type": "application/octet-stream"}, timeout=30).raise_for_status()
+        api.deploy_function(function_id=function.id)
+        function = api.wait_for_function(function_id=function.id, options=self.fast)
+        self.assertEqual(function.status, "ready", function.error_message)
+
+        # A host name of the tenant's own routes to the function (this installation checks none).
+        domain = api.create_domain(hostname="Recorder.Example.test", function_id=function.id)
+        self.assertEqual((domain.hostname, domain.status), ("recorder.example.test", "pending"))
+        domain = api.wait_for_domain(domain_id=domain.id, options=self.fast)
+        self.assertEqual(domain.status, "ready", domain.error_message)
+        self.assertEqual([d.id for d in api.list_domains(function_id=function.id).domains], [domain.id])
+        router = function.domain_name.split("/", 1)[0]
+        through_domain = requests.get(f"http://{router}/", headers={"Host": "recorder.example.test"}, timeout=30)
+        self.assertEqual((through_domain.status_code, through_domain.text), (200, "nothing yet"))
+
+        # A NATS trigger delivers what is published on its subject.
+        subject = f"sdk.{function.id}"
+        trigger = api.create_trigger(
+            name="orders",
+            function_id=function.id,
+            scw_nats_config=CreateTriggerRequestMnqNatsClientConfig(
+                subject=subject,
+                mnq_nats_account_id="A" * 56,
+                mnq_project_id=self.client.default_project_id,
+                mnq_region="fr-par",
+            ),
+        )
+        trigger = api.wait_for_trigger(trigger_id=trigger.id, options=self.fast)
+        self.assertEqual((trigger.status, trigger.input_type), ("ready", "scw_nats"), trigger.error_message)
+        self.assertEqual(trigger.scw_nats_config.subject, subject)
+        publish(subject, b"order-42")
+        for _ in range(60):
+            seen = requests.get(f"http://{router}/", headers={"Host": "recorder.example.test"}, timeout=30).text
+            if "order-42" in seen:
+                break
+            time.sleep(0.5)
+        self.assertEqual(seen, "order-42")
+
+        self.assertEqual(api.delete_trigger(trigger_id=trigger.id).status, "deleting")
+        gone(lambda: api.get_trigger(trigger_id=trigger.id))
+        api.delete_domain(domain_id=domain.id)
+        gone(lambda: api.get_domain(domain_id=domain.id))
+        api.delete_namespace(namespace_id=namespace.id)
         gone(lambda: api.get_namespace(namespace_id=namespace.id))
 
     def test_errors_reach_the_caller_as_the_sdk_raises_them(self):
