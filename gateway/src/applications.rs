@@ -469,7 +469,8 @@ impl BetaFields {
     /// enum's `unknown_*` zero value means "the default" on create and "unchanged" on update.
     pub(crate) fn check(self, config: &GatewayConfig) -> Result<BetaChanges, HttpError> {
         let tags: Option<Vec<String>> = typed("tags", self.tags)?;
-        let secrets: Option<crate::namespaces::SecretsJson> =
+        // A list here: containers v1 sends a map, which it turns into this list first.
+        let secrets: Option<Vec<crate::namespaces::SecretJson>> =
             typed("secret_environment_variables", self.secret_environment_variables)?;
         let http_option: Option<String> = typed("http_option", self.http_option)?;
         let sandbox_name: Option<String> = typed("sandbox", self.sandbox)?;
@@ -502,7 +503,7 @@ impl BetaFields {
         }
         Ok(BetaChanges {
             tags: tags.map(|values| common::Tags { values }),
-            secrets: crate::namespaces::secrets(secrets),
+            secrets: crate::namespaces::secrets(secrets.map(crate::namespaces::SecretsJson::List)),
             sandbox,
         })
     }

@@ -127,6 +127,21 @@ pub(crate) enum SecretsJson {
     Map(std::collections::BTreeMap<String, Option<String>>),
 }
 
+/// Returns the secrets of a namespace body of version `V`: a map only where `V` takes one
+/// (containers v1), else a list.
+fn secrets_of<V: Version>(sent: Option<SecretsJson>) -> Result<Vec<common::SecretChange>, HttpError> {
+    if let Some(SecretsJson::Map(_)) = &sent
+        && !V::EMPTY_IS_UNCHANGED
+    {
+        return Err(invalid(
+            "secret_environment_variables",
+            Reason::Format,
+            "must be a list of {\"key\", \"value\"} objects",
+        ));
+    }
+    Ok(secrets(sent))
+}
+
 /// Returns the secret changes a body asks for (`null` and absent ask for none).
 pub(crate) fn secrets(secrets: Option<SecretsJson>) -> Vec<common::SecretChange> {
     match secrets {
@@ -171,7 +186,7 @@ async fn create<V: Version>(
         description: body.description,
         environment_variables: environment(body.environment_variables),
         tags: tags(body.tags),
-        secret_environment_variables: secrets(body.secret_environment_variables),
+        secret_environment_variables: secrets_of::<V>(body.secret_environment_variables)?,
     };
     let response = state.namespaces().create_namespace(scope.grpc(request)).await?;
     answer::<V>(response.into_inner().namespace)
@@ -264,7 +279,7 @@ async fn update<V: Version>(
         description: body.description,
         environment_variables: environment(body.environment_variables),
         tags: tags(body.tags),
-        secret_environment_variables: secrets(body.secret_environment_variables),
+        secret_environment_variables: secrets_of::<V>(body.secret_environment_variables)?,
     };
     let response = state.namespaces().update_namespace(scope.grpc(request)).await?;
     answer::<V>(response.into_inner().namespace)
