@@ -717,12 +717,22 @@ fn one(scope: &Scope, id: Uuid) -> Request<wire::GetApplicationRequest> {
     })
 }
 
+/// Returns the caller's application `id` of `O`'s kind; another tenant's, or one of the
+/// other kind, is not found.
+pub(crate) async fn fetch<O: Owner>(
+    state: &GatewayState,
+    scope: &Scope,
+    id: Uuid,
+) -> Result<Response<wire::ApplicationResponse>, HttpError> {
+    Ok(O::get(O::client(state), one(scope, id)).await?)
+}
+
 pub(crate) async fn read<O: Owner, V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
 ) -> Result<Json<V::Application>, HttpError> {
-    answer::<O, V>(&state, O::get(O::client(&state), one(&scope, id)).await?)
+    answer::<O, V>(&state, fetch::<O>(&state, &scope, id).await?)
 }
 
 pub(crate) async fn delete<O: Owner, V: Version>(

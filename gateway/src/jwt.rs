@@ -1,5 +1,7 @@
 //! `GET /jwt/issue`: a token that opens the caller's private functions and containers; and
 //! what v1beta1 `/tokens` shares with it: finding what a token is for, reading its expiry.
+//! v1beta1 has the same at `GET /issue-jwt`: no longer in Scaleway's spec, but what the
+//! Serverless plugin (0.3.2 to 0.5.0) calls, with the same query and answer.
 
 use crate::GatewayState;
 use crate::applications::{owners, resolve};
@@ -15,8 +17,14 @@ use nuage_proto::namespaces::v1 as namespaces;
 use nuage_proto::tokens::v1::IssueTokenRequest;
 use serde::Serialize;
 
+/// Returns `GET /jwt/issue` (v1alpha2).
 pub(crate) fn routes() -> axum::Router<GatewayState> {
     axum::Router::new().route("/jwt/issue", get(issue))
+}
+
+/// Returns `GET /issue-jwt` (functions and containers v1beta1).
+pub(crate) fn issue_jwt_routes() -> axum::Router<GatewayState> {
+    axum::Router::new().route("/issue-jwt", get(issue))
 }
 
 #[derive(Debug, Serialize)]

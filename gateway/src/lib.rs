@@ -144,18 +144,24 @@ pub fn router(state: GatewayState) -> Router {
         .merge(crons::routes::<V1alpha2>())
         .merge(jwt::routes())
         .merge(logs::routes());
+    // Beyond Scaleway's v1beta1 specs, what the Serverless plugin calls: `/issue-jwt` and
+    // `/<kind>s/{id}/logs` (`applications::routes` has the nested lists it calls too).
     let v1beta1 = namespaces::routes::<V1beta1>()
         .merge(functions::routes::<V1beta1>())
         .merge(crons::routes::<V1beta1>())
         .merge(tokens::routes::<V1beta1>())
         .merge(triggers::routes::<V1beta1>())
-        .merge(domains::routes::<functions::Functions>());
+        .merge(domains::routes::<functions::Functions>())
+        .merge(jwt::issue_jwt_routes())
+        .merge(logs::application_routes::<functions::Functions>());
     let containers_v1beta1 = namespaces::routes::<ContainersV1beta1>()
         .merge(containers::routes::<ContainersV1beta1>())
         .merge(crons::routes::<ContainersV1beta1>())
         .merge(tokens::routes::<ContainersV1beta1>())
         .merge(triggers::routes::<ContainersV1beta1>())
-        .merge(domains::routes::<containers::Containers>());
+        .merge(domains::routes::<containers::Containers>())
+        .merge(jwt::issue_jwt_routes())
+        .merge(logs::application_routes::<containers::Containers>());
     let mut routes = Router::new()
         .nest(&format!("{}/{{region}}", V1alpha2::PREFIX), authenticated(v1alpha2))
         .nest(&format!("{}/{{region}}", V1beta1::PREFIX), authenticated(v1beta1))

@@ -1,9 +1,11 @@
 //! `GET /logs?application_id=...`: the lines of one of the caller's functions or containers,
 //! a page at a time (Scaleway v1alpha2 `ListLogs`), or, beyond the spec, followed live as
-//! NDJSON (`follow=true`), optionally from `since` (RFC 3339) on.
+//! NDJSON (`follow=true`), optionally from `since` (RFC 3339) on. v1beta1 has the same lines
+//! at `GET /functions/{id}/logs` and `GET /containers/{id}/logs`: no longer in Scaleway's spec,
+//! but what the Serverless plugin (0.2.1 to 0.5.0) calls, with the same answer.
 
 use crate::GatewayState;
-use crate::applications::resolve;
+use crate::applications::{ApplicationId, Owner, resolve};
 use crate::error::{HttpError, invalid};
 use crate::extract::{QueryParams, Scope};
 use axum::Json;
@@ -24,6 +26,12 @@ const ORDERS: [&str; 2] = ["timestamp_desc", "timestamp_asc"];
 
 pub(crate) fn routes() -> axum::Router<GatewayState> {
     axum::Router::new().route("/logs", get(list))
+}
+
+/// Returns `GET /<kind>s/{id}/logs` for `O`'s applications (v1beta1).
+pub(crate) fn application_routes<O: Owner>() -> axum::Router<GatewayState> {
+    let path = format!("/{}/{{{}}}/logs", O::PLURAL, O::ID_PARAM);
+    axum::Router::new().route(&path, get(list_of::<O>))
 }
 
 /// The v1alpha2 `Log`.
@@ -66,15 +74,9 @@ struct LogsQuery {
 }
 
 impl LogsQuery {
-    /// Reads and checks the query, naming the first parameter that does not fit.
-    fn read(query: &QueryParams) -> Result<Self, HttpError> {
-        let Some(application_id) = query.uuid("application_id")? else {
-            return Err(invalid(
-                "application_id",
-                Reason::Required,
-                "is required: the id of one of your functions or containers",
-            ));
-        };
+    /// Reads and checks the query of application `application_id`'s lines, naming the first
+    /// parameter that does not fit.
+    fn read(query: &QueryParams, application_id: String) -> Result<Self, HttpError> {
         let ascending = query.choice("order_by", &ORDERS)? == "timestamp_asc";
         let page = query.number("page", 1, 1, u32::MAX)?;
         let page_size = query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
@@ -103,7 +105,7 @@ impl LogsQuery {
             }
         };
         Ok(Self {
-            application_id: application_id.to_string(),
+            application_id,
             ascending,
             page,
             page_size,
@@ -114,7 +116,14 @@ impl LogsQuery {
 }
 
 async fn list(State(state): State<GatewayState>, scope: Scope, query: QueryParams) -> Result<Response, HttpError> {
-    let query = LogsQuery::read(&query)?;
+    let Some(application_id) = query.uuid("application_id")? else {
+        return Err(invalid(
+            "application_id",
+            Reason::Required,
+            "is required: the id of one of your functions or containers",
+        ));
+    };
+    let query = LogsQuery::read(&query, application_id.to_string())?;
     // Another tenant's application is missing, exactly as one that does not exist.
     if resolve(&state, &scope, &query.application_id).await?.is_none() {
         return Err(HttpError::Api(ApiError::not_found(
@@ -122,8 +131,26 @@ async fn list(State(state): State<GatewayState>, scope: Scope, query: QueryParam
             &query.application_id,
         )));
     }
+    answer(&state, &scope, query).await
+}
+
+/// `GET /<kind>s/{id}/logs`: the lines of one of the caller's applications of `O`'s kind;
+/// another tenant's, or one of the other kind, is not found.
+async fn list_of<O: Owner>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    ApplicationId(id, _): ApplicationId<O>,
+    query: QueryParams,
+) -> Result<Response, HttpError> {
+    let query = LogsQuery::read(&query, id.to_string())?;
+    crate::applications::fetch::<O>(&state, &scope, id).await?;
+    answer(&state, &scope, query).await
+}
+
+/// Answers `query`: a page of lines, or the lines followed live.
+async fn answer(state: &GatewayState, scope: &Scope, query: LogsQuery) -> Result<Response, HttpError> {
     if query.follow {
-        return follow(&state, &scope, query).await;
+        return follow(state, scope, query).await;
     }
     let request = pb::ListLogsRequest {
         application_id: query.application_id,
