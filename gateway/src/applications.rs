@@ -849,10 +849,15 @@ pub(crate) async fn update_from<O: Owner, V: Version>(
     let handler = own_text::<O>(true, "handler", body.handler)?;
     let registry_image = own_text::<O>(false, "registry_image", body.registry_image)?;
     // A function's runtime is fixed too; a container has none, so it is ignored there. Go
-    // clients send the zero value `unknown_runtime` meaning "unchanged".
-    let runtime = body
+    // clients send the zero value `unknown_runtime`, and the Serverless plugin (0.4 and later)
+    // the function's own runtime, both meaning "unchanged".
+    let runtime = match body
         .runtime
-        .filter(|runtime| O::FUNCTION && runtime.as_str() != Some("unknown_runtime"));
+        .filter(|runtime| O::FUNCTION && runtime.as_str() != Some("unknown_runtime"))
+    {
+        Some(sent) if is_own_runtime::<O>(state, scope, id, &sent).await? => None,
+        other => other,
+    };
     let beta = body.beta.check(state.config())?;
     let container = body.container.check::<O>()?;
     for (argument, sent) in [
@@ -888,6 +893,18 @@ pub(crate) async fn update_from<O: Owner, V: Version>(
         sandbox: beta.sandbox.into(),
     };
     answer::<O, V>(state, O::update(O::client(state), scope.grpc(request)).await?)
+}
+
+/// Returns whether `sent` names the runtime application `id` already has.
+async fn is_own_runtime<O: Owner>(
+    state: &GatewayState,
+    scope: &Scope,
+    id: Uuid,
+    sent: &serde_json::Value,
+) -> Result<bool, HttpError> {
+    let Some(sent) = sent.as_str() else { return Ok(false) };
+    let current = fetch::<O>(state, scope, id).await?.into_inner().application;
+    Ok(current.is_some_and(|application| application.runtime == sent))
 }
 
 #[cfg(test)]

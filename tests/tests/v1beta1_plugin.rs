@@ -3,7 +3,8 @@
 //! §2.14): the nested lists `/namespaces/{id}/functions|containers`, `/issue-jwt` (with the
 //! unencoded date the plugin sends, and a container's id as `function_id`), and
 //! `/functions/{id}/logs` and `/containers/{id}/logs`, newest first. Tokens they issue open
-//! the private function or container through the router; bad inputs name their argument;
+//! the private function or container through the router; a PATCH naming the function's own
+//! runtime (as the plugin's second deploy sends) changes nothing; bad inputs name their argument;
 //! another tenant reaches none of it, and a function's id is no container's.
 
 use nuage_tests::apps::{deployed, go_binary, runtime, write_image_layout};
@@ -145,6 +146,24 @@ async fn functions_v1beta1_lists_issues_tokens_and_shows_logs_as_the_plugin_asks
     assert!(position(&oldest_first, "called: /first") < position(&oldest_first, "called: /second"));
     let alpha_lines = messages(&alpha, &format!("/logs?application_id={id}")).await;
     assert_eq!(newest_first, alpha_lines, "the same lines as v1alpha2's /logs");
+
+    // A PATCH as the plugin sends it on a second deploy names the function's own runtime,
+    // which changes nothing; another runtime is refused by name.
+    let patched = beta
+        .patch(
+            &format!("/functions/{id}"),
+            json!({"redeploy": false, "runtime": node, "privacy": "private", "timeout": "30s",
+                   "secret_environment_variables": [], "description": "by the plugin"}),
+        )
+        .await;
+    assert_eq!(ok(&patched)["runtime"], node.as_str());
+    assert_eq!(patched.body["description"], "by the plugin");
+    let other = beta
+        .patch(&format!("/functions/{id}"), json!({"runtime": "python3"}))
+        .await;
+    assert_eq!(other.refused_argument(), "runtime");
+    let garbled = beta.patch(&format!("/functions/{id}"), json!({"runtime": 7})).await;
+    assert_eq!(garbled.refused_argument(), "runtime");
 
     // Bad inputs name their argument.
     assert_eq!(beta.get("/issue-jwt").await.refused_argument(), "namespace_id");
