@@ -1,6 +1,6 @@
 // The container image of the client suites (clients/run builds it with Go and pushes it as an
 // OCI layout): listens on the port its first argument names, else on $PORT; /healthz answers
-// 204; / answers with its command line, $GREETING and $SECRET as JSON.
+// 204; / answers with its command line, $GREETING and $SECRET as JSON, and logs the call.
 package main
 
 import (
@@ -19,6 +19,7 @@ func main() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("box called:", r.Method, r.URL.Path)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"command":%q,"greeting":%q,"secret":%q}`,
 			strings.Join(os.Args, " "), os.Getenv("GREETING"), os.Getenv("SECRET"))
