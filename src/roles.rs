@@ -152,11 +152,8 @@ async fn namespaces(context: &Context<'_>) -> anyhow::Result<Served<NamespacesSe
         containers: ContainersClient::new(context.peer(Role::Containers)?),
         tokens: TokensClient::new(context.peer(Role::Tokens)?),
     };
-    // Namespaces name the registry the builder pushes to, unless told otherwise.
     let mut namespaces = config.namespaces.clone();
-    if namespaces.registry_host.is_none() {
-        namespaces.registry_host = config.builder.registry.clone();
-    }
+    namespaces.registry_host = Some(own_registry_host(config));
     nuage_namespaces::serve(namespaces, context.database.clone(), peers, secrets_sealing(config)?)
         .await
         .context("giving namespaces their endpoint suffix")
@@ -263,8 +260,12 @@ fn runner(context: &Context<'_>) -> anyhow::Result<Served<RunnerServer<Runner>, 
         .clone()
         .unwrap_or_else(|| builder_registry(config));
     let database = context.database.clone();
+    // The registry namespaces name (their `registry_endpoint`'s host) is the one whose images
+    // are the layouts.
+    let mut runner = config.runner.clone();
+    runner.registry_host = Some(own_registry_host(config));
     Ok(nuage_runner::serve(
-        &config.runner,
+        &runner,
         work_dir,
         registry,
         database,
@@ -317,6 +318,19 @@ fn triggers(context: &Context<'_>) -> anyhow::Result<Served<TriggersServer<Trigg
 
 /// Returns where the builder writes image layouts (and the runner reads them, unless told
 /// otherwise).
+/// Returns the host of the registry namespaces get a repository in: `namespaces.registry_host`,
+/// else the registry the builder pushes to, else the embedded one (the layouts).
+fn own_registry_host(config: &Config) -> String {
+    config
+        .namespaces
+        .registry_host
+        .clone()
+        .or_else(|| config.builder.registry.clone())
+        .unwrap_or_else(|| nuage_namespaces::EMBEDDED_REGISTRY_HOST.to_owned())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
 fn builder_registry(config: &Config) -> PathBuf {
     config
         .builder

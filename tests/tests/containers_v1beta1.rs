@@ -361,3 +361,65 @@ async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_r
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_run_an_image_another_tenant_pushed_to_the_installations_registry() {
+    let Some(binary) = go_binary(PROBED_GO) else {
+        eprintln!("skipped: no Go toolchain to build the test container image");
+        return;
+    };
+    let server = TestServer::start().await;
+    let owner = containers(&server.tenant().await);
+    let theirs = namespace_with_image(&server, &owner, "private-img", &binary).await;
+    let endpoint = theirs["registry_endpoint"].as_str().unwrap();
+    let (_, path) = endpoint.split_once('/').unwrap();
+
+    let stranger = containers(&server.tenant().await);
+    let created = stranger.post("/namespaces", json!({"name": "mine"})).await;
+    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let mine = stranger.wait_ready(&namespace_id).await;
+    // As the stranger would name it: on the installation's registry, or with no host.
+    for image in [format!("{endpoint}/probed:latest"), format!("{path}/probed:latest")] {
+        let refused = stranger
+            .post(
+                "/containers",
+                json!({"namespace_id": namespace_id, "name": "thief", "registry_image": image}),
+            )
+            .await;
+        assert_eq!(refused.refused_argument(), "registry_image", "{image}");
+    }
+    // Made with an image of its own, then changed to the other's: refused, unchanged.
+    let own = format!("{}/probed:latest", mine["registry_endpoint"].as_str().unwrap());
+    let made = stranger
+        .post(
+            "/containers",
+            json!({"namespace_id": namespace_id, "name": "thief", "registry_image": own}),
+        )
+        .await;
+    let id = ok(&made)["id"].as_str().unwrap().to_owned();
+    let changed = stranger
+        .patch(
+            &format!("/containers/{id}"),
+            json!({"registry_image": format!("{endpoint}/probed:latest")}),
+        )
+        .await;
+    assert_eq!(changed.refused_argument(), "registry_image");
+    assert_eq!(
+        ok(&stranger.get(&format!("/containers/{id}")).await)["registry_image"],
+        own.as_str()
+    );
+    // Another host with the same path is that host's image, never the layout: here nothing
+    // answers there, so the deploy fails pulling it.
+    let elsewhere = stranger
+        .patch(
+            &format!("/containers/{id}"),
+            json!({"registry_image": format!("127.0.0.1:9/{path}/probed:latest")}),
+        )
+        .await;
+    ok(&elsewhere);
+    let failed = deployed(&stranger, &id).await;
+    assert_eq!(failed["status"], "error", "{failed}");
+    let message = failed["error_message"].as_str().unwrap();
+    assert!(message.contains("127.0.0.1:9"), "{message}");
+    server.stop().await;
+}

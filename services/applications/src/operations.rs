@@ -243,7 +243,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
 
     /// Stores a new application of the caller with `settings`, `description` and `privacy`
     /// (its wire value) once its namespace is ready; `kind` makes what only its kind has from
-    /// that namespace.
+    /// that namespace, or refuses.
     pub async fn create(
         &self,
         caller: &Caller,
@@ -251,7 +251,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         settings: Settings,
         description: Option<String>,
         privacy: i32,
-        kind: impl FnOnce(&Namespace) -> K,
+        kind: impl FnOnce(&Namespace) -> Result<K, ApiError>,
     ) -> Result<Application<K>, ApiError> {
         let description = description.unwrap_or_default();
         model::check_description(&description)?;
@@ -289,7 +289,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             created_at: now,
             updated_at: now,
             ready_at: 0,
-            kind: kind(&namespace),
+            kind: kind(&namespace)?,
         };
         self.store.insert(&application).await?;
         Ok(application)

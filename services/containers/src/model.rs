@@ -370,6 +370,35 @@ impl Kind for ContainerKind {
     }
 }
 
+/// Checks that `image`, when it is in the installation's own registry (named without a host, or
+/// on the host of `namespace`'s `registry_endpoint`), is in `namespace`'s own repository: an
+/// image another tenant pushed to theirs is not this container's to run.
+pub fn check_image_owned(image: &str, namespace: &nuage_proto::namespaces::v1::Namespace) -> Result<(), ApiError> {
+    let Some((own_host, own_path)) = namespace.registry_endpoint.split_once('/') else {
+        return Ok(());
+    };
+    let repository = image.split('@').next().unwrap_or(image);
+    let (first, path) = repository.split_once('/').unwrap_or((repository, ""));
+    let names_host = !path.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
+    let path = match names_host {
+        true if first != own_host => return Ok(()),
+        true => path,
+        false => repository,
+    };
+    if path.starts_with(&format!("{own_path}/")) {
+        return Ok(());
+    }
+    Err(ApiError::invalid_argument(
+        "registry_image",
+        Reason::Constraint,
+        format!(
+            "`{image}` is in this installation's registry but not in namespace `{}`'s repository: push it \
+             under `{}/`",
+            namespace.name, namespace.registry_endpoint
+        ),
+    ))
+}
+
 /// Checks that `image` parses as an image reference (`[registry/]repository[:tag][@digest]`).
 pub fn check_image(image: &str) -> Result<(), ApiError> {
     image

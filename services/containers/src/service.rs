@@ -1,7 +1,7 @@
 //! The containers gRPC service: each RPC parses, calls the shared applications layer, and maps.
 //! What only containers have is their image, checked here.
 
-use crate::model::{Container, ContainerKind, Settings, check_image};
+use crate::model::{Container, ContainerKind, Settings, check_image, check_image_owned};
 use nuage_applications::{Applications, RouteStream, answer, requested};
 use nuage_core::{ApiError, Caller};
 use nuage_proto::applications::v1 as wire;
@@ -40,6 +40,21 @@ impl ContainersService {
     /// Makes `container` `pending` and rolls its image out in the background; `namespace` is
     /// the one the deploy read, if it did.
     async fn deploy(&self, container: &Container, namespace: Option<Namespace>) -> Result<Container, ApiError> {
+        // Its image may have changed since it was made: it must still be its namespace's to run.
+        let namespace = match namespace {
+            Some(namespace) => namespace,
+            None => {
+                let owner = Caller {
+                    organization_id: container.organization_id,
+                    project_id: container.project_id,
+                };
+                self.applications
+                    .ready_namespace(&owner, &container.region, &container.namespace_id.to_string())
+                    .await?
+            }
+        };
+        check_image_owned(&container.kind.registry_image, &namespace)?;
+        let namespace = Some(namespace);
         let pending = self.applications.mark_pending(container).await?;
         let applications = self.applications.clone();
         let (id, image) = (container.id, container.kind.registry_image.clone());
@@ -71,9 +86,14 @@ impl Containers for ContainersService {
         }
         // Without an image of its own, it runs the one pushed to its namespace's registry.
         let name = request.name;
-        let kind = |namespace: &Namespace| ContainerKind {
-            registry_image: registry_image.unwrap_or_else(|| format!("{}/{name}:latest", namespace.registry_endpoint)),
-            settings: container_settings,
+        let kind = |namespace: &Namespace| {
+            let registry_image =
+                registry_image.unwrap_or_else(|| format!("{}/{name}:latest", namespace.registry_endpoint));
+            check_image_owned(&registry_image, namespace)?;
+            Ok(ContainerKind {
+                registry_image,
+                settings: container_settings,
+            })
         };
         let container = self
             .applications
@@ -109,6 +129,20 @@ impl Containers for ContainersService {
     ) -> Result<Response<wire::ApplicationResponse>, Status> {
         let request = request.into_inner();
         let image = request.registry_image.clone().filter(|image| !image.is_empty());
+        if let Some(image) = &image {
+            // A new image must be its namespace's to run, checked before it is stored.
+            let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+            let container = self
+                .applications
+                .get(&caller, &request.region, &request.application_id, true)
+                .await?;
+            let namespace = self
+                .applications
+                .ready_namespace(&caller, &container.region, &container.namespace_id.to_string())
+                .await?;
+            check_image(image)?;
+            check_image_owned(image, &namespace)?;
+        }
         let settings = request.container.clone();
         let (_, stored) = self
             .applications

@@ -274,7 +274,7 @@ impl Functions for FunctionsService {
                 settings,
                 request.description,
                 request.privacy,
-                |_| kind,
+                |_| Ok(kind),
             )
             .await?;
         Ok(answer(function))

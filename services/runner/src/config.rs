@@ -97,6 +97,11 @@ pub struct RunnerConfig {
     pub work_dir: Option<PathBuf>,
     /// The OCI image layouts the builder writes; default `<data-dir>/registry` (the builder's).
     pub registry_dir: Option<PathBuf>,
+    /// The host of the installation's own registry, whose images are those layouts (set by
+    /// the process from `namespaces.registry_host`, not read from the file): an image of any
+    /// other host is pulled from that host, never read from a layout of the same path.
+    #[serde(skip)]
+    pub registry_host: Option<String>,
     /// Speak plain HTTP to registries images are pulled from (a registry on loopback).
     pub registry_insecure: bool,
     /// How long a registry may keep a pull waiting (ms): to open a connection (a fifth of it)
@@ -130,6 +135,7 @@ impl Default for RunnerConfig {
             sandboxes: None,
             work_dir: None,
             registry_dir: None,
+            registry_host: None,
             registry_insecure: false,
             registry_timeout_ms: 30_000,
             start_timeout_seconds: 30,

@@ -59,6 +59,9 @@ impl Unpacked {
 pub struct Images {
     work_dir: PathBuf,
     registry_dir: PathBuf,
+    /// The host of the installation's own registry: only its images (and those named without
+    /// a host) are read from `registry_dir`.
+    registry_host: Option<String>,
     insecure: bool,
     /// How long a registry may keep a pull waiting.
     registry_timeout: std::time::Duration,
@@ -79,10 +82,17 @@ impl Images {
         Self {
             work_dir,
             registry_dir,
+            registry_host: None,
             insecure,
             registry_timeout,
             unpacked: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Reads images of `host` (the installation's own registry) from the layouts too.
+    pub fn with_registry_host(mut self, host: Option<String>) -> Self {
+        self.registry_host = host;
+        self
     }
 
     /// Returns `reference` pinned to the manifest it names now, `[host/]repository@digest`,
@@ -92,7 +102,7 @@ impl Images {
         if is_digest(version) {
             return Ok(reference.to_owned());
         }
-        let digest = match local_layout(&self.registry_dir, repository) {
+        let digest = match local_layout(&self.registry_dir, self.registry_host.as_deref(), repository) {
             Some(layout) => {
                 let tag = version.to_owned();
                 tokio::task::spawn_blocking(move || manifest_digest(&layout, &tag))
@@ -128,7 +138,7 @@ impl Images {
             return Ok(image.clone());
         }
         let (repository, tag) = split_reference(reference);
-        let layout = local_layout(&self.registry_dir, repository);
+        let layout = local_layout(&self.registry_dir, self.registry_host.as_deref(), repository);
         let work_dir = self.work_dir.clone();
         let image = match layout {
             Some(layout) => {
@@ -173,7 +183,10 @@ impl Images {
             .into_iter()
             .filter(|reference| !unpacked.contains_key(reference))
             .collect();
-        let (images, registry_dir) = (self.work_dir.join("images"), self.registry_dir.clone());
+        let (images, registry_dir) = (
+            self.work_dir.join("images"),
+            (self.registry_dir.clone(), self.registry_host.clone()),
+        );
         let unused =
             tokio::task::spawn_blocking(move || set_aside_unused(&images, &registry_dir, kept, &uncached)).await;
         drop(unpacked);
@@ -243,7 +256,7 @@ const SET_ASIDE: &str = ".removing-";
 /// the name it now has.
 fn set_aside_unused(
     images: &Path,
-    registry_dir: &Path,
+    (registry_dir, registry_host): &(PathBuf, Option<String>),
     mut kept: HashSet<std::ffi::OsString>,
     uncached: &[String],
 ) -> Vec<(PathBuf, PathBuf)> {
@@ -261,7 +274,7 @@ fn set_aside_unused(
     kept.extend(
         uncached
             .iter()
-            .filter_map(|reference| layout_copy_name(registry_dir, reference))
+            .filter_map(|reference| layout_copy_name(registry_dir, registry_host.as_deref(), reference))
             .map(std::ffi::OsString::from),
     );
     let mut unused = Vec::new();
@@ -285,13 +298,19 @@ fn set_aside_unused(
     unused
 }
 
-/// Returns the layout holding `repository`, when the builder wrote one under `registry_dir`.
-fn local_layout(registry_dir: &Path, repository: &str) -> Option<PathBuf> {
-    let candidates = [
-        Some(repository),
+/// Returns the layout holding `repository`, when the builder wrote one under `registry_dir`:
+/// for a repository named without a host, or on `registry_host`, the installation's own
+/// registry. An image of any other host is that host's, whatever layout has the same path (a
+/// tenant naming `elsewhere.example/<another's repository>` gets a pull from there).
+fn local_layout(registry_dir: &Path, registry_host: Option<&str>, repository: &str) -> Option<PathBuf> {
+    let (first, path) = repository.split_once('/').unwrap_or((repository, ""));
+    let names_host = !path.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
+    let candidates = match (names_host, registry_host) {
+        (false, _) => [Some(repository), None],
         // `host/path` of the installation's own registry: the layout is under `path`.
-        repository.split_once('/').map(|(_, path)| path),
-    ];
+        (true, Some(own)) if own == first => [Some(repository), Some(path)],
+        (true, _) => [None, None],
+    };
     candidates
         .into_iter()
         .flatten()
@@ -301,9 +320,9 @@ fn local_layout(registry_dir: &Path, repository: &str) -> Option<PathBuf> {
 
 /// Returns the name of the copy `reference` unpacks to, when a layout under `registry_dir`
 /// holds it.
-fn layout_copy_name(registry_dir: &Path, reference: &str) -> Option<String> {
+fn layout_copy_name(registry_dir: &Path, registry_host: Option<&str>, reference: &str) -> Option<String> {
     let (repository, tag) = split_reference(reference);
-    let layout = local_layout(registry_dir, repository)?;
+    let layout = local_layout(registry_dir, registry_host, repository)?;
     let digest = manifest_digest(&layout, tag).ok()?;
     Some(copy_name(&digest))
 }

@@ -122,7 +122,8 @@ impl LocalBackend {
                 registry_dir,
                 config.registry_insecure,
                 std::time::Duration::from_millis(config.registry_timeout_ms),
-            ),
+            )
+            .with_registry_host(config.registry_host.clone()),
             offer,
             tools,
             cgroups,
