@@ -929,16 +929,18 @@ async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
     let namespace_id = namespace["id"].as_str().unwrap().to_owned();
     let namespace = tenant.wait_ready(&namespace_id).await;
     let staging = tempfile::tempdir().unwrap();
-    let (layout, image) = match &registry {
-        Some(registry) => (
-            staging.path().join("app"),
-            format!("{registry}/{namespace_id}/app:latest"),
-        ),
+    // The namespace's own repository (on the registry, whose host its endpoint names, or in
+    // the embedded one): images of the installation's registry elsewhere are not its to run.
+    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
+    let image = format!("{endpoint}/app:latest");
+    let layout = match &registry {
+        Some(registry) => {
+            assert!(endpoint.starts_with(&format!("{registry}/")), "{endpoint}");
+            staging.path().join("app")
+        }
         None => {
-            let endpoint = namespace["registry_endpoint"].as_str().unwrap();
             let repository = endpoint.split_once('/').unwrap().1;
-            let layout = server.config.data_dir.join("registry").join(repository).join("app");
-            (layout, format!("{endpoint}/app:latest"))
+            server.config.data_dir.join("registry").join(repository).join("app")
         }
     };
     let push = |version: &str| {
