@@ -261,7 +261,13 @@ async fn bad_container_settings_are_refused_naming_the_argument_and_nothing_is_m
 #[tokio::test]
 async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_reach_none_of_it() {
     // Answers are checked against part B.6: it describes these routes.
-    for (method, path) in [("GET", "/containers/x"), ("POST", "/crons"), ("GET", "/tokens")] {
+    for (method, path) in [
+        ("GET", "/containers/x"),
+        ("POST", "/crons"),
+        ("GET", "/tokens"),
+        ("GET", "/domains"),
+        ("PATCH", "/triggers/x"),
+    ] {
         assert!(
             nuage_tests::conformance::response_schema(Spec::ContainersV1beta1, method, path).is_some(),
             "{path}"
@@ -421,5 +427,73 @@ async fn a_tenant_cannot_run_an_image_another_tenant_pushed_to_the_installations
     assert_eq!(failed["status"], "error", "{failed}");
     let message = failed["error_message"].as_str().unwrap();
     assert!(message.contains("127.0.0.1:9"), "{message}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn domains_and_triggers_of_containers_name_their_container() {
+    let server = TestServer::start_with(|config| {
+        config.applications.domains.check = nuage_applications::DomainCheck::None;
+        config.applications.domains.recheck_ms = 100;
+        config.triggers.nats.url =
+            Some(std::env::var("NUAGE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned()));
+    })
+    .await;
+    let api = containers(&server.tenant().await);
+    let created = api.post("/namespaces", json!({"name": "events"})).await;
+    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
+    api.wait_ready(&namespace_id).await;
+    let made = api
+        .post("/containers", json!({"namespace_id": namespace_id, "name": "web"}))
+        .await;
+    let id = ok(&made)["id"].as_str().unwrap().to_owned();
+
+    let domain = api
+        .post("/domains", json!({"container_id": id, "hostname": "web.example.test"}))
+        .await;
+    assert_eq!(ok(&domain)["container_id"], id.as_str());
+    let domain_id = domain.body["id"].as_str().unwrap().to_owned();
+    let ready = api
+        .poll_until(&format!("/domains/{domain_id}"), Duration::from_secs(10), |answer| {
+            answer.body["status"] == "ready"
+        })
+        .await;
+    assert_eq!(ready.body["status"], "ready", "{}", ready.body);
+    let domains = api.get(&format!("/domains?container_id={id}")).await;
+    assert_eq!(ok(&domains)["total_count"], 1);
+    assert_eq!(api.get("/domains").await.refused_argument(), "container_id");
+
+    let subject = format!("containers.{}", uuid::Uuid::new_v4().simple());
+    let trigger = api
+        .post(
+            "/triggers",
+            json!({"name": "orders", "container_id": id,
+                   "scw_nats_config": {"subject": subject, "mnq_nats_account_id": "a", "mnq_region": "fr-par"}}),
+        )
+        .await;
+    assert_eq!(ok(&trigger)["container_id"], id.as_str());
+    let trigger_id = trigger.body["id"].as_str().unwrap().to_owned();
+    let triggers = api.get(&format!("/triggers?container_id={id}")).await;
+    assert_eq!(ok(&triggers)["total_count"], 1);
+
+    // Another tenant reaches neither.
+    let stranger = containers(&server.tenant().await);
+    for answer in [
+        stranger.get(&format!("/domains/{domain_id}")).await,
+        stranger.get(&format!("/triggers/{trigger_id}")).await,
+        stranger
+            .post(
+                "/domains",
+                json!({"container_id": id, "hostname": "theirs.example.test"}),
+            )
+            .await,
+    ] {
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    }
+    assert_eq!(
+        ok(&api.delete(&format!("/triggers/{trigger_id}")).await)["status"],
+        "deleting"
+    );
+    ok(&api.delete(&format!("/domains/{domain_id}")).await);
     server.stop().await;
 }
