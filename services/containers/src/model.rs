@@ -106,12 +106,6 @@ impl Default for Settings {
     }
 }
 
-impl Default for Scaling {
-    fn default() -> Self {
-        Self::ConcurrentRequests(50)
-    }
-}
-
 impl Settings {
     /// Returns the default settings of a container whose instances take `concurrency` requests.
     pub fn with_concurrency(concurrency: u32) -> Self {
@@ -378,12 +372,9 @@ pub fn check_image_owned(image: &str, namespace: &nuage_proto::namespaces::v1::N
         return Ok(());
     };
     let repository = image.split('@').next().unwrap_or(image);
-    let (first, path) = repository.split_once('/').unwrap_or((repository, ""));
-    let names_host = !path.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
-    let path = match names_host {
-        true if first != own_host => return Ok(()),
-        true => path,
-        false => repository,
+    let path = match nuage_core::ids::repository_host(repository) {
+        (Some(host), _) if host != own_host => return Ok(()),
+        (_, path) => path,
     };
     if path.starts_with(&format!("{own_path}/")) {
         return Ok(());

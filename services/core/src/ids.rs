@@ -13,3 +13,32 @@ pub fn parse_id(argument: &str, value: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(value)
         .map_err(|_| ApiError::invalid_argument(argument, Reason::Format, format!("`{value}` is not a valid UUID")))
 }
+
+/// Splits an image repository (`[host/]path`, without tag or digest) into the registry host it
+/// names, if any, and its path: as Docker reads it, the first segment is a host when another
+/// follows and it has a `.` or a `:`, or is `localhost`.
+pub fn repository_host(repository: &str) -> (Option<&str>, &str) {
+    match repository.split_once('/') {
+        Some((first, path)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            (Some(first), path)
+        }
+        _ => (None, repository),
+    }
+}
+
+#[cfg(test)]
+mod repository_tests {
+    use super::repository_host;
+
+    #[test]
+    fn hosts_are_read_as_docker_reads_them() {
+        assert_eq!(
+            repository_host("registry.example/a/b"),
+            (Some("registry.example"), "a/b")
+        );
+        assert_eq!(repository_host("127.0.0.1:9/a"), (Some("127.0.0.1:9"), "a"));
+        assert_eq!(repository_host("localhost/a"), (Some("localhost"), "a"));
+        assert_eq!(repository_host("team/app"), (None, "team/app"));
+        assert_eq!(repository_host("app"), (None, "app"));
+    }
+}

@@ -303,13 +303,11 @@ fn set_aside_unused(
 /// registry. An image of any other host is that host's, whatever layout has the same path (a
 /// tenant naming `elsewhere.example/<another's repository>` gets a pull from there).
 fn local_layout(registry_dir: &Path, registry_host: Option<&str>, repository: &str) -> Option<PathBuf> {
-    let (first, path) = repository.split_once('/').unwrap_or((repository, ""));
-    let names_host = !path.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost");
-    let candidates = match (names_host, registry_host) {
-        (false, _) => [Some(repository), None],
+    let candidates = match nuage_core::ids::repository_host(repository) {
+        (None, _) => [Some(repository), None],
         // `host/path` of the installation's own registry: the layout is under `path`.
-        (true, Some(own)) if own == first => [Some(repository), Some(path)],
-        (true, _) => [None, None],
+        (Some(host), path) if registry_host == Some(host) => [Some(repository), Some(path)],
+        (Some(_), _) => [None, None],
     };
     candidates
         .into_iter()
