@@ -369,7 +369,8 @@ async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tenant_cannot_run_an_image_another_tenant_pushed_to_the_installations_registry() {
+async fn a_tenant_runs_images_of_any_of_its_namespaces_but_never_one_another_tenant_pushed_to_the_installations_registry()
+ {
     let Some(binary) = go_binary(PROBED_GO) else {
         eprintln!("skipped: no Go toolchain to build the test container image");
         return;
@@ -380,7 +381,29 @@ async fn a_tenant_cannot_run_an_image_another_tenant_pushed_to_the_installations
     let endpoint = theirs["registry_endpoint"].as_str().unwrap();
     let (_, path) = endpoint.split_once('/').unwrap();
 
+    // Its owner runs it from another of its namespaces too.
+    let sibling = ok(&owner.post("/namespaces", json!({"name": "sibling"})).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    owner.wait_ready(&sibling).await;
+    let shared = owner
+        .post(
+            "/containers",
+            json!({"namespace_id": sibling, "name": "shared", "registry_image": format!("{endpoint}/probed:latest")}),
+        )
+        .await;
+    let shared_id = ok(&shared)["id"].as_str().unwrap().to_owned();
+    let ran = deployed(&owner, &shared_id).await;
+    assert_eq!(ran["status"], "ready", "{ran}");
+
     let stranger = containers(&server.tenant().await);
+    // A namespace of the stranger's own with the same name does not make the repository its.
+    let namesake = ok(&stranger.post("/namespaces", json!({"name": "private-img"})).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stranger.wait_ready(&namesake).await;
     let created = stranger.post("/namespaces", json!({"name": "mine"})).await;
     let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
     let mine = stranger.wait_ready(&namespace_id).await;

@@ -307,6 +307,12 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             .await
     }
 
+    /// Returns whether `owner` has a namespace in `region` whose registry repository is
+    /// `repository`.
+    pub async fn owns_repository(&self, owner: &Caller, region: &str, repository: &str) -> Result<bool, ApiError> {
+        self.peers.owns_repository(owner, region, repository).await
+    }
+
     /// Returns the caller's application `id` (its wire form) in `region`, refusing one being
     /// deleted when `live`.
     pub async fn get(&self, caller: &Caller, region: &str, id: &str, live: bool) -> Result<Application<K>, ApiError> {

@@ -9,7 +9,7 @@ use nuage_proto::common::v1::StoredSecret;
 use nuage_proto::crons::v1::crons_client::CronsClient;
 use nuage_proto::logs::v1::logs_client::LogsClient;
 use nuage_proto::namespaces::v1::namespaces_client::NamespacesClient;
-use nuage_proto::namespaces::v1::{GetNamespaceRequest, Namespace, NamespaceStatus};
+use nuage_proto::namespaces::v1::{GetNamespaceRequest, ListNamespacesRequest, Namespace, NamespaceStatus};
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_proto::tokens::v1::KeyPairRequest;
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
@@ -79,6 +79,40 @@ impl Peers {
             )),
             ..ApiError::transient_state("namespace", namespace_id, &state)
         })
+    }
+
+    /// Returns whether `owner` has a namespace in `region` whose registry repository is
+    /// `repository` (`host/funcscw<name>-<8 hex>`, as the namespaces service names them).
+    pub async fn owns_repository(&self, owner: &Caller, region: &str, repository: &str) -> Result<bool, ApiError> {
+        let name = repository
+            .rsplit('/')
+            .next()
+            .and_then(|segment| segment.strip_prefix("funcscw"))
+            .and_then(|rest| rest.rsplit_once('-'))
+            .map(|(name, _)| name);
+        let Some(name) = name.filter(|name| !name.is_empty()) else {
+            return Ok(false);
+        };
+        // Names are unique in a project and region: one page holds the match, if any.
+        let request = ListNamespacesRequest {
+            caller: Some(owner.to_proto()),
+            region: region.to_owned(),
+            page: 1,
+            page_size: 100,
+            order_by: 0,
+            name: Some(name.to_owned()),
+        };
+        let namespaces = self
+            .namespaces
+            .clone()
+            .list_namespaces(request)
+            .await
+            .map_err(|status| ApiError::from_peer("namespaces", &status))?
+            .into_inner()
+            .namespaces;
+        Ok(namespaces
+            .iter()
+            .any(|namespace| namespace.registry_endpoint == repository))
     }
 
     /// Returns the namespace `namespace_id` of `owner`, or `None` once it is gone.

@@ -364,30 +364,36 @@ impl Kind for ContainerKind {
     }
 }
 
-/// Checks that `image`, when it is in the installation's own registry (named without a host, or
-/// on the host of `namespace`'s `registry_endpoint`), is in `namespace`'s own repository: an
-/// image another tenant pushed to theirs is not this container's to run.
-pub fn check_image_owned(image: &str, namespace: &nuage_proto::namespaces::v1::Namespace) -> Result<(), ApiError> {
-    let Some((own_host, own_path)) = namespace.registry_endpoint.split_once('/') else {
-        return Ok(());
-    };
+/// Returns the repository (`host/first segment`) of `image` when it is in the installation's own
+/// registry (named without a host, or on the host of `namespace`'s `registry_endpoint`) but not
+/// in `namespace`'s own repository: such an image is the container's to run only if that
+/// repository is one of its owner's other namespaces'.
+pub fn foreign_repository(image: &str, namespace: &nuage_proto::namespaces::v1::Namespace) -> Option<String> {
+    let (own_host, own_path) = namespace.registry_endpoint.split_once('/')?;
     let repository = image.split('@').next().unwrap_or(image);
     let path = match nuage_core::ids::repository_host(repository) {
-        (Some(host), _) if host != own_host => return Ok(()),
+        (Some(host), _) if host != own_host => return None,
         (_, path) => path,
     };
     if path.starts_with(&format!("{own_path}/")) {
-        return Ok(());
+        return None;
     }
-    Err(ApiError::invalid_argument(
+    let first = path.split('/').next().unwrap_or(path);
+    Some(format!("{own_host}/{first}"))
+}
+
+/// The error for `image`, in the installation's registry but in no repository of the owner of
+/// `namespace`: another tenant's image is not this container's to run.
+pub fn not_owned(image: &str, namespace: &nuage_proto::namespaces::v1::Namespace) -> ApiError {
+    ApiError::invalid_argument(
         "registry_image",
         Reason::Constraint,
         format!(
-            "`{image}` is in this installation's registry but not in namespace `{}`'s repository: push it \
+            "`{image}` is in this installation's registry but in none of your namespaces' repositories: push it \
              under `{}/`",
-            namespace.name, namespace.registry_endpoint
+            namespace.registry_endpoint
         ),
-    ))
+    )
 }
 
 /// Checks that `image` parses as an image reference (`[registry/]repository[:tag][@digest]`).

@@ -1,7 +1,7 @@
 //! The containers gRPC service: each RPC parses, calls the shared applications layer, and maps.
 //! What only containers have is their image, checked here.
 
-use crate::model::{Container, ContainerKind, Settings, check_image, check_image_owned};
+use crate::model::{Container, ContainerKind, Settings, check_image, foreign_repository, not_owned};
 use nuage_applications::{Applications, RouteStream, answer, requested};
 use nuage_core::{ApiError, Caller};
 use nuage_proto::applications::v1 as wire;
@@ -37,6 +37,24 @@ impl ContainersService {
         &self.applications
     }
 
+    /// Checks that `image`, when it is in the installation's own registry, is in the repository
+    /// of `namespace` or of another of `owner`'s namespaces in `region`: never another tenant's.
+    async fn check_image_owned(
+        &self,
+        owner: &Caller,
+        region: &str,
+        image: &str,
+        namespace: &Namespace,
+    ) -> Result<(), ApiError> {
+        let Some(repository) = foreign_repository(image, namespace) else {
+            return Ok(());
+        };
+        if self.applications.owns_repository(owner, region, &repository).await? {
+            return Ok(());
+        }
+        Err(not_owned(image, namespace))
+    }
+
     /// Makes `container` `pending` and rolls its image out in the background; `namespace` is
     /// the one the deploy read, if it did.
     async fn deploy(&self, container: &Container, namespace: Option<Namespace>) -> Result<Container, ApiError> {
@@ -53,7 +71,12 @@ impl ContainersService {
                     .await?
             }
         };
-        check_image_owned(&container.kind.registry_image, &namespace)?;
+        let owner = Caller {
+            organization_id: container.organization_id,
+            project_id: container.project_id,
+        };
+        self.check_image_owned(&owner, &container.region, &container.kind.registry_image, &namespace)
+            .await?;
         let namespace = Some(namespace);
         let pending = self.applications.mark_pending(container).await?;
         let applications = self.applications.clone();
@@ -79,6 +102,12 @@ impl Containers for ContainersService {
         let registry_image = request.registry_image.filter(|image| !image.is_empty());
         if let Some(image) = &registry_image {
             check_image(image)?;
+            let namespace = self
+                .applications
+                .ready_namespace(&caller, &request.region, &settings.namespace_id.to_string())
+                .await?;
+            self.check_image_owned(&caller, &request.region, image, &namespace)
+                .await?;
         }
         let mut container_settings = Settings::with_concurrency(self.concurrency);
         if let Some(changes) = request.container {
@@ -89,7 +118,6 @@ impl Containers for ContainersService {
         let kind = |namespace: &Namespace| {
             let registry_image =
                 registry_image.unwrap_or_else(|| format!("{}/{name}:latest", namespace.registry_endpoint));
-            check_image_owned(&registry_image, namespace)?;
             Ok(ContainerKind {
                 registry_image,
                 settings: container_settings,
@@ -141,7 +169,8 @@ impl Containers for ContainersService {
                 .ready_namespace(&caller, &container.region, &container.namespace_id.to_string())
                 .await?;
             check_image(image)?;
-            check_image_owned(image, &namespace)?;
+            self.check_image_owned(&caller, &container.region, image, &namespace)
+                .await?;
         }
         let settings = request.container.clone();
         let (_, stored) = self
