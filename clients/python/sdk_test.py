@@ -219,7 +219,9 @@ class FunctionV1Beta1(unittest.TestCase):
         trigger = api.wait_for_trigger(trigger_id=trigger.id, options=self.fast)
         self.assertEqual((trigger.status, trigger.input_type), ("ready", "scw_nats"), trigger.error_message)
         self.assertEqual(trigger.scw_nats_config.subject, subject)
-        publish(subject, b"order-42")
+        # On the installation's shared NATS server, the tenant's subjects are under its own
+        # organization's prefix (triggers.nats.subject_prefix): publishers publish there.
+        publish(f"tenants.{self.client.default_organization_id}.{subject}", b"order-42")
         for _ in range(60):
             seen = requests.get(f"http://{router}/", headers={"Host": "recorder.example.test"}, timeout=30).text
             if "order-42" in seen:

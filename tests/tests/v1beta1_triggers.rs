@@ -33,6 +33,12 @@ fn subject(name: &str) -> String {
     format!("nuage.tests.{name}.{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Returns where a trigger of `tenant` on `subject` reads on the shared server: under its
+/// organization's prefix (`triggers.nats.subject_prefix`).
+fn scoped(tenant: &Tenant, subject: &str) -> String {
+    format!("tenants.{}.{subject}", tenant.organization_id)
+}
+
 fn beta(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::FunctionsV1beta1, "fr-par")
 }
@@ -155,6 +161,7 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     let function_id = function["id"].as_str().unwrap().to_owned();
     let namespace_id = function["namespace_id"].as_str().unwrap().to_owned();
     let orders = subject("orders");
+    let published = scoped(&alpha, &orders);
 
     let created = create(&beta, &function_id, "orders", &orders, "account-1").await;
     let trigger = ok(&created).clone();
@@ -172,11 +179,11 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     );
     let ready = settled(&beta, &trigger_id).await;
     assert_eq!(ready["status"], "ready", "{ready}");
-    assert!(listened(&nats, &orders).await);
+    assert!(listened(&nats, &published).await);
 
     // Each message reaches the function once, as a POST of its payload naming its subject.
-    publish(&nats, &orders, "first order").await;
-    publish(&nats, &orders, "second order").await;
+    publish(&nats, &published, "first order").await;
+    publish(&nats, &published, "second order").await;
     // Delivered concurrently: in either order.
     wait_for(&alpha, &function_id, "first order", 1).await;
     wait_for(&alpha, &function_id, "second order", 1).await;
@@ -190,7 +197,7 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
 
     // A failing answer is tried again (3 tries in all), then the trigger shows why; the next
     // message delivered makes it ready again.
-    publish(&nats, &orders, "fail").await;
+    publish(&nats, &published, "fail").await;
     let failed = beta
         .poll_until(&format!("/triggers/{trigger_id}"), Duration::from_secs(20), |answer| {
             answer.body["status"] == "error"
@@ -205,7 +212,7 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     );
     let tries = wait_for(&alpha, &function_id, "fail", 3).await;
     assert_eq!(tries.iter().filter(|body| *body == "fail").count(), 3, "{tries:?}");
-    publish(&nats, &orders, "after the failure").await;
+    publish(&nats, &published, "after the failure").await;
     wait_for(&alpha, &function_id, "after the failure", 1).await;
     let recovered = beta
         .poll_until(&format!("/triggers/{trigger_id}"), Duration::from_secs(10), |answer| {
@@ -244,16 +251,17 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
         })
         .await;
     assert_eq!(gone.body["message"], "trigger does not exist", "{}", gone.body);
-    assert!(!listened(&nats, &orders).await, "a deleted trigger still listens");
-    publish(&nats, &orders, "after the deletion").await;
+    assert!(!listened(&nats, &published).await, "a deleted trigger still listens");
+    publish(&nats, &published, "after the deletion").await;
 
     // A trigger of a deleted function goes with it, and stops listening too.
     let invoices = subject("invoices");
+    let invoices_published = scoped(&alpha, &invoices);
     let second = create(&beta, &function_id, "invoices", &invoices, "account-1").await;
     let second_id = ok(&second)["id"].as_str().unwrap().to_owned();
     assert_eq!(settled(&beta, &second_id).await["status"], "ready");
-    assert!(listened(&nats, &invoices).await);
-    publish(&nats, &invoices, "barrier").await;
+    assert!(listened(&nats, &invoices_published).await);
+    publish(&nats, &invoices_published, "barrier").await;
     let seen = wait_for(&alpha, &function_id, "barrier", 1).await;
     assert!(!seen.iter().any(|body| body == "after the deletion"), "{seen:?}");
     ok(&beta.delete(&format!("/functions/{function_id}")).await);
@@ -262,7 +270,7 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     })
     .await;
     assert!(
-        !listened(&nats, &invoices).await,
+        !listened(&nats, &invoices_published).await,
         "a deleted function's trigger still listens"
     );
     server.stop().await;
@@ -439,5 +447,57 @@ async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argu
     assert_eq!(ok(&mine)["name"], "unreachable");
     let listed = beta.get(&format!("/triggers?function_id={function_id}")).await;
     assert_eq!(ok(&listed)["total_count"], 1, "{}", listed.body);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_shared_nats_server_a_tenant_reads_only_subjects_of_its_own() {
+    let server = server().await;
+    let nats = async_nats::connect(nats_url()).await.expect("the NATS server answers");
+    let mut recorders = Vec::new();
+    for _ in 0..2 {
+        let tenant = server.tenant().await;
+        let node = runtime(&tenant, "node").await;
+        let function = deployed(
+            &tenant,
+            "triggers",
+            json!({"name": "recorder", "runtime": node}),
+            &[("handler.js", RECORDER_JS)],
+        )
+        .await;
+        let function_id = function["id"].as_str().unwrap().to_owned();
+        recorders.push((tenant, function_id));
+    }
+    let (stranger, stranger_function) = recorders.pop().expect("two recorders");
+    let (alpha, alpha_function) = recorders.pop().expect("two recorders");
+    let orders = subject("orders");
+    let mine = create(&beta(&alpha), &alpha_function, "orders", &orders, "shared").await;
+    let mine_id = ok(&mine)["id"].as_str().unwrap().to_owned();
+    assert_eq!(settled(&beta(&alpha), &mine_id).await["status"], "ready");
+    // The stranger, on the same account: every subject it can name, and the same one.
+    for (name, wanted) in [("everything", ">"), ("the same", orders.as_str())] {
+        let theirs = create(&beta(&stranger), &stranger_function, name, wanted, "shared").await;
+        let theirs_id = ok(&theirs)["id"].as_str().unwrap().to_owned();
+        assert_eq!(settled(&beta(&stranger), &theirs_id).await["status"], "ready");
+    }
+    assert!(listened(&nats, &scoped(&stranger, &orders)).await);
+    // Published where the tenant's publishers publish, and where a bare subject is.
+    publish(&nats, &scoped(&alpha, &orders), "for alpha").await;
+    publish(&nats, &orders, "unscoped").await;
+    publish(&nats, &scoped(&stranger, &orders), "for the stranger").await;
+    let alphas = wait_for(&alpha, &alpha_function, "for alpha", 1).await;
+    // Its own message reaches the stranger twice (both of its triggers read it), and only then
+    // is everything that was published before it in.
+    let mut strangers = wait_for(&stranger, &stranger_function, "for the stranger", 2).await;
+    // The probe of `listened` above went to its own subjects.
+    strangers.retain(|body| body != "probe");
+    assert_eq!(alphas, ["for alpha"], "alpha received another's or an unscoped message");
+    assert_eq!(
+        strangers,
+        ["for the stranger", "for the stranger"],
+        "the stranger read what was not published under its prefix"
+    );
+    let lines = received(&stranger, &stranger_function).await;
+    assert!(lines.iter().all(|line| line.1 == orders), "{lines:?}");
     server.stop().await;
 }

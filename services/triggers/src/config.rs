@@ -57,6 +57,13 @@ pub struct NatsConfig {
     pub connect_timeout_ms: u64,
     /// Accounts by id (`mnq_nats_account_id`), each on a server of its own.
     pub accounts: BTreeMap<String, NatsAccount>,
+    /// On a server that several organizations share (the default one, and an account mapped
+    /// to no single organization), each organization's triggers read only subjects under
+    /// `<subject_prefix>.<organization id>.`: a trigger on `orders` reads
+    /// `tenants.<organization id>.orders`, and its function sees `orders`. Publishers are
+    /// given credentials allowed only under their own organization's prefix. Empty: every
+    /// tenant reads the same subjects (an installation with one tenant only).
+    pub subject_prefix: String,
 }
 
 impl Default for NatsConfig {
@@ -66,6 +73,7 @@ impl Default for NatsConfig {
             credentials: NatsCredentials::default(),
             connect_timeout_ms: 5_000,
             accounts: BTreeMap::new(),
+            subject_prefix: "tenants".to_owned(),
         }
     }
 }
@@ -105,9 +113,28 @@ pub struct NatsServer {
     pub url: String,
     /// How to log in.
     pub credentials: NatsCredentials,
+    /// Where the trigger's subjects are on it, when it is shared: `tenants.<organization id>`.
+    pub scope: Option<String>,
 }
 
 impl NatsServer {
+    /// Returns the subject a trigger on `subject` reads on this server.
+    pub fn subject(&self, subject: &str) -> String {
+        match &self.scope {
+            Some(scope) => format!("{scope}.{subject}"),
+            None => subject.to_owned(),
+        }
+    }
+
+    /// Returns `subject`, a message's subject on this server, as the trigger's owner names it.
+    pub fn unscoped<'a>(&self, subject: &'a str) -> &'a str {
+        self.scope
+            .as_deref()
+            .and_then(|scope| subject.strip_prefix(scope))
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(subject)
+    }
+
     /// Returns what tells two servers apart: triggers on the same one share a connection.
     pub fn key(&self) -> String {
         let credentials = &self.credentials;
@@ -128,20 +155,25 @@ impl NatsServer {
 impl NatsConfig {
     /// Returns the server of account `account_id` for `organization_id`: its own, or the
     /// default one; `None` when there is neither, or the account is another organization's.
+    /// On a server shared by organizations, the trigger's subjects are scoped to its own.
     pub fn server(&self, account_id: &str, organization_id: Uuid) -> Option<NatsServer> {
+        let scope = (!self.subject_prefix.is_empty()).then(|| format!("{}.{organization_id}", self.subject_prefix));
         match self.accounts.get(account_id) {
             Some(account) => {
-                if account.organization_id.is_some_and(|owner| owner != organization_id) {
-                    return None;
-                }
+                let dedicated = match account.organization_id {
+                    Some(owner) if owner != organization_id => return None,
+                    owner => owner.is_some(),
+                };
                 Some(NatsServer {
                     url: account.url.clone().or_else(|| self.url.clone())?,
                     credentials: account.credentials.clone(),
+                    scope: if dedicated { None } else { scope },
                 })
             }
             None => Some(NatsServer {
                 url: self.url.clone()?,
                 credentials: self.credentials.clone(),
+                scope,
             }),
         }
     }
@@ -210,6 +242,45 @@ mod tests {
         assert!(config.server("any", mine).is_none(), "unmapped, and no default");
         config.url = Some("nats://default:4222".to_owned());
         assert_eq!(config.server("any", mine).unwrap().url, "nats://default:4222");
+    }
+
+    #[test]
+    fn shared_servers_scope_subjects_to_the_organization_and_dedicated_accounts_do_not() {
+        let (mine, theirs) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut config = NatsConfig {
+            url: Some("nats://default:4222".to_owned()),
+            ..NatsConfig::default()
+        };
+        config.accounts.insert(
+            "shared".to_owned(),
+            NatsAccount {
+                url: Some("nats://shared:4222".to_owned()),
+                ..NatsAccount::default()
+            },
+        );
+        config.accounts.insert(
+            "own".to_owned(),
+            NatsAccount {
+                organization_id: Some(mine),
+                ..NatsAccount::default()
+            },
+        );
+        for account in ["unmapped", "shared"] {
+            let (server, other) = (
+                config.server(account, mine).unwrap(),
+                config.server(account, theirs).unwrap(),
+            );
+            assert_eq!(server.subject(">"), format!("tenants.{mine}.>"), "{account}");
+            assert_eq!(other.subject("orders"), format!("tenants.{theirs}.orders"));
+            assert_eq!(server.unscoped(&format!("tenants.{mine}.orders.eu")), "orders.eu");
+        }
+        let own = config.server("own", mine).unwrap();
+        assert_eq!(
+            (own.subject("orders"), own.unscoped("orders")),
+            ("orders".to_owned(), "orders")
+        );
+        config.subject_prefix = String::new();
+        assert_eq!(config.server("unmapped", mine).unwrap().subject("orders"), "orders");
     }
 
     #[test]

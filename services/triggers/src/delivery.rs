@@ -43,15 +43,15 @@ impl Delivery {
         }
     }
 
-    /// Delivers `message` to `application_id`, trying again after failures; returns how
-    /// many tries it took, or why it was given up.
-    pub async fn deliver(&self, application_id: Uuid, message: &Message) -> Result<u32, Undelivered> {
+    /// Delivers `message`, published on `subject` (as the trigger's owner names it), to
+    /// `application_id`, trying again after failures; returns how many tries it took, or why
+    /// it was given up.
+    pub async fn deliver(&self, application_id: Uuid, message: &Message, subject: &str) -> Result<u32, Undelivered> {
         let content_type = message
             .headers
             .as_ref()
             .and_then(|headers| headers.get("Content-Type"))
             .map_or(DEFAULT_CONTENT_TYPE, |value| value.as_str());
-        let subject = message.subject.as_str();
         let mut wait = self.backoff;
         let mut attempt = 1;
         loop {

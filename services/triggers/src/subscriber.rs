@@ -8,7 +8,7 @@
 //! permissions violation, reported asynchronously) is not seen yet: TODO(#24). A deleted trigger
 //! is unsubscribed at once here, and within a look at the table on other replicas.
 
-use crate::config::TriggersConfig;
+use crate::config::{NatsServer, TriggersConfig};
 use crate::delivery::Delivery;
 use crate::model::{Trigger, TriggerStatus};
 use crate::sources::Connections;
@@ -217,7 +217,7 @@ impl Subscriber {
         loop {
             match self.inner.connections.client(&server).await {
                 Ok(client) => {
-                    let Err(error) = self.subscribed(&trigger, &client, &server.url).await;
+                    let Err(error) = self.subscribed(&trigger, &client, &server).await;
                     self.report(&trigger, Some(&error)).await;
                 }
                 Err(error) => self.report(&trigger, Some(&error)).await,
@@ -228,10 +228,10 @@ impl Subscriber {
 
     /// Subscribes `trigger` on `client` and delivers its messages until the subscription
     /// ends; returns why it could not subscribe or why it ended.
-    async fn subscribed(&self, trigger: &Trigger, client: &Client, url: &str) -> Result<Infallible, String> {
-        let subject = &trigger.source.subject;
+    async fn subscribed(&self, trigger: &Trigger, client: &Client, server: &NatsServer) -> Result<Infallible, String> {
+        let (subject, url) = (&trigger.source.subject, &server.url);
         let mut subscription = client
-            .queue_subscribe(subject.clone(), format!("nuage-trigger-{}", trigger.id))
+            .queue_subscribe(server.subject(subject), format!("nuage-trigger-{}", trigger.id))
             .await
             .map_err(|error| format!("cannot subscribe to `{subject}` on the NATS server `{url}`: {error}"))?;
         // The subscription is sent with the next write: ready once the server has it.
@@ -256,8 +256,9 @@ impl Subscriber {
                     let this = self.clone();
                     let trigger = trigger.clone();
                     let failing = failing.clone();
+                    let subject = server.unscoped(message.subject.as_str()).to_owned();
                     deliveries.spawn(async move {
-                        this.deliver(&trigger, &message, &failing).await;
+                        this.deliver(&trigger, &message, &subject, &failing).await;
                         drop(permit);
                     });
                 }
@@ -275,18 +276,23 @@ impl Subscriber {
 
     /// Delivers one message of `trigger`; a message given up puts the trigger in `error`
     /// (and a line in its application's logs), the next one delivered takes it out.
-    async fn deliver(&self, trigger: &Trigger, message: &Message, failing: &AtomicBool) {
-        match self.inner.delivery.deliver(trigger.application_id, message).await {
+    async fn deliver(&self, trigger: &Trigger, message: &Message, subject: &str, failing: &AtomicBool) {
+        match self
+            .inner
+            .delivery
+            .deliver(trigger.application_id, message, subject)
+            .await
+        {
             Ok(attempts) => {
-                tracing::debug!(trigger_id = %trigger.id, subject = %message.subject, attempts, "message delivered");
+                tracing::debug!(trigger_id = %trigger.id, subject, attempts, "message delivered");
                 if failing.swap(false, Ordering::SeqCst) {
                     self.report(trigger, None).await;
                 }
             }
             Err(undelivered) => {
                 let error = format!(
-                    "a message on `{}` was not delivered after {} tries: {}",
-                    message.subject, undelivered.attempts, undelivered.last.error
+                    "a message on `{subject}` was not delivered after {} tries: {}",
+                    undelivered.attempts, undelivered.last.error
                 );
                 if let Some(logs) = &self.inner.logs {
                     let line = format!("trigger {}: {error}", trigger.id);
