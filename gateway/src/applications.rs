@@ -234,6 +234,11 @@ pub(crate) trait Owner: Send + Sync + 'static {
         client: Self::Client,
         request: Request<wire::ListDomainsRequest>,
     ) -> impl Future<Output = Result<Response<wire::ListDomainsResponse>, Status>> + Send;
+    /// `UpdateDomain`.
+    fn update_domain(
+        client: Self::Client,
+        request: Request<wire::UpdateDomainRequest>,
+    ) -> impl Future<Output = Result<Response<wire::DomainResponse>, Status>> + Send;
     /// `DeleteDomain`.
     fn delete_domain(
         client: Self::Client,

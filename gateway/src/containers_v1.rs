@@ -47,6 +47,53 @@ pub(crate) fn routes() -> Router<GatewayState> {
             "/containers/{container_id}/redeploy",
             post(applications::deploy::<Containers, ContainersV1>),
         )
+        .merge(crate::domains::routes::<Containers, V1Domains>())
+}
+
+/// Domains as containers v1 shows them: with tags and timestamps, changed by `PATCH`, listed
+/// without naming a container.
+pub(crate) struct V1Domains;
+
+impl crate::domains::DomainView for V1Domains {
+    const TARGET_REQUIRED: bool = false;
+    const UPDATABLE: bool = true;
+    type Json<O: crate::applications::Owner> = DomainJson;
+}
+
+/// The v1 `Domain`, fields in the spec's order.
+#[derive(Debug, Serialize)]
+pub(crate) struct DomainJson {
+    id: String,
+    container_id: String,
+    hostname: String,
+    status: &'static str,
+    error_message: String,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    tags: Vec<String>,
+}
+
+impl From<wire::Domain> for DomainJson {
+    fn from(domain: wire::Domain) -> Self {
+        let status = match domain.status() {
+            wire::DomainStatus::Unspecified => "unknown_status",
+            wire::DomainStatus::Ready => "ready",
+            wire::DomainStatus::Deleting => "deleting",
+            wire::DomainStatus::Error => "error",
+            // v1 has no `pending`: a domain waiting for its check is being made.
+            wire::DomainStatus::Creating | wire::DomainStatus::Pending => "creating",
+        };
+        Self {
+            status,
+            id: domain.id,
+            container_id: domain.application_id,
+            hostname: domain.hostname,
+            error_message: domain.error_message,
+            created_at: timestamp(domain.created_at),
+            updated_at: timestamp(domain.updated_at),
+            tags: domain.tags,
+        }
+    }
 }
 
 /// `scaleway.std.ServiceInfo`.

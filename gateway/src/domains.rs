@@ -1,8 +1,9 @@
-//! `/domains` (v1beta1): a tenant's own host names for its functions or containers, written
-//! once over an [`Owner`], the service whose applications they lead to. Its `ID_PARAM` names
-//! the target in bodies, queries and answers: `function_id` under `/functions/v1beta1`
-//! (`routes::<Functions>()`), `container_id` under `/containers/v1beta1`
-//! (`routes::<Containers>()`).
+//! `/domains`: a tenant's own host names for its functions or containers, written once over
+//! an [`Owner`], the service whose applications they lead to, and a [`DomainView`], the
+//! version's shape of them. The owner's `ID_PARAM` names the target in bodies, queries and
+//! answers: `function_id` under `/functions/v1beta1` (`routes::<Functions, Beta>()`),
+//! `container_id` under `/containers/v1beta1` and `/containers/v1`
+//! (`routes::<Containers, Beta>()`, `routes::<Containers, ContainersV1Domains>()`).
 
 use crate::GatewayState;
 use crate::applications::Owner;
@@ -22,16 +23,38 @@ use std::marker::PhantomData;
 /// `order_by` values, the default first.
 const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "hostname_asc", "hostname_desc"];
 
-/// Returns the routes of the domains of `O`'s applications.
-pub(crate) fn routes<O: Owner>() -> Router<GatewayState> {
+/// How one API version shows domains, and what it asks of requests.
+pub(crate) trait DomainView: Send + Sync + 'static {
+    /// Whether a list must name its application (v1beta1); without, it lists every domain
+    /// of the caller's applications of the kind, narrowed by `namespace_id` and `project_id`.
+    const TARGET_REQUIRED: bool;
+    /// Whether `PATCH /domains/{id}` changes its tags (containers v1).
+    const UPDATABLE: bool;
+    /// Its `Domain`.
+    type Json<O: Owner>: Serialize + From<wire::Domain> + Send;
+}
+
+/// The v1beta1 shape (functions and containers).
+pub(crate) struct Beta;
+
+impl DomainView for Beta {
+    const TARGET_REQUIRED: bool = true;
+    const UPDATABLE: bool = false;
+    type Json<O: Owner> = DomainJson<O>;
+}
+
+/// Returns the routes of the domains of `O`'s applications, shown as `W` shows them.
+pub(crate) fn routes<O: Owner, W: DomainView>() -> Router<GatewayState> {
+    let one = get(read::<O, W>).delete(delete::<O, W>);
+    let one = if W::UPDATABLE { one.patch(update::<O, W>) } else { one };
     Router::new()
-        .route("/domains", get(list::<O>).post(create::<O>))
-        .route("/domains/{domain_id}", get(read::<O>).delete(delete::<O>))
+        .route("/domains", get(list::<O, W>).post(create::<O, W>))
+        .route("/domains/{domain_id}", one)
 }
 
 /// The v1beta1 `Domain`, fields in the spec's order; its target is `function_id` or
 /// `container_id` as `O` names it.
-struct DomainJson<O> {
+pub(crate) struct DomainJson<O> {
     domain: wire::Domain,
     owner: PhantomData<O>,
 }
@@ -72,13 +95,14 @@ impl<O: Owner> Serialize for DomainJson<O> {
 
 /// `{"domains": [...], "total_count": n}`.
 #[derive(Serialize)]
-#[serde(bound = "")]
-struct ListJson<O: Owner> {
-    domains: Vec<DomainJson<O>>,
+struct ListJson<T> {
+    domains: Vec<T>,
     total_count: u64,
 }
 
-fn answer<O: Owner>(response: tonic::Response<wire::DomainResponse>) -> Result<Json<DomainJson<O>>, HttpError> {
+type Answer<O, W> = Result<Json<<W as DomainView>::Json<O>>, HttpError>;
+
+fn answer<O: Owner, W: DomainView>(response: tonic::Response<wire::DomainResponse>) -> Answer<O, W> {
     response
         .into_inner()
         .domain
@@ -89,19 +113,21 @@ fn answer<O: Owner>(response: tonic::Response<wire::DomainResponse>) -> Result<J
         })
 }
 
-/// A create body: `hostname` and the target, under `function_id` or `container_id`.
+/// A create body: `hostname`, the target, under `function_id` or `container_id`, and tags
+/// (containers v1).
 #[derive(Debug, Deserialize)]
 struct CreateBody {
     hostname: Option<String>,
     function_id: Option<String>,
     container_id: Option<String>,
+    tags: Option<Vec<String>>,
 }
 
-async fn create<O: Owner>(
+async fn create<O: Owner, W: DomainView>(
     State(state): State<GatewayState>,
     scope: Scope,
     JsonBody(body): JsonBody<CreateBody>,
-) -> Result<Json<DomainJson<O>>, HttpError> {
+) -> Answer<O, W> {
     let target = if O::FUNCTION {
         body.function_id
     } else {
@@ -120,26 +146,52 @@ async fn create<O: Owner>(
         region: scope.region.clone(),
         application_id,
         hostname,
+        tags: body.tags.map(|values| nuage_proto::common::v1::Tags { values }),
     };
-    answer::<O>(O::create_domain(O::client(&state), scope.grpc(request)).await?)
+    answer::<O, W>(O::create_domain(O::client(&state), scope.grpc(request)).await?)
 }
 
-async fn read<O: Owner>(
+async fn read<O: Owner, W: DomainView>(
     State(state): State<GatewayState>,
     scope: Scope,
     DomainId(id): DomainId,
-) -> Result<Json<DomainJson<O>>, HttpError> {
-    answer::<O>(O::get_domain(O::client(&state), one(&scope, id)).await?)
+) -> Answer<O, W> {
+    answer::<O, W>(O::get_domain(O::client(&state), one(&scope, id)).await?)
 }
 
-async fn list<O: Owner>(
+/// An update body (containers v1): the tags, replaced when given (null: unchanged).
+#[derive(Debug, Deserialize)]
+struct UpdateBody {
+    tags: Option<Vec<String>>,
+}
+
+async fn update<O: Owner, W: DomainView>(
+    State(state): State<GatewayState>,
+    scope: Scope,
+    DomainId(id): DomainId,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> Answer<O, W> {
+    let request = wire::UpdateDomainRequest {
+        caller: Some(scope.caller.to_proto()),
+        region: scope.region.clone(),
+        domain_id: id.to_string(),
+        tags: body.tags.map(|values| nuage_proto::common::v1::Tags { values }),
+    };
+    answer::<O, W>(O::update_domain(O::client(&state), scope.grpc(request)).await?)
+}
+
+async fn list<O: Owner, W: DomainView>(
     State(state): State<GatewayState>,
     scope: Scope,
     query: QueryParams,
-) -> Result<Json<ListJson<O>>, HttpError> {
-    let application_id = query
-        .uuid(O::ID_PARAM)?
-        .ok_or_else(|| invalid(O::ID_PARAM, Reason::Required, "is required"))?;
+) -> Result<Json<ListJson<W::Json<O>>>, HttpError> {
+    let application_id = query.uuid(O::ID_PARAM)?;
+    if W::TARGET_REQUIRED && application_id.is_none() {
+        return Err(invalid(O::ID_PARAM, Reason::Required, "is required"));
+    }
+    // Another organization's domains are none of the caller's.
+    let organization_id = query.uuid("organization_id")?;
+    let others = organization_id.is_some_and(|id| id != scope.caller.organization_id);
     let order_by = match query.choice("order_by", &ORDERS)? {
         "created_at_desc" => wire::DomainOrder::CreatedAtDesc,
         "hostname_asc" => wire::DomainOrder::HostnameAsc,
@@ -152,23 +204,31 @@ async fn list<O: Owner>(
         page: query.number("page", 1, 1, u32::MAX)?,
         page_size: query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?,
         order_by: order_by as i32,
-        application_id: application_id.to_string(),
+        application_id: application_id.map(|id| id.to_string()).unwrap_or_default(),
+        namespace_id: query.uuid("namespace_id")?.map(|id| id.to_string()),
+        project_id: query.uuid("project_id")?.map(|id| id.to_string()),
     };
+    if others {
+        return Ok(Json(ListJson {
+            domains: Vec::new(),
+            total_count: 0,
+        }));
+    }
     let response = O::list_domains(O::client(&state), scope.grpc(request))
         .await?
         .into_inner();
     Ok(Json(ListJson {
-        domains: response.domains.into_iter().map(DomainJson::from).collect(),
+        domains: response.domains.into_iter().map(Into::into).collect(),
         total_count: response.total_count,
     }))
 }
 
-async fn delete<O: Owner>(
+async fn delete<O: Owner, W: DomainView>(
     State(state): State<GatewayState>,
     scope: Scope,
     DomainId(id): DomainId,
-) -> Result<Json<DomainJson<O>>, HttpError> {
-    answer::<O>(O::delete_domain(O::client(&state), one(&scope, id)).await?)
+) -> Answer<O, W> {
+    answer::<O, W>(O::delete_domain(O::client(&state), one(&scope, id)).await?)
 }
 
 /// The request naming one domain of the caller.

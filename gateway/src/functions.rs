@@ -96,6 +96,13 @@ impl Owner for Functions {
         client.list_domains(request).await
     }
 
+    async fn update_domain(
+        mut client: Self::Client,
+        request: Request<wire::UpdateDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        client.update_domain(request).await
+    }
+
     async fn delete_domain(
         mut client: Self::Client,
         request: Request<wire::GetDomainRequest>,

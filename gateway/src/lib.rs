@@ -151,7 +151,7 @@ pub fn router(state: GatewayState) -> Router {
         .merge(crons::routes::<V1beta1>())
         .merge(tokens::routes::<V1beta1>())
         .merge(triggers::routes::<V1beta1>())
-        .merge(domains::routes::<functions::Functions>())
+        .merge(domains::routes::<functions::Functions, domains::Beta>())
         .merge(jwt::issue_jwt_routes())
         .merge(logs::application_routes::<functions::Functions>());
     let containers_v1beta1 = namespaces::routes::<ContainersV1beta1>()
@@ -159,7 +159,7 @@ pub fn router(state: GatewayState) -> Router {
         .merge(crons::routes::<ContainersV1beta1>())
         .merge(tokens::routes::<ContainersV1beta1>())
         .merge(triggers::routes::<ContainersV1beta1>())
-        .merge(domains::routes::<containers::Containers>())
+        .merge(domains::routes::<containers::Containers, domains::Beta>())
         .merge(jwt::issue_jwt_routes())
         .merge(logs::application_routes::<containers::Containers>());
     let mut routes = Router::new()

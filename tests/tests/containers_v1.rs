@@ -251,3 +251,181 @@ async fn bad_v1_requests_name_their_argument_and_other_tenants_reach_nothing() {
     assert_eq!(mine.body["description"], "");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_domains_carry_tags_list_without_a_container_and_are_the_same_domains_through_v1beta1() {
+    let server = TestServer::start_with(|config| {
+        config.applications.domains.check = nuage_applications::DomainCheck::None;
+        config.applications.domains.recheck_ms = 100;
+    })
+    .await;
+    let alpha = server.tenant().await;
+    let api = v1(&alpha);
+    let beta = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
+    // Two containers in two namespaces, made without deploying (through v1beta1).
+    let mut containers = Vec::new();
+    let mut namespaces = Vec::new();
+    for name in ["shop", "blog"] {
+        let namespace_id = ok(&api.post("/namespaces", json!({"name": name})).await)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        api.wait_ready(&namespace_id).await;
+        let made = beta
+            .post(
+                "/containers",
+                json!({"namespace_id": namespace_id, "name": "web", "registry_image": "registry.example.com/team/app:1"}),
+            )
+            .await;
+        containers.push(ok(&made)["id"].as_str().unwrap().to_owned());
+        namespaces.push(namespace_id);
+    }
+
+    let made = api
+        .post(
+            "/domains",
+            json!({"container_id": containers[0], "hostname": "Shop.Example.com", "tags": ["prod", "eu"]}),
+        )
+        .await;
+    let domain = ok(&made).clone();
+    let id = domain["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (
+            &domain["hostname"],
+            &domain["container_id"],
+            &domain["status"],
+            &domain["tags"]
+        ),
+        (
+            &json!("shop.example.com"),
+            &json!(containers[0]),
+            &json!("creating"),
+            &json!(["prod", "eu"])
+        )
+    );
+    assert!(
+        domain["created_at"].as_str().is_some_and(|at| at.ends_with('Z')),
+        "{domain}"
+    );
+    let ready = api
+        .poll_until(&format!("/domains/{id}"), Duration::from_secs(20), |answer| {
+            answer.body["status"] == "ready"
+        })
+        .await;
+    assert_eq!(ready.body["error_message"], "", "{}", ready.body);
+    ok(&api
+        .post(
+            "/domains",
+            json!({"container_id": containers[1], "hostname": "blog.example.com"}),
+        )
+        .await);
+
+    // Tags change by PATCH; a body without them changes nothing.
+    let changed = api.patch(&format!("/domains/{id}"), json!({"tags": ["prod"]})).await;
+    assert_eq!(ok(&changed)["tags"], json!(["prod"]));
+    let unchanged = api.patch(&format!("/domains/{id}"), json!({})).await;
+    assert_eq!(ok(&unchanged)["tags"], json!(["prod"]));
+
+    // Listed without naming a container, or by container, namespace or project.
+    let hostnames = |answer: &Answer| -> Vec<String> {
+        ok(answer)["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|domain| domain["hostname"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        hostnames(&api.get("/domains?order_by=hostname_asc").await),
+        ["blog.example.com", "shop.example.com"]
+    );
+    assert_eq!(
+        hostnames(&api.get(&format!("/domains?container_id={}", containers[1])).await),
+        ["blog.example.com"]
+    );
+    assert_eq!(
+        hostnames(&api.get(&format!("/domains?namespace_id={}", namespaces[0])).await),
+        ["shop.example.com"]
+    );
+    assert_eq!(
+        hostnames(
+            &api.get(&format!(
+                "/domains?project_id={}&order_by=hostname_desc",
+                alpha.project_id
+            ))
+            .await
+        ),
+        ["shop.example.com", "blog.example.com"]
+    );
+    let others = api
+        .get(&format!("/domains?organization_id={}", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(ok(&others)["total_count"], 0, "{}", others.body);
+
+    // The same domain through v1beta1, where a list still names its container.
+    let through_beta = beta.get(&format!("/domains/{id}")).await;
+    assert_eq!(ok(&through_beta)["hostname"], "shop.example.com");
+    assert_eq!(beta.get("/domains").await.refused_argument(), "container_id");
+
+    // Bad inputs name their argument; nothing changes.
+    for (body, argument) in [
+        (
+            json!({"container_id": containers[0], "hostname": "x.example.com", "tags": [""]}),
+            "tags.0",
+        ),
+        (
+            json!({"container_id": containers[0], "hostname": "x.example.com", "tags": "prod"}),
+            "tags",
+        ),
+        (json!({"hostname": "x.example.com"}), "container_id"),
+        (
+            json!({"container_id": containers[0], "hostname": "127.0.0.1"}),
+            "hostname",
+        ),
+    ] {
+        let refused = api.post("/domains", body.clone()).await;
+        assert_eq!(refused.refused_argument(), argument, "{body}: {}", refused.body);
+    }
+    let refused = api.patch(&format!("/domains/{id}"), json!({"tags": ["a\u{7}"]})).await;
+    assert_eq!(refused.refused_argument(), "tags.0", "{}", refused.body);
+    assert_eq!(api.patch("/domains/x", json!({})).await.refused_argument(), "domain_id");
+    assert_eq!(
+        api.get("/domains?namespace_id=x").await.refused_argument(),
+        "namespace_id"
+    );
+
+    // Another tenant, as it would try: read, change, delete, list, and a domain on this
+    // container.
+    let stranger = v1(&server.tenant().await);
+    let path = format!("/domains/{id}");
+    for answer in [
+        stranger.get(&path).await,
+        stranger.patch(&path, json!({"tags": ["theirs"]})).await,
+        stranger.delete(&path).await,
+        stranger
+            .post(
+                "/domains",
+                json!({"container_id": containers[0], "hostname": "stolen.example.com"}),
+            )
+            .await,
+    ] {
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    }
+    for query in [
+        String::new(),
+        format!("container_id={}", containers[0]),
+        format!("namespace_id={}", namespaces[0]),
+        format!("project_id={}", alpha.project_id),
+        format!("organization_id={}", alpha.organization_id),
+    ] {
+        let listed = stranger.get(&format!("/domains?{query}")).await;
+        assert_eq!(ok(&listed)["total_count"], 0, "{query}: {}", listed.body);
+    }
+    let mine = api.get(&path).await;
+    assert_eq!(ok(&mine)["tags"], json!(["prod"]));
+
+    let deleted = api.delete(&path).await;
+    assert_eq!(ok(&deleted)["status"], "deleting");
+    assert_eq!(api.get(&path).await.status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}

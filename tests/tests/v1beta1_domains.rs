@@ -247,6 +247,7 @@ async fn the_cname_check_asks_dns_for_the_functions_host() {
         config.applications.domain = Some("fn.test".to_owned());
         config.applications.domains.resolver = Some(format!("127.0.0.1:{dns_port}"));
         config.applications.domains.check_timeout_ms = 1_500;
+        config.applications.domains.recheck_ready_ms = 300;
     })
     .await;
     let alpha = server.tenant().await;
@@ -272,17 +273,17 @@ async fn the_cname_check_asks_dns_for_the_functions_host() {
     // As a tenant's DNS zone would have it: one name pointing at the function, one at another
     // host, one with an address but no CNAME, and none for a fourth; dnsmasq answers for both
     // zones itself (`--local`), as their authoritative servers would.
-    let _dns = Dnsmasq::start(
+    let zones = [
+        "--local=/customer.test/".to_owned(),
+        "--local=/fn.test/".to_owned(),
+        format!("--host-record={host},127.0.0.1"),
+        "--host-record=other.fn.test,127.0.0.1".to_owned(),
+        "--host-record=plain.customer.test,127.0.0.1".to_owned(),
+        "--cname=wrong.customer.test,other.fn.test".to_owned(),
+    ];
+    let dns = Dnsmasq::start(
         dns_port,
-        &[
-            "--local=/customer.test/".to_owned(),
-            "--local=/fn.test/".to_owned(),
-            format!("--host-record={host},127.0.0.1"),
-            "--host-record=other.fn.test,127.0.0.1".to_owned(),
-            "--host-record=plain.customer.test,127.0.0.1".to_owned(),
-            format!("--cname=good.customer.test,{host}"),
-            "--cname=wrong.customer.test,other.fn.test".to_owned(),
-        ],
+        &[zones.as_slice(), &[format!("--cname=good.customer.test,{host}")]].concat(),
     );
 
     let good = create(&beta, &function_id, "good.customer.test").await;
@@ -324,6 +325,43 @@ async fn the_cname_check_asks_dns_for_the_functions_host() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "hello from /"));
     let (status, _) = call(&server.functions_url, "wrong.customer.test", "/", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The name changes hands: its DNS now points elsewhere. Checked again
+    // (`recheck_ready_ms`), the domain ends in error saying why, and is no longer routed.
+    drop(dns);
+    let _dns = Dnsmasq::start(
+        dns_port,
+        &[
+            zones.as_slice(),
+            &["--cname=good.customer.test,other.fn.test".to_owned()],
+        ]
+        .concat(),
+    );
+    let good_id = good["id"].as_str().unwrap();
+    let moved = beta
+        .poll_until(&format!("/domains/{good_id}"), Duration::from_secs(20), |answer| {
+            answer.body["status"] != "ready"
+        })
+        .await
+        .body;
+    assert_eq!(
+        (moved["status"].as_str(), moved["url"].as_str()),
+        (Some("error"), Some("")),
+        "{moved}"
+    );
+    let message = moved["error_message"].as_str().unwrap();
+    assert!(message.contains("is a CNAME to `other.fn.test`"), "{message}");
+    let (status, _) = eventually(
+        ROUTING_LIMIT,
+        || call(&server.functions_url, "good.customer.test", "/", None),
+        |(status, _)| *status == StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a domain whose DNS moved is still routed"
+    );
     server.stop().await;
 }
 
@@ -473,6 +511,22 @@ async fn bad_domain_requests_name_their_argument_and_other_tenants_reach_nothing
     assert_eq!(third.status, StatusCode::FORBIDDEN, "{}", third.body);
     assert_eq!(third.body["type"], "quotas_exceeded", "{}", third.body);
     assert_eq!(third.body["details"][0]["quota"], 2, "{}", third.body);
+    // Asked at once, the limit still holds: of six, two are made.
+    let mut asked = tokio::task::JoinSet::new();
+    for index in 0..6 {
+        let (beta, function_id) = (beta.clone(), function_ids[1].clone());
+        asked.spawn(async move { create(&beta, &function_id, &format!("race{index}.example.com")).await });
+    }
+    let mut statuses = Vec::new();
+    while let Some(answer) = asked.join_next().await {
+        statuses.push(answer.expect("create").status);
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [[StatusCode::OK; 2].as_slice(), &[StatusCode::FORBIDDEN; 4]].concat(),
+        "concurrent creations passed the per-function limit"
+    );
 
     // Another tenant, as it would try: its own function under this host name; this
     // function's domains: make, read, list, delete.
@@ -559,6 +613,7 @@ async fn a_container_domain_is_kept_and_routed_by_the_containers_service() {
             region: "fr-par".to_owned(),
             application_id: container_id.clone(),
             hostname: "app.container.example".to_owned(),
+            tags: None,
         })
         .await
         .unwrap()
@@ -585,6 +640,8 @@ async fn a_container_domain_is_kept_and_routed_by_the_containers_service() {
             page_size: 20,
             order_by: 0,
             application_id: container_id.clone(),
+            namespace_id: None,
+            project_id: None,
         })
         .await
         .unwrap()

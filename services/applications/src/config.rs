@@ -76,6 +76,10 @@ pub struct DomainsConfig {
     pub check_timeout_ms: u64,
     /// Domains one function or container may have.
     pub max_per_application: u64,
+    /// How often a `ready` domain's check is run again (ms): one whose DNS no longer points
+    /// at its application (the name changed hands, or its owner moved it) ends in `error` and
+    /// stops being routed. A check that cannot get an answer leaves it ready.
+    pub recheck_ready_ms: u64,
 }
 
 impl Default for DomainsConfig {
@@ -86,6 +90,7 @@ impl Default for DomainsConfig {
             recheck_ms: 10_000,
             check_timeout_ms: 3_600_000,
             max_per_application: 20,
+            recheck_ready_ms: 3_600_000,
         }
     }
 }

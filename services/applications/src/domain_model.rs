@@ -153,6 +153,8 @@ pub struct Domain {
     pub created_at: i64,
     /// Unix microseconds.
     pub updated_at: i64,
+    /// Its tags.
+    pub tags: nuage_core::validate::Tags,
 }
 
 impl Domain {
@@ -169,8 +171,20 @@ impl Domain {
             organization_id: self.organization_id.to_string(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            tags: self.tags.into_values(),
         }
     }
+}
+
+/// What narrows a list of domains: one application, or those of a namespace or a project.
+#[derive(Debug, Clone, Default)]
+pub struct DomainFilter {
+    /// Only this application's.
+    pub application_id: Option<Uuid>,
+    /// Only those of applications of this namespace.
+    pub namespace_id: Option<Uuid>,
+    /// Only those of applications of this project.
+    pub project_id: Option<Uuid>,
 }
 
 /// Returns the `order by` clause of a domain order (its wire value); ties are broken by id.

@@ -2,22 +2,25 @@
 //! whose), so that its unique index keeps a host name on one application across every tenant.
 //! Every tenant-facing query filters by organization, region and kind.
 
-use crate::domain_model::{Domain, DomainStatus, Hostname, domain_order_sql};
+use crate::domain_model::{Domain, DomainFilter, DomainStatus, Hostname, domain_order_sql};
 use nuage_core::clock::now_micros;
 use nuage_core::db::{PageQuery, is_unique_violation};
+use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 const COLUMNS: &str =
-    "id, organization_id, region, application_id, hostname, status, url, error_message, created_at, updated_at";
+    "id, organization_id, region, application_id, hostname, status, url, error_message, created_at, updated_at, tags";
 
 /// The domains of one kind of application (`kind` is its noun: `function`, `container`).
 #[derive(Debug, Clone)]
 pub struct DomainStore {
     database: Database,
     kind: &'static str,
+    /// The kind's table (`functions`, `containers`).
+    table: &'static str,
 }
 
 /// Returns the error for a domain that is missing, or another tenant's: Scaleway's message.
@@ -29,15 +32,36 @@ pub fn domain_not_found(id: impl Into<String>) -> ApiError {
 }
 
 impl DomainStore {
-    /// Returns the store of `kind`'s domains in `database`.
-    pub fn new(database: Database, kind: &'static str) -> Self {
-        Self { database, kind }
+    /// Returns the store of `kind`'s domains in `database`, whose applications are in `table`.
+    pub fn new(database: Database, kind: &'static str, table: &'static str) -> Self {
+        Self { database, kind, table }
     }
 
-    /// Stores a new domain; its host name must be free, whoever holds it.
-    pub async fn insert(&self, domain: &Domain) -> Result<(), ApiError> {
+    /// Stores a new domain, if its application has fewer than `limit` (else returns how many
+    /// it has); its host name must be free, whoever holds it. Concurrent creations for one
+    /// application are serialized, so that the limit holds.
+    pub async fn insert(&self, domain: &Domain, limit: u64) -> Result<Result<(), u64>, ApiError> {
+        let application_id = domain.application_id.to_string();
+        let mut transaction = self.database.pool().begin().await?;
+        // A write to the application's row: PostgreSQL locks the row, SQLite the database,
+        // until the commit, so the count below sees every domain made before this one.
+        sqlx::query(&format!(
+            "update {} set updated_at = updated_at where id = $1",
+            self.table
+        ))
+        .bind(&application_id)
+        .execute(&mut *transaction)
+        .await?;
+        let count: i64 = sqlx::query_scalar("select count(*) from domains where application_id = $1")
+            .bind(&application_id)
+            .fetch_one(&mut *transaction)
+            .await?;
+        let count = u64::try_from(count).unwrap_or_default();
+        if count >= limit {
+            return Ok(Err(count));
+        }
         let inserted = sqlx::query(&format!(
-            "insert into domains ({COLUMNS}, kind) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "insert into domains ({COLUMNS}, kind) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(domain.id.to_string())
         .bind(domain.organization_id.to_string())
@@ -49,11 +73,15 @@ impl DomainStore {
         .bind(&domain.error_message)
         .bind(domain.created_at)
         .bind(domain.updated_at)
+        .bind(domain.tags.to_json())
         .bind(self.kind)
-        .execute(self.database.pool())
+        .execute(&mut *transaction)
         .await;
         match inserted {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                transaction.commit().await?;
+                Ok(Ok(()))
+            }
             // Whose it is stays unsaid: it may be another tenant's.
             Err(error) if is_unique_violation(&error) => Err(ApiError::already_exists(
                 "domain",
@@ -82,23 +110,40 @@ impl DomainStore {
         decode(&row)
     }
 
-    /// Returns one page of the domains of the caller's application `application_id` in
-    /// `region` and the count of all of them.
+    /// Returns one page of the caller's domains in `region` that `filter` keeps, and the
+    /// count of all of them.
     pub async fn list(
         &self,
         caller: &Caller,
         region: &str,
-        application_id: Uuid,
+        filter: &DomainFilter,
         order: i32,
         page: Page,
     ) -> Result<(Vec<Domain>, u64), ApiError> {
         let organization_id = caller.organization_id.to_string();
-        let application_id = application_id.to_string();
+        let mut condition = "organization_id = $1 and region = $2 and kind = $3".to_owned();
+        let mut values = Vec::new();
+        if let Some(id) = filter.application_id {
+            values.push(id.to_string());
+            condition.push_str(&format!(" and application_id = ${}", values.len() + 3));
+        }
+        for (column, id) in [("namespace_id", filter.namespace_id), ("project_id", filter.project_id)] {
+            if let Some(id) = id {
+                values.push(id.to_string());
+                condition.push_str(&format!(
+                    " and application_id in (select id from {} where {column} = ${})",
+                    self.table,
+                    values.len() + 3
+                ));
+            }
+        }
+        let mut parameters: Vec<&str> = vec![&organization_id, region, self.kind];
+        parameters.extend(values.iter().map(String::as_str));
         let query = PageQuery {
             table: "domains",
             columns: COLUMNS,
-            condition: "organization_id = $1 and region = $2 and kind = $3 and application_id = $4",
-            parameters: &[&organization_id, region, self.kind, &application_id],
+            condition: &condition,
+            parameters: &parameters,
             order: domain_order_sql(order),
         };
         let (rows, total) = self.database.page(query, page).await?;
@@ -106,13 +151,22 @@ impl DomainStore {
         Ok((domains, total))
     }
 
-    /// Returns how many domains application `application_id` has.
-    pub async fn count_for(&self, application_id: Uuid) -> Result<u64, ApiError> {
-        let count: i64 = sqlx::query_scalar("select count(*) from domains where application_id = $1")
-            .bind(application_id.to_string())
-            .fetch_one(self.database.pool())
-            .await?;
-        Ok(u64::try_from(count).unwrap_or_default())
+    /// Replaces the tags of one domain of the caller; returns it as it is now.
+    pub async fn set_tags(&self, caller: &Caller, region: &str, id: Uuid, tags: &Tags) -> Result<Domain, ApiError> {
+        let row = sqlx::query(&format!(
+            "update domains set tags = $1, updated_at = $2 \
+             where organization_id = $3 and region = $4 and kind = $5 and id = $6 returning {COLUMNS}"
+        ))
+        .bind(tags.to_json())
+        .bind(now_micros())
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(self.kind)
+        .bind(id.to_string())
+        .fetch_optional(self.database.pool())
+        .await?
+        .ok_or_else(|| domain_not_found(id.to_string()))?;
+        decode(&row)
     }
 
     /// Removes one domain of the caller and returns it as it was.
@@ -153,13 +207,55 @@ impl DomainStore {
         rows.iter().map(decode).collect()
     }
 
+    /// Returns up to `limit` ready domains of this kind last checked before `checked_before`
+    /// (Unix microseconds), least recently checked first.
+    pub async fn stale(&self, checked_before: i64, limit: i64) -> Result<Vec<Domain>, ApiError> {
+        let rows = sqlx::query(&format!(
+            "select {COLUMNS} from domains where kind = $1 and status = 'ready' and checked_at < $2 \
+             order by checked_at asc limit $3"
+        ))
+        .bind(self.kind)
+        .bind(checked_before)
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Records that ready domain `id` passed its check again now, or puts it in `error` with
+    /// `reason` (routers stop routing it). Returns false when it is no longer ready.
+    pub async fn rechecked(&self, id: Uuid, failure: Option<&str>) -> Result<bool, ApiError> {
+        let now = now_micros();
+        let result = match failure {
+            None => {
+                sqlx::query("update domains set checked_at = $1 where id = $2 and status = 'ready'")
+                    .bind(now)
+                    .bind(id.to_string())
+                    .execute(self.database.pool())
+                    .await?
+            }
+            Some(reason) => {
+                sqlx::query(
+                    "update domains set status = 'error', url = '', error_message = $1, checked_at = $2, \
+                     updated_at = $2 where id = $3 and status = 'ready'",
+                )
+                .bind(reason)
+                .bind(now)
+                .bind(id.to_string())
+                .execute(self.database.pool())
+                .await?
+            }
+        };
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Ends the check of a `pending` domain: `ready` at `url`, or `error` with a message; a
     /// domain still `pending` (`None`) is only marked as checked now. Returns false when it is
     /// no longer pending (removed, or settled by another replica).
     pub async fn settle(&self, id: Uuid, outcome: Option<(DomainStatus, &str, &str)>) -> Result<bool, ApiError> {
         let (status, url, error_message) = outcome.unwrap_or((DomainStatus::Pending, "", ""));
         let result = sqlx::query(
-            "update domains set status = $1, url = $2, error_message = $3, updated_at = $4 \
+            "update domains set status = $1, url = $2, error_message = $3, updated_at = $4, checked_at = $4 \
              where id = $5 and status = 'pending'",
         )
         .bind(status.as_str())
@@ -204,5 +300,6 @@ fn decode(row: &AnyRow) -> Result<Domain, ApiError> {
         error_message: text("error_message")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        tags: Tags::from_json(&text("tags")?).map_err(|error| ApiError::internal(&error))?,
     })
 }

@@ -8,13 +8,14 @@
 
 use crate::config::{ApplicationsConfig, DomainCheck};
 use crate::dns::CnameResolver;
-use crate::domain_model::{Domain, DomainStatus, Hostname};
+use crate::domain_model::{Domain, DomainFilter, DomainStatus, Hostname};
 use crate::domain_store::DomainStore;
 use crate::model::{ApplicationStatus, Kind};
 use crate::store::ApplicationStore;
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
+use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, ErrorCode, Page};
 use nuage_proto::common::v1::DomainRoute;
 use std::marker::PhantomData;
@@ -63,7 +64,7 @@ impl<K: Kind> Domains<K> {
             tracing::warn!(%error, "custom domains cannot be checked: they end in error");
         }
         Self {
-            store: DomainStore::new(database, K::NOUN),
+            store: DomainStore::new(database, K::NOUN, K::TABLE),
             applications,
             config,
             resolver: Arc::new(resolver),
@@ -89,6 +90,7 @@ impl<K: Kind> Domains<K> {
         region: &str,
         application_id: &str,
         hostname: &str,
+        tags: Vec<String>,
     ) -> Result<Domain, ApiError> {
         let argument = Self::target_argument();
         if application_id.is_empty() {
@@ -96,6 +98,7 @@ impl<K: Kind> Domains<K> {
         }
         let application_id = parse_id(&argument, application_id)?;
         let hostname = Hostname::parse(hostname, &self.config.reserved_hosts())?;
+        let tags = Tags::parse("tags", tags)?;
         let application = self.applications.get(caller, region, application_id).await?;
         if application.status == ApplicationStatus::Deleting {
             return Err(ApiError::transient_state(
@@ -103,14 +106,6 @@ impl<K: Kind> Domains<K> {
                 application_id.to_string(),
                 "deleting",
             ));
-        }
-        let limit = self.config.domains.max_per_application;
-        let current = self.store.count_for(application_id).await?;
-        if current >= limit {
-            return Err(ApiError {
-                help_message: Some(format!("a {} may have at most {limit} domains", K::NOUN)),
-                ..ApiError::quota_exceeded("domain", limit, current)
-            });
         }
         let now = now_micros();
         let domain = Domain {
@@ -124,8 +119,15 @@ impl<K: Kind> Domains<K> {
             error_message: String::new(),
             created_at: now,
             updated_at: now,
+            tags,
         };
-        self.store.insert(&domain).await?;
+        let limit = self.config.domains.max_per_application;
+        if let Err(current) = self.store.insert(&domain, limit).await? {
+            return Err(ApiError {
+                help_message: Some(format!("a {} may have at most {limit} domains", K::NOUN)),
+                ..ApiError::quota_exceeded("domain", limit, current)
+            });
+        }
         self.wake.notify_one();
         Ok(domain)
     }
@@ -135,22 +137,43 @@ impl<K: Kind> Domains<K> {
         self.store.get(caller, region, parse_id("domain_id", id)?).await
     }
 
-    /// Returns one page of the domains of the caller's application `application_id` (another
-    /// tenant's has none) and the count of all of them.
+    /// Returns one page of the caller's domains in `region`: of its application
+    /// `application_id` when given (another tenant's has none), else of every application of
+    /// this kind, narrowed to namespace `namespace_id` and project `project_id` when given;
+    /// and the count of all of them.
     pub async fn list(
         &self,
         caller: &Caller,
         region: &str,
-        application_id: &str,
+        (application_id, namespace_id, project_id): (&str, Option<&str>, Option<&str>),
         order: i32,
         page: Page,
     ) -> Result<(Vec<Domain>, u64), ApiError> {
-        let argument = Self::target_argument();
-        if application_id.is_empty() {
-            return Err(ApiError::invalid_argument(&argument, Reason::Required, "is required"));
-        }
-        let application_id = parse_id(&argument, application_id)?;
-        self.store.list(caller, region, application_id, order, page).await
+        let id = |argument: &str, value: Option<&str>| {
+            value
+                .filter(|value| !value.is_empty())
+                .map(|value| parse_id(argument, value))
+                .transpose()
+        };
+        let filter = DomainFilter {
+            application_id: id(&Self::target_argument(), Some(application_id))?,
+            namespace_id: id("namespace_id", namespace_id)?,
+            project_id: id("project_id", project_id)?,
+        };
+        self.store.list(caller, region, &filter, order, page).await
+    }
+
+    /// Replaces the tags of one domain of the caller; returns it.
+    pub async fn set_tags(
+        &self,
+        caller: &Caller,
+        region: &str,
+        id: &str,
+        tags: Vec<String>,
+    ) -> Result<Domain, ApiError> {
+        let id = parse_id("domain_id", id)?;
+        let tags = Tags::parse("tags", tags)?;
+        self.store.set_tags(caller, region, id, &tags).await
     }
 
     /// Removes one domain of the caller; returns it `deleting`. Routers stop routing it at
@@ -183,6 +206,9 @@ impl<K: Kind> Domains<K> {
         loop {
             if let Err(error) = self.check_pending().await {
                 tracing::warn!(%error, "cannot check {} domains", K::NOUN);
+            }
+            if let Err(error) = self.check_ready().await {
+                tracing::warn!(%error, "cannot check ready {} domains again", K::NOUN);
             }
             tokio::select! {
                 () = self.wake.notified() => {}
@@ -218,7 +244,7 @@ impl<K: Kind> Domains<K> {
                         .settle(domain.id, Some((DomainStatus::Ready, &url, "")))
                         .await?;
                 }
-                Err(Failure { reason, lasting }) => {
+                Err(Failure { reason, lasting, .. }) => {
                     let waited = Duration::from_micros(u64::try_from(now_micros() - domain.created_at).unwrap_or(0));
                     let outcome = (lasting || waited >= Duration::from_millis(self.config.domains.check_timeout_ms))
                         .then_some((DomainStatus::Error, "", reason.as_str()));
@@ -228,6 +254,37 @@ impl<K: Kind> Domains<K> {
                     self.store.settle(domain.id, outcome).await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Checks again each ready domain whose check last passed `recheck_ready_ms` ago: one
+    /// whose DNS now says otherwise ends in `error`; one whose check gets no answer stays.
+    async fn check_ready(&self) -> Result<(), ApiError> {
+        let every = i64::try_from(self.config.domains.recheck_ready_ms.saturating_mul(1_000)).unwrap_or(i64::MAX);
+        for domain in self.store.stale(now_micros().saturating_sub(every), BATCH).await? {
+            let application = match self.applications.get_any(domain.application_id).await {
+                Ok(application) => application,
+                Err(error) if error.code == ErrorCode::NotFound => {
+                    self.store.remove_for(domain.application_id).await?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let failure = match self.check(&domain, &application.endpoint).await {
+                Ok(()) => None,
+                Err(Failure {
+                    reason, answered: true, ..
+                }) => Some(reason),
+                Err(Failure { reason, .. }) => {
+                    tracing::info!(domain_id = %domain.id, %reason, "ready domain could not be checked again");
+                    continue;
+                }
+            };
+            if let Some(reason) = &failure {
+                tracing::info!(domain_id = %domain.id, %reason, "ready domain no longer passes its check");
+            }
+            self.store.rechecked(domain.id, failure.as_deref()).await?;
         }
         Ok(())
     }
@@ -252,10 +309,10 @@ impl<K: Kind> Domains<K> {
             .map_err(|reason| Failure::lasting(format!("`{hostname}` could not be checked: {reason}")))?;
         match resolver.cname(hostname).await.map_err(Failure::passing)? {
             Some(found) if found == target => Ok(()),
-            Some(found) => Err(Failure::passing(format!(
+            Some(found) => Err(Failure::answered(format!(
                 "`{hostname}` is a CNAME to `{found}`, not to `{target}`: point it at `{target}`"
             ))),
-            None => Err(Failure::passing(format!(
+            None => Err(Failure::answered(format!(
                 "`{hostname}` has no CNAME record: add `{hostname}. CNAME {target}.` to its DNS zone"
             ))),
         }
@@ -268,16 +325,35 @@ impl<K: Kind> Domains<K> {
 struct Failure {
     reason: String,
     lasting: bool,
+    /// DNS answered, and not as the check wants (rather than not answering at all).
+    answered: bool,
 }
 
 impl Failure {
     /// A failure that lasts: the domain ends in `error` at once.
     fn lasting(reason: String) -> Self {
-        Self { reason, lasting: true }
+        Self {
+            reason,
+            lasting: true,
+            answered: true,
+        }
     }
 
     /// A failure that may pass: the domain is checked again until `check_timeout_ms`.
     fn passing(reason: String) -> Self {
-        Self { reason, lasting: false }
+        Self {
+            reason,
+            lasting: false,
+            answered: false,
+        }
+    }
+
+    /// DNS's answer is not what the check wants; it may change.
+    fn answered(reason: String) -> Self {
+        Self {
+            reason,
+            lasting: false,
+            answered: true,
+        }
     }
 }

@@ -168,7 +168,13 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let domain = self
             .domains()
-            .create(&caller, &request.region, &request.application_id, &request.hostname)
+            .create(
+                &caller,
+                &request.region,
+                &request.application_id,
+                &request.hostname,
+                request.tags.map(|tags| tags.values).unwrap_or_default(),
+            )
             .await?;
         Ok(domain_answer(domain))
     }
@@ -197,7 +203,11 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             .list(
                 &caller,
                 &request.region,
-                &request.application_id,
+                (
+                    &request.application_id,
+                    request.namespace_id.as_deref(),
+                    request.project_id.as_deref(),
+                ),
                 request.order_by,
                 page,
             )
@@ -206,6 +216,25 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             domains: domains.into_iter().map(Domain::into_proto).collect(),
             total_count,
         }))
+    }
+
+    /// `UpdateDomain`: replaces the tags of one domain of the caller, when given.
+    pub async fn update_domain_rpc(
+        &self,
+        request: Request<wire::UpdateDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let domains = self.domains();
+        let domain = match request.tags {
+            Some(tags) => {
+                domains
+                    .set_tags(&caller, &request.region, &request.domain_id, tags.values)
+                    .await?
+            }
+            None => domains.get(&caller, &request.region, &request.domain_id).await?,
+        };
+        Ok(domain_answer(domain))
     }
 
     /// `DeleteDomain`: removes one domain of the caller, answered `deleting`.

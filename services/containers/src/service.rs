@@ -238,6 +238,13 @@ impl Containers for ContainersService {
         self.applications.list_domains_rpc(request).await
     }
 
+    async fn update_domain(
+        &self,
+        request: Request<wire::UpdateDomainRequest>,
+    ) -> Result<Response<wire::DomainResponse>, Status> {
+        self.applications.update_domain_rpc(request).await
+    }
+
     async fn delete_domain(
         &self,
         request: Request<wire::GetDomainRequest>,
