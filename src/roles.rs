@@ -310,9 +310,8 @@ fn triggers(context: &Context<'_>) -> anyhow::Result<Served<TriggersServer<Trigg
     Ok(nuage_triggers::serve(
         &context.config.triggers,
         context.database.clone(),
-        peers,
-        invoker,
-        context.logs.clone(),
+        (peers, invoker, context.logs.clone()),
+        secrets_sealing(context.config)?,
     ))
 }
 

@@ -48,6 +48,7 @@ pub(crate) fn routes() -> Router<GatewayState> {
             post(applications::deploy::<Containers, ContainersV1>),
         )
         .merge(crate::domains::routes::<Containers, V1Domains>())
+        .merge(crate::containers_v1_triggers::routes())
 }
 
 /// Domains as containers v1 shows them: with tags and timestamps, changed by `PATCH`, listed

@@ -125,6 +125,7 @@ async fn create<V: Version>(
         schedule: body.schedule.unwrap_or_default(),
         args: args(body.args)?,
         name: body.name,
+        delivery: None,
     };
     answer::<V>(state.clients().crons.clone().create_cron(scope.grpc(request)).await?)
 }
@@ -185,6 +186,7 @@ async fn update<V: Version>(
         schedule: body.schedule,
         args: args(body.args)?,
         name: body.name,
+        delivery: None,
     };
     answer::<V>(state.clients().crons.clone().update_cron(scope.grpc(request)).await?)
 }

@@ -13,6 +13,7 @@ mod clients;
 mod config;
 mod containers;
 mod containers_v1;
+mod containers_v1_triggers;
 mod crons;
 mod domains;
 mod error;

@@ -197,6 +197,7 @@ impl CreateBody {
             account_id: nats.mnq_nats_account_id.unwrap_or_default(),
             mnq_project_id: nats.mnq_project_id.unwrap_or_default(),
             mnq_region,
+            ..pb::NatsInput::default()
         };
         Ok((input_type, Some(nats)))
     }
@@ -217,6 +218,8 @@ async fn create<V: Version>(
         description: body.description,
         input_type: input_type as i32,
         nats,
+        destination: None,
+        tags: None,
     };
     answer::<V>(
         state
@@ -288,6 +291,7 @@ async fn update<V: Version>(
         name: body.name,
         description: body.description,
         sqs_config: body.sqs_config.is_some_and(|value| !value.is_null()),
+        ..pb::UpdateTriggerRequest::default()
     };
     answer::<V>(
         state

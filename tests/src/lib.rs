@@ -473,3 +473,25 @@ mod tests {
         assert_eq!(super::with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }
+
+/// Returns every text column of every row of `table` that contains `needle`.
+pub async fn rows_containing(database_url: &str, table: &str, needle: &str) -> Vec<String> {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut database = sqlx::AnyConnection::connect(database_url).await.unwrap();
+    let rows = sqlx::query(&format!("select * from {table}"))
+        .fetch_all(&mut database)
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    for row in rows {
+        for index in 0..row.len() {
+            if let Ok(text) = row.try_get::<String, _>(index)
+                && text.contains(needle)
+            {
+                found.push(format!("{table}: {text}"));
+            }
+        }
+    }
+    found
+}

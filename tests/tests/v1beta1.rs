@@ -347,28 +347,6 @@ fn hashed_keys(secrets: &Value, values: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-/// Returns every text column of every row of `table` that contains `needle`.
-async fn rows_containing(database_url: &str, table: &str, needle: &str) -> Vec<String> {
-    use sqlx::{Connection, Row};
-    sqlx::any::install_default_drivers();
-    let mut database = sqlx::AnyConnection::connect(database_url).await.unwrap();
-    let rows = sqlx::query(&format!("select * from {table}"))
-        .fetch_all(&mut database)
-        .await
-        .unwrap();
-    let mut found = Vec::new();
-    for row in rows {
-        for index in 0..row.len() {
-            if let Ok(text) = row.try_get::<String, _>(index)
-                && text.contains(needle)
-            {
-                found.push(format!("{table}: {text}"));
-            }
-        }
-    }
-    found
-}
-
 #[tokio::test]
 async fn secrets_are_write_only_sealed_at_rest_merged_on_update_and_reach_the_function() {
     let server = TestServer::start().await;
@@ -474,7 +452,7 @@ async fn secrets_are_write_only_sealed_at_rest_merged_on_update_and_reach_the_fu
         "deployments",
         "build_jobs",
     ] {
-        let found = rows_containing(&server.database_url(), table, "hush").await;
+        let found = nuage_tests::rows_containing(&server.database_url(), table, "hush").await;
         assert!(found.is_empty(), "secrets in clear at rest: {found:?}");
     }
     // Another tenant sees none of it.

@@ -31,9 +31,13 @@ pub struct Outcome {
     pub error: String,
 }
 
-/// What to POST to an application.
+/// What to send to an application.
 #[derive(Debug, Clone)]
 pub struct Call<'a> {
+    /// The HTTP method, in any case (`post`).
+    pub method: &'a str,
+    /// The path in the application, starting with `/`.
+    pub path: &'a str,
     /// The body's `Content-Type`.
     pub content_type: &'a str,
     /// More headers (names in lowercase).
@@ -66,6 +70,8 @@ impl Invoker {
     /// POSTs the JSON object `args` to the application and says how it went.
     pub async fn invoke(&self, application_id: Uuid, args: &str) -> Outcome {
         let call = Call {
+            method: "POST",
+            path: "/",
             content_type: "application/json",
             headers: &[],
             body: Bytes::from(args.to_owned()),
@@ -73,7 +79,7 @@ impl Invoker {
         self.post(application_id, call).await
     }
 
-    /// POSTs `call` to the application and says how it went.
+    /// Sends `call` to the application and says how it went.
     pub async fn post(&self, application_id: Uuid, call: Call<'_>) -> Outcome {
         let started = Instant::now();
         let failed = |http_status, error: String| Outcome {
@@ -82,7 +88,13 @@ impl Invoker {
             duration_ms: elapsed_ms(started),
             error,
         };
-        let mut request = hyper::Request::post(format!("{}/{application_id}/", self.base))
+        let Ok(method) = hyper::Method::from_bytes(call.method.to_ascii_uppercase().as_bytes()) else {
+            return failed(None, format!("`{}` is not an HTTP method", call.method));
+        };
+        let path = call.path.strip_prefix('/').unwrap_or(call.path);
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}/{application_id}/{path}", self.base))
             .header(CONTENT_TYPE, call.content_type)
             .header(AUTHORIZATION, &self.authorization);
         for (name, value) in call.headers {

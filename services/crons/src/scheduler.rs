@@ -301,7 +301,30 @@ impl Scheduler {
                 return;
             }
         }
-        let outcome = self.inner.invoker.invoke(cron.application_id, &cron.args).await;
+        let outcome = match &cron.delivery {
+            None => self.inner.invoker.invoke(cron.application_id, &cron.args).await,
+            Some(delivery) => {
+                let content_type = delivery
+                    .headers
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+                    .map_or("text/plain", |(_, value)| value.as_str());
+                let headers: Vec<(&str, &str)> = delivery
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
+                    .map(|(name, value)| (name.as_str(), value.as_str()))
+                    .collect();
+                let call = nuage_clients::invoker::Call {
+                    method: &delivery.http_method,
+                    path: &delivery.http_path,
+                    content_type,
+                    headers: &headers,
+                    body: delivery.body.clone().into(),
+                };
+                self.inner.invoker.post(cron.application_id, call).await
+            }
+        };
         let skew_ms = (now_micros() - held.scheduled_at) / 1000 - outcome.duration_ms;
         if let Some(logs) = &self.inner.logs {
             let scheduled = chrono::DateTime::from_timestamp_micros(held.scheduled_at)

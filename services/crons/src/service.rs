@@ -1,6 +1,6 @@
 //! The crons gRPC service: each RPC validates, calls the store, maps.
 
-use crate::model::{Cron, CronStatus, MAX_NAME_CHARS, default_name};
+use crate::model::{Cron, CronStatus, Delivery, MAX_NAME_CHARS, default_name};
 use crate::reconciler::Reconciler;
 use crate::schedule;
 use crate::store::CronStore;
@@ -131,6 +131,7 @@ fn to_proto(cron: Cron) -> pb::Cron {
         created_at: cron.created_at,
         updated_at: cron.updated_at,
         name: cron.name,
+        delivery: cron.delivery.map(Delivery::into_proto),
     }
 }
 
@@ -152,6 +153,7 @@ impl Crons for CronsService {
         let args = request.args.unwrap_or_else(|| "{}".to_owned());
         check_args(&args)?;
         let name = check_name(request.name.as_deref().unwrap_or_default())?;
+        let delivery = request.delivery.map(Delivery::parse).transpose()?;
         let application_id = self
             .application(&caller, &request.region, &request.application_id)
             .await?;
@@ -165,6 +167,7 @@ impl Crons for CronsService {
             application_id,
             schedule: request.schedule.split_whitespace().collect::<Vec<_>>().join(" "),
             args,
+            delivery,
             status: CronStatus::Pending,
             created_at: now,
             updated_at: now,
@@ -224,6 +227,9 @@ impl Crons for CronsService {
         if let Some(name) = request.name {
             let name = check_name(&name)?;
             cron.name = if name.is_empty() { default_name(cron.id) } else { name };
+        }
+        if let Some(delivery) = request.delivery {
+            cron.delivery = Some(Delivery::parse(delivery)?);
         }
         if let Some(application_id) = request.application_id.filter(|id| !id.is_empty()) {
             cron.application_id = self.application(&caller, &request.region, &application_id).await?;

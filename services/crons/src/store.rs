@@ -1,6 +1,6 @@
 //! All SQL of the crons service. Every tenant-facing query filters by organization and region.
 
-use crate::model::{Cron, CronStatus};
+use crate::model::{Cron, CronStatus, Delivery};
 use nuage_core::clock::now_micros;
 use nuage_core::db::PageQuery;
 use nuage_core::{ApiError, Caller, Database, Page};
@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 const COLUMNS: &str =
-    "id, organization_id, region, application_id, schedule, args, status, name, created_at, updated_at";
+    "id, organization_id, region, application_id, schedule, args, status, name, created_at, updated_at, delivery";
 
 /// Crons in the database.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ impl CronStore {
     /// Stores a new cron.
     pub async fn insert(&self, cron: &Cron) -> Result<(), ApiError> {
         sqlx::query(&format!(
-            "insert into crons ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "insert into crons ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(cron.id.to_string())
         .bind(cron.organization_id.to_string())
@@ -38,6 +38,7 @@ impl CronStore {
         .bind(&cron.name)
         .bind(cron.created_at)
         .bind(cron.updated_at)
+        .bind(delivery_json(cron.delivery.as_ref()))
         .execute(self.database.pool())
         .await?;
         Ok(())
@@ -84,7 +85,7 @@ impl CronStore {
     /// (or is gone).
     pub async fn update(&self, cron: &Cron) -> Result<Option<Cron>, ApiError> {
         let row = sqlx::query(&format!(
-            "update crons set application_id = $1, schedule = $2, args = $3, name = $4, updated_at = $5 \
+            "update crons set application_id = $1, schedule = $2, args = $3, name = $4, updated_at = $5, delivery = $8 \
              where id = $6 and organization_id = $7 and status <> 'deleting' returning {COLUMNS}"
         ))
         .bind(cron.application_id.to_string())
@@ -94,6 +95,7 @@ impl CronStore {
         .bind(now_micros())
         .bind(cron.id.to_string())
         .bind(cron.organization_id.to_string())
+        .bind(delivery_json(cron.delivery.as_ref()))
         .fetch_optional(self.database.pool())
         .await?;
         row.as_ref().map(decode).transpose()
@@ -205,6 +207,13 @@ impl CronStore {
     }
 }
 
+/// Returns the stored form of a delivery: JSON, or empty for none.
+fn delivery_json(delivery: Option<&Delivery>) -> String {
+    delivery
+        .and_then(|delivery| serde_json::to_string(delivery).ok())
+        .unwrap_or_default()
+}
+
 fn corrupt(what: &str, value: &str) -> ApiError {
     ApiError::internal(&format_args!("corrupt cron row: bad {what} `{value}`"))
 }
@@ -216,7 +225,13 @@ fn decode(row: &AnyRow) -> Result<Cron, ApiError> {
         Uuid::try_parse(&value).map_err(|_| corrupt(column, &value))
     };
     let status = text("status")?;
+    let delivery = text("delivery")?;
     Ok(Cron {
+        delivery: if delivery.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_str(&delivery).map_err(|_| corrupt("delivery", &delivery))?)
+        },
         id: uuid("id")?,
         organization_id: uuid("organization_id")?,
         region: text("region")?,

@@ -64,6 +64,14 @@ pub struct NatsConfig {
     /// given credentials allowed only under their own organization's prefix. Empty: every
     /// tenant reads the same subjects (an installation with one tenant only).
     pub subject_prefix: String,
+    /// NATS servers (`host:port`) tenants may name as their own (containers v1
+    /// `nats_config.server_urls`). The triggers service connects to what a tenant names: by
+    /// default, nothing.
+    pub tenant_servers: Vec<String>,
+    /// Whether tenants may also name any server all of whose addresses are public (never
+    /// loopback, private, link-local, shared or reserved ranges): it is connected to at the
+    /// address checked, and servers it advertises are not followed.
+    pub public_servers: bool,
 }
 
 impl Default for NatsConfig {
@@ -74,6 +82,8 @@ impl Default for NatsConfig {
             connect_timeout_ms: 5_000,
             accounts: BTreeMap::new(),
             subject_prefix: "tenants".to_owned(),
+            tenant_servers: Vec::new(),
+            public_servers: false,
         }
     }
 }
@@ -91,6 +101,9 @@ pub struct NatsCredentials {
     pub user: Option<String>,
     /// The user's password.
     pub password: Option<Secret>,
+    /// A `.creds` file's content, as a tenant gives it for its own servers (never configured).
+    #[serde(skip)]
+    pub content: Option<Secret>,
 }
 
 /// `[triggers.nats.accounts.<id>]`: one account's server.
@@ -115,6 +128,9 @@ pub struct NatsServer {
     pub credentials: NatsCredentials,
     /// Where the trigger's subjects are on it, when it is shared: `tenants.<organization id>`.
     pub scope: Option<String>,
+    /// The trigger whose own server (a tenant's) it is: its connection is its alone, and
+    /// servers it advertises are not followed.
+    pub owner: Option<Uuid>,
 }
 
 impl NatsServer {
@@ -139,7 +155,8 @@ impl NatsServer {
     pub fn key(&self) -> String {
         let credentials = &self.credentials;
         format!(
-            "{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}",
+            self.owner.map(|owner| owner.to_string()).unwrap_or_default(),
             self.url,
             credentials
                 .file
@@ -168,13 +185,109 @@ impl NatsConfig {
                     url: account.url.clone().or_else(|| self.url.clone())?,
                     credentials: account.credentials.clone(),
                     scope: if dedicated { None } else { scope },
+                    owner: None,
                 })
             }
             None => Some(NatsServer {
                 url: self.url.clone()?,
                 credentials: self.credentials.clone(),
                 scope,
+                owner: None,
             }),
+        }
+    }
+
+    /// Returns where to connect for `url`, a server a tenant names as its own, or why it may
+    /// not be used: it must be in `tenant_servers`, or (with `public_servers`) have public
+    /// addresses only; then a `nats://` server is connected to at the address checked.
+    pub async fn tenant_server(&self, url: &str) -> Result<String, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .filter(|(scheme, _)| matches!(*scheme, "nats" | "tls"))
+            .ok_or_else(|| format!("`{url}` is not a NATS URL such as nats://nats.example.com:4222"))?;
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty()
+            || authority.contains(['/', '@', '?', '#'])
+            || authority.chars().any(char::is_whitespace)
+        {
+            return Err(format!(
+                "`{url}` is not a NATS URL such as nats://nats.example.com:4222 (no user, path or query)"
+            ));
+        }
+        let address = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:4222")
+        };
+        if self
+            .tenant_servers
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(&address))
+        {
+            return Ok(format!("{scheme}://{address}"));
+        }
+        let refused = || {
+            format!(
+                "`{url}` is not a NATS server this installation reads for tenants; its operator allows {}",
+                if self.public_servers {
+                    "servers with public addresses only"
+                } else {
+                    "none but those in triggers.nats.tenant_servers"
+                }
+            )
+        };
+        if !self.public_servers {
+            return Err(refused());
+        }
+        let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&address)
+            .await
+            .map_err(|error| format!("`{url}` does not resolve: {error}"))?
+            .collect();
+        if resolved.is_empty() || !resolved.iter().all(|address| is_public(address.ip())) {
+            return Err(refused());
+        }
+        Ok(match scheme {
+            // Checked once, connected to as checked: the name cannot move it elsewhere later.
+            "nats" => format!("nats://{}", resolved[0]),
+            _ => format!("{scheme}://{address}"),
+        })
+    }
+}
+
+/// Returns whether `ip` is a public unicast address: none of loopback, private, link-local,
+/// shared (CGNAT), documentation, benchmarking, multicast, unspecified or reserved ranges.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || ip.is_broadcast()
+                || ip.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        std::net::IpAddr::V6(ip) => {
+            if let Some(mapped) = ip.to_ipv4_mapped() {
+                return is_public(std::net::IpAddr::V4(mapped));
+            }
+            let first = ip.segments()[0];
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && ip.segments()[1] == 0x0db8
+                || first == 0x0064)
         }
     }
 }
@@ -281,6 +394,60 @@ mod tests {
         );
         config.subject_prefix = String::new();
         assert_eq!(config.server("unmapped", mine).unwrap().subject("orders"), "orders");
+    }
+
+    #[tokio::test]
+    async fn tenants_name_only_servers_the_operator_allows() {
+        let mut config = NatsConfig {
+            tenant_servers: vec!["127.0.0.1:4222".to_owned()],
+            ..NatsConfig::default()
+        };
+        assert_eq!(
+            config.tenant_server("nats://127.0.0.1:4222").await.unwrap(),
+            "nats://127.0.0.1:4222"
+        );
+        assert_eq!(
+            config.tenant_server("nats://127.0.0.1").await.unwrap(),
+            "nats://127.0.0.1:4222"
+        );
+        for refused in [
+            "nats://127.0.0.1:5432",
+            "nats://localhost:4222",
+            "nats://10.0.0.1:4222",
+            "nats://[::1]:4222",
+        ] {
+            let error = config.tenant_server(refused).await.unwrap_err();
+            assert!(
+                error.contains("not a NATS server this installation reads"),
+                "{refused}: {error}"
+            );
+        }
+        for bad in [
+            "http://127.0.0.1:4222",
+            "nats://u:p@127.0.0.1:4222",
+            "nats://127.0.0.1:4222/x",
+            "127.0.0.1:4222",
+        ] {
+            assert!(
+                config.tenant_server(bad).await.unwrap_err().contains("not a NATS URL"),
+                "{bad}"
+            );
+        }
+        config.public_servers = true;
+        for refused in [
+            "nats://127.0.0.2:4222",
+            "nats://192.168.1.1:4222",
+            "nats://169.254.169.254:4222",
+            "nats://100.64.0.1:4222",
+            "nats://[fd00::1]:4222",
+            "nats://[::ffff:10.0.0.1]:4222",
+        ] {
+            assert!(config.tenant_server(refused).await.is_err(), "{refused}");
+        }
+        assert_eq!(
+            config.tenant_server("nats://8.8.8.8:4222").await.unwrap(),
+            "nats://8.8.8.8:4222"
+        );
     }
 
     #[test]

@@ -46,7 +46,14 @@ impl Delivery {
     /// Delivers `message`, published on `subject` (as the trigger's owner names it), to
     /// `application_id`, trying again after failures; returns how many tries it took, or why
     /// it was given up.
-    pub async fn deliver(&self, application_id: Uuid, message: &Message, subject: &str) -> Result<u32, Undelivered> {
+    /// `(path, method)` says where in the application it goes.
+    pub async fn deliver(
+        &self,
+        application_id: Uuid,
+        (path, method): (&str, &str),
+        message: &Message,
+        subject: &str,
+    ) -> Result<u32, Undelivered> {
         let content_type = message
             .headers
             .as_ref()
@@ -56,6 +63,8 @@ impl Delivery {
         let mut attempt = 1;
         loop {
             let call = Call {
+                method,
+                path,
                 content_type,
                 headers: &[(SUBJECT_HEADER, subject)],
                 body: message.payload.clone(),

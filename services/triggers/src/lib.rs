@@ -35,23 +35,29 @@ use std::time::Duration;
 
 /// Returns the triggers service over `database`, with its subscriber (the handle: stop it
 /// before the router goes) delivering through `invoker` and its reconciler running. A message
-/// given up leaves a line in its application's logs through `logs`.
+/// given up leaves a line in its application's logs through `logs`. `sealing` seals (and
+/// opens) the credentials tenants give for their own NATS servers.
 pub fn serve(
     config: &TriggersConfig,
     database: Database,
-    peers: Peers,
-    invoker: Invoker,
-    logs: Option<LogSink>,
+    (peers, invoker, logs): (Peers, Invoker, Option<LogSink>),
+    sealing: [u8; 32],
 ) -> Served<TriggersServer<TriggersService>, Subscriber> {
     let store = TriggerStore::new(database);
     let delivery = Delivery::new(invoker, config);
-    let subscriber = Subscriber::new(store.clone(), delivery, config.clone(), logs);
+    let subscriber = Subscriber::new(store.clone(), delivery, config.clone(), (logs, sealing));
     let subscribing = tokio::spawn(subscriber.clone().run());
     // Deleted triggers stay visible as `deleting` while every replica's subscriber catches up.
     let linger = Duration::from_millis(config.sync_ms.saturating_mul(2)) + Duration::from_secs(1);
     let reconciler = Reconciler::new(store.clone(), linger);
     let reconciling = tokio::spawn(reconciler.clone().run());
-    let service = TriggersService::new(store, reconciler, subscriber.clone(), peers, config.nats.clone());
+    let service = TriggersService::new(
+        store,
+        reconciler,
+        subscriber.clone(),
+        peers,
+        (config.nats.clone(), sealing),
+    );
     Served::new(TriggersServer::new(service))
         .with_background([subscribing, reconciling])
         .with_handle(subscriber)

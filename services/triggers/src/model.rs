@@ -40,8 +40,11 @@ impl TriggerStatus {
     }
 }
 
-/// The stored input type of NATS triggers (Scaleway's `scw_nats`), the only one served.
+/// The stored input type of NATS triggers on an account the operator maps (Scaleway's
+/// `scw_nats`).
 pub const SCW_NATS: &str = "scw_nats";
+/// The stored input type of NATS triggers on the tenant's own servers (containers v1 `nats`).
+pub const NATS: &str = "nats";
 
 /// Where a NATS trigger reads: a subject of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,6 +57,23 @@ pub struct NatsSource {
     pub mnq_project_id: String,
     /// Echoed as given.
     pub mnq_region: String,
+    /// The tenant's own servers (containers v1); empty: the account's, as the operator maps it.
+    pub server_urls: Vec<String>,
+    /// The `.creds` content to log in to them with, sealed ([`credentials_context`]); empty:
+    /// none.
+    pub credentials: String,
+}
+
+impl NatsSource {
+    /// Returns its stored input type.
+    pub fn input_type(&self) -> &'static str {
+        if self.server_urls.is_empty() { SCW_NATS } else { NATS }
+    }
+}
+
+/// What sealed credentials of trigger `id` are bound to.
+pub fn credentials_context(id: Uuid) -> String {
+    format!("trigger/{id}/credentials")
 }
 
 /// A trigger as stored. Values were validated on the way in.
@@ -77,6 +97,12 @@ pub struct Trigger {
     pub description: String,
     /// Where its messages come from.
     pub source: NatsSource,
+    /// Where in the application its messages go (`/` when not said).
+    pub http_path: String,
+    /// How (`post` when not said).
+    pub http_method: String,
+    /// Its tags.
+    pub tags: nuage_core::validate::Tags,
     /// Where it is in its life.
     pub status: TriggerStatus,
     /// Why it is in `error`.
@@ -158,18 +184,44 @@ pub fn check_reference(argument: &str, value: &str) -> Result<String, ApiError> 
     Ok(value.to_owned())
 }
 
-/// Checks a NATS subject to subscribe to: tokens separated by dots, none empty, no
-/// whitespace; `*` stands for one whole token and `>` for the rest, as the last token only.
-/// Subjects starting with `$` belong to the server (system and JetStream APIs).
-pub fn check_subject(subject: &str) -> Result<(), ApiError> {
-    const ARGUMENT: &str = "scw_nats_config.subject";
-    let refuse = |help: &str| Err(ApiError::invalid_argument(ARGUMENT, Reason::Format, help));
+/// Longest destination path, in bytes.
+const MAX_PATH_BYTES: usize = 1024;
+
+/// Returns the destination given as `argument` (`destination_config`): a path starting with
+/// `/`, and a method among get, post, put, patch and delete.
+pub fn check_destination(argument: &str, path: &str, method: &str) -> Result<(String, String), ApiError> {
+    let path_argument = format!("{argument}.http_path");
+    if !path.starts_with('/')
+        || path.len() > MAX_PATH_BYTES
+        || path.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::invalid_argument(
+            &path_argument,
+            Reason::Format,
+            format!("must be a path starting with `/`, at most {MAX_PATH_BYTES} bytes, without spaces"),
+        ));
+    }
+    if !matches!(method, "get" | "post" | "put" | "patch" | "delete") {
+        return Err(ApiError::invalid_argument(
+            &format!("{argument}.http_method"),
+            Reason::Constraint,
+            format!("must be one of get, post, put, patch and delete, got `{method}`"),
+        ));
+    }
+    Ok((path.to_owned(), method.to_owned()))
+}
+
+/// Checks a NATS subject to subscribe to, given as `argument`: tokens separated by dots, none
+/// empty, no whitespace; `*` stands for one whole token and `>` for the rest, as the last
+/// token only. Subjects starting with `$` belong to the server (system and JetStream APIs).
+pub fn check_subject(argument: &str, subject: &str) -> Result<(), ApiError> {
+    let refuse = |help: &str| Err(ApiError::invalid_argument(argument, Reason::Format, help));
     if subject.is_empty() {
-        return Err(ApiError::invalid_argument(ARGUMENT, Reason::Required, "is required"));
+        return Err(ApiError::invalid_argument(argument, Reason::Required, "is required"));
     }
     if subject.len() > MAX_SUBJECT_BYTES {
         return Err(ApiError::invalid_argument(
-            ARGUMENT,
+            argument,
             Reason::Constraint,
             format!("must be at most {MAX_SUBJECT_BYTES} bytes"),
         ));
@@ -202,13 +254,13 @@ mod tests {
     #[test]
     fn subjects_follow_the_nats_rules() {
         for good in ["orders", "orders.created", "orders.*.eu", "orders.>", ">", "a-b_c.D9"] {
-            check_subject(good).unwrap_or_else(|error| panic!("{good}: {error}"));
+            check_subject("scw_nats_config.subject", good).unwrap_or_else(|error| panic!("{good}: {error}"));
         }
         for bad in ["", "a..b", ".a", "a.", "a b", "a.>.b", "a.b>", "a*.b", "$SYS.>", "a\tb"] {
-            let error = check_subject(bad).unwrap_err();
+            let error = check_subject("scw_nats_config.subject", bad).unwrap_err();
             assert_eq!(error.violations[0].argument_name, "scw_nats_config.subject", "{bad}");
         }
-        assert!(check_subject(&"a".repeat(256)).is_err());
+        assert!(check_subject("s", &"a".repeat(256)).is_err());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The triggers gRPC service: each RPC validates, calls the store, maps.
 
 use crate::config::NatsConfig;
-use crate::model::{NatsSource, Trigger, TriggerStatus, check_description, check_name, check_reference, check_subject};
+use crate::model::{
+    NatsSource, Trigger, TriggerStatus, check_description, check_destination, check_name, check_reference,
+    check_subject, credentials_context,
+};
 use crate::reconciler::Reconciler;
 use crate::store::{Scope, TriggerStore};
 use crate::subscriber::Subscriber;
@@ -9,6 +12,7 @@ use nuage_applications::{Lookup, Owners};
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
+use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::common::v1::ApplicationStatus;
 use nuage_proto::triggers::v1::{self as pb, triggers_server::Triggers};
@@ -20,8 +24,12 @@ use uuid::Uuid;
 pub type Peers = Owners;
 
 /// What an installation without an SQS endpoint answers to an SQS trigger.
-const NO_SQS: &str =
-    "no SQS endpoint is configured on this installation: only NATS triggers (scw_nats_config) are served";
+const NO_SQS: &str = "no SQS endpoint is configured on this installation: only NATS triggers are served";
+
+/// Longest `.creds` content, in bytes.
+const MAX_CREDENTIALS_BYTES: usize = 16 * 1024;
+/// Most server URLs one trigger names.
+const MAX_SERVER_URLS: usize = 10;
 
 /// Serves `nuage.triggers.v1.Triggers`.
 #[derive(Debug, Clone)]
@@ -31,16 +39,19 @@ pub struct TriggersService {
     subscriber: Subscriber,
     peers: Peers,
     nats: NatsConfig,
+    /// Seals tenants' NATS credentials at rest.
+    sealing: [u8; 32],
 }
 
 impl TriggersService {
-    /// Returns a service over `store`; `nats` says which accounts can be read.
+    /// Returns a service over `store`; `nats` says which accounts and servers can be read,
+    /// `sealing` seals the credentials tenants give for their own servers.
     pub fn new(
         store: TriggerStore,
         reconciler: Reconciler,
         subscriber: Subscriber,
         peers: Peers,
-        nats: NatsConfig,
+        (nats, sealing): (NatsConfig, [u8; 32]),
     ) -> Self {
         Self {
             store,
@@ -48,6 +59,7 @@ impl TriggersService {
             subscriber,
             peers,
             nats,
+            sealing,
         }
     }
 
@@ -96,7 +108,7 @@ impl TriggersService {
     fn source(&self, caller: &Caller, nats: Option<pb::NatsInput>) -> Result<NatsSource, ApiError> {
         let nats =
             nats.ok_or_else(|| ApiError::invalid_argument("scw_nats_config", Reason::Required, "is required"))?;
-        check_subject(&nats.subject)?;
+        check_subject("scw_nats_config.subject", &nats.subject)?;
         let account_id = check_reference("scw_nats_config.mnq_nats_account_id", &nats.account_id)?;
         let mnq_region = check_reference("scw_nats_config.mnq_region", &nats.mnq_region)?;
         let mnq_project_id = if nats.mnq_project_id.is_empty() {
@@ -122,7 +134,62 @@ impl TriggersService {
             account_id,
             mnq_project_id,
             mnq_region,
+            server_urls: Vec::new(),
+            credentials: String::new(),
         })
+    }
+
+    /// Returns the servers a tenant names as its own (`nats_config.server_urls`), checked
+    /// against what the operator allows.
+    async fn tenant_servers(&self, urls: Vec<String>) -> Result<Vec<String>, ApiError> {
+        const ARGUMENT: &str = "nats_config.server_urls";
+        if urls.is_empty() {
+            return Err(ApiError::invalid_argument(ARGUMENT, Reason::Required, "is required"));
+        }
+        if urls.len() > MAX_SERVER_URLS {
+            return Err(ApiError::invalid_argument(
+                ARGUMENT,
+                Reason::Constraint,
+                format!("at most {MAX_SERVER_URLS} servers"),
+            ));
+        }
+        for (index, url) in urls.iter().enumerate() {
+            self.nats
+                .tenant_server(url)
+                .await
+                .map_err(|help| ApiError::invalid_argument(&format!("{ARGUMENT}.{index}"), Reason::Constraint, help))?;
+        }
+        Ok(urls)
+    }
+
+    /// Returns `credentials` (a `.creds` file's content; empty: none) sealed for trigger `id`.
+    fn seal_credentials(&self, id: Uuid, credentials: &str) -> Result<String, ApiError> {
+        if credentials.is_empty() {
+            return Ok(String::new());
+        }
+        if credentials.len() > MAX_CREDENTIALS_BYTES || !credentials.contains("-----BEGIN NATS USER JWT-----") {
+            return Err(ApiError::invalid_argument(
+                "nats_config.credentials_file_content",
+                Reason::Format,
+                format!(
+                    "must be the content of a NATS `.creds` file (a user JWT and its nkey seed), at most \
+                     {MAX_CREDENTIALS_BYTES} bytes"
+                ),
+            ));
+        }
+        Ok(nuage_core::seal::seal(
+            &self.sealing,
+            &credentials_context(id),
+            credentials.as_bytes(),
+        ))
+    }
+}
+
+/// Returns the destination a request gives (`/` and `post` when it gives none).
+fn destination(destination: Option<pb::Destination>) -> Result<(String, String), ApiError> {
+    match destination {
+        None => Ok(("/".to_owned(), "post".to_owned())),
+        Some(destination) => check_destination("destination_config", &destination.http_path, &destination.http_method),
     }
 }
 
@@ -141,15 +208,27 @@ fn to_proto(trigger: Trigger) -> pb::Trigger {
         project_id: trigger.project_id.to_string(),
         name: trigger.name,
         description: trigger.description,
-        input_type: pb::TriggerInputType::ScwNats as i32,
         status: status as i32,
         error_message: trigger.error_message,
+        input_type: if trigger.source.server_urls.is_empty() {
+            pb::TriggerInputType::ScwNats
+        } else {
+            pb::TriggerInputType::Nats
+        } as i32,
         nats: Some(pb::NatsInput {
             subject: trigger.source.subject,
             account_id: trigger.source.account_id,
             mnq_project_id: trigger.source.mnq_project_id,
             mnq_region: trigger.source.mnq_region,
+            server_urls: trigger.source.server_urls,
+            // Write-only.
+            credentials: String::new(),
         }),
+        destination: Some(pb::Destination {
+            http_path: trigger.http_path,
+            http_method: trigger.http_method,
+        }),
+        tags: trigger.tags.into_values(),
         region: trigger.region,
         organization_id: trigger.organization_id.to_string(),
         created_at: trigger.created_at,
@@ -199,8 +278,23 @@ impl Triggers for TriggersService {
         let request = request.into_inner();
         let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let input_type = request.input_type();
+        let id = Uuid::new_v4();
         let source = match input_type {
             pb::TriggerInputType::ScwNats => self.source(&caller, request.nats)?,
+            pb::TriggerInputType::Nats => {
+                let nats = request
+                    .nats
+                    .ok_or_else(|| ApiError::invalid_argument("nats_config", Reason::Required, "is required"))?;
+                check_subject("nats_config.subject", &nats.subject)?;
+                NatsSource {
+                    server_urls: self.tenant_servers(nats.server_urls).await?,
+                    credentials: self.seal_credentials(id, &nats.credentials)?,
+                    subject: nats.subject,
+                    account_id: String::new(),
+                    mnq_project_id: String::new(),
+                    mnq_region: String::new(),
+                }
+            }
             pb::TriggerInputType::ScwSqs | pb::TriggerInputType::Sqs => {
                 let argument = if input_type == pb::TriggerInputType::Sqs {
                     "sqs_config"
@@ -209,7 +303,7 @@ impl Triggers for TriggersService {
                 };
                 return Err(ApiError::invalid_argument(argument, Reason::Constraint, NO_SQS).into());
             }
-            pb::TriggerInputType::Nats | pb::TriggerInputType::Unspecified => {
+            pb::TriggerInputType::Unspecified => {
                 return Err(ApiError::invalid_argument(
                     "scw_nats_config",
                     Reason::Required,
@@ -220,12 +314,14 @@ impl Triggers for TriggersService {
         };
         let name = check_name(&request.name)?;
         let description = check_description(request.description.as_deref().unwrap_or_default())?;
+        let (http_path, http_method) = destination(request.destination)?;
+        let tags = Tags::parse("tags", request.tags.map(|tags| tags.values).unwrap_or_default())?;
         let (application_id, namespace_id, project_id) = self
             .application(&caller, &request.region, &request.application_id)
             .await?;
         let now = now_micros();
         let trigger = Trigger {
-            id: Uuid::new_v4(),
+            id,
             organization_id: caller.organization_id,
             region: request.region,
             project_id,
@@ -234,6 +330,9 @@ impl Triggers for TriggersService {
             name,
             description,
             source,
+            http_path,
+            http_method,
+            tags,
             status: TriggerStatus::Creating,
             error_message: None,
             created_at: now,
@@ -297,6 +396,45 @@ impl Triggers for TriggersService {
         }
         if let Some(description) = request.description {
             trigger.description = check_description(&description)?;
+        }
+        if let Some(given) = request.destination {
+            // Unset parts are unchanged.
+            let path = Some(given.http_path).filter(|path| !path.is_empty());
+            let method = Some(given.http_method).filter(|method| !method.is_empty() && method != "unknown_http_method");
+            (trigger.http_path, trigger.http_method) = check_destination(
+                "destination_config",
+                &path.unwrap_or(trigger.http_path),
+                &method.unwrap_or(trigger.http_method),
+            )?;
+        }
+        if let Some(tags) = request.tags {
+            trigger.tags = Tags::parse("tags", tags.values)?;
+        }
+        if let Some(nats) = request.nats {
+            let own = !trigger.source.server_urls.is_empty();
+            if !own && (nats.server_urls.is_some() || nats.credentials.is_some()) {
+                return Err(ApiError::invalid_argument(
+                    "nats_config",
+                    Reason::Constraint,
+                    "this trigger reads an account the operator maps: it has no servers or credentials of its own",
+                )
+                .into());
+            }
+            if let Some(subject) = nats.subject.filter(|subject| !subject.is_empty()) {
+                let argument = if own {
+                    "nats_config.subject"
+                } else {
+                    "scw_nats_config.subject"
+                };
+                check_subject(argument, &subject)?;
+                trigger.source.subject = subject;
+            }
+            if let Some(urls) = nats.server_urls {
+                trigger.source.server_urls = self.tenant_servers(urls.values).await?;
+            }
+            if let Some(credentials) = nats.credentials {
+                trigger.source.credentials = self.seal_credentials(trigger.id, &credentials)?;
+            }
         }
         let trigger = self
             .store

@@ -57,7 +57,11 @@ impl Connections {
             // Messages wait here while deliveries are busy; a full buffer drops (and the
             // server counts the subscription a slow consumer).
             .subscription_capacity(4096);
-        if let Some(file) = &credentials.file {
+        if let Some(content) = &credentials.content {
+            options = options
+                .credentials(content.expose())
+                .map_err(|error| format!("its credentials do not parse as a NATS `.creds` file: {error}"))?;
+        } else if let Some(file) = &credentials.file {
             options = options
                 .credentials_file(file)
                 .await
@@ -67,8 +71,14 @@ impl Connections {
         } else if let (Some(user), Some(password)) = (&credentials.user, &credentials.password) {
             options = options.user_and_password(user.clone(), password.expose().to_owned());
         }
+        if server.owner.is_some() {
+            // A tenant's server: connected to only at the addresses checked, never at those
+            // it advertises.
+            options = options.ignore_discovered_servers();
+        }
+        let addresses: Vec<&str> = server.url.split(',').collect();
         // One try: a server that cannot be reached is reported at once and tried again later.
-        match tokio::time::timeout(self.timeout * 2, options.connect(server.url.as_str())).await {
+        match tokio::time::timeout(self.timeout * 2, options.connect(addresses)).await {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis() * 2)),

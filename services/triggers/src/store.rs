@@ -1,16 +1,18 @@
 //! All SQL of the triggers service. Every tenant-facing query filters by organization and
 //! region.
 
-use crate::model::{NatsSource, SCW_NATS, Trigger, TriggerStatus};
+use crate::model::{NATS, NatsSource, SCW_NATS, Trigger, TriggerStatus};
 use nuage_core::clock::now_micros;
 use nuage_core::db::PageQuery;
+use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 const COLUMNS: &str = "id, organization_id, region, project_id, namespace_id, application_id, name, description, \
-     input_type, subject, account_id, mnq_project_id, mnq_region, status, error_message, created_at, updated_at";
+     input_type, subject, account_id, mnq_project_id, mnq_region, status, error_message, created_at, updated_at, \
+     server_urls, credentials, http_path, http_method, tags";
 
 /// Which triggers of the caller a list is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +51,8 @@ impl TriggerStore {
     pub async fn insert(&self, trigger: &Trigger) -> Result<(), ApiError> {
         sqlx::query(&format!(
             "insert into triggers ({COLUMNS}) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+             $21, $22)"
         ))
         .bind(trigger.id.to_string())
         .bind(trigger.organization_id.to_string())
@@ -59,7 +62,7 @@ impl TriggerStore {
         .bind(trigger.application_id.to_string())
         .bind(&trigger.name)
         .bind(&trigger.description)
-        .bind(SCW_NATS)
+        .bind(trigger.source.input_type())
         .bind(&trigger.source.subject)
         .bind(&trigger.source.account_id)
         .bind(&trigger.source.mnq_project_id)
@@ -68,6 +71,11 @@ impl TriggerStore {
         .bind(trigger.error_message.clone())
         .bind(trigger.created_at)
         .bind(trigger.updated_at)
+        .bind(urls_json(&trigger.source.server_urls))
+        .bind(&trigger.source.credentials)
+        .bind(&trigger.http_path)
+        .bind(&trigger.http_method)
+        .bind(trigger.tags.to_json())
         .execute(self.database.pool())
         .await?;
         Ok(())
@@ -117,16 +125,24 @@ impl TriggerStore {
         Ok((triggers, total))
     }
 
-    /// Writes the name and description of `trigger` unless it is being deleted; `None` if it
-    /// is (or is gone).
+    /// Writes the changeable fields of `trigger` (name, description, destination, tags, and
+    /// the subject, servers and credentials of one on the tenant's own servers) unless it is
+    /// being deleted; `None` if it is (or is gone).
     pub async fn update(&self, trigger: &Trigger) -> Result<Option<Trigger>, ApiError> {
         let row = sqlx::query(&format!(
-            "update triggers set name = $1, description = $2, updated_at = $3 \
-             where id = $4 and organization_id = $5 and status <> 'deleting' returning {COLUMNS}"
+            "update triggers set name = $1, description = $2, updated_at = $3, http_path = $4, http_method = $5, \
+             tags = $6, subject = $7, server_urls = $8, credentials = $9 \
+             where id = $10 and organization_id = $11 and status <> 'deleting' returning {COLUMNS}"
         ))
         .bind(&trigger.name)
         .bind(&trigger.description)
         .bind(now_micros())
+        .bind(&trigger.http_path)
+        .bind(&trigger.http_method)
+        .bind(trigger.tags.to_json())
+        .bind(&trigger.source.subject)
+        .bind(urls_json(&trigger.source.server_urls))
+        .bind(&trigger.source.credentials)
         .bind(trigger.id.to_string())
         .bind(trigger.organization_id.to_string())
         .fetch_optional(self.database.pool())
@@ -240,6 +256,11 @@ impl TriggerStore {
     }
 }
 
+/// Returns the stored form of server URLs: a JSON array.
+fn urls_json(urls: &[String]) -> String {
+    serde_json::to_string(urls).unwrap_or_else(|_| "[]".to_owned())
+}
+
 fn corrupt(what: &str, value: &str) -> ApiError {
     ApiError::internal(&format_args!("corrupt trigger row: bad {what} `{value}`"))
 }
@@ -252,9 +273,10 @@ fn decode(row: &AnyRow) -> Result<Trigger, ApiError> {
     };
     let status = text("status")?;
     let input_type = text("input_type")?;
-    if input_type != SCW_NATS {
+    if input_type != SCW_NATS && input_type != NATS {
         return Err(corrupt("input_type", &input_type));
     }
+    let server_urls = text("server_urls")?;
     Ok(Trigger {
         id: uuid("id")?,
         organization_id: uuid("organization_id")?,
@@ -269,7 +291,12 @@ fn decode(row: &AnyRow) -> Result<Trigger, ApiError> {
             account_id: text("account_id")?,
             mnq_project_id: text("mnq_project_id")?,
             mnq_region: text("mnq_region")?,
+            server_urls: serde_json::from_str(&server_urls).map_err(|_| corrupt("server_urls", &server_urls))?,
+            credentials: text("credentials")?,
         },
+        http_path: text("http_path")?,
+        http_method: text("http_method")?,
+        tags: Tags::from_json(&text("tags")?).map_err(|error| ApiError::internal(&error))?,
         status: TriggerStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         error_message: row.try_get::<Option<String>, _>("error_message")?,
         created_at: row.try_get("created_at")?,

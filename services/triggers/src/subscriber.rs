@@ -8,9 +8,9 @@
 //! permissions violation, reported asynchronously) is not seen yet: TODO(#24). A deleted trigger
 //! is unsubscribed at once here, and within a look at the table on other replicas.
 
-use crate::config::{NatsServer, TriggersConfig};
+use crate::config::{NatsCredentials, NatsServer, TriggersConfig};
 use crate::delivery::Delivery;
-use crate::model::{Trigger, TriggerStatus};
+use crate::model::{Trigger, TriggerStatus, credentials_context};
 use crate::sources::Connections;
 use crate::store::TriggerStore;
 use async_nats::connection::State;
@@ -39,17 +39,17 @@ const HEALTH_EVERY: Duration = Duration::from_millis(500);
 /// What a subscription is keyed on: a change to any of it subscribes again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
-    subject: String,
-    account_id: String,
+    source: crate::model::NatsSource,
     application_id: Uuid,
+    destination: (String, String),
 }
 
 impl Key {
     fn of(trigger: &Trigger) -> Self {
         Self {
-            subject: trigger.source.subject.clone(),
-            account_id: trigger.source.account_id.clone(),
+            source: trigger.source.clone(),
             application_id: trigger.application_id,
+            destination: (trigger.http_path.clone(), trigger.http_method.clone()),
         }
     }
 }
@@ -69,6 +69,8 @@ struct Inner {
     stopped: AtomicBool,
     wake: Notify,
     logs: Option<LogSink>,
+    /// Opens the credentials tenants give for their own servers.
+    sealing: [u8; 32],
 }
 
 /// Subscribes every trigger and delivers its messages; call [`Subscriber::run`].
@@ -86,7 +88,13 @@ impl std::fmt::Debug for Subscriber {
 impl Subscriber {
     /// Returns a subscriber with nothing subscribed yet (call [`Subscriber::run`]); a message
     /// given up leaves a line in its application's logs through `logs`.
-    pub fn new(store: TriggerStore, delivery: Delivery, config: TriggersConfig, logs: Option<LogSink>) -> Self {
+    /// `sealing` opens the credentials tenants give for their own servers.
+    pub fn new(
+        store: TriggerStore,
+        delivery: Delivery,
+        config: TriggersConfig,
+        (logs, sealing): (Option<LogSink>, [u8; 32]),
+    ) -> Self {
         let connections = Connections::new(Duration::from_millis(config.nats.connect_timeout_ms.max(1)));
         Self {
             inner: Arc::new(Inner {
@@ -98,6 +106,7 @@ impl Subscriber {
                 stopped: AtomicBool::new(false),
                 wake: Notify::new(),
                 logs,
+                sealing,
             }),
         }
     }
@@ -201,18 +210,12 @@ impl Subscriber {
     /// Keeps `trigger` subscribed, delivering its messages, until aborted.
     async fn watch(self, trigger: Trigger) {
         let retry = Duration::from_secs(self.inner.config.reconnect_seconds.max(1));
-        let Some(server) = self
-            .inner
-            .config
-            .nats
-            .server(&trigger.source.account_id, trigger.organization_id)
-        else {
-            let error = format!(
-                "the NATS account `{}` is no longer configured on this installation",
-                trigger.source.account_id
-            );
-            self.report(&trigger, Some(&error)).await;
-            return;
+        let server = match self.server(&trigger).await {
+            Ok(server) => server,
+            Err(error) => {
+                self.report(&trigger, Some(&error)).await;
+                return;
+            }
         };
         loop {
             match self.inner.connections.client(&server).await {
@@ -224,6 +227,46 @@ impl Subscriber {
             }
             tokio::time::sleep(retry).await;
         }
+    }
+
+    /// Returns the server `trigger` reads: its account's, as the operator maps it, or the
+    /// tenant's own (still allowed, at the address checked, with its credentials opened).
+    async fn server(&self, trigger: &Trigger) -> Result<NatsServer, String> {
+        let nats = &self.inner.config.nats;
+        if trigger.source.server_urls.is_empty() {
+            return nats
+                .server(&trigger.source.account_id, trigger.organization_id)
+                .ok_or_else(|| {
+                    format!(
+                        "the NATS account `{}` is no longer configured on this installation",
+                        trigger.source.account_id
+                    )
+                });
+        }
+        let mut addresses = Vec::new();
+        for url in &trigger.source.server_urls {
+            addresses.push(nats.tenant_server(url).await?);
+        }
+        let content = if trigger.source.credentials.is_empty() {
+            None
+        } else {
+            let opened = nuage_core::seal::open(
+                &self.inner.sealing,
+                &credentials_context(trigger.id),
+                &trigger.source.credentials,
+            )
+            .map_err(|_| "its NATS credentials cannot be opened on this installation".to_owned())?;
+            Some(nuage_core::Secret::new(String::from_utf8_lossy(&opened).into_owned()))
+        };
+        Ok(NatsServer {
+            url: addresses.join(","),
+            credentials: NatsCredentials {
+                content,
+                ..NatsCredentials::default()
+            },
+            scope: None,
+            owner: Some(trigger.id),
+        })
     }
 
     /// Subscribes `trigger` on `client` and delivers its messages until the subscription
@@ -277,10 +320,11 @@ impl Subscriber {
     /// Delivers one message of `trigger`; a message given up puts the trigger in `error`
     /// (and a line in its application's logs), the next one delivered takes it out.
     async fn deliver(&self, trigger: &Trigger, message: &Message, subject: &str, failing: &AtomicBool) {
+        let destination = (trigger.http_path.as_str(), trigger.http_method.as_str());
         match self
             .inner
             .delivery
-            .deliver(trigger.application_id, message, subject)
+            .deliver(trigger.application_id, destination, message, subject)
             .await
         {
             Ok(attempts) => {
