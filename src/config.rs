@@ -509,6 +509,73 @@ mod tests {
         }
     }
 
+    /// The configurations `deploy/` ships, each with the `NUAGE_*` variables its units or pods
+    /// set, and the processes (roles) it is for: every key and variable must be a setting,
+    /// and every process must find the peers it calls.
+    #[test]
+    fn the_configurations_deploy_ships_load_for_each_of_their_processes() {
+        let environment = [
+            ("NUAGE_DATA_DIR", "/var/lib/nuage/control"),
+            ("NUAGE_DATABASE_URL", "postgres://nuage:password@db:5432/nuage"),
+            ("NUAGE_STORAGE__SECRET_KEY", "storage secret"),
+            ("NUAGE_BUILDER__REGISTRY_PASSWORD", "registry secret"),
+            ("NUAGE_BUILDER__REGISTRY_DIR", "/var/lib/nuage-build/registry"),
+            (
+                "NUAGE_INTERNAL_SECRET_FILE",
+                "/run/credentials/nuage@control.service/internal-secret",
+            ),
+            (
+                "NUAGE_MASTER_KEY_FILE",
+                "/run/credentials/nuage@control.service/master-key",
+            ),
+        ];
+        let on_hosts: &[&[Role]] = &[
+            &[Role::Gateway],
+            &[
+                Role::Iam,
+                Role::Tokens,
+                Role::Namespaces,
+                Role::Functions,
+                Role::Containers,
+                Role::Logs,
+                Role::Crons,
+            ],
+            &[Role::Builder],
+            &[Role::Router, Role::Runner],
+        ];
+        let on_kubernetes: Vec<&[Role]> = Role::ALL.iter().map(std::slice::from_ref).collect();
+        let shipped = [
+            (include_str!("../deploy/nuage.toml"), on_hosts.to_vec()),
+            (include_str!("../deploy/kubernetes/base/nuage.toml"), on_kubernetes),
+        ];
+        for (text, processes) in shipped {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("nuage.toml", text)?;
+                for (name, value) in environment {
+                    jail.set_env(name, value);
+                }
+                for roles in &processes {
+                    let overrides = Overrides {
+                        roles: Some(roles.to_vec()),
+                        ..Overrides::default()
+                    };
+                    let config = Config::load(None, overrides).map_err(|error| format!("{roles:?}: {error:#}"))?;
+                    assert!(!config.is_all_in_one());
+                    assert!(config.database_url().starts_with("postgres://"));
+                    assert_eq!(config.storage.secret_key.as_ref().unwrap().expose(), "storage secret");
+                    assert!(config.services.iam.is_some() && config.services.router.is_some());
+                }
+                // Kubernetes sets NUAGE_IAM_SERVICE_HOST and the like for a Service named
+                // nuage-iam unless the pod says `enableServiceLinks: false`: such a variable is
+                // read as a setting, and refused.
+                jail.set_env("NUAGE_IAM_SERVICE_HOST", "10.0.0.1");
+                let refused = Config::load(None, Overrides::default()).unwrap_err().to_string();
+                assert!(refused.contains("iam_service_host"), "{refused}");
+                Ok(())
+            });
+        }
+    }
+
     #[test]
     fn split_roles_need_peers_and_a_shared_secret() {
         let config = Config {
