@@ -8,7 +8,6 @@ NATS server nuage's triggers subscribe on)."""
 import datetime
 import io
 import os
-import socket
 import time
 import unittest
 import urllib.request
@@ -19,6 +18,8 @@ import requests
 from scaleway import Client, Profile, ScalewayException
 from scaleway.function.v1beta1 import CreateTriggerRequestMnqNatsClientConfig, FunctionV1Beta1API, Secret
 from scaleway_core.utils import WaitForOptions
+
+from nats_publish import publish
 
 HANDLER = b"""import os
 
@@ -49,19 +50,6 @@ def archive(handler=HANDLER):
     with zipfile.ZipFile(data, "w") as bundle:
         bundle.writestr("handler.py", handler)
     return data.getvalue()
-
-
-def publish(subject, payload):
-    """Publishes `payload` on `subject` with NATS's own text protocol, as any NATS client does."""
-    host, port = os.environ["CLIENT_NATS_ADDRESS"].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        stream = connection.makefile("rwb")
-        assert stream.readline().startswith(b"INFO"), "not a NATS server"
-        stream.write(b'CONNECT {"verbose":false,"pedantic":false}\r\n')
-        stream.write(f"PUB {subject} {len(payload)}\r\n".encode() + payload + b"\r\nPING\r\n")
-        stream.flush()
-        answer = stream.readline()
-        assert answer.startswith(b"PONG"), answer
 
 
 def gone(fetch):
