@@ -460,7 +460,11 @@ async fn update(
                 tags: body.tags.map(|values| Tags { values }),
                 nats: body.nats_config.map(|nats| triggers::NatsChanges {
                     subject: nats.subject,
-                    server_urls: nats.server_urls.map(|values| triggers::ServerUrls { values }),
+                    // An empty list (what the SDKs send when not given) means unchanged.
+                    server_urls: nats
+                        .server_urls
+                        .filter(|urls| !urls.is_empty())
+                        .map(|values| triggers::ServerUrls { values }),
                     credentials: nats.credentials_file_content,
                 }),
             };
@@ -516,7 +520,8 @@ async fn update_cron(
         if let Some(text) = given.body {
             delivery.body = text;
         }
-        if let Some(headers) = given.headers {
+        // v1's SDKs send `{}` for headers not given: it means unchanged.
+        if let Some(headers) = given.headers.filter(|headers| !headers.is_empty()) {
             delivery.headers = headers.into_iter().collect();
         }
     }
@@ -567,6 +572,23 @@ async fn delete(
     }
 }
 
+/// Returns every item of a list, asking `fetch` for one page after the other.
+async fn every_page<T, Page>(mut fetch: impl FnMut(u32) -> Page) -> Result<Vec<T>, HttpError>
+where
+    Page: std::future::Future<Output = Result<Vec<T>, tonic::Status>>,
+{
+    let mut all = Vec::new();
+    for number in 1.. {
+        let items = fetch(number).await?;
+        let count = items.len();
+        all.extend(items);
+        if count < GATHER as usize {
+            break;
+        }
+    }
+    Ok(all)
+}
+
 /// Returns the caller's containers in the region (of namespace `namespace_id` when given),
 /// with their projects.
 async fn containers(
@@ -574,8 +596,7 @@ async fn containers(
     scope: &Scope,
     namespace_id: Option<Uuid>,
 ) -> Result<HashMap<String, String>, HttpError> {
-    let mut found = HashMap::new();
-    for page in 1.. {
+    let containers = every_page(|page| {
         let request = wire::ListApplicationsRequest {
             caller: Some(scope.caller.to_proto()),
             region: scope.region.clone(),
@@ -585,25 +606,20 @@ async fn containers(
             namespace_id: namespace_id.map(|id| id.to_string()),
             name: None,
         };
-        let answer = state
-            .clients()
-            .containers
-            .clone()
-            .list_containers(scope.grpc(request))
-            .await?
-            .into_inner();
-        let count = answer.applications.len();
-        found.extend(
-            answer
-                .applications
-                .into_iter()
-                .map(|container| (container.id, container.project_id)),
-        );
-        if count < GATHER as usize || found.len() as u64 >= answer.total_count {
-            break;
+        let mut client = state.clients().containers.clone();
+        async move {
+            Ok(client
+                .list_containers(scope.grpc(request))
+                .await?
+                .into_inner()
+                .applications)
         }
-    }
-    Ok(found)
+    })
+    .await?;
+    Ok(containers
+        .into_iter()
+        .map(|container| (container.id, container.project_id))
+        .collect())
 }
 
 async fn list(
@@ -634,65 +650,46 @@ async fn list(
                 && project_id.as_deref().is_none_or(|id| id == project)
         })
     };
-    let mut all: Vec<TriggerJson> = Vec::new();
-    for number in 1.. {
+    let crons = every_page(|page| {
         let request = crons::ListCronsRequest {
             caller: Some(scope.caller.to_proto()),
             region: scope.region.clone(),
-            page: number,
+            page,
             page_size: GATHER,
             order_by: 0,
             application_id: container_id.clone(),
         };
-        let answer = state
-            .clients()
-            .crons
-            .clone()
-            .list_crons(scope.grpc(request))
-            .await?
-            .into_inner();
-        let count = answer.crons.len();
-        all.extend(
-            answer
-                .crons
-                .into_iter()
-                .filter(|cron| kept(&cron.application_id))
-                .map(TriggerJson::from),
-        );
-        if count < GATHER as usize {
-            break;
-        }
-    }
-    for number in 1.. {
+        let mut client = state.clients().crons.clone();
+        let request = scope.grpc(request);
+        async move { Ok(client.list_crons(request).await?.into_inner().crons) }
+    })
+    .await?;
+    let nats = every_page(|page| {
         let request = triggers::ListTriggersRequest {
             caller: Some(scope.caller.to_proto()),
             region: scope.region.clone(),
-            page: number,
+            page,
             page_size: GATHER,
             order_by: 0,
             application_id: container_id.clone(),
             namespace_id: None,
             project_id: None,
         };
-        let answer = state
-            .clients()
-            .triggers
-            .clone()
-            .list_triggers(scope.grpc(request))
-            .await?
-            .into_inner();
-        let count = answer.triggers.len();
-        all.extend(
-            answer
-                .triggers
-                .into_iter()
+        let mut client = state.clients().triggers.clone();
+        let request = scope.grpc(request);
+        async move { Ok(client.list_triggers(request).await?.into_inner().triggers) }
+    })
+    .await?;
+    let mut all: Vec<TriggerJson> = crons
+        .into_iter()
+        .filter(|cron| kept(&cron.application_id))
+        .map(TriggerJson::from)
+        .chain(
+            nats.into_iter()
                 .filter(|trigger| kept(&trigger.application_id))
                 .map(TriggerJson::from),
-        );
-        if count < GATHER as usize {
-            break;
-        }
-    }
+        )
+        .collect();
     match order {
         "created_at_desc" => all.sort_by(|a, b| (b.created_micros, &b.id).cmp(&(a.created_micros, &a.id))),
         "name_asc" => all.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id))),

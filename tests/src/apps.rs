@@ -141,6 +141,18 @@ pub fn processes_of(id: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Pushes `binary` as `/server`, the entrypoint of a one-layer image, to the embedded registry
+/// of `server` under `<registry_endpoint>/<name>:latest` (as a tenant's push to its namespace's
+/// repository lands); returns that image reference.
+pub fn push_server_image(server: &crate::TestServer, registry_endpoint: &str, name: &str, binary: &[u8]) -> String {
+    let (_, repository) = registry_endpoint
+        .split_once('/')
+        .expect("a registry endpoint is host/repository");
+    let layout = server.config.data_dir.join("registry").join(repository).join(name);
+    write_image_layout(&layout, "latest", &[("server", binary, 0o755)], &["/server"]);
+    format!("{registry_endpoint}/{name}:latest")
+}
+
 /// Writes a one-layer OCI image (`files`: path, content, mode) into the image layout at
 /// `layout`, tagged `tag`, that runs `entrypoint` as user 1000.
 pub fn write_image_layout(layout: &std::path::Path, tag: &str, files: &[(&str, &[u8], u32)], entrypoint: &[&str]) {

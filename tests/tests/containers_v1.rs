@@ -3,7 +3,7 @@
 //! (every unset field as a zero, an empty map or list, or `unknown_*`), over the same services
 //! as the other versions. Every 200 body is checked against Scaleway's containers v1 spec.
 
-use nuage_tests::apps::{PROBED_GO, go_binary, write_image_layout};
+use nuage_tests::apps::{PROBED_GO, go_binary, push_server_image};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Answer, Tenant, TestServer};
 use reqwest::StatusCode;
@@ -87,13 +87,7 @@ async fn a_container_made_through_v1_as_the_sdk_sends_it_is_deployed_keeps_unset
         .await;
     let endpoint = ok(&beta_namespace)["registry_endpoint"].as_str().unwrap().to_owned();
     assert_eq!(namespace["environment_variables"], json!({"MODE": "prod"}));
-    let layout = server
-        .config
-        .data_dir
-        .join("registry")
-        .join(endpoint.split_once('/').unwrap().1)
-        .join("probed");
-    write_image_layout(&layout, "latest", &[("server", &binary, 0o755)], &["/server"]);
+    push_server_image(&server, &endpoint, "probed", &binary);
 
     let body = merged(
         sdk_create_defaults(),

@@ -6,7 +6,7 @@
 //! is the cron trigger it is. Credentials are sealed at rest; servers the operator does not
 //! allow are refused; bad inputs name their argument; another tenant reaches none of it.
 
-use nuage_tests::apps::{go_binary, write_image_layout};
+use nuage_tests::apps::{go_binary, push_server_image};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Answer, Tenant, TestServer, eventually};
 use reqwest::StatusCode;
@@ -92,19 +92,17 @@ async fn recorder(server: &TestServer, alpha: &Tenant, binary: &[u8]) -> (String
         .unwrap()
         .to_owned();
     let namespace = beta.wait_ready(&namespace_id).await;
-    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
-    let layout = server
-        .config
-        .data_dir
-        .join("registry")
-        .join(endpoint.split_once('/').unwrap().1)
-        .join("recorder");
-    write_image_layout(&layout, "latest", &[("server", binary, 0o755)], &["/server"]);
+    let image = push_server_image(
+        server,
+        namespace["registry_endpoint"].as_str().unwrap(),
+        "recorder",
+        binary,
+    );
     let made = beta
         .post(
             "/containers",
             json!({"namespace_id": namespace_id, "name": "recorder", "min_scale": 1,
-                   "registry_image": format!("{endpoint}/recorder:latest")}),
+                   "registry_image": image}),
         )
         .await;
     let id = ok(&made)["id"].as_str().unwrap().to_owned();

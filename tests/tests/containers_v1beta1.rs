@@ -5,7 +5,7 @@
 //! body is checked against part B.6 (Scaleway publishes no spec for this version), and a
 //! container made here is the same container through functions v1alpha2.
 
-use nuage_tests::apps::{PROBED_GO, go_binary, write_image_layout};
+use nuage_tests::apps::{PROBED_GO, go_binary, push_server_image};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Answer, Tenant, TestServer};
 use reqwest::StatusCode;
@@ -27,14 +27,12 @@ async fn namespace_with_image(server: &TestServer, api: &Tenant, name: &str, bin
     let created = api.post("/namespaces", json!({"name": name, "project_id": null})).await;
     let id = ok(&created)["id"].as_str().unwrap().to_owned();
     let namespace = api.wait_ready(&id).await;
-    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
-    let layout = server
-        .config
-        .data_dir
-        .join("registry")
-        .join(endpoint.split_once('/').unwrap().1)
-        .join("probed");
-    write_image_layout(&layout, "latest", &[("server", binary, 0o755)], &["/server"]);
+    push_server_image(
+        server,
+        namespace["registry_endpoint"].as_str().unwrap(),
+        "probed",
+        binary,
+    );
     namespace
 }
 

@@ -7,7 +7,7 @@
 //! runtime (as the plugin's second deploy sends) changes nothing; bad inputs name their argument;
 //! another tenant reaches none of it, and a function's id is no container's.
 
-use nuage_tests::apps::{deployed, go_binary, runtime, write_image_layout};
+use nuage_tests::apps::{deployed, go_binary, push_server_image, runtime};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Answer, Tenant, TestServer, eventually};
 use reqwest::StatusCode;
@@ -233,13 +233,7 @@ async fn containers_v1beta1_lists_issues_tokens_for_a_container_named_function_i
     let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
     let namespace = api.wait_ready(&namespace_id).await;
     let registry_endpoint = namespace["registry_endpoint"].as_str().unwrap();
-    let layout = server
-        .config
-        .data_dir
-        .join("registry")
-        .join(registry_endpoint.split_once('/').unwrap().1)
-        .join("box");
-    write_image_layout(&layout, "latest", &[("server", &binary, 0o755)], &["/server"]);
+    push_server_image(&server, registry_endpoint, "box", &binary);
     let made = api
         .post(
             "/containers",

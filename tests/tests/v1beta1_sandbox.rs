@@ -6,7 +6,7 @@
 //! another.
 
 use nuage_runner::{Sandbox, SandboxKind};
-use nuage_tests::apps::{deploy, runtime, settled_within, upload, write_image_layout, zip};
+use nuage_tests::apps::{deploy, push_server_image, runtime, settled_within, upload, zip};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
@@ -327,15 +327,12 @@ async fn containers_run_in_the_sandbox_they_name() {
     let namespace = tenant.create_namespace("boxed").await;
     let namespace = tenant.wait_ready(namespace["id"].as_str().unwrap()).await;
     // The image goes to the namespace's repository (an OCI layout of the embedded registry).
-    let endpoint = namespace["registry_endpoint"].as_str().unwrap();
-    let layout = server
-        .config
-        .data_dir
-        .join("registry")
-        .join(endpoint.split_once('/').unwrap().1)
-        .join("kernel");
-    write_image_layout(&layout, "latest", &[("server", &binary, 0o755)], &["/server"]);
-    let image = format!("{endpoint}/kernel:latest");
+    let image = push_server_image(
+        &server,
+        namespace["registry_endpoint"].as_str().unwrap(),
+        "kernel",
+        &binary,
+    );
     let mut ids = Vec::new();
     for (name, sandbox) in [("bubble", "v1"), ("visor", "v2")] {
         // Through v1alpha2, whose bodies may name the sandbox as v1beta1's do.
