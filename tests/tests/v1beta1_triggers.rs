@@ -501,3 +501,92 @@ async fn on_the_shared_nats_server_a_tenant_reads_only_subjects_of_its_own() {
     assert!(lines.iter().all(|line| line.1 == orders), "{lines:?}");
     server.stop().await;
 }
+
+/// A NATS server of the test's own on `port`, whose one user (`nuage`, `secret`) may subscribe
+/// under `tenants.*.allowed.` only; killed when dropped.
+struct RestrictedNats(std::process::Child, tempfile::TempDir);
+
+impl RestrictedNats {
+    fn start(port: u16) -> Self {
+        let folder = tempfile::tempdir().unwrap();
+        let config = folder.path().join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\nauthorization {{ users: [ {{ user: nuage, password: secret, permissions: {{ \
+                 subscribe: {{ allow: [\"tenants.*.allowed.>\", \"_INBOX.>\"] }}, publish: \">\" }} }} ] }}\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("nats-server")
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server runs here (apt-get install nats-server; .ci/run installs it)");
+        Self(child, folder)
+    }
+}
+
+impl Drop for RestrictedNats {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_the_servers_permissions_refuse_puts_the_trigger_in_error_saying_so() {
+    let port = free_port();
+    let _nats = RestrictedNats::start(port);
+    let url = format!("nats://127.0.0.1:{port}");
+    eventually(
+        Duration::from_secs(10),
+        || async_nats::ConnectOptions::with_user_and_password("nuage".into(), "secret".into()).connect(url.clone()),
+        |connected: &Result<async_nats::Client, _>| connected.is_ok(),
+    )
+    .await
+    .expect("the test's NATS server answers");
+    let server = TestServer::start_with(|config| {
+        config.triggers.nats.url = Some(url.clone());
+        config.triggers.nats.credentials.user = Some("nuage".to_owned());
+        config.triggers.nats.credentials.password = Some(nuage_core::Secret::new("secret".to_owned()));
+    })
+    .await;
+    let alpha = server.tenant().await;
+    let beta = beta(&alpha);
+    let namespace = alpha.create_namespace("refused").await;
+    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
+    alpha.wait_ready(&namespace_id).await;
+    let node = runtime(&alpha, "node").await;
+    let function = alpha
+        .post(
+            "/functions",
+            json!({"name": "recorder", "runtime": node, "namespace_id": namespace_id}),
+        )
+        .await;
+    let function_id = ok(&function)["id"].as_str().unwrap().to_owned();
+
+    let allowed = create(&beta, &function_id, "allowed", "allowed.orders", "a").await;
+    let allowed = settled(&beta, ok(&allowed)["id"].as_str().unwrap()).await;
+    assert_eq!(allowed["status"], "ready", "{allowed}");
+    let denied = create(&beta, &function_id, "denied", "denied.orders", "a").await;
+    let denied_id = ok(&denied)["id"].as_str().unwrap().to_owned();
+    let denied = beta
+        .poll_until(&format!("/triggers/{denied_id}"), Duration::from_secs(20), |answer| {
+            answer.body["status"] == "error"
+        })
+        .await
+        .body;
+    assert_eq!(denied["status"], "error", "{denied}");
+    let message = denied["error_message"].as_str().unwrap();
+    assert!(
+        message.contains("refuses the subscription to `denied.orders`") && message.contains("Permissions Violation"),
+        "{message}"
+    );
+    // The other trigger on the same connection is not affected.
+    let id = allowed["id"].as_str().unwrap();
+    assert_eq!(ok(&beta.get(&format!("/triggers/{id}")).await)["status"], "ready");
+    server.stop().await;
+}

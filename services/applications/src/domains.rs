@@ -217,17 +217,24 @@ impl<K: Kind> Domains<K> {
         }
     }
 
+    /// Returns the application `domain` leads to, or `None` once it is gone (and then so are
+    /// its domains).
+    async fn application_of(&self, domain: &Domain) -> Result<Option<crate::model::Application<K>>, ApiError> {
+        match self.applications.get_any(domain.application_id).await {
+            Ok(application) => Ok(Some(application)),
+            Err(error) if error.code == ErrorCode::NotFound => {
+                self.store.remove_for(domain.application_id).await?;
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// Checks each pending domain once.
     async fn check_pending(&self) -> Result<(), ApiError> {
         for domain in self.store.pending(BATCH).await? {
-            let application = match self.applications.get_any(domain.application_id).await {
-                Ok(application) => application,
-                // Its application is gone: so is it.
-                Err(error) if error.code == ErrorCode::NotFound => {
-                    self.store.remove_for(domain.application_id).await?;
-                    continue;
-                }
-                Err(error) => return Err(error),
+            let Some(application) = self.application_of(&domain).await? else {
+                continue;
             };
             if application.status == ApplicationStatus::Deleting {
                 continue;
@@ -263,13 +270,8 @@ impl<K: Kind> Domains<K> {
     async fn check_ready(&self) -> Result<(), ApiError> {
         let every = i64::try_from(self.config.domains.recheck_ready_ms.saturating_mul(1_000)).unwrap_or(i64::MAX);
         for domain in self.store.stale(now_micros().saturating_sub(every), BATCH).await? {
-            let application = match self.applications.get_any(domain.application_id).await {
-                Ok(application) => application,
-                Err(error) if error.code == ErrorCode::NotFound => {
-                    self.store.remove_for(domain.application_id).await?;
-                    continue;
-                }
-                Err(error) => return Err(error),
+            let Some(application) = self.application_of(&domain).await? else {
+                continue;
             };
             let failure = match self.check(&domain, &application.endpoint).await {
                 Ok(()) => None,

@@ -1,9 +1,10 @@
 //! Connections to NATS servers: one per server (and login), shared by every trigger on it,
 //! made when a trigger first needs it and kept; the client reconnects (and resubscribes) by
-//! itself when a connection drops.
+//! itself when a connection drops. What the server reports later (`-ERR`, such as a
+//! subscription its permissions refuse) reaches every trigger on the connection.
 
 use crate::config::NatsServer;
-use async_nats::{Client, ConnectOptions};
+use async_nats::{Client, ConnectOptions, Event};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,9 +13,26 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub struct Connections {
     timeout: Duration,
-    /// Per server: its client once connected. A server's slot is locked while connecting, so
+    /// Per server: its connection once made. A server's slot is locked while connecting, so
     /// that triggers on it wait for one connection, and those on other servers do not wait.
-    clients: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Client>>>>>,
+    clients: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Connection>>>>>,
+}
+
+/// A connection to a NATS server.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Its client.
+    pub client: Client,
+    /// The errors the server reports on it, as it words them.
+    pub errors: tokio::sync::broadcast::Sender<String>,
+}
+
+/// Returns whether `error`, as a NATS server words it, refuses a subscription to `subject`.
+pub fn refuses(error: &str, subject: &str) -> bool {
+    error.to_ascii_lowercase().contains(&format!(
+        "permissions violation for subscription to \"{}\"",
+        subject.to_ascii_lowercase()
+    ))
 }
 
 impl Connections {
@@ -28,7 +46,7 @@ impl Connections {
 
     /// Returns a client of `server`, connecting if this replica has none; the error says why
     /// the server could not be reached, for the trigger's `error_message`.
-    pub async fn client(&self, server: &NatsServer) -> Result<Client, String> {
+    pub async fn client(&self, server: &NatsServer) -> Result<Connection, String> {
         let slot = self
             .clients
             .lock()
@@ -37,21 +55,36 @@ impl Connections {
             .or_default()
             .clone();
         let mut slot = slot.lock().await;
-        if let Some(client) = &*slot {
-            return Ok(client.clone());
+        if let Some(connection) = &*slot {
+            return Ok(connection.clone());
         }
+        let (errors, _) = tokio::sync::broadcast::channel(64);
         let client = self
-            .connect(server)
+            .connect(server, errors.clone())
             .await
             .map_err(|error| format!("cannot reach the NATS server `{}`: {error}", server.url))?;
         tracing::info!(url = %server.url, "connected to a NATS server");
-        *slot = Some(client.clone());
-        Ok(client)
+        let connection = Connection { client, errors };
+        *slot = Some(connection.clone());
+        Ok(connection)
     }
 
-    async fn connect(&self, server: &NatsServer) -> Result<Client, String> {
+    async fn connect(
+        &self,
+        server: &NatsServer,
+        errors: tokio::sync::broadcast::Sender<String>,
+    ) -> Result<Client, String> {
         let credentials = &server.credentials;
         let mut options = ConnectOptions::new()
+            .event_callback(move |event| {
+                let errors = errors.clone();
+                async move {
+                    if let Event::ServerError(async_nats::ServerError::Other(error)) = event {
+                        // Nobody listening is no one to tell.
+                        let _ = errors.send(error);
+                    }
+                }
+            })
             .name("nuage triggers")
             .connection_timeout(self.timeout)
             // Messages wait here while deliveries are busy; a full buffer drops (and the

@@ -11,10 +11,10 @@
 use crate::config::{NatsCredentials, NatsServer, TriggersConfig};
 use crate::delivery::Delivery;
 use crate::model::{Trigger, TriggerStatus, credentials_context};
-use crate::sources::Connections;
+use crate::sources::{Connection, Connections, refuses};
 use crate::store::TriggerStore;
+use async_nats::Message;
 use async_nats::connection::State;
-use async_nats::{Client, Message};
 use nuage_clients::LogSink;
 use nuage_core::ApiError;
 use nuage_core::clock::now_micros;
@@ -219,8 +219,8 @@ impl Subscriber {
         };
         loop {
             match self.inner.connections.client(&server).await {
-                Ok(client) => {
-                    let Err(error) = self.subscribed(&trigger, &client, &server).await;
+                Ok(connection) => {
+                    let Err(error) = self.subscribed(&trigger, &connection, &server).await;
                     self.report(&trigger, Some(&error)).await;
                 }
                 Err(error) => self.report(&trigger, Some(&error)).await,
@@ -271,16 +271,33 @@ impl Subscriber {
 
     /// Subscribes `trigger` on `client` and delivers its messages until the subscription
     /// ends; returns why it could not subscribe or why it ended.
-    async fn subscribed(&self, trigger: &Trigger, client: &Client, server: &NatsServer) -> Result<Infallible, String> {
-        let (subject, url) = (&trigger.source.subject, &server.url);
+    async fn subscribed(
+        &self,
+        trigger: &Trigger,
+        connection: &Connection,
+        server: &NatsServer,
+    ) -> Result<Infallible, String> {
+        let (subject, url, client) = (&trigger.source.subject, &server.url, &connection.client);
+        let read = server.subject(subject);
+        let refused = |error: &str| format!("the NATS server `{url}` refuses the subscription to `{subject}`: {error}");
+        let mut errors = connection.errors.subscribe();
         let mut subscription = client
-            .queue_subscribe(server.subject(subject), format!("nuage-trigger-{}", trigger.id))
+            .queue_subscribe(read.clone(), format!("nuage-trigger-{}", trigger.id))
             .await
             .map_err(|error| format!("cannot subscribe to `{subject}` on the NATS server `{url}`: {error}"))?;
         // The subscription is sent with the next write: ready once the server has it.
-        client.flush().await.map_err(|error| {
-            format!("the NATS server `{url}` did not take the subscription to `{subject}`: {error}")
-        })?;
+        // The server refuses a subscription with an `-ERR` before it answers the ping of a
+        // flush; the client reports it apart, so a second round trip lets it arrive.
+        for _ in 0..2 {
+            client.flush().await.map_err(|error| {
+                format!("the NATS server `{url}` did not take the subscription to `{subject}`: {error}")
+            })?;
+        }
+        while let Ok(error) = errors.try_recv() {
+            if refuses(&error, &read) {
+                return Err(refused(&error));
+            }
+        }
         self.report(trigger, None).await;
         let lost = format!("lost the connection to the NATS server `{url}`; reconnecting");
         let limit = Arc::new(Semaphore::new(self.inner.config.concurrent_deliveries.max(1)));
@@ -306,6 +323,11 @@ impl Subscriber {
                     });
                 }
                 Some(_) = deliveries.join_next(), if !deliveries.is_empty() => {}
+                Ok(error) = errors.recv() => {
+                    if refuses(&error, &read) {
+                        return Err(refused(&error));
+                    }
+                }
                 _ = health.tick() => {
                     let now = client.connection_state() == State::Connected;
                     if now != connected {
