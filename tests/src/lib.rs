@@ -458,22 +458,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_names_are_replaced_in_urls() {
-        assert_eq!(
-            super::with_database("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            super::with_database("postgres://u@h/db?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
-        assert_eq!(super::with_database("postgres://u@h", "x"), "postgres://u@h/x");
-    }
-}
-
 /// Returns every text column of every row of `table` that contains `needle`.
 pub async fn rows_containing(database_url: &str, table: &str, needle: &str) -> Vec<String> {
     use sqlx::{Connection, Row};
@@ -494,4 +478,20 @@ pub async fn rows_containing(database_url: &str, table: &str, needle: &str) -> V
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_are_replaced_in_urls() {
+        assert_eq!(
+            super::with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            super::with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(super::with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
 }

@@ -503,8 +503,12 @@ async fn on_the_shared_nats_server_a_tenant_reads_only_subjects_of_its_own() {
 }
 
 /// A NATS server of the test's own on `port`, whose one user (`nuage`, `secret`) may subscribe
-/// under `tenants.*.allowed.` only; killed when dropped.
-struct RestrictedNats(std::process::Child, tempfile::TempDir);
+/// under `tenants.*.allowed.` only; killed when dropped (and its configuration's folder
+/// removed).
+struct RestrictedNats {
+    child: std::process::Child,
+    _folder: tempfile::TempDir,
+}
 
 impl RestrictedNats {
     fn start(port: u16) -> Self {
@@ -525,14 +529,14 @@ impl RestrictedNats {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("nats-server runs here (apt-get install nats-server; .ci/run installs it)");
-        Self(child, folder)
+        Self { child, _folder: folder }
     }
 }
 
 impl Drop for RestrictedNats {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

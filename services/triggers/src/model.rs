@@ -203,7 +203,7 @@ pub fn check_destination(argument: &str, path: &str, method: &str) -> Result<(St
     }
     if !matches!(method, "get" | "post" | "put" | "patch" | "delete") {
         return Err(ApiError::invalid_argument(
-            &format!("{argument}.http_method"),
+            format!("{argument}.http_method"),
             Reason::Constraint,
             format!("must be one of get, post, put, patch and delete, got `{method}`"),
         ));

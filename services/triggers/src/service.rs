@@ -157,7 +157,7 @@ impl TriggersService {
             self.nats
                 .tenant_server(url)
                 .await
-                .map_err(|help| ApiError::invalid_argument(&format!("{ARGUMENT}.{index}"), Reason::Constraint, help))?;
+                .map_err(|help| ApiError::invalid_argument(format!("{ARGUMENT}.{index}"), Reason::Constraint, help))?;
         }
         Ok(urls)
     }
