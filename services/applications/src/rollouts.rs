@@ -289,6 +289,8 @@ impl<K: Kind> Rollouts<K> {
             cpu_limit_mcpu: application.cpu_limit(),
             secrets,
             sandbox: Sandbox::to_proto(application.sandbox).into(),
+            organization_id: application.organization_id.to_string(),
+            namespace_id: application.namespace_id.to_string(),
             ..Spec::default()
         };
         application.kind.fill_spec(&mut spec);

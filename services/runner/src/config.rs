@@ -1,6 +1,7 @@
 //! Configuration of the runner.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// How instances are isolated.
@@ -84,7 +85,8 @@ pub enum Egress {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunnerConfig {
-    /// Where instances run: `local` (sandboxed processes on this machine).
+    /// Where instances run: `local` (sandboxed processes on this machine) or `kubernetes`
+    /// (pods of a cluster: see `[runner.kubernetes]`).
     pub backend: String,
     /// How local instances are isolated when their function or container asks for no
     /// sandbox of its own.
@@ -125,6 +127,89 @@ pub struct RunnerConfig {
     pub max_open_files: u32,
     /// What instances can reach beyond their own loopback.
     pub egress: Egress,
+    /// The cluster instances run in with `backend = "kubernetes"`.
+    pub kubernetes: KubernetesConfig,
+}
+
+/// The `[runner.kubernetes]` section: the cluster the `kubernetes` backend runs instances in,
+/// and what it needs to know of it to isolate them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file to reach the cluster with; unset: the pod's own service account when
+    /// the runner runs in the cluster, else `$KUBECONFIG` or `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Prepended to a tenant namespace's id to name its Kubernetes namespace (lowercase
+    /// letters, digits and `-`, starting with a letter, at most 26 characters so that the name
+    /// keeps the whole id).
+    pub namespace_prefix: String,
+    /// The Kubernetes namespace nuage's own pods (the router among them) run in: the only
+    /// one whose pods may open connections to instances, and where `pull_secret` is read.
+    pub system_namespace: String,
+    /// The labels of the router's pods in `system_namespace`: only they may open connections
+    /// to instances.
+    pub router_pod_labels: BTreeMap<String, String>,
+    /// The RuntimeClass that runs pods in gVisor (`runsc`): Scaleway's "sandbox v2". Unset:
+    /// sandbox v2 is not offered, and a function or container asking for it does not start.
+    pub gvisor_runtime_class: Option<String>,
+    /// A `kubernetes.io/dockerconfigjson` Secret in `system_namespace` holding what pulls the
+    /// images; copied into each tenant's Kubernetes namespace and named by its pods.
+    pub pull_secret: Option<String>,
+    /// The cluster's own ranges (pods, services, nodes) that instances may never reach, beyond
+    /// the private, loopback, link-local and shared ranges, which are always refused
+    /// (`10.0.0.0/8`, `172.16.0.0/12`, `192.168.0.0/16`, `169.254.0.0/16`, `100.64.0.0/10`,
+    /// `127.0.0.0/8`, and `fc00::/7`, `fe80::/10`, `::1/128`).
+    pub cluster_cidrs: Vec<String>,
+    /// The namespace of the cluster's DNS service, which instances may ask with
+    /// `runner.egress = "public"` (they reach nothing else of the cluster).
+    pub dns_namespace: String,
+    /// The labels of the cluster DNS service's pods.
+    pub dns_pod_labels: BTreeMap<String, String>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            kubeconfig: None,
+            namespace_prefix: "nuage-".to_owned(),
+            system_namespace: "nuage".to_owned(),
+            router_pod_labels: BTreeMap::from([
+                ("app.kubernetes.io/name".to_owned(), "nuage".to_owned()),
+                ("app.kubernetes.io/component".to_owned(), "router".to_owned()),
+            ]),
+            gvisor_runtime_class: None,
+            pull_secret: None,
+            cluster_cidrs: Vec::new(),
+            dns_namespace: "kube-system".to_owned(),
+            dns_pod_labels: BTreeMap::from([("k8s-app".to_owned(), "kube-dns".to_owned())]),
+        }
+    }
+}
+
+impl KubernetesConfig {
+    /// Returns a description of the first invalid setting, if any.
+    pub fn validate(&self) -> Result<(), String> {
+        let prefix = &self.namespace_prefix;
+        let valid_prefix = prefix.len() <= 26
+            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid_prefix {
+            return Err(format!(
+                "runner.kubernetes.namespace_prefix `{prefix}` must be lowercase letters, digits and `-`, \
+                 start with a letter and be at most 26 characters"
+            ));
+        }
+        if self.router_pod_labels.is_empty() {
+            return Err("runner.kubernetes.router_pod_labels must name at least one label".to_owned());
+        }
+        for cidr in &self.cluster_cidrs {
+            crate::kubernetes::Cidr::parse(cidr)
+                .map_err(|why| format!("runner.kubernetes.cluster_cidrs: `{cidr}` {why}"))?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for RunnerConfig {
@@ -146,6 +231,7 @@ impl Default for RunnerConfig {
             max_processes: 256,
             max_open_files: 1024,
             egress: Egress::None,
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }
@@ -153,6 +239,11 @@ impl Default for RunnerConfig {
 impl RunnerConfig {
     /// Returns a description of the first invalid setting, if any.
     pub fn validate(&self) -> Result<(), String> {
+        match self.backend.as_str() {
+            "local" => {}
+            "kubernetes" => self.kubernetes.validate()?,
+            other => return Err(format!("runner.backend `{other}` is unknown: `local` or `kubernetes`")),
+        }
         let Some(listed) = &self.sandboxes else {
             return Ok(());
         };
@@ -175,5 +266,56 @@ impl RunnerConfig {
                 chosen.name()
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubernetes(section: serde_json::Value) -> Result<RunnerConfig, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({"backend": "kubernetes", "kubernetes": section}))
+    }
+
+    #[test]
+    fn the_kubernetes_section_is_read_and_checked() {
+        let config = kubernetes(serde_json::json!({
+            "namespace_prefix": "tenant-",
+            "gvisor_runtime_class": "gvisor",
+            "cluster_cidrs": ["10.96.0.0/12", "fd00:10::/64"],
+        }))
+        .unwrap();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.kubernetes.namespace_prefix, "tenant-");
+        assert_eq!(config.kubernetes.system_namespace, "nuage", "defaults stay");
+
+        let unknown = kubernetes(serde_json::json!({"namespace": "x"})).unwrap_err();
+        assert!(unknown.to_string().contains("unknown field `namespace`"), "{unknown}");
+
+        for (section, complaint) in [
+            (
+                serde_json::json!({"namespace_prefix": "Nuage-"}),
+                "namespace_prefix `Nuage-`",
+            ),
+            (serde_json::json!({"namespace_prefix": "a".repeat(27)}), "at most 26"),
+            (serde_json::json!({"router_pod_labels": {}}), "router_pod_labels"),
+            (
+                serde_json::json!({"cluster_cidrs": ["10.96.0.0"]}),
+                "`10.96.0.0` is not a range",
+            ),
+        ] {
+            let error = kubernetes(section).unwrap().validate().unwrap_err();
+            assert!(error.contains(complaint), "{error}");
+        }
+        let other = RunnerConfig {
+            backend: "nomad".to_owned(),
+            ..RunnerConfig::default()
+        };
+        assert!(
+            other
+                .validate()
+                .unwrap_err()
+                .contains("runner.backend `nomad` is unknown")
+        );
     }
 }

@@ -176,6 +176,10 @@ pub enum RunnerError {
     /// The chain that starts the instance could not be run.
     #[error("starting the instance: {0}")]
     Spawn(io::Error),
+    /// A version was recorded before versions named their tenant and namespace, which the
+    /// `kubernetes` backend places instances by.
+    #[error("the current version of application {0} names no namespace: deploy it again")]
+    Unplaced(String),
     /// The runner's own network namespace cannot be read.
     #[error("reading namespaces: {0}")]
     Namespaces(io::Error),
@@ -242,6 +246,7 @@ impl RunnerError {
             | Self::Prepare(_)
             | Self::Spawn(_)
             | Self::Namespaces(_)
+            | Self::Unplaced(_)
             | Self::ExitedEarly { .. }
             | Self::NotListening { .. }
             | Self::Unhealthy { .. } => ErrorCode::FailedPrecondition,

@@ -15,6 +15,8 @@ mod confined;
 mod error;
 mod gvisor;
 mod images;
+pub mod kubernetes;
+mod limits;
 mod local;
 mod offer;
 mod sandbox;
@@ -23,7 +25,7 @@ mod service;
 mod specs;
 
 pub use backend::{Backend, Running};
-pub use config::{Egress, RunnerConfig, Sandbox, SandboxKind};
+pub use config::{Egress, KubernetesConfig, RunnerConfig, Sandbox, SandboxKind};
 pub use error::RunnerError;
 pub use local::{LocalBackend, LogShipping};
 pub use offer::Offer;

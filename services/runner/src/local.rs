@@ -8,6 +8,7 @@ use crate::cgroups::{Cgroups, Limits};
 use crate::config::{RunnerConfig, SandboxKind};
 use crate::error::{LastOutput, RunnerError};
 use crate::images::{Images, Unpacked};
+use crate::limits::{memory_mb, tmp_bytes};
 use crate::offer::{Offer, find_program};
 use crate::sandbox::{self, Chain, Tools};
 use nuage_clients::logsink::LogSink;
@@ -517,12 +518,6 @@ async fn http_status(address: &InstanceAddress, path: &str) -> std::io::Result<u
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "it did not answer HTTP"))
 }
 
-/// The size of an instance's `/tmp`: half its memory (what it writes there is memory, charged
-/// to its cgroup: the other half is left to run in).
-fn tmp_bytes(spec: &Spec) -> u64 {
-    u64::from(spec.memory_limit_mb.max(64)) << 19
-}
-
 /// The instance's variables: defaults, the image's, the spec's (namespace < application <
 /// platform, merged already), its secrets opened (namespace's < application's), then `PORT`;
 /// each name once, the last given winning.
@@ -960,7 +955,7 @@ impl Backend for LocalBackend {
             Some(cgroups) => cgroups.create(
                 instance_id,
                 Limits {
-                    memory_mb: spec.memory_limit_mb.max(64),
+                    memory_mb: memory_mb(spec),
                     cpu_mcpu: spec.cpu_limit_mcpu,
                     processes: self.config.max_processes,
                 },

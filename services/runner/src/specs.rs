@@ -95,12 +95,14 @@ impl SpecStore {
         let process = serde_json::to_string(&Process::of(spec)).map_err(|error| ApiError::internal(&error))?;
         sqlx::query(
             "insert into runner_applications (application_id, version, kind, image, environment, memory_limit_mb, \
-             port, cpu_limit_mcpu, updated_at, secrets, process, sandbox) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             port, cpu_limit_mcpu, updated_at, secrets, process, sandbox, organization_id, namespace_id) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              on conflict (application_id) do update set version = excluded.version, kind = excluded.kind, \
              image = excluded.image, environment = excluded.environment, \
              memory_limit_mb = excluded.memory_limit_mb, port = excluded.port, \
              cpu_limit_mcpu = excluded.cpu_limit_mcpu, updated_at = excluded.updated_at, \
-             secrets = excluded.secrets, process = excluded.process, sandbox = excluded.sandbox",
+             secrets = excluded.secrets, process = excluded.process, sandbox = excluded.sandbox, \
+             organization_id = excluded.organization_id, namespace_id = excluded.namespace_id",
         )
         .bind(&spec.application_id)
         .bind(&spec.version)
@@ -114,6 +116,8 @@ impl SpecStore {
         .bind(secrets)
         .bind(process)
         .bind(i64::from(spec.sandbox))
+        .bind(&spec.organization_id)
+        .bind(&spec.namespace_id)
         .execute(self.database.pool())
         .await?;
         Ok(())
@@ -123,7 +127,7 @@ impl SpecStore {
     pub async fn get(&self, application_id: &str) -> Result<Option<Spec>, ApiError> {
         let row = sqlx::query(
             "select application_id, version, kind, image, environment, memory_limit_mb, port, cpu_limit_mcpu, \
-             secrets, process, sandbox from runner_applications where application_id = $1",
+             secrets, process, sandbox, organization_id, namespace_id from runner_applications where application_id = $1",
         )
         .bind(application_id)
         .fetch_optional(self.database.pool())
@@ -145,6 +149,8 @@ impl SpecStore {
             port: u32::try_from(row.try_get::<i64, _>("port")?).unwrap_or_default(),
             cpu_limit_mcpu: u32::try_from(row.try_get::<i64, _>("cpu_limit_mcpu")?).unwrap_or_default(),
             sandbox: i32::try_from(row.try_get::<i64, _>("sandbox")?).unwrap_or_default(),
+            organization_id: row.try_get("organization_id")?,
+            namespace_id: row.try_get("namespace_id")?,
             ..Spec::default()
         };
         process.into_spec(&mut spec);
