@@ -36,15 +36,12 @@ use nuage_proto::runner::v1::runner_server::RunnerServer;
 use nuage_proto::tokens::v1::tokens_client::TokensClient;
 use nuage_proto::triggers::v1::triggers_client::TriggersClient;
 use nuage_proto::triggers::v1::triggers_server::TriggersServer;
-use nuage_runner::{LocalBackend, RunnerService};
+use nuage_runner::Runner;
 use nuage_triggers::{Subscriber, TriggersService};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// The runner this process runs: the local backend is the one built in.
-pub type Runner = RunnerService<LocalBackend>;
 
 /// What the gRPC roles of this process start from.
 pub struct Context<'a> {
@@ -128,7 +125,7 @@ pub async fn start(context: &Context<'_>, services: &mut Services) -> anyhow::Re
         services.add(builder(context)?);
     }
     if config.runs(Role::Runner) {
-        handles.runner = Some(services.add(runner(context)?));
+        handles.runner = Some(services.add(runner(context).await?));
     }
     if config.runs(Role::Crons) {
         handles.crons = Some(services.add(crons(context)?));
@@ -247,7 +244,7 @@ fn builder(context: &Context<'_>) -> anyhow::Result<Served<BuilderServer<Builder
     ))
 }
 
-fn runner(context: &Context<'_>) -> anyhow::Result<Served<RunnerServer<Runner>, Runner>> {
+async fn runner(context: &Context<'_>) -> anyhow::Result<Served<RunnerServer<Runner>, Runner>> {
     let config = context.config;
     let work_dir = config
         .runner
@@ -271,7 +268,8 @@ fn runner(context: &Context<'_>) -> anyhow::Result<Served<RunnerServer<Runner>, 
         database,
         context.logs.clone(),
         secrets_sealing(config)?,
-    )?)
+    )
+    .await?)
 }
 
 fn crons(context: &Context<'_>) -> anyhow::Result<Served<CronsServer<CronsService>, Scheduler>> {

@@ -1,10 +1,33 @@
-//! The seam between the runner and what runs instances: local processes today, Kubernetes
-//! later.
+//! The seam between the runner and what runs instances: local processes, or pods of a
+//! Kubernetes cluster.
 
 use crate::error::RunnerError;
 use nuage_proto::runner::v1::Spec;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use tokio::sync::oneshot;
+
+/// What the runner keeps as current: each application's current version and its image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Current {
+    /// The images of current versions.
+    pub images: HashSet<String>,
+    /// The current version of each application, by application id.
+    pub versions: HashMap<String, String>,
+}
+
+/// An instance found running when the runner started: a backend whose instances outlive the
+/// runner (Kubernetes) hands them back to be kept again.
+#[derive(Debug)]
+pub struct Adopted {
+    /// Its application.
+    pub application_id: String,
+    /// Its version.
+    pub version: String,
+    /// The id it is kept under.
+    pub instance_id: String,
+    /// The instance.
+    pub running: Running,
+}
 
 /// A started instance, answering on `address`.
 #[derive(Debug)]
@@ -31,8 +54,17 @@ pub trait Backend: Send + Sync + 'static {
     /// that what is pushed under its tag later does not change what a version runs.
     fn pin(&self, image: &str) -> impl std::future::Future<Output = Result<String, RunnerError>> + Send;
 
-    /// Removes what it keeps of images (unpacked copies) that neither a version the runner
-    /// keeps (whose image is in `current`) nor a live instance uses. An instance uses its
-    /// image until its end was sent on [`Running::exited`].
-    fn release(&self, current: HashSet<String>) -> impl std::future::Future<Output = ()> + Send;
+    /// Removes what it keeps for versions that are neither current nor run by a live
+    /// instance: unpacked images (the local backend), Deployments and what goes with them
+    /// (Kubernetes). An instance uses its version until its end was sent on
+    /// [`Running::exited`].
+    fn release(&self, current: Current) -> impl std::future::Future<Output = ()> + Send;
+
+    /// Returns the instances of `current` versions that run already (started before this
+    /// runner did), to be kept again; stops those it cannot hand back. None by default: local
+    /// instances end with the runner.
+    fn recover(&self, current: Current) -> impl std::future::Future<Output = Vec<Adopted>> + Send {
+        let _ = current;
+        async { Vec::new() }
+    }
 }

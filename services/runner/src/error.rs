@@ -133,7 +133,7 @@ pub enum RunnerError {
         source: io::Error,
     },
     /// The configured backend is not built in.
-    #[error("runner.backend `{0}` is not available: only `local` is built in")]
+    #[error("runner.backend `{0}` is not available: `local` or `kubernetes`")]
     UnknownBackend(String),
     /// A configured sandbox's program is missing.
     #[error("{setting} names `{sandbox}` but `{program}` is not installed")]
@@ -176,6 +176,25 @@ pub enum RunnerError {
     /// The chain that starts the instance could not be run.
     #[error("starting the instance: {0}")]
     Spawn(io::Error),
+    /// The Kubernetes cluster cannot be reached as configured.
+    #[error("runner.kubernetes: {0}")]
+    KubernetesSetup(String),
+    /// The Kubernetes API refused or failed a request.
+    #[error("{doing}: {source}")]
+    Kubernetes {
+        /// What the runner was doing.
+        doing: String,
+        /// Why it failed.
+        source: Box<kube::Error>,
+    },
+    /// No pod of a version became ready in time.
+    #[error("no pod became ready within {seconds} s: {why}")]
+    PodNotReady {
+        /// The start timeout.
+        seconds: u64,
+        /// What the pods' status says.
+        why: String,
+    },
     /// A version was recorded before versions named their tenant and namespace, which the
     /// `kubernetes` backend places instances by.
     #[error("the current version of application {0} names no namespace: deploy it again")]
@@ -247,6 +266,9 @@ impl RunnerError {
             | Self::Spawn(_)
             | Self::Namespaces(_)
             | Self::Unplaced(_)
+            | Self::KubernetesSetup(_)
+            | Self::Kubernetes { .. }
+            | Self::PodNotReady { .. }
             | Self::ExitedEarly { .. }
             | Self::NotListening { .. }
             | Self::Unhealthy { .. } => ErrorCode::FailedPrecondition,

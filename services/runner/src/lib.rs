@@ -5,12 +5,14 @@
 //! `runner_applications` table (each application's current spec). The `local` backend runs
 //! instances as processes of this machine, each in a network namespace of its own, sandboxed
 //! with bubblewrap or gVisor as an unprivileged host id, and capped (memory, CPU, processes)
-//! with cgroups where writable; the [`Backend`] trait is where a Kubernetes backend goes.
-//! Unpacked images are removed once neither a current version nor a live instance uses them.
+//! with cgroups where writable. Unpacked images are removed once neither a current version nor
+//! a live instance uses them. The `kubernetes` backend runs them as pods of a cluster, a
+//! Deployment and a headless Service per version (see [`kubernetes`]).
 
 mod backend;
 mod cgroups;
 mod config;
+mod configured;
 mod confined;
 mod error;
 mod gvisor;
@@ -19,16 +21,20 @@ pub mod kubernetes;
 mod limits;
 mod local;
 mod offer;
+mod output;
 mod sandbox;
 mod seccomp;
 mod service;
 mod specs;
 
-pub use backend::{Backend, Running};
+pub use backend::{Adopted, Backend, Current, Running};
 pub use config::{Egress, KubernetesConfig, RunnerConfig, Sandbox, SandboxKind};
+pub use configured::ConfiguredBackend;
 pub use error::RunnerError;
-pub use local::{LocalBackend, LogShipping};
+pub use kubernetes::KubernetesBackend;
+pub use local::LocalBackend;
 pub use offer::Offer;
+pub use output::LogShipping;
 pub use service::RunnerService;
 pub use specs::SpecStore;
 
@@ -41,32 +47,45 @@ use std::path::PathBuf;
 /// Instance output lines held for followers that lag behind.
 const OUTPUT_LINES: usize = 4096;
 
-/// Returns the runner service over `database` on the local backend (the only one built in),
-/// with instances' files under `work_dir` and images read from `registry_dir`; instances'
-/// output goes to `logs` at most `config.log_lines_per_second`. The handle stops every instance
-/// when the process stops. Fails when the configured backend or a sandbox it offers is missing.
-pub fn serve(
+/// The runner service over the backend `runner.backend` names.
+pub type Runner = RunnerService<ConfiguredBackend>;
+
+/// Returns the runner service over `database` on the backend `config.backend` names: `local`,
+/// with instances' files under `work_dir` and images read from `registry_dir`, or
+/// `kubernetes`, reaching the cluster `config.kubernetes` names; instances' output goes to
+/// `logs` at most `config.log_lines_per_second`. The handle stops every instance when the
+/// process stops (a pod stops with its instance). Fails when the configured backend, a sandbox
+/// it offers or its cluster is missing.
+pub async fn serve(
     config: &RunnerConfig,
     work_dir: PathBuf,
     registry_dir: PathBuf,
     database: Database,
     logs: Option<LogSink>,
     sealing: [u8; 32],
-) -> Result<Served<RunnerServer<RunnerService<LocalBackend>>, RunnerService<LocalBackend>>, RunnerError> {
-    if config.backend != "local" {
-        return Err(RunnerError::UnknownBackend(config.backend.clone()));
-    }
+) -> Result<Served<RunnerServer<Runner>, Runner>, RunnerError> {
     let output = tokio::sync::broadcast::channel(OUTPUT_LINES).0;
     let shipping = logs.map(|sink| LogShipping {
         sink,
         rate: config.log_lines_per_second,
     });
-    let backend = LocalBackend::new(config, work_dir, registry_dir, output.clone(), shipping, sealing)?;
-    let warnings = backend.warnings();
+    let (backend, warnings) = match config.backend.as_str() {
+        "local" => {
+            let backend = LocalBackend::new(config, work_dir, registry_dir, output.clone(), shipping, sealing)?;
+            let warnings = backend.warnings();
+            (ConfiguredBackend::Local(Box::new(backend)), warnings)
+        }
+        "kubernetes" => {
+            let backend = KubernetesBackend::new(config, output.clone(), shipping, sealing).await?;
+            (ConfiguredBackend::Kubernetes(backend), Vec::new())
+        }
+        other => return Err(RunnerError::UnknownBackend(other.to_owned())),
+    };
     let service = RunnerService::new(backend, SpecStore::new(database), output);
+    let recover = tokio::spawn(service.clone().recover());
     let release = tokio::spawn(service.clone().release_unused());
     Ok(Served::new(RunnerServer::new(service.clone()))
-        .with_background([release])
+        .with_background([recover, release])
         .with_warnings(warnings)
         .with_handle(service))
 }

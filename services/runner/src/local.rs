@@ -3,32 +3,26 @@
 //! groups capping its memory, CPU and processes (see [`crate::sandbox`] for the chain that
 //! starts it).
 
-use crate::backend::{Backend, Running};
+use crate::backend::{Backend, Current, Running};
 use crate::cgroups::{Cgroups, Limits};
 use crate::config::{RunnerConfig, SandboxKind};
-use crate::error::{LastOutput, RunnerError};
+use crate::error::RunnerError;
 use crate::images::{Images, Unpacked};
 use crate::limits::{memory_mb, tmp_bytes};
 use crate::offer::{Offer, find_program};
+use crate::output::{LogShipping, Tail, last_output, pump};
 use crate::sandbox::{self, Chain, Tools};
-use nuage_clients::logsink::LogSink;
 use nuage_core::instance::InstanceAddress;
-use nuage_proto::logs::v1::Line;
 use nuage_proto::runner::v1::{Kind, OutputLine, Spec, Stream};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{broadcast, oneshot};
 
-/// Lines of output kept per instance to explain why it failed.
-const KEPT_LINES: usize = 20;
-/// Longest output line passed on; the rest is cut.
-const MAX_LINE: usize = 64 * 1024;
 /// The port instances with a network namespace of their own listen on (as on Scaleway).
 const INSTANCE_PORT: u16 = 8080;
 /// Host directories a function's language runtime needs, bound read-only.
@@ -589,131 +583,6 @@ fn plain(
     (line, working_dir, environment)
 }
 
-/// Where an instance's lines go beyond the broadcast: the logs service, at most `rate` lines
-/// a second per stream (a burst of as many), so that one flooding instance cannot crowd out
-/// the lines of others; lines over the rate are dropped and counted.
-#[derive(Debug, Clone)]
-pub struct LogShipping {
-    /// The sink to the logs service.
-    pub sink: LogSink,
-    /// Lines per second per stream of an instance.
-    pub rate: u32,
-}
-
-/// A token bucket: `rate` lines a second, bursts of `rate`.
-struct Bucket {
-    tokens: f64,
-    rate: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Self {
-        let rate = f64::from(rate.max(1));
-        Self {
-            tokens: rate,
-            rate,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Reads the next line into `line` (without its newline), keeping at most [`MAX_LINE`] bytes
-/// of it; returns how many bytes were cut, or `None` at the end of the stream.
-async fn next_line(reader: &mut (impl AsyncBufRead + Unpin), line: &mut Vec<u8>) -> std::io::Result<Option<u64>> {
-    line.clear();
-    let mut cut = 0_u64;
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok((!line.is_empty() || cut > 0).then_some(cut));
-        }
-        let newline = available.iter().position(|byte| *byte == b'\n');
-        let chunk = &available[..newline.unwrap_or(available.len())];
-        let take = chunk.len().min(MAX_LINE.saturating_sub(line.len()));
-        line.extend_from_slice(&chunk[..take]);
-        cut += (chunk.len() - take) as u64;
-        let consumed = newline.map_or(available.len(), |at| at + 1);
-        reader.consume(consumed);
-        if newline.is_some() {
-            return Ok(Some(cut));
-        }
-    }
-}
-
-/// Reads `stream` line by line into the broadcast, the kept tail and the logs service.
-fn pump(
-    reader: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-    stream: Stream,
-    spec: &Spec,
-    instance_id: &str,
-    output: broadcast::Sender<OutputLine>,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    logs: Option<LogShipping>,
-) {
-    let application_id = spec.application_id.clone();
-    let instance_id = instance_id.to_owned();
-    tokio::spawn(async move {
-        let mut reader = BufReader::with_capacity(64 * 1024, reader);
-        let mut buffer = Vec::new();
-        let mut bucket = logs.as_ref().map(|logs| Bucket::new(logs.rate));
-        let stream_name = match stream {
-            Stream::Stderr => "stderr",
-            _ => "stdout",
-        };
-        // Reading never waits on anyone: the instance is never held up by its own output.
-        while let Ok(Some(cut)) = next_line(&mut reader, &mut buffer).await {
-            let timestamp = nuage_core::clock::now_micros();
-            if let (Some(logs), Some(bucket)) = (&logs, bucket.as_mut()) {
-                if bucket.take() {
-                    logs.sink.push_line(Line {
-                        application_id: application_id.clone(),
-                        source_id: instance_id.clone(),
-                        stream: stream_name.to_owned(),
-                        timestamp,
-                        message: buffer.clone(),
-                        cut_bytes: cut,
-                    });
-                } else {
-                    logs.sink.count_dropped(1);
-                }
-            }
-            let mut message = String::from_utf8_lossy(&buffer).into_owned();
-            if cut > 0 {
-                message.push_str(" [line cut at 64 KiB]");
-            }
-            {
-                let mut tail = tail.lock().expect("tail lock");
-                if tail.len() == KEPT_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(message.clone());
-            }
-            if output.receiver_count() > 0 {
-                let _ = output.send(OutputLine {
-                    application_id: application_id.clone(),
-                    instance_id: instance_id.clone(),
-                    stream: stream.into(),
-                    message,
-                    timestamp,
-                });
-            }
-        }
-    });
-}
-
 fn free_port() -> Result<u16, RunnerError> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -731,14 +600,6 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
         },
         Err(error) => format!("could not be waited for: {error}"),
     }
-}
-
-/// The kept tail of an instance's output, to explain why it failed.
-type Tail = Arc<Mutex<VecDeque<String>>>;
-
-/// Returns the lines kept in `tail`.
-fn last_output(tail: &Tail) -> LastOutput {
-    LastOutput(tail.lock().expect("tail lock").iter().cloned().collect())
 }
 
 impl LocalBackend {
@@ -1020,8 +881,8 @@ impl Backend for LocalBackend {
         self.images.pin(image).await
     }
 
-    async fn release(&self, current: HashSet<String>) {
-        for copy in self.images.release(current).await {
+    async fn release(&self, current: Current) {
+        for copy in self.images.release(current.images).await {
             tracing::info!(copy = %copy.display(), "removed an unused image copy");
         }
     }

@@ -82,7 +82,7 @@ impl<B: Backend> RunnerService<B> {
     /// stopped being current; wakes that come during a pass make one more pass. Runs forever.
     pub async fn release_unused(self) {
         loop {
-            match self.specs.images().await {
+            match self.specs.current().await {
                 Ok(current) => self.backend.release(current).await,
                 Err(error) => tracing::warn!(%error, "cannot read the current versions' images; unused ones stay"),
             }
@@ -120,6 +120,31 @@ impl<B: Backend> RunnerService<B> {
         })
     }
 
+    /// Keeps again the instances the backend still runs from before this runner started (the
+    /// `kubernetes` backend's pods), so that the router finds them instead of starting others.
+    pub async fn recover(self) {
+        let current = match self.specs.current().await {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the current versions; running instances are not recovered");
+                return;
+            }
+        };
+        for adopted in self.backend.recover(current).await {
+            let instance = pb::Instance {
+                id: adopted.instance_id,
+                application_id: adopted.application_id,
+                version: adopted.version,
+                address: adopted.running.address.clone(),
+                state: InstanceState::Ready.into(),
+                started_at: nuage_core::clock::now_micros(),
+                exit_reason: String::new(),
+            };
+            tracing::info!(application_id = %instance.application_id, instance_id = %instance.id, address = %instance.address, "instance recovered");
+            self.keep(instance, adopted.running);
+        }
+    }
+
     /// Starts one instance of `spec` and keeps it; answers once it answers.
     async fn start(&self, spec: &pb::Spec) -> Result<pb::Instance, ApiError> {
         let id = Uuid::new_v4().to_string();
@@ -138,20 +163,28 @@ impl<B: Backend> RunnerService<B> {
             self.unused.notify_one();
             ApiError::from(error)
         })?;
-        instance.address = started.address;
-        let (ended_tx, ended_rx) = oneshot::channel::<()>();
+        instance.address = started.address.clone();
         instance.state = InstanceState::Ready.into();
+        self.keep(instance.clone(), started);
+        tracing::info!(application_id = %spec.application_id, instance_id = %id, address = %instance.address, "instance ready");
+        Ok(instance)
+    }
+
+    /// Keeps `instance`, ready, until it ends: asked to, or on its own (then the router hears
+    /// of it).
+    fn keep(&self, instance: pb::Instance, started: crate::backend::Running) {
+        let (ended_tx, ended_rx) = oneshot::channel::<()>();
         self.instances
             .lock()
             .expect("instances lock")
-            .entry(spec.application_id.clone())
+            .entry(instance.application_id.clone())
             .or_default()
             .push(Entry {
                 instance: instance.clone(),
                 stop: Some(started.stop),
                 ended: Some(ended_rx),
             });
-        let (instances, events, ended) = (self.instances.clone(), self.events.clone(), instance.clone());
+        let (instances, events, ended) = (self.instances.clone(), self.events.clone(), instance);
         let (exited, unused) = (started.exited, self.unused.clone());
         tokio::spawn(async move {
             let reason = exited.await.unwrap_or_else(|_| "stopped".to_owned());
@@ -181,8 +214,6 @@ impl<B: Backend> RunnerService<B> {
                 });
             }
         });
-        tracing::info!(application_id = %spec.application_id, instance_id = %id, address = %instance.address, "instance ready");
-        Ok(instance)
     }
 
     fn listed(&self, application_id: &str, version: Option<&str>) -> Vec<pb::Instance> {

@@ -1,13 +1,13 @@
 //! The specs of applications' current versions, kept in the database so that instances can be
 //! started again after a restart without a redeploy.
 
+use crate::backend::Current;
 use nuage_core::clock::now_micros;
 use nuage_core::{ApiError, Database};
 use nuage_proto::common::v1::StoredSecret;
 use nuage_proto::runner::v1::Spec;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use std::collections::HashSet;
 
 /// Specs in the database.
 #[derive(Debug, Clone)]
@@ -157,12 +157,18 @@ impl SpecStore {
         Ok(Some(spec))
     }
 
-    /// Returns the images of every application's current version.
-    pub async fn images(&self) -> Result<HashSet<String>, ApiError> {
-        let images: Vec<(String,)> = sqlx::query_as("select distinct image from runner_applications")
-            .fetch_all(self.database.pool())
-            .await?;
-        Ok(images.into_iter().map(|(image,)| image).collect())
+    /// Returns every application's current version and the images they run.
+    pub async fn current(&self) -> Result<Current, ApiError> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("select application_id, version, image from runner_applications")
+                .fetch_all(self.database.pool())
+                .await?;
+        let mut current = Current::default();
+        for (application_id, version, image) in rows {
+            current.images.insert(image);
+            current.versions.insert(application_id, version);
+        }
+        Ok(current)
     }
 
     /// Forgets `application_id`.

@@ -2,12 +2,18 @@
 //! and a headless Service in a Kubernetes namespace per tenant namespace.
 //!
 //! [`naming`] derives every name and label from ids; [`objects`] makes the objects from a spec
-//! and the runner's configuration, with the isolation local instances have. Neither speaks
-//! to a cluster, so both are tested here; the schemas of what they make are checked in CI
-//! (`tests/kubernetes_objects.rs` writes them out for `deploy/validate`).
+//! and the runner's configuration, with the isolation local instances have; [`claims`] makes
+//! the scale decisions. None of them speaks to a cluster, so all are tested here; the schemas
+//! of what [`objects`] makes are checked in CI (`tests/kubernetes_objects.rs` writes them out
+//! for `deploy/validate`). [`backend`] applies them to a cluster, and says how the router's
+//! per-instance contract maps onto Deployments; it is tested against a real cluster only
+//! (`tests/kubernetes_cluster.rs`, with `NUAGE_TEST_KUBECONFIG`).
 
+mod backend;
+mod claims;
 mod naming;
 mod objects;
 
+pub use backend::KubernetesBackend;
 pub use naming::{APPLICATION, DEPLOYMENT, MANAGED_BY, MANAGER, NAMESPACE, ORGANIZATION};
 pub use objects::{Cidr, NamespaceObjects, Objects, VersionObjects, open_secrets, port};

@@ -1,0 +1,675 @@
+//! The `kubernetes` backend itself: applies the objects [`super::objects`] makes (server-side
+//! apply, as the runner's own field manager), scales each version's Deployment to the
+//! instances the router holds, finds ready pods through the EndpointSlices of the version's
+//! headless Service, follows their logs, and removes versions nothing runs any more.
+//!
+//! The router's contract with the runner is per instance (start one and answer once it
+//! answers, stop that one), so an instance here is a claim on one ready pod (see
+//! [`super::claims`]): a start adds a replica and waits, within `start_timeout_seconds`, for a
+//! ready pod no other instance holds (the router holds the request of a scale from zero until
+//! then); a stop marks its pod to go first (`controller.kubernetes.io/pod-deletion-cost`) and
+//! removes a replica. A watch loop per version (a list every [`WATCH_INTERVAL`]) tells an
+//! instance that ended on its own: pod gone, being deleted, failed, or its container
+//! restarted (out of memory, say). A redeploy is a new Deployment beside the old one, which
+//! keeps serving until the router has drained its instances; then [`Backend::release`]
+//! removes it. After a restart of the runner, [`Backend::recover`] finds the current versions'
+//! ready pods by their labels and hands them back as instances.
+
+use super::claims::{Claims, PodState, ready_pods};
+use super::naming;
+use super::objects::{IDS_ANNOTATION, Objects, open_secrets, port};
+use crate::backend::{Adopted, Backend, Current, Running};
+use crate::config::RunnerConfig;
+use crate::error::RunnerError;
+use crate::output::{LogShipping, Tail, pump};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
+use kube::{Client, Resource};
+use nuage_proto::runner::v1::{OutputLine, Spec, Stream};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+/// The field manager of everything the runner applies.
+const MANAGER: &str = "nuage-runner";
+/// How often a version's pods are looked at for instances that ended.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// The pod deletion cost of a pod given up: the ReplicaSet removes it before any other.
+const GIVEN_UP: &str = "-2147483648";
+
+/// Runs instances as pods of a Kubernetes cluster.
+#[derive(Clone)]
+pub struct KubernetesBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for KubernetesBackend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KubernetesBackend")
+            .field("objects", &self.inner.objects)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    client: Client,
+    objects: Objects,
+    config: RunnerConfig,
+    sealing: [u8; 32],
+    start_timeout: Duration,
+    output: broadcast::Sender<OutputLine>,
+    logs: Option<LogShipping>,
+    /// The tenant namespaces whose objects this process applied.
+    namespaces: tokio::sync::Mutex<HashSet<String>>,
+    /// The versions with instances or starts, by Kubernetes namespace and name.
+    versions: Mutex<HashMap<(String, String), Arc<Version>>>,
+}
+
+/// One version with instances or starts in progress.
+#[derive(Debug)]
+struct Version {
+    namespace: String,
+    name: String,
+    application_id: String,
+    port: u16,
+    claims: Mutex<Claims>,
+    /// Held while its replicas are written, so that two writes never land out of order.
+    scaling: tokio::sync::Mutex<()>,
+}
+
+/// Returns whether `error` says the object is not there.
+fn not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+fn failed(doing: impl Into<String>) -> impl FnOnce(kube::Error) -> RunnerError {
+    let doing = doing.into();
+    move |source| RunnerError::Kubernetes {
+        doing,
+        source: Box::new(source),
+    }
+}
+
+impl KubernetesBackend {
+    /// Returns the backend, connected as `config.kubernetes.kubeconfig` says (else as the
+    /// environment says: in the cluster, or `$KUBECONFIG`); instances' output goes to
+    /// `output` and `logs`. Fails when the cluster cannot be reached or a sandbox offered
+    /// has no RuntimeClass.
+    pub async fn new(
+        config: &RunnerConfig,
+        output: broadcast::Sender<OutputLine>,
+        logs: Option<LogShipping>,
+        sealing: [u8; 32],
+    ) -> Result<Self, RunnerError> {
+        let objects = Objects::new(config);
+        if objects.offer().default == Some(crate::config::SandboxKind::Gvisor)
+            && config.kubernetes.gvisor_runtime_class.is_none()
+        {
+            return Err(RunnerError::SandboxMissing {
+                setting: "runner.sandbox",
+                sandbox: "gvisor",
+                program: "a RuntimeClass (runner.kubernetes.gvisor_runtime_class)",
+            });
+        }
+        let client_config = match &config.kubernetes.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|error| RunnerError::KubernetesSetup(format!("reading {}: {error}", path.display())))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                    .await
+                    .map_err(|error| RunnerError::KubernetesSetup(format!("{}: {error}", path.display())))?
+            }
+            None => kube::Config::infer()
+                .await
+                .map_err(|error| RunnerError::KubernetesSetup(error.to_string()))?,
+        };
+        let client =
+            Client::try_from(client_config).map_err(|error| RunnerError::KubernetesSetup(error.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                objects,
+                config: config.clone(),
+                sealing,
+                start_timeout: Duration::from_secs(config.start_timeout_seconds.max(1)),
+                output,
+                logs,
+                namespaces: tokio::sync::Mutex::default(),
+                versions: Mutex::default(),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    /// Applies `object` (server-side, taking over fields another manager set).
+    async fn apply<K>(&self, object: &K) -> Result<(), RunnerError>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        let namespace = object.meta().namespace.clone().unwrap_or_default();
+        Api::<K>::namespaced(self.client.clone(), &namespace)
+            .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(object))
+            .await
+            .map_err(failed(format!("applying {} {namespace}/{name}", K::kind(&()))))?;
+        Ok(())
+    }
+
+    /// Makes the tenant namespace of `spec` and its NetworkPolicy (and pull secret), once per
+    /// process.
+    async fn ensure_namespace(&self, spec: &Spec) -> Result<String, RunnerError> {
+        let objects = self.objects.namespace(spec)?;
+        let name = objects.namespace.metadata.name.clone().unwrap_or_default();
+        let mut applied = self.namespaces.lock().await;
+        if applied.contains(&name) {
+            return Ok(name);
+        }
+        Api::<Namespace>::all(self.client.clone())
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&objects.namespace),
+            )
+            .await
+            .map_err(failed(format!("applying namespace {name}")))?;
+        self.apply::<NetworkPolicy>(&objects.network_policy).await?;
+        if let Some(pull_secret) = &self.config.kubernetes.pull_secret {
+            let system = &self.config.kubernetes.system_namespace;
+            let source = Api::<Secret>::namespaced(self.client.clone(), system)
+                .get(pull_secret)
+                .await
+                .map_err(failed(format!("reading the pull secret {system}/{pull_secret}")))?;
+            self.apply(&self.objects.pull_secret(&source, &name)).await?;
+        }
+        applied.insert(name.clone());
+        Ok(name)
+    }
+
+    /// Returns the kept state of the version of `spec`, made (with its watch loop) when it
+    /// has none; counts a start on it.
+    fn begin(self: &Arc<Self>, namespace: &str, spec: &Spec) -> Arc<Version> {
+        let name = naming::version(spec);
+        let mut versions = self.versions.lock().expect("versions lock");
+        let version = versions
+            .entry((namespace.to_owned(), name.clone()))
+            .or_insert_with(|| {
+                let version = Arc::new(Version {
+                    namespace: namespace.to_owned(),
+                    name,
+                    application_id: spec.application_id.clone(),
+                    port: port(spec),
+                    claims: Mutex::default(),
+                    scaling: tokio::sync::Mutex::default(),
+                });
+                tokio::spawn(self.clone().watch(version.clone()));
+                version
+            })
+            .clone();
+        version.claims.lock().expect("claims lock").begin();
+        version
+    }
+
+    /// Writes the replicas `version` needs now.
+    async fn rescale(&self, version: &Version) -> Result<(), RunnerError> {
+        let _writing = version.scaling.lock().await;
+        let replicas = version.claims.lock().expect("claims lock").replicas();
+        Api::<Deployment>::namespaced(self.client.clone(), &version.namespace)
+            .patch_scale(
+                &version.name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+            )
+            .await
+            .map_err(failed(format!("scaling {}/{}", version.namespace, version.name)))?;
+        Ok(())
+    }
+
+    /// Applies the objects of the version of `spec` with the replicas `version` needs.
+    async fn apply_version(&self, version: &Version, spec: &Spec) -> Result<(), RunnerError> {
+        let secrets = open_secrets(spec, &self.sealing)?;
+        let _writing = version.scaling.lock().await;
+        let replicas = version.claims.lock().expect("claims lock").replicas();
+        let objects = self.objects.version(spec, replicas, &secrets)?;
+        self.apply(&objects.secret).await?;
+        self.apply(&objects.service).await?;
+        self.apply(&objects.deployment).await
+    }
+
+    /// Returns the ready pods of `version`.
+    async fn ready(&self, version: &Version) -> Result<Vec<super::claims::ReadyPod>, RunnerError> {
+        let slices = Api::<EndpointSlice>::namespaced(self.client.clone(), &version.namespace)
+            .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={}", version.name)))
+            .await
+            .map_err(failed(format!(
+                "listing the endpoints of {}/{}",
+                version.namespace, version.name
+            )))?;
+        Ok(ready_pods(&slices.items, version.port))
+    }
+
+    /// Returns the pods of `version` as they are.
+    async fn pods(&self, version: &Version) -> Result<Vec<PodState>, RunnerError> {
+        let selector = format!(
+            "{}={}",
+            naming::APPLICATION,
+            naming::label_value(&version.application_id)
+        );
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &version.namespace)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(failed(format!(
+                "listing the pods of {}/{}",
+                version.namespace, version.name
+            )))?;
+        Ok(pods.items.iter().map(PodState::of).collect())
+    }
+
+    /// Waits until a ready pod of `version` is free and claims it for `instance_id`.
+    async fn claim(
+        &self,
+        version: &Version,
+        instance_id: &str,
+    ) -> Result<(super::claims::ReadyPod, oneshot::Receiver<String>), RunnerError> {
+        let deadline = tokio::time::Instant::now() + self.start_timeout;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let ready = self.ready(version).await?;
+            if !ready.is_empty() {
+                let restarts: HashMap<String, i32> = self
+                    .pods(version)
+                    .await?
+                    .into_iter()
+                    .map(|pod| (pod.name, pod.restarts))
+                    .collect();
+                let claimed = version.claims.lock().expect("claims lock").claim(
+                    &ready,
+                    |pod| restarts.get(pod).copied(),
+                    instance_id,
+                );
+                if let Some(claimed) = claimed {
+                    return Ok(claimed);
+                }
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(RunnerError::PodNotReady {
+                    seconds: self.start_timeout.as_secs(),
+                    why: self.why_not_ready(version).await,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Says what keeps the pods of `version` from being ready, as their status tells.
+    async fn why_not_ready(&self, version: &Version) -> String {
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &version.namespace)
+            .list(&ListParams::default().labels(&format!(
+                "{}={}",
+                naming::APPLICATION,
+                naming::label_value(&version.application_id)
+            )))
+            .await;
+        let reasons: Vec<String> = pods
+            .map(|pods| pods.items)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|pod| {
+                let status = pod.status.as_ref()?;
+                let waiting = status
+                    .container_statuses
+                    .as_ref()
+                    .and_then(|statuses| statuses.first())
+                    .and_then(|container| container.state.as_ref())
+                    .and_then(|state| state.waiting.as_ref())
+                    .map(|waiting| {
+                        format!(
+                            "{}: {}",
+                            waiting.reason.clone().unwrap_or_default(),
+                            waiting.message.clone().unwrap_or_default()
+                        )
+                    });
+                let unscheduled = status
+                    .conditions
+                    .as_ref()
+                    .and_then(|conditions| {
+                        conditions
+                            .iter()
+                            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                    })
+                    .map(|condition| format!("not scheduled: {}", condition.message.clone().unwrap_or_default()));
+                waiting.or(unscheduled)
+            })
+            .collect();
+        if reasons.is_empty() {
+            "no pod of it became ready".to_owned()
+        } else {
+            reasons.join("; ")
+        }
+    }
+
+    /// Gives up the pod of a stopped instance: it goes first when the replicas drop.
+    async fn give_up(&self, version: &Version, pod: &str) {
+        let marked = Api::<Pod>::namespaced(self.client.clone(), &version.namespace)
+            .patch(
+                pod,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({
+                    "metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": GIVEN_UP}}
+                })),
+            )
+            .await;
+        if let Err(error) = marked
+            && !not_found(&error)
+        {
+            tracing::warn!(pod, %error, "cannot mark a stopped instance's pod to go first");
+        }
+        version.claims.lock().expect("claims lock").release(pod);
+        if let Err(error) = self.rescale(version).await {
+            tracing::warn!(pod, %error, "cannot scale down after an instance stopped");
+        }
+    }
+
+    /// Follows the logs of `pod` into the runner's output, as a local instance's are (from
+    /// the pod's start: a pod held a second time ships its earlier lines again), until
+    /// `done` is sent or dropped.
+    fn follow(&self, version: &Version, pod: &str, instance_id: &str, done: oneshot::Receiver<()>) {
+        let api = Api::<Pod>::namespaced(self.client.clone(), &version.namespace);
+        let (pod, instance_id) = (pod.to_owned(), instance_id.to_owned());
+        let spec = Spec {
+            application_id: version.application_id.clone(),
+            ..Spec::default()
+        };
+        let (output, logs) = (self.output.clone(), self.logs.clone());
+        tokio::spawn(async move {
+            let parameters = LogParams {
+                container: Some("instance".to_owned()),
+                follow: true,
+                ..LogParams::default()
+            };
+            match api.log_stream(&pod, &parameters).await {
+                // Kubernetes merges the two streams: every line counts as stdout.
+                Ok(reader) => pump(
+                    Until {
+                        reader: Box::pin(reader.compat()),
+                        done,
+                    },
+                    Stream::Stdout,
+                    &spec,
+                    &instance_id,
+                    output,
+                    Tail::default(),
+                    logs,
+                ),
+                Err(error) => tracing::warn!(%pod, %error, "cannot follow an instance's logs"),
+            }
+        });
+    }
+
+    /// Tells the instances of `version` that ended on their own, every [`WATCH_INTERVAL`],
+    /// until it has neither instances nor starts (then it is forgotten).
+    async fn watch(self: Arc<Self>, version: Arc<Version>) {
+        loop {
+            tokio::time::sleep(WATCH_INTERVAL).await;
+            {
+                let mut versions = self.versions.lock().expect("versions lock");
+                if version.claims.lock().expect("claims lock").is_idle() {
+                    versions.remove(&(version.namespace.clone(), version.name.clone()));
+                    return;
+                }
+            }
+            let pods = match self.pods(&version).await {
+                Ok(pods) => pods,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot look at instances' pods");
+                    continue;
+                }
+            };
+            let ended = version.claims.lock().expect("claims lock").ended(&pods);
+            if ended.is_empty() {
+                continue;
+            }
+            for (claim, reason) in ended {
+                tracing::info!(instance_id = %claim.instance_id, pod_of = %version.name, %reason, "an instance's pod ended");
+                let _ = claim.ended.send(reason);
+            }
+            if let Err(error) = self.rescale(&version).await {
+                tracing::warn!(%error, "cannot scale down after instances ended");
+            }
+        }
+    }
+
+    /// Returns the instance `instance_id` holding `pod` of `version`: answers at `address`,
+    /// its output followed, stops when told to, and says why it ended.
+    fn running(
+        self: &Arc<Self>,
+        version: Arc<Version>,
+        (instance_id, pod): (&str, String),
+        address: String,
+        ended: oneshot::Receiver<String>,
+    ) -> Running {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (following, done) = oneshot::channel::<()>();
+        self.follow(&version, &pod, instance_id, done);
+        let (exited_tx, exited) = oneshot::channel();
+        let inner = self.clone();
+        tokio::spawn(async move {
+            // Its output is followed as long as it lives.
+            let _following = following;
+            let reason = tokio::select! {
+                reason = ended => reason.unwrap_or_else(|_| "stopped".to_owned()),
+                _ = stopped => {
+                    inner.give_up(&version, &pod).await;
+                    "stopped".to_owned()
+                }
+            };
+            let _ = exited_tx.send(reason);
+        });
+        Running { address, stop, exited }
+    }
+
+    /// Removes the objects of the version `name` in `namespace`.
+    async fn remove(&self, namespace: &str, name: &str) {
+        let parameters = DeleteParams::background();
+        let deployment = Api::<Deployment>::namespaced(self.client.clone(), namespace)
+            .delete(name, &parameters)
+            .await
+            .map(drop);
+        let service = Api::<Service>::namespaced(self.client.clone(), namespace)
+            .delete(name, &parameters)
+            .await
+            .map(drop);
+        let secret = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .delete(name, &parameters)
+            .await
+            .map(drop);
+        for result in [deployment, service, secret] {
+            if let Err(error) = result
+                && !not_found(&error)
+            {
+                tracing::warn!(namespace, name, %error, "cannot remove a version's objects");
+            }
+        }
+    }
+
+    /// Returns the Deployments the runner made, each with its application and version.
+    async fn deployments(&self) -> Result<Vec<(Deployment, String, String)>, RunnerError> {
+        let listed = Api::<Deployment>::all(self.client.clone())
+            .list(&ListParams::default().labels(&format!("{}={}", naming::MANAGED_BY, naming::MANAGER)))
+            .await
+            .map_err(failed("listing the runner's deployments"))?;
+        Ok(listed
+            .items
+            .into_iter()
+            .filter_map(|deployment| {
+                let ids = deployment.metadata.annotations.as_ref()?.get(IDS_ANNOTATION)?.clone();
+                let mut parts = ids.splitn(4, '/').skip(2);
+                let (application_id, version) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+                Some((deployment, application_id, version))
+            })
+            .collect())
+    }
+}
+
+impl Backend for KubernetesBackend {
+    async fn start(&self, spec: &Spec, instance_id: &str) -> Result<Running, RunnerError> {
+        let inner = &self.inner;
+        // Refused before anything is made: a sandbox not offered is never swapped for another.
+        inner.objects.runtime_class(spec)?;
+        let namespace = inner.ensure_namespace(spec).await?;
+        let version = inner.begin(&namespace, spec);
+        let claimed = async {
+            inner.apply_version(&version, spec).await?;
+            inner.claim(&version, instance_id).await
+        }
+        .await;
+        let (ready, ended) = match claimed {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                version.claims.lock().expect("claims lock").abandon();
+                if let Err(error) = inner.rescale(&version).await {
+                    tracing::warn!(%error, "cannot scale down after a failed start");
+                }
+                return Err(error);
+            }
+        };
+        tracing::info!(pod = %ready.pod, namespace = %version.namespace, "instance holds a pod");
+        Ok(inner.running(version, (instance_id, ready.pod), ready.address, ended))
+    }
+
+    async fn pin(&self, image: &str) -> Result<String, RunnerError> {
+        // The cluster pulls; a tag is pinned by the kubelet's pull of the version's first pod.
+        // TODO(#25): resolve tags to digests here as the local backend does.
+        Ok(image.to_owned())
+    }
+
+    async fn release(&self, current: Current) {
+        let deployments = match self.inner.deployments().await {
+            Ok(deployments) => deployments,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list versions to remove");
+                return;
+            }
+        };
+        // A version with instances (draining) or a start (a deployment in progress) stays.
+        let live: HashSet<(String, String)> = self
+            .inner
+            .versions
+            .lock()
+            .expect("versions lock")
+            .iter()
+            .filter(|(_, version)| !version.claims.lock().expect("claims lock").is_idle())
+            .map(|(key, _)| key.clone())
+            .collect();
+        for (deployment, application_id, version) in deployments {
+            let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
+            let name = deployment.metadata.name.clone().unwrap_or_default();
+            let is_current = current.versions.get(&application_id) == Some(&version);
+            if is_current || live.contains(&(namespace.clone(), name.clone())) {
+                continue;
+            }
+            tracing::info!(%application_id, %version, %namespace, %name, "removing a version nothing runs");
+            self.inner.remove(&namespace, &name).await;
+        }
+    }
+
+    async fn recover(&self, current: Current) -> Vec<Adopted> {
+        let inner = &self.inner;
+        let deployments = match inner.deployments().await {
+            Ok(deployments) => deployments,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the versions running; none are recovered");
+                return Vec::new();
+            }
+        };
+        let mut adopted = Vec::new();
+        for (deployment, application_id, version_id) in deployments {
+            if current.versions.get(&application_id) != Some(&version_id) {
+                continue;
+            }
+            let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
+            let spec = Spec {
+                application_id: application_id.clone(),
+                version: version_id.clone(),
+                port: deployment_port(&deployment),
+                ..Spec::default()
+            };
+            let version = inner.begin(&namespace, &spec);
+            let pods: HashMap<String, i32> = inner
+                .pods(&version)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|pod| (pod.name, pod.restarts))
+                .collect();
+            for ready in inner.ready(&version).await.unwrap_or_default() {
+                let instance_id = uuid::Uuid::new_v4().to_string();
+                let restarts = pods.get(&ready.pod).copied().unwrap_or(0);
+                let ended = version
+                    .claims
+                    .lock()
+                    .expect("claims lock")
+                    .adopt(&ready.pod, &instance_id, restarts);
+                let running = inner.running(version.clone(), (&instance_id, ready.pod), ready.address, ended);
+                adopted.push(Adopted {
+                    application_id: application_id.clone(),
+                    version: version_id.clone(),
+                    instance_id,
+                    running,
+                });
+            }
+            // The count `begin` made was no start; pods not adopted go.
+            version.claims.lock().expect("claims lock").abandon();
+            if let Err(error) = inner.rescale(&version).await {
+                tracing::warn!(%error, "cannot scale a recovered version to its instances");
+            }
+        }
+        adopted
+    }
+}
+
+/// Returns the port the pods of `deployment` listen on.
+fn deployment_port(deployment: &Deployment) -> u32 {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+        .and_then(|pod| pod.containers.first())
+        .and_then(|container| container.ports.as_ref())
+        .and_then(|ports| ports.first())
+        .and_then(|port| u32::try_from(port.container_port).ok())
+        .unwrap_or(0)
+}
+
+/// A reader that ends (as at the end of its stream) once `done` is sent or dropped.
+struct Until<R> {
+    reader: std::pin::Pin<Box<R>>,
+    done: oneshot::Receiver<()>,
+}
+
+impl<R: tokio::io::AsyncRead> tokio::io::AsyncRead for Until<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buffer: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if std::pin::Pin::new(&mut self.done).poll(context).is_ready() {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        self.reader.as_mut().poll_read(context, buffer)
+    }
+}
