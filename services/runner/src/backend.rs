@@ -60,6 +60,12 @@ pub trait Backend: Send + Sync + 'static {
     /// [`Running::exited`].
     fn release(&self, current: Current) -> impl std::future::Future<Output = ()> + Send;
 
+    /// Returns whether instances outlive the runner (pods do, processes do not): then a
+    /// runner that stops leaves them running for the next one to [`Backend::recover`].
+    fn outlives_runner(&self) -> bool {
+        false
+    }
+
     /// Returns the instances of `current` versions that run already (started before this
     /// runner did), to be kept again; stops those it cannot hand back. None by default: local
     /// instances end with the runner.

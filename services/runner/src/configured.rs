@@ -37,6 +37,13 @@ impl Backend for ConfiguredBackend {
         }
     }
 
+    fn outlives_runner(&self) -> bool {
+        match self {
+            Self::Local(backend) => backend.outlives_runner(),
+            Self::Kubernetes(backend) => backend.outlives_runner(),
+        }
+    }
+
     async fn recover(&self, current: Current) -> Vec<Adopted> {
         match self {
             Self::Local(backend) => backend.recover(current).await,

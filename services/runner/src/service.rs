@@ -90,8 +90,22 @@ impl<B: Backend> RunnerService<B> {
         }
     }
 
-    /// Stops every instance of every application and waits until they are gone.
+    /// Stops every instance of every application and waits until they are gone; where
+    /// instances outlive the runner (pods), leaves them running for the next runner instead.
     pub async fn stop_all(&self) {
+        if self.backend.outlives_runner() {
+            let kept: Vec<Entry> = self
+                .instances
+                .lock()
+                .expect("instances lock")
+                .drain()
+                .flat_map(|(_, entries)| entries)
+                .collect();
+            tracing::info!(instances = kept.len(), "instances keep running for the next runner");
+            // Dropping a stop would stop its instance.
+            std::mem::forget(kept);
+            return;
+        }
         let (stops, ended): (Vec<_>, Vec<_>) = self
             .instances
             .lock()

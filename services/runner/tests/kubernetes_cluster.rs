@@ -146,6 +146,7 @@ async fn instances_are_pods_scaled_recovered_rolled_out_and_removed() {
     };
     let mut adopted = restarted.recover(current.clone()).await;
     assert_eq!(adopted.len(), 1, "the one running instance");
+    assert_eq!(adopted[0].instance_id, "two", "under the id the router knows it by");
     assert_eq!(adopted[0].running.address, two.address);
     let adopted = adopted.remove(0);
     // The first backend lets go of it without scaling (as a process that ended would).

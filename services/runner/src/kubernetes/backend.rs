@@ -12,10 +12,12 @@
 //! instance that ended on its own: pod gone, being deleted, failed, or its container
 //! restarted (out of memory, say). A redeploy is a new Deployment beside the old one, which
 //! keeps serving until the router has drained its instances; then [`Backend::release`]
-//! removes it. After a restart of the runner, [`Backend::recover`] finds the current versions'
-//! ready pods by their labels and hands them back as instances.
+//! removes it. Pods outlive the runner: a runner that stops leaves them running, and the next
+//! one's [`Backend::recover`] finds the current versions' pods by their labels and hands back
+//! those an instance held, under that instance's id (kept in the pod's `nuage.dev/instance`
+//! annotation), so that the router's view stays true.
 
-use super::claims::{Claims, PodState, ready_pods};
+use super::claims::{Claims, INSTANCE_ANNOTATION, PodState, ready_pods};
 use super::naming;
 use super::objects::{IDS_ANNOTATION, Objects, open_secrets, port};
 use crate::backend::{Adopted, Backend, Current, Running};
@@ -301,6 +303,7 @@ impl Inner {
                     instance_id,
                 );
                 if let Some(claimed) = claimed {
+                    self.annotate(version, &claimed.0.pod, Some(instance_id), None).await;
                     return Ok(claimed);
                 }
             }
@@ -362,22 +365,30 @@ impl Inner {
         }
     }
 
-    /// Gives up the pod of a stopped instance: it goes first when the replicas drop.
-    async fn give_up(&self, version: &Version, pod: &str) {
-        let marked = Api::<Pod>::namespaced(self.client.clone(), &version.namespace)
+    /// Names on `pod` the instance that holds it (`None`: none) and, when given, its
+    /// deletion cost.
+    async fn annotate(&self, version: &Version, pod: &str, instance_id: Option<&str>, cost: Option<&str>) {
+        let mut annotations = serde_json::json!({ INSTANCE_ANNOTATION: instance_id });
+        if let Some(cost) = cost {
+            annotations["controller.kubernetes.io/pod-deletion-cost"] = cost.into();
+        }
+        let patched = Api::<Pod>::namespaced(self.client.clone(), &version.namespace)
             .patch(
                 pod,
                 &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({
-                    "metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": GIVEN_UP}}
-                })),
+                &Patch::Merge(serde_json::json!({ "metadata": { "annotations": annotations } })),
             )
             .await;
-        if let Err(error) = marked
+        if let Err(error) = patched
             && !not_found(&error)
         {
-            tracing::warn!(pod, %error, "cannot mark a stopped instance's pod to go first");
+            tracing::warn!(pod, %error, "cannot annotate an instance's pod");
         }
+    }
+
+    /// Gives up the pod of a stopped instance: it goes first when the replicas drop.
+    async fn give_up(&self, version: &Version, pod: &str) {
+        self.annotate(version, pod, None, Some(GIVEN_UP)).await;
         version.claims.lock().expect("claims lock").release(pod);
         if let Err(error) = self.rescale(version).await {
             tracing::warn!(pod, %error, "cannot scale down after an instance stopped");
@@ -587,6 +598,10 @@ impl Backend for KubernetesBackend {
         }
     }
 
+    fn outlives_runner(&self) -> bool {
+        true
+    }
+
     async fn recover(&self, current: Current) -> Vec<Adopted> {
         let inner = &self.inner;
         let deployments = match inner.deployments().await {
@@ -609,21 +624,24 @@ impl Backend for KubernetesBackend {
                 ..Spec::default()
             };
             let version = inner.begin(&namespace, &spec);
-            let pods: HashMap<String, i32> = inner
+            let pods: HashMap<String, PodState> = inner
                 .pods(&version)
                 .await
                 .unwrap_or_default()
                 .into_iter()
-                .map(|pod| (pod.name, pod.restarts))
+                .map(|pod| (pod.name.clone(), pod))
                 .collect();
             for ready in inner.ready(&version).await.unwrap_or_default() {
-                let instance_id = uuid::Uuid::new_v4().to_string();
-                let restarts = pods.get(&ready.pod).copied().unwrap_or(0);
+                // Only pods an instance held: the router knows them by that instance's id.
+                let Some(pod) = pods.get(&ready.pod) else { continue };
+                let Some(instance_id) = pod.instance.clone() else {
+                    continue;
+                };
                 let ended = version
                     .claims
                     .lock()
                     .expect("claims lock")
-                    .adopt(&ready.pod, &instance_id, restarts);
+                    .adopt(&ready.pod, &instance_id, pod.restarts);
                 let running = inner.running(version.clone(), (&instance_id, ready.pod), ready.address, ended);
                 adopted.push(Adopted {
                     application_id: application_id.clone(),
@@ -632,7 +650,7 @@ impl Backend for KubernetesBackend {
                     running,
                 });
             }
-            // The count `begin` made was no start; pods not adopted go.
+            // The count `begin` made was no start; pods no instance held go.
             version.claims.lock().expect("claims lock").abandon();
             if let Err(error) = inner.rescale(&version).await {
                 tracing::warn!(%error, "cannot scale a recovered version to its instances");

@@ -12,6 +12,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use tokio::sync::oneshot;
 
+/// The annotation naming the instance that holds a pod: a runner that restarts finds its
+/// instances again under the ids the router knows them by.
+pub const INSTANCE_ANNOTATION: &str = "nuage.dev/instance";
+
 /// A pod ready to take requests, as the EndpointSlices of its version's Service list it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadyPod {
@@ -65,6 +69,8 @@ pub struct PodState {
     pub restarts: i32,
     /// Why its container last ended, and with which status.
     pub last_end: Option<(String, i32)>,
+    /// The instance that holds it, as its annotation says (kept across runner restarts).
+    pub instance: Option<String>,
 }
 
 impl PodState {
@@ -84,6 +90,12 @@ impl PodState {
             phase: status.and_then(|status| status.phase.clone()).unwrap_or_default(),
             restarts: container.map_or(0, |container| container.restart_count),
             last_end,
+            instance: pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|annotations| annotations.get(INSTANCE_ANNOTATION))
+                .cloned(),
         }
     }
 }
