@@ -350,7 +350,7 @@ fn names_registry(repository: &str) -> bool {
         .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
 }
 
-fn parse_reference(reference: &str) -> Result<oci_client::Reference, RunnerError> {
+pub(crate) fn parse_reference(reference: &str) -> Result<oci_client::Reference, RunnerError> {
     reference.parse().map_err(|source| RunnerError::Reference {
         reference: reference.to_owned(),
         source,
@@ -359,7 +359,7 @@ fn parse_reference(reference: &str) -> Result<oci_client::Reference, RunnerError
 
 /// Splits `[host/]repository:tag` or `[host/]repository@digest` into the repository and the
 /// tag or digest.
-fn split_reference(reference: &str) -> (&str, &str) {
+pub(crate) fn split_reference(reference: &str) -> (&str, &str) {
     if let Some(pinned) = reference.split_once('@') {
         return pinned;
     }

@@ -201,6 +201,21 @@ impl Inner {
         Ok(name)
     }
 
+    /// Returns the user and password the pull secret holds for `registry`, if any.
+    async fn pull_credentials(&self, registry: &str) -> Option<(String, String)> {
+        let name = self.config.kubernetes.pull_secret.as_ref()?;
+        let system = &self.config.kubernetes.system_namespace;
+        let secret = match Api::<Secret>::namespaced(self.client.clone(), system).get(name).await {
+            Ok(secret) => secret,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the pull secret {system}/{name}: pinning anonymously");
+                return None;
+            }
+        };
+        let config = secret.data?.remove(".dockerconfigjson")?;
+        docker_credentials(&config.0, registry)
+    }
+
     /// Returns the kept state of the version of `spec`, made (with its watch loop) when it
     /// has none; counts a start on it.
     fn begin(self: &Arc<Self>, namespace: &str, spec: &Spec) -> Arc<Version> {
@@ -395,10 +410,16 @@ impl Inner {
         }
     }
 
-    /// Follows the logs of `pod` into the runner's output, as a local instance's are (from
-    /// the pod's start: a pod held a second time ships its earlier lines again), until
-    /// `done` is sent or dropped.
-    fn follow(&self, version: &Version, pod: &str, instance_id: &str, done: oneshot::Receiver<()>) {
+    /// Follows the logs of `pod` into the runner's output, as a local instance's are, from
+    /// `since` seconds ago (`None`: from the pod's start; a pod held a second time ships its
+    /// earlier lines again), until `done` is sent or dropped.
+    fn follow(
+        &self,
+        version: &Version,
+        (pod, instance_id): (&str, &str),
+        since: Option<i64>,
+        done: oneshot::Receiver<()>,
+    ) {
         let api = Api::<Pod>::namespaced(self.client.clone(), &version.namespace);
         let (pod, instance_id) = (pod.to_owned(), instance_id.to_owned());
         let spec = Spec {
@@ -410,6 +431,7 @@ impl Inner {
             let parameters = LogParams {
                 container: Some("instance".to_owned()),
                 follow: true,
+                since_seconds: since,
                 ..LogParams::default()
             };
             match api.log_stream(&pod, &parameters).await {
@@ -469,13 +491,13 @@ impl Inner {
     fn running(
         self: &Arc<Self>,
         version: Arc<Version>,
-        (instance_id, pod): (&str, String),
+        (instance_id, pod, since): (&str, String, Option<i64>),
         address: String,
         ended: oneshot::Receiver<String>,
     ) -> Running {
         let (stop, stopped) = oneshot::channel::<()>();
         let (following, done) = oneshot::channel::<()>();
-        self.follow(&version, &pod, instance_id, done);
+        self.follow(&version, (&pod, instance_id), since, done);
         let (exited_tx, exited) = oneshot::channel();
         let inner = self.clone();
         tokio::spawn(async move {
@@ -559,13 +581,32 @@ impl Backend for KubernetesBackend {
             }
         };
         tracing::info!(pod = %ready.pod, namespace = %version.namespace, "instance holds a pod");
-        Ok(inner.running(version, (instance_id, ready.pod), ready.address, ended))
+        Ok(inner.running(version, (instance_id, ready.pod, None), ready.address, ended))
     }
 
     async fn pin(&self, image: &str) -> Result<String, RunnerError> {
-        // The cluster pulls; a tag is pinned by the kubelet's pull of the version's first pod.
-        // TODO(#25): resolve tags to digests here as the local backend does.
-        Ok(image.to_owned())
+        let reference = self.inner.objects.image_reference(image);
+        let (repository, version) = crate::images::split_reference(&reference);
+        if version.contains(':') {
+            return Ok(reference);
+        }
+        let parsed = crate::images::parse_reference(&reference)?;
+        let auth = match self.inner.pull_credentials(parsed.registry()).await {
+            Some((username, password)) => oci_client::secrets::RegistryAuth::Basic(username, password),
+            None => oci_client::secrets::RegistryAuth::Anonymous,
+        };
+        let config = &self.inner.config;
+        let digest = nuage_clients::registry::client(
+            config.registry_insecure,
+            Duration::from_millis(config.registry_timeout_ms),
+        )
+        .fetch_manifest_digest(&parsed, &auth)
+        .await
+        .map_err(|source| RunnerError::Pull {
+            reference: reference.clone(),
+            source: Box::new(source),
+        })?;
+        Ok(format!("{repository}@{digest}"))
     }
 
     async fn release(&self, current: Current) {
@@ -642,7 +683,9 @@ impl Backend for KubernetesBackend {
                     .lock()
                     .expect("claims lock")
                     .adopt(&ready.pod, &instance_id, pod.restarts);
-                let running = inner.running(version.clone(), (&instance_id, ready.pod), ready.address, ended);
+                // Its earlier lines were shipped by the runner before this one.
+                let held = (instance_id.as_str(), ready.pod, Some(1));
+                let running = inner.running(version.clone(), held, ready.address, ended);
                 adopted.push(Adopted {
                     application_id: application_id.clone(),
                     version: version_id.clone(),
@@ -658,6 +701,28 @@ impl Backend for KubernetesBackend {
         }
         adopted
     }
+}
+
+/// Returns the user and password a `.dockerconfigjson` holds for `registry` (as `auth`, the
+/// base64 of `user:password`, or as `username` and `password`).
+fn docker_credentials(config: &[u8], registry: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let config: serde_json::Value = serde_json::from_slice(config).ok()?;
+    let entry = config.get("auths")?.as_object()?.iter().find_map(|(host, entry)| {
+        let host = host.trim_start_matches("https://").trim_start_matches("http://");
+        (host.trim_end_matches('/') == registry).then_some(entry)
+    })?;
+    if let (Some(username), Some(password)) = (entry.get("username"), entry.get("password")) {
+        return Some((username.as_str()?.to_owned(), password.as_str()?.to_owned()));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(entry.get("auth")?.as_str()?)
+        .ok()?;
+    let (username, password) = String::from_utf8(decoded)
+        .ok()?
+        .split_once(':')
+        .map(|(u, p)| (u.to_owned(), p.to_owned()))?;
+    Some((username, password))
 }
 
 /// Returns the port the pods of `deployment` listen on.
@@ -689,5 +754,28 @@ impl<R: tokio::io::AsyncRead> tokio::io::AsyncRead for Until<R> {
             return std::task::Poll::Ready(Ok(()));
         }
         self.reader.as_mut().poll_read(context, buffer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::docker_credentials;
+
+    #[test]
+    fn pull_secrets_give_the_credentials_of_their_registry_only() {
+        let config = br#"{"auths": {
+            "https://registry.example.com/": {"auth": "dXNlcjpwYTpzcw=="},
+            "other.example:5000": {"username": "robot", "password": "t0ken"}
+        }}"#;
+        assert_eq!(
+            docker_credentials(config, "registry.example.com"),
+            Some(("user".to_owned(), "pa:ss".to_owned()))
+        );
+        assert_eq!(
+            docker_credentials(config, "other.example:5000"),
+            Some(("robot".to_owned(), "t0ken".to_owned()))
+        );
+        assert_eq!(docker_credentials(config, "elsewhere.example"), None);
+        assert_eq!(docker_credentials(b"not json", "registry.example.com"), None);
     }
 }

@@ -304,20 +304,15 @@ impl Objects {
     /// Returns the image reference pods of `spec` pull: one naming no registry is in the
     /// installation's own.
     pub fn image(&self, spec: &Spec) -> String {
-        let repository_end = spec
-            .image
-            .find('@')
-            .or_else(|| {
-                let last = spec.image.rfind(':')?;
-                (!spec.image[last..].contains('/')).then_some(last)
-            })
-            .unwrap_or(spec.image.len());
-        match (
-            nuage_core::ids::repository_host(&spec.image[..repository_end]).0,
-            &self.registry_host,
-        ) {
-            (None, Some(host)) => format!("{host}/{}", spec.image),
-            _ => spec.image.clone(),
+        self.image_reference(&spec.image)
+    }
+
+    /// Returns `image` with the installation's registry when it names none.
+    pub fn image_reference(&self, image: &str) -> String {
+        let (repository, _) = crate::images::split_reference(image);
+        match (nuage_core::ids::repository_host(repository).0, &self.registry_host) {
+            (None, Some(host)) => format!("{host}/{image}"),
+            _ => image.to_owned(),
         }
     }
 
