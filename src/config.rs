@@ -471,6 +471,37 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_backend_is_configured_in_its_own_section() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "nuage.toml",
+                "[runner]\nbackend = \"kubernetes\"\n[runner.kubernetes]\nnamespace_prefix = \"t-\"\n\
+                 gvisor_runtime_class = \"gvisor\"\ncluster_cidrs = [\"10.96.0.0/12\"]\n\
+                 router_pod_labels = { \"app\" = \"router\" }\n",
+            )?;
+            jail.set_env("NUAGE_RUNNER__KUBERNETES__PULL_SECRET", "registry");
+            let config = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            let kubernetes = &config.runner.kubernetes;
+            assert_eq!(config.runner.backend, "kubernetes");
+            assert_eq!(kubernetes.namespace_prefix, "t-");
+            assert_eq!(kubernetes.gvisor_runtime_class.as_deref(), Some("gvisor"));
+            assert_eq!(kubernetes.pull_secret.as_deref(), Some("registry"));
+            assert_eq!(kubernetes.router_pod_labels["app"], "router");
+            assert_eq!(kubernetes.system_namespace, "nuage");
+            jail.create_file("nuage.toml", "[runner.kubernetes]\nnamespace = \"x\"\n")?;
+            let unknown = Config::load(None, Overrides::default()).unwrap_err().to_string();
+            assert!(unknown.contains("namespace"), "{unknown}");
+            jail.create_file(
+                "nuage.toml",
+                "[runner]\nbackend = \"kubernetes\"\n[runner.kubernetes]\ncluster_cidrs = [\"10.96.0.0\"]\n",
+            )?;
+            let invalid = Config::load(None, Overrides::default()).unwrap_err().to_string();
+            assert!(invalid.contains("runner.kubernetes.cluster_cidrs"), "{invalid}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn listener_limits_are_checked_at_start_up() {
         Config::default().validate().unwrap();
         let config = Config {
