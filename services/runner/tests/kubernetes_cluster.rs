@@ -2,7 +2,10 @@
 //! the instances held, each on a ready pod of its own), stops one (its pod goes, the replicas
 //! drop), recovers the running ones in a fresh backend as after a runner restart, rolls out a
 //! new version beside the old one and removes the old one once nothing runs it, follows a
-//! pod's output, and cleans up when the application goes.
+//! pod's output, and cleans up when the application goes. A pod of another namespace tries to
+//! open a connection to an instance and is refused, while one labelled as the router in
+//! nuage's own namespace gets through (the cluster's network plugin must enforce
+//! NetworkPolicies).
 //!
 //! Runs only when `NUAGE_TEST_KUBECONFIG` names a kubeconfig whose cluster may be used
 //! (namespaces `nuage-test-*` are made and deleted); the pods run
@@ -74,6 +77,9 @@ async fn instances_are_pods_scaled_recovered_rolled_out_and_removed() {
     };
     config.kubernetes.kubeconfig = Some(PathBuf::from(kubeconfig));
     config.kubernetes.namespace_prefix = "nuage-test-".to_owned();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    config.kubernetes.system_namespace = format!("nuage-test-system-{}", &run[..8]);
+    config.kubernetes.router_pod_labels = [("nuage-test/router".to_owned(), run.clone())].into();
     config.validate().expect("valid config");
     let sealing = [5; 32];
     let output = tokio::sync::broadcast::channel::<OutputLine>(1024).0;
@@ -117,6 +123,20 @@ async fn instances_are_pods_scaled_recovered_rolled_out_and_removed() {
         pod.metadata.labels.as_ref().unwrap()["nuage.dev/application"],
         application_id
     );
+
+    // Only the router's pods reach an instance: a pod elsewhere is refused.
+    let intruder_namespace = format!("nuage-test-intruder-{}", &run[..8]);
+    let router = probe(
+        &client,
+        &config.kubernetes.system_namespace,
+        &config.kubernetes.router_pod_labels,
+        &image,
+        &two.address,
+    )
+    .await;
+    let intruder = probe(&client, &intruder_namespace, &Default::default(), &image, &two.address).await;
+    assert_eq!(router, "Succeeded", "the router's pod connects to the instance");
+    assert_eq!(intruder, "Failed", "a pod of another namespace is refused");
 
     // The pods' output reaches the runner's output as a local instance's does.
     eventually(60, "a line of the instances' output", || {
@@ -183,8 +203,75 @@ async fn instances_are_pods_scaled_recovered_rolled_out_and_removed() {
             .then_some(())
     })
     .await;
-    Api::<Namespace>::all(client)
-        .delete(&namespace, &DeleteParams::default())
+    for namespace in [
+        namespace,
+        intruder_namespace,
+        config.kubernetes.system_namespace.clone(),
+    ] {
+        Api::<Namespace>::all(client.clone())
+            .delete(&namespace, &DeleteParams::default())
+            .await
+            .expect("test namespace deleted");
+    }
+}
+
+/// Runs, in `namespace` (made if missing) with `labels`, a pod that opens a TCP connection to
+/// `address`; returns how it ended (`Succeeded`: connected, `Failed`: refused or timed out).
+async fn probe(
+    client: &kube::Client,
+    namespace: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+    image: &str,
+    address: &str,
+) -> String {
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces.get_opt(namespace).await.unwrap().is_none() {
+        let made = Namespace {
+            metadata: ObjectMeta {
+                name: Some(namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        namespaces
+            .create(&Default::default(), &made)
+            .await
+            .expect("probe namespace");
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some("probe".to_owned()),
+            labels: Some(labels.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".to_owned()),
+            containers: vec![Container {
+                name: "probe".to_owned(),
+                image: Some(image.to_owned()),
+                command: Some(vec!["/agnhost".to_owned()]),
+                args: Some(vec![
+                    "connect".to_owned(),
+                    address.to_owned(),
+                    "--timeout=5s".to_owned(),
+                ]),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        ..Pod::default()
+    };
+    pods.create(&Default::default(), &pod).await.expect("probe pod");
+    let phase = eventually(180, "the probe's end", || async {
+        let phase = pods.get("probe").await.ok()?.status?.phase?;
+        (phase == "Succeeded" || phase == "Failed").then_some(phase)
+    })
+    .await;
+    pods.delete("probe", &DeleteParams::default())
         .await
-        .expect("test namespace deleted");
+        .expect("probe deleted");
+    phase
 }
