@@ -484,8 +484,9 @@ async fn gateway_role(
         "gateway.metrics_token",
     )?;
     // v1beta1 names sandboxes: `v2` is gVisor, `v1` the bubblewrap sandbox (or, as a default,
-    // plain processes). The gateway offers what the runner does.
-    let offer = nuage_runner::Offer::of_this_machine(&config.runner);
+    // plain processes). The gateway offers what the runner does (on Kubernetes, what the
+    // cluster's runtime classes do).
+    let offer = nuage_runner::Offer::of_backend(&config.runner);
     gateway.sandbox = offer
         .default
         .map_or("v1", nuage_runner::SandboxKind::api_name)

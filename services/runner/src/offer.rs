@@ -57,6 +57,22 @@ impl Offer {
         Self::new(config, |kind| find_program(kind.program()).is_some())
     }
 
+    /// Returns what `config` offers on a Kubernetes cluster: sandbox v1 is the cluster's
+    /// default runtime, v2 needs `runner.kubernetes.gvisor_runtime_class`.
+    pub fn of_cluster(config: &RunnerConfig) -> Self {
+        let gvisor = config.kubernetes.gvisor_runtime_class.is_some();
+        Self::new(config, |kind| kind == SandboxKind::Bubblewrap || gvisor)
+    }
+
+    /// Returns what the backend `config` names offers (what the gateway tells tenants).
+    pub fn of_backend(config: &RunnerConfig) -> Self {
+        if config.backend == "kubernetes" {
+            Self::of_cluster(config)
+        } else {
+            Self::of_this_machine(config)
+        }
+    }
+
     /// Returns the sandbox instances of a spec naming `asked` (its wire value) run in (`None`:
     /// plain processes), or why it is not offered.
     pub fn resolve(&self, asked: i32) -> Result<Option<SandboxKind>, RunnerError> {
@@ -135,6 +151,19 @@ mod tests {
         // Not installed: still offered, so that the runner fails at start rather than quietly.
         let missing = Offer::new(&config(Sandbox::Gvisor, None), |_| false);
         assert_eq!(missing.offered, [SandboxKind::Gvisor]);
+    }
+
+    #[test]
+    fn a_cluster_offers_v1_and_v2_only_with_a_gvisor_runtime_class() {
+        let mut cluster = RunnerConfig {
+            backend: "kubernetes".to_owned(),
+            ..RunnerConfig::default()
+        };
+        let without = Offer::of_backend(&cluster);
+        assert_eq!(without.default, Some(SandboxKind::Bubblewrap));
+        assert_eq!(without.offered, [SandboxKind::Bubblewrap]);
+        cluster.kubernetes.gvisor_runtime_class = Some("gvisor".to_owned());
+        assert_eq!(Offer::of_backend(&cluster).offered, SandboxKind::ALL);
     }
 
     #[test]

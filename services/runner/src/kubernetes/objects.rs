@@ -163,8 +163,7 @@ pub fn open_secrets(spec: &Spec, sealing: &[u8; 32]) -> Result<BTreeMap<String, 
 impl Objects {
     /// Returns the maker of objects as `config` says.
     pub fn new(config: &RunnerConfig) -> Self {
-        let gvisor = config.kubernetes.gvisor_runtime_class.is_some();
-        let offer = Offer::new(config, |kind| kind == SandboxKind::Bubblewrap || gvisor);
+        let offer = Offer::of_cluster(config);
         let cluster: Vec<Cidr> = config
             .kubernetes
             .cluster_cidrs
