@@ -17,7 +17,7 @@
 //! those an instance held, under that instance's id (kept in the pod's `nuage.dev/instance`
 //! annotation), so that the router's view stays true.
 
-use super::claims::{Claims, INSTANCE_ANNOTATION, PodState, ready_pods};
+use super::claims::{Claims, INSTANCE_ANNOTATION, PodState, not_ready_reason, ready_pods};
 use super::naming;
 use super::objects::{IDS_ANNOTATION, Objects, open_secrets, port};
 use crate::backend::{Adopted, Backend, Current, Running};
@@ -346,32 +346,7 @@ impl Inner {
             .map(|pods| pods.items)
             .unwrap_or_default()
             .iter()
-            .filter_map(|pod| {
-                let status = pod.status.as_ref()?;
-                let waiting = status
-                    .container_statuses
-                    .as_ref()
-                    .and_then(|statuses| statuses.first())
-                    .and_then(|container| container.state.as_ref())
-                    .and_then(|state| state.waiting.as_ref())
-                    .map(|waiting| {
-                        format!(
-                            "{}: {}",
-                            waiting.reason.clone().unwrap_or_default(),
-                            waiting.message.clone().unwrap_or_default()
-                        )
-                    });
-                let unscheduled = status
-                    .conditions
-                    .as_ref()
-                    .and_then(|conditions| {
-                        conditions
-                            .iter()
-                            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-                    })
-                    .map(|condition| format!("not scheduled: {}", condition.message.clone().unwrap_or_default()));
-                waiting.or(unscheduled)
-            })
+            .filter_map(not_ready_reason)
             .collect();
         if reasons.is_empty() {
             "no pod of it became ready".to_owned()

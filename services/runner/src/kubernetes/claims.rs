@@ -100,6 +100,50 @@ impl PodState {
     }
 }
 
+/// Returns what keeps `pod` from being ready, as its status says: why its container waits
+/// (an image that cannot be pulled, a crash loop) with how it last ended, or why it is not
+/// scheduled; `None` when it says nothing.
+pub fn not_ready_reason(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let container = status.container_statuses.as_ref().and_then(|statuses| statuses.first());
+    let waiting = container
+        .and_then(|container| container.state.as_ref())
+        .and_then(|state| state.waiting.as_ref())
+        .map(|waiting| {
+            let reason = waiting.reason.clone().unwrap_or_else(|| "waiting".to_owned());
+            match &waiting.message {
+                Some(message) => format!("{reason}: {message}"),
+                None => reason,
+            }
+        });
+    let ended = container
+        .and_then(|container| container.last_state.as_ref())
+        .and_then(|state| state.terminated.as_ref())
+        .map(|terminated| {
+            let mut ended = format!("exited with status {}", terminated.exit_code);
+            if let Some(reason) = &terminated.reason {
+                ended.push_str(&format!(" ({reason})"));
+            }
+            if let Some(message) = terminated.message.as_deref().filter(|message| !message.is_empty()) {
+                ended.push_str(&format!(": {message}"));
+            }
+            ended
+        });
+    let unscheduled = status
+        .conditions
+        .as_ref()
+        .and_then(|conditions| {
+            conditions
+                .iter()
+                .find(|condition| condition.type_ == "PodScheduled" && condition.status == "False")
+        })
+        .map(|condition| format!("not scheduled: {}", condition.message.clone().unwrap_or_default()));
+    match (waiting, ended) {
+        (Some(waiting), Some(ended)) => Some(format!("{waiting}; it {ended}")),
+        (waiting, ended) => waiting.or(ended.map(|ended| format!("it {ended}"))).or(unscheduled),
+    }
+}
+
 /// One instance's hold on a pod.
 #[derive(Debug)]
 pub struct Claim {
@@ -294,6 +338,58 @@ mod tests {
         assert_eq!(claims.replicas(), 1);
         assert!(claims.release("b"));
         assert!(claims.is_idle());
+    }
+
+    #[test]
+    fn a_start_that_fails_says_what_the_pods_status_says() {
+        use k8s_openapi::api::core::v1::{
+            ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodCondition, PodStatus,
+        };
+        let with = |status: PodStatus| Pod {
+            status: Some(status),
+            ..Pod::default()
+        };
+        let crashing = with(PodStatus {
+            container_statuses: Some(vec![ContainerStatus {
+                state: Some(ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some("CrashLoopBackOff".to_owned()),
+                        message: Some("back-off 10s restarting failed container".to_owned()),
+                    }),
+                    ..ContainerState::default()
+                }),
+                last_state: Some(ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: 127,
+                        reason: Some("StartError".to_owned()),
+                        message: Some("exec: \"python3\": executable file not found in $PATH".to_owned()),
+                        ..ContainerStateTerminated::default()
+                    }),
+                    ..ContainerState::default()
+                }),
+                ..ContainerStatus::default()
+            }]),
+            ..PodStatus::default()
+        });
+        assert_eq!(
+            not_ready_reason(&crashing).unwrap(),
+            "CrashLoopBackOff: back-off 10s restarting failed container; it exited with status 127 (StartError): \
+             exec: \"python3\": executable file not found in $PATH"
+        );
+        let unscheduled = with(PodStatus {
+            conditions: Some(vec![PodCondition {
+                type_: "PodScheduled".to_owned(),
+                status: "False".to_owned(),
+                message: Some("0/3 nodes are available: 3 Insufficient memory.".to_owned()),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        });
+        assert_eq!(
+            not_ready_reason(&unscheduled).unwrap(),
+            "not scheduled: 0/3 nodes are available: 3 Insufficient memory."
+        );
+        assert_eq!(not_ready_reason(&with(PodStatus::default())), None);
     }
 
     #[test]
