@@ -514,7 +514,9 @@ impl Inner {
         }
     }
 
-    /// Returns the Deployments the runner made, each with its application and version.
+    /// Returns the Deployments this installation's runner made (in namespaces of its prefix:
+    /// another installation sharing the cluster has a prefix of its own), each with its
+    /// application and version.
     async fn deployments(&self) -> Result<Vec<(Deployment, String, String)>, RunnerError> {
         let listed = Api::<Deployment>::all(self.client.clone())
             .list(&ListParams::default().labels(&format!("{}={}", naming::MANAGED_BY, naming::MANAGER)))
@@ -523,6 +525,13 @@ impl Inner {
         Ok(listed
             .items
             .into_iter()
+            .filter(|deployment| {
+                deployment
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|namespace| namespace.starts_with(&self.config.kubernetes.namespace_prefix))
+            })
             .filter_map(|deployment| {
                 let ids = deployment.metadata.annotations.as_ref()?.get(IDS_ANNOTATION)?.clone();
                 let mut parts = ids.splitn(4, '/').skip(2);
