@@ -44,6 +44,8 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 const MANAGER: &str = "nuage-runner";
 /// How often a version's pods are looked at for instances that ended.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// How long one request to the Kubernetes API may wait for its answer.
+const API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pod deletion cost of a pod given up: the ReplicaSet removes it before any other.
 const GIVEN_UP: &str = "-2147483648";
 
@@ -64,6 +66,7 @@ impl std::fmt::Debug for KubernetesBackend {
 
 struct Inner {
     client: Client,
+    logs_client: Client,
     objects: Objects,
     config: RunnerConfig,
     sealing: [u8; 32],
@@ -134,11 +137,18 @@ impl KubernetesBackend {
                 .await
                 .map_err(|error| RunnerError::KubernetesSetup(error.to_string()))?,
         };
-        let client =
+        // Requests get an answer within `API_TIMEOUT`; log streams (which may stay quiet for
+        // as long as an instance prints nothing) have a client without one.
+        let mut api_config = client_config.clone();
+        api_config.read_timeout = Some(API_TIMEOUT);
+        api_config.reset_reader_on_write = true;
+        let client = Client::try_from(api_config).map_err(|error| RunnerError::KubernetesSetup(error.to_string()))?;
+        let logs_client =
             Client::try_from(client_config).map_err(|error| RunnerError::KubernetesSetup(error.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
+                logs_client,
                 objects,
                 config: config.clone(),
                 sealing,
@@ -395,7 +405,7 @@ impl Inner {
         since: Option<i64>,
         done: oneshot::Receiver<()>,
     ) {
-        let api = Api::<Pod>::namespaced(self.client.clone(), &version.namespace);
+        let api = Api::<Pod>::namespaced(self.logs_client.clone(), &version.namespace);
         let (pod, instance_id) = (pod.to_owned(), instance_id.to_owned());
         let spec = Spec {
             application_id: version.application_id.clone(),
