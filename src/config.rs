@@ -99,10 +99,19 @@ impl Role {
 
 /// Where the gateway reaches services that this process does not run (split mode), and how
 /// long a call to any service may take.
+///
+/// Each gRPC service is one URL or, when it runs as several replicas, their URLs separated by
+/// commas (`"http://10.0.0.5:9090,http://10.0.0.6:9090"`, also as `NUAGE_SERVICES__IAM`): calls
+/// go to the replicas in turn; one a replica refused or did not accept within 2 s goes on to
+/// the next, and a replica that failed is tried after the others for a while (0.5 s, doubling
+/// up to 30 s). A call whose replica went away while holding it goes on to the next replica
+/// when it only reads (or, like `SubmitBuild`, may be repeated); any other fails (503) rather
+/// than risk being done twice. Connections are pinged after 2 s of silence, so a host cut off
+/// is noticed within 4 s.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceUrls {
-    /// iam's gRPC URL, e.g. `http://iam:9090`.
+    /// iam's gRPC URL, e.g. `http://iam:9090` (or its replicas' URLs, separated by commas).
     pub iam: Option<String>,
     /// namespaces' gRPC URL.
     pub namespaces: Option<String>,
@@ -122,7 +131,7 @@ pub struct ServiceUrls {
     /// logs role, keep their lines to themselves (with a warning).
     pub logs: Option<String>,
     /// The router's internal listener (`router.internal_listen`), an HTTP URL such as
-    /// `http://router:8082`: crons fire through it.
+    /// `http://router:8082`: crons fire through it. One URL.
     pub router: Option<String>,
     /// How long a call to a service (in this process or another) waits for its answer when
     /// the caller sets no deadline of its own (ms): past it, the call fails naming the service
@@ -395,6 +404,19 @@ impl Config {
                 }
             }
         }
+        for role in Role::SERVICES {
+            if let Some(urls) = self.services.get(role)
+                && urls.split(',').any(|url| url.trim().is_empty())
+            {
+                anyhow::bail!(
+                    "services.{} has an empty URL: name one URL, or several separated by commas",
+                    role.name()
+                );
+            }
+        }
+        if self.services.router.as_deref().is_some_and(|url| url.contains(',')) {
+            anyhow::bail!("services.router names one URL: the router's internal listener");
+        }
         if self.storage.endpoint.is_some() && (self.storage.access_key.is_none() || self.storage.secret_key.is_none()) {
             anyhow::bail!("an external storage.endpoint needs storage.access_key and storage.secret_key");
         }
@@ -656,5 +678,30 @@ mod tests {
             ..crons
         };
         crons.validate().unwrap();
+        // Replicas of a service are listed with commas; an empty item is a mistake.
+        let replicated = Config {
+            services: ServiceUrls {
+                functions: Some("http://fn-a:9090, http://fn-b:9090".into()),
+                ..crons.services.clone()
+            },
+            ..crons.clone()
+        };
+        replicated.validate().unwrap();
+        let empty = Config {
+            services: ServiceUrls {
+                functions: Some("http://fn-a:9090,,http://fn-b:9090".into()),
+                ..crons.services.clone()
+            },
+            ..crons.clone()
+        };
+        assert!(empty.validate().unwrap_err().to_string().contains("services.functions"));
+        let routers = Config {
+            services: ServiceUrls {
+                router: Some("http://r1:8082,http://r2:8082".into()),
+                ..crons.services.clone()
+            },
+            ..crons
+        };
+        assert!(routers.validate().unwrap_err().to_string().contains("services.router"));
     }
 }

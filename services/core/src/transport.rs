@@ -1,15 +1,20 @@
 //! How one part of nuage reaches a service: a gRPC channel to another process, or the
 //! service's routes themselves when it runs in this one.
 
+use bytes::{Bytes, BytesMut};
+use http_body::{Body as _, Frame};
+use http_body_util::Full;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tonic::body::Body;
 use tonic::codegen::http::{Request, Response};
 use tonic::service::Routes;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
@@ -20,14 +25,277 @@ use tower::util::BoxCloneSyncService;
 /// would trip a higher-ranked lifetime limitation of the compiler in async handlers.)
 pub type Transport = BoxCloneSyncService<Request<Body>, Response<Body>, tonic::transport::Error>;
 
-/// Returns a transport to the service `peer` (such as "builder") that dials `url` (such as
-/// `http://127.0.0.1:9090`) lazily, so a caller can start before the service it calls. A call
-/// gets no answer after its deadline (see [`Deadline`]); connecting gets a fifth of `deadline`.
-pub fn dial(peer: &'static str, url: &str, deadline: Duration) -> Result<Transport, tonic::transport::Error> {
-    let channel = Endpoint::from_shared(url.to_owned())?
-        .connect_timeout((deadline / 5).max(Duration::from_millis(100)))
-        .connect_lazy();
-    Ok(BoxCloneSyncService::new(Deadline::new(channel, peer, deadline)))
+/// Seconds of silence after which a dialled connection is pinged; a peer that does not answer
+/// the ping within as long is taken for gone (a host cut off), and calls move on.
+const KEEPALIVE: Duration = Duration::from_secs(2);
+/// The longest a replica of a service with several URLs may take to accept a connection
+/// before the call moves on to the next one.
+const FAILOVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first and the longest time a replica that failed is tried only after the others.
+const DOWN_FIRST: Duration = Duration::from_millis(500);
+const DOWN_LONGEST: Duration = Duration::from_secs(30);
+/// The largest request body kept to be sent again to another replica (tonic's default
+/// message size limit); a larger one goes to one replica only.
+const REPLAY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Returns a transport to the service `peer` (such as "builder") that dials `urls` lazily, so
+/// a caller can start before the service it calls. `urls` is one URL (such as
+/// `http://127.0.0.1:9090`) or several replicas of the service separated by commas: calls go
+/// to them in turn, and one that could not be delivered to a replica (it refused or did not
+/// accept the connection) goes to the next; a replica that failed is tried after the others
+/// for a while (see [`Failover`]). A call gets no answer after its deadline (see
+/// [`Deadline`]); connecting gets a fifth of `deadline` (at most 2 s with several replicas).
+/// Connections are pinged after 2 s of silence, so one to a host cut off fails within 4 s.
+pub fn dial(peer: &'static str, urls: &str, deadline: Duration) -> Result<Transport, tonic::transport::Error> {
+    let urls: Vec<&str> = urls.split(',').map(str::trim).filter(|url| !url.is_empty()).collect();
+    let connect = (deadline / 5).max(Duration::from_millis(100));
+    if urls.len() <= 1 {
+        let channel = endpoint(urls.first().copied().unwrap_or_default(), connect)?.connect_lazy();
+        return Ok(BoxCloneSyncService::new(Deadline::new(channel, peer, deadline)));
+    }
+    let connect = connect.min(FAILOVER_CONNECT_TIMEOUT);
+    let replicas = urls
+        .iter()
+        .map(|url| Ok(Replica::new(url, endpoint(url, connect)?.connect_lazy())))
+        .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
+    Ok(BoxCloneSyncService::new(Deadline::new(
+        Failover::new(replicas),
+        peer,
+        deadline,
+    )))
+}
+
+fn endpoint(url: &str, connect: Duration) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(connect)
+        .http2_keep_alive_interval(KEEPALIVE)
+        .keep_alive_timeout(KEEPALIVE)
+        .keep_alive_while_idle(true))
+}
+
+/// One replica of a service: its channel, and since when and how often it failed.
+#[derive(Debug)]
+struct Replica {
+    url: String,
+    channel: Channel,
+    health: std::sync::Mutex<Health>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    failures: u32,
+    down_until: Option<Instant>,
+}
+
+impl Replica {
+    fn new(url: &str, channel: Channel) -> Self {
+        Self {
+            url: url.to_owned(),
+            channel,
+            health: std::sync::Mutex::default(),
+        }
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_down(&self, now: Instant) -> bool {
+        self.health().down_until.is_some_and(|until| until > now)
+    }
+
+    fn succeeded(&self) {
+        *self.health() = Health::default();
+    }
+
+    /// Sets the replica aside for twice as long as the last time (from 0.5 s up to 30 s).
+    fn failed(&self) {
+        let mut health = self.health();
+        let wait = DOWN_FIRST.saturating_mul(1 << health.failures.min(6)).min(DOWN_LONGEST);
+        health.failures = health.failures.saturating_add(1);
+        health.down_until = Some(Instant::now() + wait);
+    }
+}
+
+/// The replicas of one service (`services.<role>` listing several URLs). Each call goes to
+/// the next replica in turn that has not failed lately (to those that have when all have). A
+/// call that a replica never received (the connection was refused, not accepted in time, or
+/// closed before the call left) goes on to the next replica; one whose fate is unknown (the
+/// connection broke while the replica held it) goes on only when it is a read or a call that
+/// may be repeated (see [`repeatable`]), and is otherwise answered with its error, never sent
+/// twice.
+/// Calls whose body is still streaming when the call starts (`Logs/Write`) go to one replica.
+#[derive(Debug, Clone)]
+pub struct Failover {
+    replicas: Arc<[Replica]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Failover {
+    fn new(replicas: Vec<Replica>) -> Self {
+        Self {
+            replicas: replicas.into(),
+            next: Arc::default(),
+        }
+    }
+
+    /// Returns the replicas in the order this call tries them.
+    fn order(&self) -> Vec<usize> {
+        let count = self.replicas.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let (mut up, down): (Vec<usize>, Vec<usize>) = (0..count)
+            .map(|offset| (start + offset) % count)
+            .partition(|index| !self.replicas[*index].is_down(now));
+        up.extend(down);
+        up
+    }
+}
+
+impl tower::Service<Request<Body>> for Failover {
+    type Response = Response<Body>;
+    type Error = tonic::transport::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, tonic::transport::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each replica's channel is readied when a call goes to it.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let order = self.order();
+        let replicas = self.replicas.clone();
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let whole = match buffered(body).await {
+                Buffered::Whole(bytes) => bytes,
+                Buffered::Streaming(body) => {
+                    let replica = &replicas[order[0]];
+                    let answer = replica.channel.clone().oneshot(Request::from_parts(parts, body)).await;
+                    match &answer {
+                        Ok(_) => replica.succeeded(),
+                        Err(_) => replica.failed(),
+                    }
+                    return answer;
+                }
+            };
+            let mut last = None;
+            for index in order {
+                let replica = &replicas[index];
+                let request = Request::from_parts(parts.clone(), Body::new(Full::new(whole.clone())));
+                match replica.channel.clone().oneshot(request).await {
+                    Ok(response) => {
+                        replica.succeeded();
+                        return Ok(response);
+                    }
+                    Err(error) => {
+                        replica.failed();
+                        if !never_delivered(&error) && !repeatable(parts.uri.path()) {
+                            return Err(error);
+                        }
+                        tracing::warn!(replica = %replica.url, %error, "a replica did not take the call; trying the next");
+                        last = Some(error);
+                    }
+                }
+            }
+            Err(last.expect("a service has at least one replica"))
+        })
+    }
+}
+
+/// A request body: whole, when it was all there at once, else as it goes on.
+enum Buffered {
+    Whole(Bytes),
+    Streaming(Body),
+}
+
+/// Reads `body` as far as it is already there: all of it (up to [`REPLAY_LIMIT`]) for a call
+/// of one message, the start of a stream for a streaming call.
+async fn buffered(mut body: Body) -> Buffered {
+    let mut whole = BytesMut::new();
+    loop {
+        let frame = std::future::poll_fn(|context| Poll::Ready(Pin::new(&mut body).poll_frame(context))).await;
+        match frame {
+            Poll::Ready(None) => return Buffered::Whole(whole.freeze()),
+            Poll::Ready(Some(Ok(frame))) if frame.is_data() && whole.len() < REPLAY_LIMIT => {
+                if let Ok(data) = frame.into_data() {
+                    whole.extend_from_slice(&data);
+                }
+            }
+            // Trailers, an error, a large body or one still coming: sent as it is, once.
+            Poll::Ready(Some(frame)) => {
+                let start = Frames {
+                    first: Some(Bytes::from(whole)),
+                    then: Some(frame),
+                    rest: body,
+                };
+                return Buffered::Streaming(Body::new(start));
+            }
+            Poll::Pending => {
+                let start = Frames {
+                    first: Some(Bytes::from(whole)),
+                    then: None,
+                    rest: body,
+                };
+                return Buffered::Streaming(Body::new(start));
+            }
+        }
+    }
+}
+
+/// A body whose first frames were already read: `first`, then `then`, then the rest.
+struct Frames {
+    first: Option<Bytes>,
+    then: Option<Result<Frame<Bytes>, tonic::Status>>,
+    rest: Body,
+}
+
+impl http_body::Body for Frames {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        if let Some(first) = self.first.take().filter(|bytes| !bytes.is_empty()) {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        if let Some(then) = self.then.take() {
+            return Poll::Ready(Some(then));
+        }
+        Pin::new(&mut self.rest).poll_frame(context)
+    }
+}
+
+/// Returns whether the gRPC method at `path` (`/package.Service/Method`) may be sent again
+/// after a replica went away holding it: it only reads (`Get…`, `List…`, `Watch…`,
+/// `Follow…`, `Stream…`, `VerifyToken`, `Resolve`), or doing it twice is doing it once
+/// (`SubmitBuild`: a job is queued under its deployment's id).
+fn repeatable(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or_default();
+    ["Get", "List", "Watch", "Follow", "Stream"]
+        .iter()
+        .any(|prefix| method.starts_with(prefix))
+        || matches!(method, "VerifyToken" | "Resolve" | "SubmitBuild")
+}
+
+/// Returns whether `error` says the call never reached the replica: it could not connect, or
+/// the connection closed before the call was sent.
+fn never_delivered(error: &tonic::transport::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<tonic::ConnectError>() {
+            return true;
+        }
+        if let Some(error) = error.downcast_ref::<hyper::Error>()
+            && error.is_canceled()
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Returns a transport to the service `peer` that hands requests straight to `routes`, the
@@ -41,7 +309,9 @@ pub fn in_process(peer: &'static str, routes: Routes, deadline: Duration) -> Tra
 /// Bounds how long a call waits for its answer: the deadline its caller set
 /// (`tonic::Request::set_timeout`, sent as `grpc-timeout`), else the transport's default. A
 /// call past it answers `DEADLINE_EXCEEDED` naming the service, as a status, so the caller sees
-/// it like any other refusal. The deadline runs until the answer's headers arrive: a stream
+/// it like any other refusal; one whose connection failed (refused, reset, found dead by
+/// keep-alive) answers `UNAVAILABLE` naming the service, whatever code the HTTP/2 error maps
+/// to (an abrupt reset would otherwise read as `INTERNAL`, a 500 of the caller). The deadline runs until the answer's headers arrive: a stream
 /// (logs followed, route changes) runs on once it has started.
 #[derive(Debug, Clone)]
 pub struct Deadline<S> {
@@ -62,6 +332,7 @@ impl<S> tower::Service<Request<Body>> for Deadline<S>
 where
     S: tower::Service<Request<Body>, Response = Response<Body>> + Send,
     S::Future: Send + 'static,
+    S::Error: std::error::Error + 'static,
 {
     type Response = Response<Body>;
     type Error = S::Error;
@@ -82,7 +353,15 @@ where
         let answer = self.inner.call(request);
         Box::pin(async move {
             match tokio::time::timeout(limit, answer).await {
-                Ok(answer) => answer,
+                Ok(Ok(answer)) => Ok(answer),
+                // However the connection failed (refused, reset by a host that died, timed out
+                // by keep-alive), the caller sees the service unavailable, not an internal
+                // error of its own.
+                Ok(Err(error)) => Ok(tonic::Status::unavailable(format!(
+                    "the {peer} service cannot be reached: {}",
+                    chain(&error)
+                ))
+                .into_http()),
                 Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
                     "the {peer} service did not answer within {} ms",
                     limit.as_millis()
@@ -91,6 +370,18 @@ where
             }
         })
     }
+}
+
+/// Returns `error` and its sources, separated by colons.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(error) = source {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        source = error.source();
+    }
+    text
 }
 
 /// Returns the duration of a `grpc-timeout` header value (an integer of at most 8 digits and
@@ -126,8 +417,222 @@ pub fn authed(transport: Transport, auth: crate::internal::InternalAuth) -> Auth
 
 #[cfg(test)]
 mod tests {
-    use super::grpc_timeout;
+    use super::{dial, grpc_timeout};
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
     use std::time::Duration;
+    use tonic::body::Body;
+    use tonic::codegen::http::{Request, Response};
+    use tonic::server::NamedService;
+    use tower::ServiceExt;
+
+    /// A gRPC-shaped service that counts the calls it receives and answers each with the
+    /// length of its body; with `hang`, it holds every call and says so on `held`.
+    #[derive(Clone)]
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        hang: bool,
+        held: Arc<tokio::sync::Notify>,
+    }
+
+    impl NamedService for Counting {
+        const NAME: &'static str = "test.Counting";
+    }
+
+    impl tower::Service<Request<Body>> for Counting {
+        type Response = Response<Body>;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+        fn poll_ready(&mut self, _context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: Request<Body>) -> Self::Future {
+            let this = self.clone();
+            Box::pin(async move {
+                use http_body_util::BodyExt;
+                let body = request
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                this.calls.fetch_add(1, Ordering::SeqCst);
+                if this.hang {
+                    this.held.notify_one();
+                    std::future::pending::<()>().await;
+                }
+                Ok(Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", "0")
+                    .header("x-received", body.len())
+                    .body(Body::empty())
+                    .unwrap())
+            })
+        }
+    }
+
+    /// Serves `service` on a loopback port; returns its URL and the serving task.
+    async fn serve(service: Counting) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_routes(tonic::service::Routes::new(service))
+                .serve_with_incoming(incoming)
+                .await
+                .unwrap();
+        });
+        (url, task)
+    }
+
+    /// Serves `service` on a loopback port from a runtime of its own, which ends (closing every
+    /// connection, as a host that goes away does) when the returned sender is used.
+    fn serve_elsewhere(service: Counting) -> (String, std::sync::mpsc::Sender<()>) {
+        let (url_sender, url) = std::sync::mpsc::channel();
+        let (gone, going) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let (url, _task) = serve(service).await;
+                url_sender.send(url).unwrap();
+                // The runtime keeps serving while this waits on another thread.
+                let _ = tokio::task::spawn_blocking(move || going.recv()).await;
+            });
+            runtime.shutdown_background();
+        });
+        (url.recv().unwrap(), gone)
+    }
+
+    /// Returns the URL of a loopback port nothing listens on.
+    async fn refused() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        url
+    }
+
+    fn counting(hang: bool) -> Counting {
+        Counting {
+            calls: Arc::default(),
+            hang,
+            held: Arc::default(),
+        }
+    }
+
+    fn call(body: &'static [u8]) -> Request<Body> {
+        Request::builder()
+            .method("POST")
+            .uri("http://service/test.Counting/Call")
+            .header("content-type", "application/grpc")
+            .body(Body::new(http_body_util::Full::new(bytes::Bytes::from_static(body))))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn calls_a_replica_refuses_go_whole_to_the_next_one() {
+        let live = counting(false);
+        let (live_url, _task) = serve(live.clone()).await;
+        let dead_url = refused().await;
+        let transport = dial("test", &format!("{dead_url}, {live_url}"), Duration::from_secs(10)).unwrap();
+        for _ in 0..6 {
+            let response = transport.clone().oneshot(call(b"twelve bytes")).await.unwrap();
+            assert_eq!(response.headers()["x-received"], "12");
+        }
+        assert_eq!(live.calls.load(Ordering::SeqCst), 6);
+        // A streaming body (one not all there when the call starts) goes to one replica.
+        let (sender, body) = mpsc_body();
+        let request = Request::builder()
+            .method("POST")
+            .uri("http://service/test.Counting/Call")
+            .body(body)
+            .unwrap();
+        let answer = tokio::spawn(transport.clone().oneshot(request));
+        sender.send(bytes::Bytes::from_static(b"abc")).await.unwrap();
+        drop(sender);
+        let response = answer.await.unwrap().unwrap();
+        assert_eq!(response.headers()["x-received"], "3");
+    }
+
+    #[tokio::test]
+    async fn a_call_a_replica_held_when_it_went_away_is_not_sent_again() {
+        let holding = counting(true);
+        let (holding_url, gone) = serve_elsewhere(holding.clone());
+        let other = counting(false);
+        let (other_url, _task) = serve(other.clone()).await;
+        let transport = dial("test", &format!("{holding_url},{other_url}"), Duration::from_secs(10)).unwrap();
+        // The first call goes to the first replica, which takes it and goes away.
+        let answer = tokio::spawn(transport.clone().oneshot(call(b"once")));
+        holding.held.notified().await;
+        gone.send(()).unwrap();
+        // The caller sees the service unavailable (14), whatever broke the connection.
+        let response = answer.await.unwrap().unwrap();
+        assert_eq!(response.headers()["grpc-status"], "14", "{response:?}");
+        assert_eq!(other.calls.load(Ordering::SeqCst), 0, "sent again to another replica");
+        // The next calls go to the replica still there.
+        for _ in 0..3 {
+            let response = transport.clone().oneshot(call(b"next")).await.unwrap();
+            assert_eq!(response.headers()["x-received"], "4");
+        }
+        assert_eq!(other.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_read_a_replica_held_when_it_went_away_goes_to_the_next_one() {
+        let holding = counting(true);
+        let (holding_url, gone) = serve_elsewhere(holding.clone());
+        let other = counting(false);
+        let (other_url, _task) = serve(other.clone()).await;
+        let transport = dial("test", &format!("{holding_url},{other_url}"), Duration::from_secs(10)).unwrap();
+        let mut read = call(b"read");
+        *read.uri_mut() = "http://service/test.Counting/GetThing".parse().unwrap();
+        let answer = tokio::spawn(transport.clone().oneshot(read));
+        holding.held.notified().await;
+        gone.send(()).unwrap();
+        let response = answer.await.unwrap().unwrap();
+        assert_eq!(response.headers()["x-received"], "4");
+        assert_eq!(other.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn only_reads_and_calls_that_may_be_repeated_are_sent_again() {
+        for path in [
+            "/nuage.functions.v1.Functions/GetFunction",
+            "/nuage.namespaces.v1.Namespaces/ListNamespaces",
+            "/nuage.iam.v1.Iam/VerifyToken",
+            "/nuage.builder.v1.Builder/SubmitBuild",
+            "/nuage.runner.v1.Runner/Resolve",
+        ] {
+            assert!(super::repeatable(path), "{path}");
+        }
+        for path in [
+            "/nuage.namespaces.v1.Namespaces/CreateNamespace",
+            "/nuage.functions.v1.Functions/UpdateFunction",
+            "/nuage.functions.v1.Functions/DeployFunction",
+            "/nuage.runner.v1.Runner/Scale",
+            "/nuage.logs.v1.Logs/Write",
+        ] {
+            assert!(!super::repeatable(path), "{path}");
+        }
+    }
+
+    /// Returns a body fed through a channel, and its sender.
+    fn mpsc_body() -> (tokio::sync::mpsc::Sender<bytes::Bytes>, Body) {
+        use tokio_stream::StreamExt;
+        let (sender, receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
+            .map(|bytes| Ok::<_, tonic::Status>(http_body::Frame::data(bytes)));
+        (sender, Body::new(http_body_util::StreamBody::new(stream)))
+    }
 
     #[test]
     fn grpc_timeouts_parse_in_every_unit_and_nothing_else() {
