@@ -124,7 +124,8 @@ impl Replica {
 /// connection broke while the replica held it) goes on only when it is a read or a call that
 /// may be repeated (see [`repeatable`]), and is otherwise answered with its error, never sent
 /// twice.
-/// Calls whose body is still streaming when the call starts (`Logs/Write`) go to one replica.
+/// A call whose body is still streaming when the call starts (`Logs/Write`) goes on to the next
+/// replica only while nothing of its body was read.
 #[derive(Debug, Clone)]
 pub struct Failover {
     replicas: Arc<[Replica]>,
@@ -169,15 +170,7 @@ impl tower::Service<Request<Body>> for Failover {
             let (parts, body) = request.into_parts();
             let whole = match buffered(body).await {
                 Buffered::Whole(bytes) => bytes,
-                Buffered::Streaming(body) => {
-                    let replica = &replicas[order[0]];
-                    let answer = replica.channel.clone().oneshot(Request::from_parts(parts, body)).await;
-                    match &answer {
-                        Ok(_) => replica.succeeded(),
-                        Err(_) => replica.failed(),
-                    }
-                    return answer;
-                }
+                Buffered::Streaming(body) => return stream(&replicas, &order, parts, body).await,
             };
             let mut last = None;
             for index in order {
@@ -200,6 +193,90 @@ impl tower::Service<Request<Body>> for Failover {
             }
             Err(last.expect("a service has at least one replica"))
         })
+    }
+}
+
+/// Sends a call whose body is still streaming to the first replica of `order` that takes it:
+/// the body is lent to each attempt and taken back when the replica was never reached, so
+/// nothing of it is lost to a replica that is down (a log stream reconnecting would otherwise
+/// lose the lines it had queued). Once any of it was read, the call stays with that replica.
+async fn stream(
+    replicas: &[Replica],
+    order: &[usize],
+    parts: tonic::codegen::http::request::Parts,
+    body: Body,
+) -> Result<Response<Body>, tonic::transport::Error> {
+    let mut body = Some(body);
+    let mut last = None;
+    for index in order {
+        let Some(lent) = body.take() else { break };
+        let lent = Lent::new(lent);
+        let replica = &replicas[*index];
+        let request = Request::from_parts(parts.clone(), Body::new(lent.clone()));
+        match replica.channel.clone().oneshot(request).await {
+            Ok(response) => {
+                replica.succeeded();
+                return Ok(response);
+            }
+            Err(error) => {
+                replica.failed();
+                if !never_delivered(&error) {
+                    return Err(error);
+                }
+                body = lent.take_back();
+                tracing::warn!(replica = %replica.url, %error, "a replica did not take a stream; trying the next");
+                last = Some(error);
+            }
+        }
+    }
+    Err(last.expect("a service has at least one replica"))
+}
+
+/// A body lent to one attempt of a call: taken back, whole, if the attempt never read it.
+#[derive(Clone)]
+struct Lent(Arc<std::sync::Mutex<LentState>>);
+
+struct LentState {
+    body: Option<Body>,
+    read: bool,
+}
+
+impl Lent {
+    fn new(body: Body) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(LentState {
+            body: Some(body),
+            read: false,
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LentState> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Returns the body if nothing of it was read.
+    fn take_back(&self) -> Option<Body> {
+        let mut state = self.state();
+        if state.read { None } else { state.body.take() }
+    }
+}
+
+impl http_body::Body for Lent {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let mut state = self.state();
+        let Some(body) = state.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = Pin::new(body).poll_frame(context);
+        if frame.is_ready() {
+            state.read = true;
+        }
+        frame
     }
 }
 
@@ -561,6 +638,29 @@ mod tests {
         drop(sender);
         let response = answer.await.unwrap().unwrap();
         assert_eq!(response.headers()["x-received"], "3");
+        assert_eq!(live.calls.load(Ordering::SeqCst), 7);
+    }
+
+    #[tokio::test]
+    async fn a_stream_a_replica_refuses_goes_whole_to_the_next_one() {
+        let live = counting(false);
+        let (live_url, _task) = serve(live.clone()).await;
+        let dead_url = refused().await;
+        let transport = dial("test", &format!("{dead_url},{live_url}"), Duration::from_secs(10)).unwrap();
+        // What was queued before the call found the first replica down reaches the second.
+        let (sender, body) = mpsc_body();
+        sender.send(bytes::Bytes::from_static(b"queued ")).await.unwrap();
+        let request = Request::builder()
+            .method("POST")
+            .uri("http://service/test.Counting/Write")
+            .body(body)
+            .unwrap();
+        let answer = tokio::spawn(transport.clone().oneshot(request));
+        sender.send(bytes::Bytes::from_static(b"then more")).await.unwrap();
+        drop(sender);
+        let response = answer.await.unwrap().unwrap();
+        assert_eq!(response.headers()["x-received"], "16");
+        assert_eq!(live.calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
