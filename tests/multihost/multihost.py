@@ -307,7 +307,6 @@ def nuage_env(host):
         "NUAGE_STORAGE__SECRET_KEY": "nuage-mh-secret",
         "NUAGE_BUILDER__REGISTRY": f"{infra}:5000",
         "NUAGE_BUILDER__REGISTRY_INSECURE": "true",
-        "NUAGE_BUILDER__LEASE_SECONDS": "10",
         "NUAGE_RUNNER__REGISTRY_INSECURE": "true",
         "NUAGE_CRONS__SECONDS_SCHEDULES": "true",
         "NUAGE_CRONS__LEASE_SECONDS": "2",

@@ -1062,7 +1062,7 @@ async fn builds_are_taken_in_turn_between_tenants() {
     let mut order = String::new();
     while let Some(claimed) = jobs.claim(60_000_000).await.unwrap() {
         order.push_str(&organization_of(&claimed.id));
-        jobs.finish(&claimed.id, true, "").await.unwrap();
+        assert!(jobs.finish(&claimed, true, "").await.unwrap());
     }
     assert_eq!(order, "abcacaaaa");
     // While a holds one job in progress, b's next job goes before a's next one.

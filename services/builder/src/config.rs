@@ -12,7 +12,9 @@ pub struct BuilderConfig {
     pub registry_dir: Option<PathBuf>,
     /// Claims of one job before it is given up.
     pub max_attempts: i64,
-    /// Seconds a claimed job belongs to its worker; a worker that dies loses it after this.
+    /// Seconds a claimed job belongs to its worker, which renews the claim every third of it
+    /// while it builds: a worker that dies or is cut off loses the job after this, to
+    /// another builder.
     pub lease_seconds: i64,
     /// Builds of one organization that may wait in the queue; a deploy beyond them is refused
     /// (429) and changes nothing.
@@ -38,7 +40,7 @@ impl Default for BuilderConfig {
         Self {
             registry_dir: None,
             max_attempts: 3,
-            lease_seconds: 60,
+            lease_seconds: 15,
             poll_interval_ms: 1000,
             max_queued_per_organization: 20,
             registry: None,

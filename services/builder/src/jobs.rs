@@ -1,6 +1,9 @@
-//! The durable build queue. A job is claimed with a lease: a worker that dies mid-build
-//! (kill -9) loses its lease and the job goes to the next claim, up to a bounded number of
-//! attempts. Claims are one conditional `update`, so replicas never build the same job twice
+//! The durable build queue. A job is claimed with a lease, which its worker renews while it
+//! builds: a worker that dies mid-build (kill -9) or is cut off loses its lease and the job
+//! goes to the next claim, up to a bounded number of attempts, while a slow build is never
+//! taken over from a live worker. A claim is its attempt number: renewing and ending a job
+//! are conditional on it, so a worker whose lease ran out cannot end a job another claim
+//! holds. Claims are one conditional `update`, so replicas never build the same job twice
 //! at once (PostgreSQL re-checks the condition on the locked row; SQLite serialises writes).
 
 use nuage_core::clock::now_micros;
@@ -122,32 +125,56 @@ impl JobStore {
         row.as_ref().map(decode).transpose()
     }
 
-    /// Ends a job as `done` or `failed`, keeping its log.
-    pub async fn finish(&self, id: &str, succeeded: bool, log: &str) -> Result<(), ApiError> {
-        sqlx::query("update build_jobs set status = $1, log = $2, lease_until = 0, updated_at = $3 where id = $4")
-            .bind(if succeeded { "done" } else { "failed" })
-            .bind(log)
-            .bind(now_micros())
-            .bind(id)
-            .execute(self.database.pool())
-            .await?;
-        Ok(())
+    /// Extends, to `lease_micros` from now, the lease of `job` while its claim (its attempt)
+    /// still holds it; returns false when it does not: the lease ran out and another claim
+    /// took the job, or it ended.
+    pub async fn renew(&self, job: &Job, lease_micros: i64) -> Result<bool, ApiError> {
+        let now = now_micros();
+        let result = sqlx::query(
+            "update build_jobs set lease_until = $1 where id = $2 and attempts = $3 and status = 'running'",
+        )
+        .bind(now + lease_micros)
+        .bind(&job.id)
+        .bind(job.attempts)
+        .execute(self.database.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
     }
 
-    /// Puts a job back in the queue after a failure that may pass (the store was down...),
-    /// claimable again after `delay_micros`.
-    pub async fn retry_later(&self, id: &str, delay_micros: i64, log: &str) -> Result<(), ApiError> {
+    /// Ends `job` as `done` or `failed`, keeping its log, if its claim still holds it; returns
+    /// whether it did (a claim whose lease ran out while its worker was cut off must not end
+    /// a job another claim is building).
+    pub async fn finish(&self, job: &Job, succeeded: bool, log: &str) -> Result<bool, ApiError> {
+        let result = sqlx::query(
+            "update build_jobs set status = $1, log = $2, lease_until = 0, updated_at = $3 \
+             where id = $4 and attempts = $5 and status = 'running'",
+        )
+        .bind(if succeeded { "done" } else { "failed" })
+        .bind(log)
+        .bind(now_micros())
+        .bind(&job.id)
+        .bind(job.attempts)
+        .execute(self.database.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Puts `job` back in the queue after a failure that may pass (the store was down...),
+    /// claimable again after `delay_micros`, if its claim still holds it.
+    pub async fn retry_later(&self, job: &Job, delay_micros: i64, log: &str) -> Result<bool, ApiError> {
         let now = now_micros();
-        sqlx::query(
-            "update build_jobs set status = 'queued', log = $1, lease_until = $2, updated_at = $3 where id = $4",
+        let result = sqlx::query(
+            "update build_jobs set status = 'queued', log = $1, lease_until = $2, updated_at = $3 \
+             where id = $4 and attempts = $5 and status = 'running'",
         )
         .bind(log)
         .bind(now + delay_micros)
         .bind(now)
-        .bind(id)
+        .bind(&job.id)
+        .bind(job.attempts)
         .execute(self.database.pool())
         .await?;
-        Ok(())
+        Ok(result.rows_affected() == 1)
     }
 }
 
@@ -208,4 +235,52 @@ fn decode(row: &AnyRow) -> Result<Job, ApiError> {
         repository: row.try_get("repository")?,
         attempts: row.try_get("attempts")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Job, JobStore};
+    use nuage_core::Database;
+
+    fn job(id: &str) -> Job {
+        Job {
+            id: id.to_owned(),
+            function_id: "f".to_owned(),
+            organization_id: "o".to_owned(),
+            namespace_id: "n".to_owned(),
+            runtime: "python311".to_owned(),
+            handler: "handler.handle".to_owned(),
+            archive_key: "k".to_owned(),
+            repository: "r".to_owned(),
+            attempts: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_renewed_claim_keeps_its_job_and_a_lapsed_one_cannot_end_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::connect(&format!("sqlite://{}/jobs.db", dir.path().display()))
+            .await
+            .unwrap();
+        database.migrate().await.unwrap();
+        let jobs = JobStore::new(database);
+        jobs.submit(&job("j1"), 10).await.unwrap();
+        // A claim for 50 ms, renewed for a minute: no other claim takes the job meanwhile.
+        let first = jobs.claim(50_000).await.unwrap().unwrap();
+        assert!(jobs.renew(&first, 60_000_000).await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+        assert_eq!(jobs.claim(60_000_000).await.unwrap(), None);
+        // Its lease lapses (its worker was cut off): the next claim takes the job over.
+        assert!(jobs.renew(&first, -1).await.unwrap());
+        let second = jobs.claim(60_000_000).await.unwrap().unwrap();
+        assert_eq!((second.id.as_str(), second.attempts), ("j1", 2));
+        // The first worker, back, can neither renew nor end nor requeue it.
+        assert!(!jobs.renew(&first, 60_000_000).await.unwrap());
+        assert!(!jobs.finish(&first, false, "stale").await.unwrap());
+        assert!(!jobs.retry_later(&first, 0, "stale").await.unwrap());
+        // The claim that holds it ends it, once.
+        assert!(jobs.finish(&second, true, "built").await.unwrap());
+        assert!(!jobs.finish(&second, true, "built").await.unwrap());
+        assert_eq!(jobs.claim(60_000_000).await.unwrap(), None);
+    }
 }

@@ -119,34 +119,73 @@ impl Worker {
                 attempts: self.config.max_attempts,
             };
             let _ = writeln!(log, "giving up: {error}");
-            self.ship(&job, &log);
-            self.report(&job, Err(&error)).await?;
-            return self.jobs.finish(&job.id, false, &log).await;
+            return self.end(&job, Err(&error), &log).await;
         }
-        let result = self.build(&job, &mut log).await;
+        // The lease is renewed while the build runs; a worker that lost it (cut off longer
+        // than the lease) leaves the job to the claim that took it.
+        let result = tokio::select! {
+            result = self.build(&job, &mut log) => result,
+            () = self.lost(&job) => {
+                tracing::warn!(job = %job.id, "another claim took this build job over; leaving it");
+                return Ok(());
+            }
+        };
         let _ = writeln!(log, "took {} ms", started.elapsed().as_millis());
         match result {
             Ok(built) => {
                 let _ = writeln!(log, "image {} ({})", built.reference, built.digest);
-                self.ship(&job, &log);
-                self.report(&job, Ok(&built)).await?;
-                self.jobs.finish(&job.id, true, &log).await
+                self.end(&job, Ok(&built), &log).await
             }
             // What may pass (the store did not answer): later.
             Err(error) if error.code() == ErrorCode::Unavailable => {
                 let _ = writeln!(log, "will retry: {error}");
                 self.ship(&job, &log);
                 tracing::warn!(job = %job.id, message = %error, "build will be retried");
-                self.jobs.retry_later(&job.id, 2_000_000, &log).await
+                if !self.jobs.retry_later(&job, 2_000_000, &log).await? {
+                    tracing::warn!(job = %job.id, "another claim took this build job over; leaving it");
+                }
+                Ok(())
             }
             // The tenant's input, or this installation, refuses it: retrying cannot help.
             Err(error) => {
                 let _ = writeln!(log, "refused: {error}");
-                self.ship(&job, &log);
-                self.report(&job, Err(&error)).await?;
-                self.jobs.finish(&job.id, false, &log).await
+                self.end(&job, Err(&error), &log).await
             }
         }
+    }
+
+    /// Returns this worker's lease on a job.
+    fn lease_micros(&self) -> i64 {
+        self.config.lease_seconds.max(1) * 1_000_000
+    }
+
+    /// Renews the lease on `job` every third of it; returns once another claim holds the job.
+    async fn lost(&self, job: &Job) {
+        let every = Duration::from_micros(u64::try_from(self.lease_micros() / 3).unwrap_or(1).max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            match self.jobs.renew(job, self.lease_micros()).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                // The database may come back before the lease runs out.
+                Err(error) => tracing::warn!(job = %job.id, %error, "cannot renew a build job's lease"),
+            }
+        }
+    }
+
+    /// Reports how `job` ended and ends it, if this worker's claim still holds it: one whose
+    /// lease ran out (cut off meanwhile) leaves both to the claim that took the job over.
+    async fn end(&self, job: &Job, result: Result<&Built, &BuilderError>, log: &str) -> Result<(), ApiError> {
+        if !self.jobs.renew(job, self.lease_micros()).await? {
+            tracing::warn!(job = %job.id, "another claim took this build job over; leaving it");
+            return Ok(());
+        }
+        self.ship(job, log);
+        self.report(job, result).await?;
+        if !self.jobs.finish(job, result.is_ok(), log).await? {
+            tracing::warn!(job = %job.id, "another claim took this build job over before it ended");
+        }
+        Ok(())
     }
 
     /// Sends the build's log to the function's logs, a line each.

@@ -434,6 +434,12 @@ where
                 // However the connection failed (refused, reset by a host that died, timed out
                 // by keep-alive), the caller sees the service unavailable, not an internal
                 // error of its own.
+                // A connection whose keep-alive ping went unanswered: the service did not answer.
+                Ok(Err(error)) if keepalive_timed_out(&error) => Ok(tonic::Status::deadline_exceeded(format!(
+                    "the {peer} service did not answer a keep-alive ping within {} ms",
+                    KEEPALIVE.as_millis()
+                ))
+                .into_http()),
                 Ok(Err(error)) => Ok(tonic::Status::unavailable(format!(
                     "the {peer} service cannot be reached: {}",
                     chain(&error)
@@ -447,6 +453,22 @@ where
             }
         })
     }
+}
+
+/// Returns whether `error` comes from a connection closed because its keep-alive ping was not
+/// answered in time.
+fn keepalive_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout)
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Returns `error` and its sources, separated by colons.
