@@ -14,7 +14,7 @@ Every peer of a replicated service is named by both replicas' URLs (`services.<r
 comma). The scenario, under steady API traffic to gw1 (namespaces and functions created,
 updated, listed), a cron firing every 4 s on a deployed function, and a function redeployed
 again and again: wrk1 is cut off (its link goes down) while it holds a firing, then svc1 is
-killed with SIGKILL, then wrk1 comes back, then wrk2 is killed with SIGKILL while a build runs. Then
+killed with SIGKILL (with the other gateway, gw2), then wrk1 comes back, then wrk2 is killed with SIGKILL while a build runs. Then
 every acknowledged write is read back, every deploy is checked to have ended ready exactly
 once, and every occurrence of the schedule is checked to have reached the function exactly
 once (the function prints the time it was called; the runner ships it to the logs).
@@ -682,10 +682,11 @@ def scenario(args, secret_key):
     losses.append(cut_at)
     cut_off("wrk1")
     time.sleep(phase)
-    log("killing svc1 (iam, logs, tokens, namespaces, functions, containers replica) with SIGKILL")
+    log("killing svc1 (iam, logs, tokens, namespaces, functions, containers replica) and gw2 with SIGKILL")
     killed_at = time.time()
     losses.append(killed_at)
     os.killpg(processes["svc1"].pid, signal.SIGKILL)
+    os.killpg(processes["gw2"].pid, signal.SIGKILL)
     time.sleep(phase)
     log("wrk1 comes back: link up (what it held is another's now)")
     reconnect("wrk1")
@@ -749,7 +750,7 @@ def scenario(args, secret_key):
     print("== multi-host counts")
     print(f"hosts: {', '.join(f'{h} {address(h)} ({r})' for h, r in ROLES.items())}")
     print(f"wrk1 cut off holding {held_at_cut} firing(s), {building_at_cut} build(s) running anywhere; "
-          f"svc1 killed {killed_at - cut_at:.0f} s later; wrk1 back {phase:.0f} s after that; wrk2 killed "
+          f"svc1 and gw2 killed {killed_at - cut_at:.0f} s later; wrk1 back {phase:.0f} s after that; wrk2 killed "
           f"{wrk2_killed_at - killed_at - phase:.0f} s after that with {building_at_kill} build(s) running")
     print(f"API through gw1: {c['writes_acked']} writes acknowledged, {c['writes_failed']} failed, "
           f"{c['writes_in_flight']} answered 503 as their replica went away, "
