@@ -147,6 +147,14 @@ pub struct KubernetesConfig {
     /// The Kubernetes namespace nuage's own pods (the router among them) run in: the only
     /// one whose pods may open connections to instances, and where `pull_secret` is read.
     pub system_namespace: String,
+    /// The runner's own ServiceAccount, in `system_namespace`. In each tenant namespace it
+    /// makes, right after the namespace, the runner binds `tenant_role` to this account with a
+    /// RoleBinding of the same name: every namespaced right it has comes from there
+    /// (`deploy/kubernetes/base/rbac.yaml`, whose admission policies admit that binding only).
+    pub service_account: String,
+    /// The ClusterRole holding the runner's rights inside a tenant namespace, which it may
+    /// bind there (and no other).
+    pub tenant_role: String,
     /// The labels of the router's pods in `system_namespace`: only they may open connections
     /// to instances.
     pub router_pod_labels: BTreeMap<String, String>,
@@ -174,6 +182,8 @@ impl Default for KubernetesConfig {
             kubeconfig: None,
             namespace_prefix: "nuage-".to_owned(),
             system_namespace: "nuage".to_owned(),
+            service_account: "nuage-runner".to_owned(),
+            tenant_role: "nuage-runner-tenant".to_owned(),
             router_pod_labels: BTreeMap::from([
                 ("app.kubernetes.io/name".to_owned(), "nuage".to_owned()),
                 ("app.kubernetes.io/component".to_owned(), "router".to_owned()),
@@ -201,6 +211,24 @@ impl KubernetesConfig {
                 "runner.kubernetes.namespace_prefix `{prefix}` must be lowercase letters, digits and `-`, \
                  start with a letter and be at most 26 characters"
             ));
+        }
+        for (key, name) in [
+            ("system_namespace", &self.system_namespace),
+            ("service_account", &self.service_account),
+            ("tenant_role", &self.tenant_role),
+        ] {
+            let valid = (1..=63).contains(&name.len())
+                && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                return Err(format!(
+                    "runner.kubernetes.{key} `{name}` must be a Kubernetes name: lowercase letters, digits and \
+                     `-`, at most 63 characters, starting and ending with a letter or digit"
+                ));
+            }
         }
         if self.router_pod_labels.is_empty() {
             return Err("runner.kubernetes.router_pod_labels must name at least one label".to_owned());
@@ -289,6 +317,8 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
         assert_eq!(config.kubernetes.namespace_prefix, "tenant-");
         assert_eq!(config.kubernetes.system_namespace, "nuage", "defaults stay");
+        assert_eq!(config.kubernetes.service_account, "nuage-runner");
+        assert_eq!(config.kubernetes.tenant_role, "nuage-runner-tenant");
 
         let unknown = kubernetes(serde_json::json!({"namespace": "x"})).unwrap_err();
         assert!(unknown.to_string().contains("unknown field `namespace`"), "{unknown}");
@@ -300,6 +330,18 @@ mod tests {
             ),
             (serde_json::json!({"namespace_prefix": "a".repeat(27)}), "at most 26"),
             (serde_json::json!({"router_pod_labels": {}}), "router_pod_labels"),
+            (
+                serde_json::json!({"service_account": "Runner"}),
+                "runner.kubernetes.service_account `Runner` must be a Kubernetes name",
+            ),
+            (
+                serde_json::json!({"tenant_role": ""}),
+                "runner.kubernetes.tenant_role ``",
+            ),
+            (
+                serde_json::json!({"system_namespace": "nuage-"}),
+                "system_namespace `nuage-`",
+            ),
             (
                 serde_json::json!({"cluster_cidrs": ["10.96.0.0"]}),
                 "`10.96.0.0` is not a range",

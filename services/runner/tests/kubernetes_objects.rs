@@ -1,7 +1,10 @@
 //! Writes the Kubernetes objects the `kubernetes` backend makes for a few representative
 //! versions (a function, a container with its own command and health check, sandbox v2, secret
 //! variables, public egress with cluster ranges and a pull secret) as YAML, one file per object,
-//! so that CI checks them against the Kubernetes schemas (`deploy/validate`, strict).
+//! so that CI checks them against the Kubernetes schemas (`deploy/validate`, strict), and
+//! checks the Namespaces and the runner's RoleBindings among them against deploy/'s admission
+//! policies, and every kind against the rights deploy/'s RBAC gives the runner
+//! (`deploy/manifests_test.py`).
 //!
 //! The files go to `$NUAGE_K8S_OBJECTS_DIR` when it is set, else to a directory of the test's
 //! own; either way each file is read back and must hold the object it was made from.
@@ -9,6 +12,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use nuage_proto::common::v1::{HealthCheck, Sandbox, StoredSecret};
 use nuage_proto::runner::v1::{Kind, Spec};
 use nuage_runner::kubernetes::{Objects, open_secrets};
@@ -99,6 +103,8 @@ fn generated_objects_are_written_for_the_schema_check() {
         let version = objects.version(&spec, 1, &secrets).expect("version objects");
         let read: Namespace = write(directory, &format!("{label}-namespace"), &namespace.namespace);
         assert_eq!(read, namespace.namespace);
+        let read: RoleBinding = write(directory, &format!("{label}-rolebinding"), &namespace.role_binding);
+        assert_eq!(read, namespace.role_binding);
         let read: NetworkPolicy = write(directory, &format!("{label}-networkpolicy"), &namespace.network_policy);
         assert_eq!(read, namespace.network_policy);
         let read: Secret = write(directory, &format!("{label}-secret"), &version.secret);
@@ -107,7 +113,7 @@ fn generated_objects_are_written_for_the_schema_check() {
         assert_eq!(read, version.deployment);
         let read: Service = write(directory, &format!("{label}-service"), &version.service);
         assert_eq!(read, version.service);
-        written += 5;
+        written += 6;
         if let Some(name) = &config.kubernetes.pull_secret {
             let source = Secret {
                 metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
@@ -134,7 +140,7 @@ fn generated_objects_are_written_for_the_schema_check() {
         assert!(text.starts_with("apiVersion: "), "{text}");
         assert!(text.contains("\nkind: "), "{text}");
     }
-    assert!(written >= 11);
+    assert!(written >= 13);
     match kept {
         Some(kept) => println!("{written} objects written to {}", Path::new(&kept).display()),
         None => println!("{written} objects written and read back (set NUAGE_K8S_OBJECTS_DIR to keep them)"),

@@ -16,6 +16,12 @@
 //! one's [`Backend::recover`] finds the current versions' pods by their labels and hands back
 //! those an instance held, under that instance's id (kept in the pod's `nuage.dev/instance`
 //! annotation), so that the router's view stays true.
+//!
+//! Its rights are those of `deploy/kubernetes/base/rbac.yaml`, no more: cluster-wide it only
+//! applies and lists its namespaces and makes in each, right after the namespace, the
+//! RoleBinding that gives it its rights inside (see [`Objects::role_binding`]); everything else
+//! it asks of one tenant namespace at a time. Server-side apply needs `patch`, and `create`
+//! for an object that is new.
 
 use super::claims::{Claims, INSTANCE_ANNOTATION, PodState, not_ready_reason, ready_pods};
 use super::naming;
@@ -28,7 +34,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use nuage_proto::runner::v1::{OutputLine, Spec, Stream};
 use serde::Serialize;
@@ -48,6 +55,9 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 const API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pod deletion cost of a pod given up: the ReplicaSet removes it before any other.
 const GIVEN_UP: &str = "-2147483648";
+/// How long a RoleBinding just made may take to be honoured: the API server's authorizer
+/// learns of it through a watch, so the first requests it allows may still be refused.
+const BINDING_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Runs instances as pods of a Kubernetes cluster.
 #[derive(Clone)]
@@ -75,6 +85,8 @@ struct Inner {
     logs: Option<LogShipping>,
     /// The tenant namespaces whose objects this process applied.
     namespaces: tokio::sync::Mutex<HashSet<String>>,
+    /// The tenant namespaces this process knows hold the runner's RoleBinding.
+    bound: Mutex<HashSet<String>>,
     /// The versions with instances or starts, by Kubernetes namespace and name.
     versions: Mutex<HashMap<(String, String), Arc<Version>>>,
 }
@@ -94,6 +106,36 @@ struct Version {
 /// Returns whether `error` says the object is not there.
 fn not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// Returns whether `error` says the object a create would make is there already.
+fn already_exists(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409 && status.reason == "AlreadyExists")
+}
+
+/// Returns whether `error` says the request is not allowed.
+fn forbidden(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 403)
+}
+
+/// Runs `call`, and again while it is refused (403) for `patience` (zero: once): a
+/// RoleBinding just made may not be honoured at once.
+async fn authorized<T, F, Fut>(patience: Duration, mut call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Err(error) if forbidden(&error) && tokio::time::Instant::now() + pause <= deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            answer => return answer,
+        }
+    }
 }
 
 fn failed(doing: impl Into<String>) -> impl FnOnce(kube::Error) -> RunnerError {
@@ -156,6 +198,7 @@ impl KubernetesBackend {
                 output,
                 logs,
                 namespaces: tokio::sync::Mutex::default(),
+                bound: Mutex::default(),
                 versions: Mutex::default(),
             }),
         })
@@ -163,8 +206,9 @@ impl KubernetesBackend {
 }
 
 impl Inner {
-    /// Applies `object` (server-side, taking over fields another manager set).
-    async fn apply<K>(&self, object: &K) -> Result<(), RunnerError>
+    /// Applies `object` (server-side, taking over fields another manager set), again while
+    /// it is refused for `patience` (see [`authorized`]).
+    async fn apply_within<K>(&self, object: &K, patience: Duration) -> Result<(), RunnerError>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
@@ -174,15 +218,53 @@ impl Inner {
     {
         let name = object.meta().name.clone().unwrap_or_default();
         let namespace = object.meta().namespace.clone().unwrap_or_default();
-        Api::<K>::namespaced(self.client.clone(), &namespace)
-            .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(object))
+        let api = Api::<K>::namespaced(self.client.clone(), &namespace);
+        let (parameters, patch) = (PatchParams::apply(MANAGER).force(), Patch::Apply(object));
+        authorized(patience, || api.patch(&name, &parameters, &patch))
             .await
             .map_err(failed(format!("applying {} {namespace}/{name}", K::kind(&()))))?;
         Ok(())
     }
 
-    /// Makes the tenant namespace of `spec` and its NetworkPolicy (and pull secret), once per
-    /// process.
+    /// Applies `object` (server-side, taking over fields another manager set).
+    async fn apply<K>(&self, object: &K) -> Result<(), RunnerError>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.apply_within(object, Duration::ZERO).await
+    }
+
+    /// Makes, unless this process knows it is there, the RoleBinding that gives the runner
+    /// its rights in the tenant namespace `namespace`; returns how long to wait for the
+    /// first request it allows to be allowed (zero when it was there already). It is created,
+    /// never patched (the runner may only create RoleBindings): one that is there is left as
+    /// it is.
+    async fn bind(&self, namespace: &str) -> Result<Duration, RunnerError> {
+        if self.bound.lock().expect("bound lock").contains(namespace) {
+            return Ok(Duration::ZERO);
+        }
+        let binding = self.objects.role_binding(namespace);
+        let made = Api::<RoleBinding>::namespaced(self.client.clone(), namespace)
+            .create(&PostParams::default(), &binding)
+            .await;
+        let patience = match made {
+            Ok(_) => BINDING_PATIENCE,
+            Err(error) if already_exists(&error) => Duration::ZERO,
+            Err(error) => {
+                let name = binding.metadata.name.unwrap_or_default();
+                return Err(failed(format!("making the RoleBinding {namespace}/{name}"))(error));
+            }
+        };
+        self.bound.lock().expect("bound lock").insert(namespace.to_owned());
+        Ok(patience)
+    }
+
+    /// Makes the tenant namespace of `spec`, the runner's RoleBinding in it (before anything
+    /// inside it), its NetworkPolicy and pull secret, once per process.
     async fn ensure_namespace(&self, spec: &Spec) -> Result<String, RunnerError> {
         let objects = self.objects.namespace(spec)?;
         let name = objects.namespace.metadata.name.clone().unwrap_or_default();
@@ -198,7 +280,9 @@ impl Inner {
             )
             .await
             .map_err(failed(format!("applying namespace {name}")))?;
-        self.apply::<NetworkPolicy>(&objects.network_policy).await?;
+        let patience = self.bind(&name).await?;
+        self.apply_within::<NetworkPolicy>(&objects.network_policy, patience)
+            .await?;
         if let Some(pull_secret) = &self.config.kubernetes.pull_secret {
             let system = &self.config.kubernetes.system_namespace;
             let source = Api::<Secret>::namespaced(self.client.clone(), system)
@@ -524,24 +608,43 @@ impl Inner {
         }
     }
 
-    /// Returns the Deployments this installation's runner made (in namespaces of its prefix:
-    /// another installation sharing the cluster has a prefix of its own), each with its
-    /// application and version.
+    /// Returns the Deployments this installation's runner made, each with its application
+    /// and version: those of the namespaces it made (labelled as nuage's, of its prefix:
+    /// another installation sharing the cluster has a prefix of its own), listed one
+    /// namespace at a time, as the runner may list Deployments only where it bound its role.
+    /// A namespace whose Deployments cannot be listed is left out, saying so.
     async fn deployments(&self) -> Result<Vec<(Deployment, String, String)>, RunnerError> {
-        let listed = Api::<Deployment>::all(self.client.clone())
-            .list(&ListParams::default().labels(&format!("{}={}", naming::MANAGED_BY, naming::MANAGER)))
+        let ours = ListParams::default().labels(&format!("{}={}", naming::MANAGED_BY, naming::MANAGER));
+        let namespaces = Api::<Namespace>::all(self.client.clone())
+            .list(&ours)
             .await
-            .map_err(failed("listing the runner's deployments"))?;
+            .map_err(failed("listing the runner's namespaces"))?;
+        let prefix = &self.config.kubernetes.namespace_prefix;
+        let mut listed = Vec::new();
+        for namespace in namespaces.items {
+            let Some(name) = namespace.metadata.name.filter(|name| name.starts_with(prefix.as_str())) else {
+                continue;
+            };
+            // One being deleted goes with its versions.
+            if namespace.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            // Its RoleBinding too, should a runner have stopped between making the namespace
+            // and making it.
+            let deployments = Api::<Deployment>::namespaced(self.client.clone(), &name);
+            let found = match self.bind(&name).await {
+                Ok(patience) => authorized(patience, || deployments.list(&ours))
+                    .await
+                    .map_err(failed(format!("listing the deployments of {name}"))),
+                Err(error) => Err(error),
+            };
+            match found {
+                Ok(found) => listed.extend(found.items),
+                Err(error) => tracing::warn!(%error, "cannot list the versions of a tenant namespace"),
+            }
+        }
         Ok(listed
-            .items
             .into_iter()
-            .filter(|deployment| {
-                deployment
-                    .metadata
-                    .namespace
-                    .as_deref()
-                    .is_some_and(|namespace| namespace.starts_with(&self.config.kubernetes.namespace_prefix))
-            })
             .filter_map(|deployment| {
                 let ids = deployment.metadata.annotations.as_ref()?.get(IDS_ANNOTATION)?.clone();
                 let mut parts = ids.splitn(4, '/').skip(2);

@@ -1,6 +1,11 @@
 //! The Kubernetes objects of a deployed version, made from its spec and the runner's
-//! configuration alone (nothing here speaks to a cluster): the tenant namespace's Namespace and
-//! NetworkPolicy, and the version's Secret, Deployment and headless Service.
+//! configuration alone (nothing here speaks to a cluster): the tenant namespace's Namespace,
+//! the RoleBinding that gives the runner its rights there, and NetworkPolicy, and the version's
+//! Secret, Deployment and headless Service.
+//!
+//! The runner holds no namespaced right cluster-wide: in each tenant namespace it makes, it
+//! first binds its tenant role (`runner.kubernetes.tenant_role`) to its own ServiceAccount,
+//! the one binding `deploy/kubernetes/base/admission.yaml` lets it make.
 //!
 //! Pods carry the isolation local instances have: a non-root user, no privilege escalation,
 //! every capability dropped, a read-only root with a memory-backed `/tmp` sized as the local
@@ -28,6 +33,7 @@ use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec,
 };
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -97,6 +103,8 @@ impl std::fmt::Display for Cidr {
 pub struct NamespaceObjects {
     /// The namespace.
     pub namespace: Namespace,
+    /// The runner's rights in it: made right after it, before anything inside it.
+    pub role_binding: RoleBinding,
     /// What may reach its pods, and what they may reach.
     pub network_policy: NetworkPolicy,
 }
@@ -218,6 +226,7 @@ impl Objects {
             },
             ..Namespace::default()
         };
+        let role_binding = self.role_binding(&name);
         let network_policy = NetworkPolicy {
             metadata: ObjectMeta {
                 name: Some(naming::NETWORK_POLICY.to_owned()),
@@ -241,8 +250,38 @@ impl Objects {
         };
         Ok(NamespaceObjects {
             namespace,
+            role_binding,
             network_policy,
         })
+    }
+
+    /// Returns the RoleBinding, in the tenant namespace `namespace`, of the runner's tenant
+    /// role to the runner's ServiceAccount: named after that account, it binds that role to
+    /// that account alone, as the admission policy `nuage-runner-rolebindings` demands.
+    pub fn role_binding(&self, namespace: &str) -> RoleBinding {
+        let kubernetes = &self.kubernetes;
+        RoleBinding {
+            metadata: ObjectMeta {
+                name: Some(kubernetes.service_account.clone()),
+                namespace: Some(namespace.to_owned()),
+                labels: Some(BTreeMap::from([(
+                    naming::MANAGED_BY.to_owned(),
+                    naming::MANAGER.to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".to_owned(),
+                kind: "ClusterRole".to_owned(),
+                name: kubernetes.tenant_role.clone(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".to_owned(),
+                name: kubernetes.service_account.clone(),
+                namespace: Some(kubernetes.system_namespace.clone()),
+                api_group: None,
+            }]),
+        }
     }
 
     /// Nothing without egress; with it, public addresses of either family and the cluster's
@@ -866,6 +905,127 @@ mod tests {
             objects.namespace.metadata.name.as_deref(),
             Some("nuage-0c8e2a44-1b7d-4e55-8b9a-55d3c1f2e7a0")
         );
+    }
+
+    /// The objects of `file` under `deploy/kubernetes/base`, as JSON.
+    fn deployed(file: &str) -> Vec<serde_json::Value> {
+        use serde::Deserialize;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/kubernetes/base")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|document| serde_json::Value::deserialize(document).expect("YAML"))
+            .filter(|object| !object.is_null())
+            .collect()
+    }
+
+    fn find<'a>(objects: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+        objects
+            .iter()
+            .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("deploy/ has no {kind} {name}"))
+    }
+
+    /// The RoleBinding the runner makes in each tenant namespace is the one deploy/'s RBAC
+    /// lets it make and its admission policy admits, with the default configuration (which
+    /// deploy/kubernetes/base/nuage.toml keeps). The policy's CEL itself is evaluated on the
+    /// very objects the backend makes by deploy/manifests_test.py (`deploy/validate` on the
+    /// files tests/kubernetes_objects.rs writes).
+    #[test]
+    fn the_role_binding_is_the_one_deploys_rbac_and_admission_policies_admit() {
+        let objects = Objects::new(&config()).namespace(&spec()).unwrap();
+        let namespace = objects.namespace.metadata.name.clone().unwrap();
+        let binding = objects.role_binding;
+        assert_eq!(binding.metadata.namespace.as_deref(), Some(namespace.as_str()));
+        assert_eq!(binding.metadata.name.as_deref(), Some("nuage-runner"));
+        assert_eq!(binding.role_ref.api_group, "rbac.authorization.k8s.io");
+        assert_eq!(
+            (binding.role_ref.kind.as_str(), binding.role_ref.name.as_str()),
+            ("ClusterRole", "nuage-runner-tenant")
+        );
+        let subjects = binding.subjects.clone().unwrap();
+        assert_eq!(subjects.len(), 1, "the runner binds its role to itself alone");
+        let (account, system) = (&subjects[0].name, subjects[0].namespace.clone().unwrap());
+        assert_eq!(
+            (subjects[0].kind.as_str(), account.as_str(), system.as_str()),
+            ("ServiceAccount", "nuage-runner", "nuage")
+        );
+
+        // deploy/: the runner's account in nuage's namespace, the tenant role it may bind.
+        let rbac = deployed("rbac.yaml");
+        let kustomization = &deployed("kustomization.yaml")[0];
+        assert_eq!(kustomization["namespace"], system.as_str());
+        find(&rbac, "ServiceAccount", account);
+        find(&rbac, "ClusterRole", &binding.role_ref.name);
+        let runner = find(&rbac, "ClusterRole", "nuage-runner");
+        let binds: Vec<&serde_json::Value> = runner["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|rule| rule["verbs"].as_array().unwrap().contains(&"bind".into()))
+            .collect();
+        assert_eq!(binds.len(), 1);
+        assert_eq!(binds[0]["resourceNames"], serde_json::json!([binding.role_ref.name]));
+        let cluster_binding = find(&rbac, "ClusterRoleBinding", "nuage-runner");
+        assert_eq!(
+            cluster_binding["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": account, "namespace": system}])
+        );
+
+        // Its admission policies: the user they hold is the runner's account, and they name
+        // what the runner makes.
+        let admission = deployed("admission.yaml");
+        let user = format!("request.userInfo.username == 'system:serviceaccount:{system}:{account}'");
+        for name in ["nuage-runner-namespaces", "nuage-runner-rolebindings"] {
+            let policy = find(&admission, "ValidatingAdmissionPolicy", name);
+            assert_eq!(policy["spec"]["matchConditions"][0]["expression"], user.as_str());
+        }
+        let said = |name: &str| {
+            find(&admission, "ValidatingAdmissionPolicy", name)["spec"]["validations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|validation| validation["expression"].as_str().unwrap().to_owned())
+                .collect::<Vec<String>>()
+                .join("\n")
+        };
+        let bindings = said("nuage-runner-rolebindings");
+        for expected in [
+            format!(
+                "object.metadata.name == '{}'",
+                binding.metadata.name.as_deref().unwrap()
+            ),
+            format!("object.roleRef.name == '{}'", binding.role_ref.name),
+            format!("subject.name == '{account}'"),
+            format!("subject.namespace == '{system}'"),
+            format!(
+                "namespaceObject.metadata.name.startsWith('{}')",
+                config().kubernetes.namespace_prefix
+            ),
+        ] {
+            assert!(bindings.contains(&expected), "the policy does not say {expected}");
+        }
+        let namespaces = said("nuage-runner-namespaces");
+        let labels = objects.namespace.metadata.labels.unwrap();
+        for expected in [
+            format!(
+                "object.metadata.name.startsWith('{}')",
+                config().kubernetes.namespace_prefix
+            ),
+            format!("labels['{}'] == '{}'", naming::MANAGED_BY, labels[naming::MANAGED_BY]),
+            format!(
+                "labels['pod-security.kubernetes.io/enforce'] == '{}'",
+                labels["pod-security.kubernetes.io/enforce"]
+            ),
+            format!(
+                "labels['pod-security.kubernetes.io/enforce-version'] == '{}'",
+                labels["pod-security.kubernetes.io/enforce-version"]
+            ),
+        ] {
+            assert!(namespaces.contains(&expected), "the policy does not say {expected}");
+        }
+        assert!(namespace.starts_with(&config().kubernetes.namespace_prefix));
     }
 
     #[test]
