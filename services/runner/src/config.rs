@@ -143,6 +143,8 @@ pub struct KubernetesConfig {
     /// letters, digits and `-`, starting with a letter, at most 26 characters so that the name
     /// keeps the whole id). Installations sharing a cluster need prefixes of their own: the
     /// runner removes what it finds under its prefix that its installation does not run.
+    /// deploy/'s admission policies (`admission.yaml`) admit the runner's namespaces by this
+    /// prefix (`nuage-`): change both together.
     pub namespace_prefix: String,
     /// The Kubernetes namespace nuage's own pods (the router among them) run in: the only
     /// one whose pods may open connections to instances, and where `pull_secret` is read.

@@ -1,6 +1,6 @@
 //! The Kubernetes objects of a deployed version, made from its spec and the runner's
 //! configuration alone (nothing here speaks to a cluster): the tenant namespace's Namespace,
-//! the RoleBinding that gives the runner its rights there, and NetworkPolicy, and the version's
+//! NetworkPolicy and the RoleBinding that gives the runner its rights there, and the version's
 //! Secret, Deployment and headless Service.
 //!
 //! The runner holds no namespaced right cluster-wide: in each tenant namespace it makes, it
