@@ -237,8 +237,8 @@ fn source(cron: bool, sqs: bool, nats: bool) -> Result<&'static str, HttpError> 
     }
 }
 
-/// Names v1's arguments where the crons service names its own.
-fn cron_names(error: HttpError) -> HttpError {
+/// Names v1's arguments where the crons and triggers services name their own.
+fn trigger_names(error: HttpError) -> HttpError {
     let HttpError::Api(mut error) = error else { return error };
     for violation in &mut error.violations {
         match violation.argument_name.as_str() {
@@ -302,7 +302,7 @@ async fn create(
                 delivery: Some(delivery(&body, cron)),
             };
             let made = state.clients().crons.clone().create_cron(scope.grpc(request)).await;
-            cron_answer(made.map_err(|status| cron_names(status.into()))?)
+            cron_answer(made.map_err(|status| trigger_names(status.into()))?)
         }
         "sqs_config" => Err(invalid("sqs_config", Reason::Constraint, NO_SQS)),
         _ => {
@@ -333,7 +333,7 @@ async fn create(
                 .clone()
                 .create_trigger(scope.grpc(request))
                 .await;
-            trigger_answer(made.map_err(|status| cron_names(status.into()))?)
+            trigger_answer(made.map_err(|status| trigger_names(status.into()))?)
         }
     }
 }
@@ -536,7 +536,7 @@ async fn update_cron(
         delivery: Some(delivery),
     };
     let changed = state.clients().crons.clone().update_cron(scope.grpc(request)).await;
-    cron_answer(changed.map_err(|status| cron_names(status.into()))?)
+    cron_answer(changed.map_err(|status| trigger_names(status.into()))?)
 }
 
 async fn delete(

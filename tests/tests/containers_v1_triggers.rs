@@ -341,6 +341,20 @@ async fn bad_v1_triggers_name_their_argument_credentials_are_sealed_and_other_te
             cron(json!({"destination_config": {"http_path": "hooks", "http_method": "post"}})),
             "destination_config.http_path",
         ),
+        (
+            nats(json!({"server_urls": [nats_url()], "subject": "a"}))
+                .as_object()
+                .cloned()
+                .map(|mut body| {
+                    body.insert(
+                        "destination_config".into(),
+                        json!({"http_path": "/a#b", "http_method": "post"}),
+                    );
+                    Value::Object(body)
+                })
+                .unwrap(),
+            "destination_config.http_path",
+        ),
         (cron(json!({"tags": [""]})), "tags.0"),
         (
             nats(json!({"server_urls": ["nats://127.0.0.1:5432"], "subject": "a"})),

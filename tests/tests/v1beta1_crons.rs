@@ -168,17 +168,9 @@ async fn bad_cron_requests_name_their_argument_and_other_tenants_reach_nothing()
     let server = TestServer::start().await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let namespace = alpha.create_namespace("crons").await;
-    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-    alpha.wait_ready(&namespace_id).await;
     let node = runtime(&alpha, "node").await;
-    let function = alpha
-        .post(
-            "/functions",
-            json!({"name": "target", "runtime": node, "namespace_id": namespace_id}),
-        )
-        .await;
-    let function_id = ok(&function)["id"].as_str().unwrap().to_owned();
+    let function = nuage_tests::apps::function(&alpha, "crons", json!({"name": "target", "runtime": node})).await;
+    let function_id = function["id"].as_str().unwrap().to_owned();
 
     let long_name = "n".repeat(101);
     let cases = [

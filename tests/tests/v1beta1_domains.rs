@@ -374,17 +374,9 @@ async fn the_cname_check_needs_host_based_endpoints() {
     .await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let namespace = alpha.create_namespace("paths").await;
-    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-    alpha.wait_ready(&namespace_id).await;
     let node = runtime(&alpha, "node").await;
-    let function = alpha
-        .post(
-            "/functions",
-            json!({"name": "f", "runtime": node, "namespace_id": namespace_id}),
-        )
-        .await;
-    let function_id = ok(&function)["id"].as_str().unwrap().to_owned();
+    let function = nuage_tests::apps::function(&alpha, "paths", json!({"name": "f", "runtime": node})).await;
+    let function_id = function["id"].as_str().unwrap().to_owned();
     let created = create(&beta, &function_id, "api.example.com").await;
     let domain = settled(&beta, ok(&created)["id"].as_str().unwrap()).await;
     assert_eq!(domain["status"], "error", "{domain}");

@@ -294,17 +294,10 @@ async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argu
     .await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let namespace = alpha.create_namespace("triggers").await;
-    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-    alpha.wait_ready(&namespace_id).await;
     let node = runtime(&alpha, "node").await;
-    let function = alpha
-        .post(
-            "/functions",
-            json!({"name": "target", "runtime": node, "namespace_id": namespace_id}),
-        )
-        .await;
-    let function_id = ok(&function)["id"].as_str().unwrap().to_owned();
+    let function = nuage_tests::apps::function(&alpha, "triggers", json!({"name": "target", "runtime": node})).await;
+    let function_id = function["id"].as_str().unwrap().to_owned();
+    let namespace_id = function["namespace_id"].as_str().unwrap().to_owned();
 
     // An account whose server cannot be reached: `error`, saying which server.
     let unreachable = create(&beta, &function_id, "unreachable", &subject("down"), "down").await;
@@ -560,17 +553,9 @@ async fn a_subscription_the_servers_permissions_refuse_puts_the_trigger_in_error
     .await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let namespace = alpha.create_namespace("refused").await;
-    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-    alpha.wait_ready(&namespace_id).await;
     let node = runtime(&alpha, "node").await;
-    let function = alpha
-        .post(
-            "/functions",
-            json!({"name": "recorder", "runtime": node, "namespace_id": namespace_id}),
-        )
-        .await;
-    let function_id = ok(&function)["id"].as_str().unwrap().to_owned();
+    let function = nuage_tests::apps::function(&alpha, "refused", json!({"name": "recorder", "runtime": node})).await;
+    let function_id = function["id"].as_str().unwrap().to_owned();
 
     let allowed = create(&beta, &function_id, "allowed", "allowed.orders", "a").await;
     let allowed = settled(&beta, ok(&allowed)["id"].as_str().unwrap()).await;

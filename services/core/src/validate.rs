@@ -131,6 +131,37 @@ impl Tags {
     }
 }
 
+/// Longest destination path, in bytes.
+const MAX_DESTINATION_PATH_BYTES: usize = 1024;
+
+/// Checks where a trigger or cron calls its application (`argument`: `destination_config`):
+/// `path` a URL path starting with `/` (a query allowed, no fragment), `method` one of get,
+/// post, put, patch and delete, lowercase.
+pub fn destination(argument: &str, path: &str, method: &str) -> Result<(), ApiError> {
+    let valid_path = path.starts_with('/')
+        && path.len() <= MAX_DESTINATION_PATH_BYTES
+        && !path.contains('#')
+        && path.parse::<http::uri::PathAndQuery>().is_ok();
+    if !valid_path {
+        return Err(ApiError::invalid_argument(
+            format!("{argument}.http_path"),
+            Reason::Format,
+            format!(
+                "must be a URL path starting with `/`, at most {MAX_DESTINATION_PATH_BYTES} bytes, without spaces, \
+                 got `{path}`"
+            ),
+        ));
+    }
+    if !matches!(method, "get" | "post" | "put" | "patch" | "delete") {
+        return Err(ApiError::invalid_argument(
+            format!("{argument}.http_method"),
+            Reason::Constraint,
+            format!("must be one of get, post, put, patch and delete, got `{method}`"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `value` can be a DNS label, or part of one: lowercase letters, digits and
 /// hyphens, starting with a letter, not ending with a hyphen, at most `max_length` long.
 pub fn dns_label(argument: &str, value: &str, max_length: usize) -> Result<(), ApiError> {
@@ -161,6 +192,34 @@ pub fn dns_label(argument: &str, value: &str, max_length: usize) -> Result<(), A
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn destinations_are_url_paths_and_lowercase_methods() {
+        for (path, method) in [("/", "post"), ("/hooks/cron?x=1", "put"), ("/a%20b", "delete")] {
+            destination("destination_config", path, method).unwrap_or_else(|error| panic!("{path}: {error}"));
+        }
+        for path in [
+            "hooks",
+            "",
+            "/a b",
+            "/a#b",
+            "/a\u{7}",
+            &format!("/{}", "a".repeat(1024)),
+        ] {
+            let error = destination("destination_config", path, "post").unwrap_err();
+            assert_eq!(
+                error.violations[0].argument_name, "destination_config.http_path",
+                "{path}"
+            );
+        }
+        for method in ["POST", "head", "unknown_http_method", ""] {
+            let error = destination("destination_config", "/", method).unwrap_err();
+            assert_eq!(
+                error.violations[0].argument_name, "destination_config.http_method",
+                "{method}"
+            );
+        }
+    }
+
     use super::*;
 
     fn variables(pairs: &[(&str, &str)]) -> HashMap<String, String> {

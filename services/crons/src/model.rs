@@ -151,24 +151,7 @@ impl Delivery {
                 ));
             }
         }
-        let path = &wire.http_path;
-        if !path.starts_with('/') || path.len() > 1024 || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(ApiError::invalid_argument(
-                "destination_config.http_path",
-                Reason::Format,
-                "must be a path starting with `/`, at most 1024 bytes, without spaces",
-            ));
-        }
-        if !matches!(wire.http_method.as_str(), "get" | "post" | "put" | "patch" | "delete") {
-            return Err(ApiError::invalid_argument(
-                "destination_config.http_method",
-                Reason::Constraint,
-                format!(
-                    "must be one of get, post, put, patch and delete, got `{}`",
-                    wire.http_method
-                ),
-            ));
-        }
+        nuage_core::validate::destination("destination_config", &wire.http_path, &wire.http_method)?;
         // croner reads schedules in UTC here: other zones are refused rather than misread.
         if !matches!(wire.timezone.as_str(), "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Z") {
             return Err(ApiError::invalid_argument(

@@ -326,6 +326,14 @@ impl TriggersConfig {
                 return Err("triggers.nats: credentials.user and credentials.password go together".to_owned());
             }
         }
+        for server in &self.nats.tenant_servers {
+            let port = server.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+            if !matches!(port, Some((host, Ok(_))) if !host.is_empty() && !host.contains('/')) {
+                return Err(format!(
+                    "triggers.nats.tenant_servers: `{server}` is not a host:port such as nats.example.com:4222"
+                ));
+            }
+        }
         if self.delivery_attempts == 0 || self.concurrent_deliveries == 0 {
             return Err("triggers.delivery_attempts and triggers.concurrent_deliveries must be positive".to_owned());
         }
@@ -461,5 +469,10 @@ mod tests {
         config.nats.credentials.user = Some("u".to_owned());
         config.nats.credentials.password = Some(Secret::new("p"));
         assert!(config.validate().unwrap_err().contains("at most one"));
+        let mut config = TriggersConfig::default();
+        config.nats.tenant_servers = vec!["nats://127.0.0.1:4222".to_owned()];
+        assert!(config.validate().unwrap_err().contains("not a host:port"));
+        config.nats.tenant_servers = vec!["127.0.0.1:4222".to_owned()];
+        config.validate().unwrap();
     }
 }

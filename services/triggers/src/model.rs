@@ -184,33 +184,6 @@ pub fn check_reference(argument: &str, value: &str) -> Result<String, ApiError> 
     Ok(value.to_owned())
 }
 
-/// Longest destination path, in bytes.
-const MAX_PATH_BYTES: usize = 1024;
-
-/// Returns the destination given as `argument` (`destination_config`): a path starting with
-/// `/`, and a method among get, post, put, patch and delete.
-pub fn check_destination(argument: &str, path: &str, method: &str) -> Result<(String, String), ApiError> {
-    let path_argument = format!("{argument}.http_path");
-    if !path.starts_with('/')
-        || path.len() > MAX_PATH_BYTES
-        || path.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::invalid_argument(
-            &path_argument,
-            Reason::Format,
-            format!("must be a path starting with `/`, at most {MAX_PATH_BYTES} bytes, without spaces"),
-        ));
-    }
-    if !matches!(method, "get" | "post" | "put" | "patch" | "delete") {
-        return Err(ApiError::invalid_argument(
-            format!("{argument}.http_method"),
-            Reason::Constraint,
-            format!("must be one of get, post, put, patch and delete, got `{method}`"),
-        ));
-    }
-    Ok((path.to_owned(), method.to_owned()))
-}
-
 /// Checks a NATS subject to subscribe to, given as `argument`: tokens separated by dots, none
 /// empty, no whitespace; `*` stands for one whole token and `>` for the rest, as the last
 /// token only. Subjects starting with `$` belong to the server (system and JetStream APIs).

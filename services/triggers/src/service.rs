@@ -2,8 +2,8 @@
 
 use crate::config::NatsConfig;
 use crate::model::{
-    NatsSource, Trigger, TriggerStatus, check_description, check_destination, check_name, check_reference,
-    check_subject, credentials_context,
+    NatsSource, Trigger, TriggerStatus, check_description, check_name, check_reference, check_subject,
+    credentials_context,
 };
 use crate::reconciler::Reconciler;
 use crate::store::{Scope, TriggerStore};
@@ -189,7 +189,10 @@ impl TriggersService {
 fn destination(destination: Option<pb::Destination>) -> Result<(String, String), ApiError> {
     match destination {
         None => Ok(("/".to_owned(), "post".to_owned())),
-        Some(destination) => check_destination("destination_config", &destination.http_path, &destination.http_method),
+        Some(destination) => {
+            nuage_core::validate::destination("destination_config", &destination.http_path, &destination.http_method)?;
+            Ok((destination.http_path, destination.http_method))
+        }
     }
 }
 
@@ -401,11 +404,13 @@ impl Triggers for TriggersService {
             // Unset parts are unchanged.
             let path = Some(given.http_path).filter(|path| !path.is_empty());
             let method = Some(given.http_method).filter(|method| !method.is_empty() && method != "unknown_http_method");
-            (trigger.http_path, trigger.http_method) = check_destination(
-                "destination_config",
-                &path.unwrap_or(trigger.http_path),
-                &method.unwrap_or(trigger.http_method),
-            )?;
+            if let Some(path) = path {
+                trigger.http_path = path;
+            }
+            if let Some(method) = method {
+                trigger.http_method = method;
+            }
+            nuage_core::validate::destination("destination_config", &trigger.http_path, &trigger.http_method)?;
         }
         if let Some(tags) = request.tags {
             trigger.tags = Tags::parse("tags", tags.values)?;

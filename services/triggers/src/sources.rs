@@ -27,12 +27,15 @@ pub struct Connection {
     pub errors: tokio::sync::broadcast::Sender<String>,
 }
 
-/// Returns whether `error`, as a NATS server words it, refuses a subscription to `subject`.
+/// Returns whether `error`, as a NATS server words it, refuses a subscription to `subject`
+/// (subjects are case-sensitive; the server's wording is matched in any case).
 pub fn refuses(error: &str, subject: &str) -> bool {
-    error.to_ascii_lowercase().contains(&format!(
-        "permissions violation for subscription to \"{}\"",
-        subject.to_ascii_lowercase()
-    ))
+    const REFUSAL: &str = "permissions violation for subscription to \"";
+    error
+        .to_ascii_lowercase()
+        .find(REFUSAL)
+        .and_then(|start| error.get(start + REFUSAL.len()..))
+        .is_some_and(|rest| rest.strip_prefix(subject).is_some_and(|after| after.starts_with('"')))
 }
 
 impl Connections {
@@ -116,5 +119,22 @@ impl Connections {
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis() * 2)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuses;
+
+    #[test]
+    fn a_refusal_names_its_subject_exactly() {
+        let error = "Permissions Violation for Subscription to \"Orders.EU\" using queue \"q\"";
+        assert!(refuses(error, "Orders.EU"));
+        assert!(!refuses(error, "orders.eu"));
+        assert!(!refuses(error, "Orders"));
+        assert!(!refuses(
+            "Permissions Violation for Publish to \"Orders.EU\"",
+            "Orders.EU"
+        ));
     }
 }
