@@ -37,7 +37,7 @@ pub use model::{
 pub use operations::{Applications, Changes, Requested, RouteStream, Settings, required};
 pub use peers::Peers;
 pub use reconciler::{Leftovers, Reconciler};
-pub use resolve::{Lookup, Owners, Resolved};
+pub use resolve::{Live, Lookup, Owners, Resolved};
 pub use rollouts::{Rollout, RolloutSettings, Rollouts};
 pub use rpc::{answer, requested};
 pub use store::{ApplicationStore, ListFilter};

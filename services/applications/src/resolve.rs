@@ -1,13 +1,16 @@
 //! "Is this id a function or a container of the caller?", asked of the two services that own
 //! them, for what names an application by id alone (logs, tokens, crons, triggers).
 
-use nuage_core::Caller;
+use nuage_core::error::Reason;
+use nuage_core::ids::parse_id;
 use nuage_core::internal::REQUEST_ID_HEADER;
 use nuage_core::transport::Authed;
+use nuage_core::{ApiError, Caller};
 use nuage_proto::applications::v1::{Application, GetApplicationRequest};
 use nuage_proto::common::v1::ApplicationStatus;
 use nuage_proto::containers::v1::containers_client::ContainersClient;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
+use uuid::Uuid;
 
 /// The services that own applications.
 #[derive(Debug, Clone)]
@@ -29,6 +32,18 @@ pub struct Lookup<'a> {
     pub id: &'a str,
     /// The request id to log the calls under, or empty.
     pub request_id: &'a str,
+}
+
+/// An application of the caller that is not being deleted, its ids parsed (what a cron or a
+/// trigger may be attached to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    /// The application.
+    pub id: Uuid,
+    /// Its namespace.
+    pub namespace_id: Uuid,
+    /// Its project: the caller's for applications made before projects were recorded.
+    pub project_id: Uuid,
 }
 
 /// An application of the caller, found by id.
@@ -64,6 +79,42 @@ impl Owners {
             Some(resolved) => Ok(Some(resolved)),
             None => self.container(lookup).await,
         }
+    }
+
+    /// Returns the caller's function or container `application_id` (the argument so named)
+    /// if it is not being deleted: missing or another tenant's is NOT_FOUND, one being deleted
+    /// is a transient state.
+    pub async fn live(&self, caller: &Caller, region: &str, application_id: &str) -> Result<Live, ApiError> {
+        if application_id.is_empty() {
+            return Err(ApiError::invalid_argument(
+                "application_id",
+                Reason::Required,
+                "is required",
+            ));
+        }
+        let id = parse_id("application_id", application_id)?;
+        let lookup = Lookup {
+            caller,
+            region,
+            id: application_id,
+            request_id: "",
+        };
+        let resolved = self
+            .resolve(lookup)
+            .await
+            .map_err(|status| ApiError::from_status(&status))?
+            .ok_or_else(|| ApiError {
+                help_message: Some("no function or container of yours has this id".to_owned()),
+                ..ApiError::not_found("application", application_id)
+            })?;
+        if resolved.status == ApplicationStatus::Deleting {
+            return Err(ApiError::transient_state("application", application_id, "deleting"));
+        }
+        Ok(Live {
+            id,
+            namespace_id: parse_id("namespace_id", &resolved.namespace_id)?,
+            project_id: Uuid::try_parse(&resolved.project_id).unwrap_or(caller.project_id),
+        })
     }
 
     /// Returns the caller's function `lookup.id`, `None` when it has none.

@@ -113,6 +113,28 @@ impl Database {
         .await
     }
 
+    /// Returns the rows of `table` (its `columns`) changed at or after `since` (Unix
+    /// microseconds, `updated_at`), in any state; with `since` 0, every row `live` (a SQL
+    /// condition) holds for. What follows a table ([`crate::follow`]) reads with it.
+    pub async fn changed_since(
+        &self,
+        table: &str,
+        columns: &str,
+        live: &str,
+        since: i64,
+    ) -> Result<Vec<AnyRow>, sqlx::Error> {
+        if since == 0 {
+            sqlx::query(&format!("select {columns} from {table} where {live}"))
+                .fetch_all(&self.pool)
+                .await
+        } else {
+            sqlx::query(&format!("select {columns} from {table} where updated_at >= $1"))
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await
+        }
+    }
+
     /// Returns a pool connected to `url` (`sqlite://path` or `postgres://...`) whose calls
     /// wait at most [`DEFAULT_DEADLINE`].
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {

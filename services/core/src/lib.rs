@@ -12,6 +12,7 @@ pub mod caller;
 pub mod clock;
 pub mod db;
 pub mod error;
+pub mod follow;
 pub mod ids;
 pub mod instance;
 pub mod internal;

@@ -15,18 +15,14 @@ use nuage_clients::invoker::{ANSWER_DEADLINE, Invoker};
 use nuage_clients::logsink::LogSink;
 use nuage_core::ApiError;
 use nuage_core::clock::now_micros;
+use nuage_core::follow::follow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// Every this often the scheduler reloads every cron rather than only the changed ones.
-const FULL_SYNC: Duration = Duration::from_secs(30);
-/// Rows changed this long before the last look are looked at again (clocks of replicas differ
-/// a little; commits land out of order).
-const OVERLAP_MICROS: i64 = 5_000_000;
 /// How long a sent firing may wait for its answer before it is recorded as lost.
 const SENDING_LEASE: Duration = ANSWER_DEADLINE;
 
@@ -113,28 +109,23 @@ impl Scheduler {
     /// Follows the crons table and takes over orphaned firings, until stopped.
     pub async fn run(self) {
         let every = Duration::from_millis(self.inner.config.sync_ms.max(10));
-        let mut since = 0_i64;
-        let mut last_full = Instant::now();
-        while !self.stopped() {
-            let full = since == 0 || last_full.elapsed() >= FULL_SYNC;
-            let looked_at = now_micros();
-            match self.sync(if full { 0 } else { since }).await {
-                Ok(()) => {
-                    since = looked_at - OVERLAP_MICROS;
-                    if full {
-                        last_full = Instant::now();
+        follow(
+            "crons",
+            every,
+            &self.inner.wake,
+            || self.stopped(),
+            |since| {
+                let scheduler = &self;
+                async move {
+                    let synced = scheduler.sync(since).await;
+                    if let Err(error) = scheduler.rescue().await {
+                        tracing::warn!(%error, "cannot look for orphaned cron firings; retrying");
                     }
+                    synced
                 }
-                Err(error) => tracing::warn!(%error, "cannot read the crons table; retrying"),
-            }
-            if let Err(error) = self.rescue().await {
-                tracing::warn!(%error, "cannot look for orphaned cron firings; retrying");
-            }
-            tokio::select! {
-                () = self.inner.wake.notified() => {}
-                () = tokio::time::sleep(every) => {}
-            }
-        }
+            },
+        )
+        .await;
     }
 
     /// Brings the timers in line with the crons changed since `since` (0: all of them).

@@ -4,12 +4,11 @@ use crate::model::{Cron, CronStatus, Delivery, MAX_NAME_CHARS, default_name};
 use crate::reconciler::Reconciler;
 use crate::schedule;
 use crate::store::CronStore;
-use nuage_applications::{Lookup, Owners};
+use nuage_applications::Owners;
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::{ApiError, Caller, Page};
-use nuage_proto::common::v1::ApplicationStatus;
 use nuage_proto::crons::v1::{self as pb, crons_server::Crons};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -40,38 +39,6 @@ impl CronsService {
             peers,
             seconds_schedules,
         }
-    }
-
-    /// Checks that `application_id` is a function or container of the caller that is not
-    /// being deleted, and returns its id.
-    async fn application(&self, caller: &Caller, region: &str, application_id: &str) -> Result<Uuid, ApiError> {
-        if application_id.is_empty() {
-            return Err(ApiError::invalid_argument(
-                "application_id",
-                Reason::Required,
-                "is required",
-            ));
-        }
-        let id = parse_id("application_id", application_id)?;
-        let lookup = Lookup {
-            caller,
-            region,
-            id: application_id,
-            request_id: "",
-        };
-        let resolved = self
-            .peers
-            .resolve(lookup)
-            .await
-            .map_err(|status| ApiError::from_status(&status))?
-            .ok_or_else(|| ApiError {
-                help_message: Some("no function or container of yours has this id".to_owned()),
-                ..ApiError::not_found("application", application_id)
-            })?;
-        if resolved.status == ApplicationStatus::Deleting {
-            return Err(ApiError::transient_state("application", application_id, "deleting"));
-        }
-        Ok(id)
     }
 }
 
@@ -155,8 +122,10 @@ impl Crons for CronsService {
         let name = check_name(request.name.as_deref().unwrap_or_default())?;
         let delivery = request.delivery.map(Delivery::parse).transpose()?;
         let application_id = self
-            .application(&caller, &request.region, &request.application_id)
-            .await?;
+            .peers
+            .live(&caller, &request.region, &request.application_id)
+            .await?
+            .id;
         let now = now_micros();
         let id = Uuid::new_v4();
         let cron = Cron {
@@ -232,7 +201,7 @@ impl Crons for CronsService {
             cron.delivery = Some(Delivery::parse(delivery)?);
         }
         if let Some(application_id) = request.application_id.filter(|id| !id.is_empty()) {
-            cron.application_id = self.application(&caller, &request.region, &application_id).await?;
+            cron.application_id = self.peers.live(&caller, &request.region, &application_id).await?.id;
         }
         let cron = self
             .store

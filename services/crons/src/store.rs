@@ -182,16 +182,10 @@ impl CronStore {
     /// Returns every cron, in any state, changed at or after `since` (Unix microseconds);
     /// `since` 0 returns every `ready` cron. The scheduler follows the table with it.
     pub async fn changed_since(&self, since: i64) -> Result<Vec<Cron>, ApiError> {
-        let rows = if since == 0 {
-            sqlx::query(&format!("select {COLUMNS} from crons where status = 'ready'"))
-                .fetch_all(self.database.pool())
-                .await?
-        } else {
-            sqlx::query(&format!("select {COLUMNS} from crons where updated_at >= $1"))
-                .bind(since)
-                .fetch_all(self.database.pool())
-                .await?
-        };
+        let rows = self
+            .database
+            .changed_since("crons", COLUMNS, "status = 'ready'", since)
+            .await?;
         rows.iter().map(decode).collect()
     }
 

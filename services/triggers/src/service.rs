@@ -8,13 +8,12 @@ use crate::model::{
 use crate::reconciler::Reconciler;
 use crate::store::{Scope, TriggerStore};
 use crate::subscriber::Subscriber;
-use nuage_applications::{Lookup, Owners};
+use nuage_applications::Owners;
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Page};
-use nuage_proto::common::v1::ApplicationStatus;
 use nuage_proto::triggers::v1::{self as pb, triggers_server::Triggers};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -61,46 +60,6 @@ impl TriggersService {
             nats,
             sealing,
         }
-    }
-
-    /// Returns the caller's function or container `application_id` if it is not being
-    /// deleted, with its namespace and project.
-    async fn application(
-        &self,
-        caller: &Caller,
-        region: &str,
-        application_id: &str,
-    ) -> Result<(Uuid, Uuid, Uuid), ApiError> {
-        if application_id.is_empty() {
-            return Err(ApiError::invalid_argument(
-                "application_id",
-                Reason::Required,
-                "is required",
-            ));
-        }
-        let id = parse_id("application_id", application_id)?;
-        let lookup = Lookup {
-            caller,
-            region,
-            id: application_id,
-            request_id: "",
-        };
-        let resolved = self
-            .peers
-            .resolve(lookup)
-            .await
-            .map_err(|status| ApiError::from_status(&status))?
-            .ok_or_else(|| ApiError {
-                help_message: Some("no function or container of yours has this id".to_owned()),
-                ..ApiError::not_found("application", application_id)
-            })?;
-        if resolved.status == ApplicationStatus::Deleting {
-            return Err(ApiError::transient_state("application", application_id, "deleting"));
-        }
-        let namespace_id = parse_id("namespace_id", &resolved.namespace_id)?;
-        // Applications made before projects were recorded belong to the caller's.
-        let project_id = Uuid::try_parse(&resolved.project_id).unwrap_or(caller.project_id);
-        Ok((id, namespace_id, project_id))
     }
 
     /// Returns the NATS source a create request names, checked, once its account can be read
@@ -319,17 +278,18 @@ impl Triggers for TriggersService {
         let description = check_description(request.description.as_deref().unwrap_or_default())?;
         let (http_path, http_method) = destination(request.destination)?;
         let tags = Tags::parse("tags", request.tags.map(|tags| tags.values).unwrap_or_default())?;
-        let (application_id, namespace_id, project_id) = self
-            .application(&caller, &request.region, &request.application_id)
+        let application = self
+            .peers
+            .live(&caller, &request.region, &request.application_id)
             .await?;
         let now = now_micros();
         let trigger = Trigger {
             id,
             organization_id: caller.organization_id,
             region: request.region,
-            project_id,
-            namespace_id,
-            application_id,
+            project_id: application.project_id,
+            namespace_id: application.namespace_id,
+            application_id: application.id,
             name,
             description,
             source,

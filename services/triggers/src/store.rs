@@ -242,16 +242,10 @@ impl TriggerStore {
     /// Returns every trigger, in any state, changed at or after `since` (Unix microseconds);
     /// `since` 0 returns every one not being deleted. The subscriber follows the table with it.
     pub async fn changed_since(&self, since: i64) -> Result<Vec<Trigger>, ApiError> {
-        let rows = if since == 0 {
-            sqlx::query(&format!("select {COLUMNS} from triggers where status <> 'deleting'"))
-                .fetch_all(self.database.pool())
-                .await?
-        } else {
-            sqlx::query(&format!("select {COLUMNS} from triggers where updated_at >= $1"))
-                .bind(since)
-                .fetch_all(self.database.pool())
-                .await?
-        };
+        let rows = self
+            .database
+            .changed_since("triggers", COLUMNS, "status <> 'deleting'", since)
+            .await?;
         rows.iter().map(decode).collect()
     }
 }

@@ -17,22 +17,17 @@ use async_nats::Message;
 use async_nats::connection::State;
 use nuage_clients::LogSink;
 use nuage_core::ApiError;
-use nuage_core::clock::now_micros;
+use nuage_core::follow::follow;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Mutex, Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_stream::StreamExt;
 use uuid::Uuid;
 
-/// Every this often the subscriber reloads every trigger rather than only the changed ones.
-const FULL_SYNC: Duration = Duration::from_secs(30);
-/// Rows changed this long before the last look are looked at again (clocks of replicas differ
-/// a little; commits land out of order).
-const OVERLAP_MICROS: i64 = 5_000_000;
 /// How often a subscription looks at its connection's state.
 const HEALTH_EVERY: Duration = Duration::from_millis(500);
 
@@ -132,25 +127,14 @@ impl Subscriber {
     /// Follows the triggers table until stopped.
     pub async fn run(self) {
         let every = Duration::from_millis(self.inner.config.sync_ms.max(10));
-        let mut since = 0_i64;
-        let mut last_full = Instant::now();
-        while !self.stopped() {
-            let full = since == 0 || last_full.elapsed() >= FULL_SYNC;
-            let looked_at = now_micros();
-            match self.sync(if full { 0 } else { since }).await {
-                Ok(()) => {
-                    since = looked_at - OVERLAP_MICROS;
-                    if full {
-                        last_full = Instant::now();
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "cannot read the triggers table; retrying"),
-            }
-            tokio::select! {
-                () = self.inner.wake.notified() => {}
-                () = tokio::time::sleep(every) => {}
-            }
-        }
+        follow(
+            "triggers",
+            every,
+            &self.inner.wake,
+            || self.stopped(),
+            |since| self.sync(since),
+        )
+        .await;
     }
 
     /// Brings the subscriptions in line with the triggers changed since `since` (0: all).
