@@ -66,6 +66,24 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// Returns the clients of the services that own applications (functions, containers).
+    fn owners(&self) -> anyhow::Result<nuage_applications::Owners> {
+        Ok(nuage_applications::Owners {
+            functions: FunctionsClient::new(self.peer(Role::Functions)?),
+            containers: ContainersClient::new(self.peer(Role::Containers)?),
+        })
+    }
+
+    /// Returns what calls applications through the router's internal listener (crons and
+    /// triggers, which the crons role runs).
+    fn invoker(&self) -> anyhow::Result<nuage_clients::Invoker> {
+        let router = self
+            .router
+            .as_deref()
+            .context("the crons role needs the router: run it too, or set services.router")?;
+        Ok(nuage_clients::Invoker::new(router, self.auth.authorization()))
+    }
+
     /// Returns a transport to `role`'s service: this process's listener when it runs the role,
     /// the configured URL otherwise.
     fn peer(&self, role: Role) -> anyhow::Result<Authed> {
@@ -274,21 +292,11 @@ async fn runner(context: &Context<'_>) -> anyhow::Result<Served<RunnerServer<Run
 
 fn crons(context: &Context<'_>) -> anyhow::Result<Served<CronsServer<CronsService>, Scheduler>> {
     let config = context.config;
-    let peers = nuage_crons::Peers {
-        functions: FunctionsClient::new(context.peer(Role::Functions)?),
-        containers: ContainersClient::new(context.peer(Role::Containers)?),
-    };
-    let router = context
-        .router
-        .as_deref()
-        .context("the crons role needs the router: run it too, or set services.router")?;
-    let invoker = nuage_clients::Invoker::new(router, context.auth.authorization());
-    let database = context.database.clone();
     Ok(nuage_crons::serve(
         &config.crons,
-        database,
-        peers,
-        invoker,
+        context.database.clone(),
+        context.owners()?,
+        context.invoker()?,
         context.logs.clone(),
     ))
 }
@@ -296,15 +304,8 @@ fn crons(context: &Context<'_>) -> anyhow::Result<Served<CronsServer<CronsServic
 /// Returns the triggers service, which the crons role runs beside crons: both call
 /// applications through the router.
 fn triggers(context: &Context<'_>) -> anyhow::Result<Served<TriggersServer<TriggersService>, Subscriber>> {
-    let peers = nuage_triggers::Peers {
-        functions: FunctionsClient::new(context.peer(Role::Functions)?),
-        containers: ContainersClient::new(context.peer(Role::Containers)?),
-    };
-    let router = context
-        .router
-        .as_deref()
-        .context("the crons role needs the router: run it too, or set services.router")?;
-    let invoker = nuage_clients::Invoker::new(router, context.auth.authorization());
+    let peers = context.owners()?;
+    let invoker = context.invoker()?;
     Ok(nuage_triggers::serve(
         &context.config.triggers,
         context.database.clone(),

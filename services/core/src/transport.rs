@@ -649,13 +649,7 @@ mod tests {
         }
         assert_eq!(live.calls.load(Ordering::SeqCst), 6);
         // A streaming body (one not all there when the call starts) goes to one replica.
-        let (sender, body) = mpsc_body();
-        let request = Request::builder()
-            .method("POST")
-            .uri("http://service/test.Counting/Call")
-            .body(body)
-            .unwrap();
-        let answer = tokio::spawn(transport.clone().oneshot(request));
+        let (sender, answer) = streamed(&transport, "Call");
         sender.send(bytes::Bytes::from_static(b"abc")).await.unwrap();
         drop(sender);
         let response = answer.await.unwrap().unwrap();
@@ -670,14 +664,8 @@ mod tests {
         let dead_url = refused().await;
         let transport = dial("test", &format!("{dead_url},{live_url}"), Duration::from_secs(10)).unwrap();
         // What was queued before the call found the first replica down reaches the second.
-        let (sender, body) = mpsc_body();
+        let (sender, answer) = streamed(&transport, "Write");
         sender.send(bytes::Bytes::from_static(b"queued ")).await.unwrap();
-        let request = Request::builder()
-            .method("POST")
-            .uri("http://service/test.Counting/Write")
-            .body(body)
-            .unwrap();
-        let answer = tokio::spawn(transport.clone().oneshot(request));
         sender.send(bytes::Bytes::from_static(b"then more")).await.unwrap();
         drop(sender);
         let response = answer.await.unwrap().unwrap();
@@ -748,12 +736,25 @@ mod tests {
     }
 
     /// Returns a body fed through a channel, and its sender.
-    fn mpsc_body() -> (tokio::sync::mpsc::Sender<bytes::Bytes>, Body) {
+    /// Starts a call of `method` through `transport` whose body is what is sent on the
+    /// returned sender until it is dropped; returns the sender and the call's answer.
+    fn streamed(
+        transport: &super::Transport,
+        method: &str,
+    ) -> (
+        tokio::sync::mpsc::Sender<bytes::Bytes>,
+        tokio::task::JoinHandle<Result<Response<Body>, tonic::transport::Error>>,
+    ) {
         use tokio_stream::StreamExt;
         let (sender, receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
         let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
             .map(|bytes| Ok::<_, tonic::Status>(http_body::Frame::data(bytes)));
-        (sender, Body::new(http_body_util::StreamBody::new(stream)))
+        let request = Request::builder()
+            .method("POST")
+            .uri(format!("http://service/test.Counting/{method}"))
+            .body(Body::new(http_body_util::StreamBody::new(stream)))
+            .unwrap();
+        (sender, tokio::spawn(transport.clone().oneshot(request)))
     }
 
     #[test]
