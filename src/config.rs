@@ -339,6 +339,7 @@ impl Config {
         }
         self.router.validate().map_err(anyhow::Error::msg)?;
         self.runner.validate().map_err(anyhow::Error::msg)?;
+        self.builder.validate().map_err(anyhow::Error::msg)?;
         self.triggers.validate().map_err(anyhow::Error::msg)?;
         self.applications
             .domains

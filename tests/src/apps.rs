@@ -125,6 +125,26 @@ pub async fn deploy_app_container(
     id
 }
 
+/// Deploys container `id`, waits (up to `limit`) until it is `ready`, and returns the JSON
+/// its endpoint answers at `/`.
+pub async fn deploy_and_call_container(tenant: &Tenant, id: &str, limit: Duration) -> Value {
+    let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
+    assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
+    let ready = tenant
+        .poll_until(&format!("/containers/{id}"), limit, |answer| {
+            answer.body["status"] != "pending"
+        })
+        .await
+        .body;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    reqwest::get(format!("{}/", ready["endpoint"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Returns the pids of the processes whose environment says they run application `id`.
 pub fn processes_of(id: &str) -> Vec<u32> {
     let needle = format!("SCW_APPLICATION_ID={id}");
@@ -170,6 +190,14 @@ pub fn write_image_layout(layout: &std::path::Path, tag: &str, files: &[(&str, &
 /// Writes a one-layer OCI image whose layer is the tar archive `plain` into the image layout
 /// at `layout`, tagged `tag`, that runs `entrypoint` as user 1000.
 pub fn write_image_layout_of(layout: &std::path::Path, tag: &str, plain: Vec<u8>, entrypoint: &[&str]) {
+    let config = json!({"User": "1000", "Entrypoint": entrypoint, "Env": ["PATH=/"], "WorkingDir": "/"});
+    write_image_layout_with(layout, tag, plain, config);
+}
+
+/// Writes a one-layer OCI image whose layer is the tar archive `plain` and whose config's
+/// `config` (user, entrypoint, environment...) is `run`, into the image layout at `layout`,
+/// tagged `tag`.
+pub fn write_image_layout_with(layout: &std::path::Path, tag: &str, plain: Vec<u8>, run: Value) {
     use sha2::Digest;
     let sha = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -177,7 +205,7 @@ pub fn write_image_layout_of(layout: &std::path::Path, tag: &str, plain: Vec<u8>
     let layer = gzip.finish().unwrap();
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64", "os": "linux",
-        "config": {"User": "1000", "Entrypoint": entrypoint, "Env": ["PATH=/"], "WorkingDir": "/"},
+        "config": run,
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha(&plain))]},
     }))
     .unwrap();

@@ -121,29 +121,10 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
             let endpoint = namespace["registry_endpoint"].as_str().unwrap();
             assert!(endpoint.starts_with(&format!("{registry}/")), "{endpoint}");
             let image = format!("{endpoint}/{}:{tag}", function["name"].as_str().unwrap());
-            let output = std::process::Command::new("skopeo")
-                .args(["inspect", "--raw", "--tls-verify=false"])
-                .arg(format!("docker://{image}"))
-                .output()
-                .expect("skopeo runs");
-            assert!(
-                output.status.success(),
-                "skopeo: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let pushed: Value = serde_json::from_slice(&output.stdout).unwrap();
-            assert_eq!(pushed["layers"].as_array().unwrap().len(), 2, "{pushed}");
-            let output = std::process::Command::new("skopeo")
-                .args(["inspect", "--tls-verify=false"])
-                .arg(format!("docker://{image}"))
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "skopeo: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let inspected: Value = serde_json::from_slice(&output.stdout).unwrap();
+            let layers = registry_layers(&image);
+            assert_eq!(layers.len(), 2, "{layers:?}");
+            let inspected = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{image}")]);
+            let inspected: Value = serde_json::from_slice(&inspected).unwrap();
             assert_eq!(
                 inspected["Digest"], newest["digest"],
                 "the registry holds the image that was built"
@@ -950,17 +931,8 @@ async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
         ];
         nuage_tests::apps::write_image_layout(&layout, "latest", &files, &["/server"]);
         if registry.is_some() {
-            let copied = std::process::Command::new("skopeo")
-                .args(["copy", "--quiet", "--dest-tls-verify=false"])
-                .arg(format!("oci:{}:latest", layout.display()))
-                .arg(format!("docker://{image}"))
-                .output()
-                .expect("skopeo runs");
-            assert!(
-                copied.status.success(),
-                "skopeo: {}",
-                String::from_utf8_lossy(&copied.stderr)
-            );
+            let (source, destination) = (format!("oci:{}:latest", layout.display()), format!("docker://{image}"));
+            skopeo(&["copy", "--quiet", "--dest-tls-verify=false", &source, &destination]);
         }
     };
     let created = tenant
@@ -975,21 +947,7 @@ async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
         let tenant = tenant.clone();
         let id = id.clone();
         async move {
-            let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
-            assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
-            let ready = tenant
-                .poll_until(&format!("/containers/{id}"), Duration::from_secs(30), |answer| {
-                    answer.body["status"] != "pending"
-                })
-                .await
-                .body;
-            assert_eq!(ready["status"], "ready", "{ready}");
-            let answer: Value = reqwest::get(format!("{}/", ready["endpoint"].as_str().unwrap()))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let answer = nuage_tests::apps::deploy_and_call_container(&tenant, &id, Duration::from_secs(30)).await;
             assert_eq!(answer["version"], expected, "{answer}");
         }
     };
@@ -1128,4 +1086,158 @@ async fn a_deploy_beyond_the_tenants_build_backlog_gets_429_and_changes_nothing(
     let done = settled(&tenant, &id).await;
     assert_eq!(done["status"], "ready", "{done}");
     server.stop().await;
+}
+
+/// A handler that says which node runs it and what `/usr/bin` holds where it runs.
+const WHERE_JS: &[u8] = br#"
+const fs = require('fs');
+exports.handle = () => ({
+  statusCode: 200,
+  headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify({ node: process.execPath, bin: fs.readdirSync('/usr/bin').sort() }),
+});
+"#;
+
+/// Returns a tar of the host's `node` at `/usr/bin/node` with the libraries `ldd` says it
+/// loads, each at the path `ldd` names: a runtime base image made of nothing else.
+fn node_base_layer() -> Vec<u8> {
+    let node = std::process::Command::new("node")
+        .args(["-e", "process.stdout.write(process.execPath)"])
+        .output()
+        .expect("node runs");
+    let node = String::from_utf8(node.stdout).unwrap();
+    let ldd = std::process::Command::new("ldd").arg(&node).output().expect("ldd runs");
+    let libraries: Vec<String> = String::from_utf8(ldd.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_whitespace().find(|word| word.starts_with('/')))
+        .map(str::to_owned)
+        .collect();
+    assert!(!libraries.is_empty(), "node is linked dynamically here");
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, source) in std::iter::once(("usr/bin/node".to_owned(), node)).chain(
+        libraries
+            .into_iter()
+            .map(|path| (path.trim_start_matches('/').to_owned(), path)),
+    ) {
+        let data = std::fs::read(&source).unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o755);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, path, &data[..]).unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+/// Runs `skopeo` with `args`, asserting it succeeds; returns what it printed.
+fn skopeo(args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        output.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// Returns the digests of the layers of `image` on the registry, as `skopeo` reads them.
+fn registry_layers(image: &str) -> Vec<String> {
+    let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{image}")]);
+    let manifest: Value = serde_json::from_slice(&raw).unwrap();
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| layer["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// With `builder.base_images`, a node function is built on its runtime's base image (here
+/// made of the host's node and the libraries it loads, pushed to the test registry): the
+/// function image holds the base's layers under the wrapper and the code, and runs alone. Run
+/// as a container (whose root is its image's, nothing of the host's), it answers from the
+/// base's node, seeing only the base's `/usr/bin`, while the function itself, on the local
+/// runner, still runs on the host's node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_function_built_on_a_base_image_runs_alone_from_its_image() {
+    let Ok(registry) = std::env::var(nuage_tests::REGISTRY_VARIABLE) else {
+        eprintln!("skipped: no registry (NUAGE_TEST_REGISTRY) to push to");
+        return;
+    };
+    assert!(
+        Path::new("/usr/bin/bwrap").exists(),
+        "bubblewrap confines the container to its image"
+    );
+    let base_layout = tempfile::tempdir().unwrap();
+    let base = format!("bases/node-{}:v1", uuid::Uuid::new_v4().simple());
+    nuage_tests::apps::write_image_layout_with(
+        base_layout.path(),
+        "v1",
+        node_base_layer(),
+        json!({"User": "1000", "Env": ["PATH=/usr/local/bin:/usr/bin", "LANG=C.UTF-8"], "Cmd": ["node"]}),
+    );
+    let (source, destination) = (
+        format!("oci:{}:v1", base_layout.path().display()),
+        format!("docker://{registry}/{base}"),
+    );
+    skopeo(&["copy", "--quiet", "--dest-tls-verify=false", &source, &destination]);
+    let base_layers = registry_layers(&format!("{registry}/{base}"));
+
+    let runtime_probe = TestServer::start().await;
+    let node = runtime(&runtime_probe.tenant().await, "node").await;
+    runtime_probe.stop().await;
+    let server = TestServer::start_with(|config| {
+        config.runner.registry_insecure = true;
+        config.builder.base_images.insert(node.clone(), base.clone());
+    })
+    .await;
+    let tenant = server.tenant().await;
+    let function = nuage_tests::apps::deployed(
+        &tenant,
+        "on-a-base",
+        json!({"name": "where", "runtime": node, "handler": "handler.handle"}),
+        &[("handler.js", WHERE_JS)],
+    )
+    .await;
+    let here: Value = reqwest::get(function["endpoint"].as_str().unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        here["bin"].as_array().unwrap().len() > 1,
+        "the local runner lends the host's /usr: {here}"
+    );
+
+    // The function's image, as the builder pushed it: the base's layers, then two of its own.
+    let namespace = tenant
+        .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
+        .await
+        .body;
+    let repository = format!("{}/where", namespace["registry_endpoint"].as_str().unwrap());
+    let tags = skopeo(&["list-tags", "--tls-verify=false", &format!("docker://{repository}")]);
+    let tags: Value = serde_json::from_slice(&tags).unwrap();
+    let tag = tags["Tags"][0].as_str().unwrap();
+    let image = format!("{repository}:{tag}");
+    let layers = registry_layers(&image);
+    assert_eq!(layers.len(), base_layers.len() + 2, "{layers:?}");
+    assert_eq!(layers[..base_layers.len()], base_layers[..]);
+
+    // Run as a container: nothing but the image.
+    let created = tenant
+        .post(
+            "/containers",
+            json!({"name": "alone", "namespace_id": function["namespace_id"], "registry_image": image}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    let alone = nuage_tests::apps::deploy_and_call_container(&tenant, id, Duration::from_secs(60)).await;
+    assert_eq!(alone["node"], "/usr/bin/node", "{alone}");
+    assert_eq!(alone["bin"], json!(["node"]), "only the base's /usr/bin: {alone}");
 }

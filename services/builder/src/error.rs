@@ -239,6 +239,30 @@ pub enum BuilderError {
         /// Why.
         source: Box<oci_client::errors::OciDistributionError>,
     },
+    /// A runtime's base image is not a reference (`builder.base_images`).
+    #[error("the base image `{reference}` is not an image reference: {source}")]
+    BaseReference {
+        /// The reference.
+        reference: String,
+        /// Why.
+        source: oci_client::ParseError,
+    },
+    /// The registry did not give a runtime's base image.
+    #[error("fetching the base image `{reference}`: {source}")]
+    PullBase {
+        /// The reference.
+        reference: String,
+        /// Why.
+        source: Box<oci_client::errors::OciDistributionError>,
+    },
+    /// A runtime's base image cannot be built on.
+    #[error("the base image `{reference}` cannot be built on: {why}")]
+    BaseUnusable {
+        /// The reference.
+        reference: String,
+        /// Why.
+        why: String,
+    },
     /// A step of the build failed on this machine (`doing` names it).
     #[error("{doing}: {source}")]
     Io {
@@ -307,7 +331,10 @@ impl BuilderError {
             | Self::NoGoModule
             | Self::GoBuildFailed { .. }
             | Self::GoTimeout { .. } => ErrorCode::InvalidArgument,
-            Self::RuntimeNotBuildable { .. } | Self::NoArchive => ErrorCode::FailedPrecondition,
+            Self::RuntimeNotBuildable { .. }
+            | Self::NoArchive
+            | Self::BaseReference { .. }
+            | Self::BaseUnusable { .. } => ErrorCode::FailedPrecondition,
             Self::GoUnpack { .. }
             | Self::Digest(_)
             | Self::Metadata(_)
@@ -318,6 +345,7 @@ impl BuilderError {
             Self::ReadBlob { .. }
             | Self::ManifestJson(_)
             | Self::Push { .. }
+            | Self::PullBase { .. }
             | Self::ObjectStore(_)
             | Self::ReadArchive(_)
             | Self::Task(_) => ErrorCode::Unavailable,

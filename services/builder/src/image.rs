@@ -1,7 +1,9 @@
 //! Function images as OCI image layouts: one repository per namespace under the registry
-//! directory, a wrapper layer and a code layer, a config with entrypoint, env, working
-//! directory and user 1000, a manifest tagged with the deployment id.
+//! directory, a wrapper layer and a code layer (above a runtime base image's layers, when
+//! the runtime has one), a config with entrypoint, env, working directory and user 1000, a
+//! manifest tagged with the deployment id.
 
+use crate::base::Base;
 use crate::checks::Entry;
 use crate::error::BuilderError;
 use flate2::Compression;
@@ -59,6 +61,17 @@ fn remove_unreferenced_blobs(layout: &Path, index: &ImageIndex) -> Result<(), Bu
 /// Serialises layout updates: two builds for one repository must not lose a tag, and pruning
 /// must not remove a blob another build just wrote.
 static INDEX_LOCK: Mutex<()> = Mutex::new(());
+
+/// What a function image runs on, beneath nuage's wrapper and the tenant's code.
+#[derive(Debug)]
+pub enum Foundation {
+    /// The runner's interpreter (the local runner's host provides it).
+    Runner,
+    /// A compiled Go handler, static: it needs nothing beneath it.
+    Compiled(Vec<u8>),
+    /// A runtime base image's layers, which hold the interpreter.
+    Base(Box<Base>),
+}
 
 /// A written image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,27 +170,64 @@ fn write_blob(layout: &Path, hex_digest: &str, bytes: &[u8]) -> Result<(), Build
         })
 }
 
+/// Puts the blobs of `base`'s layers into `layout`: hard links to its cache (copies where the
+/// two are on different file systems).
+fn link_base_layers(layout: &Path, base: &Base) -> Result<(), BuilderError> {
+    for (layer, _) in &base.layers {
+        let hex_digest = layer.digest().digest();
+        let target = layout.join("blobs/sha256").join(hex_digest);
+        if target.exists() {
+            continue;
+        }
+        let source = base.blobs.join(hex_digest);
+        let temporary = target.with_extension("partial");
+        let _ = std::fs::remove_file(&temporary);
+        std::fs::hard_link(&source, &temporary)
+            .or_else(|_| std::fs::copy(&source, &temporary).map(drop))
+            .and_then(|()| std::fs::rename(&temporary, &target))
+            .map_err(|source| BuilderError::WriteBlob {
+                digest: hex_digest.to_owned(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 /// Returns the image layout directory of `repository` under `registry`.
 pub fn layout_dir(registry: &Path, repository: &str) -> PathBuf {
     registry.join(repository.replace(':', "_"))
 }
 
-/// Writes the image of `entries` for `runtime` and `handler` into the layout of `repository`
-/// under `registry`, tagged `tag`; `binary` is a compiled Go handler.
+/// Writes the image of `entries` for `runtime` and `handler`, on `foundation`, into the layout
+/// of `repository` under `registry`, tagged `tag`.
 pub fn write_image(
     registry: &Path,
     repository: &str,
     tag: &str,
-    runtime: &str,
-    handler: &str,
+    (runtime, handler): (&str, &str),
     entries: &[Entry],
-    binary: Option<Vec<u8>>,
+    foundation: Foundation,
 ) -> Result<Image, BuilderError> {
+    let (binary, base) = match foundation {
+        Foundation::Runner => (None, None),
+        Foundation::Compiled(binary) => (Some(binary), None),
+        Foundation::Base(base) => (None, Some(*base)),
+    };
     let (files, entrypoint) = wrapper(runtime, binary)?;
     let layers = [wrapper_layer(&files)?, code_layer(entries)?];
-    let config_json = image_config(handler, entrypoint, &layers)?;
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (descriptor, diff_id) in base.iter().flat_map(|base| &base.layers) {
+        descriptors.push(descriptor.clone());
+        diff_ids.push(diff_id.clone());
+    }
+    for layer in &layers {
+        descriptors.push(descriptor(MediaType::ImageLayerGzip, layer.blob.len(), &layer.digest)?);
+        diff_ids.push(format!("sha256:{}", layer.diff_id));
+    }
+    let config_json = image_config(handler, entrypoint, diff_ids, base.as_ref())?;
     let config_digest = sha256(config_json.as_bytes());
-    let manifest_json = image_manifest(config_json.len(), &config_digest, &layers)?;
+    let manifest_json = image_manifest(config_json.len(), &config_digest, descriptors)?;
     let manifest_digest = sha256(manifest_json.as_bytes());
 
     let layout = layout_dir(registry, repository);
@@ -185,6 +235,9 @@ pub fn write_image(
     // before its manifest is in the index.
     let _guard = INDEX_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     std::fs::create_dir_all(layout.join("blobs/sha256")).map_err(BuilderError::io("creating the layout"))?;
+    if let Some(base) = &base {
+        link_base_layers(&layout, base)?;
+    }
     for (digest, bytes) in [
         (&layers[0].digest, &layers[0].blob[..]),
         (&layers[1].digest, &layers[1].blob[..]),
@@ -296,19 +349,34 @@ fn code_layer(entries: &[Entry]) -> Result<Layer, BuilderError> {
 }
 
 /// The image config, as JSON: the entrypoint, the code directory as working directory, the
-/// handler and port in the environment, user 1000, and the layers' plain digests.
-fn image_config(handler: &str, entrypoint: Vec<String>, layers: &[Layer]) -> Result<String, BuilderError> {
+/// handler and port in the environment (after the base's variables, on a base), user 1000,
+/// and the layers' plain digests.
+fn image_config(
+    handler: &str,
+    entrypoint: Vec<String>,
+    diff_ids: Vec<String>,
+    base: Option<&Base>,
+) -> Result<String, BuilderError> {
+    let own = vec![
+        format!("NUAGE_CODE_DIR=/{CODE_DIR}"),
+        format!("NUAGE_HANDLER={handler}"),
+        "PORT=8080".to_owned(),
+    ];
+    let (environment, architecture, os) = match base {
+        Some(base) => (
+            base.environment(own),
+            base.config.architecture().clone(),
+            base.config.os().clone(),
+        ),
+        None => (own, Arch::Amd64, Os::Linux),
+    };
     ImageConfigurationBuilder::default()
-        .architecture(Arch::Amd64)
-        .os(Os::Linux)
+        .architecture(architecture)
+        .os(os)
         .config(
             ConfigBuilder::default()
                 .user("1000")
-                .env(vec![
-                    format!("NUAGE_CODE_DIR=/{CODE_DIR}"),
-                    format!("NUAGE_HANDLER={handler}"),
-                    "PORT=8080".to_owned(),
-                ])
+                .env(environment)
                 .entrypoint(entrypoint)
                 .working_dir(format!("/{CODE_DIR}"))
                 .build()
@@ -317,12 +385,7 @@ fn image_config(handler: &str, entrypoint: Vec<String>, layers: &[Layer]) -> Res
         .rootfs(
             RootFsBuilder::default()
                 .typ("layers")
-                .diff_ids(
-                    layers
-                        .iter()
-                        .map(|layer| format!("sha256:{}", layer.diff_id))
-                        .collect::<Vec<_>>(),
-                )
+                .diff_ids(diff_ids)
                 .build()
                 .map_err(BuilderError::Metadata)?,
         )
@@ -333,17 +396,12 @@ fn image_config(handler: &str, entrypoint: Vec<String>, layers: &[Layer]) -> Res
 }
 
 /// The image manifest, as JSON, of a config of `config_size` bytes and `layers`.
-fn image_manifest(config_size: usize, config_digest: &str, layers: &[Layer]) -> Result<String, BuilderError> {
+fn image_manifest(config_size: usize, config_digest: &str, layers: Vec<Descriptor>) -> Result<String, BuilderError> {
     ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(descriptor(MediaType::ImageConfig, config_size, config_digest)?)
-        .layers(
-            layers
-                .iter()
-                .map(|layer| descriptor(MediaType::ImageLayerGzip, layer.blob.len(), &layer.digest))
-                .collect::<Result<Vec<_>, _>>()?,
-        )
+        .layers(layers)
         .build()
         .map_err(BuilderError::Metadata)?
         .to_string()
@@ -404,7 +462,15 @@ mod tests {
     }
 
     fn write(registry: &Path, repository: &str, tag: &str) {
-        write_image(registry, repository, tag, "node22", "handler.handle", &code(tag), None).unwrap();
+        write_image(
+            registry,
+            repository,
+            tag,
+            ("node22", "handler.handle"),
+            &code(tag),
+            Foundation::Runner,
+        )
+        .unwrap();
     }
 
     fn files(directory: &Path) -> usize {

@@ -3,10 +3,12 @@
 //! Owns the `build_jobs` table. Serves `nuage.builder.v1.Builder` (queue a build) and runs
 //! [`Worker`]s that claim jobs with a lease, fetch the archive from object storage, check it
 //! (zip only, size, entry count, expansion ratio, paths, links, the handler), write an OCI
-//! image (nuage's wrapper for the runtime plus the code) into the namespace's repository, and
+//! image (nuage's wrapper for the runtime plus the code, on the runtime's base image when
+//! `builder.base_images` names one) into the namespace's repository, and
 //! report to the functions service. Deleting a function deletes its builds: jobs and images.
 //! Wrappers live in `wrappers/`, with their own tests.
 
+mod base;
 mod checks;
 mod config;
 mod error;
@@ -18,10 +20,11 @@ mod registry;
 mod service;
 mod worker;
 
+pub use base::Base;
 pub use checks::{Entry, Limits, check_handler, read_archive};
 pub use config::BuilderConfig;
 pub use error::BuilderError;
-pub use image::{CODE_DIR, Image, WRAPPER_DIR, layout_dir, remove_image, write_image};
+pub use image::{CODE_DIR, Foundation, Image, WRAPPER_DIR, layout_dir, remove_image, write_image};
 pub use jobs::{Held, Job, JobStore};
 pub use leftovers::BuildLeftovers;
 pub use registry::Registry;

@@ -3,10 +3,11 @@
 //! that may pass (`Unavailable`: the object store, the registry) puts the job back in the
 //! queue; any other ends it, its message becoming the function's `error_message`.
 
+use crate::base::{Base, cache_dir};
 use crate::checks::{Limits, check_handler, read_archive};
 use crate::config::BuilderConfig;
 use crate::error::BuilderError;
-use crate::image::write_image;
+use crate::image::{Foundation, write_image};
 use crate::jobs::{Job, JobStore};
 use crate::registry::Registry;
 use aws_sdk_s3::primitives::ByteStream;
@@ -201,17 +202,18 @@ impl Worker {
         let archive = self.fetch(&job.archive_key).await?.ok_or(BuilderError::NoArchive)?;
         let archive_digest = format!("sha256:{}", hex::encode(Sha256::digest(&archive)));
         let _ = writeln!(log, "fetched the archive: {} bytes, {archive_digest}", archive.len());
+        let base = self.base(&job.runtime, log).await?;
         let (limits, runtime, handler) = (self.limits, job.runtime.clone(), job.handler.clone());
         let (registry, repository, tag) = (self.registry.clone(), job.repository.clone(), job.id.clone());
         let (count, image) = tokio::task::spawn_blocking(move || {
             let entries = read_archive(&archive, &limits)?;
             check_handler(&runtime, &handler, &entries)?;
-            let binary = if runtime == "golang" || runtime.starts_with("go1") {
-                Some(crate::golang::build(&entries, &handler, &registry.join(".go-cache"))?)
+            let foundation = if runtime == "golang" || runtime.starts_with("go1") {
+                Foundation::Compiled(crate::golang::build(&entries, &handler, &registry.join(".go-cache"))?)
             } else {
-                None
+                base.map_or(Foundation::Runner, |base| Foundation::Base(Box::new(base)))
             };
-            let image = write_image(&registry, &repository, &tag, &runtime, &handler, &entries, binary)?;
+            let image = write_image(&registry, &repository, &tag, (&runtime, &handler), &entries, foundation)?;
             Ok::<_, BuilderError>((entries.len(), image))
         })
         .await
@@ -230,6 +232,21 @@ impl Worker {
             digest: image.digest,
             archive_digest,
         })
+    }
+
+    /// Returns the base image of `runtime`, fetched, when `builder.base_images` names one.
+    async fn base(&self, runtime: &str, log: &mut String) -> Result<Option<Base>, BuilderError> {
+        let Some(reference) = self.config.base_image(runtime) else {
+            return Ok(None);
+        };
+        // The configuration is refused at start-up without a registry.
+        let registry = self.registry_push.as_ref().ok_or_else(|| BuilderError::BaseUnusable {
+            reference: reference.clone(),
+            why: "builder.registry is not set".to_owned(),
+        })?;
+        let base = registry.pull_base(&reference, &cache_dir(&self.registry)).await?;
+        let _ = writeln!(log, "on the base image {reference} ({})", base.digest);
+        Ok(Some(base))
     }
 
     /// Returns the archive at `key`, `None` when there is none.

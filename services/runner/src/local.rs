@@ -221,8 +221,9 @@ impl LocalBackend {
     }
 
     /// The binds of an instance's root: the image's top-level entries (from `source`, where
-    /// its root is seen by the sandbox) and, for a function, the system directories the image
-    /// does not have.
+    /// its root is seen by the sandbox) and, for a function, the host's system directories,
+    /// in place of the image's (a function built on a runtime base image runs here on the
+    /// host's interpreter all the same, which needs the host's libraries).
     fn binds(&self, image: &Unpacked, source: &Path, function: bool) -> Result<Vec<OsString>, RunnerError> {
         let mut taken = HashSet::new();
         let mut line: Vec<OsString> = Vec::new();
@@ -232,6 +233,9 @@ impl LocalBackend {
                 continue;
             }
             let target = format!("/{name}");
+            if function && SYSTEM_PATHS.contains(&target.as_str()) && Path::new(&target).exists() {
+                continue;
+            }
             match std::fs::read_link(entry.path()) {
                 Ok(link) => line.extend(["--symlink".into(), link.into_os_string(), target.clone().into()]),
                 Err(_) => line.extend([
@@ -329,9 +333,8 @@ impl LocalBackend {
         let (program, runtime_root) = self.program(spec, image)?;
         let mut binds: Vec<PathBuf> = Vec::new();
         if spec.kind() != Kind::Container {
-            binds.extend(SYSTEM_PATHS.iter().map(PathBuf::from).filter(|system| {
-                system.exists() && !image.root.join(system.strip_prefix("/").unwrap_or(system)).exists()
-            }));
+            // The host's, over the image's own (see `binds`).
+            binds.extend(SYSTEM_PATHS.iter().map(PathBuf::from).filter(|system| system.exists()));
             binds.extend(runtime_root);
         }
         let mut command = vec![program.to_string_lossy().into_owned()];
