@@ -18,6 +18,7 @@
 
 import pathlib
 import sys
+import tomllib
 import unittest
 
 import celpy
@@ -52,7 +53,18 @@ def selects(selector, labels):
     )
 
 
+# The port of health_listen in the pods' nuage.toml, which every pod names `health`.
+HEALTH_PORT = 8090
+
+
 class Pods(unittest.TestCase):
+    def test_every_process_serves_its_health_listener_on_the_health_port(self):
+        configs = [o for o in of_kind("ConfigMap") if o["metadata"]["name"].startswith("nuage-config")]
+        self.assertTrue(configs)
+        for config in configs:
+            settings = tomllib.loads(config["data"]["nuage.toml"])
+            self.assertEqual(settings["health_listen"], f"0.0.0.0:{HEALTH_PORT}")
+
     def deployments(self):
         deployments = of_kind("Deployment")
         self.assertTrue(deployments)
@@ -83,15 +95,19 @@ class Pods(unittest.TestCase):
                     self.assertEqual(spec["serviceAccountName"], "nuage")
                     self.assertIs(spec["automountServiceAccountToken"], False)
 
-    def test_every_pod_is_probed_on_a_port_it_has_and_is_limited(self):
+    def test_every_pod_is_probed_over_http_on_a_port_it_has_and_is_limited(self):
         for deployment in self.deployments():
             name = deployment["metadata"]["name"]
             for container in deployment["spec"]["template"]["spec"]["containers"]:
-                ports = {port["name"] for port in container.get("ports", [])}
+                ports = {port["name"]: port["containerPort"] for port in container.get("ports", [])}
                 with self.subTest(name):
-                    for probe in ("readinessProbe", "livenessProbe"):
-                        action = container[probe].get("httpGet") or container[probe].get("tcpSocket")
-                        self.assertIn(action["port"], ports)
+                    # health_listen (nuage.toml) on every pod: /livez alive, /healthz ready
+                    # (the gateway's API /healthz, which checks every service it calls).
+                    self.assertEqual(ports.get("health"), HEALTH_PORT)
+                    self.assertEqual(container["livenessProbe"]["httpGet"], {"path": "/livez", "port": "health"})
+                    ready = container["readinessProbe"]["httpGet"]
+                    self.assertEqual(ready["path"], "/healthz")
+                    self.assertEqual(ready["port"], "http" if name == "nuage-gateway" else "health")
                     resources = container["resources"]
                     self.assertIn("cpu", resources["requests"])
                     self.assertIn("cpu", resources["limits"])

@@ -192,6 +192,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The internal gRPC listener (port 0 picks a free port).
     pub grpc_listen: SocketAddr,
+    /// A plain HTTP listener for probes, whatever the roles: `GET /healthz` answers 200 only
+    /// while every role of this process serves (started, not shutting down, its database
+    /// answering), 503 otherwise; `GET /livez` answers 200 while the process runs. Unset: none.
+    pub health_listen: Option<SocketAddr>,
     /// Connections the gRPC listener serves at once (every process of nuage that calls this
     /// one holds a few); one more is closed.
     pub grpc_max_connections: usize,
@@ -257,6 +261,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./.nuage"),
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             grpc_listen: "127.0.0.1:0".parse().expect("valid address"),
+            health_listen: None,
             grpc_max_connections: 10_000,
             grpc_keepalive_seconds: 60,
             grpc_preface_timeout_ms: 10_000,

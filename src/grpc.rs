@@ -92,7 +92,8 @@ impl Services {
         for service in &self.names {
             self.reporter.set_service_status(*service, status).await;
         }
-        let health = watch_database(database, self.reporter, self.names, status);
+        let (database_up, database_seen) = watch::channel(status == ServingStatus::Serving);
+        let health = watch_database(database, (self.reporter, database_up), self.names, status);
         self.background.push(tokio::spawn(health));
         // Accepted sockets need TCP_NODELAY: without it a reply that spans two writes
         // waits for the peer's delayed ACK (about 40 ms) before its tail leaves.
@@ -121,6 +122,7 @@ impl Services {
         }));
         Serving {
             routes,
+            database_up: database_seen,
             task,
             background: self.background,
             warnings: self.warnings,
@@ -132,6 +134,8 @@ impl Services {
 pub struct Serving {
     /// Their routes, for callers in this process.
     pub routes: Routes,
+    /// Whether the database answers, as the services' health says.
+    pub database_up: watch::Receiver<bool>,
     /// The listener's task; it ends once the stop signal fired and calls finished.
     pub task: JoinHandle<Result<(), tonic::transport::Error>>,
     /// Tasks the services run beside serving, health included.
@@ -148,10 +152,11 @@ async fn database_status(database: &Database) -> ServingStatus {
     }
 }
 
-/// Sets the status of `services` whenever the database's changes from `first`.
+/// Sets the status of `services` whenever the database's changes from `first`, and tells
+/// `up` whether it answers.
 async fn watch_database(
     database: Database,
-    reporter: HealthReporter,
+    (reporter, up): (HealthReporter, watch::Sender<bool>),
     services: Vec<&'static str>,
     first: ServingStatus,
 ) {
@@ -166,6 +171,7 @@ async fn watch_database(
             for service in &services {
                 reporter.set_service_status(*service, status).await;
             }
+            up.send_replace(status == ServingStatus::Serving);
             last = Some(status);
         }
     }

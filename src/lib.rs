@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 mod grpc;
 mod health;
+mod probes;
 mod roles;
 mod s3;
 mod server;

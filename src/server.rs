@@ -4,6 +4,7 @@
 
 use crate::config::{Config, Role};
 use crate::grpc::{Services, Serving};
+use crate::probes::{Probes, Stage};
 use crate::roles::{self, Handles};
 use crate::s3::EmbeddedS3;
 use anyhow::Context;
@@ -50,6 +51,9 @@ pub struct Endpoints {
     /// The router's internal listener (`services.router` of crons replicas run elsewhere).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub router_internal: Option<SocketAddr>,
+    /// The health listener (`/healthz`, `/livez`), when `health_listen` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<SocketAddr>,
 }
 
 /// A started server; stop it with [`RunningServer::shutdown`].
@@ -61,6 +65,7 @@ pub struct RunningServer {
     grpc: Option<Grpc>,
     router: Option<nuage_router::Router>,
     database: Option<Database>,
+    probes: Option<Probes>,
     grace: Duration,
 }
 
@@ -84,6 +89,10 @@ impl RunningServer {
     /// Stops accepting requests, lets in-flight ones finish (up to the grace period), then
     /// stops the services they depend on.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        // Out of rotation first: `/healthz` answers 503 while in-flight work drains.
+        if let Some(probes) = &self.probes {
+            probes.set(Stage::Stopping);
+        }
         let mut grpc = self.grpc.take();
         // Claim no more firings: other replicas fire what comes due from now on.
         if let Some(crons) = grpc.as_mut().and_then(|grpc| grpc.handles.crons.take()) {
@@ -116,6 +125,9 @@ impl RunningServer {
         }
         if let Some(database) = self.database.take() {
             database.close().await;
+        }
+        if let Some(probes) = self.probes.take() {
+            probes.stop().await;
         }
         tracing::info!("nuage stopped");
         Ok(())
@@ -165,6 +177,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir `{}`", config.data_dir.display()))?;
     let auth = internal_auth(&config)?;
+    // Bound first, so that a probe finds the process starting (503) rather than nothing.
+    let probes = match config.health_listen {
+        Some(listen) => Some(
+            Probes::bind(listen)
+                .await
+                .with_context(|| format!("binding the health listener {listen}"))?,
+        ),
+        None => None,
+    };
     let (http_stop, http_stopped) = watch::channel(false);
     let (grpc_stop, grpc_stopped) = watch::channel(false);
     // The router's listeners come first: endpoints name their address.
@@ -174,6 +195,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         Some(database) => Some(start_grpc(&config, database, &auth, &place, grpc_stopped).await?),
         None => None,
     };
+    if let (Some(probes), Some(grpc)) = (&probes, &grpc) {
+        probes.watch_database(grpc.serving.database_up.clone());
+    }
     let reach = Reach {
         config: &config,
         routes: grpc.as_ref().map(|grpc| &grpc.serving.routes),
@@ -200,12 +224,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         s3: grpc.as_ref().and_then(|grpc| grpc.s3.as_ref()).map(|s3| s3.address),
         functions: router.as_ref().map(|_| place.address),
         router_internal: place.internal,
+        health: probes.as_ref().map(Probes::address),
     };
     write_atomically(
         &config.data_dir.join("endpoints.json"),
         &serde_json::to_vec_pretty(&endpoints)?,
     )?;
     tracing::info!(api = ?endpoints.api, grpc = ?endpoints.grpc, s3 = ?endpoints.s3, functions = ?endpoints.functions, roles = ?config.roles, "nuage ready");
+    if let Some(probes) = &probes {
+        probes.set(Stage::Serving);
+    }
     Ok(RunningServer {
         endpoints,
         http_stop,
@@ -214,6 +242,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         grpc,
         router,
         database,
+        probes,
         grace: Duration::from_secs(config.shutdown_grace_seconds),
     })
 }

@@ -450,6 +450,25 @@ pub async fn hung_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<(
     (address, task)
 }
 
+/// Sends the head and part of the body of a create request, and returns the stream with the
+/// rest still to send.
+pub async fn start_slow_create(tenant: &Tenant, body: &[u8], sent: usize) -> tokio::net::TcpStream {
+    let address = tenant.base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /functions/v1alpha2/regions/fr-par/namespaces HTTP/1.1\r\nhost: {address}\r\nx-auth-token: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        tenant.secret_key,
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &body[..sent])
+        .await
+        .unwrap();
+    stream
+}
+
 /// Returns a loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -246,21 +246,6 @@ async fn health_is_not_ready_when_the_services_are_unreachable() {
     server.stop().await;
 }
 
-/// Sends the head and part of the body of a create request, and returns the stream with the
-/// rest still to send.
-async fn start_slow_create(tenant: &Tenant, body: &[u8], sent: usize) -> tokio::net::TcpStream {
-    let address = tenant.base_url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let head = format!(
-        "POST /functions/v1alpha2/regions/fr-par/namespaces HTTP/1.1\r\nhost: {address}\r\nx-auth-token: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        tenant.secret_key,
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body[..sent]).await.unwrap();
-    stream
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_stops() {
     let mut server = TestServer::start().await;
@@ -268,7 +253,7 @@ async fn sigterm_drains_in_flight_requests_then_stops() {
     // Authenticate once so the in-flight request needs no more than the namespaces service.
     assert_eq!(tenant.get("/namespaces").await.status, StatusCode::OK);
     let body = json!({"name": "in-flight"}).to_string().into_bytes();
-    let mut stream = start_slow_create(&tenant, &body, 5).await;
+    let mut stream = nuage_tests::start_slow_create(&tenant, &body, 5).await;
 
     let stop = nuage::shutdown_signal().unwrap();
     let running = server.take_server();
