@@ -136,6 +136,7 @@ CALLS = [
     ("cluster", "", "namespaces", "patch", "applying a tenant namespace"),
     ("cluster", "", "namespaces", "create", "applying a tenant namespace that is new"),
     ("cluster", "", "namespaces", "list", "finding its namespaces by label, to recover or remove versions"),
+    ("cluster", "", "namespaces", "delete", "removing a tenant namespace left with no version"),
     ("cluster", "rbac.authorization.k8s.io", "rolebindings", "create", "binding its tenant role in a namespace"),
     ("cluster", "rbac.authorization.k8s.io", "clusterroles", "bind", "... that role, nuage-runner-tenant, only"),
     ("tenant", "networking.k8s.io", "networkpolicies", "patch", "applying the namespace's NetworkPolicy"),
@@ -203,7 +204,7 @@ class Rbac(unittest.TestCase):
         reads = {"get", "list", "watch"}
         read = {resource for rule in rules if set(rule["verbs"]) & reads for resource in rule["resources"]}
         self.assertEqual(read, {"namespaces"})
-        self.assertEqual(self.verbs(rules, "namespaces"), {"list", "create", "patch"})
+        self.assertEqual(self.verbs(rules, "namespaces"), {"list", "create", "patch", "delete"})
         for resource in ("pods", "deployments", "endpointslices", "secrets", "services"):
             self.assertFalse(self.verbs(rules, resource), resource)
 
@@ -219,7 +220,6 @@ class Rbac(unittest.TestCase):
         writes = {"create", "update", "patch", "delete", "deletecollection", "bind", "escalate", "impersonate"}
         written = {resource for rule in rules if set(rule["verbs"]) & writes for resource in rule["resources"]}
         self.assertEqual(written, {"namespaces", "rolebindings", "clusterroles"})
-        self.assertNotIn("delete", self.verbs(rules, "namespaces"), "the runner deletes no namespace")
         self.assertEqual(self.verbs(rules, "rolebindings"), {"create"})
         bind = [rule for rule in rules if "bind" in rule["verbs"]]
         self.assertEqual([rule.get("resourceNames") for rule in bind], [["nuage-runner-tenant"]])

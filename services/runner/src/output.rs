@@ -60,7 +60,10 @@ impl Bucket {
 
 /// Reads the next line into `line` (without its newline), keeping at most [`MAX_LINE`] bytes
 /// of it; returns how many bytes were cut, or `None` at the end of the stream.
-async fn next_line(reader: &mut (impl AsyncBufRead + Unpin), line: &mut Vec<u8>) -> std::io::Result<Option<u64>> {
+pub(crate) async fn next_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    line: &mut Vec<u8>,
+) -> std::io::Result<Option<u64>> {
     line.clear();
     let mut cut = 0_u64;
     loop {

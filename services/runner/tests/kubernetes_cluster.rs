@@ -2,7 +2,8 @@
 //! the instances held, each on a ready pod of its own), stops one (its pod goes, the replicas
 //! drop), recovers the running ones in a fresh backend as after a runner restart, rolls out a
 //! new version beside the old one and removes the old one once nothing runs it, follows a
-//! pod's output, and cleans up when the application goes. A pod of another namespace tries to
+//! pod's output, and cleans up when the application goes: its Kubernetes namespace too, made
+//! again by the next start. A pod of another namespace tries to
 //! open a connection to an instance and is refused, while one labelled as the router in
 //! nuage's own namespace gets through (the cluster's network plugin must enforce
 //! NetworkPolicies).
@@ -203,11 +204,27 @@ async fn instances_are_pods_scaled_recovered_rolled_out_and_removed() {
             .then_some(())
     })
     .await;
-    for namespace in [
-        namespace,
-        intruder_namespace,
-        config.kubernetes.system_namespace.clone(),
-    ] {
+    // Nothing of the tenant namespace is left (as when it is deleted in nuage): its
+    // Kubernetes namespace goes too...
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    eventually(180, "the tenant's Kubernetes namespace removed", || async {
+        namespaces.get_opt(&namespace).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    // ...and a later deploy makes it again, with everything in it.
+    let again = spec(&namespace_id, &application_id, "v3", &image);
+    let four = restarted
+        .start(&again, "four")
+        .await
+        .expect("a start after the namespace went");
+    drop(four.stop);
+    assert_eq!(four.exited.await.unwrap(), "stopped");
+    restarted.release(Current::default()).await;
+    eventually(180, "the tenant's Kubernetes namespace removed again", || async {
+        namespaces.get_opt(&namespace).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    for namespace in [intruder_namespace, config.kubernetes.system_namespace.clone()] {
         Api::<Namespace>::all(client.clone())
             .delete(&namespace, &DeleteParams::default())
             .await

@@ -1,7 +1,9 @@
 //! The `kubernetes` backend itself: applies the objects [`super::objects`] makes (server-side
 //! apply, as the runner's own field manager), scales each version's Deployment to the
 //! instances the router holds, finds ready pods through the EndpointSlices of the version's
-//! headless Service, follows their logs, and removes versions nothing runs any more.
+//! headless Service, follows their logs (opening a dropped stream again where it stopped),
+//! and removes versions nothing runs any more, then the namespaces left with none (a tenant
+//! namespace deleted in nuage goes so, with everything in it).
 //!
 //! The router's contract with the runner is per instance (start one and answer once it
 //! answers, stop that one), so an instance here is a claim on one ready pod (see
@@ -18,12 +20,14 @@
 //! annotation), so that the router's view stays true.
 //!
 //! Its rights are those of `deploy/kubernetes/base/rbac.yaml`, no more: cluster-wide it only
-//! applies and lists its namespaces and makes in each, right after the namespace, the
+//! applies, lists and deletes its namespaces and makes in each, right after the namespace, the
 //! RoleBinding that gives it its rights inside (see [`Objects::role_binding`]); everything else
 //! it asks of one tenant namespace at a time. Server-side apply needs `patch`, and `create`
 //! for an object that is new.
 
 use super::claims::{Claims, INSTANCE_ANNOTATION, PodState, not_ready_reason, ready_pods};
+use super::cleanup::{self, Found};
+use super::logs::Resume;
 use super::naming;
 use super::objects::{IDS_ANNOTATION, Objects, open_secrets, port};
 use crate::backend::{Adopted, Backend, Current, Running};
@@ -58,6 +62,11 @@ const GIVEN_UP: &str = "-2147483648";
 /// How long a RoleBinding just made may take to be honoured: the API server's authorizer
 /// learns of it through a watch, so the first requests it allows may still be refused.
 const BINDING_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a log stream that dropped waits before it is opened again, at first; each
+/// failure doubles it, up to [`LOG_RETRY_MAX`].
+const LOG_RETRY_FIRST: Duration = Duration::from_millis(500);
+/// The longest wait before a dropped log stream is opened again.
+const LOG_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Runs instances as pods of a Kubernetes cluster.
 #[derive(Clone)]
@@ -263,12 +272,21 @@ impl Inner {
         Ok(patience)
     }
 
+    /// Makes the tenant namespace of `spec` (see [`Inner::ensure_namespace`]) and counts a
+    /// start on its version, both under the namespaces' lock: the clean-up, which takes it
+    /// too, never removes a namespace between the two.
+    async fn enter(self: &Arc<Self>, spec: &Spec) -> Result<Arc<Version>, RunnerError> {
+        let mut applied = self.namespaces.lock().await;
+        let namespace = self.ensure_namespace(spec, &mut applied).await?;
+        Ok(self.begin(&namespace, spec))
+    }
+
     /// Makes the tenant namespace of `spec`, the runner's RoleBinding in it (before anything
-    /// inside it), its NetworkPolicy and pull secret, once per process.
-    async fn ensure_namespace(&self, spec: &Spec) -> Result<String, RunnerError> {
+    /// inside it), its NetworkPolicy and pull secret, unless `applied` (those this process
+    /// made) holds it.
+    async fn ensure_namespace(&self, spec: &Spec, applied: &mut HashSet<String>) -> Result<String, RunnerError> {
         let objects = self.objects.namespace(spec)?;
         let name = objects.namespace.metadata.name.clone().unwrap_or_default();
-        let mut applied = self.namespaces.lock().await;
         if applied.contains(&name) {
             return Ok(name);
         }
@@ -481,43 +499,76 @@ impl Inner {
 
     /// Follows the logs of `pod` into the runner's output, as a local instance's are, from
     /// `since` seconds ago (`None`: from the pod's start; a pod held a second time ships its
-    /// earlier lines again), until `done` is sent or dropped.
+    /// earlier lines again), until `done` is sent or dropped. A stream that drops while the
+    /// pod lives is opened again where it stopped (see [`Resume`]); one whose pod is gone
+    /// ends.
     fn follow(
         &self,
         version: &Version,
         (pod, instance_id): (&str, &str),
         since: Option<i64>,
-        done: oneshot::Receiver<()>,
+        mut done: oneshot::Receiver<()>,
     ) {
         let api = Api::<Pod>::namespaced(self.logs_client.clone(), &version.namespace);
-        let (pod, instance_id) = (pod.to_owned(), instance_id.to_owned());
+        let pod = pod.to_owned();
         let spec = Spec {
             application_id: version.application_id.clone(),
             ..Spec::default()
         };
+        // The lines, their timestamps taken off, reach the output through a pipe that
+        // outlives every stream.
+        let (reader, mut lines) = tokio::io::simplex(64 * 1024);
+        // Kubernetes merges the two streams: every line counts as stdout.
         let (output, logs) = (self.output.clone(), self.logs.clone());
+        pump(
+            reader,
+            Stream::Stdout,
+            &spec,
+            instance_id,
+            output,
+            Tail::default(),
+            logs,
+        );
+        let from = since.and_then(|seconds| {
+            k8s_openapi::jiff::Timestamp::now()
+                .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(seconds))
+                .ok()
+        });
         tokio::spawn(async move {
-            let parameters = LogParams {
-                container: Some("instance".to_owned()),
-                follow: true,
-                since_seconds: since,
-                ..LogParams::default()
-            };
-            match api.log_stream(&pod, &parameters).await {
-                // Kubernetes merges the two streams: every line counts as stdout.
-                Ok(reader) => pump(
-                    Until {
-                        reader: Box::pin(reader.compat()),
-                        done,
-                    },
-                    Stream::Stdout,
-                    &spec,
-                    &instance_id,
-                    output,
-                    Tail::default(),
-                    logs,
-                ),
-                Err(error) => tracing::warn!(%pod, %error, "cannot follow an instance's logs"),
+            let mut resume = Resume::from(from);
+            let mut pause = LOG_RETRY_FIRST;
+            loop {
+                let parameters = LogParams {
+                    container: Some("instance".to_owned()),
+                    follow: true,
+                    timestamps: true,
+                    since_time: resume.since_time(),
+                    ..LogParams::default()
+                };
+                resume.reopened();
+                let opened = tokio::select! {
+                    opened = api.log_stream(&pod, &parameters) => opened,
+                    _ = &mut done => return,
+                };
+                match opened {
+                    Ok(stream) => {
+                        let mut stream = tokio::io::BufReader::new(stream.compat());
+                        tokio::select! {
+                            read = copy_lines(&mut stream, &mut resume, &mut lines) => {
+                                if read.is_err() { return }
+                                pause = LOG_RETRY_FIRST;
+                            }
+                            _ = &mut done => return,
+                        }
+                    }
+                    Err(error) if not_found(&error) => return,
+                    Err(error) => tracing::warn!(%pod, %error, "cannot follow an instance's logs; trying again"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = &mut done => return,
+                }
+                pause = (pause * 2).min(LOG_RETRY_MAX);
             }
         });
     }
@@ -612,15 +663,16 @@ impl Inner {
     /// and version: those of the namespaces it made (labelled as nuage's, of its prefix:
     /// another installation sharing the cluster has a prefix of its own), listed one
     /// namespace at a time, as the runner may list Deployments only where it bound its role.
-    /// A namespace whose Deployments cannot be listed is left out, saying so.
-    async fn deployments(&self) -> Result<Vec<(Deployment, String, String)>, RunnerError> {
+    /// A namespace whose Deployments cannot be listed is left out, saying so. Returns the
+    /// namespaces whose Deployments were all listed too.
+    async fn deployments(&self) -> Result<(Vec<(Deployment, String, String)>, Vec<String>), RunnerError> {
         let ours = ListParams::default().labels(&format!("{}={}", naming::MANAGED_BY, naming::MANAGER));
         let namespaces = Api::<Namespace>::all(self.client.clone())
             .list(&ours)
             .await
             .map_err(failed("listing the runner's namespaces"))?;
         let prefix = &self.config.kubernetes.namespace_prefix;
-        let mut listed = Vec::new();
+        let (mut listed, mut looked) = (Vec::new(), Vec::new());
         for namespace in namespaces.items {
             let Some(name) = namespace.metadata.name.filter(|name| name.starts_with(prefix.as_str())) else {
                 continue;
@@ -639,11 +691,14 @@ impl Inner {
                 Err(error) => Err(error),
             };
             match found {
-                Ok(found) => listed.extend(found.items),
+                Ok(found) => {
+                    listed.extend(found.items);
+                    looked.push(name);
+                }
                 Err(error) => tracing::warn!(%error, "cannot list the versions of a tenant namespace"),
             }
         }
-        Ok(listed
+        let versions = listed
             .into_iter()
             .filter_map(|deployment| {
                 let ids = deployment.metadata.annotations.as_ref()?.get(IDS_ANNOTATION)?.clone();
@@ -651,7 +706,43 @@ impl Inner {
                 let (application_id, version) = (parts.next()?.to_owned(), parts.next()?.to_owned());
                 Some((deployment, application_id, version))
             })
-            .collect())
+            .collect();
+        Ok((versions, looked))
+    }
+
+    /// Returns the versions with instances or starts, by namespace and name.
+    fn live(&self) -> HashSet<(String, String)> {
+        self.versions
+            .lock()
+            .expect("versions lock")
+            .iter()
+            .filter(|(_, version)| !version.claims.lock().expect("claims lock").is_idle())
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Deletes the tenant namespaces `candidates` (see [`cleanup::plan`]) that still have no
+    /// version starting or running here, under the namespaces' lock, which a start holds from
+    /// making its namespace to counting its start.
+    async fn remove_namespaces(&self, candidates: Vec<String>) {
+        let mut applied = self.namespaces.lock().await;
+        let busy: HashSet<String> = self.live().into_iter().map(|(namespace, _)| namespace).collect();
+        let api = Api::<Namespace>::all(self.client.clone());
+        for namespace in candidates {
+            if busy.contains(&namespace) {
+                continue;
+            }
+            match api.delete(&namespace, &DeleteParams::background()).await {
+                Ok(_) => tracing::info!(%namespace, "removed a namespace with no version left"),
+                Err(error) if not_found(&error) => {}
+                Err(error) => {
+                    tracing::warn!(%namespace, %error, "cannot remove a namespace with no version left");
+                    continue;
+                }
+            }
+            applied.remove(&namespace);
+            self.bound.lock().expect("bound lock").remove(&namespace);
+        }
     }
 }
 
@@ -660,8 +751,7 @@ impl Backend for KubernetesBackend {
         let inner = &self.inner;
         // Refused before anything is made: a sandbox not offered is never swapped for another.
         inner.objects.runtime_class(spec)?;
-        let namespace = inner.ensure_namespace(spec).await?;
-        let version = inner.begin(&namespace, spec);
+        let version = inner.enter(spec).await?;
         let claimed = async {
             inner.apply_version(&version, spec).await?;
             inner.claim(&version, instance_id).await
@@ -707,33 +797,29 @@ impl Backend for KubernetesBackend {
     }
 
     async fn release(&self, current: Current) {
-        let deployments = match self.inner.deployments().await {
-            Ok(deployments) => deployments,
+        let (deployments, looked) = match self.inner.deployments().await {
+            Ok(found) => found,
             Err(error) => {
                 tracing::warn!(%error, "cannot list versions to remove");
                 return;
             }
         };
-        // A version with instances (draining) or a start (a deployment in progress) stays.
-        let live: HashSet<(String, String)> = self
-            .inner
-            .versions
-            .lock()
-            .expect("versions lock")
-            .iter()
-            .filter(|(_, version)| !version.claims.lock().expect("claims lock").is_idle())
-            .map(|(key, _)| key.clone())
+        let found: Vec<Found> = deployments
+            .into_iter()
+            .map(|(deployment, application_id, version)| Found {
+                namespace: deployment.metadata.namespace.unwrap_or_default(),
+                name: deployment.metadata.name.unwrap_or_default(),
+                application_id,
+                version,
+            })
             .collect();
-        for (deployment, application_id, version) in deployments {
-            let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
-            let name = deployment.metadata.name.clone().unwrap_or_default();
-            let is_current = current.versions.get(&application_id) == Some(&version);
-            if is_current || live.contains(&(namespace.clone(), name.clone())) {
-                continue;
-            }
-            tracing::info!(%application_id, %version, %namespace, %name, "removing a version nothing runs");
-            self.inner.remove(&namespace, &name).await;
+        // A version with instances (draining) or a start (a deployment in progress) stays.
+        let plan = cleanup::plan(&found, &looked, &current, &self.inner.live());
+        for (namespace, name) in &plan.versions {
+            tracing::info!(%namespace, %name, "removing a version nothing runs");
+            self.inner.remove(namespace, name).await;
         }
+        self.inner.remove_namespaces(plan.namespaces).await;
     }
 
     fn outlives_runner(&self) -> bool {
@@ -743,7 +829,7 @@ impl Backend for KubernetesBackend {
     async fn recover(&self, current: Current) -> Vec<Adopted> {
         let inner = &self.inner;
         let deployments = match inner.deployments().await {
-            Ok(deployments) => deployments,
+            Ok((deployments, _)) => deployments,
             Err(error) => {
                 tracing::warn!(%error, "cannot list the versions running; none are recovered");
                 return Vec::new();
@@ -835,23 +921,22 @@ fn deployment_port(deployment: &Deployment) -> u32 {
         .unwrap_or(0)
 }
 
-/// A reader that ends (as at the end of its stream) once `done` is sent or dropped.
-struct Until<R> {
-    reader: std::pin::Pin<Box<R>>,
-    done: oneshot::Receiver<()>,
-}
-
-impl<R: tokio::io::AsyncRead> tokio::io::AsyncRead for Until<R> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-        buffer: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if std::pin::Pin::new(&mut self.done).poll(context).is_ready() {
-            return std::task::Poll::Ready(Ok(()));
+/// Passes the lines of `stream` (a log read with timestamps) that `resume` has not seen to
+/// `lines`, until the stream ends; fails when `lines` is closed (nobody reads the output).
+async fn copy_lines(
+    stream: &mut (impl tokio::io::AsyncBufRead + Unpin),
+    resume: &mut Resume,
+    lines: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut line = Vec::new();
+    while let Ok(Some(_)) = crate::output::next_line(stream, &mut line).await {
+        if let Some(message) = resume.accept(&line) {
+            lines.write_all(message).await?;
+            lines.write_all(b"\n").await?;
         }
-        self.reader.as_mut().poll_read(context, buffer)
     }
+    Ok(())
 }
 
 #[cfg(test)]
