@@ -251,6 +251,19 @@ fn builder(context: &Context<'_>) -> anyhow::Result<Served<BuilderServer<Builder
         .as_ref()
         .context("the builder role without the functions role needs an external storage.endpoint")?;
     let functions = FunctionsClient::new(context.peer(Role::Functions)?);
+    // Pods run a function's image alone: without a base, a Node or Python one has no
+    // interpreter there.
+    let mut warnings = Vec::new();
+    if config.runner.backend == "kubernetes" {
+        for family in config.builder.families_without_base() {
+            let warning = format!(
+                "runner.backend is kubernetes but builder.base_images names no {family} runtime: \
+                 the pods of {family} functions have no interpreter"
+            );
+            tracing::warn!("{warning}");
+            warnings.push(warning);
+        }
+    }
     Ok(nuage_builder::serve(
         &config.builder,
         &config.storage,
@@ -259,7 +272,8 @@ fn builder(context: &Context<'_>) -> anyhow::Result<Served<BuilderServer<Builder
         context.database.clone(),
         functions,
         context.logs.clone(),
-    ))
+    )
+    .with_warnings(warnings))
 }
 
 async fn runner(context: &Context<'_>) -> anyhow::Result<Served<RunnerServer<Runner>, Runner>> {

@@ -86,6 +86,15 @@ impl BuilderConfig {
         Ok(())
     }
 
+    /// Returns the interpreted runtimes' families (`node`, `python`) none of whose runtimes has
+    /// a base image: their functions' images run only where the runner lends an interpreter.
+    pub fn families_without_base(&self) -> Vec<&'static str> {
+        ["node", "python"]
+            .into_iter()
+            .filter(|family| !self.base_images.keys().any(|runtime| runtime.starts_with(family)))
+            .collect()
+    }
+
     /// Returns the full reference of the base image of `runtime`, if it has one: on
     /// `registry`, whether or not the setting names the registry.
     pub fn base_image(&self, runtime: &str) -> Option<String> {
@@ -130,6 +139,12 @@ mod tests {
         );
         assert_eq!(config.base_image("python311").as_deref(), Some(PYTHON));
         assert_eq!(config.base_image("node20"), None);
+        assert!(config.families_without_base().is_empty());
+        assert_eq!(
+            with_bases(Some("r:5000"), &[("node22", "bases/node:22")]).families_without_base(),
+            ["python"]
+        );
+        assert_eq!(BuilderConfig::default().families_without_base(), ["node", "python"]);
 
         let no_registry = with_bases(None, &[("node22", "bases/node:22")]).validate().unwrap_err();
         assert!(no_registry.contains("needs builder.registry"), "{no_registry}");
