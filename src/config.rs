@@ -350,6 +350,9 @@ impl Config {
             .domains
             .resolver_address()
             .map_err(anyhow::Error::msg)?;
+        if self.applications.deployment_history == 0 {
+            anyhow::bail!("applications.deployment_history must be at least 1: the deployment that serves");
+        }
         self.storage
             .connections
             .validate("storage.connections")

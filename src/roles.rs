@@ -268,7 +268,10 @@ fn builder(context: &Context<'_>) -> anyhow::Result<Served<BuilderServer<Builder
         &config.builder,
         &config.storage,
         access,
-        builder_registry(config),
+        (
+            builder_registry(config),
+            usize::try_from(config.applications.deployment_history).unwrap_or(usize::MAX),
+        ),
         context.database.clone(),
         functions,
         context.logs.clone(),

@@ -219,6 +219,16 @@ pub(crate) trait Owner: Send + Sync + 'static {
         client: Self::Client,
         request: Request<wire::GetApplicationRequest>,
     ) -> impl Future<Output = Result<Response<wire::ApplicationResponse>, Status>> + Send;
+    /// `List<Kind>Deployments`.
+    fn list_deployments(
+        client: Self::Client,
+        request: Request<wire::ListDeploymentsRequest>,
+    ) -> impl Future<Output = Result<Response<wire::ListDeploymentsResponse>, Status>> + Send;
+    /// `Rollback<Kind>`.
+    fn rollback(
+        client: Self::Client,
+        request: Request<wire::RollbackRequest>,
+    ) -> impl Future<Output = Result<Response<wire::ApplicationResponse>, Status>> + Send;
     /// `CreateDomain`: a domain of one of its applications.
     fn create_domain(
         client: Self::Client,
@@ -347,7 +357,8 @@ impl<A: Serialize> Serialize for ListJson<A> {
     }
 }
 
-fn answer<O: Owner, V: Version>(
+/// Returns the JSON of the application a response carries, in version `V`.
+pub(crate) fn answer<O: Owner, V: Version>(
     state: &GatewayState,
     response: Response<wire::ApplicationResponse>,
 ) -> Result<Json<V::Application>, HttpError> {

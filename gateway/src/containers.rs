@@ -1,6 +1,6 @@
 //! Containers: the shared application handlers over the containers service (`/containers`,
 //! `/namespaces/{id}/containers`). A container has nothing the handlers of functions lack but
-//! its image, which the shared handlers pass on.
+//! its image, which the shared handlers pass on; and, as functions, its deployment history.
 
 use crate::GatewayState;
 use crate::applications::Owner;
@@ -66,6 +66,20 @@ impl Owner for Containers {
         client.deploy_container(request).await
     }
 
+    async fn list_deployments(
+        mut client: Self::Client,
+        request: Request<wire::ListDeploymentsRequest>,
+    ) -> Result<Response<wire::ListDeploymentsResponse>, Status> {
+        client.list_container_deployments(request).await
+    }
+
+    async fn rollback(
+        mut client: Self::Client,
+        request: Request<wire::RollbackRequest>,
+    ) -> Result<Response<wire::ApplicationResponse>, Status> {
+        client.rollback_container(request).await
+    }
+
     async fn create_domain(
         mut client: Self::Client,
         request: Request<wire::CreateDomainRequest>,
@@ -103,5 +117,5 @@ impl Owner for Containers {
 }
 
 pub(crate) fn routes<V: crate::version::Version>() -> Router<GatewayState> {
-    crate::applications::routes::<Containers, V>()
+    crate::applications::routes::<Containers, V>().merge(crate::deployments::routes::<Containers, V>())
 }

@@ -47,6 +47,7 @@ pub(crate) fn routes() -> Router<GatewayState> {
             "/containers/{container_id}/redeploy",
             post(applications::deploy::<Containers, ContainersV1>),
         )
+        .merge(crate::deployments::routes::<Containers, ContainersV1>())
         .merge(crate::domains::routes::<Containers, V1Domains>())
         .merge(crate::containers_v1_triggers::routes())
 }

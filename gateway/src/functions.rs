@@ -75,6 +75,20 @@ impl Owner for Functions {
         client.deploy_function(request).await
     }
 
+    async fn list_deployments(
+        mut client: Self::Client,
+        request: Request<wire::ListDeploymentsRequest>,
+    ) -> Result<Response<wire::ListDeploymentsResponse>, Status> {
+        client.list_function_deployments(request).await
+    }
+
+    async fn rollback(
+        mut client: Self::Client,
+        request: Request<wire::RollbackRequest>,
+    ) -> Result<Response<wire::ApplicationResponse>, Status> {
+        client.rollback_function(request).await
+    }
+
     async fn create_domain(
         mut client: Self::Client,
         request: Request<wire::CreateDomainRequest>,
@@ -113,6 +127,7 @@ impl Owner for Functions {
 
 pub(crate) fn routes<V: Version>() -> Router<GatewayState> {
     crate::applications::routes::<Functions, V>()
+        .merge(crate::deployments::routes::<Functions, V>())
         .route("/functions/{function_id}/upload-url", get(upload_url::<V>))
         .route("/functions/{function_id}/download-url", get(download_url))
         .route("/runtimes", get(runtimes::<V>))

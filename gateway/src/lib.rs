@@ -15,6 +15,7 @@ mod containers;
 mod containers_v1;
 mod containers_v1_triggers;
 mod crons;
+mod deployments;
 mod domains;
 mod error;
 mod extract;

@@ -258,7 +258,7 @@ async fn a_deploy_whose_process_died_before_it_queued_the_build_is_built_all_the
     let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
     let deployment = uuid::Uuid::new_v4().to_string();
     sqlx::query(
-        "insert into deployments (id, function_id, organization_id, status, error_message, archive_digest, \
+        "insert into deployments (id, application_id, organization_id, status, error_message, archive_digest, \
          image_reference, image_digest, created_at, finished_at) values ($1, $2, $3, 'queued', '', '', '', '', $4, 0)",
     )
     .bind(&deployment)
@@ -289,7 +289,7 @@ async fn crashed(url: &str, function_id: &str, organization_id: &str, runtime: &
     let deployment = uuid::Uuid::new_v4().to_string();
     let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
     sqlx::query(
-        "insert into deployments (id, function_id, organization_id, status, error_message, archive_digest, \
+        "insert into deployments (id, application_id, organization_id, status, error_message, archive_digest, \
          image_reference, image_digest, created_at, finished_at) values ($1, $2, $3, 'queued', '', '', '', '', $4, 0)",
     )
     .bind(&deployment)

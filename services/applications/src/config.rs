@@ -42,6 +42,11 @@ pub struct ApplicationsConfig {
     /// Test-only: how long a roll-out waits, holding its lease, before it starts its version,
     /// so that a test can kill its process mid-roll-out (ms).
     pub hold_before_rollout_ms: u64,
+    /// Deployments kept per function or container (the newest, besides the one serving), and
+    /// images kept per function by the builder: the history a rollback chooses from. One
+    /// setting for both, so that a deployment listed has its image unless it was removed
+    /// some other way.
+    pub deployment_history: u32,
     /// Custom domains of functions and containers (`[applications.domains]`).
     pub domains: DomainsConfig,
 }
@@ -122,6 +127,7 @@ impl Default for ApplicationsConfig {
             rollout_timeout_seconds: 300,
             rollout_attempts: 3,
             hold_before_rollout_ms: 0,
+            deployment_history: 5,
             domains: DomainsConfig::default(),
         }
     }

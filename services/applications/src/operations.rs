@@ -3,6 +3,7 @@
 
 use crate::config::ApplicationsConfig;
 use crate::domains::Domains;
+use crate::history::{Deployment, History, SUCCEEDED};
 use crate::model::{
     self, Application, ApplicationStatus, DEFAULT_MAX_SCALE, DEFAULT_MEMORY_LIMIT, DEFAULT_MIN_SCALE,
     DEFAULT_TIMEOUT_MS, Kind, Privacy, Sandbox,
@@ -34,6 +35,7 @@ pub struct Applications<K, L> {
     store: ApplicationStore<K>,
     reconciler: Reconciler<K, L>,
     rollouts: Rollouts<K>,
+    history: History<K>,
     domains: Domains<K>,
     peers: Peers,
     config: ApplicationsConfig,
@@ -50,6 +52,7 @@ impl<K, L: Clone> Clone for Applications<K, L> {
             store: self.store.clone(),
             reconciler: self.reconciler.clone(),
             rollouts: self.rollouts.clone(),
+            history: self.history.clone(),
             domains: self.domains.clone(),
             peers: self.peers.clone(),
             config: self.config.clone(),
@@ -178,18 +181,25 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
     ) -> Self {
         let store = ApplicationStore::new(database.clone());
         let domains = Domains::new(database.clone(), store.clone(), config.clone());
-        let rollouts = Rollouts::new(database, store.clone(), peers.clone(), config.rollouts());
+        let history = History::new(database.clone(), config.deployment_history);
+        let rollouts = Rollouts::new(
+            database,
+            (store.clone(), history.clone()),
+            peers.clone(),
+            config.rollouts(),
+        );
         let reconciler = Reconciler::new(
             store.clone(),
             rollouts.clone(),
             peers.clone(),
-            (leftovers, domains.store().clone()),
+            (leftovers, domains.store().clone(), history.clone()),
             reconcile_interval_seconds,
         );
         Self {
             store,
             reconciler,
             rollouts,
+            history,
             domains,
             peers,
             config,
@@ -202,6 +212,11 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
     /// Returns the store.
     pub fn store(&self) -> &ApplicationStore<K> {
         &self.store
+    }
+
+    /// Returns their deployment history.
+    pub fn history(&self) -> &History<K> {
+        &self.history
     }
 
     /// Returns the custom domains of these applications; run [`Domains::run`] in the
@@ -461,6 +476,97 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
                     tracing::warn!(application_id = %id, %error, "cannot record the end of a deployment");
                 }
             }
+        }
+    }
+
+    /// Returns one page of the deployments of the caller's application `id` (its wire form),
+    /// newest first, the count of all, and the id of the one serving.
+    pub async fn list_deployments(
+        &self,
+        caller: &Caller,
+        region: &str,
+        id: &str,
+        page: Page,
+    ) -> Result<(Vec<Deployment>, u64, Option<Uuid>), ApiError> {
+        let application = self.get(caller, region, id, false).await?;
+        self.history.list(application.id, page).await
+    }
+
+    /// Rolls deployment `deployment_id` (its wire form) of the caller's application `id` out
+    /// again, with no rebuild: the application is `pending` until an instance of that
+    /// deployment's image answered, the one serving now serving until then. Refused while
+    /// another deploy is under way, and for a deployment without an image (its build failed)
+    /// or whose image is gone (pruned).
+    pub async fn rollback(
+        &self,
+        caller: &Caller,
+        region: &str,
+        id: &str,
+        deployment_id: &str,
+    ) -> Result<Application<K>, ApiError> {
+        let application = self.get(caller, region, id, true).await?;
+        if deployment_id.is_empty() {
+            return Err(ApiError::invalid_argument(
+                "deployment_id",
+                Reason::Required,
+                "is required",
+            ));
+        }
+        let deployment_id = parse_id("deployment_id", deployment_id)?;
+        let deployment = self
+            .history
+            .get(application.id, deployment_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("deployment", deployment_id.to_string()))?;
+        if application.status == ApplicationStatus::Pending {
+            return Err(ApiError::transient_state(
+                K::NOUN,
+                application.id.to_string(),
+                "pending",
+            ));
+        }
+        let image = self.rollback_image(&deployment).await?;
+        let pending = self.mark_pending(&application).await?;
+        let applications = self.clone();
+        tokio::spawn(async move {
+            applications
+                .roll_out(application.id, None, &deployment_id.to_string(), &image)
+                .await;
+        });
+        Ok(pending)
+    }
+
+    /// Returns the image a rollback to `deployment` rolls out, once the runner found it.
+    async fn rollback_image(&self, deployment: &Deployment) -> Result<String, ApiError> {
+        let id = deployment.id.to_string();
+        if deployment.status != SUCCEEDED {
+            return Err(ApiError::precondition(
+                "deployment",
+                &id,
+                format!(
+                    "deployment `{id}` has no image to roll back to: its build is `{}`",
+                    deployment.status
+                ),
+            ));
+        }
+        let image = deployment.image();
+        let request = nuage_proto::runner::v1::PinImageRequest { image: image.clone() };
+        match self.peers.runner.clone().pin_image(request).await {
+            Ok(_) => Ok(image),
+            Err(status) => match ApiError::from_status(&status).code {
+                nuage_core::ErrorCode::Unavailable | nuage_core::ErrorCode::Internal => {
+                    Err(ApiError::from_peer("runner", &status))
+                }
+                _ => Err(ApiError::precondition(
+                    "deployment",
+                    &id,
+                    format!(
+                        "the image of deployment `{id}` is gone (only the newest {} deployments keep theirs); \
+                         deploy again instead",
+                        self.config.deployment_history
+                    ),
+                )),
+            },
         }
     }
 

@@ -4,6 +4,7 @@
 //! with a lease, so a crash or two replicas sweeping at once are harmless.
 
 use crate::domain_store::DomainStore;
+use crate::history::History;
 use crate::model::{ApplicationStatus, Kind};
 use crate::peers::Peers;
 use crate::rollouts::Rollouts;
@@ -54,6 +55,7 @@ pub struct Reconciler<K, L> {
     peers: Peers,
     leftovers: L,
     domains: DomainStore,
+    history: History<K>,
     interval: Duration,
     wake: Arc<Notify>,
     /// Deletions that failed: when each may be tried again, and the wait after its next failure.
@@ -68,6 +70,7 @@ impl<K, L: Clone> Clone for Reconciler<K, L> {
             peers: self.peers.clone(),
             leftovers: self.leftovers.clone(),
             domains: self.domains.clone(),
+            history: self.history.clone(),
             interval: self.interval,
             wake: self.wake.clone(),
             backoff: self.backoff.clone(),
@@ -77,12 +80,12 @@ impl<K, L: Clone> Clone for Reconciler<K, L> {
 
 impl<K: Kind, L: Leftovers> Reconciler<K, L> {
     /// Returns a reconciler that sweeps every `interval_seconds`, removing with each application
-    /// its `leftovers` and its domains; call [`Reconciler::run`].
+    /// its `leftovers`, its domains and its deployment history; call [`Reconciler::run`].
     pub fn new(
         store: ApplicationStore<K>,
         rollouts: Rollouts<K>,
         peers: Peers,
-        (leftovers, domains): (L, DomainStore),
+        (leftovers, domains, history): (L, DomainStore, History<K>),
         interval_seconds: u64,
     ) -> Self {
         Self {
@@ -91,6 +94,7 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
             peers,
             leftovers,
             domains,
+            history,
             interval: Duration::from_secs(interval_seconds.max(1)),
             wake: Arc::new(Notify::new()),
             backoff: Arc::default(),
@@ -227,8 +231,8 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
             .remaining)
     }
 
-    /// Removes the domains, stops every instance, then removes the logs, revokes the tokens and
-    /// removes the kind's leftovers.
+    /// Removes the domains, stops every instance, then removes the logs, revokes the tokens,
+    /// removes the kind's leftovers and forgets the deployments.
     async fn remove_children(&self, id: Uuid) -> Result<(), ApiError> {
         self.domains.remove_for(id).await?;
         self.peers
@@ -257,6 +261,7 @@ impl<K: Kind, L: Leftovers> Reconciler<K, L> {
             })
             .await
             .map_err(|status| ApiError::from_status(&status))?;
-        self.leftovers.remove(id).await
+        self.leftovers.remove(id).await?;
+        self.history.remove_for(id).await
     }
 }

@@ -6,6 +6,7 @@
 //! renewals are conditional updates naming the holder, so two replicas never run the same
 //! roll-out at once, and one that lost its lease stops without recording anything.
 
+use crate::history::History;
 use crate::model::{ApplicationStatus, Kind, Sandbox};
 use crate::peers::Peers;
 use crate::store::ApplicationStore;
@@ -50,6 +51,7 @@ pub struct RolloutSettings {
 pub struct Rollouts<K> {
     database: Database,
     store: ApplicationStore<K>,
+    history: History<K>,
     peers: Peers,
     settings: RolloutSettings,
     /// This process (random per start), as the holder of the leases it takes.
@@ -62,6 +64,7 @@ impl<K> Clone for Rollouts<K> {
         Self {
             database: self.database.clone(),
             store: self.store.clone(),
+            history: self.history.clone(),
             peers: self.peers.clone(),
             settings: self.settings,
             holder: self.holder.clone(),
@@ -71,11 +74,18 @@ impl<K> Clone for Rollouts<K> {
 }
 
 impl<K: Kind> Rollouts<K> {
-    /// Returns the roll-outs of kind `K` in `database`.
-    pub fn new(database: Database, store: ApplicationStore<K>, peers: Peers, settings: RolloutSettings) -> Self {
+    /// Returns the roll-outs of kind `K` in `database`; each that ends ready is recorded as
+    /// its application's active deployment in `history`.
+    pub fn new(
+        database: Database,
+        (store, history): (ApplicationStore<K>, History<K>),
+        peers: Peers,
+        settings: RolloutSettings,
+    ) -> Self {
         Self {
             database,
             store,
+            history,
             peers,
             settings,
             holder: Uuid::new_v4().to_string(),
@@ -183,9 +193,10 @@ impl<K: Kind> Rollouts<K> {
     /// Ends `rollout` if this process still holds it, recording how it started as the
     /// application's status, in one transaction: `ready`, or `error` with why. Returns whether
     /// it held it.
-    async fn end(&self, rollout: &Rollout, started: Result<(), ApiError>) -> Result<bool, ApiError> {
+    async fn end(&self, rollout: &Rollout, started: Result<String, ApiError>) -> Result<bool, ApiError> {
+        let pinned = started.as_ref().ok().cloned();
         let (status, message) = match started {
-            Ok(()) => (ApplicationStatus::Ready, String::new()),
+            Ok(_) => (ApplicationStatus::Ready, String::new()),
             Err(error) => (
                 ApplicationStatus::Error,
                 format!("{}: {}", K::START_FAILED, error.message),
@@ -210,6 +221,15 @@ impl<K: Kind> Rollouts<K> {
                 .await?;
         }
         transaction.commit().await?;
+        if let (1, Some(pinned)) = (ended, pinned)
+            && let Err(error) = self
+                .history
+                .activate(rollout.application_id, &rollout.version, &pinned)
+                .await
+        {
+            // It serves all the same; only the history's `active` lags.
+            tracing::warn!(application_id = %id, %error, "cannot record the active deployment");
+        }
         if ended == 1 {
             tracing::info!(application_id = %id, version = rollout.version, status = status.as_str(), "{} deployment finished", K::NOUN);
         }
@@ -265,8 +285,9 @@ impl<K: Kind> Rollouts<K> {
         }
     }
 
-    /// Hands `rollout`'s version to the runner, which answers once an instance of it answered.
-    async fn start(&self, rollout: &Rollout, namespace: Option<Namespace>) -> Result<(), ApiError> {
+    /// Hands `rollout`'s version to the runner, which answers once an instance of it answered;
+    /// returns the image it runs, pinned to its digest.
+    async fn start(&self, rollout: &Rollout, namespace: Option<Namespace>) -> Result<String, ApiError> {
         let application = self.store.get_any(rollout.application_id).await?;
         if application.status == ApplicationStatus::Deleting {
             return Err(ApiError::transient_state(
@@ -301,7 +322,7 @@ impl<K: Kind> Rollouts<K> {
             .clone()
             .deploy(request)
             .await
-            .map(drop)
+            .map(|response| response.into_inner().image)
             .map_err(|status| ApiError::unavailable(status.message()))
     }
 }

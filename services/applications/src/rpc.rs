@@ -117,6 +117,48 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         Ok((caller, stored))
     }
 
+    /// `List<Kind>Deployments`: one page of the deployments of one application of the
+    /// caller, newest first.
+    pub async fn list_deployments_rpc(
+        &self,
+        request: Request<wire::ListDeploymentsRequest>,
+    ) -> Result<Response<wire::ListDeploymentsResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let page = Page::new(request.page, request.page_size)?;
+        let (deployments, total_count, active) = self
+            .list_deployments(&caller, &request.region, &request.application_id, page)
+            .await?;
+        Ok(Response::new(wire::ListDeploymentsResponse {
+            deployments: deployments
+                .into_iter()
+                .map(|deployment| {
+                    let serving = active == Some(deployment.id);
+                    deployment.into_proto(serving)
+                })
+                .collect(),
+            total_count,
+        }))
+    }
+
+    /// `Rollback<Kind>`: rolls an earlier deployment of one application of the caller out again.
+    pub async fn rollback_rpc(
+        &self,
+        request: Request<wire::RollbackRequest>,
+    ) -> Result<Response<wire::ApplicationResponse>, Status> {
+        let request = request.into_inner();
+        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+        let application = self
+            .rollback(
+                &caller,
+                &request.region,
+                &request.application_id,
+                &request.deployment_id,
+            )
+            .await?;
+        Ok(answer(application))
+    }
+
     /// `Delete<Kind>`: marks one application of the caller `deleting`.
     pub async fn delete_rpc(
         &self,

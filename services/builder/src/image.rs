@@ -28,10 +28,6 @@ const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const NODE_WRAPPER: &str = include_str!("../wrappers/node/server.js");
 const PYTHON_WRAPPER: &str = include_str!("../wrappers/python/nuage_wrapper.py");
 
-/// Images kept per repository (per function): the newest, which the current deployment
-/// runs, and the ones before it.
-pub const KEEP_IMAGES: usize = 5;
-
 /// Deletes the blobs no manifest of `index` refers to (images that aged out).
 fn remove_unreferenced_blobs(layout: &Path, index: &ImageIndex) -> Result<(), BuilderError> {
     let blobs = layout.join("blobs/sha256");
@@ -199,11 +195,13 @@ pub fn layout_dir(registry: &Path, repository: &str) -> PathBuf {
 }
 
 /// Writes the image of `entries` for `runtime` and `handler`, on `foundation`, into the layout
-/// of `repository` under `registry`, tagged `tag`.
+/// of `repository` under `registry`, tagged `tag`, keeping the newest `keep` images of the
+/// repository (one per deployment of its function: `applications.deployment_history`, so that
+/// a rollback finds the image of each deployment the history lists).
 pub fn write_image(
     registry: &Path,
-    repository: &str,
-    tag: &str,
+    (repository, tag): (&str, &str),
+    keep: usize,
     (runtime, handler): (&str, &str),
     entries: &[Entry],
     foundation: Foundation,
@@ -246,7 +244,7 @@ pub fn write_image(
     ] {
         write_blob(&layout, digest, bytes)?;
     }
-    let index = tag_manifest(&layout, tag, manifest_json.len(), &manifest_digest)?;
+    let index = tag_manifest(&layout, (tag, keep), manifest_json.len(), &manifest_digest)?;
     remove_unreferenced_blobs(&layout, &index)?;
     Ok(Image {
         reference: format!("{repository}:{tag}"),
@@ -409,11 +407,11 @@ fn image_manifest(config_size: usize, config_digest: &str, layers: Vec<Descripto
 }
 
 /// Tags the manifest `manifest_digest` (of `manifest_size` bytes) `tag` in the index of
-/// `layout`, in place of an image tagged so before, keeping the newest [`KEEP_IMAGES`];
-/// returns the index written.
+/// `layout`, in place of an image tagged so before, keeping the newest `keep`; returns the
+/// index written.
 fn tag_manifest(
     layout: &Path,
-    tag: &str,
+    (tag, keep): (&str, usize),
     manifest_size: usize,
     manifest_digest: &str,
 ) -> Result<ImageIndex, BuilderError> {
@@ -443,8 +441,9 @@ fn tag_manifest(
     tagged.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), tag.to_owned())])));
     manifests.push(tagged);
     // Keep the newest images only: the current deployment's and a few before it (rollbacks).
-    if manifests.len() > KEEP_IMAGES {
-        manifests.drain(..manifests.len() - KEEP_IMAGES);
+    let keep = keep.max(1);
+    if manifests.len() > keep {
+        manifests.drain(..manifests.len() - keep);
     }
     write_index(&index_path, manifests)
 }
@@ -464,8 +463,8 @@ mod tests {
     fn write(registry: &Path, repository: &str, tag: &str) {
         write_image(
             registry,
-            repository,
-            tag,
+            (repository, tag),
+            5,
             ("node22", "handler.handle"),
             &code(tag),
             Foundation::Runner,
@@ -475,6 +474,40 @@ mod tests {
 
     fn files(directory: &Path) -> usize {
         std::fs::read_dir(directory).map_or(0, |entries| entries.count())
+    }
+
+    #[test]
+    fn only_the_newest_images_are_kept_with_their_blobs() {
+        let registry = tempfile::tempdir().unwrap();
+        let registry = registry.path();
+        let first = write_image(
+            registry,
+            ("space/f", "one"),
+            2,
+            ("node22", "handler.handle"),
+            &code("one"),
+            Foundation::Runner,
+        )
+        .unwrap();
+        for tag in ["two", "three"] {
+            write_image(
+                registry,
+                ("space/f", tag),
+                2,
+                ("node22", "handler.handle"),
+                &code(tag),
+                Foundation::Runner,
+            )
+            .unwrap();
+        }
+        let layout = layout_dir(registry, "space/f");
+        let index = ImageIndex::from_file(layout.join("index.json")).unwrap();
+        assert_eq!(index.manifests().len(), 2);
+        let pruned = first.digest.trim_start_matches("sha256:");
+        assert!(
+            !layout.join("blobs/sha256").join(pruned).exists(),
+            "the oldest image's manifest goes"
+        );
     }
 
     #[test]

@@ -41,13 +41,14 @@ use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use std::path::PathBuf;
 
 /// Returns the builder service over `database`, with its worker running: it fetches archives
-/// from the store `access` reaches (as `storage` describes), writes images under `registry`,
+/// from the store `access` reaches (as `storage` describes), writes images under `registry`
+/// keeping the newest `keep_images` of each function (`applications.deployment_history`),
 /// reports to `functions` and sends build output to `logs`.
 pub fn serve(
     config: &BuilderConfig,
     storage: &StorageConfig,
     access: &StorageAccess,
-    registry: PathBuf,
+    (registry, keep_images): (PathBuf, usize),
     database: Database,
     functions: FunctionsClient<Authed>,
     logs: Option<LogSink>,
@@ -57,10 +58,9 @@ pub fn serve(
     let leftovers = BuildLeftovers::new(jobs.clone(), registry.clone());
     let worker = Worker::new(
         jobs.clone(),
-        archives,
-        storage.bucket.clone(),
+        (archives, storage.bucket.clone()),
         functions,
-        registry,
+        (registry, keep_images),
         config.clone(),
     )
     .with_logs(logs);

@@ -44,21 +44,24 @@ pub struct Worker {
     config: BuilderConfig,
     limits: Limits,
     registry_push: Option<Registry>,
+    /// Images kept per repository (per function).
+    keep_images: usize,
     wake: Arc<Notify>,
     logs: Option<LogSink>,
 }
 
 impl Worker {
-    /// Returns a worker; call [`Worker::run`].
+    /// Returns a worker keeping the newest `keep_images` images of each function; call
+    /// [`Worker::run`].
     pub fn new(
         jobs: JobStore,
-        s3: aws_sdk_s3::Client,
-        bucket: String,
+        (s3, bucket): (aws_sdk_s3::Client, String),
         functions: FunctionsClient<Authed>,
-        registry: PathBuf,
+        (registry, keep_images): (PathBuf, usize),
         config: BuilderConfig,
     ) -> Self {
         Self {
+            keep_images,
             registry_push: Registry::from_config(&config),
             jobs,
             s3,
@@ -205,6 +208,7 @@ impl Worker {
         let base = self.base(&job.runtime, log).await?;
         let (limits, runtime, handler) = (self.limits, job.runtime.clone(), job.handler.clone());
         let (registry, repository, tag) = (self.registry.clone(), job.repository.clone(), job.id.clone());
+        let keep = self.keep_images;
         let (count, image) = tokio::task::spawn_blocking(move || {
             let entries = read_archive(&archive, &limits)?;
             check_handler(&runtime, &handler, &entries)?;
@@ -213,7 +217,14 @@ impl Worker {
             } else {
                 base.map_or(Foundation::Runner, |base| Foundation::Base(Box::new(base)))
             };
-            let image = write_image(&registry, &repository, &tag, (&runtime, &handler), &entries, foundation)?;
+            let image = write_image(
+                &registry,
+                (&repository, &tag),
+                keep,
+                (&runtime, &handler),
+                &entries,
+                foundation,
+            )?;
             Ok::<_, BuilderError>((entries.len(), image))
         })
         .await

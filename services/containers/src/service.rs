@@ -2,14 +2,13 @@
 //! What only containers have is their image, checked here.
 
 use crate::model::{Container, ContainerKind, Settings, check_image, foreign_repository, not_owned};
-use nuage_applications::{Applications, RouteStream, answer, requested};
+use nuage_applications::{Applications, RouteStream, SUCCEEDED, answer, requested};
 use nuage_core::{ApiError, Caller};
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1 as common;
 use nuage_proto::containers::v1::containers_server::Containers;
 use nuage_proto::namespaces::v1::Namespace;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 /// Containers as the shared applications layer keeps them; they leave nothing of their own.
 pub type ContainerApplications = Applications<ContainerKind, ()>;
@@ -79,12 +78,17 @@ impl ContainersService {
             .await?;
         let namespace = Some(namespace);
         let pending = self.applications.mark_pending(container).await?;
-        let applications = self.applications.clone();
         let (id, image) = (container.id, container.kind.registry_image.clone());
+        // Nothing to build: the deployment has its image at once, pinned to its digest once
+        // it serves (a tag pushed again later does not change what a rollback to it runs).
+        let version = self
+            .applications
+            .history()
+            .insert((id, container.organization_id), SUCCEEDED, &image)
+            .await?;
+        let applications = self.applications.clone();
         tokio::spawn(async move {
-            applications
-                .roll_out(id, namespace, &Uuid::new_v4().to_string(), &image)
-                .await;
+            applications.roll_out(id, namespace, &version.to_string(), &image).await;
         });
         Ok(pending)
     }
@@ -215,6 +219,20 @@ impl Containers for ContainersService {
         request: Request<wire::GetApplicationRequest>,
     ) -> Result<Response<wire::ApplicationResponse>, Status> {
         self.applications.delete_rpc(request).await
+    }
+
+    async fn list_container_deployments(
+        &self,
+        request: Request<wire::ListDeploymentsRequest>,
+    ) -> Result<Response<wire::ListDeploymentsResponse>, Status> {
+        self.applications.list_deployments_rpc(request).await
+    }
+
+    async fn rollback_container(
+        &self,
+        request: Request<wire::RollbackRequest>,
+    ) -> Result<Response<wire::ApplicationResponse>, Status> {
+        self.applications.rollback_rpc(request).await
     }
 
     async fn create_domain(

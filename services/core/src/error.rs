@@ -281,6 +281,17 @@ impl ApiError {
         }
     }
 
+    /// Returns a `FailedPrecondition` error on resource `resource_id`, which the client cannot
+    /// use as asked for the reason `help` gives (answered 409, naming it).
+    pub fn precondition(resource: &str, resource_id: impl Into<String>, help: impl Into<String>) -> Self {
+        Self {
+            resource: Some(resource.to_owned()),
+            resource_id: Some(resource_id.into()),
+            help_message: Some(help.into()),
+            ..Self::new(ErrorCode::FailedPrecondition, "precondition is not respected")
+        }
+    }
+
     /// Returns a `ResourceExhausted` error for a tenant that has `current` of at most `limit`
     /// `resource`s.
     pub fn quota_exceeded(resource: &str, limit: u64, current: u64) -> Self {
@@ -440,6 +451,16 @@ impl ApiError {
                 .with("current_state", text(&self.current_state))
                 .with("resource", text(&self.resource))
                 .with("resource_id", text(&self.resource_id)),
+            // A named resource the request cannot use as it is (a deployment whose image is
+            // gone): a conflict with that resource, as Scaleway answers a resource in use.
+            ErrorCode::FailedPrecondition if self.resource.is_some() => {
+                ErrorResponse::new(self.code, "precondition is not respected")
+                    .with_status(StatusCode::CONFLICT)
+                    .with("help_message", text(&self.help_message))
+                    .with("precondition", "unknown_precondition")
+                    .with("resource", text(&self.resource))
+                    .with("resource_id", text(&self.resource_id))
+            }
             ErrorCode::FailedPrecondition => ErrorResponse::new(self.code, "precondition is not respected")
                 .with("help_message", text(&self.help_message))
                 .with("precondition", "unknown_precondition"),

@@ -1,9 +1,9 @@
 //! What a deleted function leaves of its own: its builds (jobs and images, which the builder
-//! owns), its source archive and its deployments, removed by the shared reconciler once its
-//! crons, instances and logs are gone.
+//! owns) and its source archive, removed by the shared reconciler once its crons, instances
+//! and logs are gone (which then forgets its deployments, as any application's).
 
+use crate::archive_records::ArchiveRecords;
 use crate::archives::Archives;
-use crate::deployments::DeploymentStore;
 use nuage_applications::Leftovers;
 use nuage_core::transport::Authed;
 use nuage_core::{ApiError, ErrorCode};
@@ -11,15 +11,15 @@ use nuage_proto::builder::v1::DeleteFunctionBuildsRequest;
 use nuage_proto::builder::v1::builder_client::BuilderClient;
 use uuid::Uuid;
 
-/// A function's builds, archive and deployments.
+/// A function's builds and archive.
 #[derive(Debug, Clone)]
 pub struct FunctionLeftovers {
     /// Owns builds.
     pub builder: BuilderClient<Authed>,
     /// Where archives are.
     pub archives: Archives,
-    /// Where deployments are.
-    pub deployments: DeploymentStore,
+    /// Which functions may have an archive.
+    pub archive_records: ArchiveRecords,
 }
 
 impl Leftovers for FunctionLeftovers {
@@ -42,9 +42,9 @@ impl Leftovers for FunctionLeftovers {
             ));
         }
         // One that was never given an upload URL has no archive: no call to the store.
-        if self.deployments.may_have_archive(id).await? {
+        if self.archive_records.may_have_archive(id).await? {
             self.archives.delete(id).await?;
         }
-        self.deployments.remove_for(id).await
+        self.archive_records.remove_for(id).await
     }
 }

@@ -1,23 +1,24 @@
 //! Functions: a tenant's code in a runtime, inside a namespace.
 //!
-//! Owns the `functions` and `deployments` tables and the source archives. Serves
+//! Owns the `functions` and `function_archives` tables and the source archives (and, with
+//! containers, the `deployments` history through the applications layer). Serves
 //! `nuage.functions.v1.Functions`: what functions share with containers goes through the
 //! shared applications layer (`nuage-applications`: create, read, list, update, delete, routes,
 //! roll-out, the reconciler that removes `deleting` functions); what only functions have is
 //! here: runtimes, presigned upload and download URLs for source archives (in any S3 store),
 //! deployments and the builds the builder reports.
 
+mod archive_records;
 mod archives;
 mod config;
-mod deployments;
 mod leftovers;
 mod model;
 mod runtimes;
 mod service;
 
+pub use archive_records::ArchiveRecords;
 pub use archives::{ARCHIVE_CONTENT_TYPE, Archives, Presigned};
 pub use config::FunctionsConfig;
-pub use deployments::DeploymentStore;
 pub use leftovers::FunctionLeftovers;
 pub use model::{Function, FunctionKind};
 pub use runtimes::{Runtimes, detect_runtimes};
@@ -43,11 +44,11 @@ pub fn serve(
     builder: BuilderClient<Authed>,
     sealing: [u8; 32],
 ) -> Served<FunctionsServer<FunctionsService>> {
-    let deployments = DeploymentStore::new(database.clone());
+    let archive_records = ArchiveRecords::new(database.clone());
     let leftovers = FunctionLeftovers {
         builder: builder.clone(),
         archives: archives.clone(),
-        deployments: deployments.clone(),
+        archive_records: archive_records.clone(),
     };
     let functions = FunctionApplications::new(
         database,
@@ -62,7 +63,7 @@ pub fn serve(
     let reconciler = functions.reconciler();
     let domains = functions.domains().clone();
     let moves = functions.clone().move_old_endpoints();
-    let service = FunctionsService::new(functions, builder, runtimes, archives, deployments);
+    let service = FunctionsService::new(functions, builder, runtimes, archives, archive_records);
     let every = std::time::Duration::from_secs(config.reconcile_interval_seconds.max(1));
     let background = [
         tokio::spawn(reconciler.run()),

@@ -1,12 +1,12 @@
 //! The functions gRPC service: each RPC parses, calls the shared applications layer or what
 //! only functions have (runtimes, archives, builds), and maps.
 
+use crate::archive_records::ArchiveRecords;
 use crate::archives::{Archives, Presigned};
-use crate::deployments::{BuildResult, DeploymentStore};
 use crate::leftovers::FunctionLeftovers;
 use crate::model::{Function, FunctionKind};
 use crate::runtimes::{Runtimes, check_handler, default_handler, describe};
-use nuage_applications::{ApplicationStatus, Applications, RouteStream, answer, requested};
+use nuage_applications::{ApplicationStatus, Applications, BuildResult, RouteStream, answer, requested};
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::transport::Authed;
@@ -41,7 +41,7 @@ pub struct FunctionsService {
     builder: BuilderClient<Authed>,
     runtimes: Runtimes,
     archives: Archives,
-    deployments: DeploymentStore,
+    archive_records: ArchiveRecords,
     /// The namespace each deployment read when it was asked for (and when), until its build is
     /// reported: the roll-out runs with it rather than reading it again. A deployment this
     /// process did not start (another replica, a restart) reads it; one whose build was
@@ -56,14 +56,14 @@ impl FunctionsService {
         builder: BuilderClient<Authed>,
         runtimes: Runtimes,
         archives: Archives,
-        deployments: DeploymentStore,
+        archive_records: ArchiveRecords,
     ) -> Self {
         Self {
             applications,
             builder,
             runtimes,
             archives,
-            deployments,
+            archive_records,
             read_at_deploy: Arc::default(),
         }
     }
@@ -98,7 +98,11 @@ impl FunctionsService {
             .applications
             .ready_namespace(caller, &function.region, &function.namespace_id.to_string())
             .await?;
-        let deployment_id = self.deployments.insert(function.id, function.organization_id).await?;
+        let deployment_id = self
+            .applications
+            .history()
+            .insert((function.id, function.organization_id), "queued", "")
+            .await?;
         {
             let mut read = self.read_at_deploy.lock().expect("read_at_deploy lock");
             read.retain(|_, (at, _)| at.elapsed() < KEEP_READ_NAMESPACE);
@@ -114,7 +118,10 @@ impl FunctionsService {
                     error_message: error.message.clone(),
                     ..BuildResult::default()
                 };
-                self.deployments.finish(deployment_id, function.id, &refused).await?;
+                self.applications
+                    .history()
+                    .finish(deployment_id, function.id, &refused)
+                    .await?;
                 self.applications
                     .store()
                     .set_status(function.id, function.status, &function.error_message)
@@ -178,7 +185,12 @@ impl FunctionsService {
             .in_status(ApplicationStatus::Pending, 100)
             .await?;
         for function in pending {
-            let Some(deployment_id) = self.deployments.queued_since(function.id, LOST_BUILD_AFTER).await? else {
+            let Some(deployment_id) = self
+                .applications
+                .history()
+                .queued_since(function.id, LOST_BUILD_AFTER)
+                .await?
+            else {
                 continue;
             };
             let owner = Caller {
@@ -362,7 +374,11 @@ impl Functions for FunctionsService {
             image_reference: request.image_reference,
             image_digest: request.image_digest,
         };
-        let newest = self.deployments.finish(deployment_id, function_id, &result).await?;
+        let newest = self
+            .applications
+            .history()
+            .finish(deployment_id, function_id, &result)
+            .await?;
         if newest && result.succeeded {
             // `ready` once an instance of the new image answered; the builder need not wait.
             let (applications, namespace) = (self.applications.clone(), self.namespace_read_by(deployment_id));
@@ -400,7 +416,7 @@ impl Functions for FunctionsService {
             .applications
             .get(&caller, &request.region, &request.function_id, true)
             .await?;
-        self.deployments.archive_requested(function.id).await?;
+        self.archive_records.archive_requested(function.id).await?;
         Ok(presigned(
             self.archives.upload_url(function.id, request.content_length).await?,
         ))
@@ -417,6 +433,20 @@ impl Functions for FunctionsService {
             .get(&caller, &request.region, &request.application_id, false)
             .await?;
         Ok(presigned(self.archives.download_url(function.id).await?))
+    }
+
+    async fn list_function_deployments(
+        &self,
+        request: Request<wire::ListDeploymentsRequest>,
+    ) -> Result<Response<wire::ListDeploymentsResponse>, Status> {
+        self.applications.list_deployments_rpc(request).await
+    }
+
+    async fn rollback_function(
+        &self,
+        request: Request<wire::RollbackRequest>,
+    ) -> Result<Response<wire::ApplicationResponse>, Status> {
+        self.applications.rollback_rpc(request).await
     }
 
     async fn create_domain(

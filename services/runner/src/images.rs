@@ -96,12 +96,11 @@ impl Images {
     }
 
     /// Returns `reference` pinned to the manifest it names now, `[host/]repository@digest`,
-    /// found as [`Self::get`] finds images (a reference by digest is returned as it is).
+    /// found as [`Self::get`] finds images. A reference by digest is checked too: its manifest
+    /// must still be there (a rollback to an image that was pruned fails here, not when its
+    /// instance starts).
     pub async fn pin(&self, reference: &str) -> Result<String, RunnerError> {
         let (repository, version) = split_reference(reference);
-        if is_digest(version) {
-            return Ok(reference.to_owned());
-        }
         let digest = match local_layout(&self.registry_dir, self.registry_host.as_deref(), repository) {
             Some(layout) => {
                 let tag = version.to_owned();
@@ -388,6 +387,14 @@ fn is_digest(version: &str) -> bool {
 /// digest names itself.
 fn manifest_digest(layout: &Path, tag: &str) -> Result<String, RunnerError> {
     if is_digest(tag) {
+        // Kept by digest once retagged, until pruned with its blobs.
+        let blob = layout.join("blobs/sha256").join(tag.trim_start_matches("sha256:"));
+        if !blob.is_file() {
+            return Err(RunnerError::Pruned {
+                tag: tag.to_owned(),
+                layout: layout.to_path_buf(),
+            });
+        }
         return Ok(tag.to_owned());
     }
     let index = ImageIndex::from_file(layout.join("index.json")).map_err(|source| RunnerError::Index {

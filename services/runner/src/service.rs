@@ -295,7 +295,15 @@ impl<B: Backend> Runner for RunnerService<B> {
         });
         Ok(Response::new(pb::DeployResponse {
             instance: Some(instance),
+            image: spec.image,
         }))
+    }
+
+    async fn pin_image(&self, request: Request<pb::PinImageRequest>) -> Result<Response<pb::PinImageResponse>, Status> {
+        let image = request.into_inner().image;
+        required("image", &image)?;
+        let image = self.backend.pin(&image).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::PinImageResponse { image }))
     }
 
     async fn remove(&self, request: Request<pb::RemoveRequest>) -> Result<Response<pb::RemoveResponse>, Status> {
