@@ -25,17 +25,22 @@ async fn redeploy(tenant: &Tenant, id: &str, word: &str) {
     assert_eq!(done["status"], "ready", "{done}");
 }
 
-/// Deploys a node function answering each of `words` in turn; returns it and its deployment
-/// ids, oldest first.
-async fn three_deploys(tenant: &Tenant, namespace: &str, words: [&str; 3]) -> (Value, Vec<String>) {
+/// Creates a node function answering `word` in a new namespace and deploys it; returns it ready.
+async fn first_deploy(tenant: &Tenant, namespace: &str, word: &str) -> Value {
     let node = runtime(tenant, "node").await;
-    let function = deployed(
+    deployed(
         tenant,
         namespace,
         json!({"name": "f", "runtime": node, "max_scale": 4}),
-        &[("handler.js", handler(words[0]).as_bytes())],
+        &[("handler.js", handler(word).as_bytes())],
     )
-    .await;
+    .await
+}
+
+/// Deploys a node function answering each of `words` in turn; returns it and its deployment
+/// ids, oldest first.
+async fn three_deploys(tenant: &Tenant, namespace: &str, words: [&str; 3]) -> (Value, Vec<String>) {
+    let function = first_deploy(tenant, namespace, words[0]).await;
     let id = function["id"].as_str().unwrap().to_owned();
     for word in &words[1..] {
         redeploy(tenant, &id, word).await;
@@ -320,14 +325,7 @@ async fn another_tenant_can_neither_list_nor_roll_back_a_history() {
     assert_eq!(as_container.status, StatusCode::NOT_FOUND, "{}", as_container.body);
 
     // Its own function, with the owner's deployment: not in its history.
-    let node = runtime(&intruder, "node").await;
-    let own = deployed(
-        &intruder,
-        "intruding",
-        json!({"name": "f", "runtime": node}),
-        &[("handler.js", handler("mine").as_bytes())],
-    )
-    .await;
+    let own = first_deploy(&intruder, "intruding", "mine").await;
     let own_id = own["id"].as_str().unwrap();
     let borrowed = intruder
         .post(
@@ -353,14 +351,7 @@ async fn a_rollback_to_a_pruned_image_or_a_bad_deployment_id_is_refused_naming_i
     // Two deployments (and two images per function) kept.
     let server = TestServer::start_with(|config| config.applications.deployment_history = 2).await;
     let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
-    let function = deployed(
-        &tenant,
-        "pruned",
-        json!({"name": "f", "runtime": node}),
-        &[("handler.js", handler("alpha").as_bytes())],
-    )
-    .await;
+    let function = first_deploy(&tenant, "pruned", "alpha").await;
     let id = function["id"].as_str().unwrap().to_owned();
     redeploy(&tenant, &id, "bravo").await;
     let listed = tenant.get(&format!("/functions/{id}/deployments")).await.body;
