@@ -77,7 +77,6 @@ impl ContainersService {
         self.check_image_owned(&owner, &container.region, &container.kind.registry_image, &namespace)
             .await?;
         let namespace = Some(namespace);
-        let pending = self.applications.mark_pending(container).await?;
         let (id, image) = (container.id, container.kind.registry_image.clone());
         // Nothing to build: the deployment has its image at once, pinned to its digest once
         // it serves (a tag pushed again later does not change what a rollback to it runs).
@@ -86,6 +85,7 @@ impl ContainersService {
             .history()
             .insert((id, container.organization_id), SUCCEEDED, &image)
             .await?;
+        let pending = self.applications.mark_pending(container).await?;
         let applications = self.applications.clone();
         tokio::spawn(async move {
             applications.roll_out(id, namespace, &version.to_string(), &image).await;
