@@ -178,6 +178,7 @@ async fn a_rollback_under_load_serves_the_old_deployment_within_a_second_and_fai
 
     let posted = Instant::now();
     rollback(&tenant, "function", &id, &ids[0]).await;
+    let answered_post = posted.elapsed();
     let old = eventually(
         Duration::from_secs(10),
         || call(&client, &endpoint),
