@@ -3,6 +3,7 @@
 //! when `NUAGE_TEST_DATABASE_URL` is set), and drives its REST API with reqwest.
 
 pub mod apps;
+pub mod components;
 pub mod conformance;
 
 use nuage::{Config, RunningServer};

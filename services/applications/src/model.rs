@@ -80,6 +80,12 @@ pub trait Kind: Clone + std::fmt::Debug + PartialEq + Eq + Send + Sync + 'static
 
     /// Sets what only its kind tells the runner (a container's port, command and probe).
     fn fill_spec(&self, _spec: &mut runner::Spec) {}
+
+    /// Returns whether the router runs it in process (a WebAssembly function) rather than
+    /// sending its requests to instances.
+    fn runs_in_router(&self) -> bool {
+        false
+    }
 }
 
 /// A function or container as stored. Values were validated on the way in.
@@ -191,6 +197,7 @@ impl<K: Kind> Application<K> {
             min_scale: self.min_scale,
             max_scale: self.max_scale,
             concurrency,
+            wasm: self.kind.runs_in_router(),
         }
     }
 }

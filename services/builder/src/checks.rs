@@ -267,6 +267,9 @@ pub fn check_handler(runtime: &str, handler: &str, entries: &[Entry]) -> Result<
             _ => None,
         })
     };
+    if runtime == "wasm" {
+        return component(handler, entries).map(drop);
+    }
     if runtime == "golang" || runtime.starts_with("go") {
         let directory = handler.trim_start_matches("./").trim_end_matches('/');
         let has_go = entries.iter().any(|entry| {
@@ -314,6 +317,20 @@ pub fn check_handler(runtime: &str, handler: &str, entries: &[Entry]) -> Result<
             function: function.to_owned(),
         })
     }
+}
+
+/// Returns the bytes of the component file `handler` names (a `wasm` function's).
+pub fn component<'a>(handler: &str, entries: &'a [Entry]) -> Result<&'a [u8], BuilderError> {
+    let handler = handler.trim_start_matches("./");
+    entries
+        .iter()
+        .find_map(|entry| match entry {
+            Entry::File { path, data, .. } if path == handler => Some(data.as_slice()),
+            _ => None,
+        })
+        .ok_or_else(|| BuilderError::HandlerFileMissing {
+            file: handler.to_owned(),
+        })
 }
 
 /// Returns whether a Node.js module appears to export `name` (CommonJS or ESM).

@@ -140,6 +140,10 @@ pub enum BuilderError {
         /// The handler.
         handler: String,
     },
+    /// The handler's file is not a WebAssembly component for `wasi:http/proxy`, or could not be
+    /// compiled.
+    #[error("{0}")]
+    Component(#[from] nuage_wasm::WasmError),
     /// The handler's file is not in the archive.
     #[error("handler file `{file}` not found in the archive")]
     HandlerFileMissing {
@@ -327,6 +331,7 @@ impl BuilderError {
             | Self::HandlerFormat { .. }
             | Self::HandlerFileMissing { .. }
             | Self::HandlerUndefined { .. }
+            | Self::Component(_)
             | Self::NoGoMod
             | Self::NoGoModule
             | Self::GoBuildFailed { .. }

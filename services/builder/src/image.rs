@@ -63,7 +63,8 @@ static INDEX_LOCK: Mutex<()> = Mutex::new(());
 pub enum Foundation {
     /// The runner's interpreter (the local runner's host provides it).
     Runner,
-    /// A compiled Go handler, static: it needs nothing beneath it.
+    /// A compiled handler that needs nothing beneath it: a static Go binary, or a wasm
+    /// component precompiled for the router's Wasmtime engine.
     Compiled(Vec<u8>),
     /// A runtime base image's layers, which hold the interpreter.
     Base(Box<Base>),
@@ -93,6 +94,15 @@ fn wrapper(runtime: &str, binary: Option<Vec<u8>>) -> Result<Wrapper, BuilderErr
         Ok((
             vec![("nuage_wrapper.py", PYTHON_WRAPPER.as_bytes().to_vec(), 0o644)],
             vec!["python3".to_owned(), format!("/{WRAPPER_DIR}/nuage_wrapper.py")],
+        ))
+    } else if let (Some(binary), "wasm") = (&binary, runtime) {
+        // Precompiled for the router, which runs it; the entrypoint names it for a reader.
+        let name = nuage_core::wasm::COMPONENT_PATH
+            .strip_prefix(&format!("{WRAPPER_DIR}/"))
+            .expect("the component sits in the wrapper directory");
+        Ok((
+            vec![(name, binary.clone(), 0o644)],
+            vec![format!("/{}", nuage_core::wasm::COMPONENT_PATH)],
         ))
     } else if let Some(binary) = binary {
         Ok((

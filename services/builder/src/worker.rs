@@ -214,6 +214,11 @@ impl Worker {
             check_handler(&runtime, &handler, &entries)?;
             let foundation = if runtime == "golang" || runtime.starts_with("go1") {
                 Foundation::Compiled(crate::golang::build(&entries, &handler, &registry.join(".go-cache"))?)
+            } else if runtime == "wasm" {
+                Foundation::Compiled(nuage_wasm::precompile(
+                    &handler,
+                    crate::checks::component(&handler, &entries)?,
+                )?)
             } else {
                 base.map_or(Foundation::Runner, |base| Foundation::Base(Box::new(base)))
             };

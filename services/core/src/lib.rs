@@ -26,6 +26,7 @@ pub mod served;
 pub mod storage;
 pub mod transport;
 pub mod validate;
+pub mod wasm;
 
 pub use caller::Caller;
 pub use db::Database;

@@ -58,7 +58,7 @@ pub fn serve(
         (config.reconcile_interval_seconds, 1),
         sealing,
     );
-    let runtimes = detect_runtimes();
+    let runtimes = detect_runtimes(config.wasm);
     tracing::info!(runtimes = ?runtimes.names(), "runtimes with an installed toolchain");
     let reconciler = functions.reconciler();
     let domains = functions.domains().clone();

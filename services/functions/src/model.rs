@@ -40,4 +40,14 @@ impl Kind for FunctionKind {
         message.runtime = self.runtime;
         message.handler = self.handler;
     }
+
+    fn fill_spec(&self, spec: &mut runner::Spec) {
+        if self.runs_in_router() {
+            spec.kind = runner::Kind::Wasm.into();
+        }
+    }
+
+    fn runs_in_router(&self) -> bool {
+        self.runtime == crate::runtimes::WASM
+    }
 }

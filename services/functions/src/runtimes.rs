@@ -2,6 +2,10 @@
 
 use std::process::Command;
 
+/// The runtime of WebAssembly functions: a `wasi:http/proxy` component that the router runs
+/// in process (Wasmtime is part of nuage: no toolchain to install).
+pub const WASM: &str = "wasm";
+
 /// Node.js majors with a runtime name; a name is offered when the installed Node.js is at
 /// least that major (Node keeps running code written for older majors).
 const NODE_MAJORS: [u32; 8] = [8, 10, 12, 14, 16, 18, 20, 22];
@@ -29,8 +33,9 @@ impl Runtimes {
 
 /// Returns the runtimes whose toolchain answers on this machine: `golang` (and `go1NN`) when
 /// `go` runs, `python3` and `python3NN` for the installed Python 3, `python` when a Python 2
-/// runs, and `node8` ... `nodeNN` up to the installed Node.js major.
-pub fn detect_runtimes() -> Runtimes {
+/// runs, and `node8` ... `nodeNN` up to the installed Node.js major; then `wasm` when `wasm`
+/// is set (`functions.wasm`).
+pub fn detect_runtimes(wasm: bool) -> Runtimes {
     let mut names = Vec::new();
     if let Some(version) = version_of("go", &["version"]) {
         names.push("golang".to_owned());
@@ -56,6 +61,9 @@ pub fn detect_runtimes() -> Runtimes {
                 .filter(|offered| **offered <= major)
                 .map(|offered| format!("node{offered}")),
         );
+    }
+    if wasm {
+        names.push(WASM.to_owned());
     }
     Runtimes(names)
 }
@@ -93,6 +101,8 @@ pub(crate) fn describe(runtime: &str) -> nuage_proto::functions::v1::Runtime {
         ("Python", "py", digits)
     } else if let Some(digits) = runtime.strip_prefix("golang").or_else(|| runtime.strip_prefix("go")) {
         ("Go", "go", digits)
+    } else if runtime == WASM {
+        ("WebAssembly", "wasm", "")
     } else {
         ("", "", "")
     };
@@ -115,7 +125,13 @@ pub(crate) fn describe(runtime: &str) -> nuage_proto::functions::v1::Runtime {
 
 /// Returns the handler a runtime uses when none is given.
 pub(crate) fn default_handler(runtime: &str) -> &'static str {
-    if is_go(runtime) { "." } else { "handler.handle" }
+    if is_go(runtime) {
+        "."
+    } else if runtime == WASM {
+        "handler.wasm"
+    } else {
+        "handler.handle"
+    }
 }
 
 fn is_go(runtime: &str) -> bool {
@@ -123,7 +139,8 @@ fn is_go(runtime: &str) -> bool {
 }
 
 /// Checks that `handler` fits `runtime`: `path/file.function` for Node.js and Python, a
-/// package directory (`.` or a relative path) for Go.
+/// package directory (`.` or a relative path) for Go, the relative path of a `.wasm` file for
+/// WebAssembly.
 pub(crate) fn check_handler(runtime: &str, handler: &str) -> Result<(), String> {
     const MAX: usize = 100;
     if handler.is_empty() || handler.len() > MAX {
@@ -142,6 +159,14 @@ pub(crate) fn check_handler(runtime: &str, handler: &str) -> Result<(), String> 
         }
         return Err(format!(
             "`{handler}` is not a Go package directory: use `.` or a relative path such as `handlers/hello`"
+        ));
+    }
+    if runtime == WASM {
+        if handler.ends_with(".wasm") && !handler.starts_with('/') && handler.split('/').all(segment_ok) {
+            return Ok(());
+        }
+        return Err(format!(
+            "`{handler}` is not the path of a component in the archive: use a relative path ending in `.wasm`, such as `handler.wasm`"
         ));
     }
     let shape = format!("`{handler}` must be `<file>.<function>`, optionally under a folder, such as `handler.handle`");
@@ -203,5 +228,12 @@ mod tests {
         assert!(check_handler("golang", "../up").is_err());
         assert_eq!(default_handler("golang"), ".");
         assert_eq!(default_handler("node8"), "handler.handle");
+        assert!(check_handler("wasm", "handler.wasm").is_ok());
+        assert!(check_handler("wasm", "dist/app.wasm").is_ok());
+        for bad in ["handler.handle", "../x.wasm", "/abs.wasm", ".wasm/"] {
+            assert!(check_handler("wasm", bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(default_handler("wasm"), "handler.wasm");
+        assert_eq!(describe("wasm").language, "WebAssembly");
     }
 }

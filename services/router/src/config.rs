@@ -1,6 +1,7 @@
 //! Configuration of the router.
 
 use nuage_core::listener::ConnectionLimits;
+use nuage_wasm::PoolConfig;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -39,6 +40,8 @@ pub struct RouterConfig {
     /// Limits on the client connections of each of the router's listeners (public and
     /// internal, each with its own `max_connections`).
     pub connections: ConnectionLimits,
+    /// The pool WebAssembly functions' instances come from (`[router.wasm]`).
+    pub wasm: PoolConfig,
 }
 
 impl RouterConfig {
@@ -50,6 +53,7 @@ impl RouterConfig {
                 self.revocations_refresh_ms
             ));
         }
+        self.wasm.validate()?;
         self.connections.validate("router.connections")
     }
 
@@ -75,6 +79,7 @@ impl Default for RouterConfig {
             threads: 0,
             idle_poll_us: 200,
             connections: ConnectionLimits::default(),
+            wasm: PoolConfig::default(),
         }
     }
 }

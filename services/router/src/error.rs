@@ -63,6 +63,9 @@ pub enum RouterError {
     /// No answer within the application's timeout (waiting for an instance included).
     #[error("`{key}` did not answer within its timeout ({} ms)", .timeout.as_millis())]
     TimedOut { key: String, timeout: Duration },
+    /// A WebAssembly function trapped, ran out of memory or returned without answering.
+    #[error("`{key}` failed while handling the request: {reason}")]
+    Trapped { key: String, reason: String },
     /// The instance crashed or closed the connection before it answered.
     #[error("`{key}` failed while handling the request (it crashed or closed the connection)")]
     Crashed { key: String },
@@ -81,6 +84,7 @@ impl RouterError {
             Self::TokenRefused { .. } => ErrorCode::PermissionDenied,
             Self::NotNuage => ErrorCode::Unauthenticated,
             Self::TooLarge { .. } | Self::InvalidPath => ErrorCode::InvalidArgument,
+            Self::Trapped { .. } => ErrorCode::Internal,
             Self::TokenUncheckable
             | Self::Deploying { .. }
             | Self::DeployFailed { .. }

@@ -6,7 +6,8 @@
 //! service) and against the tokens its tenant deleted (refreshed from there too); an instance is held for it, started through the runner when none is idle (scale
 //! from zero, up to `max_scale`, then a bounded queue, then 503); the request is proxied with
 //! the application's `timeout` as its one deadline, and idle instances are stopped down to
-//! `min_scale`. It decides how many instances run; the runner runs them. It does not own
+//! `min_scale`. WebAssembly functions have no instances: it runs them itself, a fresh
+//! Wasmtime instance per request ([`Components`]). It decides how many instances run; the runner runs them. It does not own
 //! applications, tokens or instances, and it answers its own failures with the Scaleway error
 //! bodies of core, as the gateway does.
 //!
@@ -15,6 +16,7 @@
 
 mod activity;
 mod body;
+mod components;
 mod config;
 mod control;
 mod error;
@@ -31,6 +33,7 @@ mod upstream;
 mod workers;
 
 pub use body::ProxyBody;
+pub use components::Components;
 pub use config::RouterConfig;
 pub use control::Control;
 pub use metrics::Metrics;

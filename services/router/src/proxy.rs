@@ -4,6 +4,7 @@
 
 use crate::activity::Activity;
 use crate::body::ProxyBody;
+use crate::components::Components;
 use crate::error::RouterError;
 use crate::leased::Leased;
 use crate::metrics::Metrics;
@@ -28,6 +29,8 @@ const DRAIN_CAP: u64 = 64 * 1024 * 1024;
 /// What a request needs from the router.
 #[derive(Debug, Clone)]
 pub struct Proxy {
+    /// WebAssembly functions, run here.
+    pub(crate) components: Components,
     pub(crate) routes: Routes,
     pub(crate) pools: Pools,
     /// Connections to instances (each worker has its own).
@@ -217,6 +220,9 @@ impl Proxy {
     ) -> Result<Response<ProxyBody>, RouterError> {
         let request = self.within_limit(&route, request).await?;
         let started = Instant::now();
+        if route.wasm {
+            return self.run_component(route, request, path, peer, started).await;
+        }
         let deadline = tokio::time::Instant::now() + route.timeout;
         let lease = match self
             .pools
@@ -231,6 +237,36 @@ impl Proxy {
         }
         let upstream = request::to_instance(request, &lease.address, path, peer, self.max_body_bytes)?;
         let answer = self.send(&route, lease, upstream, deadline).await;
+        let status = match &answer {
+            Ok(answer) => answer.status(),
+            Err(error) => error.status(),
+        };
+        self.metrics
+            .invoked(&route.application_id, status.as_u16(), Some(started.elapsed()));
+        answer
+    }
+
+    /// Runs `request` in a fresh instance of `route`'s WebAssembly function, and counts the
+    /// answer.
+    async fn run_component(
+        &self,
+        route: Arc<Route>,
+        request: Request<Incoming>,
+        path: &str,
+        peer: &Peer,
+        started: Instant,
+    ) -> Result<Response<ProxyBody>, RouterError> {
+        let (loaded, cold) = match self.components.get(&route).await {
+            Ok(got) => got,
+            Err(failure) => return Err(self.no_instance(route, failure, started).await),
+        };
+        if cold {
+            self.metrics.cold_start(&route.application_id);
+        }
+        let answer = self
+            .components
+            .invoke(&route, &loaded, request, (path, peer, self.max_body_bytes))
+            .await;
         let status = match &answer {
             Ok(answer) => answer.status(),
             Err(error) => error.status(),

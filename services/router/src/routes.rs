@@ -42,6 +42,8 @@ pub struct Route {
     pub max_scale: u32,
     /// Requests one instance takes at once.
     pub concurrency: u32,
+    /// A WebAssembly function: the router runs it itself.
+    pub wasm: bool,
 }
 
 /// Returns what an endpoint is reached by: its last path segment (`http://host/label`) or,
@@ -62,6 +64,7 @@ fn route(proto: RouteProto) -> Option<Route> {
         min_scale: proto.min_scale,
         max_scale: proto.max_scale.max(1),
         concurrency: proto.concurrency.max(1),
+        wasm: proto.wasm,
     })
 }
 
@@ -326,6 +329,7 @@ mod tests {
             min_scale: 0,
             max_scale: 1,
             concurrency: 1,
+            wasm: false,
         }
     }
 

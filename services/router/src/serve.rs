@@ -3,6 +3,7 @@
 //! reaping).
 
 use crate::activity::Activity;
+use crate::components::Components;
 use crate::config::RouterConfig;
 use crate::control::Control;
 use crate::metrics::Metrics;
@@ -86,7 +87,9 @@ pub fn start(
     let routes = Routes::new(peers.functions, peers.containers, control.clone());
     let pools = Pools::new(peers.runner.clone(), config.queue_limit, control.clone());
     let revocations = Revocations::new(peers.tokens.clone(), control.clone());
+    let components = Components::new(config.wasm.clone(), peers.runner.clone(), control.clone(), logs.clone());
     let proxy = Proxy {
+        components,
         routes: routes.clone(),
         pools: pools.clone(),
         upstreams: Upstreams::default(),
@@ -111,7 +114,7 @@ pub fn start(
         tokio::spawn(routes.clone().run(refresh)),
         tokio::spawn(routes.clone().follow()),
         tokio::spawn(revocations.run(revocations_refresh)),
-        tokio::spawn(watch_runner(peers.runner, pools.clone())),
+        tokio::spawn(watch_runner(peers.runner, pools.clone(), proxy.components.clone())),
         tokio::spawn(reap(routes, pools, idle)),
     ];
     let gate = || Gate::new(&config.connections);
@@ -191,8 +194,9 @@ async fn accept(
     }
 }
 
-/// Follows the runner's events: new versions, instances that died, removed applications.
-async fn watch_runner(runner: RunnerClient<Authed>, pools: Pools) {
+/// Follows the runner's events: new versions (and components), instances that died, removed
+/// applications.
+async fn watch_runner(runner: RunnerClient<Authed>, pools: Pools, components: Components) {
     loop {
         match runner.clone().watch_events(WatchEventsRequest {}).await {
             Ok(stream) => {
@@ -201,7 +205,11 @@ async fn watch_runner(runner: RunnerClient<Authed>, pools: Pools) {
                     match event.change {
                         Some(Change::Deployed(instance)) => pools.deployed(instance),
                         Some(Change::Exited(instance)) => pools.exited(&instance),
-                        Some(Change::Removed(_)) => pools.removed(&event.application_id),
+                        Some(Change::Removed(_)) => {
+                            pools.removed(&event.application_id);
+                            components.forget(&event.application_id, None);
+                        }
+                        Some(Change::Component(version)) => components.forget(&event.application_id, Some(version)),
                         None => {}
                     }
                 }
@@ -220,7 +228,8 @@ async fn reap(routes: Routes, pools: Pools, idle: Duration) {
         let warm: std::collections::HashMap<String, u32> = routes
             .all()
             .into_iter()
-            .filter(|route| route.status == nuage_proto::common::v1::ApplicationStatus::Ready)
+            // WebAssembly functions have no instances to keep warm.
+            .filter(|route| route.status == nuage_proto::common::v1::ApplicationStatus::Ready && !route.wasm)
             .map(|route| (route.application_id.clone(), route.min_scale))
             .collect();
         pools.reap(|application_id| warm.get(application_id).copied(), idle);

@@ -40,6 +40,17 @@ pub struct Running {
     pub exited: oneshot::Receiver<String>,
 }
 
+/// A WebAssembly function's precompiled component, as the router needs it.
+#[derive(Debug)]
+pub struct Component {
+    /// Wasmtime's precompiled form.
+    pub bytes: Vec<u8>,
+    /// Its variables, secrets opened.
+    pub environment: Vec<(String, String)>,
+    /// Whether its outgoing HTTP may reach public addresses (`runner.egress`).
+    pub public_egress: bool,
+}
+
 /// Starts instances.
 pub trait Backend: Send + Sync + 'static {
     /// Starts an instance of `spec` named `instance_id`; answers once it accepts connections,
@@ -59,6 +70,10 @@ pub trait Backend: Send + Sync + 'static {
     /// (Kubernetes). An instance uses its version until its end was sent on
     /// [`Running::exited`].
     fn release(&self, current: Current) -> impl std::future::Future<Output = ()> + Send;
+
+    /// Returns the precompiled component of `spec`'s image (a WebAssembly function's) and what
+    /// it runs with.
+    fn component(&self, spec: &Spec) -> impl std::future::Future<Output = Result<Component, RunnerError>> + Send;
 
     /// Returns whether instances outlive the runner (pods do, processes do not): then a
     /// runner that stops leaves them running for the next one to [`Backend::recover`].

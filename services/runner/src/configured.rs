@@ -1,6 +1,6 @@
 //! The backend `runner.backend` names, as one type for the service to run over.
 
-use crate::backend::{Adopted, Backend, Current, Running};
+use crate::backend::{Adopted, Backend, Component, Current, Running};
 use crate::error::RunnerError;
 use crate::kubernetes::KubernetesBackend;
 use crate::local::LocalBackend;
@@ -34,6 +34,13 @@ impl Backend for ConfiguredBackend {
         match self {
             Self::Local(backend) => backend.release(current).await,
             Self::Kubernetes(backend) => backend.release(current).await,
+        }
+    }
+
+    async fn component(&self, spec: &Spec) -> Result<Component, RunnerError> {
+        match self {
+            Self::Local(backend) => backend.component(spec).await,
+            Self::Kubernetes(backend) => backend.component(spec).await,
         }
     }
 

@@ -199,6 +199,23 @@ pub enum RunnerError {
     /// `kubernetes` backend places instances by.
     #[error("the current version of application {0} names no namespace: deploy it again")]
     Unplaced(String),
+    /// A WebAssembly function's image holds no precompiled component.
+    #[error("the image has no precompiled WebAssembly component (`/{path}`): {source}")]
+    NoComponent {
+        /// Where it was looked for, in the image.
+        path: &'static str,
+        /// Why it could not be read.
+        source: io::Error,
+    },
+    /// The backend cannot hand components to the router.
+    #[error("WebAssembly functions run in the router from images the `local` backend reads; runner.backend is `{0}`")]
+    NoComponentBackend(String),
+    /// An instance was asked of a WebAssembly function.
+    #[error("application {0} is a WebAssembly function: the router runs it, it has no instances")]
+    RunsInRouter(String),
+    /// A component was asked of an application that is not a WebAssembly function.
+    #[error("application {0} is not a WebAssembly function")]
+    NotComponent(String),
     /// The runner's own network namespace cannot be read.
     #[error("reading namespaces: {0}")]
     Namespaces(io::Error),
@@ -265,6 +282,10 @@ impl RunnerError {
             | Self::Prepare(_)
             | Self::Spawn(_)
             | Self::Namespaces(_)
+            | Self::NoComponent { .. }
+            | Self::NoComponentBackend(_)
+            | Self::RunsInRouter(_)
+            | Self::NotComponent(_)
             | Self::Unplaced(_)
             | Self::KubernetesSetup(_)
             | Self::Kubernetes { .. }

@@ -27,7 +27,7 @@ mod seccomp;
 mod service;
 mod specs;
 
-pub use backend::{Adopted, Backend, Current, Running};
+pub use backend::{Adopted, Backend, Component, Current, Running};
 pub use config::{Egress, KubernetesConfig, RunnerConfig, Sandbox, SandboxKind};
 pub use configured::ConfiguredBackend;
 pub use error::RunnerError;

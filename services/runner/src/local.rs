@@ -3,9 +3,9 @@
 //! groups capping its memory, CPU and processes (see [`crate::sandbox`] for the chain that
 //! starts it).
 
-use crate::backend::{Backend, Current, Running};
+use crate::backend::{Backend, Component, Current, Running};
 use crate::cgroups::{Cgroups, Limits};
-use crate::config::{RunnerConfig, SandboxKind};
+use crate::config::{Egress, RunnerConfig, SandboxKind};
 use crate::error::RunnerError;
 use crate::images::{Images, Unpacked};
 use crate::limits::{memory_mb, tmp_bytes};
@@ -529,15 +529,26 @@ fn environment(
         ("HOME".to_owned(), "/tmp".to_owned()),
     ];
     environment.extend(image.environment.iter().cloned());
-    let mut extra: Vec<_> = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    extra.sort();
-    environment.extend(extra);
+    environment.extend(opened_environment(spec, sealing)?);
+    environment.push(("PORT".to_owned(), port.to_string()));
+    Ok(last_wins(environment))
+}
+
+/// The spec's variables (namespace < application < platform, merged already), then its
+/// secrets opened (namespace's < application's); each name once, the last given winning.
+fn opened_environment(spec: &Spec, sealing: &[u8; 32]) -> Result<Vec<(String, String)>, RunnerError> {
+    let mut environment: Vec<_> = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    environment.sort();
     for secret in &spec.secrets {
         let value = nuage_core::secrets::open(sealing, &secret.owner_id, &secret.key, &secret.sealed_value)
             .map_err(|_| RunnerError::Secret(secret.key.clone()))?;
         environment.push((secret.key.clone(), value));
     }
-    environment.push(("PORT".to_owned(), port.to_string()));
+    Ok(last_wins(environment))
+}
+
+/// Returns `environment` with each name once, where it was last given.
+fn last_wins(environment: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut seen = std::collections::HashSet::new();
     let mut unique: Vec<(String, String)> = environment
         .into_iter()
@@ -545,7 +556,7 @@ fn environment(
         .filter(|(name, _)| seen.insert(name.clone()))
         .collect();
     unique.reverse();
-    Ok(unique)
+    unique
 }
 
 /// A plain process (no sandbox: development machines only): the image's paths are found under
@@ -882,6 +893,20 @@ impl Backend for LocalBackend {
 
     async fn pin(&self, image: &str) -> Result<String, RunnerError> {
         self.images.pin(image).await
+    }
+
+    async fn component(&self, spec: &Spec) -> Result<Component, RunnerError> {
+        let image = self.images.get(&spec.image).await?;
+        let path = nuage_core::wasm::COMPONENT_PATH;
+        // The builder wrote the image; it is unpacked without following links out of its root.
+        let bytes = tokio::fs::read(image.root.join(path))
+            .await
+            .map_err(|source| RunnerError::NoComponent { path, source })?;
+        Ok(Component {
+            bytes,
+            environment: opened_environment(spec, &self.sealing)?,
+            public_egress: self.config.egress == Egress::Public,
+        })
     }
 
     async fn release(&self, current: Current) {

@@ -1,6 +1,7 @@
 //! The runner gRPC service: keeps the instances of each application and obeys the router.
 
 use crate::backend::Backend;
+use crate::error::RunnerError;
 use crate::specs::SpecStore;
 use nuage_core::error::Reason;
 use nuage_core::{ApiError, ErrorCode};
@@ -123,6 +124,30 @@ impl<B: Backend> RunnerService<B> {
         {
             tracing::warn!("some instances did not end within 10 s of being stopped");
         }
+    }
+
+    /// Makes `spec`, a WebAssembly function's, current once its image holds a component: it
+    /// has no instances, the router runs it.
+    async fn deploy_component(&self, spec: pb::Spec) -> Result<Response<pb::DeployResponse>, Status> {
+        self.backend.component(&spec).await.map_err(ApiError::from)?;
+        self.specs.put(&spec).await?;
+        self.unused.notify_one();
+        let _ = self.events.send(pb::Event {
+            application_id: spec.application_id.clone(),
+            change: Some(Change::Component(spec.version.clone())),
+        });
+        tracing::info!(application_id = %spec.application_id, version = %spec.version, "component deployed");
+        Ok(Response::new(pb::DeployResponse { instance: None }))
+    }
+
+    /// Returns the current spec of `application_id`, unless it is a WebAssembly function's
+    /// (which has no instances).
+    async fn instance_spec(&self, application_id: &str) -> Result<pb::Spec, ApiError> {
+        let spec = self.spec(application_id).await?;
+        if spec.kind() == pb::Kind::Wasm {
+            return Err(RunnerError::RunsInRouter(application_id.to_owned()).into());
+        }
+        Ok(spec)
     }
 
     async fn spec(&self, application_id: &str) -> Result<pb::Spec, ApiError> {
@@ -270,6 +295,10 @@ impl<B: Backend> RunnerService<B> {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 type OutputStream = Pin<Box<dyn Stream<Item = Result<pb::OutputLine, Status>> + Send>>;
+type ComponentStream = Pin<Box<dyn Stream<Item = Result<pb::ComponentPart, Status>> + Send>>;
+
+/// Bytes of a component per message (under gRPC's default 4 MiB message limit).
+const COMPONENT_PART_BYTES: usize = 1 << 20;
 
 #[tonic::async_trait]
 impl<B: Backend> Runner for RunnerService<B> {
@@ -283,6 +312,9 @@ impl<B: Backend> Runner for RunnerService<B> {
         required("spec.image", &spec.image)?;
         // The version runs what its tag names now, in every instance it will ever have.
         spec.image = self.backend.pin(&spec.image).await.map_err(ApiError::from)?;
+        if spec.kind() == pb::Kind::Wasm {
+            return self.deploy_component(spec).await;
+        }
         // The new version becomes current only once an instance of it answered: a version that
         // cannot start leaves the previous one serving.
         let instance = self.start(&spec).await?;
@@ -326,7 +358,7 @@ impl<B: Backend> Runner for RunnerService<B> {
     ) -> Result<Response<pb::Instance>, Status> {
         let request = request.into_inner();
         required("application_id", &request.application_id)?;
-        let spec = self.spec(&request.application_id).await?;
+        let spec = self.instance_spec(&request.application_id).await?;
         if !request.version.is_empty() && request.version != spec.version {
             return Err(ApiError::new(
                 ErrorCode::FailedPrecondition,
@@ -349,7 +381,7 @@ impl<B: Backend> Runner for RunnerService<B> {
     async fn scale(&self, request: Request<pb::ScaleRequest>) -> Result<Response<pb::ScaleResponse>, Status> {
         let request = request.into_inner();
         required("application_id", &request.application_id)?;
-        let spec = self.spec(&request.application_id).await?;
+        let spec = self.instance_spec(&request.application_id).await?;
         let current = self.listed(&request.application_id, Some(&spec.version));
         let wanted = request.replicas as usize;
         if current.len() > wanted {
@@ -409,5 +441,36 @@ impl<B: Backend> Runner for RunnerService<B> {
                 .map(Ok)
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    type GetComponentStream = ComponentStream;
+
+    async fn get_component(
+        &self,
+        request: Request<pb::GetComponentRequest>,
+    ) -> Result<Response<Self::GetComponentStream>, Status> {
+        let application_id = request.into_inner().application_id;
+        required("application_id", &application_id)?;
+        let spec = self.spec(&application_id).await?;
+        if spec.kind() != pb::Kind::Wasm {
+            return Err(ApiError::from(RunnerError::NotComponent(application_id)).into());
+        }
+        let component = self.backend.component(&spec).await.map_err(ApiError::from)?;
+        let mut parts: Vec<pb::ComponentPart> = component
+            .bytes
+            .chunks(COMPONENT_PART_BYTES)
+            .map(|chunk| pb::ComponentPart {
+                data: chunk.to_vec(),
+                ..pb::ComponentPart::default()
+            })
+            .collect();
+        if parts.is_empty() {
+            parts.push(pb::ComponentPart::default());
+        }
+        parts[0].version = spec.version;
+        parts[0].environment = component.environment.into_iter().collect();
+        parts[0].memory_limit_mb = spec.memory_limit_mb;
+        parts[0].public_egress = component.public_egress;
+        Ok(Response::new(Box::pin(tokio_stream::iter(parts.into_iter().map(Ok)))))
     }
 }

@@ -246,7 +246,11 @@ impl NatsConfig {
             .await
             .map_err(|error| format!("`{url}` does not resolve: {error}"))?
             .collect();
-        if resolved.is_empty() || !resolved.iter().all(|address| is_public(address.ip())) {
+        if resolved.is_empty()
+            || !resolved
+                .iter()
+                .all(|address| nuage_core::validate::is_public(address.ip()))
+        {
             return Err(refused());
         }
         Ok(match scheme {
@@ -254,41 +258,6 @@ impl NatsConfig {
             "nats" => format!("nats://{}", resolved[0]),
             _ => format!("{scheme}://{address}"),
         })
-    }
-}
-
-/// Returns whether `ip` is a public unicast address: none of loopback, private, link-local,
-/// shared (CGNAT), documentation, benchmarking, multicast, unspecified or reserved ranges.
-pub fn is_public(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(ip) => {
-            let [a, b, ..] = ip.octets();
-            !(ip.is_private()
-                || ip.is_loopback()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || ip.is_broadcast()
-                || ip.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
-                || (a == 198 && (18..20).contains(&b))
-                || a >= 240)
-        }
-        std::net::IpAddr::V6(ip) => {
-            if let Some(mapped) = ip.to_ipv4_mapped() {
-                return is_public(std::net::IpAddr::V4(mapped));
-            }
-            let first = ip.segments()[0];
-            !(ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && ip.segments()[1] == 0x0db8
-                || first == 0x0064)
-        }
     }
 }
 

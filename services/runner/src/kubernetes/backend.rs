@@ -30,7 +30,7 @@ use super::cleanup::{self, Found};
 use super::logs::Resume;
 use super::naming;
 use super::objects::{IDS_ANNOTATION, Objects, open_secrets, port};
-use crate::backend::{Adopted, Backend, Current, Running};
+use crate::backend::{Adopted, Backend, Component, Current, Running};
 use crate::config::RunnerConfig;
 use crate::error::RunnerError;
 use crate::output::{LogShipping, Tail, pump};
@@ -769,6 +769,10 @@ impl Backend for KubernetesBackend {
         };
         tracing::info!(pod = %ready.pod, namespace = %version.namespace, "instance holds a pod");
         Ok(inner.running(version, (instance_id, ready.pod, None), ready.address, ended))
+    }
+
+    async fn component(&self, _spec: &Spec) -> Result<Component, RunnerError> {
+        Err(RunnerError::NoComponentBackend("kubernetes".to_owned()))
     }
 
     async fn pin(&self, image: &str) -> Result<String, RunnerError> {

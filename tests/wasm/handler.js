@@ -1,0 +1,57 @@
+// The component tests/tests/wasm.rs deploys: one handler whose behaviour the path chooses.
+// Built into a wasi:http/proxy component by build.sh (componentize-js).
+import { getEnvironment } from 'wasi:cli/environment@0.2.10';
+
+// Zero in every fresh instance: an instance that served a request before would count on.
+let served = 0;
+
+addEventListener('fetch', (event) => event.respondWith(handle(event.request)));
+
+async function handle(request) {
+  served += 1;
+  const url = new URL(request.url);
+  switch (url.pathname) {
+    case '/spin':
+      // Never answers: the timeout must stop it.
+      for (;;) {}
+    case '/grow': {
+      // Keeps `mb` MiB alive at once.
+      const blocks = [];
+      for (let i = 0; i < Number(url.searchParams.get('mb')); i++) {
+        const block = new Uint8Array(1 << 20);
+        block.fill(i & 0xff);
+        blocks.push(block);
+      }
+      return new Response(`grew ${blocks.length} MiB`);
+    }
+    case '/trap':
+      // An uncaught error: the instance fails without answering.
+      throw new Error('the handler failed on purpose');
+    case '/egress':
+      try {
+        const answer = await fetch(url.searchParams.get('url'));
+        return new Response(`reached: ${answer.status}`);
+      } catch (error) {
+        return new Response(`refused: ${error}`, { status: 502 });
+      }
+    case '/print':
+      console.log(`stdout line ${url.searchParams.get('mark')}`);
+      console.error(`stderr line ${url.searchParams.get('mark')}`);
+      return new Response('printed');
+  }
+  const environment = Object.fromEntries(getEnvironment());
+  const answer = {
+    method: request.method,
+    path: url.pathname,
+    query: url.searchParams.get('name'),
+    header: request.headers.get('x-greeting'),
+    body: await request.text(),
+    served,
+    greeting: environment.GREETING ?? null,
+    secret: environment.SECRET_WORD ?? null,
+  };
+  return new Response(JSON.stringify(answer), {
+    status: Number(url.searchParams.get('status') ?? 200),
+    headers: { 'content-type': 'application/json', 'x-served': String(served) },
+  });
+}
