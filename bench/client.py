@@ -66,3 +66,15 @@ def deployed(namespace_id, code, **fields):
         time.sleep(0.05)
     assert found["status"] == "ready", found
     return found
+
+
+def alive(application_id):
+    """Whether a process of the application (an instance) runs on this machine."""
+    needle = f"SCW_APPLICATION_ID={application_id}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if needle in open(f"/proc/{pid}/environ", "rb").read().split(b"\0"):
+                return True
+        except OSError:
+            pass
+    return False

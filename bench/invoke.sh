@@ -114,18 +114,6 @@ EXTRA_PIDS+=("$NGINX_PID")
 for _ in $(seq 1 50); do "${IN_NS[@]}" curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null && break; sleep 0.1; done
 echo "nginx fronts ${#UPSTREAMS[@]} of the ${INSTANCES} warm instances (those in the first one's network namespace)"
 
-# Prints "<req/s> <p50 in µs> <non-2xx> <requests>" of a wrk run (run by `$WRAP`, if set:
-# the first instance's namespace for direct and nginx runs).
-measure() {
-  ${WRAP:-} wrk -t"$1" -c"$2" -d"${DURATION}s" --latency "$3" ${4:+-H "$4"} >"$WORK/wrk" 2>&1
-  awk '
-    function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
-    /Requests\/sec/ { rps = $2 }
-    /^ +50%/ { p50 = us($2) }
-    / Non-2xx/ { bad = $NF }
-    / requests in / { requests = $1 }
-    END { printf "%s %s %s %s\n", rps, p50, bad + 0, requests + 0 }' "$WORK/wrk"
-}
 # Prints the CPU time (user + system, in clock ticks) the processes given have used so far.
 ticks() { for pid in "$@"; do cat "/proc/$pid/stat" 2>/dev/null; done | awk '{ s += $14 + $15 } END { print s + 0 }'; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
@@ -151,7 +139,6 @@ for round in $(seq 1 "$ROUNDS"); do
   router_p50s+=("$router_p50")
   nginx_added+=("$(awk -v a="$nginx_p50" -v b="$direct_p50" 'BEGIN { print a - b }')")
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 router_added="$(median "${added[@]}")"
 nginx_added_median="$(median "${nginx_added[@]}")"
 printf '  added over direct: router %s us (rounds: %s), nginx %s us\n' "$router_added" "${added[*]}" "$nginx_added_median"
@@ -209,18 +196,10 @@ private_over_public="$(median "${private_added[@]}")"
 echo "== cold starts ($RUNS each)"
 RUNS="$RUNS" COLD="$COLD" COLD_ID="$COLD_ID" python3 - <<'PY'
 import os, socket, statistics, subprocess, time, urllib.request
+from client import alive
 
 runs = int(os.environ["RUNS"])
 
-def alive(application_id):
-    needle = f"SCW_APPLICATION_ID={application_id}".encode()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if needle in open(f"/proc/{pid}/environ", "rb").read().split(b"\0"):
-                return True
-        except OSError:
-            pass
-    return False
 
 cold = []
 for _ in range(runs):

@@ -11,6 +11,11 @@
 #                       bench/client.py (the Python client every script uses).
 #   bench_stop          stops it with SIGTERM and waits for it.
 #
+#   measure THREADS CONNECTIONS URL [HEADER]
+#                       runs wrk for DURATION seconds (through `$WRAP`, if set) and prints
+#                       "<req/s> <p50 in us> <non-2xx> <requests>".
+#   median VALUES...    prints their median.
+#
 # WORK is a temporary folder, removed on exit with nuage stopped first; a script that starts
 # more (nginx, say) names it in EXTRA_PIDS to have it stopped too.
 
@@ -56,3 +61,16 @@ bench_stop() {
   PID=""
   return $status
 }
+
+measure() {
+  ${WRAP:-} wrk -t"$1" -c"$2" -d"${DURATION}s" --latency "$3" ${4:+-H "$4"} >"$WORK/wrk" 2>&1
+  awk '
+    function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
+    /Requests\/sec/ { rps = $2 }
+    /^ +50%/ { p50 = us($2) }
+    / Non-2xx/ { bad = $NF }
+    / requests in / { requests = $1 }
+    END { printf "%s %s %s %s\n", rps, p50, bad + 0, requests + 0 }' "$WORK/wrk"
+}
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

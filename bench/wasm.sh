@@ -62,18 +62,10 @@ echo "wasm deploy (upload, validate, compile ahead of time, roll out): $(sed -n 
 echo "== cold starts ($RUNS each)"
 RUNS="$RUNS" NODE_COLD="$NODE_COLD" NODE_COLD_ID="$NODE_COLD_ID" WASM="$WASM" python3 - <<'PY'
 import os, statistics, time, urllib.request
+from client import alive
 
 runs = int(os.environ["RUNS"])
 
-def alive(application_id):
-    needle = f"SCW_APPLICATION_ID={application_id}".encode()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if needle in open(f"/proc/{pid}/environ", "rb").read().split(b"\0"):
-                return True
-        except OSError:
-            pass
-    return False
 
 def timed(url):
     started = time.perf_counter()
@@ -100,23 +92,11 @@ print(f"  node cold start p50 {p50_node:.2f} ms (max {max(node) * 1000:.2f})")
 print(f"  wasm / node {p50_wasm / p50_node:.4f} (goal <= 0.02, 1/50)")
 PY
 
-# Prints "<req/s> <p50 in us> <non-2xx> <requests>" of a wrk run at 32 connections.
-measure() {
-  wrk -t2 -c32 -d"${DURATION}s" --latency "$1" >"$WORK/wrk" 2>&1
-  awk '
-    function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
-    /Requests\/sec/ { rps = $2 }
-    /^ +50%/ { p50 = us($2) }
-    / Non-2xx/ { bad = $NF }
-    / requests in / { requests = $1 }
-    END { printf "%s %s %s %s\n", rps, p50, bad + 0, requests + 0 }' "$WORK/wrk"
-}
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "== warm, 32 connections ($ROUNDS rounds of ${DURATION}s, alternating)"
 ratios=()
 for round in $(seq 1 "$ROUNDS"); do
-  read -r node_rps node_p50 node_bad _ < <(measure "$NODE_WARM")
-  read -r wasm_rps wasm_p50 wasm_bad _ < <(measure "$WASM")
+  read -r node_rps node_p50 node_bad _ < <(measure 2 32 "$NODE_WARM")
+  read -r wasm_rps wasm_p50 wasm_bad _ < <(measure 2 32 "$WASM")
   printf '  round %d: node %7.0f req/s (p50 %6.0f us, non-2xx %s)  wasm %7.0f req/s (p50 %6.0f us, non-2xx %s)\n' \
     "$round" "$node_rps" "$node_p50" "$node_bad" "$wasm_rps" "$wasm_p50" "$wasm_bad"
   ratios+=("$(awk -v w="$wasm_rps" -v n="$node_rps" 'BEGIN { printf "%.2f", w / n }')")

@@ -30,6 +30,9 @@ async fn wasm_function(tenant: &Tenant, namespace: &str, extra: Value) -> (Strin
     (id, done["endpoint"].as_str().unwrap().to_owned())
 }
 
+/// The files of an archive: path and content.
+type Files<'a> = [(&'a str, &'a [u8])];
+
 /// The text of an answer.
 async fn text(response: reqwest::Response) -> (StatusCode, String) {
     let status = response.status();
@@ -142,7 +145,7 @@ async fn a_wasm_function_is_held_to_its_memory_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trap_answers_500_with_a_clear_body_and_is_logged() {
+async fn an_instance_that_aborts_answers_500_with_a_clear_body_and_is_logged() {
     let server = TestServer::start().await;
     let tenant = server.tenant().await;
     let (id, endpoint) = wasm_function(&tenant, "wasm-trap", json!({})).await;
@@ -150,7 +153,10 @@ async fn a_trap_answers_500_with_a_clear_body_and_is_logged() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("failed while handling the request"), "{body}");
+    assert!(
+        message.contains("failed while handling the request: it exited with status 1"),
+        "{body}"
+    );
     let lines = eventually(
         Duration::from_secs(10),
         || log_lines(&tenant, &id),
@@ -211,7 +217,7 @@ async fn what_is_not_a_proxy_component_is_refused_at_build_with_a_clear_message(
     let tenant = server.tenant().await;
     // A core module (the 8-byte empty one), not a component.
     let core_module: &[u8] = b"\0asm\x01\0\0\0";
-    let cases: [(&str, &[(&str, &[u8])], &str); 3] = [
+    let cases: [(&str, &Files, &str); 3] = [
         (
             "wasm-text",
             &[("handler.wasm", b"hello")],
@@ -254,4 +260,24 @@ async fn what_is_not_a_proxy_component_is_refused_at_build_with_a_clear_message(
         )
         .await;
     assert_eq!(answer.refused_argument(), "handler");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wasm_runtime_is_offered_only_where_enabled() {
+    let server = TestServer::start_with(|config| config.functions.wasm = false).await;
+    let tenant = server.tenant().await;
+    let runtimes = tenant.get("/runtimes").await.body;
+    assert!(
+        !runtimes["runtimes"].as_array().unwrap().contains(&json!("wasm")),
+        "{runtimes}"
+    );
+    let namespace = tenant.create_namespace("wasm-off").await;
+    tenant.wait_ready(namespace["id"].as_str().unwrap()).await;
+    let answer = tenant
+        .post(
+            "/functions",
+            json!({"name": "f", "runtime": "wasm", "namespace_id": namespace["id"]}),
+        )
+        .await;
+    assert_eq!(answer.refused_argument(), "runtime");
 }

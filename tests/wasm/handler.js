@@ -1,6 +1,7 @@
 // The component tests/tests/wasm.rs deploys: one handler whose behaviour the path chooses.
 // Built into a wasi:http/proxy component by build.sh (componentize-js).
 import { getEnvironment } from 'wasi:cli/environment@0.2.10';
+import { exit } from 'wasi:cli/exit@0.2.10';
 
 // Zero in every fresh instance: an instance that served a request before would count on.
 let served = 0;
@@ -25,8 +26,11 @@ async function handle(request) {
       return new Response(`grew ${blocks.length} MiB`);
     }
     case '/trap':
-      // An uncaught error: the instance fails without answering.
-      throw new Error('the handler failed on purpose');
+      // The instance aborts without answering (an uncaught error would not do: StarlingMonkey
+      // answers it with an empty 500 of its own).
+      console.error('the handler failed on purpose');
+      exit({ tag: 'err' });
+      return new Response('not reached');
     case '/egress':
       try {
         const answer = await fetch(url.searchParams.get('url'));

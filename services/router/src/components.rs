@@ -163,10 +163,9 @@ impl Components {
             .unwrap_or_default()
             .to_owned();
         let request = request.map(|body| body.map_err(incoming_error));
-        let invocation = host
-            .invoke(loaded, request, route.timeout)
-            .await
-            .map_err(|failure| failed(route, failure))?;
+        let invocation = host.invoke(loaded, request, route.timeout).await;
+        // A failure before the answer is logged by the caller, with the answer's status.
+        let answered = invocation.response.is_ok();
         if let Some(logs) = self.logs.clone() {
             let application_id = route.application_id.clone();
             tokio::spawn(async move {
@@ -176,7 +175,7 @@ impl Components {
                         logs.push(&application_id, &request_id, stream, line);
                     }
                 }
-                if let Some(failure) = ended.failure {
+                if let Some(failure) = ended.failure.filter(|_| answered) {
                     logs.push(
                         &application_id,
                         &request_id,
@@ -186,7 +185,10 @@ impl Components {
                 }
             });
         }
-        let (mut parts, body) = invocation.response.into_parts();
+        let (mut parts, body) = invocation
+            .response
+            .map_err(|failure| failed(route, failure))?
+            .into_parts();
         request::keep_end_to_end(&mut parts.headers);
         let body = Synced::new(body).map_err(|error| Box::new(error) as BoxError).boxed();
         Ok(Response::from_parts(parts, body))

@@ -237,6 +237,16 @@ impl Proxy {
         }
         let upstream = request::to_instance(request, &lease.address, path, peer, self.max_body_bytes)?;
         let answer = self.send(&route, lease, upstream, deadline).await;
+        self.counted(&route, answer, started)
+    }
+
+    /// Returns `answer` to a request for `route` that came at `started`, counted.
+    fn counted(
+        &self,
+        route: &Route,
+        answer: Result<Response<ProxyBody>, RouterError>,
+        started: Instant,
+    ) -> Result<Response<ProxyBody>, RouterError> {
         let status = match &answer {
             Ok(answer) => answer.status(),
             Err(error) => error.status(),
@@ -267,13 +277,7 @@ impl Proxy {
             .components
             .invoke(&route, &loaded, request, (path, peer, self.max_body_bytes))
             .await;
-        let status = match &answer {
-            Ok(answer) => answer.status(),
-            Err(error) => error.status(),
-        };
-        self.metrics
-            .invoked(&route.application_id, status.as_u16(), Some(started.elapsed()));
-        answer
+        self.counted(&route, answer, started)
     }
 
     /// Returns `request` unless it says its body is larger than the limit; then reads what the

@@ -63,15 +63,15 @@ pub enum Failure {
     #[error("it did not answer within its timeout")]
     TimedOut,
     /// It needed more memory than its `memory_limit`.
-    #[error("it trapped after needing more memory than its memory_limit ({limit_mb} MB): {trap}")]
+    #[error("it needed more memory than its memory_limit ({limit_mb} MB): {trap}")]
     OverMemory {
         /// The cap.
         limit_mb: u32,
         /// What trapped.
         trap: String,
     },
-    /// It trapped (a WebAssembly trap, or a host call that failed).
-    #[error("it trapped: {0}")]
+    /// It trapped (a WebAssembly trap), exited, or a host call failed.
+    #[error("{0}")]
     Trapped(String),
     /// It returned without setting a response, or set an error instead of one.
     #[error("it did not set a response{0}")]
@@ -81,10 +81,11 @@ pub enum Failure {
     Instantiate(String),
 }
 
-/// A request's answer: the response, and the guest's output once the instance ended.
+/// A request's answer: the response (or why there is none), and the guest's output once the
+/// instance ended.
 pub struct Invocation {
     /// What the guest answered; its body streams while the instance runs.
-    pub response: http::Response<HyperOutgoingBody>,
+    pub response: Result<http::Response<HyperOutgoingBody>, Failure>,
     /// Resolves once the instance ended, with what it printed and how it ended.
     pub ended: tokio::task::JoinHandle<Ended>,
 }
@@ -236,12 +237,7 @@ impl Host {
     }
 
     /// Runs `request` in a fresh instance of `loaded`, which must answer within `timeout`.
-    pub async fn invoke<B>(
-        &self,
-        loaded: &Loaded,
-        request: http::Request<B>,
-        timeout: Duration,
-    ) -> Result<Invocation, Failure>
+    pub async fn invoke<B>(&self, loaded: &Loaded, request: http::Request<B>, timeout: Duration) -> Invocation
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -252,15 +248,19 @@ impl Host {
         let refused = Arc::new(AtomicBool::new(false));
         let mut store = self.store(loaded, &stdout, &stderr, limit_mb, refused.clone(), deadline);
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let (incoming, outparam) = {
+        let prepared = {
             let mut http = store.data_mut().http();
-            let incoming = http
-                .new_incoming_request(Scheme::Http, request)
-                .map_err(|error| Failure::Instantiate(format!("{error:#}")))?;
-            let outparam = http
-                .new_response_outparam(sender)
-                .map_err(|error| Failure::Instantiate(format!("{error:#}")))?;
-            (incoming, outparam)
+            http.new_incoming_request(Scheme::Http, request)
+                .and_then(|incoming| Ok((incoming, http.new_response_outparam(sender)?)))
+        };
+        let (incoming, outparam) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                return Invocation {
+                    response: Err(Failure::Instantiate(format!("{error:#}"))),
+                    ended: tokio::spawn(async { Ended::default() }),
+                };
+            }
         };
         let pre = loaded.pre.clone();
         let run = async move {
@@ -332,21 +332,32 @@ async fn answer(
     ended: tokio::task::JoinHandle<Ended>,
     refused: Arc<AtomicBool>,
     limit_mb: u32,
-) -> Result<Invocation, Failure> {
-    match receiver.await {
-        Ok(Ok(response)) => Ok(Invocation { response, ended }),
-        Ok(Err(code)) => Err(Failure::NoResponse(format!(": it set the error {code:?}"))),
-        Err(_) => {
-            let ended = ended.await.unwrap_or_default();
-            let (timed_out, not_started) = (ended.timed_out, ended.not_started);
-            Err(match ended.failure {
-                None => Failure::NoResponse(String::new()),
-                Some(_) if timed_out => Failure::TimedOut,
-                Some(reason) if not_started => Failure::Instantiate(reason),
-                Some(trap) if refused.load(Ordering::Relaxed) => Failure::OverMemory { limit_mb, trap },
-                Some(trap) => Failure::Trapped(trap),
-            })
+) -> Invocation {
+    let response = match receiver.await {
+        Ok(Ok(response)) => {
+            return Invocation {
+                response: Ok(response),
+                ended,
+            };
         }
+        Ok(Err(code)) => {
+            return Invocation {
+                response: Err(Failure::NoResponse(format!(": it set the error {code:?}"))),
+                ended,
+            };
+        }
+        Err(_) => ended.await.unwrap_or_default(),
+    };
+    let failure = match response.failure.clone() {
+        None => Failure::NoResponse(String::new()),
+        Some(_) if response.timed_out => Failure::TimedOut,
+        Some(reason) if response.not_started => Failure::Instantiate(reason),
+        Some(trap) if refused.load(Ordering::Relaxed) => Failure::OverMemory { limit_mb, trap },
+        Some(trap) => Failure::Trapped(trap),
+    };
+    Invocation {
+        response: Err(failure),
+        ended: tokio::spawn(async move { response }),
     }
 }
 
@@ -386,9 +397,12 @@ async fn finish(
 /// Returns a one-line account of a guest's failure: the trap, and the memory cap when it
 /// was hit.
 fn describe(error: &wasmtime::Error, over_memory: bool, limit_mb: u32) -> String {
-    let head = match error.downcast_ref::<Trap>() {
-        Some(trap) => trap.to_string(),
-        None => format!("{error:#}"),
+    let head = if let Some(trap) = error.downcast_ref::<Trap>() {
+        format!("it trapped: {trap}")
+    } else if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        format!("it exited with status {}", exit.0)
+    } else {
+        format!("it failed: {error:#}")
     };
     let head = head.lines().next().unwrap_or_default().to_owned();
     if over_memory {
