@@ -127,7 +127,7 @@ impl<B: Backend> RunnerService<B> {
     }
 
     /// Makes `spec`, a WebAssembly function's, current once its image holds a component: it
-    /// has no instances, the router runs it.
+    /// has no instances, the router runs it. Answers with the image, pinned, as every deploy.
     async fn deploy_component(&self, spec: pb::Spec) -> Result<Response<pb::DeployResponse>, Status> {
         self.backend.component(&spec).await.map_err(ApiError::from)?;
         self.specs.put(&spec).await?;
@@ -137,7 +137,10 @@ impl<B: Backend> RunnerService<B> {
             change: Some(Change::Component(spec.version.clone())),
         });
         tracing::info!(application_id = %spec.application_id, version = %spec.version, "component deployed");
-        Ok(Response::new(pb::DeployResponse { instance: None }))
+        Ok(Response::new(pb::DeployResponse {
+            instance: None,
+            image: spec.image,
+        }))
     }
 
     /// Returns the current spec of `application_id`, unless it is a WebAssembly function's
