@@ -1215,15 +1215,8 @@ async fn a_node_function_built_on_a_base_image_runs_alone_from_its_image() {
     );
 
     // The function's image, as the builder pushed it: the base's layers, then two of its own.
-    let namespace = tenant
-        .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
-        .await
-        .body;
-    let repository = format!("{}/where", namespace["registry_endpoint"].as_str().unwrap());
-    let tags = skopeo(&["list-tags", "--tls-verify=false", &format!("docker://{repository}")]);
-    let tags: Value = serde_json::from_slice(&tags).unwrap();
-    let tag = tags["Tags"][0].as_str().unwrap();
-    let image = format!("{repository}:{tag}");
+    let repository = repository_of(&tenant, &function).await;
+    let image = format!("{repository}:{}", registry_tags(&repository)[0]);
     let layers = registry_layers(&image);
     assert_eq!(layers.len(), base_layers.len() + 2, "{layers:?}");
     assert_eq!(layers[..base_layers.len()], base_layers[..]);
@@ -1240,4 +1233,100 @@ async fn a_node_function_built_on_a_base_image_runs_alone_from_its_image() {
     let alone = nuage_tests::apps::deploy_and_call_container(&tenant, id, Duration::from_secs(60)).await;
     assert_eq!(alone["node"], "/usr/bin/node", "{alone}");
     assert_eq!(alone["bin"], json!(["node"]), "only the base's /usr/bin: {alone}");
+}
+
+/// Returns the repository of `function`'s images: its namespace's, then its name.
+async fn repository_of(tenant: &nuage_tests::Tenant, function: &Value) -> String {
+    let namespace = tenant
+        .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
+        .await
+        .body;
+    format!(
+        "{}/{}",
+        namespace["registry_endpoint"].as_str().unwrap(),
+        function["name"].as_str().unwrap()
+    )
+}
+
+/// Returns the tags of `repository` on the registry (none when it has no image yet).
+fn registry_tags(repository: &str) -> Vec<String> {
+    let output = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false", &format!("docker://{repository}")])
+        .output()
+        .expect("skopeo runs");
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    listed["Tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|tag| tag.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The attack: a tenant may push into its namespaces' repositories, where the builder pushes
+/// its functions' images too. It pushes another image of its own over the tag a build just
+/// pushed, before the roll-out starts (held here for a few seconds). The function still runs
+/// the image that was built, by its digest: what runs cannot be swapped by retagging (for a
+/// wasm function, what the router loads as compiled code). The runner reads the registry, as a
+/// runner on another host than the builder does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_the_tenant_pushes_again_before_the_roll_out_does_not_change_what_a_function_runs() {
+    if std::env::var(nuage_tests::REGISTRY_VARIABLE).is_err() {
+        eprintln!("skipped: no registry (NUAGE_TEST_REGISTRY) to push to");
+        return;
+    }
+    let runtime_probe = TestServer::start().await;
+    let node = runtime(&runtime_probe.tenant().await, "node").await;
+    runtime_probe.stop().await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let runner_layouts = elsewhere.path().to_path_buf();
+    let server = TestServer::start_with(|config| {
+        config.runner.registry_insecure = true;
+        config.runner.registry_dir = Some(runner_layouts);
+        config.applications.hold_before_rollout_ms = 6000;
+    })
+    .await;
+    let tenant = server.tenant().await;
+    let decoy = nuage_tests::apps::deployed(
+        &tenant,
+        "decoy-space",
+        json!({"name": "decoy", "runtime": node}),
+        &[("handler.js", b"exports.handle = () => 'swapped';")],
+    )
+    .await;
+    let decoy_repository = repository_of(&tenant, &decoy).await;
+    let decoy_image = format!("{decoy_repository}:{}", registry_tags(&decoy_repository)[0]);
+
+    let target = function(&tenant, "target-space", json!({"name": "target", "runtime": node})).await;
+    let id = target["id"].as_str().unwrap();
+    upload(&tenant, id, zip(&[("handler.js", b"exports.handle = () => 'built';")])).await;
+    deploy(&tenant, id).await;
+    let target_repository = repository_of(&tenant, &target).await;
+    let tags = eventually_every(
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+        || async { registry_tags(&target_repository) },
+        |tags: &Vec<String>| !tags.is_empty(),
+    )
+    .await;
+    assert_eq!(tags.len(), 1, "the build pushed one image: {tags:?}");
+    // The roll-out is held: the tenant pushes its decoy over the tag the build pushed.
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{decoy_image}"),
+        &format!("docker://{target_repository}:{}", tags[0]),
+    ]);
+    let done = settled_within(&tenant, id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let answer = reqwest::get(done["endpoint"].as_str().unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(answer.contains("built"), "the function runs the image it was built as: {answer}");
+    server.stop().await;
 }

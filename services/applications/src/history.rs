@@ -52,23 +52,31 @@ pub struct Deployment {
     pub activated_at: i64,
 }
 
+/// Returns `reference` (`[host/]repository[:tag]`) pinned to `digest`, the manifest digest it
+/// was built or pinned as: `[host/]repository@digest`, so that whoever can push to the
+/// repository (a tenant, into its namespace's) cannot change what runs by retagging. Without
+/// a digest, `reference` as it is.
+pub fn at_digest(reference: &str, digest: &str) -> String {
+    if digest.is_empty() {
+        return reference.to_owned();
+    }
+    let repository = reference.split('@').next().unwrap_or_default();
+    // A tag follows the last `/`'s segment; a registry port comes before it.
+    let repository = match repository.rsplit_once('/') {
+        Some((host_and_path, last)) => match last.split_once(':') {
+            Some((name, _)) => format!("{host_and_path}/{name}"),
+            None => repository.to_owned(),
+        },
+        None => repository.split(':').next().unwrap_or_default().to_owned(),
+    };
+    format!("{repository}@{digest}")
+}
+
 impl Deployment {
     /// Returns the image a rollback to it rolls out: pinned to its digest when known, so that
     /// a tag pushed again since (a container's `:latest`) still names this deployment's image.
     pub fn image(&self) -> String {
-        if self.image_digest.is_empty() {
-            return self.image_reference.clone();
-        }
-        let repository = self.image_reference.split('@').next().unwrap_or_default();
-        // A tag follows the last `/`'s segment; a registry port comes before it.
-        let repository = match repository.rsplit_once('/') {
-            Some((host_and_path, last)) => match last.split_once(':') {
-                Some((name, _)) => format!("{host_and_path}/{name}"),
-                None => repository.to_owned(),
-            },
-            None => repository.split(':').next().unwrap_or_default().to_owned(),
-        };
-        format!("{repository}@{}", self.image_digest)
+        at_digest(&self.image_reference, &self.image_digest)
     }
 
     /// Returns its wire form; `active` says whether it serves.

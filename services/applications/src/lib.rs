@@ -30,7 +30,7 @@ pub use config::{ApplicationsConfig, DEFAULT_ENDPOINT_BASE_URL, DomainCheck, Dom
 pub use domain_model::{Domain, DomainStatus, Hostname};
 pub use domain_store::{DomainStore, domain_not_found};
 pub use domains::Domains;
-pub use history::{BuildResult, Deployment, History, SUCCEEDED};
+pub use history::{BuildResult, Deployment, History, SUCCEEDED, at_digest};
 pub use model::{
     Application, ApplicationStatus, DEFAULT_MAX_SCALE, DEFAULT_MEMORY_LIMIT, DEFAULT_MIN_SCALE, DEFAULT_TIMEOUT_MS,
     ENDPOINT_SUFFIX_LENGTH, Kind, MAX_DESCRIPTION_LENGTH, MAX_DNS_LABEL, MAX_TIMEOUT_MS, MEMORY_LIMITS, MIN_TIMEOUT_MS,

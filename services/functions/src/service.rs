@@ -381,6 +381,11 @@ impl Functions for FunctionsService {
             .await?;
         if newest && result.succeeded {
             // `ready` once an instance of the new image answered; the builder need not wait.
+            // The image is rolled out by the digest it was built as: the builder pushes it
+            // into the namespace's repository, where the tenant may push too, and a tag
+            // pushed again before the runner pins it must not change what runs (a wasm
+            // function's precompiled component is loaded into the router as trusted code).
+            let image = nuage_applications::at_digest(&result.image_reference, &result.image_digest);
             let (applications, namespace) = (self.applications.clone(), self.namespace_read_by(deployment_id));
             tokio::spawn(async move {
                 applications
@@ -388,7 +393,7 @@ impl Functions for FunctionsService {
                         function_id,
                         namespace,
                         &deployment_id.to_string(),
-                        &result.image_reference,
+                        &image,
                     )
                     .await;
             });
