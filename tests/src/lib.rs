@@ -451,22 +451,33 @@ pub async fn hung_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<(
     (address, task)
 }
 
-/// Sends the head and part of the body of a create request, and returns the stream with the
-/// rest still to send.
+/// Sends the head and part of the body of a create request, once the gateway is reading it,
+/// and returns the stream with the rest still to send. The request asks `100-continue`, so the
+/// gateway says when its handler starts reading the body: from then on the request is in
+/// flight (a shutdown waits for it), not a connection that merely sent bytes.
 pub async fn start_slow_create(tenant: &Tenant, body: &[u8], sent: usize) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = tenant.base_url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let head = format!(
-        "POST /functions/v1alpha2/regions/fr-par/namespaces HTTP/1.1\r\nhost: {address}\r\nx-auth-token: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "POST /functions/v1alpha2/regions/fr-par/namespaces HTTP/1.1\r\nhost: {address}\r\nx-auth-token: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
         tenant.secret_key,
         body.len()
     );
-    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
-        .await
-        .unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stream, &body[..sent])
-        .await
-        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "the gateway closed: {interim:?}"
+        );
+        interim.push(byte[0]);
+    }
+    let interim = String::from_utf8_lossy(&interim);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    stream.write_all(&body[..sent]).await.unwrap();
     stream
 }
 

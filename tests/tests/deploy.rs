@@ -1327,6 +1327,9 @@ async fn a_tag_the_tenant_pushes_again_before_the_roll_out_does_not_change_what_
         .text()
         .await
         .unwrap();
-    assert!(answer.contains("built"), "the function runs the image it was built as: {answer}");
+    assert!(
+        answer.contains("built"),
+        "the function runs the image it was built as: {answer}"
+    );
     server.stop().await;
 }

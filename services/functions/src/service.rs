@@ -389,12 +389,7 @@ impl Functions for FunctionsService {
             let (applications, namespace) = (self.applications.clone(), self.namespace_read_by(deployment_id));
             tokio::spawn(async move {
                 applications
-                    .roll_out(
-                        function_id,
-                        namespace,
-                        &deployment_id.to_string(),
-                        &image,
-                    )
+                    .roll_out(function_id, namespace, &deployment_id.to_string(), &image)
                     .await;
             });
         } else {
