@@ -735,7 +735,7 @@ def scenario(args, secret_key):
 
     # Every deploy ended ready, built and rolled out once.
     jobs = sql(f"select id, status, attempts from build_jobs where function_id = '{builds['id']}' order by created_at")
-    deployments = sql(f"select id, status from deployments where function_id = '{builds['id']}' order by created_at")
+    deployments = sql(f"select id, status from deployments where application_id = '{builds['id']}' order by created_at")
     started_twice = sql(f"select source_id, count(*) from log_lines where application_id = '{builds['id']}' "
                         f"and stream = 'build' and message like 'build %' group by source_id having count(*) > 1")
     not_ready = [d for d in deployer.deploys if d[2] != "ready"]
