@@ -1,11 +1,12 @@
 //! WebAssembly functions (runtime `wasm`): a `wasi:http/proxy` component in the zip, built
-//! from `tests/wasm/handler.js` with componentize-js, deployed through the API like any
+//! from `tests/wasm/handler.js` with componentize-js (or written by hand in WebAssembly text:
+//! `tests/wasm/wat`), deployed through the API like any
 //! function, compiled ahead of time by the builder and run by the router in a fresh Wasmtime
 //! instance per request, within the function's timeout and memory cap, with its variables
 //! and secrets, no outgoing HTTP by default, and its output in its logs.
 
 use nuage_tests::apps::{deploy, function, settled_within, upload, zip};
-use nuage_tests::components::test_component;
+use nuage_tests::components::{test_component, wat_component};
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -14,16 +15,22 @@ use std::time::{Duration, Instant};
 /// Builds (debug Cranelift on a loaded machine) can take a while for a 13 MB component.
 const BUILD_LIMIT: Duration = Duration::from_secs(240);
 
-/// Deploys the test component as function `name` in a new namespace with `extra` settings;
-/// returns its id and endpoint.
+/// Deploys the test component (handler.js) as a function in a new namespace with `extra`
+/// settings; returns its id and endpoint.
 async fn wasm_function(tenant: &Tenant, namespace: &str, extra: Value) -> (String, String) {
+    deployed_component(tenant, namespace, extra, &test_component()).await
+}
+
+/// Deploys `component` as a function in a new namespace with `extra` settings; returns its id
+/// and endpoint.
+async fn deployed_component(tenant: &Tenant, namespace: &str, extra: Value, component: &[u8]) -> (String, String) {
     let mut body = json!({"name": "hello", "runtime": "wasm", "handler": "handler.wasm"});
     for (key, value) in extra.as_object().unwrap() {
         body[key] = value.clone();
     }
     let created = function(tenant, namespace, body).await;
     let id = created["id"].as_str().unwrap().to_owned();
-    upload(tenant, &id, zip(&[("handler.wasm", &test_component())])).await;
+    upload(tenant, &id, zip(&[("handler.wasm", component)])).await;
     deploy(tenant, &id).await;
     let done = settled_within(tenant, &id, BUILD_LIMIT).await;
     assert_eq!(done["status"], "ready", "{done}");
@@ -167,6 +174,36 @@ async fn an_instance_that_aborts_answers_500_with_a_clear_body_and_is_logged() {
         lines.iter().any(|line| line.contains("the handler failed on purpose")),
         "{lines:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_written_by_hand_answers_and_one_that_traps_answers_500_and_is_logged() {
+    let server = TestServer::start().await;
+    let tenant = server.tenant().await;
+    // A few kilobytes of WebAssembly text against the canonical ABI (tests/wasm/wat).
+    let (_, hello) = deployed_component(&tenant, "wasm-by-hand", json!({}), &wat_component("hello")).await;
+    for _ in 0..3 {
+        let (status, body) = text(reqwest::get(&hello).await.unwrap()).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "hello"));
+    }
+    // A real WebAssembly trap (`unreachable`), before any answer.
+    let (id, trap) = deployed_component(&tenant, "wasm-trapping", json!({}), &wat_component("trap")).await;
+    let (status, body) = text(reqwest::get(&trap).await.unwrap()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("failed while handling the request: it trapped: wasm `unreachable` instruction executed"),
+        "{body}"
+    );
+    let logged = |lines: &Vec<String>| lines.iter().any(|line| line.contains("`unreachable` instruction executed"));
+    let lines = eventually(Duration::from_secs(10), || log_lines(&tenant, &id), logged).await;
+    assert!(logged(&lines), "{lines:?}");
+    // The next request gets a fresh instance, which traps the same way: nothing is left broken.
+    let (status, _) = text(reqwest::get(&trap).await.unwrap()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let (status, body) = text(reqwest::get(&hello).await.unwrap()).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "hello"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

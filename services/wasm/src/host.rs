@@ -398,7 +398,9 @@ async fn finish(
 /// was hit.
 fn describe(error: &wasmtime::Error, over_memory: bool, limit_mb: u32) -> String {
     let head = if let Some(trap) = error.downcast_ref::<Trap>() {
-        format!("it trapped: {trap}")
+        // Wasmtime says "wasm trap: <what>"; "it trapped: <what>" says it once.
+        let trap = trap.to_string();
+        format!("it trapped: {}", trap.strip_prefix("wasm trap: ").unwrap_or(&trap))
     } else if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
         format!("it exited with status {}", exit.0)
     } else {
