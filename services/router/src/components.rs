@@ -19,6 +19,7 @@ use nuage_proto::runner::v1::GetComponentRequest;
 use nuage_proto::runner::v1::runner_client::RunnerClient;
 use nuage_wasm::{Egress, Failure, Host, Loaded, Manifest, PoolConfig, Synced};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The components of WebAssembly functions, loaded.
@@ -33,6 +34,9 @@ pub struct Components {
     current: Arc<Mutex<HashMap<String, String>>>,
     /// One load at a time: requests that arrive during it wait for it and share it.
     loading: Arc<tokio::sync::Mutex<()>>,
+    /// Advances when every loaded component is forgotten: a load that began before is used
+    /// for its request but not kept.
+    generation: Arc<AtomicU64>,
     runner: RunnerClient<Authed>,
     control: Control,
     logs: Option<LogSink>,
@@ -48,6 +52,7 @@ impl Components {
             loaded: Arc::default(),
             current: Arc::default(),
             loading: Arc::default(),
+            generation: Arc::default(),
             runner,
             control,
             logs,
@@ -63,6 +68,14 @@ impl Components {
             Some(version) => current.insert(application_id.to_owned(), version),
             None => current.remove(application_id),
         };
+    }
+
+    /// Forgets every loaded component and which versions are current: after the runner's
+    /// events were not followed for a while (its stream broke), any of them may be stale.
+    pub fn forget_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.loaded.lock().expect("components lock").clear();
+        self.current.lock().expect("components lock").clear();
     }
 
     fn host(&self) -> Result<&Host, AcquireError> {
@@ -82,6 +95,7 @@ impl Components {
         if let Some(loaded) = self.loaded.lock().expect("components lock").get(id) {
             return Ok((loaded.clone(), false));
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let (bytes, manifest) = self.fetch(id).await?;
         let host = self.host()?;
         let loaded = Arc::new(
@@ -94,7 +108,7 @@ impl Components {
             .expect("components lock")
             .get(id)
             .is_some_and(|current| *current != loaded.manifest().version);
-        if !stale {
+        if !stale && generation == self.generation.load(Ordering::SeqCst) {
             self.loaded
                 .lock()
                 .expect("components lock")

@@ -200,6 +200,8 @@ async fn watch_runner(runner: RunnerClient<Authed>, pools: Pools, components: Co
     loop {
         match runner.clone().watch_events(WatchEventsRequest {}).await {
             Ok(stream) => {
+                // What changed while the stream was down was not seen: load components anew.
+                components.forget_all();
                 let mut stream = stream.into_inner();
                 while let Some(Ok(event)) = stream.next().await {
                     match event.change {
