@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks WebAssembly functions against node ones, side by side in one run on loopback, on
-# a release build, with the same handler logic (answer `hello`):
+# a release build, with the same handler logic (answer `hello`), in two guests: the handler in
+# JavaScript made a component by componentize-js (13 MB: a whole JS engine, StarlingMonkey),
+# and the same handler written by hand in WebAssembly text (tests/wasm/wat/hello.wat, 7 KB),
+# which shows what the host itself costs:
 #   - cold start p50: the first request to a function with no instance. A node function's
 #     instance is reaped after 1 s idle, then called; a wasm function never keeps an instance
 #     (each request gets a fresh one), so each of its calls after a pause is a cold start. The
@@ -29,9 +32,10 @@ cat >"$WORK/hello.js" <<'JS'
 addEventListener('fetch', (event) => event.respondWith(new Response('hello')));
 JS
 tests/wasm/build.sh "$WORK/hello.wasm" "$WORK/hello.js"
+node tests/wasm/wat/build.mjs tests/wasm/wat/hello.wat "$WORK/hello-wat.wasm"
 
 bench_start "$WORK/data" NUAGE_ROUTER__IDLE_SECONDS=1
-INSTANCES="$INSTANCES" MEMORY_LIMIT="$MEMORY_LIMIT" WASM="$WORK/hello.wasm" python3 - >"$WORK/setup" <<'PY'
+INSTANCES="$INSTANCES" MEMORY_LIMIT="$MEMORY_LIMIT" WASM="$WORK/hello.wasm" WAT="$WORK/hello-wat.wasm" python3 - >"$WORK/setup" <<'PY'
 import os, time, urllib.request
 from client import archive, deployed, namespace, runtime
 
@@ -39,6 +43,7 @@ memory = int(os.environ["MEMORY_LIMIT"])
 namespace_id = namespace("bench-wasm")
 node_code = archive({"handler.js": "exports.handle = () => 'hello';\n"})
 wasm_code = archive({"handler.wasm": open(os.environ["WASM"], "rb").read()})
+wat_code = archive({"handler.wasm": open(os.environ["WAT"], "rb").read()})
 node = runtime("node")
 warm = int(os.environ["INSTANCES"])
 found = {
@@ -48,7 +53,8 @@ found = {
 started = time.time()
 found["wasm"] = deployed(namespace_id, wasm_code, name="wasm", runtime="wasm", handler="handler.wasm", memory_limit=memory)
 build_seconds = time.time() - started
-for name in ("node-cold", "node-warm", "wasm"):
+found["wat"] = deployed(namespace_id, wat_code, name="wat", runtime="wasm", handler="handler.wasm", memory_limit=memory)
+for name in ("node-cold", "node-warm", "wasm", "wat"):
     print(found[name]["endpoint"])
 print(found["node-cold"]["id"])
 print(f"{build_seconds:.1f}")
@@ -56,11 +62,12 @@ PY
 NODE_COLD="$(sed -n 1p "$WORK/setup")"
 NODE_WARM="$(sed -n 2p "$WORK/setup")"
 WASM="$(sed -n 3p "$WORK/setup")"
-NODE_COLD_ID="$(sed -n 4p "$WORK/setup")"
-echo "wasm deploy (upload, validate, compile ahead of time, roll out): $(sed -n 5p "$WORK/setup") s"
+WAT="$(sed -n 4p "$WORK/setup")"
+NODE_COLD_ID="$(sed -n 5p "$WORK/setup")"
+echo "JS component's deploy (upload, validate, compile ahead of time, roll out): $(sed -n 6p "$WORK/setup") s"
 
 echo "== cold starts ($RUNS each)"
-RUNS="$RUNS" NODE_COLD="$NODE_COLD" NODE_COLD_ID="$NODE_COLD_ID" WASM="$WASM" python3 - <<'PY'
+RUNS="$RUNS" NODE_COLD="$NODE_COLD" NODE_COLD_ID="$NODE_COLD_ID" WASM="$WASM" WAT="$WAT" python3 - <<'PY'
 import os, statistics, time, urllib.request
 from client import alive
 
@@ -75,30 +82,36 @@ def timed(url):
 
 # The first request after the deploy: the router fetches the component from the runner and
 # loads it, then runs it in a fresh instance.
-first = timed(os.environ["WASM"])
-wasm = []
+first = {guest: timed(os.environ[guest]) for guest in ("WASM", "WAT")}
+cold = {"WASM": [], "WAT": []}
 for _ in range(runs):
-    time.sleep(0.2)
-    wasm.append(timed(os.environ["WASM"]))
+    for guest in cold:
+        time.sleep(0.2)
+        cold[guest].append(timed(os.environ[guest]))
 node = []
 for _ in range(runs):
     while alive(os.environ["NODE_COLD_ID"]):
         time.sleep(0.05)
     node.append(timed(os.environ["NODE_COLD"]))
-p50_wasm, p50_node = statistics.median(wasm) * 1000, statistics.median(node) * 1000
-print(f"  wasm first request after deploy (component load + instance) {first * 1000:.2f} ms")
-print(f"  wasm cold start p50 {p50_wasm:.2f} ms (max {max(wasm) * 1000:.2f})")
+p50_node = statistics.median(node) * 1000
 print(f"  node cold start p50 {p50_node:.2f} ms (max {max(node) * 1000:.2f})")
-print(f"  wasm / node {p50_wasm / p50_node:.4f} (goal <= 0.02, 1/50)")
+for guest, name in (("WASM", "wasm (JS engine)"), ("WAT", "wasm (by hand)")):
+    p50 = statistics.median(cold[guest]) * 1000
+    print(f"  {name}: first request after deploy (component load + instance) {first[guest] * 1000:.2f} ms;"
+          f" cold start p50 {p50:.2f} ms (max {max(cold[guest]) * 1000:.2f}); / node {p50 / p50_node:.4f} (goal <= 0.02)")
 PY
 
 echo "== warm, 32 connections ($ROUNDS rounds of ${DURATION}s, alternating)"
-ratios=()
+js_ratios=()
+wat_ratios=()
 for round in $(seq 1 "$ROUNDS"); do
   read -r node_rps node_p50 node_bad _ < <(measure 2 32 "$NODE_WARM")
-  read -r wasm_rps wasm_p50 wasm_bad _ < <(measure 2 32 "$WASM")
-  printf '  round %d: node %7.0f req/s (p50 %6.0f us, non-2xx %s)  wasm %7.0f req/s (p50 %6.0f us, non-2xx %s)\n' \
-    "$round" "$node_rps" "$node_p50" "$node_bad" "$wasm_rps" "$wasm_p50" "$wasm_bad"
-  ratios+=("$(awk -v w="$wasm_rps" -v n="$node_rps" 'BEGIN { printf "%.2f", w / n }')")
+  read -r js_rps js_p50 js_bad _ < <(measure 2 32 "$WASM")
+  read -r wat_rps wat_p50 wat_bad _ < <(measure 2 32 "$WAT")
+  printf '  round %d: node %7.0f req/s (p50 %6.0f us, non-2xx %s)  wasm JS engine %7.0f req/s (p50 %6.0f us, non-2xx %s)  wasm by hand %7.0f req/s (p50 %6.0f us, non-2xx %s)\n' \
+    "$round" "$node_rps" "$node_p50" "$node_bad" "$js_rps" "$js_p50" "$js_bad" "$wat_rps" "$wat_p50" "$wat_bad"
+  js_ratios+=("$(awk -v w="$js_rps" -v n="$node_rps" 'BEGIN { printf "%.2f", w / n }')")
+  wat_ratios+=("$(awk -v w="$wat_rps" -v n="$node_rps" 'BEGIN { printf "%.2f", w / n }')")
 done
-printf '  wasm / node throughput per round: %s; median %s (goal >= 3)\n' "${ratios[*]}" "$(median "${ratios[@]}")"
+printf '  wasm / node throughput per round, JS engine: %s; median %s (goal >= 3)\n' "${js_ratios[*]}" "$(median "${js_ratios[@]}")"
+printf '  wasm / node throughput per round, by hand: %s; median %s (goal >= 3)\n' "${wat_ratios[*]}" "$(median "${wat_ratios[@]}")"
