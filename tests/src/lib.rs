@@ -5,6 +5,7 @@
 pub mod apps;
 pub mod components;
 pub mod conformance;
+pub mod hosts;
 
 use nuage::{Config, RunningServer};
 use reqwest::StatusCode;

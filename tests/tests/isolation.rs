@@ -5,7 +5,8 @@
 //! and `/metrics`: `auth.rs` and `server.rs`.)
 
 use nuage_tests::apps::{deployed, processes_of, runtime};
-use nuage_tests::{Tenant, TestServer, eventually};
+use nuage_tests::hosts::TestHost;
+use nuage_tests::{Tenant, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -263,71 +264,6 @@ async fn the_gvisor_sandbox_runs_node_and_python_functions() {
     assert!(!out.contains(host.trim()), "{out}");
     assert!(!out.lines().any(|line| line.trim().starts_with("eth")), "{out}");
     server.stop().await;
-}
-
-/// A test host of this test's own: a network namespace joined to this machine by a veth pair,
-/// at `<prefix>.2` (this machine at `<prefix>.1`), serving `name` over HTTP on port 8000.
-struct TestHost {
-    namespace: String,
-    server: std::process::Child,
-}
-
-fn ip(arguments: &[&str]) {
-    let status = std::process::Command::new("ip").args(arguments).status().unwrap();
-    assert!(status.success(), "ip {arguments:?}");
-}
-
-impl TestHost {
-    async fn start(prefix: &str, name: &str) -> Self {
-        let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-        let (namespace, outside, inside) = (format!("nuage-t-{tag}"), format!("nt{tag}a"), format!("nt{tag}b"));
-        ip(&["netns", "add", &namespace]);
-        ip(&["link", "add", &outside, "type", "veth", "peer", "name", &inside]);
-        ip(&["link", "set", &inside, "netns", &namespace]);
-        ip(&["addr", "add", &format!("{prefix}.1/30"), "dev", &outside]);
-        ip(&["link", "set", &outside, "up"]);
-        ip(&[
-            "-n",
-            &namespace,
-            "addr",
-            "add",
-            &format!("{prefix}.2/30"),
-            "dev",
-            &inside,
-        ]);
-        ip(&["-n", &namespace, "link", "set", &inside, "up"]);
-        ip(&["-n", &namespace, "link", "set", "lo", "up"]);
-        let answer = format!(
-            "import http.server\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        \
-             self.send_response(200); self.end_headers(); self.wfile.write(b'{name}')\n\
-             http.server.HTTPServer(('{prefix}.2', 8000), H).serve_forever()"
-        );
-        let server = std::process::Command::new("ip")
-            .args(["netns", "exec", &namespace, "python3", "-c", &answer])
-            .spawn()
-            .unwrap();
-        let host = Self { namespace, server };
-        let address = format!("{prefix}.2:8000");
-        let listening = eventually(
-            std::time::Duration::from_secs(10),
-            || async { tokio::net::TcpStream::connect(&address).await.is_ok() },
-            |listening| *listening,
-        )
-        .await;
-        assert!(listening, "the test host listens");
-        host
-    }
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-        // Deleting the namespace deletes its end of the pair, and so the pair.
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.namespace])
-            .status();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 
 use nuage_tests::apps::{deploy, function, settled_within, upload, zip};
 use nuage_tests::components::{test_component, wat_component};
+use nuage_tests::hosts::TestHost;
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -196,7 +197,11 @@ async fn a_component_written_by_hand_answers_and_one_that_traps_answers_500_and_
         message.contains("failed while handling the request: it trapped: wasm `unreachable` instruction executed"),
         "{body}"
     );
-    let logged = |lines: &Vec<String>| lines.iter().any(|line| line.contains("`unreachable` instruction executed"));
+    let logged = |lines: &Vec<String>| {
+        lines
+            .iter()
+            .any(|line| line.contains("`unreachable` instruction executed"))
+    };
     let lines = eventually(Duration::from_secs(10), || log_lines(&tenant, &id), logged).await;
     assert!(logged(&lines), "{lines:?}");
     // The next request gets a fresh instance, which traps the same way: nothing is left broken.
@@ -227,6 +232,36 @@ async fn outgoing_http_is_refused_by_default() {
         assert!(body.starts_with("refused:"), "{body}");
     }
     assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_egress_reaches_a_public_host_and_nothing_private() {
+    let server = TestServer::start_with(|config| config.runner.egress = nuage_runner::Egress::Public).await;
+    let tenant = server.tenant().await;
+    let (_, endpoint) = wasm_function(&tenant, "wasm-public", json!({})).await;
+    // Test hosts of this test's own: one at a private address, one at an address outside
+    // every non-public range (100.200.77.0/30, routed to the host's namespace here only).
+    let private = TestHost::start("10.213.78", "private-host").await;
+    let public = TestHost::start("100.200.77", "public-host").await;
+    let api = server.server().endpoints().api.unwrap().port();
+    let (status, body) = text(
+        reqwest::get(format!("{endpoint}/egress?url=http://100.200.77.2:8000/"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "reached: 200"));
+    for url in [
+        "http://10.213.78.2:8000/".to_owned(),
+        format!("http://127.0.0.1:{api}/"),
+        format!("http://localhost:{api}/"),
+    ] {
+        let (status, body) = text(reqwest::get(format!("{endpoint}/egress?url={url}")).await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{url}: {body}");
+        assert!(body.starts_with("refused:"), "{url}: {body}");
+    }
+    drop((private, public));
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
