@@ -77,10 +77,12 @@ async fn wait_for_answers(answers: &AtomicUsize, count: usize) -> usize {
         |seen| *seen >= count,
     )
     .await;
-    assert!(reached >= count, "the clients were answered {reached} times, not {count}");
+    assert!(
+        reached >= count,
+        "the clients were answered {reached} times, not {count}"
+    );
     reached
 }
-
 
 /// The rollback's POST, checked: the application answered `pending`.
 async fn rollback(tenant: &Tenant, kind: &str, id: &str, deployment_id: &str) {
@@ -228,7 +230,10 @@ async fn a_rollback_under_load_serves_the_old_deployment_and_fails_no_request() 
     }
     let first_old = first_old.expect("the clients saw the old deployment");
     assert!(first_old > posted, "the old deployment answered only after the POST");
-    assert!(last.unwrap() > first_old, "the clients were answered after the rollback too");
+    assert!(
+        last.unwrap() > first_old,
+        "the clients were answered after the rollback too"
+    );
 
     // No rebuild: the history has the same three deployments, the first one serving.
     let listed = tenant.get(&format!("/functions/{id}/deployments")).await.body;
@@ -425,5 +430,47 @@ async fn a_rollback_to_a_pruned_image_or_a_bad_deployment_id_is_refused_naming_i
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
     assert_eq!(answer.body["resource_id"], unknown.as_str());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_while_a_deploy_is_under_way_is_refused_and_the_deploy_goes_on() {
+    // Each roll-out is held 2 s before it starts, so the deploy below is still pending when
+    // the rollback comes.
+    let server = TestServer::start_with(|config| config.applications.hold_before_rollout_ms = 2000).await;
+    let tenant = server.tenant().await;
+    let function = first_deploy(&tenant, "rolling-while-pending", "alpha").await;
+    let (id, endpoint) = (
+        function["id"].as_str().unwrap().to_owned(),
+        function["endpoint"].as_str().unwrap().to_owned(),
+    );
+    let first = tenant.get(&format!("/functions/{id}/deployments")).await.body["deployments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    upload(&tenant, &id, zip(&[("handler.js", handler("bravo").as_bytes())])).await;
+    deploy(&tenant, &id).await;
+    let refused = tenant
+        .post(&format!("/functions/{id}/rollback"), json!({"deployment_id": first}))
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.body["type"], "transient_state", "{}", refused.body);
+    assert_eq!(refused.body["resource"], "function");
+    assert_eq!(refused.body["resource_id"], id.as_str());
+    assert_eq!(refused.body["current_state"], "pending");
+    // The deploy was not disturbed: it ends ready and serves the new code.
+    let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let client = reqwest::Client::new();
+    assert_eq!(call(&client, &endpoint).await.as_deref(), Ok("bravo"));
+    // Once it is, the same rollback is taken.
+    rollback(&tenant, "function", &id, &first).await;
+    let back = eventually(
+        Duration::from_secs(20),
+        || call(&client, &endpoint),
+        |seen| seen.as_deref() == Ok("alpha"),
+    )
+    .await;
+    assert_eq!(back.as_deref(), Ok("alpha"));
     server.stop().await;
 }
