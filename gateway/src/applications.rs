@@ -256,6 +256,47 @@ pub(crate) trait Owner: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Response<wire::DomainResponse>, Status>> + Send;
 }
 
+/// Writes the RPC methods of an [`Owner`] impl, each handing its request to the client's RPC
+/// named for it (`create => create_function`); the domain RPCs have the same names on both
+/// clients. Both owners' methods are pure forwarding, so they are written once, here.
+macro_rules! forward_to_client {
+    (
+        create: $create:ident,
+        get: $get:ident,
+        list: $list:ident,
+        update: $update:ident,
+        delete: $delete:ident,
+        deploy: $deploy:ident,
+        list_deployments: $list_deployments:ident,
+        rollback: $rollback:ident $(,)?
+    ) => {
+        $crate::applications::forward_to_client!(@rpc create, $create, CreateApplicationRequest, ApplicationResponse);
+        $crate::applications::forward_to_client!(@rpc get, $get, GetApplicationRequest, ApplicationResponse);
+        $crate::applications::forward_to_client!(@rpc list, $list, ListApplicationsRequest, ListApplicationsResponse);
+        $crate::applications::forward_to_client!(@rpc update, $update, UpdateApplicationRequest, ApplicationResponse);
+        $crate::applications::forward_to_client!(@rpc delete, $delete, GetApplicationRequest, ApplicationResponse);
+        $crate::applications::forward_to_client!(@rpc deploy, $deploy, GetApplicationRequest, ApplicationResponse);
+        $crate::applications::forward_to_client!(
+            @rpc list_deployments, $list_deployments, ListDeploymentsRequest, ListDeploymentsResponse
+        );
+        $crate::applications::forward_to_client!(@rpc rollback, $rollback, RollbackRequest, ApplicationResponse);
+        $crate::applications::forward_to_client!(@rpc create_domain, create_domain, CreateDomainRequest, DomainResponse);
+        $crate::applications::forward_to_client!(@rpc get_domain, get_domain, GetDomainRequest, DomainResponse);
+        $crate::applications::forward_to_client!(@rpc list_domains, list_domains, ListDomainsRequest, ListDomainsResponse);
+        $crate::applications::forward_to_client!(@rpc update_domain, update_domain, UpdateDomainRequest, DomainResponse);
+        $crate::applications::forward_to_client!(@rpc delete_domain, delete_domain, GetDomainRequest, DomainResponse);
+    };
+    (@rpc $method:ident, $rpc:ident, $request:ident, $response:ident) => {
+        async fn $method(
+            mut client: Self::Client,
+            request: ::tonic::Request<::nuage_proto::applications::v1::$request>,
+        ) -> Result<::tonic::Response<::nuage_proto::applications::v1::$response>, ::tonic::Status> {
+            client.$rpc(request).await
+        }
+    };
+}
+pub(crate) use forward_to_client;
+
 /// Returns the routes of `O`'s applications: `/<kind>s`, `/<kind>s/{id}`, its deploy, and
 /// `/namespaces/{id}/<kind>s`, which the Serverless plugin calls.
 pub(crate) fn routes<O: Owner, V: Version>() -> Router<GatewayState> {

@@ -17,7 +17,6 @@ use nuage_proto::functions::v1 as pb;
 use nuage_proto::functions::v1::functions_client::FunctionsClient;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tonic::{Request, Response, Status};
 
 /// The functions service, as the application handlers call it.
 pub(crate) struct Functions;
@@ -33,95 +32,15 @@ impl Owner for Functions {
         state.clients().functions.clone()
     }
 
-    async fn create(
-        mut client: Self::Client,
-        request: Request<wire::CreateApplicationRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        client.create_function(request).await
-    }
-
-    async fn get(
-        mut client: Self::Client,
-        request: Request<wire::GetApplicationRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        client.get_function(request).await
-    }
-
-    async fn list(
-        mut client: Self::Client,
-        request: Request<wire::ListApplicationsRequest>,
-    ) -> Result<Response<wire::ListApplicationsResponse>, Status> {
-        client.list_functions(request).await
-    }
-
-    async fn update(
-        mut client: Self::Client,
-        request: Request<wire::UpdateApplicationRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        client.update_function(request).await
-    }
-
-    async fn delete(
-        mut client: Self::Client,
-        request: Request<wire::GetApplicationRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        client.delete_function(request).await
-    }
-
-    async fn deploy(
-        mut client: Self::Client,
-        request: Request<wire::GetApplicationRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        client.deploy_function(request).await
-    }
-
-    async fn list_deployments(
-        mut client: Self::Client,
-        request: Request<wire::ListDeploymentsRequest>,
-    ) -> Result<Response<wire::ListDeploymentsResponse>, Status> {
-        client.list_function_deployments(request).await
-    }
-
-    async fn rollback(
-        mut client: Self::Client,
-        request: Request<wire::RollbackRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        client.rollback_function(request).await
-    }
-
-    async fn create_domain(
-        mut client: Self::Client,
-        request: Request<wire::CreateDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        client.create_domain(request).await
-    }
-
-    async fn get_domain(
-        mut client: Self::Client,
-        request: Request<wire::GetDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        client.get_domain(request).await
-    }
-
-    async fn list_domains(
-        mut client: Self::Client,
-        request: Request<wire::ListDomainsRequest>,
-    ) -> Result<Response<wire::ListDomainsResponse>, Status> {
-        client.list_domains(request).await
-    }
-
-    async fn update_domain(
-        mut client: Self::Client,
-        request: Request<wire::UpdateDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        client.update_domain(request).await
-    }
-
-    async fn delete_domain(
-        mut client: Self::Client,
-        request: Request<wire::GetDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        client.delete_domain(request).await
+    crate::applications::forward_to_client! {
+        create: create_function,
+        get: get_function,
+        list: list_functions,
+        update: update_function,
+        delete: delete_function,
+        deploy: deploy_function,
+        list_deployments: list_function_deployments,
+        rollback: rollback_function,
     }
 }
 
