@@ -4,7 +4,7 @@
 
 use crate::domain_model::{Domain, DomainFilter, DomainStatus, Hostname, domain_order_sql};
 use nuage_core::clock::now_micros;
-use nuage_core::db::{PageQuery, is_unique_violation};
+use nuage_core::db::{Columns, PageQuery, is_unique_violation};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
@@ -146,9 +146,7 @@ impl DomainStore {
             parameters: &parameters,
             order: domain_order_sql(order),
         };
-        let (rows, total) = self.database.page(query, page).await?;
-        let domains = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((domains, total))
+        self.database.page_of(query, page, decode).await
     }
 
     /// Replaces the tags of one domain of the caller; returns it as it is now.
@@ -281,13 +279,10 @@ impl DomainStore {
 }
 
 fn decode(row: &AnyRow) -> Result<Domain, ApiError> {
-    let text = |column: &str| row.try_get::<String, _>(column);
-    let corrupt =
-        |column: &str, value: &str| ApiError::internal(&format_args!("corrupt domain row: bad {column} `{value}`"));
-    let uuid = |column: &str| -> Result<Uuid, ApiError> {
-        let value = text(column)?;
-        Uuid::try_parse(&value).map_err(|_| corrupt(column, &value))
-    };
+    let columns = Columns::new(row, "domain");
+    let text = |column: &str| columns.text(column);
+    let uuid = |column: &str| columns.uuid(column);
+    let corrupt = |column: &str, value: &str| columns.corrupt(column, value);
     let status = text("status")?;
     Ok(Domain {
         id: uuid("id")?,

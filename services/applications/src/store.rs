@@ -167,9 +167,7 @@ impl<K: Kind> ApplicationStore<K> {
             parameters: &[&organization_id, region, &namespace_id, &name],
             order: order_sql(order),
         };
-        let (rows, total) = self.database.page(query, page).await?;
-        let applications = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((applications, total))
+        self.database.page_of(query, page, decode).await
     }
 
     /// Writes the changeable fields of `application`, provided nobody changed it since it was

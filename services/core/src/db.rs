@@ -28,6 +28,18 @@ pub struct PageQuery<'a> {
     pub order: &'a str,
 }
 
+impl PageQuery<'_> {
+    /// Returns the `order by` of a list in creation order, newest or oldest first, ties broken
+    /// by id.
+    pub const fn creation_order(newest_first: bool) -> &'static str {
+        if newest_first {
+            "created_at desc, id desc"
+        } else {
+            "created_at asc, id asc"
+        }
+    }
+}
+
 /// Which engine a [`Database`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -91,6 +103,71 @@ impl Database {
             }
         };
         Ok((rows, u64::try_from(total).unwrap_or_default()))
+    }
+
+    /// Returns one page of `query`, each row read by `decode`, and the count of all matches.
+    pub async fn page_of<T, E: From<sqlx::Error>>(
+        &self,
+        query: PageQuery<'_>,
+        page: Page,
+        decode: impl Fn(&AnyRow) -> Result<T, E>,
+    ) -> Result<(Vec<T>, u64), E> {
+        let (rows, total) = self.page(query, page).await?;
+        let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
+        Ok((items, total))
+    }
+
+    /// Sets `assignments` (which mark it `deleting`) on the row of `table` with id `id` that
+    /// belongs to `caller` in `region`, and returns it (its `columns`); `None` if there is no
+    /// such row. Marking twice is not an error.
+    pub async fn mark_deleting(
+        &self,
+        table: &str,
+        columns: &str,
+        assignments: &str,
+        caller: &crate::Caller,
+        region: &str,
+        id: uuid::Uuid,
+    ) -> Result<Option<AnyRow>, sqlx::Error> {
+        sqlx::query(&format!(
+            "update {table} set {assignments}, updated_at = $1 \
+             where organization_id = $2 and region = $3 and id = $4 returning {columns}"
+        ))
+        .bind(crate::clock::now_micros())
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Sets `assignments` (which mark them `deleting`) on every row of `table` that belongs to
+    /// application `application_id` and is not `deleting` yet; returns how many of its rows
+    /// still exist. What hangs off an application (crons, triggers) goes with it so.
+    pub async fn mark_application_deleting(
+        &self,
+        table: &str,
+        assignments: &str,
+        organization_id: uuid::Uuid,
+        application_id: uuid::Uuid,
+    ) -> Result<u64, sqlx::Error> {
+        sqlx::query(&format!(
+            "update {table} set {assignments}, updated_at = $1 \
+             where organization_id = $2 and application_id = $3 and status <> 'deleting'"
+        ))
+        .bind(crate::clock::now_micros())
+        .bind(organization_id.to_string())
+        .bind(application_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        let remaining: i64 = sqlx::query_scalar(&format!(
+            "select count(*) from {table} where organization_id = $1 and application_id = $2"
+        ))
+        .bind(organization_id.to_string())
+        .bind(application_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(remaining).unwrap_or_default())
     }
 
     /// Returns the row of `table` with id `id` that belongs to `caller` in `region`, if any:
@@ -237,6 +314,37 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+/// Reads the columns of a row of a table whose rows are `noun`s (`cron`, `trigger`): a stored
+/// value that does not parse makes the row corrupt, an internal error naming the column.
+#[derive(Clone, Copy)]
+pub struct Columns<'a> {
+    row: &'a AnyRow,
+    noun: &'a str,
+}
+
+impl<'a> Columns<'a> {
+    /// Returns a reader of `row`, a `noun`'s.
+    pub fn new(row: &'a AnyRow, noun: &'a str) -> Self {
+        Self { row, noun }
+    }
+
+    /// Returns the text of `column`.
+    pub fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.row.try_get(column)
+    }
+
+    /// Returns the id stored as text in `column`.
+    pub fn uuid(&self, column: &str) -> Result<uuid::Uuid, crate::ApiError> {
+        let value = self.text(column)?;
+        uuid::Uuid::try_parse(&value).map_err(|_| self.corrupt(column, &value))
+    }
+
+    /// Returns the error for `value`, stored in `column`, that does not parse.
+    pub fn corrupt(&self, column: &str, value: &str) -> crate::ApiError {
+        crate::ApiError::internal(&format_args!("corrupt {} row: bad {column} `{value}`", self.noun))
     }
 }
 

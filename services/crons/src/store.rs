@@ -2,7 +2,7 @@
 
 use crate::model::{Cron, CronStatus, Delivery};
 use nuage_core::clock::now_micros;
-use nuage_core::db::PageQuery;
+use nuage_core::db::{Columns, PageQuery};
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -70,15 +70,9 @@ impl CronStore {
             columns: COLUMNS,
             condition: "organization_id = $1 and region = $2 and ($3 = '' or application_id = $3)",
             parameters: &[&organization_id, region, &application_id],
-            order: if newest_first {
-                "created_at desc, id desc"
-            } else {
-                "created_at asc, id asc"
-            },
+            order: PageQuery::creation_order(newest_first),
         };
-        let (rows, total) = self.database.page(query, page).await?;
-        let crons = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((crons, total))
+        self.database.page_of(query, page, decode).await
     }
 
     /// Writes the changeable fields of `cron` unless it is being deleted; `None` if it is
@@ -103,17 +97,11 @@ impl CronStore {
 
     /// Marks a cron `deleting` and returns it; deleting twice is not an error.
     pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Cron, ApiError> {
-        let row = sqlx::query(&format!(
-            "update crons set status = 'deleting', updated_at = $1 \
-             where organization_id = $2 and region = $3 and id = $4 returning {COLUMNS}"
-        ))
-        .bind(now_micros())
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| ApiError::not_found("cron", id.to_string()))?;
+        let row = self
+            .database
+            .mark_deleting("crons", COLUMNS, "status = 'deleting'", caller, region, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("cron", id.to_string()))?;
         decode(&row)
     }
 
@@ -123,22 +111,10 @@ impl CronStore {
         organization_id: Uuid,
         application_id: Uuid,
     ) -> Result<u64, ApiError> {
-        sqlx::query(
-            "update crons set status = 'deleting', updated_at = $1 \
-             where organization_id = $2 and application_id = $3 and status <> 'deleting'",
-        )
-        .bind(now_micros())
-        .bind(organization_id.to_string())
-        .bind(application_id.to_string())
-        .execute(self.database.pool())
-        .await?;
-        let remaining: i64 =
-            sqlx::query_scalar("select count(*) from crons where organization_id = $1 and application_id = $2")
-                .bind(organization_id.to_string())
-                .bind(application_id.to_string())
-                .fetch_one(self.database.pool())
-                .await?;
-        Ok(u64::try_from(remaining).unwrap_or_default())
+        Ok(self
+            .database
+            .mark_application_deleting("crons", "status = 'deleting'", organization_id, application_id)
+            .await?)
     }
 
     /// Returns up to `limit` crons in `status`, least recently changed first.
@@ -208,16 +184,11 @@ fn delivery_json(delivery: Option<&Delivery>) -> String {
         .unwrap_or_default()
 }
 
-fn corrupt(what: &str, value: &str) -> ApiError {
-    ApiError::internal(&format_args!("corrupt cron row: bad {what} `{value}`"))
-}
-
 fn decode(row: &AnyRow) -> Result<Cron, ApiError> {
-    let text = |column: &str| row.try_get::<String, _>(column);
-    let uuid = |column: &str| -> Result<Uuid, ApiError> {
-        let value = text(column)?;
-        Uuid::try_parse(&value).map_err(|_| corrupt(column, &value))
-    };
+    let columns = Columns::new(row, "cron");
+    let text = |column: &str| columns.text(column);
+    let uuid = |column: &str| columns.uuid(column);
+    let corrupt = |column: &str, value: &str| columns.corrupt(column, value);
     let status = text("status")?;
     let delivery = text("delivery")?;
     Ok(Cron {

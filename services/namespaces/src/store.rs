@@ -259,9 +259,7 @@ impl NamespaceStore {
             parameters: &[&organization_id, region, name.unwrap_or_default()],
             order: order.sql(),
         };
-        let (rows, total) = self.database.page(query, page).await?;
-        let namespaces = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((namespaces, total))
+        self.database.page_of(query, page, decode).await
     }
 
     /// Applies a sparse change; a namespace being deleted cannot change. With `read_at` (the

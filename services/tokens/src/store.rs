@@ -80,15 +80,9 @@ impl TokenStore {
                         and ($3 = '' or (namespace_id = $3 and application_id = '')) \
                         and ($4 = '' or application_id = $4)",
             parameters: &[&organization_id, region, &namespace_id, &application_id],
-            order: if newest_first {
-                "created_at desc, id desc"
-            } else {
-                "created_at asc, id asc"
-            },
+            order: PageQuery::creation_order(newest_first),
         };
-        let (rows, total) = self.database.page(query, page).await?;
-        let tokens = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((tokens, total))
+        self.database.page_of(query, page, decode).await
     }
 
     /// Revokes a live token of the caller and returns it; a revoked one is not found.

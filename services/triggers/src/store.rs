@@ -3,7 +3,7 @@
 
 use crate::model::{NATS, NatsSource, SCW_NATS, Trigger, TriggerStatus};
 use nuage_core::clock::now_micros;
-use nuage_core::db::PageQuery;
+use nuage_core::db::{Columns, PageQuery};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
@@ -13,6 +13,9 @@ use uuid::Uuid;
 const COLUMNS: &str = "id, organization_id, region, project_id, namespace_id, application_id, name, description, \
      input_type, subject, account_id, mnq_project_id, mnq_region, status, error_message, created_at, updated_at, \
      server_urls, credentials, http_path, http_method, tags";
+
+/// What marks a trigger `deleting`: its error goes with the state it was about.
+const DELETING: &str = "status = 'deleting', error_message = null";
 
 /// Which triggers of the caller a list is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,15 +117,9 @@ impl TriggerStore {
             columns: COLUMNS,
             condition: &condition,
             parameters: &[&organization_id, region, &value],
-            order: if newest_first {
-                "created_at desc, id desc"
-            } else {
-                "created_at asc, id asc"
-            },
+            order: PageQuery::creation_order(newest_first),
         };
-        let (rows, total) = self.database.page(query, page).await?;
-        let triggers = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((triggers, total))
+        self.database.page_of(query, page, decode).await
     }
 
     /// Writes the changeable fields of `trigger` (name, description, destination, tags, and
@@ -152,17 +149,11 @@ impl TriggerStore {
 
     /// Marks a trigger `deleting` and returns it; deleting twice is not an error.
     pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Trigger, ApiError> {
-        let row = sqlx::query(&format!(
-            "update triggers set status = 'deleting', error_message = null, updated_at = $1 \
-             where organization_id = $2 and region = $3 and id = $4 returning {COLUMNS}"
-        ))
-        .bind(now_micros())
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| not_found(id))?;
+        let row = self
+            .database
+            .mark_deleting("triggers", COLUMNS, DELETING, caller, region, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
         decode(&row)
     }
 
@@ -172,22 +163,10 @@ impl TriggerStore {
         organization_id: Uuid,
         application_id: Uuid,
     ) -> Result<u64, ApiError> {
-        sqlx::query(
-            "update triggers set status = 'deleting', error_message = null, updated_at = $1 \
-             where organization_id = $2 and application_id = $3 and status <> 'deleting'",
-        )
-        .bind(now_micros())
-        .bind(organization_id.to_string())
-        .bind(application_id.to_string())
-        .execute(self.database.pool())
-        .await?;
-        let remaining: i64 =
-            sqlx::query_scalar("select count(*) from triggers where organization_id = $1 and application_id = $2")
-                .bind(organization_id.to_string())
-                .bind(application_id.to_string())
-                .fetch_one(self.database.pool())
-                .await?;
-        Ok(u64::try_from(remaining).unwrap_or_default())
+        Ok(self
+            .database
+            .mark_application_deleting("triggers", DELETING, organization_id, application_id)
+            .await?)
     }
 
     /// Sets the status of a trigger that is not being deleted to `ready` (clearing its error)
@@ -222,12 +201,7 @@ impl TriggerStore {
         .bind(limit)
         .fetch_all(self.database.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get("id")?;
-                Uuid::try_parse(&id).map_err(|_| corrupt("id", &id))
-            })
-            .collect()
+        rows.iter().map(|row| Columns::new(row, "trigger").uuid("id")).collect()
     }
 
     /// Removes a trigger that is `deleting`.
@@ -255,16 +229,11 @@ fn urls_json(urls: &[String]) -> String {
     serde_json::to_string(urls).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn corrupt(what: &str, value: &str) -> ApiError {
-    ApiError::internal(&format_args!("corrupt trigger row: bad {what} `{value}`"))
-}
-
 fn decode(row: &AnyRow) -> Result<Trigger, ApiError> {
-    let text = |column: &str| row.try_get::<String, _>(column);
-    let uuid = |column: &str| -> Result<Uuid, ApiError> {
-        let value = text(column)?;
-        Uuid::try_parse(&value).map_err(|_| corrupt(column, &value))
-    };
+    let columns = Columns::new(row, "trigger");
+    let text = |column: &str| columns.text(column);
+    let uuid = |column: &str| columns.uuid(column);
+    let corrupt = |column: &str, value: &str| columns.corrupt(column, value);
     let status = text("status")?;
     let input_type = text("input_type")?;
     if input_type != SCW_NATS && input_type != NATS {
