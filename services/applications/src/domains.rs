@@ -14,7 +14,7 @@ use crate::model::{ApplicationStatus, Kind};
 use crate::store::ApplicationStore;
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
-use nuage_core::ids::parse_id;
+use nuage_core::ids::{optional_id, parse_id};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, ErrorCode, Page};
 use nuage_proto::common::v1::DomainRoute;
@@ -149,16 +149,10 @@ impl<K: Kind> Domains<K> {
         order: i32,
         page: Page,
     ) -> Result<(Vec<Domain>, u64), ApiError> {
-        let id = |argument: &str, value: Option<&str>| {
-            value
-                .filter(|value| !value.is_empty())
-                .map(|value| parse_id(argument, value))
-                .transpose()
-        };
         let filter = DomainFilter {
-            application_id: id(&Self::target_argument(), Some(application_id))?,
-            namespace_id: id("namespace_id", namespace_id)?,
-            project_id: id("project_id", project_id)?,
+            application_id: optional_id(&Self::target_argument(), Some(application_id))?,
+            namespace_id: optional_id("namespace_id", namespace_id)?,
+            project_id: optional_id("project_id", project_id)?,
         };
         self.store.list(caller, region, &filter, order, page).await
     }

@@ -14,7 +14,7 @@ use crate::rollouts::Rollouts;
 use crate::store::{ApplicationStore, ListFilter};
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
-use nuage_core::ids::parse_id;
+use nuage_core::ids::{optional_id, parse_id};
 use nuage_core::secrets::{SealedChanges, SecretChange, SecretVariables};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page, validate};
@@ -350,11 +350,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         page: Page,
     ) -> Result<(Vec<Application<K>>, u64), ApiError> {
         let filter = ListFilter {
-            namespace_id: namespace_id
-                .as_deref()
-                .filter(|id| !id.is_empty())
-                .map(|id| parse_id("namespace_id", id))
-                .transpose()?,
+            namespace_id: optional_id("namespace_id", namespace_id.as_deref())?,
             name: name.filter(|name| !name.is_empty()),
         };
         self.store.list(caller, region, &filter, order, page).await

@@ -14,6 +14,15 @@ pub fn parse_id(argument: &str, value: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::invalid_argument(argument, Reason::Format, format!("`{value}` is not a valid UUID")))
 }
 
+/// Returns the UUID in `value`, or `None` when it is absent or empty (a filter not given);
+/// an `InvalidArgument` error naming `argument` when it is not a UUID.
+pub fn optional_id(argument: &str, value: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    value
+        .filter(|value| !value.is_empty())
+        .map(|value| parse_id(argument, value))
+        .transpose()
+}
+
 /// Splits an image repository (`[host/]path`, without tag or digest) into the registry host it
 /// names, if any, and its path: as Docker reads it, the first segment is a host when another
 /// follows and it has a `.` or a `:`, or is `localhost`.

@@ -7,7 +7,7 @@ use crate::store::CronStore;
 use nuage_applications::Owners;
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
-use nuage_core::ids::parse_id;
+use nuage_core::ids::{optional_id, parse_id};
 use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::crons::v1::{self as pb, crons_server::Crons};
 use tonic::{Request, Response, Status};
@@ -160,12 +160,7 @@ impl Crons for CronsService {
         let request = request.into_inner();
         let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let page = Page::new(request.page, request.page_size)?;
-        let application_id = request
-            .application_id
-            .as_deref()
-            .filter(|id| !id.is_empty())
-            .map(|id| parse_id("application_id", id))
-            .transpose()?;
+        let application_id = optional_id("application_id", request.application_id.as_deref())?;
         let newest_first = request.order_by == pb::CronOrder::CreatedAtDesc as i32;
         let (crons, total_count) = self
             .store

@@ -4,7 +4,7 @@ use crate::keys::KeyStore;
 use crate::model::{MAX_DESCRIPTION_CHARS, Token};
 use crate::store::{TokenFilter, TokenStore};
 use nuage_core::error::Reason;
-use nuage_core::ids::parse_id;
+use nuage_core::ids::{optional_id, parse_id};
 use nuage_core::jwt::{self, ApplicationClaim, Claims};
 use nuage_core::{ApiError, Caller, ErrorCode, Page};
 use nuage_proto::tokens::v1::{self as pb, tokens_server::Tokens};
@@ -103,14 +103,6 @@ fn answer(token: Token, issued: Option<(String, String)>) -> Response<pb::TokenR
     Response::new(pb::TokenResponse {
         token: Some(to_proto(token, issued)),
     })
-}
-
-/// Returns an optional id filter, `None` when absent or empty.
-fn optional_id(argument: &str, value: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    value
-        .filter(|value| !value.is_empty())
-        .map(|value| parse_id(argument, value))
-        .transpose()
 }
 
 fn namespace_id(value: &str) -> Result<String, ApiError> {

@@ -11,7 +11,7 @@ use crate::subscriber::Subscriber;
 use nuage_applications::Owners;
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
-use nuage_core::ids::parse_id;
+use nuage_core::ids::{optional_id, parse_id};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Page};
 use nuage_proto::triggers::v1::{self as pb, triggers_server::Triggers};
@@ -202,14 +202,6 @@ fn answer(trigger: Trigger) -> Response<pb::TriggerResponse> {
     Response::new(pb::TriggerResponse {
         trigger: Some(to_proto(trigger)),
     })
-}
-
-/// Returns the id given as `argument`, if given and not empty.
-fn optional_id(argument: &str, value: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    value
-        .filter(|value| !value.is_empty())
-        .map(|value| parse_id(argument, value))
-        .transpose()
 }
 
 /// Returns the scope of a list: at most one of an application, a namespace and a project.
