@@ -34,9 +34,7 @@ pub async fn runtime(tenant: &Tenant, prefix: &str) -> String {
 
 /// Creates a namespace and a function in it; returns the function.
 pub async fn function(tenant: &Tenant, namespace: &str, body: Value) -> Value {
-    let created = tenant.create_namespace(namespace).await;
-    let namespace_id = created["id"].as_str().unwrap().to_owned();
-    tenant.wait_ready(&namespace_id).await;
+    let namespace_id = tenant.ready_namespace_id(namespace).await;
     let mut body = body;
     body["namespace_id"] = json!(namespace_id);
     let answer = tenant.post("/functions", body).await;
@@ -87,15 +85,42 @@ pub async fn settled_within(tenant: &Tenant, function_id: &str, limit: Duration)
         .body
 }
 
+/// Creates function `f` on the node runtime in a new namespace; returns it.
+pub async fn node_function(tenant: &Tenant, namespace: &str) -> Value {
+    let node = runtime(tenant, "node").await;
+    function(tenant, namespace, json!({"name": "f", "runtime": node})).await
+}
+
+/// Uploads `archive` as the function's code, deploys it and waits up to `limit` until it is
+/// `ready` or `error`; returns it.
+pub async fn upload_and_deploy(tenant: &Tenant, function_id: &str, archive: Vec<u8>, limit: Duration) -> Value {
+    upload(tenant, function_id, archive).await;
+    deploy(tenant, function_id).await;
+    settled_within(tenant, function_id, limit).await
+}
+
+/// Uploads `files` to the function and deploys them; returns it once `ready` (within 20 s).
+pub async fn redeployed(tenant: &Tenant, function_id: &str, files: &[(&str, &[u8])]) -> Value {
+    let done = upload_and_deploy(tenant, function_id, zip(files), Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    done
+}
+
 /// Creates a function in a new namespace, uploads `files` and deploys it; returns it `ready`.
 pub async fn deployed(tenant: &Tenant, namespace: &str, body: Value, files: &[(&str, &[u8])]) -> Value {
     let created = function(tenant, namespace, body).await;
     let id = created["id"].as_str().unwrap().to_owned();
-    upload(tenant, &id, zip(files)).await;
-    deploy(tenant, &id).await;
-    let done = settled_within(tenant, &id, Duration::from_secs(60)).await;
+    let done = upload_and_deploy(tenant, &id, zip(files), Duration::from_secs(60)).await;
     assert_eq!(done["status"], "ready", "{done}");
     done
+}
+
+/// Creates a function of `body` on the node runtime in a new namespace, with `code` as its
+/// `handler.js`, and deploys it; returns it `ready`.
+pub async fn deployed_node(tenant: &Tenant, namespace: &str, body: Value, code: &[u8]) -> Value {
+    let mut body = body;
+    body["runtime"] = json!(runtime(tenant, "node").await);
+    deployed(tenant, namespace, body, &[("handler.js", code)]).await
 }
 
 /// Pushes `binary` as image `app:latest` of the ready `namespace`'s repository in the embedded

@@ -62,6 +62,13 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
+    /// Starts a server with the default configuration and creates one tenant on it.
+    pub async fn with_tenant() -> (Self, Tenant) {
+        let server = Self::start().await;
+        let tenant = server.tenant().await;
+        (server, tenant)
+    }
+
     /// Starts a server after `adjust` has changed its configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary data dir");
@@ -211,6 +218,28 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// Returns the lines application `application_id` printed so far (the first 100, oldest first)
+/// that are JSON, parsed: what the recorder handlers of the suites print for each request.
+pub async fn printed(tenant: &Tenant, application_id: &str) -> Vec<Value> {
+    let answer = tenant
+        .get(&format!(
+            "/logs?application_id={application_id}&order_by=timestamp_asc&page_size=100"
+        ))
+        .await;
+    ok(&answer)["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|line| serde_json::from_str(line["message"].as_str()?).ok())
+        .collect()
+}
+
+/// Returns the body of `answer`, asserting it is a 200.
+pub fn ok(answer: &Answer) -> &Value {
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    &answer.body
+}
+
 impl Answer {
     /// Returns the argument a 400 `invalid_arguments` answer names first, asserting it is one.
     pub fn refused_argument(&self) -> String {
@@ -301,6 +330,17 @@ impl Tenant {
         let answer = self.post("/namespaces", serde_json::json!({"name": name})).await;
         assert_eq!(answer.status, StatusCode::OK, "create {name}: {}", answer.body);
         answer.body
+    }
+
+    /// Creates a namespace, waits until it is `ready` and returns it.
+    pub async fn ready_namespace(&self, name: &str) -> Value {
+        let created = self.create_namespace(name).await;
+        self.wait_ready(created["id"].as_str().unwrap()).await
+    }
+
+    /// Creates a namespace, waits until it is `ready` and returns its id.
+    pub async fn ready_namespace_id(&self, name: &str) -> String {
+        self.ready_namespace(name).await["id"].as_str().unwrap().to_owned()
     }
 
     /// Polls a resource until `done` holds for its answer, for at most `timeout`.

@@ -31,13 +31,6 @@ fn keys(value: &Value) -> Vec<String> {
     value.as_object().expect("an object").keys().cloned().collect()
 }
 
-async fn ready_namespace(tenant: &Tenant, name: &str) -> String {
-    let namespace = tenant.create_namespace(name).await;
-    let id = namespace["id"].as_str().unwrap().to_owned();
-    tenant.wait_ready(&id).await;
-    id
-}
-
 /// Returns the first Node.js runtime the installation offers (this machine has Node.js).
 async fn node_runtime(tenant: &Tenant) -> String {
     let answer = tenant.get("/runtimes").await;
@@ -59,8 +52,7 @@ fn installed(program: &str, arg: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtimes_are_those_whose_toolchain_is_installed() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let answer = tenant.get("/runtimes").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(keys(&answer.body), ["runtimes"]);
@@ -84,7 +76,7 @@ async fn runtimes_are_those_whose_toolchain_is_installed() {
         installed("go", "version").is_some()
     );
     // A runtime the installation cannot run is refused by name.
-    let namespace_id = ready_namespace(&tenant, "rt").await;
+    let namespace_id = tenant.ready_namespace_id("rt").await;
     let answer = tenant
         .post(
             "/functions",
@@ -97,10 +89,9 @@ async fn runtimes_are_those_whose_toolchain_is_installed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_round_trip_with_defaults_and_sparse_updates() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let runtime = node_runtime(&tenant).await;
-    let namespace_id = ready_namespace(&tenant, "shop").await;
+    let namespace_id = tenant.ready_namespace_id("shop").await;
     let created = tenant
         .post(
             "/functions",
@@ -168,7 +159,7 @@ async fn functions_round_trip_with_defaults_and_sparse_updates() {
             json!({"namespace_id": namespace_id, "name": "second", "runtime": runtime, "timeout": 2000}),
         )
         .await;
-    let other_namespace = ready_namespace(&tenant, "other").await;
+    let other_namespace = tenant.ready_namespace_id("other").await;
     tenant
         .post(
             "/functions",
@@ -210,10 +201,9 @@ async fn functions_round_trip_with_defaults_and_sparse_updates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_arguments_are_validated_by_name() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let runtime = node_runtime(&tenant).await;
-    let namespace_id = ready_namespace(&tenant, "checks").await;
+    let namespace_id = tenant.ready_namespace_id("checks").await;
     let base = json!({"namespace_id": namespace_id, "name": "ok", "runtime": runtime});
     let with = |extra: Value| {
         let mut body = base.clone();
@@ -271,9 +261,8 @@ async fn function_arguments_are_validated_by_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_round_trip_with_a_default_image() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
-    let namespace_id = ready_namespace(&tenant, "boxes").await;
+    let (server, tenant) = TestServer::with_tenant().await;
+    let namespace_id = tenant.ready_namespace_id("boxes").await;
     let namespace = tenant.get(&format!("/namespaces/{namespace_id}")).await.body;
     let created = tenant
         .post("/containers", json!({"namespace_id": namespace_id, "name": "web"}))
@@ -319,10 +308,9 @@ async fn containers_round_trip_with_a_default_image() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crons_are_validated_and_become_ready() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let runtime = node_runtime(&tenant).await;
-    let namespace_id = ready_namespace(&tenant, "timed").await;
+    let namespace_id = tenant.ready_namespace_id("timed").await;
     let function = tenant
         .post(
             "/functions",
@@ -408,10 +396,9 @@ async fn rows(database_url: &str, table: &str, column: &str, id: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_deletes_its_functions_containers_and_crons() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let runtime = node_runtime(&tenant).await;
-    let namespace_id = ready_namespace(&tenant, "doomed").await;
+    let namespace_id = tenant.ready_namespace_id("doomed").await;
     let function = tenant
         .post(
             "/functions",
@@ -483,11 +470,10 @@ async fn deleting_a_namespace_deletes_its_functions_containers_and_crons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenants_functions_containers_and_crons_are_not_found() {
-    let server = TestServer::start().await;
-    let alice = server.tenant().await;
+    let (server, alice) = TestServer::with_tenant().await;
     let bob = server.tenant().await;
     let runtime = node_runtime(&alice).await;
-    let namespace_id = ready_namespace(&alice, "private").await;
+    let namespace_id = alice.ready_namespace_id("private").await;
     let function = alice
         .post(
             "/functions",
@@ -554,7 +540,7 @@ async fn functions_and_containers_wait_for_a_pending_namespace() {
     .await;
     let tenant = server.tenant().await;
     let runtime = node_runtime(&tenant).await;
-    let namespace_id = ready_namespace(&tenant, "later").await;
+    let namespace_id = tenant.ready_namespace_id("later").await;
     sqlx::any::install_default_drivers();
     let set_status = |status: &'static str| {
         let url = server.database_url();
@@ -620,7 +606,7 @@ async fn endpoints_are_host_based_under_a_configured_domain() {
     .await;
     let tenant = server.tenant().await;
     let runtime = node_runtime(&tenant).await;
-    let namespace_id = ready_namespace(&tenant, "hosted").await;
+    let namespace_id = tenant.ready_namespace_id("hosted").await;
     let function = tenant
         .post(
             "/functions",
@@ -656,10 +642,9 @@ async fn endpoints_are_host_based_under_a_configured_domain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updating_a_deployed_function_records_that_a_redeploy_is_due() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let runtime = node_runtime(&tenant).await;
-    let namespace_id = ready_namespace(&tenant, "deployed").await;
+    let namespace_id = tenant.ready_namespace_id("deployed").await;
     sqlx::any::install_default_drivers();
     let mut connection = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
     let mut ids = Vec::new();

@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn function(tenant: &Tenant, namespace: &str, name: &str) -> String {
-    let created = tenant.create_namespace(namespace).await;
-    let namespace_id = created["id"].as_str().unwrap().to_owned();
-    tenant.wait_ready(&namespace_id).await;
+    let namespace_id = tenant.ready_namespace_id(namespace).await;
     let runtimes = tenant.get("/runtimes").await.body;
     let runtime = runtimes["runtimes"][0].as_str().expect("a runtime").to_owned();
     let function = tenant
@@ -72,8 +70,7 @@ fn archive(size: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_goes_up_through_a_presigned_url_and_comes_back_byte_for_byte() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let function_id = function(&tenant, "uploads", "hello").await;
     let bytes = archive(70_000);
     let upload = upload_url(&tenant, &function_id, bytes.len()).await;
@@ -226,8 +223,7 @@ async fn upload_url_arguments_and_missing_archives_are_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_function_or_its_namespace_deletes_its_archive() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let mut kept = Vec::new();
     for (namespace, name) in [("arch-one", "f"), ("arch-two", "g")] {
         let function_id = function(&tenant, namespace, name).await;

@@ -21,8 +21,7 @@ async fn get_with_token(url: &str, token: Option<(&str, &str)>) -> nuage_tests::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_unknown_and_malformed_tokens_get_401() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let url = format!("{}/namespaces", tenant.api);
     for token in [None, Some(("X-Auth-Token", "")), Some(("X-Auth-Token", "not-a-uuid"))] {
         let answer = get_with_token(&url, token).await;
@@ -47,8 +46,7 @@ async fn missing_unknown_and_malformed_tokens_get_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_stops_working_within_ten_seconds() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let second = nuage::admin::create_key(&server.config, tenant.organization_id)
         .await
         .unwrap();
@@ -98,8 +96,7 @@ async fn repeated_failures_from_one_address_are_throttled() {
 /// not lock the others out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_from_an_address_never_refuse_a_valid_key_from_it() {
-    let server = TestServer::start().await;
-    let attacker = server.tenant().await;
+    let (server, attacker) = TestServer::with_tenant().await;
     let victim = server.tenant().await;
     let limit = server.config.gateway.auth_failure_limit as usize;
     let url = format!("{}/namespaces", attacker.api);
@@ -126,8 +123,7 @@ async fn failures_from_an_address_never_refuse_a_valid_key_from_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_argon2id_hashes_of_secrets_are_stored() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let mut connection = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
     let rows = sqlx::query("select access_key, secret_hash, secret_digest from api_keys")
         .fetch_all(&mut connection)

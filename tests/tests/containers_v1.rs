@@ -5,7 +5,7 @@
 
 use nuage_tests::apps::{PROBED_GO, go_binary, push_server_image};
 use nuage_tests::conformance::Spec;
-use nuage_tests::{Answer, Tenant, TestServer};
+use nuage_tests::{Answer, Tenant, TestServer, ok};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -14,11 +14,6 @@ const MIB: u64 = 1 << 20;
 
 fn v1(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::ContainersV1, "fr-par")
-}
-
-fn ok(answer: &Answer) -> &Value {
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    &answer.body
 }
 
 /// What the Python SDK's `create_container` sends for what it is not given.
@@ -62,8 +57,7 @@ async fn a_container_made_through_v1_as_the_sdk_sends_it_is_deployed_keeps_unset
             "{path}"
         );
     }
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let api = v1(&alpha);
     assert_eq!(ok(&api.get("").await)["version"], "v1");
 
@@ -167,8 +161,7 @@ async fn a_container_made_through_v1_as_the_sdk_sends_it_is_deployed_keeps_unset
 
 #[tokio::test]
 async fn bad_v1_requests_name_their_argument_and_other_tenants_reach_nothing() {
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let api = v1(&alpha);
     let created = api
         .post("/namespaces", json!({"name": "strict", "project_id": alpha.project_id}))
@@ -260,11 +253,7 @@ async fn v1_domains_carry_tags_list_without_a_container_and_are_the_same_domains
     let mut containers = Vec::new();
     let mut namespaces = Vec::new();
     for name in ["shop", "blog"] {
-        let namespace_id = ok(&api.post("/namespaces", json!({"name": name})).await)["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        api.wait_ready(&namespace_id).await;
+        let namespace_id = api.ready_namespace_id(name).await;
         let made = beta
             .post(
                 "/containers",

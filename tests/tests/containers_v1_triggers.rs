@@ -8,7 +8,7 @@
 
 use nuage_tests::apps::{go_binary, push_server_image};
 use nuage_tests::conformance::Spec;
-use nuage_tests::{Answer, Tenant, TestServer, eventually};
+use nuage_tests::{Answer, Tenant, TestServer, eventually, ok, printed};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -49,25 +49,11 @@ fn v1(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::ContainersV1, "fr-par")
 }
 
-fn ok(answer: &Answer) -> &Value {
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    &answer.body
-}
-
 /// Returns the requests the recorder `container_id` printed so far.
 async fn recorded(tenant: &Tenant, container_id: &str) -> Vec<Value> {
-    let answer = tenant
-        .get(&format!(
-            "/logs?application_id={container_id}&order_by=timestamp_asc&page_size=100"
-        ))
-        .await;
-    ok(&answer)["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line["message"].as_str()?).ok())
-        .filter(|line| line.get("method").is_some())
-        .collect()
+    let mut lines = printed(tenant, container_id).await;
+    lines.retain(|line| line.get("method").is_some());
+    lines
 }
 
 /// Waits until the recorder has printed a request matching `wanted`; returns it.
@@ -87,11 +73,8 @@ async fn received(tenant: &Tenant, container_id: &str, wanted: impl Fn(&Value) -
 /// and deploys a container of it; returns the container's and the namespace's ids.
 async fn recorder(server: &TestServer, alpha: &Tenant, binary: &[u8]) -> (String, String) {
     let beta = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
-    let namespace_id = ok(&beta.post("/namespaces", json!({"name": "hooks"})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let namespace = beta.wait_ready(&namespace_id).await;
+    let namespace = beta.ready_namespace("hooks").await;
+    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
     let image = push_server_image(
         server,
         namespace["registry_endpoint"].as_str().unwrap(),
@@ -293,11 +276,7 @@ async fn bad_v1_triggers_name_their_argument_credentials_are_sealed_and_other_te
     let alpha = server.tenant().await;
     let api = v1(&alpha);
     let beta = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
-    let namespace_id = ok(&api.post("/namespaces", json!({"name": "strict"})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api.wait_ready(&namespace_id).await;
+    let namespace_id = api.ready_namespace_id("strict").await;
     let made = beta
         .post(
             "/containers",

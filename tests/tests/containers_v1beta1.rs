@@ -7,18 +7,13 @@
 
 use nuage_tests::apps::{PROBED_GO, go_binary, push_server_image};
 use nuage_tests::conformance::Spec;
-use nuage_tests::{Answer, Tenant, TestServer};
+use nuage_tests::{Tenant, TestServer, ok};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
 fn containers(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::ContainersV1beta1, "fr-par")
-}
-
-fn ok(answer: &Answer) -> &Value {
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    &answer.body
 }
 
 /// Makes a ready namespace through containers v1beta1 and pushes the probed server, whose
@@ -53,8 +48,7 @@ async fn a_container_listens_on_its_port_runs_its_command_and_takes_traffic_once
         eprintln!("skipped: no Go toolchain to build the test container image");
         return;
     };
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let api = containers(&alpha);
     let namespace = namespace_with_image(&server, &api, "probed", &binary).await;
 
@@ -380,11 +374,7 @@ async fn a_tenant_runs_images_of_any_of_its_namespaces_but_never_one_another_ten
     let (_, path) = endpoint.split_once('/').unwrap();
 
     // Its owner runs it from another of its namespaces too.
-    let sibling = ok(&owner.post("/namespaces", json!({"name": "sibling"})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    owner.wait_ready(&sibling).await;
+    let sibling = owner.ready_namespace_id("sibling").await;
     let shared = owner
         .post(
             "/containers",
@@ -397,11 +387,7 @@ async fn a_tenant_runs_images_of_any_of_its_namespaces_but_never_one_another_ten
 
     let stranger = containers(&server.tenant().await);
     // A namespace of the stranger's own with the same name does not make the repository its.
-    let namesake = ok(&stranger.post("/namespaces", json!({"name": "private-img"})).await)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    stranger.wait_ready(&namesake).await;
+    stranger.ready_namespace("private-img").await;
     let created = stranger.post("/namespaces", json!({"name": "mine"})).await;
     let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
     let mine = stranger.wait_ready(&namespace_id).await;

@@ -1,7 +1,9 @@
 //! Deploys: from an uploaded zip to an OCI image through the builder's durable queue, with
 //! statuses, archive checks, recovery of a build whose worker died, and redeploys.
 
-use nuage_tests::apps::{deploy, function, runtime, settled, settled_within, upload, zip};
+use nuage_tests::apps::{
+    deploy, function, node_function, redeployed, runtime, settled, settled_within, upload, upload_and_deploy, zip,
+};
 use nuage_tests::{TestServer, eventually_every};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -52,8 +54,7 @@ fn layout_of(server: &TestServer, namespace: &Value, function: &Value) -> std::p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let node = runtime(&tenant, "node").await;
     let python = runtime(&tenant, "python3").await;
     for (namespace, body, files) in [
@@ -76,10 +77,7 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
     ] {
         let function = function(&tenant, namespace, body).await;
         let id = function["id"].as_str().unwrap();
-        upload(&tenant, id, zip(&files)).await;
-        deploy(&tenant, id).await;
-        let done = settled(&tenant, id).await;
-        assert_eq!(done["status"], "ready", "{done}");
+        redeployed(&tenant, id, &files).await;
         let namespace = tenant
             .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
             .await
@@ -136,10 +134,8 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_archives_end_in_error_naming_the_rule() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
-    let function = function(&tenant, "bad-archives", json!({"name": "f", "runtime": node})).await;
+    let (server, tenant) = TestServer::with_tenant().await;
+    let function = node_function(&tenant, "bad-archives").await;
     let id = function["id"].as_str().unwrap();
     // No archive yet: a clear error at once, not a hang.
     let answer = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
@@ -159,18 +155,13 @@ async fn bad_archives_end_in_error_naming_the_rule() {
         ),
         (zip(&[("handler.js", &vec![0u8; 8 * 1024 * 1024][..])]), "zip bomb"),
     ] {
-        upload(&tenant, id, archive).await;
-        deploy(&tenant, id).await;
-        let done = settled(&tenant, id).await;
+        let done = upload_and_deploy(&tenant, id, archive, Duration::from_secs(20)).await;
         assert_eq!(done["status"], "error", "{done}");
         let message = done["error_message"].as_str().unwrap();
         assert!(message.contains(says), "expected `{says}` in `{message}`");
     }
     // A good archive recovers the function.
-    upload(&tenant, id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
-    deploy(&tenant, id).await;
-    let done = settled(&tenant, id).await;
-    assert_eq!(done["status"], "ready", "{done}");
+    redeployed(&tenant, id, &[("handler.js", b"exports.handle = () => 1;")]).await;
     server.stop().await;
 }
 
@@ -210,15 +201,10 @@ async fn a_build_whose_worker_died_is_retried_then_given_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changing_a_deployed_function_redeploys_it_unless_told_not_to() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
-    let function = function(&tenant, "redeploys", json!({"name": "f", "runtime": node})).await;
+    let (server, tenant) = TestServer::with_tenant().await;
+    let function = node_function(&tenant, "redeploys").await;
     let id = function["id"].as_str().unwrap();
-    upload(&tenant, id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
-    deploy(&tenant, id).await;
-    let done = settled(&tenant, id).await;
-    assert_eq!(done["status"], "ready", "{done}");
+    redeployed(&tenant, id, &[("handler.js", b"exports.handle = () => 1;")]).await;
     let held = tenant
         .patch(
             &format!("/functions/{id}"),
@@ -375,8 +361,7 @@ async fn builder_replicas_never_claim_the_same_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_functions_are_compiled_where_a_go_toolchain_is_installed() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let runtimes = tenant.get("/runtimes").await.body;
     let offered = runtimes["runtimes"].as_array().unwrap().contains(&json!("golang"));
     let installed = std::process::Command::new("go")
@@ -392,21 +377,10 @@ async fn go_functions_are_compiled_where_a_go_toolchain_is_installed() {
     assert_eq!(function["handler"], ".");
     let id = function["id"].as_str().unwrap();
     let go_mod = b"module example.com/hello\n\ngo 1.19\n";
-    upload(
-        &tenant,
-        id,
-        zip(&[
-            ("go.mod", go_mod),
-            (
-                "handler.go",
-                b"package hello\n\nimport \"net/http\"\n\nfunc Handle(w http.ResponseWriter, r *http.Request) {\n\tw.Write([]byte(\"hello\"))\n}\n",
-            ),
-        ]),
-    )
-    .await;
-    deploy(&tenant, id).await;
+    let handler = b"package hello\n\nimport \"net/http\"\n\nfunc Handle(w http.ResponseWriter, r *http.Request) {\n\tw.Write([]byte(\"hello\"))\n}\n";
     // The first build on a machine also compiles Go's standard library into the build cache.
-    let done = settled_within(&tenant, id, Duration::from_secs(300)).await;
+    let archive = zip(&[("go.mod", go_mod), ("handler.go", handler)]);
+    let done = upload_and_deploy(&tenant, id, archive, Duration::from_secs(300)).await;
     assert_eq!(done["status"], "ready", "{done}");
     let namespace = tenant
         .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
@@ -418,14 +392,8 @@ async fn go_functions_are_compiled_where_a_go_toolchain_is_installed() {
         "{layers:?}"
     );
     // A compile error is the function's error, with the compiler's first lines.
-    upload(
-        &tenant,
-        id,
-        zip(&[("go.mod", go_mod), ("handler.go", b"package hello\n\nfunc Handle( {\n")]),
-    )
-    .await;
-    deploy(&tenant, id).await;
-    let done = settled_within(&tenant, id, Duration::from_secs(120)).await;
+    let archive = zip(&[("go.mod", go_mod), ("handler.go", b"package hello\n\nfunc Handle( {\n")]);
+    let done = upload_and_deploy(&tenant, id, archive, Duration::from_secs(120)).await;
     assert_eq!(done["status"], "error", "{done}");
     let message = done["error_message"].as_str().unwrap();
     assert!(
@@ -437,17 +405,12 @@ async fn go_functions_are_compiled_where_a_go_toolchain_is_installed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_recent_images_are_kept() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
-    let function = function(&tenant, "retention", json!({"name": "f", "runtime": node})).await;
+    let (server, tenant) = TestServer::with_tenant().await;
+    let function = node_function(&tenant, "retention").await;
     let id = function["id"].as_str().unwrap();
     for version in 0..7 {
         let source = format!("exports.handle = () => {version};");
-        upload(&tenant, id, zip(&[("handler.js", source.as_bytes())])).await;
-        deploy(&tenant, id).await;
-        let done = settled(&tenant, id).await;
-        assert_eq!(done["status"], "ready", "{done}");
+        redeployed(&tenant, id, &[("handler.js", source.as_bytes())]).await;
     }
     let namespace = tenant
         .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
@@ -865,9 +828,7 @@ async fn a_container_roll_out_whose_process_was_killed_is_resumed_once_and_ends_
         return;
     };
     let deploy_container = |tenant: nuage_tests::Tenant, registry: std::path::PathBuf| async move {
-        let namespace = tenant.create_namespace("roll-out").await;
-        let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-        let namespace = tenant.wait_ready(&namespace_id).await;
+        let namespace = tenant.ready_namespace("roll-out").await;
         nuage_tests::apps::deploy_app_container(&tenant, &registry, &namespace, &binary, json!({"GREETING": "resumed"}))
             .await
     };
@@ -906,9 +867,8 @@ async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
     };
     let server = TestServer::start_with(|config| config.runner.registry_insecure = true).await;
     let tenant = server.tenant().await;
-    let namespace = tenant.create_namespace("retagged").await;
+    let namespace = tenant.ready_namespace("retagged").await;
     let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-    let namespace = tenant.wait_ready(&namespace_id).await;
     let staging = tempfile::tempdir().unwrap();
     // The namespace's own repository (on the registry, whose host its endpoint names, or in
     // the embedded one): images of the installation's registry elsewhere are not its to run.

@@ -2,7 +2,7 @@
 //! instances through the runner (scale from zero, max_scale, queue), enforces the timeout and
 //! the body limit, and replaces instances that die.
 
-use nuage_tests::apps::{deployed, function, processes_of, runtime};
+use nuage_tests::apps::{deployed_node, function, processes_of, runtime};
 use nuage_tests::{TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -85,8 +85,7 @@ async fn call(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_and_python_functions_answer_on_their_endpoint() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let node = runtime(&tenant, "node").await;
     let python = runtime(&tenant, "python").await;
     let client = reqwest::Client::new();
@@ -207,13 +206,12 @@ async fn instances_scale_from_zero_to_max_scale_and_back() {
     let threads = eventually(Duration::from_secs(5), || async { router_threads() }, |n| *n == 3).await;
     assert_eq!(threads, 3, "invocations run on the router's own threads");
     let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
     let client = reqwest::Client::new();
-    let ready = deployed(
+    let ready = deployed_node(
         &tenant,
         "scale",
-        json!({"name": "f", "runtime": node, "min_scale": 0, "max_scale": 2}),
-        &[("handler.js", ECHO_JS)],
+        json!({"name": "f", "min_scale": 0, "max_scale": 2}),
+        ECHO_JS,
     )
     .await;
     let id = ready["id"].as_str().unwrap().to_owned();
@@ -302,14 +300,7 @@ async fn queue_length(server: &TestServer, id: &str) -> Option<u64> {
 async fn a_request_that_gives_up_waiting_leaves_the_queue() {
     let server = TestServer::start_with(|config| config.router.queue_limit = 1).await;
     let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
-    let ready = deployed(
-        &tenant,
-        "queue",
-        json!({"name": "f", "runtime": node, "max_scale": 1}),
-        &[("handler.js", ECHO_JS)],
-    )
-    .await;
+    let ready = deployed_node(&tenant, "queue", json!({"name": "f", "max_scale": 1}), ECHO_JS).await;
     let id = ready["id"].as_str().unwrap().to_owned();
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
 
@@ -352,17 +343,10 @@ async fn a_request_that_gives_up_waiting_leaves_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_oversize_bodies_and_crashes_get_json_errors() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let node = runtime(&tenant, "node").await;
     let client = reqwest::Client::new();
-    let ready = deployed(
-        &tenant,
-        "failures",
-        json!({"name": "f", "runtime": node, "timeout": "1s"}),
-        &[("handler.js", ECHO_JS)],
-    )
-    .await;
+    let ready = deployed_node(&tenant, "failures", json!({"name": "f", "timeout": "1s"}), ECHO_JS).await;
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
 
     let started = Instant::now();
@@ -407,17 +391,10 @@ async fn timeouts_oversize_bodies_and_crashes_get_json_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_function_or_stopping_nuage_stops_every_process() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let node = runtime(&tenant, "node").await;
     let client = reqwest::Client::new();
-    let first = deployed(
-        &tenant,
-        "stops",
-        json!({"name": "a", "runtime": node}),
-        &[("handler.js", ECHO_JS)],
-    )
-    .await;
+    let first = deployed_node(&tenant, "stops", json!({"name": "a"}), ECHO_JS).await;
     let first_id = first["id"].as_str().unwrap().to_owned();
     let second = tenant
         .post(
@@ -462,12 +439,10 @@ async fn a_container_image_runs_on_port_as_user_1000() {
         return;
     };
 
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let client = reqwest::Client::new();
-    let namespace = tenant.create_namespace("boxes").await;
+    let namespace = tenant.ready_namespace("boxes").await;
     let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-    let namespace = tenant.wait_ready(&namespace_id).await;
     // The image goes to the namespace's repository (an OCI layout of the embedded registry).
     let registry = server.config.data_dir.join("registry");
     let id =
@@ -572,16 +547,15 @@ async fn a_redeploy_under_load_fails_no_request() {
     // Two router threads share the four clients' connections.
     let server = TestServer::start_with(|config| config.router.threads = 2).await;
     let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
     let version = |v: &str| {
         format!("exports.handle = async () => {{ await new Promise((r) => setTimeout(r, 5)); return '{v}'; }};")
     };
     let first = version("v1");
-    let ready = deployed(
+    let ready = deployed_node(
         &tenant,
         "rolling",
-        json!({"name": "f", "runtime": node, "max_scale": 4}),
-        &[("handler.js", first.as_bytes())],
+        json!({"name": "f", "max_scale": 4}),
+        first.as_bytes(),
     )
     .await;
     let id = ready["id"].as_str().unwrap().to_owned();
@@ -679,15 +653,8 @@ async fn an_instance_over_its_memory_limit_is_stopped_and_replaced() {
         return;
     }
     let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
     let client = reqwest::Client::new();
-    let ready = deployed(
-        &tenant,
-        "hog",
-        json!({"name": "f", "runtime": node, "memory_limit": 128}),
-        &[("handler.js", ECHO_JS)],
-    )
-    .await;
+    let ready = deployed_node(&tenant, "hog", json!({"name": "f", "memory_limit": 128}), ECHO_JS).await;
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
     let (status, body) = call(client.get(format!("{endpoint}/hog"))).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "400 MB in a 128 MB instance: {body}");
@@ -722,14 +689,7 @@ async fn healthz_warns_when_instances_run_unsandboxed() {
     assert!(warnings.contains("no sandbox"), "{health}");
     // Still runs: a plain process.
     let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
-    let ready = deployed(
-        &tenant,
-        "plain",
-        json!({"name": "f", "runtime": node}),
-        &[("handler.js", ECHO_JS)],
-    )
-    .await;
+    let ready = deployed_node(&tenant, "plain", json!({"name": "f"}), ECHO_JS).await;
     let client = reqwest::Client::new();
     let (status, body) = call(client.get(format!("{}/x", ready["endpoint"].as_str().unwrap()))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -755,14 +715,7 @@ async fn host_based_endpoints_and_dead_warm_instances_are_replaced() {
     })
     .await;
     let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
-    let ready = deployed(
-        &tenant,
-        "hosted",
-        json!({"name": "f", "runtime": node, "min_scale": 1}),
-        &[("handler.js", ECHO_JS)],
-    )
-    .await;
+    let ready = deployed_node(&tenant, "hosted", json!({"name": "f", "min_scale": 1}), ECHO_JS).await;
     let id = ready["id"].as_str().unwrap().to_owned();
     let endpoint = ready["endpoint"].as_str().unwrap();
     // `http://hosted<8-character suffix>-f.functions.nuage.test`.

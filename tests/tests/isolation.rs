@@ -4,7 +4,7 @@
 //! (Endpoints: `isolation_endpoints.rs`; archives and images: `isolation_archives.rs`; keys
 //! and `/metrics`: `auth.rs` and `server.rs`.)
 
-use nuage_tests::apps::{deployed, processes_of, runtime};
+use nuage_tests::apps::{deployed, deployed_node, processes_of, runtime};
 use nuage_tests::hosts::TestHost;
 use nuage_tests::{Tenant, TestServer};
 use reqwest::StatusCode;
@@ -86,14 +86,13 @@ for port in sorted(ports):
 async fn another_tenants_private_function_and_the_hosts_services_cannot_be_reached() {
     let server = TestServer::start().await;
     let (victim, hostile) = (server.tenant().await, server.tenant().await);
-    let node = runtime(&victim, "node").await;
     let secret = format!("victim-secret-{}", uuid::Uuid::new_v4());
     let code = format!("exports.handle = async () => ({{statusCode: 200, body: '{secret}'}});");
-    let private = deployed(
+    let private = deployed_node(
         &victim,
         "vault",
-        json!({"name": "private", "runtime": node, "privacy": "private"}),
-        &[("handler.js", code.as_bytes())],
+        json!({"name": "private", "privacy": "private"}),
+        code.as_bytes(),
     )
     .await;
     let answer = reqwest::get(private["endpoint"].as_str().unwrap()).await.unwrap();
@@ -151,8 +150,7 @@ async fn another_tenants_private_function_and_the_hosts_services_cannot_be_reach
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_is_no_host_root_and_sees_nothing_of_nuage() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let canary = format!("canary-{}", uuid::Uuid::new_v4());
     let (endpoint, id) = attacker(&tenant, "root", json!({"environment_variables": {"CANARY": canary}})).await;
 
@@ -243,15 +241,8 @@ async fn cpu_processes_open_files_and_tmp_are_limited() {
 async fn the_gvisor_sandbox_runs_node_and_python_functions() {
     let server = TestServer::start_with(|config| config.runner.sandbox = nuage_runner::Sandbox::Gvisor).await;
     let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
     let code = b"exports.handle = async () => ({statusCode: 200, body: require('os').release()});";
-    let function = deployed(
-        &tenant,
-        "gvisor-node",
-        json!({"name": "hello", "runtime": node}),
-        &[("handler.js", code)],
-    )
-    .await;
+    let function = deployed_node(&tenant, "gvisor-node", json!({"name": "hello"}), code).await;
     let answer = reqwest::get(function["endpoint"].as_str().unwrap()).await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
     let release = answer.text().await.unwrap();

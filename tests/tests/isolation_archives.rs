@@ -4,7 +4,7 @@
 //! files in the server's data dir, in the temporary directory and other tenants' unpacked
 //! images. The deploy must end in `error` naming the entry, and delete nothing.
 
-use nuage_tests::apps::{deployed, runtime, settled, upload};
+use nuage_tests::apps::{deployed_node, runtime, settled, upload};
 use nuage_tests::{Tenant, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -30,14 +30,7 @@ impl Victims {
     /// Plants the files and deploys another tenant's function.
     async fn plant(server: &TestServer) -> Self {
         let other = server.tenant().await;
-        let node = runtime(&other, "node").await;
-        let function = deployed(
-            &other,
-            "victim",
-            json!({"name": "hello", "runtime": node}),
-            &[("handler.js", HELLO_JS)],
-        )
-        .await;
+        let function = deployed_node(&other, "victim", json!({"name": "hello"}), HELLO_JS).await;
         let images = server.config.data_dir.join("runner/images");
         let unpacked: Vec<PathBuf> = std::fs::read_dir(&images)
             .unwrap()
@@ -174,9 +167,8 @@ async fn a_container_image_with_chained_links_and_whiteouts_is_refused_and_delet
     let server = TestServer::start().await;
     let victims = Victims::plant(&server).await;
     let attacker = server.tenant().await;
-    let namespace = attacker.create_namespace("boxes").await;
+    let namespace = attacker.ready_namespace("boxes").await;
     let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-    let namespace = attacker.wait_ready(&namespace_id).await;
     // The image, pushed to the namespace's repository: its root is
     // `<data dir>/runner/images/<digest>/rootfs`, so `u2` is the runner's images, `u4` the
     // data dir and `u5` the temporary directory.

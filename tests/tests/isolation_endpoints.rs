@@ -50,8 +50,7 @@ async fn call(url: &str) -> (StatusCode, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_tenant_naming_its_namespace_and_function_alike_never_gets_the_first_ones_calls() {
-    let server = TestServer::start().await;
-    let victim = server.tenant().await;
+    let (server, victim) = TestServer::with_tenant().await;
     let attacker = server.tenant().await;
     let node = runtime(&victim, "node").await;
     let body = json!({"name": "hello", "runtime": node});

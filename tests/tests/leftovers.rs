@@ -3,7 +3,7 @@
 //! runner's unpacked images names them; and an unpacked image goes once no version or instance
 //! uses it, never under a live instance.
 
-use nuage_tests::apps::{deploy, deployed, runtime, settled, upload, zip};
+use nuage_tests::apps::{deploy, deployed, deployed_node, runtime, settled, upload, zip};
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -157,14 +157,12 @@ async fn delete_until_gone(tenant: &Tenant, path: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_function_and_namespace_leave_no_rows_objects_or_images() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
-    let function = deployed(
+    let (server, tenant) = TestServer::with_tenant().await;
+    let function = deployed_node(
         &tenant,
         "leftovers",
-        json!({"name": "hello", "runtime": node}),
-        &[("handler.js", &b"exports.handle = (event, context) => 'hello';"[..])],
+        json!({"name": "hello"}),
+        &b"exports.handle = (event, context) => 'hello';"[..],
     )
     .await;
     let function_id = function["id"].as_str().unwrap().to_owned();

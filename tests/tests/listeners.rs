@@ -187,12 +187,11 @@ async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
     .await;
     let endpoints = server.server().endpoints();
     let tenant = server.tenant().await;
-    let node = apps::runtime(&tenant, "node").await;
-    let function = apps::deployed(
+    let function = apps::deployed_node(
         &tenant,
         "stalled-bodies",
-        json!({"name": "reader", "runtime": node, "max_scale": 4}),
-        &[("handler.js", BODY_LENGTH_JS)],
+        json!({"name": "reader", "max_scale": 4}),
+        BODY_LENGTH_JS,
     )
     .await;
     let function_id = function["id"].as_str().unwrap();
@@ -380,6 +379,17 @@ async fn grpc_check(channel: tonic::transport::Channel, secret: &str) -> Result<
     Ok(answer.into_inner().status)
 }
 
+/// Connects to the gRPC listener at `address`; returns the stream and the first 12 bytes the
+/// server sends, which it speaks first: HTTP/2 settings where it serves, a 503 where it has no
+/// place.
+async fn connect_and_read_first(address: &str) -> (TcpStream, [u8; 12]) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let mut first = [0u8; 12];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut first)).await;
+    assert!(matches!(read, Ok(Ok(_))), "the server said nothing: {read:?}");
+    (stream, first)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpc_listener_serves_a_bounded_number_of_connections() {
     let secret = "listeners-internal-secret";
@@ -395,10 +405,7 @@ async fn the_grpc_listener_serves_a_bounded_number_of_connections() {
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..=32 {
-        let mut stream = TcpStream::connect(&address).await.unwrap();
-        let mut first = [0u8; 12];
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut first)).await;
-        assert!(matches!(read, Ok(Ok(_))), "the server said nothing: {read:?}");
+        let (stream, first) = connect_and_read_first(&address).await;
         if first.starts_with(b"HTTP/1.1 503") {
             refused += 1;
         } else {
@@ -465,10 +472,7 @@ async fn grpc_peers_without_a_preface_and_settings_ack_in_time_are_disconnected_
     let mut held = Vec::new();
     let mut refused = 0;
     for index in 0..=32 {
-        let mut stream = TcpStream::connect(&address).await.unwrap();
-        let mut first = [0u8; 12];
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut first)).await;
-        assert!(matches!(read, Ok(Ok(_))), "the server said nothing: {read:?}");
+        let (stream, first) = connect_and_read_first(&address).await;
         if first.starts_with(b"HTTP/1.1 503") {
             refused += 1;
             continue;

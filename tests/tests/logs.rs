@@ -77,8 +77,7 @@ fn count(lines: &[String], needle: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn printed_lines_are_listed_in_both_orders_a_page_at_a_time() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let (id, endpoint) = printer(&tenant, "logs-list", json!({})).await;
     assert_eq!(call(&format!("{endpoint}/print?n=5&tag=alpha")).await, StatusCode::OK);
     let lines = lines_until(&tenant, &id, Duration::from_secs(10), |lines| {
@@ -210,8 +209,7 @@ async fn builds_cron_firings_and_router_failures_leave_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_streams_lines_printed_after_the_request() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::with_tenant().await;
     let (id, endpoint) = printer(&tenant, "logs-follow", json!({})).await;
     assert_eq!(call(&format!("{endpoint}/print?tag=before")).await, StatusCode::OK);
     lines_until(&tenant, &id, Duration::from_secs(10), |lines| {
@@ -310,8 +308,7 @@ async fn lines_are_bounded_cut_and_escaped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_function_does_not_hold_up_others() {
-    let server = TestServer::start().await;
-    let flooding = server.tenant().await;
+    let (server, flooding) = TestServer::with_tenant().await;
     let quiet = server.tenant().await;
     let (_, flood) = printer(&flooding, "logs-flood", json!({})).await;
     let (calm_id, calm) = printer(&quiet, "logs-calm", json!({})).await;

@@ -44,8 +44,7 @@ fn assert_invalid_argument(answer: &nuage_tests::Answer, argument: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crud_round_trip() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
 
     let created = tenant
         .post(
@@ -134,8 +133,7 @@ fn names(answer: &nuage_tests::Answer) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagination_and_every_order_over_45_namespaces() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     // Creation order differs from name order: names are a permutation of 0..45.
     let created: Vec<String> = (0..45).map(|i| format!("ns-{:02}", (i * 7) % 45)).collect();
     for name in &created {
@@ -189,8 +187,7 @@ async fn pagination_and_every_order_over_45_namespaces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_gets_a_400_naming_the_argument() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let existing = tenant.create_namespace("taken").await;
     let id = existing["id"].as_str().unwrap();
 
@@ -358,8 +355,7 @@ async fn every_bad_input_gets_a_400_naming_the_argument() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_with_a_body_is_fine_and_create_tolerates_any_content_type() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     // SDKs send `{}` on every GET and DELETE.
     let get = tenant.send(Method::GET, "/namespaces", Some(json!({}))).await;
     assert_eq!(get.status, StatusCode::OK);
@@ -395,8 +391,7 @@ async fn assert_hidden(intruder: &Tenant, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_cannot_see_or_touch_each_others_namespaces() {
-    let server = TestServer::start().await;
-    let alice = server.tenant().await;
+    let (server, alice) = TestServer::with_tenant().await;
     let bob = server.tenant().await;
     let namespace = alice.create_namespace("private").await;
     let id = namespace["id"].as_str().unwrap();

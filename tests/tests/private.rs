@@ -1,7 +1,7 @@
 //! Private functions and containers: per-namespace RSA keys, `GET /jwt/issue`, and the router's
 //! token check (every way a token can be wrong is refused, each on its own).
 
-use nuage_tests::apps::{deployed, runtime};
+use nuage_tests::apps::{deployed_node, runtime};
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -79,14 +79,13 @@ fn claims(namespace_id: &str, application_id: &str, nbf: i64, exp: Option<i64>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_functions_open_only_to_their_namespace_tokens() {
     sqlx::any::install_default_drivers();
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let node = runtime(&tenant, "node").await;
-    let private = deployed(
+    let private = deployed_node(
         &tenant,
         "secret",
-        json!({"name": "a", "runtime": node, "privacy": "private"}),
-        &[("handler.js", PRIVATE_JS)],
+        json!({"name": "a", "privacy": "private"}),
+        PRIVATE_JS,
     )
     .await;
     let namespace_id = private["namespace_id"].as_str().unwrap().to_owned();
@@ -246,9 +245,7 @@ async fn private_functions_open_only_to_their_namespace_tokens() {
     assert_eq!(two.status, StatusCode::BAD_REQUEST, "{}", two.body);
 
     // Another namespace's token; another tenant may not issue for this one.
-    let elsewhere = tenant.create_namespace("elsewhere").await;
-    let elsewhere_id = elsewhere["id"].as_str().unwrap().to_owned();
-    tenant.wait_ready(&elsewhere_id).await;
+    let elsewhere_id = tenant.ready_namespace_id("elsewhere").await;
     let foreign = issue(&tenant, &format!("namespace_id={elsewhere_id}")).await;
     forbidden("another namespace's token", token(&foreign)).await;
     let stranger = server.tenant().await;
@@ -318,16 +315,8 @@ fn time_in(seconds: i64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recreated_namespace_gets_a_new_key_and_old_tokens_stop() {
     sqlx::any::install_default_drivers();
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
-    let node = runtime(&tenant, "node").await;
-    let first = deployed(
-        &tenant,
-        "again",
-        json!({"name": "f", "runtime": node, "privacy": "private"}),
-        &[("handler.js", PRIVATE_JS)],
-    )
-    .await;
+    let (server, tenant) = TestServer::with_tenant().await;
+    let first = deployed_node(&tenant, "again", json!({"name": "f", "privacy": "private"}), PRIVATE_JS).await;
     let old_namespace = first["namespace_id"].as_str().unwrap().to_owned();
     let old = issue(&tenant, &format!("namespace_id={old_namespace}")).await;
     let deleted = tenant.delete(&format!("/namespaces/{old_namespace}")).await;
@@ -347,13 +336,7 @@ async fn a_recreated_namespace_gets_a_new_key_and_old_tokens_stop() {
         .unwrap();
     assert_eq!(left, 0, "deleting a namespace destroys its key");
 
-    let second = deployed(
-        &tenant,
-        "again",
-        json!({"name": "f", "runtime": node, "privacy": "private"}),
-        &[("handler.js", PRIVATE_JS)],
-    )
-    .await;
+    let second = deployed_node(&tenant, "again", json!({"name": "f", "privacy": "private"}), PRIVATE_JS).await;
     assert_ne!(
         second["endpoint"], first["endpoint"],
         "a namespace made again gets a new endpoint suffix"
@@ -378,11 +361,9 @@ async fn private_containers_take_container_and_plugin_style_tokens() {
         eprintln!("skipped: no Go toolchain to build the test container image");
         return;
     };
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
-    let namespace = tenant.create_namespace("vault").await;
+    let (server, tenant) = TestServer::with_tenant().await;
+    let namespace = tenant.ready_namespace("vault").await;
     let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-    let namespace = tenant.wait_ready(&namespace_id).await;
     let repository = namespace["registry_endpoint"]
         .as_str()
         .unwrap()

@@ -84,8 +84,7 @@ async fn admin_commands_work_while_the_server_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let health = nuage_tests::answer(reqwest::Client::new().get(format!("{}/healthz", server.base_url))).await;
     assert_eq!(health.status, StatusCode::OK, "{}", health.body);
     assert_eq!(health.body["status"], "ready");
@@ -114,8 +113,7 @@ async fn health_and_metrics() {
 /// `/metrics` names every tenant's applications: only the operator's token reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_only_to_the_operator() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     assert_eq!(tenant.get("/namespaces").await.status, StatusCode::OK);
     let url = format!("{}/metrics", server.base_url);
     let client = reqwest::Client::new();

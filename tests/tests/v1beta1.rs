@@ -34,8 +34,7 @@ fn id_of(answer: &nuage_tests::Answer) -> String {
 
 #[tokio::test]
 async fn a_namespace_and_function_made_through_v1beta1_run_and_are_the_same_through_v1alpha2() {
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let beta = beta(&alpha);
 
     // As the Python SDK sends it: `project_id` always present, null without a default.
@@ -150,8 +149,7 @@ async fn a_namespace_and_function_made_through_v1beta1_run_and_are_the_same_thro
 
 #[tokio::test]
 async fn go_clients_zero_values_leave_things_unchanged_and_what_is_not_offered_is_refused_by_name() {
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let beta = beta(&alpha);
     let namespace_id = id_of(&beta.post("/namespaces", json!({"name": "zero"})).await);
     beta.wait_ready(&namespace_id).await;
@@ -349,8 +347,7 @@ fn hashed_keys(secrets: &Value, values: &[(&str, &str)]) -> Vec<String> {
 
 #[tokio::test]
 async fn secrets_are_write_only_sealed_at_rest_merged_on_update_and_reach_the_function() {
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let beta = beta(&alpha);
     let created = beta
         .post(

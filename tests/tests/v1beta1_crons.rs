@@ -3,9 +3,9 @@
 //! way round. Bad inputs name their argument; another tenant reaches none of it. Schedules use
 //! the test-only seconds field (`crons.seconds_schedules`).
 
-use nuage_tests::apps::{deployed, runtime};
+use nuage_tests::apps::{deployed_node, runtime};
 use nuage_tests::conformance::Spec;
-use nuage_tests::{Answer, Tenant, TestServer, eventually};
+use nuage_tests::{Tenant, TestServer, eventually, ok, printed};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -22,24 +22,12 @@ fn beta(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::FunctionsV1beta1, "fr-par")
 }
 
-fn ok(answer: &Answer) -> &Value {
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    &answer.body
-}
-
 /// Returns the bodies the recorder `function_id` received so far.
 async fn received(alpha: &Tenant, function_id: &str) -> Vec<String> {
-    let answer = alpha
-        .get(&format!("/logs?application_id={function_id}&page_size=100"))
-        .await;
-    ok(&answer)["logs"]
-        .as_array()
-        .unwrap()
+    printed(alpha, function_id)
+        .await
         .iter()
-        .filter_map(|log| {
-            let printed: Value = serde_json::from_str(log["message"].as_str()?).ok()?;
-            printed["received"].as_str().map(str::to_owned)
-        })
+        .filter_map(|printed| printed["received"].as_str().map(str::to_owned))
         .collect()
 }
 
@@ -48,14 +36,7 @@ async fn a_cron_made_through_v1beta1_fires_and_is_the_same_cron_through_v1alpha2
     let server = TestServer::start_with(|config| config.crons.seconds_schedules = true).await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let node = runtime(&alpha, "node").await;
-    let function = deployed(
-        &alpha,
-        "crons",
-        json!({"name": "recorder", "runtime": node}),
-        &[("handler.js", RECORDER_JS)],
-    )
-    .await;
+    let function = deployed_node(&alpha, "crons", json!({"name": "recorder"}), RECORDER_JS).await;
     let function_id = function["id"].as_str().unwrap().to_owned();
 
     // As the reference's real traffic has it: args values that are not objects.
@@ -165,8 +146,7 @@ async fn a_cron_made_through_v1beta1_fires_and_is_the_same_cron_through_v1alpha2
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_cron_requests_name_their_argument_and_other_tenants_reach_nothing() {
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let beta = beta(&alpha);
     let node = runtime(&alpha, "node").await;
     let function = nuage_tests::apps::function(&alpha, "crons", json!({"name": "target", "runtime": node})).await;

@@ -8,9 +8,9 @@
 //! mount under `/containers/v1beta1` is the containers API's).
 
 use nuage_applications::DomainCheck;
-use nuage_tests::apps::{deployed, runtime};
+use nuage_tests::apps::{deployed_node, runtime};
 use nuage_tests::conformance::Spec;
-use nuage_tests::{Answer, Tenant, TestServer, eventually, free_port};
+use nuage_tests::{Answer, Tenant, TestServer, eventually, free_port, ok};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -23,11 +23,6 @@ const ROUTING_LIMIT: Duration = Duration::from_secs(10);
 
 fn beta(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::FunctionsV1beta1, "fr-par")
-}
-
-fn ok(answer: &Answer) -> &Value {
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    &answer.body
 }
 
 /// Calls the router at `functions_url` + `path` with `Host: host` (and a token when given);
@@ -75,14 +70,7 @@ async fn a_domain_routes_its_host_to_the_function_until_it_is_deleted() {
     let server = server(DomainCheck::None, |_| {}).await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let node = runtime(&alpha, "node").await;
-    let function = deployed(
-        &alpha,
-        "domains",
-        json!({"name": "hello", "runtime": node}),
-        &[("handler.js", HELLO_JS)],
-    )
-    .await;
+    let function = deployed_node(&alpha, "domains", json!({"name": "hello"}), HELLO_JS).await;
     let function_id = function["id"].as_str().unwrap().to_owned();
 
     // Before: the router knows no such host.
@@ -175,12 +163,11 @@ async fn a_private_function_needs_its_token_at_its_domain_too() {
     let server = server(DomainCheck::None, |_| {}).await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let node = runtime(&alpha, "node").await;
-    let function = deployed(
+    let function = deployed_node(
         &alpha,
         "private-domains",
-        json!({"name": "guarded", "runtime": node, "privacy": "private"}),
-        &[("handler.js", HELLO_JS)],
+        json!({"name": "guarded", "privacy": "private"}),
+        HELLO_JS,
     )
     .await;
     let function_id = function["id"].as_str().unwrap().to_owned();
@@ -252,14 +239,7 @@ async fn the_cname_check_asks_dns_for_the_functions_host() {
     .await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let node = runtime(&alpha, "node").await;
-    let function = deployed(
-        &alpha,
-        "cname",
-        json!({"name": "hello", "runtime": node}),
-        &[("handler.js", HELLO_JS)],
-    )
-    .await;
+    let function = deployed_node(&alpha, "cname", json!({"name": "hello"}), HELLO_JS).await;
     let function_id = function["id"].as_str().unwrap().to_owned();
     let host = function["endpoint"]
         .as_str()
@@ -399,9 +379,7 @@ async fn bad_domain_requests_name_their_argument_and_other_tenants_reach_nothing
     .await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let namespace = alpha.create_namespace("bad-domains").await;
-    let namespace_id = namespace["id"].as_str().unwrap().to_owned();
-    alpha.wait_ready(&namespace_id).await;
+    let namespace_id = alpha.ready_namespace_id("bad-domains").await;
     let node = runtime(&alpha, "node").await;
     let mut function_ids = Vec::new();
     for name in ["one", "two"] {
@@ -524,9 +502,7 @@ async fn bad_domain_requests_name_their_argument_and_other_tenants_reach_nothing
     // function's domains: make, read, list, delete.
     let stranger_alpha = server.tenant().await;
     let stranger = stranger_alpha.speaking(Spec::FunctionsV1beta1, "fr-par");
-    let theirs_namespace = stranger_alpha.create_namespace("theirs").await;
-    let theirs_namespace_id = theirs_namespace["id"].as_str().unwrap().to_owned();
-    stranger_alpha.wait_ready(&theirs_namespace_id).await;
+    let theirs_namespace_id = stranger_alpha.ready_namespace_id("theirs").await;
     let theirs = stranger_alpha
         .post(
             "/functions",

@@ -7,11 +7,11 @@
 //! runtime (as the plugin's second deploy sends) changes nothing; bad inputs name their argument;
 //! another tenant reaches none of it, and a function's id is no container's.
 
-use nuage_tests::apps::{deployed, go_binary, push_server_image, runtime};
+use nuage_tests::apps::{deployed_node, go_binary, push_server_image, runtime};
 use nuage_tests::conformance::Spec;
-use nuage_tests::{Answer, Tenant, TestServer, eventually};
+use nuage_tests::{Tenant, TestServer, eventually, ok};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
 /// A private function that logs each call with its path.
@@ -44,11 +44,6 @@ func main() {
 
 /// An expiry as the plugin sends it: now + 1 year, JavaScript's `toISOString()`, unencoded.
 const PLUGIN_EXPIRY: &str = "2035-11-21T18:20:08.241Z";
-
-fn ok(answer: &Answer) -> &Value {
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    &answer.body
-}
 
 /// Calls `url`, with `token` in `SCW_FUNCTIONS_TOKEN` when given; returns the status and body.
 async fn call(url: &str, token: Option<&str>) -> (StatusCode, String) {
@@ -103,15 +98,14 @@ fn position(lines: &[String], needle: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_v1beta1_lists_issues_tokens_and_shows_logs_as_the_plugin_asks() {
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let beta = alpha.speaking(Spec::FunctionsV1beta1, "fr-par");
     let node = runtime(&alpha, "node").await;
-    let function = deployed(
+    let function = deployed_node(
         &alpha,
         "plugin",
-        json!({"name": "logger", "runtime": node, "privacy": "private"}),
-        &[("handler.js", LOGGER_JS)],
+        json!({"name": "logger", "privacy": "private"}),
+        LOGGER_JS,
     )
     .await;
     let id = function["id"].as_str().unwrap().to_owned();
@@ -226,8 +220,7 @@ async fn containers_v1beta1_lists_issues_tokens_for_a_container_named_function_i
         eprintln!("skipped: no Go toolchain to build the test container image");
         return;
     };
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let api = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
     let created = api.post("/namespaces", json!({"name": "boxes"})).await;
     let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();

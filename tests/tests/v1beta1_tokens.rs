@@ -77,8 +77,7 @@ async fn delete_and_time_refusal(beta: &Tenant, token_id: &str, token: &str, url
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_opens_its_private_function_until_it_is_deleted() {
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let beta = beta(&alpha);
     let function = private_function(&alpha, "tokens").await;
     let function_id = function["id"].as_str().unwrap().to_owned();
@@ -201,8 +200,7 @@ async fn a_token_opens_its_private_function_until_it_is_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_token_requests_name_their_argument_and_other_tenants_reach_nothing() {
-    let server = TestServer::start().await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::with_tenant().await;
     let beta = beta(&alpha);
     let function = private_function(&alpha, "owned").await;
     let function_id = function["id"].as_str().unwrap().to_owned();

@@ -6,9 +6,9 @@
 //! listens, an unreachable server is an error with a message. Bad inputs name their argument;
 //! another tenant reaches none of it.
 
-use nuage_tests::apps::{deployed, runtime};
+use nuage_tests::apps::{deployed_node, runtime};
 use nuage_tests::conformance::Spec;
-use nuage_tests::{Answer, Tenant, TestServer, eventually, free_port};
+use nuage_tests::{Answer, Tenant, TestServer, eventually, free_port, ok, printed};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -43,11 +43,6 @@ fn beta(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::FunctionsV1beta1, "fr-par")
 }
 
-fn ok(answer: &Answer) -> &Value {
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    &answer.body
-}
-
 /// Starts a server whose triggers read `nats_url()` and try a message 3 times, 100 ms apart.
 async fn server() -> TestServer {
     TestServer::start_with(|config| {
@@ -60,19 +55,12 @@ async fn server() -> TestServer {
 
 /// Returns the lines the recorder `function_id` printed so far: (body, subject, method).
 async fn received(alpha: &Tenant, function_id: &str) -> Vec<(String, String, String)> {
-    let answer = alpha
-        .get(&format!(
-            "/logs?application_id={function_id}&order_by=timestamp_asc&page_size=100"
-        ))
-        .await;
-    ok(&answer)["logs"]
-        .as_array()
-        .unwrap()
+    printed(alpha, function_id)
+        .await
         .iter()
-        .filter_map(|log| {
-            let printed: Value = serde_json::from_str(log["message"].as_str()?).ok()?;
+        .map(|printed| {
             let text = |key: &str| printed[key].as_str().unwrap_or_default().to_owned();
-            Some((text("received"), text("subject"), text("method")))
+            (text("received"), text("subject"), text("method"))
         })
         .collect()
 }
@@ -150,14 +138,7 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     let nats = async_nats::connect(nats_url()).await.expect("the NATS server answers");
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let node = runtime(&alpha, "node").await;
-    let function = deployed(
-        &alpha,
-        "triggers",
-        json!({"name": "recorder", "runtime": node}),
-        &[("handler.js", RECORDER_JS)],
-    )
-    .await;
+    let function = deployed_node(&alpha, "triggers", json!({"name": "recorder"}), RECORDER_JS).await;
     let function_id = function["id"].as_str().unwrap().to_owned();
     let namespace_id = function["namespace_id"].as_str().unwrap().to_owned();
     let orders = subject("orders");
@@ -450,14 +431,7 @@ async fn on_the_shared_nats_server_a_tenant_reads_only_subjects_of_its_own() {
     let mut recorders = Vec::new();
     for _ in 0..2 {
         let tenant = server.tenant().await;
-        let node = runtime(&tenant, "node").await;
-        let function = deployed(
-            &tenant,
-            "triggers",
-            json!({"name": "recorder", "runtime": node}),
-            &[("handler.js", RECORDER_JS)],
-        )
-        .await;
+        let function = deployed_node(&tenant, "triggers", json!({"name": "recorder"}), RECORDER_JS).await;
         let function_id = function["id"].as_str().unwrap().to_owned();
         recorders.push((tenant, function_id));
     }
