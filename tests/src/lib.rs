@@ -363,6 +363,22 @@ impl Tenant {
     }
 }
 
+/// Evaluates to the binary of the Go test server ([`apps::go_server_binary`]), the image of
+/// the suites' containers; where no Go toolchain can build it, returns from the test, which is
+/// then skipped (.ci/run installs Go).
+#[macro_export]
+macro_rules! go_server_or_skip {
+    () => {
+        match $crate::apps::go_server_binary() {
+            Some(binary) => binary,
+            None => {
+                eprintln!("skipped: no Go toolchain to build the test container image");
+                return;
+            }
+        }
+    };
+}
+
 /// How often [`eventually`] looks again.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 

@@ -822,11 +822,7 @@ async fn a_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
-    let Some(binary) = nuage_tests::apps::go_server_binary() else {
-        // The container image is a Go static binary; .ci/run installs Go.
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!();
     let deploy_container = |tenant: nuage_tests::Tenant, registry: std::path::PathBuf| async move {
         let namespace = tenant.ready_namespace("roll-out").await;
         nuage_tests::apps::deploy_app_container(&tenant, &registry, &namespace, &binary, json!({"GREETING": "resumed"}))
@@ -860,11 +856,7 @@ async fn a_container_redeployed_after_a_push_to_a_registry_under_its_tag_runs_th
 /// unpacked copy goes once its instance ended. Pushes go to `registry` (pulled by the runner)
 /// or, without one, to the namespace's repository (an OCI layout of the embedded registry).
 async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
-    let Some(binary) = nuage_tests::apps::go_server_binary() else {
-        // The container image is a Go static binary; .ci/run installs Go.
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!();
     let server = TestServer::start_with(|config| config.runner.registry_insecure = true).await;
     let tenant = server.tenant().await;
     let namespace = tenant.ready_namespace("retagged").await;

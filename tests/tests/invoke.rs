@@ -433,11 +433,7 @@ async fn deleting_a_function_or_stopping_nuage_stops_every_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_image_runs_on_port_as_user_1000() {
-    let Some(binary) = nuage_tests::apps::go_server_binary() else {
-        // The container image is a Go static binary; .ci/run installs Go.
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!();
 
     let (server, tenant) = TestServer::with_tenant().await;
     let client = reqwest::Client::new();

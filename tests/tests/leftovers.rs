@@ -145,6 +145,17 @@ fn names(versions: &[(String, PathBuf)]) -> Vec<&str> {
     versions.iter().map(|(version, _)| version.as_str()).collect()
 }
 
+/// Waits (up to 30 s) until the unpacked images hold the versions `wanted`; returns them as
+/// [`versions`] last saw them.
+async fn versions_until(config: &nuage::Config, wanted: &[&str]) -> Vec<(String, PathBuf)> {
+    eventually(
+        Duration::from_secs(30),
+        || async { versions(config) },
+        |seen| names(seen) == wanted,
+    )
+    .await
+}
+
 async fn delete_until_gone(tenant: &Tenant, path: &str) {
     let answer = tenant.delete(path).await;
     assert_eq!(answer.status, StatusCode::OK, "DELETE {path}: {}", answer.body);
@@ -294,12 +305,7 @@ async fn an_unpacked_image_goes_once_no_version_or_instance_uses_it() {
     // version's instance still runs: the other's image goes, the first version's stays.
     let other_id = other["id"].as_str().unwrap();
     delete_until_gone(&tenant, &format!("/functions/{other_id}")).await;
-    let seen = eventually(
-        Duration::from_secs(30),
-        || async { versions(&server.config) },
-        |seen| names(seen) == ["one", "two"],
-    )
-    .await;
+    let seen = versions_until(&server.config, &["one", "two"]).await;
     assert_eq!(
         names(&seen),
         ["one", "two"],
@@ -310,12 +316,7 @@ async fn an_unpacked_image_goes_once_no_version_or_instance_uses_it() {
     assert_eq!(answer.len(), 3 + HELD_BYTES);
     assert!(answer.starts_with("onexxx"));
     // Read, its instance drains and ends: its image goes; the second version's stays.
-    let seen = eventually(
-        Duration::from_secs(30),
-        || async { versions(&server.config) },
-        |seen| names(seen) == ["two"],
-    )
-    .await;
+    let seen = versions_until(&server.config, &["two"]).await;
     assert_eq!(
         names(&seen),
         ["two"],
@@ -355,12 +356,7 @@ async fn an_unpacked_image_goes_once_no_version_or_instance_uses_it() {
     .unwrap();
     let restarted = nuage::start(server.config.clone()).await.expect("server restarts");
     assert!(!cut_short.exists(), "an earlier run's instance files stay at start-up");
-    let seen = eventually(
-        Duration::from_secs(30),
-        || async { versions(&server.config) },
-        |seen| names(seen) == ["two"],
-    )
-    .await;
+    let seen = versions_until(&server.config, &["two"]).await;
     assert_eq!(
         seen,
         [("two".to_owned(), current)],

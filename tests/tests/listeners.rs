@@ -262,13 +262,7 @@ async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
             let body = answer.scaleway_error(what);
             assert_eq!(body["message"], "the request body stopped arriving", "{what}");
         }
-        let served = eventually(
-            Duration::from_secs(10),
-            || exchange(&address, request.clone(), Duration::from_secs(5), what),
-            |answer| answer.status != 503,
-        )
-        .await;
-        assert_ne!(served.status, 503, "{what}: {served:?}");
+        served_again(&address, &request, what).await;
     }
     // The function still answers a body that comes whole.
     let whole = reqwest::Client::new()
@@ -280,6 +274,19 @@ async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
     assert_eq!(whole.status(), StatusCode::OK);
     assert_eq!(whole.text().await.unwrap(), "1000");
     server.stop().await;
+}
+
+/// Sends `request` to `address` again and again (up to 10 s) until the listener has a place
+/// for it; returns the answer, asserting it is not a 503.
+async fn served_again(address: &str, request: &[u8], what: &str) -> Raw {
+    let served = eventually(
+        Duration::from_secs(10),
+        || exchange(address, request.to_vec(), Duration::from_secs(5), what),
+        |answer| answer.status != 503,
+    )
+    .await;
+    assert_ne!(served.status, 503, "{what}: {served:?}");
+    served
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,13 +303,7 @@ async fn connections_over_the_limit_get_503_and_stalled_ones_do_not_lock_others_
         assert_eq!(over.status, 503, "{what}: {over:?}");
         assert_eq!(over.scaleway_error(what)["type"], "service_unavailable", "{what}");
         // Once the stalled heads time out, a well-behaved client is served.
-        let served = eventually(
-            Duration::from_secs(10),
-            || exchange(&address, request.clone(), Duration::from_secs(5), what),
-            |answer| answer.status != 503,
-        )
-        .await;
-        assert_ne!(served.status, 503, "{what}: {served:?}");
+        let served = served_again(&address, &request, what).await;
         if what == "api" {
             assert_eq!(served.status, 200, "{what}: {served:?}");
         }

@@ -357,10 +357,7 @@ async fn a_recreated_namespace_gets_a_new_key_and_old_tokens_stop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_containers_take_container_and_plugin_style_tokens() {
-    let Some(binary) = nuage_tests::apps::go_server_binary() else {
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!();
     let (server, tenant) = TestServer::with_tenant().await;
     let namespace = tenant.ready_namespace("vault").await;
     let namespace_id = namespace["id"].as_str().unwrap().to_owned();

@@ -543,11 +543,7 @@ async fn bad_domain_requests_name_their_argument_and_other_tenants_reach_nothing
 async fn a_container_domain_is_kept_and_routed_by_the_containers_service() {
     use nuage_proto::applications::v1 as wire;
     use nuage_proto::containers::v1::containers_client::ContainersClient;
-    let Some(binary) = nuage_tests::apps::go_server_binary() else {
-        // The container image is a Go static binary; .ci/run installs Go.
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!();
     let secret = nuage_core::Secret::new("domains-test-internal-secret".to_owned());
     let server = server(DomainCheck::None, |config| {
         config.internal_secret = Some(secret.clone())
