@@ -3,7 +3,7 @@
 //! URLs are signed locally (SigV4 with aws-sdk-s3): issuing one costs no round trip to the
 //! store. The store checks the signature, the expiry and the signed headers (length, type).
 
-use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
 use nuage_core::storage::{StorageAccess, StorageConfig};
@@ -21,6 +21,19 @@ pub struct Presigned {
     pub url: String,
     /// Lowercase header names and values.
     pub headers: HashMap<String, String>,
+}
+
+impl Presigned {
+    /// Returns the URL and headers of `request`.
+    fn of(request: &PresignedRequest) -> Self {
+        Self {
+            url: request.uri().to_owned(),
+            headers: request
+                .headers()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+                .collect(),
+        }
+    }
 }
 
 /// Function archives in one bucket, at `functions/<function id>.zip`.
@@ -87,13 +100,7 @@ impl Archives {
             .presigned(self.presigning()?)
             .await
             .map_err(|error| ApiError::internal(&error))?;
-        Ok(Presigned {
-            url: request.uri().to_owned(),
-            headers: request
-                .headers()
-                .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
-                .collect(),
-        })
+        Ok(Presigned::of(&request))
     }
 
     /// Returns a GET URL for the current archive of `function_id`, or NOT_FOUND when none
@@ -125,13 +132,7 @@ impl Archives {
             .presigned(self.presigning()?)
             .await
             .map_err(|error| ApiError::internal(&error))?;
-        Ok(Presigned {
-            url: request.uri().to_owned(),
-            headers: request
-                .headers()
-                .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
-                .collect(),
-        })
+        Ok(Presigned::of(&request))
     }
 
     /// Creates the bucket if the store does not have it yet (a start-up convenience for a
