@@ -150,17 +150,22 @@ pub async fn deploy_app_container(
     id
 }
 
+/// Waits up to `limit` until container `id` is no longer `pending`; returns it.
+pub async fn container_settled(tenant: &Tenant, id: &str, limit: Duration) -> Value {
+    tenant
+        .poll_until(&format!("/containers/{id}"), limit, |answer| {
+            answer.body["status"] != "pending"
+        })
+        .await
+        .body
+}
+
 /// Deploys container `id`, waits (up to `limit`) until it is `ready`, and returns the JSON
 /// its endpoint answers at `/`.
 pub async fn deploy_and_call_container(tenant: &Tenant, id: &str, limit: Duration) -> Value {
     let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
     assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
-    let ready = tenant
-        .poll_until(&format!("/containers/{id}"), limit, |answer| {
-            answer.body["status"] != "pending"
-        })
-        .await
-        .body;
+    let ready = container_settled(tenant, id, limit).await;
     assert_eq!(ready["status"], "ready", "{ready}");
     reqwest::get(format!("{}/", ready["endpoint"].as_str().unwrap()))
         .await

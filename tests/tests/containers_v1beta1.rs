@@ -35,11 +35,7 @@ async fn namespace_with_image(server: &TestServer, api: &Tenant, name: &str, bin
 async fn deployed(api: &Tenant, id: &str) -> Value {
     let deploying = api.post(&format!("/containers/{id}/deploy"), json!({})).await;
     assert_eq!(ok(&deploying)["status"], "pending");
-    api.poll_until(&format!("/containers/{id}"), Duration::from_secs(60), |answer| {
-        answer.body["status"] != "pending"
-    })
-    .await
-    .body
+    nuage_tests::apps::container_settled(api, id, Duration::from_secs(60)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

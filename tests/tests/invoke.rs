@@ -444,12 +444,7 @@ async fn a_container_image_runs_on_port_as_user_1000() {
     let id =
         nuage_tests::apps::deploy_app_container(&tenant, &registry, &namespace, &binary, json!({"GREETING": "hi"}))
             .await;
-    let ready = tenant
-        .poll_until(&format!("/containers/{id}"), Duration::from_secs(30), |answer| {
-            answer.body["status"] != "pending"
-        })
-        .await
-        .body;
+    let ready = nuage_tests::apps::container_settled(&tenant, &id, Duration::from_secs(30)).await;
     assert_eq!(ready["status"], "ready", "{ready}");
 
     let (status, body) = call(client.get(format!("{}/hello", ready["endpoint"].as_str().unwrap()))).await;

@@ -203,12 +203,7 @@ async fn a_container_image_with_chained_links_and_whiteouts_is_refused_and_delet
     let id = created.body["id"].as_str().unwrap().to_owned();
     let deploying = attacker.post(&format!("/containers/{id}/deploy"), json!({})).await;
     assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
-    let container = attacker
-        .poll_until(&format!("/containers/{id}"), Duration::from_secs(30), |answer| {
-            answer.body["status"] != "pending"
-        })
-        .await
-        .body;
+    let container = nuage_tests::apps::container_settled(&attacker, &id, Duration::from_secs(30)).await;
     victims.check().await;
     assert_eq!(container["status"], "error", "{container}");
     let message = container["error_message"].as_str().unwrap();

@@ -391,6 +391,18 @@ async fn connect_and_read_first(address: &str) -> (TcpStream, [u8; 12]) {
     (stream, first)
 }
 
+/// Asks the gRPC listener at `address` for its health until it answers (up to 10 s), and
+/// asserts it did.
+async fn grpc_serves_again(address: &str, secret: &str) {
+    let served = eventually(
+        Duration::from_secs(10),
+        || grpc_health(address, secret),
+        |answer| answer.is_ok(),
+    )
+    .await;
+    assert!(served.is_ok(), "{served:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpc_listener_serves_a_bounded_number_of_connections() {
     let secret = "listeners-internal-secret";
@@ -418,13 +430,7 @@ async fn the_grpc_listener_serves_a_bounded_number_of_connections() {
     assert!(over.is_err(), "served over the limit: {over:?}");
     // Once the stalled connections go, the listener serves again.
     drop(held);
-    let served = eventually(
-        Duration::from_secs(10),
-        || grpc_health(&address, secret),
-        |answer| answer.is_ok(),
-    )
-    .await;
-    assert!(served.is_ok(), "{served:?}");
+    grpc_serves_again(&address, secret).await;
     server.stop().await;
 }
 
@@ -523,13 +529,7 @@ async fn grpc_peers_without_a_preface_and_settings_ack_in_time_are_disconnected_
     }
     // Their places are free while their clients still hold their ends, and the honest
     // connection still serves.
-    let served = eventually(
-        Duration::from_secs(10),
-        || grpc_health(&address, secret),
-        |answer| answer.is_ok(),
-    )
-    .await;
-    assert!(served.is_ok(), "{served:?}");
+    grpc_serves_again(&address, secret).await;
     let again = grpc_check(honest, secret).await;
     assert!(again.is_ok(), "the honest connection: {again:?}");
     drop((held, writers));

@@ -379,12 +379,7 @@ async fn private_containers_take_container_and_plugin_style_tokens() {
         .body;
     let id = created["id"].as_str().unwrap().to_owned();
     tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
-    let ready = tenant
-        .poll_until(&format!("/containers/{id}"), Duration::from_secs(30), |answer| {
-            answer.body["status"] != "pending"
-        })
-        .await
-        .body;
+    let ready = nuage_tests::apps::container_settled(&tenant, &id, Duration::from_secs(30)).await;
     assert_eq!(ready["status"], "ready", "{ready}");
     let endpoint = ready["endpoint"].as_str().unwrap();
     let (status, _) = call(endpoint, None).await;

@@ -237,12 +237,7 @@ async fn containers_v1beta1_lists_issues_tokens_for_a_container_named_function_i
         .await;
     let id = ok(&made)["id"].as_str().unwrap().to_owned();
     ok(&api.post(&format!("/containers/{id}/deploy"), json!({})).await);
-    let ready = api
-        .poll_until(&format!("/containers/{id}"), Duration::from_secs(60), |answer| {
-            answer.body["status"] != "pending"
-        })
-        .await
-        .body;
+    let ready = nuage_tests::apps::container_settled(&api, &id, Duration::from_secs(60)).await;
     assert_eq!(ready["status"], "ready", "{ready}");
     let url = format!("http://{}", ready["domain_name"].as_str().unwrap());
 
