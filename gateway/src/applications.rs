@@ -16,7 +16,6 @@ use axum::{Json, Router};
 use nuage_applications::{Lookup, Owners, Resolved};
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
-use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1 as common;
 use serde::Deserialize;
@@ -163,9 +162,10 @@ impl ListParams {
             "name_desc" => common::ApplicationOrder::NameDesc,
             _ => common::ApplicationOrder::CreatedAtAsc,
         };
+        let (page, page_size) = query.page()?;
         Ok(Self {
-            page: query.number("page", 1, 1, u32::MAX)?,
-            page_size: query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?,
+            page,
+            page_size,
             order_by: order_by as i32,
         })
     }

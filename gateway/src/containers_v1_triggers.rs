@@ -14,7 +14,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
-use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1::Tags;
 use nuage_proto::crons::v1 as crons;
@@ -628,8 +627,7 @@ async fn list(
     query: QueryParams,
 ) -> Result<Json<ListJson>, HttpError> {
     let order = query.choice("order_by", &ORDERS)?;
-    let page = query.number("page", 1, 1, u32::MAX)?;
-    let page_size = query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
+    let (page, page_size) = query.page()?;
     let container_id = query.uuid("container_id")?.map(|id| id.to_string());
     let namespace_id = query.uuid("namespace_id")?;
     let project_id = query.uuid("project_id")?.map(|id| id.to_string());

@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use nuage_core::error::Reason;
-use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use nuage_proto::applications::v1 as wire;
 use serde_json::{Map, Value, json};
 
@@ -47,12 +46,13 @@ async fn list<O: Owner>(
     ApplicationId(id, _): ApplicationId<O>,
     query: QueryParams,
 ) -> Result<Json<Value>, HttpError> {
+    let (page, page_size) = query.page()?;
     let request = wire::ListDeploymentsRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
         application_id: id.to_string(),
-        page: query.number("page", 1, 1, u32::MAX)?,
-        page_size: query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?,
+        page,
+        page_size,
     };
     let response = O::list_deployments(O::client(&state), scope.grpc(request))
         .await?

@@ -14,7 +14,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
-use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use nuage_proto::applications::v1 as wire;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
@@ -198,11 +197,12 @@ async fn list<O: Owner, W: DomainView>(
         "hostname_desc" => wire::DomainOrder::HostnameDesc,
         _ => wire::DomainOrder::CreatedAtAsc,
     };
+    let (page, page_size) = query.page()?;
     let request = wire::ListDomainsRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
-        page: query.number("page", 1, 1, u32::MAX)?,
-        page_size: query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?,
+        page,
+        page_size,
         order_by: order_by as i32,
         application_id: application_id.map(|id| id.to_string()).unwrap_or_default(),
         namespace_id: query.uuid("namespace_id")?.map(|id| id.to_string()),

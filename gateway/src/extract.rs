@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use nuage_core::Caller;
 use nuage_core::error::Reason;
 use nuage_core::internal::REQUEST_ID_HEADER;
+use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -148,6 +149,13 @@ impl QueryParams {
             ));
         }
         Ok(value)
+    }
+
+    /// Returns the `page` (from 1) and `page_size` of a list, in that order of checks.
+    pub fn page(&self) -> Result<(u32, u32), HttpError> {
+        let page = self.number("page", 1, 1, u32::MAX)?;
+        let page_size = self.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
+        Ok((page, page_size))
     }
 
     /// Returns the value of `name` as one of `allowed`, or the first of them when absent.

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
-use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use nuage_proto::logs::v1 as pb;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
@@ -78,8 +77,7 @@ impl LogsQuery {
     /// parameter that does not fit.
     fn read(query: &QueryParams, application_id: String) -> Result<Self, HttpError> {
         let ascending = query.choice("order_by", &ORDERS)? == "timestamp_asc";
-        let page = query.number("page", 1, 1, u32::MAX)?;
-        let page_size = query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
+        let (page, page_size) = query.page()?;
         let since = match query.get("since").filter(|value| !value.is_empty()) {
             None => 0,
             Some(value) => {

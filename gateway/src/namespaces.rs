@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use nuage_core::error::Reason;
-use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use nuage_core::{ApiError, Caller};
 use nuage_proto::common::v1 as common;
 use nuage_proto::namespaces::v1 as pb;
@@ -220,8 +219,7 @@ async fn list<V: Version>(
     scope: Scope,
     query: QueryParams,
 ) -> Result<Json<ListJson<V::Namespace>>, HttpError> {
-    let page = query.number("page", 1, 1, u32::MAX)?;
-    let page_size = query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?;
+    let (page, page_size) = query.page()?;
     let order = match query.choice("order_by", &ORDERS)? {
         "created_at_desc" => pb::NamespaceOrder::CreatedAtDesc,
         "name_asc" => pb::NamespaceOrder::NameAsc,

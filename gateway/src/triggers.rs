@@ -13,7 +13,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
-use nuage_core::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use nuage_proto::triggers::v1 as pb;
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
@@ -248,11 +247,12 @@ async fn list<V: Version>(
         "created_at_desc" => pb::TriggerOrder::CreatedAtDesc,
         _ => pb::TriggerOrder::CreatedAtAsc,
     };
+    let (page, page_size) = query.page()?;
     let request = pb::ListTriggersRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
-        page: query.number("page", 1, 1, u32::MAX)?,
-        page_size: query.number("page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)?,
+        page,
+        page_size,
         order_by: order_by as i32,
         application_id: query.uuid(V::TRIGGER_TARGET)?.map(|id| id.to_string()),
         namespace_id: query.uuid("namespace_id")?.map(|id| id.to_string()),
