@@ -14,7 +14,11 @@
 # Needs wrk (apt-get install wrk) and tests/wasm's tools (cd tests/wasm && npm ci).
 # Usage: bench/wasm.sh   RUNS=20 (cold starts), DURATION=5 (throughput runs), ROUNDS=3,
 #   INSTANCES=4 (warm node instances), MEMORY_LIMIT=1024 (each function's, so node's CPU quota
-#   does not hold it back), BENCH_BINARY=path (see bench/lib.sh).
+#   does not hold it back), BENCH_BINARY=path (see bench/lib.sh). The router serves on half
+#   the cores by default (router.threads = 0), leaving the rest to instance processes; a
+#   WebAssembly instance runs on the serving thread that took its request, so an installation
+#   running mostly wasm gives the router every core: NUAGE_ROUTER__THREADS=$(nproc) measures
+#   that (node and wasm alike).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,6 +70,7 @@ WAT="$(sed -n 4p "$WORK/setup")"
 NODE_COLD_ID="$(sed -n 5p "$WORK/setup")"
 echo "JS component's deploy (upload, validate, compile ahead of time, roll out): $(sed -n 6p "$WORK/setup") s"
 
+echo "router serving threads: ${NUAGE_ROUTER__THREADS:-half the cores (default)} of $(nproc) cores"
 echo "== cold starts ($RUNS each)"
 RUNS="$RUNS" NODE_COLD="$NODE_COLD" NODE_COLD_ID="$NODE_COLD_ID" WASM="$WASM" WAT="$WAT" python3 - <<'PY'
 import os, statistics, time, urllib.request
