@@ -357,6 +357,19 @@ impl Config {
             .connections
             .validate("storage.connections")
             .map_err(anyhow::Error::msg)?;
+        self.validate_peers()?;
+        if self.storage.endpoint.is_some() && (self.storage.access_key.is_none() || self.storage.secret_key.is_none()) {
+            anyhow::bail!("an external storage.endpoint needs storage.access_key and storage.secret_key");
+        }
+        if !self.is_all_in_one() && self.internal_secret.is_none() && self.internal_secret_file.is_none() {
+            anyhow::bail!("split roles need a shared internal_secret (or internal_secret_file)");
+        }
+        Ok(())
+    }
+
+    /// Checks that every role this process runs can reach the roles it calls, here or at a
+    /// URL of `services`, and that those URLs are well formed.
+    fn validate_peers(&self) -> anyhow::Result<()> {
         // Who calls whom: the gateway calls every service but the builder; namespaces cascades to
         // functions and containers; those check namespaces and cascade to crons; functions queues
         // builds, which report back and are rolled out by the runner; crons checks functions and
@@ -425,12 +438,6 @@ impl Config {
         }
         if self.services.router.as_deref().is_some_and(|url| url.contains(',')) {
             anyhow::bail!("services.router names one URL: the router's internal listener");
-        }
-        if self.storage.endpoint.is_some() && (self.storage.access_key.is_none() || self.storage.secret_key.is_none()) {
-            anyhow::bail!("an external storage.endpoint needs storage.access_key and storage.secret_key");
-        }
-        if !self.is_all_in_one() && self.internal_secret.is_none() && self.internal_secret_file.is_none() {
-            anyhow::bail!("split roles need a shared internal_secret (or internal_secret_file)");
         }
         Ok(())
     }

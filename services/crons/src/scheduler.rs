@@ -11,7 +11,7 @@ use crate::firings::{FiringStore, Held};
 use crate::model::{Cron, CronStatus};
 use crate::schedule::Pattern;
 use crate::store::CronStore;
-use nuage_clients::invoker::{ANSWER_DEADLINE, Invoker};
+use nuage_clients::invoker::{ANSWER_DEADLINE, Invoker, Outcome};
 use nuage_clients::logsink::LogSink;
 use nuage_core::ApiError;
 use nuage_core::clock::now_micros;
@@ -292,7 +292,20 @@ impl Scheduler {
                 return;
             }
         }
-        let outcome = match &cron.delivery {
+        let outcome = self.call(&cron).await;
+        self.report(&cron, &held, &outcome);
+        if let Err(error) = firings.finish(held.id, &outcome).await {
+            tracing::warn!(firing_id = %held.id, %error, "cannot record a cron firing");
+        }
+        if let Err(error) = firings.prune(cron.id, self.inner.config.keep_firings).await {
+            tracing::warn!(cron_id = %cron.id, %error, "cannot prune cron firings");
+        }
+    }
+
+    /// Calls `cron`'s application as the cron says: its args as a plain invocation, or its
+    /// HTTP delivery (method, path, headers, body).
+    async fn call(&self, cron: &Cron) -> Outcome {
+        match &cron.delivery {
             None => self.inner.invoker.invoke(cron.application_id, &cron.args).await,
             Some(delivery) => {
                 let content_type = delivery
@@ -315,7 +328,11 @@ impl Scheduler {
                 };
                 self.inner.invoker.post(cron.application_id, call).await
             }
-        };
+        }
+    }
+
+    /// Says how firing `held` of `cron` went, in the application's logs and in this process's.
+    fn report(&self, cron: &Cron, held: &Held, outcome: &Outcome) {
         let skew_ms = (now_micros() - held.scheduled_at) / 1000 - outcome.duration_ms;
         if let Some(logs) = &self.inner.logs {
             let scheduled = chrono::DateTime::from_timestamp_micros(held.scheduled_at)
@@ -340,12 +357,6 @@ impl Scheduler {
                 cron_id = %cron.id, application_id = %cron.application_id, status = ?outcome.http_status,
                 error = %outcome.error, "cron firing failed"
             );
-        }
-        if let Err(error) = firings.finish(held.id, &outcome).await {
-            tracing::warn!(firing_id = %held.id, %error, "cannot record a cron firing");
-        }
-        if let Err(error) = firings.prune(cron.id, self.inner.config.keep_firings).await {
-            tracing::warn!(cron_id = %cron.id, %error, "cannot prune cron firings");
         }
     }
 }

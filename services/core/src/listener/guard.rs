@@ -249,6 +249,31 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Guarded<IO> {
     /// Ends the request whose body stalled: the service sees its body end early. Unless its
     /// answer had started, that answer is dropped and a 408 sent instead; else the connection
     /// closes once the answer is written.
+    /// Counts `read` bytes handed on of a body part that had `remaining` left.
+    fn passed(&mut self, read: usize, remaining: u64) {
+        let left = remaining.saturating_sub(read as u64);
+        self.framing = match self.framing {
+            Framing::Length(_) if left == 0 => Framing::Head,
+            Framing::Length(_) => Framing::Length(left),
+            Framing::Chunked(_) if left == 0 => Framing::Chunked(Chunk::DataEnd),
+            Framing::Chunked(_) => Framing::Chunked(Chunk::Data(left)),
+            other => other,
+        };
+    }
+
+    /// The end of what hyper reads, once the connection is ended: after the answer in
+    /// progress, if a refusal is to follow it.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.refusal.is_some() && !self.replaced && self.in_flight.busy() {
+            // Let hyper finish the answer in progress before it sees the end.
+            *self.in_flight.waiting.lock().expect("not poisoned") = Some(cx.waker().clone());
+            if self.in_flight.busy() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
     fn cut_body(&mut self) {
         let timeout = self.body_stall_timeout;
         if self.in_flight.responding() {
@@ -514,14 +539,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<IO> {
                 return Poll::Ready(Ok(()));
             }
             if this.ended {
-                if this.refusal.is_some() && !this.replaced && this.in_flight.busy() {
-                    // Let hyper finish the answer in progress before it sees the end.
-                    *this.in_flight.waiting.lock().expect("not poisoned") = Some(cx.waker().clone());
-                    if this.in_flight.busy() {
-                        return Poll::Pending;
-                    }
-                }
-                return Poll::Ready(Ok(()));
+                return this.poll_end(cx);
             }
             if this.eof {
                 // A head cut short by the client is never handed on.
@@ -564,14 +582,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<IO> {
                     this.eof = true;
                     return Poll::Ready(Ok(()));
                 }
-                let left = remaining.saturating_sub(read as u64);
-                this.framing = match this.framing {
-                    Framing::Length(_) if left == 0 => Framing::Head,
-                    Framing::Length(_) => Framing::Length(left),
-                    Framing::Chunked(_) if left == 0 => Framing::Chunked(Chunk::DataEnd),
-                    Framing::Chunked(_) => Framing::Chunked(Chunk::Data(left)),
-                    other => other,
-                };
+                this.passed(read, remaining);
                 return Poll::Ready(Ok(()));
             }
             let mut read = ReadBuf::uninit(&mut scratch);
