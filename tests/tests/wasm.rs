@@ -59,6 +59,18 @@ async fn log_lines(tenant: &Tenant, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Calls `url` of function `id`, which must fail: a 500 whose message holds `message`, and
+/// a line of the function's logs holding `logged`.
+async fn failed_and_logged(tenant: &Tenant, id: &str, url: &str, message: &str, logged: &str) {
+    let (status, body) = text(reqwest::get(url).await.unwrap()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert!(body["message"].as_str().unwrap().contains(message), "{body}");
+    let holds = |lines: &Vec<String>| lines.iter().any(|line| line.contains(logged));
+    let lines = eventually(Duration::from_secs(10), || log_lines(tenant, id), holds).await;
+    assert!(holds(&lines), "{lines:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_function_answers_with_its_query_headers_body_status_variables_and_secrets() {
     let server = TestServer::start().await;
@@ -157,24 +169,14 @@ async fn an_instance_that_aborts_answers_500_with_a_clear_body_and_is_logged() {
     let server = TestServer::start().await;
     let tenant = server.tenant().await;
     let (id, endpoint) = wasm_function(&tenant, "wasm-trap", json!({})).await;
-    let (status, body) = text(reqwest::get(format!("{endpoint}/trap")).await.unwrap()).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-    let body: Value = serde_json::from_str(&body).unwrap();
-    let message = body["message"].as_str().unwrap();
-    assert!(
-        message.contains("failed while handling the request: it exited with status 1"),
-        "{body}"
-    );
-    let lines = eventually(
-        Duration::from_secs(10),
-        || log_lines(&tenant, &id),
-        |lines: &Vec<String>| lines.iter().any(|line| line.contains("the handler failed on purpose")),
+    failed_and_logged(
+        &tenant,
+        &id,
+        &format!("{endpoint}/trap"),
+        "failed while handling the request: it exited with status 1",
+        "the handler failed on purpose",
     )
     .await;
-    assert!(
-        lines.iter().any(|line| line.contains("the handler failed on purpose")),
-        "{lines:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,21 +191,14 @@ async fn a_component_written_by_hand_answers_and_one_that_traps_answers_500_and_
     }
     // A real WebAssembly trap (`unreachable`), before any answer.
     let (id, trap) = deployed_component(&tenant, "wasm-trapping", json!({}), &wat_component("trap")).await;
-    let (status, body) = text(reqwest::get(&trap).await.unwrap()).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-    let body: Value = serde_json::from_str(&body).unwrap();
-    let message = body["message"].as_str().unwrap();
-    assert!(
-        message.contains("failed while handling the request: it trapped: wasm `unreachable` instruction executed"),
-        "{body}"
-    );
-    let logged = |lines: &Vec<String>| {
-        lines
-            .iter()
-            .any(|line| line.contains("`unreachable` instruction executed"))
-    };
-    let lines = eventually(Duration::from_secs(10), || log_lines(&tenant, &id), logged).await;
-    assert!(logged(&lines), "{lines:?}");
+    failed_and_logged(
+        &tenant,
+        &id,
+        &trap,
+        "failed while handling the request: it trapped: wasm `unreachable` instruction executed",
+        "`unreachable` instruction executed",
+    )
+    .await;
     // The next request gets a fresh instance, which traps the same way: nothing is left broken.
     let (status, _) = text(reqwest::get(&trap).await.unwrap()).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
