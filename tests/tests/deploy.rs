@@ -1285,3 +1285,93 @@ async fn a_tag_the_tenant_pushes_again_before_the_roll_out_does_not_change_what_
     );
     server.stop().await;
 }
+
+/// On the `kubernetes` backend a WebAssembly function needs no cluster: the router runs it in
+/// process, from the component the runner reads out of its image in the registry the builder
+/// pushed to (the cluster here is an address nothing answers on, never asked). A redeploy of
+/// another component runs that one, a rollback runs the first again, and a rollback to an
+/// image pruned from the registry is refused (409).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_function_on_the_kubernetes_backend_runs_from_its_image_in_the_registry() {
+    if std::env::var(nuage_tests::REGISTRY_VARIABLE).is_err() {
+        eprintln!("skipped: no registry (NUAGE_TEST_REGISTRY) to push to");
+        return;
+    }
+    let directory = tempfile::tempdir().unwrap();
+    let kubeconfig = directory.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:9\"}}]\n\
+         users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n\
+         current-context: x\n",
+    )
+    .unwrap();
+    let server = TestServer::start_with(|config| {
+        config.runner.backend = "kubernetes".to_owned();
+        config.runner.registry_insecure = true;
+        config.runner.kubernetes.kubeconfig = Some(kubeconfig);
+    })
+    .await;
+    let tenant = server.tenant().await;
+    let component = |name: &str| zip(&[("handler.wasm", &nuage_tests::components::wat_component(name)[..])]);
+    let created = function(
+        &tenant,
+        "wasm-on-kubernetes",
+        json!({"name": "hello", "runtime": "wasm", "handler": "handler.wasm"}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let call = |endpoint: String| async move {
+        let response = reqwest::get(&endpoint).await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    };
+    upload(&tenant, &id, component("hello")).await;
+    deploy(&tenant, &id).await;
+    let done = settled_within(&tenant, &id, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let endpoint = done["endpoint"].as_str().unwrap().to_owned();
+    assert_eq!(call(endpoint.clone()).await, (StatusCode::OK, "hello".to_owned()));
+
+    upload(&tenant, &id, component("trap")).await;
+    deploy(&tenant, &id).await;
+    let done = settled_within(&tenant, &id, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let (status, body) = call(endpoint.clone()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.contains("`unreachable`"), "the second component runs: {body}");
+
+    let listed = tenant.get(&format!("/functions/{id}/deployments")).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let (second, first) = (&listed.body["deployments"][0], &listed.body["deployments"][1]);
+    let rolled = tenant
+        .post(
+            &format!("/functions/{id}/rollback"),
+            json!({"deployment_id": first["id"]}),
+        )
+        .await;
+    assert_eq!(rolled.status, StatusCode::OK, "{}", rolled.body);
+    let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(call(endpoint.clone()).await, (StatusCode::OK, "hello".to_owned()));
+
+    // The second image pruned from the registry (as its retention would): a rollback to it is
+    // refused, naming it, and the first still serves.
+    let repository = second["image_reference"].as_str().unwrap().rsplit_once(':').unwrap().0;
+    let digest = second["image_digest"].as_str().unwrap();
+    skopeo(&[
+        "delete",
+        "--tls-verify=false",
+        &format!("docker://{repository}@{digest}"),
+    ]);
+    let refused = tenant
+        .post(
+            &format!("/functions/{id}/rollback"),
+            json!({"deployment_id": second["id"]}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.body["type"], "precondition_failed", "{}", refused.body);
+    assert_eq!(refused.body["resource_id"], second["id"], "{}", refused.body);
+    assert_eq!(call(endpoint).await, (StatusCode::OK, "hello".to_owned()));
+    server.stop().await;
+}

@@ -2,6 +2,7 @@
 //! Kubernetes cluster.
 
 use crate::error::RunnerError;
+use crate::images::Unpacked;
 use nuage_proto::runner::v1::Spec;
 use std::collections::{HashMap, HashSet};
 use tokio::sync::oneshot;
@@ -49,6 +50,53 @@ pub struct Component {
     pub environment: Vec<(String, String)>,
     /// Whether its outgoing HTTP may reach public addresses (`runner.egress`).
     pub public_egress: bool,
+}
+
+impl Component {
+    /// Reads the precompiled component out of `image` (as the builder wrote it, unpacked
+    /// without following links out of its root), with `spec`'s variables and secrets opened
+    /// with `sealing`.
+    pub(crate) async fn read(
+        image: &Unpacked,
+        spec: &Spec,
+        sealing: &[u8; 32],
+        public_egress: bool,
+    ) -> Result<Self, RunnerError> {
+        let path = nuage_core::wasm::COMPONENT_PATH;
+        let bytes = tokio::fs::read(image.root.join(path))
+            .await
+            .map_err(|source| RunnerError::NoComponent { path, source })?;
+        Ok(Self {
+            bytes,
+            environment: opened_environment(spec, sealing)?,
+            public_egress,
+        })
+    }
+}
+
+/// The spec's variables (namespace < application < platform, merged already), then its
+/// secrets opened (namespace's < application's); each name once, the last given winning.
+pub(crate) fn opened_environment(spec: &Spec, sealing: &[u8; 32]) -> Result<Vec<(String, String)>, RunnerError> {
+    let mut environment: Vec<_> = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    environment.sort();
+    for secret in &spec.secrets {
+        let value = nuage_core::secrets::open(sealing, &secret.owner_id, &secret.key, &secret.sealed_value)
+            .map_err(|_| RunnerError::Secret(secret.key.clone()))?;
+        environment.push((secret.key.clone(), value));
+    }
+    Ok(last_wins(environment))
+}
+
+/// Returns `environment` with each name once, where it was last given.
+pub(crate) fn last_wins(environment: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<(String, String)> = environment
+        .into_iter()
+        .rev()
+        .filter(|(name, _)| seen.insert(name.clone()))
+        .collect();
+    unique.reverse();
+    unique
 }
 
 /// Starts instances.

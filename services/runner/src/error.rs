@@ -207,9 +207,6 @@ pub enum RunnerError {
         /// Why it could not be read.
         source: io::Error,
     },
-    /// The backend cannot hand components to the router.
-    #[error("WebAssembly functions run in the router from images the `local` backend reads; runner.backend is `{0}`")]
-    NoComponentBackend(String),
     /// An instance was asked of a WebAssembly function.
     #[error("application {0} is a WebAssembly function: the router runs it, it has no instances")]
     RunsInRouter(String),
@@ -283,7 +280,6 @@ impl RunnerError {
             | Self::Spawn(_)
             | Self::Namespaces(_)
             | Self::NoComponent { .. }
-            | Self::NoComponentBackend(_)
             | Self::RunsInRouter(_)
             | Self::NotComponent(_)
             | Self::Unplaced(_)

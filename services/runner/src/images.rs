@@ -7,6 +7,7 @@
 use crate::confined::{self, RemoveError};
 use crate::error::RunnerError;
 use flate2::read::GzDecoder;
+pub(crate) use oci_client::secrets::RegistryAuth;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -98,26 +99,20 @@ impl Images {
     /// Returns `reference` pinned to the manifest it names now, `[host/]repository@digest`,
     /// found as [`Self::get`] finds images. A reference by digest is checked too: its manifest
     /// must still be there (a rollback to an image that was pruned fails here, not when its
-    /// instance starts).
-    pub async fn pin(&self, reference: &str) -> Result<String, RunnerError> {
+    /// instance starts). A registry is asked as `auth` says.
+    pub async fn pin(&self, reference: &str, auth: &RegistryAuth) -> Result<String, RunnerError> {
         let (repository, version) = split_reference(reference);
-        let digest = match local_layout(&self.registry_dir, self.registry_host.as_deref(), repository) {
+        let digest = match self.layout_of(reference)? {
             Some(layout) => {
                 let tag = version.to_owned();
                 tokio::task::spawn_blocking(move || manifest_digest(&layout, &tag))
                     .await
                     .map_err(|source| unpack_task(reference, source))??
             }
-            None if !names_registry(repository) => {
-                return Err(RunnerError::UnknownImage {
-                    reference: reference.to_owned(),
-                    layouts: self.registry_dir.clone(),
-                });
-            }
             None => {
                 let parsed = parse_reference(reference)?;
                 nuage_clients::registry::client(self.insecure, self.registry_timeout)
-                    .fetch_manifest_digest(&parsed, &oci_client::secrets::RegistryAuth::Anonymous)
+                    .fetch_manifest_digest(&parsed, auth)
                     .await
                     .map_err(|source| RunnerError::Pull {
                         reference: reference.to_owned(),
@@ -129,34 +124,39 @@ impl Images {
     }
 
     /// Returns the unpacked image `reference` (`[host/]repository:tag` or
-    /// `[host/]repository@digest`).
-    pub async fn get(&self, reference: &str) -> Result<Arc<Unpacked>, RunnerError> {
+    /// `[host/]repository@digest`), pulled (when no layout holds it) as `auth` says.
+    pub async fn get(&self, reference: &str, auth: &RegistryAuth) -> Result<Arc<Unpacked>, RunnerError> {
         // One unpack at a time: two instances of a new version must not unpack it twice.
         let mut unpacked = self.unpacked.lock().await;
         if let Some(image) = unpacked.get(reference) {
             return Ok(image.clone());
         }
-        let (repository, tag) = split_reference(reference);
-        let layout = local_layout(&self.registry_dir, self.registry_host.as_deref(), repository);
         let work_dir = self.work_dir.clone();
-        let image = match layout {
+        let image = match self.layout_of(reference)? {
             Some(layout) => {
-                let tag = tag.to_owned();
+                let tag = split_reference(reference).1.to_owned();
                 tokio::task::spawn_blocking(move || unpack_layout(&layout, &tag, &work_dir))
                     .await
                     .map_err(|source| unpack_task(reference, source))??
             }
-            None if !names_registry(repository) => {
-                return Err(RunnerError::UnknownImage {
-                    reference: reference.to_owned(),
-                    layouts: self.registry_dir.clone(),
-                });
-            }
-            None => self.pull(reference).await?,
+            None => self.pull(reference, auth).await?,
         };
         let image = Arc::new(image);
         unpacked.insert(reference.to_owned(), image.clone());
         Ok(image)
+    }
+
+    /// Returns the layout holding `reference`'s repository, or none when it is pulled from
+    /// the registry it names; refuses a reference that names no registry and no layout.
+    fn layout_of(&self, reference: &str) -> Result<Option<PathBuf>, RunnerError> {
+        let repository = split_reference(reference).0;
+        match local_layout(&self.registry_dir, self.registry_host.as_deref(), repository) {
+            None if !names_registry(repository) => Err(RunnerError::UnknownImage {
+                reference: reference.to_owned(),
+                layouts: self.registry_dir.clone(),
+            }),
+            layout => Ok(layout),
+        }
     }
 
     /// Removes the copies nothing uses: neither an image of `current` (the references of the
@@ -205,13 +205,13 @@ impl Images {
         removed.into_iter().map(|(copy, _)| copy).collect()
     }
 
-    async fn pull(&self, reference: &str) -> Result<Unpacked, RunnerError> {
+    async fn pull(&self, reference: &str, auth: &RegistryAuth) -> Result<Unpacked, RunnerError> {
         let parsed = parse_reference(reference)?;
         let client = nuage_clients::registry::client(self.insecure, self.registry_timeout);
         let image = client
             .pull(
                 &parsed,
-                &oci_client::secrets::RegistryAuth::Anonymous,
+                auth,
                 vec![
                     oci_client::manifest::IMAGE_LAYER_GZIP_MEDIA_TYPE,
                     oci_client::manifest::IMAGE_DOCKER_LAYER_GZIP_MEDIA_TYPE,
@@ -697,7 +697,7 @@ mod tests {
                 async move { images.release(HashSet::new()).await.len() }
             });
             // Held (as an instance holds it), the copy stays whole whatever the release does.
-            let image = images.get(reference).await.unwrap();
+            let image = images.get(reference, &RegistryAuth::Anonymous).await.unwrap();
             tokio::task::yield_now().await;
             assert!(image.root.join("server").is_file());
             removed += release.await.unwrap();
@@ -707,14 +707,22 @@ mod tests {
         // Unused and not current: it goes, and a start unpacks it again.
         assert_eq!(images.release(HashSet::new()).await.len(), 1);
         assert_eq!(std::fs::read_dir(work_dir.join("images")).unwrap().count(), 0);
-        drop(images.get(reference).await.unwrap());
+        drop(images.get(reference, &RegistryAuth::Anonymous).await.unwrap());
         // After a restart (nothing cached), a current version's copy stays, and another goes.
         let restarted = Images::new(work_dir.clone(), registry_dir, false, timeout);
         let stale = work_dir.join("images/sha256-stale.partial");
         std::fs::create_dir_all(&stale).unwrap();
         let current = HashSet::from([reference.to_owned()]);
         assert_eq!(restarted.release(current).await, [stale]);
-        assert!(restarted.get(reference).await.unwrap().root.join("server").is_file());
+        assert!(
+            restarted
+                .get(reference, &RegistryAuth::Anonymous)
+                .await
+                .unwrap()
+                .root
+                .join("server")
+                .is_file()
+        );
         assert_eq!(std::fs::read_dir(work_dir.join("images")).unwrap().count(), 1);
     }
 
@@ -725,14 +733,14 @@ mod tests {
         let images = Images::new(work_dir, registry_dir.clone(), false, std::time::Duration::from_secs(5));
         let layout = registry_dir.join("ns/app");
         write_layout(&layout, "latest", b"v1");
-        let first = images.pin("ns/app:latest").await.unwrap();
+        let first = images.pin("ns/app:latest", &RegistryAuth::Anonymous).await.unwrap();
         assert!(first.starts_with("ns/app@sha256:"), "{first}");
-        assert_eq!(images.pin(&first).await.unwrap(), first);
-        let v1 = images.get(&first).await.unwrap();
+        assert_eq!(images.pin(&first, &RegistryAuth::Anonymous).await.unwrap(), first);
+        let v1 = images.get(&first, &RegistryAuth::Anonymous).await.unwrap();
         write_layout(&layout, "latest", b"v2");
-        let second = images.pin("ns/app:latest").await.unwrap();
+        let second = images.pin("ns/app:latest", &RegistryAuth::Anonymous).await.unwrap();
         assert_ne!(second, first);
-        let v2 = images.get(&second).await.unwrap();
+        let v2 = images.get(&second, &RegistryAuth::Anonymous).await.unwrap();
         assert_eq!(std::fs::read(v2.root.join("server")).unwrap(), b"v2");
         assert_eq!(std::fs::read(v1.root.join("server")).unwrap(), b"v1");
         // The first copy goes once nothing holds it and the second is current.

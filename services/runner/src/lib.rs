@@ -76,7 +76,8 @@ pub async fn serve(
             (ConfiguredBackend::Local(Box::new(backend)), warnings)
         }
         "kubernetes" => {
-            let backend = KubernetesBackend::new(config, output.clone(), shipping, sealing).await?;
+            let backend =
+                KubernetesBackend::new(config, work_dir, registry_dir, output.clone(), shipping, sealing).await?;
             (ConfiguredBackend::Kubernetes(backend), Vec::new())
         }
         other => return Err(RunnerError::UnknownBackend(other.to_owned())),

@@ -3,11 +3,11 @@
 //! groups capping its memory, CPU and processes (see [`crate::sandbox`] for the chain that
 //! starts it).
 
-use crate::backend::{Backend, Component, Current, Running};
+use crate::backend::{Backend, Component, Current, Running, last_wins, opened_environment};
 use crate::cgroups::{Cgroups, Limits};
 use crate::config::{Egress, RunnerConfig, SandboxKind};
 use crate::error::RunnerError;
-use crate::images::{Images, Unpacked};
+use crate::images::{Images, RegistryAuth, Unpacked};
 use crate::limits::{memory_mb, tmp_bytes};
 use crate::offer::{Offer, find_program};
 use crate::output::{LogShipping, Tail, last_output, pump};
@@ -534,31 +534,6 @@ fn environment(
     Ok(last_wins(environment))
 }
 
-/// The spec's variables (namespace < application < platform, merged already), then its
-/// secrets opened (namespace's < application's); each name once, the last given winning.
-fn opened_environment(spec: &Spec, sealing: &[u8; 32]) -> Result<Vec<(String, String)>, RunnerError> {
-    let mut environment: Vec<_> = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    environment.sort();
-    for secret in &spec.secrets {
-        let value = nuage_core::secrets::open(sealing, &secret.owner_id, &secret.key, &secret.sealed_value)
-            .map_err(|_| RunnerError::Secret(secret.key.clone()))?;
-        environment.push((secret.key.clone(), value));
-    }
-    Ok(last_wins(environment))
-}
-
-/// Returns `environment` with each name once, where it was last given.
-fn last_wins(environment: Vec<(String, String)>) -> Vec<(String, String)> {
-    let mut seen = std::collections::HashSet::new();
-    let mut unique: Vec<(String, String)> = environment
-        .into_iter()
-        .rev()
-        .filter(|(name, _)| seen.insert(name.clone()))
-        .collect();
-    unique.reverse();
-    unique
-}
-
 /// A plain process (no sandbox: development machines only): the image's paths are found under
 /// its root. Returns the command line, the working directory and the environment.
 fn plain(
@@ -825,7 +800,7 @@ impl Backend for LocalBackend {
     async fn start(&self, spec: &Spec, instance_id: &str) -> Result<Running, RunnerError> {
         // Refused before anything is made: a sandbox not offered is never swapped for another.
         let sandbox = self.offer.resolve(spec.sandbox)?;
-        let image = self.images.get(&spec.image).await?;
+        let image = self.images.get(&spec.image, &RegistryAuth::Anonymous).await?;
         let procs = match &self.cgroups {
             Some(cgroups) => cgroups.create(
                 instance_id,
@@ -892,21 +867,12 @@ impl Backend for LocalBackend {
     }
 
     async fn pin(&self, image: &str) -> Result<String, RunnerError> {
-        self.images.pin(image).await
+        self.images.pin(image, &RegistryAuth::Anonymous).await
     }
 
     async fn component(&self, spec: &Spec) -> Result<Component, RunnerError> {
-        let image = self.images.get(&spec.image).await?;
-        let path = nuage_core::wasm::COMPONENT_PATH;
-        // The builder wrote the image; it is unpacked without following links out of its root.
-        let bytes = tokio::fs::read(image.root.join(path))
-            .await
-            .map_err(|source| RunnerError::NoComponent { path, source })?;
-        Ok(Component {
-            bytes,
-            environment: opened_environment(spec, &self.sealing)?,
-            public_egress: self.config.egress == Egress::Public,
-        })
+        let image = self.images.get(&spec.image, &RegistryAuth::Anonymous).await?;
+        Component::read(&image, spec, &self.sealing, self.config.egress == Egress::Public).await
     }
 
     async fn release(&self, current: Current) {

@@ -85,7 +85,10 @@ async fn instances_are_pods_scaled_recovered_rolled_out_and_removed() {
     let sealing = [5; 32];
     let output = tokio::sync::broadcast::channel::<OutputLine>(1024).0;
     let mut lines = output.subscribe();
-    let backend = KubernetesBackend::new(&config, output.clone(), None, sealing)
+    let directory = tempfile::tempdir().unwrap();
+    let work = || (directory.path().join("work"), directory.path().join("registry"));
+    let (work_dir, layouts) = work();
+    let backend = KubernetesBackend::new(&config, work_dir, layouts, output.clone(), None, sealing)
         .await
         .expect("cluster reachable");
     let client = kube::Client::try_from(
@@ -158,7 +161,8 @@ async fn instances_are_pods_scaled_recovered_rolled_out_and_removed() {
     .await;
 
     // A runner restarting finds the running instance again.
-    let restarted = KubernetesBackend::new(&config, output.clone(), None, sealing)
+    let (work_dir, layouts) = work();
+    let restarted = KubernetesBackend::new(&config, work_dir, layouts, output.clone(), None, sealing)
         .await
         .unwrap();
     let current = Current {

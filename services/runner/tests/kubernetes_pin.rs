@@ -1,16 +1,20 @@
 //! The `kubernetes` backend pins a version's image to the digest its tag names at deploy time,
 //! against a real OCI registry (`NUAGE_TEST_REGISTRY`, plain HTTP, as CI's docker-registry):
 //! a tag pushed again afterwards names another manifest, and the pinned reference still the
-//! first. The digest is checked against the manifest skopeo reads from the registry. No
+//! first. The digest is checked against the manifest skopeo reads from the registry, and a
+//! manifest deleted from it (pruned) can no longer be pinned by its digest. No
 //! cluster is needed (pinning never asks it: the backend's client points nowhere).
 //!
 //! Without `NUAGE_TEST_REGISTRY` the test says it is skipped and why.
 
-use nuage_runner::{Backend, KubernetesBackend, RunnerConfig};
+use nuage_core::ErrorCode;
+use nuage_runner::{Backend, RunnerConfig};
 use oci_client::client::{Config, ImageLayer};
 use oci_client::secrets::RegistryAuth;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+
+mod common;
 
 /// Pushes a one-layer image holding `content` to `reference`.
 async fn push(reference: &str, content: &[u8]) {
@@ -32,19 +36,25 @@ async fn push(reference: &str, content: &[u8]) {
         .expect("pushed");
 }
 
-/// Returns the digest of the manifest the registry serves for `reference`, as skopeo reads it.
-fn served_digest(reference: &str) -> String {
+/// Runs skopeo with `arguments`; returns what it printed.
+fn skopeo(arguments: &[&str]) -> Vec<u8> {
     let output = std::process::Command::new("skopeo")
-        .args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{reference}"),
-        ])
+        .args(arguments)
         .output()
         .expect("skopeo runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    format!("sha256:{}", hex::encode(Sha256::digest(&output.stdout)))
+    output.stdout
+}
+
+/// Returns the digest of the manifest the registry serves for `reference`, as skopeo reads it.
+fn served_digest(reference: &str) -> String {
+    let manifest = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]);
+    format!("sha256:{}", hex::encode(Sha256::digest(&manifest)))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,26 +64,13 @@ async fn a_versions_image_is_pinned_to_the_digest_its_tag_names_at_deploy_time()
         return;
     };
     let directory = tempfile::tempdir().unwrap();
-    let kubeconfig = directory.path().join("kubeconfig");
-    // A cluster that is never asked: pinning speaks to the registry only.
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters: [{name: none, cluster: {server: \"https://127.0.0.1:9\"}}]\n\
-         users: [{name: none, user: {}}]\ncontexts: [{name: none, context: {cluster: none, user: none}}]\n\
-         current-context: none\n",
-    )
-    .unwrap();
-    let mut config = RunnerConfig {
-        backend: "kubernetes".to_owned(),
+    let config = RunnerConfig {
         registry_insecure: true,
         registry_host: Some(registry.clone()),
         ..RunnerConfig::default()
     };
-    config.kubernetes.kubeconfig = Some(kubeconfig);
-    let output = tokio::sync::broadcast::channel(16).0;
-    let backend = KubernetesBackend::new(&config, output, None, [1; 32])
-        .await
-        .expect("backend");
+    // A cluster that is never asked: pinning speaks to the registry only.
+    let backend = common::backend_for(config, "https://127.0.0.1:9", directory.path()).await;
 
     let repository = format!("pin-{}", uuid::Uuid::new_v4().simple());
     let tagged = format!("{registry}/{repository}:v1");
@@ -100,4 +97,15 @@ async fn a_versions_image_is_pinned_to_the_digest_its_tag_names_at_deploy_time()
 
     let missing = backend.pin(&format!("{registry}/{repository}:nope")).await.unwrap_err();
     assert!(missing.to_string().contains(":nope"), "{missing}");
+
+    // The first manifest pruned from the registry: pinning it again, as a rollback to it does,
+    // is refused as the application's (answered 409), before any pod would try to pull it.
+    skopeo(&["delete", "--tls-verify=false", &format!("docker://{pinned}")]);
+    let pruned = backend.pin(&pinned).await.unwrap_err();
+    assert_eq!(pruned.code(), ErrorCode::FailedPrecondition, "{pruned}");
+    assert!(pruned.to_string().contains(&first), "{pruned}");
+    assert_eq!(
+        backend.pin(&tagged).await.unwrap(),
+        format!("{registry}/{repository}@{second}")
+    );
 }

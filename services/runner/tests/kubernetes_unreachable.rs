@@ -6,7 +6,9 @@
 use nuage_core::{ApiError, ErrorCode};
 use nuage_proto::common::v1::Sandbox;
 use nuage_proto::runner::v1::{Kind, Spec};
-use nuage_runner::{Backend, KubernetesBackend, RunnerConfig, RunnerError};
+use nuage_runner::{Backend, RunnerConfig, RunnerError};
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_start_against_an_unreachable_cluster_fails_saying_what_it_was_doing() {
@@ -17,25 +19,8 @@ async fn a_start_against_an_unreachable_cluster_fails_saying_what_it_was_doing()
         .unwrap()
         .port();
     let directory = tempfile::tempdir().unwrap();
-    let kubeconfig = directory.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"https://127.0.0.1:{port}\"}}}}]\n\
-             users: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\n\
-             current-context: x\n"
-        ),
-    )
-    .unwrap();
-    let mut config = RunnerConfig {
-        backend: "kubernetes".to_owned(),
-        ..RunnerConfig::default()
-    };
-    config.kubernetes.kubeconfig = Some(kubeconfig);
-    let output = tokio::sync::broadcast::channel(16).0;
-    let backend = KubernetesBackend::new(&config, output, None, [1; 32])
-        .await
-        .expect("backend");
+    let server = format!("https://127.0.0.1:{port}");
+    let backend = common::backend_for(RunnerConfig::default(), &server, directory.path()).await;
     let spec = Spec {
         application_id: "app".to_owned(),
         version: "v1".to_owned(),

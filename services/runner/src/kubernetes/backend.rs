@@ -17,7 +17,9 @@
 //! removes it. Pods outlive the runner: a runner that stops leaves them running, and the next
 //! one's [`Backend::recover`] finds the current versions' pods by their labels and hands back
 //! those an instance held, under that instance's id (kept in the pod's `nuage.dev/instance`
-//! annotation), so that the router's view stays true.
+//! annotation), so that the router's view stays true. A WebAssembly function has no pods:
+//! its image is pulled from the registry and unpacked in the runner's work directory (as the
+//! local backend does) only to read the component the router runs.
 //!
 //! Its rights are those of `deploy/kubernetes/base/rbac.yaml`, no more: cluster-wide it only
 //! applies, lists and deletes its namespaces and makes in each, right after the namespace, the
@@ -31,8 +33,9 @@ use super::logs::Resume;
 use super::naming;
 use super::objects::{IDS_ANNOTATION, Objects, open_secrets, port};
 use crate::backend::{Adopted, Backend, Component, Current, Running};
-use crate::config::RunnerConfig;
+use crate::config::{Egress, RunnerConfig};
 use crate::error::RunnerError;
+use crate::images::{Images, RegistryAuth};
 use crate::output::{LogShipping, Tail, pump};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
@@ -46,6 +49,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
@@ -89,6 +93,8 @@ struct Inner {
     objects: Objects,
     config: RunnerConfig,
     sealing: [u8; 32],
+    /// The images of WebAssembly functions, pulled and unpacked to read their component.
+    images: Images,
     start_timeout: Duration,
     output: broadcast::Sender<OutputLine>,
     logs: Option<LogShipping>,
@@ -158,10 +164,13 @@ fn failed(doing: impl Into<String>) -> impl FnOnce(kube::Error) -> RunnerError {
 impl KubernetesBackend {
     /// Returns the backend, connected as `config.kubernetes.kubeconfig` says (else as the
     /// environment says: in the cluster, or `$KUBECONFIG`); instances' output goes to
-    /// `output` and `logs`. Fails when the cluster cannot be reached or a sandbox offered
-    /// has no RuntimeClass.
+    /// `output` and `logs`; WebAssembly functions' images are unpacked under `work_dir` (as
+    /// the local backend's, `registry_dir` holding the builder's layouts). Fails when the
+    /// cluster cannot be reached or a sandbox offered has no RuntimeClass.
     pub async fn new(
         config: &RunnerConfig,
+        work_dir: PathBuf,
+        registry_dir: PathBuf,
         output: broadcast::Sender<OutputLine>,
         logs: Option<LogShipping>,
         sealing: [u8; 32],
@@ -203,6 +212,12 @@ impl KubernetesBackend {
                 objects,
                 config: config.clone(),
                 sealing,
+                images: Images::new(
+                    work_dir,
+                    registry_dir,
+                    config.registry_insecure,
+                    Duration::from_millis(config.registry_timeout_ms),
+                ),
                 start_timeout: Duration::from_secs(config.start_timeout_seconds.max(1)),
                 output,
                 logs,
@@ -311,6 +326,16 @@ impl Inner {
         }
         applied.insert(name.clone());
         Ok(name)
+    }
+
+    /// Returns how the registry of image `reference` is asked: with the user and password
+    /// the pull secret holds for it, else anonymously.
+    async fn registry_auth(&self, reference: &str) -> Result<RegistryAuth, RunnerError> {
+        let parsed = crate::images::parse_reference(reference)?;
+        Ok(match self.pull_credentials(parsed.registry()).await {
+            Some((username, password)) => RegistryAuth::Basic(username, password),
+            None => RegistryAuth::Anonymous,
+        })
     }
 
     /// Returns the user and password the pull secret holds for `registry`, if any.
@@ -771,36 +796,28 @@ impl Backend for KubernetesBackend {
         Ok(inner.running(version, (instance_id, ready.pod, None), ready.address, ended))
     }
 
-    async fn component(&self, _spec: &Spec) -> Result<Component, RunnerError> {
-        Err(RunnerError::NoComponentBackend("kubernetes".to_owned()))
+    async fn component(&self, spec: &Spec) -> Result<Component, RunnerError> {
+        // A WebAssembly function has no pods: the router runs it from its image, read here
+        // from the registry (no cluster is asked).
+        let reference = self.inner.objects.image(spec);
+        let auth = self.inner.registry_auth(&reference).await?;
+        let image = self.inner.images.get(&reference, &auth).await?;
+        let public_egress = self.inner.config.egress == Egress::Public;
+        Component::read(&image, spec, &self.inner.sealing, public_egress).await
     }
 
     async fn pin(&self, image: &str) -> Result<String, RunnerError> {
+        // A reference by digest is checked too: a rollback to an image pruned from the
+        // registry is refused here, before any pod is asked to pull it.
         let reference = self.inner.objects.image_reference(image);
-        let (repository, version) = crate::images::split_reference(&reference);
-        if version.contains(':') {
-            return Ok(reference);
-        }
-        let parsed = crate::images::parse_reference(&reference)?;
-        let auth = match self.inner.pull_credentials(parsed.registry()).await {
-            Some((username, password)) => oci_client::secrets::RegistryAuth::Basic(username, password),
-            None => oci_client::secrets::RegistryAuth::Anonymous,
-        };
-        let config = &self.inner.config;
-        let digest = nuage_clients::registry::client(
-            config.registry_insecure,
-            Duration::from_millis(config.registry_timeout_ms),
-        )
-        .fetch_manifest_digest(&parsed, &auth)
-        .await
-        .map_err(|source| RunnerError::Pull {
-            reference: reference.clone(),
-            source: Box::new(source),
-        })?;
-        Ok(format!("{repository}@{digest}"))
+        let auth = self.inner.registry_auth(&reference).await?;
+        self.inner.images.pin(&reference, &auth).await
     }
 
     async fn release(&self, current: Current) {
+        for copy in self.inner.images.release(current.images.clone()).await {
+            tracing::info!(copy = %copy.display(), "removed an unused component image");
+        }
         let (deployments, looked) = match self.inner.deployments().await {
             Ok(found) => found,
             Err(error) => {
