@@ -271,14 +271,16 @@ impl Host {
                 .await
                 .map_err(|error| (false, error))
         };
-        let ran = tokio::spawn(async move {
-            match tokio::time::timeout_at(deadline, run).await {
+        // One task runs the instance to its end, then collects what it printed.
+        let (cap, limit) = (refused.clone(), limit_mb);
+        let ended = tokio::spawn(async move {
+            let ran = match tokio::time::timeout_at(deadline, run).await {
                 Ok(Ok(())) => None,
                 Ok(Err(failure)) => Some(failure),
                 Err(_) => Some((false, wasmtime::Error::from(Trap::Interrupt))),
-            }
+            };
+            finish(ran, stdout, stderr, &cap, limit)
         });
-        let ended = tokio::spawn(finish(ran, stdout, stderr, refused.clone(), limit_mb));
         answer(receiver, ended, refused, limit_mb).await
     }
 
@@ -346,7 +348,10 @@ async fn answer(
                 ended,
             };
         }
-        Err(_) => ended.await.unwrap_or_default(),
+        Err(_) => ended.await.unwrap_or_else(|error| Ended {
+            failure: Some(format!("the instance's task failed: {error}")),
+            ..Ended::default()
+        }),
     };
     let failure = match response.failure.clone() {
         None => Failure::NoResponse(String::new()),
@@ -361,24 +366,21 @@ async fn answer(
     }
 }
 
-/// Waits for an instance's end and collects what it printed and why it failed.
-async fn finish(
-    ran: tokio::task::JoinHandle<Option<(bool, wasmtime::Error)>>,
+/// Collects what an instance that ended printed, and why it failed (`ran`: whether before
+/// it started, and the error).
+fn finish(
+    ran: Option<(bool, wasmtime::Error)>,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
-    refused: Arc<AtomicBool>,
+    refused: &AtomicBool,
     limit_mb: u32,
 ) -> Ended {
     let (mut timed_out, mut not_started) = (false, false);
-    let failure = match ran.await {
-        Ok(None) => None,
-        Ok(Some((before_start, error))) => {
-            timed_out = error.downcast_ref::<Trap>() == Some(&Trap::Interrupt);
-            not_started = before_start;
-            Some(describe(&error, refused.load(Ordering::Relaxed), limit_mb))
-        }
-        Err(error) => Some(format!("the instance's task failed: {error}")),
-    };
+    let failure = ran.map(|(before_start, error)| {
+        timed_out = error.downcast_ref::<Trap>() == Some(&Trap::Interrupt);
+        not_started = before_start;
+        describe(&error, refused.load(Ordering::Relaxed), limit_mb)
+    });
     let lines = |pipe: &MemoryOutputPipe| {
         String::from_utf8_lossy(&pipe.contents())
             .lines()
