@@ -24,6 +24,7 @@ mod reconciler;
 mod resolve;
 mod rollouts;
 mod rpc;
+mod shared_rpcs;
 mod store;
 
 pub use config::{ApplicationsConfig, DEFAULT_ENDPOINT_BASE_URL, DomainCheck, DomainsConfig};
@@ -43,4 +44,6 @@ pub use reconciler::{Leftovers, Reconciler};
 pub use resolve::{Live, Lookup, Owners, Resolved};
 pub use rollouts::{Rollout, RolloutSettings, Rollouts};
 pub use rpc::{answer, requested};
+#[doc(hidden)]
+pub use shared_rpcs::__macro;
 pub use store::{ApplicationStore, ListFilter};

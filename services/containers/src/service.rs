@@ -2,10 +2,9 @@
 //! What only containers have is their image, checked here.
 
 use crate::model::{Container, ContainerKind, Settings, check_image, foreign_repository, not_owned};
-use nuage_applications::{Applications, RouteStream, SUCCEEDED, answer, requested};
+use nuage_applications::{Applications, SUCCEEDED, answer, requested};
 use nuage_core::{ApiError, Caller};
 use nuage_proto::applications::v1 as wire;
-use nuage_proto::common::v1 as common;
 use nuage_proto::containers::v1::containers_server::Containers;
 use nuage_proto::namespaces::v1::Namespace;
 use tonic::{Request, Response, Status};
@@ -36,6 +35,22 @@ impl ContainersService {
         &self.applications
     }
 
+    /// Returns the caller's container `id` (for a change) and its namespace, which must be
+    /// ready.
+    async fn with_namespace(
+        &self,
+        caller: &Caller,
+        region: &str,
+        id: &str,
+    ) -> Result<(Container, Namespace), ApiError> {
+        let container = self.applications.get(caller, region, id, true).await?;
+        let namespace = self
+            .applications
+            .ready_namespace(caller, &container.region, &container.namespace_id.to_string())
+            .await?;
+        Ok((container, namespace))
+    }
+
     /// Checks that `image`, when it is in the installation's own registry, is in the repository
     /// of `namespace` or of another of `owner`'s namespaces in `region`: never another tenant's.
     async fn check_image_owned(
@@ -58,21 +73,17 @@ impl ContainersService {
     /// the one the deploy read, if it did.
     async fn deploy(&self, container: &Container, namespace: Option<Namespace>) -> Result<Container, ApiError> {
         // Its image may have changed since it was made: it must still be its namespace's to run.
+        let owner = Caller {
+            organization_id: container.organization_id,
+            project_id: container.project_id,
+        };
         let namespace = match namespace {
             Some(namespace) => namespace,
             None => {
-                let owner = Caller {
-                    organization_id: container.organization_id,
-                    project_id: container.project_id,
-                };
                 self.applications
                     .ready_namespace(&owner, &container.region, &container.namespace_id.to_string())
                     .await?
             }
-        };
-        let owner = Caller {
-            organization_id: container.organization_id,
-            project_id: container.project_id,
         };
         self.check_image_owned(&owner, &container.region, &container.kind.registry_image, &namespace)
             .await?;
@@ -96,6 +107,15 @@ impl ContainersService {
 
 #[tonic::async_trait]
 impl Containers for ContainersService {
+    nuage_applications::shared_rpcs! {
+        get: get_container,
+        list: list_containers,
+        delete: delete_container,
+        list_deployments: list_container_deployments,
+        rollback: rollback_container,
+        delete_namespace: delete_namespace_containers,
+    }
+
     async fn create_container(
         &self,
         request: Request<wire::CreateApplicationRequest>,
@@ -141,20 +161,6 @@ impl Containers for ContainersService {
         Ok(answer(container))
     }
 
-    async fn get_container(
-        &self,
-        request: Request<wire::GetApplicationRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        self.applications.get_rpc(request).await
-    }
-
-    async fn list_containers(
-        &self,
-        request: Request<wire::ListApplicationsRequest>,
-    ) -> Result<Response<wire::ListApplicationsResponse>, Status> {
-        self.applications.list_rpc(request).await
-    }
-
     async fn update_container(
         &self,
         request: Request<wire::UpdateApplicationRequest>,
@@ -164,13 +170,8 @@ impl Containers for ContainersService {
         if let Some(image) = &image {
             // A new image must be its namespace's to run, checked before it is stored.
             let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
-            let container = self
-                .applications
-                .get(&caller, &request.region, &request.application_id, true)
-                .await?;
-            let namespace = self
-                .applications
-                .ready_namespace(&caller, &container.region, &container.namespace_id.to_string())
+            let (container, namespace) = self
+                .with_namespace(&caller, &request.region, &request.application_id)
                 .await?;
             check_image(image)?;
             self.check_image_owned(&caller, &container.region, image, &namespace)
@@ -203,93 +204,9 @@ impl Containers for ContainersService {
     ) -> Result<Response<wire::ApplicationResponse>, Status> {
         let request = request.into_inner();
         let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
-        let container = self
-            .applications
-            .get(&caller, &request.region, &request.application_id, true)
-            .await?;
-        let namespace = self
-            .applications
-            .ready_namespace(&caller, &container.region, &container.namespace_id.to_string())
+        let (container, namespace) = self
+            .with_namespace(&caller, &request.region, &request.application_id)
             .await?;
         Ok(answer(self.deploy(&container, Some(namespace)).await?))
-    }
-
-    async fn delete_container(
-        &self,
-        request: Request<wire::GetApplicationRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        self.applications.delete_rpc(request).await
-    }
-
-    async fn list_container_deployments(
-        &self,
-        request: Request<wire::ListDeploymentsRequest>,
-    ) -> Result<Response<wire::ListDeploymentsResponse>, Status> {
-        self.applications.list_deployments_rpc(request).await
-    }
-
-    async fn rollback_container(
-        &self,
-        request: Request<wire::RollbackRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        self.applications.rollback_rpc(request).await
-    }
-
-    async fn create_domain(
-        &self,
-        request: Request<wire::CreateDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        self.applications.create_domain_rpc(request).await
-    }
-
-    async fn get_domain(
-        &self,
-        request: Request<wire::GetDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        self.applications.get_domain_rpc(request).await
-    }
-
-    async fn list_domains(
-        &self,
-        request: Request<wire::ListDomainsRequest>,
-    ) -> Result<Response<wire::ListDomainsResponse>, Status> {
-        self.applications.list_domains_rpc(request).await
-    }
-
-    async fn update_domain(
-        &self,
-        request: Request<wire::UpdateDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        self.applications.update_domain_rpc(request).await
-    }
-
-    async fn delete_domain(
-        &self,
-        request: Request<wire::GetDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        self.applications.delete_domain_rpc(request).await
-    }
-
-    async fn list_routes(
-        &self,
-        _request: Request<common::ListRoutesRequest>,
-    ) -> Result<Response<common::ListRoutesResponse>, Status> {
-        self.applications.list_routes_rpc().await
-    }
-
-    type WatchRoutesStream = RouteStream;
-
-    async fn watch_routes(
-        &self,
-        _request: Request<common::ListRoutesRequest>,
-    ) -> Result<Response<Self::WatchRoutesStream>, Status> {
-        self.applications.watch_routes_rpc()
-    }
-
-    async fn delete_namespace_containers(
-        &self,
-        request: Request<wire::DeleteNamespaceApplicationsRequest>,
-    ) -> Result<Response<wire::DeleteNamespaceApplicationsResponse>, Status> {
-        self.applications.delete_namespace_rpc(request).await
     }
 }

@@ -6,7 +6,7 @@ use crate::archives::{Archives, Presigned};
 use crate::leftovers::FunctionLeftovers;
 use crate::model::{Function, FunctionKind};
 use crate::runtimes::{Runtimes, check_handler, default_handler, describe};
-use nuage_applications::{ApplicationStatus, Applications, BuildResult, RouteStream, answer, requested};
+use nuage_applications::{ApplicationStatus, Applications, BuildResult, answer, requested};
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::transport::Authed;
@@ -14,7 +14,6 @@ use nuage_core::{ApiError, Caller};
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::builder::v1::SubmitBuildRequest;
 use nuage_proto::builder::v1::builder_client::BuilderClient;
-use nuage_proto::common::v1 as common;
 use nuage_proto::functions::v1::{self as pb, functions_server::Functions};
 use nuage_proto::namespaces::v1::Namespace;
 use std::collections::HashMap;
@@ -260,6 +259,15 @@ fn presigned(presigned: Presigned) -> Response<pb::PresignedUrl> {
 
 #[tonic::async_trait]
 impl Functions for FunctionsService {
+    nuage_applications::shared_rpcs! {
+        get: get_function,
+        list: list_functions,
+        delete: delete_function,
+        list_deployments: list_function_deployments,
+        rollback: rollback_function,
+        delete_namespace: delete_namespace_functions,
+    }
+
     async fn create_function(
         &self,
         request: Request<wire::CreateApplicationRequest>,
@@ -292,20 +300,6 @@ impl Functions for FunctionsService {
         Ok(answer(function))
     }
 
-    async fn get_function(
-        &self,
-        request: Request<wire::GetApplicationRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        self.applications.get_rpc(request).await
-    }
-
-    async fn list_functions(
-        &self,
-        request: Request<wire::ListApplicationsRequest>,
-    ) -> Result<Response<wire::ListApplicationsResponse>, Status> {
-        self.applications.list_rpc(request).await
-    }
-
     async fn update_function(
         &self,
         request: Request<wire::UpdateApplicationRequest>,
@@ -327,13 +321,6 @@ impl Functions for FunctionsService {
             return Ok(answer(self.deploy_archive(&caller, &stored).await?));
         }
         Ok(answer(stored))
-    }
-
-    async fn delete_function(
-        &self,
-        request: Request<wire::GetApplicationRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        self.applications.delete_rpc(request).await
     }
 
     async fn list_runtimes(
@@ -433,77 +420,5 @@ impl Functions for FunctionsService {
             .get(&caller, &request.region, &request.application_id, false)
             .await?;
         Ok(presigned(self.archives.download_url(function.id).await?))
-    }
-
-    async fn list_function_deployments(
-        &self,
-        request: Request<wire::ListDeploymentsRequest>,
-    ) -> Result<Response<wire::ListDeploymentsResponse>, Status> {
-        self.applications.list_deployments_rpc(request).await
-    }
-
-    async fn rollback_function(
-        &self,
-        request: Request<wire::RollbackRequest>,
-    ) -> Result<Response<wire::ApplicationResponse>, Status> {
-        self.applications.rollback_rpc(request).await
-    }
-
-    async fn create_domain(
-        &self,
-        request: Request<wire::CreateDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        self.applications.create_domain_rpc(request).await
-    }
-
-    async fn get_domain(
-        &self,
-        request: Request<wire::GetDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        self.applications.get_domain_rpc(request).await
-    }
-
-    async fn list_domains(
-        &self,
-        request: Request<wire::ListDomainsRequest>,
-    ) -> Result<Response<wire::ListDomainsResponse>, Status> {
-        self.applications.list_domains_rpc(request).await
-    }
-
-    async fn update_domain(
-        &self,
-        request: Request<wire::UpdateDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        self.applications.update_domain_rpc(request).await
-    }
-
-    async fn delete_domain(
-        &self,
-        request: Request<wire::GetDomainRequest>,
-    ) -> Result<Response<wire::DomainResponse>, Status> {
-        self.applications.delete_domain_rpc(request).await
-    }
-
-    async fn list_routes(
-        &self,
-        _request: Request<common::ListRoutesRequest>,
-    ) -> Result<Response<common::ListRoutesResponse>, Status> {
-        self.applications.list_routes_rpc().await
-    }
-
-    type WatchRoutesStream = RouteStream;
-
-    async fn watch_routes(
-        &self,
-        _request: Request<common::ListRoutesRequest>,
-    ) -> Result<Response<Self::WatchRoutesStream>, Status> {
-        self.applications.watch_routes_rpc()
-    }
-
-    async fn delete_namespace_functions(
-        &self,
-        request: Request<wire::DeleteNamespaceApplicationsRequest>,
-    ) -> Result<Response<wire::DeleteNamespaceApplicationsResponse>, Status> {
-        self.applications.delete_namespace_rpc(request).await
     }
 }
