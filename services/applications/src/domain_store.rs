@@ -7,12 +7,20 @@ use nuage_core::clock::now_micros;
 use nuage_core::db::{Columns, PageQuery, is_unique_violation};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
+use sqlx::Any;
 use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
 use uuid::Uuid;
+
+/// A statement whose parameters are being bound.
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
 
 const COLUMNS: &str =
     "id, organization_id, region, application_id, hostname, status, url, error_message, created_at, updated_at, tags";
+
+/// The condition that keeps a statement to one domain of one tenant in one region and of one
+/// kind (its first four parameters).
+const OWNED: &str = "organization_id = $1 and region = $2 and kind = $3 and id = $4";
 
 /// The domains of one kind of application (`kind` is its noun: `function`, `container`).
 #[derive(Debug, Clone)]
@@ -97,17 +105,8 @@ impl DomainStore {
 
     /// Returns one domain of the caller in `region`.
     pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Domain, ApiError> {
-        let row = sqlx::query(&format!(
-            "select {COLUMNS} from domains where organization_id = $1 and region = $2 and kind = $3 and id = $4"
-        ))
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(self.kind)
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| domain_not_found(id.to_string()))?;
-        decode(&row)
+        let statement = format!("select {COLUMNS} from domains where {OWNED}");
+        self.owned(&statement, caller, region, id, |query| query).await
     }
 
     /// Returns one page of the caller's domains in `region` that `filter` keeps, and the
@@ -151,35 +150,40 @@ impl DomainStore {
 
     /// Replaces the tags of one domain of the caller; returns it as it is now.
     pub async fn set_tags(&self, caller: &Caller, region: &str, id: Uuid, tags: &Tags) -> Result<Domain, ApiError> {
-        let row = sqlx::query(&format!(
-            "update domains set tags = $1, updated_at = $2 \
-             where organization_id = $3 and region = $4 and kind = $5 and id = $6 returning {COLUMNS}"
-        ))
-        .bind(tags.to_json())
-        .bind(now_micros())
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(self.kind)
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| domain_not_found(id.to_string()))?;
-        decode(&row)
+        let statement = format!("update domains set tags = $5, updated_at = $6 where {OWNED} returning {COLUMNS}");
+        let tags = tags.to_json();
+        self.owned(&statement, caller, region, id, |query| {
+            query.bind(tags).bind(now_micros())
+        })
+        .await
     }
 
     /// Removes one domain of the caller and returns it as it was.
     pub async fn remove(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Domain, ApiError> {
-        let row = sqlx::query(&format!(
-            "delete from domains where organization_id = $1 and region = $2 and kind = $3 and id = $4 \
-             returning {COLUMNS}"
-        ))
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(self.kind)
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| domain_not_found(id.to_string()))?;
+        let statement = format!("delete from domains where {OWNED} returning {COLUMNS}");
+        self.owned(&statement, caller, region, id, |query| query).await
+    }
+
+    /// Returns the one domain `statement` returns for the caller's domain `id` in `region`, of
+    /// this kind: its condition is [`OWNED`] (`$1` to `$4`), and `more` binds what follows (from
+    /// `$5`). Another tenant's domain is a missing one.
+    async fn owned<'q>(
+        &self,
+        statement: &'q str,
+        caller: &Caller,
+        region: &'q str,
+        id: Uuid,
+        more: impl FnOnce(AnyQuery<'q>) -> AnyQuery<'q>,
+    ) -> Result<Domain, ApiError> {
+        let query = sqlx::query(statement)
+            .bind(caller.organization_id.to_string())
+            .bind(region)
+            .bind(self.kind)
+            .bind(id.to_string());
+        let row = more(query)
+            .fetch_optional(self.database.pool())
+            .await?
+            .ok_or_else(|| domain_not_found(id.to_string()))?;
         decode(&row)
     }
 
