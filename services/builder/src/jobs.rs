@@ -9,13 +9,12 @@
 use nuage_core::clock::now_micros;
 use nuage_core::{ApiError, Database};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
 const COLUMNS: &str = "id, function_id, organization_id, namespace_id, runtime, handler, archive_key, repository, \
                        status, attempts, lease_until, log, created_at, updated_at";
 
-/// A build job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A build job, as its row reads.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Job {
     /// Also the deployment's id.
     pub id: String,
@@ -114,15 +113,14 @@ impl JobStore {
              where served.organization_id = waiting.organization_id \
              and served.status in ('running', 'done', 'failed')), 0), created_at limit 1"
         );
-        let row = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "update build_jobs set status = 'running', attempts = attempts + 1, lease_until = $1, updated_at = $2 \
              where id = ({next}) and {claimable} returning {COLUMNS}"
         ))
         .bind(now + lease_micros)
         .bind(now)
         .fetch_optional(self.database.pool())
-        .await?;
-        row.as_ref().map(decode).transpose()
+        .await?)
     }
 
     /// Extends, to `lease_micros` from now, the lease of `job` while its claim (its attempt)
@@ -221,20 +219,6 @@ impl JobStore {
                 .await?;
         Ok(result.rows_affected() == 1)
     }
-}
-
-fn decode(row: &AnyRow) -> Result<Job, ApiError> {
-    Ok(Job {
-        id: row.try_get("id")?,
-        function_id: row.try_get("function_id")?,
-        organization_id: row.try_get("organization_id")?,
-        namespace_id: row.try_get("namespace_id")?,
-        runtime: row.try_get("runtime")?,
-        handler: row.try_get("handler")?,
-        archive_key: row.try_get("archive_key")?,
-        repository: row.try_get("repository")?,
-        attempts: row.try_get("attempts")?,
-    })
 }
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
 //! All SQL of the logs service.
 
 use nuage_core::{ApiError, Database, Page};
-use sqlx::Row;
 
-/// A stored line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored line, as its row reads.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Entry {
     /// Unique, and orders lines of the same microsecond by arrival.
     pub id: String,
@@ -19,6 +18,9 @@ pub struct Entry {
     /// The text (at most 64 KiB and a marker, valid UTF-8).
     pub message: String,
 }
+
+/// The columns an [`Entry`] reads.
+const COLUMNS: &str = "id, application_id, source_id, stream, timestamp, message";
 
 /// Rows per insert statement (6 parameters each).
 const ROWS_PER_INSERT: usize = 500;
@@ -88,8 +90,8 @@ impl LogStore {
         } else {
             "timestamp desc, id desc"
         };
-        let rows = sqlx::query(&format!(
-            "select id, application_id, source_id, stream, timestamp, message from log_lines \
+        let entries = sqlx::query_as(&format!(
+            "select {COLUMNS} from log_lines \
              where application_id = $1 and timestamp >= $2 order by {order} limit $3 offset $4"
         ))
         .bind(application_id)
@@ -104,24 +106,22 @@ impl LogStore {
                 .bind(since)
                 .fetch_one(self.database.pool())
                 .await?;
-        let entries = rows.iter().map(decode).collect::<Result<_, _>>()?;
         Ok((entries, u64::try_from(total).unwrap_or_default()))
     }
 
     /// Returns up to `limit` lines of an application stored after the line `id` (ids grow in
     /// the order lines are stored; "" for the first), stamped at or after `since`.
     pub async fn after(&self, application_id: &str, id: &str, since: i64, limit: i64) -> Result<Vec<Entry>, ApiError> {
-        let rows = sqlx::query(
-            "select id, application_id, source_id, stream, timestamp, message from log_lines \
-             where application_id = $1 and id > $2 and timestamp >= $3 order by id asc limit $4",
-        )
+        Ok(sqlx::query_as(&format!(
+            "select {COLUMNS} from log_lines \
+             where application_id = $1 and id > $2 and timestamp >= $3 order by id asc limit $4"
+        ))
         .bind(application_id)
         .bind(id)
         .bind(since)
         .bind(limit)
         .fetch_all(self.database.pool())
-        .await?;
-        rows.iter().map(decode).collect()
+        .await?)
     }
 
     /// Deletes every line of an application; returns how many.
@@ -179,15 +179,4 @@ impl LogStore {
         }
         Ok(deleted)
     }
-}
-
-fn decode(row: &sqlx::any::AnyRow) -> Result<Entry, ApiError> {
-    Ok(Entry {
-        id: row.try_get("id")?,
-        application_id: row.try_get("application_id")?,
-        source_id: row.try_get("source_id")?,
-        stream: row.try_get("stream")?,
-        timestamp: row.try_get("timestamp")?,
-        message: row.try_get("message")?,
-    })
 }
