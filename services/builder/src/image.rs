@@ -273,17 +273,7 @@ pub fn remove_image(registry: &Path, repository: &str, tag: &str) -> Result<(), 
     if !index_path.exists() {
         return remove_empty_directories(registry, &layout);
     }
-    let mut manifests = ImageIndex::from_file(&index_path)
-        .map_err(BuilderError::Metadata)?
-        .manifests()
-        .clone();
-    manifests.retain(|existing| {
-        existing
-            .annotations()
-            .as_ref()
-            .and_then(|annotations| annotations.get(REF_NAME))
-            .is_none_or(|name| name != tag)
-    });
+    let manifests = manifests_but(&index_path, tag)?;
     if manifests.is_empty() {
         std::fs::remove_dir_all(&layout).map_err(BuilderError::io("removing a layout"))?;
         return remove_empty_directories(registry, &layout);
@@ -416,6 +406,26 @@ fn image_manifest(config_size: usize, config_digest: &str, layers: Vec<Descripto
         .map_err(BuilderError::Metadata)
 }
 
+/// Returns the manifests the index at `index_path` lists (none when there is no index yet),
+/// but the one tagged `tag`.
+fn manifests_but(index_path: &Path, tag: &str) -> Result<Vec<Descriptor>, BuilderError> {
+    if !index_path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut manifests = ImageIndex::from_file(index_path)
+        .map_err(BuilderError::Metadata)?
+        .manifests()
+        .clone();
+    manifests.retain(|existing| {
+        existing
+            .annotations()
+            .as_ref()
+            .and_then(|annotations| annotations.get(REF_NAME))
+            .is_none_or(|name| name != tag)
+    });
+    Ok(manifests)
+}
+
 /// Tags the manifest `manifest_digest` (of `manifest_size` bytes) `tag` in the index of
 /// `layout`, in place of an image tagged so before, keeping the newest `keep`; returns the
 /// index written.
@@ -432,21 +442,7 @@ fn tag_manifest(
         .to_file(layout.join("oci-layout"))
         .map_err(BuilderError::Metadata)?;
     let index_path = layout.join("index.json");
-    let mut manifests = if index_path.exists() {
-        ImageIndex::from_file(&index_path)
-            .map_err(BuilderError::Metadata)?
-            .manifests()
-            .clone()
-    } else {
-        Vec::new()
-    };
-    manifests.retain(|existing| {
-        existing
-            .annotations()
-            .as_ref()
-            .and_then(|annotations| annotations.get(REF_NAME))
-            .is_none_or(|name| name != tag)
-    });
+    let mut manifests = manifests_but(&index_path, tag)?;
     let mut tagged = descriptor(MediaType::ImageManifest, manifest_size, manifest_digest)?;
     tagged.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), tag.to_owned())])));
     manifests.push(tagged);
