@@ -104,6 +104,16 @@ impl Replica {
         self.health().down_until.is_some_and(|until| until > now)
     }
 
+    /// Sends `request` to this replica, and notes whether it answered or failed.
+    async fn send(&self, request: Request<Body>) -> Result<Response<Body>, tonic::transport::Error> {
+        let answer = self.channel.clone().oneshot(request).await;
+        match answer {
+            Ok(_) => self.succeeded(),
+            Err(_) => self.failed(),
+        }
+        answer
+    }
+
     fn succeeded(&self) {
         *self.health() = Health::default();
     }
@@ -176,13 +186,9 @@ impl tower::Service<Request<Body>> for Failover {
             for index in order {
                 let replica = &replicas[index];
                 let request = Request::from_parts(parts.clone(), Body::new(Full::new(whole.clone())));
-                match replica.channel.clone().oneshot(request).await {
-                    Ok(response) => {
-                        replica.succeeded();
-                        return Ok(response);
-                    }
+                match replica.send(request).await {
+                    Ok(response) => return Ok(response),
                     Err(error) => {
-                        replica.failed();
                         if !never_delivered(&error) && !repeatable(parts.uri.path()) {
                             return Err(error);
                         }
@@ -213,13 +219,9 @@ async fn stream(
         let lent = Lent::new(lent);
         let replica = &replicas[*index];
         let request = Request::from_parts(parts.clone(), Body::new(lent.clone()));
-        match replica.channel.clone().oneshot(request).await {
-            Ok(response) => {
-                replica.succeeded();
-                return Ok(response);
-            }
+        match replica.send(request).await {
+            Ok(response) => return Ok(response),
             Err(error) => {
-                replica.failed();
                 if !never_delivered(&error) {
                     return Err(error);
                 }
@@ -639,53 +641,32 @@ mod tests {
 
     #[tokio::test]
     async fn calls_a_replica_refuses_go_whole_to_the_next_one() {
-        let live = counting(false);
-        let (live_url, _task) = serve(live.clone()).await;
-        let dead_url = refused().await;
-        let transport = dial("test", &format!("{dead_url}, {live_url}"), Duration::from_secs(10)).unwrap();
+        let (transport, live, _task) = after_a_refusing_replica(", ").await;
         for _ in 0..6 {
             let response = transport.clone().oneshot(call(b"twelve bytes")).await.unwrap();
             assert_eq!(response.headers()["x-received"], "12");
         }
         assert_eq!(live.calls.load(Ordering::SeqCst), 6);
         // A streaming body (one not all there when the call starts) goes to one replica.
-        let (sender, answer) = streamed(&transport, "Call");
-        sender.send(bytes::Bytes::from_static(b"abc")).await.unwrap();
-        drop(sender);
-        let response = answer.await.unwrap().unwrap();
+        let response = streamed_call(&transport, "Call", &[b"abc"]).await;
         assert_eq!(response.headers()["x-received"], "3");
         assert_eq!(live.calls.load(Ordering::SeqCst), 7);
     }
 
     #[tokio::test]
     async fn a_stream_a_replica_refuses_goes_whole_to_the_next_one() {
-        let live = counting(false);
-        let (live_url, _task) = serve(live.clone()).await;
-        let dead_url = refused().await;
-        let transport = dial("test", &format!("{dead_url},{live_url}"), Duration::from_secs(10)).unwrap();
+        let (transport, live, _task) = after_a_refusing_replica(",").await;
         // What was queued before the call found the first replica down reaches the second.
-        let (sender, answer) = streamed(&transport, "Write");
-        sender.send(bytes::Bytes::from_static(b"queued ")).await.unwrap();
-        sender.send(bytes::Bytes::from_static(b"then more")).await.unwrap();
-        drop(sender);
-        let response = answer.await.unwrap().unwrap();
+        let response = streamed_call(&transport, "Write", &[b"queued ", b"then more"]).await;
         assert_eq!(response.headers()["x-received"], "16");
         assert_eq!(live.calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn a_call_a_replica_held_when_it_went_away_is_not_sent_again() {
-        let holding = counting(true);
-        let (holding_url, gone) = serve_elsewhere(holding.clone());
-        let other = counting(false);
-        let (other_url, _task) = serve(other.clone()).await;
-        let transport = dial("test", &format!("{holding_url},{other_url}"), Duration::from_secs(10)).unwrap();
         // The first call goes to the first replica, which takes it and goes away.
-        let answer = tokio::spawn(transport.clone().oneshot(call(b"once")));
-        holding.held.notified().await;
-        gone.send(()).unwrap();
+        let (response, transport, other, _task) = sent_to_a_replica_that_goes_away(call(b"once")).await;
         // The caller sees the service unavailable (14), whatever broke the connection.
-        let response = answer.await.unwrap().unwrap();
         assert_eq!(response.headers()["grpc-status"], "14", "{response:?}");
         assert_eq!(other.calls.load(Ordering::SeqCst), 0, "sent again to another replica");
         // The next calls go to the replica still there.
@@ -698,17 +679,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_a_replica_held_when_it_went_away_goes_to_the_next_one() {
-        let holding = counting(true);
-        let (holding_url, gone) = serve_elsewhere(holding.clone());
-        let other = counting(false);
-        let (other_url, _task) = serve(other.clone()).await;
-        let transport = dial("test", &format!("{holding_url},{other_url}"), Duration::from_secs(10)).unwrap();
         let mut read = call(b"read");
         *read.uri_mut() = "http://service/test.Counting/GetThing".parse().unwrap();
-        let answer = tokio::spawn(transport.clone().oneshot(read));
-        holding.held.notified().await;
-        gone.send(()).unwrap();
-        let response = answer.await.unwrap().unwrap();
+        let (response, _transport, other, _task) = sent_to_a_replica_that_goes_away(read).await;
         assert_eq!(response.headers()["x-received"], "4");
         assert_eq!(other.calls.load(Ordering::SeqCst), 1);
     }
@@ -735,7 +708,48 @@ mod tests {
         }
     }
 
-    /// Returns a body fed through a channel, and its sender.
+    /// Returns a transport over a replica that refuses connections and one that answers
+    /// (their URLs joined by `separator`), the one that answers and the task serving it.
+    async fn after_a_refusing_replica(separator: &str) -> (super::Transport, Counting, tokio::task::JoinHandle<()>) {
+        let live = counting(false);
+        let (live_url, task) = serve(live.clone()).await;
+        let dead_url = refused().await;
+        let transport = dial(
+            "test",
+            &format!("{dead_url}{separator}{live_url}"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        (transport, live, task)
+    }
+
+    /// Calls `method` through `transport` with a body streamed in `parts`; returns the answer.
+    async fn streamed_call(transport: &super::Transport, method: &str, parts: &[&'static [u8]]) -> Response<Body> {
+        let (sender, answer) = streamed(transport, method);
+        for part in parts {
+            sender.send(bytes::Bytes::from_static(part)).await.unwrap();
+        }
+        drop(sender);
+        answer.await.unwrap().unwrap()
+    }
+
+    /// Sends `request` through a transport over two replicas, the first of which takes it and
+    /// goes away while it holds it; returns the answer, the transport, the second replica and
+    /// the task serving it.
+    async fn sent_to_a_replica_that_goes_away(
+        request: Request<Body>,
+    ) -> (Response<Body>, super::Transport, Counting, tokio::task::JoinHandle<()>) {
+        let holding = counting(true);
+        let (holding_url, gone) = serve_elsewhere(holding.clone());
+        let other = counting(false);
+        let (other_url, task) = serve(other.clone()).await;
+        let transport = dial("test", &format!("{holding_url},{other_url}"), Duration::from_secs(10)).unwrap();
+        let answer = tokio::spawn(transport.clone().oneshot(request));
+        holding.held.notified().await;
+        gone.send(()).unwrap();
+        (answer.await.unwrap().unwrap(), transport, other, task)
+    }
+
     /// Starts a call of `method` through `transport` whose body is what is sent on the
     /// returned sender until it is dropped; returns the sender and the call's answer.
     fn streamed(
