@@ -42,6 +42,13 @@ impl CronsService {
     }
 }
 
+/// Returns the caller, region and cron a request about one cron names.
+fn named(request: pb::GetCronRequest) -> Result<(Caller, String, Uuid), ApiError> {
+    let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+    let id = parse_id("cron_id", &request.cron_id)?;
+    Ok((caller, request.region, id))
+}
+
 /// Checks `args`: a JSON object of at most 64 KiB.
 fn check_args(args: &str) -> Result<(), ApiError> {
     if args.len() > MAX_ARGS_BYTES {
@@ -147,10 +154,8 @@ impl Crons for CronsService {
     }
 
     async fn get_cron(&self, request: Request<pb::GetCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
-        let request = request.into_inner();
-        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
-        let id = parse_id("cron_id", &request.cron_id)?;
-        Ok(answer(self.store.get(&caller, &request.region, id).await?))
+        let (caller, region, id) = named(request.into_inner())?;
+        Ok(answer(self.store.get(&caller, &region, id).await?))
     }
 
     async fn list_crons(
@@ -209,10 +214,8 @@ impl Crons for CronsService {
     }
 
     async fn delete_cron(&self, request: Request<pb::GetCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
-        let request = request.into_inner();
-        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
-        let id = parse_id("cron_id", &request.cron_id)?;
-        let cron = self.store.mark_deleting(&caller, &request.region, id).await?;
+        let (caller, region, id) = named(request.into_inner())?;
+        let cron = self.store.mark_deleting(&caller, &region, id).await?;
         self.reconciler.wake();
         Ok(answer(cron))
     }

@@ -144,6 +144,13 @@ impl TriggersService {
     }
 }
 
+/// Returns the caller, region and trigger a request about one trigger names.
+fn named(request: pb::GetTriggerRequest) -> Result<(Caller, String, Uuid), ApiError> {
+    let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
+    let id = parse_id("trigger_id", &request.trigger_id)?;
+    Ok((caller, request.region, id))
+}
+
 /// Returns the destination a request gives (`/` and `post` when it gives none).
 fn destination(destination: Option<pb::Destination>) -> Result<(String, String), ApiError> {
     match destination {
@@ -302,10 +309,8 @@ impl Triggers for TriggersService {
         &self,
         request: Request<pb::GetTriggerRequest>,
     ) -> Result<Response<pb::TriggerResponse>, Status> {
-        let request = request.into_inner();
-        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
-        let id = parse_id("trigger_id", &request.trigger_id)?;
-        Ok(answer(self.store.get(&caller, &request.region, id).await?))
+        let (caller, region, id) = named(request.into_inner())?;
+        Ok(answer(self.store.get(&caller, &region, id).await?))
     }
 
     async fn list_triggers(
@@ -405,10 +410,8 @@ impl Triggers for TriggersService {
         &self,
         request: Request<pb::GetTriggerRequest>,
     ) -> Result<Response<pb::TriggerResponse>, Status> {
-        let request = request.into_inner();
-        let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
-        let id = parse_id("trigger_id", &request.trigger_id)?;
-        let trigger = self.store.mark_deleting(&caller, &request.region, id).await?;
+        let (caller, region, id) = named(request.into_inner())?;
+        let trigger = self.store.mark_deleting(&caller, &region, id).await?;
         self.subscriber.wake();
         self.reconciler.wake();
         Ok(answer(trigger))
