@@ -87,14 +87,7 @@ impl TestServer {
         let mut postgres = None;
         if let Ok(admin_url) = std::env::var(DATABASE_URL_VARIABLE) {
             let name = format!("nuage_t_{}", Uuid::new_v4().simple());
-            let mut connection = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("PostgreSQL reachable");
-            sqlx::query(&format!("create database {name}"))
-                .execute(&mut connection)
-                .await
-                .expect("create database");
-            connection.close().await.ok();
+            administer(&admin_url, &format!("create database {name}")).await;
             config.database_url = Some(with_database(&admin_url, &name));
             postgres = Some((admin_url, name));
         }
@@ -176,15 +169,21 @@ impl TestServer {
             server.shutdown().await.expect("clean shutdown");
         }
         if let Some((admin_url, name)) = self.postgres.take() {
-            let mut connection = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .expect("PostgreSQL reachable");
-            sqlx::query(&format!("drop database if exists {name} with (force)"))
-                .execute(&mut connection)
-                .await
-                .expect("drop database");
+            administer(&admin_url, &format!("drop database if exists {name} with (force)")).await;
         }
     }
+}
+
+/// Runs `statement` (which makes or drops a test's database) on the PostgreSQL server
+/// `admin_url` names.
+async fn administer(admin_url: &str, statement: &str) {
+    let mut connection = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("PostgreSQL reachable");
+    if let Err(error) = sqlx::query(statement).execute(&mut connection).await {
+        panic!("`{statement}`: {error}");
+    }
+    connection.close().await.ok();
 }
 
 /// A tenant and an HTTP client that authenticates as it.
@@ -351,6 +350,12 @@ impl Tenant {
             "{path} did not converge in {timeout:?}; last: {answer:?}"
         );
         answer
+    }
+
+    /// Polls a resource until it is gone (404), for at most `timeout`; returns that answer.
+    pub async fn wait_gone(&self, path: &str, timeout: Duration) -> Answer {
+        self.poll_until(path, timeout, |answer| answer.status == StatusCode::NOT_FOUND)
+            .await
     }
 
     /// Waits until a namespace is `ready` and returns it.

@@ -192,9 +192,7 @@ async fn functions_round_trip_with_defaults_and_sparse_updates() {
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     assert_eq!(deleted.body["status"], "deleting");
     tenant
-        .poll_until(&format!("/functions/{id}"), Duration::from_secs(10), |a| {
-            a.status == StatusCode::NOT_FOUND
-        })
+        .wait_gone(&format!("/functions/{id}"), Duration::from_secs(10))
         .await;
     server.stop().await;
 }
@@ -299,9 +297,7 @@ async fn containers_round_trip_with_a_default_image() {
     let deleted = tenant.delete(&format!("/containers/{id}")).await;
     assert_eq!(deleted.body["status"], "deleting");
     tenant
-        .poll_until(&format!("/containers/{id}"), Duration::from_secs(10), |a| {
-            a.status == StatusCode::NOT_FOUND
-        })
+        .wait_gone(&format!("/containers/{id}"), Duration::from_secs(10))
         .await;
     server.stop().await;
 }
@@ -375,11 +371,7 @@ async fn crons_are_validated_and_become_ready() {
     );
     let deleted = tenant.delete(&format!("/crons/{id}")).await;
     assert_eq!(deleted.body["status"], "deleting");
-    tenant
-        .poll_until(&format!("/crons/{id}"), Duration::from_secs(10), |a| {
-            a.status == StatusCode::NOT_FOUND
-        })
-        .await;
+    tenant.wait_gone(&format!("/crons/{id}"), Duration::from_secs(10)).await;
     server.stop().await;
 }
 
@@ -445,9 +437,7 @@ async fn deleting_a_namespace_deletes_its_functions_containers_and_crons() {
     let deleted = tenant.delete(&format!("/namespaces/{namespace_id}")).await;
     assert_eq!(deleted.body["status"], "deleting");
     tenant
-        .poll_until(&format!("/namespaces/{namespace_id}"), Duration::from_secs(15), |a| {
-            a.status == StatusCode::NOT_FOUND
-        })
+        .wait_gone(&format!("/namespaces/{namespace_id}"), Duration::from_secs(15))
         .await;
     for path in [
         format!("/functions/{function_id}"),

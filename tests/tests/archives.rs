@@ -246,9 +246,7 @@ async fn deleting_a_function_or_its_namespace_deletes_its_archive() {
     tenant.delete(&format!("/namespaces/{namespace_id}")).await;
     for (function_id, url) in &kept {
         tenant
-            .poll_until(&format!("/functions/{function_id}"), Duration::from_secs(15), |a| {
-                a.status == StatusCode::NOT_FOUND
-            })
+            .wait_gone(&format!("/functions/{function_id}"), Duration::from_secs(15))
             .await;
         let response = reqwest::get(url).await.unwrap();
         assert_eq!(
@@ -316,9 +314,7 @@ async fn a_hung_object_store_gets_a_503_naming_it_within_its_deadline_and_holds_
         assert_eq!(deleting.status, StatusCode::OK, "{}", deleting.body);
     }
     let gone = tenant
-        .poll_until(&format!("/functions/{no_code}"), Duration::from_secs(15), |answer| {
-            answer.status == StatusCode::NOT_FOUND
-        })
+        .wait_gone(&format!("/functions/{no_code}"), Duration::from_secs(15))
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
     let waiting = tenant.get(&format!("/functions/{had_code}")).await.body;

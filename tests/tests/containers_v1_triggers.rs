@@ -422,9 +422,6 @@ async fn bad_v1_triggers_name_their_argument_credentials_are_sealed_and_other_te
     assert_eq!(ok(&api.get(&path).await)["name"], "t");
     let deleted = api.delete(&path).await;
     assert_eq!(ok(&deleted)["status"], "deleting");
-    api.poll_until(&path, Duration::from_secs(20), |answer| {
-        answer.status == StatusCode::NOT_FOUND
-    })
-    .await;
+    api.wait_gone(&path, Duration::from_secs(20)).await;
     server.stop().await;
 }

@@ -340,11 +340,7 @@ async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_r
 
     let deleted = api.delete(&path).await;
     assert_eq!(ok(&deleted)["status"], "deleting");
-    let gone = api
-        .poll_until(&path, Duration::from_secs(30), |answer| {
-            answer.status == StatusCode::NOT_FOUND
-        })
-        .await;
+    let gone = api.wait_gone(&path, Duration::from_secs(30)).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
     // Its token went with it: no longer listed or read.
     let tokens = api.get(&format!("/tokens?container_id={id}")).await;

@@ -159,11 +159,7 @@ async fn versions_until(config: &nuage::Config, wanted: &[&str]) -> Vec<(String,
 async fn delete_until_gone(tenant: &Tenant, path: &str) {
     let answer = tenant.delete(path).await;
     assert_eq!(answer.status, StatusCode::OK, "DELETE {path}: {}", answer.body);
-    tenant
-        .poll_until(path, Duration::from_secs(60), |answer| {
-            answer.status == StatusCode::NOT_FOUND
-        })
-        .await;
+    tenant.wait_gone(path, Duration::from_secs(60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,9 +143,7 @@ async fn printed_lines_are_listed_in_both_orders_a_page_at_a_time() {
     // Deleting the function deletes its lines.
     assert_eq!(tenant.delete(&format!("/functions/{id}")).await.status, StatusCode::OK);
     tenant
-        .poll_until(&format!("/functions/{id}"), Duration::from_secs(20), |a| {
-            a.status == StatusCode::NOT_FOUND
-        })
+        .wait_gone(&format!("/functions/{id}"), Duration::from_secs(20))
         .await;
     sqlx::any::install_default_drivers();
     let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();

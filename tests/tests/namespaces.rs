@@ -103,9 +103,7 @@ async fn crud_round_trip() {
     assert_namespace_shape(&deleted.body);
     assert_eq!(deleted.body["status"], "deleting");
     let gone = tenant
-        .poll_until(&format!("/namespaces/{id}"), Duration::from_secs(10), |a| {
-            a.status == StatusCode::NOT_FOUND
-        })
+        .wait_gone(&format!("/namespaces/{id}"), Duration::from_secs(10))
         .await;
     assert_eq!(
         gone.body,
@@ -443,9 +441,7 @@ async fn a_tenant_over_its_namespace_quota_gets_quotas_exceeded() {
     let id = first["id"].as_str().unwrap();
     tenant.delete(&format!("/namespaces/{id}")).await;
     tenant
-        .poll_until(&format!("/namespaces/{id}"), Duration::from_secs(10), |a| {
-            a.status == StatusCode::NOT_FOUND
-        })
+        .wait_gone(&format!("/namespaces/{id}"), Duration::from_secs(10))
         .await;
     tenant.create_namespace("three").await;
     server.stop().await;

@@ -133,16 +133,12 @@ async fn a_namespace_and_function_made_through_v1beta1_run_and_are_the_same_thro
     // Deleted through v1alpha2, gone through v1beta1.
     let deleting = alpha.delete(&format!("/functions/{function_id}")).await;
     assert_eq!(deleting.status, StatusCode::OK, "{}", deleting.body);
-    beta.poll_until(&format!("/functions/{function_id}"), Duration::from_secs(20), |a| {
-        a.status == StatusCode::NOT_FOUND
-    })
-    .await;
+    beta.wait_gone(&format!("/functions/{function_id}"), Duration::from_secs(20))
+        .await;
     let deleting = beta.delete(&format!("/namespaces/{namespace_id}")).await;
     assert_eq!(deleting.body["status"], "deleting");
     alpha
-        .poll_until(&format!("/namespaces/{namespace_id}"), Duration::from_secs(20), |a| {
-            a.status == StatusCode::NOT_FOUND
-        })
+        .wait_gone(&format!("/namespaces/{namespace_id}"), Duration::from_secs(20))
         .await;
     server.stop().await;
 }

@@ -133,10 +133,8 @@ async fn a_cron_made_through_v1beta1_fires_and_is_the_same_cron_through_v1alpha2
     // Deleted through v1beta1: `deleting`, then gone through both versions.
     let deleted = beta.delete(&format!("/crons/{cron_id}")).await;
     assert_eq!(ok(&deleted)["status"], "deleting");
-    beta.poll_until(&format!("/crons/{cron_id}"), Duration::from_secs(10), |a| {
-        a.status == StatusCode::NOT_FOUND
-    })
-    .await;
+    beta.wait_gone(&format!("/crons/{cron_id}"), Duration::from_secs(10))
+        .await;
     assert_eq!(
         alpha.get(&format!("/crons/{cron_id}")).await.status,
         StatusCode::NOT_FOUND

@@ -149,10 +149,8 @@ async fn a_domain_routes_its_host_to_the_function_until_it_is_deleted() {
     // Deleting the function removes its domains: not found, the host names free.
     let deleted = alpha.delete(&format!("/functions/{function_id}")).await;
     ok(&deleted);
-    beta.poll_until(&format!("/domains/{second_id}"), Duration::from_secs(20), |a| {
-        a.status == StatusCode::NOT_FOUND
-    })
-    .await;
+    beta.wait_gone(&format!("/domains/{second_id}"), Duration::from_secs(20))
+        .await;
     let (status, _) = call(&server.functions_url, "www.shop.example.com", "/", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     server.stop().await;
@@ -533,8 +531,7 @@ async fn bad_domain_requests_name_their_argument_and_other_tenants_reach_nothing
 
     // Deleting the namespace removes the domains of its functions.
     ok(&alpha.delete(&format!("/namespaces/{namespace_id}")).await);
-    beta.poll_until(&path, Duration::from_secs(20), |a| a.status == StatusCode::NOT_FOUND)
-        .await;
+    beta.wait_gone(&path, Duration::from_secs(20)).await;
     ok(&create(&stranger, &theirs_id, "mine.example.com").await);
     server.stop().await;
 }

@@ -227,9 +227,7 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     let deleted = beta.delete(&format!("/triggers/{trigger_id}")).await;
     assert_eq!(ok(&deleted)["status"], "deleting");
     let gone = beta
-        .poll_until(&format!("/triggers/{trigger_id}"), Duration::from_secs(10), |answer| {
-            answer.status == StatusCode::NOT_FOUND
-        })
+        .wait_gone(&format!("/triggers/{trigger_id}"), Duration::from_secs(10))
         .await;
     assert_eq!(gone.body["message"], "trigger does not exist", "{}", gone.body);
     assert!(!listened(&nats, &published).await, "a deleted trigger still listens");
@@ -246,10 +244,8 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     let seen = wait_for(&alpha, &function_id, "barrier", 1).await;
     assert!(!seen.iter().any(|body| body == "after the deletion"), "{seen:?}");
     ok(&beta.delete(&format!("/functions/{function_id}")).await);
-    beta.poll_until(&format!("/triggers/{second_id}"), Duration::from_secs(20), |answer| {
-        answer.status == StatusCode::NOT_FOUND
-    })
-    .await;
+    beta.wait_gone(&format!("/triggers/{second_id}"), Duration::from_secs(20))
+        .await;
     assert!(
         !listened(&nats, &invoices_published).await,
         "a deleted function's trigger still listens"
