@@ -12,8 +12,8 @@ PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(sqlite postgres)
 
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 source bench/lib.sh
+bench_needs wrk
 bench_binary
 
 rss_mib() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$1/status"; }

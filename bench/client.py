@@ -13,6 +13,8 @@ ENDPOINTS = json.load(open(f"{DATA}/endpoints.json"))
 TOKEN = json.load(open(f"{DATA}/credentials.json"))["secret_key"]
 API = ENDPOINTS["api"]
 BASE = f"http://{API}/functions/v1alpha2/regions/fr-par"
+# How many times a script repeats what it times (bench/lib.sh exports it).
+RUNS = int(os.environ.get("RUNS", "20"))
 
 
 def call(method, path, body=None, raw=None, url=None):
@@ -61,9 +63,15 @@ def deployed(namespace_id, code, **fields):
     and deploys it; returns the function once ready."""
     function = call("POST", "/functions", {"namespace_id": namespace_id, **fields})
     upload(function["id"], code)
-    call("POST", f"/functions/{function['id']}/deploy", {})
-    while (found := call("GET", f"/functions/{function['id']}"))["status"] not in ("ready", "error"):
-        time.sleep(0.05)
+    return deploy(function["id"])
+
+
+def deploy(function_id, poll=0.05):
+    """Deploys the function's uploaded archive, looking every `poll` seconds until it is
+    settled; returns the function once ready."""
+    call("POST", f"/functions/{function_id}/deploy", {})
+    while (found := call("GET", f"/functions/{function_id}"))["status"] not in ("ready", "error"):
+        time.sleep(poll)
     assert found["status"] == "ready", found
     return found
 

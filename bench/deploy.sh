@@ -6,16 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS="${RUNS:-20}"
 source bench/lib.sh
 bench_binary
 bench_start "$WORK/data"
 
-RUNS="$RUNS" python3 - <<'PY'
-import os, random, statistics, time, zipfile
-from client import archive, call, namespace, runtime, upload
+python3 - <<'PY'
+import random, statistics, time, zipfile
+from client import RUNS, archive, call, deploy, namespace, runtime, upload
 
-runs = int(os.environ["RUNS"])
 node = runtime("node")
 cases = [
     ("1 KiB node handler", node, "handler.handle",
@@ -32,16 +30,10 @@ for index, (label, runtime_name, handler, files) in enumerate(cases):
     body = archive(files, zipfile.ZIP_DEFLATED)
     upload(function, body)
     times = []
-    for _ in range(runs):
+    for _ in range(RUNS):
         started = time.perf_counter()
-        call("POST", f"/functions/{function}/deploy", {})
-        while True:
-            status = call("GET", f"/functions/{function}")["status"]
-            if status in ("ready", "error"):
-                break
-            time.sleep(0.002)
-        assert status == "ready", call("GET", f"/functions/{function}")
+        deploy(function, poll=0.002)
         times.append((time.perf_counter() - started) * 1000)
     print(f"  deploy-to-image, {label:24} ({len(body):>9} byte zip): "
-          f"p50 {statistics.median(times):7.1f} ms   max {max(times):7.1f} ms   ({runs} deploys)")
+          f"p50 {statistics.median(times):7.1f} ms   max {max(times):7.1f} ms   ({RUNS} deploys)")
 PY

@@ -24,12 +24,10 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-4}"
 ROUNDS="${ROUNDS:-7}"
 ROUND_SECONDS="${ROUND_SECONDS:-2}"
-RUNS="${RUNS:-20}"
 INSTANCES="${INSTANCES:-4}"
 MEMORY_LIMIT="${MEMORY_LIMIT:-256}"
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-command -v nginx >/dev/null || { echo "nginx is needed: apt-get install nginx" >&2; exit 1; }
 source bench/lib.sh
+bench_needs wrk nginx
 bench_binary
 bench_start "$WORK/data" NUAGE_ROUTER__IDLE_SECONDS=1
 
@@ -194,15 +192,12 @@ done
 private_over_public="$(median "${private_added[@]}")"
 
 echo "== cold starts ($RUNS each)"
-RUNS="$RUNS" COLD="$COLD" COLD_ID="$COLD_ID" python3 - <<'PY'
+COLD="$COLD" COLD_ID="$COLD_ID" python3 - <<'PY'
 import os, socket, statistics, subprocess, time, urllib.request
-from client import alive
-
-runs = int(os.environ["RUNS"])
-
+from client import RUNS, alive
 
 cold = []
-for _ in range(runs):
+for _ in range(RUNS):
     while alive(os.environ["COLD_ID"]):
         time.sleep(0.05)
     started = time.perf_counter()
@@ -212,7 +207,7 @@ for _ in range(runs):
 # The floor: spawn the same node with a bare HTTP server and wait for its first answer.
 node = subprocess.run(["node", "-e", "process.stdout.write(process.execPath)"], capture_output=True, text=True).stdout
 bare = []
-for _ in range(runs):
+for _ in range(RUNS):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
     started = time.perf_counter()
     process = subprocess.Popen([node, "-e", f"require('http').createServer((q, r) => r.end('hi')).listen({port})"])

@@ -10,15 +10,20 @@
 #                       waits for its endpoints.json; sets PID, and exports DATA=DIR for
 #                       bench/client.py (the Python client every script uses).
 #   bench_stop          stops it with SIGTERM and waits for it.
+#   bench_needs TOOL... exits, saying how to install it, when a TOOL is not installed.
 #
 #   measure THREADS CONNECTIONS URL [HEADER]
 #                       runs wrk for DURATION seconds (through `$WRAP`, if set) and prints
 #                       "<req/s> <p50 in us> <non-2xx> <requests>".
 #   median VALUES...    prints their median.
 #
+# RUNS, how many times a script repeats what it times (20 by default), is exported for
+# bench/client.py (as RUNS there).
+#
 # WORK is a temporary folder, removed on exit with nuage stopped first; a script that starts
 # more (nginx, say) names it in EXTRA_PIDS to have it stopped too.
 
+export RUNS="${RUNS:-20}"
 WORK="$(mktemp -d)"
 PID=""
 EXTRA_PIDS=()
@@ -34,6 +39,13 @@ trap bench_cleanup EXIT
 bench_binary() {
   if [ -z "${BENCH_BINARY:-}" ]; then cargo build --release --locked -q; fi
   BIN="${BENCH_BINARY:-${CARGO_TARGET_DIR:-$PWD/target}/release/nuage}"
+}
+
+bench_needs() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install $tool" >&2; exit 1; }
+  done
 }
 
 bench_start() {

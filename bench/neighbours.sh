@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 
 BUSY="${BUSY:-8}"
 SECONDS_BUSY="${SECONDS_BUSY:-20}"
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 source bench/lib.sh
+bench_needs wrk
 bench_binary
 bench_start "$WORK/data"
 

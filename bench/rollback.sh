@@ -7,23 +7,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS="${RUNS:-20}"
 source bench/lib.sh
 bench_binary
 bench_start "$WORK/data"
 
-RUNS="$RUNS" python3 - <<'PY'
-import os, statistics, threading, time, urllib.error, urllib.request
-from client import archive, call, deployed, namespace, runtime, upload
+python3 - <<'PY'
+import statistics, threading, time, urllib.error, urllib.request
+from client import RUNS, archive, call, deploy, deployed, namespace, runtime, upload
 
-runs = int(os.environ["RUNS"])
 handler = lambda word: {"handler.js": f"exports.handle = () => '{word}';\n"}
 function = deployed(namespace("bench-rollback"), archive(handler("first")), name="f", runtime=runtime("node"))
 upload(function["id"], archive(handler("second")))
-call("POST", f"/functions/{function['id']}/deploy", {})
-while (found := call("GET", f"/functions/{function['id']}"))["status"] not in ("ready", "error"):
-    time.sleep(0.01)
-assert found["status"] == "ready", found
+deploy(function["id"], poll=0.01)
 deployments = call("GET", f"/functions/{function['id']}/deployments")["deployments"]
 word_of = {deployments[0]["id"]: "second", deployments[1]["id"]: "first"}
 
@@ -42,7 +37,7 @@ client.start()
 
 times = []
 target = deployments[1]["id"]
-for _ in range(runs):
+for _ in range(RUNS):
     started = time.perf_counter()
     call("POST", f"/functions/{function['id']}/rollback", {"deployment_id": target})
     while True:
@@ -57,5 +52,5 @@ for _ in range(runs):
 stop.set()
 client.join()
 print(f"  rollback, POST to first answer of the old deployment: p50 {statistics.median(times):7.1f} ms"
-      f"   max {max(times):7.1f} ms   ({runs} rollbacks; {answered[0]} requests beside, {len(failures)} failed)")
+      f"   max {max(times):7.1f} ms   ({RUNS} rollbacks; {answered[0]} requests beside, {len(failures)} failed)")
 PY

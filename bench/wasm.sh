@@ -22,14 +22,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS="${RUNS:-20}"
 DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-3}"
 INSTANCES="${INSTANCES:-4}"
 MEMORY_LIMIT="${MEMORY_LIMIT:-1024}"
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-[ -d tests/wasm/node_modules ] || (cd tests/wasm && npm ci --no-audit --no-fund --loglevel=error)
 source bench/lib.sh
+bench_needs wrk
+[ -d tests/wasm/node_modules ] || (cd tests/wasm && npm ci --no-audit --no-fund --loglevel=error)
 bench_binary
 
 cat >"$WORK/hello.js" <<'JS'
@@ -72,12 +71,9 @@ echo "JS component's deploy (upload, validate, compile ahead of time, roll out):
 
 echo "router serving threads: ${NUAGE_ROUTER__THREADS:-half the cores (default)} of $(nproc) cores"
 echo "== cold starts ($RUNS each)"
-RUNS="$RUNS" NODE_COLD="$NODE_COLD" NODE_COLD_ID="$NODE_COLD_ID" WASM="$WASM" WAT="$WAT" python3 - <<'PY'
+NODE_COLD="$NODE_COLD" NODE_COLD_ID="$NODE_COLD_ID" WASM="$WASM" WAT="$WAT" python3 - <<'PY'
 import os, statistics, time, urllib.request
-from client import alive
-
-runs = int(os.environ["RUNS"])
-
+from client import RUNS, alive
 
 def timed(url):
     started = time.perf_counter()
@@ -89,12 +85,12 @@ def timed(url):
 # loads it, then runs it in a fresh instance.
 first = {guest: timed(os.environ[guest]) for guest in ("WASM", "WAT")}
 cold = {"WASM": [], "WAT": []}
-for _ in range(runs):
+for _ in range(RUNS):
     for guest in cold:
         time.sleep(0.2)
         cold[guest].append(timed(os.environ[guest]))
 node = []
-for _ in range(runs):
+for _ in range(RUNS):
     while alive(os.environ["NODE_COLD_ID"]):
         time.sleep(0.05)
     node.append(timed(os.environ["NODE_COLD"]))
