@@ -5,38 +5,15 @@
 // CLIENT_REGISTRY_DIR for clients/containers/push.py, which pushes the container's image.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gone } from '../common.mjs';
+import { fast, scalewayClient, sdkRequire } from './sdk.mjs';
 
-const require = createRequire(join(process.env.SCW_JS_MODULES, 'package.json'));
-const { createClient } = require('@scaleway/sdk-client');
-const { Containerv1beta1 } = require('@scaleway/sdk-container');
-
-const client = createClient({
-  accessKey: process.env.SCW_ACCESS_KEY,
-  secretKey: process.env.SCW_SECRET_KEY,
-  defaultProjectId: process.env.SCW_DEFAULT_PROJECT_ID,
-  defaultRegion: 'fr-par',
-  apiURL: process.env.SCW_API_URL,
-});
-const api = new Containerv1beta1.API(client);
-const fast = { timeout: 120, minDelay: 1, maxDelay: 2 };
+const { Containerv1beta1 } = sdkRequire('@scaleway/sdk-container');
+const api = new Containerv1beta1.API(scalewayClient());
 const push = join(dirname(fileURLToPath(import.meta.url)), '..', 'containers', 'push.py');
-
-async function gone(fetch) {
-  for (let i = 0; i < 60; i += 1) {
-    try {
-      await fetch();
-    } catch (error) {
-      if (error.status === 404) return error;
-      throw error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  throw new Error('still there after 30 s');
-}
 
 test('a container created, deployed, read, listed and deleted through the JavaScript SDK', async () => {
   let namespace = await api.createNamespace({ name: 'js-boxes', environmentVariables: { GREETING: 'hola' } });

@@ -5,25 +5,15 @@
 // SCW_JS_MODULES (the cached `npm ci` of this folder).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gone } from '../common.mjs';
+import { fast, scalewayClient, sdkRequire } from './sdk.mjs';
 
-const require = createRequire(join(process.env.SCW_JS_MODULES, 'package.json'));
-const { createClient } = require('@scaleway/sdk-client');
-const { Functionv1beta1 } = require('@scaleway/sdk-function');
-
-const client = createClient({
-  accessKey: process.env.SCW_ACCESS_KEY,
-  secretKey: process.env.SCW_SECRET_KEY,
-  defaultProjectId: process.env.SCW_DEFAULT_PROJECT_ID,
-  defaultRegion: 'fr-par',
-  apiURL: process.env.SCW_API_URL,
-});
-const api = new Functionv1beta1.API(client);
-const fast = { timeout: 120, minDelay: 1, maxDelay: 2 };
+const { Functionv1beta1 } = sdkRequire('@scaleway/sdk-function');
+const api = new Functionv1beta1.API(scalewayClient());
 
 // A zip of one handler.js, made with the zip tool as a tenant would.
 function archive() {
@@ -31,19 +21,6 @@ function archive() {
   writeFileSync(join(dir, 'handler.js'), 'exports.handle = async () => ({statusCode: 200, body: "js sdk " + process.env.FROM});\n');
   execFileSync('zip', ['-q', 'code.zip', 'handler.js'], { cwd: dir });
   return readFileSync(join(dir, 'code.zip'));
-}
-
-async function gone(fetch) {
-  for (let i = 0; i < 60; i += 1) {
-    try {
-      await fetch();
-    } catch (error) {
-      if (error.status === 404) return error;
-      throw error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  throw new Error('still there after 30 s');
 }
 
 test('a function created, deployed, read, listed and deleted through the JavaScript SDK', async () => {

@@ -14,26 +14,14 @@ import time
 import unittest
 
 import requests
-from scaleway import Client, Profile, ScalewayException
+from scaleway import Client, Profile
 from scaleway.container import v1, v1beta1
 from scaleway_core.utils import WaitForOptions
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "containers"))
 from push import push  # noqa: E402
 from nats_publish import publish  # noqa: E402
-
-
-def gone(fetch):
-    """Waits until fetch() raises the SDK's 404."""
-    for _ in range(60):
-        try:
-            fetch()
-        except ScalewayException as error:
-            if error.status_code == 404:
-                return
-            raise
-        time.sleep(0.5)
-    raise AssertionError("still there after 30 s")
+from waiting import gone  # noqa: E402
 
 
 class Containers(unittest.TestCase):

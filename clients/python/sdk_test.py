@@ -20,6 +20,7 @@ from scaleway.function.v1beta1 import CreateTriggerRequestMnqNatsClientConfig, F
 from scaleway_core.utils import WaitForOptions
 
 from nats_publish import publish
+from waiting import gone
 
 HANDLER = b"""import os
 
@@ -50,19 +51,6 @@ def archive(handler=HANDLER):
     with zipfile.ZipFile(data, "w") as bundle:
         bundle.writestr("handler.py", handler)
     return data.getvalue()
-
-
-def gone(fetch):
-    """Waits until fetch() raises the SDK's 404; returns the exception."""
-    for _ in range(60):
-        try:
-            fetch()
-        except ScalewayException as error:
-            if error.status_code == 404:
-                return error
-            raise
-        time.sleep(0.5)
-    raise AssertionError("still there after 30 s")
 
 
 class FunctionV1Beta1(unittest.TestCase):

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { eventually, getJson } from "../common.mjs";
 
 const dir = process.env.SLS_DIR;
 const api = process.env.SCW_URL;
@@ -66,23 +67,6 @@ function endpointsOf(output) {
     endpoints[name] = withScheme(url);
   }
   return endpoints;
-}
-
-async function getJson(url, headers = {}) {
-  const response = await fetch(url, { headers });
-  const text = await response.text();
-  assert.equal(response.status, 200, `GET ${url}: ${response.status} ${text}`);
-  return JSON.parse(text);
-}
-
-async function eventually(what, check, seconds) {
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    assert.ok(Date.now() < deadline, `${what}: not within ${seconds} s`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
 }
 
 const state = {};

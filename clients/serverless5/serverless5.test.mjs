@@ -19,6 +19,7 @@ import { createServer } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { eventually, getJson } from "../common.mjs";
 
 const dir = process.env.SLS5_DIR;
 const front = process.env.SLS5_FRONT;
@@ -79,24 +80,6 @@ async function apiCall(base, path, method = "GET", body = undefined) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, body: await response.json() };
-}
-
-/** Returns the answer of `GET url` (over the TLS front), failing on anything but a 200. */
-async function getJson(url, headers = {}) {
-  const response = await fetch(url, { headers });
-  const text = await response.text();
-  assert.equal(response.status, 200, `GET ${url}: ${response.status} ${text}`);
-  return JSON.parse(text);
-}
-
-async function eventually(what, check, seconds) {
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    assert.ok(Date.now() < deadline, `${what}: not within ${seconds} s`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
 }
 
 /** Returns the endpoints `serverless deploy` printed, by name, for `kind` (Function or Container). */
