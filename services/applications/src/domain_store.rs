@@ -189,9 +189,8 @@ impl DomainStore {
 
     /// Removes every domain of application `application_id` (deleted, or being deleted).
     pub async fn remove_for(&self, application_id: Uuid) -> Result<(), ApiError> {
-        sqlx::query("delete from domains where application_id = $1")
-            .bind(application_id.to_string())
-            .execute(self.database.pool())
+        self.database
+            .delete_where("domains", "application_id", &application_id.to_string())
             .await?;
         Ok(())
     }

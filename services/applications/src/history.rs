@@ -302,9 +302,8 @@ impl<K: Kind> History<K> {
 
     /// Forgets the deployments of an application being deleted.
     pub async fn remove_for(&self, application_id: Uuid) -> Result<(), ApiError> {
-        sqlx::query("delete from deployments where application_id = $1")
-            .bind(application_id.to_string())
-            .execute(self.database.pool())
+        self.database
+            .delete_where("deployments", "application_id", &application_id.to_string())
             .await?;
         Ok(())
     }

@@ -127,9 +127,8 @@ impl<K: Kind> Rollouts<K> {
     /// Forgets the roll-out of application `id`, if any: a newer deploy supersedes it, and its
     /// holder stops at its next renewal.
     pub async fn cancel(&self, id: Uuid) -> Result<(), ApiError> {
-        sqlx::query("delete from rollouts where application_id = $1")
-            .bind(id.to_string())
-            .execute(self.database.pool())
+        self.database
+            .delete_where("rollouts", "application_id", &id.to_string())
             .await?;
         Ok(())
     }

@@ -170,6 +170,16 @@ impl Database {
         Ok(u64::try_from(remaining).unwrap_or_default())
     }
 
+    /// Deletes the rows of `table` whose `column` is `value` (what belongs to something gone,
+    /// or one row by its id); returns how many it deleted.
+    pub async fn delete_where(&self, table: &str, column: &str, value: &str) -> Result<u64, sqlx::Error> {
+        let deleted = sqlx::query(&format!("delete from {table} where {column} = $1"))
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
     /// Returns the row of `table` with id `id` that belongs to `caller` in `region`, if any:
     /// another tenant's is as missing as one that does not exist.
     pub async fn owned_row(

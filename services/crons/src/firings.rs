@@ -169,9 +169,8 @@ impl FiringStore {
 
     /// Drops a firing (its cron was deleted before it was sent).
     pub async fn forget(&self, id: Uuid) -> Result<(), ApiError> {
-        sqlx::query("delete from cron_firings where id = $1")
-            .bind(id.to_string())
-            .execute(self.database.pool())
+        self.database
+            .delete_where("cron_firings", "id", &id.to_string())
             .await?;
         Ok(())
     }

@@ -43,9 +43,8 @@ impl ArchiveRecords {
 
     /// Removes the record of a function being deleted.
     pub async fn remove_for(&self, function_id: Uuid) -> Result<(), ApiError> {
-        sqlx::query("delete from function_archives where function_id = $1")
-            .bind(function_id.to_string())
-            .execute(self.database.pool())
+        self.database
+            .delete_where("function_archives", "function_id", &function_id.to_string())
             .await?;
         Ok(())
     }

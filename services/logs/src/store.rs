@@ -126,11 +126,10 @@ impl LogStore {
 
     /// Deletes every line of an application; returns how many.
     pub async fn delete_application(&self, application_id: &str) -> Result<u64, ApiError> {
-        let result = sqlx::query("delete from log_lines where application_id = $1")
-            .bind(application_id)
-            .execute(self.database.pool())
-            .await?;
-        Ok(result.rows_affected())
+        Ok(self
+            .database
+            .delete_where("log_lines", "application_id", application_id)
+            .await?)
     }
 
     /// Deletes lines older than `before` (Unix microseconds), a batch at a time; returns how

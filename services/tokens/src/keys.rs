@@ -126,9 +126,8 @@ impl KeyStore {
 
     /// Destroys the namespace's key pair.
     pub async fn delete(&self, namespace_id: &str) -> Result<(), ApiError> {
-        sqlx::query("delete from namespace_keys where namespace_id = $1")
-            .bind(namespace_id)
-            .execute(self.database.pool())
+        self.database
+            .delete_where("namespace_keys", "namespace_id", namespace_id)
             .await?;
         Ok(())
     }

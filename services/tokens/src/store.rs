@@ -146,9 +146,8 @@ impl TokenStore {
     /// Forgets every token of a namespace whose key pair is destroyed: none of them can open
     /// anything any more.
     pub async fn delete_namespace(&self, namespace_id: &str) -> Result<(), ApiError> {
-        sqlx::query("delete from tokens where namespace_id = $1")
-            .bind(namespace_id)
-            .execute(self.database.pool())
+        self.database
+            .delete_where("tokens", "namespace_id", namespace_id)
             .await?;
         Ok(())
     }
