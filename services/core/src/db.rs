@@ -40,6 +40,24 @@ impl PageQuery<'_> {
     }
 }
 
+/// The condition that keeps a statement to one row of one tenant in one region (its first
+/// three parameters, which [`owned`] binds).
+const OWNED: &str = "organization_id = $1 and region = $2 and id = $3";
+
+/// Returns `statement` (whose condition is [`OWNED`]) bound to `caller`'s row `id` in
+/// `region`; what it binds next is `$4`.
+fn owned<'q>(
+    statement: &'q str,
+    caller: &crate::Caller,
+    region: &'q str,
+    id: uuid::Uuid,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(statement)
+        .bind(caller.organization_id.to_string())
+        .bind(region)
+        .bind(id.to_string())
+}
+
 /// Which engine a [`Database`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -129,16 +147,11 @@ impl Database {
         region: &str,
         id: uuid::Uuid,
     ) -> Result<Option<AnyRow>, sqlx::Error> {
-        sqlx::query(&format!(
-            "update {table} set {assignments}, updated_at = $1 \
-             where organization_id = $2 and region = $3 and id = $4 returning {columns}"
-        ))
-        .bind(crate::clock::now_micros())
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
+        let statement = format!("update {table} set {assignments}, updated_at = $4 where {OWNED} returning {columns}");
+        owned(&statement, caller, region, id)
+            .bind(crate::clock::now_micros())
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// Sets `assignments` (which mark them `deleting`) on every row of `table` that belongs to
@@ -190,14 +203,8 @@ impl Database {
         region: &str,
         id: uuid::Uuid,
     ) -> Result<Option<AnyRow>, sqlx::Error> {
-        sqlx::query(&format!(
-            "select {columns} from {table} where organization_id = $1 and region = $2 and id = $3"
-        ))
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
+        let statement = format!("select {columns} from {table} where {OWNED}");
+        owned(&statement, caller, region, id).fetch_optional(&self.pool).await
     }
 
     /// Returns the rows of `table` (its `columns`) changed at or after `since` (Unix
