@@ -69,6 +69,14 @@ impl TestServer {
         (server, tenant)
     }
 
+    /// Starts a server after `adjust` has changed its configuration and creates one tenant on
+    /// it.
+    pub async fn start_with_tenant(adjust: impl FnOnce(&mut Config)) -> (Self, Tenant) {
+        let server = Self::start_with(adjust).await;
+        let tenant = server.tenant().await;
+        (server, tenant)
+    }
+
     /// Starts a server after `adjust` has changed its configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary data dir");

@@ -523,12 +523,11 @@ async fn another_tenants_functions_containers_and_crons_are_not_found() {
 async fn functions_and_containers_wait_for_a_pending_namespace() {
     // Sweeps only when woken, so a namespace put back to `pending` stays there until the test
     // says otherwise; creations wait up to 2 s for it.
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         config.namespaces.reconcile_interval_seconds = 3600;
         config.applications.namespace_wait_ms = 2000;
     })
     .await;
-    let tenant = server.tenant().await;
     let runtime = node_runtime(&tenant).await;
     let namespace_id = tenant.ready_namespace_id("later").await;
     sqlx::any::install_default_drivers();
@@ -589,12 +588,11 @@ async fn functions_and_containers_wait_for_a_pending_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_are_host_based_under_a_configured_domain() {
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         config.applications.domain = Some("fn.example.test".to_owned());
         config.applications.endpoint_base_url = Some("https://gateway.example.test".to_owned());
     })
     .await;
-    let tenant = server.tenant().await;
     let runtime = node_runtime(&tenant).await;
     let namespace_id = tenant.ready_namespace_id("hosted").await;
     let function = tenant

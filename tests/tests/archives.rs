@@ -127,8 +127,7 @@ async fn an_archive_goes_up_through_a_presigned_url_and_comes_back_byte_for_byte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_refuses_what_the_signature_does_not_cover() {
-    let server = TestServer::start_with(|config| config.storage.url_ttl_seconds = 2).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.storage.url_ttl_seconds = 2).await;
     let function_id = function(&tenant, "strict", "a").await;
     let other_id = function(&tenant, "strict-b", "b").await;
     let bytes = archive(1000);
@@ -183,8 +182,7 @@ async fn the_store_refuses_what_the_signature_does_not_cover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_url_arguments_and_missing_archives_are_clear_errors() {
-    let server = TestServer::start_with(|config| config.storage.max_upload_bytes = 1000).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.storage.max_upload_bytes = 1000).await;
     let function_id = function(&tenant, "limits", "f").await;
     for (query, reason) in [
         ("", "required"),
@@ -261,7 +259,7 @@ async fn deleting_a_function_or_its_namespace_deletes_its_archive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_object_store_gets_a_503_naming_it_within_its_deadline_and_holds_up_no_other_deletion() {
     let (store, _hung) = nuage_tests::hung_listener().await;
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         config.storage.endpoint = Some(format!("http://{store}"));
         config.storage.access_key = Some("hung".into());
         config.storage.secret_key = Some(nuage_core::Secret::new("hung-secret"));
@@ -269,7 +267,6 @@ async fn a_hung_object_store_gets_a_503_naming_it_within_its_deadline_and_holds_
         config.functions.reconcile_interval_seconds = 1;
     })
     .await;
-    let tenant = server.tenant().await;
     let had_code = function(&tenant, "hung-store", "had-code").await;
     let no_code = function(&tenant, "hung-store-2", "no-code").await;
     // An upload URL is signed here, with no call to the store.

@@ -75,8 +75,7 @@ async fn a_revoked_key_stops_working_within_ten_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_failures_from_one_address_are_throttled() {
-    let server = TestServer::start_with(|config| config.gateway.auth_failure_limit = 5).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.gateway.auth_failure_limit = 5).await;
     let url = format!("{}/namespaces", tenant.api);
     for _ in 0..5 {
         let wrong = uuid::Uuid::new_v4().to_string();

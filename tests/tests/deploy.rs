@@ -167,8 +167,7 @@ async fn bad_archives_end_in_error_naming_the_rule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_whose_worker_died_is_retried_then_given_up() {
-    let server = TestServer::start_with(|config| config.builder.poll_interval_ms = 50).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.builder.poll_interval_ms = 50).await;
     let node = runtime(&tenant, "node").await;
     let function = function(&tenant, "crashes", json!({"name": "f", "runtime": node})).await;
     let id = function["id"].as_str().unwrap().to_owned();
@@ -228,12 +227,11 @@ async fn changing_a_deployed_function_redeploys_it_unless_told_not_to() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_whose_process_died_before_it_queued_the_build_is_built_all_the_same() {
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         config.builder.poll_interval_ms = 50;
         config.functions.reconcile_interval_seconds = 1;
     })
     .await;
-    let tenant = server.tenant().await;
     let node = runtime(&tenant, "node").await;
     let function = function(&tenant, "never-queued", json!({"name": "f", "runtime": node})).await;
     let id = function["id"].as_str().unwrap().to_owned();
@@ -578,7 +576,7 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
 async fn a_deploy_while_the_builder_hangs_answers_503_naming_it_within_the_deadline() {
     // The builder's address accepts connections and never answers.
     let (address, _hung) = nuage_tests::hung_listener().await;
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         config.roles = nuage::Role::ALL
             .into_iter()
             .filter(|role| *role != nuage::Role::Builder)
@@ -588,7 +586,6 @@ async fn a_deploy_while_the_builder_hangs_answers_503_naming_it_within_the_deadl
         config.services.deadline_ms = 5000;
     })
     .await;
-    let tenant = server.tenant().await;
     let python = runtime(&tenant, "python").await;
     let function = function(&tenant, "hung-builder", json!({"name": "f", "runtime": python})).await;
     let id = function["id"].as_str().unwrap().to_owned();
@@ -857,8 +854,7 @@ async fn a_container_redeployed_after_a_push_to_a_registry_under_its_tag_runs_th
 /// or, without one, to the namespace's repository (an OCI layout of the embedded registry).
 async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
     let binary = nuage_tests::go_server_or_skip!();
-    let server = TestServer::start_with(|config| config.runner.registry_insecure = true).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.runner.registry_insecure = true).await;
     let namespace = tenant.ready_namespace("retagged").await;
     let namespace_id = namespace["id"].as_str().unwrap().to_owned();
     let staging = tempfile::tempdir().unwrap();
@@ -988,8 +984,7 @@ async fn builds_are_taken_in_turn_between_tenants() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_beyond_the_tenants_build_backlog_gets_429_and_changes_nothing() {
-    let server = TestServer::start_with(|config| config.builder.max_queued_per_organization = 2).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.builder.max_queued_per_organization = 2).await;
     let python = runtime(&tenant, "python").await;
     let function = function(&tenant, "backlog", json!({"name": "f", "runtime": python})).await;
     let id = function["id"].as_str().unwrap().to_owned();

@@ -81,7 +81,7 @@ async fn one_tenants_burst_of_namespaces_does_not_starve_another_tenant() {
 async fn a_tenant_over_its_backlog_of_pending_namespaces_gets_429_and_nothing_is_lost() {
     const CREATES: usize = 8;
     const BACKLOG: u64 = 3;
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         // One key at a time: the creates all arrive while the backlog is still full (and the
         // test leaves the other core to the tests beside it).
         config.tokens.key_workers = 1;
@@ -89,7 +89,6 @@ async fn a_tenant_over_its_backlog_of_pending_namespaces_gets_429_and_nothing_is
         config.namespaces.max_pending_per_organization = BACKLOG;
     })
     .await;
-    let tenant = server.tenant().await;
     // Authenticated once before: the creates are not spread out by verifying the key.
     assert_eq!(tenant.get("/namespaces").await.status, StatusCode::OK);
     let creates: Vec<_> = (0..CREATES)

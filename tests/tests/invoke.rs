@@ -298,8 +298,7 @@ async fn queue_length(server: &TestServer, id: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_gives_up_waiting_leaves_the_queue() {
-    let server = TestServer::start_with(|config| config.router.queue_limit = 1).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.router.queue_limit = 1).await;
     let ready = deployed_node(&tenant, "queue", json!({"name": "f", "max_scale": 1}), ECHO_JS).await;
     let id = ready["id"].as_str().unwrap().to_owned();
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
@@ -536,8 +535,7 @@ async fn a_container_image_runs_on_port_as_user_1000() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redeploy_under_load_fails_no_request() {
     // Two router threads share the four clients' connections.
-    let server = TestServer::start_with(|config| config.router.threads = 2).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.router.threads = 2).await;
     let version = |v: &str| {
         format!("exports.handle = async () => {{ await new Promise((r) => setTimeout(r, 5)); return '{v}'; }};")
     };
@@ -700,12 +698,11 @@ async fn healthz_warns_when_instances_run_unsandboxed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_based_endpoints_and_dead_warm_instances_are_replaced() {
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         config.applications.domain = Some("functions.nuage.test".to_owned());
         config.router.idle_seconds = 1;
     })
     .await;
-    let tenant = server.tenant().await;
     let ready = deployed_node(&tenant, "hosted", json!({"name": "f", "min_scale": 1}), ECHO_JS).await;
     let id = ready["id"].as_str().unwrap().to_owned();
     let endpoint = ready["endpoint"].as_str().unwrap();

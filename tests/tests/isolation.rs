@@ -206,12 +206,11 @@ async fn a_function_is_no_host_root_and_sees_nothing_of_nuage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_processes_open_files_and_tmp_are_limited() {
     // Limits other than nuage's own (its open files are not capped at 512 here).
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         config.runner.max_processes = 64;
         config.runner.max_open_files = 512;
     })
     .await;
-    let tenant = server.tenant().await;
     // 256 MB: 140 thousandths of a core.
     let (endpoint, _) = attacker(&tenant, "hog", json!({"memory_limit": 256})).await;
 
@@ -239,8 +238,8 @@ async fn cpu_processes_open_files_and_tmp_are_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gvisor_sandbox_runs_node_and_python_functions() {
-    let server = TestServer::start_with(|config| config.runner.sandbox = nuage_runner::Sandbox::Gvisor).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) =
+        TestServer::start_with_tenant(|config| config.runner.sandbox = nuage_runner::Sandbox::Gvisor).await;
     let code = b"exports.handle = async () => ({statusCode: 200, body: require('os').release()});";
     let function = deployed_node(&tenant, "gvisor-node", json!({"name": "hello"}), code).await;
     let answer = reqwest::get(function["endpoint"].as_str().unwrap()).await.unwrap();
@@ -259,8 +258,8 @@ async fn the_gvisor_sandbox_runs_node_and_python_functions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_egress_reaches_public_addresses_and_nothing_private() {
-    let server = TestServer::start_with(|config| config.runner.egress = nuage_runner::Egress::Public).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) =
+        TestServer::start_with_tenant(|config| config.runner.egress = nuage_runner::Egress::Public).await;
     let (endpoint, _) = attacker(&tenant, "egress", json!({})).await;
     // Made after nuage started (it reads the host's own networks at start, and blocks them):
     // a host at a private address, and one at an address outside every blocked range (TEST-NET-2

@@ -157,8 +157,7 @@ async fn printed_lines_are_listed_in_both_orders_a_page_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builds_cron_firings_and_router_failures_leave_lines() {
-    let server = TestServer::start_with(|config| config.crons.seconds_schedules = true).await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::start_with_tenant(|config| config.crons.seconds_schedules = true).await;
 
     // A build that fails says why.
     let python = runtime(&tenant, "python").await;
@@ -260,13 +259,12 @@ async fn follow_streams_lines_printed_after_the_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_are_bounded_cut_and_escaped() {
-    let server = TestServer::start_with(|config| {
+    let (_server, tenant) = TestServer::start_with_tenant(|config| {
         config.logs.max_lines_per_application = 30;
         config.logs.max_age_seconds = 12;
         config.logs.prune_interval_ms = 200;
     })
     .await;
-    let tenant = server.tenant().await;
     let (id, endpoint) = printer(&tenant, "logs-bounds", json!({})).await;
     assert_eq!(call(&format!("{endpoint}/long")).await, StatusCode::OK);
     assert_eq!(call(&format!("{endpoint}/bytes")).await, StatusCode::OK);

@@ -420,8 +420,7 @@ async fn tenants_cannot_see_or_touch_each_others_namespaces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_over_its_namespace_quota_gets_quotas_exceeded() {
-    let server = TestServer::start_with(|config| config.namespaces.max_per_organization = 2).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.namespaces.max_per_organization = 2).await;
     let first = tenant.create_namespace("one").await;
     tenant.create_namespace("two").await;
     let refused = tenant.post("/namespaces", json!({"name": "three"})).await;
@@ -449,8 +448,7 @@ async fn a_tenant_over_its_namespace_quota_gets_quotas_exceeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_never_take_a_tenant_past_its_namespace_quota() {
-    let server = TestServer::start_with(|config| config.namespaces.max_per_organization = 5).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.namespaces.max_per_organization = 5).await;
     let creates: Vec<_> = (0..30)
         .map(|index| {
             let tenant = tenant.clone();

@@ -164,8 +164,7 @@ async fn the_history_lists_each_deploy_newest_first_with_the_serving_one_marked(
 /// see no failed request, and no answer comes from anything but the two deployments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_under_load_serves_the_old_deployment_and_fails_no_request() {
-    let server = TestServer::start_with(|config| config.router.threads = 2).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.router.threads = 2).await;
     let (function, ids) = three_deploys(&tenant, "rolling-back", ["alpha", "bravo", "charlie"]).await;
     let (id, endpoint) = (
         function["id"].as_str().unwrap().to_owned(),
@@ -374,8 +373,7 @@ async fn another_tenant_can_neither_list_nor_roll_back_a_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollback_to_a_pruned_image_or_a_bad_deployment_id_is_refused_naming_it() {
     // Two deployments (and two images per function) kept.
-    let server = TestServer::start_with(|config| config.applications.deployment_history = 2).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.applications.deployment_history = 2).await;
     let function = first_deploy(&tenant, "pruned", "alpha").await;
     let id = function["id"].as_str().unwrap().to_owned();
     redeploy(&tenant, &id, "bravo").await;
@@ -437,8 +435,8 @@ async fn a_rollback_to_a_pruned_image_or_a_bad_deployment_id_is_refused_naming_i
 async fn a_rollback_while_a_deploy_is_under_way_is_refused_and_the_deploy_goes_on() {
     // Each roll-out is held 2 s before it starts, so the deploy below is still pending when
     // the rollback comes.
-    let server = TestServer::start_with(|config| config.applications.hold_before_rollout_ms = 2000).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) =
+        TestServer::start_with_tenant(|config| config.applications.hold_before_rollout_ms = 2000).await;
     let function = first_deploy(&tenant, "rolling-while-pending", "alpha").await;
     let (id, endpoint) = (
         function["id"].as_str().unwrap().to_owned(),

@@ -231,8 +231,8 @@ async fn outgoing_http_is_refused_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_egress_reaches_a_public_host_and_nothing_private() {
-    let server = TestServer::start_with(|config| config.runner.egress = nuage_runner::Egress::Public).await;
-    let tenant = server.tenant().await;
+    let (server, tenant) =
+        TestServer::start_with_tenant(|config| config.runner.egress = nuage_runner::Egress::Public).await;
     let (_, endpoint) = wasm_function(&tenant, "wasm-public", json!({})).await;
     // Test hosts of this test's own: one at a private address, one at an address outside
     // every non-public range (100.200.77.0/30, routed to the host's namespace here only).
@@ -331,8 +331,7 @@ async fn what_is_not_a_proxy_component_is_refused_at_build_with_a_clear_message(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wasm_runtime_is_offered_only_where_enabled() {
-    let server = TestServer::start_with(|config| config.functions.wasm = false).await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::start_with_tenant(|config| config.functions.wasm = false).await;
     let runtimes = tenant.get("/runtimes").await.body;
     assert!(
         !runtimes["runtimes"].as_array().unwrap().contains(&json!("wasm")),
