@@ -204,7 +204,14 @@ async fn a_deleted_function_and_namespace_leave_no_rows_objects_or_images() {
 
     delete_until_gone(&tenant, &format!("/functions/{function_id}")).await;
     delete_until_gone(&tenant, &format!("/namespaces/{namespace_id}")).await;
-    let after = left(&server, &ids, &names).await;
+    // Unused image copies are removed in the background (set aside, then deleted), so the
+    // runner's may take a moment after the deletes answer.
+    let after = eventually(
+        Duration::from_secs(20),
+        || left(&server, &ids, &names),
+        |left: &Vec<String>| left.is_empty(),
+    )
+    .await;
     assert!(after.is_empty(), "left behind by the deletes: {after:#?}");
     server.stop().await;
 }
