@@ -458,7 +458,10 @@ fn router_role(
     };
     let domain = config.applications.domain.clone().filter(|domain| !domain.is_empty());
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
-    nuage_router::start(&config.router, domain, listeners, peers, logs, stopped, grace)
+    // Half the cores are left to instance processes only where this process runs them.
+    let mut router = config.router.clone();
+    router.instances_beside = config.runs(Role::Runner) && config.runner.backend == "local";
+    nuage_router::start(&router, domain, listeners, peers, logs, stopped, grace)
         .context("starting the router's threads")
 }
 

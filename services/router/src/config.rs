@@ -31,8 +31,13 @@ pub struct RouterConfig {
     /// refused within 5 seconds).
     pub revocations_refresh_ms: u64,
     /// Threads that serve invocations, each owning its connections (0: half the cores, at
-    /// least one; the instances need the other half).
+    /// least one, where this process also runs instance processes, which need the other half;
+    /// every core where it does not, as on Kubernetes).
     pub threads: usize,
+    /// Whether instance processes run beside the router, in this process's runner (set by
+    /// the process from its roles and `runner.backend`, not read from the file).
+    #[serde(skip)]
+    pub instances_beside: bool,
     /// Microseconds a router thread keeps polling its connections after its last activity
     /// before it sleeps (0: sleep at once). Saves the wake-up of a sleeping thread on each hop
     /// through the router, for at most that much CPU per quiet spell.
@@ -59,8 +64,10 @@ impl RouterConfig {
 
     /// Returns how many threads serve invocations.
     pub fn worker_threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1)),
+            0 if self.instances_beside => (cores / 2).max(1),
+            0 => cores,
             threads => threads,
         }
     }
@@ -77,9 +84,33 @@ impl Default for RouterConfig {
             routes_refresh_ms: 1000,
             revocations_refresh_ms: 1000,
             threads: 0,
+            instances_beside: true,
             idle_poll_us: 200,
             connections: ConnectionLimits::default(),
             wasm: PoolConfig::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_router_leaves_half_the_cores_only_to_instances_that_run_beside_it() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let beside = RouterConfig::default();
+        assert_eq!(beside.worker_threads(), (cores / 2).max(1));
+        let alone = RouterConfig {
+            instances_beside: false,
+            ..RouterConfig::default()
+        };
+        assert_eq!(alone.worker_threads(), cores);
+        let set = RouterConfig {
+            threads: 3,
+            instances_beside: false,
+            ..RouterConfig::default()
+        };
+        assert_eq!(set.worker_threads(), 3);
     }
 }
