@@ -1338,12 +1338,12 @@ async fn a_wasm_function_on_the_kubernetes_backend_runs_from_its_image_in_the_re
     let listed = tenant.get(&format!("/functions/{id}/deployments")).await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
     let (second, first) = (&listed.body["deployments"][0], &listed.body["deployments"][1]);
-    let rolled = tenant
-        .post(
-            &format!("/functions/{id}/rollback"),
-            json!({"deployment_id": first["id"]}),
-        )
-        .await;
+    let rollback = |deployment: &Value| {
+        let body = json!({"deployment_id": deployment["id"]});
+        let (tenant, path) = (&tenant, format!("/functions/{id}/rollback"));
+        async move { tenant.post(&path, body).await }
+    };
+    let rolled = rollback(first).await;
     assert_eq!(rolled.status, StatusCode::OK, "{}", rolled.body);
     let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "ready", "{done}");
@@ -1358,12 +1358,7 @@ async fn a_wasm_function_on_the_kubernetes_backend_runs_from_its_image_in_the_re
         "--tls-verify=false",
         &format!("docker://{repository}@{digest}"),
     ]);
-    let refused = tenant
-        .post(
-            &format!("/functions/{id}/rollback"),
-            json!({"deployment_id": second["id"]}),
-        )
-        .await;
+    let refused = rollback(second).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
     assert_eq!(refused.body["type"], "precondition_failed", "{}", refused.body);
     assert_eq!(refused.body["resource_id"], second["id"], "{}", refused.body);

@@ -229,17 +229,30 @@ impl KubernetesBackend {
     }
 }
 
+/// What the runner applies: an object of a tenant namespace, which server-side apply sends
+/// whole.
+trait Applied:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + Serialize
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Applied for K where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 impl Inner {
     /// Applies `object` (server-side, taking over fields another manager set), again while
     /// it is refused for `patience` (see [`authorized`]).
-    async fn apply_within<K>(&self, object: &K, patience: Duration) -> Result<(), RunnerError>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
+    async fn apply_within<K: Applied>(&self, object: &K, patience: Duration) -> Result<(), RunnerError> {
         let name = object.meta().name.clone().unwrap_or_default();
         let namespace = object.meta().namespace.clone().unwrap_or_default();
         let api = Api::<K>::namespaced(self.client.clone(), &namespace);
@@ -251,14 +264,7 @@ impl Inner {
     }
 
     /// Applies `object` (server-side, taking over fields another manager set).
-    async fn apply<K>(&self, object: &K) -> Result<(), RunnerError>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
+    async fn apply<K: Applied>(&self, object: &K) -> Result<(), RunnerError> {
         self.apply_within(object, Duration::ZERO).await
     }
 
