@@ -79,12 +79,21 @@ impl Component {
 pub(crate) fn opened_environment(spec: &Spec, sealing: &[u8; 32]) -> Result<Vec<(String, String)>, RunnerError> {
     let mut environment: Vec<_> = spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     environment.sort();
-    for secret in &spec.secrets {
-        let value = nuage_core::secrets::open(sealing, &secret.owner_id, &secret.key, &secret.sealed_value)
-            .map_err(|_| RunnerError::Secret(secret.key.clone()))?;
-        environment.push((secret.key.clone(), value));
-    }
+    environment.extend(opened_secrets(spec, sealing)?);
     Ok(last_wins(environment))
+}
+
+/// `spec`'s secret variables opened with `sealing`, in the order given (namespace's, then
+/// application's); a secret that does not open fails, naming it.
+pub(crate) fn opened_secrets(spec: &Spec, sealing: &[u8; 32]) -> Result<Vec<(String, String)>, RunnerError> {
+    spec.secrets
+        .iter()
+        .map(|secret| {
+            nuage_core::secrets::open(sealing, &secret.owner_id, &secret.key, &secret.sealed_value)
+                .map(|value| (secret.key.clone(), value))
+                .map_err(|_| RunnerError::Secret(secret.key.clone()))
+        })
+        .collect()
 }
 
 /// Returns `environment` with each name once, where it was last given.

@@ -159,13 +159,7 @@ pub fn port(spec: &Spec) -> u16 {
 /// Returns the secret variables of `spec` opened, each name once (a later one overrides an
 /// earlier one: the namespace's, then the application's).
 pub fn open_secrets(spec: &Spec, sealing: &[u8; 32]) -> Result<BTreeMap<String, String>, RunnerError> {
-    let mut opened = BTreeMap::new();
-    for secret in &spec.secrets {
-        let value = nuage_core::secrets::open(sealing, &secret.owner_id, &secret.key, &secret.sealed_value)
-            .map_err(|_| RunnerError::Secret(secret.key.clone()))?;
-        opened.insert(secret.key.clone(), value);
-    }
-    Ok(opened)
+    Ok(crate::backend::opened_secrets(spec, sealing)?.into_iter().collect())
 }
 
 impl Objects {
