@@ -1,11 +1,42 @@
 //! The seam between the runner and what runs instances: local processes, or pods of a
 //! Kubernetes cluster.
 
+use crate::config::RunnerConfig;
 use crate::error::RunnerError;
-use crate::images::Unpacked;
-use nuage_proto::runner::v1::Spec;
+use crate::images::{Images, Unpacked};
+use crate::output::LogShipping;
+use nuage_proto::runner::v1::{OutputLine, Spec};
 use std::collections::{HashMap, HashSet};
-use tokio::sync::oneshot;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot};
+
+/// What either backend is given besides its configuration: where it keeps files, where its
+/// instances' output goes, and the key that opens their secrets.
+pub struct BackendParts {
+    /// Unpacked images (and, on the `local` backend, instances' files).
+    pub work_dir: PathBuf,
+    /// The builder's image layouts.
+    pub registry_dir: PathBuf,
+    /// Instances' output lines, for those who follow them.
+    pub output: broadcast::Sender<OutputLine>,
+    /// Where instances' output is shipped, when anywhere.
+    pub logs: Option<LogShipping>,
+    /// Opens secret environment variables (see [`nuage_core::secrets`]).
+    pub sealing: [u8; 32],
+}
+
+impl BackendParts {
+    /// Returns the images kept under `work_dir`, pulled as `config` says.
+    pub(crate) fn images(&self, config: &RunnerConfig) -> Images {
+        Images::new(
+            self.work_dir.clone(),
+            self.registry_dir.clone(),
+            config.registry_insecure,
+            Duration::from_millis(config.registry_timeout_ms),
+        )
+    }
+}
 
 /// What the runner keeps as current: each application's current version and its image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

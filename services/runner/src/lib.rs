@@ -27,7 +27,7 @@ mod seccomp;
 mod service;
 mod specs;
 
-pub use backend::{Adopted, Backend, Component, Current, Running};
+pub use backend::{Adopted, Backend, BackendParts, Component, Current, Running};
 pub use config::{Egress, KubernetesConfig, RunnerConfig, Sandbox, SandboxKind};
 pub use configured::ConfiguredBackend;
 pub use error::RunnerError;
@@ -69,15 +69,21 @@ pub async fn serve(
         sink,
         rate: config.log_lines_per_second,
     });
+    let parts = BackendParts {
+        work_dir,
+        registry_dir,
+        output: output.clone(),
+        logs: shipping,
+        sealing,
+    };
     let (backend, warnings) = match config.backend.as_str() {
         "local" => {
-            let backend = LocalBackend::new(config, work_dir, registry_dir, output.clone(), shipping, sealing)?;
+            let backend = LocalBackend::new(config, parts)?;
             let warnings = backend.warnings();
             (ConfiguredBackend::Local(Box::new(backend)), warnings)
         }
         "kubernetes" => {
-            let backend =
-                KubernetesBackend::new(config, work_dir, registry_dir, output.clone(), shipping, sealing).await?;
+            let backend = KubernetesBackend::new(config, parts).await?;
             (ConfiguredBackend::Kubernetes(backend), Vec::new())
         }
         other => return Err(RunnerError::UnknownBackend(other.to_owned())),

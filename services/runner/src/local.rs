@@ -3,7 +3,7 @@
 //! groups capping its memory, CPU and processes (see [`crate::sandbox`] for the chain that
 //! starts it).
 
-use crate::backend::{Backend, Component, Current, Running, last_wins, opened_environment};
+use crate::backend::{Backend, BackendParts, Component, Current, Running, last_wins, opened_environment};
 use crate::cgroups::{Cgroups, Limits};
 use crate::config::{Egress, RunnerConfig, SandboxKind};
 use crate::error::RunnerError;
@@ -73,16 +73,9 @@ struct Prepared {
 }
 
 impl LocalBackend {
-    /// Returns the backend; `work_dir` holds unpacked images and instances' files,
-    /// `registry_dir` the builder's image layouts. Fails when a sandbox it offers is missing.
-    pub fn new(
-        config: &RunnerConfig,
-        work_dir: PathBuf,
-        registry_dir: PathBuf,
-        output: broadcast::Sender<OutputLine>,
-        logs: Option<LogShipping>,
-        sealing: [u8; 32],
-    ) -> Result<Self, RunnerError> {
+    /// Returns the backend; `parts.work_dir` holds unpacked images and instances' files.
+    /// Fails when a sandbox it offers is missing.
+    pub fn new(config: &RunnerConfig, parts: BackendParts) -> Result<Self, RunnerError> {
         let offer = Offer::of_this_machine(config);
         let tools = Tools::find(config, &offer);
         if let Some(missing) = offer.offered.iter().find(|kind| tools.program_of(**kind).is_none()) {
@@ -101,6 +94,7 @@ impl LocalBackend {
             None => tracing::warn!("cgroups are not writable here: instances run without memory, CPU or process caps"),
             Some(cgroups) => cgroups.missing().iter().for_each(|missing| tracing::warn!("{missing}")),
         }
+        let work_dir = parts.work_dir.clone();
         std::fs::create_dir_all(work_dir.join("instances")).map_err(|source| RunnerError::Create {
             path: work_dir.clone(),
             source,
@@ -112,13 +106,7 @@ impl LocalBackend {
         })?;
         Ok(Self {
             config: config.clone(),
-            images: Images::new(
-                work_dir.clone(),
-                registry_dir,
-                config.registry_insecure,
-                std::time::Duration::from_millis(config.registry_timeout_ms),
-            )
-            .with_registry_host(config.registry_host.clone()),
+            images: parts.images(config).with_registry_host(config.registry_host.clone()),
             offer,
             tools,
             cgroups,
@@ -126,9 +114,9 @@ impl LocalBackend {
             filter,
             start_timeout: Duration::from_secs(config.start_timeout_seconds.max(1)),
             interpreters: Mutex::new(HashMap::new()),
-            output,
-            logs,
-            sealing,
+            output: parts.output,
+            logs: parts.logs,
+            sealing: parts.sealing,
         }
         .without_leftovers())
     }

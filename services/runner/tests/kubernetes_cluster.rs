@@ -18,7 +18,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
 use nuage_proto::runner::v1::{Kind, OutputLine, Spec};
-use nuage_runner::{Backend, Current, KubernetesBackend, RunnerConfig};
+use nuage_runner::{Backend, BackendParts, Current, KubernetesBackend, RunnerConfig};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -82,13 +82,17 @@ async fn instances_are_pods_scaled_recovered_rolled_out_and_removed() {
     config.kubernetes.system_namespace = format!("nuage-test-system-{}", &run[..8]);
     config.kubernetes.router_pod_labels = [("nuage-test/router".to_owned(), run.clone())].into();
     config.validate().expect("valid config");
-    let sealing = [5; 32];
     let output = tokio::sync::broadcast::channel::<OutputLine>(1024).0;
     let mut lines = output.subscribe();
     let directory = tempfile::tempdir().unwrap();
-    let work = || (directory.path().join("work"), directory.path().join("registry"));
-    let (work_dir, layouts) = work();
-    let backend = KubernetesBackend::new(&config, work_dir, layouts, output.clone(), None, sealing)
+    let parts = || BackendParts {
+        work_dir: directory.path().join("work"),
+        registry_dir: directory.path().join("registry"),
+        output: output.clone(),
+        logs: None,
+        sealing: [5; 32],
+    };
+    let backend = KubernetesBackend::new(&config, parts())
         .await
         .expect("cluster reachable");
     let client = kube::Client::try_from(
@@ -161,10 +165,7 @@ async fn instances_are_pods_scaled_recovered_rolled_out_and_removed() {
     .await;
 
     // A runner restarting finds the running instance again.
-    let (work_dir, layouts) = work();
-    let restarted = KubernetesBackend::new(&config, work_dir, layouts, output.clone(), None, sealing)
-        .await
-        .unwrap();
+    let restarted = KubernetesBackend::new(&config, parts()).await.unwrap();
     let current = Current {
         versions: [(application_id.clone(), "v1".to_owned())].into(),
         ..Current::default()

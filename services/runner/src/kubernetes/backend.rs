@@ -32,7 +32,7 @@ use super::cleanup::{self, Found};
 use super::logs::Resume;
 use super::naming;
 use super::objects::{IDS_ANNOTATION, Objects, open_secrets, port};
-use crate::backend::{Adopted, Backend, Component, Current, Running};
+use crate::backend::{Adopted, Backend, BackendParts, Component, Current, Running};
 use crate::config::{Egress, RunnerConfig};
 use crate::error::RunnerError;
 use crate::images::{Images, RegistryAuth};
@@ -49,7 +49,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
@@ -163,18 +162,10 @@ fn failed(doing: impl Into<String>) -> impl FnOnce(kube::Error) -> RunnerError {
 
 impl KubernetesBackend {
     /// Returns the backend, connected as `config.kubernetes.kubeconfig` says (else as the
-    /// environment says: in the cluster, or `$KUBECONFIG`); instances' output goes to
-    /// `output` and `logs`; WebAssembly functions' images are unpacked under `work_dir` (as
-    /// the local backend's, `registry_dir` holding the builder's layouts). Fails when the
-    /// cluster cannot be reached or a sandbox offered has no RuntimeClass.
-    pub async fn new(
-        config: &RunnerConfig,
-        work_dir: PathBuf,
-        registry_dir: PathBuf,
-        output: broadcast::Sender<OutputLine>,
-        logs: Option<LogShipping>,
-        sealing: [u8; 32],
-    ) -> Result<Self, RunnerError> {
+    /// environment says: in the cluster, or `$KUBECONFIG`); WebAssembly functions' images
+    /// are unpacked under `parts.work_dir`, as the local backend's. Fails when the cluster
+    /// cannot be reached or a sandbox offered has no RuntimeClass.
+    pub async fn new(config: &RunnerConfig, parts: BackendParts) -> Result<Self, RunnerError> {
         let objects = Objects::new(config);
         if objects.offer().default == Some(crate::config::SandboxKind::Gvisor)
             && config.kubernetes.gvisor_runtime_class.is_none()
@@ -211,16 +202,11 @@ impl KubernetesBackend {
                 logs_client,
                 objects,
                 config: config.clone(),
-                sealing,
-                images: Images::new(
-                    work_dir,
-                    registry_dir,
-                    config.registry_insecure,
-                    Duration::from_millis(config.registry_timeout_ms),
-                ),
+                sealing: parts.sealing,
+                images: parts.images(config),
                 start_timeout: Duration::from_secs(config.start_timeout_seconds.max(1)),
-                output,
-                logs,
+                output: parts.output,
+                logs: parts.logs,
                 namespaces: tokio::sync::Mutex::default(),
                 bound: Mutex::default(),
                 versions: Mutex::default(),

@@ -1,6 +1,6 @@
 //! What the `kubernetes` backend's tests share.
 
-use nuage_runner::{KubernetesBackend, RunnerConfig};
+use nuage_runner::{BackendParts, KubernetesBackend, RunnerConfig};
 use std::path::Path;
 
 /// Returns the `kubernetes` backend of `config` for the cluster at `server` (an address that
@@ -18,9 +18,12 @@ pub async fn backend_for(mut config: RunnerConfig, server: &str, directory: &Pat
     .unwrap();
     config.backend = "kubernetes".to_owned();
     config.kubernetes.kubeconfig = Some(kubeconfig);
-    let output = tokio::sync::broadcast::channel(16).0;
-    let (work_dir, layouts) = (directory.join("work"), directory.join("registry"));
-    KubernetesBackend::new(&config, work_dir, layouts, output, None, [1; 32])
-        .await
-        .expect("backend")
+    let parts = BackendParts {
+        work_dir: directory.join("work"),
+        registry_dir: directory.join("registry"),
+        output: tokio::sync::broadcast::channel(16).0,
+        logs: None,
+        sealing: [1; 32],
+    };
+    KubernetesBackend::new(&config, parts).await.expect("backend")
 }
