@@ -13,8 +13,7 @@ use crate::domain_store::DomainStore;
 use crate::model::{ApplicationStatus, Kind};
 use crate::store::ApplicationStore;
 use nuage_core::clock::now_micros;
-use nuage_core::error::Reason;
-use nuage_core::ids::{optional_id, parse_id};
+use nuage_core::ids::{optional_id, parse_id, required_id};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, ErrorCode, Page};
 use nuage_proto::common::v1::DomainRoute;
@@ -93,10 +92,7 @@ impl<K: Kind> Domains<K> {
         tags: Vec<String>,
     ) -> Result<Domain, ApiError> {
         let argument = Self::target_argument();
-        if application_id.is_empty() {
-            return Err(ApiError::invalid_argument(&argument, Reason::Required, "is required"));
-        }
-        let application_id = parse_id(&argument, application_id)?;
+        let application_id = required_id(&argument, application_id)?;
         let hostname = Hostname::parse(hostname, &self.config.reserved_hosts())?;
         let tags = Tags::parse("tags", tags)?;
         let application = self.applications.get(caller, region, application_id).await?;

@@ -34,9 +34,8 @@ pub use domains::Domains;
 pub use history::{BuildResult, Deployment, History, SUCCEEDED, at_digest};
 pub use model::{
     Application, ApplicationStatus, DEFAULT_MAX_SCALE, DEFAULT_MEMORY_LIMIT, DEFAULT_MIN_SCALE, DEFAULT_TIMEOUT_MS,
-    ENDPOINT_SUFFIX_LENGTH, Kind, MAX_DESCRIPTION_LENGTH, MAX_DNS_LABEL, MAX_TIMEOUT_MS, MEMORY_LIMITS, MIN_TIMEOUT_MS,
-    Privacy, Sandbox, check_description, check_name, check_timeout, cpu_limit, endpoint_label, label_of,
-    new_endpoint_suffix, order_sql,
+    ENDPOINT_SUFFIX_LENGTH, Kind, MAX_DNS_LABEL, MAX_TIMEOUT_MS, MEMORY_LIMITS, MIN_TIMEOUT_MS, Privacy, Sandbox,
+    check_name, check_timeout, cpu_limit, endpoint_label, label_of, new_endpoint_suffix, order_sql,
 };
 pub use operations::{Applications, Changes, Requested, RouteStream, Settings, required};
 pub use peers::Peers;

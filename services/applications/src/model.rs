@@ -33,8 +33,6 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 300_000;
 pub const MIN_TIMEOUT_MS: u64 = 1_000;
 /// Longest timeout: 15 min.
 pub const MAX_TIMEOUT_MS: u64 = 900_000;
-/// Longest description.
-pub const MAX_DESCRIPTION_LENGTH: usize = 255;
 /// A host name label: an endpoint's `<namespace><suffix>-<application>` must fit in one.
 pub const MAX_DNS_LABEL: usize = 63;
 /// Length of the random part of a namespace's endpoints.
@@ -407,19 +405,6 @@ pub fn check_name(name: &str, namespace: &str) -> Result<(), ApiError> {
         }
         error
     })
-}
-
-/// Checks a description: at most 255 characters.
-pub fn check_description(description: &str) -> Result<(), ApiError> {
-    let length = description.chars().count();
-    if length > MAX_DESCRIPTION_LENGTH {
-        return Err(ApiError::invalid_argument(
-            "description",
-            Reason::Constraint,
-            format!("must be at most {MAX_DESCRIPTION_LENGTH} characters, {length} were given"),
-        ));
-    }
-    Ok(())
 }
 
 /// Returns a fresh endpoint suffix: [`ENDPOINT_SUFFIX_LENGTH`] random lowercase letters and

@@ -14,7 +14,7 @@ use crate::rollouts::Rollouts;
 use crate::store::{ApplicationStore, ListFilter};
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
-use nuage_core::ids::{optional_id, parse_id};
+use nuage_core::ids::{optional_id, parse_id, required_id};
 use nuage_core::secrets::{SealedChanges, SecretChange, SecretVariables};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page, validate};
@@ -143,14 +143,7 @@ pub struct Changes {
 
 /// Returns `namespace_id` and `name` of a create request, both required.
 pub fn required(namespace_id: &str, name: &str) -> Result<Uuid, ApiError> {
-    if namespace_id.is_empty() {
-        return Err(ApiError::invalid_argument(
-            "namespace_id",
-            Reason::Required,
-            "is required",
-        ));
-    }
-    let id = parse_id("namespace_id", namespace_id)?;
+    let id = required_id("namespace_id", namespace_id)?;
     if name.is_empty() {
         return Err(ApiError::invalid_argument("name", Reason::Required, "is required"));
     }
@@ -269,7 +262,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         kind: impl FnOnce(&Namespace) -> Result<K, ApiError>,
     ) -> Result<Application<K>, ApiError> {
         let description = description.unwrap_or_default();
-        model::check_description(&description)?;
+        validate::description(&description)?;
         let privacy = Privacy::from_proto(privacy).unwrap_or_default();
         let namespace = self
             .ready_namespace(caller, region, &settings.namespace_id.to_string())
@@ -376,7 +369,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             model::check_timeout(timeout_ms)?;
         }
         if let Some(description) = &changes.description {
-            model::check_description(description)?;
+            validate::description(description)?;
         }
         let tags = changes.tags.clone().map(|tags| Tags::parse("tags", tags)).transpose()?;
         let secrets = SealedChanges::prepare(self.sealing, id.to_string(), changes.secrets.clone()).await?;
@@ -501,14 +494,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
         deployment_id: &str,
     ) -> Result<Application<K>, ApiError> {
         let application = self.get(caller, region, id, true).await?;
-        if deployment_id.is_empty() {
-            return Err(ApiError::invalid_argument(
-                "deployment_id",
-                Reason::Required,
-                "is required",
-            ));
-        }
-        let deployment_id = parse_id("deployment_id", deployment_id)?;
+        let deployment_id = required_id("deployment_id", deployment_id)?;
         let deployment = self
             .history
             .get(application.id, deployment_id)

@@ -1,8 +1,7 @@
 //! "Is this id a function or a container of the caller?", asked of the two services that own
 //! them, for what names an application by id alone (logs, tokens, crons, triggers).
 
-use nuage_core::error::Reason;
-use nuage_core::ids::parse_id;
+use nuage_core::ids::{parse_id, required_id};
 use nuage_core::internal::REQUEST_ID_HEADER;
 use nuage_core::transport::Authed;
 use nuage_core::{ApiError, Caller};
@@ -85,14 +84,7 @@ impl Owners {
     /// if it is not being deleted: missing or another tenant's is NOT_FOUND, one being deleted
     /// is a transient state.
     pub async fn live(&self, caller: &Caller, region: &str, application_id: &str) -> Result<Live, ApiError> {
-        if application_id.is_empty() {
-            return Err(ApiError::invalid_argument(
-                "application_id",
-                Reason::Required,
-                "is required",
-            ));
-        }
-        let id = parse_id("application_id", application_id)?;
+        let id = required_id("application_id", application_id)?;
         let lookup = Lookup {
             caller,
             region,

@@ -14,6 +14,15 @@ pub fn parse_id(argument: &str, value: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::invalid_argument(argument, Reason::Format, format!("`{value}` is not a valid UUID")))
 }
 
+/// Returns the UUID in `value`, which the request must give: an `InvalidArgument` error naming
+/// `argument` when it is empty (required) or not a UUID.
+pub fn required_id(argument: &str, value: &str) -> Result<Uuid, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid_argument(argument, Reason::Required, "is required"));
+    }
+    parse_id(argument, value)
+}
+
 /// Returns the UUID in `value`, or `None` when it is absent or empty (a filter not given);
 /// an `InvalidArgument` error naming `argument` when it is not a UUID.
 pub fn optional_id(argument: &str, value: Option<&str>) -> Result<Option<Uuid>, ApiError> {

@@ -131,6 +131,49 @@ impl Tags {
     }
 }
 
+/// The longest description of a namespace, a function or a container, in characters.
+pub const MAX_DESCRIPTION_LENGTH: usize = 255;
+
+/// Checks the description of a namespace, a function or a container: at most
+/// [`MAX_DESCRIPTION_LENGTH`] characters; the error says how many were given.
+pub fn description(value: &str) -> Result<(), ApiError> {
+    let length = value.chars().count();
+    if length > MAX_DESCRIPTION_LENGTH {
+        return Err(ApiError::invalid_argument(
+            "description",
+            Reason::Constraint,
+            format!("must be at most {MAX_DESCRIPTION_LENGTH} characters, {length} were given"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `value` (`argument` names it) is at most `max_chars` characters.
+pub fn at_most_chars(argument: &str, value: &str, max_chars: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max_chars {
+        return Err(ApiError::invalid_argument(
+            argument,
+            Reason::Constraint,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a short text on one line (a name, a reference) that `argument` names: at most
+/// `max_chars` characters, none of them a control.
+pub fn short_text(argument: &str, value: &str, max_chars: usize) -> Result<(), ApiError> {
+    at_most_chars(argument, value, max_chars)?;
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_argument(
+            argument,
+            Reason::Format,
+            "must not hold control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// Longest destination path, in bytes.
 const MAX_DESTINATION_PATH_BYTES: usize = 1024;
 

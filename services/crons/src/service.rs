@@ -8,7 +8,7 @@ use nuage_applications::Owners;
 use nuage_core::clock::now_micros;
 use nuage_core::error::Reason;
 use nuage_core::ids::{optional_id, parse_id};
-use nuage_core::{ApiError, Caller, Page};
+use nuage_core::{ApiError, Caller, Page, validate};
 use nuage_proto::crons::v1::{self as pb, crons_server::Crons};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -71,20 +71,7 @@ fn check_args(args: &str) -> Result<(), ApiError> {
 /// Returns a cron name as given, trimmed: at most 100 characters, none of them a control.
 fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::invalid_argument(
-            "name",
-            Reason::Constraint,
-            format!("must be at most {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::invalid_argument(
-            "name",
-            Reason::Format,
-            "must not hold control characters",
-        ));
-    }
+    validate::short_text("name", name, MAX_NAME_CHARS)?;
     Ok(name.to_owned())
 }
 

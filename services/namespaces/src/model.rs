@@ -1,16 +1,13 @@
 //! Namespace domain types; their constructors validate, so invalid values cannot exist.
 
 use crate::error::{NamespacesError, required};
-use nuage_core::error::Reason;
-use nuage_core::{ApiError, validate};
+use nuage_core::validate;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Longest namespace name. Function host names are `<namespace><suffix>-<function>`, one DNS
 /// label of at most 63 characters, so a namespace takes at most about half of it.
 pub const MAX_NAME_LENGTH: usize = 34;
-/// Longest description.
-pub const MAX_DESCRIPTION_LENGTH: usize = 255;
 
 /// A namespace name: usable as part of a DNS host name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,15 +36,7 @@ pub struct Description(String);
 impl Description {
     /// Returns the description in `value`, or an error naming `description`.
     pub fn parse(value: &str) -> Result<Self, NamespacesError> {
-        let length = value.chars().count();
-        if length > MAX_DESCRIPTION_LENGTH {
-            return Err(ApiError::invalid_argument(
-                "description",
-                Reason::Constraint,
-                format!("must be at most {MAX_DESCRIPTION_LENGTH} characters, {length} were given"),
-            )
-            .into());
-        }
+        validate::description(value)?;
         Ok(Self(value.to_owned()))
     }
 

@@ -6,7 +6,7 @@ use crate::store::{TokenFilter, TokenStore};
 use nuage_core::error::Reason;
 use nuage_core::ids::{optional_id, parse_id};
 use nuage_core::jwt::{self, ApplicationClaim, Claims};
-use nuage_core::{ApiError, Caller, ErrorCode, Page};
+use nuage_core::{ApiError, Caller, ErrorCode, Page, validate};
 use nuage_proto::tokens::v1::{self as pb, tokens_server::Tokens};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -172,14 +172,7 @@ impl Tokens for TokensService {
         let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
         let namespace_id = parse_id("namespace_id", &request.namespace_id)?;
         let application_id = optional_id("function_id", Some(&request.application_id))?;
-        if request.description.chars().count() > MAX_DESCRIPTION_CHARS {
-            return Err(ApiError::invalid_argument(
-                "description",
-                Reason::Constraint,
-                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-            )
-            .into());
-        }
+        validate::at_most_chars("description", &request.description, MAX_DESCRIPTION_CHARS)?;
         let id = Uuid::new_v4();
         let issued = self
             .sign(

@@ -1,7 +1,7 @@
 //! A trigger as stored, and the rules its values follow.
 
-use nuage_core::ApiError;
 use nuage_core::error::Reason;
+use nuage_core::{ApiError, validate};
 use uuid::Uuid;
 
 /// Where a trigger is in its life.
@@ -129,20 +129,14 @@ pub fn check_name(name: &str) -> Result<String, ApiError> {
     if name.is_empty() {
         return Err(ApiError::invalid_argument("name", Reason::Required, "is required"));
     }
-    check_text("name", name, MAX_NAME_CHARS)?;
+    validate::short_text("name", name, MAX_NAME_CHARS)?;
     Ok(name.to_owned())
 }
 
 /// Returns a description as given: at most 255 characters, none of them a control but line
 /// breaks and tabs.
 pub fn check_description(description: &str) -> Result<String, ApiError> {
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(ApiError::invalid_argument(
-            "description",
-            Reason::Constraint,
-            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-        ));
-    }
+    validate::at_most_chars("description", description, MAX_DESCRIPTION_CHARS)?;
     if description
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
@@ -156,31 +150,12 @@ pub fn check_description(description: &str) -> Result<String, ApiError> {
     Ok(description.to_owned())
 }
 
-/// Checks a short reference (`argument` names it): at most 100 characters, no controls.
-fn check_text(argument: &str, value: &str, max_chars: usize) -> Result<(), ApiError> {
-    if value.chars().count() > max_chars {
-        return Err(ApiError::invalid_argument(
-            argument,
-            Reason::Constraint,
-            format!("must be at most {max_chars} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid_argument(
-            argument,
-            Reason::Format,
-            "must not hold control characters",
-        ));
-    }
-    Ok(())
-}
-
 /// Returns `value` (`argument` names it) if given, else the error that it is required.
 pub fn check_reference(argument: &str, value: &str) -> Result<String, ApiError> {
     if value.is_empty() {
         return Err(ApiError::invalid_argument(argument, Reason::Required, "is required"));
     }
-    check_text(argument, value, MAX_REFERENCE_CHARS)?;
+    validate::short_text(argument, value, MAX_REFERENCE_CHARS)?;
     Ok(value.to_owned())
 }
 
