@@ -285,15 +285,13 @@ fn decode(row: &AnyRow) -> Result<Domain, ApiError> {
     let columns = Columns::new(row, "domain");
     let text = |column: &str| columns.text(column);
     let uuid = |column: &str| columns.uuid(column);
-    let corrupt = |column: &str, value: &str| columns.corrupt(column, value);
-    let status = text("status")?;
     Ok(Domain {
         id: uuid("id")?,
         organization_id: uuid("organization_id")?,
         region: text("region")?,
         application_id: uuid("application_id")?,
         hostname: Hostname::stored(text("hostname")?),
-        status: DomainStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        status: columns.parsed("status", DomainStatus::parse)?,
         url: text("url")?,
         error_message: text("error_message")?,
         created_at: row.try_get("created_at")?,

@@ -3,7 +3,7 @@
 
 use crate::model::{Application, ApplicationStatus, Kind, Privacy, Sandbox, order_sql};
 use nuage_core::clock::now_micros;
-use nuage_core::db::{PageQuery, is_unique_violation};
+use nuage_core::db::{Columns, PageQuery, is_unique_violation};
 use nuage_core::secrets::SecretVariables;
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
@@ -259,25 +259,16 @@ impl<K: Kind> ApplicationStore<K> {
 
     /// Marks every application of a namespace `deleting`; returns how many still exist.
     pub async fn mark_namespace_deleting(&self, organization_id: Uuid, namespace_id: Uuid) -> Result<u64, ApiError> {
-        sqlx::query(&format!(
-            "update {} set status = 'deleting', updated_at = $1 \
-             where organization_id = $2 and namespace_id = $3 and status <> 'deleting'",
-            K::TABLE
-        ))
-        .bind(now_micros())
-        .bind(organization_id.to_string())
-        .bind(namespace_id.to_string())
-        .execute(self.database.pool())
-        .await?;
-        let remaining: i64 = sqlx::query_scalar(&format!(
-            "select count(*) from {} where organization_id = $1 and namespace_id = $2",
-            K::TABLE
-        ))
-        .bind(organization_id.to_string())
-        .bind(namespace_id.to_string())
-        .fetch_one(self.database.pool())
-        .await?;
-        Ok(u64::try_from(remaining).unwrap_or_default())
+        Ok(self
+            .database
+            .mark_children_deleting(
+                K::TABLE,
+                "status = 'deleting'",
+                "namespace_id",
+                organization_id,
+                namespace_id,
+            )
+            .await?)
     }
 
     /// Returns up to `limit` applications in `status`, least recently changed first.
@@ -374,24 +365,16 @@ fn bind_settings<'q, K: Kind>(query: Query<'q>, application: &'q Application<K>)
         .bind(application.secrets.to_json())
 }
 
-fn corrupt<K: Kind>(what: &str, value: &str) -> ApiError {
-    ApiError::internal(&format_args!("corrupt {} row: bad {what} `{value}`", K::NOUN))
-}
-
 fn decode<K: Kind>(row: &AnyRow) -> Result<Application<K>, ApiError> {
-    let text = |column: &str| row.try_get::<String, _>(column);
-    let uuid = |column: &str| -> Result<Uuid, ApiError> {
-        let value = text(column)?;
-        Uuid::try_parse(&value).map_err(|_| corrupt::<K>(column, &value))
-    };
+    let columns = Columns::new(row, K::NOUN);
+    let text = |column: &str| columns.text(column);
+    let uuid = |column: &str| columns.uuid(column);
+    let corrupt = |column: &str, value: &str| columns.corrupt(column, value);
     let small = |column: &str| -> Result<u32, ApiError> {
         let value: i64 = row.try_get(column)?;
-        u32::try_from(value).map_err(|_| corrupt::<K>(column, &value.to_string()))
+        u32::try_from(value).map_err(|_| corrupt(column, &value.to_string()))
     };
     let environment = text("environment_variables")?;
-    let privacy = text("privacy")?;
-    let sandbox = text("sandbox")?;
-    let status = text("status")?;
     let timeout_ms: i64 = row.try_get("timeout_ms")?;
     let redeploy_due: i64 = row.try_get("redeploy_due")?;
     let own = K::COLUMNS
@@ -407,19 +390,19 @@ fn decode<K: Kind>(row: &AnyRow) -> Result<Application<K>, ApiError> {
         name: text("name")?,
         description: text("description")?,
         environment_variables: serde_json::from_str(&environment)
-            .map_err(|_| corrupt::<K>("environment_variables", &environment))?,
+            .map_err(|_| corrupt("environment_variables", &environment))?,
         min_scale: small("min_scale")?,
         max_scale: small("max_scale")?,
         memory_limit: small("memory_limit")?,
-        timeout_ms: u64::try_from(timeout_ms).map_err(|_| corrupt::<K>("timeout_ms", &timeout_ms.to_string()))?,
-        privacy: Privacy::parse(&privacy).ok_or_else(|| corrupt::<K>("privacy", &privacy))?,
-        sandbox: Sandbox::parse(&sandbox).ok_or_else(|| corrupt::<K>("sandbox", &sandbox))?,
+        timeout_ms: u64::try_from(timeout_ms).map_err(|_| corrupt("timeout_ms", &timeout_ms.to_string()))?,
+        privacy: columns.parsed("privacy", Privacy::parse)?,
+        sandbox: columns.parsed("sandbox", Sandbox::parse)?,
         endpoint: text("endpoint")?,
-        status: ApplicationStatus::parse(&status).ok_or_else(|| corrupt::<K>("status", &status))?,
+        status: columns.parsed("status", ApplicationStatus::parse)?,
         error_message: text("error_message")?,
         redeploy_due: redeploy_due != 0,
-        tags: Tags::from_json(&text("tags")?).map_err(|error| corrupt::<K>("tags", &error))?,
-        secrets: SecretVariables::from_json(&text("secrets")?).map_err(|error| corrupt::<K>("secrets", &error))?,
+        tags: Tags::from_json(&text("tags")?).map_err(|error| corrupt("tags", &error))?,
+        secrets: SecretVariables::from_json(&text("secrets")?).map_err(|error| corrupt("secrets", &error))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         ready_at: row.try_get("ready_at")?,
@@ -466,10 +449,7 @@ mod tests {
 
     async fn store() -> (ApplicationStore<Stored>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let database = Database::connect(&format!("sqlite://{}/apps.db", dir.path().display()))
-            .await
-            .unwrap();
-        database.migrate().await.unwrap();
+        let database = Database::migrated_in(dir.path()).await.unwrap();
         (ApplicationStore::new(database), dir)
     }
 

@@ -243,10 +243,7 @@ mod tests {
     #[tokio::test]
     async fn a_renewed_claim_keeps_its_job_and_a_lapsed_one_cannot_end_it() {
         let dir = tempfile::tempdir().unwrap();
-        let database = Database::connect(&format!("sqlite://{}/jobs.db", dir.path().display()))
-            .await
-            .unwrap();
-        database.migrate().await.unwrap();
+        let database = Database::migrated_in(dir.path()).await.unwrap();
         let jobs = JobStore::new(database);
         jobs.submit(&job("j1"), 10).await.unwrap();
         // A claim for 50 ms, renewed for a minute: no other claim takes the job meanwhile.

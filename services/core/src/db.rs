@@ -154,30 +154,33 @@ impl Database {
             .await
     }
 
-    /// Sets `assignments` (which mark them `deleting`) on every row of `table` that belongs to
-    /// application `application_id` and is not `deleting` yet; returns how many of its rows
-    /// still exist. What hangs off an application (crons, triggers) goes with it so.
-    pub async fn mark_application_deleting(
+    /// Sets `assignments` (which mark them `deleting`) on every row of `table` of organization
+    /// `organization_id` whose `parent_column` is `parent_id` and that is not `deleting` yet;
+    /// returns how many of those rows still exist. What hangs off a deleted parent goes with it
+    /// so: the crons and triggers of an application (`application_id`), the functions and
+    /// containers of a namespace (`namespace_id`).
+    pub async fn mark_children_deleting(
         &self,
         table: &str,
         assignments: &str,
+        parent_column: &str,
         organization_id: uuid::Uuid,
-        application_id: uuid::Uuid,
+        parent_id: uuid::Uuid,
     ) -> Result<u64, sqlx::Error> {
         sqlx::query(&format!(
             "update {table} set {assignments}, updated_at = $1 \
-             where organization_id = $2 and application_id = $3 and status <> 'deleting'"
+             where organization_id = $2 and {parent_column} = $3 and status <> 'deleting'"
         ))
         .bind(crate::clock::now_micros())
         .bind(organization_id.to_string())
-        .bind(application_id.to_string())
+        .bind(parent_id.to_string())
         .execute(&self.pool)
         .await?;
         let remaining: i64 = sqlx::query_scalar(&format!(
-            "select count(*) from {table} where organization_id = $1 and application_id = $2"
+            "select count(*) from {table} where organization_id = $1 and {parent_column} = $2"
         ))
         .bind(organization_id.to_string())
-        .bind(application_id.to_string())
+        .bind(parent_id.to_string())
         .fetch_one(&self.pool)
         .await?;
         Ok(u64::try_from(remaining).unwrap_or_default())
@@ -294,6 +297,14 @@ impl Database {
         MIGRATOR.run(&self.pool).await
     }
 
+    /// Returns the SQLite database of the file `nuage.db` in `dir`, created and migrated if
+    /// need be: what a store's tests open, in a fresh directory each.
+    pub async fn migrated_in(dir: &std::path::Path) -> Result<Self, sqlx::migrate::MigrateError> {
+        let database = Self::connect(&format!("sqlite://{}/nuage.db", dir.display())).await?;
+        database.migrate().await?;
+        Ok(database)
+    }
+
     /// Returns whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         sqlx::query("select 1").execute(&self.pool).await.is_ok()
@@ -359,6 +370,13 @@ impl<'a> Columns<'a> {
         uuid::Uuid::try_parse(&value).map_err(|_| self.corrupt(column, &value))
     }
 
+    /// Returns the value of `column` that `parse` reads from its text (a status, a setting by
+    /// its stored name); text that `parse` refuses makes the row corrupt.
+    pub fn parsed<T>(&self, column: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, crate::ApiError> {
+        let value = self.text(column)?;
+        parse(&value).ok_or_else(|| self.corrupt(column, &value))
+    }
+
     /// Returns the error for `value`, stored in `column`, that does not parse.
     pub fn corrupt(&self, column: &str, value: &str) -> crate::ApiError {
         crate::ApiError::internal(&format_args!("corrupt {} row: bad {column} `{value}`", self.noun))
@@ -384,9 +402,7 @@ mod tests {
     #[tokio::test]
     async fn sqlite_database_is_created_and_migrated() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/test.db", dir.path().display());
-        let database = Database::connect(&url).await.unwrap();
-        database.migrate().await.unwrap();
+        let database = Database::migrated_in(dir.path()).await.unwrap();
         database.migrate().await.unwrap();
         assert!(database.ping().await);
         assert_eq!(database.engine(), Engine::Sqlite);

@@ -113,7 +113,13 @@ impl CronStore {
     ) -> Result<u64, ApiError> {
         Ok(self
             .database
-            .mark_application_deleting("crons", "status = 'deleting'", organization_id, application_id)
+            .mark_children_deleting(
+                "crons",
+                "status = 'deleting'",
+                "application_id",
+                organization_id,
+                application_id,
+            )
             .await?)
     }
 
@@ -189,7 +195,6 @@ fn decode(row: &AnyRow) -> Result<Cron, ApiError> {
     let text = |column: &str| columns.text(column);
     let uuid = |column: &str| columns.uuid(column);
     let corrupt = |column: &str, value: &str| columns.corrupt(column, value);
-    let status = text("status")?;
     let delivery = text("delivery")?;
     Ok(Cron {
         delivery: if delivery.is_empty() {
@@ -203,7 +208,7 @@ fn decode(row: &AnyRow) -> Result<Cron, ApiError> {
         application_id: uuid("application_id")?,
         schedule: text("schedule")?,
         args: text("args")?,
-        status: CronStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        status: columns.parsed("status", CronStatus::parse)?,
         name: text("name")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,

@@ -202,10 +202,7 @@ mod tests {
 
     async fn store() -> (IamStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let database = Database::connect(&format!("sqlite://{}/iam.db", dir.path().display()))
-            .await
-            .unwrap();
-        database.migrate().await.unwrap();
+        let database = Database::migrated_in(dir.path()).await.unwrap();
         let key = MasterKey::from_hex(&"11".repeat(32)).unwrap();
         (IamStore::new(database, &key), dir)
     }

@@ -456,10 +456,7 @@ mod tests {
 
     async fn store() -> (NamespaceStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let database = Database::connect(&format!("sqlite://{}/ns.db", dir.path().display()))
-            .await
-            .unwrap();
-        database.migrate().await.unwrap();
+        let database = Database::migrated_in(dir.path()).await.unwrap();
         (NamespaceStore::new(database), dir)
     }
 

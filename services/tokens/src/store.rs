@@ -3,7 +3,7 @@
 
 use crate::model::Token;
 use nuage_core::clock::now_micros;
-use nuage_core::db::PageQuery;
+use nuage_core::db::{Columns, PageQuery};
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -153,26 +153,20 @@ impl TokenStore {
     }
 }
 
-fn corrupt(what: &str, value: &str) -> ApiError {
-    ApiError::internal(&format_args!("corrupt token row: bad {what} `{value}`"))
-}
-
 fn decode(row: &AnyRow) -> Result<Token, ApiError> {
-    let text = |column: &str| row.try_get::<String, _>(column);
-    let uuid = |value: String, column: &str| -> Result<Uuid, ApiError> {
-        Uuid::try_parse(&value).map_err(|_| corrupt(column, &value))
-    };
-    let application_id = text("application_id")?;
+    let columns = Columns::new(row, "token");
+    let text = |column: &str| columns.text(column);
+    let uuid = |column: &str| columns.uuid(column);
     let expires_at: i64 = row.try_get("expires_at")?;
     Ok(Token {
-        id: uuid(text("id")?, "id")?,
-        organization_id: uuid(text("organization_id")?, "organization_id")?,
+        id: uuid("id")?,
+        organization_id: uuid("organization_id")?,
         region: text("region")?,
-        namespace_id: uuid(text("namespace_id")?, "namespace_id")?,
-        application_id: if application_id.is_empty() {
+        namespace_id: uuid("namespace_id")?,
+        application_id: if text("application_id")?.is_empty() {
             None
         } else {
-            Some(uuid(application_id, "application_id")?)
+            Some(uuid("application_id")?)
         },
         description: text("description")?,
         expires_at: (expires_at != 0).then_some(expires_at),

@@ -165,7 +165,7 @@ impl TriggerStore {
     ) -> Result<u64, ApiError> {
         Ok(self
             .database
-            .mark_application_deleting("triggers", DELETING, organization_id, application_id)
+            .mark_children_deleting("triggers", DELETING, "application_id", organization_id, application_id)
             .await?)
     }
 
@@ -234,7 +234,6 @@ fn decode(row: &AnyRow) -> Result<Trigger, ApiError> {
     let text = |column: &str| columns.text(column);
     let uuid = |column: &str| columns.uuid(column);
     let corrupt = |column: &str, value: &str| columns.corrupt(column, value);
-    let status = text("status")?;
     let input_type = text("input_type")?;
     if input_type != SCW_NATS && input_type != NATS {
         return Err(corrupt("input_type", &input_type));
@@ -260,7 +259,7 @@ fn decode(row: &AnyRow) -> Result<Trigger, ApiError> {
         http_path: text("http_path")?,
         http_method: text("http_method")?,
         tags: Tags::from_json(&text("tags")?).map_err(|error| ApiError::internal(&error))?,
-        status: TriggerStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        status: columns.parsed("status", TriggerStatus::parse)?,
         error_message: row.try_get::<Option<String>, _>("error_message")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
