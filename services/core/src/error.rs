@@ -559,6 +559,20 @@ impl ErrorResponse {
     }
 }
 
+/// Returns `error` and its sources, separated by colons: what a log line or a dependency's
+/// error message says of a failure whose cause is nested (a connection error inside a client
+/// error).
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(error) = source {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        source = error.source();
+    }
+    text
+}
+
 impl From<ApiError> for tonic::Status {
     fn from(error: ApiError) -> Self {
         error.to_status()

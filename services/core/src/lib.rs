@@ -27,6 +27,7 @@ pub mod storage;
 pub mod transport;
 pub mod validate;
 pub mod wasm;
+pub mod workers;
 
 pub use caller::Caller;
 pub use db::Database;

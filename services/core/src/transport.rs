@@ -444,7 +444,7 @@ where
                 .into_http()),
                 Ok(Err(error)) => Ok(tonic::Status::unavailable(format!(
                     "the {peer} service cannot be reached: {}",
-                    chain(&error)
+                    crate::error::chain(&error)
                 ))
                 .into_http()),
                 Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
@@ -471,18 +471,6 @@ fn keepalive_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
         source = error.source();
     }
     false
-}
-
-/// Returns `error` and its sources, separated by colons.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(error) = source {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        source = error.source();
-    }
-    text
 }
 
 /// Returns the duration of a `grpc-timeout` header value (an integer of at most 8 digits and

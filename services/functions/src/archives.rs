@@ -5,7 +5,7 @@
 
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use nuage_core::ApiError;
-use nuage_core::error::Reason;
+use nuage_core::error::{Reason, chain};
 use nuage_core::storage::{StorageAccess, StorageConfig};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -155,7 +155,7 @@ impl Archives {
                 } else {
                     Err(ApiError::dependency(
                         "the object store",
-                        format!("cannot create bucket `{}`: {}", self.bucket, error_text(&error)),
+                        format!("cannot create bucket `{}`: {}", self.bucket, chain(&error)),
                     ))
                 }
             }
@@ -198,17 +198,6 @@ impl Archives {
 }
 
 /// The error of a call to the object store that failed or did not answer within its deadline.
-fn store_failed<E: std::error::Error>(error: &E) -> ApiError {
-    ApiError::dependency("the object store", error_text(error))
-}
-
-fn error_text<E: std::error::Error>(error: &E) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+fn store_failed<E: std::error::Error + 'static>(error: &E) -> ApiError {
+    ApiError::dependency("the object store", chain(error))
 }

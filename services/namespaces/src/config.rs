@@ -36,10 +36,7 @@ impl NamespacesConfig {
     /// Returns how many namespaces to provision at once: `provision_workers`, or the number of
     /// cores when that is 0.
     pub fn provision_workers(&self) -> usize {
-        match self.provision_workers {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            workers => workers,
-        }
+        nuage_core::workers::or_cores(self.provision_workers)
     }
 }
 

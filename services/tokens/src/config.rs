@@ -17,10 +17,7 @@ impl TokensConfig {
     /// Returns how many key pairs to make at once: `key_workers`, or the number of cores when
     /// that is 0.
     pub fn key_workers(&self) -> usize {
-        match self.key_workers {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            workers => workers,
-        }
+        nuage_core::workers::or_cores(self.key_workers)
     }
 }
 
