@@ -14,7 +14,6 @@ CASES=("$@")
 
 source bench/lib.sh
 bench_needs wrk
-bench_binary
 
 rss_mib() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$1/status"; }
 

@@ -12,7 +12,6 @@ cd "$(dirname "$0")/.."
 CRONS="${CRONS:-3}"
 SECONDS_RUN="${SECONDS_RUN:-15}"
 source bench/lib.sh
-bench_binary
 bench_start "$WORK/data" NUAGE_CRONS__SECONDS_SCHEDULES=true
 
 CRONS="$CRONS" SECONDS_RUN="$SECONDS_RUN" python3 - <<'PY'

@@ -28,7 +28,6 @@ INSTANCES="${INSTANCES:-4}"
 MEMORY_LIMIT="${MEMORY_LIMIT:-256}"
 source bench/lib.sh
 bench_needs wrk nginx
-bench_binary
 bench_start "$WORK/data" NUAGE_ROUTER__IDLE_SECONDS=1
 
 # Deploys a warm function (INSTANCES instances kept) and a cold one (scaled to zero when idle);

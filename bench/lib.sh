@@ -5,10 +5,11 @@
 #                       commit's say, to compare), else a release build of this checkout (built
 #                       first, in CARGO_TARGET_DIR or ./target).
 #   bench_start DIR [NAME=value...] [-- serve options...]
-#                       starts `nuage serve` on loopback (every listener on a port of its own
-#                       choosing) with DIR as its data dir and the NUAGE_* settings given, and
-#                       waits for its endpoints.json; sets PID, and exports DATA=DIR for
-#                       bench/client.py (the Python client every script uses).
+#                       starts `nuage serve` (BIN, set by bench_binary on the first start) on
+#                       loopback (every listener on a port of its own choosing) with DIR as its
+#                       data dir and the NUAGE_* settings given, and waits for its
+#                       endpoints.json; sets PID, and exports DATA=DIR for bench/client.py (the
+#                       Python client every script uses).
 #   bench_stop          stops it with SIGTERM and waits for it.
 #   bench_needs TOOL... exits, saying how to install it, when a TOOL is not installed.
 #
@@ -26,6 +27,7 @@
 export RUNS="${RUNS:-20}"
 WORK="$(mktemp -d)"
 PID=""
+BIN=""
 EXTRA_PIDS=()
 export PYTHONPATH="$PWD/bench${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -54,6 +56,7 @@ bench_start() {
   while [ $# -gt 0 ] && [ "$1" != -- ]; do settings+=("$1"); shift; done
   [ $# -gt 0 ] && shift
   options=("$@")
+  [ -n "${BIN:-}" ] || bench_binary
   env NUAGE_LOG=warn NUAGE_ROUTER__LISTEN=127.0.0.1:0 NUAGE_ROUTER__INTERNAL_LISTEN=127.0.0.1:0 "${settings[@]}" \
     "$BIN" serve --data-dir "$dir" --listen 127.0.0.1:0 "${options[@]}" >"$dir.out" 2>"$dir.err" &
   PID=$!

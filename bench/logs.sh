@@ -14,7 +14,6 @@ cd "$(dirname "$0")/.."
 LINES="${LINES:-100000}"
 CALLS="${CALLS:-200}"
 source bench/lib.sh
-bench_binary
 # /metrics is served only with the operator's token.
 METRICS_TOKEN="metrics-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 bench_start "$WORK/data" NUAGE_GATEWAY__METRICS_TOKEN="$METRICS_TOKEN" \

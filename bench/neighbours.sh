@@ -13,7 +13,6 @@ BUSY="${BUSY:-8}"
 SECONDS_BUSY="${SECONDS_BUSY:-20}"
 source bench/lib.sh
 bench_needs wrk
-bench_binary
 bench_start "$WORK/data"
 
 # Deploys the quiet function (one warm instance) and the busy one (up to BUSY instances, each

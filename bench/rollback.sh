@@ -8,7 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source bench/lib.sh
-bench_binary
 bench_start "$WORK/data"
 
 python3 - <<'PY'

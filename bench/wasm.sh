@@ -30,7 +30,6 @@ MEMORY_LIMIT="${MEMORY_LIMIT:-1024}"
 source bench/lib.sh
 bench_needs wrk
 [ -d tests/wasm/node_modules ] || (cd tests/wasm && npm ci --no-audit --no-fund --loglevel=error)
-bench_binary
 
 cat >"$WORK/hello.js" <<'JS'
 addEventListener('fetch', (event) => event.respondWith(new Response('hello')));
