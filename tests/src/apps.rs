@@ -91,6 +91,16 @@ pub async fn node_function(tenant: &Tenant, namespace: &str) -> Value {
     function(tenant, namespace, json!({"name": "f", "runtime": node})).await
 }
 
+/// Creates function `f` on the first runtime whose name starts with `runtime_prefix` in a new
+/// namespace and uploads `files` as its code, without deploying it; returns its id.
+pub async fn uploaded(tenant: &Tenant, namespace: &str, runtime_prefix: &str, files: &[(&str, &[u8])]) -> String {
+    let runtime = runtime(tenant, runtime_prefix).await;
+    let created = function(tenant, namespace, json!({"name": "f", "runtime": runtime})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    upload(tenant, &id, zip(files)).await;
+    id
+}
+
 /// Uploads `archive` as the function's code, deploys it and waits up to `limit` until it is
 /// `ready` or `error`; returns it.
 pub async fn upload_and_deploy(tenant: &Tenant, function_id: &str, archive: Vec<u8>, limit: Duration) -> Value {
@@ -123,6 +133,12 @@ pub async fn deployed_node(tenant: &Tenant, namespace: &str, body: Value, code: 
     deployed(tenant, namespace, body, &[("handler.js", code)]).await
 }
 
+/// Creates private function `name` on the node runtime in a new namespace, with `code` as its
+/// `handler.js`, and deploys it; returns it `ready`.
+pub async fn deployed_private_node(tenant: &Tenant, namespace: &str, name: &str, code: &[u8]) -> Value {
+    deployed_node(tenant, namespace, json!({"name": name, "privacy": "private"}), code).await
+}
+
 /// Pushes `binary` as image `app:latest` of the ready `namespace`'s repository in the embedded
 /// registry at `registry` (an OCI layout), creates container `app` running it with
 /// `environment`, and deploys it; returns its id, `pending`.
@@ -136,14 +152,12 @@ pub async fn deploy_app_container(
     let endpoint = namespace["registry_endpoint"].as_str().unwrap();
     let layout = registry.join(endpoint.split_once('/').unwrap().1).join("app");
     write_image_layout(&layout, "latest", &[("server", binary, 0o755)], &["/server"]);
-    let created = tenant
-        .post(
+    let id = tenant
+        .create(
             "/containers",
             json!({"name": "app", "namespace_id": namespace["id"], "environment_variables": environment}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
     let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
     assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
     assert_eq!(deploying.body["status"], "pending");
@@ -167,12 +181,7 @@ pub async fn deploy_and_call_container(tenant: &Tenant, id: &str, limit: Duratio
     assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
     let ready = container_settled(tenant, id, limit).await;
     assert_eq!(ready["status"], "ready", "{ready}");
-    reqwest::get(format!("{}/", ready["endpoint"].as_str().unwrap()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    crate::get_json(format!("{}/", ready["endpoint"].as_str().unwrap())).await
 }
 
 /// Returns the pids of the processes whose environment says they run application `id`.

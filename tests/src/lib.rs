@@ -171,6 +171,11 @@ impl TestServer {
         self.config.database_url()
     }
 
+    /// Returns a connection to the database the server uses.
+    pub async fn database(&self) -> sqlx::AnyConnection {
+        connect(&self.database_url()).await
+    }
+
     /// Stops the server and drops its PostgreSQL database.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
@@ -180,6 +185,26 @@ impl TestServer {
             administer(&admin_url, &format!("drop database if exists {name} with (force)")).await;
         }
     }
+}
+
+/// Makes `config` run every role but `remote`, which it reaches over gRPC at `url`, with the
+/// internal secret `secret`: a server of a split deployment whose other processes serve `remote`.
+pub fn serve_all_but(config: &mut Config, remote: &[nuage::Role], url: &str, secret: &str) {
+    config.roles = nuage::Role::ALL
+        .into_iter()
+        .filter(|role| !remote.contains(role))
+        .collect();
+    for role in remote {
+        let service = match role {
+            nuage::Role::Functions => &mut config.services.functions,
+            nuage::Role::Builder => &mut config.services.builder,
+            nuage::Role::Containers => &mut config.services.containers,
+            nuage::Role::Crons => &mut config.services.crons,
+            other => panic!("no test runs {} remotely", other.name()),
+        };
+        *service = Some(url.to_owned());
+    }
+    config.internal_secret = Some(nuage_core::Secret::new(secret));
 }
 
 /// Runs `statement` (which makes or drops a test's database) on the PostgreSQL server
@@ -239,6 +264,20 @@ pub async fn printed(tenant: &Tenant, application_id: &str) -> Vec<Value> {
         .iter()
         .filter_map(|line| serde_json::from_str(line["message"].as_str()?).ok())
         .collect()
+}
+
+/// Returns the string `field` of each element of the JSON array `list`.
+pub fn fields<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|element| element[field].as_str().unwrap())
+        .collect()
+}
+
+/// GETs `url` as anyone would, without an API key; returns the body parsed as JSON.
+pub async fn get_json(url: impl reqwest::IntoUrl) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
 /// Returns the body of `answer`, asserting it is a 200.
@@ -332,6 +371,28 @@ impl Tenant {
         self.send(reqwest::Method::DELETE, path, None).await
     }
 
+    /// POSTs `body` to `path`, asserting a 200; returns the id of what it created.
+    pub async fn create(&self, path: &str, body: Value) -> String {
+        let answer = self.post(path, body).await;
+        ok(&answer)["id"].as_str().unwrap().to_owned()
+    }
+
+    /// POSTs each body of `cases` to `path`, asserting each is refused with a 400 naming its
+    /// argument.
+    pub async fn assert_each_refused<'a>(&self, path: &str, cases: impl IntoIterator<Item = (Value, &'a str)>) {
+        for (body, argument) in cases {
+            let answer = self.post(path, body.clone()).await;
+            assert_eq!(answer.refused_argument(), argument, "{body}: {}", answer.body);
+        }
+    }
+
+    /// GETs each path of `cases`, asserting each is refused with a 400 naming its argument.
+    pub async fn assert_each_get_refused<'a>(&self, cases: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (path, argument) in cases {
+            assert_eq!(self.get(path).await.refused_argument(), argument, "GET {path}");
+        }
+    }
+
     /// Creates a namespace and returns the create answer's body, asserting success.
     pub async fn create_namespace(&self, name: &str) -> Value {
         let answer = self.post("/namespaces", serde_json::json!({"name": name})).await;
@@ -364,6 +425,15 @@ impl Tenant {
     pub async fn wait_gone(&self, path: &str, timeout: Duration) -> Answer {
         self.poll_until(path, timeout, |answer| answer.status == StatusCode::NOT_FOUND)
             .await
+    }
+
+    /// Deletes `path`, asserting the answer says `deleting`, then polls until it is gone (404),
+    /// for at most `timeout`; returns the delete's answer and that 404.
+    pub async fn delete_until_gone(&self, path: &str, timeout: Duration) -> (Answer, Answer) {
+        let deleted = self.delete(path).await;
+        assert_eq!(deleted.body["status"], "deleting", "DELETE {path}: {}", deleted.body);
+        let gone = self.wait_gone(path, timeout).await;
+        (deleted, gone)
     }
 
     /// Waits until a namespace is `ready` and returns it.
@@ -559,11 +629,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Returns a connection to the database at `database_url` (SQLite or PostgreSQL).
+pub async fn connect(database_url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(database_url).await.unwrap()
+}
+
 /// Returns every text column of every row of `table` that contains `needle`.
 pub async fn rows_containing(database_url: &str, table: &str, needle: &str) -> Vec<String> {
-    use sqlx::{Connection, Row};
-    sqlx::any::install_default_drivers();
-    let mut database = sqlx::AnyConnection::connect(database_url).await.unwrap();
+    use sqlx::Row;
+    let mut database = connect(database_url).await;
     let rows = sqlx::query(&format!("select * from {table}"))
         .fetch_all(&mut database)
         .await

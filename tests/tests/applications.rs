@@ -1,7 +1,7 @@
 //! Functions, containers, crons and runtimes over REST: every verb, the defaults, the
 //! validation rules, the cascades and isolation between tenants.
 
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::{Answer, Tenant, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -29,6 +29,43 @@ const FUNCTION_FIELDS: [&str; 17] = [
 
 fn keys(value: &Value) -> Vec<String> {
     value.as_object().expect("an object").keys().cloned().collect()
+}
+
+/// Starts a server with a tenant; returns them, the name of the node runtime and the id of the
+/// tenant's namespace `namespace`, ready.
+async fn with_node_namespace(namespace: &str) -> (TestServer, Tenant, String, String) {
+    let (server, tenant) = TestServer::with_tenant().await;
+    let runtime = node_runtime(&tenant).await;
+    let namespace_id = tenant.ready_namespace_id(namespace).await;
+    (server, tenant, runtime, namespace_id)
+}
+
+/// Asks `tenant` to create function `name` on `runtime` in namespace `namespace_id`.
+async fn post_function(tenant: &Tenant, namespace_id: &str, name: &str, runtime: &str) -> Answer {
+    tenant
+        .post(
+            "/functions",
+            json!({"namespace_id": namespace_id, "name": name, "runtime": runtime}),
+        )
+        .await
+}
+
+/// Asks `tenant` to create container `name` (with the default image) in namespace
+/// `namespace_id`.
+async fn post_container(tenant: &Tenant, namespace_id: &str, name: &str) -> Answer {
+    tenant
+        .post("/containers", json!({"namespace_id": namespace_id, "name": name}))
+        .await
+}
+
+/// Asks `tenant` to create a cron that fires daily at midnight for `application_id`.
+async fn post_daily_cron(tenant: &Tenant, application_id: impl serde::Serialize) -> Answer {
+    tenant
+        .post(
+            "/crons",
+            json!({"application_id": application_id, "schedule": "0 0 * * *"}),
+        )
+        .await
 }
 
 /// Returns the first Node.js runtime the installation offers (this machine has Node.js).
@@ -77,21 +114,14 @@ async fn runtimes_are_those_whose_toolchain_is_installed() {
     );
     // A runtime the installation cannot run is refused by name.
     let namespace_id = tenant.ready_namespace_id("rt").await;
-    let answer = tenant
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "f", "runtime": "cobol85"}),
-        )
-        .await;
+    let answer = post_function(&tenant, &namespace_id, "f", "cobol85").await;
     assert_eq!(answer.refused_argument(), "runtime");
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_round_trip_with_defaults_and_sparse_updates() {
-    let (server, tenant) = TestServer::with_tenant().await;
-    let runtime = node_runtime(&tenant).await;
-    let namespace_id = tenant.ready_namespace_id("shop").await;
+    let (server, tenant, runtime, namespace_id) = with_node_namespace("shop").await;
     let created = tenant
         .post(
             "/functions",
@@ -160,20 +190,10 @@ async fn functions_round_trip_with_defaults_and_sparse_updates() {
         )
         .await;
     let other_namespace = tenant.ready_namespace_id("other").await;
-    tenant
-        .post(
-            "/functions",
-            json!({"namespace_id": other_namespace, "name": "third", "runtime": runtime}),
-        )
-        .await;
+    post_function(&tenant, &other_namespace, "third", &runtime).await;
     let all = tenant.get("/functions?order_by=name_desc").await;
     assert_eq!(all.body["total_count"], 3);
-    let names: Vec<&str> = all.body["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let names = nuage_tests::fields(&all.body["functions"], "name");
     assert_eq!(names, ["third", "second", "hello"]);
     let nested = tenant.get(&format!("/namespaces/{namespace_id}/functions")).await;
     assert_eq!(nested.status, StatusCode::OK, "{}", nested.body);
@@ -188,20 +208,16 @@ async fn functions_round_trip_with_defaults_and_sparse_updates() {
     assert_eq!(paged.body["total_count"], 3);
 
     // Delete answers `deleting`, then the function is gone.
-    let deleted = tenant.delete(&format!("/functions/{id}")).await;
-    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
-    assert_eq!(deleted.body["status"], "deleting");
-    tenant
-        .wait_gone(&format!("/functions/{id}"), Duration::from_secs(10))
+    let (deleted, _) = tenant
+        .delete_until_gone(&format!("/functions/{id}"), Duration::from_secs(10))
         .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_arguments_are_validated_by_name() {
-    let (server, tenant) = TestServer::with_tenant().await;
-    let runtime = node_runtime(&tenant).await;
-    let namespace_id = tenant.ready_namespace_id("checks").await;
+    let (server, tenant, runtime, namespace_id) = with_node_namespace("checks").await;
     let base = json!({"namespace_id": namespace_id, "name": "ok", "runtime": runtime});
     let with = |extra: Value| {
         let mut body = base.clone();
@@ -262,9 +278,7 @@ async fn containers_round_trip_with_a_default_image() {
     let (server, tenant) = TestServer::with_tenant().await;
     let namespace_id = tenant.ready_namespace_id("boxes").await;
     let namespace = tenant.get(&format!("/namespaces/{namespace_id}")).await.body;
-    let created = tenant
-        .post("/containers", json!({"namespace_id": namespace_id, "name": "web"}))
-        .await;
+    let created = post_container(&tenant, &namespace_id, "web").await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let container = created.body;
     assert_eq!(
@@ -294,26 +308,16 @@ async fn containers_round_trip_with_a_default_image() {
     assert_eq!(updated.body["max_scale"], 3);
     let nested = tenant.get(&format!("/namespaces/{namespace_id}/containers")).await;
     assert_eq!(nested.body["total_count"], 1);
-    let deleted = tenant.delete(&format!("/containers/{id}")).await;
-    assert_eq!(deleted.body["status"], "deleting");
     tenant
-        .wait_gone(&format!("/containers/{id}"), Duration::from_secs(10))
+        .delete_until_gone(&format!("/containers/{id}"), Duration::from_secs(10))
         .await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crons_are_validated_and_become_ready() {
-    let (server, tenant) = TestServer::with_tenant().await;
-    let runtime = node_runtime(&tenant).await;
-    let namespace_id = tenant.ready_namespace_id("timed").await;
-    let function = tenant
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "tick", "runtime": runtime}),
-        )
-        .await
-        .body;
+    let (server, tenant, runtime, namespace_id) = with_node_namespace("timed").await;
+    let function = post_function(&tenant, &namespace_id, "tick", &runtime).await.body;
     let function_id = function["id"].as_str().unwrap();
     let created = tenant
         .post(
@@ -369,16 +373,15 @@ async fn crons_are_validated_and_become_ready() {
         tenant.get("/crons?order_by=name_asc").await.refused_argument(),
         "order_by"
     );
-    let deleted = tenant.delete(&format!("/crons/{id}")).await;
-    assert_eq!(deleted.body["status"], "deleting");
-    tenant.wait_gone(&format!("/crons/{id}"), Duration::from_secs(10)).await;
+    tenant
+        .delete_until_gone(&format!("/crons/{id}"), Duration::from_secs(10))
+        .await;
     server.stop().await;
 }
 
 /// Counts the rows of `table` that mention `id` in `column`.
 async fn rows(database_url: &str, table: &str, column: &str, id: &str) -> i64 {
-    sqlx::any::install_default_drivers();
-    let mut connection = sqlx::AnyConnection::connect(database_url).await.unwrap();
+    let mut connection = nuage_tests::connect(database_url).await;
     sqlx::query_scalar(&format!("select count(*) from {table} where {column} = $1"))
         .bind(id)
         .fetch_one(&mut connection)
@@ -388,43 +391,18 @@ async fn rows(database_url: &str, table: &str, column: &str, id: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_deletes_its_functions_containers_and_crons() {
-    let (server, tenant) = TestServer::with_tenant().await;
-    let runtime = node_runtime(&tenant).await;
-    let namespace_id = tenant.ready_namespace_id("doomed").await;
-    let function = tenant
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "f", "runtime": runtime}),
-        )
-        .await
-        .body;
-    let container = tenant
-        .post("/containers", json!({"namespace_id": namespace_id, "name": "c"}))
-        .await
-        .body;
+    let (server, tenant, runtime, namespace_id) = with_node_namespace("doomed").await;
+    let function = post_function(&tenant, &namespace_id, "f", &runtime).await.body;
+    let container = post_container(&tenant, &namespace_id, "c").await.body;
     for application in [&function, &container] {
-        let cron = tenant
-            .post(
-                "/crons",
-                json!({"application_id": application["id"], "schedule": "0 0 * * *"}),
-            )
-            .await;
+        let cron = post_daily_cron(&tenant, &application["id"]).await;
         assert_eq!(cron.status, StatusCode::OK, "{}", cron.body);
     }
     // Deleting a function takes its crons with it.
     let function_id = function["id"].as_str().unwrap();
-    let lone = tenant
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "lone", "runtime": runtime}),
-        )
-        .await
-        .body;
+    let lone = post_function(&tenant, &namespace_id, "lone", &runtime).await.body;
     let lone_id = lone["id"].as_str().unwrap();
-    let lone_cron = tenant
-        .post("/crons", json!({"application_id": lone_id, "schedule": "0 0 * * *"}))
-        .await
-        .body;
+    let lone_cron = post_daily_cron(&tenant, &lone_id).await.body;
     tenant.delete(&format!("/functions/{lone_id}")).await;
     tenant
         .poll_until(
@@ -434,10 +412,8 @@ async fn deleting_a_namespace_deletes_its_functions_containers_and_crons() {
         )
         .await;
 
-    let deleted = tenant.delete(&format!("/namespaces/{namespace_id}")).await;
-    assert_eq!(deleted.body["status"], "deleting");
     tenant
-        .wait_gone(&format!("/namespaces/{namespace_id}"), Duration::from_secs(15))
+        .delete_until_gone(&format!("/namespaces/{namespace_id}"), Duration::from_secs(15))
         .await;
     for path in [
         format!("/functions/{function_id}"),
@@ -464,24 +440,9 @@ async fn another_tenants_functions_containers_and_crons_are_not_found() {
     let bob = server.tenant().await;
     let runtime = node_runtime(&alice).await;
     let namespace_id = alice.ready_namespace_id("private").await;
-    let function = alice
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "f", "runtime": runtime}),
-        )
-        .await
-        .body;
-    let container = alice
-        .post("/containers", json!({"namespace_id": namespace_id, "name": "c"}))
-        .await
-        .body;
-    let cron = alice
-        .post(
-            "/crons",
-            json!({"application_id": function["id"], "schedule": "0 0 * * *"}),
-        )
-        .await
-        .body;
+    let function = post_function(&alice, &namespace_id, "f", &runtime).await.body;
+    let container = post_container(&alice, &namespace_id, "c").await.body;
+    let cron = post_daily_cron(&alice, &function["id"]).await.body;
     for (kind, id) in [
         ("functions", &function["id"]),
         ("containers", &container["id"]),
@@ -498,19 +459,9 @@ async fn another_tenants_functions_containers_and_crons_are_not_found() {
         assert_eq!(bob.get(&format!("/{kind}")).await.body["total_count"], 0);
     }
     // Bob cannot create in Alice's namespace, nor point a cron at Alice's function.
-    let answer = bob
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "g", "runtime": runtime}),
-        )
-        .await;
+    let answer = post_function(&bob, &namespace_id, "g", &runtime).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
-    let answer = bob
-        .post(
-            "/crons",
-            json!({"application_id": function["id"], "schedule": "0 0 * * *"}),
-        )
-        .await;
+    let answer = post_daily_cron(&bob, &function["id"]).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
     let answer = bob.get(&format!("/namespaces/{namespace_id}/functions")).await;
     assert_eq!(answer.body["total_count"], 0);
@@ -595,12 +546,7 @@ async fn endpoints_are_host_based_under_a_configured_domain() {
     .await;
     let runtime = node_runtime(&tenant).await;
     let namespace_id = tenant.ready_namespace_id("hosted").await;
-    let function = tenant
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "api", "runtime": runtime}),
-        )
-        .await;
+    let function = post_function(&tenant, &namespace_id, "api", &runtime).await;
     // `https://hosted<suffix>-api.fn.example.test`, the suffix the namespace's own.
     let host_label = |endpoint: &Value, name: &str| {
         let endpoint = endpoint.as_str().unwrap();
@@ -612,9 +558,7 @@ async fn endpoints_are_host_based_under_a_configured_domain() {
             .to_owned()
     };
     let suffix = host_label(&function.body["endpoint"], "api");
-    let container = tenant
-        .post("/containers", json!({"namespace_id": namespace_id, "name": "web"}))
-        .await;
+    let container = post_container(&tenant, &namespace_id, "web").await;
     assert_eq!(host_label(&container.body["endpoint"], "web"), suffix);
     // The organization filter: one's own matches, another's matches nothing.
     let own = tenant
@@ -630,19 +574,11 @@ async fn endpoints_are_host_based_under_a_configured_domain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updating_a_deployed_function_records_that_a_redeploy_is_due() {
-    let (server, tenant) = TestServer::with_tenant().await;
-    let runtime = node_runtime(&tenant).await;
-    let namespace_id = tenant.ready_namespace_id("deployed").await;
-    sqlx::any::install_default_drivers();
-    let mut connection = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    let (server, tenant, runtime, namespace_id) = with_node_namespace("deployed").await;
+    let mut connection = server.database().await;
     let mut ids = Vec::new();
     for name in ["never", "redeploy", "later"] {
-        let function = tenant
-            .post(
-                "/functions",
-                json!({"namespace_id": namespace_id, "name": name, "runtime": runtime}),
-            )
-            .await;
+        let function = post_function(&tenant, &namespace_id, name, &runtime).await;
         ids.push(function.body["id"].as_str().unwrap().to_owned());
     }
     // Deploys come with a later issue; stand in for one by marking two functions ready.

@@ -10,14 +10,12 @@ async fn function(tenant: &Tenant, namespace: &str, name: &str) -> String {
     let namespace_id = tenant.ready_namespace_id(namespace).await;
     let runtimes = tenant.get("/runtimes").await.body;
     let runtime = runtimes["runtimes"][0].as_str().expect("a runtime").to_owned();
-    let function = tenant
-        .post(
+    tenant
+        .create(
             "/functions",
             json!({"namespace_id": namespace_id, "name": name, "runtime": runtime}),
         )
-        .await;
-    assert_eq!(function.status, StatusCode::OK, "{}", function.body);
-    function.body["id"].as_str().unwrap().to_owned()
+        .await
 }
 
 async fn upload_url(tenant: &Tenant, function_id: &str, length: usize) -> Value {

@@ -110,12 +110,7 @@ async fn a_container_made_through_v1_as_the_sdk_sends_it_is_deployed_keeps_unset
 
     let ready = settled(&api, &id).await;
     assert_eq!(ready["status"], "ready", "{ready}");
-    let answer: Value = reqwest::get(ready["public_endpoint"].as_str().unwrap())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = nuage_tests::get_json(ready["public_endpoint"].as_str().unwrap()).await;
     assert_eq!(answer["command"], "/server 3000 500ms", "{answer}");
 
     // The same container through containers v1beta1 and functions v1alpha2.
@@ -163,10 +158,9 @@ async fn a_container_made_through_v1_as_the_sdk_sends_it_is_deployed_keeps_unset
 async fn bad_v1_requests_name_their_argument_and_other_tenants_reach_nothing() {
     let (server, alpha) = TestServer::with_tenant().await;
     let api = v1(&alpha);
-    let created = api
-        .post("/namespaces", json!({"name": "strict", "project_id": alpha.project_id}))
+    let namespace_id = api
+        .create("/namespaces", json!({"name": "strict", "project_id": alpha.project_id}))
         .await;
-    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
     api.wait_ready(&namespace_id).await;
     let base = merged(
         sdk_create_defaults(),
@@ -202,13 +196,12 @@ async fn bad_v1_requests_name_their_argument_and_other_tenants_reach_nothing() {
 
     // Made without deploying (through v1beta1), then reached by another tenant through v1.
     let beta = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
-    let made = beta
-        .post(
+    let id = beta
+        .create(
             "/containers",
             json!({"namespace_id": namespace_id, "name": "mine", "registry_image": "registry.example.com/team/app:1"}),
         )
         .await;
-    let id = ok(&made)["id"].as_str().unwrap().to_owned();
     let stranger = v1(&server.tenant().await);
     let path = format!("/containers/{id}");
     for answer in [
@@ -241,12 +234,11 @@ async fn bad_v1_requests_name_their_argument_and_other_tenants_reach_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_domains_carry_tags_list_without_a_container_and_are_the_same_domains_through_v1beta1() {
-    let server = TestServer::start_with(|config| {
+    let (server, alpha) = TestServer::start_with_tenant(|config| {
         config.applications.domains.check = nuage_applications::DomainCheck::None;
         config.applications.domains.recheck_ms = 100;
     })
     .await;
-    let alpha = server.tenant().await;
     let api = v1(&alpha);
     let beta = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
     // Two containers in two namespaces, made without deploying (through v1beta1).

@@ -81,14 +81,13 @@ async fn recorder(server: &TestServer, alpha: &Tenant, binary: &[u8]) -> (String
         "recorder",
         binary,
     );
-    let made = beta
-        .post(
+    let id = beta
+        .create(
             "/containers",
             json!({"namespace_id": namespace_id, "name": "recorder", "min_scale": 1,
                    "registry_image": image}),
         )
         .await;
-    let id = ok(&made)["id"].as_str().unwrap().to_owned();
     ok(&beta.post(&format!("/containers/{id}/deploy"), json!({})).await);
     let ready = beta
         .poll_until(&format!("/containers/{id}"), Duration::from_secs(60), |answer| {
@@ -106,12 +105,11 @@ async fn cron_and_nats_triggers_reach_their_container_as_v1_says_and_no_one_else
         return;
     };
     let nats_address = nats_url().trim_start_matches("nats://").to_owned();
-    let server = TestServer::start_with(|config| {
+    let (server, alpha) = TestServer::start_with_tenant(|config| {
         config.crons.seconds_schedules = true;
         config.triggers.nats.tenant_servers = vec![nats_address.clone()];
     })
     .await;
-    let alpha = server.tenant().await;
     let api = v1(&alpha);
     let (container_id, namespace_id) = recorder(&server, &alpha, &binary).await;
 
@@ -248,13 +246,12 @@ async fn cron_and_nats_triggers_reach_their_container_as_v1_says_and_no_one_else
 
     // A cron made through v1beta1 is the cron trigger it is.
     let beta = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
-    let old = beta
-        .post(
+    let old_id = beta
+        .create(
             "/crons",
             json!({"container_id": container_id, "schedule": "0 0 * * *", "args": {"a": 1}, "name": "nightly"}),
         )
         .await;
-    let old_id = ok(&old)["id"].as_str().unwrap().to_owned();
     let seen = api.get(&format!("/triggers/{old_id}")).await;
     assert_eq!(ok(&seen)["source_type"], "cron");
     assert_eq!(seen.body["cron_config"]["body"], r#"{"a":1}"#);
@@ -269,21 +266,19 @@ async fn cron_and_nats_triggers_reach_their_container_as_v1_says_and_no_one_else
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_v1_triggers_name_their_argument_credentials_are_sealed_and_other_tenants_reach_nothing() {
     let nats_address = nats_url().trim_start_matches("nats://").to_owned();
-    let server = TestServer::start_with(|config| {
+    let (server, alpha) = TestServer::start_with_tenant(|config| {
         config.triggers.nats.tenant_servers = vec![nats_address.clone()];
     })
     .await;
-    let alpha = server.tenant().await;
     let api = v1(&alpha);
     let beta = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
     let namespace_id = api.ready_namespace_id("strict").await;
-    let made = beta
-        .post(
+    let container_id = beta
+        .create(
             "/containers",
             json!({"namespace_id": namespace_id, "name": "web", "registry_image": "registry.example.com/team/app:1"}),
         )
         .await;
-    let container_id = ok(&made)["id"].as_str().unwrap().to_owned();
     let cron = |extra: Value| {
         let mut body = json!({"container_id": container_id, "name": "t",
                               "destination_config": {"http_path": "/", "http_method": "post"},
@@ -420,8 +415,7 @@ async fn bad_v1_triggers_name_their_argument_credentials_are_sealed_and_other_te
         );
     }
     assert_eq!(ok(&api.get(&path).await)["name"], "t");
-    let deleted = api.delete(&path).await;
-    assert_eq!(ok(&deleted)["status"], "deleting");
-    api.wait_gone(&path, Duration::from_secs(20)).await;
+    let (deleted, _) = api.delete_until_gone(&path, Duration::from_secs(20)).await;
+    ok(&deleted);
     server.stop().await;
 }

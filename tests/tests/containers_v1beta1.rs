@@ -19,8 +19,9 @@ fn containers(tenant: &Tenant) -> Tenant {
 /// Makes a ready namespace through containers v1beta1 and pushes the probed server, whose
 /// image runs `/server` with no argument, as `<its repository>/probed:latest`.
 async fn namespace_with_image(server: &TestServer, api: &Tenant, name: &str, binary: &[u8]) -> Value {
-    let created = api.post("/namespaces", json!({"name": name, "project_id": null})).await;
-    let id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let id = api
+        .create("/namespaces", json!({"name": name, "project_id": null}))
+        .await;
     let namespace = api.wait_ready(&id).await;
     push_server_image(
         server,
@@ -82,7 +83,7 @@ async fn a_container_listens_on_its_port_runs_its_command_and_takes_traffic_once
     // Not before its health check passed.
     assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
     let url = format!("http://{}", ready["domain_name"].as_str().unwrap());
-    let answer: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    let answer = nuage_tests::get_json(&url).await;
     assert_eq!(answer["command"], "/server 3000 1s", "{answer}");
     assert_eq!(answer["listening"], "3000");
     assert_eq!(answer["env_port"], "3000", "PORT names the container's port: {answer}");
@@ -146,14 +147,13 @@ async fn a_container_whose_health_check_never_passes_ends_in_error_saying_why() 
     let api = containers(&server.tenant().await);
     let namespace = namespace_with_image(&server, &api, "sick", &binary).await;
     // It listens on 8080 as `PORT` says, but `/healthz` answers 503 for an hour.
-    let created = api
-        .post(
+    let id = api
+        .create(
             "/containers",
             json!({"namespace_id": namespace["id"], "name": "probed", "args": ["8080", "1h"],
                    "health_check": {"failure_threshold": 3, "interval": "0.2s", "http": {"path": "/healthz"}}}),
         )
         .await;
-    let id = ok(&created)["id"].as_str().unwrap().to_owned();
     let failed = deployed(&api, &id).await;
     assert_eq!(failed["status"], "error", "{failed}");
     let message = failed["error_message"].as_str().unwrap();
@@ -181,8 +181,7 @@ async fn a_container_whose_health_check_never_passes_ends_in_error_saying_why() 
 async fn bad_container_settings_are_refused_naming_the_argument_and_nothing_is_made() {
     let server = TestServer::start().await;
     let api = containers(&server.tenant().await);
-    let created = api.post("/namespaces", json!({"name": "strict"})).await;
-    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let namespace_id = api.create("/namespaces", json!({"name": "strict"})).await;
     api.wait_ready(&namespace_id).await;
 
     let base = json!({"namespace_id": namespace_id, "name": "refused"});
@@ -236,8 +235,7 @@ async fn bad_container_settings_are_refused_naming_the_argument_and_nothing_is_m
     assert_eq!(api.get("/containers").await.refused_argument(), "namespace_id");
 
     // The same checks on update, which changes nothing when one fails.
-    let made = api.post("/containers", with(json!({"port": 8000}))).await;
-    let id = ok(&made)["id"].as_str().unwrap().to_owned();
+    let id = api.create("/containers", with(json!({"port": 8000}))).await;
     let refused = api
         .patch(&format!("/containers/{id}"), json!({"port": 1, "protocol": "h2c"}))
         .await;
@@ -263,8 +261,7 @@ async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_r
     }
     let server = TestServer::start().await;
     let api = containers(&server.tenant().await);
-    let created = api.post("/namespaces", json!({"name": "owned"})).await;
-    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let namespace_id = api.create("/namespaces", json!({"name": "owned"})).await;
     api.wait_ready(&namespace_id).await;
     let made = api
         .post(
@@ -338,9 +335,8 @@ async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_r
     }
     assert_eq!(ok(&api.get(&path).await)["name"], "mine");
 
-    let deleted = api.delete(&path).await;
-    assert_eq!(ok(&deleted)["status"], "deleting");
-    let gone = api.wait_gone(&path, Duration::from_secs(30)).await;
+    let (deleted, gone) = api.delete_until_gone(&path, Duration::from_secs(30)).await;
+    ok(&deleted);
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
     // Its token went with it: no longer listed or read.
     let tokens = api.get(&format!("/tokens?container_id={id}")).await;
@@ -367,21 +363,19 @@ async fn a_tenant_runs_images_of_any_of_its_namespaces_but_never_one_another_ten
 
     // Its owner runs it from another of its namespaces too.
     let sibling = owner.ready_namespace_id("sibling").await;
-    let shared = owner
-        .post(
+    let shared_id = owner
+        .create(
             "/containers",
             json!({"namespace_id": sibling, "name": "shared", "registry_image": format!("{endpoint}/probed:latest")}),
         )
         .await;
-    let shared_id = ok(&shared)["id"].as_str().unwrap().to_owned();
     let ran = deployed(&owner, &shared_id).await;
     assert_eq!(ran["status"], "ready", "{ran}");
 
     let stranger = containers(&server.tenant().await);
     // A namespace of the stranger's own with the same name does not make the repository its.
     stranger.ready_namespace("private-img").await;
-    let created = stranger.post("/namespaces", json!({"name": "mine"})).await;
-    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let namespace_id = stranger.create("/namespaces", json!({"name": "mine"})).await;
     let mine = stranger.wait_ready(&namespace_id).await;
     // As the stranger would name it: on the installation's registry, or with no host.
     for image in [format!("{endpoint}/probed:latest"), format!("{path}/probed:latest")] {
@@ -395,13 +389,12 @@ async fn a_tenant_runs_images_of_any_of_its_namespaces_but_never_one_another_ten
     }
     // Made with an image of its own, then changed to the other's: refused, unchanged.
     let own = format!("{}/probed:latest", mine["registry_endpoint"].as_str().unwrap());
-    let made = stranger
-        .post(
+    let id = stranger
+        .create(
             "/containers",
             json!({"namespace_id": namespace_id, "name": "thief", "registry_image": own}),
         )
         .await;
-    let id = ok(&made)["id"].as_str().unwrap().to_owned();
     let changed = stranger
         .patch(
             &format!("/containers/{id}"),
@@ -439,13 +432,11 @@ async fn domains_and_triggers_of_containers_name_their_container() {
     })
     .await;
     let api = containers(&server.tenant().await);
-    let created = api.post("/namespaces", json!({"name": "events"})).await;
-    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let namespace_id = api.create("/namespaces", json!({"name": "events"})).await;
     api.wait_ready(&namespace_id).await;
-    let made = api
-        .post("/containers", json!({"namespace_id": namespace_id, "name": "web"}))
+    let id = api
+        .create("/containers", json!({"namespace_id": namespace_id, "name": "web"}))
         .await;
-    let id = ok(&made)["id"].as_str().unwrap().to_owned();
 
     let domain = api
         .post("/domains", json!({"container_id": id, "hostname": "web.example.test"}))

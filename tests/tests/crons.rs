@@ -8,7 +8,6 @@ use nuage_tests::apps::{deployed, function, runtime};
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::time::{Duration, Instant};
 
 /// A node handler that prints what it received as one JSON line on stdout (read back through
@@ -38,14 +37,12 @@ async fn recorder(tenant: &Tenant, namespace: &str, extra: Value) -> String {
 }
 
 async fn cron(tenant: &Tenant, application_id: &str, schedule: &str, args: Value) -> String {
-    let created = tenant
-        .post(
+    tenant
+        .create(
             "/crons",
             json!({"application_id": application_id, "schedule": schedule, "args": args}),
         )
-        .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    created.body["id"].as_str().unwrap().to_owned()
+        .await
 }
 
 /// Returns the current time in Unix microseconds, the unit of log timestamps and firings.
@@ -137,8 +134,7 @@ async fn cron_calls(tenant: &Tenant, application_id: &str) -> Vec<Call> {
 type Firing = (String, Option<i64>, String, i64, Option<i64>, i64);
 
 async fn firings(database_url: &str, cron_id: &str) -> Vec<Firing> {
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(database_url).await.unwrap();
+    let mut db = nuage_tests::connect(database_url).await;
     sqlx::query_as(
         "select status, http_status, error, scheduled_at, started_at, attempts from cron_firings \
          where cron_id = $1 order by scheduled_at",
@@ -383,12 +379,8 @@ async fn replicas_fire_each_time_once_and_take_over_from_a_killed_one() {
     let secret = "cron-replicas";
     let port_a = nuage_tests::free_port();
     let server = TestServer::start_with(|config| {
-        config.roles = nuage::Role::ALL
-            .into_iter()
-            .filter(|role| *role != nuage::Role::Crons)
-            .collect();
-        config.services.crons = Some(format!("http://127.0.0.1:{port_a}"));
-        config.internal_secret = Some(nuage_core::Secret::new(secret));
+        let url = format!("http://127.0.0.1:{port_a}");
+        nuage_tests::serve_all_but(config, &[nuage::Role::Crons], &url, secret);
     })
     .await;
     let binary = env!("CARGO_BIN_EXE_nuage");

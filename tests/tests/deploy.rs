@@ -2,21 +2,26 @@
 //! statuses, archive checks, recovery of a build whose worker died, and redeploys.
 
 use nuage_tests::apps::{
-    deploy, function, node_function, redeployed, runtime, settled, settled_within, upload, upload_and_deploy, zip,
+    deploy, function, node_function, redeployed, runtime, settled, settled_within, upload, upload_and_deploy, uploaded,
+    zip,
 };
 use nuage_tests::{TestServer, eventually_every};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
+
+/// Returns the index of the image layout at `layout`.
+fn image_index(layout: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap()
+}
 
 /// Returns the paths in each layer of the newest image of the layout at `layout`.
 fn layer_paths(layout: &Path) -> Vec<Vec<String>> {
     let blob =
         |digest: &str| std::fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap();
-    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index = image_index(layout);
     let newest = index["manifests"].as_array().unwrap().last().unwrap();
     let manifest: Value = serde_json::from_slice(&blob(newest["digest"].as_str().unwrap())).unwrap();
     let config: Value = serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
@@ -41,15 +46,40 @@ fn layer_paths(layout: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn layout_of(server: &TestServer, namespace: &Value, function: &Value) -> std::path::PathBuf {
+/// Returns the namespace of `function` and the image layout its images are written to.
+async fn namespace_and_layout(
+    server: &TestServer,
+    tenant: &nuage_tests::Tenant,
+    function: &Value,
+) -> (Value, std::path::PathBuf) {
+    let namespace = tenant
+        .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
+        .await
+        .body;
     let endpoint = namespace["registry_endpoint"].as_str().unwrap();
     let repository = endpoint.split_once('/').unwrap().1;
-    server
+    let layout = server
         .config
         .data_dir
         .join("registry")
         .join(repository)
-        .join(function["name"].as_str().unwrap())
+        .join(function["name"].as_str().unwrap());
+    (namespace, layout)
+}
+
+/// The code of a node function that answers 1.
+const NODE_ONE: &[u8] = b"exports.handle = () => 1;";
+
+/// The code of a python function that answers 1.
+const PYTHON_ONE: &[u8] = b"def handle(event, context):\n    return 1\n";
+
+/// Starts a server with a tenant that has function `f` on the node runtime in a new namespace
+/// `namespace`, not deployed yet; returns them and the function's id.
+async fn with_node_function(namespace: &str) -> (TestServer, nuage_tests::Tenant, Value, String) {
+    let (server, tenant) = TestServer::with_tenant().await;
+    let function = node_function(&tenant, namespace).await;
+    let id = function["id"].as_str().unwrap().to_owned();
+    (server, tenant, function, id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,11 +108,8 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
         let function = function(&tenant, namespace, body).await;
         let id = function["id"].as_str().unwrap();
         redeployed(&tenant, id, &files).await;
-        let namespace = tenant
-            .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
-            .await
-            .body;
-        let layers = layer_paths(&layout_of(&server, &namespace, &function));
+        let (namespace, layout) = namespace_and_layout(&server, &tenant, &function).await;
+        let layers = layer_paths(&layout);
         assert_eq!(layers.len(), 2);
         assert!(
             layers[0].iter().any(|path| path.starts_with("opt/nuage/wrapper/")),
@@ -92,8 +119,7 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
             assert!(layers[1].contains(&format!("code/{name}")), "{name} not in {layers:?}");
         }
         // The build's output is kept, for the logs: what was checked, what was written, how long.
-        sqlx::any::install_default_drivers();
-        let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+        let mut db = server.database().await;
         let log: String = sqlx::query_scalar("select log from build_jobs where function_id = $1")
             .bind(id)
             .fetch_one(&mut db)
@@ -109,8 +135,7 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
         }
         // With a registry configured, the same image is there: skopeo can inspect it.
         if let Ok(registry) = std::env::var(nuage_tests::REGISTRY_VARIABLE) {
-            let layout = layout_of(&server, &namespace, &function);
-            let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+            let index = image_index(&layout);
             let newest = index["manifests"].as_array().unwrap().last().unwrap().clone();
             let tag = newest["annotations"]["org.opencontainers.image.ref.name"]
                 .as_str()
@@ -134,9 +159,7 @@ async fn node_and_python_functions_build_to_images_of_wrapper_and_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_archives_end_in_error_naming_the_rule() {
-    let (server, tenant) = TestServer::with_tenant().await;
-    let function = node_function(&tenant, "bad-archives").await;
-    let id = function["id"].as_str().unwrap();
+    let (server, tenant, _, id) = with_node_function("bad-archives").await;
     // No archive yet: a clear error at once, not a hang.
     let answer = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
     assert_eq!(answer.status, StatusCode::PRECONDITION_FAILED, "{}", answer.body);
@@ -155,13 +178,13 @@ async fn bad_archives_end_in_error_naming_the_rule() {
         ),
         (zip(&[("handler.js", &vec![0u8; 8 * 1024 * 1024][..])]), "zip bomb"),
     ] {
-        let done = upload_and_deploy(&tenant, id, archive, Duration::from_secs(20)).await;
+        let done = upload_and_deploy(&tenant, &id, archive, Duration::from_secs(20)).await;
         assert_eq!(done["status"], "error", "{done}");
         let message = done["error_message"].as_str().unwrap();
         assert!(message.contains(says), "expected `{says}` in `{message}`");
     }
     // A good archive recovers the function.
-    redeployed(&tenant, id, &[("handler.js", b"exports.handle = () => 1;")]).await;
+    redeployed(&tenant, &id, &[("handler.js", NODE_ONE)]).await;
     server.stop().await;
 }
 
@@ -169,11 +192,8 @@ async fn bad_archives_end_in_error_naming_the_rule() {
 async fn a_build_whose_worker_died_is_retried_then_given_up() {
     let (server, tenant) = TestServer::start_with_tenant(|config| config.builder.poll_interval_ms = 50).await;
     let node = runtime(&tenant, "node").await;
-    let function = function(&tenant, "crashes", json!({"name": "f", "runtime": node})).await;
-    let id = function["id"].as_str().unwrap().to_owned();
-    upload(&tenant, &id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    let id = uploaded(&tenant, "crashes", "node", &[("handler.js", NODE_ONE)]).await;
+    let mut db = server.database().await;
     // As a worker killed with -9 mid-build leaves things: the deployment queued, the job
     // `running` under a lease that has run out, the function `pending`.
     let url = server.database_url();
@@ -181,11 +201,7 @@ async fn a_build_whose_worker_died_is_retried_then_given_up() {
     let deployment = crashed(&url, &id, &organization_id, &node, 1).await;
     let done = settled(&tenant, &id).await;
     assert_eq!(done["status"], "ready", "{done}");
-    let (status, attempts): (String, i64) = sqlx::query_as("select status, attempts from build_jobs where id = $1")
-        .bind(&deployment)
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    let (status, attempts) = build_job_state(&mut db, "id", &deployment).await;
     assert_eq!((status.as_str(), attempts), ("done", 2));
     // A job that has used up its attempts stops with a clear error.
     crashed(&url, &id, &organization_id, &node, 3).await;
@@ -200,10 +216,8 @@ async fn a_build_whose_worker_died_is_retried_then_given_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changing_a_deployed_function_redeploys_it_unless_told_not_to() {
-    let (server, tenant) = TestServer::with_tenant().await;
-    let function = node_function(&tenant, "redeploys").await;
-    let id = function["id"].as_str().unwrap();
-    redeployed(&tenant, id, &[("handler.js", b"exports.handle = () => 1;")]).await;
+    let (server, tenant, _, id) = with_node_function("redeploys").await;
+    redeployed(&tenant, &id, &[("handler.js", NODE_ONE)]).await;
     let held = tenant
         .patch(
             &format!("/functions/{id}"),
@@ -215,12 +229,12 @@ async fn changing_a_deployed_function_redeploys_it_unless_told_not_to() {
         .patch(&format!("/functions/{id}"), json!({"memory_limit": 1024}))
         .await;
     assert_eq!(changed.body["status"], "pending", "{}", changed.body);
-    let done = settled(&tenant, id).await;
+    let done = settled(&tenant, &id).await;
     assert_eq!(done["status"], "ready", "{done}");
     // Two deploys in a row: the newest wins and the function settles.
-    deploy(&tenant, id).await;
-    deploy(&tenant, id).await;
-    let done = settled(&tenant, id).await;
+    deploy(&tenant, &id).await;
+    deploy(&tenant, &id).await;
+    let done = settled(&tenant, &id).await;
     assert_eq!(done["status"], "ready", "{done}");
     server.stop().await;
 }
@@ -232,14 +246,10 @@ async fn a_deploy_whose_process_died_before_it_queued_the_build_is_built_all_the
         config.functions.reconcile_interval_seconds = 1;
     })
     .await;
-    let node = runtime(&tenant, "node").await;
-    let function = function(&tenant, "never-queued", json!({"name": "f", "runtime": node})).await;
-    let id = function["id"].as_str().unwrap().to_owned();
-    upload(&tenant, &id, zip(&[("handler.js", b"exports.handle = () => 1;")])).await;
+    let id = uploaded(&tenant, "never-queued", "node", &[("handler.js", NODE_ONE)]).await;
     // As a process killed between recording a deployment and queuing its build leaves things,
     // a while ago: the deployment queued, the function pending, no build job.
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    let mut db = server.database().await;
     let deployment = uuid::Uuid::new_v4().to_string();
     sqlx::query(
         "insert into deployments (id, application_id, organization_id, status, error_message, archive_digest, \
@@ -268,10 +278,19 @@ async fn a_deploy_whose_process_died_before_it_queued_the_build_is_built_all_the
     server.stop().await;
 }
 
+/// Returns the status and attempts of the build job whose `column` is `value`.
+async fn build_job_state(db: &mut sqlx::AnyConnection, column: &str, value: &str) -> (String, i64) {
+    sqlx::query_as(&format!("select status, attempts from build_jobs where {column} = $1"))
+        .bind(value)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
 /// Leaves the rows a builder killed mid-build would leave; returns the deployment id.
 async fn crashed(url: &str, function_id: &str, organization_id: &str, runtime: &str, attempts: i64) -> String {
     let deployment = uuid::Uuid::new_v4().to_string();
-    let mut db = sqlx::AnyConnection::connect(url).await.unwrap();
+    let mut db = nuage_tests::connect(url).await;
     sqlx::query(
         "insert into deployments (id, application_id, organization_id, status, error_message, archive_digest, \
          image_reference, image_digest, created_at, finished_at) values ($1, $2, $3, 'queued', '', '', '', '', $4, 0)",
@@ -305,34 +324,42 @@ async fn crashed(url: &str, function_id: &str, organization_id: &str, runtime: &
     deployment
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn builder_replicas_never_claim_the_same_job() {
+/// Starts a server without the builder role (it migrates the database) and returns it with the
+/// build queue in its database, for a test that claims jobs itself.
+async fn server_without_builder(secret: &str) -> (TestServer, nuage_builder::JobStore) {
     let server = TestServer::start_with(|config| {
-        // No builder role: only this test's claimers take jobs (the server migrates the database).
         config.roles = vec![nuage::Role::Iam];
-        config.internal_secret = Some(nuage_core::Secret::new("replicas"));
+        config.internal_secret = Some(nuage_core::Secret::new(secret));
     })
     .await;
     let database = nuage_core::Database::connect(&server.database_url()).await.unwrap();
-    let jobs = nuage_builder::JobStore::new(database);
+    (server, nuage_builder::JobStore::new(database))
+}
+
+/// Returns a node build job of `organization` for function `function`, never tried.
+fn job(organization: &str, function: String) -> nuage_builder::Job {
+    nuage_builder::Job {
+        id: uuid::Uuid::new_v4().to_string(),
+        function_id: function,
+        organization_id: organization.to_owned(),
+        namespace_id: String::new(),
+        runtime: "node20".to_owned(),
+        handler: "handler.handle".to_owned(),
+        archive_key: String::new(),
+        repository: String::new(),
+        attempts: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builder_replicas_never_claim_the_same_job() {
+    // Only this test's claimers take jobs.
+    let (server, jobs) = server_without_builder("replicas").await;
     let count = 40;
     for index in 0..count {
-        jobs.submit(
-            &nuage_builder::Job {
-                id: uuid::Uuid::new_v4().to_string(),
-                function_id: format!("function-{index}"),
-                organization_id: String::new(),
-                namespace_id: String::new(),
-                runtime: "node20".to_owned(),
-                handler: "handler.handle".to_owned(),
-                archive_key: String::new(),
-                repository: String::new(),
-                attempts: 0,
-            },
-            u32::MAX,
-        )
-        .await
-        .unwrap();
+        jobs.submit(&job("", format!("function-{index}")), u32::MAX)
+            .await
+            .unwrap();
     }
     // Four replicas claim as fast as they can, all at once.
     let claimers: Vec<_> = (0..4)
@@ -380,11 +407,8 @@ async fn go_functions_are_compiled_where_a_go_toolchain_is_installed() {
     let archive = zip(&[("go.mod", go_mod), ("handler.go", handler)]);
     let done = upload_and_deploy(&tenant, id, archive, Duration::from_secs(300)).await;
     assert_eq!(done["status"], "ready", "{done}");
-    let namespace = tenant
-        .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
-        .await
-        .body;
-    let layers = layer_paths(&layout_of(&server, &namespace, &function));
+    let (_, layout) = namespace_and_layout(&server, &tenant, &function).await;
+    let layers = layer_paths(&layout);
     assert!(
         layers[0].contains(&"opt/nuage/wrapper/handler".to_owned()),
         "{layers:?}"
@@ -403,19 +427,13 @@ async fn go_functions_are_compiled_where_a_go_toolchain_is_installed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_recent_images_are_kept() {
-    let (server, tenant) = TestServer::with_tenant().await;
-    let function = node_function(&tenant, "retention").await;
-    let id = function["id"].as_str().unwrap();
+    let (server, tenant, function, id) = with_node_function("retention").await;
     for version in 0..7 {
         let source = format!("exports.handle = () => {version};");
-        redeployed(&tenant, id, &[("handler.js", source.as_bytes())]).await;
+        redeployed(&tenant, &id, &[("handler.js", source.as_bytes())]).await;
     }
-    let namespace = tenant
-        .get(&format!("/namespaces/{}", function["namespace_id"].as_str().unwrap()))
-        .await
-        .body;
-    let layout = layout_of(&server, &namespace, &function);
-    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let (_, layout) = namespace_and_layout(&server, &tenant, &function).await;
+    let index = image_index(&layout);
     assert_eq!(
         index["manifests"].as_array().unwrap().len(),
         5,
@@ -447,12 +465,8 @@ async fn server_with_remote_builder(
     secret: &str,
 ) -> (TestServer, Vec<(String, String)>, Vec<String>) {
     let server = TestServer::start_with(|config| {
-        config.roles = nuage::Role::ALL
-            .into_iter()
-            .filter(|role| *role != nuage::Role::Builder)
-            .collect();
-        config.services.builder = Some(format!("http://127.0.0.1:{builder_port}"));
-        config.internal_secret = Some(nuage_core::Secret::new(secret));
+        let url = format!("http://127.0.0.1:{builder_port}");
+        nuage_tests::serve_all_but(config, &[nuage::Role::Builder], &url, secret);
     })
     .await;
     let storage = server.server().storage_access().unwrap().clone();
@@ -502,23 +516,17 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
     first.wait_listening(builder_port).await;
 
     let tenant = server.tenant().await;
-    let python = runtime(&tenant, "python").await;
-    let function = function(&tenant, "killed", json!({"name": "f", "runtime": python})).await;
-    let id = function["id"].as_str().unwrap().to_owned();
     let big = noise(12 << 20);
-    upload(
+    let id = uploaded(
         &tenant,
-        &id,
-        zip(&[
-            ("handler.py", b"def handle(event, context):\n    return 1\n"),
-            ("data.bin", &big),
-        ]),
+        "killed",
+        "python",
+        &[("handler.py", PYTHON_ONE), ("data.bin", &big)],
     )
     .await;
     deploy(&tenant, &id).await;
     // Kill the builder the moment it holds the job.
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    let mut db = server.database().await;
     let watch = sqlx::AnyPool::connect(&server.database_url()).await.unwrap();
     let running = || async {
         let running: Option<(i64,)> =
@@ -548,12 +556,7 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
     // What it sent before it died may still be on its way: that it never lands is what is
     // tested, and an absence shows no sign to wait for, so it is given time.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, attempts): (String, i64) =
-        sqlx::query_as("select status, attempts from build_jobs where function_id = $1")
-            .bind(&id)
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
+    let (status, attempts) = build_job_state(&mut db, "function_id", &id).await;
     assert_eq!((status.as_str(), attempts), ("running", 1));
     assert_eq!(tenant.get(&format!("/functions/{id}")).await.body["status"], "pending");
 
@@ -562,12 +565,7 @@ async fn a_builder_process_killed_mid_build_loses_nothing() {
     let _second = nuage_tests::Process::serve(env!("CARGO_BIN_EXE_nuage"), second_dir.path(), &args, &env);
     let done = settled_within(&tenant, &id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "ready", "{done}");
-    let (status, attempts): (String, i64) =
-        sqlx::query_as("select status, attempts from build_jobs where function_id = $1")
-            .bind(&id)
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
+    let (status, attempts) = build_job_state(&mut db, "function_id", &id).await;
     assert_eq!((status.as_str(), attempts), ("done", 2));
     server.stop().await;
 }
@@ -577,34 +575,20 @@ async fn a_deploy_while_the_builder_hangs_answers_503_naming_it_within_the_deadl
     // The builder's address accepts connections and never answers.
     let (address, _hung) = nuage_tests::hung_listener().await;
     let (server, tenant) = TestServer::start_with_tenant(|config| {
-        config.roles = nuage::Role::ALL
-            .into_iter()
-            .filter(|role| *role != nuage::Role::Builder)
-            .collect();
-        config.services.builder = Some(format!("http://{address}"));
-        config.internal_secret = Some(nuage_core::Secret::new("hung-builder"));
+        nuage_tests::serve_all_but(
+            config,
+            &[nuage::Role::Builder],
+            &format!("http://{address}"),
+            "hung-builder",
+        );
         config.services.deadline_ms = 5000;
     })
     .await;
-    let python = runtime(&tenant, "python").await;
-    let function = function(&tenant, "hung-builder", json!({"name": "f", "runtime": python})).await;
-    let id = function["id"].as_str().unwrap().to_owned();
-    upload(
-        &tenant,
-        &id,
-        zip(&[("handler.py", b"def handle(event, context):\n    return 1\n")]),
-    )
-    .await;
+    let id = uploaded(&tenant, "hung-builder", "python", &[("handler.py", PYTHON_ONE)]).await;
     let started = std::time::Instant::now();
-    let refused = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
+    let (refused, help) = refused_deploy(&tenant, &id, StatusCode::SERVICE_UNAVAILABLE).await;
     let took = started.elapsed();
-    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
-    let help = refused.body["help_message"].as_str().unwrap_or_default();
-    assert!(
-        help.starts_with("the builder service did not answer"),
-        "{}",
-        refused.body
-    );
+    assert!(help.starts_with("the builder service did not answer"), "{refused}");
     assert!(took < Duration::from_secs(10), "answered after {took:?}");
     let failed = tenant.get(&format!("/functions/{id}")).await.body;
     assert_eq!(
@@ -620,21 +604,11 @@ async fn a_deploy_while_the_builder_is_down_answers_503_naming_it_and_can_be_ret
     let builder_port = nuage_tests::free_port();
     let (server, env, args) = server_with_remote_builder(builder_port, "absent-builder").await;
     let tenant = server.tenant().await;
-    let python = runtime(&tenant, "python").await;
-    let function = function(&tenant, "no-builder", json!({"name": "f", "runtime": python})).await;
-    let id = function["id"].as_str().unwrap().to_owned();
-    upload(
-        &tenant,
-        &id,
-        zip(&[("handler.py", b"def handle(event, context):\n    return 1\n")]),
-    )
-    .await;
+    let id = uploaded(&tenant, "no-builder", "python", &[("handler.py", PYTHON_ONE)]).await;
 
-    let refused = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
-    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
-    assert_eq!(refused.body["type"], "service_unavailable", "{}", refused.body);
-    let help = refused.body["help_message"].as_str().unwrap_or_default();
-    assert!(help.contains("builder service"), "{}", refused.body);
+    let (refused, help) = refused_deploy(&tenant, &id, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(refused["type"], "service_unavailable", "{refused}");
+    assert!(help.contains("builder service"), "{refused}");
     let failed = tenant.get(&format!("/functions/{id}")).await.body;
     assert_eq!(failed["status"], "error", "{failed}");
     assert_eq!(failed["error_message"], "the build could not be queued; deploy again");
@@ -649,29 +623,22 @@ async fn a_deploy_while_the_builder_is_down_answers_503_naming_it_and_can_be_ret
     server.stop().await;
 }
 
+/// Deploys function `id`, asserting the deploy is refused with `status`; returns the refusal's
+/// body and its help message.
+async fn refused_deploy(tenant: &nuage_tests::Tenant, id: &str, status: StatusCode) -> (Value, String) {
+    let refused = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
+    assert_eq!(refused.status, status, "{}", refused.body);
+    let help = refused.body["help_message"].as_str().unwrap_or_default().to_owned();
+    (refused.body, help)
+}
+
 /// A server running every role but `remote`, which it reaches over gRPC on `port`, and the
 /// settings of the `nuage serve --roles <remote>` processes that serve there (with the embedded
 /// object store and building into the server's registry directory), holding each roll-out's
 /// lease for a second.
 async fn server_with_remote(remote: &[nuage::Role], port: u16, secret: &str) -> (TestServer, Vec<(String, String)>) {
     let url = format!("http://127.0.0.1:{port}");
-    let server = TestServer::start_with(|config| {
-        config.roles = nuage::Role::ALL
-            .into_iter()
-            .filter(|role| !remote.contains(role))
-            .collect();
-        for role in remote {
-            let service = match role {
-                nuage::Role::Functions => &mut config.services.functions,
-                nuage::Role::Builder => &mut config.services.builder,
-                nuage::Role::Containers => &mut config.services.containers,
-                other => panic!("no test runs {} remotely", other.name()),
-            };
-            *service = Some(url.clone());
-        }
-        config.internal_secret = Some(nuage_core::Secret::new(secret));
-    })
-    .await;
+    let server = TestServer::start_with(|config| nuage_tests::serve_all_but(config, remote, &url, secret)).await;
     let grpc = format!("http://{}", server.server().endpoints().grpc.unwrap());
     // The remote processes reach every other gRPC service in the server (the router's URL is
     // HTTP, and the gateway has none).
@@ -793,18 +760,8 @@ async fn a_killed_roll_out_is_resumed_once<Deploy, Deployed>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_roll_out_whose_process_was_killed_is_resumed_once_and_ends_ready() {
     let deploy_function = |tenant: nuage_tests::Tenant, _registry| async move {
-        let python = runtime(&tenant, "python").await;
-        let function = function(&tenant, "roll-out", json!({"name": "f", "runtime": python})).await;
-        let id = function["id"].as_str().unwrap().to_owned();
-        upload(
-            &tenant,
-            &id,
-            zip(&[(
-                "handler.py",
-                b"def handle(event, context):\n    return {'statusCode': 200, 'body': 'resumed'}\n",
-            )]),
-        )
-        .await;
+        let handler = b"def handle(event, context):\n    return {'statusCode': 200, 'body': 'resumed'}\n";
+        let id = uploaded(&tenant, "roll-out", "python", &[("handler.py", handler)]).await;
         deploy(&tenant, &id).await;
         id
     };
@@ -883,14 +840,12 @@ async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
             skopeo(&["copy", "--quiet", "--dest-tls-verify=false", &source, &destination]);
         }
     };
-    let created = tenant
-        .post(
+    let id = tenant
+        .create(
             "/containers",
             json!({"name": "app", "namespace_id": namespace_id, "registry_image": image}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
     let deployed = |expected: &'static str| {
         let tenant = tenant.clone();
         let id = id.clone();
@@ -927,25 +882,8 @@ async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builds_are_taken_in_turn_between_tenants() {
-    let server = TestServer::start_with(|config| {
-        // No builder role: only this test claims jobs (the server migrates the database).
-        config.roles = vec![nuage::Role::Iam];
-        config.internal_secret = Some(nuage_core::Secret::new("turns"));
-    })
-    .await;
-    let database = nuage_core::Database::connect(&server.database_url()).await.unwrap();
-    let jobs = nuage_builder::JobStore::new(database);
-    let job = |organization: &str, function: String| nuage_builder::Job {
-        id: uuid::Uuid::new_v4().to_string(),
-        function_id: function,
-        organization_id: organization.to_owned(),
-        namespace_id: String::new(),
-        runtime: "node20".to_owned(),
-        handler: "handler.handle".to_owned(),
-        archive_key: String::new(),
-        repository: String::new(),
-        attempts: 0,
-    };
+    // Only this test claims jobs.
+    let (server, jobs) = server_without_builder("turns").await;
     // Tenant a queues a burst of six, then b one, then c two.
     let mut queued = Vec::new();
     for (organization, count) in [("a", 6), ("b", 1), ("c", 2)] {
@@ -985,18 +923,9 @@ async fn builds_are_taken_in_turn_between_tenants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_beyond_the_tenants_build_backlog_gets_429_and_changes_nothing() {
     let (server, tenant) = TestServer::start_with_tenant(|config| config.builder.max_queued_per_organization = 2).await;
-    let python = runtime(&tenant, "python").await;
-    let function = function(&tenant, "backlog", json!({"name": "f", "runtime": python})).await;
-    let id = function["id"].as_str().unwrap().to_owned();
-    upload(
-        &tenant,
-        &id,
-        zip(&[("handler.py", b"def handle(event, context):\n    return 1\n")]),
-    )
-    .await;
+    let id = uploaded(&tenant, "backlog", "python", &[("handler.py", PYTHON_ONE)]).await;
     // Two builds of the tenant wait in the queue (to be retried in an hour).
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    let mut db = server.database().await;
     let organization_id = tenant.organization_id.to_string();
     for _ in 0..2 {
         sqlx::query(
@@ -1012,13 +941,10 @@ async fn a_deploy_beyond_the_tenants_build_backlog_gets_429_and_changes_nothing(
         .await
         .unwrap();
     }
-    let refused = tenant.post(&format!("/functions/{id}/deploy"), json!({})).await;
-    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
-    let help = refused.body["help_message"].as_str().unwrap_or_default();
+    let (refused, help) = refused_deploy(&tenant, &id, StatusCode::TOO_MANY_REQUESTS).await;
     assert!(
         help.contains("2 builds of this organization are already queued"),
-        "{}",
-        refused.body
+        "{refused}"
     );
     let unchanged = tenant.get(&format!("/functions/{id}")).await.body;
     assert_eq!(unchanged["status"], "created", "{unchanged}");
@@ -1137,12 +1063,11 @@ async fn a_node_function_built_on_a_base_image_runs_alone_from_its_image() {
     let runtime_probe = TestServer::start().await;
     let node = runtime(&runtime_probe.tenant().await, "node").await;
     runtime_probe.stop().await;
-    let server = TestServer::start_with(|config| {
+    let (_server, tenant) = TestServer::start_with_tenant(|config| {
         config.runner.registry_insecure = true;
         config.builder.base_images.insert(node.clone(), base.clone());
     })
     .await;
-    let tenant = server.tenant().await;
     let function = nuage_tests::apps::deployed(
         &tenant,
         "on-a-base",
@@ -1150,12 +1075,7 @@ async fn a_node_function_built_on_a_base_image_runs_alone_from_its_image() {
         &[("handler.js", WHERE_JS)],
     )
     .await;
-    let here: Value = reqwest::get(function["endpoint"].as_str().unwrap())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let here = nuage_tests::get_json(function["endpoint"].as_str().unwrap()).await;
     assert!(
         here["bin"].as_array().unwrap().len() > 1,
         "the local runner lends the host's /usr: {here}"
@@ -1227,13 +1147,12 @@ async fn a_tag_the_tenant_pushes_again_before_the_roll_out_does_not_change_what_
     runtime_probe.stop().await;
     let elsewhere = tempfile::tempdir().unwrap();
     let runner_layouts = elsewhere.path().to_path_buf();
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         config.runner.registry_insecure = true;
         config.runner.registry_dir = Some(runner_layouts);
         config.applications.hold_before_rollout_ms = 6000;
     })
     .await;
-    let tenant = server.tenant().await;
     let decoy = nuage_tests::apps::deployed(
         &tenant,
         "decoy-space",
@@ -1301,13 +1220,12 @@ async fn a_wasm_function_on_the_kubernetes_backend_runs_from_its_image_in_the_re
          current-context: x\n",
     )
     .unwrap();
-    let server = TestServer::start_with(|config| {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
         config.runner.backend = "kubernetes".to_owned();
         config.runner.registry_insecure = true;
         config.runner.kubernetes.kubeconfig = Some(kubeconfig);
     })
     .await;
-    let tenant = server.tenant().await;
     let component = |name: &str| zip(&[("handler.wasm", &nuage_tests::components::wat_component(name)[..])]);
     let created = function(
         &tenant,

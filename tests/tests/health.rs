@@ -14,6 +14,16 @@ async fn healthz(server: &TestServer) -> Answer {
     nuage_tests::answer(request).await
 }
 
+/// Asks `/healthz` until it answers `status`, for at most 10 s; returns the last answer.
+async fn healthz_until(server: &TestServer, status: StatusCode) -> Answer {
+    eventually(
+        Duration::from_secs(10),
+        || healthz(server),
+        |health| health.status == status,
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_names_an_object_store_that_never_answers_within_its_deadline() {
     // A store that accepts every connection and answers nothing.
@@ -108,12 +118,7 @@ async fn healthz_names_a_full_data_disk() {
 
     let filler = tmpfs.0.join("filler");
     fill(&filler);
-    let health = eventually(
-        Duration::from_secs(10),
-        || healthz(&server),
-        |health| health.status == StatusCode::SERVICE_UNAVAILABLE,
-    )
-    .await;
+    let health = healthz_until(&server, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.body);
     assert_eq!(health.body["dependencies"]["disk"]["state"], "full", "{}", health.body);
     let message = health.body["message"].as_str().unwrap_or_default();
@@ -121,12 +126,7 @@ async fn healthz_names_a_full_data_disk() {
 
     // Space made again: ready again.
     std::fs::remove_file(&filler).unwrap();
-    let health = eventually(
-        Duration::from_secs(10),
-        || healthz(&server),
-        |health| health.status == StatusCode::OK,
-    )
-    .await;
+    let health = healthz_until(&server, StatusCode::OK).await;
     assert_eq!(health.status, StatusCode::OK, "{}", health.body);
     server.stop().await;
     drop(tmpfs);

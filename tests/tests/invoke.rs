@@ -2,7 +2,7 @@
 //! instances through the runner (scale from zero, max_scale, queue), enforces the timeout and
 //! the body limit, and replaces instances that die.
 
-use nuage_tests::apps::{deployed_node, function, processes_of, runtime};
+use nuage_tests::apps::{deployed_node, function, node_function, processes_of, runtime, upload_and_deploy, zip};
 use nuage_tests::{TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -83,6 +83,11 @@ async fn call(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Returns the server's `/healthz` body.
+async fn healthz(server: &TestServer) -> Value {
+    nuage_tests::get_json(format!("{}/healthz", server.base_url)).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_and_python_functions_answer_on_their_endpoint() {
     let (server, tenant) = TestServer::with_tenant().await;
@@ -100,15 +105,13 @@ async fn node_and_python_functions_answer_on_their_endpoint() {
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
-    let created = tenant
-        .post(
+    let id = tenant
+        .create(
             "/functions",
             json!({"name": "echo", "namespace_id": namespace_id, "runtime": node,
                    "environment_variables": {"SHARED": "function"}, "memory_limit": 256}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
     nuage_tests::apps::upload(&tenant, &id, nuage_tests::apps::zip(&[("handler.js", ECHO_JS)])).await;
     nuage_tests::apps::deploy(&tenant, &id).await;
     let ready = nuage_tests::apps::settled_within(&tenant, &id, Duration::from_secs(60)).await;
@@ -173,9 +176,13 @@ async fn node_and_python_functions_answer_on_their_endpoint() {
 
     let function = function(&tenant, "invoke-python", json!({"name": "echo", "runtime": python})).await;
     let python_id = function["id"].as_str().unwrap();
-    nuage_tests::apps::upload(&tenant, python_id, nuage_tests::apps::zip(&[("handler.py", ECHO_PY)])).await;
-    nuage_tests::apps::deploy(&tenant, python_id).await;
-    let ready = nuage_tests::apps::settled_within(&tenant, python_id, Duration::from_secs(60)).await;
+    let ready = upload_and_deploy(
+        &tenant,
+        python_id,
+        zip(&[("handler.py", ECHO_PY)]),
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(ready["status"], "ready", "{ready}");
     let (status, body) = call(
         client
@@ -343,7 +350,6 @@ async fn a_request_that_gives_up_waiting_leaves_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_oversize_bodies_and_crashes_get_json_errors() {
     let (server, tenant) = TestServer::with_tenant().await;
-    let node = runtime(&tenant, "node").await;
     let client = reqwest::Client::new();
     let ready = deployed_node(&tenant, "failures", json!({"name": "f", "timeout": "1s"}), ECHO_JS).await;
     let endpoint = ready["endpoint"].as_str().unwrap().to_owned();
@@ -366,7 +372,7 @@ async fn timeouts_oversize_bodies_and_crashes_get_json_errors() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // Never deployed, and unknown: clear answers, no hang.
-    let never = function(&tenant, "never", json!({"name": "f", "runtime": node})).await;
+    let never = node_function(&tenant, "never").await;
     let (status, body) = call(client.get(never["endpoint"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["type"], "not_found");
@@ -403,12 +409,14 @@ async fn deleting_a_function_or_stopping_nuage_stops_every_process() {
         .await
         .body;
     let second_id = second["id"].as_str().unwrap().to_owned();
-    nuage_tests::apps::upload(&tenant, &second_id, nuage_tests::apps::zip(&[("handler.js", ECHO_JS)])).await;
-    nuage_tests::apps::deploy(&tenant, &second_id).await;
-    assert_eq!(
-        nuage_tests::apps::settled_within(&tenant, &second_id, Duration::from_secs(60)).await["status"],
-        "ready"
-    );
+    let second_done = upload_and_deploy(
+        &tenant,
+        &second_id,
+        zip(&[("handler.js", ECHO_JS)]),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(second_done["status"], "ready");
     let (status, _) = call(client.get(first["endpoint"].as_str().unwrap())).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!processes_of(&first_id).is_empty());
@@ -626,12 +634,7 @@ async fn a_redeploy_under_load_fails_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_over_its_memory_limit_is_stopped_and_replaced() {
     let server = TestServer::start().await;
-    let health: Value = reqwest::get(format!("{}/healthz", server.base_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = healthz(&server).await;
     let warnings = health["warnings"].as_array().cloned().unwrap_or_default();
     if warnings
         .iter()
@@ -668,12 +671,7 @@ async fn an_instance_over_its_memory_limit_is_stopped_and_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_warns_when_instances_run_unsandboxed() {
     let server = TestServer::start_with(|config| config.runner.sandbox = nuage_runner::Sandbox::None).await;
-    let health: Value = reqwest::get(format!("{}/healthz", server.base_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = healthz(&server).await;
     let warnings = health["warnings"].to_string();
     assert!(warnings.contains("no sandbox"), "{health}");
     // Still runs: a plain process.
@@ -715,12 +713,14 @@ async fn host_based_endpoints_and_dead_warm_instances_are_replaced() {
     );
     // No wildcard DNS here: reach the router and name the host.
     let client = reqwest::Client::new();
-    let (status, body) = call(
-        client
-            .get(format!("{}/path?x=1", server.functions_url))
-            .header("Host", &host),
-    )
-    .await;
+    let call_host = |path: &str| {
+        call(
+            client
+                .get(format!("{}{path}", server.functions_url))
+                .header("Host", &host),
+        )
+    };
+    let (status, body) = call_host("/path?x=1").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["path"], "/path",
@@ -739,12 +739,7 @@ async fn host_based_endpoints_and_dead_warm_instances_are_replaced() {
     let replaced = |now: &Vec<u32>| !now.is_empty() && now.iter().all(|pid| !before.contains(pid));
     let now = eventually(Duration::from_secs(15), || async { processes_of(&id) }, replaced).await;
     assert!(replaced(&now), "a new warm instance starts: {now:?}");
-    let (status, body) = call(
-        client
-            .get(format!("{}/again", server.functions_url))
-            .header("Host", &host),
-    )
-    .await;
+    let (status, body) = call_host("/again").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     server.stop().await;
 }

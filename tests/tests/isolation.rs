@@ -4,7 +4,7 @@
 //! (Endpoints: `isolation_endpoints.rs`; archives and images: `isolation_archives.rs`; keys
 //! and `/metrics`: `auth.rs` and `server.rs`.)
 
-use nuage_tests::apps::{deployed, deployed_node, processes_of, runtime};
+use nuage_tests::apps::{deployed, deployed_node, deployed_private_node, processes_of, runtime};
 use nuage_tests::hosts::TestHost;
 use nuage_tests::{Tenant, TestServer};
 use reqwest::StatusCode;
@@ -88,13 +88,7 @@ async fn another_tenants_private_function_and_the_hosts_services_cannot_be_reach
     let (victim, hostile) = (server.tenant().await, server.tenant().await);
     let secret = format!("victim-secret-{}", uuid::Uuid::new_v4());
     let code = format!("exports.handle = async () => ({{statusCode: 200, body: '{secret}'}});");
-    let private = deployed_node(
-        &victim,
-        "vault",
-        json!({"name": "private", "privacy": "private"}),
-        code.as_bytes(),
-    )
-    .await;
+    let private = deployed_private_node(&victim, "vault", "private", code.as_bytes()).await;
     let answer = reqwest::get(private["endpoint"].as_str().unwrap()).await.unwrap();
     assert_eq!(answer.status(), StatusCode::NOT_FOUND, "the router wants a token");
     let (endpoint, _) = attacker(&hostile, "probe", json!({})).await;

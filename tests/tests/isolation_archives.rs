@@ -196,11 +196,9 @@ async fn a_container_image_with_chained_links_and_whiteouts_is_refused_and_delet
     let layout = server.config.data_dir.join("registry").join(repository).join("app");
     nuage_tests::apps::write_image_layout_of(&layout, "latest", tar.into_inner().unwrap(), &["/server"]);
 
-    let created = attacker
-        .post("/containers", json!({"name": "app", "namespace_id": namespace_id}))
+    let id = attacker
+        .create("/containers", json!({"name": "app", "namespace_id": namespace_id}))
         .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
     let deploying = attacker.post(&format!("/containers/{id}/deploy"), json!({})).await;
     assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
     let container = nuage_tests::apps::container_settled(&attacker, &id, Duration::from_secs(30)).await;

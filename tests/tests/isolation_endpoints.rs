@@ -81,17 +81,8 @@ async fn a_second_tenant_naming_its_namespace_and_function_alike_never_gets_the_
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
 
     // Names that differ only by hyphens share no endpoint either, even within one tenant.
-    let hyphenated = attacker.create_namespace("sh-op").await;
-    let hyphenated_id = hyphenated["id"].as_str().unwrap();
-    attacker.wait_ready(hyphenated_id).await;
-    let created = attacker
-        .post(
-            "/functions",
-            json!({"name": "hello", "runtime": node, "namespace_id": hyphenated_id}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let hyphenated_label = label(&server, created.body["endpoint"].as_str().unwrap(), "sh-op", "hello");
+    let (hyphenated, created) = namespace_with_hello(&attacker, &node, "sh-op").await;
+    let hyphenated_label = label(&server, created["endpoint"].as_str().unwrap(), "sh-op", "hello");
     assert_ne!(hyphenated_label, victim_label);
     assert_ne!(hyphenated_label, attacker_label);
     // The suffix stays internal: the namespace's JSON keeps Scaleway's fields.
@@ -101,7 +92,14 @@ async fn a_second_tenant_naming_its_namespace_and_function_alike_never_gets_the_
 
 /// Creates namespace `shop` with function `hello` for `tenant`; returns the function's id.
 async fn shop_hello(tenant: &Tenant, node: &str) -> String {
-    let namespace = tenant.create_namespace("shop").await;
+    let (_, created) = namespace_with_hello(tenant, node, "shop").await;
+    created["id"].as_str().unwrap().to_owned()
+}
+
+/// Creates namespace `name` with function `hello` on `node` for `tenant`, once the namespace is
+/// ready; returns the namespace as created and the function.
+async fn namespace_with_hello(tenant: &Tenant, node: &str, name: &str) -> (Value, Value) {
+    let namespace = tenant.create_namespace(name).await;
     let namespace_id = namespace["id"].as_str().unwrap();
     tenant.wait_ready(namespace_id).await;
     let created = tenant
@@ -111,7 +109,7 @@ async fn shop_hello(tenant: &Tenant, node: &str) -> String {
         )
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    created.body["id"].as_str().unwrap().to_owned()
+    (namespace, created.body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,11 +125,9 @@ async fn namespaces_from_before_suffixes_get_one_and_their_applications_move_at_
     let victim_function = shop_hello(&victim, &node).await;
     let attacker_function = shop_hello(&attacker, &node).await;
     let namespace_id = victim.get(&format!("/functions/{victim_function}")).await.body["namespace_id"].clone();
-    let container = victim
-        .post("/containers", json!({"name": "web", "namespace_id": namespace_id}))
+    let container_id = victim
+        .create("/containers", json!({"name": "web", "namespace_id": namespace_id}))
         .await;
-    assert_eq!(container.status, StatusCode::OK, "{}", container.body);
-    let container_id = container.body["id"].as_str().unwrap().to_owned();
 
     // Back to the rows of an installation from before endpoint suffixes: no suffix, and both
     // tenants' `shop-hello` on the one shared endpoint.

@@ -14,8 +14,7 @@ use std::time::Duration;
 /// Returns `table.column = value` for every text cell of the database that contains one of
 /// `ids`.
 async fn rows_naming(database_url: &str, ids: &[&str]) -> Vec<String> {
-    sqlx::any::install_default_drivers();
-    let mut database = sqlx::AnyConnection::connect(database_url).await.unwrap();
+    let mut database = nuage_tests::connect(database_url).await;
     let columns: Vec<(String, String)> = if database_url.starts_with("postgres") {
         sqlx::query_as(
             "select table_name::text, column_name::text from information_schema.columns \

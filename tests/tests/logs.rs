@@ -6,7 +6,6 @@ use nuage_tests::apps::{deployed, function, runtime, upload, zip};
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::time::{Duration, Instant};
 
 /// A node handler that prints on demand.
@@ -145,8 +144,7 @@ async fn printed_lines_are_listed_in_both_orders_a_page_at_a_time() {
     tenant
         .wait_gone(&format!("/functions/{id}"), Duration::from_secs(20))
         .await;
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(&server.database_url()).await.unwrap();
+    let mut db = server.database().await;
     let left: i64 = sqlx::query_scalar("select count(*) from log_lines where application_id = $1")
         .bind(&id)
         .fetch_one(&mut db)

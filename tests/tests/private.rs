@@ -1,7 +1,7 @@
 //! Private functions and containers: per-namespace RSA keys, `GET /jwt/issue`, and the router's
 //! token check (every way a token can be wrong is refused, each on its own).
 
-use nuage_tests::apps::{deployed_node, runtime};
+use nuage_tests::apps::{deployed_private_node, runtime};
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -81,13 +81,7 @@ async fn private_functions_open_only_to_their_namespace_tokens() {
     sqlx::any::install_default_drivers();
     let (server, tenant) = TestServer::with_tenant().await;
     let node = runtime(&tenant, "node").await;
-    let private = deployed_node(
-        &tenant,
-        "secret",
-        json!({"name": "a", "privacy": "private"}),
-        PRIVATE_JS,
-    )
-    .await;
+    let private = deployed_private_node(&tenant, "secret", "a", PRIVATE_JS).await;
     let namespace_id = private["namespace_id"].as_str().unwrap().to_owned();
     let id = private["id"].as_str().unwrap().to_owned();
     let endpoint = private["endpoint"].as_str().unwrap().to_owned();
@@ -255,35 +249,29 @@ async fn private_functions_open_only_to_their_namespace_tokens() {
     }
 
     // Public and private switch at once, without a redeploy.
-    let public = tenant
-        .patch(
-            &format!("/functions/{id}"),
-            json!({"privacy": "public", "redeploy": false}),
-        )
-        .await;
-    assert_eq!(public.status, StatusCode::OK);
     // Routers learn the change from the functions service's stream of route changes: at once,
     // but not within the PATCH's own answer, so a loaded machine may take a moment.
-    let (status, body) = eventually(
-        Duration::from_secs(5),
-        || call(&endpoint, None),
-        |(status, _)| *status == StatusCode::OK,
-    )
-    .await;
+    let switched = |privacy: &'static str, answers: StatusCode| {
+        let (tenant, id, endpoint) = (&tenant, &id, &endpoint);
+        async move {
+            let changed = tenant
+                .patch(
+                    &format!("/functions/{id}"),
+                    json!({"privacy": privacy, "redeploy": false}),
+                )
+                .await;
+            assert_eq!(changed.status, StatusCode::OK);
+            eventually(
+                Duration::from_secs(5),
+                || call(endpoint, None),
+                |(status, _)| *status == answers,
+            )
+            .await
+        }
+    };
+    let (status, body) = switched("public", StatusCode::OK).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let private_again = tenant
-        .patch(
-            &format!("/functions/{id}"),
-            json!({"privacy": "private", "redeploy": false}),
-        )
-        .await;
-    assert_eq!(private_again.status, StatusCode::OK);
-    let (status, _) = eventually(
-        Duration::from_secs(5),
-        || call(&endpoint, None),
-        |(status, _)| *status == StatusCode::NOT_FOUND,
-    )
-    .await;
+    let (status, _) = switched("private", StatusCode::NOT_FOUND).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The private key is at rest only sealed.
@@ -316,7 +304,7 @@ fn time_in(seconds: i64) -> String {
 async fn a_recreated_namespace_gets_a_new_key_and_old_tokens_stop() {
     sqlx::any::install_default_drivers();
     let (server, tenant) = TestServer::with_tenant().await;
-    let first = deployed_node(&tenant, "again", json!({"name": "f", "privacy": "private"}), PRIVATE_JS).await;
+    let first = deployed_private_node(&tenant, "again", "f", PRIVATE_JS).await;
     let old_namespace = first["namespace_id"].as_str().unwrap().to_owned();
     let old = issue(&tenant, &format!("namespace_id={old_namespace}")).await;
     let deleted = tenant.delete(&format!("/namespaces/{old_namespace}")).await;
@@ -336,7 +324,7 @@ async fn a_recreated_namespace_gets_a_new_key_and_old_tokens_stop() {
         .unwrap();
     assert_eq!(left, 0, "deleting a namespace destroys its key");
 
-    let second = deployed_node(&tenant, "again", json!({"name": "f", "privacy": "private"}), PRIVATE_JS).await;
+    let second = deployed_private_node(&tenant, "again", "f", PRIVATE_JS).await;
     assert_ne!(
         second["endpoint"], first["endpoint"],
         "a namespace made again gets a new endpoint suffix"

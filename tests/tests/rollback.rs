@@ -84,22 +84,40 @@ async fn wait_for_answers(answers: &AtomicUsize, count: usize) -> usize {
     reached
 }
 
-/// The rollback's POST, checked: the application answered `pending`.
-async fn rollback(tenant: &Tenant, kind: &str, id: &str, deployment_id: &str) {
-    let answer = tenant
+/// Calls `url` until it answers `word`, for at most `limit`; returns the last answer.
+async fn answering(client: &reqwest::Client, url: &str, word: &str, limit: Duration) -> Result<String, String> {
+    eventually(limit, || call(client, url), |seen| seen.as_deref() == Ok(word)).await
+}
+
+/// Asks to roll application `id` (a `kind`: function or container) back to `deployment_id`;
+/// returns the answer.
+async fn post_rollback(tenant: &Tenant, kind: &str, id: &str, deployment_id: &str) -> nuage_tests::Answer {
+    tenant
         .post(
             &format!("/{kind}s/{id}/rollback"),
             json!({"deployment_id": deployment_id}),
         )
-        .await;
+        .await
+}
+
+/// Asks to roll function `id` back to `deployment_id`, asserting it is refused with a 409;
+/// returns the refusal.
+async fn refused_rollback(tenant: &Tenant, id: &str, deployment_id: &str) -> nuage_tests::Answer {
+    let refused = post_rollback(tenant, "function", id, deployment_id).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    refused
+}
+
+/// The rollback's POST, checked: the application answered `pending`.
+async fn rollback(tenant: &Tenant, kind: &str, id: &str, deployment_id: &str) {
+    let answer = post_rollback(tenant, kind, id, deployment_id).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.body["status"], "pending", "{}", answer.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_lists_each_deploy_newest_first_with_the_serving_one_marked() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let (function, ids) = three_deploys(&tenant, "history", ["alpha", "bravo", "charlie"]).await;
     let id = function["id"].as_str().unwrap();
     assert_eq!(ids.len(), 3, "{ids:?}");
@@ -189,24 +207,14 @@ async fn a_rollback_under_load_serves_the_old_deployment_and_fails_no_request() 
         })
         .collect();
     let client = reqwest::Client::new();
-    let newest = eventually(
-        Duration::from_secs(10),
-        || call(&client, &endpoint),
-        |seen| seen.as_deref() == Ok("charlie"),
-    )
-    .await;
+    let newest = answering(&client, &endpoint, "charlie", Duration::from_secs(10)).await;
     assert_eq!(newest.as_deref(), Ok("charlie"));
     // The clients have been answered before the rollback starts.
     let before = wait_for_answers(&answers, 8).await;
 
     let posted = Instant::now();
     rollback(&tenant, "function", &id, &ids[0]).await;
-    let old = eventually(
-        Duration::from_secs(10),
-        || call(&client, &endpoint),
-        |seen| seen.as_deref() == Ok("alpha"),
-    )
-    .await;
+    let old = answering(&client, &endpoint, "alpha", Duration::from_secs(10)).await;
     assert_eq!(old.as_deref(), Ok("alpha"));
     let done = settled_within(&tenant, &id, Duration::from_secs(10)).await;
     assert_eq!(done["status"], "ready", "{done}");
@@ -254,8 +262,7 @@ async fn a_container_rolls_back_to_the_image_its_tag_named_then() {
         eprintln!("skipped: no Go toolchain to build the container's server");
         return;
     };
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let created = tenant.create_namespace("rolled-containers").await;
     let namespace = tenant.wait_ready(created["id"].as_str().unwrap()).await;
     let registry = server.config.data_dir.join("registry");
@@ -316,9 +323,7 @@ async fn a_container_rolls_back_to_the_image_its_tag_named_then() {
     let one = deployments[1]["id"].as_str().unwrap().to_owned();
 
     // Back to "one", though `latest` names "two" now; through v1 this time.
-    let answer = v1
-        .post(&format!("/containers/{id}/rollback"), json!({"deployment_id": one}))
-        .await;
+    let answer = post_rollback(&v1, "container", &id, &one).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let seen = eventually(Duration::from_secs(10), version, |seen| *seen == Ok(json!("one"))).await;
     assert_eq!(seen, Ok(json!("one")));
@@ -328,35 +333,25 @@ async fn a_container_rolls_back_to_the_image_its_tag_named_then() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenant_can_neither_list_nor_roll_back_a_history() {
-    let server = TestServer::start().await;
-    let owner = server.tenant().await;
+    let (server, owner) = TestServer::with_tenant().await;
     let (function, ids) = three_deploys(&owner, "owned", ["alpha", "bravo", "charlie"]).await;
     let id = function["id"].as_str().unwrap().to_owned();
     let intruder = server.tenant().await;
     for tenant in [intruder.clone(), intruder.speaking(Spec::FunctionsV1beta1, "fr-par")] {
         let listed = tenant.get(&format!("/functions/{id}/deployments")).await;
         assert_eq!(listed.status, StatusCode::NOT_FOUND, "{}", listed.body);
-        let rolled = tenant
-            .post(&format!("/functions/{id}/rollback"), json!({"deployment_id": ids[0]}))
-            .await;
+        let rolled = post_rollback(&tenant, "function", &id, &ids[0]).await;
         assert_eq!(rolled.status, StatusCode::NOT_FOUND, "{}", rolled.body);
     }
     // Nor through containers, with the same id.
-    let as_container = intruder
-        .speaking(Spec::ContainersV1beta1, "fr-par")
-        .post(&format!("/containers/{id}/rollback"), json!({"deployment_id": ids[0]}))
-        .await;
+    let containers = intruder.speaking(Spec::ContainersV1beta1, "fr-par");
+    let as_container = post_rollback(&containers, "container", &id, &ids[0]).await;
     assert_eq!(as_container.status, StatusCode::NOT_FOUND, "{}", as_container.body);
 
     // Its own function, with the owner's deployment: not in its history.
     let own = first_deploy(&intruder, "intruding", "mine").await;
     let own_id = own["id"].as_str().unwrap();
-    let borrowed = intruder
-        .post(
-            &format!("/functions/{own_id}/rollback"),
-            json!({"deployment_id": ids[0]}),
-        )
-        .await;
+    let borrowed = post_rollback(&intruder, "function", own_id, &ids[0]).await;
     assert_eq!(borrowed.status, StatusCode::NOT_FOUND, "{}", borrowed.body);
     assert_eq!(borrowed.body["resource"], "deployment", "{}", borrowed.body);
     assert_eq!(borrowed.body["resource_id"], ids[0].as_str(), "{}", borrowed.body);
@@ -391,10 +386,7 @@ async fn a_rollback_to_a_pruned_image_or_a_bad_deployment_id_is_refused_naming_i
     assert_eq!(listed["total_count"], 3, "{listed}");
     assert_eq!(listed["deployments"][2]["id"], first.as_str(), "{listed}");
 
-    let refused = tenant
-        .post(&format!("/functions/{id}/rollback"), json!({"deployment_id": first}))
-        .await;
-    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    let refused = refused_rollback(&tenant, &id, &first).await;
     assert_eq!(refused.body["type"], "precondition_failed", "{}", refused.body);
     assert_eq!(refused.body["resource"], "deployment");
     assert_eq!(refused.body["resource_id"], first.as_str());
@@ -423,9 +415,7 @@ async fn a_rollback_to_a_pruned_image_or_a_bad_deployment_id_is_refused_naming_i
         assert_eq!(answer.refused_argument(), "deployment_id", "{body}");
     }
     let unknown = uuid::Uuid::new_v4().to_string();
-    let answer = tenant
-        .post(&format!("/functions/{id}/rollback"), json!({"deployment_id": unknown}))
-        .await;
+    let answer = post_rollback(&tenant, "function", &id, &unknown).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
     assert_eq!(answer.body["resource_id"], unknown.as_str());
     server.stop().await;
@@ -448,10 +438,7 @@ async fn a_rollback_while_a_deploy_is_under_way_is_refused_and_the_deploy_goes_o
         .to_owned();
     upload(&tenant, &id, zip(&[("handler.js", handler("bravo").as_bytes())])).await;
     deploy(&tenant, &id).await;
-    let refused = tenant
-        .post(&format!("/functions/{id}/rollback"), json!({"deployment_id": first}))
-        .await;
-    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    let refused = refused_rollback(&tenant, &id, &first).await;
     assert_eq!(refused.body["type"], "transient_state", "{}", refused.body);
     assert_eq!(refused.body["resource"], "function");
     assert_eq!(refused.body["resource_id"], id.as_str());
@@ -463,12 +450,7 @@ async fn a_rollback_while_a_deploy_is_under_way_is_refused_and_the_deploy_goes_o
     assert_eq!(call(&client, &endpoint).await.as_deref(), Ok("bravo"));
     // Once it is, the same rollback is taken.
     rollback(&tenant, "function", &id, &first).await;
-    let back = eventually(
-        Duration::from_secs(20),
-        || call(&client, &endpoint),
-        |seen| seen.as_deref() == Ok("alpha"),
-    )
-    .await;
+    let back = answering(&client, &endpoint, "alpha", Duration::from_secs(20)).await;
     assert_eq!(back.as_deref(), Ok("alpha"));
     server.stop().await;
 }

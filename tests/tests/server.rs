@@ -246,8 +246,7 @@ async fn health_is_not_ready_when_the_services_are_unreachable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_stops() {
-    let mut server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (mut server, tenant) = TestServer::with_tenant().await;
     // Authenticate once so the in-flight request needs no more than the namespaces service.
     assert_eq!(tenant.get("/namespaces").await.status, StatusCode::OK);
     let body = json!({"name": "in-flight"}).to_string().into_bytes();

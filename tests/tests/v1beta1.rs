@@ -485,12 +485,7 @@ async fn concurrent_secret_changes_to_one_namespace_are_all_kept() {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     }
     let kept = beta.get(&format!("/namespaces/{namespace_id}")).await.body;
-    let keys: Vec<&str> = kept["secret_environment_variables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|secret| secret["key"].as_str().unwrap())
-        .collect();
+    let keys = nuage_tests::fields(&kept["secret_environment_variables"], "key");
     assert_eq!(keys, ["KEY_0", "KEY_1", "KEY_2", "KEY_3", "KEY_4", "KEY_5"]);
     server.stop().await;
 }

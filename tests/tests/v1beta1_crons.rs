@@ -33,8 +33,7 @@ async fn received(alpha: &Tenant, function_id: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cron_made_through_v1beta1_fires_and_is_the_same_cron_through_v1alpha2() {
-    let server = TestServer::start_with(|config| config.crons.seconds_schedules = true).await;
-    let alpha = server.tenant().await;
+    let (server, alpha) = TestServer::start_with_tenant(|config| config.crons.seconds_schedules = true).await;
     let beta = beta(&alpha);
     let function = deployed_node(&alpha, "crons", json!({"name": "recorder"}), RECORDER_JS).await;
     let function_id = function["id"].as_str().unwrap().to_owned();
@@ -97,13 +96,12 @@ async fn a_cron_made_through_v1beta1_fires_and_is_the_same_cron_through_v1alpha2
     );
 
     // Made through v1alpha2, or without a name: named as Scaleway does, `cron-` and 8 hex digits.
-    let through_alpha = alpha
-        .post(
+    let alpha_cron_id = alpha
+        .create(
             "/crons",
             json!({"application_id": function_id, "schedule": "0 0 1 1 *"}),
         )
         .await;
-    let alpha_cron_id = ok(&through_alpha)["id"].as_str().unwrap().to_owned();
     let unnamed = beta
         .post(
             "/crons",
@@ -121,20 +119,15 @@ async fn a_cron_made_through_v1beta1_fires_and_is_the_same_cron_through_v1alpha2
     let listed = beta
         .get(&format!("/crons?function_id={function_id}&order_by=created_at_desc"))
         .await;
-    let ids: Vec<&str> = ok(&listed)["crons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|cron| cron["id"].as_str().unwrap())
-        .collect();
+    let ids = nuage_tests::fields(&ok(&listed)["crons"], "id");
     assert_eq!(ids, [unnamed_id.as_str(), alpha_cron_id.as_str(), cron_id.as_str()]);
     assert_eq!(listed.body["total_count"], 3);
 
     // Deleted through v1beta1: `deleting`, then gone through both versions.
-    let deleted = beta.delete(&format!("/crons/{cron_id}")).await;
-    assert_eq!(ok(&deleted)["status"], "deleting");
-    beta.wait_gone(&format!("/crons/{cron_id}"), Duration::from_secs(10))
+    let (deleted, _) = beta
+        .delete_until_gone(&format!("/crons/{cron_id}"), Duration::from_secs(10))
         .await;
+    ok(&deleted);
     assert_eq!(
         alpha.get(&format!("/crons/{cron_id}")).await.status,
         StatusCode::NOT_FOUND
@@ -173,18 +166,16 @@ async fn bad_cron_requests_name_their_argument_and_other_tenants_reach_nothing()
             "name",
         ),
     ];
-    for (body, argument) in cases {
-        let answer = beta.post("/crons", body.clone()).await;
-        assert_eq!(answer.refused_argument(), argument, "{body}: {}", answer.body);
-    }
-    assert_eq!(beta.get("/crons").await.refused_argument(), "function_id");
-    assert_eq!(
-        beta.get(&format!("/crons?function_id={function_id}&order_by=name_asc"))
-            .await
-            .refused_argument(),
-        "order_by"
-    );
-    assert_eq!(beta.get("/crons/x").await.refused_argument(), "cron_id");
+    beta.assert_each_refused("/crons", cases).await;
+    beta.assert_each_get_refused([
+        ("/crons", "function_id"),
+        (
+            &format!("/crons?function_id={function_id}&order_by=name_asc"),
+            "order_by",
+        ),
+        ("/crons/x", "cron_id"),
+    ])
+    .await;
 
     let cron = beta
         .post(

@@ -8,7 +8,7 @@
 //! mount under `/containers/v1beta1` is the containers API's).
 
 use nuage_applications::DomainCheck;
-use nuage_tests::apps::{deployed_node, runtime};
+use nuage_tests::apps::{deployed_node, deployed_private_node, runtime};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Answer, Tenant, TestServer, eventually, free_port, ok};
 use reqwest::StatusCode;
@@ -23,6 +23,36 @@ const ROUTING_LIMIT: Duration = Duration::from_secs(10);
 
 fn beta(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::FunctionsV1beta1, "fr-par")
+}
+
+/// Calls `path` at `host` through the router at `functions_url` until it answers `status`, for
+/// at most [`ROUTING_LIMIT`]; returns the last answer.
+async fn routed_until(functions_url: &str, host: &str, path: &str, status: StatusCode) -> (StatusCode, String) {
+    eventually(
+        ROUTING_LIMIT,
+        || call(functions_url, host, path, None),
+        |(answered, _)| *answered == status,
+    )
+    .await
+}
+
+/// Calls `path` at `host` through the router at `functions_url` until it answers 200,
+/// asserting it does within [`ROUTING_LIMIT`]; returns the body.
+async fn routed(functions_url: &str, host: &str, path: &str) -> String {
+    let (status, body) = routed_until(functions_url, host, path, StatusCode::OK).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Calls `/` at `host` through the router at `functions_url` until it no longer answers 200,
+/// for at most [`ROUTING_LIMIT`]; returns the last answer.
+async fn unrouted(functions_url: &str, host: &str) -> (StatusCode, String) {
+    eventually(
+        ROUTING_LIMIT,
+        || call(functions_url, host, "/", None),
+        |(status, _)| *status != StatusCode::OK,
+    )
+    .await
 }
 
 /// Calls the router at `functions_url` + `path` with `Host: host` (and a token when given);
@@ -93,13 +123,7 @@ async fn a_domain_routes_its_host_to_the_function_until_it_is_deleted() {
     assert_eq!(ready["error_message"], Value::Null);
 
     // The host reaches the function, whole path included, whatever its case and port.
-    let (status, body) = eventually(
-        ROUTING_LIMIT,
-        || call(&server.functions_url, "api.shop.example.com", "/orders/7?x=1", None),
-        |(status, _)| *status == StatusCode::OK,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = routed(&server.functions_url, "api.shop.example.com", "/orders/7?x=1").await;
     assert_eq!(body, "hello from /orders/7");
     let (status, body) = call(&server.functions_url, "API.shop.example.com:8081", "/", None).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "hello from /"));
@@ -110,12 +134,7 @@ async fn a_domain_routes_its_host_to_the_function_until_it_is_deleted() {
     let listed = beta
         .get(&format!("/domains?function_id={function_id}&order_by=hostname_desc"))
         .await;
-    let hostnames: Vec<&str> = ok(&listed)["domains"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|domain| domain["hostname"].as_str().unwrap())
-        .collect();
+    let hostnames = nuage_tests::fields(&ok(&listed)["domains"], "hostname");
     assert_eq!(hostnames, ["www.shop.example.com", "api.shop.example.com"]);
     assert_eq!(listed.body["total_count"], 2);
     let page = beta
@@ -133,12 +152,7 @@ async fn a_domain_routes_its_host_to_the_function_until_it_is_deleted() {
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
     assert_eq!(gone.body["message"], "Domain was not found");
     assert_eq!(gone.body["type"], "not_found");
-    let (status, body) = eventually(
-        ROUTING_LIMIT,
-        || call(&server.functions_url, "api.shop.example.com", "/", None),
-        |(status, _)| *status != StatusCode::OK,
-    )
-    .await;
+    let (status, body) = unrouted(&server.functions_url, "api.shop.example.com").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "still routed after delete: {body}");
     assert!(body.contains("not_found"), "{body}");
     // The other one still answers; the host name is free again.
@@ -161,25 +175,14 @@ async fn a_private_function_needs_its_token_at_its_domain_too() {
     let server = server(DomainCheck::None, |_| {}).await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
-    let function = deployed_node(
-        &alpha,
-        "private-domains",
-        json!({"name": "guarded", "privacy": "private"}),
-        HELLO_JS,
-    )
-    .await;
+    let function = deployed_private_node(&alpha, "private-domains", "guarded", HELLO_JS).await;
     let function_id = function["id"].as_str().unwrap().to_owned();
     let created = create(&beta, &function_id, "private.example.org").await;
     let domain_id = ok(&created)["id"].as_str().unwrap().to_owned();
     assert_eq!(settled(&beta, &domain_id).await["status"], "ready");
 
     // Without a token, as at its own address: not there.
-    let (status, body) = eventually(
-        ROUTING_LIMIT,
-        || call(&server.functions_url, "private.example.org", "/", None),
-        |(status, _)| *status != StatusCode::OK,
-    )
-    .await;
+    let (status, body) = unrouted(&server.functions_url, "private.example.org").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     // Its token opens it there; a bad one is refused.
     let token = beta.post("/tokens", json!({"function_id": function_id})).await;
@@ -294,12 +297,7 @@ async fn the_cname_check_asks_dns_for_the_functions_host() {
     }
 
     // The checked host reaches the function; the failed ones do not.
-    let (status, body) = eventually(
-        ROUTING_LIMIT,
-        || call(&server.functions_url, "good.customer.test", "/", None),
-        |(status, _)| *status == StatusCode::OK,
-    )
-    .await;
+    let (status, body) = routed_until(&server.functions_url, "good.customer.test", "/", StatusCode::OK).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "hello from /"));
     let (status, _) = call(&server.functions_url, "wrong.customer.test", "/", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -329,12 +327,7 @@ async fn the_cname_check_asks_dns_for_the_functions_host() {
     );
     let message = moved["error_message"].as_str().unwrap();
     assert!(message.contains("is a CNAME to `other.fn.test`"), "{message}");
-    let (status, _) = eventually(
-        ROUTING_LIMIT,
-        || call(&server.functions_url, "good.customer.test", "/", None),
-        |(status, _)| *status == StatusCode::NOT_FOUND,
-    )
-    .await;
+    let (status, _) = routed_until(&server.functions_url, "good.customer.test", "/", StatusCode::NOT_FOUND).await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
@@ -436,22 +429,17 @@ async fn bad_domain_requests_name_their_argument_and_other_tenants_reach_nothing
             "hostname",
         ),
     ];
-    for (body, argument) in cases {
-        let answer = beta.post("/domains", body.clone()).await;
-        assert_eq!(answer.refused_argument(), argument, "{body}: {}", answer.body);
-    }
-    assert_eq!(beta.get("/domains").await.refused_argument(), "function_id");
-    assert_eq!(
-        beta.get("/domains?function_id=x").await.refused_argument(),
-        "function_id"
-    );
-    assert_eq!(
-        beta.get(&format!("/domains?function_id={function_id}&order_by=name_asc"))
-            .await
-            .refused_argument(),
-        "order_by"
-    );
-    assert_eq!(beta.get("/domains/x").await.refused_argument(), "domain_id");
+    beta.assert_each_refused("/domains", cases).await;
+    beta.assert_each_get_refused([
+        ("/domains", "function_id"),
+        ("/domains?function_id=x", "function_id"),
+        (
+            &format!("/domains?function_id={function_id}&order_by=name_asc"),
+            "order_by",
+        ),
+        ("/domains/x", "domain_id"),
+    ])
+    .await;
     assert_eq!(beta.delete("/domains/x").await.refused_argument(), "domain_id");
     let missing = beta.get(&format!("/domains/{}", uuid::Uuid::new_v4())).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
@@ -501,13 +489,12 @@ async fn bad_domain_requests_name_their_argument_and_other_tenants_reach_nothing
     let stranger_alpha = server.tenant().await;
     let stranger = stranger_alpha.speaking(Spec::FunctionsV1beta1, "fr-par");
     let theirs_namespace_id = stranger_alpha.ready_namespace_id("theirs").await;
-    let theirs = stranger_alpha
-        .post(
+    let theirs_id = stranger_alpha
+        .create(
             "/functions",
             json!({"name": "theirs", "runtime": node, "namespace_id": theirs_namespace_id}),
         )
         .await;
-    let theirs_id = ok(&theirs)["id"].as_str().unwrap().to_owned();
     let taken = create(&stranger, &theirs_id, "mine.example.com").await;
     assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
     // Whose it is stays unsaid.
@@ -583,13 +570,7 @@ async fn a_container_domain_is_kept_and_routed_by_the_containers_service() {
         .unwrap();
     assert_eq!(created.application_id, container_id);
     assert_eq!(created.status(), wire::DomainStatus::Pending);
-    let (status, body) = eventually(
-        ROUTING_LIMIT,
-        || call(&server.functions_url, "app.container.example", "/via-domain", None),
-        |(status, _)| *status == StatusCode::OK,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = routed(&server.functions_url, "app.container.example", "/via-domain").await;
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["path"], "/via-domain");
     assert_eq!(answer["greeting"], "hi");
@@ -624,12 +605,7 @@ async fn a_container_domain_is_kept_and_routed_by_the_containers_service() {
         })
         .await
         .unwrap();
-    let (status, body) = eventually(
-        ROUTING_LIMIT,
-        || call(&server.functions_url, "app.container.example", "/", None),
-        |(status, _)| *status != StatusCode::OK,
-    )
-    .await;
+    let (status, body) = unrouted(&server.functions_url, "app.container.example").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     server.stop().await;
 }

@@ -7,7 +7,7 @@
 //! runtime (as the plugin's second deploy sends) changes nothing; bad inputs name their argument;
 //! another tenant reaches none of it, and a function's id is no container's.
 
-use nuage_tests::apps::{deployed_node, go_binary, push_server_image, runtime};
+use nuage_tests::apps::{deployed_private_node, go_binary, push_server_image, runtime};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Tenant, TestServer, eventually, ok};
 use reqwest::StatusCode;
@@ -101,13 +101,7 @@ async fn functions_v1beta1_lists_issues_tokens_and_shows_logs_as_the_plugin_asks
     let (server, alpha) = TestServer::with_tenant().await;
     let beta = alpha.speaking(Spec::FunctionsV1beta1, "fr-par");
     let node = runtime(&alpha, "node").await;
-    let function = deployed_node(
-        &alpha,
-        "plugin",
-        json!({"name": "logger", "privacy": "private"}),
-        LOGGER_JS,
-    )
-    .await;
+    let function = deployed_private_node(&alpha, "plugin", "logger", LOGGER_JS).await;
     let id = function["id"].as_str().unwrap().to_owned();
     let namespace_id = function["namespace_id"].as_str().unwrap().to_owned();
     let endpoint = function["endpoint"].as_str().unwrap().to_owned();
@@ -222,20 +216,18 @@ async fn containers_v1beta1_lists_issues_tokens_for_a_container_named_function_i
     };
     let (server, alpha) = TestServer::with_tenant().await;
     let api = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
-    let created = api.post("/namespaces", json!({"name": "boxes"})).await;
-    let namespace_id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let namespace_id = api.create("/namespaces", json!({"name": "boxes"})).await;
     let namespace = api.wait_ready(&namespace_id).await;
     let registry_endpoint = namespace["registry_endpoint"].as_str().unwrap();
     push_server_image(&server, registry_endpoint, "box", &binary);
-    let made = api
-        .post(
+    let id = api
+        .create(
             "/containers",
             json!({"namespace_id": namespace_id, "name": "box", "privacy": "private",
                    "registry_image": format!("{registry_endpoint}/box:latest"),
                    "health_check": null, "scaling_option": null}),
         )
         .await;
-    let id = ok(&made)["id"].as_str().unwrap().to_owned();
     ok(&api.post(&format!("/containers/{id}/deploy"), json!({})).await);
     let ready = nuage_tests::apps::container_settled(&api, &id, Duration::from_secs(60)).await;
     assert_eq!(ready["status"], "ready", "{ready}");

@@ -15,9 +15,7 @@ fn beta(tenant: &Tenant) -> Tenant {
 
 /// Returns a ready namespace of `tenant`'s and a function (not deployed) in it.
 async fn namespace_and_function(tenant: &Tenant) -> (String, String) {
-    let created = tenant.post("/namespaces", json!({"name": "probe"})).await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let namespace_id = created.body["id"].as_str().unwrap().to_owned();
+    let namespace_id = tenant.create("/namespaces", json!({"name": "probe"})).await;
     tenant.wait_ready(&namespace_id).await;
     let node = runtime(tenant, "node").await;
     let created = tenant

@@ -68,9 +68,7 @@ async fn server_offering_both(default: Sandbox) -> TestServer {
 
 /// Returns the id of a new ready namespace of `tenant`'s.
 async fn ready_namespace(tenant: &Tenant, name: &str) -> String {
-    let created = tenant.post("/namespaces", json!({"name": name})).await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
+    let id = tenant.create("/namespaces", json!({"name": name})).await;
     tenant.wait_ready(&id).await;
     id
 }
@@ -213,12 +211,11 @@ async fn changing_the_sandbox_rolls_the_function_out_in_the_new_one() {
 
 #[tokio::test]
 async fn a_bad_sandbox_and_one_not_offered_are_refused_naming_sandbox() {
-    let server = TestServer::start_with(|config| {
+    let (server, alpha) = TestServer::start_with_tenant(|config| {
         config.runner.sandbox = Sandbox::Bubblewrap;
         config.runner.sandboxes = Some(vec![SandboxKind::Bubblewrap]);
     })
     .await;
-    let alpha = server.tenant().await;
     let tenant = beta(&alpha);
     let namespace_id = ready_namespace(&tenant, "picky").await;
     let node = runtime(&tenant, "node").await;
@@ -336,14 +333,12 @@ async fn containers_run_in_the_sandbox_they_name() {
     let mut ids = Vec::new();
     for (name, sandbox) in [("bubble", "v1"), ("visor", "v2")] {
         // Through v1alpha2, whose bodies may name the sandbox as v1beta1's do.
-        let created = tenant
-            .post(
+        let id = tenant
+            .create(
                 "/containers",
                 json!({"name": name, "namespace_id": namespace["id"], "registry_image": image, "sandbox": sandbox}),
             )
             .await;
-        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-        let id = created.body["id"].as_str().unwrap().to_owned();
         let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
         assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
         ids.push((id, sandbox));

@@ -225,10 +225,7 @@ async fn bad_token_requests_name_their_argument_and_other_tenants_reach_nothing(
         ),
         (json!({"function_id": function_id, "description": 5}), "description"),
     ];
-    for (body, argument) in cases {
-        let answer = beta.post("/tokens", body.clone()).await;
-        assert_eq!(answer.refused_argument(), argument, "{body}: {}", answer.body);
-    }
+    beta.assert_each_refused("/tokens", cases).await;
     assert_eq!(
         beta.get("/tokens?order_by=name_asc").await.refused_argument(),
         "order_by"
@@ -281,11 +278,10 @@ async fn bad_token_requests_name_their_argument_and_other_tenants_reach_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_in_another_process_refuses_a_deleted_token_within_5_seconds() {
     let secret = "tokens-revocation";
-    let server = TestServer::start_with(|config| {
+    let (server, alpha) = TestServer::start_with_tenant(|config| {
         config.internal_secret = Some(nuage_core::Secret::new(secret));
     })
     .await;
-    let alpha = server.tenant().await;
     let beta = beta(&alpha);
     let function = private_function(&alpha, "far").await;
     let function_id = function["id"].as_str().unwrap().to_owned();

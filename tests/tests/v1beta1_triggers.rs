@@ -231,11 +231,10 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     assert_eq!(changed.body["status"], "ready");
 
     // Deleted: `deleting`, then gone, and nothing listens on its subject any more.
-    let deleted = beta.delete(&format!("/triggers/{trigger_id}")).await;
-    assert_eq!(ok(&deleted)["status"], "deleting");
-    let gone = beta
-        .wait_gone(&format!("/triggers/{trigger_id}"), Duration::from_secs(10))
+    let (deleted, gone) = beta
+        .delete_until_gone(&format!("/triggers/{trigger_id}"), Duration::from_secs(10))
         .await;
+    ok(&deleted);
     assert_eq!(gone.body["message"], "trigger does not exist", "{}", gone.body);
     assert!(!listening(&nats, &published).await, "a deleted trigger still listens");
     publish(&nats, &published, "after the deletion").await;
@@ -264,7 +263,7 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
 async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argument() {
     let down = format!("nats://127.0.0.1:{}", free_port());
     let down_url = down.clone();
-    let server = TestServer::start_with(move |config| {
+    let (server, alpha) = TestServer::start_with_tenant(move |config| {
         config.triggers.nats.url = Some(nats_url());
         let account = |url: Option<String>, organization_id| nuage_triggers::NatsAccount {
             url,
@@ -276,7 +275,6 @@ async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argu
         accounts.insert("someone-elses".to_owned(), account(None, Some(uuid::Uuid::new_v4())));
     })
     .await;
-    let alpha = server.tenant().await;
     let beta = beta(&alpha);
     let node = runtime(&alpha, "node").await;
     let function = nuage_tests::apps::function(&alpha, "triggers", json!({"name": "target", "runtime": node})).await;
@@ -352,10 +350,7 @@ async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argu
             "scw_sqs_config",
         ),
     ];
-    for (body, argument) in cases {
-        let answer = beta.post("/triggers", body.clone()).await;
-        assert_eq!(answer.refused_argument(), argument, "{body}: {}", answer.body);
-    }
+    beta.assert_each_refused("/triggers", cases).await;
     // SQS triggers: refused, saying why.
     let sqs = [
         (
@@ -522,13 +517,12 @@ async fn a_subscription_the_servers_permissions_refuse_puts_the_trigger_in_error
     )
     .await
     .expect("the test's NATS server answers");
-    let server = TestServer::start_with(|config| {
+    let (server, alpha) = TestServer::start_with_tenant(|config| {
         config.triggers.nats.url = Some(url.clone());
         config.triggers.nats.credentials.user = Some("nuage".to_owned());
         config.triggers.nats.credentials.password = Some(nuage_core::Secret::new("secret".to_owned()));
     })
     .await;
-    let alpha = server.tenant().await;
     let beta = beta(&alpha);
     let node = runtime(&alpha, "node").await;
     let function = nuage_tests::apps::function(&alpha, "refused", json!({"name": "recorder", "runtime": node})).await;

@@ -73,8 +73,7 @@ async fn failed_and_logged(tenant: &Tenant, id: &str, url: &str, message: &str, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_function_answers_with_its_query_headers_body_status_variables_and_secrets() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (server, tenant) = TestServer::with_tenant().await;
     let runtimes = tenant.get("/runtimes").await.body;
     assert!(
         runtimes["runtimes"].as_array().unwrap().contains(&json!("wasm")),
@@ -125,8 +124,7 @@ async fn a_wasm_function_answers_with_its_query_headers_body_status_variables_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_function_is_stopped_at_its_timeout_and_the_next_request_is_served() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::with_tenant().await;
     let (_, endpoint) = wasm_function(&tenant, "wasm-timeout", json!({"timeout": "1s"})).await;
     let started = Instant::now();
     let (status, body) = text(reqwest::get(format!("{endpoint}/spin")).await.unwrap()).await;
@@ -144,8 +142,7 @@ async fn a_wasm_function_is_stopped_at_its_timeout_and_the_next_request_is_serve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wasm_function_is_held_to_its_memory_limit() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::with_tenant().await;
     let (id, endpoint) = wasm_function(&tenant, "wasm-memory", json!({"memory_limit": 128})).await;
     let (status, body) = text(reqwest::get(format!("{endpoint}/grow?mb=16")).await.unwrap()).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "grew 16 MiB"));
@@ -166,8 +163,7 @@ async fn a_wasm_function_is_held_to_its_memory_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_aborts_answers_500_with_a_clear_body_and_is_logged() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::with_tenant().await;
     let (id, endpoint) = wasm_function(&tenant, "wasm-trap", json!({})).await;
     failed_and_logged(
         &tenant,
@@ -181,8 +177,7 @@ async fn an_instance_that_aborts_answers_500_with_a_clear_body_and_is_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_written_by_hand_answers_and_one_that_traps_answers_500_and_is_logged() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::with_tenant().await;
     // A few kilobytes of WebAssembly text against the canonical ABI (tests/wasm/wat).
     let (_, hello) = deployed_component(&tenant, "wasm-by-hand", json!({}), &wat_component("hello")).await;
     for _ in 0..3 {
@@ -208,8 +203,7 @@ async fn a_component_written_by_hand_answers_and_one_that_traps_answers_500_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outgoing_http_is_refused_by_default() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::with_tenant().await;
     let (_, endpoint) = wasm_function(&tenant, "wasm-egress", json!({})).await;
     // A listener on the host's loopback that counts who reaches it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -261,8 +255,7 @@ async fn public_egress_reaches_a_public_host_and_nothing_private() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_each_run_in_a_fresh_instance() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::with_tenant().await;
     let (_, endpoint) = wasm_function(&tenant, "wasm-fresh", json!({"max_scale": 1})).await;
     let client = reqwest::Client::new();
     let calls = (0..24).map(|_| {
@@ -280,8 +273,7 @@ async fn concurrent_requests_each_run_in_a_fresh_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_is_not_a_proxy_component_is_refused_at_build_with_a_clear_message() {
-    let server = TestServer::start().await;
-    let tenant = server.tenant().await;
+    let (_server, tenant) = TestServer::with_tenant().await;
     // A core module (the 8-byte empty one), not a component.
     let core_module: &[u8] = b"\0asm\x01\0\0\0";
     let cases: [(&str, &Files, &str); 3] = [
