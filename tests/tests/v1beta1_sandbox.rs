@@ -8,7 +8,7 @@
 use nuage_runner::{Sandbox, SandboxKind};
 use nuage_tests::apps::{deploy, push_server_image, runtime, settled_within, upload, zip};
 use nuage_tests::conformance::Spec;
-use nuage_tests::{Tenant, TestServer, eventually};
+use nuage_tests::{Answer, Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -76,17 +76,23 @@ async fn ready_namespace(tenant: &Tenant, name: &str) -> String {
 /// Creates function `name` running [`KERNEL_JS`] with `sandbox` (left out when null) in
 /// `namespace_id`, uploads its code and deploys it; returns its create answer.
 async fn kernel_function(tenant: &Tenant, namespace_id: &str, name: &str, sandbox: Value) -> Value {
-    let node = runtime(tenant, "node").await;
-    let mut body = json!({"namespace_id": namespace_id, "name": name, "runtime": node});
-    if !sandbox.is_null() {
-        body["sandbox"] = sandbox;
-    }
-    let created = tenant.post("/functions", body).await;
+    let created = post_node_function(tenant, namespace_id, name, sandbox).await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let id = created.body["id"].as_str().unwrap();
     upload(tenant, id, zip(&[("handler.js", KERNEL_JS)])).await;
     deploy(tenant, id).await;
     created.body
+}
+
+/// Asks `tenant` to create function `name` on the node runtime in namespace `namespace_id`, in
+/// `sandbox` (none named when null); returns the answer.
+async fn post_node_function(tenant: &Tenant, namespace_id: &str, name: &str, sandbox: Value) -> Answer {
+    let node = runtime(tenant, "node").await;
+    let mut body = json!({"namespace_id": namespace_id, "name": name, "runtime": node});
+    if !sandbox.is_null() {
+        body["sandbox"] = sandbox;
+    }
+    tenant.post("/functions", body).await
 }
 
 /// Waits until function `id` is ready; returns it.
@@ -152,13 +158,7 @@ async fn a_v1_and_a_v2_function_each_run_in_their_sandbox_and_unknown_sandbox_in
         assert_eq!(sandbox_seen(&url_of(&function)).await, *shown, "{function}");
     }
     // A v1alpha2 body may name the sandbox too: the same field, the same function.
-    let node = runtime(&alpha, "node").await;
-    let created = alpha
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "alpha", "runtime": node, "sandbox": "v2"}),
-        )
-        .await;
+    let created = post_node_function(&alpha, &namespace_id, "alpha", json!("v2")).await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let id = created.body["id"].as_str().unwrap();
     assert_eq!(tenant.get(&format!("/functions/{id}")).await.body["sandbox"], "v2");
@@ -234,12 +234,7 @@ async fn a_bad_sandbox_and_one_not_offered_are_refused_naming_sandbox() {
     let listed = tenant.get(&format!("/functions?namespace_id={namespace_id}")).await;
     assert_eq!(listed.body["total_count"], 0, "nothing was made: {}", listed.body);
 
-    let created = tenant
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "kept", "runtime": node, "sandbox": "v1"}),
-        )
-        .await;
+    let created = post_node_function(&tenant, &namespace_id, "kept", json!("v1")).await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
     let id = created.body["id"].as_str().unwrap();
     let before = tenant.get(&format!("/functions/{id}")).await.body;
@@ -271,13 +266,7 @@ async fn an_installation_offering_only_gvisor_runs_functions_naming_none_under_i
     assert_eq!(created["sandbox"], "v2", "the default is shown: {created}");
     let function = ready(&tenant, created["id"].as_str().unwrap()).await;
     assert_eq!(sandbox_seen(&url_of(&function)).await, "v2");
-    let node = runtime(&tenant, "node").await;
-    let refused = tenant
-        .post(
-            "/functions",
-            json!({"namespace_id": namespace_id, "name": "weaker", "runtime": node, "sandbox": "v1"}),
-        )
-        .await;
+    let refused = post_node_function(&tenant, &namespace_id, "weaker", json!("v1")).await;
     assert_eq!(refused.refused_argument(), "sandbox", "{}", refused.body);
     server.stop().await;
 }
