@@ -96,6 +96,30 @@ fn position(lines: &[String], needle: &str) -> usize {
         .unwrap_or_else(|| panic!("no `{needle}` in {lines:?}"))
 }
 
+/// Checks that `stranger` reaches none of `paths` (404) and lists none of the `kind` (functions,
+/// containers) of another tenant's namespace `namespace_id` (a 404, or an empty list); returns
+/// the paths' answers.
+async fn assert_reaches_none<'a>(
+    stranger: &nuage_tests::Tenant,
+    paths: &'a [String],
+    namespace_id: &str,
+    kind: &str,
+) -> Vec<(&'a String, nuage_tests::Answer)> {
+    let mut answers = Vec::new();
+    for path in paths {
+        let answer = stranger.get(path).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}: {}", answer.body);
+        answers.push((path, answer));
+    }
+    let theirs = stranger.get(&format!("/namespaces/{namespace_id}/{kind}")).await;
+    assert!(
+        theirs.status == StatusCode::NOT_FOUND || theirs.body[kind] == json!([]),
+        "{}",
+        theirs.body
+    );
+    answers
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_v1beta1_lists_issues_tokens_and_shows_logs_as_the_plugin_asks() {
     let (server, alpha) = TestServer::with_tenant().await;
@@ -190,21 +214,14 @@ async fn functions_v1beta1_lists_issues_tokens_and_shows_logs_as_the_plugin_asks
 
     // Another tenant reaches none of it, as if it did not exist.
     let stranger = server.tenant().await.speaking(Spec::FunctionsV1beta1, "fr-par");
-    for path in [
+    let paths = [
         logs.clone(),
         format!("/issue-jwt?function_id={id}&expiration_date={PLUGIN_EXPIRY}"),
         format!("/issue-jwt?namespace_id={namespace_id}"),
-    ] {
-        let answer = stranger.get(&path).await;
-        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}: {}", answer.body);
+    ];
+    for (path, answer) in assert_reaches_none(&stranger, &paths, &namespace_id, "functions").await {
         assert_eq!(answer.body["type"], "not_found", "{path}");
     }
-    let theirs = stranger.get(&format!("/namespaces/{namespace_id}/functions")).await;
-    assert!(
-        theirs.status == StatusCode::NOT_FOUND || theirs.body["functions"] == json!([]),
-        "{}",
-        theirs.body
-    );
     server.stop().await;
 }
 
@@ -274,19 +291,11 @@ async fn containers_v1beta1_lists_issues_tokens_for_a_container_named_function_i
 
     // Another tenant reaches none of it.
     let stranger = server.tenant().await.speaking(Spec::ContainersV1beta1, "fr-par");
-    for path in [
+    let paths = [
         logs.clone(),
         format!("/issue-jwt?function_id={id}"),
         format!("/issue-jwt?container_id={id}"),
-    ] {
-        let answer = stranger.get(&path).await;
-        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}: {}", answer.body);
-    }
-    let theirs = stranger.get(&format!("/namespaces/{namespace_id}/containers")).await;
-    assert!(
-        theirs.status == StatusCode::NOT_FOUND || theirs.body["containers"] == json!([]),
-        "{}",
-        theirs.body
-    );
+    ];
+    assert_reaches_none(&stranger, &paths, &namespace_id, "containers").await;
     server.stop().await;
 }

@@ -3,7 +3,7 @@
 //! `jti`), in this process and in a router of its own; v1alpha2 `/jwt/issue` keeps working;
 //! bad inputs name their argument; another tenant reaches none of it.
 
-use nuage_tests::apps::deployed;
+use nuage_tests::apps::deployed_private_node;
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Tenant, TestServer, eventually_every};
 use reqwest::StatusCode;
@@ -38,16 +38,12 @@ async fn create(beta: &Tenant, body: Value) -> Value {
     created.body
 }
 
-/// Deploys a private function (through v1alpha2); returns it.
-async fn private_function(tenant: &Tenant, namespace: &str) -> Value {
-    let node = nuage_tests::apps::runtime(tenant, "node").await;
-    deployed(
-        tenant,
-        namespace,
-        json!({"name": "guarded", "runtime": node, "privacy": "private"}),
-        &[("handler.js", PRIVATE_JS)],
-    )
-    .await
+/// Deploys private function `guarded` in a new namespace `namespace` (through v1alpha2);
+/// returns its id, its namespace's id and its endpoint.
+async fn guarded(tenant: &Tenant, namespace: &str) -> (String, String, String) {
+    let function = deployed_private_node(tenant, namespace, "guarded", PRIVATE_JS).await;
+    let text = |field: &str| function[field].as_str().unwrap().to_owned();
+    (text("id"), text("namespace_id"), text("endpoint"))
 }
 
 /// Deletes `token` (whose id is `token_id`) and measures how long `url` still opens with it:
@@ -79,10 +75,7 @@ async fn delete_and_time_refusal(beta: &Tenant, token_id: &str, token: &str, url
 async fn a_token_opens_its_private_function_until_it_is_deleted() {
     let (server, alpha) = TestServer::with_tenant().await;
     let beta = beta(&alpha);
-    let function = private_function(&alpha, "tokens").await;
-    let function_id = function["id"].as_str().unwrap().to_owned();
-    let namespace_id = function["namespace_id"].as_str().unwrap().to_owned();
-    let endpoint = function["endpoint"].as_str().unwrap().to_owned();
+    let (function_id, namespace_id, endpoint) = guarded(&alpha, "tokens").await;
 
     // A function token, with an expiry the Python SDK writes for a naive datetime (no
     // offset: UTC); the token and the key are in this answer only.
@@ -202,10 +195,7 @@ async fn a_token_opens_its_private_function_until_it_is_deleted() {
 async fn bad_token_requests_name_their_argument_and_other_tenants_reach_nothing() {
     let (server, alpha) = TestServer::with_tenant().await;
     let beta = beta(&alpha);
-    let function = private_function(&alpha, "owned").await;
-    let function_id = function["id"].as_str().unwrap().to_owned();
-    let namespace_id = function["namespace_id"].as_str().unwrap().to_owned();
-    let endpoint = function["endpoint"].as_str().unwrap().to_owned();
+    let (function_id, namespace_id, endpoint) = guarded(&alpha, "owned").await;
 
     let cases = [
         (json!({}), "function_id"),
@@ -283,9 +273,7 @@ async fn a_router_in_another_process_refuses_a_deleted_token_within_5_seconds() 
     })
     .await;
     let beta = beta(&alpha);
-    let function = private_function(&alpha, "far").await;
-    let function_id = function["id"].as_str().unwrap().to_owned();
-    let endpoint = function["endpoint"].as_str().unwrap().to_owned();
+    let (function_id, _, endpoint) = guarded(&alpha, "far").await;
 
     // A second router, `nuage serve --roles router`, over the same services.
     let grpc = format!("http://{}", server.server().endpoints().grpc.unwrap());

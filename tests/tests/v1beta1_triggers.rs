@@ -139,6 +139,17 @@ async fn settled(tenant: &Tenant, id: &str) -> Value {
         .body
 }
 
+/// Returns the queries of a trigger list whose answer, to their owner `alpha`, holds the
+/// triggers of function `function_id`: by the function, its namespace, alpha's project, and none.
+fn list_queries(function_id: &str, namespace_id: &str, alpha: &Tenant) -> [String; 4] {
+    [
+        format!("function_id={function_id}"),
+        format!("namespace_id={namespace_id}"),
+        format!("project_id={}", alpha.project_id),
+        String::new(),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     let server = server().await;
@@ -210,12 +221,7 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
     assert_eq!(recovered.body["error_message"], Value::Null);
 
     // Listed by function, namespace and project; renamed and described.
-    for query in [
-        format!("function_id={function_id}"),
-        format!("namespace_id={namespace_id}"),
-        format!("project_id={}", alpha.project_id),
-        String::new(),
-    ] {
+    for query in list_queries(&function_id, &namespace_id, &alpha) {
         let listed = beta.get(&format!("/triggers?{query}")).await;
         assert_eq!(ok(&listed)["total_count"], 1, "{query}: {}", listed.body);
         assert_eq!(listed.body["triggers"][0]["id"], trigger_id.as_str());
@@ -403,12 +409,7 @@ async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argu
     let refused = create(&stranger, &function_id, "theirs", &subject("stolen"), "a").await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
     assert_eq!(stranger.get(&path).await.status, StatusCode::NOT_FOUND);
-    for query in [
-        format!("function_id={function_id}"),
-        format!("namespace_id={namespace_id}"),
-        format!("project_id={}", alpha.project_id),
-        String::new(),
-    ] {
+    for query in list_queries(&function_id, &namespace_id, &alpha) {
         let listed = stranger.get(&format!("/triggers?{query}")).await;
         assert_eq!(ok(&listed)["total_count"], 0, "{query}: {}", listed.body);
     }
