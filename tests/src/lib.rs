@@ -447,12 +447,16 @@ impl Tenant {
 }
 
 /// Evaluates to the binary of the Go test server ([`apps::go_server_binary`]), the image of
-/// the suites' containers; where no Go toolchain can build it, returns from the test, which is
+/// the suites' containers, or with an argument to the binary of that Go program
+/// ([`apps::go_binary`]); where no Go toolchain can build it, returns from the test, which is
 /// then skipped (.ci/run installs Go).
 #[macro_export]
 macro_rules! go_server_or_skip {
     () => {
-        match $crate::apps::go_server_binary() {
+        $crate::go_server_or_skip!($crate::apps::SERVER_GO)
+    };
+    ($source:expr) => {
+        match $crate::apps::go_binary($source) {
             Some(binary) => binary,
             None => {
                 eprintln!("skipped: no Go toolchain to build the test container image");

@@ -3,7 +3,7 @@
 //! (every unset field as a zero, an empty map or list, or `unknown_*`), over the same services
 //! as the other versions. Every 200 body is checked against Scaleway's containers v1 spec.
 
-use nuage_tests::apps::{PROBED_GO, go_binary, push_server_image};
+use nuage_tests::apps::{PROBED_GO, push_server_image};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Answer, Tenant, TestServer, ok};
 use reqwest::StatusCode;
@@ -42,10 +42,7 @@ async fn settled(api: &Tenant, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_made_through_v1_as_the_sdk_sends_it_is_deployed_keeps_unset_fields_and_is_the_same_container_elsewhere()
  {
-    let Some(binary) = go_binary(PROBED_GO) else {
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!(PROBED_GO);
     // Answers are checked against the spec: it describes these routes.
     for (method, path) in [
         ("GET", "/containers/x"),

@@ -6,7 +6,7 @@
 //! is the cron trigger it is. Credentials are sealed at rest; servers the operator does not
 //! allow are refused; bad inputs name their argument; another tenant reaches none of it.
 
-use nuage_tests::apps::{go_binary, push_server_image};
+use nuage_tests::apps::push_server_image;
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Answer, Tenant, TestServer, eventually, ok, printed};
 use reqwest::StatusCode;
@@ -100,10 +100,7 @@ async fn recorder(server: &TestServer, alpha: &Tenant, binary: &[u8]) -> (String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cron_and_nats_triggers_reach_their_container_as_v1_says_and_no_one_else_reaches_them() {
-    let Some(binary) = go_binary(RECORDER_GO) else {
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!(RECORDER_GO);
     let nats_address = nats_url().trim_start_matches("nats://").to_owned();
     let (server, alpha) = TestServer::start_with_tenant(|config| {
         config.crons.seconds_schedules = true;

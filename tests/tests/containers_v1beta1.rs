@@ -5,7 +5,7 @@
 //! body is checked against part B.6 (Scaleway publishes no spec for this version), and a
 //! container made here is the same container through functions v1alpha2.
 
-use nuage_tests::apps::{PROBED_GO, go_binary, push_server_image};
+use nuage_tests::apps::{PROBED_GO, push_server_image};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Tenant, TestServer, ok};
 use reqwest::StatusCode;
@@ -41,10 +41,7 @@ async fn deployed(api: &Tenant, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_listens_on_its_port_runs_its_command_and_takes_traffic_once_its_health_check_passes() {
-    let Some(binary) = go_binary(PROBED_GO) else {
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!(PROBED_GO);
     let (server, alpha) = TestServer::with_tenant().await;
     let api = containers(&alpha);
     let namespace = namespace_with_image(&server, &api, "probed", &binary).await;
@@ -139,10 +136,7 @@ async fn a_container_listens_on_its_port_runs_its_command_and_takes_traffic_once
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_whose_health_check_never_passes_ends_in_error_saying_why() {
-    let Some(binary) = go_binary(PROBED_GO) else {
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!(PROBED_GO);
     let server = TestServer::start().await;
     let api = containers(&server.tenant().await);
     let namespace = namespace_with_image(&server, &api, "sick", &binary).await;
@@ -351,10 +345,7 @@ async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_runs_images_of_any_of_its_namespaces_but_never_one_another_tenant_pushed_to_the_installations_registry()
  {
-    let Some(binary) = go_binary(PROBED_GO) else {
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!(PROBED_GO);
     let server = TestServer::start().await;
     let owner = containers(&server.tenant().await);
     let theirs = namespace_with_image(&server, &owner, "private-img", &binary).await;

@@ -7,7 +7,7 @@
 //! runtime (as the plugin's second deploy sends) changes nothing; bad inputs name their argument;
 //! another tenant reaches none of it, and a function's id is no container's.
 
-use nuage_tests::apps::{deployed_private_node, go_binary, push_server_image, runtime};
+use nuage_tests::apps::{deployed_private_node, push_server_image, runtime};
 use nuage_tests::conformance::Spec;
 use nuage_tests::{Tenant, TestServer, eventually, ok};
 use reqwest::StatusCode;
@@ -227,10 +227,7 @@ async fn functions_v1beta1_lists_issues_tokens_and_shows_logs_as_the_plugin_asks
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_v1beta1_lists_issues_tokens_for_a_container_named_function_id_and_shows_its_logs() {
-    let Some(binary) = go_binary(LOGGER_GO) else {
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    let binary = nuage_tests::go_server_or_skip!(LOGGER_GO);
     let (server, alpha) = TestServer::with_tenant().await;
     let api = alpha.speaking(Spec::ContainersV1beta1, "fr-par");
     let namespace_id = api.create("/namespaces", json!({"name": "boxes"})).await;

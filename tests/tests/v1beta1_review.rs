@@ -13,6 +13,16 @@ fn beta(tenant: &Tenant) -> Tenant {
     tenant.speaking(Spec::FunctionsV1beta1, "fr-par")
 }
 
+/// Starts a server with a tenant speaking v1beta1 that has a ready namespace and a function (not
+/// deployed) in it; returns them, the ids of both and the function as it is before the test.
+async fn with_namespace_and_function() -> (TestServer, Tenant, String, String, Value) {
+    let server = TestServer::start().await;
+    let tenant = beta(&server.tenant().await);
+    let (namespace_id, function_id) = namespace_and_function(&tenant).await;
+    let before = tenant.get(&format!("/functions/{function_id}")).await.body;
+    (server, tenant, namespace_id, function_id, before)
+}
+
 /// Returns a ready namespace of `tenant`'s and a function (not deployed) in it.
 async fn namespace_and_function(tenant: &Tenant) -> (String, String) {
     let namespace_id = tenant.create("/namespaces", json!({"name": "probe"})).await;
@@ -36,10 +46,7 @@ fn assert_refused(answer: &nuage_tests::Answer, argument: &str, what: &Value) {
 
 #[tokio::test]
 async fn a_secret_given_twice_in_one_request_is_refused_by_name_and_changes_nothing() {
-    let server = TestServer::start().await;
-    let tenant = beta(&server.tenant().await);
-    let (namespace_id, function_id) = namespace_and_function(&tenant).await;
-    let before = tenant.get(&format!("/functions/{function_id}")).await.body;
+    let (server, tenant, namespace_id, function_id, before) = with_namespace_and_function().await;
     for (path, body) in [
         (
             format!("/functions/{function_id}"),
@@ -70,10 +77,7 @@ async fn a_secret_given_twice_in_one_request_is_refused_by_name_and_changes_noth
 
 #[tokio::test]
 async fn bad_v1beta1_fields_of_a_function_body_are_refused_naming_the_argument() {
-    let server = TestServer::start().await;
-    let tenant = beta(&server.tenant().await);
-    let (namespace_id, function_id) = namespace_and_function(&tenant).await;
-    let before = tenant.get(&format!("/functions/{function_id}")).await.body;
+    let (server, tenant, namespace_id, function_id, before) = with_namespace_and_function().await;
     let cases = [
         (json!({"tags": "x"}), "tags"),
         (json!({"tags": ["ok", 1]}), "tags[1]"),

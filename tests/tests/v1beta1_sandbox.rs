@@ -303,11 +303,8 @@ async fn a_runner_that_no_longer_offers_a_functions_sandbox_refuses_to_start_it_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_run_in_the_sandbox_they_name() {
-    let Some(binary) = nuage_tests::apps::go_binary(KERNEL_GO) else {
-        // The container image is a Go static binary; .ci/run installs Go.
-        eprintln!("skipped: no Go toolchain to build the test container image");
-        return;
-    };
+    // The container image is a Go static binary; .ci/run installs Go.
+    let binary = nuage_tests::go_server_or_skip!(KERNEL_GO);
     let server = server_offering_both(Sandbox::Bubblewrap).await;
     let tenant = server.tenant().await;
     let namespace = tenant.create_namespace("boxed").await;
