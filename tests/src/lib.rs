@@ -393,6 +393,29 @@ impl Tenant {
         }
     }
 
+    /// GETs each list of `lists` as a tenant that owns none of what they name, asserting each
+    /// answers 404 or lists nothing.
+    pub async fn assert_lists_nothing(&self, lists: impl IntoIterator<Item = String>) {
+        for list in lists {
+            let listed = self.get(&list).await;
+            assert!(
+                listed.status == StatusCode::NOT_FOUND || listed.body["total_count"] == 0,
+                "{list}: {}",
+                listed.body
+            );
+        }
+    }
+
+    /// Checks, as the attack of this tenant on another's resource at `path`: it can neither
+    /// rename nor delete it (404 both), and `owner` still reads it, named `name`.
+    pub async fn assert_kept_from_me(&self, owner: &Tenant, path: &str, name: &str) {
+        let changed = self.patch(path, serde_json::json!({"name": "theirs"})).await;
+        assert_eq!(changed.status, StatusCode::NOT_FOUND, "{}", changed.body);
+        assert_eq!(self.delete(path).await.status, StatusCode::NOT_FOUND);
+        let mine = owner.get(path).await;
+        assert_eq!(ok(&mine)["name"], name);
+    }
+
     /// Creates a namespace and returns the create answer's body, asserting success.
     pub async fn create_namespace(&self, name: &str) -> Value {
         let answer = self.post("/namespaces", serde_json::json!({"name": name})).await;

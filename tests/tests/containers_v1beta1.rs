@@ -315,18 +315,13 @@ async fn crons_and_tokens_of_containers_name_their_container_and_other_tenants_r
     ] {
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
     }
-    for list in [
-        format!("/crons?container_id={id}"),
-        format!("/tokens?container_id={id}"),
-        format!("/containers?namespace_id={namespace_id}"),
-    ] {
-        let listed = stranger.get(&list).await;
-        assert!(
-            listed.status == StatusCode::NOT_FOUND || listed.body["total_count"] == 0,
-            "{list}: {}",
-            listed.body
-        );
-    }
+    stranger
+        .assert_lists_nothing([
+            format!("/crons?container_id={id}"),
+            format!("/tokens?container_id={id}"),
+            format!("/containers?namespace_id={namespace_id}"),
+        ])
+        .await;
     assert_eq!(ok(&api.get(&path).await)["name"], "mine");
 
     let (deleted, gone) = api.delete_until_gone(&path, Duration::from_secs(30)).await;
