@@ -1,5 +1,7 @@
 // Answers with the variables and secrets it was given and its code version; logs every call,
-// so that a cron firing (a POST of the cron's args) shows in `serverless logs`.
+// so that a cron firing (a POST of the cron's args) shows in `serverless logs`. The 0.1.18 suite
+// deploys it too (clients/run copies it into its service): it sets no secrets, and the keys of
+// unset ones are left out of the JSON, so its answer has the variables only.
 const VERSION = "v1";
 
 module.exports.handle = async (event) => {
