@@ -150,6 +150,14 @@ pub fn response_schema(spec: Spec, method: &str, path: &str) -> Option<String> {
     schema_of(spec, method, path).map(|(_, schema)| schema)
 }
 
+/// Asserts that `spec` describes the 200 answer of each of `routes` (method, path), so that the
+/// answers of a suite's routes are checked against it.
+pub fn assert_describes(spec: Spec, routes: &[(&str, &str)]) {
+    for (method, path) in routes {
+        assert!(response_schema(spec, method, path).is_some(), "{path}");
+    }
+}
+
 /// Returns the spec that holds the schema of the 200 answer to `method path` in `spec`, and
 /// the schema's name.
 fn schema_of(spec: Spec, method: &str, path: &str) -> Option<(Spec, String)> {

@@ -416,6 +416,23 @@ impl Tenant {
         assert_eq!(ok(&mine)["name"], name);
     }
 
+    /// POSTs `count` namespace creates at once, each from a task of its own, naming them
+    /// `{prefix}-0`, `{prefix}-1`...; returns their answers in that order.
+    pub async fn post_namespaces_at_once(&self, prefix: &str, count: usize) -> Vec<Answer> {
+        let creates: Vec<_> = (0..count)
+            .map(|index| {
+                let tenant = self.clone();
+                let name = format!("{prefix}-{index}");
+                tokio::spawn(async move { tenant.post("/namespaces", serde_json::json!({"name": name})).await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(count);
+        for create in creates {
+            answers.push(create.await.unwrap());
+        }
+        answers
+    }
+
     /// Creates a namespace and returns the create answer's body, asserting success.
     pub async fn create_namespace(&self, name: &str) -> Value {
         let answer = self.post("/namespaces", serde_json::json!({"name": name})).await;

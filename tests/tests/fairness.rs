@@ -91,19 +91,8 @@ async fn a_tenant_over_its_backlog_of_pending_namespaces_gets_429_and_nothing_is
     .await;
     // Authenticated once before: the creates are not spread out by verifying the key.
     assert_eq!(tenant.get("/namespaces").await.status, StatusCode::OK);
-    let creates: Vec<_> = (0..CREATES)
-        .map(|index| {
-            let tenant = tenant.clone();
-            tokio::spawn(async move {
-                tenant
-                    .post("/namespaces", json!({"name": format!("queued-{index}")}))
-                    .await
-            })
-        })
-        .collect();
     let (mut accepted, mut refused) = (0, 0);
-    for create in creates {
-        let answer = create.await.unwrap();
+    for answer in tenant.post_namespaces_at_once("queued", CREATES).await {
         match answer.status {
             StatusCode::OK => accepted += 1,
             StatusCode::TOO_MANY_REQUESTS => {

@@ -449,19 +449,8 @@ async fn a_tenant_over_its_namespace_quota_gets_quotas_exceeded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creates_never_take_a_tenant_past_its_namespace_quota() {
     let (server, tenant) = TestServer::start_with_tenant(|config| config.namespaces.max_per_organization = 5).await;
-    let creates: Vec<_> = (0..30)
-        .map(|index| {
-            let tenant = tenant.clone();
-            tokio::spawn(async move {
-                tenant
-                    .post("/namespaces", json!({"name": format!("burst-{index}")}))
-                    .await
-            })
-        })
-        .collect();
     let mut created = 0;
-    for create in creates {
-        let answer = create.await.unwrap();
+    for answer in tenant.post_namespaces_at_once("burst", 30).await {
         match answer.status {
             StatusCode::OK => created += 1,
             StatusCode::FORBIDDEN => assert_eq!(answer.body["type"], "quotas_exceeded", "{}", answer.body),

@@ -391,15 +391,12 @@ async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argu
             .refused_argument(),
         "sqs_config"
     );
-    assert_eq!(beta.get("/triggers/x").await.refused_argument(), "trigger_id");
-    assert_eq!(
-        beta.get("/triggers?order_by=name_asc").await.refused_argument(),
-        "order_by"
-    );
-    assert_eq!(
-        beta.get("/triggers?function_id=x").await.refused_argument(),
-        "function_id"
-    );
+    beta.assert_each_get_refused([
+        ("/triggers/x", "trigger_id"),
+        ("/triggers?order_by=name_asc", "order_by"),
+        ("/triggers?function_id=x", "function_id"),
+    ])
+    .await;
     let missing = beta.get(&format!("/triggers/{}", uuid::Uuid::new_v4())).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.body["message"], "trigger does not exist");
