@@ -53,8 +53,13 @@ impl Scope {
     }
 }
 
-/// `order_by` values of function and container lists, the default first.
-const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "name_asc", "name_desc"];
+/// `order_by` values of function and container lists and the services', the default first.
+const ORDERS: [(&str, common::ApplicationOrder); 4] = [
+    ("created_at_asc", common::ApplicationOrder::CreatedAtAsc),
+    ("created_at_desc", common::ApplicationOrder::CreatedAtDesc),
+    ("name_asc", common::ApplicationOrder::NameAsc),
+    ("name_desc", common::ApplicationOrder::NameDesc),
+];
 
 /// Returns the v1alpha2 name of an application status.
 pub(crate) fn status_name(status: i32) -> &'static str {
@@ -144,31 +149,6 @@ impl Timeout {
 /// Returns the millisecond form of an optional timeout.
 pub(crate) fn timeout_ms(timeout: Option<&Timeout>) -> Result<Option<u64>, HttpError> {
     timeout.map(Timeout::millis).transpose()
-}
-
-/// The paging and sorting parameters of a function or container list.
-pub(crate) struct ListParams {
-    pub page: u32,
-    pub page_size: u32,
-    pub order_by: i32,
-}
-
-impl ListParams {
-    /// Reads `page`, `page_size` and `order_by`.
-    pub(crate) fn read(query: &QueryParams) -> Result<Self, HttpError> {
-        let order_by = match query.choice("order_by", &ORDERS)? {
-            "created_at_desc" => common::ApplicationOrder::CreatedAtDesc,
-            "name_asc" => common::ApplicationOrder::NameAsc,
-            "name_desc" => common::ApplicationOrder::NameDesc,
-            _ => common::ApplicationOrder::CreatedAtAsc,
-        };
-        let (page, page_size) = query.page()?;
-        Ok(Self {
-            page,
-            page_size,
-            order_by: order_by as i32,
-        })
-    }
 }
 
 /// The service that owns one kind of application, as the gateway calls it: functions or
@@ -815,7 +795,7 @@ async fn list_page<O: Owner, V: Version>(
     query: &QueryParams,
     namespace_id: Option<Uuid>,
 ) -> Result<Json<ListJson<V::Application>>, HttpError> {
-    let params = ListParams::read(query)?;
+    let list = query.list(&ORDERS)?;
     let mut page = ListJson {
         key: O::PLURAL,
         applications: Vec::new(),
@@ -826,13 +806,9 @@ async fn list_page<O: Owner, V: Version>(
         return Ok(Json(page));
     }
     let request = wire::ListApplicationsRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        page: params.page,
-        page_size: params.page_size,
-        order_by: params.order_by,
         namespace_id: namespace_id.map(|id| id.to_string()),
         name: query.get("name").filter(|name| !name.is_empty()).map(str::to_owned),
+        ..scope.list_request(list)
     };
     let response = O::list(O::client(state), scope.grpc(request)).await?.into_inner();
     page.applications = response

@@ -8,6 +8,7 @@
 use crate::GatewayState;
 use crate::error::{HttpError, invalid};
 use crate::extract::{JsonBody, QueryParams, Scope, TriggerId};
+use crate::list::ListQuery;
 use crate::v1beta1::timestamp;
 use axum::extract::State;
 use axum::routing::get;
@@ -571,6 +572,15 @@ async fn delete(
     }
 }
 
+/// Returns page `page` of a list gathered from a service, in the service's default order.
+fn gathered(page: u32) -> ListQuery {
+    ListQuery {
+        page,
+        page_size: GATHER,
+        order_by: 0,
+    }
+}
+
 /// Returns every item of a list, asking `fetch` for one page after the other.
 async fn every_page<T, Page>(mut fetch: impl FnMut(u32) -> Page) -> Result<Vec<T>, HttpError>
 where
@@ -597,13 +607,8 @@ async fn containers(
 ) -> Result<HashMap<String, String>, HttpError> {
     let containers = every_page(|page| {
         let request = wire::ListApplicationsRequest {
-            caller: Some(scope.caller.to_proto()),
-            region: scope.region.clone(),
-            page,
-            page_size: GATHER,
-            order_by: 0,
             namespace_id: namespace_id.map(|id| id.to_string()),
-            name: None,
+            ..scope.list_request(gathered(page))
         };
         let mut client = state.clients().containers.clone();
         async move {
@@ -650,12 +655,8 @@ async fn list(
     };
     let crons = every_page(|page| {
         let request = crons::ListCronsRequest {
-            caller: Some(scope.caller.to_proto()),
-            region: scope.region.clone(),
-            page,
-            page_size: GATHER,
-            order_by: 0,
             application_id: container_id.clone(),
+            ..scope.list_request(gathered(page))
         };
         let mut client = state.clients().crons.clone();
         let request = scope.grpc(request);
@@ -664,14 +665,8 @@ async fn list(
     .await?;
     let nats = every_page(|page| {
         let request = triggers::ListTriggersRequest {
-            caller: Some(scope.caller.to_proto()),
-            region: scope.region.clone(),
-            page,
-            page_size: GATHER,
-            order_by: 0,
             application_id: container_id.clone(),
-            namespace_id: None,
-            project_id: None,
+            ..scope.list_request(gathered(page))
         };
         let mut client = state.clients().triggers.clone();
         let request = scope.grpc(request);

@@ -14,8 +14,11 @@ use nuage_core::error::Reason;
 use nuage_proto::crons::v1 as pb;
 use serde::{Deserialize, Serialize};
 
-/// `order_by` values, the default first.
-const ORDERS: [&str; 2] = ["created_at_asc", "created_at_desc"];
+/// `order_by` values and the service's, the default first.
+const ORDERS: [(&str, pb::CronOrder); 2] = [
+    ("created_at_asc", pb::CronOrder::CreatedAtAsc),
+    ("created_at_desc", pb::CronOrder::CreatedAtDesc),
+];
 
 pub(crate) fn routes<V: Version>() -> Router<GatewayState> {
     Router::new().route("/crons", get(list::<V>).post(create::<V>)).route(
@@ -146,18 +149,10 @@ async fn list<V: Version>(
     if V::STRICT && application_id.is_none() {
         return Err(invalid(V::CRON_TARGET, Reason::Required, "is required"));
     }
-    let order_by = match query.choice("order_by", &ORDERS)? {
-        "created_at_desc" => pb::CronOrder::CreatedAtDesc,
-        _ => pb::CronOrder::CreatedAtAsc,
-    };
-    let (page, page_size) = query.page()?;
+    let list = query.list(&ORDERS)?;
     let request = pb::ListCronsRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        page,
-        page_size,
-        order_by: order_by as i32,
         application_id: application_id.map(|id| id.to_string()),
+        ..scope.list_request(list)
     };
     let response = state
         .clients()

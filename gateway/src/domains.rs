@@ -19,8 +19,13 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 
-/// `order_by` values, the default first.
-const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "hostname_asc", "hostname_desc"];
+/// `order_by` values and the service's, the default first.
+const ORDERS: [(&str, wire::DomainOrder); 4] = [
+    ("created_at_asc", wire::DomainOrder::CreatedAtAsc),
+    ("created_at_desc", wire::DomainOrder::CreatedAtDesc),
+    ("hostname_asc", wire::DomainOrder::HostnameAsc),
+    ("hostname_desc", wire::DomainOrder::HostnameDesc),
+];
 
 /// How one API version shows domains, and what it asks of requests.
 pub(crate) trait DomainView: Send + Sync + 'static {
@@ -191,22 +196,12 @@ async fn list<O: Owner, W: DomainView>(
     // Another organization's domains are none of the caller's.
     let organization_id = query.uuid("organization_id")?;
     let others = organization_id.is_some_and(|id| id != scope.caller.organization_id);
-    let order_by = match query.choice("order_by", &ORDERS)? {
-        "created_at_desc" => wire::DomainOrder::CreatedAtDesc,
-        "hostname_asc" => wire::DomainOrder::HostnameAsc,
-        "hostname_desc" => wire::DomainOrder::HostnameDesc,
-        _ => wire::DomainOrder::CreatedAtAsc,
-    };
-    let (page, page_size) = query.page()?;
+    let list = query.list(&ORDERS)?;
     let request = wire::ListDomainsRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        page,
-        page_size,
-        order_by: order_by as i32,
         application_id: application_id.map(|id| id.to_string()).unwrap_or_default(),
         namespace_id: query.uuid("namespace_id")?.map(|id| id.to_string()),
         project_id: query.uuid("project_id")?.map(|id| id.to_string()),
+        ..scope.list_request(list)
     };
     if others {
         return Ok(Json(ListJson {

@@ -22,6 +22,7 @@ mod extract;
 mod functions;
 mod health;
 mod jwt;
+mod list;
 mod logs;
 mod metrics;
 mod namespaces;

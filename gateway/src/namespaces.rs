@@ -3,6 +3,7 @@
 use crate::GatewayState;
 use crate::error::{HttpError, invalid};
 use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope};
+use crate::list::ListQuery;
 use crate::version::Version;
 use axum::extract::State;
 use axum::routing::get;
@@ -15,8 +16,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
-/// `order_by` values, the default first.
-const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "name_asc", "name_desc"];
+/// `order_by` values and the service's, the default first.
+const ORDERS: [(&str, pb::NamespaceOrder); 4] = [
+    ("created_at_asc", pb::NamespaceOrder::CreatedAtAsc),
+    ("created_at_desc", pb::NamespaceOrder::CreatedAtDesc),
+    ("name_asc", pb::NamespaceOrder::NameAsc),
+    ("name_desc", pb::NamespaceOrder::NameDesc),
+];
 
 pub(crate) fn routes<V: Version>() -> Router<GatewayState> {
     Router::new()
@@ -219,12 +225,12 @@ async fn list<V: Version>(
     scope: Scope,
     query: QueryParams,
 ) -> Result<Json<ListJson<V::Namespace>>, HttpError> {
+    // `page` is checked before `order_by` here.
     let (page, page_size) = query.page()?;
-    let order = match query.choice("order_by", &ORDERS)? {
-        "created_at_desc" => pb::NamespaceOrder::CreatedAtDesc,
-        "name_asc" => pb::NamespaceOrder::NameAsc,
-        "name_desc" => pb::NamespaceOrder::NameDesc,
-        _ => pb::NamespaceOrder::CreatedAtAsc,
+    let list = ListQuery {
+        page,
+        page_size,
+        order_by: query.order(&ORDERS)?,
     };
     // Filtering on another tenant matches nothing, exactly as if it had nothing.
     if is_other_tenant(&query, &scope.caller)? {
@@ -234,12 +240,8 @@ async fn list<V: Version>(
         }));
     }
     let request = pb::ListNamespacesRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        page,
-        page_size,
-        order_by: order as i32,
         name: query.get("name").filter(|name| !name.is_empty()).map(str::to_owned),
+        ..scope.list_request(list)
     };
     let response = state
         .namespaces()

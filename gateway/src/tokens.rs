@@ -17,8 +17,11 @@ use nuage_proto::tokens::v1 as pb;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// `order_by` values, the default first.
-const ORDERS: [&str; 2] = ["created_at_asc", "created_at_desc"];
+/// `order_by` values and the service's, the default first.
+const ORDERS: [(&str, pb::TokenOrder); 2] = [
+    ("created_at_asc", pb::TokenOrder::CreatedAtAsc),
+    ("created_at_desc", pb::TokenOrder::CreatedAtDesc),
+];
 
 /// The routes of tokens in version `V`, whose tokens name their application `function_id` or
 /// `container_id` (`V::CRON_TARGET`).
@@ -162,19 +165,11 @@ async fn list<V: Version>(
     scope: Scope,
     query: QueryParams,
 ) -> Result<Json<ListJson>, HttpError> {
-    let order_by = match query.choice("order_by", &ORDERS)? {
-        "created_at_desc" => pb::TokenOrder::CreatedAtDesc,
-        _ => pb::TokenOrder::CreatedAtAsc,
-    };
-    let (page, page_size) = query.page()?;
+    let list = query.list(&ORDERS)?;
     let request = pb::ListTokensRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        page,
-        page_size,
-        order_by: order_by as i32,
         namespace_id: query.uuid("namespace_id")?.map(|id| id.to_string()),
         application_id: query.uuid(V::CRON_TARGET)?.map(|id| id.to_string()),
+        ..scope.list_request(list)
     };
     let response = state
         .clients()

@@ -18,8 +18,11 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 
-/// `order_by` values, the default first.
-const ORDERS: [&str; 2] = ["created_at_asc", "created_at_desc"];
+/// `order_by` values and the service's, the default first.
+const ORDERS: [(&str, pb::TriggerOrder); 2] = [
+    ("created_at_asc", pb::TriggerOrder::CreatedAtAsc),
+    ("created_at_desc", pb::TriggerOrder::CreatedAtDesc),
+];
 
 pub(crate) fn routes<V: Version>() -> Router<GatewayState> {
     Router::new()
@@ -243,20 +246,12 @@ async fn list<V: Version>(
     scope: Scope,
     query: QueryParams,
 ) -> Result<Json<ListJson<TriggerJson<V>>>, HttpError> {
-    let order_by = match query.choice("order_by", &ORDERS)? {
-        "created_at_desc" => pb::TriggerOrder::CreatedAtDesc,
-        _ => pb::TriggerOrder::CreatedAtAsc,
-    };
-    let (page, page_size) = query.page()?;
+    let list = query.list(&ORDERS)?;
     let request = pb::ListTriggersRequest {
-        caller: Some(scope.caller.to_proto()),
-        region: scope.region.clone(),
-        page,
-        page_size,
-        order_by: order_by as i32,
         application_id: query.uuid(V::TRIGGER_TARGET)?.map(|id| id.to_string()),
         namespace_id: query.uuid("namespace_id")?.map(|id| id.to_string()),
         project_id: query.uuid("project_id")?.map(|id| id.to_string()),
+        ..scope.list_request(list)
     };
     let response = state
         .clients()
