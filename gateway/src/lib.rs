@@ -147,24 +147,9 @@ pub fn router(state: GatewayState) -> Router {
         .merge(crons::routes::<V1alpha2>())
         .merge(jwt::routes())
         .merge(logs::routes());
-    // Beyond Scaleway's v1beta1 specs, what the Serverless plugin calls: `/issue-jwt` and
-    // `/<kind>s/{id}/logs` (`applications::routes` has the nested lists it calls too).
-    let v1beta1 = namespaces::routes::<V1beta1>()
-        .merge(functions::routes::<V1beta1>())
-        .merge(crons::routes::<V1beta1>())
-        .merge(tokens::routes::<V1beta1>())
-        .merge(triggers::routes::<V1beta1>())
-        .merge(domains::routes::<functions::Functions, domains::Beta>())
-        .merge(jwt::issue_jwt_routes())
-        .merge(logs::application_routes::<functions::Functions>());
-    let containers_v1beta1 = namespaces::routes::<ContainersV1beta1>()
-        .merge(containers::routes::<ContainersV1beta1>())
-        .merge(crons::routes::<ContainersV1beta1>())
-        .merge(tokens::routes::<ContainersV1beta1>())
-        .merge(triggers::routes::<ContainersV1beta1>())
-        .merge(domains::routes::<containers::Containers, domains::Beta>())
-        .merge(jwt::issue_jwt_routes())
-        .merge(logs::application_routes::<containers::Containers>());
+    let v1beta1 = beta_routes::<V1beta1, functions::Functions>(functions::routes::<V1beta1>());
+    let containers_v1beta1 =
+        beta_routes::<ContainersV1beta1, containers::Containers>(containers::routes::<ContainersV1beta1>());
     let mut routes = Router::new()
         .nest(&format!("{}/{{region}}", V1alpha2::PREFIX), authenticated(v1alpha2))
         .nest(&format!("{}/{{region}}", V1beta1::PREFIX), authenticated(v1beta1))
@@ -187,6 +172,21 @@ pub fn router(state: GatewayState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
         .layer(axum::middleware::from_fn(request_id::handle))
         .with_state(state)
+}
+
+/// Returns the routes of a v1beta1 API (functions or containers) version `V` over `O`'s
+/// `applications` routes: namespaces, crons, tokens, triggers and domains. Beyond Scaleway's
+/// v1beta1 specs, what the Serverless plugin calls: `/issue-jwt` and `/<kind>s/{id}/logs`
+/// (`applications::routes` has the nested lists it calls too).
+fn beta_routes<V: Version, O: applications::Owner>(applications: Router<GatewayState>) -> Router<GatewayState> {
+    namespaces::routes::<V>()
+        .merge(applications)
+        .merge(crons::routes::<V>())
+        .merge(tokens::routes::<V>())
+        .merge(triggers::routes::<V>())
+        .merge(domains::routes::<O, domains::Beta>())
+        .merge(jwt::issue_jwt_routes())
+        .merge(logs::application_routes::<O>())
 }
 
 /// Serves the REST API on `listener` until `stopped` turns true, then lets in-flight requests
