@@ -563,14 +563,15 @@ impl ErrorResponse {
 /// error message says of a failure whose cause is nested (a connection error inside a client
 /// error).
 pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(error) = source {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        source = error.source();
-    }
-    text
+    sources(error).map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}
+
+/// Returns `error`, then its source, then that one's, and so on: where a cause nested in a
+/// client's error (a refused connection, a body over its limit) is looked for.
+pub fn sources<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |error| error.source())
 }
 
 impl From<ApiError> for tonic::Status {
@@ -582,6 +583,35 @@ impl From<ApiError> for tonic::Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error that says `text` and may wrap a cause, as client errors wrap connection errors.
+    #[derive(Debug)]
+    struct Wrapping(&'static str, Option<Box<Wrapping>>);
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1
+                .as_deref()
+                .map(|cause| cause as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn a_nested_cause_is_found_and_told_after_its_wrappers() {
+        let refused = Wrapping("connection refused", None);
+        let connect = Wrapping("cannot connect", Some(Box::new(refused)));
+        let client = Wrapping("transport error", Some(Box::new(connect)));
+        let found: Vec<String> = sources(&client).map(ToString::to_string).collect();
+        assert_eq!(found, ["transport error", "cannot connect", "connection refused"]);
+        assert_eq!(chain(&client), "transport error: cannot connect: connection refused");
+        assert_eq!(chain(&Wrapping("alone", None)), "alone");
+    }
 
     #[test]
     fn errors_survive_a_round_trip_through_grpc_status() {

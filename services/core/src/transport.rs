@@ -362,19 +362,12 @@ fn repeatable(path: &str) -> bool {
 /// Returns whether `error` says the call never reached the replica: it could not connect, or
 /// the connection closed before the call was sent.
 fn never_delivered(error: &tonic::transport::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = source {
-        if error.is::<tonic::ConnectError>() {
-            return true;
-        }
-        if let Some(error) = error.downcast_ref::<hyper::Error>()
-            && error.is_canceled()
-        {
-            return true;
-        }
-        source = error.source();
-    }
-    false
+    crate::error::sources(error).any(|error| {
+        error.is::<tonic::ConnectError>()
+            || error
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_canceled)
+    })
 }
 
 /// Returns a transport to the service `peer` that hands requests straight to `routes`, the
@@ -460,17 +453,11 @@ where
 /// Returns whether `error` comes from a connection closed because its keep-alive ping was not
 /// answered in time.
 fn keepalive_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(error) = source {
-        if error
+    crate::error::sources(error).any(|error| {
+        error
             .downcast_ref::<hyper::Error>()
             .is_some_and(hyper::Error::is_timeout)
-        {
-            return true;
-        }
-        source = error.source();
-    }
-    false
+    })
 }
 
 /// Returns the duration of a `grpc-timeout` header value (an integer of at most 8 digits and

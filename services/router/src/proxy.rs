@@ -397,12 +397,5 @@ impl Proxy {
 /// Whether `failure` is the request body going over its limit (a body without a length, or
 /// a wrong one).
 fn over_limit(failure: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(failure);
-    while let Some(error) = source {
-        if error.is::<LengthLimitError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
+    nuage_core::error::sources(failure).any(|error| error.is::<LengthLimitError>())
 }
