@@ -4,7 +4,7 @@
 //! arrive as milliseconds or as a duration string, list parameters, and finding which kind an
 //! application id is.
 
-use crate::error::{HttpError, invalid};
+use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope, path_param};
 use crate::namespaces::is_other_tenant;
 use crate::version::Version;
@@ -721,7 +721,7 @@ pub(crate) async fn create_from<O: Owner, V: Version>(
     let namespace_id = body
         .namespace_id
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| invalid("namespace_id", Reason::Required, "is required"))?;
+        .ok_or_else(|| required("namespace_id"))?;
     let request = wire::CreateApplicationRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
@@ -827,7 +827,7 @@ pub(crate) async fn list<O: Owner, V: Version>(
 ) -> Result<Json<ListJson<V::Application>>, HttpError> {
     let namespace_id = query.uuid("namespace_id")?;
     if V::STRICT && namespace_id.is_none() {
-        return Err(invalid("namespace_id", Reason::Required, "is required"));
+        return Err(required("namespace_id"));
     }
     list_page::<O, V>(&state, &scope, &query, namespace_id).await
 }

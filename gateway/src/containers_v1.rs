@@ -11,7 +11,7 @@
 use crate::GatewayState;
 use crate::applications::{self, ApplicationId, body_of};
 use crate::containers::Containers;
-use crate::error::{HttpError, invalid};
+use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, Scope};
 use crate::v1beta1::{duration, timestamp};
 use crate::version::ContainersV1;
@@ -422,7 +422,7 @@ async fn create(
         .get("image")
         .is_none_or(|image| image.as_str().is_none_or(str::is_empty))
     {
-        return Err(invalid("image", Reason::Required, "is required"));
+        return Err(required("image"));
     }
     let made = async {
         let body = body_of(as_beta(body, false)?)?;

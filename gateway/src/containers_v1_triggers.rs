@@ -6,7 +6,7 @@
 //! as the cron and NATS triggers they are. Lists merge both, the caller's containers' only.
 
 use crate::GatewayState;
-use crate::error::{HttpError, invalid};
+use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, QueryParams, Scope, TriggerId};
 use crate::list::ListQuery;
 use crate::v1beta1::timestamp;
@@ -281,13 +281,13 @@ async fn create(
         .container_id
         .as_deref()
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| invalid("container_id", Reason::Required, "is required"))?;
+        .ok_or_else(|| required("container_id"))?;
     let container_id = nuage_core::ids::parse_id("container_id", container_id)?.to_string();
     let name = body
         .name
         .clone()
         .filter(|name| !name.trim().is_empty())
-        .ok_or_else(|| invalid("name", Reason::Required, "is required"))?;
+        .ok_or_else(|| required("name"))?;
     let sqs = body.sqs_config.as_ref().is_some_and(|value| !value.is_null());
     match source(body.cron_config.is_some(), sqs, body.nats_config.is_some())? {
         "cron_config" => {

@@ -3,7 +3,7 @@
 //! `function_id`, and v1beta1 crons have a `name`. Either way it is the same cron.
 
 use crate::GatewayState;
-use crate::error::{HttpError, invalid};
+use crate::error::{HttpError, invalid, required};
 use crate::extract::{CronId, JsonBody, QueryParams, Scope};
 use crate::version::Version;
 use axum::extract::State;
@@ -117,9 +117,7 @@ async fn create<V: Version>(
     scope: Scope,
     JsonBody(body): JsonBody<CronBody>,
 ) -> Result<Json<V::Cron>, HttpError> {
-    let application_id = body
-        .target::<V>()?
-        .ok_or_else(|| invalid(V::CRON_TARGET, Reason::Required, "is required"))?;
+    let application_id = body.target::<V>()?.ok_or_else(|| required(V::CRON_TARGET))?;
     let request = pb::CreateCronRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
@@ -147,7 +145,7 @@ async fn list<V: Version>(
 ) -> Result<Json<ListJson<V::Cron>>, HttpError> {
     let application_id = query.uuid(V::CRON_TARGET)?;
     if V::STRICT && application_id.is_none() {
-        return Err(invalid(V::CRON_TARGET, Reason::Required, "is required"));
+        return Err(required(V::CRON_TARGET));
     }
     let list = query.list(&ORDERS)?;
     let request = pb::ListCronsRequest {

@@ -7,13 +7,12 @@
 
 use crate::GatewayState;
 use crate::applications::Owner;
-use crate::error::{HttpError, invalid};
+use crate::error::{HttpError, required};
 use crate::extract::{DomainId, JsonBody, QueryParams, Scope};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use nuage_core::ApiError;
-use nuage_core::error::Reason;
 use nuage_proto::applications::v1 as wire;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize};
@@ -139,12 +138,12 @@ async fn create<O: Owner, W: DomainView>(
     };
     let application_id = target
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| invalid(O::ID_PARAM, Reason::Required, "is required"))?;
+        .ok_or_else(|| required(O::ID_PARAM))?;
     let application_id = nuage_core::ids::parse_id(O::ID_PARAM, &application_id)?.to_string();
     let hostname = body
         .hostname
         .filter(|hostname| !hostname.trim().is_empty())
-        .ok_or_else(|| invalid("hostname", Reason::Required, "is required"))?;
+        .ok_or_else(|| required("hostname"))?;
     let request = wire::CreateDomainRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),
@@ -191,7 +190,7 @@ async fn list<O: Owner, W: DomainView>(
 ) -> Result<Json<ListJson<W::Json<O>>>, HttpError> {
     let application_id = query.uuid(O::ID_PARAM)?;
     if W::TARGET_REQUIRED && application_id.is_none() {
-        return Err(invalid(O::ID_PARAM, Reason::Required, "is required"));
+        return Err(required(O::ID_PARAM));
     }
     // Another organization's domains are none of the caller's.
     let organization_id = query.uuid("organization_id")?;

@@ -100,6 +100,12 @@ pub(crate) fn invalid(argument: &str, reason: Reason, help: impl Into<String>) -
     HttpError::Api(ApiError::invalid_argument(argument, reason, help))
 }
 
+/// Returns the `InvalidArgument` HTTP error that `argument`, which the request must give, is
+/// missing.
+pub(crate) fn required(argument: &str) -> HttpError {
+    HttpError::Api(ApiError::required(argument))
+}
+
 /// Answers requests for paths the API does not have.
 pub(crate) async fn route_not_found(uri: axum::http::Uri) -> HttpError {
     HttpError::Api(ApiError {

@@ -2,7 +2,7 @@
 //! the region and ids in the path, query parameters, and JSON bodies.
 
 use crate::GatewayState;
-use crate::error::{HttpError, invalid};
+use crate::error::{HttpError, invalid, required};
 use crate::request_id::RequestId;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
@@ -70,7 +70,7 @@ pub(crate) async fn path_param(parts: &mut Parts, state: &GatewayState, name: &s
         .iter()
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.to_owned())
-        .ok_or_else(|| invalid(name, Reason::Required, "is required"))
+        .ok_or_else(|| required(name))
 }
 
 /// Declares an extractor for a UUID path parameter; a malformed one is a 400 naming it.

@@ -4,7 +4,7 @@
 
 use crate::GatewayState;
 use crate::applications::{ApplicationId, Owner};
-use crate::error::{HttpError, invalid};
+use crate::error::{HttpError, invalid, required};
 use crate::extract::{QueryParams, Scope};
 use crate::version::Version;
 use axum::extract::State;
@@ -106,7 +106,7 @@ async fn upload_url<V: Version>(
 ) -> Result<Json<PresignedJson>, HttpError> {
     let content_length = match query.get("content_length").filter(|raw| !raw.is_empty()) {
         // v1beta1 needs the size, which the presigned URL then signs.
-        None if V::STRICT => return Err(invalid("content_length", Reason::Required, "is required")),
+        None if V::STRICT => return Err(required("content_length")),
         None => 0,
         Some(raw) => match raw.parse::<u64>() {
             Ok(0) => {

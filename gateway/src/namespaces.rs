@@ -1,7 +1,7 @@
 //! `/namespaces`: Scaleway v1alpha2 namespaces over the namespaces gRPC service.
 
 use crate::GatewayState;
-use crate::error::{HttpError, invalid};
+use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope};
 use crate::list::ListQuery;
 use crate::version::Version;
@@ -183,7 +183,7 @@ async fn create<V: Version>(
     let name = body
         .name
         .filter(|name| !name.is_empty())
-        .ok_or_else(|| invalid("name", Reason::Required, "is required"))?;
+        .ok_or_else(|| required("name"))?;
     let request = pb::CreateNamespaceRequest {
         caller: Some(scope.caller.to_proto()),
         region: scope.region.clone(),

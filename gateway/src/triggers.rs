@@ -5,7 +5,7 @@
 //! triggers are refused by the service, which has no SQS endpoint to read them from.
 
 use crate::GatewayState;
-use crate::error::{HttpError, invalid};
+use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, QueryParams, Scope, TriggerId};
 use crate::version::Version;
 use axum::extract::State;
@@ -145,7 +145,7 @@ impl CreateBody {
             _ => &self.function_id,
         };
         match target.as_deref().filter(|id| !id.is_empty()) {
-            None => Err(invalid(V::TRIGGER_TARGET, Reason::Required, "is required")),
+            None => Err(required(V::TRIGGER_TARGET)),
             Some(id) => Ok(nuage_core::ids::parse_id(V::TRIGGER_TARGET, id)?.to_string()),
         }
     }

@@ -4,6 +4,7 @@
 
 use nuage_core::ApiError;
 use nuage_core::error::Reason;
+use nuage_core::validate;
 use nuage_proto::applications::v1 as wire;
 use uuid::Uuid;
 
@@ -24,9 +25,7 @@ impl Hostname {
     pub fn parse(raw: &str, reserved: &[String]) -> Result<Self, ApiError> {
         let refuse = |help: String| ApiError::invalid_argument("hostname", Reason::Constraint, help);
         let name = raw.trim().strip_suffix('.').unwrap_or(raw.trim()).to_ascii_lowercase();
-        if name.is_empty() {
-            return Err(ApiError::invalid_argument("hostname", Reason::Required, "is required"));
-        }
+        validate::required("hostname", &name)?;
         if name.parse::<std::net::IpAddr>().is_ok() || name.starts_with('[') {
             return Err(refuse(format!(
                 "`{raw}` is an IP address; give a DNS host name such as `api.example.com`"

@@ -13,7 +13,6 @@ use crate::reconciler::{Leftovers, Reconciler};
 use crate::rollouts::Rollouts;
 use crate::store::{ApplicationStore, ListFilter};
 use nuage_core::clock::now_micros;
-use nuage_core::error::Reason;
 use nuage_core::ids::{optional_id, parse_id, required_id};
 use nuage_core::secrets::{SealedChanges, SecretChange, SecretVariables};
 use nuage_core::validate::Tags;
@@ -144,9 +143,7 @@ pub struct Changes {
 /// Returns `namespace_id` and `name` of a create request, both required.
 pub fn required(namespace_id: &str, name: &str) -> Result<Uuid, ApiError> {
     let id = required_id("namespace_id", namespace_id)?;
-    if name.is_empty() {
-        return Err(ApiError::invalid_argument("name", Reason::Required, "is required"));
-    }
+    validate::required("name", name)?;
     Ok(id)
 }
 

@@ -3,8 +3,7 @@
 use crate::jobs::{Job, JobStore};
 use crate::leftovers::BuildLeftovers;
 use crate::worker::Worker;
-use nuage_core::ApiError;
-use nuage_core::error::Reason;
+use nuage_core::validate;
 use nuage_proto::builder::v1::{self as pb, builder_server::Builder};
 use tonic::{Request, Response, Status};
 
@@ -44,9 +43,7 @@ impl Builder for BuilderService {
             ("archive_key", &request.archive_key),
             ("repository", &request.repository),
         ] {
-            if value.is_empty() {
-                return Err(ApiError::invalid_argument(name, Reason::Required, "is required").into());
-            }
+            validate::required(name, value)?;
         }
         let job = Job {
             id: request.deployment_id,

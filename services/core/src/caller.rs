@@ -28,13 +28,7 @@ impl Caller {
     /// not be empty: what every tenant-facing RPC starts with.
     pub fn in_region(caller: Option<&pb::Caller>, region: &str) -> Result<Self, ApiError> {
         let caller = Self::from_proto(caller)?;
-        if region.is_empty() {
-            return Err(ApiError::invalid_argument(
-                "region",
-                crate::error::Reason::Required,
-                "is required",
-            ));
-        }
+        crate::validate::required("region", region)?;
         Ok(caller)
     }
 

@@ -221,6 +221,12 @@ impl ApiError {
         }
     }
 
+    /// Returns the `InvalidArgument` error that `argument`, which the request must give, is
+    /// missing.
+    pub fn required(argument: impl Into<String>) -> Self {
+        Self::invalid_argument(argument, Reason::Required, "is required")
+    }
+
     /// Returns an `InvalidArgument` error naming one argument.
     pub fn invalid_argument(argument: impl Into<String>, reason: Reason, help: impl Into<String>) -> Self {
         Self::invalid_arguments(vec![Violation {

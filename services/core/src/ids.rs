@@ -17,9 +17,7 @@ pub fn parse_id(argument: &str, value: &str) -> Result<Uuid, ApiError> {
 /// Returns the UUID in `value`, which the request must give: an `InvalidArgument` error naming
 /// `argument` when it is empty (required) or not a UUID.
 pub fn required_id(argument: &str, value: &str) -> Result<Uuid, ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::invalid_argument(argument, Reason::Required, "is required"));
-    }
+    crate::validate::required(argument, value)?;
     parse_id(argument, value)
 }
 

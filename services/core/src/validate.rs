@@ -160,6 +160,14 @@ pub fn at_most_chars(argument: &str, value: &str, max_chars: usize) -> Result<()
     Ok(())
 }
 
+/// Checks that `value`, which `argument` names and the request must give, is not empty.
+pub fn required(argument: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::required(argument));
+    }
+    Ok(())
+}
+
 /// Checks a short text on one line (a name, a reference) that `argument` names: at most
 /// `max_chars` characters, none of them a control.
 pub fn short_text(argument: &str, value: &str, max_chars: usize) -> Result<(), ApiError> {

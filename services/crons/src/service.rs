@@ -107,9 +107,7 @@ impl Crons for CronsService {
     async fn create_cron(&self, request: Request<pb::CreateCronRequest>) -> Result<Response<pb::CronResponse>, Status> {
         let request = request.into_inner();
         let caller = Caller::in_region(request.caller.as_ref(), &request.region)?;
-        if request.schedule.is_empty() {
-            return Err(ApiError::invalid_argument("schedule", Reason::Required, "is required").into());
-        }
+        validate::required("schedule", &request.schedule)?;
         schedule::check(&request.schedule, self.seconds_schedules)?;
         let args = request.args.unwrap_or_else(|| "{}".to_owned());
         check_args(&args)?;

@@ -10,7 +10,7 @@ use nuage_applications::{ApplicationStatus, Applications, BuildResult, answer, r
 use nuage_core::error::Reason;
 use nuage_core::ids::parse_id;
 use nuage_core::transport::Authed;
-use nuage_core::{ApiError, Caller};
+use nuage_core::{ApiError, Caller, validate};
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::builder::v1::SubmitBuildRequest;
 use nuage_proto::builder::v1::builder_client::BuilderClient;
@@ -229,9 +229,7 @@ impl FunctionsService {
 
     /// Checks that `runtime` is given and is one of this installation's.
     fn check_runtime(&self, runtime: &str) -> Result<(), ApiError> {
-        if runtime.is_empty() {
-            return Err(ApiError::invalid_argument("runtime", Reason::Required, "is required"));
-        }
+        validate::required("runtime", runtime)?;
         if !self.runtimes.contains(runtime) {
             return Err(ApiError::invalid_argument(
                 "runtime",

@@ -1,6 +1,5 @@
 //! Errors of the namespaces service.
 
-use nuage_core::error::Reason;
 use nuage_core::{ApiError, ErrorCode};
 
 /// Everything that can go wrong in namespaces.
@@ -101,5 +100,5 @@ impl From<NamespacesError> for tonic::Status {
 
 /// Returns an `InvalidArgument` error for a missing argument.
 pub(crate) fn required(argument: &str) -> NamespacesError {
-    NamespacesError::Invalid(ApiError::invalid_argument(argument, Reason::Required, "is required"))
+    NamespacesError::Invalid(ApiError::required(argument))
 }

@@ -3,7 +3,7 @@
 use crate::backend::Backend;
 use crate::error::RunnerError;
 use crate::specs::SpecStore;
-use nuage_core::error::Reason;
+use nuage_core::validate::required;
 use nuage_core::{ApiError, ErrorCode};
 use nuage_proto::runner::v1::{self as pb, InstanceState, event::Change, runner_server::Runner};
 use std::collections::HashMap;
@@ -56,13 +56,6 @@ async fn all_closed(receivers: impl Iterator<Item = oneshot::Receiver<()>>) {
     for receiver in receivers {
         let _ = receiver.await;
     }
-}
-
-fn required(name: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::invalid_argument(name, Reason::Required, "is required"));
-    }
-    Ok(())
 }
 
 impl<B: Backend> RunnerService<B> {
@@ -306,10 +299,7 @@ const COMPONENT_PART_BYTES: usize = 1 << 20;
 #[tonic::async_trait]
 impl<B: Backend> Runner for RunnerService<B> {
     async fn deploy(&self, request: Request<pb::DeployRequest>) -> Result<Response<pb::DeployResponse>, Status> {
-        let mut spec = request
-            .into_inner()
-            .spec
-            .ok_or_else(|| ApiError::invalid_argument("spec", Reason::Required, "is required"))?;
+        let mut spec = request.into_inner().spec.ok_or_else(|| ApiError::required("spec"))?;
         required("spec.application_id", &spec.application_id)?;
         required("spec.version", &spec.version)?;
         required("spec.image", &spec.image)?;

@@ -132,7 +132,7 @@ impl Tokens for TokensService {
         request: Request<pb::RevokeApplicationTokensRequest>,
     ) -> Result<Response<pb::RevokeApplicationTokensResponse>, Status> {
         let application_id = optional_id("application_id", Some(&request.into_inner().application_id))?
-            .ok_or_else(|| ApiError::invalid_argument("application_id", Reason::Required, "is required"))?;
+            .ok_or_else(|| ApiError::required("application_id"))?;
         let revoked = self.tokens.revoke_application(&application_id.to_string()).await?;
         Ok(Response::new(pb::RevokeApplicationTokensResponse { revoked }))
     }

@@ -126,9 +126,7 @@ const MAX_REFERENCE_CHARS: usize = 100;
 /// control.
 pub fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
-    if name.is_empty() {
-        return Err(ApiError::invalid_argument("name", Reason::Required, "is required"));
-    }
+    validate::required("name", name)?;
     validate::short_text("name", name, MAX_NAME_CHARS)?;
     Ok(name.to_owned())
 }
@@ -152,9 +150,7 @@ pub fn check_description(description: &str) -> Result<String, ApiError> {
 
 /// Returns `value` (`argument` names it) if given, else the error that it is required.
 pub fn check_reference(argument: &str, value: &str) -> Result<String, ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::invalid_argument(argument, Reason::Required, "is required"));
-    }
+    validate::required(argument, value)?;
     validate::short_text(argument, value, MAX_REFERENCE_CHARS)?;
     Ok(value.to_owned())
 }
@@ -164,9 +160,7 @@ pub fn check_reference(argument: &str, value: &str) -> Result<String, ApiError> 
 /// token only. Subjects starting with `$` belong to the server (system and JetStream APIs).
 pub fn check_subject(argument: &str, subject: &str) -> Result<(), ApiError> {
     let refuse = |help: &str| Err(ApiError::invalid_argument(argument, Reason::Format, help));
-    if subject.is_empty() {
-        return Err(ApiError::invalid_argument(argument, Reason::Required, "is required"));
-    }
+    validate::required(argument, subject)?;
     if subject.len() > MAX_SUBJECT_BYTES {
         return Err(ApiError::invalid_argument(
             argument,

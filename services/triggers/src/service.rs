@@ -65,8 +65,7 @@ impl TriggersService {
     /// Returns the NATS source a create request names, checked, once its account can be read
     /// on this installation.
     fn source(&self, caller: &Caller, nats: Option<pb::NatsInput>) -> Result<NatsSource, ApiError> {
-        let nats =
-            nats.ok_or_else(|| ApiError::invalid_argument("scw_nats_config", Reason::Required, "is required"))?;
+        let nats = nats.ok_or_else(|| ApiError::required("scw_nats_config"))?;
         check_subject("scw_nats_config.subject", &nats.subject)?;
         let account_id = check_reference("scw_nats_config.mnq_nats_account_id", &nats.account_id)?;
         let mnq_region = check_reference("scw_nats_config.mnq_region", &nats.mnq_region)?;
@@ -103,7 +102,7 @@ impl TriggersService {
     async fn tenant_servers(&self, urls: Vec<String>) -> Result<Vec<String>, ApiError> {
         const ARGUMENT: &str = "nats_config.server_urls";
         if urls.is_empty() {
-            return Err(ApiError::invalid_argument(ARGUMENT, Reason::Required, "is required"));
+            return Err(ApiError::required(ARGUMENT));
         }
         if urls.len() > MAX_SERVER_URLS {
             return Err(ApiError::invalid_argument(
@@ -243,9 +242,7 @@ impl Triggers for TriggersService {
         let source = match input_type {
             pb::TriggerInputType::ScwNats => self.source(&caller, request.nats)?,
             pb::TriggerInputType::Nats => {
-                let nats = request
-                    .nats
-                    .ok_or_else(|| ApiError::invalid_argument("nats_config", Reason::Required, "is required"))?;
+                let nats = request.nats.ok_or_else(|| ApiError::required("nats_config"))?;
                 check_subject("nats_config.subject", &nats.subject)?;
                 NatsSource {
                     server_urls: self.tenant_servers(nats.server_urls).await?,
