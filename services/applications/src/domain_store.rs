@@ -119,8 +119,7 @@ impl DomainStore {
         order: i32,
         page: Page,
     ) -> Result<(Vec<Domain>, u64), ApiError> {
-        let organization_id = caller.organization_id.to_string();
-        let mut condition = "organization_id = $1 and region = $2 and kind = $3".to_owned();
+        let mut condition = "kind = $3".to_owned();
         let mut values = Vec::new();
         if let Some(id) = filter.application_id {
             values.push(id.to_string());
@@ -136,11 +135,13 @@ impl DomainStore {
                 ));
             }
         }
-        let mut parameters: Vec<&str> = vec![&organization_id, region, self.kind];
+        let mut parameters: Vec<&str> = vec![self.kind];
         parameters.extend(values.iter().map(String::as_str));
         let query = PageQuery {
             table: "domains",
             columns: COLUMNS,
+            caller,
+            region,
             condition: &condition,
             parameters: &parameters,
             order: domain_order_sql(order),

@@ -419,8 +419,6 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
 
     /// Marks every application of a deleted namespace `deleting`; returns how many remain.
     pub async fn delete_namespace(&self, organization_id: &str, namespace_id: &str) -> Result<u64, ApiError> {
-        let organization_id = parse_id("organization_id", organization_id)?;
-        let namespace_id = parse_id("namespace_id", namespace_id)?;
         let remaining = self
             .store
             .mark_namespace_deleting(organization_id, namespace_id)

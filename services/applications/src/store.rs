@@ -3,7 +3,7 @@
 
 use crate::model::{Application, ApplicationStatus, Kind, Privacy, Sandbox, order_sql};
 use nuage_core::clock::now_micros;
-use nuage_core::db::{Columns, PageQuery, is_unique_violation};
+use nuage_core::db::{Columns, OwnedTable, PageQuery, is_unique_violation};
 use nuage_core::secrets::SecretVariables;
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
@@ -137,14 +137,19 @@ impl<K: Kind> ApplicationStore<K> {
         }
     }
 
+    /// Returns the kind's table, as a read of one application of a tenant sees it.
+    fn owned(&self) -> OwnedTable<'_, Application<K>, ApiError> {
+        OwnedTable {
+            table: K::TABLE,
+            columns: &self.columns,
+            decode,
+            not_found: |id| ApiError::not_found(K::NOUN, id.to_string()),
+        }
+    }
+
     /// Returns one application of the caller in `region`.
     pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Application<K>, ApiError> {
-        let row = self
-            .database
-            .owned_row(K::TABLE, &self.columns, caller, region, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(K::NOUN, id.to_string()))?;
-        decode(&row)
+        self.database.owned(&self.owned(), caller, region, id).await
     }
 
     /// Returns one page of the caller's applications in `region` and the count of all matches.
@@ -156,15 +161,15 @@ impl<K: Kind> ApplicationStore<K> {
         order: i32,
         page: Page,
     ) -> Result<(Vec<Application<K>>, u64), ApiError> {
-        let organization_id = caller.organization_id.to_string();
         let namespace_id = filter.namespace_id.map(|id| id.to_string()).unwrap_or_default();
         let name = filter.name.clone().unwrap_or_default();
         let query = PageQuery {
             table: K::TABLE,
             columns: &self.columns,
-            condition: "organization_id = $1 and region = $2 and ($3 = '' or namespace_id = $3) \
-                        and ($4 = '' or name = $4)",
-            parameters: &[&organization_id, region, &namespace_id, &name],
+            caller,
+            region,
+            condition: "($3 = '' or namespace_id = $3) and ($4 = '' or name = $4)",
+            parameters: &[&namespace_id, &name],
             order: order_sql(order),
         };
         self.database.page_of(query, page, decode).await
@@ -239,28 +244,15 @@ impl<K: Kind> ApplicationStore<K> {
 
     /// Marks an application `deleting` and returns it; deleting twice is not an error.
     pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Application<K>, ApiError> {
-        // The answer comes from the write itself: once `deleting`, the reconciler may remove
-        // the row at any moment, so a re-read could miss it.
-        let row = sqlx::query(&format!(
-            "update {} set status = 'deleting', updated_at = $1 \
-             where organization_id = $2 and region = $3 and id = $4 returning {}",
-            K::TABLE,
-            self.columns
-        ))
-        .bind(now_micros())
-        .bind(caller.organization_id.to_string())
-        .bind(region)
-        .bind(id.to_string())
-        .fetch_optional(self.database.pool())
-        .await?
-        .ok_or_else(|| ApiError::not_found(K::NOUN, id.to_string()))?;
-        decode(&row)
+        self.database
+            .mark_deleting(&self.owned(), "status = 'deleting'", caller, region, id)
+            .await
     }
 
-    /// Marks every application of a namespace `deleting`; returns how many still exist.
-    pub async fn mark_namespace_deleting(&self, organization_id: Uuid, namespace_id: Uuid) -> Result<u64, ApiError> {
-        Ok(self
-            .database
+    /// Marks every application of a namespace `deleting` (the ids as the request gives them);
+    /// returns how many still exist.
+    pub async fn mark_namespace_deleting(&self, organization_id: &str, namespace_id: &str) -> Result<u64, ApiError> {
+        self.database
             .mark_children_deleting(
                 K::TABLE,
                 "status = 'deleting'",
@@ -268,7 +260,7 @@ impl<K: Kind> ApplicationStore<K> {
                 organization_id,
                 namespace_id,
             )
-            .await?)
+            .await
     }
 
     /// Returns up to `limit` applications in `status`, least recently changed first.
@@ -324,14 +316,7 @@ impl<K: Kind> ApplicationStore<K> {
 
     /// Removes an application that is `deleting`.
     pub async fn remove_deleted(&self, id: Uuid) -> Result<bool, ApiError> {
-        let result = sqlx::query(&format!(
-            "delete from {} where id = $1 and status = 'deleting'",
-            K::TABLE
-        ))
-        .bind(id.to_string())
-        .execute(self.database.pool())
-        .await?;
-        Ok(result.rows_affected() == 1)
+        Ok(self.database.remove_deleted(K::TABLE, id).await?)
     }
 }
 

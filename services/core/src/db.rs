@@ -12,15 +12,20 @@ use std::time::Duration;
 /// The forward-only migrations of every service, applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
-/// One page of a list: which rows of which table, in what order. The condition's placeholders
-/// `$1..$n` take `parameters`, all text.
+/// One page of a list of a tenant's rows: which table, whose rows (the caller's in a region:
+/// `organization_id` and `region` are `$1` and `$2`), which of them and in what order. The
+/// condition's placeholders `$3..$n` take `parameters`, all text.
 #[derive(Debug, Clone, Copy)]
 pub struct PageQuery<'a> {
     /// The table.
     pub table: &'a str,
     /// The columns to select, comma-separated.
     pub columns: &'a str,
-    /// The `where` condition.
+    /// Whose rows.
+    pub caller: &'a crate::Caller,
+    /// In which region.
+    pub region: &'a str,
+    /// What the caller's rows in the region must also hold: a `where` condition.
     pub condition: &'a str,
     /// Its parameters.
     pub parameters: &'a [&'a str],
@@ -38,6 +43,20 @@ impl PageQuery<'_> {
             "created_at asc, id asc"
         }
     }
+}
+
+/// A table of rows that tenants own, as its store reads one of them: which table, the columns
+/// a read selects, how a row decodes, and what a caller is told of a row it has not (another
+/// tenant's is as missing as one that does not exist).
+pub struct OwnedTable<'a, T, E> {
+    /// The table.
+    pub table: &'a str,
+    /// The columns to select, comma-separated.
+    pub columns: &'a str,
+    /// Reads a row.
+    pub decode: fn(&AnyRow) -> Result<T, E>,
+    /// Returns the error for a row `id` the caller has not.
+    pub not_found: fn(uuid::Uuid) -> E,
 }
 
 /// The condition that keeps a statement to one row of one tenant in one region (its first
@@ -90,17 +109,20 @@ impl Database {
     /// the window count rides along with the page; only a page past the end (no rows to carry
     /// it) needs a separate count.
     pub async fn page(&self, query: PageQuery<'_>, page: Page) -> Result<(Vec<AnyRow>, u64), sqlx::Error> {
-        let next = query.parameters.len() + 1;
+        let organization_id = query.caller.organization_id.to_string();
+        let mut parameters = vec![organization_id.as_str(), query.region];
+        parameters.extend_from_slice(query.parameters);
+        let condition = format!("organization_id = $1 and region = $2 and ({})", query.condition);
+        let next = parameters.len() + 1;
         let sql = format!(
-            "select {}, count(*) over () as total from {} where {} order by {} limit ${next} offset ${}",
+            "select {}, count(*) over () as total from {} where {condition} order by {} limit ${next} offset ${}",
             query.columns,
             query.table,
-            query.condition,
             query.order,
             next + 1
         );
         let mut select = sqlx::query(&sql);
-        for parameter in query.parameters {
+        for parameter in &parameters {
             select = select.bind(*parameter);
         }
         let rows = select
@@ -112,9 +134,9 @@ impl Database {
             Some(row) => row.try_get("total")?,
             None if page.offset() == 0 => 0,
             None => {
-                let sql = format!("select count(*) as n from {} where {}", query.table, query.condition);
+                let sql = format!("select count(*) as n from {} where {condition}", query.table);
                 let mut count = sqlx::query(&sql);
-                for parameter in query.parameters {
+                for parameter in &parameters {
                     count = count.bind(*parameter);
                 }
                 count.fetch_one(&self.pool).await?.try_get("n")?
@@ -135,38 +157,47 @@ impl Database {
         Ok((items, total))
     }
 
-    /// Sets `assignments` (which mark it `deleting`) on the row of `table` with id `id` that
-    /// belongs to `caller` in `region`, and returns it (its `columns`); `None` if there is no
-    /// such row. Marking twice is not an error.
-    pub async fn mark_deleting(
+    /// Sets `assignments` (which mark it `deleting`) on the row `id` of `table` that belongs to
+    /// `caller` in `region`, and returns it decoded; the table's not-found error if there is no
+    /// such row. Marking twice is not an error. The answer comes from the write itself: once
+    /// `deleting`, a reconciler may remove the row at any moment, so a re-read could miss it.
+    pub async fn mark_deleting<T, E: From<sqlx::Error>>(
         &self,
-        table: &str,
-        columns: &str,
+        table: &OwnedTable<'_, T, E>,
         assignments: &str,
         caller: &crate::Caller,
         region: &str,
         id: uuid::Uuid,
-    ) -> Result<Option<AnyRow>, sqlx::Error> {
-        let statement = format!("update {table} set {assignments}, updated_at = $4 where {OWNED} returning {columns}");
-        owned(&statement, caller, region, id)
+    ) -> Result<T, E> {
+        let statement = format!(
+            "update {} set {assignments}, updated_at = $4 where {OWNED} returning {}",
+            table.table, table.columns
+        );
+        let row = owned(&statement, caller, region, id)
             .bind(crate::clock::now_micros())
             .fetch_optional(&self.pool)
-            .await
+            .await?
+            .ok_or_else(|| (table.not_found)(id))?;
+        (table.decode)(&row)
     }
 
-    /// Sets `assignments` (which mark them `deleting`) on every row of `table` of organization
+    /// The cascade from a deleted parent, with the ids as its request gives them: sets
+    /// `assignments` (which mark them `deleting`) on every row of `table` of organization
     /// `organization_id` whose `parent_column` is `parent_id` and that is not `deleting` yet;
     /// returns how many of those rows still exist. What hangs off a deleted parent goes with it
     /// so: the crons and triggers of an application (`application_id`), the functions and
-    /// containers of a namespace (`namespace_id`).
+    /// containers of a namespace (`namespace_id`). An id that is not a UUID is refused, naming
+    /// `organization_id` or `parent_column`, before anything is written.
     pub async fn mark_children_deleting(
         &self,
         table: &str,
         assignments: &str,
         parent_column: &str,
-        organization_id: uuid::Uuid,
-        parent_id: uuid::Uuid,
-    ) -> Result<u64, sqlx::Error> {
+        organization_id: &str,
+        parent_id: &str,
+    ) -> Result<u64, crate::ApiError> {
+        let organization_id = crate::ids::parse_id("organization_id", organization_id)?;
+        let parent_id = crate::ids::parse_id(parent_column, parent_id)?;
         sqlx::query(&format!(
             "update {table} set {assignments}, updated_at = $1 \
              where organization_id = $2 and {parent_column} = $3 and status <> 'deleting'"
@@ -186,6 +217,16 @@ impl Database {
         Ok(u64::try_from(remaining).unwrap_or_default())
     }
 
+    /// Removes the row `id` of `table` if it is `deleting` (what a reconciler does once nothing
+    /// hangs off it any more); returns whether it did.
+    pub async fn remove_deleted(&self, table: &str, id: uuid::Uuid) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query(&format!("delete from {table} where id = $1 and status = 'deleting'"))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Deletes the rows of `table` whose `column` is `value` (what belongs to something gone,
     /// or one row by its id); returns how many it deleted.
     pub async fn delete_where(&self, table: &str, column: &str, value: &str) -> Result<u64, sqlx::Error> {
@@ -196,18 +237,22 @@ impl Database {
         Ok(deleted.rows_affected())
     }
 
-    /// Returns the row of `table` with id `id` that belongs to `caller` in `region`, if any:
-    /// another tenant's is as missing as one that does not exist.
-    pub async fn owned_row(
+    /// Returns the row `id` of `table` that belongs to `caller` in `region`, decoded; the
+    /// table's not-found error if there is none (another tenant's is as missing as one that
+    /// does not exist).
+    pub async fn owned<T, E: From<sqlx::Error>>(
         &self,
-        table: &str,
-        columns: &str,
+        table: &OwnedTable<'_, T, E>,
         caller: &crate::Caller,
         region: &str,
         id: uuid::Uuid,
-    ) -> Result<Option<AnyRow>, sqlx::Error> {
-        let statement = format!("select {columns} from {table} where {OWNED}");
-        owned(&statement, caller, region, id).fetch_optional(&self.pool).await
+    ) -> Result<T, E> {
+        let statement = format!("select {} from {} where {OWNED}", table.columns, table.table);
+        let row = owned(&statement, caller, region, id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| (table.not_found)(id))?;
+        (table.decode)(&row)
     }
 
     /// Returns the rows of `table` (its `columns`) changed at or after `since` (Unix

@@ -2,7 +2,7 @@
 
 use crate::model::{Cron, CronStatus, Delivery};
 use nuage_core::clock::now_micros;
-use nuage_core::db::{Columns, PageQuery};
+use nuage_core::db::{Columns, OwnedTable, PageQuery};
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -10,6 +10,17 @@ use uuid::Uuid;
 
 const COLUMNS: &str =
     "id, organization_id, region, application_id, schedule, args, status, name, created_at, updated_at, delivery";
+
+/// The crons table, as a read of one cron of a tenant sees it.
+const CRONS: OwnedTable<'static, Cron, ApiError> = OwnedTable {
+    table: "crons",
+    columns: COLUMNS,
+    decode,
+    not_found: |id| ApiError::not_found("cron", id.to_string()),
+};
+
+/// What marks a cron `deleting`.
+const DELETING: &str = "status = 'deleting'";
 
 /// Crons in the database.
 #[derive(Debug, Clone)]
@@ -46,12 +57,7 @@ impl CronStore {
 
     /// Returns one cron of the caller in `region`.
     pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Cron, ApiError> {
-        let row = self
-            .database
-            .owned_row("crons", COLUMNS, caller, region, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("cron", id.to_string()))?;
-        decode(&row)
+        self.database.owned(&CRONS, caller, region, id).await
     }
 
     /// Returns one page of the caller's crons in `region` and the count of all matches.
@@ -63,13 +69,14 @@ impl CronStore {
         newest_first: bool,
         page: Page,
     ) -> Result<(Vec<Cron>, u64), ApiError> {
-        let organization_id = caller.organization_id.to_string();
         let application_id = application_id.map(|id| id.to_string()).unwrap_or_default();
         let query = PageQuery {
             table: "crons",
             columns: COLUMNS,
-            condition: "organization_id = $1 and region = $2 and ($3 = '' or application_id = $3)",
-            parameters: &[&organization_id, region, &application_id],
+            caller,
+            region,
+            condition: "$3 = '' or application_id = $3",
+            parameters: &[&application_id],
             order: PageQuery::creation_order(newest_first),
         };
         self.database.page_of(query, page, decode).await
@@ -97,30 +104,19 @@ impl CronStore {
 
     /// Marks a cron `deleting` and returns it; deleting twice is not an error.
     pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Cron, ApiError> {
-        let row = self
-            .database
-            .mark_deleting("crons", COLUMNS, "status = 'deleting'", caller, region, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("cron", id.to_string()))?;
-        decode(&row)
+        self.database.mark_deleting(&CRONS, DELETING, caller, region, id).await
     }
 
-    /// Marks every cron of an application `deleting`; returns how many still exist.
+    /// Marks every cron of an application `deleting` (the ids as the request gives them);
+    /// returns how many still exist.
     pub async fn mark_application_deleting(
         &self,
-        organization_id: Uuid,
-        application_id: Uuid,
+        organization_id: &str,
+        application_id: &str,
     ) -> Result<u64, ApiError> {
-        Ok(self
-            .database
-            .mark_children_deleting(
-                "crons",
-                "status = 'deleting'",
-                "application_id",
-                organization_id,
-                application_id,
-            )
-            .await?)
+        self.database
+            .mark_children_deleting("crons", DELETING, "application_id", organization_id, application_id)
+            .await
     }
 
     /// Returns up to `limit` crons in `status`, least recently changed first.

@@ -4,7 +4,7 @@ use crate::error::NamespacesError;
 use crate::model::{Description, EnvironmentVariables, Namespace, NamespaceName, NamespaceOrder, NamespaceStatus};
 use nuage_applications::new_endpoint_suffix;
 use nuage_core::clock::now_micros;
-use nuage_core::db::{Engine, PageQuery, is_unique_violation};
+use nuage_core::db::{Engine, OwnedTable, PageQuery, is_unique_violation};
 use nuage_core::secrets::SecretVariables;
 use nuage_core::validate::Tags;
 use nuage_core::{Caller, Database, Page};
@@ -15,6 +15,14 @@ use uuid::Uuid;
 const COLUMNS: &str = "id, organization_id, project_id, region, name, description, environment_variables, \
                        status, error_message, registry_namespace_id, registry_endpoint, created_at, updated_at, \
                        endpoint_suffix, tags, secrets";
+
+/// The namespaces table, as a read of one namespace of a tenant sees it.
+const NAMESPACES: OwnedTable<'static, Namespace, NamespacesError> = OwnedTable {
+    table: "namespaces",
+    columns: COLUMNS,
+    decode,
+    not_found: |id| NamespacesError::NotFound(id.to_string()),
+};
 
 /// How many fresh endpoint suffixes one namespace tries before giving up. With 36^8 suffixes a
 /// second try is already rare; more than a few means something else is wrong.
@@ -234,12 +242,7 @@ impl NamespaceStore {
 
     /// Returns one namespace of the caller in `region`.
     pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Namespace, NamespacesError> {
-        let row = self
-            .database
-            .owned_row("namespaces", COLUMNS, caller, region, id)
-            .await?
-            .ok_or_else(|| NamespacesError::NotFound(id.to_string()))?;
-        decode(&row)
+        self.database.owned(&NAMESPACES, caller, region, id).await
     }
 
     /// Returns one page of the caller's namespaces in `region` and the count of all matches.
@@ -251,12 +254,13 @@ impl NamespaceStore {
         order: NamespaceOrder,
         page: Page,
     ) -> Result<(Vec<Namespace>, u64), NamespacesError> {
-        let organization_id = caller.organization_id.to_string();
         let query = PageQuery {
             table: "namespaces",
             columns: COLUMNS,
-            condition: "organization_id = $1 and region = $2 and ($3 = '' or name = $3)",
-            parameters: &[&organization_id, region, name.unwrap_or_default()],
+            caller,
+            region,
+            condition: "$3 = '' or name = $3",
+            parameters: &[name.unwrap_or_default()],
             order: order.sql(),
         };
         self.database.page_of(query, page, decode).await
@@ -416,11 +420,7 @@ impl NamespaceStore {
 
     /// Removes a namespace that is `deleting`.
     pub async fn remove_deleted(&self, id: Uuid) -> Result<bool, NamespacesError> {
-        let result = sqlx::query("delete from namespaces where id = $1 and status = 'deleting'")
-            .bind(id.to_string())
-            .execute(self.database.pool())
-            .await?;
-        Ok(result.rows_affected() == 1)
+        Ok(self.database.remove_deleted("namespaces", id).await?)
     }
 }
 

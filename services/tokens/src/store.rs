@@ -3,7 +3,7 @@
 
 use crate::model::Token;
 use nuage_core::clock::now_micros;
-use nuage_core::db::{Columns, PageQuery};
+use nuage_core::db::{Columns, OwnedTable, PageQuery};
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -11,6 +11,14 @@ use uuid::Uuid;
 
 const COLUMNS: &str = "id, organization_id, region, namespace_id, application_id, description, expires_at, \
                        revoked_at, created_at, updated_at";
+
+/// The tokens table, as a read of one token of a tenant sees it (revoked ones included).
+const TOKENS: OwnedTable<'static, Token, ApiError> = OwnedTable {
+    table: "tokens",
+    columns: COLUMNS,
+    decode,
+    not_found: |id| ApiError::not_found("token", id.to_string()),
+};
 
 /// Which of the caller's tokens a list shows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,10 +62,10 @@ impl TokenStore {
 
     /// Returns one live token of the caller in `region`.
     pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Token, ApiError> {
-        let row = self.database.owned_row("tokens", COLUMNS, caller, region, id).await?;
-        match row.as_ref().map(decode).transpose()? {
-            Some(token) if token.revoked_at.is_none() => Ok(token),
-            _ => Err(ApiError::not_found("token", id.to_string())),
+        let token = self.database.owned(&TOKENS, caller, region, id).await?;
+        match token.revoked_at {
+            None => Ok(token),
+            Some(_) => Err((TOKENS.not_found)(id)),
         }
     }
 
@@ -70,16 +78,16 @@ impl TokenStore {
         newest_first: bool,
         page: Page,
     ) -> Result<(Vec<Token>, u64), ApiError> {
-        let organization_id = caller.organization_id.to_string();
         let namespace_id = filter.namespace_id.map(|id| id.to_string()).unwrap_or_default();
         let application_id = filter.application_id.map(|id| id.to_string()).unwrap_or_default();
         let query = PageQuery {
             table: "tokens",
             columns: COLUMNS,
-            condition: "organization_id = $1 and region = $2 and revoked_at is null \
-                        and ($3 = '' or (namespace_id = $3 and application_id = '')) \
+            caller,
+            region,
+            condition: "revoked_at is null and ($3 = '' or (namespace_id = $3 and application_id = '')) \
                         and ($4 = '' or application_id = $4)",
-            parameters: &[&organization_id, region, &namespace_id, &application_id],
+            parameters: &[&namespace_id, &application_id],
             order: PageQuery::creation_order(newest_first),
         };
         self.database.page_of(query, page, decode).await
@@ -98,7 +106,7 @@ impl TokenStore {
         .bind(id.to_string())
         .fetch_optional(self.database.pool())
         .await?
-        .ok_or_else(|| ApiError::not_found("token", id.to_string()))?;
+        .ok_or_else(|| (TOKENS.not_found)(id))?;
         // Revocations of tokens that expired are no longer needed: their `exp` refuses them.
         sqlx::query("delete from tokens where revoked_at is not null and expires_at > 0 and expires_at < $1")
             .bind(now / 1_000_000)

@@ -419,11 +419,9 @@ impl Triggers for TriggersService {
         request: Request<pb::DeleteApplicationTriggersRequest>,
     ) -> Result<Response<pb::DeleteApplicationTriggersResponse>, Status> {
         let request = request.into_inner();
-        let organization_id = parse_id("organization_id", &request.organization_id)?;
-        let application_id = parse_id("application_id", &request.application_id)?;
         let remaining = self
             .store
-            .mark_application_deleting(organization_id, application_id)
+            .mark_application_deleting(&request.organization_id, &request.application_id)
             .await?;
         if remaining > 0 {
             self.subscriber.wake();

@@ -3,7 +3,7 @@
 
 use crate::model::{NATS, NatsSource, SCW_NATS, Trigger, TriggerStatus};
 use nuage_core::clock::now_micros;
-use nuage_core::db::{Columns, PageQuery};
+use nuage_core::db::{Columns, OwnedTable, PageQuery};
 use nuage_core::validate::Tags;
 use nuage_core::{ApiError, Caller, Database, Page};
 use sqlx::Row;
@@ -13,6 +13,14 @@ use uuid::Uuid;
 const COLUMNS: &str = "id, organization_id, region, project_id, namespace_id, application_id, name, description, \
      input_type, subject, account_id, mnq_project_id, mnq_region, status, error_message, created_at, updated_at, \
      server_urls, credentials, http_path, http_method, tags";
+
+/// The triggers table, as a read of one trigger of a tenant sees it.
+const TRIGGERS: OwnedTable<'static, Trigger, ApiError> = OwnedTable {
+    table: "triggers",
+    columns: COLUMNS,
+    decode,
+    not_found,
+};
 
 /// What marks a trigger `deleting`: its error goes with the state it was about.
 const DELETING: &str = "status = 'deleting', error_message = null";
@@ -86,12 +94,7 @@ impl TriggerStore {
 
     /// Returns one trigger of the caller in `region`.
     pub async fn get(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Trigger, ApiError> {
-        let row = self
-            .database
-            .owned_row("triggers", COLUMNS, caller, region, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        decode(&row)
+        self.database.owned(&TRIGGERS, caller, region, id).await
     }
 
     /// Returns one page of the caller's triggers in `region` within `scope`, and the count of
@@ -104,19 +107,20 @@ impl TriggerStore {
         newest_first: bool,
         page: Page,
     ) -> Result<(Vec<Trigger>, u64), ApiError> {
-        let organization_id = caller.organization_id.to_string();
         let (column, value) = match scope {
             Scope::All => ("''", String::new()),
             Scope::Application(id) => ("application_id", id.to_string()),
             Scope::Namespace(id) => ("namespace_id", id.to_string()),
             Scope::Project(id) => ("project_id", id.to_string()),
         };
-        let condition = format!("organization_id = $1 and region = $2 and {column} = $3");
+        let condition = format!("{column} = $3");
         let query = PageQuery {
             table: "triggers",
             columns: COLUMNS,
+            caller,
+            region,
             condition: &condition,
-            parameters: &[&organization_id, region, &value],
+            parameters: &[&value],
             order: PageQuery::creation_order(newest_first),
         };
         self.database.page_of(query, page, decode).await
@@ -149,24 +153,21 @@ impl TriggerStore {
 
     /// Marks a trigger `deleting` and returns it; deleting twice is not an error.
     pub async fn mark_deleting(&self, caller: &Caller, region: &str, id: Uuid) -> Result<Trigger, ApiError> {
-        let row = self
-            .database
-            .mark_deleting("triggers", COLUMNS, DELETING, caller, region, id)
-            .await?
-            .ok_or_else(|| not_found(id))?;
-        decode(&row)
+        self.database
+            .mark_deleting(&TRIGGERS, DELETING, caller, region, id)
+            .await
     }
 
-    /// Marks every trigger of an application `deleting`; returns how many still exist.
+    /// Marks every trigger of an application `deleting` (the ids as the request gives them);
+    /// returns how many still exist.
     pub async fn mark_application_deleting(
         &self,
-        organization_id: Uuid,
-        application_id: Uuid,
+        organization_id: &str,
+        application_id: &str,
     ) -> Result<u64, ApiError> {
-        Ok(self
-            .database
+        self.database
             .mark_children_deleting("triggers", DELETING, "application_id", organization_id, application_id)
-            .await?)
+            .await
     }
 
     /// Sets the status of a trigger that is not being deleted to `ready` (clearing its error)
@@ -206,11 +207,7 @@ impl TriggerStore {
 
     /// Removes a trigger that is `deleting`.
     pub async fn remove_deleted(&self, id: Uuid) -> Result<bool, ApiError> {
-        let result = sqlx::query("delete from triggers where id = $1 and status = 'deleting'")
-            .bind(id.to_string())
-            .execute(self.database.pool())
-            .await?;
-        Ok(result.rows_affected() == 1)
+        Ok(self.database.remove_deleted("triggers", id).await?)
     }
 
     /// Returns every trigger, in any state, changed at or after `since` (Unix microseconds);
