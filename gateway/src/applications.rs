@@ -6,6 +6,7 @@
 
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope, path_param};
+use crate::list::{ListJson, listed};
 use crate::namespaces::is_other_tenant;
 use crate::version::Version;
 use crate::{GatewayConfig, GatewayState};
@@ -20,7 +21,6 @@ use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1 as common;
 use serde::Deserialize;
 use serde::Serialize;
-use serde::ser::SerializeStruct;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -359,22 +359,6 @@ impl ApplicationJson {
             registry_image: container,
             region: application.region,
         }
-    }
-}
-
-/// A page of applications: `{"<kind>s": [...], "total_count": n}`.
-pub(crate) struct ListJson<A> {
-    key: &'static str,
-    applications: Vec<A>,
-    total_count: u64,
-}
-
-impl<A: Serialize> Serialize for ListJson<A> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut list = serializer.serialize_struct("List", 2)?;
-        list.serialize_field(self.key, &self.applications)?;
-        list.serialize_field("total_count", &self.total_count)?;
-        list.end()
     }
 }
 
@@ -796,28 +780,18 @@ async fn list_page<O: Owner, V: Version>(
     namespace_id: Option<Uuid>,
 ) -> Result<Json<ListJson<V::Application>>, HttpError> {
     let list = query.list(&ORDERS)?;
-    let mut page = ListJson {
-        key: O::PLURAL,
-        applications: Vec::new(),
-        total_count: 0,
-    };
     // Filtering on another tenant matches nothing, exactly as if it had nothing.
     if is_other_tenant(query, &scope.caller)? {
-        return Ok(Json(page));
+        return Ok(Json(ListJson::empty(O::PLURAL)));
     }
     let request = wire::ListApplicationsRequest {
         namespace_id: namespace_id.map(|id| id.to_string()),
         name: query.get("name").filter(|name| !name.is_empty()).map(str::to_owned),
         ..scope.list_request(list)
     };
-    let response = O::list(O::client(state), scope.grpc(request)).await?.into_inner();
-    page.applications = response
-        .applications
-        .into_iter()
-        .map(|application| V::application::<O>(application, state.config()))
-        .collect();
-    page.total_count = response.total_count;
-    Ok(Json(page))
+    let call = O::list(O::client(state), scope.grpc(request));
+    let json = |application| V::application::<O>(application, state.config());
+    listed(O::PLURAL, call, json).await.map(Json)
 }
 
 pub(crate) async fn list<O: Owner, V: Version>(

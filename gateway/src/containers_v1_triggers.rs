@@ -8,7 +8,7 @@
 use crate::GatewayState;
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, QueryParams, Scope, TriggerId};
-use crate::list::ListQuery;
+use crate::list::{ListJson, ListQuery};
 use crate::v1beta1::timestamp;
 use axum::extract::State;
 use axum::routing::get;
@@ -162,12 +162,6 @@ impl From<crons::Cron> for TriggerJson {
             created_micros: cron.created_at,
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-struct ListJson {
-    triggers: Vec<TriggerJson>,
-    total_count: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -630,7 +624,7 @@ async fn list(
     State(state): State<GatewayState>,
     scope: Scope,
     query: QueryParams,
-) -> Result<Json<ListJson>, HttpError> {
+) -> Result<Json<ListJson<TriggerJson>>, HttpError> {
     let order = query.choice("order_by", &ORDERS)?;
     let (page, page_size) = query.page()?;
     let container_id = query.uuid("container_id")?.map(|id| id.to_string());
@@ -641,10 +635,7 @@ async fn list(
         .uuid("organization_id")?
         .is_some_and(|id| id != scope.caller.organization_id)
     {
-        return Ok(Json(ListJson {
-            triggers: Vec::new(),
-            total_count: 0,
-        }));
+        return Ok(Json(ListJson::empty("triggers")));
     }
     let owned = containers(&state, &scope, namespace_id).await?;
     let kept = |application_id: &str| {
@@ -692,5 +683,5 @@ async fn list(
     let total_count = all.len() as u64;
     let start = (page as usize - 1).saturating_mul(page_size as usize);
     let triggers = all.into_iter().skip(start).take(page_size as usize).collect();
-    Ok(Json(ListJson { triggers, total_count }))
+    Ok(Json(ListJson::new("triggers", triggers, total_count)))
 }

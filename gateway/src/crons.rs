@@ -5,6 +5,7 @@
 use crate::GatewayState;
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{CronId, JsonBody, QueryParams, Scope};
+use crate::list::{ListJson, listed};
 use crate::version::Version;
 use axum::extract::State;
 use axum::routing::get;
@@ -60,12 +61,6 @@ impl From<pb::Cron> for CronJson {
             status,
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-struct ListJson<C> {
-    crons: Vec<C>,
-    total_count: u64,
 }
 
 fn answer<V: Version>(response: tonic::Response<pb::CronResponse>) -> Result<Json<V::Cron>, HttpError> {
@@ -152,17 +147,9 @@ async fn list<V: Version>(
         application_id: application_id.map(|id| id.to_string()),
         ..scope.list_request(list)
     };
-    let response = state
-        .clients()
-        .crons
-        .clone()
-        .list_crons(scope.grpc(request))
-        .await?
-        .into_inner();
-    Ok(Json(ListJson {
-        crons: response.crons.into_iter().map(V::cron).collect(),
-        total_count: response.total_count,
-    }))
+    let mut client = state.clients().crons.clone();
+    let call = client.list_crons(scope.grpc(request));
+    listed("crons", call, V::cron).await.map(Json)
 }
 
 async fn update<V: Version>(

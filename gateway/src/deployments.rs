@@ -8,6 +8,7 @@ use crate::GatewayState;
 use crate::applications::{ApplicationId, Owner, answer};
 use crate::error::{HttpError, invalid};
 use crate::extract::{JsonBody, QueryParams, Scope};
+use crate::list::{ListJson, listed};
 use crate::version::Version;
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -45,7 +46,7 @@ async fn list<O: Owner>(
     scope: Scope,
     ApplicationId(id, _): ApplicationId<O>,
     query: QueryParams,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<ListJson<Value>>, HttpError> {
     let (page, page_size) = query.page()?;
     let request = wire::ListDeploymentsRequest {
         caller: Some(scope.caller.to_proto()),
@@ -54,14 +55,8 @@ async fn list<O: Owner>(
         page,
         page_size,
     };
-    let response = O::list_deployments(O::client(&state), scope.grpc(request))
-        .await?
-        .into_inner();
-    let deployments: Vec<Value> = response.deployments.into_iter().map(deployment_json::<O>).collect();
-    Ok(Json(json!({
-        "deployments": deployments,
-        "total_count": response.total_count,
-    })))
+    let call = O::list_deployments(O::client(&state), scope.grpc(request));
+    listed("deployments", call, deployment_json::<O>).await.map(Json)
 }
 
 /// `POST /<kind>s/{id}/rollback` with `{"deployment_id": "..."}`.

@@ -9,6 +9,7 @@ use crate::GatewayState;
 use crate::applications::Owner;
 use crate::error::{HttpError, required};
 use crate::extract::{DomainId, JsonBody, QueryParams, Scope};
+use crate::list::{ListJson, listed};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -94,13 +95,6 @@ impl<O: Owner> Serialize for DomainJson<O> {
         )?;
         json.end()
     }
-}
-
-/// `{"domains": [...], "total_count": n}`.
-#[derive(Serialize)]
-struct ListJson<T> {
-    domains: Vec<T>,
-    total_count: u64,
 }
 
 type Answer<O, W> = Result<Json<<W as DomainView>::Json<O>>, HttpError>;
@@ -203,18 +197,10 @@ async fn list<O: Owner, W: DomainView>(
         ..scope.list_request(list)
     };
     if others {
-        return Ok(Json(ListJson {
-            domains: Vec::new(),
-            total_count: 0,
-        }));
+        return Ok(Json(ListJson::empty("domains")));
     }
-    let response = O::list_domains(O::client(&state), scope.grpc(request))
-        .await?
-        .into_inner();
-    Ok(Json(ListJson {
-        domains: response.domains.into_iter().map(Into::into).collect(),
-        total_count: response.total_count,
-    }))
+    let call = O::list_domains(O::client(&state), scope.grpc(request));
+    listed("domains", call, Into::into).await.map(Json)
 }
 
 async fn delete<O: Owner, W: DomainView>(

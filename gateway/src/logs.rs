@@ -8,6 +8,7 @@ use crate::GatewayState;
 use crate::applications::{ApplicationId, Owner, resolve};
 use crate::error::{HttpError, invalid};
 use crate::extract::{QueryParams, Scope};
+use crate::list::listed;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -53,12 +54,6 @@ impl From<pb::LogEntry> for LogJson {
             timestamp,
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-struct ListJson {
-    logs: Vec<LogJson>,
-    total_count: u64,
 }
 
 /// What a `GET /logs` asks for.
@@ -157,18 +152,9 @@ async fn answer(state: &GatewayState, scope: &Scope, query: LogsQuery) -> Result
         ascending: query.ascending,
         since: query.since,
     };
-    let response = state
-        .clients()
-        .logs
-        .clone()
-        .list_logs(scope.grpc(request))
-        .await?
-        .into_inner();
-    Ok(Json(ListJson {
-        logs: response.logs.into_iter().map(LogJson::from).collect(),
-        total_count: response.total_count,
-    })
-    .into_response())
+    let mut client = state.clients().logs.clone();
+    let page = listed("logs", client.list_logs(scope.grpc(request)), LogJson::from).await?;
+    Ok(Json(page).into_response())
 }
 
 /// Streams the lines of `query`'s application as NDJSON, from `since` on, until the client

@@ -3,7 +3,7 @@
 use crate::GatewayState;
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope};
-use crate::list::ListQuery;
+use crate::list::{ListJson, ListQuery, listed};
 use crate::version::Version;
 use axum::extract::State;
 use axum::routing::get;
@@ -76,12 +76,6 @@ impl From<pb::Namespace> for NamespaceJson {
             region: namespace.region,
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-struct ListJson<N> {
-    namespaces: Vec<N>,
-    total_count: u64,
 }
 
 fn answer<V: Version>(namespace: Option<pb::Namespace>) -> Result<Json<V::Namespace>, HttpError> {
@@ -234,24 +228,15 @@ async fn list<V: Version>(
     };
     // Filtering on another tenant matches nothing, exactly as if it had nothing.
     if is_other_tenant(&query, &scope.caller)? {
-        return Ok(Json(ListJson {
-            namespaces: Vec::new(),
-            total_count: 0,
-        }));
+        return Ok(Json(ListJson::empty("namespaces")));
     }
     let request = pb::ListNamespacesRequest {
         name: query.get("name").filter(|name| !name.is_empty()).map(str::to_owned),
         ..scope.list_request(list)
     };
-    let response = state
-        .namespaces()
-        .list_namespaces(scope.grpc(request))
-        .await?
-        .into_inner();
-    Ok(Json(ListJson {
-        namespaces: response.namespaces.into_iter().map(V::Namespace::from).collect(),
-        total_count: response.total_count,
-    }))
+    let mut client = state.namespaces();
+    let call = client.list_namespaces(scope.grpc(request));
+    listed("namespaces", call, V::Namespace::from).await.map(Json)
 }
 
 #[derive(Debug, Deserialize)]

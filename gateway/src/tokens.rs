@@ -6,6 +6,7 @@ use crate::GatewayState;
 use crate::error::{HttpError, invalid};
 use crate::extract::{JsonBody, QueryParams, Scope, TokenId};
 use crate::jwt::{Target, future_date};
+use crate::list::{ListJson, listed};
 use crate::v1beta1::seconds_timestamp;
 use crate::version::Version;
 use axum::extract::State;
@@ -71,12 +72,6 @@ impl TokenJson {
             expires_at: seconds_timestamp(token.expires_at),
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-struct ListJson {
-    tokens: Vec<TokenJson>,
-    total_count: u64,
 }
 
 fn answer<V: Version>(response: tonic::Response<pb::TokenResponse>) -> Result<Json<TokenJson>, HttpError> {
@@ -164,28 +159,18 @@ async fn list<V: Version>(
     State(state): State<GatewayState>,
     scope: Scope,
     query: QueryParams,
-) -> Result<Json<ListJson>, HttpError> {
+) -> Result<Json<ListJson<TokenJson>>, HttpError> {
     let list = query.list(&ORDERS)?;
     let request = pb::ListTokensRequest {
         namespace_id: query.uuid("namespace_id")?.map(|id| id.to_string()),
         application_id: query.uuid(V::CRON_TARGET)?.map(|id| id.to_string()),
         ..scope.list_request(list)
     };
-    let response = state
-        .clients()
-        .tokens
-        .clone()
-        .list_tokens(scope.grpc(request))
-        .await?
-        .into_inner();
-    Ok(Json(ListJson {
-        tokens: response
-            .tokens
-            .into_iter()
-            .map(|token| TokenJson::of(token, V::CRON_TARGET))
-            .collect(),
-        total_count: response.total_count,
-    }))
+    let mut client = state.clients().tokens.clone();
+    let call = client.list_tokens(scope.grpc(request));
+    listed("tokens", call, |token| TokenJson::of(token, V::CRON_TARGET))
+        .await
+        .map(Json)
 }
 
 async fn delete<V: Version>(

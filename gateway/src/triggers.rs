@@ -7,6 +7,7 @@
 use crate::GatewayState;
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, QueryParams, Scope, TriggerId};
+use crate::list::{ListJson, listed};
 use crate::version::Version;
 use axum::extract::State;
 use axum::routing::get;
@@ -99,12 +100,6 @@ impl<V> From<pb::Trigger> for TriggerJson<V> {
             version: PhantomData,
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-struct ListJson<T> {
-    total_count: u64,
-    triggers: Vec<T>,
 }
 
 fn answer<V: Version>(response: tonic::Response<pb::TriggerResponse>) -> Result<Json<TriggerJson<V>>, HttpError> {
@@ -253,17 +248,10 @@ async fn list<V: Version>(
         project_id: query.uuid("project_id")?.map(|id| id.to_string()),
         ..scope.list_request(list)
     };
-    let response = state
-        .clients()
-        .triggers
-        .clone()
-        .list_triggers(scope.grpc(request))
-        .await?
-        .into_inner();
-    Ok(Json(ListJson {
-        total_count: response.total_count,
-        triggers: response.triggers.into_iter().map(TriggerJson::from).collect(),
-    }))
+    let mut client = state.clients().triggers.clone();
+    let page = listed("triggers", client.list_triggers(scope.grpc(request)), TriggerJson::from).await?;
+    // v1beta1's `ListTriggersResponse` shows its count first.
+    Ok(Json(page.count_first()))
 }
 
 #[derive(Debug, Deserialize)]
