@@ -8,7 +8,7 @@
 use crate::GatewayState;
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, QueryParams, Scope, TriggerId};
-use crate::list::{ListJson, ListQuery};
+use crate::list::{ListJson, every_page};
 use crate::v1beta1::timestamp;
 use axum::extract::State;
 use axum::routing::get;
@@ -26,8 +26,6 @@ use uuid::Uuid;
 
 /// `order_by` values, the default first.
 const ORDERS: [&str; 4] = ["created_at_asc", "created_at_desc", "name_asc", "name_desc"];
-/// Page size of the lists gathered from each service.
-const GATHER: u32 = 100;
 
 pub(crate) fn routes() -> Router<GatewayState> {
     Router::new()
@@ -566,32 +564,6 @@ async fn delete(
     }
 }
 
-/// Returns page `page` of a list gathered from a service, in the service's default order.
-fn gathered(page: u32) -> ListQuery {
-    ListQuery {
-        page,
-        page_size: GATHER,
-        order_by: 0,
-    }
-}
-
-/// Returns every item of a list, asking `fetch` for one page after the other.
-async fn every_page<T, Page>(mut fetch: impl FnMut(u32) -> Page) -> Result<Vec<T>, HttpError>
-where
-    Page: std::future::Future<Output = Result<Vec<T>, tonic::Status>>,
-{
-    let mut all = Vec::new();
-    for number in 1.. {
-        let items = fetch(number).await?;
-        let count = items.len();
-        all.extend(items);
-        if count < GATHER as usize {
-            break;
-        }
-    }
-    Ok(all)
-}
-
 /// Returns the caller's containers in the region (of namespace `namespace_id` when given),
 /// with their projects.
 async fn containers(
@@ -599,19 +571,13 @@ async fn containers(
     scope: &Scope,
     namespace_id: Option<Uuid>,
 ) -> Result<HashMap<String, String>, HttpError> {
-    let containers = every_page(|page| {
-        let request = wire::ListApplicationsRequest {
-            namespace_id: namespace_id.map(|id| id.to_string()),
-            ..scope.list_request(gathered(page))
-        };
-        let mut client = state.clients().containers.clone();
-        async move {
-            Ok(client
-                .list_containers(scope.grpc(request))
-                .await?
-                .into_inner()
-                .applications)
-        }
+    let in_namespace = |request| wire::ListApplicationsRequest {
+        namespace_id: namespace_id.map(|id| id.to_string()),
+        ..request
+    };
+    let client = state.clients().containers.clone();
+    let containers = every_page(scope, in_namespace, client, |mut client, request| async move {
+        client.list_containers(request).await
     })
     .await?;
     Ok(containers
@@ -644,24 +610,22 @@ async fn list(
                 && project_id.as_deref().is_none_or(|id| id == project)
         })
     };
-    let crons = every_page(|page| {
-        let request = crons::ListCronsRequest {
-            application_id: container_id.clone(),
-            ..scope.list_request(gathered(page))
-        };
-        let mut client = state.clients().crons.clone();
-        let request = scope.grpc(request);
-        async move { Ok(client.list_crons(request).await?.into_inner().crons) }
+    let of_container = |request| crons::ListCronsRequest {
+        application_id: container_id.clone(),
+        ..request
+    };
+    let client = state.clients().crons.clone();
+    let crons = every_page(&scope, of_container, client, |mut client, request| async move {
+        client.list_crons(request).await
     })
     .await?;
-    let nats = every_page(|page| {
-        let request = triggers::ListTriggersRequest {
-            application_id: container_id.clone(),
-            ..scope.list_request(gathered(page))
-        };
-        let mut client = state.clients().triggers.clone();
-        let request = scope.grpc(request);
-        async move { Ok(client.list_triggers(request).await?.into_inner().triggers) }
+    let of_container = |request| triggers::ListTriggersRequest {
+        application_id: container_id.clone(),
+        ..request
+    };
+    let client = state.clients().triggers.clone();
+    let nats = every_page(&scope, of_container, client, |mut client, request| async move {
+        client.list_triggers(request).await
     })
     .await?;
     let mut all: Vec<TriggerJson> = crons

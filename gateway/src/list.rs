@@ -1,7 +1,9 @@
 //! What the list handlers share: reading the page and the `order_by` a query asks for,
 //! starting the gRPC list request that every service takes the same way (the caller, the
 //! region, the page and its order), to which each handler adds its own filters, and answering
-//! the page a service gives back as the APIs' list JSON, `{"<items>": [...], "total_count": n}`.
+//! the page a service gives back as the APIs' list JSON, `{"<items>": [...], "total_count": n}`;
+//! and gathering every page of a list where the gateway needs all of it (containers v1 merges
+//! the lists of two services).
 
 use crate::error::HttpError;
 use crate::extract::{QueryParams, Scope};
@@ -46,6 +48,9 @@ impl QueryParams {
         })
     }
 }
+
+/// Page size of the lists gathered whole.
+const GATHER: u32 = 100;
 
 /// A gRPC list request: the caller, the region and a [`ListQuery`], then filters of its own,
 /// which start unset.
@@ -180,6 +185,36 @@ pub(crate) async fn listed<R: ListResponse, T>(
 ) -> Result<ListJson<T>, HttpError> {
     let (items, total_count) = call.await?.into_inner().into_page();
     Ok(ListJson::new(key, items.into_iter().map(json).collect(), total_count))
+}
+
+/// Returns every item of a list of the caller's, in the service's default order, asking for
+/// one page after the other: `filtered` adds the list's filters to the caller's request of a
+/// page, `call` sends it to the service through (a clone of) `client`.
+pub(crate) async fn every_page<R: ListRequest, P: ListResponse, C: Clone, F>(
+    scope: &Scope,
+    filtered: impl Fn(R) -> R,
+    client: C,
+    call: impl Fn(C, tonic::Request<R>) -> F,
+) -> Result<Vec<P::Item>, HttpError>
+where
+    F: Future<Output = Result<tonic::Response<P>, tonic::Status>>,
+{
+    let mut all = Vec::new();
+    for page in 1.. {
+        let list = ListQuery {
+            page,
+            page_size: GATHER,
+            order_by: 0,
+        };
+        let request = scope.grpc(filtered(scope.list_request(list)));
+        let (items, _) = call(client.clone(), request).await?.into_inner().into_page();
+        let count = items.len();
+        all.extend(items);
+        if count < GATHER as usize {
+            break;
+        }
+    }
+    Ok(all)
 }
 
 #[cfg(test)]
