@@ -8,7 +8,7 @@ use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, NamespaceId, QueryParams, Scope, path_param};
 use crate::list::{ListJson, listed};
 use crate::namespaces::is_other_tenant;
-use crate::version::Version;
+use crate::version::{FromApplication, Version};
 use crate::{GatewayConfig, GatewayState};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -331,8 +331,9 @@ pub(crate) struct ApplicationJson {
     region: String,
 }
 
-impl ApplicationJson {
-    pub(crate) fn of<O: Owner>(application: wire::Application) -> Self {
+/// v1alpha2 shows no sandbox.
+impl FromApplication for ApplicationJson {
+    fn from_application<O: Owner>(application: wire::Application, _default_sandbox: &str) -> Self {
         let (function, container) = if O::FUNCTION {
             (Some((application.runtime, application.handler)), None)
         } else {

@@ -14,7 +14,7 @@ use crate::containers::Containers;
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, Scope};
 use crate::v1beta1::{duration, timestamp};
-use crate::version::ContainersV1;
+use crate::version::{ContainersV1, FromApplication};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -229,9 +229,8 @@ pub(crate) struct ContainerJson {
     region: String,
 }
 
-impl ContainerJson {
-    /// Returns the JSON of `application`, which runs in `default_sandbox` when it names none.
-    pub(crate) fn of(mut application: wire::Application, default_sandbox: &str) -> Self {
+impl FromApplication for ContainerJson {
+    fn from_application<O: applications::Owner>(mut application: wire::Application, default_sandbox: &str) -> Self {
         let sandbox = crate::v1beta1::sandbox_of(&application, default_sandbox);
         let settings = application.container.take().unwrap_or_default();
         let status = match common::ApplicationStatus::try_from(application.status) {

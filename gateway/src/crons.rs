@@ -6,7 +6,7 @@ use crate::GatewayState;
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{CronId, JsonBody, QueryParams, Scope};
 use crate::list::{ListJson, listed};
-use crate::version::Version;
+use crate::version::{FromCron, Version};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -43,8 +43,9 @@ pub(crate) struct CronJson {
     status: &'static str,
 }
 
-impl From<pb::Cron> for CronJson {
-    fn from(cron: pb::Cron) -> Self {
+/// v1alpha2 names every cron's target `application_id`.
+impl FromCron for CronJson {
+    fn from_cron(cron: pb::Cron, _target: &'static str) -> Self {
         let status = match cron.status() {
             pb::CronStatus::Ready | pb::CronStatus::Unspecified => "ready",
             pb::CronStatus::Deleting => "deleting",

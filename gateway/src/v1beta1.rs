@@ -4,6 +4,7 @@
 
 use crate::applications::{Owner, privacy_name, status_name};
 use crate::crons::args_json;
+use crate::version::{FromApplication, FromCron};
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1::{self as common, Sandbox, StoredSecret};
 use nuage_proto::crons::v1 as crons;
@@ -153,9 +154,8 @@ pub(crate) struct ApplicationJson {
     private_network_id: Option<String>,
 }
 
-impl ApplicationJson {
-    /// Returns the JSON of `application`, which runs in `default_sandbox` when it names none.
-    pub(crate) fn of<O: Owner>(application: wire::Application, default_sandbox: &str) -> Self {
+impl FromApplication for ApplicationJson {
+    fn from_application<O: Owner>(application: wire::Application, default_sandbox: &str) -> Self {
         let sandbox = sandbox_of(&application, default_sandbox);
         let (function, container) = if O::FUNCTION {
             (Some((application.runtime, application.handler)), None)
@@ -319,9 +319,8 @@ pub(crate) struct ContainerJson {
     region: String,
 }
 
-impl ContainerJson {
-    /// Returns the JSON of `application`, which runs in `default_sandbox` when it names none.
-    pub(crate) fn of(mut application: wire::Application, default_sandbox: &str) -> Self {
+impl FromApplication for ContainerJson {
+    fn from_application<O: Owner>(mut application: wire::Application, default_sandbox: &str) -> Self {
         let sandbox = sandbox_of(&application, default_sandbox);
         let settings = application.container.take().unwrap_or_default();
         Self {
@@ -424,9 +423,8 @@ pub(crate) struct CronJson {
     name: String,
 }
 
-impl CronJson {
-    /// Returns the JSON of `cron`, whose target is named `target`.
-    pub(crate) fn of(cron: crons::Cron, target: &'static str) -> Self {
+impl FromCron for CronJson {
+    fn from_cron(cron: crons::Cron, target: &'static str) -> Self {
         let status = match cron.status() {
             crons::CronStatus::Unspecified => "unknown",
             crons::CronStatus::Ready => "ready",

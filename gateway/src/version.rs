@@ -25,11 +25,11 @@ pub(crate) trait Version: Send + Sync + 'static {
     /// Its `Namespace`.
     type Namespace: Serialize + From<namespaces::Namespace> + Send;
     /// Its `Function` and `Container`.
-    type Application: Serialize + Send;
+    type Application: FromApplication;
     /// Its `ListFunctionRuntimesResponse`.
     type Runtimes: Serialize + From<functions::ListRuntimesResponse> + Send;
     /// Its `Cron`.
-    type Cron: Serialize + Send;
+    type Cron: FromCron;
     /// The body field and query parameter that name the target of a cron (and of a token, a
     /// domain, a trigger): `application_id` (v1alpha2: a function or a container),
     /// `function_id` (functions v1beta1) or `container_id` (containers v1beta1).
@@ -38,11 +38,29 @@ pub(crate) trait Version: Send + Sync + 'static {
     /// `function_id` (functions v1beta1) or `container_id` (containers), as for crons.
     const TRIGGER_TARGET: &'static str = Self::CRON_TARGET;
 
-    /// Returns the JSON of an application of `O`'s kind.
-    fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application;
+    /// Returns the JSON of an application of `O`'s kind, which runs in the installation's
+    /// sandbox when it names none.
+    fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
+        Self::Application::from_application::<O>(application, &config.sandbox)
+    }
 
-    /// Returns the JSON of a cron.
-    fn cron(cron: crons::Cron) -> Self::Cron;
+    /// Returns the JSON of a cron, its target named `CRON_TARGET`.
+    fn cron(cron: crons::Cron) -> Self::Cron {
+        Self::Cron::from_cron(cron, Self::CRON_TARGET)
+    }
+}
+
+/// A version's `Function` and `Container` JSON.
+pub(crate) trait FromApplication: Serialize + Send {
+    /// Returns the JSON of `application`, of `O`'s kind, which runs in `default_sandbox`
+    /// when it names none.
+    fn from_application<O: Owner>(application: wire::Application, default_sandbox: &str) -> Self;
+}
+
+/// A version's `Cron` JSON.
+pub(crate) trait FromCron: Serialize + Send {
+    /// Returns the JSON of `cron`, whose target is named `target`.
+    fn from_cron(cron: crons::Cron, target: &'static str) -> Self;
 }
 
 /// Scaleway Functions v1alpha2: `/functions/v1alpha2/regions/{region}`.
@@ -56,14 +74,6 @@ impl Version for V1alpha2 {
     type Runtimes = crate::functions::RuntimesJson;
     type Cron = crate::crons::CronJson;
     const CRON_TARGET: &'static str = "application_id";
-
-    fn application<O: Owner>(application: wire::Application, _config: &GatewayConfig) -> Self::Application {
-        crate::applications::ApplicationJson::of::<O>(application)
-    }
-
-    fn cron(cron: crons::Cron) -> Self::Cron {
-        cron.into()
-    }
 }
 
 /// Scaleway Functions v1beta1: `/functions/v1beta1/regions/{region}`.
@@ -77,14 +87,6 @@ impl Version for V1beta1 {
     type Runtimes = crate::v1beta1::RuntimesJson;
     type Cron = crate::v1beta1::CronJson;
     const CRON_TARGET: &'static str = "function_id";
-
-    fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
-        crate::v1beta1::ApplicationJson::of::<O>(application, &config.sandbox)
-    }
-
-    fn cron(cron: crons::Cron) -> Self::Cron {
-        crate::v1beta1::CronJson::of(cron, Self::CRON_TARGET)
-    }
 }
 
 /// Scaleway Containers v1: `/containers/v1/regions/{region}`
@@ -100,14 +102,6 @@ impl Version for ContainersV1 {
     type Runtimes = crate::v1beta1::RuntimesJson;
     type Cron = crate::v1beta1::CronJson;
     const CRON_TARGET: &'static str = "container_id";
-
-    fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
-        crate::containers_v1::ContainerJson::of(application, &config.sandbox)
-    }
-
-    fn cron(cron: crons::Cron) -> Self::Cron {
-        crate::v1beta1::CronJson::of(cron, Self::CRON_TARGET)
-    }
 }
 
 /// Scaleway Containers v1beta1: `/containers/v1beta1/regions/{region}` (reference B.6), over
@@ -122,12 +116,4 @@ impl Version for ContainersV1beta1 {
     type Runtimes = crate::v1beta1::RuntimesJson;
     type Cron = crate::v1beta1::CronJson;
     const CRON_TARGET: &'static str = "container_id";
-
-    fn application<O: Owner>(application: wire::Application, config: &GatewayConfig) -> Self::Application {
-        crate::v1beta1::ContainerJson::of(application, &config.sandbox)
-    }
-
-    fn cron(cron: crons::Cron) -> Self::Cron {
-        crate::v1beta1::CronJson::of(cron, Self::CRON_TARGET)
-    }
 }
