@@ -236,8 +236,7 @@ impl KubernetesConfig {
             return Err("runner.kubernetes.router_pod_labels must name at least one label".to_owned());
         }
         for cidr in &self.cluster_cidrs {
-            crate::kubernetes::Cidr::parse(cidr)
-                .map_err(|why| format!("runner.kubernetes.cluster_cidrs: `{cidr}` {why}"))?;
+            crate::cidr::Cidr::parse(cidr).map_err(|why| format!("runner.kubernetes.cluster_cidrs: `{cidr}` {why}"))?;
         }
         Ok(())
     }

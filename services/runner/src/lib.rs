@@ -11,6 +11,7 @@
 
 mod backend;
 mod cgroups;
+mod cidr;
 mod config;
 mod configured;
 mod confined;

@@ -19,4 +19,4 @@ mod objects;
 
 pub use backend::KubernetesBackend;
 pub use naming::{APPLICATION, DEPLOYMENT, MANAGED_BY, MANAGER, NAMESPACE, ORGANIZATION};
-pub use objects::{Cidr, NamespaceObjects, Objects, VersionObjects, open_secrets, port};
+pub use objects::{NamespaceObjects, Objects, VersionObjects, open_secrets, port};

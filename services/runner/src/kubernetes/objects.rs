@@ -17,6 +17,7 @@
 //! opened into the version's Secret, which the pods name: never into the Deployment itself.
 
 use super::naming;
+use crate::cidr::Cidr;
 use crate::config::{Egress, KubernetesConfig, RunnerConfig, SandboxKind};
 use crate::error::RunnerError;
 use crate::limits::{memory_mb, tmp_bytes};
@@ -39,7 +40,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nuage_proto::runner::v1::Spec;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 /// The port instances listen on when their spec names none (as on Scaleway).
 const DEFAULT_PORT: u16 = 8080;
@@ -60,43 +60,6 @@ const REFUSED_V4: [&str; 6] = [
 ];
 /// The same for IPv6: unique local, link-local and loopback.
 const REFUSED_V6: [&str; 3] = ["fc00::/7", "fe80::/10", "::1/128"];
-
-/// An address range, `address/prefix`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    address: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `address/prefix`; says what is wrong when it does not.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (address, prefix) = text
-            .split_once('/')
-            .ok_or_else(|| "is not a range: `address/prefix` expected".to_owned())?;
-        let address: IpAddr = address
-            .parse()
-            .map_err(|_| format!("has no valid address (`{address}`)"))?;
-        let most = if address.is_ipv4() { 32 } else { 128 };
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|prefix| *prefix <= most)
-            .ok_or_else(|| format!("has no valid prefix length (0 to {most})"))?;
-        Ok(Self { address, prefix })
-    }
-
-    /// Returns whether it is an IPv4 range.
-    pub fn is_ipv4(&self) -> bool {
-        self.address.is_ipv4()
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "{}/{}", self.address, self.prefix)
-    }
-}
 
 /// The objects of one tenant namespace, shared by its applications' versions.
 #[derive(Debug, Clone)]
@@ -1098,20 +1061,5 @@ mod tests {
                 (Some(IntOrString::Int(53)), "TCP".to_owned())
             ]
         );
-    }
-
-    #[test]
-    fn ranges_are_checked() {
-        assert_eq!(Cidr::parse("10.1.0.0/16").unwrap().to_string(), "10.1.0.0/16");
-        assert_eq!(Cidr::parse("fd00::/8").unwrap().to_string(), "fd00::/8");
-        for (text, why) in [
-            ("10.1.0.0", "is not a range"),
-            ("10.1.0/16", "has no valid address"),
-            ("10.1.0.0/33", "has no valid prefix length (0 to 32)"),
-            ("fd00::/129", "(0 to 128)"),
-        ] {
-            let error = Cidr::parse(text).unwrap_err();
-            assert!(error.contains(why), "{text}: {error}");
-        }
     }
 }
