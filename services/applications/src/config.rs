@@ -134,16 +134,6 @@ impl Default for ApplicationsConfig {
 }
 
 impl ApplicationsConfig {
-    /// Returns how roll-outs are run.
-    pub fn rollouts(&self) -> crate::rollouts::RolloutSettings {
-        crate::rollouts::RolloutSettings {
-            lease: std::time::Duration::from_secs(self.rollout_lease_seconds.max(1)),
-            attempts: i64::from(self.rollout_attempts.max(1)),
-            deadline: std::time::Duration::from_secs(self.rollout_timeout_seconds.max(1)),
-            hold: std::time::Duration::from_millis(self.hold_before_rollout_ms),
-        }
-    }
-
     /// Returns the endpoint of application `name` in `namespace`, or an error while the
     /// namespace has no endpoint suffix yet (one made before suffixes existed, in the moments
     /// before the namespaces service gives it one): without it, two tenants' namespaces of the

@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::peers::Peers;
 use crate::reconciler::{Leftovers, Reconciler};
-use crate::rollouts::Rollouts;
+use crate::rollouts::{RolloutSettings, Rollouts};
 use crate::store::{ApplicationStore, ListFilter};
 use nuage_core::clock::now_micros;
 use nuage_core::ids::{optional_id, parse_id, required_id};
@@ -176,7 +176,7 @@ impl<K: Kind, L: Leftovers> Applications<K, L> {
             database,
             (store.clone(), history.clone()),
             peers.clone(),
-            config.rollouts(),
+            RolloutSettings::of(&config),
         );
         let reconciler = Reconciler::new(
             store.clone(),

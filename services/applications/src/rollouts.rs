@@ -6,6 +6,7 @@
 //! renewals are conditional updates naming the holder, so two replicas never run the same
 //! roll-out at once, and one that lost its lease stops without recording anything.
 
+use crate::config::ApplicationsConfig;
 use crate::history::History;
 use crate::model::{ApplicationStatus, Kind, Sandbox};
 use crate::peers::Peers;
@@ -44,6 +45,18 @@ pub struct RolloutSettings {
     pub deadline: Duration,
     /// Test-only: how long a roll-out waits, holding its lease, before it starts its version.
     pub hold: Duration,
+}
+
+impl RolloutSettings {
+    /// Returns how roll-outs are run, as `config` sets it.
+    pub fn of(config: &ApplicationsConfig) -> Self {
+        Self {
+            lease: Duration::from_secs(config.rollout_lease_seconds.max(1)),
+            attempts: i64::from(config.rollout_attempts.max(1)),
+            deadline: Duration::from_secs(config.rollout_timeout_seconds.max(1)),
+            hold: Duration::from_millis(config.hold_before_rollout_ms),
+        }
+    }
 }
 
 /// The roll-outs of kind `K`, run by this process as holder `holder`.
