@@ -3,7 +3,7 @@
 //! its image, which the shared handlers pass on; and, as functions, its deployment history.
 
 use crate::GatewayState;
-use crate::applications::Owner;
+use crate::owner::Owner;
 use axum::Router;
 use nuage_core::transport::Authed;
 use nuage_proto::containers::v1::containers_client::ContainersClient;
@@ -22,7 +22,7 @@ impl Owner for Containers {
         state.clients().containers.clone()
     }
 
-    crate::applications::forward_to_client! {
+    crate::owner::forward_to_client! {
         create: create_container,
         get: get_container,
         list: list_containers,

@@ -14,7 +14,7 @@ use crate::containers::Containers;
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{JsonBody, Scope};
 use crate::v1beta1::{duration, timestamp};
-use crate::version::{ContainersV1, FromApplication};
+use crate::version::{FromApplication, Version};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,6 +25,21 @@ use nuage_proto::namespaces::v1 as pb;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+/// Scaleway Containers v1: `/containers/v1/regions/{region}`
+/// (`scaleway-containers-v1.openapi.yml`), over the same namespaces and containers.
+pub(crate) struct ContainersV1;
+
+impl Version for ContainersV1 {
+    const PREFIX: &'static str = "/containers/v1/regions";
+    const EMPTY_IS_UNCHANGED: bool = true;
+    const STRICT: bool = false;
+    type Namespace = NamespaceJson;
+    type Application = ContainerJson;
+    type Runtimes = crate::v1beta1::RuntimesJson;
+    type Cron = crate::v1beta1::CronJson;
+    const CRON_TARGET: &'static str = "container_id";
+}
 
 /// One MiB: v1 gives sizes in bytes, nuage keeps MB.
 const MIB: u64 = 1 << 20;
@@ -59,7 +74,7 @@ pub(crate) struct V1Domains;
 impl crate::domains::DomainView for V1Domains {
     const TARGET_REQUIRED: bool = false;
     const UPDATABLE: bool = true;
-    type Json<O: crate::applications::Owner> = DomainJson;
+    type Json<O: crate::owner::Owner> = DomainJson;
 }
 
 /// The v1 `Domain`, fields in the spec's order.
@@ -230,7 +245,7 @@ pub(crate) struct ContainerJson {
 }
 
 impl FromApplication for ContainerJson {
-    fn from_application<O: applications::Owner>(mut application: wire::Application, default_sandbox: &str) -> Self {
+    fn from_application<O: crate::owner::Owner>(mut application: wire::Application, default_sandbox: &str) -> Self {
         let sandbox = crate::v1beta1::sandbox_of(&application, default_sandbox);
         let settings = application.container.take().unwrap_or_default();
         let status = match common::ApplicationStatus::try_from(application.status) {

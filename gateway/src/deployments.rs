@@ -5,10 +5,11 @@
 //! out again, with no rebuild, answering the application (`pending` until it serves).
 
 use crate::GatewayState;
-use crate::applications::{ApplicationId, Owner, answer};
+use crate::applications::{ApplicationId, answer};
 use crate::error::{HttpError, invalid};
 use crate::extract::{JsonBody, QueryParams, Scope};
 use crate::list::{ListJson, listed};
+use crate::owner::Owner;
 use crate::version::Version;
 use axum::extract::State;
 use axum::routing::{get, post};

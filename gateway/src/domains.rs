@@ -6,10 +6,10 @@
 //! (`routes::<Containers, Beta>()`, `routes::<Containers, ContainersV1Domains>()`).
 
 use crate::GatewayState;
-use crate::applications::Owner;
 use crate::error::{HttpError, required};
 use crate::extract::{DomainId, JsonBody, QueryParams, Scope};
 use crate::list::{ListJson, listed};
+use crate::owner::Owner;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};

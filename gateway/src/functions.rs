@@ -3,9 +3,10 @@
 //! download URLs of their source archives.
 
 use crate::GatewayState;
-use crate::applications::{ApplicationId, Owner};
+use crate::applications::ApplicationId;
 use crate::error::{HttpError, invalid, required};
 use crate::extract::{QueryParams, Scope};
+use crate::owner::Owner;
 use crate::version::Version;
 use axum::extract::State;
 use axum::routing::get;
@@ -32,7 +33,7 @@ impl Owner for Functions {
         state.clients().functions.clone()
     }
 
-    crate::applications::forward_to_client! {
+    crate::owner::forward_to_client! {
         create: create_function,
         get: get_function,
         list: list_functions,

@@ -26,9 +26,11 @@ mod list;
 mod logs;
 mod metrics;
 mod namespaces;
+mod owner;
 mod request_id;
 mod tokens;
 mod triggers;
+mod v1alpha2;
 mod v1beta1;
 mod version;
 
@@ -40,12 +42,15 @@ pub use health::{Checked, Dependency, DependencyCheck};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
+use containers_v1::ContainersV1;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
-use version::{ContainersV1, ContainersV1beta1, V1alpha2, V1beta1, Version};
+use v1alpha2::V1alpha2;
+use v1beta1::{ContainersV1beta1, V1beta1};
+use version::Version;
 
 /// Everything a request handler needs.
 #[derive(Clone)]
@@ -178,7 +183,7 @@ pub fn router(state: GatewayState) -> Router {
 /// `applications` routes: namespaces, crons, tokens, triggers and domains. Beyond Scaleway's
 /// v1beta1 specs, what the Serverless plugin calls: `/issue-jwt` and `/<kind>s/{id}/logs`
 /// (`applications::routes` has the nested lists it calls too).
-fn beta_routes<V: Version, O: applications::Owner>(applications: Router<GatewayState>) -> Router<GatewayState> {
+fn beta_routes<V: Version, O: owner::Owner>(applications: Router<GatewayState>) -> Router<GatewayState> {
     namespaces::routes::<V>()
         .merge(applications)
         .merge(crons::routes::<V>())

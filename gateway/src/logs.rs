@@ -5,10 +5,11 @@
 //! but what the Serverless plugin (0.2.1 to 0.5.0) calls, with the same answer.
 
 use crate::GatewayState;
-use crate::applications::{ApplicationId, Owner, resolve};
+use crate::applications::{ApplicationId, resolve};
 use crate::error::{HttpError, invalid};
 use crate::extract::{QueryParams, Scope};
 use crate::list::listed;
+use crate::owner::Owner;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;

@@ -2,9 +2,10 @@
 //! runtimes and crons, with RFC 3339 timestamps, `project_id`, tags, `timeout` as a duration string and
 //! the enums' v1beta1 names.
 
-use crate::applications::{Owner, privacy_name, status_name};
+use crate::applications::{privacy_name, status_name};
 use crate::crons::args_json;
-use crate::version::{FromApplication, FromCron};
+use crate::owner::Owner;
+use crate::version::{FromApplication, FromCron, Version};
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::common::v1::{self as common, Sandbox, StoredSecret};
 use nuage_proto::crons::v1 as crons;
@@ -12,6 +13,33 @@ use nuage_proto::functions::v1 as functions;
 use nuage_proto::namespaces::v1 as pb;
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// Scaleway Functions v1beta1: `/functions/v1beta1/regions/{region}`.
+pub(crate) struct V1beta1;
+
+impl Version for V1beta1 {
+    const PREFIX: &'static str = "/functions/v1beta1/regions";
+    const STRICT: bool = true;
+    type Namespace = NamespaceJson;
+    type Application = ApplicationJson;
+    type Runtimes = RuntimesJson;
+    type Cron = CronJson;
+    const CRON_TARGET: &'static str = "function_id";
+}
+
+/// Scaleway Containers v1beta1: `/containers/v1beta1/regions/{region}` (reference B.6), over
+/// the same namespaces, containers, crons and tokens.
+pub(crate) struct ContainersV1beta1;
+
+impl Version for ContainersV1beta1 {
+    const PREFIX: &'static str = "/containers/v1beta1/regions";
+    const STRICT: bool = true;
+    type Namespace = NamespaceJson;
+    type Application = ContainerJson;
+    type Runtimes = RuntimesJson;
+    type Cron = CronJson;
+    const CRON_TARGET: &'static str = "container_id";
+}
 
 /// Returns Unix microseconds as RFC 3339 in UTC with microseconds (`2026-07-03T15:02:02.663407Z`),
 /// `None` for 0 (never).

@@ -1,11 +1,12 @@
 //! The API versions the gateway answers, functions `v1alpha2` and `v1beta1` and containers
-//! `v1beta1`, over the same services:
-//! the handlers are written once over a [`Version`], which says how each renders resources and
-//! what each requires of a request. A resource made through one version is the same resource
-//! seen through the other.
+//! `v1beta1` and `v1`, over the same services: the handlers are written once over a
+//! [`Version`], which says how each renders resources and what each requires of a request. A
+//! resource made through one version is the same resource seen through the other. Each
+//! version's impl stands beside its JSON (`v1alpha2`, `v1beta1`, `containers_v1`), so that
+//! this file names no handler and the handlers' files import it, never the other way round.
 
 use crate::GatewayConfig;
-use crate::applications::Owner;
+use crate::owner::Owner;
 use nuage_proto::applications::v1 as wire;
 use nuage_proto::crons::v1 as crons;
 use nuage_proto::functions::v1 as functions;
@@ -61,59 +62,4 @@ pub(crate) trait FromApplication: Serialize + Send {
 pub(crate) trait FromCron: Serialize + Send {
     /// Returns the JSON of `cron`, whose target is named `target`.
     fn from_cron(cron: crons::Cron, target: &'static str) -> Self;
-}
-
-/// Scaleway Functions v1alpha2: `/functions/v1alpha2/regions/{region}`.
-pub(crate) struct V1alpha2;
-
-impl Version for V1alpha2 {
-    const PREFIX: &'static str = "/functions/v1alpha2/regions";
-    const STRICT: bool = false;
-    type Namespace = crate::namespaces::NamespaceJson;
-    type Application = crate::applications::ApplicationJson;
-    type Runtimes = crate::functions::RuntimesJson;
-    type Cron = crate::crons::CronJson;
-    const CRON_TARGET: &'static str = "application_id";
-}
-
-/// Scaleway Functions v1beta1: `/functions/v1beta1/regions/{region}`.
-pub(crate) struct V1beta1;
-
-impl Version for V1beta1 {
-    const PREFIX: &'static str = "/functions/v1beta1/regions";
-    const STRICT: bool = true;
-    type Namespace = crate::v1beta1::NamespaceJson;
-    type Application = crate::v1beta1::ApplicationJson;
-    type Runtimes = crate::v1beta1::RuntimesJson;
-    type Cron = crate::v1beta1::CronJson;
-    const CRON_TARGET: &'static str = "function_id";
-}
-
-/// Scaleway Containers v1: `/containers/v1/regions/{region}`
-/// (`scaleway-containers-v1.openapi.yml`), over the same namespaces and containers.
-pub(crate) struct ContainersV1;
-
-impl Version for ContainersV1 {
-    const PREFIX: &'static str = "/containers/v1/regions";
-    const EMPTY_IS_UNCHANGED: bool = true;
-    const STRICT: bool = false;
-    type Namespace = crate::containers_v1::NamespaceJson;
-    type Application = crate::containers_v1::ContainerJson;
-    type Runtimes = crate::v1beta1::RuntimesJson;
-    type Cron = crate::v1beta1::CronJson;
-    const CRON_TARGET: &'static str = "container_id";
-}
-
-/// Scaleway Containers v1beta1: `/containers/v1beta1/regions/{region}` (reference B.6), over
-/// the same namespaces, containers, crons and tokens.
-pub(crate) struct ContainersV1beta1;
-
-impl Version for ContainersV1beta1 {
-    const PREFIX: &'static str = "/containers/v1beta1/regions";
-    const STRICT: bool = true;
-    type Namespace = crate::v1beta1::NamespaceJson;
-    type Application = crate::v1beta1::ContainerJson;
-    type Runtimes = crate::v1beta1::RuntimesJson;
-    type Cron = crate::v1beta1::CronJson;
-    const CRON_TARGET: &'static str = "container_id";
 }
