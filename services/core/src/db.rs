@@ -445,6 +445,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_list_filter_never_reaches_past_its_callers_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::migrated_in(dir.path()).await.unwrap();
+        sqlx::query("create table things (id text, organization_id text, region text, name text)")
+            .execute(database.pool())
+            .await
+            .unwrap();
+        let mine = crate::Caller {
+            organization_id: uuid::Uuid::new_v4(),
+            project_id: uuid::Uuid::new_v4(),
+        };
+        let theirs = uuid::Uuid::new_v4().to_string();
+        let own = mine.organization_id.to_string();
+        for (id, organization_id, region) in [("a", &own, "fr-par"), ("b", &theirs, "fr-par"), ("c", &own, "nl-ams")] {
+            sqlx::query("insert into things values ($1, $2, $3, 'thing')")
+                .bind(id)
+                .bind(organization_id)
+                .bind(region)
+                .execute(database.pool())
+                .await
+                .unwrap();
+        }
+        // A filter with an `or` that holds for every row: still only the caller's, in its region.
+        let query = PageQuery {
+            table: "things",
+            columns: "id",
+            caller: &mine,
+            region: "fr-par",
+            condition: "name = $3 or 1 = 1",
+            parameters: &["thing"],
+            order: "id asc",
+        };
+        let (rows, total) = database.page(query, Page::new(1, 10).unwrap()).await.unwrap();
+        let ids: Vec<String> = rows.iter().map(|row| row.try_get("id").unwrap()).collect();
+        assert_eq!((ids, total), (vec!["a".to_owned()], 1));
+        // Past the end, the count is asked for on its own, scoped the same.
+        let (rows, total) = database.page(query, Page::new(2, 1).unwrap()).await.unwrap();
+        assert_eq!((rows.len(), total), (0, 1));
+    }
+
+    #[tokio::test]
     async fn sqlite_database_is_created_and_migrated() {
         let dir = tempfile::tempdir().unwrap();
         let database = Database::migrated_in(dir.path()).await.unwrap();
