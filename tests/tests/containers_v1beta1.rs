@@ -343,7 +343,7 @@ async fn a_tenant_runs_images_of_any_of_its_namespaces_but_never_one_another_ten
     let owner = containers(&server.tenant().await);
     let theirs = namespace_with_image(&server, &owner, "private-img", &binary).await;
     let endpoint = theirs["registry_endpoint"].as_str().unwrap();
-    let (_, path) = endpoint.split_once('/').unwrap();
+    let (host, path) = endpoint.split_once('/').unwrap();
 
     // Its owner runs it from another of its namespaces too.
     let sibling = owner.ready_namespace_id("sibling").await;
@@ -361,8 +361,14 @@ async fn a_tenant_runs_images_of_any_of_its_namespaces_but_never_one_another_ten
     stranger.ready_namespace("private-img").await;
     let namespace_id = stranger.create("/namespaces", json!({"name": "mine"})).await;
     let mine = stranger.wait_ready(&namespace_id).await;
-    // As the stranger would name it: on the installation's registry, or with no host.
-    for image in [format!("{endpoint}/probed:latest"), format!("{path}/probed:latest")] {
+    // As the stranger would name it: on the installation's registry (however its host is
+    // spelled: names know no case, and 443 is HTTPS's port anyway), or with no host.
+    for image in [
+        format!("{endpoint}/probed:latest"),
+        format!("{}/{path}/probed:latest", host.to_uppercase()),
+        format!("{host}:443/{path}/probed:latest"),
+        format!("{path}/probed:latest"),
+    ] {
         let refused = stranger
             .post(
                 "/containers",
@@ -390,8 +396,8 @@ async fn a_tenant_runs_images_of_any_of_its_namespaces_but_never_one_another_ten
         ok(&stranger.get(&format!("/containers/{id}")).await)["registry_image"],
         own.as_str()
     );
-    // Another host with the same path is that host's image, never the layout: here nothing
-    // answers there, so the deploy fails pulling it.
+    // Another host with the same path is that host's image, never the layout: here a loopback
+    // one, which the runner does not pull from on a tenant's word, so the deploy fails.
     let elsewhere = stranger
         .patch(
             &format!("/containers/{id}"),

@@ -390,12 +390,14 @@ async fn replicas_fire_each_time_once_and_take_over_from_a_killed_one() {
         tempfile::tempdir().unwrap(),
     );
     let listen_a = format!("127.0.0.1:{port_a}");
-    let _a = nuage_tests::Process::serve(
+    let mut a = nuage_tests::Process::serve(
         binary,
         dir_a.path(),
         &["--roles", "crons", "--grpc-listen", &listen_a],
         &replica_env(&server, secret, &[]),
     );
+    // The server's crons calls go to A alone: one made before A listens is refused (503).
+    a.wait_listening(port_a).await;
     let mut b = nuage_tests::Process::serve(
         binary,
         dir_b.path(),

@@ -880,6 +880,73 @@ async fn a_container_redeployed_after_a_push_runs_it(registry: Option<String>) {
     server.stop().await;
 }
 
+/// The attack: a tenant names another tenant's image on the installation's registry by
+/// another name for the registry's host, so that the check that a repository is the tenant's
+/// own (made for the registry's own name) does not apply, and the runner pulls it over the
+/// network as anyone's. Named as another host on this machine, the runner refuses to pull from
+/// it, as from any loopback or private address a tenant names (the registry's own name in
+/// capitals is refused at once: containers_v1beta1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_image_is_never_run_through_another_name_of_the_installations_registry() {
+    let Ok(registry) = std::env::var(nuage_tests::REGISTRY_VARIABLE) else {
+        eprintln!("skipped: no registry (NUAGE_TEST_REGISTRY) to push to");
+        return;
+    };
+    let binary = nuage_tests::go_server_or_skip!();
+    let (server, owner) = TestServer::start_with_tenant(|config| config.runner.registry_insecure = true).await;
+    let theirs = owner.ready_namespace("private-img").await;
+    let endpoint = theirs["registry_endpoint"].as_str().unwrap().to_owned();
+    let (host, path) = endpoint.split_once('/').unwrap();
+    assert_eq!(host, registry);
+    let staging = tempfile::tempdir().unwrap();
+    let layout = staging.path().join("app");
+    nuage_tests::apps::write_image_layout(&layout, "latest", &[("server", binary.as_slice(), 0o755)], &["/server"]);
+    let image = format!("{endpoint}/app:latest");
+    let source = format!("oci:{}:latest", layout.display());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &source,
+        &format!("docker://{image}"),
+    ]);
+    // The image runs, for its owner.
+    let own = owner
+        .create(
+            "/containers",
+            json!({"name": "app", "namespace_id": theirs["id"], "registry_image": image}),
+        )
+        .await;
+    nuage_tests::apps::deploy_and_call_container(&owner, &own, Duration::from_secs(30)).await;
+
+    let stranger = server.tenant().await;
+    let namespace_id = stranger.ready_namespace_id("mine").await;
+    let port = registry.rsplit_once(':').map_or("443", |(_, port)| port);
+    // Other names of this machine: the container is made, but its image is never pulled.
+    for other in ["localhost", "0.0.0.0", "2130706433"] {
+        let named = format!("{other}:{port}");
+        let id = stranger
+            .create(
+                "/containers",
+                json!({"name": format!("thief-{}", other.replace('.', "-")), "namespace_id": namespace_id,
+                       "registry_image": format!("{named}/{path}/app:latest")}),
+            )
+            .await;
+        let deploying = stranger.post(&format!("/containers/{id}/deploy"), json!({})).await;
+        assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
+        let ended = nuage_tests::apps::container_settled(&stranger, &id, Duration::from_secs(30)).await;
+        assert_eq!(ended["status"], "error", "{named}: {ended}");
+        let message = ended["error_message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "`{named}` is not a registry this installation pulls images from"
+            )),
+            "{message}"
+        );
+    }
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builds_are_taken_in_turn_between_tenants() {
     // Only this test claims jobs.

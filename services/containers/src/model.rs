@@ -365,14 +365,15 @@ impl Kind for ContainerKind {
 }
 
 /// Returns the repository (`host/first segment`) of `image` when it is in the installation's own
-/// registry (named without a host, or on the host of `namespace`'s `registry_endpoint`) but not
+/// registry (named without a host, or on the host of `namespace`'s `registry_endpoint`, however
+/// that host is spelled: see [`nuage_core::ids::same_registry`]) but not
 /// in `namespace`'s own repository: such an image is the container's to run only if that
 /// repository is one of its owner's other namespaces'.
 pub fn foreign_repository(image: &str, namespace: &nuage_proto::namespaces::v1::Namespace) -> Option<String> {
     let (own_host, own_path) = namespace.registry_endpoint.split_once('/')?;
     let repository = image.split('@').next().unwrap_or(image);
     let path = match nuage_core::ids::repository_host(repository) {
-        (Some(host), _) if host != own_host => return None,
+        (Some(host), _) if !nuage_core::ids::same_registry(host, own_host) => return None,
         (_, path) => path,
     };
     if path.starts_with(&format!("{own_path}/")) {

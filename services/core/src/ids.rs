@@ -42,9 +42,24 @@ pub fn repository_host(repository: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// Returns whether registry hosts `a` and `b` (`host[:port]`) are spelled as one: host names
+/// are compared without regard to case, and HTTPS's port 443 is the same as none.
+pub fn same_registry(a: &str, b: &str) -> bool {
+    let canonical = |host: &str| host.strip_suffix(":443").unwrap_or(host).to_ascii_lowercase();
+    canonical(a) == canonical(b)
+}
+
 #[cfg(test)]
 mod repository_tests {
-    use super::repository_host;
+    use super::{repository_host, same_registry};
+
+    #[test]
+    fn a_registry_spelled_in_capitals_or_with_its_default_port_is_the_same() {
+        assert!(same_registry("Registry.Example", "registry.example:443"));
+        assert!(same_registry("127.0.0.1:5000", "127.0.0.1:5000"));
+        assert!(!same_registry("registry.example:5000", "registry.example"));
+        assert!(!same_registry("localhost:5000", "127.0.0.1:5000"));
+    }
 
     #[test]
     fn hosts_are_read_as_docker_reads_them() {

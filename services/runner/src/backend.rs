@@ -35,6 +35,7 @@ impl BackendParts {
             config.registry_insecure,
             Duration::from_millis(config.registry_timeout_ms),
         )
+        .with_registries(config.registry_host.clone(), config.tenant_registries.clone())
     }
 }
 

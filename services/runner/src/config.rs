@@ -106,6 +106,12 @@ pub struct RunnerConfig {
     pub registry_host: Option<String>,
     /// Speak plain HTTP to registries images are pulled from (a registry on loopback).
     pub registry_insecure: bool,
+    /// Registries (`host[:port]`) a tenant's image may name although their addresses are not
+    /// public: a registry of the operator's on a private network. Any other registry but the
+    /// installation's own must resolve to public addresses only, none of them the
+    /// installation's registry's: the runner never pulls from the platform's loopback or
+    /// private network on a tenant's word.
+    pub tenant_registries: Vec<String>,
     /// How long a registry may keep a pull waiting (ms): to open a connection (a fifth of it)
     /// or between two reads. Past it, the start fails saying so.
     pub registry_timeout_ms: u64,
@@ -252,6 +258,7 @@ impl Default for RunnerConfig {
             registry_dir: None,
             registry_host: None,
             registry_insecure: false,
+            tenant_registries: Vec::new(),
             registry_timeout_ms: 30_000,
             start_timeout_seconds: 30,
             memory_limits: true,

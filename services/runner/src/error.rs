@@ -47,6 +47,14 @@ pub enum RunnerError {
         /// Why.
         source: Box<oci_client::errors::OciDistributionError>,
     },
+    /// The image names a registry the runner does not pull from (see `registries.rs`).
+    #[error("`{registry}` is not a registry this installation pulls images from: {reason}")]
+    RegistryRefused {
+        /// The registry, as the image names it.
+        registry: String,
+        /// Why not.
+        reason: String,
+    },
     /// The unpacking task did not run to its end.
     #[error("unpacking `{reference}`: {source}")]
     UnpackTask {
@@ -259,6 +267,7 @@ impl RunnerError {
             | Self::Pruned { .. }
             | Self::Reference { .. }
             | Self::Pull { .. }
+            | Self::RegistryRefused { .. }
             | Self::UnpackTask { .. }
             | Self::Index { .. }
             | Self::Invalid { .. }

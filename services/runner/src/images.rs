@@ -6,6 +6,7 @@
 
 use crate::confined::{self, RemoveError};
 use crate::error::RunnerError;
+use crate::registries::Registries;
 use flate2::read::GzDecoder;
 pub(crate) use oci_client::secrets::RegistryAuth;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
@@ -64,6 +65,8 @@ pub struct Images {
     /// a host) are read from `registry_dir`.
     registry_host: Option<String>,
     insecure: bool,
+    /// The registries images are pulled from.
+    registries: Registries,
     /// How long a registry may keep a pull waiting.
     registry_timeout: std::time::Duration,
     /// The copies unpacked, by image reference. Its lock is held through every unpack and
@@ -73,7 +76,8 @@ pub struct Images {
 
 impl Images {
     /// Unpacks under `<work_dir>/images`, reading layouts under `registry_dir`, pulling
-    /// others (over plain HTTP when `insecure`) with `registry_timeout`.
+    /// others (over plain HTTP when `insecure`) with `registry_timeout`, from any registry
+    /// with public addresses.
     pub fn new(
         work_dir: PathBuf,
         registry_dir: PathBuf,
@@ -85,6 +89,10 @@ impl Images {
             registry_dir,
             registry_host: None,
             insecure,
+            registries: Registries {
+                insecure,
+                ..Registries::default()
+            },
             registry_timeout,
             unpacked: Mutex::new(HashMap::new()),
         }
@@ -93,6 +101,14 @@ impl Images {
     /// Reads images of `host` (the installation's own registry) from the layouts too.
     pub fn with_registry_host(mut self, host: Option<String>) -> Self {
         self.registry_host = host;
+        self
+    }
+
+    /// Pulls from `own` (the installation's registry, when there is one) and from `listed`
+    /// too, whatever their addresses.
+    pub(crate) fn with_registries(mut self, own: Option<String>, listed: Vec<String>) -> Self {
+        self.registries.own = own;
+        self.registries.listed = listed;
         self
     }
 
@@ -111,6 +127,7 @@ impl Images {
             }
             None => {
                 let parsed = parse_reference(reference)?;
+                self.registries.check(parsed.registry()).await?;
                 nuage_clients::registry::client(self.insecure, self.registry_timeout)
                     .fetch_manifest_digest(&parsed, auth)
                     .await
@@ -207,6 +224,7 @@ impl Images {
 
     async fn pull(&self, reference: &str, auth: &RegistryAuth) -> Result<Unpacked, RunnerError> {
         let parsed = parse_reference(reference)?;
+        self.registries.check(parsed.registry()).await?;
         let client = nuage_clients::registry::client(self.insecure, self.registry_timeout);
         let image = client
             .pull(
@@ -305,7 +323,9 @@ fn local_layout(registry_dir: &Path, registry_host: Option<&str>, repository: &s
     let candidates = match nuage_core::ids::repository_host(repository) {
         (None, _) => [Some(repository), None],
         // `host/path` of the installation's own registry: the layout is under `path`.
-        (Some(host), path) if registry_host == Some(host) => [Some(repository), Some(path)],
+        (Some(host), path) if registry_host.is_some_and(|own| nuage_core::ids::same_registry(own, host)) => {
+            [Some(repository), Some(path)]
+        }
         (Some(_), _) => [None, None],
     };
     candidates

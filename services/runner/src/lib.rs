@@ -23,6 +23,7 @@ mod limits;
 mod local;
 mod offer;
 mod output;
+mod registries;
 mod sandbox;
 mod seccomp;
 mod service;
