@@ -132,6 +132,13 @@ fn names(answer: &nuage_tests::Answer) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagination_and_every_order_over_45_namespaces() {
     let (server, tenant) = TestServer::with_tenant().await;
+    // A neighbour's namespaces, and the tenant's own in another region: no page and no count
+    // below takes them in.
+    let neighbour = server.tenant().await;
+    neighbour.create_namespace("ns-00").await;
+    neighbour.create_namespace("ns-99").await;
+    let amsterdam = tenant.speaking(nuage_tests::conformance::Spec::FunctionsV1alpha2, "nl-ams");
+    amsterdam.create_namespace("ns-98").await;
     // Creation order differs from name order: names are a permutation of 0..45.
     let created: Vec<String> = (0..45).map(|i| format!("ns-{:02}", (i * 7) % 45)).collect();
     for name in &created {
@@ -180,6 +187,12 @@ async fn pagination_and_every_order_over_45_namespaces() {
         ))
         .await;
     assert_eq!(own.body["total_count"], 45);
+    // Past its own end, the neighbour's count is its own too.
+    assert_eq!(
+        neighbour.get("/namespaces?page=2&page_size=20").await.body,
+        json!({"namespaces": [], "total_count": 2})
+    );
+    assert_eq!(amsterdam.get("/namespaces").await.body["total_count"], 1);
     server.stop().await;
 }
 

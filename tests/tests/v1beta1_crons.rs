@@ -190,7 +190,8 @@ async fn bad_cron_requests_name_their_argument_and_other_tenants_reach_nothing()
     assert_eq!(renamed.refused_argument(), "name");
 
     // Another tenant, as it would try: a cron on this function; read, list, change, delete.
-    let stranger = server.tenant().await.speaking(Spec::FunctionsV1beta1, "fr-par");
+    let stranger_tenant = server.tenant().await;
+    let stranger = stranger_tenant.speaking(Spec::FunctionsV1beta1, "fr-par");
     let refused = stranger
         .post("/crons", json!({"function_id": function_id, "schedule": "0 0 * * *"}))
         .await;
@@ -200,5 +201,27 @@ async fn bad_cron_requests_name_their_argument_and_other_tenants_reach_nothing()
     let listed = stranger.get(&format!("/crons?function_id={function_id}")).await;
     assert_eq!(ok(&listed)["total_count"], 0, "{}", listed.body);
     stranger.assert_kept_from_me(&beta, &path, "mine").await;
+    // Its own cron, moved onto this function: refused, and it stays where it was.
+    let own_function =
+        nuage_tests::apps::function(&stranger_tenant, "own", json!({"name": "own", "runtime": node})).await;
+    let own_cron = stranger
+        .post(
+            "/crons",
+            json!({"function_id": own_function["id"], "schedule": "0 0 * * *"}),
+        )
+        .await;
+    let own_path = format!("/crons/{}", ok(&own_cron)["id"].as_str().unwrap());
+    let moved = stranger.patch(&own_path, json!({"function_id": function_id})).await;
+    assert_eq!(moved.status, StatusCode::NOT_FOUND, "{}", moved.body);
+    assert_eq!(ok(&stranger.get(&own_path).await)["function_id"], own_function["id"]);
+    // The owner's own cron and function, asked for in another region: not there.
+    let amsterdam = alpha.speaking(Spec::FunctionsV1beta1, "nl-ams");
+    assert_eq!(amsterdam.get(&path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        amsterdam.get(&format!("/functions/{function_id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = amsterdam.get(&format!("/crons?function_id={function_id}")).await;
+    assert_eq!(listed.body, json!({"crons": [], "total_count": 0}));
     server.stop().await;
 }
