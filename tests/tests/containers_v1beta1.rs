@@ -110,7 +110,10 @@ async fn a_container_listens_on_its_port_runs_its_command_and_takes_traffic_once
         ok(&one_at_a_time)["scaling_option"],
         json!({"concurrent_requests_threshold": 1})
     );
-    assert_eq!(instances().await, 2);
+    // The router learns the change from the containers service's stream of route changes, an
+    // instant after the answer: until then the pair may still go to one instance.
+    let seen = nuage_tests::eventually(Duration::from_secs(20), instances, |count| *count == 2).await;
+    assert_eq!(seen, 2);
 
     // The same container through functions v1alpha2.
     let through_alpha = alpha.get(&format!("/containers/{id}")).await;
