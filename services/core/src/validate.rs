@@ -276,6 +276,19 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// Resolves `address` (`host:port`, or a host and a port); returns what it resolves to when
+/// that is at least one address and every one is public ([`is_public`]), `None` otherwise: a
+/// destination a tenant names that the platform may connect to. Connecting to what is returned,
+/// rather than resolving the name again, keeps a name from moving to a private address between
+/// the check and the connection.
+pub async fn public_addresses(
+    address: impl tokio::net::ToSocketAddrs,
+) -> std::io::Result<Option<Vec<std::net::SocketAddr>>> {
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host(address).await?.collect();
+    let public = !addresses.is_empty() && addresses.iter().all(|address| is_public(address.ip()));
+    Ok(public.then_some(addresses))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

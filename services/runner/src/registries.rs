@@ -31,35 +31,34 @@ impl Registries {
     /// Returns whether the runner may pull from `registry` (`host[:port]`, as an image names
     /// it); an error naming it and why not.
     pub(crate) async fn check(&self, registry: &str) -> Result<(), RunnerError> {
-        let known = self.own.iter().chain(&self.listed);
-        if known.into_iter().any(|allowed| same_registry(allowed, registry)) {
+        if self
+            .own
+            .iter()
+            .chain(&self.listed)
+            .any(|allowed| same_registry(allowed, registry))
+        {
             return Ok(());
         }
         let refused = |reason: String| RunnerError::RegistryRefused {
             registry: registry.to_owned(),
             reason,
         };
-        let addresses = self
-            .resolve(registry)
+        let addresses = nuage_core::validate::public_addresses(self.address(registry))
             .await
-            .map_err(|error| refused(format!("it does not resolve: {error}")))?;
-        if addresses.is_empty()
-            || !addresses
-                .iter()
-                .all(|address| nuage_core::validate::is_public(address.ip()))
-        {
-            return Err(refused(
-                "its operator pulls from registries with public addresses only, and from those listed in \
-                 `runner.tenant_registries`"
-                    .to_owned(),
-            ));
-        }
+            .map_err(|error| refused(format!("it does not resolve: {error}")))?
+            .ok_or_else(|| {
+                refused(
+                    "its operator pulls from registries with public addresses only, and from those listed in \
+                     `runner.tenant_registries`"
+                        .to_owned(),
+                )
+            })?;
         let canonical = |address: &SocketAddr| (address.ip().to_canonical(), address.port());
         if let Some(own) = &self.own
-            && let Ok(own_addresses) = self.resolve(own).await
-            && addresses
-                .iter()
-                .any(|address| own_addresses.iter().any(|own| canonical(own) == canonical(address)))
+            && let Ok(own_addresses) = tokio::net::lookup_host(self.address(own)).await
+            && own_addresses
+                .map(|own| canonical(&own))
+                .any(|own| addresses.iter().any(|address| canonical(address) == own))
         {
             return Err(refused(format!(
                 "it is this installation's registry under another name: name it `{own}`"
@@ -68,17 +67,16 @@ impl Registries {
         Ok(())
     }
 
-    /// Returns the addresses `registry` resolves to, on its port or the protocol's.
-    async fn resolve(&self, registry: &str) -> std::io::Result<Vec<SocketAddr>> {
+    /// Returns `registry` with its port: its own, or the protocol's.
+    fn address(&self, registry: &str) -> String {
         let has_port = registry
             .rsplit_once(':')
             .is_some_and(|(host, port)| port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']')));
-        let address = if has_port {
+        if has_port {
             registry.to_owned()
         } else {
             format!("{registry}:{}", if self.insecure { 80 } else { 443 })
-        };
-        Ok(tokio::net::lookup_host(address).await?.collect())
+        }
     }
 }
 

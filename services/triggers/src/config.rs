@@ -242,17 +242,10 @@ impl NatsConfig {
         if !self.public_servers {
             return Err(refused());
         }
-        let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&address)
+        let resolved = nuage_core::validate::public_addresses(&address)
             .await
             .map_err(|error| format!("`{url}` does not resolve: {error}"))?
-            .collect();
-        if resolved.is_empty()
-            || !resolved
-                .iter()
-                .all(|address| nuage_core::validate::is_public(address.ip()))
-        {
-            return Err(refused());
-        }
+            .ok_or_else(refused)?;
         Ok(match scheme {
             // Checked once, connected to as checked: the name cannot move it elsewhere later.
             "nats" => format!("nats://{}", resolved[0]),

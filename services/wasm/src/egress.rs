@@ -41,17 +41,10 @@ impl WasiHttpHooks for Egress {
                 return Err(Error::HttpRequestDenied);
             }
             let (host, port) = destination(&request)?;
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            let addresses = nuage_core::validate::public_addresses((host.as_str(), port))
                 .await
                 .map_err(|_| Error::DestinationNotFound)?
-                .collect();
-            if addresses.is_empty()
-                || !addresses
-                    .iter()
-                    .all(|address| nuage_core::validate::is_public(address.ip()))
-            {
-                return Err(Error::DestinationIpProhibited);
-            }
+                .ok_or(Error::DestinationIpProhibited)?;
             let request = pinned(request, addresses[0])?;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
