@@ -19,3 +19,19 @@ pub fn client(insecure: bool, deadline: Duration) -> oci_client::Client {
         ..ClientConfig::default()
     })
 }
+
+/// Returns a registry client for a registry a tenant names: HTTPS only, every connection
+/// (redirects and token realms included) through the proxy at `proxy` (an `http://` URL, which
+/// chooses what may be reached), with the deadlines of [`client`].
+pub fn client_through(proxy: &str, deadline: Duration) -> oci_client::Client {
+    let deadline = deadline.max(Duration::from_millis(100));
+    oci_client::Client::new(ClientConfig {
+        protocol: ClientProtocol::Https,
+        connect_timeout: Some(deadline / 5),
+        read_timeout: Some(deadline),
+        https_proxy: Some(proxy.to_owned()),
+        // A redirect to plain HTTP meets the proxy too, which tunnels nothing but `CONNECT`.
+        http_proxy: Some(proxy.to_owned()),
+        ..ClientConfig::default()
+    })
+}

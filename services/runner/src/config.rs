@@ -104,7 +104,8 @@ pub struct RunnerConfig {
     /// other host is pulled from that host, never read from a layout of the same path.
     #[serde(skip)]
     pub registry_host: Option<String>,
-    /// Speak plain HTTP to registries images are pulled from (a registry on loopback).
+    /// Speak plain HTTP to the installation's registry and to those of `tenant_registries` (a
+    /// registry on loopback); any other is spoken to over HTTPS.
     pub registry_insecure: bool,
     /// Registries (`host[:port]`) a tenant's image may name although their addresses are not
     /// public: a registry of the operator's on a private network. Any other registry but the

@@ -64,7 +64,6 @@ pub struct Images {
     /// The host of the installation's own registry: only its images (and those named without
     /// a host) are read from `registry_dir`.
     registry_host: Option<String>,
-    insecure: bool,
     /// The registries images are pulled from.
     registries: Registries,
     /// How long a registry may keep a pull waiting.
@@ -88,7 +87,6 @@ impl Images {
             work_dir,
             registry_dir,
             registry_host: None,
-            insecure,
             registries: Registries {
                 insecure,
                 ..Registries::default()
@@ -127,8 +125,9 @@ impl Images {
             }
             None => {
                 let parsed = parse_reference(reference)?;
-                self.registries.check(parsed.registry()).await?;
-                nuage_clients::registry::client(self.insecure, self.registry_timeout)
+                self.registries
+                    .client(parsed.registry(), self.registry_timeout)
+                    .await?
                     .fetch_manifest_digest(&parsed, auth)
                     .await
                     .map_err(|source| RunnerError::Pull {
@@ -224,8 +223,7 @@ impl Images {
 
     async fn pull(&self, reference: &str, auth: &RegistryAuth) -> Result<Unpacked, RunnerError> {
         let parsed = parse_reference(reference)?;
-        self.registries.check(parsed.registry()).await?;
-        let client = nuage_clients::registry::client(self.insecure, self.registry_timeout);
+        let client = self.registries.client(parsed.registry(), self.registry_timeout).await?;
         let image = client
             .pull(
                 &parsed,

@@ -24,6 +24,7 @@ mod local;
 mod offer;
 mod output;
 mod registries;
+mod registry_proxy;
 mod sandbox;
 mod seccomp;
 mod service;

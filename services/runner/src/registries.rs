@@ -7,14 +7,20 @@
 //! (`runner.tenant_registries`), or when every address it resolves to is public and none is one
 //! of the installation's registry's.
 //!
-//! The registry client resolves the name again when it connects. Over HTTPS the registry's
-//! certificate must match the name, so a name that answers a public address here and a
-//! loopback one then (DNS rebinding) fails the handshake; plain HTTP
-//! (`runner.registry_insecure`, meant for a registry on loopback) has no such guard.
+//! The check gives the tenant a clear error; what holds is the way any registry but the own and
+//! listed ones is reached: over HTTPS, every connection through the proxy of
+//! `registry_proxy.rs`, which admits the same destinations, so that neither a redirect, a token
+//! realm elsewhere nor a name that answers another address when connecting (DNS rebinding)
+//! leads the runner anywhere else. `runner.registry_insecure` (plain HTTP, for a registry on
+//! loopback) applies to the own and listed registries only.
 
 use crate::error::RunnerError;
+use crate::registry_proxy::{self, Destinations};
 use nuage_core::ids::same_registry;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
 
 /// The registries the runner pulls from (see the module's doc).
 #[derive(Debug, Clone, Default)]
@@ -23,20 +29,67 @@ pub(crate) struct Registries {
     pub(crate) own: Option<String>,
     /// Registries the operator allows although their addresses are not public.
     pub(crate) listed: Vec<String>,
-    /// Plain HTTP: a registry named without a port is on 80, not 443.
+    /// Plain HTTP to the own and listed registries: one named without a port is on 80, not 443.
     pub(crate) insecure: bool,
+    /// The URL of the proxy the others are reached through, once started.
+    pub(crate) proxy: Arc<OnceCell<String>>,
 }
 
 impl Registries {
+    /// Returns a client for `registry` once it is [checked](Self::check), waiting at most
+    /// `deadline` for it: the own and listed registries are spoken to directly (over plain
+    /// HTTP when `insecure`), any other over HTTPS through the proxy of `registry_proxy.rs`.
+    pub(crate) async fn client(&self, registry: &str, deadline: Duration) -> Result<oci_client::Client, RunnerError> {
+        self.check(registry).await?;
+        self.reach(registry, deadline).await
+    }
+
+    /// Returns a client for `registry`, checked or not: direct to the own and listed ones,
+    /// through the proxy to any other.
+    async fn reach(&self, registry: &str, deadline: Duration) -> Result<oci_client::Client, RunnerError> {
+        if self.is_known(registry) {
+            return Ok(nuage_clients::registry::client(self.insecure, deadline));
+        }
+        let proxy = self
+            .proxy
+            .get_or_try_init(|| async {
+                let destinations = Destinations {
+                    refused: self.addresses(self.own.iter()).await,
+                    allowed: self.addresses(self.listed.iter()).await,
+                };
+                registry_proxy::start(destinations, deadline).await
+            })
+            .await
+            .map_err(|error| RunnerError::RegistryRefused {
+                registry: registry.to_owned(),
+                reason: format!("the proxy to it does not start: {error}"),
+            })?;
+        Ok(nuage_clients::registry::client_through(proxy, deadline))
+    }
+
+    /// Returns whether `registry` is the own one or a listed one.
+    fn is_known(&self, registry: &str) -> bool {
+        self.own
+            .iter()
+            .chain(&self.listed)
+            .any(|known| same_registry(known, registry))
+    }
+
+    /// Returns the addresses `registries` resolve to now (those that do).
+    async fn addresses(&self, registries: impl Iterator<Item = &String>) -> Vec<SocketAddr> {
+        let mut addresses = Vec::new();
+        for registry in registries {
+            if let Ok(resolved) = tokio::net::lookup_host(self.address(registry)).await {
+                addresses.extend(resolved);
+            }
+        }
+        addresses
+    }
+
     /// Returns whether the runner may pull from `registry` (`host[:port]`, as an image names
     /// it); an error naming it and why not.
     pub(crate) async fn check(&self, registry: &str) -> Result<(), RunnerError> {
-        if self
-            .own
-            .iter()
-            .chain(&self.listed)
-            .any(|allowed| same_registry(allowed, registry))
-        {
+        if self.is_known(registry) {
             return Ok(());
         }
         let refused = |reason: String| RunnerError::RegistryRefused {
@@ -89,6 +142,7 @@ mod tests {
             own: Some(own.to_owned()),
             listed: listed.iter().map(|registry| (*registry).to_owned()).collect(),
             insecure: true,
+            ..Registries::default()
         }
     }
 
@@ -103,6 +157,30 @@ mod tests {
         }
         // An address literal is not looked up anywhere: a public one is pulled from.
         registries.check("1.1.1.1:443").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn any_other_registry_is_reached_through_the_proxy_alone() {
+        // As a name that answered a public address when checked, then this one, or as a redirect
+        // from a public registry would lead the client: to this machine's loopback.
+        let here = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let registry = here.local_addr().unwrap().to_string();
+        let registries = Registries {
+            insecure: false,
+            ..Registries::default()
+        };
+        let client = registries.reach(&registry, Duration::from_secs(5)).await.unwrap();
+        let reference: oci_client::Reference = format!("{registry}/app:latest").parse().unwrap();
+        let error = client
+            .fetch_manifest_digest(&reference, &oci_client::secrets::RegistryAuth::Anonymous)
+            .await
+            .unwrap_err();
+        // The proxy refused it: nothing ever connected here.
+        let connected = tokio::time::timeout(Duration::from_millis(200), here.accept()).await;
+        assert!(
+            connected.is_err(),
+            "the client reached {registry} past the proxy; it failed with {error}"
+        );
     }
 
     #[tokio::test]
