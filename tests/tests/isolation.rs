@@ -4,11 +4,14 @@
 //! (Endpoints: `isolation_endpoints.rs`; archives and images: `isolation_archives.rs`; keys
 //! and `/metrics`: `auth.rs` and `server.rs`.)
 
-use nuage_tests::apps::{deployed, deployed_node, deployed_private_node, processes_of, runtime};
+use nuage_tests::apps::{
+    deployed, deployed_node, deployed_private_node, processes_of, runtime, upload_and_deploy, zip,
+};
 use nuage_tests::hosts::TestHost;
 use nuage_tests::{Tenant, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 /// Runs what it is sent: `{"sh": script}` or `{"py": code}`; answers with the status and output.
 const ATTACKER_PY: &[u8] = br#"
@@ -193,6 +196,152 @@ async fn a_function_is_no_host_root_and_sees_nothing_of_nuage() {
                 "a command line shows a tenant's variable: {line}"
             );
         }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variables_value_adds_no_option_to_the_sandbox() {
+    let (server, tenant) = TestServer::with_tenant().await;
+    // bubblewrap reads the instance's variables from its `--args` file as `--setenv KEY VALUE`,
+    // NUL-separated: a NUL inside a value ends it, and what follows is read as bubblewrap's own
+    // options, here a writable bind of the host's root into the sandbox. Plain and secret
+    // variables reach that file alike.
+    let value = "x\0--bind\0/\0/nuage-host";
+    let python = runtime(&tenant, "python").await;
+    let namespace_id = tenant.ready_namespace_id("smuggler").await;
+    for (argument, variables) in [
+        (
+            "secret_environment_variables",
+            json!([{"key": "SMUGGLED", "value": value}]),
+        ),
+        ("environment_variables", json!({"SMUGGLED": value})),
+    ] {
+        let mut body = json!({"name": format!("attacker-{}", argument.len()), "runtime": python,
+                              "namespace_id": namespace_id});
+        body[argument] = variables;
+        let answer = tenant.post("/functions", body).await;
+        if answer.status != StatusCode::BAD_REQUEST {
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            let id = answer.body["id"].as_str().unwrap().to_owned();
+            let archive = zip(&[("handler.py", ATTACKER_PY)]);
+            let done = upload_and_deploy(&tenant, &id, archive, Duration::from_secs(60)).await;
+            assert_eq!(done["status"], "ready", "{done}");
+            let canary = format!("nuage-smuggled-{}", uuid::Uuid::new_v4());
+            let order = format!(
+                "test -e /nuage-host/proc/{pid}/cmdline && echo HOST-PROCESSES; \
+                 touch /nuage-host/var/tmp/{canary} && echo HOST-WRITTEN; ls /nuage-host",
+                pid = std::process::id()
+            );
+            let (_, out, _) = run(done["endpoint"].as_str().unwrap(), json!({"sh": order})).await;
+            let written = std::path::Path::new("/var/tmp").join(&canary);
+            let on_host = written.exists();
+            let _ = std::fs::remove_file(&written);
+            assert!(
+                !out.contains("HOST-PROCESSES"),
+                "through {argument}, the instance sees the host's processes:\n{out}"
+            );
+            assert!(
+                !on_host && !out.contains("HOST-WRITTEN"),
+                "through {argument}, the instance wrote on the host:\n{out}"
+            );
+        }
+        let refused = answer.refused_argument();
+        assert!(
+            refused.starts_with(argument),
+            "no process can be given a variable holding NUL: {argument} is refused, not {refused}"
+        );
+    }
+    server.stop().await;
+}
+
+/// A container that tries, on each request, what a bind of the host's root at `/nuage-host`
+/// would give it: the host's processes, and a file written on the host (`/var/tmp/$CANARY`).
+const SMUGGLER_GO: &str = r#"package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		_, seen := os.Stat("/nuage-host/proc/1/cmdline")
+		written := os.WriteFile("/nuage-host/var/tmp/"+os.Getenv("CANARY"), []byte("from a tenant"), 0o644)
+		fmt.Fprintf(w, `{"host_processes":%t,"host_written":%t}`, seen == nil, written == nil)
+	})
+	if err := http.ListenAndServe(":"+port, nil); err != nil {
+		panic(err)
+	}
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_images_variable_adds_no_option_to_the_sandbox() {
+    let binary = nuage_tests::go_server_or_skip!(SMUGGLER_GO);
+    let (server, tenant) = TestServer::with_tenant().await;
+    let namespace = tenant.ready_namespace("smuggling-image").await;
+    // The variables of the image's own config reach bubblewrap's `--args` file as the
+    // tenant's do: a NUL in one must not become options of the tenant's choosing.
+    let canary = format!("nuage-smuggled-{}", uuid::Uuid::new_v4());
+    let repository = namespace["registry_endpoint"]
+        .as_str()
+        .unwrap()
+        .split_once('/')
+        .unwrap()
+        .1;
+    let layout = server
+        .config
+        .data_dir
+        .join("registry")
+        .join(repository)
+        .join("smuggler");
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(binary.len() as u64);
+    header.set_mode(0o755);
+    header.set_entry_type(tar::EntryType::Regular);
+    layer.append_data(&mut header, "server", &binary[..]).unwrap();
+    nuage_tests::apps::write_image_layout_with(
+        &layout,
+        "latest",
+        layer.into_inner().unwrap(),
+        json!({"User": "1000", "Entrypoint": ["/server"], "WorkingDir": "/",
+               "Env": ["PATH=/", format!("CANARY={canary}"), "SMUGGLED=x\u{0}--bind\u{0}/\u{0}/nuage-host"]}),
+    );
+    let id = tenant
+        .create(
+            "/containers",
+            json!({"name": "smuggler", "namespace_id": namespace["id"]}),
+        )
+        .await;
+    let deploying = tenant.post(&format!("/containers/{id}/deploy"), json!({})).await;
+    assert_eq!(deploying.status, StatusCode::OK, "{}", deploying.body);
+    let settled = nuage_tests::apps::container_settled(&tenant, &id, Duration::from_secs(60)).await;
+    let written = std::path::Path::new("/var/tmp").join(&canary);
+    if settled["status"] == "ready" {
+        let answer = nuage_tests::get_json(format!("{}/", settled["endpoint"].as_str().unwrap())).await;
+        let on_host = written.exists();
+        let _ = std::fs::remove_file(&written);
+        assert_eq!(
+            answer["host_processes"], false,
+            "the instance sees the host's processes: {answer}"
+        );
+        assert!(
+            !on_host && answer["host_written"] == false,
+            "the instance wrote on the host: {answer}"
+        );
+    } else {
+        // Refused at deploy, naming the variable, is the other right answer.
+        assert_eq!(settled["status"], "error", "{settled}");
+        let message = settled["error_message"].as_str().unwrap_or_default();
+        assert!(message.contains("SMUGGLED"), "{settled}");
+        assert!(!written.exists(), "{settled}");
     }
     server.stop().await;
 }

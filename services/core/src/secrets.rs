@@ -8,7 +8,7 @@
 
 use crate::error::{ApiError, Reason, Violation};
 use crate::seal::{self, SealError};
-use crate::validate::{MAX_ENVIRONMENT_NAME_LENGTH, MAX_ENVIRONMENT_VALUE_LENGTH, MAX_ENVIRONMENT_VARIABLES};
+use crate::validate::{MAX_ENVIRONMENT_NAME_LENGTH, MAX_ENVIRONMENT_VARIABLES};
 use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -142,16 +142,11 @@ fn check(changes: &[SecretChange]) -> Result<(), ApiError> {
                 Reason::Constraint,
                 format!("secret name `{name}` uses the reserved prefix `SCW_`"),
             );
-        } else if let Some(length) = value.as_ref().map(|value| value.chars().count())
-            && length > MAX_ENVIRONMENT_VALUE_LENGTH
+        } else if let Some((reason, help)) = value
+            .as_deref()
+            .and_then(|value| crate::validate::value_problem(name, value))
         {
-            refuse(
-                name,
-                Reason::Constraint,
-                format!(
-                    "value of `{name}` is {length} characters long; at most {MAX_ENVIRONMENT_VALUE_LENGTH} are allowed"
-                ),
-            );
+            refuse(name, reason, help);
         }
     }
     let set = changes.iter().filter(|(_, value)| value.is_some()).count();

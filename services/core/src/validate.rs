@@ -50,14 +50,8 @@ pub fn environment_variables(argument: &str, variables: &HashMap<String, String>
                 format!("variable name `{name}` uses the reserved prefix `SCW_`"),
             );
         }
-        let length = value.chars().count();
-        if length > MAX_ENVIRONMENT_VALUE_LENGTH {
-            refuse(
-                Reason::Constraint,
-                format!(
-                    "value of `{name}` is {length} characters long; at most {MAX_ENVIRONMENT_VALUE_LENGTH} are allowed"
-                ),
-            );
+        if let Some((reason, help)) = value_problem(name, value) {
+            refuse(reason, help);
         }
     }
     if violations.is_empty() {
@@ -65,6 +59,27 @@ pub fn environment_variables(argument: &str, variables: &HashMap<String, String>
     } else {
         Err(ApiError::invalid_arguments(violations))
     }
+}
+
+/// Returns what is wrong with `value` as the value of variable `name`, plain or secret: longer
+/// than [`MAX_ENVIRONMENT_VALUE_LENGTH`], or holding a NUL, which no process's environment can
+/// carry (and which would end the value early wherever variables are passed NUL-separated).
+pub(crate) fn value_problem(name: &str, value: &str) -> Option<(Reason, String)> {
+    let length = value.chars().count();
+    if length > MAX_ENVIRONMENT_VALUE_LENGTH {
+        return Some((
+            Reason::Constraint,
+            format!(
+                "value of `{name}` is {length} characters long; at most {MAX_ENVIRONMENT_VALUE_LENGTH} are allowed"
+            ),
+        ));
+    }
+    value.contains('\0').then(|| {
+        (
+            Reason::Format,
+            format!("value of `{name}` holds a NUL character, which no environment can carry"),
+        )
+    })
 }
 
 pub(crate) fn is_environment_name(name: &str) -> bool {

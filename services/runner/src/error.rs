@@ -55,6 +55,13 @@ pub enum RunnerError {
         /// Why not.
         reason: String,
     },
+    /// A variable of the instance (its image's, most likely: the API refuses others) holds a
+    /// NUL, which no process's environment can carry.
+    #[error("the variable `{name}` holds a NUL character, which no environment can carry")]
+    NulInVariable {
+        /// The variable's name, a NUL in it written `\0`.
+        name: String,
+    },
     /// The unpacking task did not run to its end.
     #[error("unpacking `{reference}`: {source}")]
     UnpackTask {
@@ -268,6 +275,7 @@ impl RunnerError {
             | Self::Reference { .. }
             | Self::Pull { .. }
             | Self::RegistryRefused { .. }
+            | Self::NulInVariable { .. }
             | Self::UnpackTask { .. }
             | Self::Index { .. }
             | Self::Invalid { .. }

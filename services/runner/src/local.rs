@@ -519,7 +519,18 @@ fn environment(
     environment.extend(image.environment.iter().cloned());
     environment.extend(opened_environment(spec, sealing)?);
     environment.push(("PORT".to_owned(), port.to_string()));
-    Ok(last_wins(environment))
+    let environment = last_wins(environment);
+    // The API refuses such values; an image's config is checked here. A NUL would end a value
+    // early in bubblewrap's `--args` file, and what follows would be read as its own options.
+    if let Some((name, _)) = environment
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(RunnerError::NulInVariable {
+            name: name.replace('\0', "\\0"),
+        });
+    }
+    Ok(environment)
 }
 
 /// A plain process (no sandbox: development machines only): the image's paths are found under
