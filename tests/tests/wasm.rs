@@ -254,6 +254,53 @@ async fn public_egress_reaches_a_public_host_and_nothing_private() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_egress_never_reaches_the_hosts_own_addresses() {
+    // This machine at 100.200.81.1, outside every non-public range as a host's own public
+    // address is, made before nuage starts (which reads the host's networks at start); a
+    // service of the host's listening there answers and counts who reaches it. An instance's
+    // sandbox refuses the host's own networks; a guest runs in the router, on the host itself.
+    let own_network = TestHost::start("100.200.81", "own-network").await;
+    let (server, tenant) =
+        TestServer::start_with_tenant(|config| config.runner.egress = nuage_runner::Egress::Public).await;
+    let (_, endpoint) = wasm_function(&tenant, "wasm-own-host", json!({})).await;
+    // A public host, made after nuage started as in the other egress tests.
+    let public = TestHost::start("100.200.82", "public-host").await;
+    let listener = tokio::net::TcpListener::bind("100.200.81.1:0").await.unwrap();
+    let own = format!("http://{}/", listener.local_addr().unwrap());
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = reached.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut connection, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut request = [0_u8; 4096];
+            let _ = connection.read(&mut request).await;
+            let _ = connection
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nhost")
+                .await;
+        }
+    });
+    // The guest's egress works: the public host answers.
+    let (status, body) = text(
+        reqwest::get(format!("{endpoint}/egress?url=http://100.200.82.2:8000/"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "reached: 200"));
+    let (status, body) = text(reqwest::get(format!("{endpoint}/egress?url={own}")).await.unwrap()).await;
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the guest reached a service on the host's own address {own}: {status} {body}"
+    );
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{own}: {body}");
+    assert!(body.starts_with("refused:"), "{own}: {body}");
+    drop((own_network, public));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_each_run_in_a_fresh_instance() {
     let (_server, tenant) = TestServer::with_tenant().await;
     let (_, endpoint) = wasm_function(&tenant, "wasm-fresh", json!({"max_scale": 1})).await;

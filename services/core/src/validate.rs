@@ -291,21 +291,47 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// Returns whether `ip` is an address of this host, in whatever range: one of its interfaces
+/// holds it (a socket can be bound to it). Whatever listens on the host's public address
+/// answers a connection made from the host itself.
+pub fn is_this_host(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind(std::net::SocketAddr::new(ip.to_canonical(), 0)).is_ok()
+}
+
+/// Returns whether the platform may connect to `ip` on a tenant's word: a public address
+/// ([`is_public`]) that is none of this host's ([`is_this_host`]).
+pub fn is_tenant_destination(ip: std::net::IpAddr) -> bool {
+    is_public(ip) && !is_this_host(ip)
+}
+
 /// Resolves `address` (`host:port`, or a host and a port); returns what it resolves to when
-/// that is at least one address and every one is public ([`is_public`]), `None` otherwise: a
-/// destination a tenant names that the platform may connect to. Connecting to what is returned,
-/// rather than resolving the name again, keeps a name from moving to a private address between
-/// the check and the connection.
+/// that is at least one address and every one is a [tenant destination](is_tenant_destination),
+/// `None` otherwise: a destination a tenant names that the platform may connect to. Connecting
+/// to what is returned, rather than resolving the name again, keeps a name from moving to a
+/// private address between the check and the connection.
 pub async fn public_addresses(
     address: impl tokio::net::ToSocketAddrs,
 ) -> std::io::Result<Option<Vec<std::net::SocketAddr>>> {
     let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host(address).await?.collect();
-    let public = !addresses.is_empty() && addresses.iter().all(|address| is_public(address.ip()));
+    let public = !addresses.is_empty() && addresses.iter().all(|address| is_tenant_destination(address.ip()));
     Ok(public.then_some(addresses))
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn this_hosts_addresses_are_no_tenant_destination_whatever_their_range() {
+        use std::net::IpAddr;
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(super::is_this_host(loopback));
+        assert!(super::is_this_host("::ffff:127.0.0.1".parse().unwrap()));
+        // A public address no interface of this machine holds.
+        let elsewhere: IpAddr = "1.1.1.1".parse().unwrap();
+        assert!(!super::is_this_host(elsewhere));
+        assert!(super::is_tenant_destination(elsewhere));
+        assert!(!super::is_tenant_destination(loopback));
+    }
+
     #[test]
     fn destinations_are_url_paths_and_lowercase_methods() {
         for (path, method) in [("/", "post"), ("/hooks/cron?x=1", "put"), ("/a%20b", "delete")] {

@@ -3,10 +3,11 @@
 //! or a blob to another address, send the client to a token "realm" elsewhere, or its name may
 //! answer another address when the client connects. The registry client speaks HTTPS only
 //! through this proxy, which resolves each `CONNECT host:port` itself and tunnels to the address
-//! it checked, when that address is public and none of the installation's registry's, or is one
-//! of a registry the operator lists. Anything else is answered 403 and goes nowhere.
+//! it checked, when that address is public, none of this host's and none of the installation's
+//! registry's, or is one of a registry the operator lists. Anything else is answered 403 and
+//! goes nowhere.
 
-use nuage_core::validate::is_public;
+use nuage_core::validate::is_tenant_destination;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,7 @@ impl Destinations {
         if self.allowed.iter().any(same) {
             return true;
         }
-        is_public(address.ip()) && !self.refused.iter().any(same)
+        is_tenant_destination(address.ip()) && !self.refused.iter().any(same)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Outgoing HTTP of a guest, under the same policy as other instances: refused unless the
 //! runner lets instances reach public addresses (`runner.egress = "public"`), and then never
-//! to the host's loopback, private, link-local or other non-public ranges.
+//! to the host's loopback, private, link-local or other non-public ranges, nor to any address of
+//! the host itself: a guest runs inside the router, on the host.
 
 use http_body_util::BodyExt;
 use std::future::Future;
