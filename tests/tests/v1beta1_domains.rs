@@ -337,6 +337,57 @@ async fn the_cname_check_asks_dns_for_the_functions_host() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_is_not_held_from_its_owner_by_a_tenant_whose_check_failed() {
+    let dns_port = free_port();
+    let server = server(DomainCheck::Cname, |config| {
+        config.applications.domain = Some("fn.test".to_owned());
+        config.applications.domains.resolver = Some(format!("127.0.0.1:{dns_port}"));
+        config.applications.domains.check_timeout_ms = 1_500;
+    })
+    .await;
+    let (owner, squatter) = (server.tenant().await, server.tenant().await);
+    let mine = deployed_node(&owner, "owned", json!({"name": "hello"}), HELLO_JS).await;
+    let theirs = deployed_node(&squatter, "squat", json!({"name": "hello"}), HELLO_JS).await;
+    let (owner, squatter) = (beta(&owner), beta(&squatter));
+    let host = mine["endpoint"]
+        .as_str()
+        .unwrap()
+        .split_once("://")
+        .unwrap()
+        .1
+        .trim_end_matches('/')
+        .to_owned();
+    // The owner's zone points shop.customer.test at the owner's function, and only there.
+    let _dns = Dnsmasq::start(
+        dns_port,
+        &[
+            "--local=/customer.test/".to_owned(),
+            "--local=/fn.test/".to_owned(),
+            format!("--host-record={host},127.0.0.1"),
+            format!("--cname=shop.customer.test,{host}"),
+        ],
+    );
+    // Another tenant names it first, for its own function: its check can never pass.
+    let squatted = create(&squatter, theirs["id"].as_str().unwrap(), "shop.customer.test").await;
+    let squatted = settled(&squatter, ok(&squatted)["id"].as_str().unwrap()).await;
+    assert_eq!(squatted["status"], "error", "{squatted}");
+
+    // The name is the owner's to add, to check and to be routed to.
+    let added = create(&owner, mine["id"].as_str().unwrap(), "shop.customer.test").await;
+    assert_eq!(
+        added.status,
+        StatusCode::OK,
+        "a tenant whose check failed holds the owner's host name: {}",
+        added.body
+    );
+    let domain = settled(&owner, added.body["id"].as_str().unwrap()).await;
+    assert_eq!(domain["status"], "ready", "{domain}");
+    let (status, body) = routed_until(&server.functions_url, "shop.customer.test", "/", StatusCode::OK).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "hello from /"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cname_check_needs_host_based_endpoints() {
     // Endpoints under paths (no `applications.domain`): no host to point a CNAME at.
     let server = server(DomainCheck::Cname, |config| {

@@ -1,5 +1,6 @@
 //! All SQL of custom domains: the `domains` table, one for both kinds (its `kind` column says
-//! whose), so that its unique index keeps a host name on one application across every tenant.
+//! whose), so that its unique index keeps a host name on one ready application across every
+//! tenant (a pending or failed domain holds its name from no other tenant).
 //! Every tenant-facing query filters by organization, region and kind.
 
 use crate::domain_model::{Domain, DomainFilter, DomainStatus, Hostname, domain_order_sql};
@@ -46,8 +47,8 @@ impl DomainStore {
     }
 
     /// Stores a new domain, if its application has fewer than `limit` (else returns how many
-    /// it has); its host name must be free, whoever holds it. Concurrent creations for one
-    /// application are serialized, so that the limit holds.
+    /// it has); its host name must be no ready domain's and none of the caller's. Concurrent
+    /// creations for one application are serialized, so that the limit holds.
     pub async fn insert(&self, domain: &Domain, limit: u64) -> Result<Result<(), u64>, ApiError> {
         let application_id = domain.application_id.to_string();
         let mut transaction = self.database.pool().begin().await?;
@@ -67,6 +68,13 @@ impl DomainStore {
         let count = u64::try_from(count).unwrap_or_default();
         if count >= limit {
             return Ok(Err(count));
+        }
+        let served: i64 = sqlx::query_scalar("select count(*) from domains where hostname = $1 and status = 'ready'")
+            .bind(domain.hostname.as_str())
+            .fetch_one(&mut *transaction)
+            .await?;
+        if served > 0 {
+            return Err(taken(domain.hostname.as_str()));
         }
         let inserted = sqlx::query(&format!(
             "insert into domains ({COLUMNS}, kind) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -90,15 +98,8 @@ impl DomainStore {
                 transaction.commit().await?;
                 Ok(Ok(()))
             }
-            // Whose it is stays unsaid: it may be another tenant's.
-            Err(error) if is_unique_violation(&error) => Err(ApiError::already_exists(
-                "domain",
-                "",
-                format!(
-                    "`{}` is already the domain of a function or container; a host name leads to one at a time",
-                    domain.hostname.as_str()
-                ),
-            )),
+            // The caller's own, for this application or another.
+            Err(error) if is_unique_violation(&error) => Err(taken(domain.hostname.as_str())),
             Err(error) => Err(error.into()),
         }
     }
@@ -254,7 +255,20 @@ impl DomainStore {
     /// Ends the check of a `pending` domain: `ready` at `url`, or `error` with a message; a
     /// domain still `pending` (`None`) is only marked as checked now. Returns false when it is
     /// no longer pending (removed, or settled by another replica).
+    /// A domain that passed its check while another application's domain of the same host
+    /// name became ready first goes to `error` saying so.
     pub async fn settle(&self, id: Uuid, outcome: Option<(DomainStatus, &str, &str)>) -> Result<bool, ApiError> {
+        match self.settle_as(id, outcome).await {
+            Err(error) if is_unique_violation(&error) => {
+                let message = "the host name became the domain of another function or container first; a host name \
+                               leads to one at a time";
+                Ok(self.settle_as(id, Some((DomainStatus::Error, "", message))).await?)
+            }
+            settled => Ok(settled?),
+        }
+    }
+
+    async fn settle_as(&self, id: Uuid, outcome: Option<(DomainStatus, &str, &str)>) -> Result<bool, sqlx::Error> {
         let (status, url, error_message) = outcome.unwrap_or((DomainStatus::Pending, "", ""));
         let result = sqlx::query(
             "update domains set status = $1, url = $2, error_message = $3, updated_at = $4, checked_at = $4 \
@@ -282,6 +296,16 @@ impl DomainStore {
     }
 }
 
+/// The error for a host name that is taken: by a ready domain, or by another of the caller's.
+/// Whose it is stays unsaid: it may be another tenant's.
+fn taken(hostname: &str) -> ApiError {
+    ApiError::already_exists(
+        "domain",
+        "",
+        format!("`{hostname}` is already the domain of a function or container; a host name leads to one at a time"),
+    )
+}
+
 fn decode(row: &AnyRow) -> Result<Domain, ApiError> {
     let columns = Columns::new(row, "domain");
     let text = |column: &str| columns.text(column);
@@ -299,4 +323,67 @@ fn decode(row: &AnyRow) -> Result<Domain, ApiError> {
         updated_at: row.try_get("updated_at")?,
         tags: Tags::from_json(&text("tags")?).map_err(|error| ApiError::internal(&error))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nuage_core::validate::Tags;
+
+    fn pending(organization_id: Uuid, hostname: &str) -> Domain {
+        Domain {
+            id: Uuid::new_v4(),
+            organization_id,
+            region: "fr-par".to_owned(),
+            application_id: Uuid::new_v4(),
+            hostname: Hostname::stored(hostname.to_owned()),
+            status: DomainStatus::Pending,
+            url: String::new(),
+            error_message: String::new(),
+            created_at: 1,
+            updated_at: 1,
+            tags: Tags::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_name_is_held_by_its_ready_domain_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DomainStore::new(
+            Database::migrated_in(dir.path()).await.unwrap(),
+            "function",
+            "functions",
+        );
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let caller = |organization_id| Caller {
+            organization_id,
+            project_id: Uuid::new_v4(),
+        };
+        // Two tenants name one host name: both wait for their check.
+        let (first, second) = (pending(alice, "shop.example"), pending(bob, "shop.example"));
+        store.insert(&first, 10).await.unwrap().unwrap();
+        store.insert(&second, 10).await.unwrap().unwrap();
+        // A tenant names it once.
+        let again = store.insert(&pending(alice, "shop.example"), 10).await.unwrap_err();
+        assert_eq!(again.code, nuage_core::ErrorCode::AlreadyExists);
+
+        // The first to pass holds it; the other, passing after, ends in error saying why.
+        let ready = Some((DomainStatus::Ready, "https://shop.example", ""));
+        assert!(store.settle(first.id, ready).await.unwrap());
+        assert!(store.settle(second.id, ready).await.unwrap());
+        let lost = store.get(&caller(bob), "fr-par", second.id).await.unwrap();
+        assert_eq!(lost.status, DomainStatus::Error);
+        assert!(
+            lost.error_message.contains("another function or container first"),
+            "{lost:?}"
+        );
+        let held = store.get(&caller(alice), "fr-par", first.id).await.unwrap();
+        assert_eq!(held.status, DomainStatus::Ready);
+        // Ready, it is no other's to name.
+        let taken = store
+            .insert(&pending(Uuid::new_v4(), "shop.example"), 10)
+            .await
+            .unwrap_err();
+        assert_eq!(taken.code, nuage_core::ErrorCode::AlreadyExists);
+    }
 }
