@@ -246,11 +246,55 @@ impl NatsConfig {
             .await
             .map_err(|error| format!("`{url}` does not resolve: {error}"))?
             .ok_or_else(refused)?;
+        // The installation's own servers under another name: read there as a server of the
+        // tenant's own, its subjects would not be scoped to its organization.
+        let own = self.own_addresses().await;
+        let canonical = |address: &std::net::SocketAddr| (address.ip().to_canonical(), address.port());
+        if resolved
+            .iter()
+            .any(|address| own.iter().any(|own| canonical(own) == canonical(address)))
+        {
+            return Err(format!(
+                "`{url}` is this installation's own NATS server: a trigger reads it through its account, not as a \
+                 server of its own"
+            ));
+        }
         Ok(match scheme {
             // Checked once, connected to as checked: the name cannot move it elsewhere later.
             "nats" => format!("nats://{}", resolved[0]),
             _ => format!("{scheme}://{address}"),
         })
+    }
+}
+
+impl NatsConfig {
+    /// Returns the addresses the installation's own servers (`url` and the accounts') resolve
+    /// to now (those that do).
+    async fn own_addresses(&self) -> Vec<std::net::SocketAddr> {
+        let mut addresses = Vec::new();
+        let urls = self
+            .url
+            .iter()
+            .chain(self.accounts.values().filter_map(|account| account.url.as_ref()));
+        for url in urls {
+            let Some((_, authority)) = url.split_once("://") else {
+                continue;
+            };
+            let authority = authority.trim_end_matches('/');
+            let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+            let address = if authority
+                .rsplit_once(':')
+                .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+            {
+                authority.to_owned()
+            } else {
+                format!("{authority}:4222")
+            };
+            if let Ok(resolved) = tokio::net::lookup_host(address).await {
+                addresses.extend(resolved);
+            }
+        }
+        addresses
     }
 }
 
@@ -418,6 +462,13 @@ mod tests {
             config.tenant_server("nats://8.8.8.8:4222").await.unwrap(),
             "nats://8.8.8.8:4222"
         );
+        // The installation's own server, public, under its address or another spelling of it.
+        config.url = Some("nats://8.8.8.8:4222".to_owned());
+        for own in ["nats://8.8.8.8:4222", "nats://8.8.8.8", "tls://[::ffff:8.8.8.8]:4222"] {
+            let error = config.tenant_server(own).await.unwrap_err();
+            assert!(error.contains("this installation's own NATS server"), "{own}: {error}");
+        }
+        assert!(config.tenant_server("nats://8.8.8.8:4223").await.is_ok());
     }
 
     #[test]
