@@ -95,6 +95,25 @@ async fn server(check: DomainCheck, adjust: impl FnOnce(&mut nuage::Config)) -> 
     .await
 }
 
+/// Returns the host of `application`'s endpoint, which a CNAME points at.
+fn endpoint_host(application: &Value) -> String {
+    let endpoint = application["endpoint"].as_str().unwrap();
+    let (_, rest) = endpoint.split_once("://").unwrap();
+    rest.trim_end_matches('/').to_owned()
+}
+
+/// A server whose CNAME check asks the DNS server on `dns_port` (the tests' dnsmasq), with
+/// endpoints under `fn.test`, adjusted further by `adjust`.
+async fn cname_server(dns_port: u16, adjust: impl FnOnce(&mut nuage::Config)) -> TestServer {
+    server(DomainCheck::Cname, |config| {
+        config.applications.domain = Some("fn.test".to_owned());
+        config.applications.domains.resolver = Some(format!("127.0.0.1:{dns_port}"));
+        config.applications.domains.check_timeout_ms = 1_500;
+        adjust(config);
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_domain_routes_its_host_to_the_function_until_it_is_deleted() {
     let server = server(DomainCheck::None, |_| {}).await;
@@ -231,25 +250,12 @@ impl Drop for Dnsmasq {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cname_check_asks_dns_for_the_functions_host() {
     let dns_port = free_port();
-    let server = server(DomainCheck::Cname, |config| {
-        config.applications.domain = Some("fn.test".to_owned());
-        config.applications.domains.resolver = Some(format!("127.0.0.1:{dns_port}"));
-        config.applications.domains.check_timeout_ms = 1_500;
-        config.applications.domains.recheck_ready_ms = 300;
-    })
-    .await;
+    let server = cname_server(dns_port, |config| config.applications.domains.recheck_ready_ms = 300).await;
     let alpha = server.tenant().await;
     let beta = beta(&alpha);
     let function = deployed_node(&alpha, "cname", json!({"name": "hello"}), HELLO_JS).await;
     let function_id = function["id"].as_str().unwrap().to_owned();
-    let host = function["endpoint"]
-        .as_str()
-        .unwrap()
-        .split_once("://")
-        .unwrap()
-        .1
-        .trim_end_matches('/')
-        .to_owned();
+    let host = endpoint_host(&function);
     assert!(host.ends_with(".fn.test"), "{host}");
     // As a tenant's DNS zone would have it: one name pointing at the function, one at another
     // host, one with an address but no CNAME, and none for a fourth; dnsmasq answers for both
@@ -339,24 +345,12 @@ async fn the_cname_check_asks_dns_for_the_functions_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_name_is_not_held_from_its_owner_by_a_tenant_whose_check_failed() {
     let dns_port = free_port();
-    let server = server(DomainCheck::Cname, |config| {
-        config.applications.domain = Some("fn.test".to_owned());
-        config.applications.domains.resolver = Some(format!("127.0.0.1:{dns_port}"));
-        config.applications.domains.check_timeout_ms = 1_500;
-    })
-    .await;
+    let server = cname_server(dns_port, |_| {}).await;
     let (owner, squatter) = (server.tenant().await, server.tenant().await);
     let mine = deployed_node(&owner, "owned", json!({"name": "hello"}), HELLO_JS).await;
     let theirs = deployed_node(&squatter, "squat", json!({"name": "hello"}), HELLO_JS).await;
     let (owner, squatter) = (beta(&owner), beta(&squatter));
-    let host = mine["endpoint"]
-        .as_str()
-        .unwrap()
-        .split_once("://")
-        .unwrap()
-        .1
-        .trim_end_matches('/')
-        .to_owned();
+    let host = endpoint_host(&mine);
     // The owner's zone points shop.customer.test at the owner's function, and only there.
     let _dns = Dnsmasq::start(
         dns_port,

@@ -291,6 +291,19 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// Returns `authority` (`host`, `host:port`, `[v6]` or `[v6]:port`) with a port: its own, or
+/// `default`.
+pub fn with_port(authority: &str, default: u16) -> String {
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']')));
+    if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default}")
+    }
+}
+
 /// Returns whether `ip` is an address of this host, in whatever range: one of its interfaces
 /// holds it (a socket can be bound to it). Whatever listens on the host's public address
 /// answers a connection made from the host itself.
@@ -319,6 +332,18 @@ pub async fn public_addresses(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_authority_keeps_its_port_or_gets_the_default() {
+        for (authority, expected) in [
+            ("nats.example", "nats.example:4222"),
+            ("nats.example:5222", "nats.example:5222"),
+            ("[::1]", "[::1]:4222"),
+            ("[::1]:5222", "[::1]:5222"),
+        ] {
+            assert_eq!(super::with_port(authority, 4222), expected);
+        }
+    }
+
     #[test]
     fn this_hosts_addresses_are_no_tenant_destination_whatever_their_range() {
         use std::net::IpAddr;

@@ -122,14 +122,7 @@ impl Registries {
 
     /// Returns `registry` with its port: its own, or the protocol's.
     fn address(&self, registry: &str) -> String {
-        let has_port = registry
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']')));
-        if has_port {
-            registry.to_owned()
-        } else {
-            format!("{registry}:{}", if self.insecure { 80 } else { 443 })
-        }
+        nuage_core::validate::with_port(registry, if self.insecure { 80 } else { 443 })
     }
 }
 

@@ -214,14 +214,7 @@ impl NatsConfig {
                 "`{url}` is not a NATS URL such as nats://nats.example.com:4222 (no user, path or query)"
             ));
         }
-        let address = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-        {
-            authority.to_owned()
-        } else {
-            format!("{authority}:4222")
-        };
+        let address = nuage_core::validate::with_port(authority, NATS_PORT);
         if self
             .tenant_servers
             .iter()
@@ -267,6 +260,9 @@ impl NatsConfig {
     }
 }
 
+/// NATS's port, where a URL names none.
+const NATS_PORT: u16 = 4222;
+
 impl NatsConfig {
     /// Returns the addresses the installation's own servers (`url` and the accounts') resolve
     /// to now (those that do).
@@ -282,15 +278,7 @@ impl NatsConfig {
             };
             let authority = authority.trim_end_matches('/');
             let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-            let address = if authority
-                .rsplit_once(':')
-                .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-            {
-                authority.to_owned()
-            } else {
-                format!("{authority}:4222")
-            };
-            if let Ok(resolved) = tokio::net::lookup_host(address).await {
+            if let Ok(resolved) = tokio::net::lookup_host(nuage_core::validate::with_port(authority, NATS_PORT)).await {
                 addresses.extend(resolved);
             }
         }
