@@ -130,7 +130,10 @@ impl ObjectFiles {
 }
 
 /// Implements [`S3`] for [`ObjectFiles`]: the listed operations go to s3s-fs as they are, the
-/// items given after them are [`ObjectFiles`]' own.
+/// items given after them are [`ObjectFiles`]' own. Those are all nuage uses; any other is
+/// answered 501 (s3s's default). Tenants hold presigned URLs, which sign the method, the key
+/// and a few headers but not the ones that turn a request into another operation: a PUT with
+/// `x-amz-copy-source` is a copy, which would read any object into the tenant's key.
 macro_rules! object_files_s3 {
     ({ $($operation:ident($input:ident) -> $output:ident,)* } $($own:item)*) => {
         #[async_trait::async_trait]
@@ -147,43 +150,17 @@ macro_rules! object_files_s3 {
 
 object_files_s3! {
     {
-        abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput,
-        complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput,
-        copy_object(CopyObjectInput) -> CopyObjectOutput,
         create_bucket(CreateBucketInput) -> CreateBucketOutput,
-        create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput,
-        delete_bucket(DeleteBucketInput) -> DeleteBucketOutput,
-        get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput,
         get_object(GetObjectInput) -> GetObjectOutput,
         head_bucket(HeadBucketInput) -> HeadBucketOutput,
         head_object(HeadObjectInput) -> HeadObjectOutput,
-        list_buckets(ListBucketsInput) -> ListBucketsOutput,
-        list_objects(ListObjectsInput) -> ListObjectsOutput,
-        list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output,
-        list_parts(ListPartsInput) -> ListPartsOutput,
         put_object(PutObjectInput) -> PutObjectOutput,
-        upload_part(UploadPartInput) -> UploadPartOutput,
-        upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput,
     }
 
     async fn delete_object(&self, request: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let (bucket, key) = (request.input.bucket.clone(), request.input.key.clone());
         let output = self.files.delete_object(request).await?;
         self.remove_side_files(&bucket, &key).await;
-        Ok(output)
-    }
-
-    async fn delete_objects(
-        &self,
-        request: S3Request<DeleteObjectsInput>,
-    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let bucket = request.input.bucket.clone();
-        let output = self.files.delete_objects(request).await?;
-        for deleted in output.output.deleted.iter().flatten() {
-            if let Some(key) = &deleted.key {
-                self.remove_side_files(&bucket, key).await;
-            }
-        }
         Ok(output)
     }
 }

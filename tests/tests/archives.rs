@@ -254,6 +254,107 @@ async fn deleting_a_function_or_its_namespace_deletes_its_archive() {
     server.stop().await;
 }
 
+/// An upload URL outlives its function (it is valid for `url_ttl_seconds`, an hour by
+/// default). A tenant that PUTs with it once the function is deleted, and its archive removed,
+/// must not leave an archive that no function owns: nothing would ever delete it and no quota
+/// counts it, so one tenant could fill the store all tenants share (the data dir's disk, with
+/// the embedded endpoint), a function created and deleted per 100 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_url_used_after_its_function_is_deleted_leaves_no_archive() {
+    let (server, tenant) = TestServer::with_tenant().await;
+    let function_id = function(&tenant, "orphans", "f").await;
+    let first = archive(100);
+    let url = upload_url(&tenant, &function_id, first.len()).await["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, text) = put(&url, "application/octet-stream", first).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let download = tenant.get(&format!("/functions/{function_id}/download-url")).await.body["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Kept for later, as a tenant would.
+    let bytes = archive(5000);
+    let later = upload_url(&tenant, &function_id, bytes.len()).await["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tenant.delete(&format!("/functions/{function_id}")).await;
+    tenant
+        .wait_gone(&format!("/functions/{function_id}"), Duration::from_secs(15))
+        .await;
+    let gone = eventually(
+        Duration::from_secs(15),
+        || async { reqwest::get(&download).await.unwrap().status() },
+        |status| *status == StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(gone, StatusCode::NOT_FOUND, "the archive went with its function");
+
+    let (status, text) = put(&later, "application/octet-stream", bytes).await;
+    // Refused, or removed soon after.
+    let left = eventually(
+        Duration::from_secs(20),
+        || async { reqwest::get(&download).await.unwrap().status() },
+        |status| *status == StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        left,
+        StatusCode::NOT_FOUND,
+        "the PUT after the delete answered {status} ({text}) and left an archive of the deleted function {function_id} in the store"
+    );
+    server.stop().await;
+}
+
+/// A presigned upload URL signs its key, length and type, not every header: a tenant that adds
+/// `x-amz-copy-source` naming another tenant's archive turns its PUT into a copy, into its own
+/// key, of what it must never read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_url_does_not_copy_another_tenants_archive() {
+    let (server, victim) = TestServer::with_tenant().await;
+    let victims_id = function(&victim, "copied", "secret").await;
+    let secret = archive(3000);
+    let url = upload_url(&victim, &victims_id, secret.len()).await["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, text) = put(&url, "application/octet-stream", secret.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+
+    let attacker = server.tenant().await;
+    let own_id = function(&attacker, "copies", "mine").await;
+    let filler = vec![b'x'; 10];
+    let upload = upload_url(&attacker, &own_id, filler.len()).await;
+    let bucket = server.config.storage.bucket.clone();
+    let response = reqwest::Client::new()
+        .put(upload["url"].as_str().unwrap())
+        .header("content-type", "application/octet-stream")
+        .header("x-amz-copy-source", format!("{bucket}/functions/{victims_id}.zip"))
+        .body(filler)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let answer = attacker.get(&format!("/functions/{own_id}/download-url")).await;
+    if answer.status == StatusCode::OK {
+        let got = reqwest::get(answer.body["url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        assert_ne!(
+            got, secret,
+            "the copy PUT answered {status} ({text}) and the attacker downloads the victim's archive as its own"
+        );
+    }
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_object_store_gets_a_503_naming_it_within_its_deadline_and_holds_up_no_other_deletion() {
     let (store, _hung) = nuage_tests::hung_listener().await;

@@ -163,7 +163,9 @@ async fn delete_until_gone(tenant: &Tenant, path: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_function_and_namespace_leave_no_rows_objects_or_images() {
-    let (server, tenant) = TestServer::with_tenant().await;
+    // A deleted function's archive record stays until its upload URLs expire (a PUT after the
+    // delete is swept away meanwhile): here within seconds.
+    let (server, tenant) = TestServer::start_with_tenant(|config| config.storage.url_ttl_seconds = 2).await;
     let function = deployed_node(
         &tenant,
         "leftovers",

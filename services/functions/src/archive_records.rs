@@ -18,14 +18,18 @@ impl ArchiveRecords {
         Self { database }
     }
 
-    /// Records that an upload URL was issued for `function_id`: it may have an archive.
-    pub async fn archive_requested(&self, function_id: Uuid) -> Result<(), ApiError> {
+    /// Records that an upload URL valid until `valid_until` (Unix microseconds) was issued for
+    /// `function_id`: it may have an archive.
+    pub async fn archive_requested(&self, function_id: Uuid, valid_until: i64) -> Result<(), ApiError> {
         sqlx::query(
-            "insert into function_archives (function_id, requested_at) values ($1, $2) \
-             on conflict (function_id) do nothing",
+            "insert into function_archives (function_id, requested_at, urls_valid_until) values ($1, $2, $3) \
+             on conflict (function_id) do update set urls_valid_until = case \
+             when excluded.urls_valid_until > function_archives.urls_valid_until then excluded.urls_valid_until \
+             else function_archives.urls_valid_until end",
         )
         .bind(function_id.to_string())
         .bind(now_micros())
+        .bind(valid_until)
         .execute(self.database.pool())
         .await?;
         Ok(())
@@ -41,8 +45,44 @@ impl ArchiveRecords {
         Ok(found.is_some())
     }
 
-    /// Removes the record of a function being deleted.
+    /// Ends the record of a function being deleted, whose archive is gone: at once when every
+    /// upload URL issued for it has expired; else it is kept, marked deleted, for
+    /// [`Self::deleted`] until they have.
     pub async fn remove_for(&self, function_id: Uuid) -> Result<(), ApiError> {
+        let now = now_micros();
+        sqlx::query("update function_archives set deleted_at = $1 where function_id = $2 and urls_valid_until > $1")
+            .bind(now)
+            .bind(function_id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        sqlx::query("delete from function_archives where function_id = $1 and urls_valid_until <= $2")
+            .bind(function_id.to_string())
+            .bind(now)
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Returns up to `limit` deleted functions an upload URL may still write an archive for,
+    /// and whether that URL has expired by now (so that the archive, once removed again, stays
+    /// removed and the record can go).
+    pub async fn deleted(&self, limit: i64) -> Result<Vec<(Uuid, bool)>, ApiError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "select function_id, urls_valid_until from function_archives where deleted_at is not null \
+             order by deleted_at limit $1",
+        )
+        .bind(limit)
+        .fetch_all(self.database.pool())
+        .await?;
+        let now = now_micros();
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, valid_until)| Some((Uuid::parse_str(&id).ok()?, valid_until <= now)))
+            .collect())
+    }
+
+    /// Forgets deleted function `function_id`, whose last upload URL has expired.
+    pub async fn forget(&self, function_id: Uuid) -> Result<(), ApiError> {
         self.database
             .delete_where("function_archives", "function_id", &function_id.to_string())
             .await?;

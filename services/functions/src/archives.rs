@@ -56,6 +56,11 @@ impl Archives {
         }
     }
 
+    /// Returns how long the URLs it hands out are valid.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Returns the object key of the archive of `function_id`.
     pub fn key(function_id: Uuid) -> String {
         format!("functions/{function_id}.zip")

@@ -48,3 +48,27 @@ impl Leftovers for FunctionLeftovers {
         self.archive_records.remove_for(id).await
     }
 }
+
+impl FunctionLeftovers {
+    /// Every `every`, removes again the archive of each deleted function an upload URL may
+    /// still write one for (a PUT after the delete), and forgets the function once that URL has
+    /// expired: nothing is left in the store that no function owns.
+    pub async fn sweep_late_uploads(self, every: std::time::Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(error) = self.sweep_once().await {
+                tracing::warn!(%error, "cannot remove archives uploaded after their function was deleted");
+            }
+        }
+    }
+
+    async fn sweep_once(&self) -> Result<(), ApiError> {
+        for (id, expired) in self.archive_records.deleted(100).await? {
+            self.archives.delete(id).await?;
+            if expired {
+                self.archive_records.forget(id).await?;
+            }
+        }
+        Ok(())
+    }
+}

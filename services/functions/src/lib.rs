@@ -50,6 +50,7 @@ pub fn serve(
         archives: archives.clone(),
         archive_records: archive_records.clone(),
     };
+    let late_uploads = leftovers.clone();
     let functions = FunctionApplications::new(
         database,
         peers,
@@ -70,6 +71,7 @@ pub fn serve(
         tokio::spawn(domains.run()),
         tokio::spawn(moves),
         tokio::spawn(service.clone().requeue_lost_builds(every)),
+        tokio::spawn(late_uploads.sweep_late_uploads(every)),
     ];
     Served::new(FunctionsServer::new(service)).with_background(background)
 }

@@ -401,7 +401,9 @@ impl Functions for FunctionsService {
             .applications
             .get(&caller, &request.region, &request.function_id, true)
             .await?;
-        self.archive_records.archive_requested(function.id).await?;
+        let valid_until = nuage_core::clock::now_micros()
+            .saturating_add(i64::try_from(self.archives.ttl().as_micros()).unwrap_or(i64::MAX));
+        self.archive_records.archive_requested(function.id, valid_until).await?;
         Ok(presigned(
             self.archives.upload_url(function.id, request.content_length).await?,
         ))

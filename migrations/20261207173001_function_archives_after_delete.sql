@@ -1,0 +1,5 @@
+-- An upload URL outlives its function (it is valid for storage.url_ttl_seconds): a PUT with it
+-- after the function was deleted would leave an archive nothing owns. A deleted function's
+-- record stays until its last URL has expired, and its archive is removed again meanwhile.
+alter table function_archives add column urls_valid_until bigint not null default 0;
+alter table function_archives add column deleted_at bigint;
