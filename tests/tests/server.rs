@@ -140,6 +140,37 @@ async fn metrics_are_served_only_to_the_operator() {
     server.stop().await;
 }
 
+/// `/metrics` keeps one series per route and status, whoever asks: a client without any
+/// credential that makes up a method of its own for each request (HTTP lets a method be any
+/// token, of any length) must not add a series per method, or it grows the gateway's memory
+/// without bound, for every tenant, before authentication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_a_client_makes_up_add_no_series_to_the_metrics() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/functions/v1beta1/regions/fr-par/namespaces", server.base_url);
+    let invent = |i: usize| reqwest::Method::from_bytes(format!("M{i:04}{}", "X".repeat(2000)).as_bytes()).unwrap();
+    let answer = nuage_tests::answer(client.request(invent(0), &url)).await;
+    assert!(answer.status.is_client_error(), "{}", answer.body);
+    let before = server.metrics().await.len();
+    for i in 1..=200 {
+        let answer = nuage_tests::answer(client.request(invent(i), &url)).await;
+        assert!(answer.status.is_client_error(), "{}", answer.body);
+    }
+    let metrics = server.metrics().await;
+    let series = metrics.lines().filter(|line| line.contains("M0150XXXX")).count();
+    let grown = metrics.len().saturating_sub(before);
+    assert_eq!(
+        series, 0,
+        "a made-up method has series of its own; /metrics grew by {grown} bytes"
+    );
+    assert!(
+        grown < 64 * 1024,
+        "/metrics grew by {grown} bytes for 200 unauthenticated requests with made-up methods"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_off_without_a_token_and_read_it_from_a_file() {
     let server = TestServer::start_with(|config| config.gateway.metrics_token = None).await;
