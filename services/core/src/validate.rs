@@ -304,6 +304,24 @@ pub fn with_port(authority: &str, default: u16) -> String {
     }
 }
 
+/// Returns whether `a` and `b` are one socket address: the same port, and the same IP once an
+/// IPv4-mapped IPv6 address is read as the IPv4 one it maps.
+pub fn same_address(a: &std::net::SocketAddr, b: &std::net::SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
+/// Returns the addresses `authorities` (each `host[:port]`, `default_port` where it names none)
+/// resolve to now; one that does not resolve adds none.
+pub async fn resolve_each<S: AsRef<str> + Sync>(authorities: &[S], default_port: u16) -> Vec<std::net::SocketAddr> {
+    let mut addresses = Vec::new();
+    for authority in authorities {
+        if let Ok(resolved) = tokio::net::lookup_host(with_port(authority.as_ref(), default_port)).await {
+            addresses.extend(resolved);
+        }
+    }
+    addresses
+}
+
 /// Returns whether `ip` is an address of this host, in whatever range: one of its interfaces
 /// holds it (a socket can be bound to it). Whatever listens on the host's public address
 /// answers a connection made from the host itself.

@@ -64,12 +64,12 @@ impl ArchiveRecords {
     }
 
     /// Returns up to `limit` deleted functions an upload URL may still write an archive for,
-    /// and whether that URL has expired by now (so that the archive, once removed again, stays
-    /// removed and the record can go).
+    /// those swept longest ago first, and whether that URL has expired by now (so that the
+    /// archive, once removed again, stays removed and the record can go).
     pub async fn deleted(&self, limit: i64) -> Result<Vec<(Uuid, bool)>, ApiError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "select function_id, urls_valid_until from function_archives where deleted_at is not null \
-             order by deleted_at limit $1",
+             order by swept_at, deleted_at limit $1",
         )
         .bind(limit)
         .fetch_all(self.database.pool())
@@ -81,11 +81,57 @@ impl ArchiveRecords {
             .collect())
     }
 
+    /// Records that deleted function `function_id`'s archive was removed again now.
+    pub async fn swept(&self, function_id: Uuid) -> Result<(), ApiError> {
+        sqlx::query("update function_archives set swept_at = $1 where function_id = $2")
+            .bind(now_micros())
+            .bind(function_id.to_string())
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Forgets deleted function `function_id`, whose last upload URL has expired.
     pub async fn forget(&self, function_id: Uuid) -> Result<(), ApiError> {
         self.database
             .delete_where("function_archives", "function_id", &function_id.to_string())
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn deleted_functions_are_swept_in_turn_until_their_urls_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = ArchiveRecords::new(Database::migrated_in(dir.path()).await.unwrap());
+        let (first, second, expired) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let later = now_micros() + 3_600_000_000;
+        for id in [first, second] {
+            records.archive_requested(id, later).await.unwrap();
+            records.remove_for(id).await.unwrap();
+        }
+        // A function whose URLs have all expired is forgotten with its delete.
+        records.archive_requested(expired, now_micros() - 1).await.unwrap();
+        records.remove_for(expired).await.unwrap();
+        assert!(!records.may_have_archive(expired).await.unwrap());
+
+        // One at a time: the one swept longest ago comes next, so none waits behind the others.
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let [(id, expired)] = records.deleted(1).await.unwrap()[..] else {
+                panic!("one deleted function at a time")
+            };
+            assert!(!expired);
+            records.swept(id).await.unwrap();
+            seen.push(id);
+        }
+        seen.sort();
+        let mut expected = vec![first, second];
+        expected.sort();
+        assert_eq!(seen, expected);
     }
 }

@@ -67,6 +67,8 @@ impl FunctionLeftovers {
             self.archives.delete(id).await?;
             if expired {
                 self.archive_records.forget(id).await?;
+            } else {
+                self.archive_records.swept(id).await?;
             }
         }
         Ok(())

@@ -17,6 +17,7 @@
 use crate::error::RunnerError;
 use crate::registry_proxy::{self, Destinations};
 use nuage_core::ids::same_registry;
+use nuage_core::validate::{same_address, with_port};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,8 +55,8 @@ impl Registries {
             .proxy
             .get_or_try_init(|| async {
                 let destinations = Destinations {
-                    refused: self.addresses(self.own.iter()).await,
-                    allowed: self.addresses(self.listed.iter()).await,
+                    refused: self.addresses(self.own.as_slice()).await,
+                    allowed: self.addresses(&self.listed).await,
                 };
                 registry_proxy::start(destinations, deadline).await
             })
@@ -67,6 +68,11 @@ impl Registries {
         Ok(nuage_clients::registry::client_through(proxy, deadline))
     }
 
+    /// Returns the port of a registry named without one: HTTPS's, or HTTP's when `insecure`.
+    fn port(&self) -> u16 {
+        if self.insecure { 80 } else { 443 }
+    }
+
     /// Returns whether `registry` is the own one or a listed one.
     fn is_known(&self, registry: &str) -> bool {
         self.own
@@ -76,14 +82,8 @@ impl Registries {
     }
 
     /// Returns the addresses `registries` resolve to now (those that do).
-    async fn addresses(&self, registries: impl Iterator<Item = &String>) -> Vec<SocketAddr> {
-        let mut addresses = Vec::new();
-        for registry in registries {
-            if let Ok(resolved) = tokio::net::lookup_host(self.address(registry)).await {
-                addresses.extend(resolved);
-            }
-        }
-        addresses
+    async fn addresses(&self, registries: &[String]) -> Vec<SocketAddr> {
+        nuage_core::validate::resolve_each(registries, self.port()).await
     }
 
     /// Returns whether the runner may pull from `registry` (`host[:port]`, as an image names
@@ -96,7 +96,7 @@ impl Registries {
             registry: registry.to_owned(),
             reason,
         };
-        let addresses = nuage_core::validate::public_addresses(self.address(registry))
+        let addresses = nuage_core::validate::public_addresses(with_port(registry, self.port()))
             .await
             .map_err(|error| refused(format!("it does not resolve: {error}")))?
             .ok_or_else(|| {
@@ -106,23 +106,18 @@ impl Registries {
                         .to_owned(),
                 )
             })?;
-        let canonical = |address: &SocketAddr| (address.ip().to_canonical(), address.port());
         if let Some(own) = &self.own
-            && let Ok(own_addresses) = tokio::net::lookup_host(self.address(own)).await
-            && own_addresses
-                .map(|own| canonical(&own))
-                .any(|own| addresses.iter().any(|address| canonical(address) == own))
+            && self
+                .addresses(std::slice::from_ref(own))
+                .await
+                .iter()
+                .any(|own| addresses.iter().any(|address| same_address(own, address)))
         {
             return Err(refused(format!(
                 "it is this installation's registry under another name: name it `{own}`"
             )));
         }
         Ok(())
-    }
-
-    /// Returns `registry` with its port: its own, or the protocol's.
-    fn address(&self, registry: &str) -> String {
-        nuage_core::validate::with_port(registry, if self.insecure { 80 } else { 443 })
     }
 }
 

@@ -7,7 +7,7 @@
 //! registry's, or is one of a registry the operator lists. Anything else is answered 403 and
 //! goes nowhere.
 
-use nuage_core::validate::is_tenant_destination;
+use nuage_core::validate::{is_tenant_destination, same_address};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,9 +29,7 @@ pub(crate) struct Destinations {
 impl Destinations {
     /// Returns whether the proxy may connect to `address`.
     fn admit(&self, address: &SocketAddr) -> bool {
-        let same = |other: &SocketAddr| {
-            other.ip().to_canonical() == address.ip().to_canonical() && other.port() == address.port()
-        };
+        let same = |other: &SocketAddr| same_address(other, address);
         if self.allowed.iter().any(same) {
             return true;
         }

@@ -242,10 +242,9 @@ impl NatsConfig {
         // The installation's own servers under another name: read there as a server of the
         // tenant's own, its subjects would not be scoped to its organization.
         let own = self.own_addresses().await;
-        let canonical = |address: &std::net::SocketAddr| (address.ip().to_canonical(), address.port());
         if resolved
             .iter()
-            .any(|address| own.iter().any(|own| canonical(own) == canonical(address)))
+            .any(|address| own.iter().any(|own| nuage_core::validate::same_address(own, address)))
         {
             return Err(format!(
                 "`{url}` is this installation's own NATS server: a trigger reads it through its account, not as a \
@@ -267,22 +266,18 @@ impl NatsConfig {
     /// Returns the addresses the installation's own servers (`url` and the accounts') resolve
     /// to now (those that do).
     async fn own_addresses(&self) -> Vec<std::net::SocketAddr> {
-        let mut addresses = Vec::new();
         let urls = self
             .url
             .iter()
             .chain(self.accounts.values().filter_map(|account| account.url.as_ref()));
-        for url in urls {
-            let Some((_, authority)) = url.split_once("://") else {
-                continue;
-            };
-            let authority = authority.trim_end_matches('/');
-            let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-            if let Ok(resolved) = tokio::net::lookup_host(nuage_core::validate::with_port(authority, NATS_PORT)).await {
-                addresses.extend(resolved);
-            }
-        }
-        addresses
+        let authorities: Vec<&str> = urls
+            .filter_map(|url| {
+                let (_, authority) = url.split_once("://")?;
+                let authority = authority.trim_end_matches('/');
+                Some(authority.rsplit_once('@').map_or(authority, |(_, host)| host))
+            })
+            .collect();
+        nuage_core::validate::resolve_each(&authorities, NATS_PORT).await
     }
 }
 
