@@ -98,8 +98,11 @@ impl Services {
         // Accepted sockets need TCP_NODELAY: without it a reply that spans two writes
         // waits for the peer's delayed ACK (about 40 ms) before its tail leaves.
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        // Its peers are nuage's own processes, a few hosts each holding many connections: one
+        // peer may hold every place.
         let gate = Gate::new(&ConnectionLimits {
             max_connections: config.grpc_max_connections,
+            max_connections_per_client: config.grpc_max_connections,
             ..ConnectionLimits::default()
         });
         let incoming = gate.admitted(incoming, Duration::from_millis(config.grpc_preface_timeout_ms));

@@ -1,7 +1,8 @@
 //! The listeners against slow and hostile clients (issue 23, point 5): the REST API, the
 //! router and its internal listener, and the embedded S3 endpoint tenants upload archives to,
 //! time out a head that stalls and a connection left idle, serve a bounded number of
-//! connections, and answer what the HTTP layer refuses (400, 408, 414, 431, 503) with a
+//! connections and a share of them to one client (one that sends its bodies a byte at a time
+//! holds no more), and answer what the HTTP layer refuses (400, 408, 414, 431, 503) with a
 //! Scaleway JSON body, as a hostile client sees over TCP; they cut a request body that stops
 //! coming (408) but not one that comes slowly; the gRPC listener disconnects peers that do not
 //! send their HTTP/2 preface and acknowledge its settings in time.
@@ -177,12 +178,20 @@ const BODY_LENGTH_JS: &[u8] = br#"
 exports.handle = async (event) => ({ statusCode: 200, body: String((event.body || "").length) });
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
-    let secret = "listeners-internal-secret";
+/// The internal secret the tests that reach the router's internal listener set.
+const INTERNAL_SECRET: &str = "listeners-internal-secret";
+
+/// A server with [`tight`] limits, `also` and an internal secret, and a deployed function
+/// that reads the bodies it is sent; returns them with, for each listener, the address and
+/// the head of a request (announcing a body of 1000 bytes) whose body its service reads: the
+/// function's (through the router and its internal listener), an upload's, an API call's.
+async fn reading_bodies(
+    also: impl FnOnce(&mut nuage::Config),
+) -> (TestServer, Value, Vec<(&'static str, String, String)>) {
     let server = TestServer::start_with(|config| {
         tight(config);
-        config.internal_secret = Some(nuage_core::Secret::new(secret));
+        also(config);
+        config.internal_secret = Some(nuage_core::Secret::new(INTERNAL_SECRET));
     })
     .await;
     let endpoints = server.server().endpoints();
@@ -198,8 +207,6 @@ async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
     let endpoint = function["endpoint"].as_str().unwrap();
     let (router, key) = endpoint.strip_prefix("http://").unwrap().split_once('/').unwrap();
     let length = "content-length: 1000\r\n";
-    // Each listener gets requests whose body its service reads: a function's (through the
-    // router and its internal listener), an API call's, an upload's.
     let mut cases = vec![
         (
             "router",
@@ -210,7 +217,7 @@ async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
             "router internal",
             endpoints.router_internal.unwrap().to_string(),
             format!(
-                "POST /{function_id}/ HTTP/1.1\r\nhost: internal\r\nauthorization: Bearer {secret}\r\n{length}\r\n"
+                "POST /{function_id}/ HTTP/1.1\r\nhost: internal\r\nauthorization: Bearer {INTERNAL_SECRET}\r\n{length}\r\n"
             ),
         ),
     ];
@@ -244,6 +251,13 @@ async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
             tenant.secret_key
         ),
     ));
+    (server, function, cases)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
+    let (server, function, cases) = reading_bodies(|_| {}).await;
+    let endpoint = function["endpoint"].as_str().unwrap();
     for (what, address, head) in cases {
         // Four bodies that stall take every place...
         let mut stalled = Vec::new();
@@ -287,6 +301,92 @@ async fn served_again(address: &str, request: &[u8], what: &str) -> Raw {
     .await;
     assert_ne!(served.status, 503, "{what}: {served:?}");
     served
+}
+
+/// Connects to `address` from `client`, another of loopback's addresses.
+async fn connect_from(client: &str, address: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{client}:0").parse().unwrap()).unwrap();
+    socket.connect(address.parse().unwrap()).await.unwrap()
+}
+
+/// Sends `head` on `stream`, then a byte of its body every 400 ms (under the stall timeout)
+/// for `during`, while reading; returns what the server answered meanwhile (nothing while
+/// the body is still awaited).
+async fn trickle(stream: TcpStream, head: String, during: Duration) -> Vec<u8> {
+    let (mut reader, mut writer) = stream.into_split();
+    let sending = tokio::spawn(async move {
+        let _ = writer.write_all(head.as_bytes()).await;
+        let mut pace = tokio::time::interval(Duration::from_millis(400));
+        let started = Instant::now();
+        while started.elapsed() < during {
+            pace.tick().await;
+            // A refused connection is closed: its writes fail, which is the server's right.
+            let _ = writer.write_all(b"x").await;
+        }
+        writer
+    });
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let _ = tokio::time::timeout(during, async {
+        while let Ok(read @ 1..) = reader.read(&mut buffer).await {
+            answer.extend_from_slice(&buffer[..read]);
+        }
+    })
+    .await;
+    let writer = sending.await.unwrap();
+    drop(writer.reunite(reader));
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holding_its_connections_open_leaves_the_others_places() {
+    let (server, _, cases) = reading_bodies(|config| {
+        for limits in [
+            &mut config.gateway.connections,
+            &mut config.router.connections,
+            &mut config.storage.connections,
+        ] {
+            limits.max_connections_per_client = 2;
+        }
+    })
+    .await;
+    let request = b"GET /healthz HTTP/1.1\r\nhost: other\r\nconnection: close\r\n\r\n".to_vec();
+    let during = Duration::from_secs(4);
+    for (what, address, head) in cases {
+        // A client at 127.0.0.2 asks for every place of the listener and sends each body a
+        // byte at a time: never a stall, so no timeout cuts it...
+        let mut trickling = Vec::new();
+        for _ in 0..4 {
+            let stream = connect_from("127.0.0.2", &address).await;
+            trickling.push(tokio::spawn(trickle(stream, head.clone(), during)));
+        }
+        // ...and a client at 127.0.0.1 is served all the while, past every timeout.
+        let started = Instant::now();
+        while started.elapsed() < during - Duration::from_millis(500) {
+            let answer = exchange(&address, request.clone(), Duration::from_secs(5), what).await;
+            assert_ne!(answer.status, 503, "{what}, {:?} in: {answer:?}", started.elapsed());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        // The trickling client got its share, two places, and 503 for the others.
+        let mut held = 0;
+        for connection in trickling {
+            let answer = connection.await.unwrap();
+            if answer.is_empty() {
+                held += 1;
+                continue;
+            }
+            let answer = parse(&answer, what);
+            assert_eq!(answer.status, 503, "{what}: {answer:?}");
+            let body = answer.scaleway_error(what);
+            assert_eq!(
+                body["message"], "too many connections from your address, retry later",
+                "{what}"
+            );
+        }
+        assert_eq!(held, 2, "{what}");
+    }
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

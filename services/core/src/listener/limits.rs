@@ -26,6 +26,12 @@ pub struct ConnectionLimits {
     pub body_stall_timeout_ms: u64,
     /// Connections served at once; one more gets 503 and is closed.
     pub max_connections: usize,
+    /// Of those, the most one client holds at once (a client is an IPv4 address or an IPv6
+    /// /64, where one host's addresses are); one more from it gets 503 and is closed, so that
+    /// one client that holds its connections open (idle, or sending slowly) cannot take every
+    /// place. Behind a proxy every client has the proxy's address: set it to
+    /// `max_connections` there and limit clients at the proxy.
+    pub max_connections_per_client: usize,
     /// Longest request target (path and query), in bytes; a longer one gets 414.
     pub max_uri_bytes: usize,
     /// Largest request head (request line and headers), in bytes; a larger one gets 431.
@@ -43,6 +49,7 @@ impl Default for ConnectionLimits {
             // down, however slow it is otherwise.
             body_stall_timeout_ms: 60_000,
             max_connections: 10_000,
+            max_connections_per_client: 1_000,
             max_uri_bytes: 8 * 1024,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
@@ -58,6 +65,7 @@ impl ConnectionLimits {
             ("idle_timeout_seconds", self.idle_timeout_seconds as usize),
             ("body_stall_timeout_ms", self.body_stall_timeout_ms as usize),
             ("max_connections", self.max_connections),
+            ("max_connections_per_client", self.max_connections_per_client),
             ("max_uri_bytes", self.max_uri_bytes),
             ("max_header_bytes", self.max_header_bytes),
             ("max_headers", self.max_headers),
@@ -124,6 +132,11 @@ pub enum Refusal {
         /// `max_connections`.
         limit: usize,
     },
+    /// The client holds as many places as one client may.
+    ClientOverloaded {
+        /// `max_connections_per_client`.
+        limit: usize,
+    },
 }
 
 impl Refusal {
@@ -174,6 +187,14 @@ impl Refusal {
                     format!("this listener serves at most {limit} connections at once"),
                 )
             }
+            Self::ClientOverloaded { limit } => ErrorResponse::new(
+                ErrorCode::Unavailable,
+                "too many connections from your address, retry later",
+            )
+            .with(
+                "help_message",
+                format!("this listener serves at most {limit} connections at once from one client address"),
+            ),
         }
     }
 

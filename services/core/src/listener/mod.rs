@@ -9,7 +9,8 @@
 //! 431 and one that does not parse gets 400. hyper's own answers to those have empty bodies;
 //! these carry core's Scaleway body ([`ErrorResponse`](crate::error::ErrorResponse)), as every
 //! other error of nuage. A listener serves at most `max_connections` at once ([`Gate`]); one
-//! more is answered 503 and closed. The gRPC listener, which tonic serves, has a [`Gate`] too,
+//! more is answered 503 and closed, as is one more from a client that holds
+//! `max_connections_per_client` (an address, or an IPv6 /64). The gRPC listener, which tonic serves, has a [`Gate`] too,
 //! and a deadline for the opening of each connection, the HTTP/2 client preface and the
 //! acknowledgement of the server's settings ([`Gate::admitted`]), so that peers which connect
 //! and say nothing, or stop after the preface, cannot keep its places.
@@ -26,11 +27,12 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use preface::Prefaced;
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -39,14 +41,52 @@ use tokio::task::JoinSet;
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::Connected;
 
-/// A place held for one connection; the place frees when it drops.
-pub type Permit = OwnedSemaphorePermit;
+/// A place held for one connection (and counted against its client); it frees when it drops.
+#[derive(Debug)]
+pub struct Permit {
+    _place: OwnedSemaphorePermit,
+    _client: Option<ClientPlace>,
+}
 
-/// The places of one listener: at most `max_connections` connections are served at once.
+/// One of the places a client holds on a listener.
+#[derive(Debug)]
+struct ClientPlace {
+    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    client: IpAddr,
+}
+
+impl Drop for ClientPlace {
+    fn drop(&mut self) {
+        let mut clients = self.clients.lock().expect("not poisoned");
+        if let Some(held) = clients.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                clients.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// The client a connection from `peer` counts against: its IPv4 address, or the /64 of its
+/// IPv6 address (a host is given a /64, and picks any address in it).
+fn client_of(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+        v4 => v4,
+    }
+}
+
+/// The places of one listener: at most `max_connections` connections are served at once, at
+/// most `max_connections_per_client` of them for one client.
 #[derive(Debug, Clone)]
 pub struct Gate {
     places: Arc<Semaphore>,
     limit: usize,
+    per_client: usize,
+    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl Gate {
@@ -55,6 +95,8 @@ impl Gate {
         Self {
             places: Arc::new(Semaphore::new(limits.max_connections)),
             limit: limits.max_connections,
+            per_client: limits.max_connections_per_client,
+            clients: Arc::default(),
         }
     }
 
@@ -80,10 +122,33 @@ impl Gate {
     }
 
     /// Returns `stream` with the place it holds while it is served; when every place is
-    /// taken, answers it 503 and closes it (in a task of its own) and returns `None`.
+    /// taken, or every place its client may hold, answers it 503 and closes it (in a task of
+    /// its own) and returns `None`.
     pub fn admit(&self, stream: TcpStream) -> Option<(TcpStream, Permit)> {
+        let client = match stream.peer_addr() {
+            Ok(peer) if self.per_client < self.limit => match self.client_place(client_of(peer.ip())) {
+                Some(client) => Some(client),
+                None => {
+                    tracing::warn!(
+                        limit = self.per_client,
+                        client = %client_of(peer.ip()),
+                        "connection refused: its client holds every place it may"
+                    );
+                    let answer = Refusal::ClientOverloaded { limit: self.per_client }.to_http();
+                    tokio::spawn(answer_and_close(stream, answer));
+                    return None;
+                }
+            },
+            _ => None,
+        };
         match self.places.clone().try_acquire_owned() {
-            Ok(permit) => Some((stream, permit)),
+            Ok(place) => Some((
+                stream,
+                Permit {
+                    _place: place,
+                    _client: client,
+                },
+            )),
             Err(_) => {
                 tracing::warn!(limit = self.limit, "connection refused: every place is taken");
                 let answer = Refusal::Overloaded { limit: self.limit }.to_http();
@@ -91,6 +156,20 @@ impl Gate {
                 None
             }
         }
+    }
+
+    /// Counts one more place for `client`, unless it holds as many as it may.
+    fn client_place(&self, client: IpAddr) -> Option<ClientPlace> {
+        let mut clients = self.clients.lock().expect("not poisoned");
+        let held = clients.entry(client).or_insert(0);
+        if *held >= self.per_client {
+            return None;
+        }
+        *held += 1;
+        Some(ClientPlace {
+            clients: self.clients.clone(),
+            client,
+        })
     }
 }
 
@@ -330,5 +409,20 @@ impl<B: Body + Unpin> Body for Tracked<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_64() {
+        let of = |address: &str| client_of(address.parse().unwrap()).to_string();
+        assert_eq!(of("203.0.113.7"), "203.0.113.7");
+        assert_eq!(of("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(of("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(of("2001:db8:1:2::1"), of("2001:db8:1:2:ffff::9"));
+        assert_ne!(of("2001:db8:1:2::1"), of("2001:db8:1:3::1"));
     }
 }
