@@ -240,6 +240,15 @@ async fn public_egress_reaches_a_public_host_and_nothing_private() {
     )
     .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "reached: 200"));
+    // HTTPS goes there too, and fails as it should against a host that speaks plain HTTP.
+    let (status, body) = text(
+        reqwest::get(format!("{endpoint}/egress?url=https://100.200.77.2:8000/"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.starts_with("refused:"), "{body}");
     for url in [
         "http://10.213.78.2:8000/".to_owned(),
         format!("http://127.0.0.1:{api}/"),

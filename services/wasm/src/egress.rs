@@ -1,12 +1,24 @@
 //! Outgoing HTTP of a guest, under the same policy as other instances: refused unless the
 //! runner lets instances reach public addresses (`runner.egress = "public"`), and then never
 //! to the host's loopback, private, link-local or other non-public ranges, nor to any address of
-//! the host itself: a guest runs inside the router, on the host.
+//! the host itself: a guest runs inside the router, on the host. Each request, plain or
+//! HTTPS, goes over a connection to the address that was checked, never to the name resolved
+//! again.
 
+use http::uri::{PathAndQuery, Scheme};
 use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// A guest's wait for a connection and for an answer's first byte when it sets none, as
+/// wasi-http's own sender.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What a guest's outgoing requests may reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,18 +27,11 @@ pub struct Egress {
     pub public: bool,
 }
 
+/// What wasi-http drives until a connection ends.
+type Driving = Box<dyn Future<Output = Result<(), Error>> + Send>;
+
 /// What `send_request` hands back to wasi-http.
-type Sent = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), Error>> + Send>,
-                ),
-                Error,
-            >,
-        > + Send,
->;
+type Sent = Box<dyn Future<Output = Result<(http::Response<WasiBody>, Driving), Error>> + Send>;
 
 impl WasiHttpHooks for Egress {
     fn send_request(
@@ -46,39 +51,108 @@ impl WasiHttpHooks for Egress {
                 .await
                 .map_err(|_| Error::DestinationNotFound)?
                 .ok_or(Error::DestinationIpProhibited)?;
+            // Resolving the name again on connecting would let a name that answers a public
+            // address first and a loopback one next (DNS rebinding) reach the router's host:
+            // both senders connect to the address that was checked.
+            if request.uri().scheme() == Some(&Scheme::HTTPS) {
+                return send_tls(request, addresses[0], &host, options).await;
+            }
             let request = pinned(request, addresses[0])?;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ))
+            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as Driving))
         })
     }
 }
 
 /// Returns a plain-HTTP `request` sent to `address`, the one that was checked, with its
-/// `Host` as the guest named it: resolving the name again on connecting would let a name that
-/// answers a public address first and a loopback one next (DNS rebinding) reach the router's
-/// host. HTTPS is left to its name, which the TLS handshake checks against the certificate:
-/// the host's own plain listeners cannot complete it.
+/// `Host` as the guest named it.
 fn pinned(mut request: http::Request<WasiBody>, address: SocketAddr) -> Result<http::Request<WasiBody>, Error> {
-    if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
-        return Ok(request);
-    }
-    let authority = request.uri().authority().ok_or(Error::HttpRequestUriInvalid)?.clone();
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", http::uri::PathAndQuery::as_str);
-    let uri: http::Uri = format!("http://{address}{path}")
+    named_host(&mut request)?;
+    let uri: http::Uri = format!("http://{address}{}", origin_form(&request))
         .parse()
         .map_err(|_| Error::HttpRequestUriInvalid)?;
     *request.uri_mut() = uri;
+    Ok(request)
+}
+
+/// Sets `request`'s `Host` to the authority the guest named, unless it set one.
+fn named_host(request: &mut http::Request<WasiBody>) -> Result<(), Error> {
+    let authority = request.uri().authority().ok_or(Error::HttpRequestUriInvalid)?.clone();
     if !request.headers().contains_key(http::header::HOST) {
         let host = http::HeaderValue::from_str(authority.as_str()).map_err(|_| Error::HttpRequestUriInvalid)?;
         request.headers_mut().insert(http::header::HOST, host);
     }
-    Ok(request)
+    Ok(())
+}
+
+/// Returns the path and query of `request`'s target.
+fn origin_form(request: &http::Request<WasiBody>) -> String {
+    request
+        .uri()
+        .path_and_query()
+        .map_or("/", PathAndQuery::as_str)
+        .to_owned()
+}
+
+/// Returns the TLS client of guests' HTTPS: the web's public roots, as wasi-http's own.
+fn tls_client() -> &'static TlsConnector {
+    static CLIENT: OnceLock<TlsConnector> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("aws-lc-rs offers the default TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        TlsConnector::from(Arc::new(config))
+    })
+}
+
+/// Sends an HTTPS `request` over a connection to `address`, the one that was checked, with
+/// `host`, the name the guest gave, in the TLS hello and checked against the certificate.
+async fn send_tls(
+    mut request: http::Request<WasiBody>,
+    address: SocketAddr,
+    host: &str,
+    options: Option<RequestOptions>,
+) -> Result<(http::Response<WasiBody>, Driving), Error> {
+    let connect_timeout = options.and_then(|set| set.connect_timeout).unwrap_or(DEFAULT_TIMEOUT);
+    let first_byte_timeout = options
+        .and_then(|set| set.first_byte_timeout)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| Error::HttpRequestUriInvalid)?;
+    named_host(&mut request)?;
+    *request.uri_mut() = origin_form(&request)
+        .parse()
+        .map_err(|_| Error::HttpRequestUriInvalid)?;
+    let connecting = async {
+        let stream = TcpStream::connect(address).await.map_err(Error::Connect)?;
+        let stream = tls_client().connect(name, stream).await.map_err(Error::Tls)?;
+        hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(Error::from)
+    };
+    let (mut sender, connection) = tokio::time::timeout(connect_timeout, connecting)
+        .await
+        .map_err(|_| Error::ConnectionTimeout)??;
+    let connection = tokio::spawn(connection);
+    let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
+        .await
+        .map_err(|_| Error::ConnectionReadTimeout)?
+        .map_err(Error::from)?;
+    let driving = async move {
+        match connection.await {
+            Ok(ended) => ended.map_err(Error::from),
+            Err(_) => Ok(()),
+        }
+    };
+    Ok((
+        response.map(|body| body.map_err(Error::from).boxed_unsync()),
+        Box::new(driving) as Driving,
+    ))
 }
 
 /// Returns the host and port the request goes to.
@@ -92,8 +166,10 @@ fn destination(request: &http::Request<WasiBody>) -> Result<(String, u16), Error
 
 #[cfg(test)]
 mod tests {
-    use super::pinned;
+    use super::{pinned, send_tls};
     use http_body_util::BodyExt;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
 
     fn request(uri: &str) -> http::Request<wasmtime_wasi_http::WasiBody> {
         let body = http_body_util::Empty::<bytes::Bytes>::new()
@@ -108,7 +184,34 @@ mod tests {
         let sent = pinned(request("http://rebinds.example:8080/a?b=1"), address).unwrap();
         assert_eq!(sent.uri(), "http://203.0.113.7:8080/a?b=1");
         assert_eq!(sent.headers()[http::header::HOST], "rebinds.example:8080");
-        let tls = pinned(request("https://rebinds.example/x"), "203.0.113.7:443".parse().unwrap()).unwrap();
-        assert_eq!(tls.uri(), "https://rebinds.example/x");
+    }
+
+    #[tokio::test]
+    async fn https_goes_to_the_address_that_was_checked_with_the_name_the_guest_gave() {
+        // The name resolves nowhere: only a connection to the address given reaches this
+        // listener, and its TLS hello names the guest's host.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let hello = tokio::spawn(async move {
+            let (mut connection, _) = listener.accept().await.unwrap();
+            // The first TLS record, whole: its header says its length.
+            let mut header = [0_u8; 5];
+            connection.read_exact(&mut header).await.unwrap();
+            let mut record = vec![0_u8; usize::from(u16::from_be_bytes([header[3], header[4]]))];
+            connection.read_exact(&mut record).await.unwrap();
+            [header.to_vec(), record].concat()
+        });
+        let uri = format!("https://rebinds.invalid:{}/a", address.port());
+        let sent = send_tls(request(&uri), address, "rebinds.invalid", None).await;
+        assert!(sent.is_err(), "a listener that speaks no TLS answered");
+        let hello = tokio::time::timeout(Duration::from_secs(5), hello)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hello.first(), Some(&0x16), "not a TLS handshake: {hello:?}");
+        assert!(
+            hello.windows(15).any(|name| name == b"rebinds.invalid"),
+            "the hello does not name the guest's host"
+        );
     }
 }
