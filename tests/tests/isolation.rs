@@ -403,16 +403,28 @@ async fn the_gvisor_sandbox_runs_node_and_python_functions() {
 async fn public_egress_reaches_public_addresses_and_nothing_private() {
     let (server, tenant) =
         TestServer::start_with_tenant(|config| config.runner.egress = nuage_runner::Egress::Public).await;
-    let (endpoint, _) = attacker(&tenant, "egress", json!({})).await;
     // Made after nuage started (it reads the host's own networks at start, and blocks them):
     // a host at a private address, and one at an address outside every blocked range (TEST-NET-2
     // stands for the public Internet here).
     let private = TestHost::start("10.213.77", "private-host").await;
     let public = TestHost::start("198.51.100", "public-host").await;
+    // The host's own address on that link, which it gained after nuage started and before the
+    // function's instance starts (at its deploy): a service of the host's listens there,
+    // counting who reaches it.
+    let own = tokio::net::TcpListener::bind("198.51.100.1:0").await.unwrap();
+    let own_url = format!("http://{}/", own.local_addr().unwrap());
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = reached.clone();
+    tokio::spawn(async move {
+        while own.accept().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let (endpoint, _) = attacker(&tenant, "egress", json!({})).await;
     let api = server.server().endpoints().api.unwrap().port();
     let probe = format!(
         "import urllib.request\n\
-         for url in ['http://10.213.77.2:8000/', 'http://198.51.100.2:8000/', 'http://127.0.0.1:{api}/']:\n    \
+         for url in ['http://10.213.77.2:8000/', 'http://198.51.100.2:8000/', 'http://127.0.0.1:{api}/', '{own_url}']:\n    \
          try: print(url, urllib.request.urlopen(url, timeout=5).read().decode())\n    \
          except Exception as error: print(url, 'refused', error)"
     );
@@ -421,6 +433,8 @@ async fn public_egress_reaches_public_addresses_and_nothing_private() {
     assert!(out.contains("http://198.51.100.2:8000/ public-host"), "{out}");
     assert!(out.contains("http://10.213.77.2:8000/ refused"), "{out}");
     assert!(out.contains(&format!("http://127.0.0.1:{api}/ refused")), "{out}");
+    assert!(out.contains(&format!("{own_url} refused")), "{out}");
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "{out}");
     // The filter is out of the instance's reach.
     let (_, out, _) = run(
         &endpoint,

@@ -74,9 +74,11 @@ pub struct Tools {
     pasta: Option<PathBuf>,
     /// iproute2's `ip`: with egress, it names each instance's namespace for `pasta`.
     ip: Option<PathBuf>,
-    /// With egress: the nftables ruleset of every instance's namespace, refusing connections to
-    /// what is not public (the instance holds no capability to change it).
-    blocked: Option<String>,
+    /// With egress: what the nftables ruleset of every instance's namespace refuses
+    /// connections to, the non-public ranges and the host's networks as they were at start (the
+    /// instance holds no capability to change it). The host's own addresses are added as they
+    /// are when each instance starts.
+    blocked: Option<Vec<String>>,
 }
 
 /// Ranges an instance with public egress never reaches: private, shared, link-local,
@@ -112,8 +114,9 @@ fn ruleset(prefixes: &[String]) -> String {
     text
 }
 
-/// The networks of the host's own addresses (`ip -o addr show`), loopback aside, as prefixes.
-fn host_networks(ip: &Path) -> Vec<String> {
+/// The host's own addresses (`ip -o addr show`), loopback and IPv6 link-local aside, with the
+/// lengths of their networks' prefixes.
+fn host_addresses(ip: &Path) -> Vec<(std::net::IpAddr, u32)> {
     let Ok(output) = std::process::Command::new(ip).args(["-o", "addr", "show"]).output() else {
         return Vec::new();
     };
@@ -122,17 +125,28 @@ fn host_networks(ip: &Path) -> Vec<String> {
         .filter_map(|line| line.split_whitespace().nth(3))
         .filter_map(|prefix| {
             let (address, length) = prefix.split_once('/')?;
-            let length: u32 = length.parse().ok()?;
-            match address.parse::<std::net::IpAddr>().ok()? {
-                std::net::IpAddr::V4(v4) if !v4.is_loopback() => {
-                    let mask = u32::MAX.checked_shl(32 - length.min(32)).unwrap_or(0);
-                    Some(format!("{}/{length}", std::net::Ipv4Addr::from(u32::from(v4) & mask)))
-                }
-                std::net::IpAddr::V6(v6) if !v6.is_loopback() && !v6.is_unicast_link_local() => {
-                    let mask = u128::MAX.checked_shl(128 - length.min(128)).unwrap_or(0);
-                    Some(format!("{}/{length}", std::net::Ipv6Addr::from(u128::from(v6) & mask)))
-                }
-                _ => None,
+            let address: std::net::IpAddr = address.parse().ok()?;
+            let own = match address {
+                std::net::IpAddr::V4(v4) => !v4.is_loopback(),
+                std::net::IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
+            };
+            own.then_some((address, length.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The networks of the host's own addresses, as prefixes.
+fn host_networks(ip: &Path) -> Vec<String> {
+    host_addresses(ip)
+        .into_iter()
+        .map(|(address, length)| match address {
+            std::net::IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - length.min(32)).unwrap_or(0);
+                format!("{}/{length}", std::net::Ipv4Addr::from(u32::from(v4) & mask))
+            }
+            std::net::IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - length.min(128)).unwrap_or(0);
+                format!("{}/{length}", std::net::Ipv6Addr::from(u128::from(v6) & mask))
             }
         })
         .collect()
@@ -167,7 +181,7 @@ impl Tools {
         let blocked = pasta.as_ref().zip(ip.as_deref()).map(|(_, ip)| {
             let mut prefixes: Vec<String> = NOT_PUBLIC.map(str::to_owned).to_vec();
             prefixes.extend(host_networks(ip));
-            ruleset(&prefixes)
+            prefixes
         });
         Self {
             unshare,
@@ -179,6 +193,16 @@ impl Tools {
             ip,
             blocked,
         }
+    }
+
+    /// With egress: the ruleset of an instance starting now, which refuses what `blocked` lists
+    /// and every address the host has now (one it gained since nuage started too).
+    fn ruleset(&self) -> Option<String> {
+        let (blocked, ip) = self.blocked.as_ref().zip(self.ip.as_deref())?;
+        let own = host_addresses(ip)
+            .into_iter()
+            .map(|(address, _)| format!("{address}/{}", if address.is_ipv4() { 32 } else { 128 }));
+        Some(ruleset(&blocked.iter().cloned().chain(own).collect::<Vec<_>>()))
     }
 
     /// Returns the program of sandbox `kind`, when it is offered and installed.
@@ -270,7 +294,7 @@ impl Tools {
             chain.args.as_os_str().to_owned(),
             chain.filter.as_os_str().to_owned(),
             chain.open_files.to_string().into(),
-            self.blocked.as_deref().unwrap_or("-").into(),
+            self.ruleset().unwrap_or_else(|| "-".to_owned()).into(),
             staged(chain.overlay.map(|(root, _)| root)),
             staged(chain.overlay.map(|(_, scratch)| scratch)),
             "--".into(),
