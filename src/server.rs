@@ -174,6 +174,10 @@ fn internal_auth(config: &Config) -> anyhow::Result<InternalAuth> {
 /// Starts every role `config` names and returns once all listeners are bound and
 /// `endpoints.json` is written.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    // rustls has two cryptographic providers here (the crates nuage uses ask for both): crates
+    // that build their TLS clients with the process-wide one, such as async-nats for a NATS
+    // server over TLS, panic unless it is chosen. Another start in this process chose it.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir `{}`", config.data_dir.display()))?;
     let auth = internal_auth(&config)?;

@@ -269,6 +269,17 @@ async fn a_nats_trigger_delivers_each_message_to_its_function_until_deleted() {
 async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argument() {
     let down = format!("nats://127.0.0.1:{}", free_port());
     let down_url = down.clone();
+    let tls_port = free_port();
+    let _tls_nats = OwnNats::over_tls(tls_port);
+    let tls = format!("tls://127.0.0.1:{tls_port}");
+    let tls_url = tls.clone();
+    eventually(
+        Duration::from_secs(10),
+        || tokio::net::TcpStream::connect(("127.0.0.1", tls_port)),
+        |connected| connected.is_ok(),
+    )
+    .await
+    .expect("the test's NATS server over TLS listens");
     let (server, alpha) = TestServer::start_with_tenant(move |config| {
         config.triggers.nats.url = Some(nats_url());
         let account = |url: Option<String>, organization_id| nuage_triggers::NatsAccount {
@@ -278,6 +289,7 @@ async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argu
         };
         let accounts = &mut config.triggers.nats.accounts;
         accounts.insert("down".to_owned(), account(Some(down_url), None));
+        accounts.insert("tls".to_owned(), account(Some(tls_url), None));
         accounts.insert("someone-elses".to_owned(), account(None, Some(uuid::Uuid::new_v4())));
     })
     .await;
@@ -296,6 +308,17 @@ async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argu
     assert!(
         message.contains(&format!("cannot reach the NATS server `{down}`")),
         "{errored}"
+    );
+    // One over TLS whose certificate no public root signs: `error` too, saying so (TLS is
+    // tried, and no part of nuage panics choosing a TLS provider).
+    let untrusted = create(&beta, &function_id, "untrusted", &subject("tls"), "tls").await;
+    let untrusted = settled(&beta, ok(&untrusted)["id"].as_str().unwrap()).await;
+    assert_eq!(untrusted["status"], "error", "{untrusted}");
+    let message = untrusted["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("cannot reach the NATS server `{tls}`"))
+            && message.contains("invalid peer certificate"),
+        "{untrusted}"
     );
 
     // Bad inputs, each named.
@@ -411,8 +434,9 @@ async fn unreachable_servers_are_errors_and_bad_trigger_requests_name_their_argu
         assert_eq!(ok(&listed)["total_count"], 0, "{query}: {}", listed.body);
     }
     stranger.assert_kept_from_me(&beta, &path, "unreachable").await;
+    // Its two triggers, the unreachable one and the untrusted one, and no stranger's.
     let listed = beta.get(&format!("/triggers?function_id={function_id}")).await;
-    assert_eq!(ok(&listed)["total_count"], 1, "{}", listed.body);
+    assert_eq!(ok(&listed)["total_count"], 2, "{}", listed.body);
     server.stop().await;
 }
 
@@ -461,16 +485,16 @@ async fn on_the_shared_nats_server_a_tenant_reads_only_subjects_of_its_own() {
     server.stop().await;
 }
 
-/// A NATS server of the test's own on `port`, whose one user (`nuage`, `secret`) may subscribe
-/// under `tenants.*.allowed.` only; killed when dropped (and its configuration's folder
-/// removed).
-struct RestrictedNats {
+/// A NATS server of the test's own, killed when dropped (and its folder removed).
+struct OwnNats {
     child: std::process::Child,
     _folder: tempfile::TempDir,
 }
 
-impl RestrictedNats {
-    fn start(port: u16) -> Self {
+impl OwnNats {
+    /// On `port`, whose one user (`nuage`, `secret`) may subscribe under `tenants.*.allowed.`
+    /// only.
+    fn restricted(port: u16) -> Self {
         let folder = tempfile::tempdir().unwrap();
         let config = folder.path().join("nats.conf");
         std::fs::write(
@@ -481,9 +505,50 @@ impl RestrictedNats {
             ),
         )
         .unwrap();
+        Self::run(folder, &["-c".as_ref(), config.as_os_str()])
+    }
+
+    /// On `port`, requiring TLS, with a certificate of its own (made by openssl) that no
+    /// public root signs.
+    fn over_tls(port: u16) -> Self {
+        let folder = tempfile::tempdir().unwrap();
+        let (cert, key) = (folder.path().join("cert.pem"), folder.path().join("key.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ])
+            .args([
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs here (.ci/run installs it)");
+        assert!(made.success(), "openssl made no certificate");
+        let port = port.to_string();
+        let args = ["-a", "127.0.0.1", "-p", &port, "--tls", "--tlscert"].map(std::ffi::OsStr::new);
+        let args = [&args[..], &[cert.as_os_str(), "--tlskey".as_ref(), key.as_os_str()]].concat();
+        Self::run(folder, &args)
+    }
+
+    fn run(folder: tempfile::TempDir, args: &[&std::ffi::OsStr]) -> Self {
         let child = std::process::Command::new("nats-server")
-            .arg("-c")
-            .arg(&config)
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -492,7 +557,7 @@ impl RestrictedNats {
     }
 }
 
-impl Drop for RestrictedNats {
+impl Drop for OwnNats {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -502,7 +567,7 @@ impl Drop for RestrictedNats {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_the_servers_permissions_refuse_puts_the_trigger_in_error_saying_so() {
     let port = free_port();
-    let _nats = RestrictedNats::start(port);
+    let _nats = OwnNats::restricted(port);
     let url = format!("nats://127.0.0.1:{port}");
     eventually(
         Duration::from_secs(10),
