@@ -68,3 +68,39 @@ impl Drop for TestHost {
             .status();
     }
 }
+
+/// A service of this machine's own, listening at an address of it, that counts the
+/// connections reaching it and answers each request `200 host`: what a tenant's code must
+/// never reach.
+pub struct Witness {
+    /// `http://<address>/`.
+    pub url: String,
+    reached: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Witness {
+    /// Listens at `address` (a port of 0 takes a free one).
+    pub async fn bind(address: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = reached.clone();
+        tokio::spawn(async move {
+            while let Ok((mut connection, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request = [0_u8; 4096];
+                let _ = connection.read(&mut request).await;
+                let _ = connection
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nhost")
+                    .await;
+            }
+        });
+        Self { url, reached }
+    }
+
+    /// Returns how many connections reached it so far.
+    pub fn reached(&self) -> usize {
+        self.reached.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -7,7 +7,7 @@
 use nuage_tests::apps::{
     deployed, deployed_node, deployed_private_node, processes_of, runtime, upload_and_deploy, zip,
 };
-use nuage_tests::hosts::TestHost;
+use nuage_tests::hosts::{TestHost, Witness};
 use nuage_tests::{Tenant, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -411,15 +411,8 @@ async fn public_egress_reaches_public_addresses_and_nothing_private() {
     // The host's own address on that link, which it gained after nuage started and before the
     // function's instance starts (at its deploy): a service of the host's listens there,
     // counting who reaches it.
-    let own = tokio::net::TcpListener::bind("198.51.100.1:0").await.unwrap();
-    let own_url = format!("http://{}/", own.local_addr().unwrap());
-    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = reached.clone();
-    tokio::spawn(async move {
-        while own.accept().await.is_ok() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
+    let own = Witness::bind("198.51.100.1:0").await;
+    let own_url = &own.url;
     let (endpoint, _) = attacker(&tenant, "egress", json!({})).await;
     let api = server.server().endpoints().api.unwrap().port();
     let probe = format!(
@@ -434,7 +427,7 @@ async fn public_egress_reaches_public_addresses_and_nothing_private() {
     assert!(out.contains("http://10.213.77.2:8000/ refused"), "{out}");
     assert!(out.contains(&format!("http://127.0.0.1:{api}/ refused")), "{out}");
     assert!(out.contains(&format!("{own_url} refused")), "{out}");
-    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "{out}");
+    assert_eq!(own.reached(), 0, "{out}");
     // The filter is out of the instance's reach.
     let (_, out, _) = run(
         &endpoint,

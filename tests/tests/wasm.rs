@@ -7,7 +7,7 @@
 
 use nuage_tests::apps::{deploy, function, settled_within, upload, zip};
 use nuage_tests::components::{test_component, wat_component};
-use nuage_tests::hosts::TestHost;
+use nuage_tests::hosts::{TestHost, Witness};
 use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -205,22 +205,14 @@ async fn a_component_written_by_hand_answers_and_one_that_traps_answers_500_and_
 async fn outgoing_http_is_refused_by_default() {
     let (_server, tenant) = TestServer::with_tenant().await;
     let (_, endpoint) = wasm_function(&tenant, "wasm-egress", json!({})).await;
-    // A listener on the host's loopback that counts who reaches it.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = format!("http://{}/", listener.local_addr().unwrap());
-    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = reached.clone();
-    tokio::spawn(async move {
-        while listener.accept().await.is_ok() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
-    for url in [target.as_str(), "http://example.com/"] {
+    // A service on the host's loopback that counts who reaches it.
+    let witness = Witness::bind("127.0.0.1:0").await;
+    for url in [witness.url.as_str(), "http://example.com/"] {
         let (status, body) = text(reqwest::get(format!("{endpoint}/egress?url={url}")).await.unwrap()).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         assert!(body.starts_with("refused:"), "{body}");
     }
-    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(witness.reached(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,21 +266,8 @@ async fn public_egress_never_reaches_the_hosts_own_addresses() {
     let (_, endpoint) = wasm_function(&tenant, "wasm-own-host", json!({})).await;
     // A public host, made after nuage started as in the other egress tests.
     let public = TestHost::start("100.200.82", "public-host").await;
-    let listener = tokio::net::TcpListener::bind("100.200.81.1:0").await.unwrap();
-    let own = format!("http://{}/", listener.local_addr().unwrap());
-    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = reached.clone();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut connection, _)) = listener.accept().await {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut request = [0_u8; 4096];
-            let _ = connection.read(&mut request).await;
-            let _ = connection
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nhost")
-                .await;
-        }
-    });
+    let witness = Witness::bind("100.200.81.1:0").await;
+    let own = &witness.url;
     // The guest's egress works: the public host answers.
     let (status, body) = text(
         reqwest::get(format!("{endpoint}/egress?url=http://100.200.82.2:8000/"))
@@ -299,7 +278,7 @@ async fn public_egress_never_reaches_the_hosts_own_addresses() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "reached: 200"));
     let (status, body) = text(reqwest::get(format!("{endpoint}/egress?url={own}")).await.unwrap()).await;
     assert_eq!(
-        reached.load(std::sync::atomic::Ordering::SeqCst),
+        witness.reached(),
         0,
         "the guest reached a service on the host's own address {own}: {status} {body}"
     );
