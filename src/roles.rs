@@ -107,6 +107,8 @@ pub struct Handles {
     pub bootstrap: Option<NewApiKey>,
     /// The logs service's figures.
     pub logs: Option<nuage_logs::Metrics>,
+    /// The tokens service's figures.
+    pub tokens: Option<nuage_tokens::Metrics>,
     /// The runner, to stop its instances.
     pub runner: Option<Runner>,
     /// The crons scheduler, to stop firing first.
@@ -128,7 +130,8 @@ pub async fn start(context: &Context<'_>, services: &mut Services) -> anyhow::Re
         handles.logs = Some(services.add(served));
     }
     if config.runs(Role::Tokens) {
-        services.add(nuage_tokens::serve(&config.tokens, database(), &master_key(config)?));
+        let served = nuage_tokens::serve(&config.tokens, database(), &master_key(config)?);
+        handles.tokens = Some(services.add(served));
     }
     if config.runs(Role::Namespaces) {
         services.add(namespaces(context).await?);

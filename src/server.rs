@@ -492,6 +492,9 @@ fn gateway_extras(
         if let Some(logs) = grpc.handles.logs.clone() {
             extras.metrics.push(Box::new(move || logs.render()));
         }
+        if let Some(tokens) = grpc.handles.tokens.clone() {
+            extras.metrics.push(Box::new(move || tokens.render()));
+        }
     }
     extras
 }

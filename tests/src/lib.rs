@@ -90,6 +90,9 @@ impl TestServer {
         config.router.internal_listen = "127.0.0.1:0".parse().unwrap();
         // 2048-bit namespace keys: four times faster to make than the default 4096.
         config.tokens.key_bits = 2048;
+        // No key pairs made ahead: most test servers would never use them, and each costs a core
+        // for a while (`namespaces::a_new_namespace_takes_a_key_pair_made_ahead…` tests the stock).
+        config.tokens.key_stock = 0;
         // The operator's credential for /metrics (see `TestServer::metrics`).
         config.gateway.metrics_token = Some(nuage_core::Secret::new(format!("metrics-{}", Uuid::new_v4())));
         let mut postgres = None;

@@ -474,3 +474,67 @@ async fn concurrent_creates_never_take_a_tenant_past_its_namespace_quota() {
     assert_eq!(tenant.get("/namespaces").await.body["total_count"], 5);
     server.stop().await;
 }
+
+/// Returns the public key the tokens service stored for `namespace_id`.
+async fn public_key(server: &TestServer, namespace_id: &str) -> String {
+    sqlx::query_scalar("select public_key from namespace_keys where namespace_id = $1")
+        .bind(namespace_id)
+        .fetch_one(&mut server.database().await)
+        .await
+        .unwrap()
+}
+
+/// Returns the figure `name` on `/metrics` (0 when it is not there yet).
+async fn figure(server: &TestServer, name: &str) -> u64 {
+    let metrics = server.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_new_namespace_takes_a_key_pair_made_ahead_and_the_stock_is_refilled() {
+    let (server, tenant) = TestServer::start_with_tenant(|config| {
+        config.tokens.key_stock = 1;
+        config.tokens.key_workers = 1;
+    })
+    .await;
+    let stocked = || figure(&server, "nuage_tokens_key_pairs_stocked");
+    let limit = Duration::from_secs(30);
+    assert_eq!(
+        nuage_tests::eventually(limit, stocked, |count| *count == 1).await,
+        1,
+        "the stock filled"
+    );
+
+    let namespace = tenant.ready_namespace_id("from-stock").await;
+    assert_eq!(figure(&server, "nuage_tokens_key_pairs_from_stock_total").await, 1);
+    assert_eq!(figure(&server, "nuage_tokens_key_pairs_made_on_demand_total").await, 0);
+    // The pair from the stock signs the namespace's tokens.
+    let issued = tenant.get(&format!("/jwt/issue?namespace_id={namespace}")).await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.body);
+    assert_eq!(
+        nuage_tests::eventually(limit, stocked, |count| *count == 1).await,
+        1,
+        "the stock refilled"
+    );
+
+    // More namespaces than the stock holds: each still gets a pair, and no pair is given twice.
+    let answers = tenant.post_namespaces_at_once("burst", 3).await;
+    let mut public_keys = std::collections::HashSet::from([public_key(&server, &namespace).await]);
+    for answer in answers {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        let id = answer.body["id"].as_str().unwrap().to_owned();
+        tenant.wait_ready(&id).await;
+        let key = public_key(&server, &id).await;
+        assert!(
+            public_keys.insert(key),
+            "namespace {id} got a pair another namespace has"
+        );
+    }
+    let given = figure(&server, "nuage_tokens_key_pairs_from_stock_total").await
+        + figure(&server, "nuage_tokens_key_pairs_made_on_demand_total").await;
+    assert_eq!(given, 4, "four namespaces, four pairs given");
+    server.stop().await;
+}

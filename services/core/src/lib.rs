@@ -5,13 +5,14 @@
 //! key, sealing of secrets at rest, the namespace tokens (JWT), shared config types, the
 //! internal gRPC credential, the gRPC [`Transport`], the [`served::Served`] shape in which
 //! each service crate hands itself to the process, and how HTTP listeners hold their client
-//! connections ([`listener`]). It holds no business logic and no tables of
+//! connections ([`listener`]) and render figures for `/metrics` ([`figures`]). It holds no business logic and no tables of
 //! its own, and calls no service: clients of other parts live in `nuage-clients`.
 
 pub mod caller;
 pub mod clock;
 pub mod db;
 pub mod error;
+pub mod figures;
 pub mod follow;
 pub mod ids;
 pub mod instance;

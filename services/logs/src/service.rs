@@ -56,11 +56,7 @@ impl Metrics {
 
     /// Renders the figures (without the `# EOF` line, so that they can be appended).
     pub fn render(&self) -> String {
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &self.0.registry).is_err() {
-            return String::new();
-        }
-        text.strip_suffix("# EOF\n").unwrap_or(&text).to_owned()
+        nuage_core::figures::render(&self.0.registry)
     }
 }
 

@@ -114,10 +114,6 @@ impl Metrics {
             self.0.instances.get_or_create(&labels).set(figures.instances as i64);
             self.0.queue.get_or_create(&labels).set(figures.waiting as i64);
         }
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &self.0.registry).is_err() {
-            return String::new();
-        }
-        text.strip_suffix("# EOF\n").unwrap_or(&text).to_owned()
+        nuage_core::figures::render(&self.0.registry)
     }
 }

@@ -11,6 +11,9 @@ pub struct TokensConfig {
     /// How many key pairs are made at once (0: one per core), each on a thread of its own
     /// outside the async runtime; more requests wait their turn, first come first served.
     pub key_workers: usize,
+    /// How many key pairs are kept made ahead of need (0: none), so that a new namespace is
+    /// ready at once; refilled one at a time, beside the `key_workers`, after each is taken.
+    pub key_stock: usize,
 }
 
 impl TokensConfig {
@@ -26,6 +29,7 @@ impl Default for TokensConfig {
         Self {
             key_bits: 4096,
             key_workers: 0,
+            key_stock: 2,
         }
     }
 }
