@@ -4,6 +4,7 @@
 use nuage_core::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use uuid::Uuid;
 
@@ -131,6 +132,9 @@ pub struct NatsServer {
     /// The trigger whose own server (a tenant's) it is: its connection is its alone, and
     /// servers it advertises are not followed.
     pub owner: Option<Uuid>,
+    /// For a tenant's server named by a host name and connected to at an address it resolved
+    /// to: that address and the name, which its certificate is checked against over TLS.
+    pub names: Vec<(IpAddr, String)>,
 }
 
 impl NatsServer {
@@ -186,6 +190,7 @@ impl NatsConfig {
                     credentials: account.credentials.clone(),
                     scope: if dedicated { None } else { scope },
                     owner: None,
+                    names: Vec::new(),
                 })
             }
             None => Some(NatsServer {
@@ -193,14 +198,16 @@ impl NatsConfig {
                 credentials: self.credentials.clone(),
                 scope,
                 owner: None,
+                names: Vec::new(),
             }),
         }
     }
 
     /// Returns where to connect for `url`, a server a tenant names as its own, or why it may
     /// not be used: it must be in `tenant_servers`, or (with `public_servers`) have public
-    /// addresses only; then a `nats://` server is connected to at the address checked.
-    pub async fn tenant_server(&self, url: &str) -> Result<String, String> {
+    /// addresses only; then it is connected to at the address checked, its certificate (over
+    /// TLS) checked against the name the tenant gave.
+    pub async fn tenant_server(&self, url: &str) -> Result<TenantServer, String> {
         let (scheme, rest) = url
             .split_once("://")
             .filter(|(scheme, _)| matches!(*scheme, "nats" | "tls"))
@@ -220,7 +227,10 @@ impl NatsConfig {
             .iter()
             .any(|allowed| allowed.eq_ignore_ascii_case(&address))
         {
-            return Ok(format!("{scheme}://{address}"));
+            return Ok(TenantServer {
+                url: format!("{scheme}://{address}"),
+                name: None,
+            });
         }
         let refused = || {
             format!(
@@ -251,12 +261,30 @@ impl NatsConfig {
                  server of its own"
             ));
         }
-        Ok(match scheme {
-            // Checked once, connected to as checked: the name cannot move it elsewhere later.
-            "nats" => format!("nats://{}", resolved[0]),
-            _ => format!("{scheme}://{address}"),
+        // Checked once, connected to as checked: the name cannot move it elsewhere later (a
+        // name that turns into 127.0.0.1:<port> would make this host's loopback services
+        // answer, and the trigger's error tell them apart).
+        let checked = resolved[0];
+        let host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
+        let named = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_err();
+        Ok(TenantServer {
+            url: format!("{scheme}://{checked}"),
+            name: named.then(|| (checked.ip(), host.to_owned())),
         })
     }
+}
+
+/// Where to connect for a server a tenant names as its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantServer {
+    /// The URL to connect to: at the address checked, when the tenant gave a name.
+    pub url: String,
+    /// The address and the name the tenant gave for it, which its certificate must hold.
+    pub name: Option<(IpAddr, String)>,
 }
 
 /// NATS's port, where a URL names none.
@@ -400,11 +428,11 @@ mod tests {
             ..NatsConfig::default()
         };
         assert_eq!(
-            config.tenant_server("nats://127.0.0.1:4222").await.unwrap(),
+            config.tenant_server("nats://127.0.0.1:4222").await.unwrap().url,
             "nats://127.0.0.1:4222"
         );
         assert_eq!(
-            config.tenant_server("nats://127.0.0.1").await.unwrap(),
+            config.tenant_server("nats://127.0.0.1").await.unwrap().url,
             "nats://127.0.0.1:4222"
         );
         for refused in [
@@ -441,10 +469,15 @@ mod tests {
         ] {
             assert!(config.tenant_server(refused).await.is_err(), "{refused}");
         }
-        assert_eq!(
-            config.tenant_server("nats://8.8.8.8:4222").await.unwrap(),
-            "nats://8.8.8.8:4222"
-        );
+        // An address is connected to as it is, its certificate checked against it.
+        for (url, expected) in [
+            ("nats://8.8.8.8:4222", "nats://8.8.8.8:4222"),
+            ("tls://8.8.8.8", "tls://8.8.8.8:4222"),
+            ("tls://[2001:4860:4860::8888]:4443", "tls://[2001:4860:4860::8888]:4443"),
+        ] {
+            let server = config.tenant_server(url).await.unwrap();
+            assert_eq!((server.url.as_str(), server.name), (expected, None), "{url}");
+        }
         // The installation's own server, public, under its address or another spelling of it.
         config.url = Some("nats://8.8.8.8:4222".to_owned());
         for own in ["nats://8.8.8.8:4222", "nats://8.8.8.8", "tls://[::ffff:8.8.8.8]:4222"] {

@@ -7,7 +7,9 @@
 //! to (the operator's `[triggers.nats]`), in a queue group per trigger so that each message
 //! reaches one replica, and POSTs each message to the application through the router's
 //! internal listener, as crons fire, with retries. Its [`Reconciler`] removes deleted
-//! triggers. SQS triggers are refused: no SQS endpoint can be configured. The crons role
+//! triggers. A tenant's own server (containers v1 `nats_config.server_urls`) is connected to
+//! at the address checked when its name resolved, its certificate checked against that name
+//! (`tls`). SQS triggers are refused: no SQS endpoint can be configured. The crons role
 //! serves it, beside crons: both call applications on their own.
 
 mod config;
@@ -18,6 +20,7 @@ mod service;
 mod sources;
 mod store;
 mod subscriber;
+mod tls;
 
 pub use config::{NatsAccount, NatsConfig, NatsCredentials, TriggersConfig};
 pub use delivery::SUBJECT_HEADER;

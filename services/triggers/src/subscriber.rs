@@ -227,9 +227,11 @@ impl Subscriber {
                     )
                 });
         }
-        let mut addresses = Vec::new();
+        let (mut addresses, mut names) = (Vec::new(), Vec::new());
         for url in &trigger.source.server_urls {
-            addresses.push(nats.tenant_server(url).await?);
+            let server = nats.tenant_server(url).await?;
+            addresses.push(server.url);
+            names.extend(server.name);
         }
         let content = if trigger.source.credentials.is_empty() {
             None
@@ -250,6 +252,7 @@ impl Subscriber {
             },
             scope: None,
             owner: Some(trigger.id),
+            names,
         })
     }
 
