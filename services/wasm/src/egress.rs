@@ -10,7 +10,9 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -112,7 +114,9 @@ fn tls_client() -> &'static TlsConnector {
 }
 
 /// Sends an HTTPS `request` over a connection to `address`, the one that was checked, with
-/// `host`, the name the guest gave, in the TLS hello and checked against the certificate.
+/// `host`, the name the guest gave, in the TLS hello and checked against the certificate, under
+/// the guest's connect, first-byte and between-bytes timeouts (wasi-http's defaults where it
+/// sets none).
 async fn send_tls(
     mut request: http::Request<WasiBody>,
     address: SocketAddr,
@@ -122,6 +126,9 @@ async fn send_tls(
     let connect_timeout = options.and_then(|set| set.connect_timeout).unwrap_or(DEFAULT_TIMEOUT);
     let first_byte_timeout = options
         .and_then(|set| set.first_byte_timeout)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let between_bytes_timeout = options
+        .and_then(|set| set.between_bytes_timeout)
         .unwrap_or(DEFAULT_TIMEOUT);
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| Error::HttpRequestUriInvalid)?;
     named_host(&mut request)?;
@@ -150,9 +157,60 @@ async fn send_tls(
         }
     };
     Ok((
-        response.map(|body| body.map_err(Error::from).boxed_unsync()),
+        response.map(|body| BetweenBytes::new(body.map_err(Error::from), between_bytes_timeout).boxed_unsync()),
         Box::new(driving) as Driving,
     ))
+}
+
+/// An answer's body that fails with `ConnectionReadTimeout` when no frame comes for `limit`
+/// (the guest's between-bytes timeout).
+struct BetweenBytes<B> {
+    body: B,
+    limit: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> BetweenBytes<B> {
+    fn new(body: B, limit: Duration) -> Self {
+        Self {
+            body,
+            limit,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+}
+
+impl<B> http_body::Body for BetweenBytes<B>
+where
+    B: http_body::Body<Error = Error> + Unpin,
+{
+    type Data = B::Data;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, Error>>> {
+        match Pin::new(&mut self.body).poll_frame(context) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + self.limit;
+                self.deadline.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(context) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Returns the host and port the request goes to.
@@ -166,7 +224,7 @@ fn destination(request: &http::Request<WasiBody>) -> Result<(String, u16), Error
 
 #[cfg(test)]
 mod tests {
-    use super::{pinned, send_tls};
+    use super::{BetweenBytes, pinned, send_tls};
     use http_body_util::BodyExt;
     use std::time::Duration;
     use tokio::io::AsyncReadExt;
@@ -213,5 +271,50 @@ mod tests {
             hello.windows(15).any(|name| name == b"rebinds.invalid"),
             "the hello does not name the guest's host"
         );
+    }
+
+    /// A body of the frames sent on a channel, pending while none comes.
+    struct Frames(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+    impl http_body::Body for Frames {
+        type Data = bytes::Bytes;
+        type Error = wasmtime_wasi_http::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            context: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            self.0
+                .poll_recv(context)
+                .map(|data| data.map(|data| Ok(http_body::Frame::data(data))))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_stops_sending_for_the_guests_between_bytes_timeout_fails() {
+        let limit = Duration::from_secs(1);
+        let (sending, frames) = tokio::sync::mpsc::channel(1);
+        let mut body = BetweenBytes::new(Frames(frames), limit);
+        let feeding = tokio::spawn(async move {
+            // Frames 300 ms apart, each within the limit of the one before: 1.8 s in all.
+            for _ in 0..6 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                sending.send(bytes::Bytes::from_static(b"x")).await.unwrap();
+            }
+            sending
+        });
+        for _ in 0..6 {
+            let frame = body.frame().await.expect("a frame").expect("no timeout");
+            assert_eq!(frame.into_data().unwrap(), "x");
+        }
+        // Then nothing, the connection still open.
+        let _still_open = feeding.await.unwrap();
+        let started = std::time::Instant::now();
+        let stalled = body.frame().await.expect("an error");
+        assert!(
+            matches!(stalled, Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)),
+            "{stalled:?}"
+        );
+        assert!(started.elapsed() < limit * 2, "{:?}", started.elapsed());
     }
 }
