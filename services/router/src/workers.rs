@@ -41,6 +41,25 @@ struct Accepted {
     internal: Option<Arc<InternalAuth>>,
     /// The listener's place it holds.
     place: Permit,
+    /// Its count among its worker's open connections.
+    counted: Counted,
+}
+
+/// One connection counted among a worker's open ones until it is dropped, however its task
+/// ends (a panic included), so that the balance between workers stays true.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct Worker {
@@ -82,12 +101,11 @@ impl Workers {
             let open = Arc::new(AtomicUsize::new(0));
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let proxy = proxy.for_worker();
-            let counted = open.clone();
             let limits = Arc::new(limits.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("nuage-router-{index}"))
                 .spawn(move || {
-                    runtime.block_on(work(receiver, proxy, counted, grace, idle_poll, limits));
+                    runtime.block_on(work(receiver, proxy, grace, idle_poll, limits));
                     // Whatever outlived the grace period is dropped with the runtime.
                 })?;
             workers.push(Worker { connections, open });
@@ -121,19 +139,14 @@ impl Workers {
                 return;
             }
         };
-        worker.open.fetch_add(1, Ordering::Relaxed);
-        if worker
-            .connections
-            .send(Accepted {
-                stream,
-                peer,
-                internal,
-                place,
-            })
-            .is_err()
-        {
-            worker.open.fetch_sub(1, Ordering::Relaxed);
-        }
+        // Refused when the worker ended: the connection is dropped, uncounted.
+        let _ = worker.connections.send(Accepted {
+            stream,
+            peer,
+            internal,
+            place,
+            counted: Counted::new(&worker.open),
+        });
     }
 }
 
@@ -141,7 +154,6 @@ impl Workers {
 async fn work(
     mut connections: mpsc::UnboundedReceiver<Accepted>,
     proxy: Proxy,
-    open: Arc<AtomicUsize>,
     grace: Duration,
     idle_poll: Duration,
     limits: Arc<ConnectionLimits>,
@@ -158,6 +170,7 @@ async fn work(
         peer,
         internal,
         place,
+        counted,
     }) = connections.recv().await
     {
         while serving.try_join_next().is_some() {}
@@ -165,7 +178,6 @@ async fn work(
             Ok(stream) => stream,
             Err(error) => {
                 tracing::warn!(%error, "cannot serve a connection");
-                open.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
         };
@@ -187,11 +199,9 @@ async fn work(
             }
         });
         let connection = nuage_core::listener::serve_connection(stream, service, limits.clone(), stopping.clone());
-        let open = open.clone();
         serving.spawn(async move {
             connection.await;
-            drop(place);
-            open.fetch_sub(1, Ordering::Relaxed);
+            drop((place, counted));
         });
     }
     let _ = stop.send(true);
