@@ -8,7 +8,7 @@ use nuage_tests::apps::{
     deployed, deployed_node, deployed_private_node, processes_of, runtime, upload_and_deploy, zip,
 };
 use nuage_tests::hosts::{TestHost, Witness};
-use nuage_tests::{Tenant, TestServer};
+use nuage_tests::{Tenant, TestServer, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -417,6 +417,7 @@ async fn public_egress_reaches_public_addresses_and_nothing_private() {
     let api = server.server().endpoints().api.unwrap().port();
     let probe = format!(
         "import urllib.request\n\
+         open('/tmp/first-run', 'w').close()\n\
          for url in ['http://10.213.77.2:8000/', 'http://198.51.100.2:8000/', 'http://127.0.0.1:{api}/', '{own_url}']:\n    \
          try: print(url, urllib.request.urlopen(url, timeout=5).read().decode())\n    \
          except Exception as error: print(url, 'refused', error)"
@@ -428,6 +429,29 @@ async fn public_egress_reaches_public_addresses_and_nothing_private() {
     assert!(out.contains(&format!("http://127.0.0.1:{api}/ refused")), "{out}");
     assert!(out.contains(&format!("{own_url} refused")), "{out}");
     assert_eq!(own.reached(), 0, "{out}");
+    // An address the host gains while the instance runs: refused to it too, once the runner
+    // saw the change (it follows the host's addresses; until then it may still be reached).
+    let _later = TestHost::start("100.200.91", "later-host").await;
+    let gained = Witness::bind("100.200.91.1:0").await;
+    let gained_url = &gained.url;
+    let probe = format!(
+        "import os, urllib.request\n\
+         print('instance', 'the same' if os.path.exists('/tmp/first-run') else 'another')\n\
+         try: print('{gained_url}', urllib.request.urlopen('{gained_url}', timeout=5).read().decode())\n\
+         except Exception as error: print('{gained_url}', 'refused', error)"
+    );
+    let (_, out, _) = eventually(
+        Duration::from_secs(10),
+        || run(&endpoint, json!({"py": probe.as_str()})),
+        |(_, out, _): &(i64, String, String)| out.contains(&format!("{gained_url} refused")),
+    )
+    .await;
+    assert!(out.contains(&format!("{gained_url} refused")), "{out}");
+    assert!(out.contains("instance the same"), "the instance was replaced: {out}");
+    let reached = gained.reached();
+    let (_, out, _) = run(&endpoint, json!({"py": probe.as_str()})).await;
+    assert!(out.contains(&format!("{gained_url} refused")), "{out}");
+    assert_eq!(gained.reached(), reached, "{out}");
     // The filter is out of the instance's reach.
     let (_, out, _) = run(
         &endpoint,

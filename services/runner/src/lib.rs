@@ -79,15 +79,16 @@ pub async fn serve(
         logs: shipping,
         sealing,
     };
-    let (backend, warnings) = match config.backend.as_str() {
+    let (backend, warnings, watching) = match config.backend.as_str() {
         "local" => {
             let backend = LocalBackend::new(config, parts)?;
             let warnings = backend.warnings();
-            (ConfiguredBackend::Local(Box::new(backend)), warnings)
+            let watching = backend.watch_host_addresses();
+            (ConfiguredBackend::Local(Box::new(backend)), warnings, watching)
         }
         "kubernetes" => {
             let backend = KubernetesBackend::new(config, parts).await?;
-            (ConfiguredBackend::Kubernetes(backend), Vec::new())
+            (ConfiguredBackend::Kubernetes(backend), Vec::new(), None)
         }
         other => return Err(RunnerError::UnknownBackend(other.to_owned())),
     };
@@ -96,6 +97,7 @@ pub async fn serve(
     let release = tokio::spawn(service.clone().release_unused());
     Ok(Served::new(RunnerServer::new(service.clone()))
         .with_background([recover, release])
+        .with_background(watching)
         .with_warnings(warnings)
         .with_handle(service))
 }

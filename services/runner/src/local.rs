@@ -151,6 +151,12 @@ impl LocalBackend {
         self
     }
 
+    /// With public egress: starts the task that keeps running instances' filters up to date
+    /// with the host's addresses.
+    pub fn watch_host_addresses(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.tools.watch_host_addresses()
+    }
+
     /// Why instances are less isolated than they should be, if they are.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.tools.warnings(&self.config, &self.offer);
@@ -699,6 +705,7 @@ impl LocalBackend {
             tracing::warn!(instance_id, "cannot name the instance's namespace: it has no egress");
             return None;
         }
+        self.tools.filtered(instance_id);
         let started = Command::new(&pasta[0])
             .args(&pasta[1..])
             .env_clear()

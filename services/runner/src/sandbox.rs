@@ -22,9 +22,11 @@
 use crate::config::{Egress, RunnerConfig, Sandbox, SandboxKind};
 use crate::error::RunnerError;
 use crate::offer::{Offer, find_program};
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// What step 2 runs. Arguments: `<cgroup.procs>... -- <isolated 0|1> <image root|-> <runtime
 /// root|-> <args> <filter> <open files> <nftables ruleset|-> <root to overlay|-> <overlay's
@@ -77,8 +79,11 @@ pub struct Tools {
     /// With egress: what the nftables ruleset of every instance's namespace refuses
     /// connections to, the non-public ranges and the host's networks as they were at start (the
     /// instance holds no capability to change it). The host's own addresses are added as they
-    /// are when each instance starts.
+    /// are when each instance starts, and again in running instances whenever they change
+    /// ([`Tools::watch_host_addresses`]).
     blocked: Option<Vec<String>>,
+    /// With egress: the instances whose namespaces are named (`nuage-<id>`) and filtered.
+    filtered: Arc<Mutex<HashSet<String>>>,
 }
 
 /// Ranges an instance with public egress never reaches: private, shared, link-local,
@@ -192,6 +197,7 @@ impl Tools {
             pasta,
             ip,
             blocked,
+            filtered: Arc::default(),
         }
     }
 
@@ -359,8 +365,119 @@ impl Tools {
         Some([attach, line])
     }
 
+    /// Counts the instance, whose namespace [`Tools::egress`] named, among those whose filter
+    /// follows the host's addresses, and gives it the filter of now (the host may have gained
+    /// an address since its namespace was filtered, before it was counted).
+    pub fn filtered(&self, instance_id: &str) {
+        self.filtered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(instance_id.to_owned());
+        if let Some(ruleset) = self.ruleset() {
+            self.refilter(instance_id, &ruleset);
+        }
+    }
+
+    /// Replaces the filter of the instance's namespace with `ruleset`, in one transaction.
+    fn refilter(&self, instance_id: &str, ruleset: &str) {
+        use std::io::Write;
+        let Some(ip) = &self.ip else { return };
+        let namespace = format!("nuage-{instance_id}");
+        let started = std::process::Command::new(ip)
+            .args(["netns", "exec", &namespace, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = started else {
+            tracing::warn!(instance_id, "cannot run nft in the instance's namespace");
+            return;
+        };
+        if let Some(mut input) = child.stdin.take() {
+            // `add` then `delete` removes the table whether or not it is there.
+            let _ = write!(input, "add table inet nuage\ndelete table inet nuage\n{ruleset}\n");
+        }
+        match child.wait_with_output() {
+            Ok(output) if output.status.success() => {}
+            // Gone meanwhile: its namespace went with it.
+            Ok(_) if !Path::new("/run/netns").join(&namespace).exists() => {}
+            Ok(output) => tracing::warn!(
+                instance_id,
+                error = %String::from_utf8_lossy(&output.stderr).trim(),
+                "the instance's egress filter could not be updated"
+            ),
+            Err(error) => tracing::warn!(instance_id, %error, "the instance's egress filter could not be updated"),
+        }
+    }
+
+    /// With egress: starts the task that gives every running instance the filter of now
+    /// whenever the host's addresses change (`ip monitor address`), so that an address the host
+    /// gains while an instance runs is refused to it too. `None` without egress.
+    pub fn watch_host_addresses(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let ip = self.ip.clone().filter(|_| self.blocked.is_some())?;
+        let tools = self.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                if let Err(error) = tools.follow_address_changes(&ip).await {
+                    tracing::warn!(%error, "cannot follow the host's addresses; trying again");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                // What changed while nothing followed.
+                tools.refilter_all().await;
+            }
+        }))
+    }
+
+    /// Refilters every instance at each change `ip monitor address` reports, until it ends.
+    async fn follow_address_changes(&self, ip: &Path) -> std::io::Result<()> {
+        use tokio::io::AsyncBufReadExt;
+        let mut monitor = tokio::process::Command::new(ip)
+            .args(["-o", "monitor", "address"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = monitor
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no output"))?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while lines.next_line().await?.is_some() {
+            // One change often comes as several lines: take them all, then refilter once.
+            while let Ok(Ok(Some(_))) =
+                tokio::time::timeout(std::time::Duration::from_millis(50), lines.next_line()).await
+            {}
+            self.refilter_all().await;
+        }
+        Err(std::io::Error::other("`ip monitor address` ended"))
+    }
+
+    /// Gives every running instance the filter of now.
+    async fn refilter_all(&self) {
+        let tools = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let Some(ruleset) = tools.ruleset() else { return };
+            let instances: Vec<String> = tools
+                .filtered
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            for instance_id in instances {
+                tools.refilter(&instance_id, &ruleset);
+            }
+        })
+        .await;
+    }
+
     /// Forgets the name [`Tools::egress`] gave an instance's namespace, if it gave one.
     pub fn forget_egress(&self, instance_id: &str) {
+        self.filtered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(instance_id);
         if let (Some(_), Some(ip)) = (&self.pasta, &self.ip) {
             let _ = std::process::Command::new(ip)
                 .args(["netns", "delete", &format!("nuage-{instance_id}")])
