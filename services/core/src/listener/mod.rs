@@ -10,8 +10,9 @@
 //! these carry core's Scaleway body ([`ErrorResponse`](crate::error::ErrorResponse)), as every
 //! other error of nuage. A listener serves at most `max_connections` at once ([`Gate`]); one
 //! more is answered 503 and closed, as is one more from a client that holds
-//! `max_connections_per_client` (an address, or an IPv6 /64). The gRPC listener, which tonic serves, has a [`Gate`] too,
-//! and a deadline for the opening of each connection, the HTTP/2 client preface and the
+//! `max_connections_per_client` (an address, or an IPv6 /64). The gRPC listener, which tonic
+//! serves, has a [`Gate`] too, and a deadline for the opening of each connection, the HTTP/2
+//! client preface and the
 //! acknowledgement of the server's settings ([`Gate::admitted`]), so that peers which connect
 //! and say nothing, or stop after the preface, cannot keep its places.
 
@@ -127,11 +128,11 @@ impl Gate {
     pub fn admit(&self, stream: TcpStream) -> Option<(TcpStream, Permit)> {
         let client = match stream.peer_addr() {
             Ok(peer) if self.per_client < self.limit => match self.client_place(client_of(peer.ip())) {
-                Some(client) => Some(client),
-                None => {
+                Ok(place) => Some(place),
+                Err(client) => {
                     tracing::warn!(
                         limit = self.per_client,
-                        client = %client_of(peer.ip()),
+                        %client,
                         "connection refused: its client holds every place it may"
                     );
                     let answer = Refusal::ClientOverloaded { limit: self.per_client }.to_http();
@@ -158,15 +159,16 @@ impl Gate {
         }
     }
 
-    /// Counts one more place for `client`, unless it holds as many as it may.
-    fn client_place(&self, client: IpAddr) -> Option<ClientPlace> {
+    /// Counts one more place for `client`, unless it holds as many as it may (then returns
+    /// the client).
+    fn client_place(&self, client: IpAddr) -> Result<ClientPlace, IpAddr> {
         let mut clients = self.clients.lock().expect("not poisoned");
         let held = clients.entry(client).or_insert(0);
         if *held >= self.per_client {
-            return None;
+            return Err(client);
         }
         *held += 1;
-        Some(ClientPlace {
+        Ok(ClientPlace {
             clients: self.clients.clone(),
             client,
         })
