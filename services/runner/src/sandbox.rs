@@ -84,6 +84,10 @@ pub struct Tools {
     blocked: Option<Vec<String>>,
     /// With egress: the instances whose namespaces are named (`nuage-<id>`) and filtered.
     filtered: Arc<Mutex<HashSet<String>>>,
+    /// With egress: the host's addresses as last read, refused when they cannot be read again.
+    /// Held while a filter is worked out and applied, so that one worked out earlier is never
+    /// applied over one worked out later.
+    addresses: Arc<Mutex<Vec<std::net::IpAddr>>>,
 }
 
 /// Ranges an instance with public egress never reaches: private, shared, link-local,
@@ -120,13 +124,17 @@ fn ruleset(prefixes: &[String]) -> String {
 }
 
 /// The host's own addresses (`ip -o addr show`), loopback and IPv6 link-local aside, with the
-/// lengths of their networks' prefixes.
-fn host_addresses(ip: &Path) -> Vec<(std::net::IpAddr, u32)> {
-    let Ok(output) = std::process::Command::new(ip).args(["-o", "addr", "show"]).output() else {
-        return Vec::new();
-    };
+/// lengths of their networks' prefixes; `None` when they cannot be read.
+fn host_addresses(ip: &Path) -> Option<Vec<(std::net::IpAddr, u32)>> {
+    let output = std::process::Command::new(ip)
+        .args(["-o", "addr", "show"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())?;
     let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
+    let addresses = text
+        .lines()
         .filter_map(|line| line.split_whitespace().nth(3))
         .filter_map(|prefix| {
             let (address, length) = prefix.split_once('/')?;
@@ -137,13 +145,15 @@ fn host_addresses(ip: &Path) -> Vec<(std::net::IpAddr, u32)> {
             };
             own.then_some((address, length.parse().ok()?))
         })
-        .collect()
+        .collect();
+    Some(addresses)
 }
 
 /// The networks of the host's own addresses, as prefixes.
-fn host_networks(ip: &Path) -> Vec<String> {
-    host_addresses(ip)
-        .into_iter()
+fn host_networks(addresses: &[(std::net::IpAddr, u32)]) -> Vec<String> {
+    addresses
+        .iter()
+        .copied()
         .map(|(address, length)| match address {
             std::net::IpAddr::V4(v4) => {
                 let mask = u32::MAX.checked_shl(32 - length.min(32)).unwrap_or(0);
@@ -183,9 +193,10 @@ impl Tools {
             (Egress::Public, Some(_), Some(pasta), Some(_)) => Some(pasta),
             _ => None,
         };
-        let blocked = pasta.as_ref().zip(ip.as_deref()).map(|(_, ip)| {
+        let at_start = ip.as_deref().and_then(host_addresses).unwrap_or_default();
+        let blocked = pasta.as_ref().zip(ip.as_deref()).map(|_| {
             let mut prefixes: Vec<String> = NOT_PUBLIC.map(str::to_owned).to_vec();
-            prefixes.extend(host_networks(ip));
+            prefixes.extend(host_networks(&at_start));
             prefixes
         });
         Self {
@@ -198,16 +209,33 @@ impl Tools {
             ip,
             blocked,
             filtered: Arc::default(),
+            addresses: Arc::new(Mutex::new(at_start.into_iter().map(|(address, _)| address).collect())),
         }
     }
 
     /// With egress: the ruleset of an instance starting now, which refuses what `blocked` lists
     /// and every address the host has now (one it gained since nuage started too).
     fn ruleset(&self) -> Option<String> {
-        let (blocked, ip) = self.blocked.as_ref().zip(self.ip.as_deref())?;
-        let own = host_addresses(ip)
-            .into_iter()
-            .map(|(address, _)| format!("{address}/{}", if address.is_ipv4() { 32 } else { 128 }));
+        self.ruleset_of(&self.read_addresses())
+    }
+
+    /// Reads the host's addresses (the last ones read, should that fail); the lock held keeps
+    /// them until the filter worked out from them is applied.
+    fn read_addresses(&self) -> std::sync::MutexGuard<'_, Vec<std::net::IpAddr>> {
+        let mut known = self.addresses.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match self.ip.as_deref().and_then(host_addresses) {
+            Some(addresses) => *known = addresses.into_iter().map(|(address, _)| address).collect(),
+            None => tracing::warn!("cannot read the host's addresses: the last ones read stay refused"),
+        }
+        known
+    }
+
+    /// With egress: the ruleset refusing what `blocked` lists and `addresses`.
+    fn ruleset_of(&self, addresses: &[std::net::IpAddr]) -> Option<String> {
+        let blocked = self.blocked.as_ref()?;
+        let own = addresses
+            .iter()
+            .map(|address| format!("{address}/{}", if address.is_ipv4() { 32 } else { 128 }));
         Some(ruleset(&blocked.iter().cloned().chain(own).collect::<Vec<_>>()))
     }
 
@@ -367,15 +395,20 @@ impl Tools {
 
     /// Counts the instance, whose namespace [`Tools::egress`] named, among those whose filter
     /// follows the host's addresses, and gives it the filter of now (the host may have gained
-    /// an address since its namespace was filtered, before it was counted).
+    /// an address since its namespace was filtered, before it was counted), on a thread of
+    /// its own.
     pub fn filtered(&self, instance_id: &str) {
         self.filtered
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(instance_id.to_owned());
-        if let Some(ruleset) = self.ruleset() {
-            self.refilter(instance_id, &ruleset);
-        }
+        let (tools, instance_id) = (self.clone(), instance_id.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let addresses = tools.read_addresses();
+            if let Some(ruleset) = tools.ruleset_of(&addresses) {
+                tools.refilter(&instance_id, &ruleset);
+            }
+        });
     }
 
     /// Replaces the filter of the instance's namespace with `ruleset`, in one transaction.
@@ -422,15 +455,15 @@ impl Tools {
                     tracing::warn!(%error, "cannot follow the host's addresses; trying again");
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                // What changed while nothing followed.
-                tools.refilter_all().await;
             }
         }))
     }
 
-    /// Refilters every instance at each change `ip monitor address` reports, until it ends.
+    /// Refilters every instance at each change `ip monitor address` reports, until it ends; and
+    /// once when it starts following, for what changed while nothing followed.
     async fn follow_address_changes(&self, ip: &Path) -> std::io::Result<()> {
         use tokio::io::AsyncBufReadExt;
+        use tokio::time::{Duration, Instant, timeout};
         let mut monitor = tokio::process::Command::new(ip)
             .args(["-o", "monitor", "address"])
             .stdin(std::process::Stdio::null())
@@ -443,10 +476,16 @@ impl Tools {
             .take()
             .ok_or_else(|| std::io::Error::other("no output"))?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
+        self.refilter_all().await;
         while lines.next_line().await?.is_some() {
-            // One change often comes as several lines: take them all, then refilter once.
-            while let Ok(Ok(Some(_))) =
-                tokio::time::timeout(std::time::Duration::from_millis(50), lines.next_line()).await
+            // One change often comes as several lines: take those that follow within 50 ms of
+            // each other (for half a second at most), then refilter once.
+            let until = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < until
+                && matches!(
+                    timeout(Duration::from_millis(50), lines.next_line()).await,
+                    Ok(Ok(Some(_)))
+                )
             {}
             self.refilter_all().await;
         }
@@ -457,7 +496,10 @@ impl Tools {
     async fn refilter_all(&self) {
         let tools = self.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            let Some(ruleset) = tools.ruleset() else { return };
+            let addresses = tools.read_addresses();
+            let Some(ruleset) = tools.ruleset_of(&addresses) else {
+                return;
+            };
             let instances: Vec<String> = tools
                 .filtered
                 .lock()
