@@ -190,7 +190,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let ran = runtime.block_on(run(cli));
+    // What still runs on a blocking thread once nuage stopped (a key pair being made for the
+    // tokens stock takes seconds) is not waited for: it ends with the process.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

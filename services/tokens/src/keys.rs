@@ -197,27 +197,23 @@ impl KeyStore {
         if let Some(public) = self.public_key(namespace_id).await? {
             return Ok(public);
         }
-        let pair = match self.stock.take() {
+        let (pair, given) = match self.stock.take() {
             Some(pair) => {
                 tracing::info!(
                     namespace_id,
                     bits = self.bits,
                     "namespace key pair taken from the stock"
                 );
-                self.stock.figures.from_stock.inc();
-                pair
+                (pair, &self.stock.figures.from_stock)
             }
             None => match self.make_on_demand(namespace_id).await? {
-                Some(pair) => {
-                    self.stock.figures.made_on_demand.inc();
-                    pair
-                }
+                Some(pair) => (pair, &self.stock.figures.made_on_demand),
                 None => return self.stored_public_key(namespace_id).await,
             },
         };
         let sealed = seal::seal(&self.sealing, &context(namespace_id), pair.private_pem.as_bytes());
         // Two makers at once: the first one stored wins, both answer its key.
-        sqlx::query(
+        let stored = sqlx::query(
             "insert into namespace_keys (namespace_id, public_key, private_key_sealed, bits, created_at) \
              values ($1, $2, $3, $4, $5) on conflict (namespace_id) do nothing",
         )
@@ -228,6 +224,10 @@ impl KeyStore {
         .bind(nuage_core::clock::now_micros())
         .execute(self.database.pool())
         .await?;
+        // Counted once stored: a pair that lost the race to another is not the namespace's.
+        if stored.rows_affected() == 1 {
+            given.inc();
+        }
         self.stored_public_key(namespace_id).await
     }
 
