@@ -159,9 +159,10 @@ impl NatsServer {
     pub fn key(&self) -> String {
         let credentials = &self.credentials;
         format!(
-            "{}|{}|{}|{}|{}",
+            "{}|{}|{:?}|{}|{}|{}",
             self.owner.map(|owner| owner.to_string()).unwrap_or_default(),
             self.url,
+            self.names,
             credentials
                 .file
                 .as_ref()
