@@ -4,9 +4,10 @@
 //! [`Caller`] a request acts for, pagination, the database pool and its migrator, the master
 //! key, sealing of secrets at rest, the namespace tokens (JWT), shared config types, the
 //! internal gRPC credential, the gRPC [`Transport`], the [`served::Served`] shape in which
-//! each service crate hands itself to the process, and how HTTP listeners hold their client
-//! connections ([`listener`]) and render figures for `/metrics` ([`figures`]). It holds no business logic and no tables of
-//! its own, and calls no service: clients of other parts live in `nuage-clients`.
+//! each service crate hands itself to the process, how HTTP listeners hold their client
+//! connections ([`listener`]), and how services render their figures for `/metrics`
+//! ([`figures`]). It holds no business logic and no tables of its own, and calls no service:
+//! clients of other parts live in `nuage-clients`.
 
 pub mod caller;
 pub mod clock;

@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// A guest's wait for a connection and for an answer's first byte when it sets none, as
-/// wasi-http's own sender.
+/// A guest's wait for a connection, for an answer's first byte and between two of its bytes,
+/// when it sets none, as wasi-http's own sender.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What a guest's outgoing requests may reach.

@@ -12,9 +12,8 @@
 //! more is answered 503 and closed, as is one more from a client that holds
 //! `max_connections_per_client` (an address, or an IPv6 /64). The gRPC listener, which tonic
 //! serves, has a [`Gate`] too, and a deadline for the opening of each connection, the HTTP/2
-//! client preface and the
-//! acknowledgement of the server's settings ([`Gate::admitted`]), so that peers which connect
-//! and say nothing, or stop after the preface, cannot keep its places.
+//! client preface and the acknowledgement of the server's settings ([`Gate::admitted`]), so
+//! that peers which connect and say nothing, or stop after the preface, cannot keep its places.
 
 mod guard;
 mod limits;
